@@ -1,0 +1,214 @@
+# shellcheck shell=bash
+# Helpers shared by deploy/*.sh. Source it; it defines variables and functions and runs nothing.
+#
+# Variables (each may be set in the environment beforehand):
+#   RTDASH_CACHE               where install.sh puts nats-server and the QuestDB jar
+#                              (default ~/.cache/rtdash)
+#   RTDASH_STATE               state dir of a stack started by up.sh: data, logs, pid files
+#                              (default <repo>/.rtdash)
+#   RTDASH_NATS_SERVER         nats-server binary (default: the pinned one in the cache)
+#   RTDASH_QUESTDB_JAR         QuestDB server jar (default: the pinned one in the cache)
+#   RTDASH_JAVA                java binary (default: `java` on PATH)
+#   RTDASH_NATS_SYNC_INTERVAL  JetStream fsync interval: a duration (default 2m, the
+#                              nats-server default: acks may precede fsync) or `always`
+#   RTDASH_QUESTDB_HEAP        QuestDB JVM max heap (default 1g)
+#   RTDASH_STOP_TIMEOUT        seconds a service gets to stop after SIGTERM before SIGKILL
+#                              (default 15)
+
+RTDASH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=deploy/versions.env
+. "$RTDASH_ROOT/deploy/versions.env"
+
+RTDASH_CACHE=${RTDASH_CACHE:-$HOME/.cache/rtdash}
+RTDASH_STATE=${RTDASH_STATE:-$RTDASH_ROOT/.rtdash}
+# Where install.sh puts the pinned versions; the test harness (tests/src/deploy.rs) uses the same layout.
+RTDASH_NATS_SERVER_PINNED="$RTDASH_CACHE/nats-$NATS_SERVER_VERSION/nats-server"
+RTDASH_QUESTDB_JAR_PINNED="$RTDASH_CACHE/questdb/questdb-$QUESTDB_VERSION.jar"
+RTDASH_NATS_SERVER=${RTDASH_NATS_SERVER:-$RTDASH_NATS_SERVER_PINNED}
+RTDASH_QUESTDB_JAR=${RTDASH_QUESTDB_JAR:-$RTDASH_QUESTDB_JAR_PINNED}
+RTDASH_JAVA=${RTDASH_JAVA:-$(command -v java || echo java)}
+RTDASH_NATS_SYNC_INTERVAL=${RTDASH_NATS_SYNC_INTERVAL:-2m}
+RTDASH_QUESTDB_HEAP=${RTDASH_QUESTDB_HEAP:-1g}
+RTDASH_STOP_TIMEOUT=${RTDASH_STOP_TIMEOUT:-15}
+
+# Order in which rtdash_stop_all stops services: producers first, stores last.
+RTDASH_STOP_ORDER=(loadgen edge-agent gateway core-aggregator questdb nats)
+
+rtdash_log() { printf 'rtdash: %s\n' "$*" >&2; }
+rtdash_die() {
+	printf 'rtdash: error: %s\n' "$*" >&2
+	exit 1
+}
+
+# rtdash_port_in_use PORT: true when something listens on PORT on any local address.
+rtdash_port_in_use() {
+	if command -v ss >/dev/null 2>&1; then
+		[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]
+	else
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	fi
+}
+
+# rtdash_require_free_ports NAME=PORT...: one line naming the first busy port, then exit 1.
+rtdash_require_free_ports() {
+	local spec
+	for spec in "$@"; do
+		if rtdash_port_in_use "${spec#*=}"; then
+			rtdash_die "port ${spec#*=} (${spec%%=*}) is already in use; stop whatever holds it (./deploy/down.sh stops a stack started by up.sh)"
+		fi
+	done
+}
+
+# rtdash_render TEMPLATE OUT KEY=VALUE...: copy TEMPLATE to OUT replacing @KEY@ with VALUE.
+rtdash_render() {
+	local template=$1 out=$2 text kv key
+	shift 2
+	text=$(<"$template")
+	for kv in "$@"; do
+		key=${kv%%=*}
+		text=${text//"@$key@"/"${kv#*=}"}
+	done
+	if [[ $text =~ @[A-Z_]+@ ]]; then
+		rtdash_die "$template: placeholder ${BASH_REMATCH[0]} left unset"
+	fi
+	printf '%s\n' "$text" >"$out"
+}
+
+# Process bookkeeping. A service runs as the leader of its own session and process group, so
+# stopping it signals the whole group. Its pid file holds "<pid> <start time>" so a stale file
+# never leads to signalling an unrelated process that reused the pid.
+rtdash_pidfile() { printf '%s/pids/%s.pid' "$RTDASH_STATE" "$1"; }
+
+rtdash_proc_starttime() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) } # drop "pid (comm) ": comm may contain spaces
+	# shellcheck disable=SC2086 # split the remaining fields on purpose
+	set -- $stat
+	printf '%s' "${20}" # field 22 of /proc/<pid>/stat: start time in clock ticks
+}
+
+# rtdash_write_pidfile FILE PID
+rtdash_write_pidfile() { printf '%s %s\n' "$2" "$(rtdash_proc_starttime "$2")" >"$1"; }
+
+# rtdash_read_pidfile FILE: print the pid FILE names when that very process still runs.
+rtdash_read_pidfile() {
+	local pid start now
+	[ -f "$1" ] || return 1
+	read -r pid start <"$1" || return 1
+	now=$(rtdash_proc_starttime "$pid") || return 1
+	[ "$now" = "$start" ] || return 1
+	printf '%s' "$pid"
+}
+
+# rtdash_service_pid NAME: print the pid of service NAME while it runs.
+rtdash_service_pid() { rtdash_read_pidfile "$(rtdash_pidfile "$1")"; }
+
+# rtdash_spawn NAME COMMAND...: start COMMAND in the background as its own session, output to
+# $RTDASH_STATE/logs/NAME.log, pid file under $RTDASH_STATE/pids. Call it from the main shell
+# (not in $(...) or a pipeline): the service gets SIGKILL if that shell dies without cleaning up.
+rtdash_spawn() {
+	local name=$1 log
+	shift
+	mkdir -p "$RTDASH_STATE/logs" "$RTDASH_STATE/pids"
+	log="$RTDASH_STATE/logs/$name.log"
+	printf '\n=== %s: starting %s\n' "$(date -u +%FT%TZ)" "$*" >>"$log"
+	if command -v setpriv >/dev/null 2>&1; then
+		setsid setpriv --pdeathsig KILL -- "$@" </dev/null >>"$log" 2>&1 &
+	else
+		setsid "$@" </dev/null >>"$log" 2>&1 &
+	fi
+	rtdash_write_pidfile "$(rtdash_pidfile "$name")" $!
+}
+
+# rtdash_group_alive PID: true while any non-zombie process is left in PID's session.
+rtdash_group_alive() {
+	local state
+	# A service leads its own session, so its session id is its pid.
+	for state in $(ps -o stat= -s "$1" 2>/dev/null); do
+		[[ $state == Z* ]] || return 0
+	done
+	return 1
+}
+
+# rtdash_stop NAME: SIGTERM to NAME's process group, SIGKILL after RTDASH_STOP_TIMEOUT seconds.
+rtdash_stop() {
+	local name=$1 pid i
+	if pid=$(rtdash_service_pid "$name"); then
+		kill -TERM -- "-$pid" 2>/dev/null || true
+		for ((i = 0; i < RTDASH_STOP_TIMEOUT * 10; i++)); do
+			rtdash_group_alive "$pid" || break
+			sleep 0.1
+		done
+		if rtdash_group_alive "$pid"; then
+			rtdash_log "$name did not stop within ${RTDASH_STOP_TIMEOUT}s; killing it"
+			kill -KILL -- "-$pid" 2>/dev/null || true
+		fi
+		wait "$pid" 2>/dev/null || true # reap it when it is our child
+	fi
+	rm -f "$(rtdash_pidfile "$name")"
+}
+
+# rtdash_stop_all: stop every service with a pid file in $RTDASH_STATE, producers first.
+rtdash_stop_all() {
+	local name file
+	for name in "${RTDASH_STOP_ORDER[@]}"; do
+		rtdash_stop "$name"
+	done
+	for file in "$RTDASH_STATE"/pids/*.pid; do
+		[ -e "$file" ] || continue
+		name=${file##*/}
+		rtdash_stop "${name%.pid}"
+	done
+}
+
+# rtdash_wait_http NAME URL TIMEOUT_SECONDS: wait for URL to answer 2xx while NAME still runs.
+rtdash_wait_http() {
+	local name=$1 url=$2 timeout=$3 deadline log
+	log="$RTDASH_STATE/logs/$name.log"
+	deadline=$((SECONDS + timeout))
+	until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+		if ! rtdash_service_pid "$name" >/dev/null; then
+			rtdash_log "$name exited before it was ready; last lines of $log:"
+			tail -n 20 "$log" >&2
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			rtdash_log "$name was not ready at $url within ${timeout}s; last lines of $log:"
+			tail -n 20 "$log" >&2
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# rtdash_start_nats CLIENT_PORT MONITOR_PORT: nats-server with JetStream under $RTDASH_STATE/nats.
+rtdash_start_nats() {
+	local dir="$RTDASH_STATE/nats"
+	mkdir -p "$dir/store"
+	rtdash_render "$RTDASH_ROOT/deploy/nats/local.conf" "$dir/nats.conf" \
+		"NATS_PORT=$1" "NATS_MONITOR_PORT=$2" "NATS_STORE_DIR=$dir/store" \
+		"NATS_SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL"
+	rtdash_spawn nats "$RTDASH_NATS_SERVER" -c "$dir/nats.conf"
+}
+
+# rtdash_wait_nats MONITOR_PORT [TIMEOUT]: wait until JetStream is up.
+rtdash_wait_nats() {
+	rtdash_wait_http nats "http://127.0.0.1:$1/healthz?js-enabled-only=true" "${2:-30}"
+}
+
+# rtdash_start_questdb HTTP_PORT ILP_PORT PG_PORT MIN_HTTP_PORT: QuestDB rooted at
+# $RTDASH_STATE/questdb, with server.conf generated from deploy/questdb/server.conf.
+rtdash_start_questdb() {
+	local root="$RTDASH_STATE/questdb"
+	mkdir -p "$root/conf"
+	rtdash_render "$RTDASH_ROOT/deploy/questdb/server.conf" "$root/conf/server.conf" \
+		"QDB_HTTP_PORT=$1" "QDB_ILP_PORT=$2" "QDB_PG_PORT=$3" "QDB_MIN_HTTP_PORT=$4"
+	rtdash_spawn questdb "$RTDASH_JAVA" -Xms128m "-Xmx$RTDASH_QUESTDB_HEAP" \
+		-p "$RTDASH_QUESTDB_JAR" -m io.questdb/io.questdb.ServerMain -d "$root"
+}
+
+# rtdash_wait_questdb HTTP_PORT [TIMEOUT]: wait until `select 1` answers.
+rtdash_wait_questdb() {
+	rtdash_wait_http questdb "http://127.0.0.1:$1/exec?query=select%201" "${2:-60}"
+}

@@ -1,0 +1,22 @@
+//! Service plumbing shared by rtdash's binaries, so that each `main.rs` stays thin:
+//!
+//! - [`config`]: layered configuration (defaults, then a TOML file, then `RTDASH_...`
+//!   environment variables) with errors that name the key; exit code 64 on bad config;
+//! - [`telemetry`]: `tracing` logs (human or JSON) and the Prometheus metrics recorder;
+//! - [`admin`]: `/healthz`, `/readyz` and `/metrics`;
+//! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, and a bounded grace period;
+//! - [`net`]: binding listeners with errors that name the address;
+//! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod nats;
+pub mod net;
+pub mod shutdown;
+pub mod telemetry;
+
+/// Exit code for a configuration problem (`EX_USAGE` from sysexits.h).
+pub const EXIT_CONFIG: i32 = 64;
+/// Exit code for a runtime failure (a dependency missing, a port taken).
+pub const EXIT_FAILURE: i32 = 1;

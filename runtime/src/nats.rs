@@ -1,0 +1,337 @@
+//! Connecting to NATS and creating rtdash's JetStream streams and key-value buckets.
+//!
+//! Every stream is created if missing; the owner of the topology (the core aggregator, or
+//! `core-aggregator setup`) also updates existing streams to the configured settings. The
+//! partition count is written into the partials stream's metadata (`rtdash.partitions`) so
+//! every agent routes with the same count as the aggregators consume.
+
+use async_nats::jetstream::{self, kv, stream};
+use rtdash_shared::names;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// `[nats]`: how to reach the NATS server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated.
+    pub url: String,
+    /// Give up on the first connection after this long, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// JetStream API request timeout, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Optional credentials file.
+    pub credentials: Option<String>,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 10_000,
+            credentials: None,
+        }
+    }
+}
+
+/// `[streams]`: retention and durability of rtdash's streams.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamsConfig {
+    /// Number of partial partitions (`rtdash.partials.<0..P>`). Fixed for a deployment.
+    pub partitions: u32,
+    /// Replicas per stream (1 on one server, 3 on a cluster).
+    pub replicas: usize,
+    /// `file` or `memory`.
+    pub storage: String,
+    /// How long partials are kept (the replay horizon), in seconds.
+    pub partials_max_age_secs: u64,
+    /// Cap on the partials stream, in bytes (-1: none).
+    pub partials_max_bytes: i64,
+    /// Window in which JetStream drops a message whose `Nats-Msg-Id` it has seen, in seconds.
+    pub duplicate_window_secs: u64,
+    /// How long archived raw events are kept, in seconds.
+    pub events_max_age_secs: u64,
+    /// Cap on the raw-event archive, in bytes (-1: none).
+    pub events_max_bytes: i64,
+    /// How long dead letters, late data and alert transitions are kept, in seconds.
+    pub side_streams_max_age_secs: u64,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            partitions: 8,
+            replicas: 1,
+            storage: "file".to_owned(),
+            partials_max_age_secs: 24 * 3600,
+            partials_max_bytes: -1,
+            duplicate_window_secs: 120,
+            events_max_age_secs: 24 * 3600,
+            events_max_bytes: -1,
+            side_streams_max_age_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl StreamsConfig {
+    /// Checks the values; the error names the key.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        if self.partitions == 0 || self.partitions > 1024 {
+            return Err(ConfigError::invalid(
+                "streams.partitions",
+                "must be 1 to 1024",
+            ));
+        }
+        if !matches!(self.replicas, 1 | 3 | 5) {
+            return Err(ConfigError::invalid(
+                "streams.replicas",
+                "must be 1, 3 or 5",
+            ));
+        }
+        if !matches!(self.storage.as_str(), "file" | "memory") {
+            return Err(ConfigError::invalid(
+                "streams.storage",
+                "must be `file` or `memory`",
+            ));
+        }
+        if self.duplicate_window_secs == 0 {
+            return Err(ConfigError::invalid(
+                "streams.duplicate_window_secs",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    fn storage_type(&self) -> stream::StorageType {
+        if self.storage == "memory" {
+            stream::StorageType::Memory
+        } else {
+            stream::StorageType::File
+        }
+    }
+}
+
+/// NATS could not be reached or JetStream refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    /// The first connection failed.
+    #[error("cannot reach NATS at {url}: {problem}")]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// The error.
+        problem: String,
+    },
+    /// A stream or bucket could not be created or read.
+    #[error("JetStream {what}: {problem}")]
+    JetStream {
+        /// Which object.
+        what: String,
+        /// The error.
+        problem: String,
+    },
+}
+
+fn js_error(what: impl Into<String>, err: impl std::fmt::Display) -> NatsError {
+    NatsError::JetStream {
+        what: what.into(),
+        problem: err.to_string(),
+    }
+}
+
+/// Connects, failing within `connect_timeout_ms` with an error naming the URL. Later
+/// disconnections are retried forever by the client.
+pub async fn connect(
+    config: &NatsConfig,
+    client_name: &str,
+) -> Result<async_nats::Client, NatsError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(client_name)
+        .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .request_timeout(Some(Duration::from_millis(config.request_timeout_ms)))
+        .max_reconnects(None::<usize>);
+    if let Some(path) = &config.credentials {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|err| NatsError::Connect {
+                url: config.url.clone(),
+                problem: format!("credentials file {path}: {err}"),
+            })?;
+    }
+    let connect = options.connect(config.url.as_str());
+    match tokio::time::timeout(
+        Duration::from_millis(config.connect_timeout_ms + 500),
+        connect,
+    )
+    .await
+    {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(err)) => Err(NatsError::Connect {
+            url: config.url.clone(),
+            problem: err.to_string(),
+        }),
+        Err(_) => Err(NatsError::Connect {
+            url: config.url.clone(),
+            problem: "timed out".to_owned(),
+        }),
+    }
+}
+
+/// A JetStream context with the configured request timeout.
+pub fn jetstream(client: async_nats::Client, config: &NatsConfig) -> jetstream::Context {
+    let mut context = jetstream::new(client);
+    context.set_timeout(Duration::from_millis(config.request_timeout_ms));
+    context
+}
+
+/// Whether to change existing streams to match the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ensure {
+    /// Create what is missing, leave existing streams as they are.
+    CreateMissing,
+    /// Create what is missing and update existing streams (topology owner).
+    CreateOrUpdate,
+}
+
+/// Metadata key on the partials stream holding the partition count.
+pub const PARTITIONS_METADATA: &str = "rtdash.partitions";
+
+/// The stream configurations rtdash uses.
+pub fn stream_configs(config: &StreamsConfig) -> Vec<stream::Config> {
+    let side_age = Duration::from_secs(config.side_streams_max_age_secs);
+    let base = |name: &str, subject: String, description: &str| stream::Config {
+        name: name.to_owned(),
+        subjects: vec![subject],
+        description: Some(description.to_owned()),
+        storage: config.storage_type(),
+        num_replicas: config.replicas,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::Old,
+        duplicate_window: Duration::from_secs(config.duplicate_window_secs),
+        max_age: side_age,
+        ..Default::default()
+    };
+    let mut partials = base(
+        names::PARTIALS_STREAM,
+        format!("{}.*", names::PARTIALS_PREFIX),
+        "rtdash edge partial deltas, one subject per partition",
+    );
+    partials.max_age = Duration::from_secs(config.partials_max_age_secs);
+    partials.max_bytes = config.partials_max_bytes;
+    partials.max_message_size = 8 * 1024 * 1024;
+    partials.metadata = HashMap::from([(
+        PARTITIONS_METADATA.to_owned(),
+        config.partitions.to_string(),
+    )]);
+    let mut events = base(
+        names::EVENTS_STREAM,
+        format!("{}.*", names::EVENTS_PREFIX),
+        "rtdash raw events archived for recomputation",
+    );
+    events.max_age = Duration::from_secs(config.events_max_age_secs);
+    events.max_bytes = config.events_max_bytes;
+    events.compression = Some(stream::Compression::S2);
+    vec![
+        partials,
+        events,
+        base(
+            names::DLQ_STREAM,
+            format!("{}.*", names::DLQ_PREFIX),
+            "rtdash rejected input with reasons",
+        ),
+        base(
+            names::LATE_STREAM,
+            format!("{}.*", names::LATE_PREFIX),
+            "rtdash data later than the correction horizon",
+        ),
+        base(
+            names::ALERTS_STREAM,
+            format!("{}.*", names::ALERTS_PREFIX),
+            "rtdash alert transitions to deliver",
+        ),
+    ]
+}
+
+/// Creates (and with [`Ensure::CreateOrUpdate`], updates) every stream and bucket.
+pub async fn ensure_topology(
+    js: &jetstream::Context,
+    config: &StreamsConfig,
+    mode: Ensure,
+) -> Result<(), NatsError> {
+    for stream_config in stream_configs(config) {
+        let name = stream_config.name.clone();
+        match mode {
+            Ensure::CreateOrUpdate => {
+                js.create_or_update_stream(stream_config)
+                    .await
+                    .map_err(|err| js_error(format!("stream {name}"), err))?;
+            }
+            Ensure::CreateMissing => {
+                js.get_or_create_stream(stream_config)
+                    .await
+                    .map_err(|err| js_error(format!("stream {name}"), err))?;
+            }
+        }
+    }
+    let buckets = [
+        (
+            names::CONFIG_BUCKET,
+            "rtdash configuration: metric definitions, dashboards, alert rules",
+            5,
+        ),
+        (names::LEASES_BUCKET, "rtdash partition leases", 1),
+        (
+            names::CHECKPOINTS_BUCKET,
+            "rtdash aggregator checkpoints",
+            1,
+        ),
+    ];
+    for (bucket, description, history) in buckets {
+        if js.get_key_value(bucket).await.is_ok() {
+            continue;
+        }
+        js.create_key_value(kv::Config {
+            bucket: bucket.to_owned(),
+            description: description.to_owned(),
+            history,
+            storage: config.storage_type(),
+            num_replicas: config.replicas,
+            max_value_size: 8 * 1024 * 1024,
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| js_error(format!("bucket {bucket}"), err))?;
+    }
+    Ok(())
+}
+
+/// The partition count recorded on the partials stream, if it exists.
+pub async fn partition_count(js: &jetstream::Context) -> Result<Option<u32>, NatsError> {
+    let mut stream = match js.get_stream(names::PARTIALS_STREAM).await {
+        Ok(stream) => stream,
+        Err(err)
+            if matches!(
+                err.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(_)
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(err) => return Err(js_error(format!("stream {}", names::PARTIALS_STREAM), err)),
+    };
+    let info = stream
+        .info()
+        .await
+        .map_err(|err| js_error(format!("stream {}", names::PARTIALS_STREAM), err))?;
+    Ok(info
+        .config
+        .metadata
+        .get(PARTITIONS_METADATA)
+        .and_then(|value| value.parse().ok()))
+}

@@ -1,0 +1,33 @@
+//! rtdash's shared contract.
+//!
+//! Everything that crosses a process boundary lives here, so that the edge agent, the core
+//! aggregator, the gateway and the replay tools agree on it by construction:
+//!
+//! - [`event`]: the raw event in the seed's shape, its parser and validation reasons;
+//! - [`metric`]: metric definitions (which events feed which metric, grouped how);
+//! - [`series`]: canonical series keys and the stable partition function;
+//! - [`window`]: tumbling windows aligned to the Unix epoch and watermark helpers;
+//! - [`sketch`]: the mergeable per-window summary (exact count/sum/min/max, HyperLogLog
+//!   unique counts, t-digest percentiles);
+//! - [`aggregate`]: the aggregation code shared by the live path and recomputation;
+//! - [`messages`] and [`wire`]: what travels over NATS, in a versioned envelope;
+//! - [`names`]: every subject, stream, bucket and config key name;
+//! - [`schema`]: the QuestDB table metric windows live in;
+//! - [`stat`] and [`alert`]: served statistics, alert rules and transitions.
+//!
+//! This crate knows nothing of HTTP servers or NATS clients.
+#![forbid(unsafe_code)]
+
+pub mod aggregate;
+pub mod alert;
+pub mod event;
+pub mod messages;
+pub mod metric;
+pub mod names;
+pub mod schema;
+pub mod series;
+pub mod sketch;
+pub mod stat;
+pub mod time;
+pub mod window;
+pub mod wire;

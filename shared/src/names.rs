@@ -1,0 +1,137 @@
+//! Every NATS subject, JetStream stream and key-value bucket rtdash uses, in one place.
+//!
+//! | name | kind | content |
+//! |---|---|---|
+//! | [`PARTIALS_STREAM`] / `rtdash.partials.<p>` | stream | edge partial deltas, replayable |
+//! | [`EVENTS_STREAM`] / `rtdash.events.<tenant>` | stream | raw events for recomputation |
+//! | [`DLQ_STREAM`] / `rtdash.dlq.<tenant>` | stream | rejected input and its reason |
+//! | [`LATE_STREAM`] / `rtdash.late.<tenant>` | stream | data later than the correction horizon |
+//! | [`ALERTS_STREAM`] / `rtdash.alerts.<tenant>` | stream | alert transitions to deliver |
+//! | `rtdash.live.<tenant>.<metric>` | core NATS | window updates for gateways |
+//! | [`CONFIG_BUCKET`] | KV | dashboards, widgets, alert rules, metric definitions |
+//! | [`LEASES_BUCKET`] | KV | partition ownership |
+//! | [`CHECKPOINTS_BUCKET`] | KV | aggregator checkpoints |
+
+/// Stream of edge partial deltas.
+pub const PARTIALS_STREAM: &str = "RTDASH_PARTIALS";
+/// Stream of raw events archived for recomputation.
+pub const EVENTS_STREAM: &str = "RTDASH_EVENTS";
+/// Stream of rejected input (dead letters).
+pub const DLQ_STREAM: &str = "RTDASH_DLQ";
+/// Stream of data that arrived later than the correction horizon.
+pub const LATE_STREAM: &str = "RTDASH_LATE";
+/// Stream of alert state transitions awaiting delivery.
+pub const ALERTS_STREAM: &str = "RTDASH_ALERTS";
+/// Key-value bucket for configuration (metric definitions, dashboards, widgets, alert rules).
+pub const CONFIG_BUCKET: &str = "rtdash_config";
+/// Key-value bucket for partition leases.
+pub const LEASES_BUCKET: &str = "rtdash_leases";
+/// Key-value bucket for aggregator checkpoints.
+pub const CHECKPOINTS_BUCKET: &str = "rtdash_checkpoints";
+
+/// Tenant token used on dead-letter subjects when no tenant could be read from the input.
+pub const UNKNOWN_TENANT: &str = "_unknown";
+
+/// Subject prefix of partial deltas (`rtdash.partials.<partition>`).
+pub const PARTIALS_PREFIX: &str = "rtdash.partials";
+/// Subject prefix of archived raw events.
+pub const EVENTS_PREFIX: &str = "rtdash.events";
+/// Subject prefix of dead letters.
+pub const DLQ_PREFIX: &str = "rtdash.dlq";
+/// Subject prefix of data beyond the correction horizon.
+pub const LATE_PREFIX: &str = "rtdash.late";
+/// Subject prefix of alert transitions.
+pub const ALERTS_PREFIX: &str = "rtdash.alerts";
+/// Subject prefix of live window updates (core NATS, not persisted).
+pub const LIVE_PREFIX: &str = "rtdash.live";
+/// Subject prefix of pipeline status reports (core NATS): partition lag and watermarks.
+pub const STATUS_PREFIX: &str = "rtdash.status";
+
+/// `rtdash.partials.<partition>`.
+pub fn partials_subject(partition: u32) -> String {
+    format!("{PARTIALS_PREFIX}.{partition}")
+}
+
+/// `rtdash.events.<tenant>`.
+pub fn events_subject(tenant: &str) -> String {
+    format!("{EVENTS_PREFIX}.{tenant}")
+}
+
+/// `rtdash.dlq.<tenant>`; use [`UNKNOWN_TENANT`] when the tenant is not known.
+pub fn dlq_subject(tenant: &str) -> String {
+    format!("{DLQ_PREFIX}.{tenant}")
+}
+
+/// `rtdash.late.<tenant>`.
+pub fn late_subject(tenant: &str) -> String {
+    format!("{LATE_PREFIX}.{tenant}")
+}
+
+/// `rtdash.alerts.<tenant>`.
+pub fn alerts_subject(tenant: &str) -> String {
+    format!("{ALERTS_PREFIX}.{tenant}")
+}
+
+/// `rtdash.live.<tenant>.<metric>`.
+pub fn live_subject(tenant: &str, metric: &str) -> String {
+    format!("{LIVE_PREFIX}.{tenant}.{metric}")
+}
+
+/// `rtdash.status.<partition>`: a partition owner's periodic lag and watermark report.
+pub fn status_subject(partition: u32) -> String {
+    format!("{STATUS_PREFIX}.{partition}")
+}
+
+/// Message id of a partial batch, used as `Nats-Msg-Id` so JetStream drops retried duplicates.
+pub fn partial_msg_id(agent_id: &str, partition: u32, seq: u64) -> String {
+    format!("{agent_id}.{partition}.{seq}")
+}
+
+/// Durable consumer name of a partition's aggregator consumer.
+pub fn partition_consumer(partition: u32) -> String {
+    format!("rtdash-agg-p{partition}")
+}
+
+/// Key of a partition's lease in [`LEASES_BUCKET`].
+pub fn lease_key(partition: u32) -> String {
+    format!("partition.{partition}")
+}
+
+/// Key of a partition's checkpoint in [`CHECKPOINTS_BUCKET`].
+pub fn checkpoint_key(partition: u32) -> String {
+    format!("partition.{partition}")
+}
+
+/// Config-bucket key of a metric definition; `tenant` is `None` for an every-tenant metric.
+pub fn metric_config_key(tenant: Option<&str>, name: &str) -> String {
+    format!("metric.{}.{name}", tenant.unwrap_or(ALL_TENANTS))
+}
+
+/// Config-bucket key of an alert rule.
+pub fn alert_config_key(tenant: &str, id: &str) -> String {
+    format!("alert.{tenant}.{id}")
+}
+
+/// Config-bucket key of a dashboard (its widgets are stored inside it).
+pub fn dashboard_config_key(tenant: &str, id: &str) -> String {
+    format!("dashboard.{tenant}.{id}")
+}
+
+/// Tenant token in config keys of definitions that apply to every tenant.
+pub const ALL_TENANTS: &str = "_all";
+
+/// Header carrying the version of the message envelope, for routing without decoding.
+pub const HEADER_MSG_KIND: &str = "Rtdash-Kind";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_have_the_documented_shape() {
+        assert_eq!(partials_subject(3), "rtdash.partials.3");
+        assert_eq!(live_subject("t1", "events"), "rtdash.live.t1.events");
+        assert_eq!(dlq_subject(UNKNOWN_TENANT), "rtdash.dlq._unknown");
+        assert_eq!(partial_msg_id("edge-1", 2, 77), "edge-1.2.77");
+    }
+}

@@ -1,0 +1,261 @@
+//! A real QuestDB server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::deploy;
+use crate::http;
+use crate::ports::free_ports;
+use crate::process::{is_port_conflict, ServiceProcess};
+
+/// A JVM start takes ~3 s alone; leave room for a loaded machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long [`QuestDb::stop`] waits after `SIGTERM` before `SIGKILL`.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+/// Attempts at a first start when a picked port turns out to be taken.
+const PORT_ATTEMPTS: usize = 3;
+/// JVM options: a heap that fits beside the rest of a test run (QuestDB's column data lives
+/// off-heap, in mapped files).
+const JVM_OPTIONS: &[&str] = &["-Xms64m", "-Xmx512m"];
+
+/// The four loopback ports a QuestDB listens on.
+#[derive(Clone, Copy, Debug)]
+struct Ports {
+    /// REST (`/exec`), ILP over HTTP (`/write`), web console.
+    http: u16,
+    /// ILP over TCP.
+    ilp: u16,
+    /// PostgreSQL wire protocol.
+    pg: u16,
+    /// Minimal HTTP server (health).
+    min_http: u16,
+}
+
+/// A QuestDB server on free loopback ports, rooted in a temporary directory, configured from
+/// `deploy/questdb/server.conf`. Killed on drop; the directory is removed.
+#[derive(Debug)]
+pub struct QuestDb {
+    ports: Ports,
+    /// Holds `root/` (QuestDB's `-d`) and `questdb.log`.
+    dir: TempDir,
+    /// `None` while stopped.
+    process: Option<ServiceProcess>,
+}
+
+impl QuestDb {
+    /// The test binary's shared instance, started on first use and killed (its directory
+    /// removed) when the test process exits. Tests sharing it use their own tables
+    /// ([`crate::unique_name`]). A failed start fails every caller with the same error.
+    pub fn shared() -> anyhow::Result<&'static QuestDb> {
+        static SHARED: OnceLock<Result<QuestDb, String>> = OnceLock::new();
+        extern "C" fn at_exit() {
+            if let Some(Ok(db)) = SHARED.get() {
+                db.kill_at_exit();
+            }
+        }
+        let shared = SHARED.get_or_init(|| {
+            let db = QuestDb::start().map_err(|err| format!("{err:#}"))?;
+            // SAFETY: registers a plain extern "C" fn; it runs once, from exit().
+            unsafe {
+                libc::atexit(at_exit);
+            }
+            Ok(db)
+        });
+        shared
+            .as_ref()
+            .map_err(|err| anyhow!("shared QuestDB did not start: {err}"))
+    }
+
+    /// Starts a private instance and waits until it answers `select 1`.
+    pub fn start() -> anyhow::Result<Self> {
+        let mut dir = tempfile::Builder::new()
+            .prefix("rtdash-questdb-")
+            .tempdir()?;
+        let mut attempt = 1;
+        loop {
+            let [http, ilp, pg, min_http] = free_ports()?;
+            let mut db = Self {
+                ports: Ports {
+                    http,
+                    ilp,
+                    pg,
+                    min_http,
+                },
+                dir,
+                process: None,
+            };
+            db.write_config()?;
+            match db.launch() {
+                Ok(()) => return Ok(db),
+                Err(err) if attempt < PORT_ATTEMPTS && is_port_conflict(&format!("{err:#}")) => {
+                    attempt += 1;
+                    dir = db.dir; // never started: retry on other ports
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// REST and ILP-over-HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.http))
+    }
+
+    /// ILP-over-TCP address.
+    pub fn ilp_tcp_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.ilp))
+    }
+
+    /// PostgreSQL wire protocol address.
+    pub fn pg_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.pg))
+    }
+
+    /// Minimal HTTP (health) address.
+    pub fn min_http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.ports.min_http))
+    }
+
+    /// questdb-rs sender configuration for ILP over HTTP: `http::addr=127.0.0.1:<port>;`.
+    pub fn ilp_http_conf(&self) -> String {
+        format!("http::addr={};", self.http_addr())
+    }
+
+    /// questdb-rs sender configuration for ILP over TCP: `tcp::addr=127.0.0.1:<port>;`.
+    pub fn ilp_tcp_conf(&self) -> String {
+        format!("tcp::addr={};", self.ilp_tcp_addr())
+    }
+
+    /// QuestDB's root directory (`-d`; kept across restarts).
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// The server's log (appended to across restarts).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("questdb.log")
+    }
+
+    /// Runs `sql` through `/exec` and returns QuestDB's JSON answer (`columns`, `dataset`,
+    /// `count` for a query; `ddl`/`dml` for statements). A rejected statement is an error
+    /// carrying QuestDB's message.
+    pub fn exec(&self, sql: &str) -> anyhow::Result<Value> {
+        let url = format!("http://{}/exec", self.http_addr());
+        let mut response = http::agent()
+            .get(&url)
+            .query("query", sql)
+            .call()
+            .with_context(|| format!("QuestDB /exec `{sql}`"))?;
+        let status = response.status();
+        let body: Value = response
+            .body_mut()
+            .read_json()
+            .with_context(|| format!("QuestDB /exec `{sql}`: answer ({status}) is not JSON"))?;
+        if let Some(error) = body.get("error") {
+            bail!("QuestDB rejected `{sql}` ({status}): {error}");
+        }
+        if !status.is_success() {
+            bail!("QuestDB /exec `{sql}`: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// Waits until every committed WAL transaction of `table` is applied, i.e. what was
+    /// written is visible to queries. QuestDB applies WAL tables asynchronously.
+    pub fn wait_wal_applied(&self, table: &str, timeout: Duration) -> anyhow::Result<()> {
+        let sql = format!(
+            "select suspended, writerTxn, sequencerTxn from wal_tables() where name = '{}'",
+            table.replace('\'', "''")
+        );
+        crate::eventually(timeout, &format!("WAL of {table} applied"), || {
+            let answer = self.exec(&sql)?;
+            let Some(row) = answer["dataset"].get(0) else {
+                bail!("no WAL table {table}");
+            };
+            if row[0] == Value::Bool(true) {
+                return Err(anyhow!("WAL table {table} is suspended: {row}"));
+            }
+            Ok((row[1] == row[2]).then_some(()))
+        })
+    }
+
+    /// True while the server process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.process
+            .as_mut()
+            .is_some_and(|p| p.try_exit().is_none())
+    }
+
+    /// Graceful stop (`SIGTERM`, `SIGKILL` after 20 s). Ports and data are kept for
+    /// [`restart`](Self::restart). Stopping a stopped server does nothing.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.terminate(STOP_GRACE);
+        }
+    }
+
+    /// Crash stop (`SIGKILL`). Ports and data are kept for [`restart`](Self::restart).
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts the server again on the same ports and root, stopping it first if it runs, and
+    /// waits until it answers `select 1`.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.launch()
+            .with_context(|| format!("restart QuestDB on {}", self.http_addr()))
+    }
+
+    fn write_config(&self) -> anyhow::Result<()> {
+        let conf = deploy::render(
+            deploy::QUESTDB_CONF_TEMPLATE,
+            &[
+                ("QDB_HTTP_PORT", &self.ports.http.to_string()),
+                ("QDB_ILP_PORT", &self.ports.ilp.to_string()),
+                ("QDB_PG_PORT", &self.ports.pg.to_string()),
+                ("QDB_MIN_HTTP_PORT", &self.ports.min_http.to_string()),
+            ],
+        )?;
+        let conf_dir = self.root().join("conf");
+        std::fs::create_dir_all(&conf_dir)?;
+        std::fs::write(conf_dir.join("server.conf"), conf)?;
+        Ok(())
+    }
+
+    fn launch(&mut self) -> anyhow::Result<()> {
+        let mut command = Command::new(deploy::java()?);
+        command
+            .args(JVM_OPTIONS)
+            .arg("-p")
+            .arg(deploy::questdb_jar()?)
+            .args(["-m", "io.questdb/io.questdb.ServerMain", "-d"])
+            .arg(self.root());
+        let mut process = ServiceProcess::spawn("questdb", command, &self.log_path())?;
+        let probe = format!("http://{}/exec?query=select%201", self.http_addr());
+        process.wait_ready(READY_TIMEOUT, || http::is_ok(&probe))?;
+        self.process = Some(process);
+        Ok(())
+    }
+
+    /// For the shared instance, from `atexit`: statics are never dropped.
+    fn kill_at_exit(&self) {
+        if let Some(process) = &self.process {
+            process.signal_group(libc::SIGKILL);
+            // SAFETY: reaps our own child; nothing else waits for it at exit.
+            unsafe {
+                libc::waitpid(process.id() as libc::pid_t, std::ptr::null_mut(), 0);
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+}
