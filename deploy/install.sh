@@ -44,7 +44,7 @@ nats_ok() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -qF "$NATS_SERVER_V
 if [ "$RTDASH_NATS_SERVER" != "$RTDASH_NATS_SERVER_PINNED" ]; then
 	[ -x "$RTDASH_NATS_SERVER" ] || fail "RTDASH_NATS_SERVER=$RTDASH_NATS_SERVER is not an executable" "Unset RTDASH_NATS_SERVER to install the pinned one, then rerun ./deploy/install.sh"
 elif ! nats_ok "$RTDASH_NATS_SERVER"; then
-	command -v go >/dev/null || fail "go not found, needed to build nats-server $NATS_SERVER_VERSION" "Install Go 1.24+ and rerun ./deploy/install.sh"
+	command -v go >/dev/null || fail "go not found, needed to build nats-server $NATS_SERVER_VERSION" "Install Go $GO_MIN_VERSION+ and rerun ./deploy/install.sh"
 	note "building nats-server $NATS_SERVER_VERSION with go install (about a minute)"
 	dir=$(dirname "$RTDASH_NATS_SERVER")
 	mkdir -p "$dir"
@@ -66,13 +66,13 @@ elif ! jar_ok "$RTDASH_QUESTDB_JAR"; then
 	url="$maven/org/questdb/questdb/$QUESTDB_VERSION/questdb-$QUESTDB_VERSION.jar"
 	jar=$RTDASH_QUESTDB_JAR
 	mkdir -p "$(dirname "$jar")"
-	curl -fsSL --retry 3 --connect-timeout 20 -o "$jar.sha1.part" "$url.sha1" ||
-		fail "download of $url.sha1" "Check network access to $maven (or set RTDASH_MAVEN_URL), then rerun ./deploy/install.sh"
+	err=$(curl -fsSL --retry 3 --connect-timeout 20 -o "$jar.sha1.part" "$url.sha1" 2>&1) ||
+		fail "download of $url.sha1 (${err:-curl failed})" "Check network access to $maven (or set RTDASH_MAVEN_URL), then rerun ./deploy/install.sh"
 	mv -f "$jar.sha1.part" "$jar.sha1"
 	if ! jar_ok "$jar"; then # a jar that is already there and intact is kept
 		note "downloading QuestDB $QUESTDB_VERSION (30 MB)"
-		curl -fsSL --retry 3 --connect-timeout 20 -o "$jar.part" "$url" ||
-			fail "download of $url" "Check network access to $maven (or set RTDASH_MAVEN_URL), then rerun ./deploy/install.sh"
+		err=$(curl -fsSL --retry 3 --connect-timeout 20 -o "$jar.part" "$url" 2>&1) ||
+			fail "download of $url (${err:-curl failed})" "Check network access to $maven (or set RTDASH_MAVEN_URL), then rerun ./deploy/install.sh"
 		mv -f "$jar.part" "$jar"
 		jar_ok "$jar" || {
 			rm -f "$jar"

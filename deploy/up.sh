@@ -57,7 +57,7 @@ if [ "$reset" = 1 ] && [ -d "$RTDASH_STATE" ]; then
 fi
 mkdir -p "$RTDASH_STATE/logs" "$RTDASH_STATE/pids"
 touch "$RTDASH_STATE/.rtdash-state"
-rm -f "$RTDASH_STATE"/pids/*.pid # left by a stack that was killed; its processes died with it
+rtdash_stop_all # pid files left by a stack that was killed: stop whatever of it survived
 rtdash_write_pidfile "$RTDASH_STATE/up.pid" $$
 
 cleanup() {

@@ -304,3 +304,30 @@ fn questdb_dedup_upsert_keeps_the_latest_write_per_key() -> anyhow::Result<()> {
     assert_eq!(count["dataset"], json!([[2]]));
     Ok(())
 }
+
+#[test]
+fn questdb_restart_keeps_ports_and_data() -> anyhow::Result<()> {
+    let mut db = QuestDb::start()?;
+    let addr = db.http_addr();
+    let table = unique_name("restart");
+    write(
+        &db,
+        &table,
+        &[Row {
+            k: "a",
+            v: 1.0,
+            n: 1,
+            ts: T0,
+        }],
+    )?;
+    db.wait_wal_applied(&table, TIMEOUT)?;
+
+    db.stop();
+    assert!(!db.is_running());
+    assert!(db.exec("select 1").is_err(), "server still answers");
+    db.restart()?;
+    assert_eq!(db.http_addr(), addr);
+    let answer = db.exec(&format!("select k, v, n from '{table}'"))?;
+    assert_eq!(answer["dataset"], json!([["a", 1.0, 1]]));
+    Ok(())
+}
