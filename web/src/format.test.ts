@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { formatChange, formatCompact, formatDuration, formatLatency, formatValue, parseDuration, unitFor } from './format';
+import type { MetricInfo } from './types';
+
+describe('formatCompact', () => {
+  it.each([
+    [0, '0'],
+    [7, '7'],
+    [999, '999'],
+    [12.345, '12.3'],
+    [0.01234, '0.0123'],
+    [1000, '1k'],
+    [1234, '1.2k'],
+    [12_345, '12k'],
+    [999_960, '1M'],
+    [3_400_000, '3.4M'],
+    [2.5e9, '2.5B'],
+    [-1234, '-1.2k'],
+  ])('%d -> %s', (v, text) => expect(formatCompact(v)).toBe(text));
+
+  it('shows a dash for missing values', () => {
+    expect(formatCompact(null)).toBe('—');
+    expect(formatCompact(NaN)).toBe('—');
+  });
+});
+
+describe('formatValue with ms', () => {
+  it('keeps milliseconds below a second and switches to seconds above', () => {
+    expect(formatValue(123.4, 'ms')).toBe('123 ms');
+    expect(formatValue(12.34, 'ms')).toBe('12.3 ms');
+    expect(formatValue(1530, 'ms')).toBe('1.53 s');
+  });
+});
+
+describe('unitFor', () => {
+  const m = (field?: string): MetricInfo => ({ name: 'x', scope: 'tenant', window_secs: 60, dimensions: [], dimension_sets: [], stats: ['count'], ...(field ? { field } : {}) });
+  it('is ms for latency-like fields except count and unique', () => {
+    expect(unitFor(m('latency_ms'), 'p99')).toBe('ms');
+    expect(unitFor(m('duration'), 'avg')).toBe('ms');
+    expect(unitFor(m('latency_ms'), 'count')).toBe('');
+    expect(unitFor(m('amount_usd'), 'sum')).toBe('');
+    expect(unitFor(m(), 'count')).toBe('');
+  });
+});
+
+describe('formatChange', () => {
+  it('gives a signed percentage', () => {
+    expect(formatChange(110, 100)).toBe('+10%');
+    expect(formatChange(95, 100)).toBe('-5%');
+    expect(formatChange(100, 100)).toBe('±0%');
+    expect(formatChange(5, 0)).toBeNull();
+    expect(formatChange(null, 3)).toBeNull();
+  });
+});
+
+describe('durations', () => {
+  it('formats', () => {
+    expect(formatDuration(4_400)).toBe('4s');
+    expect(formatDuration(185_000)).toBe('3m 05s');
+    expect(formatDuration(2 * 3_600_000 + 600_000)).toBe('2h 10m');
+    expect(formatLatency(180)).toBe('180 ms');
+    expect(formatLatency(1234)).toBe('1.2 s');
+  });
+  it('parses widget time windows and query windows', () => {
+    expect(parseDuration('last_15m')).toBe(900_000);
+    expect(parseDuration('1h')).toBe(3_600_000);
+    expect(parseDuration('last_2d')).toBe(172_800_000);
+    expect(parseDuration('soon')).toBeNull();
+  });
+});

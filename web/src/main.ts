@@ -1,0 +1,377 @@
+/**
+ * rtdash web: pick a tenant, manage dashboards, watch them live.
+ *
+ * URL: `?tenant=<id>` (remembered in localStorage), `&dashboard=<id>` (deep link),
+ * `&range=15m|1h|6h|24h` or `&from=<RFC 3339>&to=<RFC 3339>` (historical), `&tv=1` (wall screen).
+ */
+
+import 'uplot/dist/uPlot.min.css';
+import './styles.css';
+import { addWidget, deleteWidget, updateWidget } from './api';
+import { field, h, openDialog, replace, toast } from './dom';
+import { formatWindow, fromLocalInput, toLocalInput } from './format';
+import { applyTheme, currentTheme, safeGet, safeSet, saveTheme, storedTheme } from './theme';
+import type { Dashboard, TimeRange, Widget } from './types';
+import { DashboardView } from './views/dashboard';
+import { openWidgetEditor } from './views/editor';
+import { ListView, openDeleteDialog, openRenameDialog } from './views/list';
+
+const TENANT_KEY = 'rtdash.tenant';
+const LAST_DASHBOARD_KEY = 'rtdash.lastDashboard.';
+/** The tenant shown when none was chosen: the demo stack's (`./deploy/up.sh`). */
+const DEFAULT_TENANT = 'demo';
+const RECENT_KEY = 'rtdash.recentTenants';
+const TENANT_RE = /^[A-Za-z0-9_-]{1,128}$/;
+
+const PRESETS: { key: string; label: string; ms: number }[] = [
+  { key: '15m', label: '15m', ms: 15 * 60_000 },
+  { key: '1h', label: '1h', ms: 3_600_000 },
+  { key: '6h', label: '6h', ms: 6 * 3_600_000 },
+  { key: '24h', label: '24h', ms: 24 * 3_600_000 },
+];
+
+interface Route {
+  tenant: string | null;
+  dashboard: string | null;
+  range: TimeRange;
+  tv: boolean;
+}
+
+function readRoute(): Route {
+  const q = new URLSearchParams(location.search);
+  let tenant = q.get('tenant');
+  if (tenant !== null && !TENANT_RE.test(tenant)) tenant = null;
+  if (tenant === null) {
+    const saved = safeGet(TENANT_KEY);
+    tenant = saved && TENANT_RE.test(saved) ? saved : DEFAULT_TENANT;
+  }
+  let range: TimeRange = { kind: 'widget' };
+  const preset = PRESETS.find((p) => p.key === q.get('range'));
+  if (preset) range = { kind: 'preset', ms: preset.ms, label: preset.label };
+  const from = Date.parse(q.get('from') ?? '');
+  const to = Date.parse(q.get('to') ?? '');
+  if (Number.isFinite(from) && Number.isFinite(to) && to > from) range = { kind: 'custom', from, to };
+  return { tenant, dashboard: q.get('dashboard'), range, tv: q.get('tv') === '1' };
+}
+
+function routeUrl(r: Route): string {
+  const q = new URLSearchParams();
+  if (r.tenant) q.set('tenant', r.tenant);
+  if (r.dashboard) q.set('dashboard', r.dashboard);
+  if (r.dashboard && r.range.kind === 'preset') q.set('range', r.range.label);
+  if (r.dashboard && r.range.kind === 'custom') {
+    q.set('from', new Date(r.range.from).toISOString());
+    q.set('to', new Date(r.range.to).toISOString());
+  }
+  if (r.tv) q.set('tv', '1');
+  const s = q.toString();
+  return s ? `?${s}` : location.pathname;
+}
+
+function recentTenants(): string[] {
+  try {
+    const v: unknown = JSON.parse(safeGet(RECENT_KEY) ?? '[]');
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && TENANT_RE.test(x)).slice(0, 10) : [];
+  } catch {
+    return [];
+  }
+}
+
+function rememberTenant(t: string): void {
+  safeSet(TENANT_KEY, t);
+  safeSet(RECENT_KEY, JSON.stringify([t, ...recentTenants().filter((x) => x !== t)].slice(0, 10)));
+}
+
+class App {
+  private route = readRoute();
+  /** The first render may open the tenant's home dashboard; later navigation never does. */
+  private firstRender = true;
+  private view: DashboardView | ListView | null = null;
+  private readonly main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
+  private readonly crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' });
+  private readonly pill = h('span', { class: 'pill', role: 'status', 'aria-live': 'polite', 'data-testid': 'connection', hidden: true });
+  private readonly tenantInput = h('input', { type: 'text', class: 'tenant-input', name: 'tenant', list: 'tenant-list', autocomplete: 'off', spellcheck: 'false', pattern: '[A-Za-z0-9_\\-]{1,128}', placeholder: 'tenant id', 'aria-label': 'Tenant', 'data-testid': 'tenant-input' });
+  private readonly tenantList = h('datalist', { id: 'tenant-list' });
+  private readonly themeBtn = h('button', { class: 'icon-btn', type: 'button', 'data-testid': 'theme-toggle', onclick: () => this.toggleTheme() });
+  private readonly tvBtn = h('button', { class: 'icon-btn', type: 'button', 'aria-pressed': 'false', 'data-testid': 'tv-toggle', onclick: () => this.toggleTv() }, 'TV');
+
+  start(): void {
+    applyTheme(storedTheme());
+    const tenantForm = h(
+      'form',
+      {
+        class: 'tenant-form',
+        role: 'search',
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          const t = this.tenantInput.value.trim();
+          if (!TENANT_RE.test(t)) return toast('A tenant id is 1–128 characters from A–Z, a–z, 0–9, _ and -', 'error');
+          this.navigate({ tenant: t, dashboard: null });
+        },
+      },
+      h('label', { class: 'tenant-label', for: 'tenant-input' }, 'Tenant'),
+      this.tenantInput,
+      this.tenantList,
+      h('button', { class: 'btn btn-small', type: 'submit' }, 'Open'),
+    );
+    this.tenantInput.id = 'tenant-input';
+    const header = h(
+      'header',
+      { class: 'topbar' },
+      h('a', { class: 'skip', href: '#main' }, 'Skip to content'),
+      h('a', { class: 'brand', href: '?', onclick: (e: MouseEvent) => this.go(e, { dashboard: null }) }, h('span', { class: 'brand-dot', 'aria-hidden': 'true' }), 'rtdash'),
+      this.crumbs,
+      h('div', { class: 'spacer' }),
+      this.pill,
+      h('div', { class: 'edit-only' }, tenantForm),
+      this.themeBtn,
+      this.tvBtn,
+    );
+    document.body.append(header, this.main);
+    window.addEventListener('popstate', () => {
+      this.route = readRoute();
+      this.render();
+    });
+    document.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && this.route.tv && !document.querySelector('dialog[open]')) this.toggleTv();
+    });
+    this.render();
+  }
+
+  private go(e: MouseEvent, change: Partial<Route>): void {
+    if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+    e.preventDefault();
+    this.navigate(change);
+  }
+
+  private navigate(change: Partial<Route>, replaceState = false): void {
+    this.route = { ...this.route, ...change };
+    if (change.dashboard !== undefined && change.range === undefined && change.dashboard === null) this.route.range = { kind: 'widget' };
+    const u = routeUrl(this.route);
+    if (replaceState) history.replaceState(null, '', u);
+    else history.pushState(null, '', u);
+    this.render();
+  }
+
+  private toggleTheme(): void {
+    const next = currentTheme() === 'dark' ? 'light' : 'dark';
+    applyTheme(next);
+    saveTheme(next);
+    this.syncChrome();
+    if (this.view instanceof DashboardView) this.view.repaint();
+  }
+
+  private toggleTv(): void {
+    this.route.tv = !this.route.tv;
+    history.replaceState(null, '', routeUrl(this.route));
+    this.syncChrome();
+  }
+
+  private syncChrome(): void {
+    const dark = currentTheme() === 'dark';
+    this.themeBtn.textContent = dark ? '☀' : '☾';
+    this.themeBtn.title = dark ? 'Light theme' : 'Dark theme';
+    this.themeBtn.setAttribute('aria-label', dark ? 'Switch to light theme' : 'Switch to dark theme');
+    document.body.classList.toggle('tv', this.route.tv);
+    this.tvBtn.setAttribute('aria-pressed', String(this.route.tv));
+    this.tvBtn.title = this.route.tv ? 'Leave TV mode (Esc)' : 'TV mode: wall screen, no edit controls';
+    this.tvBtn.setAttribute('aria-label', this.tvBtn.title);
+  }
+
+  private render(): void {
+    this.view?.dispose();
+    this.view = null;
+    this.pill.hidden = true;
+    delete this.pill.dataset.state;
+    this.syncChrome();
+    const { tenant } = this.route;
+    this.tenantInput.value = tenant ?? '';
+    replace(this.tenantList, ...recentTenants().map((t) => h('option', { value: t })));
+    if (!tenant) {
+      replace(this.crumbs);
+      document.title = 'rtdash';
+      replace(this.main, this.tenantPicker());
+      return;
+    }
+    rememberTenant(tenant);
+    replace(this.tenantList, ...recentTenants().map((t) => h('option', { value: t })));
+    const home = this.firstRender && !this.route.dashboard;
+    this.firstRender = false;
+    if (this.route.dashboard) {
+      safeSet(LAST_DASHBOARD_KEY + tenant, this.route.dashboard);
+      this.showDashboard(tenant, this.route.dashboard);
+    } else this.showList(tenant, home);
+  }
+
+  private tenantPicker(): HTMLElement {
+    const input = h('input', { type: 'text', required: true, pattern: '[A-Za-z0-9_\\-]{1,128}', list: 'tenant-list', placeholder: 'e.g. acme', autocomplete: 'off', 'data-testid': 'tenant-picker-input' });
+    return h(
+      'section',
+      { class: 'welcome' },
+      h('h1', {}, 'Choose a tenant'),
+      h('p', { class: 'muted' }, 'Dashboards, metrics and alert rules belong to a tenant.'),
+      h(
+        'form',
+        {
+          class: 'welcome-form',
+          onsubmit: (e: Event) => {
+            e.preventDefault();
+            const t = input.value.trim();
+            if (TENANT_RE.test(t)) this.navigate({ tenant: t, dashboard: null });
+          },
+        },
+        field('Tenant id', input, 'Letters, digits, _ and -'),
+        h('button', { class: 'btn btn-primary', type: 'submit' }, 'Open'),
+      ),
+    );
+  }
+
+  /**
+   * The tenant's dashboards. With `home` (the app was opened without a dashboard), the
+   * tenant's home dashboard opens instead: the one last viewed here, else its only one.
+   */
+  private showList(tenant: string, home = false): void {
+    document.title = `Dashboards · ${tenant} · rtdash`;
+    replace(this.crumbs, h('span', { class: 'crumb' }, tenant));
+    const view = new ListView(tenant, (id) => this.navigate({ dashboard: id }), (dashboards) => {
+      if (!home || this.view !== view) return false;
+      const last = safeGet(LAST_DASHBOARD_KEY + tenant);
+      const pick = dashboards.find((d) => d.id === last) ?? (dashboards.length === 1 ? dashboards[0] : undefined);
+      if (!pick) return false;
+      this.navigate({ dashboard: pick.id }, true);
+      return true;
+    });
+    this.view = view;
+    replace(this.main, view.root);
+    void view.load();
+  }
+
+  private showDashboard(tenant: string, id: string): void {
+    const title = h('h1', { class: 'dash-title', 'data-testid': 'dashboard-title' }, '…');
+    const rangeBar = this.rangeControls();
+    let view: DashboardView;
+    const editWidget = (w?: Widget) => {
+      openWidgetEditor({
+        tenant,
+        metrics: view.metricList,
+        ...(w ? { widget: w } : {}),
+        save: async (draft) => {
+          if (w) await updateWidget(tenant, id, w.id, draft);
+          else await addWidget(tenant, id, draft);
+          await view.reload();
+        },
+      });
+    };
+    view = new DashboardView(tenant, id, this.route.range, {
+      edit: (w) => editWidget(w),
+      remove: (w) =>
+        openDialog(
+          'Remove widget',
+          (form) => {
+            form.append(h('p', {}, 'Remove ', h('strong', {}, w.title || w.metric_name), ' from this dashboard?'));
+            return async () => {
+              await deleteWidget(tenant, id, w.id);
+              await view.reload();
+              return true;
+            };
+          },
+          { submitLabel: 'Remove', danger: true, testId: 'remove-dialog' },
+        ),
+      connection: (state, detail) => {
+        this.pill.hidden = false;
+        this.pill.title = detail;
+        if (this.pill.dataset.state === state) return; // announced once per change (aria-live)
+        this.pill.className = `pill pill-${state}`;
+        this.pill.dataset.state = state;
+        this.pill.textContent = state === 'open' ? 'live' : state === 'historical' ? 'historical' : state === 'connecting' ? 'connecting' : 'offline';
+      },
+      gone: () => {
+        toast('This dashboard was deleted');
+        this.navigate({ dashboard: null }, true);
+      },
+      loaded: (d: Dashboard) => {
+        title.textContent = d.name;
+        document.title = `${d.name} · rtdash`;
+        replace(
+          this.crumbs,
+          h('a', { class: 'crumb', href: `?tenant=${encodeURIComponent(tenant)}`, onclick: (e: MouseEvent) => this.go(e, { dashboard: null }) }, tenant),
+          h('span', { class: 'crumb-sep', 'aria-hidden': 'true' }, '/'),
+          h('span', { class: 'crumb', 'aria-current': 'page' }, d.name),
+        );
+      },
+    });
+    this.view = view;
+    const toolbar = h(
+      'div',
+      { class: 'toolbar' },
+      title,
+      h(
+        'div',
+        { class: 'edit-only toolbar-group' },
+        h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'rename-dashboard', onclick: () => view.current && openRenameDialog(tenant, view.current, (n) => { title.textContent = n; void view.reload(); }) }, 'Rename'),
+        h('button', { class: 'btn btn-small btn-danger-ghost', type: 'button', 'data-testid': 'delete-dashboard', onclick: () => view.current && openDeleteDialog(tenant, view.current, () => { toast('Dashboard deleted'); this.navigate({ dashboard: null }); }) }, 'Delete'),
+      ),
+      h('div', { class: 'spacer' }),
+      rangeBar,
+      h('button', { class: 'btn btn-primary edit-only', type: 'button', 'data-testid': 'add-widget', onclick: () => editWidget() }, '+ Add widget'),
+    );
+    replace(this.main, h('section', { class: 'dash-view' }, toolbar, view.grid));
+    view.load().catch((err: unknown) => {
+      if (err instanceof DOMException && err.name === 'AbortError') return;
+      const msg = err instanceof Error ? err.message : String(err);
+      replace(this.main, h('div', { class: 'empty' }, h('p', { class: 'form-error', role: 'alert' }, `Could not open the dashboard: ${msg}`), h('a', { href: `?tenant=${encodeURIComponent(tenant)}`, onclick: (e: MouseEvent) => this.go(e, { dashboard: null }) }, 'Back to dashboards')));
+    });
+  }
+
+  private rangeControls(): HTMLElement {
+    const group = h('div', { class: 'seg', role: 'group', 'aria-label': 'Time range' });
+    const custom = h('span', { class: 'custom-range-label muted' });
+    const set = (range: TimeRange) => {
+      this.route.range = range;
+      history.replaceState(null, '', routeUrl(this.route));
+      if (this.view instanceof DashboardView) this.view.setRange(range);
+      paint();
+    };
+    const buttons: [HTMLButtonElement, (r: TimeRange) => boolean][] = [];
+    const add = (label: string, title: string, range: TimeRange | null, active: (r: TimeRange) => boolean) => {
+      const b = h('button', { class: 'seg-btn', type: 'button', title, 'data-range': label, onclick: () => (range ? set(range) : this.customRange(set)) }, label);
+      buttons.push([b, active]);
+      group.append(b);
+    };
+    add('auto', "Each widget's own time window", { kind: 'widget' }, (r) => r.kind === 'widget');
+    for (const p of PRESETS) add(p.label, `Last ${p.label}, live`, { kind: 'preset', ms: p.ms, label: p.label }, (r) => r.kind === 'preset' && r.ms === p.ms);
+    add('custom…', 'A fixed historical range', null, (r) => r.kind === 'custom');
+    const paint = () => {
+      for (const [b, active] of buttons) b.setAttribute('aria-pressed', String(active(this.route.range)));
+      const r = this.route.range;
+      custom.textContent = r.kind === 'custom' ? `${new Date(r.from).toLocaleDateString()} ${formatWindow(r.from, r.to)}` : '';
+    };
+    paint();
+    return h('div', { class: 'range' }, custom, group);
+  }
+
+  private customRange(set: (r: TimeRange) => void): void {
+    const r = this.route.range;
+    const now = Date.now();
+    const from0 = r.kind === 'custom' ? r.from : now - 3_600_000;
+    const to0 = r.kind === 'custom' ? r.to : now;
+    openDialog(
+      'Custom time range',
+      (form) => {
+        const from = h('input', { type: 'datetime-local', required: true, value: toLocalInput(from0), 'data-testid': 'range-from' });
+        const to = h('input', { type: 'datetime-local', required: true, value: toLocalInput(to0), 'data-testid': 'range-to' });
+        form.append(h('p', { class: 'muted' }, 'A fixed range is queried from history; live updates pause until you pick a preset.'), h('div', { class: 'field-row' }, field('From', from), field('To', to)));
+        return () => {
+          const f = fromLocalInput(from.value);
+          const t = fromLocalInput(to.value);
+          if (f === null || t === null || t <= f) throw new Error('“To” must be after “From”');
+          set({ kind: 'custom', from: f, to: t });
+          return true;
+        };
+      },
+      { submitLabel: 'Apply', testId: 'range-dialog' },
+    );
+  }
+}
+
+new App().start();

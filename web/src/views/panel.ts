@@ -1,0 +1,195 @@
+/**
+ * One widget on the dashboard: title, honesty badges (stale, provisional, revised, alert
+ * state, historical), the visualisation, and a footer with the data's age.
+ */
+
+import { CONDITION_SYMBOL } from '../alerts';
+import { h, replace } from '../dom';
+import { formatClock, formatDuration, formatLatency, formatValue } from '../format';
+import type { Staleness } from '../staleness';
+import type { Widget } from '../types';
+import { CounterViz } from '../viz/counter';
+import { TableViz } from '../viz/table';
+import { TimeSeriesChart } from '../viz/timeseries';
+import type { Viz, VizContext } from '../viz/viz';
+
+export interface PanelInfo {
+  staleness: Staleness;
+  /** Historical (custom) range: no live updates. */
+  historical: boolean;
+  loading: boolean;
+  error: string | null;
+  lastDataAt: number | null;
+  delayMs: number | null;
+  now: number;
+  /** Data version, exposed for tests and debugging. */
+  version: number;
+  updates: number;
+}
+
+export interface PanelActions {
+  edit(widget: Widget): void;
+  remove(widget: Widget): void;
+}
+
+function describe(w: Widget): string {
+  const dims = Object.entries(w.dimensions).map(([k, v]) => `${k}=${v}`);
+  return [w.metric_name, w.stat, ...dims].join(' · ');
+}
+
+export class Panel {
+  readonly root: HTMLElement;
+  private readonly badges = h('div', { class: 'panel-badges' });
+  private readonly hover = h('div', { class: 'panel-hover', 'aria-hidden': 'true' });
+  private readonly body = h('div', { class: 'panel-body' });
+  private readonly vizHost = h('div', { class: 'viz-host' });
+  private readonly message = h('div', { class: 'panel-message', hidden: true });
+  private readonly footer = h('div', { class: 'panel-footer' });
+  private readonly legend: HTMLElement | null;
+  private viz: Viz;
+  private badgeKey = '';
+  private readonly observer: ResizeObserver;
+
+  constructor(
+    readonly widget: Widget,
+    actions: PanelActions,
+  ) {
+    const titleId = `w-${widget.id}-title`;
+    const chart = widget.viz_type === 'line_chart' || widget.viz_type === 'area_chart' || widget.viz_type === 'bar_chart';
+    this.legend = chart
+      ? h(
+          'div',
+          { class: 'panel-legend', 'aria-hidden': 'true' },
+          h('span', { class: 'lg lg-final' }, 'closed'),
+          h('span', { class: 'lg lg-provisional' }, 'open (provisional)'),
+          h('span', { class: 'lg lg-revised' }, 'revised'),
+        )
+      : null;
+    this.root = h(
+      'article',
+      { class: `panel panel-${widget.viz_type}`, 'data-testid': 'widget', 'data-widget-id': widget.id, 'data-viz': widget.viz_type, 'aria-labelledby': titleId },
+      h(
+        'header',
+        { class: 'panel-head' },
+        h('div', { class: 'panel-titles' }, h('h3', { class: 'panel-title', id: titleId }, widget.title || widget.metric_name), h('div', { class: 'panel-sub' }, describe(widget))),
+        this.hover,
+        h(
+          'div',
+          { class: 'panel-actions edit-only' },
+          h('button', { class: 'icon-btn', type: 'button', title: 'Edit widget', 'aria-label': `Edit widget ${widget.title || widget.metric_name}`, 'data-testid': 'edit-widget', onclick: () => actions.edit(this.widget) }, '✎'),
+          h('button', { class: 'icon-btn', type: 'button', title: 'Remove widget', 'aria-label': `Remove widget ${widget.title || widget.metric_name}`, 'data-testid': 'remove-widget', onclick: () => actions.remove(this.widget) }, '✕'),
+        ),
+      ),
+      this.badges,
+      this.body,
+      this.legend,
+      this.footer,
+    );
+    this.body.append(this.vizHost, this.message);
+    const onHover = (text: string | null) => {
+      this.hover.textContent = text ?? '';
+    };
+    switch (widget.viz_type) {
+      case 'bar_chart':
+        this.viz = new TimeSeriesChart(this.vizHost, 'bar', onHover);
+        break;
+      case 'area_chart':
+        this.viz = new TimeSeriesChart(this.vizHost, 'area', onHover);
+        break;
+      case 'counter':
+      case 'gauge':
+        this.viz = new CounterViz(this.vizHost);
+        break;
+      case 'table':
+        this.viz = new TableViz(this.vizHost);
+        break;
+      default:
+        this.viz = new TimeSeriesChart(this.vizHost, 'line', onHover);
+    }
+    this.observer = new ResizeObserver((entries) => {
+      const box = entries[0]?.contentRect;
+      if (box) this.viz.resize(box.width, box.height);
+    });
+    this.observer.observe(this.vizHost);
+  }
+
+  render(ctx: VizContext | null, info: PanelInfo): void {
+    this.renderChrome(ctx, info);
+    const latest = ctx?.points[ctx.points.length - 1];
+    this.root.dataset.version = String(info.version);
+    this.root.dataset.updates = String(info.updates);
+    this.root.dataset.loaded = info.lastDataAt !== null ? '1' : '';
+    this.root.dataset.latest = latest?.value === null || latest === undefined ? '' : String(latest.value);
+    if (info.error) {
+      this.message.textContent = info.error;
+      this.message.hidden = false;
+      this.vizHost.hidden = true;
+      return;
+    }
+    this.message.hidden = true;
+    this.vizHost.hidden = false;
+    if (ctx) this.viz.render(ctx);
+  }
+
+  /** Badges and footer only (the once-a-second tick). */
+  renderChrome(ctx: VizContext | null, info: PanelInfo): void {
+    const badges: HTMLElement[] = [];
+    const s = info.staleness;
+    this.root.classList.toggle('is-stale', s.stale);
+    this.root.dataset.stale = s.stale ? (s.reason ?? 'yes') : '';
+    if (s.stale) badges.push(h('span', { class: `badge badge-stale badge-stale-${s.reason}`, title: s.detail, 'data-testid': 'badge-stale' }, s.label));
+    if (info.historical) badges.push(h('span', { class: 'badge badge-historical', title: 'Fixed historical range: no live updates' }, 'historical'));
+    if (info.loading) badges.push(h('span', { class: 'badge badge-loading' }, 'loading…'));
+    if (ctx) {
+      const inRange = ctx.points.filter((p) => p.end > ctx.from && p.start < ctx.to);
+      const revised = inRange.filter((p) => p.revision > 0);
+      if (revised.length > 0) {
+        const detail = revised
+          .slice(-8)
+          .map((p) => `${formatClock(p.start)} r${p.revision}${p.lateCount ? ` (+${p.lateCount} late)` : ''}`)
+          .join(', ');
+        badges.push(h('span', { class: 'badge badge-revised', title: `Closed windows corrected by late data: ${detail}`, 'data-testid': 'badge-revised' }, `revised ×${revised.length}`));
+      }
+      const open = inRange.some((p) => !p.final);
+      if (open && this.legend === null && this.widget.viz_type === 'table') {
+        badges.push(h('span', { class: 'badge badge-provisional', title: 'The newest window is still open: its value will change' }, 'provisional'));
+      }
+      this.root.classList.remove('is-firing', 'is-pending');
+      for (const r of ctx.rules) {
+        const st = r.status.state;
+        if (st === 'firing') this.root.classList.add('is-firing');
+        if (st === 'pending') this.root.classList.add('is-pending');
+        const how = r.status.source === 'gateway' ? 'state reported by the gateway' : 'state evaluated on the windows shown';
+        badges.push(
+          h(
+            'span',
+            {
+              class: `badge badge-alert badge-alert-${st}`,
+              title: `Alert rule: ${this.widget.stat} ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)} for ${r.rule.for_windows} window(s), on ${r.rule.evaluate_on} windows; ${how}`,
+              'data-testid': 'badge-alert',
+            },
+            st === 'firing' ? `FIRING ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)}` : `alert ${st}`,
+          ),
+        );
+      }
+    }
+    // Only touch the DOM when something changed (keeps tooltips open across the 1 s tick).
+    const key = badges.map((b) => `${b.className}|${b.textContent}|${b.title}`).join('\n');
+    if (key !== this.badgeKey) {
+      this.badgeKey = key;
+      replace(this.badges, ...badges);
+    }
+    const parts: string[] = [];
+    if (info.lastDataAt !== null) parts.push(`${info.historical ? 'queried' : 'updated'} ${formatDuration(info.now - info.lastDataAt)} ago`);
+    else if (!info.loading && !info.error) parts.push('no data yet');
+    if (info.delayMs !== null && !info.historical) parts.push(`delay ${formatLatency(info.delayMs)}`);
+    const footer = parts.join(' · ');
+    if (this.footer.textContent !== footer) this.footer.textContent = footer;
+  }
+
+  destroy(): void {
+    this.observer.disconnect();
+    this.viz.destroy();
+    this.root.remove();
+  }
+}

@@ -1,0 +1,51 @@
+/** The widget's windows as a table, newest first, with each window's state. */
+
+import { formatClock, formatValue } from '../format';
+import { h, replace } from '../dom';
+import type { Viz, VizContext } from './viz';
+
+const MAX_ROWS = 60;
+
+export class TableViz implements Viz {
+  private readonly body = h('tbody');
+
+  constructor(host: HTMLElement) {
+    host.append(
+      h(
+        'div',
+        { class: 'table-wrap', tabindex: '0', 'aria-label': 'Windows' },
+        h('table', { class: 'data-table' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Window'), h('th', { scope: 'col', class: 'num' }, 'Value'), h('th', { scope: 'col' }, 'State'))), this.body),
+      ),
+    );
+  }
+
+  render(ctx: VizContext): void {
+    const rows = ctx.points.filter((p) => p.end > ctx.from && p.start < ctx.to).slice(-MAX_ROWS).reverse();
+    if (rows.length === 0) {
+      replace(this.body, h('tr', {}, h('td', { colspan: '3', class: 'muted' }, 'No windows with data in this range')));
+      return;
+    }
+    replace(
+      this.body,
+      rows.map((p) => {
+        const state = !p.final
+          ? h('span', { class: 'badge badge-provisional' }, 'provisional')
+          : p.revision > 0
+            ? h('span', { class: 'badge badge-revised', title: `${p.lateCount} late event(s) merged after the window closed` }, `revised r${p.revision}`)
+            : h('span', { class: 'muted' }, 'final');
+        const breach = ctx.rules.some((r) => r.status.state === 'firing') && p === rows[0];
+        return h(
+          'tr',
+          { class: p.final ? '' : 'row-provisional' },
+          h('td', {}, `${formatClock(p.start)}–${formatClock(p.end)}`),
+          h('td', { class: `num${breach ? ' is-firing' : ''}` }, formatValue(p.value, ctx.unit)),
+          h('td', {}, state),
+        );
+      }),
+    );
+  }
+
+  resize(): void {}
+
+  destroy(): void {}
+}
