@@ -164,7 +164,13 @@ pub async fn connect(
                 problem: format!("credentials file {path}: {err}"),
             })?;
     }
-    let connect = options.connect(config.url.as_str());
+    let urls: Vec<&str> = config
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect();
+    let connect = options.connect(urls.as_slice());
     match tokio::time::timeout(
         Duration::from_millis(config.connect_timeout_ms + 500),
         connect,
@@ -268,6 +274,16 @@ pub async fn ensure_topology(
         let name = stream_config.name.clone();
         match mode {
             Ensure::CreateOrUpdate => {
+                let mut stream_config = stream_config;
+                // Sources are added by edge-site setup (deploy/edge), not by this config:
+                // keep the ones an existing stream has instead of wiping them.
+                if stream_config.sources.is_none() {
+                    if let Ok(mut existing) = js.get_stream(&name).await {
+                        if let Ok(info) = existing.info().await {
+                            stream_config.sources = info.config.sources.clone();
+                        }
+                    }
+                }
                 js.create_or_update_stream(stream_config)
                     .await
                     .map_err(|err| js_error(format!("stream {name}"), err))?;

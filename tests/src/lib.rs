@@ -16,6 +16,7 @@
 //! own process group, is killed on drop, and on Linux gets `SIGKILL` when the test process dies
 //! (`PR_SET_PDEATHSIG`), even when that process is itself killed with `SIGKILL`.
 
+pub mod aggregator;
 mod deploy;
 mod http;
 pub mod nats;
@@ -64,3 +65,4 @@ pub fn eventually<T>(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+pub mod cluster;

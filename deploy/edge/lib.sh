@@ -1,0 +1,134 @@
+# shellcheck shell=bash
+# Helpers for deploy/edge/*.sh: an edge site is a NATS leaf node with its own JetStream domain
+# (edge-<site>) beside the site's edge-agent, connected to the hub cluster (deploy/cluster/).
+# Source it; it sources deploy/cluster/lib.sh and runs nothing.
+#
+# Subject scheme of site <site> (what a directly connected agent publishes to rtdash.<kind>.<x>):
+#   rtdash.edge.<site>.partials.<p>      -> edge stream RTDASH_EDGE_PARTIALS -> hub RTDASH_PARTIALS, rtdash.partials.<p>
+#   rtdash.edge.<site>.dlq.<tenant>      -> edge stream RTDASH_EDGE_DLQ      -> hub RTDASH_DLQ, rtdash.dlq.<tenant>
+#   rtdash.edge.<site>.events.<tenant>   -> edge stream RTDASH_EDGE_EVENTS   -> hub RTDASH_EVENTS, rtdash.events.<tenant>
+# plus KV_rtdash_config in the edge domain: a read-only mirror of the hub's rtdash_config bucket.
+#
+# Variables (each may be set in the environment beforehand):
+#   RTDASH_EDGE_STATE         parent of every site's state dir (default <repo>/.rtdash-edge)
+#   RTDASH_EDGE_BUFFER_BYTES  max_bytes of each edge stream: the buffer for an outage
+#                             (default 1073741824, 1 GiB); the leaf's JetStream store is
+#                             capped at 3 x this + 256 MiB
+#   RTDASH_EDGE_MAX_AGE       max_age of the edge streams, seconds (default 86400: a day)
+#   RTDASH_HUB_URL            the hub's client URLs for JetStream API requests
+#                             (default: the cluster's, deploy/cluster/lib.sh)
+#   RTDASH_HUB_LEAF_URLS      the hub's leafnode URLs (default: the cluster's)
+
+# shellcheck source=deploy/cluster/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../cluster/lib.sh"
+
+RTDASH_EDGE_STATE=${RTDASH_EDGE_STATE:-$RTDASH_ROOT/.rtdash-edge}
+RTDASH_EDGE_BUFFER_BYTES=${RTDASH_EDGE_BUFFER_BYTES:-1073741824}
+RTDASH_EDGE_MAX_AGE=${RTDASH_EDGE_MAX_AGE:-86400}
+RTDASH_HUB_URL=${RTDASH_HUB_URL:-$(rtdash_cluster_urls client)}
+RTDASH_HUB_LEAF_URLS=${RTDASH_HUB_LEAF_URLS:-$(rtdash_cluster_urls leaf)}
+RTDASH_EDGE_KINDS=(partials dlq events)
+
+# rtdash_check_site SITE: one line and exit 1 unless SITE is 1-32 of [a-z0-9-], not starting
+# or ending with '-' (it becomes a subject token and part of the domain edge-<site>).
+rtdash_check_site() {
+	[[ $1 =~ ^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$ ]] ||
+		rtdash_die "edge site id '$1': use 1 to 32 of a-z, 0-9 and '-', not starting or ending with '-'"
+}
+
+# rtdash_edge_stream KIND: RTDASH_EDGE_PARTIALS, RTDASH_EDGE_DLQ, RTDASH_EDGE_EVENTS.
+rtdash_edge_stream() { printf 'RTDASH_EDGE_%s' "${1^^}"; }
+# rtdash_hub_stream KIND: RTDASH_PARTIALS, RTDASH_DLQ, RTDASH_EVENTS.
+rtdash_hub_stream() { printf 'RTDASH_%s' "${1^^}"; }
+
+# rtdash_edge_render_conf SITE DISABLED: (re)write the site's nats.conf from
+# deploy/edge/leaf.conf, its link disabled when DISABLED is true. Needs PORT and MONITOR_PORT
+# from the site's site.env (rtdash_edge_load).
+rtdash_edge_render_conf() {
+	local dir="$RTDASH_EDGE_STATE/$1" hub_urls=() url
+	IFS=, read -ra urls <<<"$RTDASH_HUB_LEAF_URLS"
+	for url in "${urls[@]}"; do hub_urls+=("\"$url\""); done
+	mkdir -p "$dir/store"
+	rtdash_render "$RTDASH_ROOT/deploy/edge/leaf.conf" "$dir/nats.conf" \
+		"NAME=edge-$1" "DOMAIN=edge-$1" "PORT=$PORT" "MONITOR_PORT=$MONITOR_PORT" \
+		"STORE_DIR=$dir/store" "MAX_FILE_STORE=$((3 * RTDASH_EDGE_BUFFER_BYTES + 268435456))" \
+		"SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL" "HUB_URLS=$(rtdash_join ', ' "${hub_urls[@]}")" \
+		"LINK_DISABLED=$2"
+}
+
+# rtdash_edge_load SITE: read the site's site.env (PORT, MONITOR_PORT, LINK) into variables;
+# exit 1 when the site was never set up.
+rtdash_edge_load() {
+	local env="$RTDASH_EDGE_STATE/$1/site.env"
+	[ -f "$env" ] || rtdash_die "edge site $1 is not set up ($env missing); run ./deploy/edge/up.sh $1"
+	# shellcheck source=/dev/null
+	. "$env"
+}
+
+# rtdash_edge_save SITE: write PORT, MONITOR_PORT, LINK to the site's site.env.
+rtdash_edge_save() {
+	printf 'PORT=%s\nMONITOR_PORT=%s\nLINK=%s\n' "$PORT" "$MONITOR_PORT" "$LINK" >"$RTDASH_EDGE_STATE/$1/site.env"
+}
+
+# rtdash_edge_links MONITOR_PORT: number of the leaf node's connections to the hub.
+rtdash_edge_links() {
+	curl -fsS --max-time 2 "http://127.0.0.1:$1/leafz" | jq -r '.leafnodes // 0'
+}
+
+# rtdash_edge_wait_link SITE up|down [TIMEOUT]: wait until the leaf node's link is up / down.
+rtdash_edge_wait_link() {
+	local deadline=$((SECONDS + ${3:-20})) n
+	while :; do
+		n=$(rtdash_edge_links "$MONITOR_PORT" 2>/dev/null || echo error)
+		case $2:$n in
+		up:[1-9]* | down:0) return 0 ;;
+		esac
+		((SECONDS < deadline)) || rtdash_die "edge site $1: link not $2 within ${3:-20}s (leafnode connections: $n; log: $RTDASH_EDGE_STATE/$1/logs/edge-$1.log)"
+		sleep 0.2
+	done
+}
+
+# rtdash_js_ensure_stream SERVERS CONFIG_JSON: create the stream, or update an existing one
+# to CONFIG_JSON. Idempotent. (A create of an existing stream is not: JetStream counts its
+# max_bytes reservation twice and answers "insufficient storage resources".)
+rtdash_js_ensure_stream() {
+	local name answer op=UPDATE
+	name=$(jq -r .name <<<"$2")
+	answer=$(rtdash_js_api "$1" "\$JS.API.STREAM.INFO.$name") || rtdash_die "no JetStream answer from $1 (stream $name)"
+	if [ "$(jq -r '.error.err_code // empty' <<<"$answer")" = 10059 ]; then # not found
+		op=CREATE
+	else
+		rtdash_js_ok "stream $name at $1" "$answer"
+	fi
+	answer=$(rtdash_js_api "$1" "\$JS.API.STREAM.$op.$name" "$2") || rtdash_die "no JetStream answer from $1 (stream $name)"
+	rtdash_js_ok "stream $name at $1 (${op,,})" "$answer"
+}
+
+# rtdash_hub_sources SITE add|remove: add (or replace) / remove the site's source entry on each
+# hub stream, keeping every other source. Needs the hub streams (the core aggregator creates
+# them).
+rtdash_hub_sources() {
+	local site=$1 action=$2 kind hub edge source info config answer
+	for kind in "${RTDASH_EDGE_KINDS[@]}"; do
+		hub=$(rtdash_hub_stream "$kind")
+		edge=$(rtdash_edge_stream "$kind")
+		info=$(rtdash_js_api "$RTDASH_HUB_URL" "\$JS.API.STREAM.INFO.$hub") ||
+			rtdash_die "no JetStream answer from the hub at $RTDASH_HUB_URL; is the cluster up (./deploy/cluster/up.sh)?"
+		if [ "$(jq -r '.error.err_code // empty' <<<"$info")" = 10059 ]; then
+			rtdash_die "hub stream $hub does not exist yet: start a core-aggregator against the hub (it creates the topology), then rerun"
+		fi
+		rtdash_js_ok "hub stream $hub" "$info"
+		source=$(rtdash_render_text "$RTDASH_ROOT/deploy/edge/hub-source.json" \
+			"STREAM=$edge" "DOMAIN=edge-$site" "SITE=$site" "KIND=$kind")
+		config=$(jq -c --argjson s "$source" --arg action "$action" '.config
+			| .sources = ([(.sources // [])[] | select(.name != $s.name or .external.api != $s.external.api)]
+				+ (if $action == "add" then [$s] else [] end))
+			| if (.sources | length) == 0 then del(.sources) else . end' <<<"$info")
+		answer=$(rtdash_js_api "$RTDASH_HUB_URL" "\$JS.API.STREAM.UPDATE.$hub" "$config") ||
+			rtdash_die "no JetStream answer from the hub at $RTDASH_HUB_URL (update $hub)"
+		rtdash_js_ok "hub stream $hub: $action source of site $site" "$answer"
+	done
+}
+
+# rtdash_render_text TEMPLATE KEY=VALUE...: print TEMPLATE with each @KEY@ replaced.
+rtdash_render_text() { rtdash_render "$1" /dev/stdout "${@:2}"; }
