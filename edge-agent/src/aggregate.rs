@@ -1,0 +1,709 @@
+//! Aggregation shards and the flusher.
+//!
+//! **Shards.** The shared [`Aggregator`] is single-threaded, so the agent keeps `N` of them,
+//! each behind its own mutex. A request takes one shard (round robin, skipping locked ones)
+//! for all of its events, so a request costs one lock. The deltas of one series can thus sit
+//! in several shards; they are published as separate entries of the same batch and merged by
+//! the aggregator (sketch merge is associative and commutative).
+//!
+//! **Flusher.** Every `flush_interval_ms` it drains every shard, groups the entries by
+//! `series.partition(P)`, cuts each partition's entries into batches of about
+//! `publish.max_batch_bytes` encoded, and hands them to the [`Spool`]. A partition without
+//! data gets an empty heartbeat batch when it has had no message for
+//! `heartbeat_interval_ms` (and nothing of it is waiting in the spool), so windows close at
+//! the aggregator even when this agent sees no traffic for them.
+//!
+//! **Watermark.** A batch carries the agent's watermark: the agent's clock when the flush
+//! started, held back to the receive time of the oldest request still being processed (its
+//! events are not in the shards yet and will go out with a later flush). It never goes back.
+
+use crate::metrics::AgentMetrics;
+use crate::publish::seq::SeqState;
+use crate::publish::spool::Spool;
+use bytes::Bytes;
+use rtdash_shared::aggregate::Aggregator;
+use rtdash_shared::event::Event;
+use rtdash_shared::messages::{PartialBatch, PartialEntry};
+use rtdash_shared::metric::MetricSet;
+use rtdash_shared::time::UnixMillis;
+use rtdash_shared::wire::{self, Format};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Bytes assumed per pending series before the first flush measured it.
+const INITIAL_BYTES_PER_SERIES: u64 = 256;
+/// Series-cap bookkeeping is kept for windows this much older than the widest window.
+const ADMISSION_HORIZON_MS: i64 = 10 * 60 * 1000;
+
+#[derive(Debug)]
+struct Shard {
+    aggregator: Aggregator,
+    /// Measured at the last drain: heap bytes per pending series.
+    bytes_per_series: u64,
+    /// Measured at the last drain: bytes of the series-cap bookkeeping.
+    admitted_bytes: u64,
+}
+
+impl Shard {
+    fn estimate(&self) -> u64 {
+        self.admitted_bytes + self.aggregator.pending_series() as u64 * self.bytes_per_series
+    }
+}
+
+/// What one request's events did to the aggregation state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddTotals {
+    /// Series deltas updated.
+    pub series_updated: u64,
+    /// Of those, folded into overflow series.
+    pub overflowed: u64,
+}
+
+/// `N` aggregators behind their own locks (see the module docs).
+#[derive(Debug)]
+pub struct Shards {
+    shards: Vec<Mutex<Shard>>,
+    estimates: Vec<AtomicU64>,
+    next: AtomicUsize,
+}
+
+impl Shards {
+    /// `count` shards (at least one) aggregating with `metrics`.
+    pub fn new(count: usize, metrics: Arc<MetricSet>) -> Self {
+        let count = count.max(1);
+        Self {
+            shards: (0..count)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        aggregator: Aggregator::new(Arc::clone(&metrics)),
+                        bytes_per_series: INITIAL_BYTES_PER_SERIES,
+                        admitted_bytes: 0,
+                    })
+                })
+                .collect(),
+            estimates: (0..count).map(|_| AtomicU64::new(0)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+        shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Folds `events` into one shard.
+    pub fn add_all<'e, 'a: 'e>(
+        &self,
+        events: impl IntoIterator<Item = &'e Event<'a>>,
+    ) -> AddTotals {
+        let count = self.shards.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        let mut guard = None;
+        for offset in 0..count {
+            let index = (start + offset) % count;
+            if let Ok(shard) = self.shards[index].try_lock() {
+                guard = Some((index, shard));
+                break;
+            }
+        }
+        let (index, mut shard) = match guard {
+            Some(found) => found,
+            None => (start, Self::lock(&self.shards[start])),
+        };
+        let mut totals = AddTotals::default();
+        for event in events {
+            let outcome = shard.aggregator.add(event);
+            totals.series_updated += outcome.series_updated as u64;
+            totals.overflowed += outcome.overflowed as u64;
+        }
+        self.estimates[index].store(shard.estimate(), Ordering::Relaxed);
+        totals
+    }
+
+    /// Replaces the metric definitions of every shard.
+    pub fn set_metrics(&self, metrics: Arc<MetricSet>) {
+        for shard in &self.shards {
+            Self::lock(shard)
+                .aggregator
+                .set_metrics(Arc::clone(&metrics));
+        }
+    }
+
+    /// Takes every shard's deltas; forgets series-cap bookkeeping of windows that started
+    /// before `forget_before`.
+    pub fn drain_all(&self, forget_before: UnixMillis) -> Vec<PartialEntry> {
+        let mut entries = Vec::new();
+        for (index, shard) in self.shards.iter().enumerate() {
+            let mut shard = Self::lock(shard);
+            let pending = shard.aggregator.pending_series() as u64;
+            let before = shard.aggregator.approx_bytes() as u64;
+            entries.extend(shard.aggregator.drain());
+            shard.aggregator.forget_windows_before(forget_before);
+            let after = shard.aggregator.approx_bytes() as u64;
+            if let Some(per_series) = before.saturating_sub(after).checked_div(pending) {
+                shard.bytes_per_series = per_series.max(64);
+            }
+            shard.admitted_bytes = after;
+            self.estimates[index].store(shard.estimate(), Ordering::Relaxed);
+        }
+        entries
+    }
+
+    /// Estimated heap bytes of the aggregation state (updated on every add and drain).
+    pub fn approx_bytes(&self) -> u64 {
+        self.estimates
+            .iter()
+            .map(|e| e.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Events folded into overflow series so far, over all shards.
+    pub fn overflowed_total(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| Self::lock(shard).aggregator.overflowed_total())
+            .sum()
+    }
+
+    /// The widest window of the metrics in force, in milliseconds.
+    pub fn widest_window_ms(&self) -> i64 {
+        let shard = Self::lock(&self.shards[0]);
+        shard
+            .aggregator
+            .metrics()
+            .all()
+            .iter()
+            .map(|m| m.def.window_ms())
+            .max()
+            .unwrap_or(60_000)
+    }
+}
+
+/// Receive times of the requests being processed, for the watermark.
+#[derive(Debug, Default)]
+pub struct InFlightRequests {
+    inner: Mutex<BTreeMap<(UnixMillis, u64), ()>>,
+    next: AtomicU64,
+}
+
+/// Removes its request from [`InFlightRequests`] when dropped.
+#[derive(Debug)]
+pub struct InFlightGuard<'a> {
+    owner: &'a InFlightRequests,
+    key: (UnixMillis, u64),
+}
+
+impl InFlightRequests {
+    /// Registers a request received at `received_at`.
+    pub fn enter(&self, received_at: UnixMillis) -> InFlightGuard<'_> {
+        let key = (received_at, self.next.fetch_add(1, Ordering::Relaxed));
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, ());
+        InFlightGuard { owner: self, key }
+    }
+
+    /// The receive time of the oldest request in progress.
+    pub fn oldest(&self) -> Option<UnixMillis> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .next()
+            .map(|(at, _)| *at)
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.owner
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// Flusher settings.
+#[derive(Clone, Debug)]
+pub struct FlushConfig {
+    /// Agent id written into every batch.
+    pub agent_id: String,
+    /// Partition count to route with.
+    pub partitions: u32,
+    /// Target encoded batch size.
+    pub max_batch_bytes: usize,
+    /// Largest encoded batch: a bigger one is split even when the size estimate said it
+    /// fits. Below the server's `max_payload`, or the publish could never succeed.
+    pub hard_max_batch_bytes: usize,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Flush interval.
+    pub interval: Duration,
+    /// How often sequence numbers are persisted.
+    pub persist_every: Duration,
+}
+
+/// What one flush did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Series entries published.
+    pub entries: usize,
+    /// Batches with data.
+    pub batches: usize,
+    /// Empty heartbeat batches.
+    pub heartbeats: usize,
+    /// The watermark the batches carry.
+    pub watermark: UnixMillis,
+}
+
+/// Drains the shards into batches every flush interval (see the module docs).
+#[derive(Debug)]
+pub struct Flusher {
+    config: FlushConfig,
+    shards: Arc<Shards>,
+    spool: Arc<Spool>,
+    seqs: SeqState,
+    in_flight: Arc<InFlightRequests>,
+    metrics: AgentMetrics,
+    last_sent: Vec<Option<Instant>>,
+    watermark: UnixMillis,
+    last_persist: Instant,
+}
+
+impl Flusher {
+    /// A flusher publishing through `spool`.
+    pub fn new(
+        config: FlushConfig,
+        shards: Arc<Shards>,
+        spool: Arc<Spool>,
+        seqs: SeqState,
+        in_flight: Arc<InFlightRequests>,
+        metrics: AgentMetrics,
+    ) -> Self {
+        let partitions = config.partitions as usize;
+        Self {
+            config,
+            shards,
+            spool,
+            seqs,
+            in_flight,
+            metrics,
+            last_sent: vec![None; partitions],
+            watermark: UnixMillis::MIN,
+            last_persist: Instant::now(),
+        }
+    }
+
+    /// One flush at wall-clock `now_ms`. With `final_flush` every partition without data gets
+    /// a heartbeat (the last word of this run).
+    pub fn flush(&mut self, now_ms: UnixMillis, final_flush: bool) -> FlushReport {
+        let now = Instant::now();
+        let held_back = self
+            .in_flight
+            .oldest()
+            .map_or(now_ms, |oldest| oldest.min(now_ms));
+        self.watermark = self.watermark.max(held_back);
+        let watermark = self.watermark;
+        let span = tracing::debug_span!("flush", watermark);
+        let _enter = span.enter();
+
+        let forget_before = now_ms - self.shards.widest_window_ms() - ADMISSION_HORIZON_MS;
+        let entries = self.shards.drain_all(forget_before);
+        self.metrics.series_active.set(entries.len() as f64);
+        let mut report = FlushReport {
+            entries: entries.len(),
+            watermark,
+            ..FlushReport::default()
+        };
+        let partitions = self.config.partitions;
+        let mut by_partition: Vec<Vec<PartialEntry>> =
+            (0..partitions).map(|_| Vec::new()).collect();
+        for entry in entries {
+            let partition = entry.series.partition(partitions) as usize;
+            by_partition[partition].push(entry);
+        }
+        for (partition, entries) in by_partition.into_iter().enumerate() {
+            let p = partition as u32;
+            if entries.is_empty() {
+                let due = final_flush
+                    || self.last_sent[partition]
+                        .is_none_or(|last| now.duration_since(last) >= self.config.heartbeat);
+                if due && self.spool.pending(p) == 0 {
+                    self.emit(p, Vec::new(), watermark, now_ms);
+                    self.last_sent[partition] = Some(now);
+                    report.heartbeats += 1;
+                }
+                continue;
+            }
+            for chunk in chunk_by_size(entries, self.config.max_batch_bytes) {
+                report.batches += self.emit(p, chunk, watermark, now_ms);
+            }
+            self.last_sent[partition] = Some(now);
+        }
+        if final_flush || now.duration_since(self.last_persist) >= self.config.persist_every {
+            self.persist_seqs();
+            self.last_persist = now;
+        }
+        if report.entries > 0 {
+            tracing::debug!(
+                entries = report.entries,
+                batches = report.batches,
+                heartbeats = report.heartbeats,
+                "flushed"
+            );
+        }
+        report
+    }
+
+    /// Encodes and spools one batch (splitting it when it encodes too large); returns the
+    /// number of batches made.
+    fn emit(
+        &mut self,
+        partition: u32,
+        entries: Vec<PartialEntry>,
+        watermark: UnixMillis,
+        now_ms: UnixMillis,
+    ) -> usize {
+        let seq = self.seqs.next(partition);
+        let batch = PartialBatch {
+            agent_id: self.config.agent_id.clone(),
+            partition,
+            seq,
+            acked_below: self.spool.acked_below(partition, seq),
+            watermark,
+            created_at: now_ms,
+            entries,
+        };
+        self.encode_and_push(batch)
+    }
+
+    fn encode_and_push(&mut self, mut batch: PartialBatch) -> usize {
+        match wire::encode(&batch, Format::Binary) {
+            Ok(bytes)
+                if bytes.len() <= self.config.hard_max_batch_bytes || batch.entries.len() <= 1 =>
+            {
+                self.spool
+                    .push(batch.partition, batch.seq, Bytes::from(bytes));
+                1
+            }
+            Ok(_) => {
+                // The size estimate was off: split in halves; the first half keeps the seq,
+                // the second gets the next one (pushed after, so the spool stays in order).
+                let second_entries = batch.entries.split_off(batch.entries.len() / 2);
+                let header = empty_like(&batch);
+                let mut made = self.encode_and_push(batch);
+                let seq = self.seqs.next(header.partition);
+                let second = PartialBatch {
+                    seq,
+                    acked_below: self.spool.acked_below(header.partition, seq),
+                    entries: second_entries,
+                    ..header
+                };
+                made += self.encode_and_push(second);
+                made
+            }
+            Err(err) => {
+                tracing::error!(partition = batch.partition, error = %err, "cannot encode a partial batch; its deltas are lost");
+                0
+            }
+        }
+    }
+
+    /// Writes the sequence numbers to the state directory (errors are logged).
+    pub fn persist_seqs(&mut self) {
+        if let Err(err) = self.seqs.persist() {
+            tracing::error!(error = %err, "cannot persist batch sequence numbers");
+        }
+    }
+
+    /// Flushes every interval until `stop` is cancelled, then a final flush; returns the
+    /// flusher (for its sequence state).
+    pub async fn run(mut self, stop: CancellationToken) -> Self {
+        let mut interval = tokio::time::interval(self.config.interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = interval.tick() => {
+                    // Draining and encoding many series takes a while: let the runtime move
+                    // other tasks off this worker meanwhile.
+                    let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+                        == tokio::runtime::RuntimeFlavor::MultiThread;
+                    if multi_thread {
+                        tokio::task::block_in_place(|| {
+                            self.flush(rtdash_shared::time::now_millis(), false)
+                        });
+                    } else {
+                        self.flush(rtdash_shared::time::now_millis(), false);
+                    }
+                }
+            }
+        }
+        self.flush(rtdash_shared::time::now_millis(), true);
+        self
+    }
+}
+
+fn empty_like(batch: &PartialBatch) -> PartialBatch {
+    PartialBatch {
+        agent_id: batch.agent_id.clone(),
+        partition: batch.partition,
+        seq: batch.seq,
+        acked_below: batch.acked_below,
+        watermark: batch.watermark,
+        created_at: batch.created_at,
+        entries: Vec::new(),
+    }
+}
+
+/// Rough encoded size of an entry (postcard: strings plus the sketch).
+fn estimate_entry_bytes(entry: &PartialEntry) -> usize {
+    let series = &entry.series;
+    let dims: usize = series
+        .dims
+        .iter()
+        .map(|(name, value)| name.len() + value.as_ref().map_or(0, String::len) + 3)
+        .sum();
+    series.tenant.len() + series.metric.len() + dims + 40 + entry.sketch.heap_bytes()
+}
+
+/// Cuts `entries` into chunks whose estimated encoded size stays under `max_bytes`.
+pub fn chunk_by_size(entries: Vec<PartialEntry>, max_bytes: usize) -> Vec<Vec<PartialEntry>> {
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for entry in entries {
+        let bytes = estimate_entry_bytes(&entry);
+        if !current.is_empty() && size + bytes > max_bytes {
+            chunks.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += bytes;
+        current.push(entry);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::pipeline::Outbox;
+    use async_nats::jetstream::publish::PublishAck;
+    use rtdash_shared::event::{parse_event, EventLimits};
+    use rtdash_shared::metric::MetricDefinition;
+    use rtdash_shared::time::format_rfc3339;
+
+    const NOW: UnixMillis = 1_705_327_532_000;
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        shards: Arc<Shards>,
+        spool: Arc<Spool>,
+        in_flight: Arc<InFlightRequests>,
+        flusher: Flusher,
+    }
+
+    fn rig(partitions: u32, max_batch_bytes: usize) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metrics = AgentMetrics::new();
+        let def = MetricDefinition::from_json(
+            br#"{"name":"amount","event_type":"pay","field":"usd","unique":"user","dimensions":["region"]}"#,
+        )
+        .expect("valid");
+        let shards = Arc::new(Shards::new(2, Arc::new(MetricSet::new([def]))));
+        let (spool, _) = Spool::open(
+            &dir.path().join("spool"),
+            "edge-t",
+            1 << 30,
+            1 << 30,
+            1 << 20,
+            metrics.clone(),
+        )
+        .expect("spool");
+        let spool = Arc::new(spool);
+        let seqs = SeqState::load(dir.path(), "edge-t", 100).expect("seqs");
+        let in_flight = Arc::new(InFlightRequests::default());
+        let flusher = Flusher::new(
+            FlushConfig {
+                agent_id: "edge-t".into(),
+                partitions,
+                max_batch_bytes,
+                hard_max_batch_bytes: max_batch_bytes * 2,
+                heartbeat: Duration::from_secs(1),
+                interval: Duration::from_millis(500),
+                persist_every: Duration::from_secs(5),
+            },
+            Arc::clone(&shards),
+            Arc::clone(&spool),
+            seqs,
+            Arc::clone(&in_flight),
+            metrics,
+        );
+        Rig {
+            _dir: dir,
+            shards,
+            spool,
+            in_flight,
+            flusher,
+        }
+    }
+
+    fn ack() -> PublishAck {
+        serde_json::from_str(r#"{"stream":"S","seq":1}"#).expect("ack")
+    }
+
+    /// Publishes (acknowledges) everything spooled and returns the decoded batches.
+    fn publish_all(spool: &Spool) -> Vec<PartialBatch> {
+        let mut out = Vec::new();
+        while let Some(item) = spool.next() {
+            out.push(wire::decode::<PartialBatch>(&item.payload).expect("batch"));
+            spool.acked(item.token, &ack(), Duration::ZERO);
+        }
+        out
+    }
+
+    fn add_events(shards: &Shards, count: usize) {
+        let json: Vec<String> = (0..count)
+            .map(|i| {
+                format!(
+                    r#"{{"tenant_id":"t","source":"s","event_type":"pay","properties":{{"region":"r{}","usd":{i},"user":{i}}},"occurred_at":"{}"}}"#,
+                    i % 7,
+                    format_rfc3339(NOW - 1000)
+                )
+            })
+            .collect();
+        let events: Vec<Event<'_>> = json
+            .iter()
+            .map(|j| parse_event(j.as_bytes(), &EventLimits::default(), NOW).expect("valid"))
+            .collect();
+        shards.add_all(events.iter());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_partitions_get_heartbeats_every_heartbeat_interval() {
+        let mut rig = rig(4, 1 << 20);
+        let report = rig.flusher.flush(NOW, false);
+        assert_eq!(report.heartbeats, 4, "first flush: every partition");
+        let batches = publish_all(&rig.spool);
+        assert!(batches
+            .iter()
+            .all(|b| b.entries.is_empty() && b.watermark == NOW));
+        assert!(batches.iter().all(|b| b.seq == 100 && b.acked_below == 100));
+
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(rig.flusher.flush(NOW + 500, false).heartbeats, 0);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!(rig.flusher.flush(NOW + 1000, false).heartbeats, 4);
+        let batches = publish_all(&rig.spool);
+        assert!(batches
+            .iter()
+            .all(|b| b.seq == 101 && b.watermark == NOW + 1000));
+
+        // A partition with a batch waiting in the spool gets no heartbeat on top.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        rig.flusher.flush(NOW + 2000, false);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(rig.flusher.flush(NOW + 3000, false).heartbeats, 0);
+        assert_eq!(publish_all(&rig.spool).len(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn data_is_grouped_by_partition_and_merges_to_the_events() {
+        let mut rig = rig(4, 1 << 20);
+        add_events(&rig.shards, 100);
+        add_events(&rig.shards, 50);
+        let report = rig.flusher.flush(NOW, false);
+        assert!(report.batches >= 1);
+        let batches = publish_all(&rig.spool);
+        let mut total = rtdash_shared::sketch::Sketch::new(rtdash_shared::sketch::SketchSpec::ALL);
+        for batch in &batches {
+            for entry in &batch.entries {
+                assert_eq!(entry.series.partition(4), batch.partition);
+                if entry.series.metric == "amount" && entry.series.dims.is_empty() {
+                    total.merge(&entry.sketch);
+                }
+            }
+        }
+        let stats = total.stats();
+        assert_eq!(stats.count, 150);
+        assert_eq!(
+            stats.sum,
+            Some((0..100).sum::<i32>() as f64 + (0..50).sum::<i32>() as f64)
+        );
+        assert_eq!(stats.min, Some(0.0));
+        assert_eq!(stats.max, Some(99.0));
+        assert_eq!(stats.unique, Some(100));
+        assert_eq!(rig.shards.approx_bytes(), rig.shards.approx_bytes());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_are_cut_to_size_with_consecutive_seqs() {
+        let mut rig = rig(1, 4096);
+        add_events(&rig.shards, 2000);
+        let report = rig.flusher.flush(NOW, false);
+        assert!(report.batches > 1, "{report:?}");
+        let batches = publish_all(&rig.spool);
+        let seqs: Vec<u64> = batches.iter().map(|b| b.seq).collect();
+        let expected: Vec<u64> = (100..100 + batches.len() as u64).collect();
+        assert_eq!(seqs, expected);
+        assert_eq!(batches[0].acked_below, 100);
+        assert_eq!(
+            batches[1].acked_below, 100,
+            "batch 100 was not acknowledged yet"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_in_progress_hold_the_watermark_back() {
+        let mut rig = rig(1, 1 << 20);
+        let guard = rig.in_flight.enter(NOW - 300);
+        assert_eq!(rig.flusher.flush(NOW, false).watermark, NOW - 300);
+        drop(guard);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(rig.flusher.flush(NOW + 1000, false).watermark, NOW + 1000);
+        // The watermark never goes back, even if the clock does.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(rig.flusher.flush(NOW, false).watermark, NOW + 1000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_run_loop_flushes_every_interval_and_once_more_at_the_end() {
+        let rig = rig(2, 1 << 20);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(rig.flusher.run(stop.clone()));
+        add_events(&rig.shards, 10);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let first = publish_all(&rig.spool);
+        assert!(
+            first.iter().any(|b| !b.entries.is_empty()),
+            "data flushed within one interval"
+        );
+        add_events(&rig.shards, 5);
+        stop.cancel();
+        let _flusher = task.await.expect("flusher");
+        let last = publish_all(&rig.spool);
+        let events: u64 = last
+            .iter()
+            .flat_map(|b| &b.entries)
+            .filter(|e| e.series.metric == "amount" && e.series.dims.is_empty())
+            .map(|e| e.sketch.count())
+            .sum();
+        assert_eq!(events, 5, "the final flush publishes what is left");
+        let mut partitions: Vec<u32> = last.iter().map(|b| b.partition).collect();
+        partitions.dedup();
+        assert_eq!(
+            partitions,
+            vec![0, 1],
+            "every partition hears from the final flush"
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! Metric definitions: an optional local TOML file for bootstrap, plus a watch on the
+//! `rtdash_config` key-value bucket, keys `metric.<tenant|_all>.<name>` holding a
+//! [`MetricDefinition`] as JSON.
+//!
+//! The set in force is built-in `events` + file definitions + bucket definitions (a bucket
+//! definition with the same tenant and name as a file one replaces it). Every change rebuilds
+//! the [`MetricSet`] and hands it to every shard: it applies to events aggregated from then
+//! on, within moments of the put. A bucket value that does not parse, fails validation, or
+//! whose tenant or name disagrees with its key is logged and counted
+//! (`rtdash_agent_definitions_invalid_total`); the previous valid definition under that key,
+//! if any, stays in force. A problem in the local file, on the other hand, is a configuration
+//! error: the agent refuses to start (exit 64), naming the file.
+//!
+//! The watch delivers the current value of every key first; the agent reports ready
+//! (`/readyz` check `definitions`) once it has caught up. If the watch fails (NATS gone), it
+//! is re-established with a backoff, rebuilding the bucket's definitions from scratch.
+
+use crate::aggregate::Shards;
+use crate::metrics::AgentMetrics;
+use async_nats::jetstream::kv::{Entry, Operation};
+use async_nats::jetstream::Context;
+use futures::StreamExt;
+use rtdash_shared::metric::{MetricDefinition, MetricFile, MetricSet};
+use rtdash_shared::names;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Key prefix of metric definitions in the config bucket.
+pub const METRIC_KEY_PREFIX: &str = "metric.";
+
+/// The local definitions file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics file {path}: {problem}")]
+pub struct DefinitionsFileError {
+    /// The file.
+    pub path: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Reads and validates the local definitions file.
+pub fn load_file(path: &Path) -> Result<Vec<MetricDefinition>, DefinitionsFileError> {
+    let fail = |problem: String| DefinitionsFileError {
+        path: path.display().to_string(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| fail(err.to_string()))?;
+    MetricFile::from_toml(&text)
+        .map(|file| file.metric)
+        .map_err(|err| fail(err.to_string()))
+}
+
+/// The definitions in force and where they came from.
+#[derive(Debug)]
+pub struct Definitions {
+    file: Vec<MetricDefinition>,
+    bucket: BTreeMap<String, MetricDefinition>,
+    shards: Arc<Shards>,
+    metrics: AgentMetrics,
+    ready: Arc<AtomicBool>,
+}
+
+impl Definitions {
+    /// Definitions from the local file only (the bucket is watched by [`Definitions::watch`]).
+    pub fn new(file: Vec<MetricDefinition>, shards: Arc<Shards>, metrics: AgentMetrics) -> Self {
+        Self {
+            file,
+            bucket: BTreeMap::new(),
+            shards,
+            metrics,
+            ready: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The set built from the file alone (before the bucket is read).
+    pub fn initial_set(file: &[MetricDefinition]) -> Arc<MetricSet> {
+        Arc::new(MetricSet::new(file.iter().cloned()))
+    }
+
+    /// Set once the bucket's definitions were read for the first time.
+    pub fn ready_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.ready)
+    }
+
+    fn apply(&self) {
+        let set = MetricSet::new(self.file.iter().chain(self.bucket.values()).cloned());
+        self.metrics.definitions_active.set(set.all().len() as f64);
+        tracing::info!(
+            definitions = set.all().len(),
+            from_bucket = self.bucket.len(),
+            "metric definitions applied"
+        );
+        self.shards.set_metrics(Arc::new(set));
+    }
+
+    /// Applies one bucket entry to `map`; returns whether it changed anything.
+    fn update(&self, map: &mut BTreeMap<String, MetricDefinition>, entry: &Entry) -> bool {
+        match entry.operation {
+            Operation::Delete | Operation::Purge => map.remove(&entry.key).is_some(),
+            Operation::Put => match parse_entry(&entry.key, &entry.value) {
+                Ok(def) => {
+                    let changed = map.get(&entry.key) != Some(&def);
+                    map.insert(entry.key.clone(), def);
+                    changed
+                }
+                Err(problem) => {
+                    self.metrics.definitions_invalid.increment(1);
+                    tracing::warn!(
+                        key = %entry.key,
+                        revision = entry.revision,
+                        %problem,
+                        kept_previous = map.contains_key(&entry.key),
+                        "invalid metric definition in the config bucket; ignored"
+                    );
+                    false
+                }
+            },
+        }
+    }
+
+    /// Watches the bucket until `stop` is cancelled (see the module docs).
+    pub async fn watch(mut self, js: Context, stop: CancellationToken) {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let result = tokio::select! {
+                () = stop.cancelled() => return,
+                result = self.watch_once(&js, &stop) => result,
+            };
+            match result {
+                Ok(()) => return,
+                Err(problem) => {
+                    tracing::warn!(%problem, retry_in_ms = backoff.as_millis() as u64, "metric definition watch interrupted");
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn watch_once(&mut self, js: &Context, stop: &CancellationToken) -> Result<(), String> {
+        let kv = js
+            .get_key_value(names::CONFIG_BUCKET)
+            .await
+            .map_err(|err| format!("bucket {}: {err}", names::CONFIG_BUCKET))?;
+        let mut watch = kv
+            .watch_with_history(format!("{METRIC_KEY_PREFIX}>"))
+            .await
+            .map_err(|err| format!("watch: {err}"))?;
+        let mut keys = kv.keys().await.map_err(|err| format!("keys: {err}"))?;
+        let mut any = false;
+        while let Some(key) = keys.next().await {
+            if key.is_ok_and(|key| key.starts_with(METRIC_KEY_PREFIX)) {
+                any = true;
+                break;
+            }
+        }
+        drop(keys);
+        // Until the history is read, changes go to a fresh map that replaces the old one.
+        let mut fresh: Option<BTreeMap<String, MetricDefinition>> = Some(BTreeMap::new());
+        if !any {
+            self.catch_up(fresh.take().unwrap_or_default());
+        }
+        loop {
+            let entry = tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                entry = watch.next() => entry,
+            };
+            let entry = match entry {
+                Some(Ok(entry)) => entry,
+                Some(Err(err)) => return Err(format!("watch: {err}")),
+                None => return Err("watch ended".to_owned()),
+            };
+            match fresh.as_mut() {
+                Some(map) => {
+                    let mut map_owned = std::mem::take(map);
+                    self.update(&mut map_owned, &entry);
+                    *map = map_owned;
+                    if entry.delta == 0 {
+                        self.catch_up(fresh.take().unwrap_or_default());
+                    }
+                }
+                None => {
+                    let mut bucket = std::mem::take(&mut self.bucket);
+                    let changed = self.update(&mut bucket, &entry);
+                    self.bucket = bucket;
+                    if changed {
+                        self.apply();
+                    }
+                }
+            }
+        }
+    }
+
+    fn catch_up(&mut self, map: BTreeMap<String, MetricDefinition>) {
+        self.bucket = map;
+        self.apply();
+        self.ready.store(true, Ordering::Release);
+    }
+}
+
+/// Parses a bucket value and checks it against its key `metric.<tenant|_all>.<name>`.
+pub fn parse_entry(key: &str, value: &[u8]) -> Result<MetricDefinition, String> {
+    let rest = key
+        .strip_prefix(METRIC_KEY_PREFIX)
+        .ok_or_else(|| "key does not start with `metric.`".to_owned())?;
+    let (tenant, name) = rest
+        .split_once('.')
+        .ok_or_else(|| "key is not metric.<tenant|_all>.<name>".to_owned())?;
+    let def = MetricDefinition::from_json(value).map_err(|err| err.to_string())?;
+    if def.name != name {
+        return Err(format!(
+            "the definition's name `{}` differs from the key's `{name}`",
+            def.name
+        ));
+    }
+    let key_tenant = (tenant != names::ALL_TENANTS).then_some(tenant);
+    if def.tenant_id.as_deref() != key_tenant {
+        return Err(format!(
+            "the definition's tenant_id {:?} differs from the key's `{tenant}`",
+            def.tenant_id
+        ));
+    }
+    Ok(def)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_must_agree_with_their_key() {
+        let def = br#"{"name":"amount","event_type":"pay","field":"usd"}"#;
+        assert!(parse_entry("metric._all.amount", def).is_ok());
+        assert!(parse_entry("metric._all.other", def)
+            .unwrap_err()
+            .contains("name"));
+        assert!(parse_entry("metric.acme.amount", def)
+            .unwrap_err()
+            .contains("tenant"));
+        let scoped = br#"{"name":"amount","tenant_id":"acme","event_type":"pay"}"#;
+        assert!(parse_entry("metric.acme.amount", scoped).is_ok());
+        assert!(parse_entry("metric._all.amount", b"{not json").is_err());
+        assert!(parse_entry(
+            "metric._all.amount",
+            br#"{"name":"amount","event_type":"pay","window_secs":7}"#
+        )
+        .unwrap_err()
+        .contains("window_secs"));
+    }
+
+    #[test]
+    fn the_file_is_validated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.toml");
+        std::fs::write(
+            &good,
+            "[[metric]]\nname = \"amount\"\nevent_type = \"pay\"\nfield = \"usd\"\n",
+        )
+        .expect("write");
+        assert_eq!(load_file(&good).expect("valid").len(), 1);
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[[metric]]\nname = \"a b\"\nevent_type = \"pay\"\n").expect("write");
+        let err = load_file(&bad).unwrap_err().to_string();
+        assert!(err.contains("bad.toml"), "{err}");
+        assert!(load_file(&dir.path().join("missing.toml")).is_err());
+    }
+}

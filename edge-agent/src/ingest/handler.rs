@@ -1,0 +1,469 @@
+//! `POST /v1/events`: admission (shutdown, memory budget, spool, concurrency), body reading,
+//! validation, dead letters, aggregation and the archive.
+
+use super::body::{self, BodyError, BodyKind, Encoding, GunzipError};
+use super::response::{ItemError, Reply};
+use crate::aggregate::{InFlightRequests, Shards};
+use crate::archive::Archive;
+use crate::config::IngestConfig;
+use crate::deadletter::{DeadLetters, Rejected};
+use crate::metrics::AgentMetrics;
+use crate::publish::spool::Spool;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use rtdash_shared::event::{
+    parse_event, split_batch, BatchItems, Event, EventLimits, RejectCode, Rejection,
+};
+use rtdash_shared::time::{now_millis, UnixMillis};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// What counts against the memory budget: aggregation state, in-memory spool, dead-letter
+/// queue, the archive queue (with the `backpressure` policy) and request bodies being read.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    /// The budget in bytes.
+    pub limit: u64,
+    shards: Arc<Shards>,
+    spool: Arc<Spool>,
+    dlq: Arc<DeadLetters>,
+    archive: Option<Arc<Archive>>,
+    bodies: AtomicU64,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes over these parts. `archive` only when it should count.
+    pub fn new(
+        limit: u64,
+        shards: Arc<Shards>,
+        spool: Arc<Spool>,
+        dlq: Arc<DeadLetters>,
+        archive: Option<Arc<Archive>>,
+    ) -> Self {
+        Self {
+            limit,
+            shards,
+            spool,
+            dlq,
+            archive,
+            bodies: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes in use.
+    pub fn used(&self) -> u64 {
+        self.shards.approx_bytes()
+            + self.spool.stats().memory_bytes.load(Ordering::Relaxed)
+            + self.dlq.memory_bytes()
+            + self.archive.as_ref().map_or(0, |a| a.queued_bytes())
+            + self.bodies.load(Ordering::Relaxed)
+    }
+
+    /// Whether the budget is exhausted.
+    pub fn exhausted(&self) -> bool {
+        self.used() >= self.limit
+    }
+}
+
+/// Releases the body bytes a request counted against the budget.
+struct BodyCharge<'a> {
+    budget: &'a MemoryBudget,
+    bytes: u64,
+}
+
+impl BodyCharge<'_> {
+    fn add(&mut self, bytes: u64) -> bool {
+        self.bytes += bytes;
+        self.budget.bodies.fetch_add(bytes, Ordering::Relaxed);
+        !self.budget.exhausted()
+    }
+}
+
+impl Drop for BodyCharge<'_> {
+    fn drop(&mut self) {
+        self.budget.bodies.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Everything the ingest handler needs.
+#[derive(Debug)]
+pub struct Ingest {
+    /// Event validation bounds.
+    pub limits: EventLimits,
+    /// Request limits.
+    pub config: IngestConfig,
+    /// Aggregation shards.
+    pub shards: Arc<Shards>,
+    /// Dead-letter queue.
+    pub dlq: Arc<DeadLetters>,
+    /// Raw-event archive, when enabled.
+    pub archive: Option<Arc<Archive>>,
+    /// Partial-batch spool (for its fill level).
+    pub spool: Arc<Spool>,
+    /// Memory budget.
+    pub budget: MemoryBudget,
+    /// Requests in progress (for the watermark).
+    pub in_flight: Arc<InFlightRequests>,
+    /// Concurrency limit.
+    pub concurrency: Arc<Semaphore>,
+    /// Metric handles.
+    pub metrics: AgentMetrics,
+    /// Set when shutdown began.
+    pub shutting_down: Arc<AtomicBool>,
+    /// Raw bytes kept per dead letter.
+    pub max_raw_bytes: usize,
+}
+
+impl Ingest {
+    /// Refuses the request when the agent is shutting down or out of memory or spool.
+    fn admission(&self) -> Option<Reply> {
+        let retry = self.config.retry_after_secs;
+        if self.shutting_down.load(Ordering::Relaxed) {
+            self.metrics.throttled("shutting_down");
+            return Some(Reply::overloaded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the agent is shutting down",
+                retry,
+            ));
+        }
+        if self.budget.exhausted() {
+            self.metrics.throttled("memory");
+            return Some(Reply::overloaded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "memory_budget_exceeded",
+                format!(
+                    "the agent's memory budget of {} bytes is in use; retry later",
+                    self.budget.limit
+                ),
+                retry,
+            ));
+        }
+        if self.spool.is_full() {
+            self.metrics.throttled("spool");
+            return Some(Reply::overloaded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "spool_full",
+                "the spool of unpublished data is full (NATS unreachable?); retry later",
+                retry,
+            ));
+        }
+        if self.archive.as_ref().is_some_and(|a| a.is_full()) {
+            self.metrics.throttled("spool");
+            return Some(Reply::overloaded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "archive_full",
+                "the raw-event archive queue is full (NATS unreachable?); retry later",
+                retry,
+            ));
+        }
+        None
+    }
+
+    /// Records a whole-body rejection (dead letter and metric) and builds its reply.
+    fn reject_body(
+        &self,
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        raw: &[u8],
+        received_at: UnixMillis,
+    ) -> Reply {
+        self.metrics.rejected(code, 1);
+        self.dlq.submit_all([Rejected {
+            tenant: None,
+            code,
+            message: &message,
+            input: raw,
+            index: None,
+            received_at,
+        }]);
+        tracing::debug!(code, %message, "request body rejected");
+        Reply::error(status, code, message)
+    }
+
+    /// Validates, dead-letters, aggregates and archives the events of a decoded body.
+    pub fn process(&self, body: &[u8], ndjson: bool, received_at: UnixMillis) -> Reply {
+        let items = match split_batch(body, ndjson, self.config.max_batch_items) {
+            Ok(items) => items,
+            Err(rejection) => {
+                let status = if rejection.code == RejectCode::BatchTooLarge {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                return self.reject_body(
+                    status,
+                    rejection.code.as_str(),
+                    rejection.message,
+                    body,
+                    received_at,
+                );
+            }
+        };
+        let single = matches!(items, BatchItems::Single(_));
+        let raws = items.as_slice();
+        let mut accepted: Vec<(&[u8], Event<'_>)> = Vec::with_capacity(raws.len());
+        let mut rejected: Vec<(usize, Rejection)> = Vec::new();
+        for (index, raw) in raws.iter().enumerate() {
+            match parse_event(raw, &self.limits, received_at) {
+                Ok(event) => accepted.push((raw, event)),
+                Err(mut rejection) => {
+                    if rejection.tenant.is_none() {
+                        rejection.tenant = tenant_hint(raw, self.limits.max_identifier_len);
+                    }
+                    rejected.push((index, rejection));
+                }
+            }
+        }
+        if !rejected.is_empty() {
+            self.dlq
+                .submit_all(rejected.iter().map(|(index, rejection)| Rejected {
+                    tenant: rejection.tenant.as_deref(),
+                    code: rejection.code.as_str(),
+                    message: &rejection.message,
+                    input: raws[*index],
+                    index: (!single).then_some(*index),
+                    received_at,
+                }));
+            count_rejections(&self.metrics, &rejected);
+        }
+        if !accepted.is_empty() {
+            let totals = self.shards.add_all(accepted.iter().map(|(_, event)| event));
+            if totals.overflowed > 0 {
+                self.metrics.series_overflowed.increment(totals.overflowed);
+            }
+            if let Some(archive) = &self.archive {
+                archive.add_all(accepted.iter().map(|(raw, event)| (*raw, event)));
+            }
+            self.metrics
+                .events_accepted
+                .increment(accepted.len() as u64);
+        }
+        if single {
+            return match (accepted.pop(), rejected.pop()) {
+                (Some((_, event)), _) => Reply::Accepted {
+                    event_id: event
+                        .id
+                        .map(|id| id.into_owned())
+                        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+                },
+                (None, Some((_, rejection))) => Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    rejection.code.as_str(),
+                    rejection.message,
+                ),
+                (None, None) => Reply::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "no outcome for a single event",
+                ),
+            };
+        }
+        Reply::Batch {
+            accepted: accepted.len(),
+            errors: rejected
+                .into_iter()
+                .map(|(index, rejection)| ItemError {
+                    index,
+                    code: rejection.code.as_str(),
+                    message: rejection.message,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The tenant of a rejected event when the shared parser could not attach it (it stops at
+/// the first problem, e.g. an unknown field, before it has looked at `tenant_id`): a second,
+/// lenient parse that reads only `tenant_id`. Only runs for rejected items.
+fn tenant_hint(raw: &[u8], max_len: usize) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct TenantOnly<'a> {
+        #[serde(borrow, default)]
+        tenant_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    let parsed: TenantOnly<'_> = serde_json::from_slice(raw).ok()?;
+    let tenant = parsed.tenant_id?;
+    rtdash_shared::event::is_identifier(&tenant, max_len).then(|| tenant.into_owned())
+}
+
+fn count_rejections(metrics: &AgentMetrics, rejected: &[(usize, Rejection)]) {
+    let mut counts: Vec<(RejectCode, u64)> = Vec::new();
+    for (_, rejection) in rejected {
+        match counts.iter_mut().find(|(code, _)| *code == rejection.code) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((rejection.code, 1)),
+        }
+    }
+    for (code, n) in counts {
+        metrics.rejected(code.as_str(), n);
+    }
+}
+
+/// The `POST /v1/events` handler.
+pub async fn post_events(
+    State(ingest): State<Arc<Ingest>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let received_at = now_millis();
+    if let Some(refusal) = ingest.admission() {
+        return refusal.into_response();
+    }
+    let Ok(_permit) = Arc::clone(&ingest.concurrency).try_acquire_owned() else {
+        ingest.metrics.throttled("concurrency");
+        return Reply::overloaded(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "more than {} requests in progress; retry later",
+                ingest.config.max_concurrent_requests
+            ),
+            ingest.config.retry_after_secs,
+        )
+        .into_response();
+    };
+    let span = tracing::debug_span!("ingest", received_at);
+    let _in_flight = ingest.in_flight.enter(received_at);
+    let kind = BodyKind::from_headers(&headers);
+    let mut charge = BodyCharge {
+        budget: &ingest.budget,
+        bytes: 0,
+    };
+    let read = body::read_limited(
+        body,
+        &kind,
+        ingest.config.max_body_bytes,
+        // One byte more than a dead letter keeps, so it is marked as cut.
+        ingest.max_raw_bytes + 1,
+        |len| charge.add(len as u64),
+    )
+    .await;
+    let raw = match read {
+        Ok(raw) => raw,
+        Err(BodyError::TooLarge { limit, prefix }) => {
+            return ingest
+                .reject_body(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    RejectCode::BodyTooLarge.as_str(),
+                    format!("the request body exceeds the limit of {limit} bytes"),
+                    &prefix,
+                    received_at,
+                )
+                .into_response()
+        }
+        Err(BodyError::OverBudget) => {
+            ingest.metrics.throttled("memory");
+            return Reply::overloaded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "memory_budget_exceeded",
+                "the agent's memory budget is in use; retry later",
+                ingest.config.retry_after_secs,
+            )
+            .into_response();
+        }
+        Err(BodyError::Read(problem)) => {
+            // The client went away or sent a broken stream: nobody reads this answer and there
+            // is no input to keep; counted and logged.
+            ingest.metrics.rejected("body_read_error", 1);
+            tracing::debug!(%problem, "request body could not be read");
+            return Reply::error(StatusCode::BAD_REQUEST, "body_read_error", problem)
+                .into_response();
+        }
+    };
+    let decoded = match &kind.encoding {
+        Encoding::Identity => raw,
+        Encoding::Gzip => match body::gunzip(&raw, ingest.config.max_decompressed_bytes) {
+            Ok(bytes) => {
+                if !charge.add(bytes.len() as u64) {
+                    ingest.metrics.throttled("memory");
+                    return Reply::overloaded(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "memory_budget_exceeded",
+                        "the agent's memory budget is in use; retry later",
+                        ingest.config.retry_after_secs,
+                    )
+                    .into_response();
+                }
+                Bytes::from(bytes)
+            }
+            Err(GunzipError::TooLarge(limit)) => {
+                return ingest
+                    .reject_body(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        RejectCode::BodyTooLarge.as_str(),
+                        format!("the decompressed request body exceeds the limit of {limit} bytes"),
+                        &raw,
+                        received_at,
+                    )
+                    .into_response()
+            }
+            Err(GunzipError::Invalid(problem)) => {
+                return ingest
+                    .reject_body(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_encoding",
+                        format!("the request body is not valid gzip: {problem}"),
+                        &raw,
+                        received_at,
+                    )
+                    .into_response()
+            }
+        },
+        Encoding::Unsupported(name) => {
+            return ingest
+                .reject_body(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_encoding",
+                    format!("Content-Encoding `{name}` is not supported; send identity or gzip"),
+                    &raw,
+                    received_at,
+                )
+                .into_response()
+        }
+    };
+    let reply = if decoded.len() as u64 >= ingest.config.blocking_threshold_bytes {
+        let worker = Arc::clone(&ingest);
+        let span = span.clone();
+        tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            worker.process(&decoded, kind.ndjson, received_at)
+        })
+        .await
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "ingest worker failed");
+            Reply::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request could not be processed",
+            )
+        })
+    } else {
+        let _enter = span.enter();
+        ingest.process(&decoded, kind.ndjson, received_at)
+    };
+    drop(charge);
+    reply.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tenant_hint;
+
+    #[test]
+    fn the_tenant_of_a_rejected_event_is_recovered_when_it_is_valid() {
+        assert_eq!(
+            tenant_hint(br#"{"tenant_id":"acme","occured_at":"x"}"#, 128).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(tenant_hint(br#"{"tenant_id":"a b"}"#, 128), None);
+        assert_eq!(tenant_hint(br#"{"tenant_id":7}"#, 128), None);
+        assert_eq!(tenant_hint(b"{oops", 128), None);
+        assert_eq!(tenant_hint(br#"{"source":"s"}"#, 128), None);
+    }
+}

@@ -1,0 +1,283 @@
+//! The agent's Prometheus metrics (rendered at `/metrics`), as handles created once.
+//!
+//! | name | type | meaning |
+//! |---|---|---|
+//! | `rtdash_agent_events_accepted_total` | counter | events accepted |
+//! | `rtdash_agent_events_rejected_total{code}` | counter | rejected events and whole bodies, by reason code |
+//! | `rtdash_agent_requests_throttled_total{reason}` | counter | requests answered 429/503 (`concurrency`, `memory`, `spool`, `shutting_down`) |
+//! | `rtdash_agent_series_active` | gauge | series with a delta in the last flush |
+//! | `rtdash_agent_series_overflowed_total` | counter | series updates folded into overflow series |
+//! | `rtdash_agent_partials_published_total` | counter | partial batches acknowledged by JetStream |
+//! | `rtdash_agent_partials_duplicate_total` | counter | of those, acknowledged as duplicates (a retry of a stored batch) |
+//! | `rtdash_agent_publish_failures_total{outbox}` | counter | failed publishes (retried) |
+//! | `rtdash_agent_publish_latency_seconds` | histogram | publish to acknowledgement of a partial batch |
+//! | `rtdash_agent_spool_bytes{medium}` | gauge | unacknowledged partial batches, `memory` and `disk` |
+//! | `rtdash_agent_spool_batches` | gauge | unacknowledged partial batches |
+//! | `rtdash_agent_memory_budget_used_bytes` | gauge | what counts against the memory budget |
+//! | `rtdash_agent_memory_budget_bytes` | gauge | the memory budget |
+//! | `rtdash_agent_dlq_published_total` | counter | dead letters acknowledged by JetStream |
+//! | `rtdash_agent_dlq_spooled_total` | counter | dead letters that overflowed to the disk spool |
+//! | `rtdash_agent_dlq_dropped_total` | counter | dead letters lost because queue and spool were full |
+//! | `rtdash_agent_archive_published_total` | counter | archive chunks acknowledged |
+//! | `rtdash_agent_archive_dropped_events_total` | counter | events not archived because the archive queue was full |
+//! | `rtdash_agent_definitions_invalid_total` | counter | metric definitions from KV that were rejected |
+//! | `rtdash_agent_definitions_active` | gauge | metric definitions in force (built-in included) |
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, Unit};
+use rtdash_shared::event::RejectCode;
+use std::collections::HashMap;
+
+/// Accepted events.
+pub const EVENTS_ACCEPTED: &str = "rtdash_agent_events_accepted_total";
+/// Rejected events and bodies, label `code`.
+pub const EVENTS_REJECTED: &str = "rtdash_agent_events_rejected_total";
+/// Requests refused for overload, label `reason`.
+pub const REQUESTS_THROTTLED: &str = "rtdash_agent_requests_throttled_total";
+/// Series with a delta in the last flush.
+pub const SERIES_ACTIVE: &str = "rtdash_agent_series_active";
+/// Series updates folded into overflow series.
+pub const SERIES_OVERFLOWED: &str = "rtdash_agent_series_overflowed_total";
+/// Partial batches acknowledged.
+pub const PARTIALS_PUBLISHED: &str = "rtdash_agent_partials_published_total";
+/// Partial batches acknowledged as duplicates.
+pub const PARTIALS_DUPLICATE: &str = "rtdash_agent_partials_duplicate_total";
+/// Failed publishes, label `outbox`.
+pub const PUBLISH_FAILURES: &str = "rtdash_agent_publish_failures_total";
+/// Publish-to-ack latency of partial batches.
+pub const PUBLISH_LATENCY: &str = "rtdash_agent_publish_latency_seconds";
+/// Spool bytes, label `medium`.
+pub const SPOOL_BYTES: &str = "rtdash_agent_spool_bytes";
+/// Spool batches.
+pub const SPOOL_BATCHES: &str = "rtdash_agent_spool_batches";
+/// Memory budget use.
+pub const MEMORY_USED: &str = "rtdash_agent_memory_budget_used_bytes";
+/// Memory budget.
+pub const MEMORY_BUDGET: &str = "rtdash_agent_memory_budget_bytes";
+/// Dead letters acknowledged.
+pub const DLQ_PUBLISHED: &str = "rtdash_agent_dlq_published_total";
+/// Dead letters that went to the disk spool.
+pub const DLQ_SPOOLED: &str = "rtdash_agent_dlq_spooled_total";
+/// Dead letters dropped.
+pub const DLQ_DROPPED: &str = "rtdash_agent_dlq_dropped_total";
+/// Archive chunks acknowledged.
+pub const ARCHIVE_PUBLISHED: &str = "rtdash_agent_archive_published_total";
+/// Events not archived.
+pub const ARCHIVE_DROPPED: &str = "rtdash_agent_archive_dropped_events_total";
+/// Rejected metric definitions.
+pub const DEFINITIONS_INVALID: &str = "rtdash_agent_definitions_invalid_total";
+/// Metric definitions in force.
+pub const DEFINITIONS_ACTIVE: &str = "rtdash_agent_definitions_active";
+
+/// Reason codes of whole-body problems that [`RejectCode`] does not have.
+pub const AGENT_CODES: [&str; 3] = [
+    "unsupported_encoding",
+    "invalid_encoding",
+    "body_read_error",
+];
+
+/// Metric handles, created once at startup (the names above are registered with help text).
+#[derive(Clone)]
+pub struct AgentMetrics {
+    /// `rtdash_agent_events_accepted_total`.
+    pub events_accepted: Counter,
+    rejected: HashMap<&'static str, Counter>,
+    throttled: HashMap<&'static str, Counter>,
+    /// `rtdash_agent_series_active`.
+    pub series_active: Gauge,
+    /// `rtdash_agent_series_overflowed_total`.
+    pub series_overflowed: Counter,
+    /// `rtdash_agent_partials_published_total`.
+    pub partials_published: Counter,
+    /// `rtdash_agent_partials_duplicate_total`.
+    pub partials_duplicate: Counter,
+    /// `rtdash_agent_publish_latency_seconds`.
+    pub publish_latency: Histogram,
+    /// `rtdash_agent_spool_bytes{medium="memory"}`.
+    pub spool_memory_bytes: Gauge,
+    /// `rtdash_agent_spool_bytes{medium="disk"}`.
+    pub spool_disk_bytes: Gauge,
+    /// `rtdash_agent_spool_batches`.
+    pub spool_batches: Gauge,
+    /// `rtdash_agent_memory_budget_used_bytes`.
+    pub memory_used: Gauge,
+    /// `rtdash_agent_memory_budget_bytes`.
+    pub memory_budget: Gauge,
+    /// `rtdash_agent_dlq_published_total`.
+    pub dlq_published: Counter,
+    /// `rtdash_agent_dlq_spooled_total`.
+    pub dlq_spooled: Counter,
+    /// `rtdash_agent_dlq_dropped_total`.
+    pub dlq_dropped: Counter,
+    /// `rtdash_agent_archive_published_total`.
+    pub archive_published: Counter,
+    /// `rtdash_agent_archive_dropped_events_total`.
+    pub archive_dropped: Counter,
+    /// `rtdash_agent_definitions_invalid_total`.
+    pub definitions_invalid: Counter,
+    /// `rtdash_agent_definitions_active`.
+    pub definitions_active: Gauge,
+}
+
+impl std::fmt::Debug for AgentMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentMetrics").finish_non_exhaustive()
+    }
+}
+
+impl AgentMetrics {
+    /// Registers the descriptions and creates the handles (with whatever recorder is
+    /// installed: `rtdash_runtime::telemetry::init` installs the Prometheus one).
+    pub fn new() -> Self {
+        describe();
+        let mut rejected = HashMap::new();
+        for code in RejectCode::ALL {
+            rejected.insert(
+                code.as_str(),
+                counter!(EVENTS_REJECTED, "code" => code.as_str()),
+            );
+        }
+        for code in AGENT_CODES {
+            rejected.insert(code, counter!(EVENTS_REJECTED, "code" => code));
+        }
+        let mut throttled = HashMap::new();
+        for reason in ["concurrency", "memory", "spool", "shutting_down"] {
+            throttled.insert(reason, counter!(REQUESTS_THROTTLED, "reason" => reason));
+        }
+        Self {
+            events_accepted: counter!(EVENTS_ACCEPTED),
+            rejected,
+            throttled,
+            series_active: gauge!(SERIES_ACTIVE),
+            series_overflowed: counter!(SERIES_OVERFLOWED),
+            partials_published: counter!(PARTIALS_PUBLISHED),
+            partials_duplicate: counter!(PARTIALS_DUPLICATE),
+            publish_latency: histogram!(PUBLISH_LATENCY),
+            spool_memory_bytes: gauge!(SPOOL_BYTES, "medium" => "memory"),
+            spool_disk_bytes: gauge!(SPOOL_BYTES, "medium" => "disk"),
+            spool_batches: gauge!(SPOOL_BATCHES),
+            memory_used: gauge!(MEMORY_USED),
+            memory_budget: gauge!(MEMORY_BUDGET),
+            dlq_published: counter!(DLQ_PUBLISHED),
+            dlq_spooled: counter!(DLQ_SPOOLED),
+            dlq_dropped: counter!(DLQ_DROPPED),
+            archive_published: counter!(ARCHIVE_PUBLISHED),
+            archive_dropped: counter!(ARCHIVE_DROPPED),
+            definitions_invalid: counter!(DEFINITIONS_INVALID),
+            definitions_active: gauge!(DEFINITIONS_ACTIVE),
+        }
+    }
+
+    /// Counts `n` rejections with reason `code` (an unknown code counts as `other`).
+    pub fn rejected(&self, code: &str, n: u64) {
+        match self.rejected.get(code) {
+            Some(counter) => counter.increment(n),
+            None => counter!(EVENTS_REJECTED, "code" => "other").increment(n),
+        }
+    }
+
+    /// Counts one request refused for `reason`.
+    pub fn throttled(&self, reason: &'static str) {
+        match self.throttled.get(reason) {
+            Some(counter) => counter.increment(1),
+            None => counter!(REQUESTS_THROTTLED, "reason" => reason).increment(1),
+        }
+    }
+
+    /// A failed-publish counter for `outbox` (`partials`, `dlq`, `archive`).
+    pub fn publish_failures(outbox: &'static str) -> Counter {
+        counter!(PUBLISH_FAILURES, "outbox" => outbox)
+    }
+}
+
+impl Default for AgentMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn describe() {
+    describe_counter!(EVENTS_ACCEPTED, Unit::Count, "Events accepted");
+    describe_counter!(
+        EVENTS_REJECTED,
+        Unit::Count,
+        "Rejected events and whole request bodies, by reason code"
+    );
+    describe_counter!(
+        REQUESTS_THROTTLED,
+        Unit::Count,
+        "Requests refused with 429/503, by reason"
+    );
+    describe_gauge!(SERIES_ACTIVE, "Series with a delta in the last flush");
+    describe_counter!(
+        SERIES_OVERFLOWED,
+        Unit::Count,
+        "Series updates folded into overflow series (series cap)"
+    );
+    describe_counter!(
+        PARTIALS_PUBLISHED,
+        Unit::Count,
+        "Partial batches acknowledged by JetStream"
+    );
+    describe_counter!(
+        PARTIALS_DUPLICATE,
+        Unit::Count,
+        "Partial batches acknowledged as duplicates of a stored message"
+    );
+    describe_counter!(
+        PUBLISH_FAILURES,
+        Unit::Count,
+        "Failed publishes (each is retried), by outbox"
+    );
+    describe_histogram!(
+        PUBLISH_LATENCY,
+        Unit::Seconds,
+        "Time from publishing a partial batch to its acknowledgement"
+    );
+    describe_gauge!(
+        SPOOL_BYTES,
+        Unit::Bytes,
+        "Unacknowledged partial batches, by medium"
+    );
+    describe_gauge!(SPOOL_BATCHES, "Unacknowledged partial batches");
+    describe_gauge!(
+        MEMORY_USED,
+        Unit::Bytes,
+        "Bytes counted against the memory budget"
+    );
+    describe_gauge!(MEMORY_BUDGET, Unit::Bytes, "The memory budget");
+    describe_counter!(
+        DLQ_PUBLISHED,
+        Unit::Count,
+        "Dead letters acknowledged by JetStream"
+    );
+    describe_counter!(
+        DLQ_SPOOLED,
+        Unit::Count,
+        "Dead letters written to the disk spool because the queue was full"
+    );
+    describe_counter!(
+        DLQ_DROPPED,
+        Unit::Count,
+        "Dead letters lost because queue and disk spool were full"
+    );
+    describe_counter!(
+        ARCHIVE_PUBLISHED,
+        Unit::Count,
+        "Raw-event archive chunks acknowledged"
+    );
+    describe_counter!(
+        ARCHIVE_DROPPED,
+        Unit::Count,
+        "Accepted events not archived because the archive queue was full"
+    );
+    describe_counter!(
+        DEFINITIONS_INVALID,
+        Unit::Count,
+        "Metric definitions from the config bucket that were rejected"
+    );
+    describe_gauge!(
+        DEFINITIONS_ACTIVE,
+        "Metric definitions in force (the built-in one included)"
+    );
+}
