@@ -15,6 +15,7 @@ use crate::series::{series_id, CanonicalWriter, SeriesKey};
 use crate::sketch::{unique_hash, Sketch};
 use crate::time::UnixMillis;
 use crate::window::window_start;
+use foldhash::fast::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -32,11 +33,15 @@ pub struct AddOutcome {
 pub struct Aggregator {
     metrics: Arc<MetricSet>,
     /// Key: window start (8 bytes LE) | window size (8 bytes LE) | canonical series bytes.
-    deltas: HashMap<Box<[u8]>, Sketch>,
+    deltas: HashMap<Box<[u8]>, Sketch, RandomState>,
     /// Series admitted per (tenant, metric, dimension set, window), for the series cap.
-    admitted: HashMap<CapKey, HashSet<u64>>,
+    admitted: HashMap<CapKey, HashSet<u64, RandomState>, RandomState>,
+    /// Reused key buffer.
     scratch: Vec<u8>,
+    /// Reused buffer holding the canonical text of the current event's dimension values.
     text: String,
+    /// Byte range of each dimension value in `text` (`None`: absent).
+    ranges: Vec<Option<(usize, usize)>>,
     overflowed_total: u64,
 }
 
@@ -55,10 +60,11 @@ impl Aggregator {
     pub fn new(metrics: Arc<MetricSet>) -> Self {
         Self {
             metrics,
-            deltas: HashMap::new(),
-            admitted: HashMap::new(),
+            deltas: HashMap::default(),
+            admitted: HashMap::default(),
             scratch: Vec::with_capacity(128),
-            text: String::new(),
+            text: String::with_capacity(128),
+            ranges: Vec::with_capacity(8),
             overflowed_total: 0,
         }
     }
@@ -77,9 +83,7 @@ impl Aggregator {
     pub fn add(&mut self, event: &Event<'_>) -> AddOutcome {
         let metrics = Arc::clone(&self.metrics);
         let mut outcome = AddOutcome::default();
-        metrics.for_each_match(event, |metric| {
-            self.add_to_metric(metric, event, &mut outcome)
-        });
+        metrics.for_each_match(event, |metric| self.add_to_metric(metric, event, &mut outcome));
         self.overflowed_total += outcome.overflowed as u64;
         outcome
     }
@@ -98,21 +102,25 @@ impl Aggregator {
             .as_deref()
             .and_then(|field| event.property(field))
             .and_then(|v| v.as_f64());
+        // The canonical text of every dimension value, computed once for all dimension sets.
+        self.text.clear();
+        self.ranges.clear();
+        for name in &metric.sorted_dimensions {
+            let range = event.dimension(name).map(|value| {
+                let from = self.text.len();
+                value.write_canonical(&mut self.text);
+                (from, self.text.len())
+            });
+            self.ranges.push(range);
+        }
         let unique = def.unique.as_deref().and_then(|name| {
             let value = event.dimension(name)?;
-            self.text.clear();
+            let from = self.text.len();
             value.write_canonical(&mut self.text);
-            Some(unique_hash(self.text.as_bytes()))
+            Some(unique_hash(&self.text.as_bytes()[from..]))
         });
-        for (set_index, names) in metric.dimension_sets.iter().enumerate() {
-            self.write_key(
-                start,
-                window_ms,
-                &event.tenant_id,
-                &def.name,
-                names,
-                |name| event.dimension(name).map(|v| v.canonical().into_owned()),
-            );
+        for (set_index, indices) in metric.dimension_set_indices.iter().enumerate() {
+            self.write_key(start, window_ms, &event.tenant_id, metric, indices, false);
             if let Some(sketch) = self.deltas.get_mut(self.scratch.as_slice()) {
                 sketch.record(value, unique);
                 outcome.series_updated += 1;
@@ -131,36 +139,49 @@ impl Aggregator {
             if fits {
                 admitted.insert(id);
             } else {
-                self.write_key(start, window_ms, &event.tenant_id, &def.name, names, |_| {
-                    Some(OVERFLOW_VALUE.to_owned())
-                });
+                self.write_key(start, window_ms, &event.tenant_id, metric, indices, true);
                 outcome.overflowed += 1;
             }
-            let key: Box<[u8]> = self.scratch.as_slice().into();
-            self.deltas
-                .entry(key)
-                .or_insert_with(|| Sketch::new(metric.spec))
-                .record(value, unique);
+            match self.deltas.get_mut(self.scratch.as_slice()) {
+                Some(sketch) => sketch.record(value, unique),
+                None => {
+                    let mut sketch = Sketch::new(metric.spec);
+                    sketch.record(value, unique);
+                    self.deltas.insert(self.scratch.as_slice().into(), sketch);
+                }
+            }
             outcome.series_updated += 1;
         }
     }
 
+    /// Writes the delta key of one dimension set into `scratch`; with `overflow` every value
+    /// is [`OVERFLOW_VALUE`].
     fn write_key(
         &mut self,
         start: UnixMillis,
         window_ms: i64,
         tenant: &str,
-        metric: &str,
-        names: &[String],
-        mut value_of: impl FnMut(&str) -> Option<String>,
+        metric: &CompiledMetric,
+        indices: &[usize],
+        overflow: bool,
     ) {
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&start.to_le_bytes());
-        self.scratch.extend_from_slice(&window_ms.to_le_bytes());
-        let mut writer = CanonicalWriter::start(&mut self.scratch, tenant, metric, names.len());
-        for name in names {
-            let value = value_of(name);
-            writer.dimension(name, value.as_deref());
+        let Self {
+            scratch,
+            text,
+            ranges,
+            ..
+        } = self;
+        scratch.clear();
+        scratch.extend_from_slice(&start.to_le_bytes());
+        scratch.extend_from_slice(&window_ms.to_le_bytes());
+        let mut writer = CanonicalWriter::start(scratch, tenant, &metric.def.name, indices.len());
+        for &index in indices {
+            let value = if overflow {
+                Some(OVERFLOW_VALUE)
+            } else {
+                ranges[index].map(|(from, to)| &text[from..to])
+            };
+            writer.dimension(&metric.sorted_dimensions[index], value);
         }
     }
 
@@ -202,20 +223,28 @@ impl Aggregator {
         self.overflowed_total
     }
 
-    /// Approximate heap bytes held (deltas and series-cap bookkeeping).
+    /// Approximate heap bytes held (deltas and series-cap bookkeeping): hash-table slots by
+    /// capacity, keys, sketch heap, and a per-allocation overhead for the allocator. O(series).
     pub fn approx_bytes(&self) -> usize {
-        let deltas: usize = self
-            .deltas
-            .iter()
-            .map(|(key, sketch)| {
-                key.len() + std::mem::size_of::<Sketch>() + sketch.heap_bytes() + 16
-            })
-            .sum();
-        let admitted: usize = self
-            .admitted
-            .values()
-            .map(|set| set.capacity() * 9 + 64)
-            .sum();
+        const ALLOCATION_OVERHEAD: usize = 16;
+        let delta_slot = std::mem::size_of::<(Box<[u8]>, Sketch)>() + 1;
+        let deltas: usize = self.deltas.capacity() * delta_slot
+            + self
+                .deltas
+                .iter()
+                .map(|(key, sketch)| {
+                    key.len() + sketch.heap_bytes() + 2 * ALLOCATION_OVERHEAD
+                })
+                .sum::<usize>();
+        let cap_slot = std::mem::size_of::<(CapKey, HashSet<u64, RandomState>)>() + 1;
+        let admitted: usize = self.admitted.capacity() * cap_slot
+            + self
+                .admitted
+                .iter()
+                .map(|(key, set)| {
+                    key.tenant.len() + key.metric.len() + set.capacity() * 9 + 3 * ALLOCATION_OVERHEAD
+                })
+                .sum::<usize>();
         deltas + admitted
     }
 }

@@ -318,6 +318,10 @@ pub struct CompiledMetric {
     pub def: MetricDefinition,
     /// Its dimension sets (see [`MetricDefinition::dimension_sets`]).
     pub dimension_sets: Vec<Vec<String>>,
+    /// The full dimension list, sorted by name.
+    pub sorted_dimensions: Vec<String>,
+    /// Each dimension set as indices into `sorted_dimensions` (ascending, so in name order).
+    pub dimension_set_indices: Vec<Vec<usize>>,
     /// Its sketch structures.
     pub spec: SketchSpec,
 }
@@ -362,8 +366,21 @@ impl MetricSet {
             if let Some(tenant) = &def.tenant_id {
                 set.overridden.insert((tenant.clone(), def.name.clone()));
             }
+            let dimension_sets = def.dimension_sets();
+            let sorted_dimensions = dimension_sets[0].clone();
+            let dimension_set_indices = dimension_sets
+                .iter()
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter_map(|name| sorted_dimensions.iter().position(|d| d == name))
+                        .collect()
+                })
+                .collect();
             set.metrics.push(Arc::new(CompiledMetric {
-                dimension_sets: def.dimension_sets(),
+                dimension_sets,
+                sorted_dimensions,
+                dimension_set_indices,
                 spec: def.sketch_spec(),
                 def,
             }));

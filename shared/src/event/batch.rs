@@ -2,7 +2,6 @@
 //! of objects, or newline-delimited JSON.
 
 use super::{RejectCode, Rejection};
-use serde_json::value::RawValue;
 
 /// The events of a request body, each still as raw JSON bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,23 +49,87 @@ pub fn split_batch(
     if trimmed[0] != b'[' {
         return Ok(BatchItems::Single(trimmed));
     }
-    let text = std::str::from_utf8(trimmed).map_err(|err| {
-        Rejection::new(
-            RejectCode::InvalidUtf8,
-            format!(
-                "the batch is not valid UTF-8 (at byte {})",
-                err.valid_up_to()
-            ),
-        )
-    })?;
-    let raw: Vec<&RawValue> = serde_json::from_str(text).map_err(|err| {
+    let items = split_json_array(trimmed)?;
+    check_count(items, max_items).map(BatchItems::Many)
+}
+
+/// Splits a JSON array into the raw bytes of its elements in one pass, without parsing them
+/// (each element is parsed once, later, by [`super::parse_event`]). Strings, escapes and
+/// nesting are tracked so that commas and brackets inside elements do not split; an element
+/// that is itself malformed is left for its own parse to reject. Unbalanced brackets or text
+/// after the closing `]` reject the whole body.
+fn split_json_array(body: &[u8]) -> Result<Vec<&[u8]>, Rejection> {
+    let malformed = |why: &str| {
         Rejection::new(
             RejectCode::MalformedJson,
-            format!("malformed JSON array: {err}"),
+            format!("malformed JSON array: {why}"),
         )
-    })?;
-    let items = raw.into_iter().map(|item| item.get().as_bytes()).collect();
-    check_count(items, max_items).map(BatchItems::Many)
+    };
+    let mut items = Vec::with_capacity(body.len() / 160 + 1);
+    let mut depth = 0usize; // nesting inside the current element
+    let mut start = 1usize;
+    let mut index = 1usize;
+    let mut closed_at = None;
+    while index < body.len() {
+        match body[index] {
+            b'"' => {
+                // Jump to the closing quote: the next `"` not preceded by an escape.
+                index += 1;
+                loop {
+                    let Some(offset) = memchr::memchr2(b'"', b'\\', &body[index..]) else {
+                        return Err(malformed("unterminated string"));
+                    };
+                    index += offset;
+                    if body[index] == b'\\' {
+                        index += 2;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' if depth > 0 => depth -= 1,
+            b']' => {
+                push_item(&mut items, &body[start..index], &malformed)?;
+                closed_at = Some(index);
+                break;
+            }
+            b'}' => return Err(malformed("unbalanced `}`")),
+            b',' if depth == 0 => {
+                push_item(&mut items, &body[start..index], &malformed)?;
+                if body[index + 1..].trim_ascii_start().first() == Some(&b']') {
+                    return Err(malformed("trailing comma"));
+                }
+                start = index + 1;
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    let Some(closed_at) = closed_at else {
+        return Err(malformed("the array is not closed"));
+    };
+    if !body[closed_at + 1..].trim_ascii().is_empty() {
+        return Err(malformed("text after the closing `]`"));
+    }
+    Ok(items)
+}
+
+fn push_item<'a>(
+    items: &mut Vec<&'a [u8]>,
+    item: &'a [u8],
+    malformed: &impl Fn(&str) -> Rejection,
+) -> Result<(), Rejection> {
+    let item = item.trim_ascii();
+    if item.is_empty() {
+        // `[]` is an empty batch; `[1,,2]` or `[,]` is malformed.
+        if items.is_empty() {
+            return Ok(());
+        }
+        return Err(malformed("empty element"));
+    }
+    items.push(item);
+    Ok(())
 }
 
 fn check_count(items: Vec<&[u8]>, max_items: usize) -> Result<Vec<&[u8]>, Rejection> {
@@ -129,9 +192,35 @@ mod tests {
             split_batch(b"1\n2\n3", true, 2).unwrap_err().code,
             RejectCode::BatchTooLarge
         );
+        for body in [&b"[1,,2]"[..], b"[1,]", b"[1 ", b"[1]x", b"[{]", b"[}]"] {
+            assert_eq!(
+                split_batch(body, false, 10).unwrap_err().code,
+                RejectCode::MalformedJson,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn strings_escapes_and_nesting_do_not_split() {
+        let body = br#"[ {"a":"x,]}[\"","b":[1,{"c":2}]} , "q\\" ,{"d":"}"}]"#;
+        let items = split_batch(body, false, 10).expect("array");
         assert_eq!(
-            split_batch(b"[\"\xff\"]", false, 2).unwrap_err().code,
-            RejectCode::InvalidUtf8
+            items.as_slice(),
+            &[
+                &br#"{"a":"x,]}[\"","b":[1,{"c":2}]}"#[..],
+                br#""q\\""#,
+                br#"{"d":"}"}"#
+            ]
         );
+    }
+
+    #[test]
+    fn invalid_utf8_is_rejected_per_item() {
+        let items = split_batch(b"[{\"a\":\"\xff\"}, {}]", false, 10).expect("array");
+        assert_eq!(items.as_slice().len(), 2);
+        let first = crate::event::parse_event(items.as_slice()[0], &Default::default(), 0);
+        assert_eq!(first.unwrap_err().code, RejectCode::InvalidUtf8);
     }
 }

@@ -1,5 +1,6 @@
-//! JSON to [`Event`]: a single pass with serde_json into loosely typed values, then
-//! validation in plain Rust so that every problem gets its own [`RejectCode`].
+//! JSON to [`Event`]: a single pass with serde_json that files the six known fields into fixed
+//! slots (properties straight into their final vector), then validation in plain Rust so that
+//! every problem gets its own [`RejectCode`].
 
 use super::{is_identifier, Event, EventLimits, RejectCode, Rejection, Scalar};
 use crate::time::{parse_rfc3339, UnixMillis};
@@ -35,7 +36,7 @@ pub fn parse_event<'a>(
         Rejection::new(RejectCode::MalformedJson, format!("malformed JSON: {err}"))
     })?;
     match top {
-        Top::Object(fields) => validate(fields, limits, now),
+        Top::Object(fields) => validate(*fields, limits, now),
         Top::Other(kind) => Err(Rejection::new(
             RejectCode::NotAnObject,
             format!("an event must be a JSON object, got {kind}"),
@@ -43,32 +44,38 @@ pub fn parse_event<'a>(
     }
 }
 
-/// A JSON value as the validator sees it: scalars kept, containers only noted.
+/// A JSON value as the validator sees it: scalars kept, containers only noted, except that a
+/// first-level object (`properties`) is collected as scalar entries.
 enum Any<'a> {
     Scalar(Scalar<'a>),
     Array,
-    Object(Vec<(Cow<'a, str>, Any<'a>)>),
+    /// An object: its scalar entries (only collected at the properties level), and the first
+    /// entry that was not a scalar, with the JSON kind it had.
+    Object(Vec<(Cow<'a, str>, Scalar<'a>)>, Option<(Cow<'a, str>, &'static str)>),
 }
 
 impl Any<'_> {
     fn kind(&self) -> &'static str {
         match self {
-            Any::Scalar(Scalar::Null) => "null",
-            Any::Scalar(Scalar::Bool(_)) => "a boolean",
-            Any::Scalar(Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_)) => "a number",
-            Any::Scalar(Scalar::Str(_)) => "a string",
+            Any::Scalar(scalar) => scalar_kind(scalar),
             Any::Array => "an array",
-            Any::Object(_) => "an object",
+            Any::Object(..) => "an object",
         }
     }
 }
 
-/// Depth at which nested containers are skipped rather than collected: the top level object
-/// (depth 0) and `properties` (depth 1) are collected, anything deeper is only noted.
-const COLLECT_DEPTH: u8 = 2;
+fn scalar_kind(scalar: &Scalar<'_>) -> &'static str {
+    match scalar {
+        Scalar::Null => "null",
+        Scalar::Bool(_) => "a boolean",
+        Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_) => "a number",
+        Scalar::Str(_) => "a string",
+    }
+}
 
+/// Visits any JSON value; `collect` says whether an object's entries are kept.
 struct AnyVisitor {
-    depth: u8,
+    collect: bool,
 }
 
 impl<'de> Visitor<'de> for AnyVisitor {
@@ -112,29 +119,36 @@ impl<'de> Visitor<'de> for AnyVisitor {
         Ok(Any::Array)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        if self.depth >= COLLECT_DEPTH {
+        if !self.collect {
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(Any::Object(Vec::new()));
+            return Ok(Any::Object(Vec::new(), None));
         }
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+        let mut first_non_scalar = None;
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            let value = map.next_value_seed(AnySeed {
-                depth: self.depth + 1,
-            })?;
-            entries.push((key.0, value));
+            match map.next_value_seed(AnySeed { collect: false })? {
+                Any::Scalar(scalar) => entries.push((key.0, scalar)),
+                other => {
+                    if first_non_scalar.is_none() {
+                        first_non_scalar = Some((key.0, other.kind()));
+                    }
+                }
+            }
         }
-        Ok(Any::Object(entries))
+        Ok(Any::Object(entries, first_non_scalar))
     }
 }
 
 struct AnySeed {
-    depth: u8,
+    collect: bool,
 }
 
 impl<'de> de::DeserializeSeed<'de> for AnySeed {
     type Value = Any<'de>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Any<'de>, D::Error> {
-        deserializer.deserialize_any(AnyVisitor { depth: self.depth })
+        deserializer.deserialize_any(AnyVisitor {
+            collect: self.collect,
+        })
     }
 }
 
@@ -163,21 +177,6 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The top-level JSON value.
-enum Top<'a> {
-    Object(Vec<(Cow<'a, str>, Any<'a>)>),
-    Other(&'static str),
-}
-
-impl<'de> Deserialize<'de> for Top<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match deserializer.deserialize_any(AnyVisitor { depth: 0 })? {
-            Any::Object(fields) => Ok(Top::Object(fields)),
-            other => Ok(Top::Other(other.kind())),
-        }
-    }
-}
-
 const FIELDS: [&str; 6] = [
     "id",
     "tenant_id",
@@ -187,39 +186,108 @@ const FIELDS: [&str; 6] = [
     "occurred_at",
 ];
 
+/// The top-level fields, filed into slots in [`FIELDS`] order as they are parsed.
+#[derive(Default)]
+struct TopFields<'a> {
+    slots: [Option<Any<'a>>; 6],
+    /// The first unknown or repeated field, reported after the whole object was read (so the
+    /// tenant is known for dead-letter routing).
+    structural: Option<Rejection>,
+}
+
+/// The top-level JSON value.
+enum Top<'a> {
+    Object(Box<TopFields<'a>>),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TopVisitor;
+        impl<'de> Visitor<'de> for TopVisitor {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Box::<TopFields<'de>>::default();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    let index = FIELDS.iter().position(|name| *name == key.0.as_ref());
+                    match index {
+                        Some(index) if fields.slots[index].is_none() => {
+                            fields.slots[index] = Some(map.next_value_seed(AnySeed {
+                                collect: index == 4,
+                            })?);
+                        }
+                        Some(_) => {
+                            map.next_value::<IgnoredAny>()?;
+                            fields.structural.get_or_insert_with(|| {
+                                Rejection::new(
+                                    RejectCode::DuplicateField,
+                                    format!("field `{}` appears more than once", key.0),
+                                )
+                            });
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                            fields.structural.get_or_insert_with(|| Rejection::new(
+                                RejectCode::UnknownField,
+                                format!(
+                                    "unknown field `{}`; an event has id, tenant_id, source, event_type, properties, occurred_at",
+                                    truncate(&key.0, 64)
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Ok(Top::Object(fields))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Top::Other("an array"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Top::Other("a boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Top::Other("a number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Top::Other("a number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Top::Other("a number"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Top::Other("a string"))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Top::Other("null"))
+            }
+        }
+        deserializer.deserialize_any(TopVisitor)
+    }
+}
+
 fn validate<'a>(
-    fields: Vec<(Cow<'a, str>, Any<'a>)>,
+    fields: TopFields<'a>,
     limits: &EventLimits,
     now: UnixMillis,
 ) -> Result<Event<'a>, Rejection> {
-    let mut slots: [Option<Any<'a>>; 6] = Default::default();
-    let mut tenant_hint: Option<String> = None;
-    for (key, value) in fields {
-        let Some(index) = FIELDS.iter().position(|name| *name == key.as_ref()) else {
-            return Err(Rejection::new(
-                RejectCode::UnknownField,
-                format!(
-                    "unknown field `{}`; an event has id, tenant_id, source, event_type, properties, occurred_at",
-                    truncate(&key, 64)
-                ),
-            ));
-        };
-        if slots[index].is_some() {
-            return Err(Rejection::new(
-                RejectCode::DuplicateField,
-                format!("field `{key}` appears more than once"),
-            ));
+    let TopFields { slots, structural } = fields;
+    // Cloning a borrowed Cow copies a pointer; only an escaped tenant allocates.
+    let tenant_hint: Option<Cow<'a, str>> = match &slots[1] {
+        Some(Any::Scalar(Scalar::Str(tenant)))
+            if is_identifier(tenant, limits.max_identifier_len) =>
+        {
+            Some(tenant.clone())
         }
-        if index == 1 {
-            if let Any::Scalar(Scalar::Str(tenant)) = &value {
-                if is_identifier(tenant, limits.max_identifier_len) {
-                    tenant_hint = Some(tenant.to_string());
-                }
-            }
-        }
-        slots[index] = Some(value);
-    }
+        _ => None,
+    };
     let fail = |rejection: Rejection| rejection.with_tenant(tenant_hint.as_deref());
+    if let Some(rejection) = structural {
+        return Err(fail(rejection));
+    }
     let [id, tenant_id, source, event_type, properties, occurred_at] = slots;
 
     let id = match id {
@@ -304,23 +372,31 @@ fn properties_of<'a>(
     value: Option<Any<'a>>,
     limits: &EventLimits,
 ) -> Result<Vec<(Cow<'a, str>, Scalar<'a>)>, Rejection> {
-    let entries = match value {
+    let (entries, first_non_scalar) = match value {
         None | Some(Any::Scalar(Scalar::Null)) => return Ok(Vec::new()),
-        Some(Any::Object(entries)) => entries,
+        Some(Any::Object(entries, first_non_scalar)) => (entries, first_non_scalar),
         Some(other) => return Err(wrong_type("properties", "an object", &other)),
     };
-    if entries.len() > limits.max_properties {
+    let count = entries.len() + usize::from(first_non_scalar.is_some());
+    if count > limits.max_properties {
         return Err(Rejection::new(
             RejectCode::TooManyProperties,
             format!(
-                "`properties` has {} keys, the limit is {}",
-                entries.len(),
+                "`properties` has at least {count} keys, the limit is {}",
                 limits.max_properties
             ),
         ));
     }
-    let mut out: Vec<(Cow<'a, str>, Scalar<'a>)> = Vec::with_capacity(entries.len());
-    for (key, value) in entries {
+    if let Some((key, kind)) = first_non_scalar {
+        return Err(Rejection::new(
+            RejectCode::PropertyNotScalar,
+            format!(
+                "property `{}` is {kind}; properties must be strings, numbers, booleans or null",
+                truncate(&key, 64)
+            ),
+        ));
+    }
+    for (index, (key, scalar)) in entries.iter().enumerate() {
         if key.is_empty()
             || key.len() > limits.max_property_key_len
             || key.chars().any(char::is_control)
@@ -329,29 +405,19 @@ fn properties_of<'a>(
                 RejectCode::InvalidPropertyKey,
                 format!(
                     "property key {:?} must be 1 to {} bytes without control characters",
-                    truncate(&key, 64),
+                    truncate(key, 64),
                     limits.max_property_key_len
                 ),
             ));
         }
-        if out.iter().any(|(seen, _)| *seen == key) {
+        if entries[..index].iter().any(|(seen, _)| seen == key) {
             return Err(Rejection::new(
                 RejectCode::DuplicateField,
                 format!("property `{key}` appears more than once"),
             ));
         }
-        let scalar = match value {
-            Any::Scalar(scalar) => scalar,
-            other => return Err(Rejection::new(
-                RejectCode::PropertyNotScalar,
-                format!(
-                    "property `{key}` is {}; properties must be strings, numbers, booleans or null",
-                    other.kind()
-                ),
-            )),
-        };
-        if let Scalar::Str(text) = &scalar {
-            if text.len() > limits.max_property_value_len {
+        match scalar {
+            Scalar::Str(text) if text.len() > limits.max_property_value_len => {
                 return Err(Rejection::new(
                     RejectCode::PropertyValueTooLong,
                     format!(
@@ -359,20 +425,18 @@ fn properties_of<'a>(
                         text.len(),
                         limits.max_property_value_len
                     ),
-                ));
+                ))
             }
-        }
-        if let Scalar::Float(number) = &scalar {
-            if !number.is_finite() {
+            Scalar::Float(number) if !number.is_finite() => {
                 return Err(Rejection::new(
                     RejectCode::WrongType,
                     format!("property `{key}` is not a finite number"),
-                ));
+                ))
             }
+            _ => {}
         }
-        out.push((key, scalar));
     }
-    Ok(out)
+    Ok(entries)
 }
 
 fn timestamp(
@@ -637,6 +701,10 @@ mod tests {
             rejection.message
         );
         assert_eq!(rejection.tenant.as_deref(), Some("acme"));
+        let rejection =
+            parse(r#"{"tenant_id":"acme","source":"s","occured_at":"x"}"#).unwrap_err();
+        assert_eq!(rejection.code, RejectCode::UnknownField);
+        assert_eq!(rejection.tenant.as_deref(), Some("acme"), "known even for structural problems");
         let rejection = parse(r#"{"tenant_id":"bad tenant","source":"s"}"#).unwrap_err();
         assert_eq!(rejection.tenant, None);
     }
