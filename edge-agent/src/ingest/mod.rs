@@ -259,10 +259,11 @@ mod tests {
                 "malformed_json",
             ),
             (
+                // An array is split without decoding; its non-UTF-8 item is rejected on its own.
                 b"[\"\xff\"]".to_vec(),
                 vec![],
                 StatusCode::BAD_REQUEST,
-                "invalid_utf8",
+                "all_rejected",
             ),
             (
                 b"{\"tenant_id\":\"\xff\"}".to_vec(),
