@@ -1,6 +1,6 @@
 //! The sketch wire representation and its validation.
 //!
-//! [`SketchWire`] is what a [`Sketch`] looks like to serde: a tree of primitive fields that
+//! `SketchWire` is what a [`Sketch`] looks like to serde: a tree of primitive fields that
 //! postcard writes compactly (var-ints, raw `f64`s, length-prefixed lists) and serde_json writes
 //! readably. It is our own format, independent of any library's internals:
 //!
@@ -17,14 +17,17 @@
 //!               // Dense: 2^precision registers packed 6 bits each (3 bytes per 4 registers)
 //! ```
 //!
+//! JSON is for reading and debugging: serde_json, built without its `float_roundtrip` feature,
+//! may parse a float one unit in the last place off, so store and merge the binary form.
+//!
 //! Any change to this layout or to its meaning (precision, hash seed, compression, ρ encoding)
 //! is a format change: bump [`SKETCH_FORMAT_VERSION`](super::SKETCH_FORMAT_VERSION) and
 //! regenerate the golden fixtures on purpose.
 //!
-//! Decoding never trusts a length: every list is read through [`Capped`], which stores at most a
+//! Decoding never trusts a length: every list is read through `Capped`, which stores at most a
 //! fixed number of elements (so allocation is bounded by the format's largest valid sketch, and
 //! by the input length) and only counts the rest, so that validation can report the overrun as a
-//! typed error. Then [`TryFrom<SketchWire>`] checks every invariant the in-memory sketch relies
+//! typed error. Then `TryFrom<SketchWire>` checks every invariant the in-memory sketch relies
 //! on before building it.
 
 use std::fmt;
@@ -39,7 +42,7 @@ use super::sum::{ExactSum, MAX_SUM_PARTS};
 use super::{Sketch, SketchSpec, Values, MAX_ABS_VALUE};
 
 /// Largest magnitude of one exact-sum part accepted from the wire (2^1000). With at most
-/// [`MAX_SUM_PARTS`] parts their total can not overflow while they are normalised.
+/// `MAX_SUM_PARTS` parts their total can not overflow while they are normalised.
 const MAX_SUM_PART: f64 = 1.0715086071862673e301;
 
 /// Largest digest weight total accepted, so that weights stay exact in an `f64`.
@@ -183,7 +186,7 @@ struct HllWire {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum HllRegisters {
     Sparse(Capped<u32, SPARSE_CAP>),
-    Dense(Capped<u8, DENSE_CAP>),
+    Dense(CappedBytes<DENSE_CAP>),
 }
 
 /// A list read from untrusted input: keeps at most `MAX` elements, counts all of them.
@@ -217,30 +220,102 @@ impl<T: Serialize, const MAX: usize> Serialize for Capped<T, MAX> {
 
 impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Capped<T, MAX> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CappedVisitor<T, const MAX: usize>(PhantomData<T>);
+        deserializer.deserialize_seq(CappedVisitor::<T, MAX>(PhantomData))
+    }
+}
 
-        impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for CappedVisitor<T, MAX> {
-            type Value = Capped<T, MAX>;
+/// Reads a list into a [`Capped`].
+struct CappedVisitor<T, const MAX: usize>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for CappedVisitor<T, MAX> {
+    type Value = Capped<T, MAX>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a list")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Postcard's hint never exceeds the remaining input; serde_json gives none.
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX));
+        let mut total = 0usize;
+        while let Some(item) = seq.next_element::<T>()? {
+            if items.len() < MAX {
+                if items.len() == items.capacity() {
+                    // Grow geometrically, but never past the cap.
+                    let target = (items.capacity() * 2).clamp(16, MAX);
+                    items.reserve_exact(target - items.len());
+                }
+                items.push(item);
+            }
+            total = total.saturating_add(1);
+        }
+        Ok(Capped { items, total })
+    }
+}
+
+/// A byte list read from untrusted input: keeps at most `MAX` bytes, counts all of them.
+/// Written as serde bytes: in postcard a length and the raw bytes (the same as a list of `u8`),
+/// in JSON a list of numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CappedBytes<const MAX: usize> {
+    bytes: Vec<u8>,
+    total: usize,
+}
+
+impl<const MAX: usize> CappedBytes<MAX> {
+    fn new(bytes: Vec<u8>) -> Self {
+        let total = bytes.len();
+        CappedBytes { bytes, total }
+    }
+
+    fn from_slice(bytes: &[u8]) -> Self {
+        CappedBytes {
+            bytes: bytes.get(..MAX).unwrap_or(bytes).to_vec(),
+            total: bytes.len(),
+        }
+    }
+
+    /// The bytes, if there were no more than `limit` (≤ `MAX`) of them.
+    fn within(&self, limit: usize) -> Result<&[u8], usize> {
+        if self.total > limit.min(MAX) {
+            Err(self.total)
+        } else {
+            Ok(&self.bytes)
+        }
+    }
+}
+
+impl<const MAX: usize> Serialize for CappedBytes<MAX> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.bytes)
+    }
+}
+
+impl<'de, const MAX: usize> Deserialize<'de> for CappedBytes<MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BytesVisitor<const MAX: usize>;
+
+        impl<'de, const MAX: usize> Visitor<'de> for BytesVisitor<MAX> {
+            type Value = CappedBytes<MAX>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "a list")
+                write!(f, "bytes")
             }
 
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                // Postcard's hint never exceeds the remaining input; serde_json gives none.
-                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX));
-                let mut total = 0usize;
-                while let Some(item) = seq.next_element::<T>()? {
-                    if items.len() < MAX {
-                        items.push(item);
-                    }
-                    total = total.saturating_add(1);
-                }
-                Ok(Capped { items, total })
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(CappedBytes::from_slice(v))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                let list = CappedVisitor::<u8, MAX>(PhantomData).visit_seq(seq)?;
+                Ok(CappedBytes {
+                    bytes: list.items,
+                    total: list.total,
+                })
             }
         }
 
-        deserializer.deserialize_seq(CappedVisitor::<T, MAX>(PhantomData))
+        deserializer.deserialize_bytes(BytesVisitor::<MAX>)
     }
 }
 
@@ -264,7 +339,7 @@ impl SketchWire {
                 precision: h.precision(),
                 registers: match h.dense_registers() {
                     Some(registers) => {
-                        HllRegisters::Dense(Capped::new(hll::pack_registers(registers)))
+                        HllRegisters::Dense(CappedBytes::new(hll::pack_registers(registers)))
                     }
                     None => {
                         let entries = h.sparse_entries().unwrap_or_default();
@@ -347,15 +422,11 @@ fn decode_values(v: ValuesWire, count: u64) -> Result<Values, SketchDecodeError>
         return Err(E::InvalidSum);
     }
     let sum = ExactSum::from_parts(parts);
-    // The exact sum lies in [n·min, n·max]; rounding is monotone, so the rounded values do too
-    // (with a little slack once n itself is not exact in an f64).
+    // The exact sum lies in [n·min, n·max]. Rounding is monotone, so the rounded values do too;
+    // the slack admits an `n` that is not exact in an f64 and JSON's last-bit float parsing.
     let n = v.n as f64;
     let (low, high) = (n * v.min, n * v.max);
-    let slack = if v.n > MAX_DIGEST_WEIGHT {
-        low.abs().max(high.abs()) * 1e-12
-    } else {
-        0.0
-    };
+    let slack = low.abs().max(high.abs()) * 1e-12;
     let total = sum.value();
     if !(total >= low - slack && total <= high + slack) {
         return Err(E::InvalidSum);

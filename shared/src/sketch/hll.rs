@@ -39,6 +39,7 @@
 //!   the ≤ 2,048 entries it ever holds).
 //! - Sketches of different precisions merge by folding the finer one down (exact).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// The precision (log2 of the register count) of every sketch this build creates.
@@ -194,7 +195,7 @@ impl Hll {
     fn compact(&mut self) {
         let p = self.precision;
         if let Repr::Sparse { entries, sorted } = &mut self.repr {
-            normalise_entries(entries);
+            *entries = sorted_union(entries, *sorted as usize);
             *sorted = entries.len() as u32;
             if entries.len() > sparse_limit(p) {
                 let dense = sparse_to_dense(entries, p);
@@ -216,14 +217,12 @@ impl Hll {
         }
         let p = self.precision;
         match (&mut self.repr, &other.repr) {
-            (
-                Repr::Sparse { entries, sorted },
-                Repr::Sparse {
-                    entries: theirs, ..
-                },
-            ) => {
-                entries.extend_from_slice(theirs);
-                normalise_entries(entries);
+            (Repr::Sparse { entries, sorted }, Repr::Sparse { .. }) => {
+                if (*sorted as usize) < entries.len() {
+                    *entries = sorted_union(entries, *sorted as usize);
+                }
+                let theirs = other.sorted_entries();
+                *entries = merge_sorted_entries(entries, &theirs);
                 *sorted = entries.len() as u32;
                 if entries.len() > sparse_limit(p) {
                     let dense = sparse_to_dense(entries, p);
@@ -316,7 +315,7 @@ impl Hll {
     /// The sparse entries sorted and deduplicated, or `None` for a dense sketch.
     pub(crate) fn sparse_entries(&self) -> Option<Vec<u32>> {
         match &self.repr {
-            Repr::Sparse { .. } => Some(self.sorted_entries()),
+            Repr::Sparse { .. } => Some(self.sorted_entries().into_owned()),
             Repr::Dense(_) => None,
         }
     }
@@ -334,16 +333,14 @@ impl Hll {
         matches!(self.repr, Repr::Dense(_))
     }
 
-    fn sorted_entries(&self) -> Vec<u32> {
+    /// The sparse entries sorted and deduplicated (borrowed when there is no unsorted tail).
+    fn sorted_entries(&self) -> Cow<'_, [u32]> {
         match &self.repr {
-            Repr::Sparse { entries, sorted } => {
-                let mut out = entries.clone();
-                if (*sorted as usize) < out.len() {
-                    normalise_entries(&mut out);
-                }
-                out
+            Repr::Sparse { entries, sorted } if (*sorted as usize) < entries.len() => {
+                Cow::Owned(sorted_union(entries, *sorted as usize))
             }
-            Repr::Dense(_) => Vec::new(),
+            Repr::Sparse { entries, .. } => Cow::Borrowed(entries),
+            Repr::Dense(_) => Cow::Borrowed(&[]),
         }
     }
 
@@ -354,6 +351,14 @@ impl Hll {
             Repr::Dense(registers) => registers.len(),
         }
     }
+}
+
+/// The sorted, deduplicated union of a sorted head `entries[..sorted]` and an unsorted tail.
+fn sorted_union(entries: &[u32], sorted: usize) -> Vec<u32> {
+    let (head, tail) = entries.split_at(sorted.min(entries.len()));
+    let mut tail = tail.to_vec();
+    normalise_entries(&mut tail);
+    merge_sorted_entries(head, &tail)
 }
 
 /// Sorts entries and keeps, for each index, the one with the largest ρ'.
@@ -372,6 +377,36 @@ fn normalise_entries(entries: &mut Vec<u32>) {
         }
     }
     entries.truncate(kept);
+}
+
+/// Merges two sorted, deduplicated entry lists, keeping the larger ρ' for a shared index.
+fn merge_sorted_entries(a: &[u32], b: &[u32]) -> Vec<u32> {
+    // Branch-free inner loop: the interleaving of two hash-ordered lists is random, so a
+    // three-way `match` mispredicts about every other step.
+    let mut out = vec![0u32; a.len() + b.len()];
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    while let (Some(&x), Some(&y), Some(slot)) = (a.get(i), b.get(j), out.get_mut(k)) {
+        let (ix, iy) = (entry_index(x), entry_index(y));
+        // Same index: the larger ρ' (the larger entry); otherwise the smaller index.
+        *slot = if ix == iy { x.max(y) } else { x.min(y) };
+        i += usize::from(ix <= iy);
+        j += usize::from(iy <= ix);
+        k += 1;
+    }
+    let rest = a.get(i..).unwrap_or_default();
+    let rest = if rest.is_empty() {
+        b.get(j..).unwrap_or_default()
+    } else {
+        rest
+    };
+    if let Some(dst) = out.get_mut(k..k + rest.len()) {
+        dst.copy_from_slice(rest);
+    }
+    out.truncate(k + rest.len());
+    if out.capacity() > out.len() + out.len() / 2 + 16 {
+        out.shrink_to_fit();
+    }
+    out
 }
 
 fn sparse_to_dense(entries: &[u32], p: u8) -> Box<[u8]> {
@@ -549,6 +584,30 @@ mod tests {
             repr: Repr::Dense(vec![0u8; 1 << 14].into_boxed_slice()),
         };
         assert_eq!(dense.estimate(), 0.0);
+    }
+
+    #[test]
+    fn merging_sorted_entries_equals_normalising_the_union() {
+        let mut seed = 1u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed
+        };
+        for (na, nb) in [(0, 0), (0, 5), (7, 0), (100, 3), (1000, 1000)] {
+            // Few distinct indexes, so that shared indexes with different ρ' occur.
+            let mut entry =
+                || ((next() >> 40) as u32 % 300) << RHO_BITS | ((next() >> 33) as u32 % 40 + 1);
+            let mut a: Vec<u32> = (0..na).map(|_| entry()).collect();
+            let mut b: Vec<u32> = (0..nb).map(|_| entry()).collect();
+            let mut union: Vec<u32> = a.iter().chain(&b).copied().collect();
+            normalise_entries(&mut a);
+            normalise_entries(&mut b);
+            normalise_entries(&mut union);
+            assert_eq!(merge_sorted_entries(&a, &b), union);
+            assert_eq!(merge_sorted_entries(&b, &a), union);
+        }
     }
 
     #[test]
