@@ -1,0 +1,360 @@
+//! `/v1/alerts`: alert rules in the config bucket (`alert.<tenant>.<id>`), as the shared
+//! `AlertRule`; the core aggregators evaluate them.
+
+use super::{
+    check_revision, decode_stored, encode, expected_revision, versioned, ApiJson, ApiQuery,
+    TenantQuery,
+};
+use crate::api::definitions::effective_definition;
+use crate::error::{ApiError, ErrorBody};
+use crate::model::{is_valid_id, new_id, resolve_tenant};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rtdash_shared::alert::{AlertRule, Condition, EvaluateOn};
+use rtdash_shared::names::alert_config_key;
+use rtdash_shared::stat::Stat;
+use rtdash_shared::time::{format_rfc3339, now_millis};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+const fn one() -> u32 {
+    1
+}
+
+/// Body of create and update calls.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertInput {
+    /// Tenant (required on create; on update may be the query parameter).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Metric watched.
+    pub metric_name: String,
+    /// Dimension filter.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    /// Statistic compared.
+    #[serde(default)]
+    #[schema(value_type = String, example = "count")]
+    pub stat: Stat,
+    /// `gt lt gte lte eq`.
+    #[schema(value_type = String, example = "gt")]
+    pub condition: Condition,
+    /// Threshold.
+    pub threshold: f64,
+    /// Webhook URL (`http://` or `https://`).
+    pub notify_channel: String,
+    /// Consecutive breaching windows before firing (1 to 1000).
+    #[serde(default = "one")]
+    pub for_windows: u32,
+    /// `final` (default) or `provisional`.
+    #[serde(default)]
+    #[schema(value_type = String, example = "final")]
+    pub evaluate_on: EvaluateOn,
+    /// Labels on notifications.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations on notifications.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Expected revision (update only; like `If-Match`).
+    #[serde(default)]
+    pub revision: Option<u64>,
+    /// Ignored (answers carry it).
+    #[serde(default)]
+    pub alert_id: Option<String>,
+    /// Ignored.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Ignored.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub created_at: Option<serde_json::Value>,
+    /// Ignored.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub updated_at: Option<serde_json::Value>,
+}
+
+/// A rule as answered: the stored rule's fields, `alert_id`, RFC 3339 times and `revision`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertOut {
+    /// Id.
+    pub alert_id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Metric watched.
+    pub metric_name: String,
+    /// Dimension filter.
+    pub dimensions: BTreeMap<String, String>,
+    /// Statistic.
+    #[schema(value_type = String)]
+    pub stat: Stat,
+    /// Condition.
+    #[schema(value_type = String)]
+    pub condition: Condition,
+    /// Threshold.
+    pub threshold: f64,
+    /// Webhook URL.
+    pub notify_channel: String,
+    /// Windows before firing.
+    pub for_windows: u32,
+    /// When evaluated.
+    #[schema(value_type = String)]
+    pub evaluate_on: EvaluateOn,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+    /// Store revision (also the `ETag`).
+    pub revision: u64,
+}
+
+impl AlertOut {
+    fn new(rule: AlertRule, revision: u64) -> Self {
+        Self {
+            alert_id: rule.id,
+            tenant_id: rule.tenant_id,
+            metric_name: rule.metric_name,
+            dimensions: rule.dimensions,
+            stat: rule.stat,
+            condition: rule.condition,
+            threshold: rule.threshold,
+            notify_channel: rule.notify_channel,
+            for_windows: rule.for_windows,
+            evaluate_on: rule.evaluate_on,
+            labels: rule.labels,
+            annotations: rule.annotations,
+            created_at: format_rfc3339(rule.created_at),
+            updated_at: format_rfc3339(rule.updated_at),
+            revision,
+        }
+    }
+}
+
+/// `{"alerts": [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertList {
+    /// The rules, by creation time.
+    pub alerts: Vec<AlertOut>,
+}
+
+fn validate(state: &AppState, tenant: &str, input: &AlertInput) -> Result<(), ApiError> {
+    let found =
+        effective_definition(&state.store, tenant, &input.metric_name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "metric `{}` does not exist for tenant `{tenant}`",
+                input.metric_name
+            ))
+        })?;
+    if !crate::query::available_stats(&found.definition).contains(&input.stat) {
+        return Err(ApiError::bad_request(format!(
+            "metric `{}` has no `{}` stat (it has: {})",
+            input.metric_name,
+            input.stat,
+            crate::query::available_stats(&found.definition)
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for name in input.dimensions.keys() {
+        if !found.definition.dimensions.contains(name) {
+            return Err(ApiError::bad_request(format!(
+                "metric `{}` has no dimension `{name}`",
+                input.metric_name
+            )));
+        }
+    }
+    if !input.threshold.is_finite() {
+        return Err(ApiError::bad_request("`threshold` must be a finite number"));
+    }
+    let url = input.notify_channel.trim();
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or_default();
+    if host.is_empty() || url.len() > 2048 || url.chars().any(char::is_whitespace) {
+        return Err(ApiError::bad_request(
+            "`notify_channel` must be an http:// or https:// URL (at most 2048 bytes)",
+        ));
+    }
+    if !(1..=1000).contains(&input.for_windows) {
+        return Err(ApiError::bad_request("`for_windows` must be 1 to 1000"));
+    }
+    if input.labels.len() > 64 || input.annotations.len() > 64 {
+        return Err(ApiError::bad_request(
+            "at most 64 labels and 64 annotations",
+        ));
+    }
+    Ok(())
+}
+
+fn rule_from(input: AlertInput, id: String, tenant: String, created_at: i64) -> AlertRule {
+    AlertRule {
+        id,
+        tenant_id: tenant,
+        metric_name: input.metric_name,
+        dimensions: input.dimensions,
+        stat: input.stat,
+        condition: input.condition,
+        threshold: input.threshold,
+        notify_channel: input.notify_channel.trim().to_owned(),
+        for_windows: input.for_windows,
+        evaluate_on: input.evaluate_on,
+        labels: input.labels,
+        annotations: input.annotations,
+        created_at,
+        updated_at: now_millis(),
+    }
+}
+
+async fn fetch(state: &AppState, tenant: &str, id: &str) -> Result<(AlertRule, u64), ApiError> {
+    if !is_valid_id(id) {
+        return Err(ApiError::not_found("alert", id));
+    }
+    let key = alert_config_key(tenant, id);
+    let stored = state
+        .store
+        .fetch(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("alert", id))?;
+    let rule: AlertRule = decode_stored(&key, &stored.value)?;
+    if rule.tenant_id != tenant {
+        return Err(ApiError::not_found("alert", id));
+    }
+    Ok((rule, stored.revision))
+}
+
+/// Creates a rule.
+#[utoipa::path(post, path = "/v1/alerts", tag = "alerts", request_body = AlertInput,
+    responses((status = 201, body = AlertOut), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<AlertInput>,
+) -> Result<Response, ApiError> {
+    let tenant = resolve_tenant(None, input.tenant_id.as_deref())?;
+    validate(&state, &tenant, &input)?;
+    let rule = rule_from(input, new_id(), tenant.clone(), now_millis());
+    let key = alert_config_key(&tenant, &rule.id);
+    let revision = state.store.create(&key, encode(&rule)?).await?;
+    tracing::info!(tenant = %tenant, alert = %rule.id, "alert rule created");
+    Ok(versioned(
+        StatusCode::CREATED,
+        revision,
+        &AlertOut::new(rule, revision),
+    ))
+}
+
+/// Lists a tenant's rules.
+#[utoipa::path(get, path = "/v1/alerts", tag = "alerts", params(TenantQuery),
+    responses((status = 200, body = AlertList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> Result<Json<AlertList>, ApiError> {
+    let tenant = query.tenant()?;
+    let mut alerts: Vec<(i64, AlertOut)> = state
+        .store
+        .list(&alert_config_key(&tenant, ""))
+        .into_iter()
+        .filter_map(|(_, stored)| {
+            let rule: AlertRule = serde_json::from_slice(&stored.value).ok()?;
+            (rule.tenant_id == tenant)
+                .then(|| (rule.created_at, AlertOut::new(rule, stored.revision)))
+        })
+        .collect();
+    alerts.sort_by(|a, b| (a.0, &a.1.alert_id).cmp(&(b.0, &b.1.alert_id)));
+    Ok(Json(AlertList {
+        alerts: alerts.into_iter().map(|(_, out)| out).collect(),
+    }))
+}
+
+/// One rule.
+#[utoipa::path(get, path = "/v1/alerts/{id}", tag = "alerts",
+    params(("id" = String, Path, description = "Alert id"), TenantQuery),
+    responses((status = 200, body = AlertOut), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> Result<Response, ApiError> {
+    let tenant = query.tenant()?;
+    if !is_valid_id(&id) {
+        return Err(ApiError::not_found("alert", &id));
+    }
+    let key = alert_config_key(&tenant, &id);
+    let stored = state
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found("alert", &id))?;
+    let rule: AlertRule = decode_stored(&key, &stored.value)?;
+    if rule.tenant_id != tenant {
+        return Err(ApiError::not_found("alert", &id));
+    }
+    Ok(versioned(
+        StatusCode::OK,
+        stored.revision,
+        &AlertOut::new(rule, stored.revision),
+    ))
+}
+
+/// Replaces a rule.
+#[utoipa::path(put, path = "/v1/alerts/{id}", tag = "alerts", request_body = AlertInput,
+    params(("id" = String, Path, description = "Alert id"), TenantQuery,
+           ("If-Match" = Option<String>, Header, description = "Expected revision")),
+    responses((status = 200, body = AlertOut), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<AlertInput>,
+) -> Result<Response, ApiError> {
+    let tenant = resolve_tenant(query.tenant_id.as_deref(), input.tenant_id.as_deref())?;
+    let expected = expected_revision(&headers, input.revision)?;
+    let (current_rule, current) = fetch(&state, &tenant, &id).await?;
+    check_revision(expected, current)?;
+    validate(&state, &tenant, &input)?;
+    let rule = rule_from(input, id.clone(), tenant.clone(), current_rule.created_at);
+    let revision = state
+        .store
+        .update(&alert_config_key(&tenant, &id), encode(&rule)?, current)
+        .await?;
+    Ok(versioned(
+        StatusCode::OK,
+        revision,
+        &AlertOut::new(rule, revision),
+    ))
+}
+
+/// Deletes a rule.
+#[utoipa::path(delete, path = "/v1/alerts/{id}", tag = "alerts",
+    params(("id" = String, Path, description = "Alert id"), TenantQuery,
+           ("If-Match" = Option<String>, Header, description = "Expected revision")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = query.tenant()?;
+    let (_, current) = fetch(&state, &tenant, &id).await?;
+    check_revision(super::if_match(&headers)?, current)?;
+    state
+        .store
+        .delete(&alert_config_key(&tenant, &id), current)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

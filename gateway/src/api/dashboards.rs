@@ -1,0 +1,380 @@
+//! `/v1/dashboards`: dashboards with their widgets, one document per dashboard in the config
+//! bucket (`dashboard.<tenant>.<id>`), revisions for optimistic concurrency.
+
+use super::{
+    check_revision, decode_stored, encode, expected_revision, versioned, ApiJson, ApiQuery,
+    TenantQuery,
+};
+use crate::api::definitions::effective_definition;
+use crate::error::{ApiError, ErrorBody};
+use crate::model::{
+    is_valid_id, new_id, resolve_tenant, Dashboard, DashboardInput, DashboardOut, Widget,
+    WidgetInput, MAX_WIDGETS,
+};
+use crate::store::StoreError;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rtdash_shared::names::dashboard_config_key;
+use rtdash_shared::time::{format_rfc3339, now_millis};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Attempts at a widget change when another writer changes the dashboard in between.
+const WIDGET_ATTEMPTS: usize = 5;
+
+/// `{"dashboards": [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DashboardList {
+    /// Sorted by name.
+    pub dashboards: Vec<DashboardOut>,
+}
+
+/// The dashboard `id` of `tenant` from memory, or `404`.
+pub fn load(state: &AppState, tenant: &str, id: &str) -> Result<(Dashboard, u64), ApiError> {
+    if !is_valid_id(id) {
+        return Err(ApiError::not_found("dashboard", id));
+    }
+    let key = dashboard_config_key(tenant, id);
+    let stored = state
+        .store
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found("dashboard", id))?;
+    let dashboard: Dashboard = decode_stored(&key, &stored.value)?;
+    if dashboard.tenant_id != tenant {
+        return Err(ApiError::not_found("dashboard", id));
+    }
+    Ok((dashboard, stored.revision))
+}
+
+/// The dashboard from the bucket itself (for changes), or `404`.
+async fn fetch(state: &AppState, tenant: &str, id: &str) -> Result<(Dashboard, u64), ApiError> {
+    if !is_valid_id(id) {
+        return Err(ApiError::not_found("dashboard", id));
+    }
+    let key = dashboard_config_key(tenant, id);
+    let stored = state
+        .store
+        .fetch(&key)
+        .await?
+        .ok_or_else(|| ApiError::not_found("dashboard", id))?;
+    let dashboard: Dashboard = decode_stored(&key, &stored.value)?;
+    if dashboard.tenant_id != tenant {
+        return Err(ApiError::not_found("dashboard", id));
+    }
+    Ok((dashboard, stored.revision))
+}
+
+/// Checks a widget against the tenant's metric definitions: the metric exists and the stat
+/// can be derived for the filter and window.
+pub fn validate_widget(state: &AppState, tenant: &str, widget: &Widget) -> Result<(), ApiError> {
+    widget.check_shape()?;
+    let found =
+        effective_definition(&state.store, tenant, &widget.metric_name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "metric `{}` does not exist for tenant `{tenant}`",
+                widget.metric_name
+            ))
+        })?;
+    crate::query::plan(
+        &found.definition,
+        tenant,
+        &widget.dimensions,
+        widget.stat,
+        widget.window_ms(),
+    )?;
+    Ok(())
+}
+
+fn build_widgets(
+    state: &AppState,
+    tenant: &str,
+    inputs: Vec<WidgetInput>,
+    keep_ids: bool,
+) -> Result<Vec<Widget>, ApiError> {
+    let mut widgets: Vec<Widget> = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        if input.tenant_id.as_deref().is_some_and(|t| t != tenant) {
+            return Err(ApiError::bad_request("a widget names another `tenant_id`"));
+        }
+        let id = match &input.widget_id {
+            Some(id) if keep_ids && is_valid_id(id) => id.clone(),
+            _ => new_id(),
+        };
+        if widgets.iter().any(|w| w.widget_id == id) {
+            return Err(ApiError::bad_request(format!(
+                "widget id `{id}` appears twice"
+            )));
+        }
+        let widget = input.into_widget(id);
+        validate_widget(state, tenant, &widget)?;
+        widgets.push(widget);
+    }
+    Ok(widgets)
+}
+
+/// Creates a dashboard.
+#[utoipa::path(post, path = "/v1/dashboards", tag = "dashboards", request_body = DashboardInput,
+    responses((status = 201, body = DashboardOut), (status = 400, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<DashboardInput>,
+) -> Result<Response, ApiError> {
+    let tenant = resolve_tenant(None, input.tenant_id.as_deref())?;
+    input.check_shape()?;
+    let widgets = build_widgets(&state, &tenant, input.widgets.unwrap_or_default(), false)?;
+    let now = format_rfc3339(now_millis());
+    let dashboard = Dashboard {
+        dashboard_id: new_id(),
+        tenant_id: tenant.clone(),
+        name: input.name.trim().to_owned(),
+        description: input.description,
+        widgets,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let key = dashboard_config_key(&tenant, &dashboard.dashboard_id);
+    let revision = state.store.create(&key, encode(&dashboard)?).await?;
+    tracing::info!(tenant = %tenant, dashboard = %dashboard.dashboard_id, "dashboard created");
+    Ok(versioned(
+        StatusCode::CREATED,
+        revision,
+        &DashboardOut {
+            dashboard,
+            revision,
+        },
+    ))
+}
+
+/// Lists a tenant's dashboards.
+#[utoipa::path(get, path = "/v1/dashboards", tag = "dashboards", params(TenantQuery),
+    responses((status = 200, body = DashboardList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> Result<Json<DashboardList>, ApiError> {
+    let tenant = query.tenant()?;
+    let prefix = dashboard_config_key(&tenant, "");
+    let mut dashboards = Vec::new();
+    for (key, stored) in state.store.list(&prefix) {
+        match serde_json::from_slice::<Dashboard>(&stored.value) {
+            Ok(dashboard) if dashboard.tenant_id == tenant => dashboards.push(DashboardOut {
+                dashboard,
+                revision: stored.revision,
+            }),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%key, error = %err, "stored dashboard does not decode"),
+        }
+    }
+    dashboards.sort_by(|a, b| {
+        (&a.dashboard.name, &a.dashboard.dashboard_id)
+            .cmp(&(&b.dashboard.name, &b.dashboard.dashboard_id))
+    });
+    Ok(Json(DashboardList { dashboards }))
+}
+
+/// One dashboard.
+#[utoipa::path(get, path = "/v1/dashboards/{id}", tag = "dashboards",
+    params(("id" = String, Path, description = "Dashboard id"), TenantQuery),
+    responses((status = 200, body = DashboardOut), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> Result<Response, ApiError> {
+    let tenant = query.tenant()?;
+    let (dashboard, revision) = load(&state, &tenant, &id)?;
+    Ok(versioned(
+        StatusCode::OK,
+        revision,
+        &DashboardOut {
+            dashboard,
+            revision,
+        },
+    ))
+}
+
+/// Replaces a dashboard's name and description, and its widgets when given.
+#[utoipa::path(put, path = "/v1/dashboards/{id}", tag = "dashboards", request_body = DashboardInput,
+    params(("id" = String, Path, description = "Dashboard id"), TenantQuery,
+           ("If-Match" = Option<String>, Header, description = "Expected revision")),
+    responses((status = 200, body = DashboardOut), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn put(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<DashboardInput>,
+) -> Result<Response, ApiError> {
+    let tenant = resolve_tenant(query.tenant_id.as_deref(), input.tenant_id.as_deref())?;
+    input.check_shape()?;
+    let expected = expected_revision(&headers, input.revision)?;
+    let (mut dashboard, current) = fetch(&state, &tenant, &id).await?;
+    check_revision(expected, current)?;
+    if let Some(widgets) = input.widgets {
+        dashboard.widgets = build_widgets(&state, &tenant, widgets, true)?;
+    }
+    dashboard.name = input.name.trim().to_owned();
+    dashboard.description = input.description;
+    dashboard.updated_at = format_rfc3339(now_millis());
+    let key = dashboard_config_key(&tenant, &id);
+    let revision = state
+        .store
+        .update(&key, encode(&dashboard)?, current)
+        .await?;
+    Ok(versioned(
+        StatusCode::OK,
+        revision,
+        &DashboardOut {
+            dashboard,
+            revision,
+        },
+    ))
+}
+
+/// Deletes a dashboard.
+#[utoipa::path(delete, path = "/v1/dashboards/{id}", tag = "dashboards",
+    params(("id" = String, Path, description = "Dashboard id"), TenantQuery,
+           ("If-Match" = Option<String>, Header, description = "Expected revision")),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = query.tenant()?;
+    let (_, current) = fetch(&state, &tenant, &id).await?;
+    check_revision(super::if_match(&headers)?, current)?;
+    state
+        .store
+        .delete(&dashboard_config_key(&tenant, &id), current)
+        .await?;
+    tracing::info!(tenant = %tenant, dashboard = %id, "dashboard deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Applies `change` to the stored dashboard, retrying on concurrent writes unless the
+/// client gave an expected revision.
+async fn change_widgets<T>(
+    state: &AppState,
+    tenant: &str,
+    id: &str,
+    expected: Option<u64>,
+    mut change: impl FnMut(&mut Dashboard) -> Result<T, ApiError>,
+) -> Result<(T, u64), ApiError> {
+    let key = dashboard_config_key(tenant, id);
+    for _ in 0..WIDGET_ATTEMPTS {
+        let (mut dashboard, current) = fetch(state, tenant, id).await?;
+        check_revision(expected, current)?;
+        let out = change(&mut dashboard)?;
+        dashboard.updated_at = format_rfc3339(now_millis());
+        match state.store.update(&key, encode(&dashboard)?, current).await {
+            Ok(revision) => return Ok((out, revision)),
+            Err(StoreError::Conflict(_)) if expected.is_none() => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "the dashboard kept changing concurrently; try again",
+    ))
+}
+
+/// Adds a widget.
+#[utoipa::path(post, path = "/v1/dashboards/{id}/widgets", tag = "dashboards", request_body = WidgetInput,
+    params(("id" = String, Path, description = "Dashboard id"), TenantQuery),
+    responses((status = 201, body = Widget), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn add_widget(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<WidgetInput>,
+) -> Result<Response, ApiError> {
+    let tenant = resolve_tenant(query.tenant_id.as_deref(), input.tenant_id.as_deref())?;
+    let widget = input.into_widget(new_id());
+    // 404 before 400: another tenant's dashboard id must not be probed through validation.
+    load(&state, &tenant, &id)?;
+    validate_widget(&state, &tenant, &widget)?;
+    let expected = super::if_match(&headers)?;
+    let (widget, revision) = change_widgets(&state, &tenant, &id, expected, |dashboard| {
+        if dashboard.widgets.len() >= MAX_WIDGETS {
+            return Err(ApiError::bad_request(format!(
+                "a dashboard holds at most {MAX_WIDGETS} widgets"
+            )));
+        }
+        dashboard.widgets.push(widget.clone());
+        Ok(widget.clone())
+    })
+    .await?;
+    Ok(versioned(StatusCode::CREATED, revision, &widget))
+}
+
+/// Replaces a widget.
+#[utoipa::path(put, path = "/v1/dashboards/{id}/widgets/{widget_id}", tag = "dashboards", request_body = WidgetInput,
+    params(("id" = String, Path, description = "Dashboard id"),
+           ("widget_id" = String, Path, description = "Widget id"), TenantQuery),
+    responses((status = 200, body = Widget), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn put_widget(
+    State(state): State<AppState>,
+    Path((id, widget_id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+    ApiJson(input): ApiJson<WidgetInput>,
+) -> Result<Response, ApiError> {
+    let tenant = resolve_tenant(query.tenant_id.as_deref(), input.tenant_id.as_deref())?;
+    if input.widget_id.as_deref().is_some_and(|w| w != widget_id) {
+        return Err(ApiError::bad_request(
+            "`widget_id` in the body differs from the path",
+        ));
+    }
+    let widget = input.into_widget(widget_id.clone());
+    let (dashboard, _) = load(&state, &tenant, &id)?;
+    if !dashboard.widgets.iter().any(|w| w.widget_id == widget_id) {
+        return Err(ApiError::not_found("widget", &widget_id));
+    }
+    validate_widget(&state, &tenant, &widget)?;
+    let expected = super::if_match(&headers)?;
+    let (widget, revision) = change_widgets(&state, &tenant, &id, expected, |dashboard| {
+        let slot = dashboard
+            .widgets
+            .iter_mut()
+            .find(|w| w.widget_id == widget_id)
+            .ok_or_else(|| ApiError::not_found("widget", &widget_id))?;
+        *slot = widget.clone();
+        Ok(widget.clone())
+    })
+    .await?;
+    Ok(versioned(StatusCode::OK, revision, &widget))
+}
+
+/// Removes a widget.
+#[utoipa::path(delete, path = "/v1/dashboards/{id}/widgets/{widget_id}", tag = "dashboards",
+    params(("id" = String, Path, description = "Dashboard id"),
+           ("widget_id" = String, Path, description = "Widget id"), TenantQuery),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete_widget(
+    State(state): State<AppState>,
+    Path((id, widget_id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = query.tenant()?;
+    let expected = super::if_match(&headers)?;
+    change_widgets(&state, &tenant, &id, expected, |dashboard| {
+        let before = dashboard.widgets.len();
+        dashboard.widgets.retain(|w| w.widget_id != widget_id);
+        if dashboard.widgets.len() == before {
+            return Err(ApiError::not_found("widget", &widget_id));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

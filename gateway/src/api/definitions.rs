@@ -1,0 +1,328 @@
+//! `/v1/metric-definitions`: metric definitions in the config bucket
+//! (`metric.<tenant>.<name>`), which edge agents and aggregators watch.
+
+use super::{
+    check_revision, decode_stored, encode, expected_revision, versioned, ApiBytes, ApiQuery,
+    TenantQuery,
+};
+use crate::error::{ApiError, ErrorBody};
+use crate::store::ConfigStore;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use rtdash_shared::metric::{MetricDefinition, BUILTIN_EVENTS_METRIC};
+use rtdash_shared::names::metric_config_key;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Where a definition comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The tenant's own.
+    Tenant,
+    /// Applies to every tenant (`metric._all.<name>`), managed by operators.
+    Global,
+    /// Built into rtdash (`events`).
+    Builtin,
+}
+
+/// A definition in force for a tenant.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// The definition.
+    pub definition: MetricDefinition,
+    /// Its origin.
+    pub scope: Scope,
+    /// Store revision (none for built-ins).
+    pub revision: Option<u64>,
+}
+
+/// The definition of `name` in force for `tenant`: built-in, the tenant's own, or global.
+pub fn effective_definition(store: &ConfigStore, tenant: &str, name: &str) -> Option<Found> {
+    if name == BUILTIN_EVENTS_METRIC {
+        return Some(Found {
+            definition: MetricDefinition::builtin_events(),
+            scope: Scope::Builtin,
+            revision: None,
+        });
+    }
+    for (scope, key) in [
+        (Scope::Tenant, metric_config_key(Some(tenant), name)),
+        (Scope::Global, metric_config_key(None, name)),
+    ] {
+        if let Some(stored) = store.get(&key) {
+            if let Ok(definition) = serde_json::from_slice::<MetricDefinition>(&stored.value) {
+                return Some(Found {
+                    definition,
+                    scope,
+                    revision: Some(stored.revision),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Every definition in force for `tenant`, by name.
+pub fn tenant_definitions(store: &ConfigStore, tenant: &str) -> Vec<Found> {
+    let mut found: std::collections::BTreeMap<String, Found> = std::collections::BTreeMap::new();
+    for (scope, prefix) in [
+        (Scope::Global, metric_config_key(None, "")),
+        (Scope::Tenant, metric_config_key(Some(tenant), "")),
+    ] {
+        for (_, stored) in store.list(&prefix) {
+            if let Ok(definition) = serde_json::from_slice::<MetricDefinition>(&stored.value) {
+                if definition.name == BUILTIN_EVENTS_METRIC {
+                    continue;
+                }
+                found.insert(
+                    definition.name.clone(),
+                    Found {
+                        definition,
+                        scope,
+                        revision: Some(stored.revision),
+                    },
+                );
+            }
+        }
+    }
+    found.insert(
+        BUILTIN_EVENTS_METRIC.to_owned(),
+        Found {
+            definition: MetricDefinition::builtin_events(),
+            scope: Scope::Builtin,
+            revision: None,
+        },
+    );
+    found.into_values().collect()
+}
+
+/// A definition as answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DefinitionOut {
+    /// The definition (shared `MetricDefinition` fields).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub definition: MetricDefinition,
+    /// Origin.
+    pub scope: Scope,
+    /// Whether it can be changed through this API by the tenant.
+    pub read_only: bool,
+    /// Store revision (absent for built-ins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// Dimension sets kept (full set first, each sorted).
+    pub dimension_sets: Vec<Vec<String>>,
+}
+
+impl From<Found> for DefinitionOut {
+    fn from(found: Found) -> Self {
+        Self {
+            dimension_sets: found.definition.dimension_sets(),
+            read_only: found.scope != Scope::Tenant,
+            scope: found.scope,
+            revision: found.revision,
+            definition: found.definition,
+        }
+    }
+}
+
+/// `{"definitions": [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DefinitionList {
+    /// The definitions.
+    pub definitions: Vec<DefinitionOut>,
+}
+
+/// Parses a body: the shared definition, tolerating the answer-only fields (so a client can
+/// send back what it read); returns it with the `revision` it carried.
+fn parse_body(bytes: &[u8]) -> Result<(MetricDefinition, Option<u64>), ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::bad_request(format!("body is not valid JSON: {err}")))?;
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("body must be a JSON object"))?;
+    let revision = match object.remove("revision") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .ok_or_else(|| ApiError::bad_request("`revision` must be a number"))?,
+        ),
+    };
+    for answer_only in ["scope", "read_only", "dimension_sets"] {
+        object.remove(answer_only);
+    }
+    let bytes = serde_json::to_vec(&value).map_err(|err| ApiError::internal(err.to_string()))?;
+    let definition = MetricDefinition::from_json(&bytes)
+        .map_err(|err| ApiError::bad_request(err.to_string()))?;
+    Ok((definition, revision))
+}
+
+fn body_tenant(definition: &MetricDefinition, query: Option<&str>) -> Result<String, ApiError> {
+    crate::model::resolve_tenant(query, definition.tenant_id.as_deref())
+}
+
+/// Creates a definition.
+#[utoipa::path(post, path = "/v1/metric-definitions", tag = "metric-definitions",
+    request_body(content = Object, description = "MetricDefinition with `tenant_id`"),
+    responses((status = 201, body = DefinitionOut), (status = 400, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiBytes(body): ApiBytes,
+) -> Result<Response, ApiError> {
+    let (mut definition, _) = parse_body(&body)?;
+    let tenant = body_tenant(&definition, None)?;
+    definition.tenant_id = Some(tenant.clone());
+    if definition.name == BUILTIN_EVENTS_METRIC {
+        return Err(ApiError::conflict(
+            "`events` is the built-in metric and cannot be redefined",
+        ));
+    }
+    let key = metric_config_key(Some(&tenant), &definition.name);
+    let revision = state
+        .store
+        .create(&key, encode(&definition)?)
+        .await
+        .map_err(|err| match err {
+            crate::store::StoreError::Conflict(_) => ApiError::conflict(format!(
+                "metric `{}` already exists for tenant `{tenant}`",
+                definition.name
+            )),
+            other => other.into(),
+        })?;
+    tracing::info!(tenant = %tenant, metric = %definition.name, "metric definition created");
+    let out = DefinitionOut::from(Found {
+        definition,
+        scope: Scope::Tenant,
+        revision: Some(revision),
+    });
+    Ok(versioned(StatusCode::CREATED, revision, &out))
+}
+
+/// Lists the definitions in force for a tenant.
+#[utoipa::path(get, path = "/v1/metric-definitions", tag = "metric-definitions", params(TenantQuery),
+    responses((status = 200, body = DefinitionList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> Result<Json<DefinitionList>, ApiError> {
+    let tenant = query.tenant()?;
+    let definitions = tenant_definitions(&state.store, &tenant)
+        .into_iter()
+        .map(DefinitionOut::from)
+        .collect();
+    Ok(Json(DefinitionList { definitions }))
+}
+
+/// The definition in force for a tenant.
+#[utoipa::path(get, path = "/v1/metric-definitions/{name}", tag = "metric-definitions",
+    params(("name" = String, Path, description = "Metric name"), TenantQuery),
+    responses((status = 200, body = DefinitionOut), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> Result<Response, ApiError> {
+    let tenant = query.tenant()?;
+    let found = effective_definition(&state.store, &tenant, &name)
+        .ok_or_else(|| ApiError::not_found("metric", &name))?;
+    let revision = found.revision.unwrap_or(0);
+    Ok(versioned(
+        StatusCode::OK,
+        revision,
+        &DefinitionOut::from(found),
+    ))
+}
+
+/// Creates or replaces the tenant's definition.
+#[utoipa::path(put, path = "/v1/metric-definitions/{name}", tag = "metric-definitions",
+    params(("name" = String, Path, description = "Metric name"), TenantQuery),
+    request_body(content = Object, description = "MetricDefinition"),
+    responses((status = 200, body = DefinitionOut), (status = 201, body = DefinitionOut),
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn put(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Result<Response, ApiError> {
+    let (mut definition, body_revision) = parse_body(&body)?;
+    let tenant = body_tenant(&definition, query.tenant_id.as_deref())?;
+    definition.tenant_id = Some(tenant.clone());
+    if definition.name != name {
+        return Err(ApiError::bad_request(format!(
+            "body names metric `{}`, the path `{name}`",
+            definition.name
+        )));
+    }
+    if name == BUILTIN_EVENTS_METRIC {
+        return Err(ApiError::conflict(
+            "`events` is the built-in metric and cannot be redefined",
+        ));
+    }
+    let expected = expected_revision(&headers, body_revision)?;
+    let key = metric_config_key(Some(&tenant), &name);
+    let value = encode(&definition)?;
+    let (status, revision) = match state.store.fetch(&key).await? {
+        None => {
+            if expected.is_some_and(|rev| rev != 0) {
+                return Err(ApiError::not_found("metric", &name));
+            }
+            (StatusCode::CREATED, state.store.create(&key, value).await?)
+        }
+        Some(current) => {
+            check_revision(expected, current.revision)?;
+            (
+                StatusCode::OK,
+                state.store.update(&key, value, current.revision).await?,
+            )
+        }
+    };
+    let out = DefinitionOut::from(Found {
+        definition,
+        scope: Scope::Tenant,
+        revision: Some(revision),
+    });
+    Ok(versioned(status, revision, &out))
+}
+
+/// Deletes the tenant's definition.
+#[utoipa::path(delete, path = "/v1/metric-definitions/{name}", tag = "metric-definitions",
+    params(("name" = String, Path, description = "Metric name"), TenantQuery),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tenant = query.tenant()?;
+    if !crate::model::is_valid_id(&name) {
+        return Err(ApiError::not_found("metric", &name));
+    }
+    let key = metric_config_key(Some(&tenant), &name);
+    let Some(current) = state.store.fetch(&key).await? else {
+        return match effective_definition(&state.store, &tenant, &name) {
+            Some(found) if found.scope != Scope::Tenant => Err(ApiError::conflict(format!(
+                "metric `{name}` is {} and read-only",
+                if found.scope == Scope::Builtin {
+                    "built in"
+                } else {
+                    "global"
+                }
+            ))),
+            _ => Err(ApiError::not_found("metric", &name)),
+        };
+    };
+    let _: MetricDefinition = decode_stored(&key, &current.value)?;
+    check_revision(super::if_match(&headers)?, current.revision)?;
+    state.store.delete(&key, current.revision).await?;
+    tracing::info!(tenant = %tenant, metric = %name, "metric definition deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

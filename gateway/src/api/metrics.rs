@@ -1,0 +1,315 @@
+//! `/v1/metrics`: the tenant's metrics, metric window queries and distinct series.
+
+use super::{ApiQuery, TenantQuery};
+use crate::api::definitions::{effective_definition, tenant_definitions, Scope};
+use crate::error::{ApiError, ErrorBody};
+use crate::query::{self, format_duration, parse_duration};
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::Json;
+use rtdash_shared::stat::Stat;
+use rtdash_shared::time::{format_rfc3339, now_millis, parse_rfc3339, UnixMillis};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use utoipa::{IntoParams, ToSchema};
+
+/// Most windows in one answer.
+pub const MAX_WINDOWS: i64 = 10_000;
+/// Default `limit` of the series listing.
+const DEFAULT_SERIES_LIMIT: usize = 1_000;
+/// Largest `limit` of the series listing.
+const MAX_SERIES_LIMIT: usize = 10_000;
+
+/// A metric of the tenant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricInfo {
+    /// Name.
+    pub name: String,
+    /// Origin.
+    pub scope: Scope,
+    /// Window, seconds.
+    pub window_secs: u32,
+    /// Dimensions.
+    pub dimensions: Vec<String>,
+    /// Dimension sets kept.
+    pub dimension_sets: Vec<Vec<String>>,
+    /// Stats the metric has.
+    #[schema(value_type = Vec<String>)]
+    pub stats: Vec<Stat>,
+    /// The full definition.
+    #[schema(value_type = Object)]
+    pub definition: rtdash_shared::metric::MetricDefinition,
+}
+
+/// `{"metrics": [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricList {
+    /// By name.
+    pub metrics: Vec<MetricInfo>,
+}
+
+/// Lists the tenant's metrics.
+#[utoipa::path(get, path = "/v1/metrics", tag = "metrics", params(TenantQuery),
+    responses((status = 200, body = MetricList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<TenantQuery>,
+) -> Result<Json<MetricList>, ApiError> {
+    let tenant = query.tenant()?;
+    let metrics = tenant_definitions(&state.store, &tenant)
+        .into_iter()
+        .map(|found| MetricInfo {
+            name: found.definition.name.clone(),
+            scope: found.scope,
+            window_secs: found.definition.window_secs,
+            dimensions: found.definition.dimensions.clone(),
+            dimension_sets: found.definition.dimension_sets(),
+            stats: query::available_stats(&found.definition),
+            definition: found.definition,
+        })
+        .collect();
+    Ok(Json(MetricList { metrics }))
+}
+
+/// Parameters of a metric query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricQuery {
+    /// Tenant.
+    pub tenant_id: Option<String>,
+    /// JSON object of dimension name -> value.
+    pub dimensions: Option<String>,
+    /// RFC 3339, inclusive (default: `to` - 1 h).
+    pub from: Option<String>,
+    /// RFC 3339, exclusive (default: now).
+    pub to: Option<String>,
+    /// `1m`, `5m`, `1h`... (default: the metric's window).
+    pub window: Option<String>,
+    /// `count sum min max avg p50 p90 p95 p99 unique` (default `count`).
+    pub stat: Option<String>,
+}
+
+/// One served window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WindowOut {
+    /// Start (RFC 3339).
+    pub window_start: String,
+    /// End, exclusive (RFC 3339).
+    pub window_end: String,
+    /// The stat's value.
+    pub value: Option<f64>,
+    /// Highest revision.
+    pub revision: u32,
+    /// Closed.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// Late events merged.
+    pub late_count: u64,
+    /// Latest version (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<&query::DerivedWindow> for WindowOut {
+    fn from(window: &query::DerivedWindow) -> Self {
+        Self {
+            window_start: format_rfc3339(window.window_start),
+            window_end: format_rfc3339(window.window_end),
+            value: window.value,
+            revision: window.revision,
+            is_final: window.is_final,
+            late_count: window.late_count,
+            updated_at: format_rfc3339(window.updated_at),
+        }
+    }
+}
+
+/// The answer of a metric query.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricWindows {
+    /// Metric.
+    pub metric_name: String,
+    /// Stat served.
+    pub stat: String,
+    /// Window served.
+    pub window: String,
+    /// Filter applied.
+    pub dimensions: BTreeMap<String, String>,
+    /// Windows with data, by start.
+    pub windows: Vec<WindowOut>,
+}
+
+/// Parses the `dimensions` parameter.
+pub fn parse_dimensions(text: Option<&str>) -> Result<BTreeMap<String, String>, ApiError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(BTreeMap::new()),
+        Some(text) => serde_json::from_str(text).map_err(|_| {
+            ApiError::bad_request(
+                "`dimensions` must be a JSON object of strings, e.g. {\"region\":\"us-east\"}",
+            )
+        }),
+    }
+}
+
+fn parse_time(name: &str, text: Option<&str>) -> Result<Option<UnixMillis>, ApiError> {
+    text.map(|t| {
+        parse_rfc3339(t).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`{name}` must be an RFC 3339 time such as 2024-01-15T13:00:00Z"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// Windows of one metric.
+#[utoipa::path(get, path = "/v1/metrics/{name}", tag = "metrics",
+    params(("name" = String, Path, description = "Metric name"), MetricQuery),
+    responses((status = 200, body = MetricWindows), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn query(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiQuery(params): ApiQuery<MetricQuery>,
+) -> Result<Json<MetricWindows>, ApiError> {
+    let tenant = crate::model::resolve_tenant(params.tenant_id.as_deref(), None)?;
+    let dimensions = parse_dimensions(params.dimensions.as_deref())?;
+    let stat: Stat =
+        params.stat.as_deref().unwrap_or("count").parse().map_err(
+            |err: rtdash_shared::stat::UnknownStat| ApiError::bad_request(err.to_string()),
+        )?;
+    let window = params
+        .window
+        .as_deref()
+        .map(|w| {
+            parse_duration(w).ok_or_else(|| {
+                ApiError::bad_request(format!("`window` {w:?} must look like 1m, 5m or 1h"))
+            })
+        })
+        .transpose()?;
+    let found = effective_definition(&state.store, &tenant, &name)
+        .ok_or_else(|| ApiError::not_found("metric", &name))?;
+    let plan = query::plan(&found.definition, &tenant, &dimensions, stat, window)?;
+    let now = now_millis();
+    let to = parse_time("to", params.to.as_deref())?.unwrap_or(now);
+    let from = parse_time("from", params.from.as_deref())?.unwrap_or(to - 3_600_000);
+    if from >= to {
+        return Err(ApiError::bad_request("`from` must be before `to`"));
+    }
+    let from = plan.bucket_of(from);
+    let to = {
+        let bucket = plan.bucket_of(to);
+        if bucket == to {
+            to
+        } else {
+            bucket + plan.window_ms
+        }
+    };
+    if (to - from) / plan.window_ms > MAX_WINDOWS {
+        return Err(ApiError::bad_request(format!(
+            "the range holds more than {MAX_WINDOWS} windows of {}; narrow it or use a coarser window",
+            format_duration(plan.window_ms)
+        )));
+    }
+    let rows = state.db.fetch_rows_shared(&plan, from, to).await?;
+    let windows = query::derive(&plan, rows.iter(), now)
+        .iter()
+        .map(WindowOut::from)
+        .collect();
+    Ok(Json(MetricWindows {
+        metric_name: name,
+        stat: stat.to_string(),
+        window: format_duration(plan.window_ms),
+        dimensions,
+        windows,
+    }))
+}
+
+/// Parameters of the series listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesQuery {
+    /// Tenant.
+    pub tenant_id: Option<String>,
+    /// RFC 3339 (default: `to` - 1 h).
+    pub from: Option<String>,
+    /// RFC 3339 (default: now).
+    pub to: Option<String>,
+    /// Most series answered (default 1000, at most 10000).
+    pub limit: Option<usize>,
+}
+
+/// Distinct dimension values of a metric.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesList {
+    /// Metric.
+    pub metric_name: String,
+    /// Per dimension, the distinct values seen.
+    pub dimensions: BTreeMap<String, Vec<String>>,
+    /// The series (dimension name -> value or null).
+    #[schema(value_type = Vec<Object>)]
+    pub series: Vec<BTreeMap<String, Option<String>>>,
+    /// Whether `limit` cut the list.
+    pub truncated: bool,
+}
+
+/// Distinct series of a metric in a range.
+#[utoipa::path(get, path = "/v1/metrics/{name}/series", tag = "metrics",
+    params(("name" = String, Path, description = "Metric name"), SeriesQuery),
+    responses((status = 200, body = SeriesList), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn series(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiQuery(params): ApiQuery<SeriesQuery>,
+) -> Result<Json<SeriesList>, ApiError> {
+    let tenant = crate::model::resolve_tenant(params.tenant_id.as_deref(), None)?;
+    let limit = params.limit.unwrap_or(DEFAULT_SERIES_LIMIT);
+    if limit == 0 || limit > MAX_SERIES_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be 1 to {MAX_SERIES_LIMIT}"
+        )));
+    }
+    let found = effective_definition(&state.store, &tenant, &name)
+        .ok_or_else(|| ApiError::not_found("metric", &name))?;
+    let to = parse_time("to", params.to.as_deref())?.unwrap_or_else(now_millis);
+    let from = parse_time("from", params.from.as_deref())?.unwrap_or(to - 3_600_000);
+    if from >= to {
+        return Err(ApiError::bad_request("`from` must be before `to`"));
+    }
+    let full_set = found
+        .definition
+        .dimension_sets()
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+        .join(",");
+    let mut rows = state
+        .db
+        .distinct_series(&tenant, &name, &full_set, from, to, limit + 1)
+        .await?;
+    let truncated = rows.len() > limit;
+    rows.truncate(limit);
+    let mut dimensions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut series = Vec::with_capacity(rows.len());
+    for text in rows {
+        let Ok(dims) = serde_json::from_str::<BTreeMap<String, Option<String>>>(&text) else {
+            continue;
+        };
+        for (dimension, value) in &dims {
+            let values = dimensions.entry(dimension.clone()).or_default();
+            if let Some(value) = value {
+                values.insert(value.clone());
+            }
+        }
+        series.push(dims);
+    }
+    Ok(Json(SeriesList {
+        metric_name: name,
+        dimensions: dimensions
+            .into_iter()
+            .map(|(name, values)| (name, values.into_iter().collect()))
+            .collect(),
+        series,
+        truncated,
+    }))
+}

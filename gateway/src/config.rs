@@ -1,0 +1,234 @@
+//! `[gateway]` configuration: defaults, then the TOML file given with `--config`, then
+//! `RTDASH_GATEWAY__<KEY>` (and the shared `RTDASH_NATS__*`, `RTDASH_QUESTDB__*`,
+//! `RTDASH_TELEMETRY__*`, `RTDASH_STREAMS__*`) environment variables.
+
+use rtdash_runtime::config::{ConfigError, Validate};
+use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
+use rtdash_runtime::telemetry::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The gateway's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Listen address of the API, the streams and the UI.
+    pub listen: String,
+    /// Directory of the built web UI (`index.html` and assets), relative to the working
+    /// directory unless absolute.
+    pub web_root: PathBuf,
+    /// Whole-request timeout for REST calls, in milliseconds (streams are exempt).
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// REST requests served at once; more are shed with `503`.
+    pub max_concurrent_requests: usize,
+    /// How long shutdown waits for in-flight requests, in milliseconds.
+    pub shutdown_grace_ms: u64,
+    /// Whether to create the JetStream streams and buckets that are missing at start.
+    pub ensure_topology: bool,
+    /// NATS connection.
+    pub nats: NatsConfig,
+    /// Stream settings (used when creating missing streams and buckets).
+    pub streams: StreamsConfig,
+    /// QuestDB connection.
+    pub questdb: QuestDbConfig,
+    /// Live streams.
+    pub live: LiveConfig,
+    /// Logs.
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            web_root: PathBuf::from("web/dist"),
+            request_timeout_ms: 10_000,
+            max_body_bytes: 1024 * 1024,
+            max_concurrent_requests: 1024,
+            shutdown_grace_ms: 10_000,
+            ensure_topology: true,
+            nats: NatsConfig::default(),
+            streams: StreamsConfig::default(),
+            questdb: QuestDbConfig::default(),
+            live: LiveConfig::default(),
+            telemetry: TelemetryConfig::default(),
+        }
+    }
+}
+
+/// `[questdb]`: where metric windows are read from (PostgreSQL wire protocol).
+///
+/// Unknown keys are ignored here (not rejected) because `RTDASH_QUESTDB__*` variables are
+/// shared with the components that write over ILP and have keys of their own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QuestDbConfig {
+    /// PostgreSQL wire address, `host:port`.
+    pub pg_addr: String,
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Database name.
+    pub database: String,
+    /// The metric windows table (tests use their own).
+    pub table: String,
+    /// Connections in the pool; queries are pipelined on each.
+    pub pool_size: usize,
+    /// Per-query timeout, in milliseconds.
+    pub query_timeout_ms: u64,
+    /// Create the table at start when it is missing (so a fresh system answers empty
+    /// results instead of errors).
+    pub create_table: bool,
+}
+
+impl Default for QuestDbConfig {
+    fn default() -> Self {
+        Self {
+            pg_addr: "127.0.0.1:8812".to_owned(),
+            user: "admin".to_owned(),
+            password: "quest".to_owned(),
+            database: "qdb".to_owned(),
+            table: rtdash_shared::schema::METRICS_TABLE.to_owned(),
+            pool_size: 4,
+            query_timeout_ms: 5_000,
+            create_table: true,
+        }
+    }
+}
+
+/// `[live]`: Server-Sent Event streams.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Streams open at once; more answer `503`.
+    pub max_streams: usize,
+    /// How long a widget snapshot is reused, in milliseconds: QuestDB sees at most one
+    /// snapshot query per widget query per interval.
+    pub snapshot_ttl_ms: u64,
+    /// Recent updates kept per (tenant, metric) for `Last-Event-ID` resumption.
+    pub ring_capacity: usize,
+    /// How far back (from now) the latest window values are kept in memory, in seconds.
+    pub memory_horizon_secs: u64,
+    /// Most series-windows kept in memory per (tenant, metric).
+    pub max_memory_entries: usize,
+    /// Heartbeat comment interval on idle streams, in seconds.
+    pub keepalive_secs: u64,
+    /// `status` event interval, in milliseconds.
+    pub status_interval_ms: u64,
+    /// No partition report for this long: the pipeline is `stale`, in milliseconds.
+    pub stale_report_ms: u64,
+    /// A partition this many messages behind is `behind`.
+    pub stale_lag_messages: u64,
+    /// A partition whose watermark is older than this is `behind`, in milliseconds.
+    pub stale_watermark_ms: u64,
+    /// Upper bound on the time range of a widget snapshot, in windows.
+    pub max_snapshot_windows: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            max_streams: 20_000,
+            snapshot_ttl_ms: 5_000,
+            ring_capacity: 4_096,
+            memory_horizon_secs: 15 * 60,
+            max_memory_entries: 200_000,
+            keepalive_secs: 15,
+            status_interval_ms: 5_000,
+            stale_report_ms: 10_000,
+            stale_lag_messages: 100_000,
+            stale_watermark_ms: 5 * 60_000,
+            max_snapshot_windows: 2_000,
+        }
+    }
+}
+
+impl Validate for GatewayConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("max_body_bytes", self.max_body_bytes as u64),
+            (
+                "max_concurrent_requests",
+                self.max_concurrent_requests as u64,
+            ),
+            ("questdb.pool_size", self.questdb.pool_size as u64),
+            ("questdb.query_timeout_ms", self.questdb.query_timeout_ms),
+            ("live.max_streams", self.live.max_streams as u64),
+            ("live.ring_capacity", self.live.ring_capacity as u64),
+            ("live.memory_horizon_secs", self.live.memory_horizon_secs),
+            (
+                "live.max_memory_entries",
+                self.live.max_memory_entries as u64,
+            ),
+            ("live.keepalive_secs", self.live.keepalive_secs),
+            ("live.status_interval_ms", self.live.status_interval_ms),
+            ("live.stale_report_ms", self.live.stale_report_ms),
+            (
+                "live.max_snapshot_windows",
+                self.live.max_snapshot_windows as u64,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::invalid(
+                "listen",
+                "must be a socket address such as 127.0.0.1:8080",
+            ));
+        }
+        if !rtdash_shared::event::is_identifier(&self.questdb.table, 127) {
+            return Err(ConfigError::invalid(
+                "questdb.table",
+                "must be 1 to 127 characters from [A-Za-z0-9_-]",
+            ));
+        }
+        if self.questdb.pool_size > 64 {
+            return Err(ConfigError::invalid(
+                "questdb.pool_size",
+                "must be at most 64",
+            ));
+        }
+        self.streams.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_stable() {
+        let config = GatewayConfig::default();
+        config.validate().expect("defaults valid");
+        assert_eq!(config.listen, "127.0.0.1:8080");
+        assert_eq!(config.web_root, PathBuf::from("web/dist"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let config = GatewayConfig {
+            live: LiveConfig {
+                max_streams: 0,
+                ..LiveConfig::default()
+            },
+            ..GatewayConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("live.max_streams"), "{err}");
+        let config = GatewayConfig {
+            questdb: QuestDbConfig {
+                table: "x; drop".into(),
+                ..QuestDbConfig::default()
+            },
+            ..GatewayConfig::default()
+        };
+        assert!(config.validate().is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! The gateway's resource documents (dashboards with their widgets, alert rules as
+//! answered) and their validation.
+
+use crate::error::ApiError;
+use rtdash_shared::event::is_identifier;
+use rtdash_shared::stat::Stat;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// Most widgets on one dashboard.
+pub const MAX_WIDGETS: usize = 50;
+/// Longest name, title or description, in characters.
+pub const MAX_TEXT: usize = 200;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION: usize = 2_000;
+/// Longest widget `time_window`.
+pub const MAX_TIME_WINDOW_MS: i64 = 31 * 86_400_000;
+
+/// Checks a tenant id (`[A-Za-z0-9_-]`, 1 to 128).
+pub fn check_tenant(tenant: &str) -> Result<(), ApiError> {
+    if is_identifier(tenant, 128) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "`tenant_id` must be 1 to 128 characters from [A-Za-z0-9_-]",
+        ))
+    }
+}
+
+/// Whether a path id can name a stored resource (a valid key token); others are `404`.
+pub fn is_valid_id(id: &str) -> bool {
+    is_identifier(id, 128)
+}
+
+/// A new opaque id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// How a widget draws.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VizType {
+    /// Line chart over time.
+    #[default]
+    LineChart,
+    /// Filled area chart.
+    AreaChart,
+    /// Bars per window.
+    BarChart,
+    /// One big number (latest window).
+    Counter,
+    /// Gauge of the latest window.
+    Gauge,
+    /// Table of windows.
+    Table,
+}
+
+fn default_time_window() -> String {
+    "last_1h".to_owned()
+}
+
+/// A widget: a query definition resolved at read time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Widget {
+    /// Id (assigned by the gateway).
+    #[serde(default)]
+    pub widget_id: String,
+    /// Display title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Metric shown.
+    pub metric_name: String,
+    /// Dimension filter.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    /// Statistic shown.
+    #[serde(default)]
+    #[schema(value_type = String, example = "count")]
+    pub stat: Stat,
+    /// Range shown: `last_<n><s|m|h|d>`.
+    #[serde(default = "default_time_window")]
+    pub time_window: String,
+    /// Aggregation window (`1m`, `5m`...); the metric's window when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// How it draws.
+    #[serde(default)]
+    pub viz_type: VizType,
+}
+
+/// A widget as sent in create and update calls (the tenant may be named here).
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetInput {
+    /// Tenant (or as the `tenant_id` query parameter).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Ignored on create; must match the path on update when given.
+    #[serde(default)]
+    pub widget_id: Option<String>,
+    /// Display title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Metric shown.
+    pub metric_name: String,
+    /// Dimension filter.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    /// Statistic shown.
+    #[serde(default)]
+    #[schema(value_type = String, example = "count")]
+    pub stat: Stat,
+    /// Range shown.
+    #[serde(default = "default_time_window")]
+    pub time_window: String,
+    /// Aggregation window.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// How it draws.
+    #[serde(default)]
+    pub viz_type: VizType,
+}
+
+impl WidgetInput {
+    /// The widget with `id`.
+    pub fn into_widget(self, id: String) -> Widget {
+        Widget {
+            widget_id: id,
+            title: self.title,
+            metric_name: self.metric_name,
+            dimensions: self.dimensions,
+            stat: self.stat,
+            time_window: self.time_window,
+            window: self.window,
+            viz_type: self.viz_type,
+        }
+    }
+}
+
+/// Parses `last_<n><unit>` into milliseconds.
+pub fn parse_time_window(text: &str) -> Option<i64> {
+    let ms = crate::query::parse_duration(text.strip_prefix("last_")?)?;
+    (ms <= MAX_TIME_WINDOW_MS).then_some(ms)
+}
+
+impl Widget {
+    /// Checks the fields that do not need the metric's definition.
+    pub fn check_shape(&self) -> Result<(), ApiError> {
+        if !is_identifier(&self.metric_name, 64) {
+            return Err(ApiError::bad_request(
+                "`metric_name` must be 1 to 64 characters from [A-Za-z0-9_-]",
+            ));
+        }
+        if parse_time_window(&self.time_window).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "`time_window` {:?} must look like last_15m, last_1h or last_7d (at most 31 days)",
+                self.time_window
+            )));
+        }
+        if let Some(window) = &self.window {
+            if crate::query::parse_duration(window).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "`window` {window:?} must look like 1m, 5m or 1h"
+                )));
+            }
+        }
+        if self
+            .title
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > MAX_TEXT)
+        {
+            return Err(ApiError::bad_request(format!(
+                "`title` is longer than {MAX_TEXT} characters"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The window in milliseconds, if set.
+    pub fn window_ms(&self) -> Option<i64> {
+        self.window
+            .as_deref()
+            .and_then(crate::query::parse_duration)
+    }
+}
+
+/// A dashboard as stored (`dashboard.<tenant>.<id>`) and answered (plus `revision`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dashboard {
+    /// Id.
+    pub dashboard_id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Name.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Widgets, in display order.
+    #[serde(default)]
+    pub widgets: Vec<Widget>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+/// A dashboard with its store revision (answer shape).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DashboardOut {
+    /// The dashboard.
+    #[serde(flatten)]
+    pub dashboard: Dashboard,
+    /// Store revision (also the `ETag`).
+    pub revision: u64,
+}
+
+/// Body of `POST /v1/dashboards` and `PUT /v1/dashboards/{id}`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardInput {
+    /// Tenant (required on create).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Widgets; on update, replaces them only when given.
+    #[serde(default)]
+    pub widgets: Option<Vec<WidgetInput>>,
+    /// Expected revision (update only; like `If-Match`).
+    #[serde(default)]
+    pub revision: Option<u64>,
+    /// Ignored (answers carry it).
+    #[serde(default)]
+    pub dashboard_id: Option<String>,
+    /// Ignored.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Ignored.
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl DashboardInput {
+    /// Checks name and description.
+    pub fn check_shape(&self) -> Result<(), ApiError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_TEXT {
+            return Err(ApiError::bad_request(format!(
+                "`name` must be 1 to {MAX_TEXT} characters"
+            )));
+        }
+        if self
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+        {
+            return Err(ApiError::bad_request(format!(
+                "`description` is longer than {MAX_DESCRIPTION} characters"
+            )));
+        }
+        if self.widgets.as_ref().is_some_and(|w| w.len() > MAX_WIDGETS) {
+            return Err(ApiError::bad_request(format!(
+                "a dashboard holds at most {MAX_WIDGETS} widgets"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Resolves the tenant of a call that may name it in the query and in the body.
+pub fn resolve_tenant(query: Option<&str>, body: Option<&str>) -> Result<String, ApiError> {
+    let tenant = match (query, body) {
+        (Some(q), Some(b)) if q != b => {
+            return Err(ApiError::bad_request(
+                "`tenant_id` in the query and in the body differ",
+            ))
+        }
+        (Some(q), _) => q,
+        (None, Some(b)) => b,
+        (None, None) => return Err(ApiError::bad_request("`tenant_id` is required")),
+    };
+    check_tenant(tenant)?;
+    Ok(tenant.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_windows() {
+        assert_eq!(parse_time_window("last_1h"), Some(3_600_000));
+        assert_eq!(parse_time_window("last_31d"), Some(MAX_TIME_WINDOW_MS));
+        assert_eq!(parse_time_window("last_32d"), None);
+        assert_eq!(parse_time_window("1h"), None);
+    }
+
+    #[test]
+    fn tenants_resolve() {
+        assert_eq!(resolve_tenant(Some("a"), None).unwrap(), "a");
+        assert_eq!(resolve_tenant(None, Some("b")).unwrap(), "b");
+        assert!(resolve_tenant(Some("a"), Some("b")).is_err());
+        assert!(resolve_tenant(None, None).is_err());
+        assert!(resolve_tenant(Some("a.b"), None).is_err());
+    }
+}

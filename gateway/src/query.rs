@@ -1,0 +1,993 @@
+//! Reading metric windows from QuestDB and deriving served values from them.
+//!
+//! Transport: the PostgreSQL wire protocol (tokio-postgres) with a small pool of pipelined
+//! connections and prepared statements cached per connection. Every value that comes from a
+//! request (tenant, metric, dimension names and values, time bounds) is a bind parameter;
+//! the only text put into SQL is the configured table name (validated as an identifier at
+//! start) and numbers the gateway formats itself.
+//!
+//! Derivation ([`plan`] then [`derive`]): a query names a metric, a dimension filter, a stat
+//! and a window. If the metric keeps the dimension set equal to the filter's keys, that set's
+//! rows are exact for every stat. Otherwise combinable stats (count, sum, min, max, avg) are
+//! combined from the smallest kept set that contains the filter's keys; coarser windows
+//! combine windows the same way. Anything else is refused with the reason: never a wrong
+//! number.
+
+use crate::config::QuestDbConfig;
+use rtdash_shared::metric::MetricDefinition;
+use rtdash_shared::sketch::Stats;
+use rtdash_shared::stat::Stat;
+use rtdash_shared::time::UnixMillis;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Statement};
+
+/// Milliseconds in a day.
+const DAY_MS: i64 = 86_400_000;
+
+/// Why a query could not be answered.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The request asks for something that cannot be derived correctly (answered `400`).
+    #[error("{0}")]
+    Invalid(String),
+    /// QuestDB is unreachable (answered `503`).
+    #[error("QuestDB unavailable: {0}")]
+    Unavailable(String),
+    /// QuestDB rejected a statement (a bug or a schema mismatch; answered `500`).
+    #[error("QuestDB error: {0}")]
+    Internal(String),
+    /// The query took longer than `questdb.query_timeout_ms`.
+    #[error("QuestDB query timed out")]
+    Timeout,
+}
+
+/// One stored window of one series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowRow {
+    /// Window start.
+    pub window_start: UnixMillis,
+    /// Window end (exclusive).
+    pub window_end: UnixMillis,
+    /// The series' dimension values as canonical JSON.
+    pub series: String,
+    /// Statistics.
+    pub stats: Stats,
+    /// Revision.
+    pub revision: u32,
+    /// Closed.
+    pub is_final: bool,
+    /// Late events merged.
+    pub late_count: u64,
+    /// When this version was produced.
+    pub updated_at: UnixMillis,
+}
+
+impl WindowRow {
+    /// The row of a live update.
+    pub fn from_update(update: &rtdash_shared::messages::WindowUpdate) -> Self {
+        let series = serde_json::to_string(&update.dimensions).unwrap_or_else(|_| "{}".into());
+        Self {
+            window_start: update.window_start,
+            window_end: update.window_end,
+            series,
+            stats: update.stats.clone(),
+            revision: update.revision,
+            is_final: update.is_final,
+            late_count: update.late_count,
+            updated_at: update.updated_at,
+        }
+    }
+
+    /// Whether this version is at least as new as `other` (same series and window).
+    pub fn supersedes(&self, other: &WindowRow) -> bool {
+        (self.revision, self.is_final, self.updated_at)
+            >= (other.revision, other.is_final, other.updated_at)
+    }
+}
+
+/// Which rows a query reads and how it derives values from them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QueryPlan {
+    /// Tenant.
+    pub tenant: String,
+    /// Metric.
+    pub metric: String,
+    /// Stat served.
+    pub stat: Stat,
+    /// Dimension names of the rows read, sorted and comma-joined (`dim_set` column).
+    pub dim_set: String,
+    /// The one series read, when the filter names a kept dimension set exactly.
+    pub exact_series: Option<String>,
+    /// Filter applied to the rows of `dim_set` (empty when `exact_series` is set).
+    pub filter: BTreeMap<String, String>,
+    /// The metric's window, in milliseconds.
+    pub base_window_ms: i64,
+    /// The served window, in milliseconds (a multiple of the base).
+    pub window_ms: i64,
+}
+
+impl QueryPlan {
+    /// Whether a stored series (canonical JSON of its dimensions, of `dim_set`) feeds this
+    /// plan.
+    pub fn wants_series(&self, dim_set: &str, series: &str) -> bool {
+        if dim_set != self.dim_set {
+            return false;
+        }
+        match &self.exact_series {
+            Some(exact) => exact == series,
+            None => series_matches(series, &self.filter),
+        }
+    }
+
+    /// The served window containing `at`.
+    pub fn bucket_of(&self, at: UnixMillis) -> UnixMillis {
+        at.div_euclid(self.window_ms) * self.window_ms
+    }
+}
+
+/// Whether the series JSON has every `(name, value)` of `filter`.
+pub fn series_matches(series: &str, filter: &BTreeMap<String, String>) -> bool {
+    if filter.is_empty() {
+        return true;
+    }
+    let Ok(dims) = serde_json::from_str::<BTreeMap<String, Option<String>>>(series) else {
+        return false;
+    };
+    filter
+        .iter()
+        .all(|(name, wanted)| dims.get(name).and_then(Option::as_deref) == Some(wanted))
+}
+
+/// The stats a metric has.
+pub fn available_stats(def: &MetricDefinition) -> Vec<Stat> {
+    Stat::ALL
+        .into_iter()
+        .filter(|stat| stat_available(def, *stat).is_ok())
+        .collect()
+}
+
+fn stat_available(def: &MetricDefinition, stat: Stat) -> Result<(), String> {
+    match stat {
+        Stat::Count => Ok(()),
+        Stat::Unique if def.unique.is_none() => Err(format!(
+            "metric `{}` has no `unique` property, so it has no `unique` stat",
+            def.name
+        )),
+        Stat::Unique => Ok(()),
+        _ if def.field.is_none() => Err(format!(
+            "metric `{}` has no numeric `field`, so it has no `{stat}` stat (only `count`{})",
+            def.name,
+            if def.unique.is_some() {
+                " and `unique`"
+            } else {
+                ""
+            }
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Parses a window such as `30s`, `1m`, `5m`, `1h`, `1d` into milliseconds.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = text.split_at(split);
+    let n: i64 = digits.parse().ok()?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => DAY_MS,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms).filter(|ms| *ms > 0)
+}
+
+/// Formats milliseconds as the shortest window text (`60000` -> `1m`).
+pub fn format_duration(ms: i64) -> String {
+    for (unit, size) in [("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// Decides how to serve `stat` of `def` for `filter` at `window_ms` (default: the metric's
+/// window), or says why it cannot be derived.
+pub fn plan(
+    def: &MetricDefinition,
+    tenant: &str,
+    filter: &BTreeMap<String, String>,
+    stat: Stat,
+    window_ms: Option<i64>,
+) -> Result<QueryPlan, QueryError> {
+    stat_available(def, stat).map_err(QueryError::Invalid)?;
+    for name in filter.keys() {
+        if !def.dimensions.contains(name) {
+            return Err(QueryError::Invalid(format!(
+                "metric `{}` has no dimension `{name}` (its dimensions: {})",
+                def.name,
+                list_or_none(&def.dimensions)
+            )));
+        }
+    }
+    let base = def.window_ms();
+    let window = window_ms.unwrap_or(base);
+    if window < base || window % base != 0 {
+        return Err(QueryError::Invalid(format!(
+            "window {} is not a multiple of metric `{}`'s window {}",
+            format_duration(window),
+            def.name,
+            format_duration(base)
+        )));
+    }
+    if DAY_MS % window != 0 && window % DAY_MS != 0 {
+        return Err(QueryError::Invalid(format!(
+            "window {} must divide a day or be a whole number of days",
+            format_duration(window)
+        )));
+    }
+    if window != base && !stat.is_combinable() {
+        return Err(QueryError::Invalid(format!(
+            "`{stat}` cannot be derived for {} windows: metric `{}` keeps {} windows, and {} of \
+             several windows do not combine; use window={} or a combinable stat (count, sum, \
+             min, max, avg)",
+            format_duration(window),
+            def.name,
+            format_duration(base),
+            stat_kind(stat),
+            format_duration(base)
+        )));
+    }
+    let keys: Vec<String> = filter.keys().cloned().collect();
+    let sets = def.dimension_sets();
+    let common = |dim_set: &[String], exact_series, filter| QueryPlan {
+        tenant: tenant.to_owned(),
+        metric: def.name.clone(),
+        stat,
+        dim_set: dim_set.join(","),
+        exact_series,
+        filter,
+        base_window_ms: base,
+        window_ms: window,
+    };
+    if sets.contains(&keys) {
+        let exact: BTreeMap<&str, Option<&str>> = filter
+            .iter()
+            .map(|(name, value)| (name.as_str(), Some(value.as_str())))
+            .collect();
+        let series = serde_json::to_string(&exact).unwrap_or_else(|_| "{}".into());
+        return Ok(common(&keys, Some(series), BTreeMap::new()));
+    }
+    if !stat.is_combinable() {
+        return Err(QueryError::Invalid(format!(
+            "`{stat}` cannot be derived for a filter on {{{}}}: metric `{}` keeps the dimension \
+             sets {}, and {} of several series do not combine; filter on exactly one of those \
+             sets, or add it to the metric's rollups",
+            keys.join(", "),
+            def.name,
+            sets.iter()
+                .map(|set| format!("{{{}}}", set.join(", ")))
+                .collect::<Vec<_>>()
+                .join(" "),
+            stat_kind(stat)
+        )));
+    }
+    // The smallest kept set containing every filter key (the full set always does).
+    let source = sets
+        .iter()
+        .filter(|set| keys.iter().all(|key| set.contains(key)))
+        .min_by_key(|set| set.len())
+        .cloned()
+        .unwrap_or_default();
+    Ok(common(&source, None, filter.clone()))
+}
+
+fn stat_kind(stat: Stat) -> &'static str {
+    if stat == Stat::Unique {
+        "distinct counts"
+    } else {
+        "percentiles"
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// One served window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DerivedWindow {
+    /// Window start.
+    pub window_start: UnixMillis,
+    /// Window end.
+    pub window_end: UnixMillis,
+    /// The stat's value (`None`: rows exist but the stat has no value).
+    pub value: Option<f64>,
+    /// Highest revision among the rows.
+    pub revision: u32,
+    /// Every row final and the window over.
+    pub is_final: bool,
+    /// Late events merged.
+    pub late_count: u64,
+    /// Latest row version.
+    pub updated_at: UnixMillis,
+}
+
+/// Folds rows into one served window.
+#[derive(Clone, Debug, Default)]
+struct Acc {
+    rows: usize,
+    first: Option<Stats>,
+    count: u64,
+    sum: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    revision: u32,
+    all_final: bool,
+    last_final_end: UnixMillis,
+    late_count: u64,
+    updated_at: UnixMillis,
+}
+
+impl Acc {
+    fn add(&mut self, row: &WindowRow) {
+        if self.rows == 0 {
+            self.first = Some(row.stats.clone());
+            self.all_final = true;
+        }
+        self.rows += 1;
+        let stats = &row.stats;
+        self.count += stats.count;
+        self.sum = add_opt(self.sum, stats.sum, |a, b| a + b);
+        self.min = add_opt(self.min, stats.min, f64::min);
+        self.max = add_opt(self.max, stats.max, f64::max);
+        self.revision = self.revision.max(row.revision);
+        self.all_final &= row.is_final;
+        if row.is_final {
+            self.last_final_end = self.last_final_end.max(row.window_end);
+        }
+        self.late_count += row.late_count;
+        self.updated_at = self.updated_at.max(row.updated_at);
+    }
+
+    fn value(&self, stat: Stat, single_base_window: bool) -> Option<f64> {
+        if self.rows == 1 && single_base_window {
+            return self.first.as_ref().and_then(|stats| stat.value(stats));
+        }
+        match stat {
+            Stat::Count => Some(self.count as f64),
+            Stat::Sum => self.sum,
+            Stat::Min => self.min,
+            Stat::Max => self.max,
+            Stat::Avg => match self.sum {
+                Some(sum) if self.count > 0 => Some(sum / self.count as f64),
+                _ => None,
+            },
+            // The plan only combines combinable stats; a single row is exact.
+            _ => None,
+        }
+    }
+}
+
+fn add_opt(a: Option<f64>, b: Option<f64>, f: impl Fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// How long after its end a combined window counts as final even if its last base window
+/// never got a row (no events in it).
+const FINAL_GRACE_MS: i64 = 5 * 60_000;
+
+/// Derives the served windows of `plan` from rows of its dimension set, sorted by start.
+/// Rows not wanted by the plan are skipped.
+pub fn derive<'r>(
+    plan: &QueryPlan,
+    rows: impl IntoIterator<Item = &'r WindowRow>,
+    now: UnixMillis,
+) -> Vec<DerivedWindow> {
+    let mut buckets: BTreeMap<UnixMillis, Acc> = BTreeMap::new();
+    for row in rows {
+        if plan.exact_series.is_none() && !series_matches(&row.series, &plan.filter) {
+            continue;
+        }
+        if let Some(exact) = &plan.exact_series {
+            if exact != &row.series {
+                continue;
+            }
+        }
+        buckets
+            .entry(plan.bucket_of(row.window_start))
+            .or_default()
+            .add(row);
+    }
+    buckets
+        .into_iter()
+        .map(|(start, acc)| derive_one(plan, start, &acc, now))
+        .collect()
+}
+
+fn derive_one(plan: &QueryPlan, start: UnixMillis, acc: &Acc, now: UnixMillis) -> DerivedWindow {
+    let end = start + plan.window_ms;
+    let single = plan.window_ms == plan.base_window_ms;
+    let complete = single || acc.last_final_end >= end || end + FINAL_GRACE_MS <= now;
+    DerivedWindow {
+        window_start: start,
+        window_end: end,
+        value: acc.value(plan.stat, single),
+        revision: acc.revision,
+        is_final: acc.all_final && complete,
+        late_count: acc.late_count,
+        updated_at: acc.updated_at,
+    }
+}
+
+/// Derives one served window (starting at `bucket`) from rows the caller selected for
+/// `plan` (right dimension set, matching the filter, inside the bucket). `None` when there
+/// are none.
+pub fn derive_bucket<'r>(
+    plan: &QueryPlan,
+    bucket: UnixMillis,
+    rows: impl IntoIterator<Item = &'r WindowRow>,
+    now: UnixMillis,
+) -> Option<DerivedWindow> {
+    let mut acc = Acc::default();
+    for row in rows {
+        acc.add(row);
+    }
+    (acc.rows > 0).then(|| derive_one(plan, bucket, &acc, now))
+}
+
+/// A pooled connection with its prepared statements.
+struct Conn {
+    client: Client,
+    statements: Mutex<HashMap<String, Statement>>,
+}
+
+/// Identical row queries in flight: later callers wait for the first one's answer.
+type InFlight = Arc<tokio::sync::OnceCell<Result<Arc<Vec<WindowRow>>, QueryError>>>;
+
+struct Unregister<'m> {
+    map: &'m Mutex<HashMap<(QueryPlan, UnixMillis, UnixMillis), InFlight>>,
+    key: (QueryPlan, UnixMillis, UnixMillis),
+    cell: InFlight,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map
+            .get(&self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// The QuestDB reader: a pool of PostgreSQL-wire connections.
+pub struct QuestDb {
+    config: QuestDbConfig,
+    in_flight: Mutex<HashMap<(QueryPlan, UnixMillis, UnixMillis), InFlight>>,
+    slots: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
+    next: AtomicUsize,
+    healthy: AtomicBool,
+}
+
+impl std::fmt::Debug for QuestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuestDb")
+            .field("pg_addr", &self.config.pg_addr)
+            .field("table", &self.config.table)
+            .finish_non_exhaustive()
+    }
+}
+
+const ROW_COLUMNS: &str = "cast(ts AS LONG), cast(window_end AS LONG), series, count, sum, min, \
+     max, avg, p50, p90, p95, p99, uniq, revision, final, late_count, cast(updated_at AS LONG)";
+
+fn micros_param(ms: UnixMillis) -> time::PrimitiveDateTime {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    time::PrimitiveDateTime::new(at.date(), at.time())
+}
+
+impl QuestDb {
+    /// A pool for `config`; connections are opened on first use and reopened after errors.
+    pub fn new(config: QuestDbConfig) -> Self {
+        let slots = (0..config.pool_size.max(1))
+            .map(|_| tokio::sync::Mutex::new(None))
+            .collect();
+        Self {
+            config,
+            in_flight: Mutex::new(HashMap::new()),
+            slots,
+            next: AtomicUsize::new(0),
+            healthy: AtomicBool::new(false),
+        }
+    }
+
+    /// The table read.
+    pub fn table(&self) -> &str {
+        &self.config.table
+    }
+
+    /// Whether the last health check (or query) succeeded.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    async fn conn(&self) -> Result<Arc<Conn>, QueryError> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[index].lock().await;
+        if let Some(conn) = slot.as_ref() {
+            if !conn.client.is_closed() {
+                return Ok(conn.clone());
+            }
+        }
+        let (host, port) =
+            self.config.pg_addr.rsplit_once(':').ok_or_else(|| {
+                QueryError::Unavailable("questdb.pg_addr is not host:port".into())
+            })?;
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(host)
+            .port(port.parse().unwrap_or(8812))
+            .user(&self.config.user)
+            .password(&self.config.password)
+            .dbname(&self.config.database)
+            .application_name("rtdash-gateway")
+            .connect_timeout(Duration::from_millis(self.config.query_timeout_ms));
+        let connect = pg.connect(NoTls);
+        let (client, connection) =
+            tokio::time::timeout(Duration::from_millis(self.config.query_timeout_ms), connect)
+                .await
+                .map_err(|_| QueryError::Unavailable("connect timed out".into()))?
+                .map_err(|err| {
+                    self.healthy.store(false, Ordering::Relaxed);
+                    QueryError::Unavailable(format!("{}: {err}", self.config.pg_addr))
+                })?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "QuestDB connection closed");
+            }
+        });
+        let conn = Arc::new(Conn {
+            client,
+            statements: Mutex::new(HashMap::new()),
+        });
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, QueryError> {
+        let timeout = Duration::from_millis(self.config.query_timeout_ms);
+        let work = async {
+            let conn = self.conn().await?;
+            let cached = conn
+                .statements
+                .lock()
+                .ok()
+                .and_then(|statements| statements.get(sql).cloned());
+            let statement = match cached {
+                Some(statement) => statement,
+                None => {
+                    let statement = conn.client.prepare(sql).await.map_err(pg_error)?;
+                    if let Ok(mut statements) = conn.statements.lock() {
+                        statements.insert(sql.to_owned(), statement.clone());
+                    }
+                    statement
+                }
+            };
+            conn.client
+                .query(&statement, params)
+                .await
+                .map_err(pg_error)
+        };
+        let result = tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| QueryError::Timeout)?;
+        match &result {
+            Ok(_) | Err(QueryError::Internal(_)) => self.healthy.store(true, Ordering::Relaxed),
+            Err(_) => self.healthy.store(false, Ordering::Relaxed),
+        }
+        result
+    }
+
+    /// Creates the table if it is missing.
+    pub async fn ensure_table(&self) -> Result<(), QueryError> {
+        let sql = rtdash_shared::schema::create_table_sql().replacen(
+            &format!("EXISTS {} ", rtdash_shared::schema::METRICS_TABLE),
+            &format!("EXISTS {} ", self.config.table),
+            1,
+        );
+        let conn = self.conn().await?;
+        conn.client.batch_execute(&sql).await.map_err(pg_error)
+    }
+
+    /// Runs `SELECT 1`; updates the health flag.
+    pub async fn ping(&self) -> bool {
+        self.query("SELECT 1", &[]).await.is_ok()
+    }
+
+    /// [`QuestDb::fetch_rows`], sharing the answer of an identical query already in flight
+    /// (a burst of identical requests costs QuestDB one query; nothing is cached after it
+    /// completes, so answers are never older than the request).
+    pub async fn fetch_rows_shared(
+        &self,
+        plan: &QueryPlan,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> Result<Arc<Vec<WindowRow>>, QueryError> {
+        let key = (plan.clone(), from, to);
+        let (cell, leader) = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            match in_flight.get(&key) {
+                Some(cell) => (cell.clone(), false),
+                None => {
+                    let cell: InFlight = Arc::new(tokio::sync::OnceCell::new());
+                    in_flight.insert(key.clone(), cell.clone());
+                    (cell, true)
+                }
+            }
+        };
+        // The first caller unregisters the query when it finishes or is cancelled, so a
+        // finished answer is never handed to a later request.
+        let _unregister = leader.then(|| Unregister {
+            map: &self.in_flight,
+            key,
+            cell: cell.clone(),
+        });
+        cell.get_or_init(|| async { self.fetch_rows(plan, from, to).await.map(Arc::new) })
+            .await
+            .clone()
+    }
+
+    /// The rows `plan` reads in `[from, to)`.
+    pub async fn fetch_rows(
+        &self,
+        plan: &QueryPlan,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> Result<Vec<WindowRow>, QueryError> {
+        let from_ts = micros_param(from);
+        let to_ts = micros_param(to);
+        let table = &self.config.table;
+        let rows = match &plan.exact_series {
+            Some(series) => {
+                let sql = format!(
+                    "SELECT {ROW_COLUMNS} FROM {table} WHERE tenant = $1 AND metric = $2 \
+                     AND dim_set = $3 AND series = $4 AND ts >= $5 AND ts < $6"
+                );
+                self.query(
+                    &sql,
+                    &[
+                        &plan.tenant,
+                        &plan.metric,
+                        &plan.dim_set,
+                        series,
+                        &from_ts,
+                        &to_ts,
+                    ],
+                )
+                .await?
+            }
+            None => {
+                // Pre-filter in QuestDB on the `"name":"value"` fragments of the canonical
+                // JSON (bound, so no escaping issue); the exact check happens in `derive`.
+                let fragments: Vec<String> = plan
+                    .filter
+                    .iter()
+                    .map(|(name, value)| {
+                        let mut one = BTreeMap::new();
+                        one.insert(name.as_str(), value.as_str());
+                        let json = serde_json::to_string(&one).unwrap_or_default();
+                        json.trim_start_matches('{')
+                            .trim_end_matches('}')
+                            .to_owned()
+                    })
+                    .collect();
+                let mut sql = format!(
+                    "SELECT {ROW_COLUMNS} FROM {table} WHERE tenant = $1 AND metric = $2 \
+                     AND dim_set = $3 AND ts >= $4 AND ts < $5"
+                );
+                for index in 0..fragments.len() {
+                    sql.push_str(&format!(" AND strpos(series, ${}) > 0", index + 6));
+                }
+                let mut params: Vec<&(dyn ToSql + Sync)> =
+                    vec![&plan.tenant, &plan.metric, &plan.dim_set, &from_ts, &to_ts];
+                for fragment in &fragments {
+                    params.push(fragment);
+                }
+                self.query(&sql, &params).await?
+            }
+        };
+        rows.iter().map(row_from_pg).collect()
+    }
+
+    /// Distinct series (canonical JSON) of `dim_set` in `[from, to)`, at most `limit`.
+    pub async fn distinct_series(
+        &self,
+        tenant: &str,
+        metric: &str,
+        dim_set: &str,
+        from: UnixMillis,
+        to: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<String>, QueryError> {
+        let sql = format!(
+            "SELECT DISTINCT series FROM {} WHERE tenant = $1 AND metric = $2 AND dim_set = $3 \
+             AND ts >= $4 AND ts < $5 LIMIT {}",
+            self.config.table, limit
+        );
+        let rows = self
+            .query(
+                &sql,
+                &[
+                    &tenant,
+                    &metric,
+                    &dim_set,
+                    &micros_param(from),
+                    &micros_param(to),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<_, Option<String>>(0)
+                    .map(Option::unwrap_or_default)
+                    .map_err(|err| QueryError::Internal(err.to_string()))
+            })
+            .collect()
+    }
+}
+
+fn pg_error(err: tokio_postgres::Error) -> QueryError {
+    if let Some(db) = err.as_db_error() {
+        QueryError::Internal(db.message().to_owned())
+    } else {
+        QueryError::Unavailable(err.to_string())
+    }
+}
+
+fn row_from_pg(row: &tokio_postgres::Row) -> Result<WindowRow, QueryError> {
+    let internal = |err: tokio_postgres::Error| QueryError::Internal(err.to_string());
+    let micros = |index: usize| -> Result<i64, QueryError> {
+        Ok(row
+            .try_get::<_, Option<i64>>(index)
+            .map_err(internal)?
+            .unwrap_or(0)
+            / 1000)
+    };
+    let f = |index: usize| -> Result<Option<f64>, QueryError> {
+        row.try_get::<_, Option<f64>>(index).map_err(internal)
+    };
+    let long = |index: usize| -> Result<Option<i64>, QueryError> {
+        row.try_get::<_, Option<i64>>(index).map_err(internal)
+    };
+    Ok(WindowRow {
+        window_start: micros(0)?,
+        window_end: micros(1)?,
+        series: row
+            .try_get::<_, Option<String>>(2)
+            .map_err(internal)?
+            .unwrap_or_else(|| "{}".to_owned()),
+        stats: Stats {
+            count: long(3)?.unwrap_or(0).max(0) as u64,
+            sum: f(4)?,
+            min: f(5)?,
+            max: f(6)?,
+            avg: f(7)?,
+            p50: f(8)?,
+            p90: f(9)?,
+            p95: f(10)?,
+            p99: f(11)?,
+            unique: long(12)?.map(|u| u.max(0) as u64),
+        },
+        revision: row
+            .try_get::<_, Option<i32>>(13)
+            .map_err(internal)?
+            .unwrap_or(0)
+            .max(0) as u32,
+        is_final: row
+            .try_get::<_, Option<bool>>(14)
+            .map_err(internal)?
+            .unwrap_or(false),
+        late_count: long(15)?.unwrap_or(0).max(0) as u64,
+        updated_at: micros(16)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(json: &str) -> MetricDefinition {
+        MetricDefinition::from_json(json.as_bytes()).expect("valid definition")
+    }
+
+    fn amount() -> MetricDefinition {
+        def(
+            r#"{"name":"amount","event_type":"pay","field":"usd","unique":"user",
+                "dimensions":["region","plan"],"rollups":[["region"],[]]}"#,
+        )
+    }
+
+    fn filter(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn row(start: i64, series: &str, count: u64, sum: f64, min: f64, max: f64) -> WindowRow {
+        WindowRow {
+            window_start: start,
+            window_end: start + 60_000,
+            series: series.to_owned(),
+            stats: Stats {
+                count,
+                sum: Some(sum),
+                min: Some(min),
+                max: Some(max),
+                avg: Some(sum / count as f64),
+                p50: Some(1.0),
+                p90: None,
+                p95: None,
+                p99: Some(9.0),
+                unique: Some(3),
+            },
+            revision: 0,
+            is_final: true,
+            late_count: 0,
+            updated_at: start + 61_000,
+        }
+    }
+
+    #[test]
+    fn exact_rollups_serve_every_stat() {
+        let plan = plan(
+            &amount(),
+            "t",
+            &filter(&[("region", "eu")]),
+            Stat::P99,
+            None,
+        )
+        .unwrap();
+        assert_eq!(plan.dim_set, "region");
+        assert_eq!(plan.exact_series.as_deref(), Some(r#"{"region":"eu"}"#));
+        let total = super::plan(&amount(), "t", &BTreeMap::new(), Stat::Unique, None).unwrap();
+        assert_eq!(total.dim_set, "");
+        assert_eq!(total.exact_series.as_deref(), Some("{}"));
+        let full = super::plan(
+            &amount(),
+            "t",
+            &filter(&[("region", "eu"), ("plan", "pro")]),
+            Stat::P50,
+            None,
+        )
+        .unwrap();
+        assert_eq!(full.dim_set, "plan,region");
+        assert_eq!(
+            full.exact_series.as_deref(),
+            Some(r#"{"plan":"pro","region":"eu"}"#)
+        );
+    }
+
+    #[test]
+    fn non_derivable_stats_are_refused_with_the_reason() {
+        let err = plan(&amount(), "t", &filter(&[("plan", "pro")]), Stat::P99, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("p99") && err.contains("plan"), "{err}");
+        let err = plan(
+            &amount(),
+            "t",
+            &BTreeMap::new(),
+            Stat::Unique,
+            Some(300_000),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("5m"), "{err}");
+        let err = plan(
+            &amount(),
+            "t",
+            &filter(&[("color", "x")]),
+            Stat::Count,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("color"), "{err}");
+        let counts = def(r#"{"name":"c","event_type":"e"}"#);
+        assert!(plan(&counts, "t", &BTreeMap::new(), Stat::Sum, None).is_err());
+        assert!(plan(&counts, "t", &BTreeMap::new(), Stat::Count, Some(90_000)).is_err());
+        assert!(plan(
+            &counts,
+            "t",
+            &BTreeMap::new(),
+            Stat::Count,
+            Some(7 * 60_000)
+        )
+        .is_err());
+        assert!(plan(
+            &counts,
+            "t",
+            &BTreeMap::new(),
+            Stat::Count,
+            Some(DAY_MS * 7)
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn combining_across_series_and_windows() {
+        let plan = plan(&amount(), "t", &filter(&[("plan", "pro")]), Stat::Avg, None).unwrap();
+        assert_eq!(plan.dim_set, "plan,region");
+        assert!(plan.exact_series.is_none());
+        let rows = vec![
+            row(0, r#"{"plan":"pro","region":"eu"}"#, 2, 10.0, 1.0, 9.0),
+            row(0, r#"{"plan":"pro","region":"us"}"#, 3, 20.0, 0.5, 7.0),
+            row(0, r#"{"plan":"free","region":"us"}"#, 100, 1.0, 0.0, 100.0),
+            row(60_000, r#"{"plan":"pro","region":"us"}"#, 1, 4.0, 4.0, 4.0),
+        ];
+        let got = derive(&plan, &rows, 10_000_000);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].value, Some(30.0 / 5.0));
+        assert_eq!(got[1].value, Some(4.0));
+        let mut five = plan.clone();
+        five.window_ms = 300_000;
+        for (stat, want) in [
+            (Stat::Count, 6.0),
+            (Stat::Sum, 34.0),
+            (Stat::Min, 0.5),
+            (Stat::Max, 9.0),
+            (Stat::Avg, 34.0 / 6.0),
+        ] {
+            five.stat = stat;
+            let got = derive(&five, &rows, 10_000_000);
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].window_end, 300_000);
+            assert_eq!(got[0].value, Some(want), "{stat}");
+            assert!(got[0].is_final);
+        }
+    }
+
+    #[test]
+    fn json_fragments_in_values_do_not_fool_the_filter() {
+        let f = filter(&[("region", "us")]);
+        assert!(series_matches(r#"{"plan":null,"region":"us"}"#, &f));
+        assert!(!series_matches(
+            r#"{"plan":"\"region\":\"us\"","region":"eu"}"#,
+            &f
+        ));
+        assert!(!series_matches(r#"{"plan":"x","region":null}"#, &f));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5m"), Some(300_000));
+        assert_eq!(parse_duration("1d"), Some(DAY_MS));
+        assert_eq!(parse_duration("0m"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(format_duration(3_600_000), "1h");
+        assert_eq!(format_duration(90_000), "90s");
+    }
+}

@@ -1,0 +1,333 @@
+//! Live streams against real NATS and QuestDB: snapshots then updates (revisions included),
+//! shared upstream subscriptions, `Last-Event-ID` resumption, slow clients, the stream cap and shutdown.
+
+mod gateway_support;
+
+use gateway_support::{minute, Env, Row};
+
+/// Start of the minute `n` minutes before the test's fixed "now" (taken once per test so a
+/// minute boundary crossed mid-test cannot move windows).
+fn at(base: i64, n: i64) -> i64 {
+    base - n * 60_000
+}
+use rtdash_shared::time::now_millis;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+async fn amount(env: &Env) {
+    env.define(
+        "acme",
+        json!({"name": "amount", "event_type": "pay", "field": "usd",
+                              "dimensions": ["region"]}),
+    )
+    .await;
+}
+
+fn us(start: i64, count: u64) -> Row {
+    let c = count as f64;
+    Row::new("acme", "amount", start, &[("region", "us")], count).values(c * 2.0, 1.0, c, c - 0.5)
+}
+
+fn total(start: i64, count: u64) -> Row {
+    let c = count as f64;
+    Row::new("acme", "amount", start, &[], count).values(c * 2.0, 1.0, c, c - 0.25)
+}
+
+fn provisional(mut row: Row) -> Row {
+    row.is_final = false;
+    row
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_then_live_updates_and_revisions() {
+    let env = Env::start(|_| {}).await;
+    let base = minute(0);
+    amount(&env).await;
+    let rows = vec![
+        us(at(base, 3), 10),
+        us(at(base, 2), 20),
+        us(at(base, 1), 30),
+        total(at(base, 3), 11),
+        total(at(base, 2), 21),
+        total(at(base, 1), 31),
+    ];
+    env.insert(&rows);
+    let (dashboard, widgets) = env
+        .dashboard("acme", vec![
+            json!({"metric_name": "amount", "dimensions": {"region": "us"}, "stat": "count", "time_window": "last_15m"}),
+            json!({"metric_name": "amount", "stat": "sum", "window": "5m", "time_window": "last_1h"}),
+            json!({"metric_name": "amount", "dimensions": {"region": "us"}, "stat": "p99", "time_window": "last_15m"}),
+        ])
+        .await;
+    let mut sse = env.stream("acme", &dashboard, None).await;
+    let mut snapshots = std::collections::HashMap::new();
+    for _ in 0..3 {
+        let event = sse.next_named("snapshot", T).await.expect("snapshot");
+        assert!(event.id.is_some());
+        snapshots.insert(
+            event.data["widget_id"].as_str().unwrap().to_owned(),
+            event.data,
+        );
+    }
+    let counts: Vec<f64> = snapshots[&widgets[0]]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(counts, vec![10.0, 20.0, 30.0]);
+    assert_eq!(snapshots[&widgets[0]]["error"], Value::Null);
+    let p99: Vec<f64> = snapshots[&widgets[2]]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(p99, vec![9.5, 19.5, 29.5]);
+    // 5-minute sums from the total rows.
+    let mut want_5m = std::collections::BTreeMap::new();
+    for row in rows.iter().filter(|r| r.dims.is_empty()) {
+        *want_5m.entry(row.start / 300_000 * 300_000).or_insert(0.0) += row.sum.unwrap();
+    }
+    let sums: Vec<f64> = snapshots[&widgets[1]]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(sums, want_5m.values().cloned().collect::<Vec<_>>());
+    let status = sse.next_named("status", T).await.expect("status");
+    assert_eq!(status.data["state"], "unknown");
+
+    // A provisional update of the current minute.
+    env.publish(&provisional(us(at(base, 0), 5)).update(now_millis()))
+        .await;
+    let update = sse.next_named("update", T).await.expect("update");
+    let data = &update.data;
+    let widget = data["widget_id"].as_str().unwrap();
+    assert!(widget == widgets[0] || widget == widgets[2], "{data}");
+    let mut seen = std::collections::HashMap::new();
+    seen.insert(widget.to_owned(), data.clone());
+    let second = sse
+        .next_named("update", T)
+        .await
+        .expect("second widget's update");
+    seen.insert(
+        second.data["widget_id"].as_str().unwrap().to_owned(),
+        second.data.clone(),
+    );
+    assert_eq!(seen[&widgets[0]]["value"], 5.0);
+    assert_eq!(seen[&widgets[0]]["final"], false);
+    assert_eq!(seen[&widgets[0]]["stat"], "count");
+    assert!(seen[&widgets[0]]["delay_ms"].as_i64().unwrap() < 5_000);
+    assert_eq!(seen[&widgets[2]]["value"], 4.5);
+    // The total's update feeds the 5-minute sum: snapshot rows plus the live one.
+    env.publish(&provisional(total(at(base, 0), 7)).update(now_millis()))
+        .await;
+    let update = sse.next_named("update", T).await.expect("5m update");
+    assert_eq!(update.data["widget_id"], widgets[1].as_str());
+    let bucket = at(base, 0) / 300_000 * 300_000;
+    let want: f64 = rows
+        .iter()
+        .filter(|r| r.dims.is_empty() && r.start >= bucket)
+        .map(|r| r.sum.unwrap())
+        .sum::<f64>()
+        + 14.0;
+    assert_eq!(update.data["value"], want, "{}", update.data);
+    // A late correction of a closed window: revision 1.
+    let mut corrected = us(at(base, 2), 25);
+    corrected.revision = 1;
+    env.publish(&corrected.update(now_millis())).await;
+    let update = sse.next_named("update", T).await.expect("revision");
+    assert_eq!(update.data["revision"], 1);
+    assert_eq!(update.data["final"], true);
+    assert_eq!(
+        update.data["window_start"],
+        rtdash_shared::time::format_rfc3339(at(base, 2))
+    );
+    // One upstream subscription for the three widgets.
+    assert_eq!(env.state.hub.subscriptions(), 1);
+    // Another tenant's updates on its own subject never show up here.
+    let mut foreign = us(at(base, 0), 999);
+    foreign.tenant = "other".into();
+    env.publish(&foreign.update(now_millis())).await;
+    let mut update = provisional(us(at(base, 0), 6));
+    update.count = 6;
+    env.publish(&update.update(now_millis())).await;
+    let next = sse.next_named("update", T).await.expect("update");
+    assert_ne!(next.data["value"], 999.0);
+    // Changing the dashboard reloads the stream.
+    let (status, _) = env
+        .send(
+            "PUT",
+            &format!("/v1/dashboards/{dashboard}?tenant_id=acme"),
+            Some(json!({"name": "renamed"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let reload = sse.next_named("reload", T).await.expect("reload");
+    assert_eq!(reload.data["reason"], "updated");
+    assert!(sse.next(T).await.is_none(), "stream ends after reload");
+    drop(sse);
+    for _ in 0..100 {
+        if env.state.hub.subscriptions() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        env.state.hub.subscriptions(),
+        0,
+        "dropped when the last viewer leaves"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_event_id_resumes_without_a_gap() {
+    let env = Env::start(|_| {}).await;
+    let base = minute(0);
+    amount(&env).await;
+    let (dashboard, _) = env
+        .dashboard("acme", vec![json!({"metric_name": "amount", "dimensions": {"region": "us"}, "time_window": "last_15m"})])
+        .await;
+    // A second viewer keeps the topic (and its ring) alive while the first is away.
+    let mut keeper = env.stream("acme", &dashboard, None).await;
+    keeper.next_named("snapshot", T).await.expect("snapshot");
+    let mut viewer = env.stream("acme", &dashboard, None).await;
+    viewer.next_named("snapshot", T).await.expect("snapshot");
+    env.publish(&provisional(us(at(base, 1), 1)).update(now_millis()))
+        .await;
+    let first = viewer.next_named("update", T).await.expect("update");
+    let id = first.id.clone().expect("update id");
+    drop(viewer);
+    // Missed while away: two windows.
+    env.publish(&provisional(us(at(base, 1), 2)).update(now_millis()))
+        .await;
+    env.publish(&provisional(us(at(base, 0), 3)).update(now_millis()))
+        .await;
+    keeper
+        .next_named("update", T)
+        .await
+        .expect("keeper sees them");
+    keeper
+        .next_named("update", T)
+        .await
+        .expect("keeper sees them");
+    let mut resumed = env.stream("acme", &dashboard, Some(&id)).await;
+    let a = resumed.next(T).await.expect("event");
+    assert_eq!(a.event, "status", "no snapshot on resume: {a:?}");
+    let a = resumed.next_named("update", T).await.expect("missed 1");
+    let b = resumed.next_named("update", T).await.expect("missed 2");
+    assert_eq!(
+        (a.data["value"].as_f64(), b.data["value"].as_f64()),
+        (Some(2.0), Some(3.0))
+    );
+    // An unknown or foreign id falls back to snapshots.
+    let mut fresh = env.stream("acme", &dashboard, Some("deadbeef.1")).await;
+    let first = fresh.next(T).await.expect("event");
+    assert_eq!(first.event, "snapshot");
+    let values: Vec<f64> = first.data["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        vec![2.0, 3.0],
+        "snapshot includes live values from memory"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_does_not_delay_others_and_gets_coalesced_values() {
+    let env = Env::start(|config| config.live.ring_capacity = 256).await;
+    let base = minute(0);
+    amount(&env).await;
+    let widgets: Vec<Value> = (0..20)
+        .map(|_| json!({"metric_name": "amount", "dimensions": {"region": "us"}, "time_window": "last_15m"}))
+        .collect();
+    let (dashboard, _) = env.dashboard("acme", widgets).await;
+    let mut slow = env.stream("acme", &dashboard, None).await; // never read until the end
+    let mut fast = env.stream("acme", &dashboard, None).await;
+    for _ in 0..20 {
+        fast.next_named("snapshot", T).await.expect("snapshot");
+    }
+    let updates = 2_000u64;
+    let reader = tokio::spawn(async move {
+        let mut last = (0.0, Instant::now());
+        let mut events = 0u64;
+        while let Some(event) = fast.next_named("update", T).await {
+            events += 1;
+            let value = event.data["value"].as_f64().unwrap();
+            if value > last.0 {
+                last = (value, Instant::now());
+            }
+            if value as u64 == updates && events >= 20 {
+                break;
+            }
+        }
+        (last, events)
+    });
+    let started = Instant::now();
+    for count in 1..=updates {
+        env.publish(&provisional(us(at(base, 0), count)).update(now_millis()))
+            .await;
+    }
+    let published = Instant::now();
+    let ((last_value, seen_at), fast_events) = reader.await.unwrap();
+    assert_eq!(last_value, updates as f64);
+    let delay = seen_at.saturating_duration_since(published);
+    eprintln!("fast client: {fast_events} events, last seen {delay:?} after the last publish (publishing took {:?})", published - started);
+    assert!(delay < Duration::from_secs(1), "{delay:?}");
+    // The stalled client now reads: it ends on the latest value, with far fewer events than
+    // were produced for it (20 widgets x 2,000 updates).
+    let mut events = 0u64;
+    let mut latest = 0.0;
+    while let Some(event) = slow.next(Duration::from_secs(2)).await {
+        if event.event == "update" {
+            events += 1;
+            latest = event.data["value"].as_f64().unwrap();
+            if latest == updates as f64 && events > 20 {
+                // keep draining what is left of this batch
+            }
+        }
+    }
+    eprintln!(
+        "stalled client: {events} update events after resuming (of {} produced)",
+        updates * 20
+    );
+    assert_eq!(latest, updates as f64);
+    assert!(events < updates * 20, "coalesced: {events}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_cap_answers_503_and_streams_end_on_shutdown() {
+    let mut env = Env::start(|config| config.live.max_streams = 2).await;
+    let (dashboard, _) = env
+        .dashboard("acme", vec![json!({"metric_name": "events"})])
+        .await;
+    let mut a = env.stream("acme", &dashboard, None).await;
+    let mut b = env.stream("acme", &dashboard, None).await;
+    a.next_named("snapshot", T).await.expect("snapshot");
+    b.next_named("snapshot", T).await.expect("snapshot");
+    let response = env
+        .http
+        .get(env.url(&format!("/v1/dashboards/{dashboard}/stream?tenant_id=acme")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unavailable");
+    // Shutdown ends both streams, and the server stops well within its grace period.
+    let took = env.stop().await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let started = Instant::now();
+    while a.next(T).await.is_some() {}
+    while b.next(T).await.is_some() {}
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
