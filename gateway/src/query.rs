@@ -611,11 +611,7 @@ impl QuestDb {
 
     /// Creates the table if it is missing.
     pub async fn ensure_table(&self) -> Result<(), QueryError> {
-        let sql = rtdash_shared::schema::create_table_sql().replacen(
-            &format!("EXISTS {} ", rtdash_shared::schema::METRICS_TABLE),
-            &format!("EXISTS {} ", self.config.table),
-            1,
-        );
+        let sql = rtdash_shared::schema::create_table_sql_for(&self.config.table);
         let conn = self.conn().await?;
         conn.client.batch_execute(&sql).await.map_err(pg_error)
     }

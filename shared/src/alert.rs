@@ -61,8 +61,11 @@ pub struct AlertRule {
     pub tenant_id: String,
     /// Metric the rule watches.
     pub metric_name: String,
-    /// Dimension filter: the rule applies to each series of the metric whose dimensions are
-    /// exactly these keys with these values... see the alerts docs; empty means the total.
+    /// Which series the rule watches: the series of the metric whose dimension set is exactly
+    /// these keys, with these values; the value `*` matches any value, so
+    /// `{"region": "*"}` evaluates every region's series separately, `{"region": "eu"}` only
+    /// the `eu` series, and `{}` the metric's total. The dimension set must be one the metric
+    /// keeps (its full set or a rollup).
     #[serde(default)]
     pub dimensions: BTreeMap<String, String>,
     /// Statistic compared.
@@ -92,6 +95,22 @@ pub struct AlertRule {
     /// Last change.
     #[serde(default)]
     pub updated_at: UnixMillis,
+}
+
+/// Dimension value in [`AlertRule::dimensions`] that matches any value.
+pub const ANY_VALUE: &str = "*";
+
+impl AlertRule {
+    /// Whether the rule watches the series with these dimension values.
+    pub fn watches(&self, dimensions: &BTreeMap<String, Option<String>>) -> bool {
+        dimensions.len() == self.dimensions.len()
+            && self.dimensions.iter().all(|(name, wanted)| {
+                match dimensions.get(name) {
+                    Some(value) => wanted == ANY_VALUE || value.as_deref() == Some(wanted.as_str()),
+                    None => false,
+                }
+            })
+    }
 }
 
 /// State of a rule for one series.
@@ -168,5 +187,63 @@ impl AlertTransition {
             self.to
         )
         .to_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(dimensions: &[(&str, &str)]) -> AlertRule {
+        AlertRule {
+            id: "r".into(),
+            tenant_id: "t".into(),
+            metric_name: "m".into(),
+            dimensions: dimensions
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            stat: Stat::Count,
+            condition: Condition::Gt,
+            threshold: 1.0,
+            notify_channel: "http://127.0.0.1:1/".into(),
+            for_windows: 1,
+            evaluate_on: EvaluateOn::Final,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn series(dimensions: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<String>> {
+        dimensions
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+            .collect()
+    }
+
+    #[test]
+    fn rules_watch_series_by_dimension_set_and_values() {
+        let eu = series(&[("region", Some("eu"))]);
+        let total = series(&[]);
+        let full = series(&[("plan", Some("pro")), ("region", Some("eu"))]);
+        assert!(rule(&[("region", "eu")]).watches(&eu));
+        assert!(!rule(&[("region", "us")]).watches(&eu));
+        assert!(rule(&[("region", "*")]).watches(&eu));
+        assert!(!rule(&[("region", "*")]).watches(&full), "another dimension set");
+        assert!(rule(&[("region", "*")]).watches(&series(&[("region", None)])), "`*` matches an absent value too");
+        assert!(rule(&[]).watches(&total));
+        assert!(!rule(&[]).watches(&eu));
+    }
+
+    #[test]
+    fn conditions_compare_against_the_threshold() {
+        assert!(Condition::Gt.breached(2.0, 1.0));
+        assert!(!Condition::Gt.breached(1.0, 1.0));
+        assert!(Condition::Gte.breached(1.0, 1.0));
+        assert!(Condition::Lt.breached(0.5, 1.0));
+        assert!(Condition::Lte.breached(1.0, 1.0));
+        assert!(Condition::Eq.breached(1.0, 1.0));
     }
 }

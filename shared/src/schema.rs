@@ -19,8 +19,14 @@ pub const METRICS_TABLE: &str = "metric_windows";
 /// | `revision`, `final`, `late_count` | 0 and false while open; final when closed; +1 per late correction |
 /// | `updated_at` | when this version was written |
 pub fn create_table_sql() -> String {
+    create_table_sql_for(METRICS_TABLE)
+}
+
+/// [`create_table_sql`] for a table of another name (tests and side-by-side deployments use
+/// their own). `table` must be a plain identifier (`[A-Za-z0-9_]`); callers validate it.
+pub fn create_table_sql_for(table: &str) -> String {
     format!(
-        "CREATE TABLE IF NOT EXISTS {METRICS_TABLE} (\
+        "CREATE TABLE IF NOT EXISTS {table} (\
          ts TIMESTAMP, window_end TIMESTAMP, tenant SYMBOL CAPACITY 4096, metric SYMBOL CAPACITY 4096, \
          dim_set SYMBOL CAPACITY 4096, series VARCHAR, \
          count LONG, sum DOUBLE, min DOUBLE, max DOUBLE, avg DOUBLE, \
