@@ -1,0 +1,8 @@
+//! One module per subcommand: its arguments and its `run`.
+
+pub mod demo;
+pub mod fanout;
+pub mod latency;
+pub mod load;
+pub mod peer;
+pub mod query;
