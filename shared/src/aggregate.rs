@@ -32,6 +32,14 @@ pub struct AddOutcome {
 #[derive(Debug)]
 pub struct Aggregator {
     metrics: Arc<MetricSet>,
+    /// Everything `add` mutates, apart from `metrics` so that `add` can borrow both at once.
+    work: Work,
+    overflowed_total: u64,
+}
+
+/// The mutable state of an [`Aggregator`].
+#[derive(Debug)]
+struct Work {
     /// Key: window start (8 bytes LE) | window size (8 bytes LE) | canonical series bytes.
     deltas: HashMap<Box<[u8]>, Sketch, RandomState>,
     /// Series admitted per (tenant, metric, dimension set, window), for the series cap.
@@ -42,7 +50,6 @@ pub struct Aggregator {
     text: String,
     /// Byte range of each dimension value in `text` (`None`: absent).
     ranges: Vec<Option<(usize, usize)>>,
-    overflowed_total: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -60,11 +67,13 @@ impl Aggregator {
     pub fn new(metrics: Arc<MetricSet>) -> Self {
         Self {
             metrics,
-            deltas: HashMap::default(),
-            admitted: HashMap::default(),
-            scratch: Vec::with_capacity(128),
-            text: String::with_capacity(128),
-            ranges: Vec::with_capacity(8),
+            work: Work {
+                deltas: HashMap::default(),
+                admitted: HashMap::default(),
+                scratch: Vec::with_capacity(128),
+                text: String::with_capacity(128),
+                ranges: Vec::with_capacity(8),
+            },
             overflowed_total: 0,
         }
     }
@@ -81,13 +90,88 @@ impl Aggregator {
 
     /// Folds one validated event into every series it feeds.
     pub fn add(&mut self, event: &Event<'_>) -> AddOutcome {
-        let metrics = Arc::clone(&self.metrics);
         let mut outcome = AddOutcome::default();
-        metrics.for_each_match(event, |metric| self.add_to_metric(metric, event, &mut outcome));
+        // Borrow the two fields apart instead of cloning the `Arc` per event: that clone is an
+        // atomic increment and decrement of a count shared by every thread's aggregator over
+        // the same set, a cache line that bounces between cores on every event.
+        let Self { metrics, work, .. } = self;
+        metrics.for_each_match(event, |metric| {
+            work.add_to_metric(metric, event, &mut outcome)
+        });
         self.overflowed_total += outcome.overflowed as u64;
         outcome
     }
 
+    /// Takes every delta accumulated since the previous drain.
+    pub fn drain(&mut self) -> Vec<PartialEntry> {
+        let mut entries = Vec::with_capacity(self.work.deltas.len());
+        for (key, sketch) in self.work.deltas.drain() {
+            let (prefix, canonical) = key.split_at(KEY_PREFIX);
+            let mut start = [0u8; 8];
+            let mut size = [0u8; 8];
+            start.copy_from_slice(&prefix[..8]);
+            size.copy_from_slice(&prefix[8..]);
+            // The key was written by `write_key` in this process; decoding cannot fail.
+            let Ok(series) = SeriesKey::from_canonical(canonical) else {
+                continue;
+            };
+            entries.push(PartialEntry {
+                series,
+                window_start: i64::from_le_bytes(start),
+                window_ms: i64::from_le_bytes(size),
+                sketch,
+            });
+        }
+        entries
+    }
+
+    /// Forgets series-cap bookkeeping of windows that started before `before`.
+    pub fn forget_windows_before(&mut self, before: UnixMillis) {
+        self.work
+            .admitted
+            .retain(|key, _| key.window_start >= before);
+    }
+
+    /// Series with a pending delta.
+    pub fn pending_series(&self) -> usize {
+        self.work.deltas.len()
+    }
+
+    /// Events folded into overflow series so far.
+    pub fn overflowed_total(&self) -> u64 {
+        self.overflowed_total
+    }
+
+    /// Approximate heap bytes held (deltas and series-cap bookkeeping): hash-table slots by
+    /// capacity, keys, sketch heap, and a per-allocation overhead for the allocator. O(series).
+    pub fn approx_bytes(&self) -> usize {
+        const ALLOCATION_OVERHEAD: usize = 16;
+        let delta_slot = std::mem::size_of::<(Box<[u8]>, Sketch)>() + 1;
+        let deltas: usize = self.work.deltas.capacity() * delta_slot
+            + self
+                .work
+                .deltas
+                .iter()
+                .map(|(key, sketch)| key.len() + sketch.heap_bytes() + 2 * ALLOCATION_OVERHEAD)
+                .sum::<usize>();
+        let cap_slot = std::mem::size_of::<(CapKey, HashSet<u64, RandomState>)>() + 1;
+        let admitted: usize = self.work.admitted.capacity() * cap_slot
+            + self
+                .work
+                .admitted
+                .iter()
+                .map(|(key, set)| {
+                    key.tenant.len()
+                        + key.metric.len()
+                        + set.capacity() * 9
+                        + 3 * ALLOCATION_OVERHEAD
+                })
+                .sum::<usize>();
+        deltas + admitted
+    }
+}
+
+impl Work {
     fn add_to_metric(
         &mut self,
         metric: &CompiledMetric,
@@ -183,69 +267,6 @@ impl Aggregator {
             };
             writer.dimension(&metric.sorted_dimensions[index], value);
         }
-    }
-
-    /// Takes every delta accumulated since the previous drain.
-    pub fn drain(&mut self) -> Vec<PartialEntry> {
-        let mut entries = Vec::with_capacity(self.deltas.len());
-        for (key, sketch) in self.deltas.drain() {
-            let (prefix, canonical) = key.split_at(KEY_PREFIX);
-            let mut start = [0u8; 8];
-            let mut size = [0u8; 8];
-            start.copy_from_slice(&prefix[..8]);
-            size.copy_from_slice(&prefix[8..]);
-            // The key was written by `write_key` in this process; decoding cannot fail.
-            let Ok(series) = SeriesKey::from_canonical(canonical) else {
-                continue;
-            };
-            entries.push(PartialEntry {
-                series,
-                window_start: i64::from_le_bytes(start),
-                window_ms: i64::from_le_bytes(size),
-                sketch,
-            });
-        }
-        entries
-    }
-
-    /// Forgets series-cap bookkeeping of windows that started before `before`.
-    pub fn forget_windows_before(&mut self, before: UnixMillis) {
-        self.admitted.retain(|key, _| key.window_start >= before);
-    }
-
-    /// Series with a pending delta.
-    pub fn pending_series(&self) -> usize {
-        self.deltas.len()
-    }
-
-    /// Events folded into overflow series so far.
-    pub fn overflowed_total(&self) -> u64 {
-        self.overflowed_total
-    }
-
-    /// Approximate heap bytes held (deltas and series-cap bookkeeping): hash-table slots by
-    /// capacity, keys, sketch heap, and a per-allocation overhead for the allocator. O(series).
-    pub fn approx_bytes(&self) -> usize {
-        const ALLOCATION_OVERHEAD: usize = 16;
-        let delta_slot = std::mem::size_of::<(Box<[u8]>, Sketch)>() + 1;
-        let deltas: usize = self.deltas.capacity() * delta_slot
-            + self
-                .deltas
-                .iter()
-                .map(|(key, sketch)| {
-                    key.len() + sketch.heap_bytes() + 2 * ALLOCATION_OVERHEAD
-                })
-                .sum::<usize>();
-        let cap_slot = std::mem::size_of::<(CapKey, HashSet<u64, RandomState>)>() + 1;
-        let admitted: usize = self.admitted.capacity() * cap_slot
-            + self
-                .admitted
-                .iter()
-                .map(|(key, set)| {
-                    key.tenant.len() + key.metric.len() + set.capacity() * 9 + 3 * ALLOCATION_OVERHEAD
-                })
-                .sum::<usize>();
-        deltas + admitted
     }
 }
 

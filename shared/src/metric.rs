@@ -341,6 +341,17 @@ impl MetricSet {
     /// Builds the set from definitions; the built-in `events` metric is always included and
     /// cannot be replaced. Later definitions with the same (tenant, name) replace earlier ones.
     pub fn new(defs: impl IntoIterator<Item = MetricDefinition>) -> Self {
+        Self::build(defs, true)
+    }
+
+    /// Builds the set from exactly `defs`, without the built-in `events` metric: for
+    /// recomputing chosen metrics from the raw-event archive, and for benchmarks that must
+    /// compute exactly one workload.
+    pub fn without_builtin(defs: impl IntoIterator<Item = MetricDefinition>) -> Self {
+        Self::build(defs, false)
+    }
+
+    fn build(defs: impl IntoIterator<Item = MetricDefinition>, builtin: bool) -> Self {
         let mut unique: HashMap<(Option<String>, String), MetricDefinition> = HashMap::new();
         for def in defs {
             if def.name == BUILTIN_EVENTS_METRIC {
@@ -350,7 +361,9 @@ impl MetricSet {
         }
         let mut defs: Vec<MetricDefinition> = unique.into_values().collect();
         defs.sort_by(|a, b| (&a.tenant_id, &a.name).cmp(&(&b.tenant_id, &b.name)));
-        defs.insert(0, MetricDefinition::builtin_events());
+        if builtin {
+            defs.insert(0, MetricDefinition::builtin_events());
+        }
 
         let mut set = MetricSet::default();
         for def in defs {

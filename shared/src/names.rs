@@ -8,6 +8,7 @@
 //! | [`LATE_STREAM`] / `rtdash.late.<tenant>` | stream | data later than the correction horizon |
 //! | [`ALERTS_STREAM`] / `rtdash.alerts.<tenant>` | stream | alert transitions to deliver |
 //! | `rtdash.live.<tenant>.<metric>` | core NATS | window updates for gateways |
+//! | [`EDGE_PARTIALS_STREAM`], [`EDGE_DLQ_STREAM`], [`EDGE_EVENTS_STREAM`] / `rtdash.edge.<site>.<kind>.*` | stream (edge site's domain) | an edge site's partials, dead letters, raw events; sourced by the hub's streams |
 //! | [`CONFIG_BUCKET`] | KV | dashboards, widgets, alert rules, metric definitions |
 //! | [`LEASES_BUCKET`] | KV | partition ownership |
 //! | [`CHECKPOINTS_BUCKET`] | KV | aggregator checkpoints |
@@ -46,6 +47,40 @@ pub const ALERTS_PREFIX: &str = "rtdash.alerts";
 pub const LIVE_PREFIX: &str = "rtdash.live";
 /// Subject prefix of pipeline status reports (core NATS): partition lag and watermarks.
 pub const STATUS_PREFIX: &str = "rtdash.status";
+
+/// Default first token(s) of the subjects a directly connected edge agent publishes to
+/// (`<prefix>.partials.<p>`, `<prefix>.dlq.<tenant>`, `<prefix>.events.<tenant>`).
+pub const DEFAULT_SUBJECT_PREFIX: &str = "rtdash";
+
+/// Stream of an edge site's partial deltas, in the site's JetStream domain
+/// (`rtdash.edge.<site>.partials.*`), sourced by the hub's [`PARTIALS_STREAM`].
+pub const EDGE_PARTIALS_STREAM: &str = "RTDASH_EDGE_PARTIALS";
+/// Stream of an edge site's dead letters (`rtdash.edge.<site>.dlq.*`), sourced by the hub's
+/// [`DLQ_STREAM`].
+pub const EDGE_DLQ_STREAM: &str = "RTDASH_EDGE_DLQ";
+/// Stream of an edge site's archived raw events (`rtdash.edge.<site>.events.*`), sourced by
+/// the hub's [`EVENTS_STREAM`].
+pub const EDGE_EVENTS_STREAM: &str = "RTDASH_EDGE_EVENTS";
+
+/// `rtdash.edge.<site>`: the subject prefix of an edge site's agent (see `deploy/edge/`).
+pub fn edge_subject_prefix(site: &str) -> String {
+    format!("{DEFAULT_SUBJECT_PREFIX}.edge.{site}")
+}
+
+/// `<prefix>.partials.<partition>` ([`partials_subject`] with another prefix).
+pub fn partials_subject_in(prefix: &str, partition: u32) -> String {
+    format!("{prefix}.partials.{partition}")
+}
+
+/// `<prefix>.dlq.<tenant>` ([`dlq_subject`] with another prefix).
+pub fn dlq_subject_in(prefix: &str, tenant: &str) -> String {
+    format!("{prefix}.dlq.{tenant}")
+}
+
+/// `<prefix>.events.<tenant>` ([`events_subject`] with another prefix).
+pub fn events_subject_in(prefix: &str, tenant: &str) -> String {
+    format!("{prefix}.events.{tenant}")
+}
 
 /// `rtdash.partials.<partition>`.
 pub fn partials_subject(partition: u32) -> String {
@@ -133,5 +168,23 @@ mod tests {
         assert_eq!(live_subject("t1", "events"), "rtdash.live.t1.events");
         assert_eq!(dlq_subject(UNKNOWN_TENANT), "rtdash.dlq._unknown");
         assert_eq!(partial_msg_id("edge-1", 2, 77), "edge-1.2.77");
+    }
+
+    #[test]
+    fn prefixed_subjects_match_the_default_ones() {
+        assert_eq!(
+            partials_subject_in(DEFAULT_SUBJECT_PREFIX, 3),
+            partials_subject(3)
+        );
+        assert_eq!(dlq_subject_in(DEFAULT_SUBJECT_PREFIX, "t"), dlq_subject("t"));
+        assert_eq!(
+            events_subject_in(DEFAULT_SUBJECT_PREFIX, "t"),
+            events_subject("t")
+        );
+        let site = edge_subject_prefix("s1");
+        assert_eq!(site, "rtdash.edge.s1");
+        assert_eq!(partials_subject_in(&site, 0), "rtdash.edge.s1.partials.0");
+        assert_eq!(dlq_subject_in(&site, "acme"), "rtdash.edge.s1.dlq.acme");
+        assert_eq!(events_subject_in(&site, "acme"), "rtdash.edge.s1.events.acme");
     }
 }

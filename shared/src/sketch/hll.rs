@@ -174,17 +174,26 @@ impl Hll {
                 }
             }
             Repr::Sparse { entries, sorted } => {
+                // Appended without searching the sorted head: a binary search over up to
+                // 2,048 entries is a chain of dependent cache misses on every insert, while
+                // sorting the tail and merging it in is sequential and amortised. Near the
+                // dense conversion point the head is searched first, so that duplicates do not
+                // force a compaction per insert; the conversion still happens exactly when
+                // more than `sparse_limit` distinct entries were seen.
                 let entry = sparse_entry(hash);
-                let head = &mut entries[..*sorted as usize];
-                match head.binary_search_by(|e| entry_index(*e).cmp(&entry_index(entry))) {
-                    Ok(i) => {
+                let limit = sparse_limit(p);
+                if *sorted as usize + 64 > limit {
+                    let head = &mut entries[..*sorted as usize];
+                    if let Ok(i) =
+                        head.binary_search_by(|e| entry_index(*e).cmp(&entry_index(entry)))
+                    {
                         head[i] = head[i].max(entry);
                         return;
                     }
-                    Err(_) => entries.push(entry),
                 }
+                entries.push(entry);
                 let tail = entries.len() - *sorted as usize;
-                if tail > (*sorted as usize / 4).max(16) || entries.len() > sparse_limit(p) {
+                if tail > (*sorted as usize / 4).max(64) || entries.len() > limit {
                     self.compact();
                 }
             }
