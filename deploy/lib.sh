@@ -34,6 +34,21 @@ RTDASH_STOP_TIMEOUT=${RTDASH_STOP_TIMEOUT:-15}
 # Order in which rtdash_stop_all stops services: producers first, stores last.
 RTDASH_STOP_ORDER=(loadgen edge-agent gateway core-aggregator questdb nats)
 
+# rtdash_build_web: builds the web UI into web/dist (the gateway serves it). Runs `npm ci` when
+# web/node_modules is missing or older than the lockfile.
+rtdash_build_web() {
+	command -v npm >/dev/null || rtdash_die "npm not found: install Node.js 20+ to build the web UI"
+	if [ ! -d "$RTDASH_ROOT/web/node_modules" ] || [ "$RTDASH_ROOT/web/package-lock.json" -nt "$RTDASH_ROOT/web/node_modules" ]; then
+		rtdash_log "installing the web UI's packages (npm ci in web/)"
+		(cd "$RTDASH_ROOT/web" && npm ci --no-audit --no-fund --loglevel=error) ||
+			rtdash_die "npm ci in web/ failed; rerun ./deploy/up.sh"
+		touch "$RTDASH_ROOT/web/node_modules"
+	fi
+	rtdash_log "building the web UI (npm run build in web/)"
+	(cd "$RTDASH_ROOT/web" && npm run --silent build >/dev/null) ||
+		rtdash_die "building the web UI failed: cd web && npm run build"
+}
+
 rtdash_log() { printf 'rtdash: %s\n' "$*" >&2; }
 rtdash_die() {
 	printf 'rtdash: error: %s\n' "$*" >&2

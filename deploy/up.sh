@@ -49,6 +49,7 @@ rtdash_require_free_ports nats=$NATS_PORT nats-monitor=$NATS_MONITOR_PORT \
 "$RTDASH_ROOT/deploy/install.sh"
 rtdash_log "building release binaries (cargo build --release --workspace --bins)"
 cargo build --release --workspace --bins
+rtdash_build_web
 
 if [ "$reset" = 1 ] && [ -d "$RTDASH_STATE" ]; then
 	[ -f "$RTDASH_STATE/.rtdash-state" ] || rtdash_die "--reset: $RTDASH_STATE is not an rtdash state dir (no .rtdash-state marker); not wiping it"
@@ -87,13 +88,14 @@ done
 
 watched=(nats questdb core-aggregator gateway edge-agent)
 if [ "$demo" = 1 ]; then
-	rtdash_spawn loadgen target/release/rtdash-loadgen demo --agent "http://127.0.0.1:$AGENT_PORT"
+	rtdash_spawn loadgen target/release/rtdash-loadgen demo --agent "http://127.0.0.1:$AGENT_PORT" \
+		--gateway "http://127.0.0.1:$GATEWAY_PORT" --tenant demo
 	rtdash_log "demo producer started (log: $RTDASH_STATE/logs/loadgen.log)"
 fi
 
 cat <<EOF
 
-  rtdash is running.  Dashboard: http://127.0.0.1:$GATEWAY_PORT/
+  rtdash is running.  Dashboard: http://127.0.0.1:$GATEWAY_PORT/?tenant=demo
   Logs: $RTDASH_STATE/logs/   Ctrl-C stops everything.
 
 EOF
