@@ -329,7 +329,17 @@ pub async fn ensure_topology(
 
 /// The partition count recorded on the partials stream, if it exists.
 pub async fn partition_count(js: &jetstream::Context) -> Result<Option<u32>, NatsError> {
-    let mut stream = match js.get_stream(names::PARTIALS_STREAM).await {
+    partition_count_of(js, names::PARTIALS_STREAM).await
+}
+
+/// The partition count recorded in the metadata (`rtdash.partitions`) of stream `name`, if
+/// the stream exists and records one (an edge site's `RTDASH_EDGE_PARTIALS` carries the hub's
+/// count, copied by `deploy/edge/up.sh`).
+pub async fn partition_count_of(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<Option<u32>, NatsError> {
+    let mut stream = match js.get_stream(name).await {
         Ok(stream) => stream,
         Err(err)
             if matches!(
@@ -339,12 +349,12 @@ pub async fn partition_count(js: &jetstream::Context) -> Result<Option<u32>, Nat
         {
             return Ok(None)
         }
-        Err(err) => return Err(js_error(format!("stream {}", names::PARTIALS_STREAM), err)),
+        Err(err) => return Err(js_error(format!("stream {name}"), err)),
     };
     let info = stream
         .info()
         .await
-        .map_err(|err| js_error(format!("stream {}", names::PARTIALS_STREAM), err))?;
+        .map_err(|err| js_error(format!("stream {name}"), err))?;
     Ok(info
         .config
         .metadata

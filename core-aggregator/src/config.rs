@@ -1,0 +1,446 @@
+//! Configuration of the core aggregator: built-in defaults, then `--config <file>` (TOML), then
+//! environment variables `RTDASH_CORE_AGGREGATOR__<KEY>` (nested keys joined by `__`, e.g.
+//! `RTDASH_CORE_AGGREGATOR__WINDOWS__ALLOWED_LATENESS_MS=30000`) and the shared sections
+//! `RTDASH_NATS__*`, `RTDASH_QUESTDB__*`, `RTDASH_STREAMS__*`, `RTDASH_TELEMETRY__*`.
+//!
+//! Every field below is documented with its default; an unknown key is an error naming it.
+
+use rtdash_runtime::config::{ConfigError, Validate};
+use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
+use rtdash_runtime::telemetry::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Admin listener (`/healthz`, `/readyz`, `/metrics`). Default `127.0.0.1:8082`.
+    pub admin_listen: String,
+    /// This aggregator's identity in leases and checkpoints. Must be unique among running
+    /// aggregators. Default: `agg-<hostname>-<random>`, new for every process. A stable id
+    /// lets a restarted process take its own leases back at once instead of waiting for them
+    /// to expire.
+    pub instance_id: Option<String>,
+    /// `[nats]`: how to reach NATS.
+    pub nats: NatsConfig,
+    /// `[streams]`: partition count, retention and durability of the streams this aggregator
+    /// creates or updates at start.
+    pub streams: StreamsConfig,
+    /// `[questdb]`: where windows are written.
+    pub questdb: QuestDbConfig,
+    /// `[telemetry]`: logs.
+    pub telemetry: TelemetryConfig,
+    /// `[windows]`: lateness, correction horizon and watermark idle timeout.
+    pub windows: WindowsConfig,
+    /// `[lease]`: partition ownership.
+    pub lease: LeaseConfig,
+    /// `[checkpoint]`: how often and where partition state is saved.
+    pub checkpoint: CheckpointConfig,
+    /// `[consumer]`: the per-partition durable pull consumers.
+    pub consumer: ConsumerConfig,
+    /// `[writer]`: the QuestDB writer thread.
+    pub writer: WriterConfig,
+    /// `[live]`: live updates and status reports on core NATS.
+    pub live: LiveConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            admin_listen: "127.0.0.1:8082".to_owned(),
+            instance_id: None,
+            nats: NatsConfig::default(),
+            streams: StreamsConfig::default(),
+            questdb: QuestDbConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            windows: WindowsConfig::default(),
+            lease: LeaseConfig::default(),
+            checkpoint: CheckpointConfig::default(),
+            consumer: ConsumerConfig::default(),
+            writer: WriterConfig::default(),
+            live: LiveConfig::default(),
+        }
+    }
+}
+
+/// `[questdb]`, a section shared with the gateway (`RTDASH_QUESTDB__TABLE` sets both). Unknown
+/// keys are allowed here, because the gateway's keys (`pg_addr`, `user`...) arrive through the
+/// same shared `RTDASH_QUESTDB__*` variables.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QuestDbConfig {
+    /// `host:port` of QuestDB's HTTP server (REST `/exec` and ILP over HTTP `/write`).
+    /// Default `127.0.0.1:9000`.
+    pub http: String,
+    /// Table the windows are written to. Default `metric_windows`
+    /// ([`rtdash_shared::schema::METRICS_TABLE`]); tests use their own.
+    pub table: String,
+}
+
+impl Default for QuestDbConfig {
+    fn default() -> Self {
+        Self {
+            http: "127.0.0.1:9000".to_owned(),
+            table: rtdash_shared::schema::METRICS_TABLE.to_owned(),
+        }
+    }
+}
+
+/// `[windows]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowsConfig {
+    /// A window closes (is written `final`) once the partition watermark reaches its end plus
+    /// this. Default 30 000 ms.
+    pub allowed_lateness_ms: i64,
+    /// Data for a closed window is merged as a correction (revision + 1) until the watermark
+    /// reaches the window end plus this; later data goes to `rtdash.late.<tenant>`.
+    /// Must exceed `allowed_lateness_ms`. Default 600 000 ms (10 min).
+    pub correction_horizon_ms: i64,
+    /// An agent that sent nothing for this long (by the agents' own clocks) no longer holds the
+    /// partition watermark back. Default 30 000 ms.
+    pub idle_timeout_ms: i64,
+    /// Per-agent bookkeeping (watermark, applied sequence numbers) is forgotten after this long
+    /// without a batch from the agent. Default 3 600 000 ms (1 h).
+    pub forget_agents_after_ms: i64,
+}
+
+impl Default for WindowsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_lateness_ms: 30_000,
+            correction_horizon_ms: 600_000,
+            idle_timeout_ms: 30_000,
+            forget_agents_after_ms: 3_600_000,
+        }
+    }
+}
+
+/// `[lease]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseConfig {
+    /// Lease lifetime; renewed every third of it. A dead aggregator's partitions are taken over
+    /// within about `ttl_ms * 4 / 3`. Default 10 000 ms.
+    pub ttl_ms: u64,
+    /// An owner that could not renew stops consuming this long before its lease expires.
+    /// Default: a fifth of `ttl_ms` (0 = default).
+    pub fence_margin_ms: u64,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 10_000,
+            fence_margin_ms: 0,
+        }
+    }
+}
+
+impl LeaseConfig {
+    /// The effective fence margin.
+    pub fn margin(&self) -> Duration {
+        if self.fence_margin_ms == 0 {
+            Duration::from_millis(self.ttl_ms / 5)
+        } else {
+            Duration::from_millis(self.fence_margin_ms)
+        }
+    }
+
+    /// The lease lifetime.
+    pub fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms)
+    }
+}
+
+/// `[checkpoint]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Time between checkpoints of a busy partition (messages are acknowledged after each).
+    /// Default 2 000 ms.
+    pub interval_ms: u64,
+    /// Object Store bucket holding window state (the manifest lives in KV
+    /// `rtdash_checkpoints`). Default `rtdash_checkpoint_data`.
+    pub data_bucket: String,
+    /// A full snapshot replaces the chain of incremental deltas once it has this many deltas, or
+    /// once the deltas together outweigh the snapshot. Default 32.
+    pub max_deltas: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 2_000,
+            data_bucket: crate::CHECKPOINT_DATA_BUCKET.to_owned(),
+            max_deltas: 32,
+        }
+    }
+}
+
+/// `[consumer]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumerConfig {
+    /// JetStream redelivers a message not acknowledged within this. Must exceed
+    /// `checkpoint.interval_ms` (messages are acknowledged after a checkpoint). Default 60 000.
+    pub ack_wait_ms: u64,
+    /// Messages delivered and not yet acknowledged, per partition. Default 1 000 000.
+    pub max_ack_pending: i64,
+    /// Messages asked for per pull request. Default 1 000.
+    pub pull_batch: usize,
+    /// Bytes asked for per pull request at most (bounds what a pull buffers). Default 8 MiB.
+    pub pull_max_bytes: usize,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            ack_wait_ms: 60_000,
+            max_ack_pending: 1_000_000,
+            pull_batch: 1_000,
+            pull_max_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[writer]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriterConfig {
+    /// Capacity of the row channel to the writer thread. When it is full the partition
+    /// consumers wait (and so stop pulling from JetStream). Default 100 000 rows.
+    pub channel_rows: usize,
+    /// Rows per ILP request at most. Default 10 000.
+    pub batch_rows: usize,
+    /// A batch is sent at the latest this long after its first row. Default 100 ms.
+    pub flush_ms: u64,
+    /// Open (provisional) windows are written at most this often per window. Default 1 000.
+    pub provisional_interval_ms: i64,
+    /// Longest wait between retries of a failed write (backoff doubles from 100 ms). Default
+    /// 5 000.
+    pub max_backoff_ms: u64,
+    /// Timeout of one ILP request. Default 10 000 ms.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            channel_rows: 100_000,
+            batch_rows: 10_000,
+            flush_ms: 100,
+            provisional_interval_ms: 1_000,
+            max_backoff_ms: 5_000,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[live]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// A changing window is published on `rtdash.live.<tenant>.<metric>` at most this often;
+    /// the latest value is always sent eventually, closes and corrections at once.
+    /// Default 250 ms.
+    pub throttle_ms: i64,
+    /// Interval of `PartitionStatus` reports on `rtdash.status.<p>`. Default 1 000 ms.
+    pub status_interval_ms: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            throttle_ms: 250,
+            status_interval_ms: 1_000,
+        }
+    }
+}
+
+/// Whether `name` is a plain QuestDB identifier (letters, digits, `_`), safe to splice into SQL.
+pub fn is_table_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 127
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.streams.validate()?;
+        if self.admin_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::invalid(
+                "admin_listen",
+                "must be a socket address such as 127.0.0.1:8082",
+            ));
+        }
+        if let Some(id) = &self.instance_id {
+            if !rtdash_shared::event::is_identifier(id, 64) {
+                return Err(ConfigError::invalid(
+                    "instance_id",
+                    "must be 1 to 64 characters from [A-Za-z0-9_-]",
+                ));
+            }
+        }
+        if self.questdb.http.is_empty() || self.questdb.http.contains(['/', ';']) {
+            return Err(ConfigError::invalid(
+                "questdb.http",
+                "must be host:port, e.g. 127.0.0.1:9000",
+            ));
+        }
+        if !is_table_name(&self.questdb.table) {
+            return Err(ConfigError::invalid(
+                "questdb.table",
+                "must be letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        let w = &self.windows;
+        if w.allowed_lateness_ms < 0 {
+            return Err(ConfigError::invalid(
+                "windows.allowed_lateness_ms",
+                "must not be negative",
+            ));
+        }
+        if w.correction_horizon_ms <= w.allowed_lateness_ms {
+            return Err(ConfigError::invalid(
+                "windows.correction_horizon_ms",
+                "must exceed windows.allowed_lateness_ms",
+            ));
+        }
+        if w.idle_timeout_ms <= 0 {
+            return Err(ConfigError::invalid(
+                "windows.idle_timeout_ms",
+                "must be positive",
+            ));
+        }
+        if w.forget_agents_after_ms < w.idle_timeout_ms {
+            return Err(ConfigError::invalid(
+                "windows.forget_agents_after_ms",
+                "must be at least windows.idle_timeout_ms",
+            ));
+        }
+        if self.lease.ttl_ms < 300 {
+            return Err(ConfigError::invalid("lease.ttl_ms", "must be at least 300"));
+        }
+        if self.lease.margin() >= self.lease.ttl() * 2 / 3 {
+            return Err(ConfigError::invalid(
+                "lease.fence_margin_ms",
+                "must be below two thirds of lease.ttl_ms (renewals happen every third)",
+            ));
+        }
+        if self.checkpoint.interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "checkpoint.interval_ms",
+                "must be positive",
+            ));
+        }
+        if self.checkpoint.data_bucket.is_empty()
+            || !self
+                .checkpoint
+                .data_bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::invalid(
+                "checkpoint.data_bucket",
+                "must be letters, digits, `_` and `-`",
+            ));
+        }
+        if self.consumer.ack_wait_ms <= self.checkpoint.interval_ms {
+            return Err(ConfigError::invalid(
+                "consumer.ack_wait_ms",
+                "must exceed checkpoint.interval_ms (messages are acknowledged after a checkpoint)",
+            ));
+        }
+        if self.consumer.max_ack_pending == 0
+            || self.consumer.pull_batch == 0
+            || self.consumer.pull_max_bytes < 8 * 1024 * 1024
+        {
+            return Err(ConfigError::invalid(
+                "consumer",
+                "max_ack_pending and pull_batch must be positive, pull_max_bytes at least \
+                 8 MiB (the largest partial batch the stream accepts)",
+            ));
+        }
+        if self.writer.channel_rows == 0 || self.writer.batch_rows == 0 {
+            return Err(ConfigError::invalid(
+                "writer.channel_rows",
+                "writer.channel_rows and writer.batch_rows must be positive",
+            ));
+        }
+        if self.writer.provisional_interval_ms < 0 || self.live.throttle_ms < 0 {
+            return Err(ConfigError::invalid(
+                "writer.provisional_interval_ms",
+                "throttle intervals must not be negative",
+            ));
+        }
+        if self.live.status_interval_ms == 0 {
+            return Err(ConfigError::invalid(
+                "live.status_interval_ms",
+                "must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtdash_runtime::config::load_from;
+
+    #[test]
+    fn defaults_are_valid_and_env_overrides() {
+        let config: Config = load_from("core-aggregator", None, Vec::new()).unwrap();
+        assert_eq!(config, Config::default());
+        let config: Config = load_from(
+            "core-aggregator",
+            None,
+            vec![
+                (
+                    "RTDASH_CORE_AGGREGATOR__WINDOWS__ALLOWED_LATENESS_MS".to_owned(),
+                    "1000".to_owned(),
+                ),
+                ("RTDASH_QUESTDB__TABLE".to_owned(), "t_1".to_owned()),
+                (
+                    "RTDASH_QUESTDB__PG_ADDR".to_owned(),
+                    "127.0.0.1:1".to_owned(),
+                ),
+                ("RTDASH_NATS__URL".to_owned(), "nats://x:1".to_owned()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.windows.allowed_lateness_ms, 1000);
+        assert_eq!(config.questdb.table, "t_1");
+        assert_eq!(config.nats.url, "nats://x:1");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (key, value, needle) in [
+            (
+                "RTDASH_CORE_AGGREGATOR__WINDOWS__CORRECTION_HORIZON_MS",
+                "10",
+                "correction_horizon_ms",
+            ),
+            ("RTDASH_QUESTDB__TABLE", "x;drop", "questdb.table"),
+            (
+                "RTDASH_CORE_AGGREGATOR__ADMIN_LISTEN",
+                "nope",
+                "admin_listen",
+            ),
+            ("RTDASH_CORE_AGGREGATOR__LEASE__TTL_MS", "5", "lease.ttl_ms"),
+            ("RTDASH_CORE_AGGREGATOR__BOGUS", "1", "bogus"),
+        ] {
+            let err = load_from::<Config>(
+                "core-aggregator",
+                None,
+                vec![(key.to_owned(), value.to_owned())],
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains(needle), "{key}: {err}");
+        }
+    }
+}

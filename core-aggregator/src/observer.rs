@@ -1,0 +1,24 @@
+//! The hook alert evaluation plugs into: every window version published live (throttled
+//! provisional values; every close and every correction) is handed to a [`WindowObserver`].
+
+use rtdash_shared::messages::WindowUpdate;
+
+/// Receives window changes with their statistics, revision and `final` flag.
+///
+/// Called on the partition worker's task for every window version published live: open
+/// windows at most once per `live.throttle_ms` per window (always ending with the latest
+/// value), closes (`is_final`, revision 0) and corrections (revision + 1) without
+/// throttling. Implementations must return quickly: hand the update to a bounded channel of
+/// their own, and choose what to do when it is full.
+pub trait WindowObserver: Send + Sync + 'static {
+    /// One window version.
+    fn window_changed(&self, partition: u32, update: &WindowUpdate);
+}
+
+/// The observer used until alert evaluation exists: does nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoObserver;
+
+impl WindowObserver for NoObserver {
+    fn window_changed(&self, _partition: u32, _update: &WindowUpdate) {}
+}

@@ -1,0 +1,354 @@
+//! `core-aggregator recompute --from <t> --to <t> [--tenant <id>] [--metric <name>]
+//! [--metrics-file <toml>]`: rebuilds the windows starting in `[from, to)` from the raw-event
+//! archive `RTDASH_EVENTS` with the *current* metric definitions, using the same aggregation
+//! code as the edge agents ([`rtdash_shared::aggregate::Aggregator`]), and upserts them.
+//!
+//! - Definitions: the built-in `events` metric, then `--metrics-file` (the edge agents' local
+//!   file, if they use one), then every `metric.<tenant|_all>.<name>` key of KV `rtdash_config`
+//!   (a key replaces a file definition of the same tenant and name). Invalid values are logged
+//!   and skipped, as the agents do.
+//! - Archive: NDJSON chunks on `rtdash.events.<tenant>`, read with an ordered consumer from
+//!   `from - 5 min` (stream time) to `to + correction horizon + allowed lateness + 5 min` or the
+//!   end of the stream. A chunk republished under the same `Nats-Msg-Id` after the stream's
+//!   duplicate window is counted once (chunks are deduplicated by message id here).
+//! - Every archived event counts, including those the live path routed to `rtdash.late` (that
+//!   is what recomputation is for). Rows are written `final`, `revision` 0, `late_count` 0.
+//! - Idempotent: the same archive and definitions give the same rows.
+//!
+//! Caveats: the per-window series cap is applied by this one process, so which series fold into
+//! the overflow series can differ from the edge agents' choices when a window hits the cap;
+//! windows still inside the live aggregator's correction horizon may be rewritten by it
+//! afterwards (recompute ranges older than the horizon).
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::sink::questdb::{ensure_table, ConfirmRouter, Ownership, QuestDbWriter, Row, UNFENCED};
+use crate::state::{WindowId, WindowKey, WindowOutput};
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use futures::StreamExt;
+use rtdash_shared::aggregate::Aggregator;
+use rtdash_shared::event::{parse_event, EventLimits};
+use rtdash_shared::metric::{MetricDefinition, MetricFile, MetricSet};
+use rtdash_shared::names;
+use rtdash_shared::sketch::Sketch;
+use rtdash_shared::time::{format_rfc3339, now_millis, UnixMillis};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Key prefix of metric definitions in the config bucket.
+const METRIC_KEY_PREFIX: &str = "metric.";
+/// How far before `from` archived events of the range may have been stored.
+const MAX_SKEW_MS: i64 = 5 * 60 * 1000;
+/// Events folded between two drains of the aggregator (bounds its memory).
+const DRAIN_EVERY: usize = 100_000;
+
+/// What to recompute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecomputeArgs {
+    /// First window start included.
+    pub from: UnixMillis,
+    /// Windows starting at or after this are excluded.
+    pub to: UnixMillis,
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only this metric.
+    pub metric: Option<String>,
+    /// Definitions file the edge agents also load.
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// What a recomputation did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecomputeSummary {
+    /// Archive chunks read (duplicates included).
+    pub chunks: u64,
+    /// Chunks skipped as duplicates.
+    pub duplicate_chunks: u64,
+    /// Events folded in.
+    pub events: u64,
+    /// Archived lines that are not valid events (skipped).
+    pub invalid: u64,
+    /// Rows written.
+    pub rows: u64,
+}
+
+/// The metric definitions in force: built-in, file, then the config bucket.
+pub async fn load_definitions(
+    js: &async_nats::jetstream::Context,
+    file: Option<&PathBuf>,
+) -> Result<Vec<MetricDefinition>, Error> {
+    let mut defs: BTreeMap<(Option<String>, String), MetricDefinition> = BTreeMap::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| Error::Usage(format!("metrics file {}: {err}", path.display())))?;
+        let parsed = MetricFile::from_toml(&text)
+            .map_err(|err| Error::Usage(format!("metrics file {}: {err}", path.display())))?;
+        for def in parsed.metric {
+            defs.insert((def.tenant_id.clone(), def.name.clone()), def);
+        }
+    }
+    let kv = js
+        .get_key_value(names::CONFIG_BUCKET)
+        .await
+        .map_err(|e| Error::js(format!("bucket {}", names::CONFIG_BUCKET), e))?;
+    let mut keys = kv
+        .keys()
+        .await
+        .map_err(|e| Error::js(format!("bucket {}", names::CONFIG_BUCKET), e))?;
+    let mut metric_keys = Vec::new();
+    while let Some(key) = keys.next().await {
+        let key = key.map_err(|e| Error::js(format!("bucket {}", names::CONFIG_BUCKET), e))?;
+        if key.starts_with(METRIC_KEY_PREFIX) {
+            metric_keys.push(key);
+        }
+    }
+    for key in metric_keys {
+        let Ok(Some(value)) = kv.get(key.as_str()).await else {
+            continue;
+        };
+        match MetricDefinition::from_json(&value) {
+            Ok(def) if names::metric_config_key(def.tenant_id.as_deref(), &def.name) == key => {
+                defs.insert((def.tenant_id.clone(), def.name.clone()), def);
+            }
+            Ok(_) => tracing::warn!(%key, "metric definition disagrees with its key; skipped"),
+            Err(err) => tracing::warn!(%key, %err, "invalid metric definition; skipped"),
+        }
+    }
+    let mut all = vec![MetricDefinition::builtin_events()];
+    all.extend(defs.into_values());
+    Ok(all)
+}
+
+/// Runs a recomputation; progress goes to stderr.
+pub async fn recompute(
+    config: Config,
+    args: RecomputeArgs,
+    shutdown: CancellationToken,
+) -> Result<RecomputeSummary, Error> {
+    if args.from >= args.to {
+        return Err(Error::Usage("--from must be before --to".to_owned()));
+    }
+    let client = rtdash_runtime::nats::connect(&config.nats, "core-aggregator recompute").await?;
+    let js = rtdash_runtime::nats::jetstream(client.clone(), &config.nats);
+    let defs = load_definitions(&js, args.metrics_file.as_ref()).await?;
+    if let Some(metric) = &args.metric {
+        if !defs.iter().any(|d| &d.name == metric) {
+            return Err(Error::Usage(format!("no metric definition named {metric}")));
+        }
+    }
+    let max_window = defs
+        .iter()
+        .map(MetricDefinition::window_ms)
+        .max()
+        .unwrap_or(60_000);
+    let mut aggregator = Aggregator::new(Arc::new(MetricSet::new(defs.clone())));
+    let stream = js.get_stream(names::EVENTS_STREAM).await.map_err(|e| {
+        Error::js(
+            format!("stream {} (the raw-event archive)", names::EVENTS_STREAM),
+            e,
+        )
+    })?;
+    ensure_table(
+        &config,
+        Duration::from_millis(config.nats.connect_timeout_ms),
+    )
+    .await?;
+    let writer = QuestDbWriter::spawn(
+        &config,
+        Arc::new(Ownership::new(config.streams.partitions)),
+        Arc::new(ConfirmRouter::default()),
+    )?;
+    let rows = writer.sender();
+
+    let start = args.from - MAX_SKEW_MS;
+    let end = args
+        .to
+        .saturating_add(config.windows.correction_horizon_ms)
+        .saturating_add(config.windows.allowed_lateness_ms)
+        .saturating_add(MAX_SKEW_MS);
+    let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(start) * 1_000_000)
+        .map_err(|e| Error::Usage(format!("--from: {e}")))?;
+    let subject = match &args.tenant {
+        Some(tenant) => names::events_subject(tenant),
+        None => format!("{}.*", names::EVENTS_PREFIX),
+    };
+    eprintln!(
+        "recompute: windows from {} to {}{}{}, {} metric definitions, reading {subject} stored {} .. {}",
+        format_rfc3339(args.from),
+        format_rfc3339(args.to),
+        args.tenant.as_deref().map(|t| format!(" of tenant {t}")).unwrap_or_default(),
+        args.metric.as_deref().map(|m| format!(", metric {m}")).unwrap_or_default(),
+        defs.len(),
+        format_rfc3339(start),
+        format_rfc3339(end),
+    );
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: subject,
+            deliver_policy: DeliverPolicy::ByStartTime { start_time },
+            description: Some("rtdash recompute".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::js("recompute consumer", e))?;
+    let mut pending = consumer.cached_info().num_pending;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| Error::js("recompute consumer", e))?;
+    let limits = EventLimits {
+        // Archived events are as old as they are; their age was checked at ingest.
+        max_age_ms: i64::MAX / 4,
+        max_future_skew_ms: i64::MAX / 4,
+        ..EventLimits::default()
+    };
+    let mut summary = RecomputeSummary::default();
+    let mut windows: HashMap<WindowKey, Sketch> = HashMap::new();
+    let mut seen_chunks: HashSet<String> = HashSet::new();
+    let mut since_drain = 0usize;
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
+    let fold = |windows: &mut HashMap<WindowKey, Sketch>, aggregator: &mut Aggregator| {
+        for entry in aggregator.drain() {
+            if entry.window_start < args.from || entry.window_start >= args.to {
+                continue;
+            }
+            if args
+                .metric
+                .as_ref()
+                .is_some_and(|m| *m != entry.series.metric)
+            {
+                continue;
+            }
+            let key = WindowKey {
+                series: entry.series,
+                start: entry.window_start,
+                size_ms: entry.window_ms,
+            };
+            windows
+                .entry(key)
+                .or_insert_with(|| Sketch::new(entry.sketch.spec()))
+                .merge(&entry.sketch);
+        }
+    };
+    while pending > 0 {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return Err(Error::Cancelled),
+            next = tokio::time::timeout(Duration::from_secs(30), messages.next()) => next,
+        };
+        let message = match next {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(err))) => return Err(Error::js("recompute consumer", err)),
+            Ok(None) | Err(_) => {
+                return Err(Error::js(
+                    "recompute consumer",
+                    format!("stalled with {pending} messages pending"),
+                ))
+            }
+        };
+        let Ok(info) = message.info() else { continue };
+        let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
+        if published > end {
+            break;
+        }
+        pending = info.pending;
+        summary.chunks += 1;
+        let id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_owned());
+        if let Some(id) = id {
+            if !seen_chunks.insert(id) {
+                summary.duplicate_chunks += 1;
+                continue;
+            }
+        }
+        let now = now_millis();
+        for line in message.payload.split(|b| *b == b'\n') {
+            let line = line.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            match parse_event(line, &limits, now) {
+                Ok(event) => {
+                    if args
+                        .tenant
+                        .as_ref()
+                        .is_some_and(|t| **t != *event.tenant_id)
+                    {
+                        continue;
+                    }
+                    if event.occurred_at < args.from
+                        || event.occurred_at >= args.to.saturating_add(max_window)
+                    {
+                        continue;
+                    }
+                    aggregator.add(&event);
+                    summary.events += 1;
+                    since_drain += 1;
+                }
+                Err(_) => summary.invalid += 1,
+            }
+        }
+        if since_drain >= DRAIN_EVERY {
+            fold(&mut windows, &mut aggregator);
+            since_drain = 0;
+        }
+        if last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            eprint!(
+                "\rrecompute: {} chunks, {} events, {pending} chunks left",
+                summary.chunks, summary.events
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    fold(&mut windows, &mut aggregator);
+    let now = now_millis();
+    for (key, sketch) in windows {
+        let output = WindowOutput {
+            id: WindowId { slot: 0, uid: 0 },
+            version: 1,
+            key: Arc::new(key),
+            stats: sketch.stats(),
+            revision: 0,
+            is_final: true,
+            late_count: 0,
+            updated_at: now,
+            store: true,
+            live: false,
+        };
+        let partition = output.key.series.partition(config.streams.partitions);
+        rows.send(Row {
+            partition,
+            epoch: UNFENCED,
+            confirm: false,
+            output,
+        })
+        .await?;
+        summary.rows += 1;
+    }
+    drop(rows);
+    if !writer.finish(Duration::from_secs(600)).await {
+        return Err(Error::QuestDb {
+            addr: config.questdb.http.clone(),
+            problem: "rows not written within 10 minutes".to_owned(),
+        });
+    }
+    eprintln!(
+        "\rrecompute: done in {:.1} s: {} chunks ({} duplicates skipped), {} events, {} invalid lines, {} rows written",
+        started.elapsed().as_secs_f64(),
+        summary.chunks,
+        summary.duplicate_chunks,
+        summary.events,
+        summary.invalid,
+        summary.rows
+    );
+    let _ = client.flush().await;
+    Ok(summary)
+}

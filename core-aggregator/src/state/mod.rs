@@ -1,0 +1,16 @@
+//! The partition state machine (pure: no I/O, no clock of its own) and its checkpoint forms.
+
+pub mod borrowed;
+pub mod dedup;
+pub mod partition;
+pub mod snapshot;
+pub mod window;
+
+#[cfg(test)]
+mod tests;
+
+pub use borrowed::{decode_batch, PartialBatchRef};
+pub use dedup::SeqTracker;
+pub use partition::{Capture, Counters, Effect, PartitionState, Settings};
+pub use snapshot::{PartitionMeta, Segment, WindowRecord};
+pub use window::{WindowId, WindowKey, WindowOutput};

@@ -1,0 +1,138 @@
+//! The serialised forms of partition state that checkpoints are made of.
+//!
+//! - [`PartitionMeta`]: everything but the windows (stream position, clocks, watermark
+//!   sources, applied sequence numbers); small, stored in the checkpoint manifest.
+//! - A *segment*: window records plus tombstones of evicted windows. A full snapshot is a
+//!   segment of every window; a delta is a segment of the windows changed (and evicted) since
+//!   the previous checkpoint. Restoring applies the snapshot, then each delta in order.
+//!
+//! Segment bytes: a format byte ([`SEGMENT_FORMAT`]) then postcard.
+
+use rtdash_shared::series::SeriesKey;
+use rtdash_shared::sketch::Sketch;
+use rtdash_shared::time::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+/// Format byte of segments written by this release.
+pub const SEGMENT_FORMAT: u8 = 1;
+
+/// A window as checkpointed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    /// Series.
+    pub series: SeriesKey,
+    /// Window start.
+    pub start: UnixMillis,
+    /// Window size.
+    pub size_ms: i64,
+    /// Merged sketch.
+    pub sketch: Sketch,
+    /// Revision.
+    pub revision: u32,
+    /// Closed.
+    pub is_final: bool,
+    /// Late events merged.
+    pub late_count: u64,
+}
+
+/// Borrowed [`WindowRecord`] (same serialised form), so checkpoints serialise without copying
+/// sketches.
+#[derive(Serialize)]
+pub(crate) struct WindowRecordRef<'a> {
+    pub series: &'a SeriesKey,
+    pub start: UnixMillis,
+    pub size_ms: i64,
+    pub sketch: &'a Sketch,
+    pub revision: u32,
+    pub is_final: bool,
+    pub late_count: u64,
+}
+
+/// Identity of an evicted window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Series.
+    pub series: SeriesKey,
+    /// Window start.
+    pub start: UnixMillis,
+    /// Window size.
+    pub size_ms: i64,
+}
+
+/// A decoded segment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Windows (new versions replace older ones).
+    pub windows: Vec<WindowRecord>,
+    /// Windows evicted since the previous segment.
+    pub tombstones: Vec<KeyRecord>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SegmentRef<'a> {
+    pub windows: Vec<WindowRecordRef<'a>>,
+    pub tombstones: Vec<&'a KeyRecord>,
+}
+
+impl Segment {
+    /// Decodes segment bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Segment, String> {
+        let (&format, body) = bytes.split_first().ok_or("empty segment")?;
+        if format != SEGMENT_FORMAT {
+            return Err(format!("unknown segment format {format}"));
+        }
+        let (segment, rest) =
+            postcard::take_from_bytes::<Segment>(body).map_err(|err| err.to_string())?;
+        if !rest.is_empty() {
+            return Err(format!("{} trailing bytes", rest.len()));
+        }
+        Ok(segment)
+    }
+}
+
+pub(crate) fn encode_segment(segment: &SegmentRef<'_>) -> Vec<u8> {
+    // Serialising plain structs into a Vec cannot fail.
+    postcard::to_extend(segment, vec![SEGMENT_FORMAT]).unwrap_or_default()
+}
+
+/// An agent's watermark as last observed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// Agent id.
+    pub agent: String,
+    /// Its highest watermark.
+    pub watermark: UnixMillis,
+    /// Its newest batch's `created_at`.
+    pub last_seen: UnixMillis,
+}
+
+/// An agent's applied sequence numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Agent id.
+    pub agent: String,
+    /// Every seq below this was handled.
+    pub floor: u64,
+    /// Applied seqs at or above the floor.
+    pub applied_above: Vec<u64>,
+    /// Its newest batch's `created_at`.
+    pub last_seen: UnixMillis,
+}
+
+/// Partition state except the windows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionMeta {
+    /// Last stream sequence applied (0: none).
+    pub stream_seq: u64,
+    /// The partition clock: the newest `created_at` seen, advanced by wall time while the
+    /// partition is silent.
+    pub clock: Option<UnixMillis>,
+    /// The newest `created_at` seen.
+    pub message_clock: Option<UnixMillis>,
+    /// Partition watermark.
+    pub watermark: Option<UnixMillis>,
+    /// Watermark sources.
+    pub sources: Vec<SourceRecord>,
+    /// Applied sequence numbers per agent.
+    pub agents: Vec<AgentRecord>,
+}

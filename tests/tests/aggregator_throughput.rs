@@ -1,0 +1,141 @@
+//! A quick local throughput measurement of the core aggregator (ignored by default):
+//! pre-loads RTDASH_PARTIALS with partial batches, starts the aggregator, and times how fast it
+//! merges them (series deltas per second), with checkpoint and QuestDB figures from its
+//! `/metrics`.
+//!
+//! ```text
+//! cargo build --release -p core-aggregator
+//! RTDASH_CORE_AGGREGATOR_BIN=target/release/core-aggregator \
+//!   cargo test -p rtdash-tests --test aggregator_throughput -- --ignored --nocapture
+//! ```
+
+mod aggregator_support;
+
+use std::time::{Duration, Instant};
+
+use aggregator_support::*;
+use rtdash_shared::messages::PartialEntry;
+use rtdash_shared::series::SeriesKey;
+use rtdash_shared::sketch::{unique_hash, Sketch, SketchSpec};
+use rtdash_tests::aggregator::{metric_sum, run_command};
+use rtdash_tests::QuestDb;
+
+const PARTITIONS: u32 = 4;
+const SERIES: usize = 20_000;
+const ENTRIES_PER_BATCH: usize = 500;
+const BATCHES: usize = 2_000;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run with --ignored --nocapture"]
+async fn merge_throughput() -> anyhow::Result<()> {
+    let batches = env_or("RTDASH_BENCH_BATCHES", BATCHES);
+    let db = QuestDb::shared()?;
+    let env = Env::start().await?;
+    // Production timings (the test defaults checkpoint and write provisional rows faster).
+    let options = env
+        .options("agg-bench", db)
+        .set("CHECKPOINT__INTERVAL_MS", 2_000)
+        .set("WRITER__PROVISIONAL_INTERVAL_MS", 1_000)
+        .set("CONSUMER__ACK_WAIT_MS", 60_000);
+    tokio::task::block_in_place(|| run_command(&options, &["setup"]))?;
+
+    // Series by partition; one-minute windows, a new one every 1 000 batches (as live: the
+    // deltas of a flush go to the current minute).
+    let mut by_partition: Vec<Vec<SeriesKey>> = vec![Vec::new(); PARTITIONS as usize];
+    for i in 0..SERIES {
+        let key = SeriesKey::new(
+            TENANT,
+            METRIC,
+            [
+                ("region".to_owned(), Some(format!("r{}", i % 16))),
+                ("host".to_owned(), Some(format!("host-{i}"))),
+            ],
+        );
+        by_partition[key.partition(PARTITIONS) as usize].push(key);
+    }
+    let base = base(60) - base(60).rem_euclid(60_000);
+    let mut agents: Vec<FakeAgent> = (0..4)
+        .map(|i| FakeAgent::new(&format!("edge-{i}"), env.js.clone(), PARTITIONS))
+        .collect();
+    let started = Instant::now();
+    let mut cursor = 0usize;
+    let mut entries_total = 0u64;
+    for b in 0..batches {
+        let partition = (b % PARTITIONS as usize) as u32;
+        let series = &by_partition[partition as usize];
+        let window = base + (b / 1_000) as i64 * 60_000;
+        let entries: Vec<PartialEntry> = (0..ENTRIES_PER_BATCH)
+            .map(|_| {
+                cursor = cursor.wrapping_add(7919);
+                let key = series[cursor % series.len()].clone();
+                let mut sketch = Sketch::new(SketchSpec::VALUES);
+                for e in 0..5u64 {
+                    let value = ((cursor as u64 * 31 + e * 17) % 1000) as f64;
+                    sketch.record(Some(value), Some(unique_hash(&e.to_le_bytes())));
+                }
+                PartialEntry {
+                    series: key,
+                    window_start: window,
+                    window_ms: 60_000,
+                    sketch,
+                }
+            })
+            .collect();
+        entries_total += entries.len() as u64;
+        let agent = &mut agents[b % 4];
+        agent.send(partition, window, entries).await?;
+    }
+    eprintln!(
+        "pre-loaded {batches} batches, {entries_total} series deltas in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let aggregator = env.aggregator(options).await?;
+    let started = Instant::now();
+    let mut last = 0.0;
+    while last < entries_total as f64 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = aggregator.metric("rtdash_core_partials_merged_total")?;
+        if started.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("only {last} of {entries_total} merged after 10 minutes");
+        }
+    }
+    let elapsed = started.elapsed();
+    // Let the last checkpoints and rows happen.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = aggregator.metrics_text()?;
+    let per = |name: &str| {
+        let sum = metric_sum(&text, &format!("{name}_sum"));
+        let count = metric_sum(&text, &format!("{name}_count"));
+        (sum / count.max(1.0), count)
+    };
+    let (ckpt_seconds, checkpoints) = per("rtdash_core_checkpoint_seconds");
+    let (ckpt_bytes, _) = per("rtdash_core_checkpoint_bytes");
+    let (write_seconds, writes) = per("rtdash_core_questdb_write_seconds");
+    eprintln!(
+        "merged {entries_total} series deltas in {:.2} s (since process start): {:.0}/s",
+        elapsed.as_secs_f64(),
+        entries_total as f64 / elapsed.as_secs_f64()
+    );
+    eprintln!(
+        "checkpoints: {checkpoints} taken, mean {:.1} ms, mean {:.0} bytes",
+        ckpt_seconds * 1e3,
+        ckpt_bytes
+    );
+    eprintln!(
+        "questdb: {} rows in {writes} requests, mean request {:.1} ms",
+        metric_sum(&text, "rtdash_core_questdb_rows_written_total"),
+        write_seconds * 1e3
+    );
+    if std::env::var_os("RTDASH_TEST_LOGS").is_some() {
+        eprintln!("aggregator log:\n{}", aggregator.log_tail(80));
+    }
+    Ok(())
+}
