@@ -44,6 +44,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
+/// How far an agent's watermark and clock may run ahead of this aggregator's clock before they
+/// are clamped (see `handle`).
+const AGENT_CLOCK_AHEAD_TOLERANCE_MS: i64 = 5_000;
+
 /// Messages processed per wake-up before outputs are emitted.
 const DRAIN_LIMIT: usize = 2_000;
 /// Interval of state ticks (close on silence, output throttle, eviction).
@@ -331,7 +335,15 @@ impl Worker {
             return Ok(());
         }
         match decode_batch(&message.payload) {
-            Ok(batch) => {
+            Ok(mut batch) => {
+                // An agent whose clock runs ahead must not close windows early: its watermark
+                // and clock count for no more than this aggregator's clock plus a tolerance.
+                let limit = now_millis().saturating_add(AGENT_CLOCK_AHEAD_TOLERANCE_MS);
+                if batch.watermark > limit || batch.created_at > limit {
+                    m::agent_clock_ahead();
+                    batch.watermark = batch.watermark.min(limit);
+                    batch.created_at = batch.created_at.min(limit);
+                }
                 let effects = self.state.apply_borrowed(batch, stream_seq);
                 self.handle_effects(effects).await?;
             }

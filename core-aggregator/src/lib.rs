@@ -52,7 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Object Store bucket of checkpoint window data (the manifests are in
 /// [`rtdash_shared::names::CHECKPOINTS_BUCKET`]).
-pub const CHECKPOINT_DATA_BUCKET: &str = "rtdash_checkpoint_data";
+pub use rtdash_shared::names::CHECKPOINT_DATA_BUCKET;
 
 /// How long a graceful shutdown may take (workers checkpoint, the writer drains).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);

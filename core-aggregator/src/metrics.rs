@@ -50,6 +50,14 @@ pub const PARTITIONS_FENCED: &str = "rtdash_core_partitions_fenced_total";
 /// Consumer re-positionings after a delivery gap or a consumer error.
 pub const CONSUMER_RESETS: &str = "rtdash_core_consumer_resets_total";
 
+/// Batches whose agent clock or watermark ran ahead of this aggregator's clock and were clamped.
+pub const AGENT_CLOCK_AHEAD: &str = "rtdash_core_agent_clock_ahead_total";
+
+/// Counts a batch clamped because its agent's clock ran ahead.
+pub fn agent_clock_ahead() {
+    metrics::counter!(AGENT_CLOCK_AHEAD).increment(1);
+}
+
 /// Registers descriptions (shown as `# HELP`).
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
@@ -96,6 +104,10 @@ pub fn describe() {
     describe_gauge!(PARTITIONS_OWNED, "Partitions owned");
     describe_counter!(PARTITIONS_FENCED, "Partitions lost to fencing");
     describe_counter!(CONSUMER_RESETS, "Consumer re-positionings");
+    describe_counter!(
+        AGENT_CLOCK_AHEAD,
+        "Batches whose agent clock ran ahead and was clamped"
+    );
 }
 
 /// Adds the growth of the state machine's counters since `before`.

@@ -27,6 +27,8 @@ pub const ALERTS_STREAM: &str = "RTDASH_ALERTS";
 pub const CONFIG_BUCKET: &str = "rtdash_config";
 /// Key-value bucket for partition leases.
 pub const LEASES_BUCKET: &str = "rtdash_leases";
+/// Object-store bucket holding the window state of aggregator checkpoints.
+pub const CHECKPOINT_DATA_BUCKET: &str = "rtdash_checkpoint_data";
 /// Key-value bucket for aggregator checkpoints.
 pub const CHECKPOINTS_BUCKET: &str = "rtdash_checkpoints";
 
@@ -176,7 +178,10 @@ mod tests {
             partials_subject_in(DEFAULT_SUBJECT_PREFIX, 3),
             partials_subject(3)
         );
-        assert_eq!(dlq_subject_in(DEFAULT_SUBJECT_PREFIX, "t"), dlq_subject("t"));
+        assert_eq!(
+            dlq_subject_in(DEFAULT_SUBJECT_PREFIX, "t"),
+            dlq_subject("t")
+        );
         assert_eq!(
             events_subject_in(DEFAULT_SUBJECT_PREFIX, "t"),
             events_subject("t")
@@ -185,6 +190,9 @@ mod tests {
         assert_eq!(site, "rtdash.edge.s1");
         assert_eq!(partials_subject_in(&site, 0), "rtdash.edge.s1.partials.0");
         assert_eq!(dlq_subject_in(&site, "acme"), "rtdash.edge.s1.dlq.acme");
-        assert_eq!(events_subject_in(&site, "acme"), "rtdash.edge.s1.events.acme");
+        assert_eq!(
+            events_subject_in(&site, "acme"),
+            "rtdash.edge.s1.events.acme"
+        );
     }
 }

@@ -21,6 +21,8 @@ use crate::error::Error;
 use crate::metrics as m;
 use crate::state::{WindowId, WindowOutput};
 use questdb::ingress::{Buffer, Sender, TimestampMicros};
+use rtdash_shared::schema::create_table_sql_for;
+#[cfg(test)]
 use rtdash_shared::schema::{create_table_sql, METRICS_TABLE};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -500,13 +502,9 @@ pub fn append_row(buffer: &mut Buffer, table: &str, output: &WindowOutput) -> qu
         .at(TimestampMicros::new(output.key.start.saturating_mul(1000)))
 }
 
-/// The `CREATE TABLE` statement for `table` (the shared schema, renamed).
+/// The `CREATE TABLE` statement for `table` (the shared schema).
 pub fn create_table_statement(table: &str) -> String {
-    create_table_sql().replacen(
-        &format!("EXISTS {METRICS_TABLE} ("),
-        &format!("EXISTS {table} ("),
-        1,
-    )
+    create_table_sql_for(table)
 }
 
 /// Runs `sql` through QuestDB's `/exec`, returning its JSON answer; an `error` in it is an
