@@ -51,15 +51,18 @@ impl Readiness {
     }
 
     /// Runs every check: (all ok, per-check results).
-    pub fn evaluate(&self) -> (bool, Vec<(String, Result<(), String>)>) {
+    pub fn evaluate(&self) -> (bool, Vec<CheckResult>) {
         let checks = self.checks.read().map(|c| c.clone()).unwrap_or_default();
-        let results: Vec<(String, Result<(), String>)> = checks
+        let results: Vec<CheckResult> = checks
             .iter()
             .map(|(name, check)| (name.clone(), check()))
             .collect();
         (results.iter().all(|(_, r)| r.is_ok()), results)
     }
 }
+
+/// One readiness check's name and outcome (the error says what is not ready).
+pub type CheckResult = (String, Result<(), String>);
 
 #[derive(Clone)]
 struct AdminState {

@@ -104,12 +104,13 @@ impl AlertRule {
     /// Whether the rule watches the series with these dimension values.
     pub fn watches(&self, dimensions: &BTreeMap<String, Option<String>>) -> bool {
         dimensions.len() == self.dimensions.len()
-            && self.dimensions.iter().all(|(name, wanted)| {
-                match dimensions.get(name) {
+            && self
+                .dimensions
+                .iter()
+                .all(|(name, wanted)| match dimensions.get(name) {
                     Some(value) => wanted == ANY_VALUE || value.as_deref() == Some(wanted.as_str()),
                     None => false,
-                }
-            })
+                })
     }
 }
 
@@ -168,25 +169,256 @@ pub struct AlertTransition {
     pub ends_at: Option<UnixMillis>,
     /// When the transition was evaluated.
     pub evaluated_at: UnixMillis,
+    /// Transition number of this (rule, series): increases by one per transition and never
+    /// goes back (a new series state starts from the clock in microseconds), so two
+    /// transitions of one series never share an id even when a window flaps.
+    #[serde(default)]
+    pub seq: u64,
+    /// Revision of the window when it was evaluated (0 until closed, +1 per correction).
+    #[serde(default)]
+    pub window_revision: u32,
+    /// Whether the window was still open (a `provisional` rule).
+    #[serde(default)]
+    pub provisional: bool,
 }
 
 impl AlertTransition {
-    /// Deterministic id of this transition: rule, series, window and new state. Used as
-    /// `Nats-Msg-Id` and as the webhook's `Idempotency-Key`.
+    /// Deterministic id of this transition: rule, series, window, new state and the series'
+    /// transition number ([`seq`](Self::seq)), e.g.
+    /// `alert.<rule>.<series hex>.<window start>.firing.<seq>`. Used as `Nats-Msg-Id` and
+    /// as the webhook's `Idempotency-Key`. The transition number keeps a window that flaps
+    /// (firing, resolved, firing again after late data) from reusing an id that a
+    /// deduplicating store would then drop.
     pub fn id(&self) -> String {
-        let series = crate::series::SeriesKey::new(
+        format!(
+            "alert.{}.{:016x}.{}.{}.{}",
+            self.rule_id,
+            self.series_id(),
+            self.window_start,
+            self.to.as_str(),
+            self.seq
+        )
+        .to_lowercase()
+    }
+
+    /// Stable id of the series ([`crate::series::SeriesKey::id`]).
+    pub fn series_id(&self) -> u64 {
+        crate::series::SeriesKey::new(
             self.tenant_id.clone(),
             self.metric_name.clone(),
             self.dimensions.clone(),
-        );
-        format!(
-            "alert.{}.{:016x}.{}.{:?}",
-            self.rule_id,
-            series.id(),
-            self.window_start,
-            self.to
         )
-        .to_lowercase()
+        .id()
+    }
+
+    /// Identity of the alert (rule and series) across its transitions, as 16 hex digits: the
+    /// Alertmanager `fingerprint`.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.rule_id, self.series_id())
+    }
+}
+
+/// The Alertmanager-style fingerprint of (rule, series): 16 hex digits, stable across
+/// processes and releases.
+pub fn fingerprint(rule_id: &str, series_id: u64) -> String {
+    let mut bytes = Vec::with_capacity(rule_id.len() + 9);
+    bytes.extend_from_slice(rule_id.as_bytes());
+    bytes.push(0xff);
+    bytes.extend_from_slice(&series_id.to_le_bytes());
+    format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64_with_seed(&bytes, crate::series::SERIES_HASH_SEED)
+    )
+}
+
+impl AlertState {
+    /// Lowercase name (`firing`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Ok => "ok",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    /// Whether a transition into this state is sent to the rule's webhook (firing and
+    /// resolved); transitions into `pending` and `ok` are recorded only.
+    pub const fn notifies(self) -> bool {
+        matches!(self, AlertState::Firing | AlertState::Resolved)
+    }
+}
+
+/// Largest `for_windows`.
+pub const MAX_FOR_WINDOWS: u32 = 1000;
+/// Most labels, and most annotations, on a rule.
+pub const MAX_LABELS: usize = 64;
+/// Longest `notify_channel`.
+pub const MAX_URL_LEN: usize = 2048;
+
+impl AlertRule {
+    /// Checks what can be checked without the metric definition: identifiers, a finite
+    /// threshold, an `http://` or `https://` notify channel, `for_windows` in 1 to
+    /// [`MAX_FOR_WINDOWS`], at most [`MAX_LABELS`] labels and annotations. The message names
+    /// the field.
+    pub fn validate(&self) -> Result<(), String> {
+        use crate::event::is_identifier;
+        if !is_identifier(&self.tenant_id, 128) {
+            return Err("`tenant_id` must be 1 to 128 characters from [A-Za-z0-9_-]".into());
+        }
+        if !is_identifier(&self.id, 128) {
+            return Err("`id` must be 1 to 128 characters from [A-Za-z0-9_-]".into());
+        }
+        if !is_identifier(&self.metric_name, 128) {
+            return Err("`metric_name` must be 1 to 128 characters from [A-Za-z0-9_-]".into());
+        }
+        if !self.threshold.is_finite() {
+            return Err("`threshold` must be a finite number".into());
+        }
+        if !is_webhook_url(&self.notify_channel) {
+            return Err(format!(
+                "`notify_channel` must be an http:// or https:// URL (at most {MAX_URL_LEN} bytes)"
+            ));
+        }
+        if !(1..=MAX_FOR_WINDOWS).contains(&self.for_windows) {
+            return Err(format!("`for_windows` must be 1 to {MAX_FOR_WINDOWS}"));
+        }
+        if self.labels.len() > MAX_LABELS || self.annotations.len() > MAX_LABELS {
+            return Err(format!(
+                "at most {MAX_LABELS} labels and {MAX_LABELS} annotations"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `url` is an `http://` or `https://` URL with a host, without whitespace, at most
+/// [`MAX_URL_LEN`] bytes.
+pub fn is_webhook_url(url: &str) -> bool {
+    let host = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or_default();
+    !host.is_empty()
+        && !host.starts_with('/')
+        && url.len() <= MAX_URL_LEN
+        && !url.chars().any(char::is_whitespace)
+}
+
+/// What a record of the alert log (`rtdash.alertlog.<tenant>.<rule>`) describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLogKind {
+    /// A state transition (every one, notified or not).
+    Transition,
+    /// One delivery attempt of a transition to the rule's webhook.
+    Delivery,
+}
+
+/// How a delivery attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// 2xx: delivered.
+    Delivered,
+    /// 5xx, 408, 429, timeout or connection error: retried later.
+    Retrying,
+    /// 4xx (other than 408 and 429): not retried.
+    Failed,
+    /// Still failing when the retry period ran out.
+    GaveUp,
+    /// Not sent: delivered before (a redelivery), superseded by a newer transition of the
+    /// same alert, or no notify channel.
+    Skipped,
+}
+
+impl DeliveryOutcome {
+    /// Lowercase name (`gave_up`), also the metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Retrying => "retrying",
+            DeliveryOutcome::Failed => "failed",
+            DeliveryOutcome::GaveUp => "gave_up",
+            DeliveryOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One record of a rule's alert log, the source of `GET /v1/alerts/{id}/events`: a
+/// transition, or a delivery attempt of one. JSON on `rtdash.alertlog.<tenant>.<rule>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertLogRecord {
+    /// Transition or delivery attempt.
+    pub kind: AlertLogKind,
+    /// When it happened.
+    pub at: UnixMillis,
+    /// The rule.
+    pub rule_id: String,
+    /// The series' tenant.
+    pub tenant_id: String,
+    /// The transition ([`AlertTransition::id`]).
+    pub transition_id: String,
+    /// The alert ([`AlertTransition::fingerprint`]).
+    pub fingerprint: String,
+    /// The series' dimensions.
+    pub dimensions: BTreeMap<String, Option<String>>,
+    /// State before.
+    pub from: AlertState,
+    /// State after.
+    pub to: AlertState,
+    /// The window evaluated.
+    pub window_start: UnixMillis,
+    /// Its end.
+    pub window_end: UnixMillis,
+    /// The stat's value in it.
+    pub value: Option<f64>,
+    /// The threshold.
+    pub threshold: f64,
+    /// Delivery: attempt number (1, 2, ...) within this delivery run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Delivery: outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<DeliveryOutcome>,
+    /// Delivery: HTTP status answered, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Delivery: the start of the response body (failures only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+    /// Delivery: the error (timeout, connection refused...) or why it was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Delivery: how long the attempt took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+impl AlertLogRecord {
+    /// A transition record.
+    pub fn transition(transition: &AlertTransition, at: UnixMillis) -> Self {
+        Self {
+            kind: AlertLogKind::Transition,
+            at,
+            rule_id: transition.rule_id.clone(),
+            tenant_id: transition.tenant_id.clone(),
+            transition_id: transition.id(),
+            fingerprint: transition.fingerprint(),
+            dimensions: transition.dimensions.clone(),
+            from: transition.from,
+            to: transition.to,
+            window_start: transition.window_start,
+            window_end: transition.window_end,
+            value: transition.value,
+            threshold: transition.threshold,
+            attempt: None,
+            outcome: None,
+            http_status: None,
+            response: None,
+            error: None,
+            duration_ms: None,
+        }
     }
 }
 
@@ -231,10 +463,81 @@ mod tests {
         assert!(rule(&[("region", "eu")]).watches(&eu));
         assert!(!rule(&[("region", "us")]).watches(&eu));
         assert!(rule(&[("region", "*")]).watches(&eu));
-        assert!(!rule(&[("region", "*")]).watches(&full), "another dimension set");
-        assert!(rule(&[("region", "*")]).watches(&series(&[("region", None)])), "`*` matches an absent value too");
+        assert!(
+            !rule(&[("region", "*")]).watches(&full),
+            "another dimension set"
+        );
+        assert!(
+            rule(&[("region", "*")]).watches(&series(&[("region", None)])),
+            "`*` matches an absent value too"
+        );
         assert!(rule(&[]).watches(&total));
         assert!(!rule(&[]).watches(&eu));
+    }
+
+    fn transition(to: AlertState, seq: u64) -> AlertTransition {
+        AlertTransition {
+            rule_id: "r".into(),
+            tenant_id: "t".into(),
+            metric_name: "m".into(),
+            dimensions: series(&[("region", Some("eu"))]),
+            window_start: 60_000,
+            window_end: 120_000,
+            from: AlertState::Ok,
+            to,
+            value: Some(2.0),
+            threshold: 1.0,
+            stat: Stat::Count,
+            condition: Condition::Gt,
+            notify_channel: "http://127.0.0.1:1/".into(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            starts_at: 60_000,
+            ends_at: None,
+            evaluated_at: 121_000,
+            seq,
+            window_revision: 0,
+            provisional: false,
+        }
+    }
+
+    #[test]
+    fn transition_ids_name_rule_series_window_state_and_seq() {
+        let a = transition(AlertState::Firing, 7);
+        let id = a.id();
+        assert!(id.starts_with("alert.r."), "{id}");
+        assert!(id.ends_with(".60000.firing.7"), "{id}");
+        assert_eq!(id, transition(AlertState::Firing, 7).id(), "deterministic");
+        assert_ne!(
+            id,
+            transition(AlertState::Firing, 8).id(),
+            "a flapping window gets new ids"
+        );
+        assert_ne!(id, transition(AlertState::Resolved, 7).id());
+        assert_eq!(
+            a.fingerprint(),
+            transition(AlertState::Resolved, 9).fingerprint()
+        );
+        assert_eq!(a.fingerprint().len(), 16);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut r = rule(&[]);
+        assert_eq!(r.validate(), Ok(()));
+        r.notify_channel = "ftp://x".into();
+        assert!(r.validate().unwrap_err().contains("notify_channel"));
+        r.notify_channel = "https://hooks.example.com/x".into();
+        r.threshold = f64::NAN;
+        assert!(r.validate().unwrap_err().contains("threshold"));
+        r.threshold = 1.0;
+        r.for_windows = 0;
+        assert!(r.validate().unwrap_err().contains("for_windows"));
+        r.for_windows = 3;
+        r.tenant_id = "a.b".into();
+        assert!(r.validate().unwrap_err().contains("tenant_id"));
+        assert!(!is_webhook_url("http:///path"));
+        assert!(is_webhook_url("http://127.0.0.1:9/hook"));
     }
 
     #[test]

@@ -29,6 +29,27 @@ use std::sync::Arc;
 
 /// Name of the built-in metric that counts every event by `event_type` and `source`.
 pub const BUILTIN_EVENTS_METRIC: &str = "events";
+/// Built-in pipeline metric computed by every edge agent (not from metric definitions): per
+/// tenant, `source` and window of receive time, one value per accepted event, 1 when it
+/// arrived more than [`PIPELINE_LATE_AFTER_MS`] after its `occurred_at`, else 0; its `avg` is
+/// the share of late events, its `sum` their number.
+pub const PIPELINE_LATE_METRIC: &str = "pipeline_late";
+/// Built-in pipeline metric computed by every edge agent: per tenant, `source` and window of
+/// receive time, one value per item, 1 when it was rejected (dead-lettered), else 0; its
+/// `avg` is the dead-letter rate.
+pub const PIPELINE_DLQ_METRIC: &str = "pipeline_dlq";
+/// Built-in pipeline series of each aggregator partition (tenant
+/// [`crate::names::PIPELINE_TENANT`], dimension `partition`): messages not yet processed, as
+/// reported every status interval. Evaluated by alert rules, not stored.
+pub const PIPELINE_CONSUMER_LAG_METRIC: &str = "pipeline_consumer_lag";
+/// Built-in pipeline series of each aggregator partition: how far the partition watermark is
+/// behind the aggregator's clock, in milliseconds. Evaluated by alert rules, not stored.
+pub const PIPELINE_WATERMARK_DELAY_METRIC: &str = "pipeline_watermark_delay_ms";
+/// An event is late for [`PIPELINE_LATE_METRIC`] when it arrives more than this after its
+/// `occurred_at` (the seed's 60 s).
+pub const PIPELINE_LATE_AFTER_MS: i64 = 60_000;
+/// Window of the edge agents' pipeline metrics, in seconds.
+pub const PIPELINE_WINDOW_SECS: u32 = 10;
 /// `event_type` value that matches every event type.
 pub const ANY_EVENT_TYPE: &str = "*";
 /// Default tumbling window, in seconds.

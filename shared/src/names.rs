@@ -7,6 +7,9 @@
 //! | [`DLQ_STREAM`] / `rtdash.dlq.<tenant>` | stream | rejected input and its reason |
 //! | [`LATE_STREAM`] / `rtdash.late.<tenant>` | stream | data later than the correction horizon |
 //! | [`ALERTS_STREAM`] / `rtdash.alerts.<tenant>` | stream | alert transitions to deliver |
+//! | [`ALERT_EVENTS_STREAM`] / `rtdash.alertlog.<tenant>.<rule>` | stream | every transition and delivery attempt of a rule |
+//! | [`ALERT_STATE_BUCKET`] | KV | alert state per (rule, series), written before a transition is published |
+//! | [`ALERT_DELIVERY_BUCKET`] | KV | the newest transition delivered per alert (notifier deduplication) |
 //! | `rtdash.live.<tenant>.<metric>` | core NATS | window updates for gateways |
 //! | [`EDGE_PARTIALS_STREAM`], [`EDGE_DLQ_STREAM`], [`EDGE_EVENTS_STREAM`] / `rtdash.edge.<site>.<kind>.*` | stream (edge site's domain) | an edge site's partials, dead letters, raw events; sourced by the hub's streams |
 //! | [`CONFIG_BUCKET`] | KV | dashboards, widgets, alert rules, metric definitions |
@@ -23,6 +26,18 @@ pub const DLQ_STREAM: &str = "RTDASH_DLQ";
 pub const LATE_STREAM: &str = "RTDASH_LATE";
 /// Stream of alert state transitions awaiting delivery.
 pub const ALERTS_STREAM: &str = "RTDASH_ALERTS";
+/// Stream of alert log records: every transition and delivery attempt, per rule.
+pub const ALERT_EVENTS_STREAM: &str = "RTDASH_ALERT_EVENTS";
+/// Key-value bucket of alert state per (rule, series) (see [`alert_state_key`]).
+pub const ALERT_STATE_BUCKET: &str = "rtdash_alert_state";
+/// Key-value bucket of the newest transition delivered per alert (key: the fingerprint).
+pub const ALERT_DELIVERY_BUCKET: &str = "rtdash_alert_delivery";
+/// Durable consumer of [`ALERTS_STREAM`] shared by every notifier: each transition is
+/// delivered by one of them.
+pub const NOTIFIER_CONSUMER: &str = "rtdash-notifier";
+/// Tenant token of the pipeline's own series (consumer lag, watermark delay) and their
+/// alert transitions.
+pub const PIPELINE_TENANT: &str = "_pipeline";
 /// Key-value bucket for configuration (metric definitions, dashboards, widgets, alert rules).
 pub const CONFIG_BUCKET: &str = "rtdash_config";
 /// Key-value bucket for partition leases.
@@ -45,6 +60,8 @@ pub const DLQ_PREFIX: &str = "rtdash.dlq";
 pub const LATE_PREFIX: &str = "rtdash.late";
 /// Subject prefix of alert transitions.
 pub const ALERTS_PREFIX: &str = "rtdash.alerts";
+/// Subject prefix of alert log records (`rtdash.alertlog.<tenant>.<rule>`).
+pub const ALERTLOG_PREFIX: &str = "rtdash.alertlog";
 /// Subject prefix of live window updates (core NATS, not persisted).
 pub const LIVE_PREFIX: &str = "rtdash.live";
 /// Subject prefix of pipeline status reports (core NATS): partition lag and watermarks.
@@ -109,6 +126,18 @@ pub fn alerts_subject(tenant: &str) -> String {
     format!("{ALERTS_PREFIX}.{tenant}")
 }
 
+/// `rtdash.alertlog.<tenant>.<rule>`.
+pub fn alertlog_subject(tenant: &str, rule: &str) -> String {
+    format!("{ALERTLOG_PREFIX}.{tenant}.{rule}")
+}
+
+/// Key of the state of `rule` for one series in [`ALERT_STATE_BUCKET`]:
+/// `p<partition>.<tenant>.<rule>.<series id, 16 hex>` (the partition first, so a new owner
+/// loads its partition's keys with one filter).
+pub fn alert_state_key(partition: u32, tenant: &str, rule: &str, series_id: u64) -> String {
+    format!("p{partition}.{tenant}.{rule}.{series_id:016x}")
+}
+
 /// `rtdash.live.<tenant>.<metric>`.
 pub fn live_subject(tenant: &str, metric: &str) -> String {
     format!("{LIVE_PREFIX}.{tenant}.{metric}")
@@ -170,6 +199,11 @@ mod tests {
         assert_eq!(live_subject("t1", "events"), "rtdash.live.t1.events");
         assert_eq!(dlq_subject(UNKNOWN_TENANT), "rtdash.dlq._unknown");
         assert_eq!(partial_msg_id("edge-1", 2, 77), "edge-1.2.77");
+        assert_eq!(alertlog_subject("t1", "r1"), "rtdash.alertlog.t1.r1");
+        assert_eq!(
+            alert_state_key(3, "t1", "r1", 255),
+            "p3.t1.r1.00000000000000ff"
+        );
     }
 
     #[test]

@@ -213,6 +213,9 @@ fn every_kind_round_trips_in_both_formats() {
         starts_at: 60_000,
         ends_at: None,
         evaluated_at: 61_000,
+        seq: 1_700_000_000_000_001,
+        window_revision: 0,
+        provisional: false,
     });
 }
 

@@ -1,7 +1,9 @@
 //! Splitting a request body into the raw bytes of its events: one JSON object, a JSON array
 //! of objects, or newline-delimited JSON.
 
-use super::{RejectCode, Rejection};
+use super::parse::{validate, TopFields};
+use super::{parse_event, scan, Event, EventLimits, RejectCode, Rejection};
+use crate::time::UnixMillis;
 
 /// The events of a request body, each still as raw JSON bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,17 +61,37 @@ pub fn split_batch(
 /// that is itself malformed is left for its own parse to reject. Unbalanced brackets or text
 /// after the closing `]` reject the whole body.
 fn split_json_array(body: &[u8]) -> Result<Vec<&[u8]>, Rejection> {
-    let malformed = |why: &str| {
-        Rejection::new(
-            RejectCode::MalformedJson,
-            format!("malformed JSON array: {why}"),
-        )
-    };
     let mut items = Vec::with_capacity(body.len() / 160 + 1);
-    let mut depth = 0usize; // nesting inside the current element
     let mut start = 1usize;
-    let mut index = 1usize;
-    let mut closed_at = None;
+    let closed_at = loop {
+        let end = element_end(body, start)?;
+        push_item(&mut items, &body[start..end], &malformed)?;
+        if body[end] == b']' {
+            break end;
+        }
+        if body[end + 1..].trim_ascii_start().first() == Some(&b']') {
+            return Err(malformed("trailing comma"));
+        }
+        start = end + 1;
+    };
+    if !body[closed_at + 1..].trim_ascii().is_empty() {
+        return Err(malformed("text after the closing `]`"));
+    }
+    Ok(items)
+}
+
+fn malformed(why: &str) -> Rejection {
+    Rejection::new(
+        RejectCode::MalformedJson,
+        format!("malformed JSON array: {why}"),
+    )
+}
+
+/// The index of the `,` or `]` that ends the array element starting at `start` (strings,
+/// escapes and nesting tracked, see [`split_json_array`]).
+fn element_end(body: &[u8], start: usize) -> Result<usize, Rejection> {
+    let mut depth = 0usize; // nesting inside the element
+    let mut index = start;
     while index < body.len() {
         match body[index] {
             b'"' => {
@@ -89,30 +111,110 @@ fn split_json_array(body: &[u8]) -> Result<Vec<&[u8]>, Rejection> {
             }
             b'[' | b'{' => depth += 1,
             b']' | b'}' if depth > 0 => depth -= 1,
-            b']' => {
-                push_item(&mut items, &body[start..index], &malformed)?;
-                closed_at = Some(index);
-                break;
-            }
+            b']' | b',' if depth == 0 => return Ok(index),
             b'}' => return Err(malformed("unbalanced `}`")),
-            b',' if depth == 0 => {
-                push_item(&mut items, &body[start..index], &malformed)?;
-                if body[index + 1..].trim_ascii_start().first() == Some(&b']') {
-                    return Err(malformed("trailing comma"));
-                }
-                start = index + 1;
-            }
             _ => {}
         }
         index += 1;
     }
-    let Some(closed_at) = closed_at else {
-        return Err(malformed("the array is not closed"));
-    };
-    if !body[closed_at + 1..].trim_ascii().is_empty() {
-        return Err(malformed("text after the closing `]`"));
+    Err(malformed("the array is not closed"))
+}
+
+/// One batch item: its raw bytes, and the event or why it was rejected.
+pub type ParsedItem<'a> = (&'a [u8], Result<Event<'a>, Rejection>);
+
+/// A request body's items with their outcomes, from [`parse_batch`].
+#[derive(Debug)]
+pub struct ParsedBatch<'a> {
+    /// The body was a single JSON value (the seed's one-event shape), not an array or NDJSON.
+    pub single: bool,
+    /// Every item in order: its raw bytes, and the event or why it was rejected.
+    pub items: Vec<ParsedItem<'a>>,
+}
+
+/// [`split_batch`] and [`parse_event`] on every item, with the same outcome, in one pass over
+/// a JSON array where possible: each element is scanned once, by the event scanner, which
+/// also finds where it ends. An element the scanner does not take is delimited like
+/// [`split_batch`] delimits it and parsed by [`parse_event`]; anything unusual at the array
+/// level (malformed, too many items, not UTF-8) falls back to [`split_batch`] for the whole
+/// body, so whole-body rejections are its own.
+pub fn parse_batch<'a>(
+    body: &'a [u8],
+    ndjson: bool,
+    max_items: usize,
+    limits: &EventLimits,
+    now: UnixMillis,
+) -> Result<ParsedBatch<'a>, Rejection> {
+    if !ndjson {
+        let trimmed = body.trim_ascii();
+        if trimmed.first() == Some(&b'[') {
+            if let Some(items) = parse_array(trimmed, max_items, limits, now) {
+                return Ok(ParsedBatch {
+                    single: false,
+                    items,
+                });
+            }
+        }
     }
-    Ok(items)
+    let items = split_batch(body, ndjson, max_items)?;
+    Ok(ParsedBatch {
+        single: matches!(items, BatchItems::Single(_)),
+        items: items
+            .as_slice()
+            .iter()
+            .map(|raw| (*raw, parse_event(raw, limits, now)))
+            .collect(),
+    })
+}
+
+/// The one-pass path of [`parse_batch`] over a trimmed JSON array; `None` to fall back.
+fn parse_array<'a>(
+    body: &'a [u8],
+    max_items: usize,
+    limits: &EventLimits,
+    now: UnixMillis,
+) -> Option<Vec<ParsedItem<'a>>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let skip_ws = |mut at: usize| {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = body.get(at) {
+            at += 1;
+        }
+        at
+    };
+    let mut items = Vec::with_capacity(body.len() / 160 + 1);
+    let mut at = 1;
+    loop {
+        let start = skip_ws(at);
+        let mut fields = TopFields::default();
+        let (raw, end, result) = match scan::fill_at(text, start, &mut fields) {
+            Some(end) if end - start <= limits.max_event_bytes => {
+                (&body[start..end], end, validate(fields, limits, now))
+            }
+            _ => {
+                let end = element_end(body, start).ok()?;
+                let raw = body[start..end].trim_ascii();
+                if raw.is_empty() {
+                    return None; // `[]`, `[1,,2]`: split_batch says what is wrong
+                }
+                (raw, end, parse_event(raw, limits, now))
+            }
+        };
+        items.push((raw, result));
+        if items.len() > max_items {
+            return None;
+        }
+        at = skip_ws(end);
+        match body.get(at)? {
+            b',' => {
+                at += 1;
+                if body.get(skip_ws(at)) == Some(&b']') {
+                    return None; // trailing comma
+                }
+            }
+            b']' => return (at + 1 == body.len()).then_some(items),
+            _ => return None,
+        }
+    }
 }
 
 fn push_item<'a>(
@@ -222,5 +324,105 @@ mod tests {
         assert_eq!(items.as_slice().len(), 2);
         let first = crate::event::parse_event(items.as_slice()[0], &Default::default(), 0);
         assert_eq!(first.unwrap_err().code, RejectCode::InvalidUtf8);
+    }
+
+    /// `parse_batch` must equal `split_batch` + `parse_event` on every body.
+    fn check_batch(body: &[u8], max_items: usize) {
+        let limits = EventLimits::default();
+        let now = 1_705_327_532_000;
+        let reference = split_batch(body, false, max_items).map(|items| {
+            let single = matches!(items, BatchItems::Single(_));
+            let parsed: Vec<_> = items
+                .as_slice()
+                .iter()
+                .map(|raw| (*raw, parse_event(raw, &limits, now)))
+                .collect();
+            (single, parsed)
+        });
+        let fused = parse_batch(body, false, max_items, &limits, now)
+            .map(|batch| (batch.single, batch.items));
+        assert_eq!(fused, reference, "{}", String::from_utf8_lossy(body));
+    }
+
+    #[test]
+    fn parse_batch_equals_split_then_parse() {
+        let event = |i: u64| {
+            format!(
+                r#"{{"tenant_id":"t{}","source":"s","event_type":"e","properties":{{"region":"r{}","usd":{}.5}},"occurred_at":"2024-01-15T14:05:30Z"}}"#,
+                i % 3,
+                i % 7,
+                i
+            )
+        };
+        let fixed: Vec<String> = vec![
+            format!("[{}]", event(1)),
+            format!(" [ {} , {} ]\n", event(1), event(2)),
+            format!(
+                "[{},{}]",
+                event(1),
+                r#"{"tenant_id":"a\"b","x":[1,{"y":"]"}]}"#
+            ),
+            format!("[{},1,\"x\",null,[],{{}}]", event(1)),
+            format!("[{},]", event(1)),
+            format!("[{},,{}]", event(1), event(2)),
+            format!("[{}", event(1)),
+            format!("[{}] x", event(1)),
+            format!("[{}\x0c,{}]", event(1), event(2)),
+            format!("[{} {}]", event(1), event(2)),
+            "[]".to_owned(),
+            "[ ]".to_owned(),
+            "[}]".to_owned(),
+            "[\"unterminated]".to_owned(),
+        ];
+        for body in &fixed {
+            check_batch(body.as_bytes(), 10);
+            check_batch(body.as_bytes(), 1);
+        }
+        let mut not_utf8 = format!("[{}, ", event(1)).into_bytes();
+        not_utf8.extend_from_slice(b"{\"tenant_id\":\"\xff\"}]");
+        check_batch(&not_utf8, 10);
+        let big = format!("[{}]", vec![event(3); 2].join(","));
+        check_batch(big.replace("2024", "x").as_bytes(), 10);
+        let huge = format!(r#"[{},{{"tenant_id":"{}"}}]"#, event(1), "a".repeat(70_000));
+        check_batch(huge.as_bytes(), 10);
+
+        // Generated bodies and mutations of them.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        };
+        let alphabet = b"{}[]\",:\\ \n0123456789.etfnul\x0c\xff";
+        for _ in 0..3000 {
+            let n = next(6);
+            let items: Vec<String> = (0..n)
+                .map(|i| match next(8) {
+                    0 => r#"{"tenant_id":"t","x":1}"#.to_owned(),
+                    1 => r#"{"tenant_id":"t\u0041","source":"s","event_type":"e","occurred_at":"2024-01-15T14:05:30Z"}"#.to_owned(),
+                    2 => "[1,{\"a\":\"]\"}]".to_owned(),
+                    _ => event(i),
+                })
+                .collect();
+            let ws = [" ", "", "\n", "\t"][next(4) as usize];
+            let body = format!("[{ws}{}{ws}]", items.join(&format!("{ws},{ws}")));
+            check_batch(body.as_bytes(), 4);
+            let mut bytes = body.into_bytes();
+            for _ in 0..=next(2) {
+                let at = next(bytes.len() as u64) as usize;
+                match next(3) {
+                    0 => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, alphabet[next(alphabet.len() as u64) as usize]),
+                    _ => bytes[at] = alphabet[next(alphabet.len() as u64) as usize],
+                }
+                if bytes.is_empty() {
+                    break;
+                }
+            }
+            check_batch(&bytes, 4);
+        }
     }
 }

@@ -27,8 +27,9 @@ mod limits;
 mod parse;
 mod reject;
 mod scalar;
+mod scan;
 
-pub use batch::{split_batch, BatchItems};
+pub use batch::{parse_batch, split_batch, BatchItems, ParsedBatch};
 pub use limits::EventLimits;
 pub use parse::parse_event;
 pub use reject::{RejectCode, Rejection};

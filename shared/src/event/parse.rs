@@ -1,6 +1,8 @@
-//! JSON to [`Event`]: a single pass with serde_json that files the six known fields into fixed
-//! slots (properties straight into their final vector), then validation in plain Rust so that
-//! every problem gets its own [`RejectCode`].
+//! JSON to [`Event`]: a single pass that files the six known fields into fixed slots
+//! (properties straight into their final vector), then validation in plain Rust so that every
+//! problem gets its own [`RejectCode`]. The pass is the hand-written scanner of
+//! [`super::scan`] for the common shape, serde_json for everything else (and for every
+//! malformed input, so rejections and their messages are serde's).
 
 use super::{is_identifier, Event, EventLimits, RejectCode, Rejection, Scalar};
 use crate::time::{parse_rfc3339, UnixMillis};
@@ -12,6 +14,35 @@ use std::fmt;
 /// Parses and validates one event from its JSON bytes. `now` is the receiver's clock, used for
 /// the future-skew and age bounds.
 pub fn parse_event<'a>(
+    bytes: &'a [u8],
+    limits: &EventLimits,
+    now: UnixMillis,
+) -> Result<Event<'a>, Rejection> {
+    match parse_event_fast(bytes, limits, now) {
+        Some(result) => result,
+        None => parse_event_serde(bytes, limits, now),
+    }
+}
+
+/// [`parse_event`] through the scanner; `None` when it does not take the input.
+pub(super) fn parse_event_fast<'a>(
+    bytes: &'a [u8],
+    limits: &EventLimits,
+    now: UnixMillis,
+) -> Option<Result<Event<'a>, Rejection>> {
+    if bytes.len() > limits.max_event_bytes {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut fields = TopFields::default();
+    if !super::scan::fill(text, &mut fields) {
+        return None;
+    }
+    Some(validate(fields, limits, now))
+}
+
+/// [`parse_event`] through serde_json.
+pub(super) fn parse_event_serde<'a>(
     bytes: &'a [u8],
     limits: &EventLimits,
     now: UnixMillis,
@@ -46,12 +77,15 @@ pub fn parse_event<'a>(
 
 /// A JSON value as the validator sees it: scalars kept, containers only noted, except that a
 /// first-level object (`properties`) is collected as scalar entries.
-enum Any<'a> {
+pub(super) enum Any<'a> {
     Scalar(Scalar<'a>),
     Array,
     /// An object: its scalar entries (only collected at the properties level), and the first
     /// entry that was not a scalar, with the JSON kind it had.
-    Object(Vec<(Cow<'a, str>, Scalar<'a>)>, Option<(Cow<'a, str>, &'static str)>),
+    Object(
+        Vec<(Cow<'a, str>, Scalar<'a>)>,
+        Option<(Cow<'a, str>, &'static str)>,
+    ),
 }
 
 impl Any<'_> {
@@ -177,7 +211,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-const FIELDS: [&str; 6] = [
+pub(super) const FIELDS: [&str; 6] = [
     "id",
     "tenant_id",
     "source",
@@ -188,11 +222,11 @@ const FIELDS: [&str; 6] = [
 
 /// The top-level fields, filed into slots in [`FIELDS`] order as they are parsed.
 #[derive(Default)]
-struct TopFields<'a> {
-    slots: [Option<Any<'a>>; 6],
+pub(super) struct TopFields<'a> {
+    pub(super) slots: [Option<Any<'a>>; 6],
     /// The first unknown or repeated field, reported after the whole object was read (so the
     /// tenant is known for dead-letter routing).
-    structural: Option<Rejection>,
+    pub(super) structural: Option<Rejection>,
 }
 
 /// The top-level JSON value.
@@ -269,7 +303,7 @@ impl<'de> Deserialize<'de> for Top<'de> {
     }
 }
 
-fn validate<'a>(
+pub(super) fn validate<'a>(
     fields: TopFields<'a>,
     limits: &EventLimits,
     now: UnixMillis,
@@ -701,10 +735,13 @@ mod tests {
             rejection.message
         );
         assert_eq!(rejection.tenant.as_deref(), Some("acme"));
-        let rejection =
-            parse(r#"{"tenant_id":"acme","source":"s","occured_at":"x"}"#).unwrap_err();
+        let rejection = parse(r#"{"tenant_id":"acme","source":"s","occured_at":"x"}"#).unwrap_err();
         assert_eq!(rejection.code, RejectCode::UnknownField);
-        assert_eq!(rejection.tenant.as_deref(), Some("acme"), "known even for structural problems");
+        assert_eq!(
+            rejection.tenant.as_deref(),
+            Some("acme"),
+            "known even for structural problems"
+        );
         let rejection = parse(r#"{"tenant_id":"bad tenant","source":"s"}"#).unwrap_err();
         assert_eq!(rejection.tenant, None);
     }
