@@ -49,6 +49,10 @@ struct Args {
     /// Distinct pre-built bodies per connection.
     #[arg(long, default_value_t = 16)]
     bodies: usize,
+    /// Stop after sending this many events (0: run for `--seconds`). With `--regions
+    /// 1000000 --max-events 1000000` every region value is sent exactly once.
+    #[arg(long, default_value_t = 0)]
+    max_events: u64,
 }
 
 struct Rng(u64);
@@ -147,14 +151,16 @@ async fn main() -> std::io::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
+    let claimed = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for c in 0..args.connections {
-        let (args, stop, accepted, refused, counter) = (
+        let (args, stop, accepted, refused, counter, claimed) = (
             args.clone(),
             stop.clone(),
             accepted.clone(),
             refused.clone(),
             region_counter.clone(),
+            claimed.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1));
@@ -166,12 +172,19 @@ async fn main() -> std::io::Result<()> {
             let mut buf = Vec::with_capacity(64 * 1024);
             let mut latencies = Vec::new();
             let mut i = 0usize;
+            let mut resend = false;
             while !stop.load(Ordering::Relaxed) {
-                if args.regions >= 1_000_000 {
-                    // Fresh region values for every request.
+                if args.max_events > 0
+                    && claimed.fetch_add(args.batch as u64, Ordering::Relaxed) >= args.max_events
+                {
+                    break;
+                }
+                if args.regions >= 1_000_000 && !resend {
+                    // Fresh region values for every request (a refused one is sent again).
                     let slot = i % bodies.len();
                     bodies[slot] = build_body(&args, &mut rng, &counter);
                 }
+                resend = false;
                 let started = Instant::now();
                 stream.write_all(&bodies[i % bodies.len()]).await?;
                 let status = read_response(&mut stream, &mut buf).await?;
@@ -180,7 +193,13 @@ async fn main() -> std::io::Result<()> {
                     accepted.fetch_add(args.batch as u64, Ordering::Relaxed);
                 } else {
                     refused.fetch_add(1, Ordering::Relaxed);
+                    // Refused: send this batch again (its events were not taken).
+                    if args.max_events > 0 {
+                        claimed.fetch_sub(args.batch as u64, Ordering::Relaxed);
+                    }
+                    resend = true;
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
                 i += 1;
             }
@@ -190,6 +209,9 @@ async fn main() -> std::io::Result<()> {
     let started = Instant::now();
     let mut last = 0;
     for _ in 0..args.seconds {
+        if tasks.iter().all(|task| task.is_finished()) {
+            break;
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = accepted.load(Ordering::Relaxed);
         eprintln!(

@@ -1,10 +1,10 @@
 //! Where the agent's CPU goes per event, single-threaded and without HTTP or NATS: parsing
-//! alone, aggregation alone, the whole `Ingest::process` (split, parse, validate, aggregate),
+//! alone (the agent's one-pass `parse_batch`, and split + parse separately), aggregation alone, the whole `Ingest::process` (split, parse, validate, aggregate),
 //! and draining + encoding the deltas as a flush would. Reports events per CPU-second
 //! (process CPU time from `/proc/self/stat`, so other load on the machine does not skew it).
 //!
 //! ```text
-//! cargo run --release -p edge-agent --example process_bench -- --seconds 3
+//! cargo run --release -p edge-agent --example process_bench -- --seconds 2 --rounds 5
 //! ```
 
 use clap::Parser;
@@ -14,7 +14,7 @@ use edge_agent::deadletter::{DeadLetters, DlqSettings};
 use edge_agent::ingest::{Ingest, MemoryBudget};
 use edge_agent::metrics::AgentMetrics;
 use edge_agent::publish::spool::Spool;
-use rtdash_shared::event::{parse_event, split_batch, Event, EventLimits};
+use rtdash_shared::event::{parse_batch, parse_event, split_batch, Event, EventLimits};
 use rtdash_shared::messages::PartialBatch;
 use rtdash_shared::metric::{MetricDefinition, MetricSet};
 use rtdash_shared::time::now_millis;
@@ -32,7 +32,18 @@ struct Args {
     /// Events per body.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Run only the measurements whose name contains this (e.g. `process`, for `perf`).
+    #[arg(long)]
+    only: Option<String>,
+    /// Rounds per measurement (each `--seconds` of CPU); the best one is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
+
+/// The agent binary's allocator (feature `jemalloc`), so allocation costs are the binary's.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -86,17 +97,37 @@ fn metric_set() -> Arc<MetricSet> {
 }
 
 /// Runs `work` (returning events done) until `seconds` of CPU passed; prints events/CPU-s.
-fn measure(name: &str, seconds: f64, mut work: impl FnMut() -> usize) {
-    let wall = Instant::now();
-    let start = cpu_seconds();
-    let mut events = 0usize;
-    while cpu_seconds() - start < seconds {
-        events += work();
+/// Skipped unless its name contains `only`.
+/// Each of `rounds` rounds lasts `seconds` of CPU; the best round is the figure least
+/// disturbed by other load on the machine (the median is shown beside it).
+fn measure(
+    only: Option<&str>,
+    rounds: usize,
+    name: &str,
+    seconds: f64,
+    mut work: impl FnMut() -> usize,
+) {
+    if only.is_some_and(|only| !name.contains(only)) {
+        return;
     }
-    let cpu = cpu_seconds() - start;
+    let wall = Instant::now();
+    let mut rates = Vec::with_capacity(rounds);
+    let mut total = 0usize;
+    for _ in 0..rounds.max(1) {
+        let start = cpu_seconds();
+        let mut events = 0usize;
+        while cpu_seconds() - start < seconds {
+            events += work();
+        }
+        total += events;
+        rates.push(events as f64 / (cpu_seconds() - start));
+    }
+    rates.sort_by(f64::total_cmp);
     println!(
-        "{name:<42} {:>10.0} events per CPU-second ({events} events, {cpu:.2} CPU-s, {:.2} s wall)",
-        events as f64 / cpu,
+        "{name:<50} {:>10.0} events per CPU-second (best of {}; median {:.0}; {total} events, {:.1} s wall)",
+        rates[rates.len() - 1],
+        rates.len(),
+        rates[rates.len() / 2],
         wall.elapsed().as_secs_f64()
     );
 }
@@ -105,6 +136,7 @@ fn main() {
     let args = Args::parse();
     let bodies = bodies(args.batch);
     let limits = EventLimits::default();
+    let only = args.only.as_deref();
     println!(
         "body: {} events, {} bytes ({} bytes per event)",
         args.batch,
@@ -114,7 +146,26 @@ fn main() {
 
     let mut i = 0;
     measure(
-        "parse only (split_batch + parse_event)",
+        only,
+        args.rounds,
+        "parse only (parse_batch: one pass)",
+        args.seconds,
+        || {
+            let body = &bodies[i % bodies.len()];
+            i += 1;
+            let batch = parse_batch(body, false, 100_000, &limits, now_millis()).expect("batch");
+            batch
+                .items
+                .iter()
+                .filter(|(_, event)| event.is_ok())
+                .count()
+        },
+    );
+    let mut i = 0;
+    measure(
+        only,
+        args.rounds,
+        "parse only (split_batch, then parse_event)",
         args.seconds,
         || {
             let body = &bodies[i % bodies.len()];
@@ -123,6 +174,47 @@ fn main() {
             let now = now_millis();
             items
                 .as_slice()
+                .iter()
+                .filter(|raw| parse_event(raw, &limits, now).is_ok())
+                .count()
+        },
+    );
+
+    let mut i = 0;
+    measure(
+        only,
+        args.rounds,
+        "  of which split_batch",
+        args.seconds,
+        || {
+            let body = &bodies[i % bodies.len()];
+            i += 1;
+            split_batch(body, false, 100_000)
+                .expect("batch")
+                .as_slice()
+                .len()
+        },
+    );
+    let items: Vec<Vec<&[u8]>> = bodies
+        .iter()
+        .map(|body| {
+            split_batch(body, false, 100_000)
+                .expect("batch")
+                .as_slice()
+                .to_vec()
+        })
+        .collect();
+    let mut i = 0;
+    measure(
+        only,
+        args.rounds,
+        "  of which parse_event",
+        args.seconds,
+        || {
+            let items = &items[i % items.len()];
+            i += 1;
+            let now = now_millis();
+            items
                 .iter()
                 .filter(|raw| parse_event(raw, &limits, now).is_ok())
                 .count()
@@ -145,6 +237,8 @@ fn main() {
     let mut i = 0;
     let mut since_drain = 0;
     measure(
+        only,
+        args.rounds,
         "aggregate only (Aggregator::add, 6 series/event)",
         args.seconds,
         || {
@@ -165,6 +259,8 @@ fn main() {
     let mut entries_total = 0usize;
     let mut bytes_total = 0usize;
     measure(
+        only,
+        args.rounds,
         "aggregate + drain + encode every 10k events",
         args.seconds,
         || {
@@ -192,7 +288,9 @@ fn main() {
             done
         },
     );
-    println!("  ({entries_total} entries, {bytes_total} bytes encoded)");
+    if entries_total > 0 {
+        println!("  ({entries_total} entries, {bytes_total} bytes encoded)");
+    }
 
     let dir = std::env::temp_dir().join(format!("edge-process-bench-{}", std::process::id()));
     let metrics = AgentMetrics::new();
@@ -244,6 +342,8 @@ fn main() {
     let mut i = 0;
     let mut since_drain = 0;
     measure(
+        only,
+        args.rounds,
         "Ingest::process (split+parse+aggregate)",
         args.seconds,
         || {

@@ -67,6 +67,8 @@ pub struct AddTotals {
 #[derive(Debug)]
 pub struct Shards {
     shards: Vec<Mutex<Shard>>,
+    /// The pipeline's own metrics (late events, dead letters), flushed with the shards.
+    pipeline: crate::selfmetrics::PipelineMetrics,
     estimates: Vec<AtomicU64>,
     next: AtomicUsize,
 }
@@ -87,7 +89,13 @@ impl Shards {
                 .collect(),
             estimates: (0..count).map(|_| AtomicU64::new(0)).collect(),
             next: AtomicUsize::new(0),
+            pipeline: crate::selfmetrics::PipelineMetrics::default(),
         }
+    }
+
+    /// The pipeline's own metrics (see [`crate::selfmetrics`]).
+    pub fn pipeline(&self) -> &crate::selfmetrics::PipelineMetrics {
+        &self.pipeline
     }
 
     fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
@@ -149,6 +157,7 @@ impl Shards {
             shard.admitted_bytes = after;
             self.estimates[index].store(shard.estimate(), Ordering::Relaxed);
         }
+        entries.extend(self.pipeline.drain());
         entries
     }
 

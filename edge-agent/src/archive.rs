@@ -55,6 +55,8 @@ struct Inner {
 pub struct Archive {
     inner: Mutex<Inner>,
     agent_id: String,
+    /// Subjects are `<subject_prefix>.events.<tenant>`.
+    subject_prefix: String,
     chunk_bytes: usize,
     max_queue_bytes: u64,
     policy: ArchiveFullPolicy,
@@ -76,6 +78,7 @@ impl Archive {
         Self {
             inner: Mutex::new(Inner::default()),
             agent_id: agent_id.to_owned(),
+            subject_prefix: names::DEFAULT_SUBJECT_PREFIX.to_owned(),
             chunk_bytes,
             max_queue_bytes,
             policy,
@@ -84,6 +87,12 @@ impl Archive {
             wake: Arc::new(Notify::new()),
             metrics,
         }
+    }
+
+    /// Publishes to `<prefix>.events.<tenant>` instead of `rtdash.events.<tenant>`.
+    pub fn with_subject_prefix(mut self, prefix: &str) -> Self {
+        self.subject_prefix = prefix.to_owned();
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -98,6 +107,12 @@ impl Archive {
     /// Bytes buffered and queued (counted in the memory budget).
     pub fn queued_bytes(&self) -> u64 {
         self.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the queue counts in an estimate-based memory budget (the `backpressure`
+    /// policy; with `drop` it is bounded on its own).
+    pub fn counts_in_budget(&self) -> bool {
+        self.policy == ArchiveFullPolicy::Backpressure
     }
 
     /// With the `backpressure` policy: whether the queue is full (ingest answers `503`).
@@ -159,7 +174,7 @@ impl Archive {
         }
         inner.queue.push_back(Chunk {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            subject: names::events_subject(tenant),
+            subject: names::events_subject_in(&self.subject_prefix, tenant),
             payload: Bytes::from(buffer.bytes),
             events: buffer.events,
         });

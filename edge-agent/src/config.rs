@@ -15,11 +15,20 @@
 //! [nats]
 //! url = "nats://127.0.0.1:4222"
 //! ```
+//!
+//! At an edge site (a leaf node with its own JetStream domain, `deploy/edge/`) set `site`:
+//!
+//! ```toml
+//! site = "s1"          # publishes to rtdash.edge.s1.{partials,dlq,events}.*
+//! [nats]
+//! url = "nats://127.0.0.1:4231"   # the site's leaf node
+//! ```
 
 use rtdash_runtime::config::{ConfigError, Validate};
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
 use rtdash_runtime::telemetry::TelemetryConfig;
 use rtdash_shared::event::{is_identifier, EventLimits};
+use rtdash_shared::names;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -38,6 +47,18 @@ pub struct AgentConfig {
     pub agent_id: Option<String>,
     /// Directory for the agent id, the batch sequence numbers and the disk spool.
     pub state_dir: PathBuf,
+    /// Edge site id (1 to 32 of `a-z 0-9 -`, not starting or ending with `-`) when the agent
+    /// runs at an edge site: beside a NATS leaf node with its own JetStream domain
+    /// (`deploy/edge/up.sh <site>`). Then the subject prefix is `rtdash.edge.<site>`, the agent
+    /// creates no streams (the site's `RTDASH_EDGE_*` streams must exist), reads the partition
+    /// count from `RTDASH_EDGE_PARTIALS`, and a generated agent id starts with `<site>-`.
+    pub site: Option<String>,
+    /// First subject tokens of everything the agent publishes: `<prefix>.partials.<p>`,
+    /// `<prefix>.dlq.<tenant>`, `<prefix>.events.<tenant>`. Default `rtdash`, or
+    /// `rtdash.edge.<site>` with `site` (then it may only be left out or set to that). With
+    /// any prefix but `rtdash` the agent creates no streams: something else must capture those
+    /// subjects (a stream recording `rtdash.partitions` in its metadata for the partials).
+    pub subject_prefix: Option<String>,
     /// How often the aggregated deltas are published, in milliseconds (10 to 1000).
     pub flush_interval_ms: u64,
     /// Longest time a partition goes without a message (an empty heartbeat batch when there
@@ -45,8 +66,9 @@ pub struct AgentConfig {
     pub heartbeat_interval_ms: u64,
     /// Number of aggregation shards (independent locks); 0 picks the number of CPUs.
     pub shards: usize,
-    /// Global memory budget over the aggregation state, the in-memory spool and the
-    /// dead-letter and archive queues, in bytes. Above it ingest answers `503`.
+    /// Global memory budget, in bytes: the bytes the allocator holds for the process (with
+    /// jemalloc, the default build), else estimates of the aggregation state, the in-memory
+    /// spool and the dead-letter and archive queues. Above it ingest answers `503`.
     pub memory_budget_bytes: u64,
     /// Optional TOML file of metric definitions (`[[metric]]` tables) loaded at startup; the
     /// `rtdash_config` key-value bucket is watched for more.
@@ -83,6 +105,8 @@ impl Default for AgentConfig {
             listen: "127.0.0.1:8081".to_owned(),
             agent_id: None,
             state_dir: PathBuf::from(".rtdash/edge-agent"),
+            site: None,
+            subject_prefix: None,
             flush_interval_ms: 500,
             heartbeat_interval_ms: 1000,
             shards: 0,
@@ -246,7 +270,48 @@ impl Default for ArchiveConfig {
     }
 }
 
+/// Whether `site` is a valid edge site id: 1 to 32 of `a-z 0-9 -`, not starting or ending
+/// with `-` (it is a subject token and part of the JetStream domain `edge-<site>`).
+pub fn is_site_id(site: &str) -> bool {
+    !site.is_empty()
+        && site.len() <= 32
+        && site
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !site.starts_with('-')
+        && !site.ends_with('-')
+}
+
+/// Whether `prefix` can start a subject: dot-separated tokens of `[A-Za-z0-9_-]`.
+fn is_subject_prefix(prefix: &str) -> bool {
+    prefix.len() <= 128
+        && prefix.split('.').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
+
 impl AgentConfig {
+    /// The subject prefix in force: `subject_prefix`, else `rtdash.edge.<site>` at a site,
+    /// else `rtdash`.
+    pub fn resolved_subject_prefix(&self) -> String {
+        match (&self.subject_prefix, &self.site) {
+            (Some(prefix), _) => prefix.clone(),
+            (None, Some(site)) => names::edge_subject_prefix(site),
+            (None, None) => names::DEFAULT_SUBJECT_PREFIX.to_owned(),
+        }
+    }
+
+    /// Whether the agent creates rtdash's streams and buckets at start (`ensure_topology`):
+    /// only when it publishes to the hub's own subjects (prefix `rtdash`, no site). At an
+    /// edge site creating `RTDASH_PARTIALS` in the site's domain would capture
+    /// `rtdash.partials.*` on both sides of the leaf connection.
+    pub fn creates_topology(&self) -> bool {
+        self.site.is_none() && self.resolved_subject_prefix() == names::DEFAULT_SUBJECT_PREFIX
+    }
+
     /// The number of aggregation shards to use.
     pub fn shard_count(&self) -> usize {
         if self.shards > 0 {
@@ -266,6 +331,33 @@ impl Validate for AgentConfig {
                 return Err(ConfigError::invalid(
                     "agent_id",
                     "must be 1 to 64 characters from [A-Za-z0-9_-]",
+                ));
+            }
+        }
+        if let Some(site) = &self.site {
+            if !is_site_id(site) {
+                return Err(ConfigError::invalid(
+                    "site",
+                    "must be 1 to 32 of a-z, 0-9 and '-', not starting or ending with '-'",
+                ));
+            }
+            if let Some(prefix) = &self.subject_prefix {
+                if *prefix != names::edge_subject_prefix(site) {
+                    return Err(ConfigError::invalid(
+                        "subject_prefix",
+                        format!(
+                            "must be `{}` with site = \"{site}\" (the site's streams capture only that), or left out",
+                            names::edge_subject_prefix(site)
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(prefix) = &self.subject_prefix {
+            if !is_subject_prefix(prefix) {
+                return Err(ConfigError::invalid(
+                    "subject_prefix",
+                    "must be dot-separated tokens of [A-Za-z0-9_-] (no wildcards), at most 128 bytes",
                 ));
             }
         }
@@ -433,10 +525,76 @@ mod tests {
                 "publish.max_batch_bytes",
             ),
             ("RTDASH_EDGE_AGENT__FLUSH_INTERVAL", "5", "flush_interval"),
+            ("RTDASH_EDGE_AGENT__SITE", "S1", "site"),
+            ("RTDASH_EDGE_AGENT__SITE", "s1-", "site"),
+            (
+                "RTDASH_EDGE_AGENT__SUBJECT_PREFIX",
+                "rtdash.*",
+                "subject_prefix",
+            ),
+            (
+                "RTDASH_EDGE_AGENT__SUBJECT_PREFIX",
+                "a..b",
+                "subject_prefix",
+            ),
         ] {
             let err =
                 load_from::<AgentConfig>("edge-agent", None, env(&[(key, value)])).expect_err(key);
             assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_site_implies_the_prefix_and_no_topology() {
+        let direct: AgentConfig = load_from("edge-agent", None, env(&[])).expect("defaults");
+        assert_eq!(direct.resolved_subject_prefix(), "rtdash");
+        assert!(direct.creates_topology());
+
+        let site: AgentConfig = load_from(
+            "edge-agent",
+            None,
+            env(&[("RTDASH_EDGE_AGENT__SITE", "eu-west-1")]),
+        )
+        .expect("valid");
+        assert_eq!(site.resolved_subject_prefix(), "rtdash.edge.eu-west-1");
+        assert!(!site.creates_topology());
+
+        let explicit: AgentConfig = load_from(
+            "edge-agent",
+            None,
+            env(&[
+                ("RTDASH_EDGE_AGENT__SITE", "s1"),
+                ("RTDASH_EDGE_AGENT__SUBJECT_PREFIX", "rtdash.edge.s1"),
+            ]),
+        )
+        .expect("the implied prefix may be spelled out");
+        assert_eq!(explicit.resolved_subject_prefix(), "rtdash.edge.s1");
+        let err = load_from::<AgentConfig>(
+            "edge-agent",
+            None,
+            env(&[
+                ("RTDASH_EDGE_AGENT__SITE", "s1"),
+                ("RTDASH_EDGE_AGENT__SUBJECT_PREFIX", "rtdash.edge.s2"),
+            ]),
+        )
+        .expect_err("a prefix the site's streams do not capture");
+        assert!(err.to_string().contains("rtdash.edge.s1"), "{err}");
+
+        let custom: AgentConfig = load_from(
+            "edge-agent",
+            None,
+            env(&[("RTDASH_EDGE_AGENT__SUBJECT_PREFIX", "acme.rtdash")]),
+        )
+        .expect("valid");
+        assert!(
+            !custom.creates_topology(),
+            "streams for another prefix are not rtdash's"
+        );
+        for ok in ["s1", "a", "eu-west-1", &"x".repeat(32)] {
+            assert!(is_site_id(ok), "{ok}");
+        }
+        for bad in ["", "S1", "a.b", "a_b", "-a", "a-", &"x".repeat(33)] {
+            assert!(!is_site_id(bad), "{bad}");
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct DlqSettings {
 pub struct DeadLetters {
     inner: Mutex<Inner>,
     agent_id: String,
+    /// Subjects are `<subject_prefix>.dlq.<tenant>`.
+    subject_prefix: String,
     rejected_by: String,
     settings: DlqSettings,
     next_id: AtomicU64,
@@ -116,6 +118,7 @@ impl DeadLetters {
                 dropped_logged: 0,
             }),
             agent_id: agent_id.to_owned(),
+            subject_prefix: names::DEFAULT_SUBJECT_PREFIX.to_owned(),
             rejected_by: format!("edge-agent:{agent_id}"),
             settings,
             next_id: AtomicU64::new(crate::publish::seq::now_micros().max(max_recovered + 1)),
@@ -123,6 +126,13 @@ impl DeadLetters {
             wake: Arc::new(Notify::new()),
             metrics,
         })
+    }
+
+    /// Publishes to `<prefix>.dlq.<tenant>` instead of `rtdash.dlq.<tenant>`. Dead letters
+    /// left on disk by a run with another prefix go out under this one.
+    pub fn with_subject_prefix(mut self, prefix: &str) -> Self {
+        self.subject_prefix = prefix.to_owned();
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -156,7 +166,7 @@ impl DeadLetters {
             match wire::encode(&letter, Format::Json) {
                 Ok(payload) => items.push(Item {
                     id: self.next_id.fetch_add(1, Ordering::Relaxed),
-                    subject: names::dlq_subject(tenant),
+                    subject: names::dlq_subject_in(&self.subject_prefix, tenant),
                     payload: Bytes::from(payload),
                     disk: None,
                 }),
@@ -263,12 +273,15 @@ impl Outbox for DeadLetters {
                 let (id, at) = inner.disk_queue.pop_front()?;
                 match inner.disk.read(&at).ok().and_then(parse_disk_record) {
                     Some((subject, payload)) => {
+                        // The tenant is the last token (tenants have no dots); the prefix is
+                        // the one in force now (it may have changed since it was written).
+                        let tenant = subject.rsplit('.').next().unwrap_or(names::UNKNOWN_TENANT);
                         break Item {
                             id,
-                            subject,
+                            subject: names::dlq_subject_in(&self.subject_prefix, tenant),
                             payload,
                             disk: Some(at),
-                        }
+                        };
                     }
                     None => {
                         tracing::error!(id, "unreadable dead letter in the disk spool; it is lost");
@@ -374,10 +387,13 @@ mod tests {
             dlq.acked(first.token, &ack(), Duration::ZERO);
             dlq.persist_all().expect("persist");
         }
-        let dlq =
-            DeadLetters::open(dir.path(), "edge-t", settings, AgentMetrics::new()).expect("reopen");
+        // Reopened at an edge site: what the previous run left goes out under the new prefix.
+        let dlq = DeadLetters::open(dir.path(), "edge-t", settings, AgentMetrics::new())
+            .expect("reopen")
+            .with_subject_prefix("rtdash.edge.s1");
         let mut count = 0;
         while let Some(item) = dlq.next() {
+            assert_eq!(item.subject, "rtdash.edge.s1.dlq._unknown");
             let letter: DeadLetter = wire::decode(&item.payload).expect("decode");
             assert_eq!(letter.code, "malformed_json");
             dlq.acked(item.token, &ack(), Duration::ZERO);

@@ -13,13 +13,22 @@
 //! Modules, in the order data flows: [`ingest`] (HTTP, bodies, validation, answers),
 //! [`aggregate`] (shards and the flusher), [`publish`] (sequence numbers, spool, pipelined
 //! publisher), [`deadletter`], [`archive`], [`definitions`] (metric definitions from a file
-//! and the config bucket), [`metrics`] (what `/metrics` shows), [`config`], [`state`].
+//! and the config bucket), [`site`] (subjects and streams: direct or at an edge site),
+//! [`memory`] (what the memory budget counts), [`metrics`] (what `/metrics` shows),
+//! [`config`], [`state`].
 //!
 //! # Design decisions
 //!
 //! - **Identity.** The agent id comes from the configuration, else from
-//!   `<state_dir>/agent-id` (generated once). Every partial batch is identified by
-//!   `(agent, partition, seq)`, also its `Nats-Msg-Id` `<agent>.<partition>.<seq>`.
+//!   `<state_dir>/agent-id` (generated once: `edge-<16 hex>`, `<site>-<16 hex>` at an edge
+//!   site). Every partial batch is identified by `(agent, partition, seq)`, also its
+//!   `Nats-Msg-Id` `<agent>.<partition>.<seq>`.
+//! - **Edge sites.** With `site = "<id>"` the agent runs beside a leaf node with its own
+//!   JetStream domain: it publishes under `rtdash.edge.<site>` instead of `rtdash`, creates no
+//!   streams (the site's `RTDASH_EDGE_*`, made by `deploy/edge/up.sh`, must exist), routes with
+//!   the partition count recorded on `RTDASH_EDGE_PARTIALS`, and reads metric definitions
+//!   from the site's mirror of `rtdash_config`; the hub sources the site's streams (see
+//!   [`site`]).
 //! - **Sequence numbers** are monotonic per (agent, partition) across restarts: a start
 //!   continues from `max(persisted last + 1, highest spooled + 1, clock in µs)` (see
 //!   [`publish::seq`]). `acked_below` in a batch is the oldest unacknowledged seq of its
@@ -45,9 +54,12 @@
 //!   order with their original ids; at startup leftover batches of a partition go out before
 //!   its new ones (see [`publish::spool`]).
 //! - **Bounded memory.** A series cap per metric, tenant and window (in the shared
-//!   aggregator), and a global `memory_budget_bytes` over aggregation state, in-memory
-//!   spool, dead-letter queue and request bodies: above it ingest answers `503` with
-//!   `Retry-After`. Every queue is bounded with a documented full policy.
+//!   aggregator), and a global `memory_budget_bytes`: above it ingest answers `503` with
+//!   `Retry-After`. The binary runs on jemalloc and the budget counts the bytes it has
+//!   allocated (refreshed every 100 ms) plus bodies being read; without the `jemalloc`
+//!   feature (or as a library under another allocator) it counts estimates of aggregation
+//!   state, in-memory spool, dead-letter queue and request bodies (see [`memory`]). Every
+//!   queue is bounded with a documented full policy.
 //! - **Dead letters.** Every rejected item and every rejected body goes to
 //!   `rtdash.dlq.<tenant>` (see [`deadletter`]); they are never dropped silently.
 //! - **Shutdown** (SIGINT/SIGTERM or the token passed to [`run`]): stop accepting (axum
@@ -62,7 +74,7 @@
 //! | requests in progress | `ingest.max_concurrent_requests` | `429` + `Retry-After` |
 //! | request body | `ingest.max_body_bytes`, `ingest.max_decompressed_bytes` | `413`, dead letter |
 //! | batch items | `ingest.max_batch_items` | `413`, dead letter |
-//! | aggregation state + in-memory spool + dead-letter queue + bodies being read | `memory_budget_bytes` | `503` + `Retry-After` |
+//! | the process's heap (jemalloc `stats.allocated`; else estimates of aggregation state + in-memory spool + dead-letter queue + bodies being read) | `memory_budget_bytes` | `503` + `Retry-After` |
 //! | partial batches awaiting acknowledgement | `spool.memory_bytes` in memory, then disk up to `spool.max_bytes` | to disk; then `503` + `Retry-After` |
 //! | publishes awaiting acknowledgement | `publish.max_in_flight` per outbox | wait for acknowledgements |
 //! | dead letters | `dlq.queue_bytes` in memory, then disk up to `dlq.spool_max_bytes` | to disk; then dropped, counted (`rtdash_agent_dlq_dropped_total`) and logged |
@@ -84,24 +96,27 @@ pub mod config;
 pub mod deadletter;
 pub mod definitions;
 pub mod ingest;
+pub mod memory;
 pub mod metrics;
 pub mod publish;
+pub mod selfmetrics;
+pub mod site;
 pub mod state;
 
 pub use config::AgentConfig;
 
 use crate::aggregate::{FlushConfig, Flusher, InFlightRequests, Shards};
 use crate::archive::Archive;
-use crate::config::ArchiveFullPolicy;
 use crate::deadletter::{DeadLetters, DlqSettings};
 use crate::definitions::{Definitions, DefinitionsFileError};
 use crate::ingest::{Ingest, MemoryBudget};
+use crate::memory::AllocatorStats;
 use crate::metrics::AgentMetrics;
 use crate::publish::pipeline::{self, PipelineConfig};
 use crate::publish::seq::{now_micros, SeqState};
 use crate::publish::spool::Spool;
 use rtdash_runtime::admin::{self, Readiness};
-use rtdash_runtime::nats::{self as rtnats, Ensure, NatsError};
+use rtdash_runtime::nats::{self as rtnats, NatsError};
 use rtdash_runtime::net::BindError;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -211,8 +226,12 @@ pub async fn start(
     let metrics = AgentMetrics::new();
     let state_dir = config.state_dir.clone();
     std::fs::create_dir_all(&state_dir).map_err(|err| AgentError::state(&state_dir, err))?;
-    let agent_id = state::resolve_agent_id(config.agent_id.as_deref(), &state_dir)
-        .map_err(|err| AgentError::state(&state_dir, err))?;
+    let agent_id = state::resolve_agent_id(
+        config.agent_id.as_deref(),
+        config.site.as_deref(),
+        &state_dir,
+    )
+    .map_err(|err| AgentError::state(&state_dir, err))?;
     let file_definitions = match &config.metrics_file {
         Some(path) => definitions::load_file(path)?,
         None => Vec::new(),
@@ -220,11 +239,9 @@ pub async fn start(
 
     let client = rtnats::connect(&config.nats, &format!("edge-agent:{agent_id}")).await?;
     let js = rtnats::jetstream(client.clone(), &config.nats);
-    rtnats::ensure_topology(&js, &config.streams, Ensure::CreateMissing).await?;
-    let partitions = rtnats::partition_count(&js)
-        .await?
-        .unwrap_or(config.streams.partitions)
-        .max(1);
+    let topology = site::prepare(&js, &config).await?;
+    let partitions = topology.partitions;
+    let prefix = topology.prefix.as_str();
 
     let spool_dir = state_dir.join("spool");
     let (spool, leftovers) = Spool::open(
@@ -236,7 +253,7 @@ pub async fn start(
         metrics.clone(),
     )
     .map_err(|err| AgentError::state(&spool_dir, err))?;
-    let spool = Arc::new(spool);
+    let spool = Arc::new(spool.with_subject_prefix(prefix));
     let mut seqs = SeqState::load(&state_dir, &agent_id, now_micros())
         .map_err(|err| AgentError::state(&state_dir, err))?;
     for leftover in &leftovers {
@@ -260,7 +277,8 @@ pub async fn start(
             },
             metrics.clone(),
         )
-        .map_err(|err| AgentError::state(&dlq_dir, err))?,
+        .map_err(|err| AgentError::state(&dlq_dir, err))?
+        .with_subject_prefix(prefix),
     );
     let shards = Arc::new(Shards::new(
         config.shard_count(),
@@ -278,20 +296,30 @@ pub async fn start(
         .min(hard_max_batch_bytes.saturating_sub(config.limits.max_event_bytes))
         .max(1024);
     let archive = config.archive_events.then(|| {
-        Arc::new(Archive::new(
-            &agent_id,
-            archive_chunk_bytes,
-            config.archive.max_queue_bytes,
-            config.archive.when_full,
-            metrics.clone(),
-        ))
+        Arc::new(
+            Archive::new(
+                &agent_id,
+                archive_chunk_bytes,
+                config.archive.max_queue_bytes,
+                config.archive.when_full,
+                metrics.clone(),
+            )
+            .with_subject_prefix(prefix),
+        )
     });
     let in_flight = Arc::new(InFlightRequests::default());
     let shutting_down = Arc::new(AtomicBool::new(false));
-    let budget_archive = archive
-        .as_ref()
-        .filter(|_| config.archive.when_full == ArchiveFullPolicy::Backpressure)
-        .cloned();
+    let stop_memory = CancellationToken::new();
+    let allocator = AllocatorStats::start(stop_memory.clone());
+    match &allocator {
+        Some(stats) => tracing::info!(
+            allocated = stats.allocated(),
+            "memory budget counts the allocator's figure (jemalloc stats.allocated)"
+        ),
+        None => tracing::info!(
+            "memory budget counts per-component estimates (jemalloc is not the global allocator)"
+        ),
+    }
     let ingest = Arc::new(Ingest {
         limits: config.limits.clone(),
         config: config.ingest.clone(),
@@ -304,8 +332,9 @@ pub async fn start(
             Arc::clone(&shards),
             Arc::clone(&spool),
             Arc::clone(&dlq),
-            budget_archive,
-        ),
+            archive.clone(),
+        )
+        .with_allocator(allocator),
         in_flight: Arc::clone(&in_flight),
         concurrency: Arc::new(Semaphore::new(config.ingest.max_concurrent_requests)),
         metrics: metrics.clone(),
@@ -412,6 +441,9 @@ pub async fn start(
         %addr,
         agent_id = %agent_id,
         partitions,
+        site = config.site.as_deref().unwrap_or("-"),
+        subject_prefix = %topology.prefix,
+        partials_stream = %topology.partials_stream,
         nats = %config.nats.url,
         state_dir = %state_dir.display(),
         "edge agent listening"
@@ -471,6 +503,7 @@ pub async fn start(
             flusher.persist_seqs();
         }
         stop_background.cancel();
+        stop_memory.cancel();
         let _ = definitions_task.await;
         let _ = housekeeping_task.await;
         // Bounded: with NATS unreachable a flush would wait for the reconnection.
@@ -504,7 +537,7 @@ async fn housekeeping(ingest: Arc<Ingest>, every: Duration, stop: CancellationTo
                 if let Some(archive) = &ingest.archive {
                     archive.seal_all();
                 }
-                ingest.metrics.memory_used.set(ingest.budget.used() as f64);
+                ingest.metrics.record_memory(&ingest.budget);
             }
         }
     }

@@ -15,6 +15,9 @@
 //! | `rtdash_agent_spool_batches` | gauge | unacknowledged partial batches |
 //! | `rtdash_agent_memory_budget_used_bytes` | gauge | what counts against the memory budget |
 //! | `rtdash_agent_memory_budget_bytes` | gauge | the memory budget |
+//! | `rtdash_agent_memory_estimate_bytes{component}` | gauge | estimates: `aggregation`, `spool`, `dlq`, `archive`, `bodies` |
+//! | `rtdash_agent_memory_allocated_bytes` | gauge | jemalloc `stats.allocated` (absent without the allocator) |
+//! | `rtdash_agent_memory_resident_bytes` | gauge | jemalloc `stats.resident` (absent without the allocator) |
 //! | `rtdash_agent_dlq_published_total` | counter | dead letters acknowledged by JetStream |
 //! | `rtdash_agent_dlq_spooled_total` | counter | dead letters that overflowed to the disk spool |
 //! | `rtdash_agent_dlq_dropped_total` | counter | dead letters lost because queue and spool were full |
@@ -54,6 +57,12 @@ pub const SPOOL_BATCHES: &str = "rtdash_agent_spool_batches";
 pub const MEMORY_USED: &str = "rtdash_agent_memory_budget_used_bytes";
 /// Memory budget.
 pub const MEMORY_BUDGET: &str = "rtdash_agent_memory_budget_bytes";
+/// Per-component memory estimates.
+pub const MEMORY_ESTIMATE: &str = "rtdash_agent_memory_estimate_bytes";
+/// The allocator's allocated bytes.
+pub const MEMORY_ALLOCATED: &str = "rtdash_agent_memory_allocated_bytes";
+/// The allocator's resident bytes.
+pub const MEMORY_RESIDENT: &str = "rtdash_agent_memory_resident_bytes";
 /// Dead letters acknowledged.
 pub const DLQ_PUBLISHED: &str = "rtdash_agent_dlq_published_total";
 /// Dead letters that went to the disk spool.
@@ -103,6 +112,7 @@ pub struct AgentMetrics {
     pub memory_used: Gauge,
     /// `rtdash_agent_memory_budget_bytes`.
     pub memory_budget: Gauge,
+    memory_estimates: Vec<(&'static str, Gauge)>,
     /// `rtdash_agent_dlq_published_total`.
     pub dlq_published: Counter,
     /// `rtdash_agent_dlq_spooled_total`.
@@ -158,6 +168,16 @@ impl AgentMetrics {
             spool_batches: gauge!(SPOOL_BATCHES),
             memory_used: gauge!(MEMORY_USED),
             memory_budget: gauge!(MEMORY_BUDGET),
+            memory_estimates: crate::memory::Estimates::default()
+                .components()
+                .iter()
+                .map(|(component, _)| {
+                    (
+                        *component,
+                        gauge!(MEMORY_ESTIMATE, "component" => *component),
+                    )
+                })
+                .collect(),
             dlq_published: counter!(DLQ_PUBLISHED),
             dlq_spooled: counter!(DLQ_SPOOLED),
             dlq_dropped: counter!(DLQ_DROPPED),
@@ -181,6 +201,19 @@ impl AgentMetrics {
         match self.throttled.get(reason) {
             Some(counter) => counter.increment(1),
             None => counter!(REQUESTS_THROTTLED, "reason" => reason).increment(1),
+        }
+    }
+
+    /// Sets the memory gauges from `budget` (every flush interval).
+    pub fn record_memory(&self, budget: &crate::ingest::MemoryBudget) {
+        self.memory_used.set(budget.used() as f64);
+        let estimates = budget.estimates().components();
+        for ((_, gauge), (_, bytes)) in self.memory_estimates.iter().zip(estimates) {
+            gauge.set(bytes as f64);
+        }
+        if let Some(allocator) = budget.allocator() {
+            gauge!(MEMORY_ALLOCATED).set(allocator.allocated() as f64);
+            gauge!(MEMORY_RESIDENT).set(allocator.resident() as f64);
         }
     }
 
@@ -246,6 +279,21 @@ fn describe() {
         "Bytes counted against the memory budget"
     );
     describe_gauge!(MEMORY_BUDGET, Unit::Bytes, "The memory budget");
+    describe_gauge!(
+        MEMORY_ESTIMATE,
+        Unit::Bytes,
+        "Estimated bytes held, by component (aggregation, spool, dlq, archive, bodies)"
+    );
+    describe_gauge!(
+        MEMORY_ALLOCATED,
+        Unit::Bytes,
+        "Bytes in live allocations (jemalloc stats.allocated); what the memory budget counts"
+    );
+    describe_gauge!(
+        MEMORY_RESIDENT,
+        Unit::Bytes,
+        "Bytes in pages the allocator holds resident (jemalloc stats.resident)"
+    );
     describe_counter!(
         DLQ_PUBLISHED,
         Unit::Count,

@@ -7,6 +7,7 @@ use crate::aggregate::{InFlightRequests, Shards};
 use crate::archive::Archive;
 use crate::config::IngestConfig;
 use crate::deadletter::{DeadLetters, Rejected};
+use crate::memory::{AllocatorStats, Estimates};
 use crate::metrics::AgentMetrics;
 use crate::publish::spool::Spool;
 use axum::body::Body;
@@ -14,16 +15,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use rtdash_shared::event::{
-    parse_event, split_batch, BatchItems, Event, EventLimits, RejectCode, Rejection,
-};
+use rtdash_shared::event::{parse_batch, Event, EventLimits, RejectCode, Rejection};
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-/// What counts against the memory budget: aggregation state, in-memory spool, dead-letter
-/// queue, the archive queue (with the `backpressure` policy) and request bodies being read.
+/// The memory budget (see [`crate::memory`]): with the allocator's figure, the bytes jemalloc
+/// has allocated plus the request bodies being read; otherwise the sum of the per-component
+/// estimates: aggregation state, in-memory spool, dead-letter queue, the archive queue (with
+/// the `backpressure` policy) and request bodies being read.
 #[derive(Debug)]
 pub struct MemoryBudget {
     /// The budget in bytes.
@@ -33,10 +34,12 @@ pub struct MemoryBudget {
     dlq: Arc<DeadLetters>,
     archive: Option<Arc<Archive>>,
     bodies: AtomicU64,
+    allocator: Option<Arc<AllocatorStats>>,
 }
 
 impl MemoryBudget {
-    /// A budget of `limit` bytes over these parts. `archive` only when it should count.
+    /// A budget of `limit` bytes counted with estimates of these parts (the archive's only
+    /// with its `backpressure` policy).
     pub fn new(
         limit: u64,
         shards: Arc<Shards>,
@@ -51,16 +54,48 @@ impl MemoryBudget {
             dlq,
             archive,
             bodies: AtomicU64::new(0),
+            allocator: None,
         }
     }
 
-    /// Bytes in use.
+    /// Counts the allocator's figure instead of the estimates.
+    pub fn with_allocator(mut self, allocator: Option<Arc<AllocatorStats>>) -> Self {
+        self.allocator = allocator;
+        self
+    }
+
+    /// The allocator's statistics, when the budget counts them.
+    pub fn allocator(&self) -> Option<&Arc<AllocatorStats>> {
+        self.allocator.as_ref()
+    }
+
+    /// The per-component estimates (the archive's queue whatever its policy).
+    pub fn estimates(&self) -> Estimates {
+        Estimates {
+            aggregation: self.shards.approx_bytes(),
+            spool: self.spool.stats().memory_bytes.load(Ordering::Relaxed),
+            dlq: self.dlq.memory_bytes(),
+            archive: self.archive.as_ref().map_or(0, |a| a.queued_bytes()),
+            bodies: self.bodies.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Bytes counted against the budget.
     pub fn used(&self) -> u64 {
+        let bodies = self.bodies.load(Ordering::Relaxed);
+        if let Some(allocator) = &self.allocator {
+            return allocator.allocated() + bodies;
+        }
+        let archive = self
+            .archive
+            .as_ref()
+            .filter(|a| a.counts_in_budget())
+            .map_or(0, |a| a.queued_bytes());
         self.shards.approx_bytes()
             + self.spool.stats().memory_bytes.load(Ordering::Relaxed)
             + self.dlq.memory_bytes()
-            + self.archive.as_ref().map_or(0, |a| a.queued_bytes())
-            + self.bodies.load(Ordering::Relaxed)
+            + archive
+            + bodies
     }
 
     /// Whether the budget is exhausted.
@@ -188,8 +223,14 @@ impl Ingest {
 
     /// Validates, dead-letters, aggregates and archives the events of a decoded body.
     pub fn process(&self, body: &[u8], ndjson: bool, received_at: UnixMillis) -> Reply {
-        let items = match split_batch(body, ndjson, self.config.max_batch_items) {
-            Ok(items) => items,
+        let batch = match parse_batch(
+            body,
+            ndjson,
+            self.config.max_batch_items,
+            &self.limits,
+            received_at,
+        ) {
+            Ok(batch) => batch,
             Err(rejection) => {
                 let status = if rejection.code == RejectCode::BatchTooLarge {
                     StatusCode::PAYLOAD_TOO_LARGE
@@ -205,33 +246,39 @@ impl Ingest {
                 );
             }
         };
-        let single = matches!(items, BatchItems::Single(_));
-        let raws = items.as_slice();
-        let mut accepted: Vec<(&[u8], Event<'_>)> = Vec::with_capacity(raws.len());
-        let mut rejected: Vec<(usize, Rejection)> = Vec::new();
-        for (index, raw) in raws.iter().enumerate() {
-            match parse_event(raw, &self.limits, received_at) {
+        let single = batch.single;
+        let mut accepted: Vec<(&[u8], Event<'_>)> = Vec::with_capacity(batch.items.len());
+        let mut rejected: Vec<(usize, &[u8], Rejection)> = Vec::new();
+        for (index, (raw, outcome)) in batch.items.into_iter().enumerate() {
+            match outcome {
                 Ok(event) => accepted.push((raw, event)),
                 Err(mut rejection) => {
                     if rejection.tenant.is_none() {
                         rejection.tenant = tenant_hint(raw, self.limits.max_identifier_len);
                     }
-                    rejected.push((index, rejection));
+                    rejected.push((index, raw, rejection));
                 }
             }
         }
         if !rejected.is_empty() {
             self.dlq
-                .submit_all(rejected.iter().map(|(index, rejection)| Rejected {
+                .submit_all(rejected.iter().map(|(index, raw, rejection)| Rejected {
                     tenant: rejection.tenant.as_deref(),
                     code: rejection.code.as_str(),
                     message: &rejection.message,
-                    input: raws[*index],
+                    input: raw,
                     index: (!single).then_some(*index),
                     received_at,
                 }));
             count_rejections(&self.metrics, &rejected);
         }
+        self.shards.pipeline().observe(
+            accepted.iter().map(|(_, event)| event),
+            rejected
+                .iter()
+                .map(|(_, raw, r)| (r.tenant.as_deref(), *raw)),
+            received_at,
+        );
         if !accepted.is_empty() {
             let totals = self.shards.add_all(accepted.iter().map(|(_, event)| event));
             if totals.overflowed > 0 {
@@ -252,7 +299,7 @@ impl Ingest {
                         .map(|id| id.into_owned())
                         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
                 },
-                (None, Some((_, rejection))) => Reply::error(
+                (None, Some((_, _, rejection))) => Reply::error(
                     StatusCode::BAD_REQUEST,
                     rejection.code.as_str(),
                     rejection.message,
@@ -268,7 +315,7 @@ impl Ingest {
             accepted: accepted.len(),
             errors: rejected
                 .into_iter()
-                .map(|(index, rejection)| ItemError {
+                .map(|(index, _, rejection)| ItemError {
                     index,
                     code: rejection.code.as_str(),
                     message: rejection.message,
@@ -292,9 +339,9 @@ fn tenant_hint(raw: &[u8], max_len: usize) -> Option<String> {
     rtdash_shared::event::is_identifier(&tenant, max_len).then(|| tenant.into_owned())
 }
 
-fn count_rejections(metrics: &AgentMetrics, rejected: &[(usize, Rejection)]) {
+fn count_rejections(metrics: &AgentMetrics, rejected: &[(usize, &[u8], Rejection)]) {
     let mut counts: Vec<(RejectCode, u64)> = Vec::new();
-    for (_, rejection) in rejected {
+    for (_, _, rejection) in rejected {
         match counts.iter_mut().find(|(code, _)| *code == rejection.code) {
             Some((_, n)) => *n += 1,
             None => counts.push((rejection.code, 1)),

@@ -363,6 +363,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_budget_counts_the_allocator_figure_when_there_is_one() {
+        use crate::memory::AllocatorStats;
+        let f = fixture(IngestConfig::default());
+        let limit = f.ingest.budget.limit;
+        let over = MemoryBudget::new(
+            limit,
+            Arc::clone(&f.ingest.shards),
+            Arc::clone(&f.ingest.spool),
+            Arc::clone(&f.ingest.dlq),
+            None,
+        )
+        .with_allocator(Some(AllocatorStats::fixed(limit)));
+        assert!(over.exhausted(), "allocated bytes at the limit");
+        assert_eq!(over.estimates().aggregation, 0, "the estimates see nothing");
+        let under = MemoryBudget::new(
+            limit,
+            Arc::clone(&f.ingest.shards),
+            Arc::clone(&f.ingest.spool),
+            Arc::clone(&f.ingest.dlq),
+            None,
+        )
+        .with_allocator(Some(AllocatorStats::fixed(limit / 2)));
+        assert!(!under.exhausted());
+        assert_eq!(under.used(), limit / 2);
+
+        let ingest = Arc::new(Ingest {
+            limits: f.ingest.limits.clone(),
+            config: f.ingest.config.clone(),
+            shards: Arc::clone(&f.ingest.shards),
+            dlq: Arc::clone(&f.ingest.dlq),
+            archive: None,
+            spool: Arc::clone(&f.ingest.spool),
+            budget: over,
+            in_flight: Arc::clone(&f.ingest.in_flight),
+            concurrency: Arc::clone(&f.ingest.concurrency),
+            metrics: f.ingest.metrics.clone(),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            max_raw_bytes: 64,
+        });
+        let (status, retry, json) = post(&ingest, event(""), &[]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(json["error"]["code"], "memory_budget_exceeded");
+    }
+
+    #[tokio::test]
     async fn large_bodies_are_processed_off_the_async_workers() {
         let f = fixture(IngestConfig {
             blocking_threshold_bytes: 100,

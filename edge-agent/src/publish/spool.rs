@@ -105,6 +105,8 @@ struct Inner {
 pub struct Spool {
     inner: Mutex<Inner>,
     agent_id: String,
+    /// Subjects are `<subject_prefix>.partials.<p>`.
+    subject_prefix: String,
     memory_budget: u64,
     max_bytes: u64,
     stats: Arc<SpoolStats>,
@@ -182,6 +184,7 @@ impl Spool {
                 in_flight: 0,
             }),
             agent_id: agent_id.to_owned(),
+            subject_prefix: names::DEFAULT_SUBJECT_PREFIX.to_owned(),
             memory_budget,
             max_bytes,
             stats,
@@ -190,6 +193,13 @@ impl Spool {
         };
         spool.publish_stats(&spool.lock());
         Ok((spool, leftovers))
+    }
+
+    /// Publishes to `<prefix>.partials.<p>` instead of `rtdash.partials.<p>` (an edge site's
+    /// agent: `rtdash.edge.<site>`). Batches left on disk go out under the prefix in force.
+    pub fn with_subject_prefix(mut self, prefix: &str) -> Self {
+        self.subject_prefix = prefix.to_owned();
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -422,7 +432,7 @@ impl Outbox for Spool {
             inner.in_flight += 1;
             inner.cursor = partition.wrapping_add(1);
             return Some(Outgoing {
-                subject: names::partials_subject(partition),
+                subject: names::partials_subject_in(&self.subject_prefix, partition),
                 msg_id: names::partial_msg_id(&self.agent_id, partition, seq),
                 payload,
                 token: BatchToken { partition, seq },

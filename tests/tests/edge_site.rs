@@ -1,0 +1,441 @@
+//! A real edge agent at an edge site: a leaf node with its own JetStream domain
+//! (`deploy/edge/`) in front of the 3-node hub cluster (`deploy/cluster/`), set up like
+//! `deploy/edge/up.sh` does (`cluster_support::ensure_edge_site`).
+//!
+//! The agent runs with `site = "s1"`: it publishes to `rtdash.edge.s1.{partials,dlq,events}.*`,
+//! creates no stream in the site's domain, routes with the partition count recorded on
+//! `RTDASH_EDGE_PARTIALS` and reads metric definitions from the site's mirror of
+//! `rtdash_config`. Events are ingested before, during and after a cut of the leaf link; at the
+//! end the hub's `RTDASH_PARTIALS` holds every partial batch exactly once (the same message ids
+//! as the edge stream, each once) and their counts add up to the accepted events; every dead
+//! letter reaches the hub's `RTDASH_DLQ` and every archived event the hub's `RTDASH_EVENTS`.
+
+mod cluster_support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context as _};
+use cluster_support::*;
+use edge_agent::{AgentConfig, AgentHandle};
+use rtdash_shared::messages::{DeadLetter, PartialBatch};
+use rtdash_shared::names;
+use rtdash_shared::time::{format_rfc3339, now_millis};
+use rtdash_shared::wire;
+use rtdash_tests::cluster::{EdgeBuffer, EdgeSite, NatsCluster};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+const SITE: &str = "s1";
+
+/// Edge streams small enough for a test machine (JetStream reserves `max_bytes`).
+fn test_buffer() -> EdgeBuffer {
+    EdgeBuffer {
+        max_bytes: 64 << 20,
+        ..EdgeBuffer::default()
+    }
+}
+
+fn agent_config(site: &EdgeSite, state_dir: &Path) -> AgentConfig {
+    let mut config = AgentConfig::default();
+    config.nats.url = site.url();
+    config.site = Some(site.site().to_owned());
+    config.state_dir = state_dir.to_owned();
+    config.flush_interval_ms = 100;
+    config.heartbeat_interval_ms = 1000;
+    // Not the hub's count (8): the agent must take the one recorded on the edge stream.
+    config.streams.partitions = 3;
+    config.archive_events = true;
+    config.publish.ack_timeout_ms = 2_000;
+    config.publish.retry_backoff_max_ms = 500;
+    config
+}
+
+async fn start_agent(config: AgentConfig) -> anyhow::Result<(AgentHandle, CancellationToken)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let shutdown = CancellationToken::new();
+    let handle = edge_agent::start(config, listener, shutdown.clone()).await?;
+    Ok((handle, shutdown))
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "agent not ready within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the test sent and what the agent said it took.
+#[derive(Debug, Default)]
+struct Sent {
+    accepted: u64,
+    rejected: u64,
+    /// Sum of `usd` over accepted events (integers: exact).
+    usd: f64,
+    /// Accepted events per region.
+    regions: BTreeMap<String, u64>,
+    requests: u64,
+}
+
+/// Posts one batch of `n` valid `pay` events plus one invalid item (a dead letter for
+/// tenant `acme`).
+async fn post_batch(
+    client: &reqwest::Client,
+    url: &str,
+    n: u64,
+    sent: &mut Sent,
+) -> anyhow::Result<()> {
+    let mut items = Vec::with_capacity(n as usize + 1);
+    let mut usd = 0.0;
+    let mut regions = BTreeMap::new();
+    for i in 0..n {
+        let region = format!("r{}", (sent.requests + i) % 5);
+        let amount = ((sent.requests * 7 + i) % 100) as f64;
+        items.push(
+            json!({
+                "tenant_id": "acme",
+                "source": "pos",
+                "event_type": "pay",
+                "properties": {"region": region, "usd": amount},
+                "occurred_at": format_rfc3339(now_millis()),
+            })
+            .to_string(),
+        );
+        usd += amount;
+        *regions.entry(region).or_insert(0) += 1;
+    }
+    items.push(r#"{"tenant_id":"acme","not_a_field":1}"#.to_owned());
+    let response = client
+        .post(url)
+        .body(format!("[{}]", items.join(",")))
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await?;
+    ensure!(status == 202, "status {status}: {body}");
+    ensure!(body["accepted"] == n && body["rejected"] == 1, "{body}");
+    sent.accepted += n;
+    sent.rejected += 1;
+    sent.usd += usd;
+    for (region, count) in regions {
+        *sent.regions.entry(region).or_insert(0) += count;
+    }
+    sent.requests += 1;
+    Ok(())
+}
+
+fn headers_msg_id(stored: &Stored) -> &str {
+    stored.msg_id.as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_once(
+) -> anyhow::Result<()> {
+    let cut_for = Duration::from_secs(
+        std::env::var("RTDASH_TEST_EDGE_CUT_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5),
+    );
+    let started = Instant::now();
+    let cluster = NatsCluster::start()?;
+    let hub = jetstream(
+        connect(&cluster.urls(), "hub").await?,
+        Duration::from_secs(5),
+    );
+    ensure_hub_topology(&hub, 3).await?;
+    let hub_kv = hub.get_key_value(names::CONFIG_BUCKET).await?;
+    kv_put(
+        &hub_kv,
+        "metric._all.amount",
+        &json!({"name": "amount", "event_type": "pay", "field": "usd", "dimensions": ["region"]})
+            .to_string(),
+    )
+    .await?;
+
+    let mut site = EdgeSite::start(SITE, &cluster.leaf_urls())?;
+    let edge = jetstream(
+        connect(&[site.url()], "edge-test").await?,
+        Duration::from_secs(5),
+    );
+    let state = tempfile::tempdir()?;
+
+    // Before `deploy/edge/up.sh`: the agent refuses to start, and says what to run.
+    let err = start_agent(agent_config(&site, state.path()))
+        .await
+        .expect_err("no edge streams yet");
+    let message = err.to_string();
+    ensure!(
+        message.contains("rtdash.edge.s1.partials") && message.contains("deploy/edge/up.sh s1"),
+        "{message}"
+    );
+
+    ensure_edge_site(&hub, &edge, SITE, test_buffer()).await?;
+    // The site's mirror carries the definition before the agent starts.
+    let edge_kv = edge.get_key_value(names::CONFIG_BUCKET).await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while edge_kv.get("metric._all.amount").await?.is_none() {
+        ensure!(
+            Instant::now() < deadline,
+            "the mirror never got the definition"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (handle, shutdown) = start_agent(agent_config(&site, state.path())).await?;
+    let agent_id = handle.agent_id().to_owned();
+    ensure!(agent_id.starts_with("s1-"), "generated id {agent_id}");
+    ensure!(
+        handle.partitions() == PARTITIONS,
+        "the agent routes with {} partitions, the edge stream records {PARTITIONS}",
+        handle.partitions()
+    );
+    let base = format!("http://{}", handle.addr());
+    let url = format!("{base}/v1/events");
+    let client = http();
+    wait_ready(&client, &base).await?;
+    // The agent created nothing in the site's domain: only the site's own streams exist.
+    {
+        use futures::TryStreamExt;
+        let mut names_here = Vec::new();
+        let mut streams = edge.streams();
+        while let Some(info) = streams.try_next().await? {
+            names_here.push(info.config.name.clone());
+        }
+        names_here.sort();
+        ensure!(
+            names_here
+                == [
+                    "KV_rtdash_config",
+                    names::EDGE_DLQ_STREAM,
+                    names::EDGE_EVENTS_STREAM,
+                    names::EDGE_PARTIALS_STREAM
+                ],
+            "streams in the site's domain: {names_here:?}"
+        );
+    }
+
+    let mut sent = Sent::default();
+    // Linked.
+    for _ in 0..20 {
+        post_batch(&client, &url, 50, &mut sent).await?;
+    }
+    let before = sent.accepted;
+    wait_messages_at_least(&hub, names::DLQ_STREAM, sent.rejected).await?;
+
+    // Cut: the site keeps accepting; the hub sees nothing of it.
+    tokio::task::block_in_place(|| site.cut_link())?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hub_partials_at_cut = stream_messages(&hub, names::PARTIALS_STREAM).await?;
+    let edge_partials_at_cut = stream_messages(&edge, names::EDGE_PARTIALS_STREAM).await?;
+    let cut = Instant::now();
+    while cut.elapsed() < cut_for {
+        post_batch(&client, &url, 100, &mut sent).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let during = sent.accepted - before;
+    // Let the last flushes of the cut reach the edge stream.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let edge_partials_in_cut = stream_messages(&edge, names::EDGE_PARTIALS_STREAM).await?;
+    ensure!(
+        edge_partials_in_cut > edge_partials_at_cut,
+        "the edge stream took nothing while cut"
+    );
+    ensure!(
+        stream_messages(&hub, names::PARTIALS_STREAM).await? == hub_partials_at_cut,
+        "the hub received partials while the link was cut"
+    );
+
+    // Restored, then more events, then a graceful stop (final flush, acks awaited).
+    tokio::task::block_in_place(|| site.restore_link())?;
+    for _ in 0..10 {
+        post_batch(&client, &url, 50, &mut sent).await?;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), handle.wait())
+        .await
+        .context("agent shutdown timed out")??;
+
+    // Everything the edge stream holds reaches the hub, once.
+    let edge_total = stream_messages(&edge, names::EDGE_PARTIALS_STREAM).await?;
+    let catch_up = Duration::from_secs(30) + cut_for.min(Duration::from_secs(120));
+    wait_messages(&hub, names::PARTIALS_STREAM, edge_total, catch_up)
+        .await
+        .context("sourcing after the link was restored")?;
+    let at_edge = read_stream(
+        &edge,
+        names::EDGE_PARTIALS_STREAM,
+        edge_total as usize,
+        Duration::from_secs(20),
+    )
+    .await?;
+    let at_hub = read_stream(
+        &hub,
+        names::PARTIALS_STREAM,
+        edge_total as usize,
+        Duration::from_secs(20),
+    )
+    .await?;
+    let edge_ids: Vec<&str> = at_edge.iter().map(headers_msg_id).collect();
+    let hub_ids: Vec<&str> = at_hub.iter().map(headers_msg_id).collect();
+    ensure!(
+        hub_ids.iter().collect::<HashSet<_>>().len() == hub_ids.len(),
+        "duplicate message ids in the hub's partials"
+    );
+    ensure!(
+        hub_ids == edge_ids,
+        "the hub's partials differ from the edge's"
+    );
+
+    let mut events = 0u64;
+    let mut amount_count = 0u64;
+    let mut amount_sum = 0.0;
+    let mut regions: BTreeMap<String, u64> = BTreeMap::new();
+    for message in &at_hub {
+        let batch: PartialBatch = wire::decode(&message.payload)?;
+        ensure!(batch.agent_id == agent_id, "batch of {}", batch.agent_id);
+        ensure!(
+            message.msg_id == names::partial_msg_id(&agent_id, batch.partition, batch.seq),
+            "message id {} of batch {}.{}",
+            message.msg_id,
+            batch.partition,
+            batch.seq
+        );
+        ensure!(
+            message.subject == names::partials_subject(batch.partition),
+            "batch of partition {} stored under {}",
+            batch.partition,
+            message.subject
+        );
+        for entry in &batch.entries {
+            ensure!(
+                entry.series.partition(PARTITIONS) == batch.partition,
+                "a series routed to the wrong partition"
+            );
+            match (entry.series.metric.as_str(), entry.series.dims.is_empty()) {
+                ("events", true) => events += entry.sketch.count(),
+                ("amount", true) => {
+                    amount_count += entry.sketch.count();
+                    amount_sum += entry.sketch.stats().sum.unwrap_or(0.0);
+                }
+                ("amount", false) => {
+                    *regions.entry(entry.series.dims_json()).or_insert(0) += entry.sketch.count()
+                }
+                _ => {}
+            }
+        }
+    }
+    ensure!(
+        events == sent.accepted,
+        "the hub's partials count {events} events, {} were accepted",
+        sent.accepted
+    );
+    ensure!(
+        amount_count == sent.accepted && amount_sum == sent.usd,
+        "metric `amount` from the mirrored config: count {amount_count} sum {amount_sum}, want {} and {}",
+        sent.accepted,
+        sent.usd
+    );
+    let want_regions: BTreeMap<String, u64> = sent
+        .regions
+        .iter()
+        .map(|(region, n)| (json!({ "region": region }).to_string(), *n))
+        .collect();
+    ensure!(regions == want_regions, "{regions:?} != {want_regions:?}");
+
+    // Dead letters: every one at the hub, under rtdash.dlq.<tenant>.
+    wait_messages(&hub, names::DLQ_STREAM, sent.rejected, catch_up).await?;
+    let letters = read_stream(
+        &hub,
+        names::DLQ_STREAM,
+        sent.rejected as usize,
+        Duration::from_secs(20),
+    )
+    .await?;
+    for message in &letters {
+        ensure!(
+            message.subject == names::dlq_subject("acme"),
+            "{}",
+            message.subject
+        );
+        let letter: DeadLetter = wire::decode(&message.payload)?;
+        ensure!(letter.code == "unknown_field", "{}", letter.code);
+    }
+
+    // Archived events: every accepted one at the hub, under rtdash.events.<tenant>.
+    let archived_total = stream_messages(&edge, names::EDGE_EVENTS_STREAM).await?;
+    wait_messages(&hub, names::EVENTS_STREAM, archived_total, catch_up).await?;
+    let chunks = read_stream(
+        &hub,
+        names::EVENTS_STREAM,
+        archived_total as usize,
+        Duration::from_secs(20),
+    )
+    .await?;
+    let mut lines = 0u64;
+    for chunk in &chunks {
+        ensure!(
+            chunk.subject == names::events_subject("acme"),
+            "{}",
+            chunk.subject
+        );
+        lines += chunk
+            .payload
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count() as u64;
+    }
+    ensure!(
+        lines == sent.accepted,
+        "{lines} archived events at the hub, {} accepted",
+        sent.accepted
+    );
+
+    println!(
+        "edge site agent: {} events accepted ({before} before, {during} during a {cut_for:?} cut), \
+         {} dead letters; {edge_total} partial batches at the edge, the same at the hub, once \
+         each; test {:?}",
+        sent.accepted,
+        sent.rejected,
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Waits until `stream` holds at least `count` messages (30 s at most).
+async fn wait_messages_at_least(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    count: u64,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = stream_messages(js, stream).await.unwrap_or(0);
+        if n >= count {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{stream}: {n} of {count} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
