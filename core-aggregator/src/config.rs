@@ -43,6 +43,8 @@ pub struct Config {
     pub writer: WriterConfig,
     /// `[live]`: live updates and status reports on core NATS.
     pub live: LiveConfig,
+    /// `[alerts]`: alert evaluation, webhook delivery, pipeline self-alerts.
+    pub alerts: crate::alerts::config::AlertsConfig,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             consumer: ConsumerConfig::default(),
             writer: WriterConfig::default(),
             live: LiveConfig::default(),
+            alerts: crate::alerts::config::AlertsConfig::default(),
         }
     }
 }
@@ -382,7 +385,7 @@ impl Validate for Config {
                 "must be positive",
             ));
         }
-        Ok(())
+        self.alerts.validate(w.correction_horizon_ms)
     }
 }
 

@@ -101,10 +101,12 @@ pub async fn run_partition(ctx: Arc<WorkerContext>, assignment: Assignment) -> R
     let epoch = assignment.epoch;
     let result = async {
         let worker = Worker::start(Arc::clone(&ctx), assignment).await?;
+        ctx.live.observer().partition_started(partition, epoch);
         worker.run().await
     }
     .instrument(span)
     .await;
+    ctx.live.observer().partition_stopped(partition, epoch);
     ctx.ownership.clear(partition, epoch);
     ctx.confirmations.unregister(partition, epoch);
     metrics::gauge!(m::WINDOWS_IN_MEMORY, "partition" => partition.to_string()).set(0.0);

@@ -18,9 +18,11 @@
 //! forms), [`checkpoint`] (KV manifest + Object Store window data), [`sink`] (QuestDB writer,
 //! live updates), [`late`] (late and dead-letter streams), [`replay`] (rebuild a time range
 //! from the partials), [`recompute`] (rebuild it from the raw-event archive),
-//! [`observer`] (the alert hook), [`metrics`].
+//! [`observer`] (the alert hook), [`alerts`] (rule evaluation, alert state, transitions),
+//! [`notifier`] (webhook delivery), [`metrics`].
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod checkpoint;
 pub mod config;
 pub mod consumer;
@@ -28,6 +30,7 @@ pub mod error;
 pub mod late;
 pub mod lease;
 pub mod metrics;
+pub mod notifier;
 pub mod observer;
 pub mod recompute;
 pub mod replay;
@@ -112,6 +115,7 @@ pub async fn setup_topology(js: &jetstream::Context, config: &Config) -> Result<
         .await
         .map_err(|e| Error::js(format!("bucket {}", config.checkpoint.data_bucket), e))?;
     }
+    alerts::setup(js, config).await?;
     Ok(())
 }
 
@@ -205,6 +209,19 @@ pub async fn run_with_observer(
                 .await;
         })
     };
+    // Alert evaluation sees every window version; the notifier delivers the transitions.
+    let (observer, alerting) = if config.alerts.enabled {
+        let alerting =
+            alerts::Alerts::start(&config, &instance, client.clone(), js.clone(), observer).await?;
+        (alerting.observer(), Some(alerting))
+    } else {
+        (observer, None)
+    };
+    let notifier = if config.alerts.notifier.enabled {
+        Some(notifier::Notifier::start(&config, js.clone()).await?)
+    } else {
+        None
+    };
     tracing::info!(
         %instance,
         partitions,
@@ -244,6 +261,12 @@ pub async fn run_with_observer(
         factory,
     );
     manager.run(shutdown, SHUTDOWN_GRACE).await;
+    if let Some(alerting) = alerting {
+        alerting.finish(SHUTDOWN_GRACE).await;
+    }
+    if let Some(notifier) = notifier {
+        notifier.finish(Duration::from_secs(5)).await;
+    }
     if !writer.finish(SHUTDOWN_GRACE).await {
         tracing::warn!(
             "rows still queued for QuestDB are rewritten from the checkpoints at the next start"

@@ -1,5 +1,6 @@
-//! Prometheus metrics of the core aggregator (rendered on `/metrics`). Labels are bounded: the
-//! only one is `partition` (at most `streams.partitions` values).
+//! Prometheus metrics of the core aggregator (rendered on `/metrics`). Labels are bounded:
+//! `partition` (at most `streams.partitions` values), and for alerts `to` (the 4 alert
+//! states) and `outcome` (the 5 delivery outcomes).
 
 use crate::state::Counters;
 
@@ -52,6 +53,31 @@ pub const CONSUMER_RESETS: &str = "rtdash_core_consumer_resets_total";
 
 /// Batches whose agent clock or watermark ran ahead of this aggregator's clock and were clamped.
 pub const AGENT_CLOCK_AHEAD: &str = "rtdash_core_agent_clock_ahead_total";
+
+/// Alert rules in force (the tenants' and the built-in ones).
+pub const ALERT_RULES: &str = "rtdash_core_alert_rules";
+/// Window updates waiting for alert evaluation.
+pub const ALERT_QUEUE: &str = "rtdash_core_alert_queue";
+/// Provisional window updates not evaluated because the queue was over `alerts.queue_limit`.
+pub const ALERT_UPDATES_DROPPED: &str = "rtdash_core_alert_updates_dropped_total";
+/// (rule, series) evaluations of a window version.
+pub const ALERT_EVALUATIONS: &str = "rtdash_core_alert_evaluations_total";
+/// Alert transitions published, by new state (`to`: ok, pending, firing, resolved).
+pub const ALERT_TRANSITIONS: &str = "rtdash_core_alert_transitions_total";
+/// Alert state writes to `rtdash_alert_state`.
+pub const ALERT_STATE_WRITES: &str = "rtdash_core_alert_state_writes_total";
+/// Alert state writes that lost a compare-and-set (another owner wrote first).
+pub const ALERT_STATE_CONFLICTS: &str = "rtdash_core_alert_state_conflicts_total";
+/// (rule, series) states held by this process.
+pub const ALERT_SERIES: &str = "rtdash_core_alert_series";
+/// Webhook delivery attempts, by `outcome` (delivered, retrying, failed, gave_up, skipped).
+pub const ALERT_DELIVERIES: &str = "rtdash_core_alert_deliveries_total";
+/// Duration of one webhook request.
+pub const ALERT_REQUEST_SECONDS: &str = "rtdash_core_alert_webhook_request_seconds";
+/// From a transition's evaluation to its successful delivery.
+pub const ALERT_DELIVERY_LATENCY: &str = "rtdash_core_alert_delivery_latency_seconds";
+/// Deliveries waiting for their next retry.
+pub const ALERT_RETRY_BACKLOG: &str = "rtdash_core_alert_retry_backlog";
 
 /// Counts a batch clamped because its agent's clock ran ahead.
 pub fn agent_clock_ahead() {
@@ -108,6 +134,35 @@ pub fn describe() {
         AGENT_CLOCK_AHEAD,
         "Batches whose agent clock ran ahead and was clamped"
     );
+    describe_gauge!(ALERT_RULES, "Alert rules in force");
+    describe_gauge!(ALERT_QUEUE, "Window updates waiting for alert evaluation");
+    describe_counter!(
+        ALERT_UPDATES_DROPPED,
+        "Provisional updates not evaluated (alert queue over its limit)"
+    );
+    describe_counter!(ALERT_EVALUATIONS, "Rule evaluations of a window version");
+    describe_counter!(
+        ALERT_TRANSITIONS,
+        "Alert transitions published, by new state"
+    );
+    describe_counter!(ALERT_STATE_WRITES, "Alert state writes");
+    describe_counter!(
+        ALERT_STATE_CONFLICTS,
+        "Alert state writes that lost a compare-and-set"
+    );
+    describe_gauge!(ALERT_SERIES, "Alert states (rule, series) held");
+    describe_counter!(ALERT_DELIVERIES, "Webhook delivery attempts, by outcome");
+    describe_histogram!(
+        ALERT_REQUEST_SECONDS,
+        Unit::Seconds,
+        "Webhook request duration"
+    );
+    describe_histogram!(
+        ALERT_DELIVERY_LATENCY,
+        Unit::Seconds,
+        "Transition evaluated to webhook delivered"
+    );
+    describe_gauge!(ALERT_RETRY_BACKLOG, "Deliveries waiting for a retry");
 }
 
 /// Adds the growth of the state machine's counters since `before`.

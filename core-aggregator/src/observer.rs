@@ -13,6 +13,14 @@ use rtdash_shared::messages::WindowUpdate;
 pub trait WindowObserver: Send + Sync + 'static {
     /// One window version.
     fn window_changed(&self, partition: u32, update: &WindowUpdate);
+
+    /// This process took `partition` over under ownership `epoch` and restored its state;
+    /// every window of the checkpoint follows through [`window_changed`](Self::window_changed).
+    fn partition_started(&self, _partition: u32, _epoch: u64) {}
+
+    /// This process stopped owning `partition` (released, fenced, or failed); no window of
+    /// that epoch follows.
+    fn partition_stopped(&self, _partition: u32, _epoch: u64) {}
 }
 
 /// The observer used until alert evaluation exists: does nothing.

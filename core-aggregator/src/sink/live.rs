@@ -28,6 +28,11 @@ impl LiveSink {
         Self { client, observer }
     }
 
+    /// The observer (for partition start and stop notices).
+    pub fn observer(&self) -> &Arc<dyn WindowObserver> {
+        &self.observer
+    }
+
     /// Publishes one window version.
     pub async fn publish(&self, partition: u32, output: &WindowOutput) {
         let update = output.to_update();

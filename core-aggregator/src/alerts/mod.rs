@@ -1,0 +1,179 @@
+//! Alert evaluation: rules from the config bucket (plus the built-in pipeline self-alerts),
+//! state per (rule, series) in the aggregator that owns the series' partition, transitions
+//! published to `RTDASH_ALERTS`. See `docs/alerts.md`.
+//!
+//! ```text
+//!  partition workers ──WindowObserver──> observer (filter, queue) ──> evaluator task
+//!                                                                     │  state per (rule, series)
+//!  rtdash_config alert.> ──watch──> rules ────────────────────────────┤  (KV rtdash_alert_state,
+//!  rtdash.status.* ──> pipeline series (lag, watermark delay) ────────┘   saved before publishing)
+//!                                                                     v
+//!                                                  RTDASH_ALERTS rtdash.alerts.<tenant>
+//!                                                  (Nats-Msg-Id = transition id) ──> notifier
+//! ```
+//!
+//! Modules: [`config`] (`[alerts]`), [`rules`] (rules in force), [`observer`] (the hook and
+//! its queue), [`state`] (the state machine of one rule and series), [`store`] (its KV
+//! form), [`evaluator`] (the task), [`pipeline`] (the aggregator's own series).
+
+pub mod config;
+pub mod evaluator;
+pub mod observer;
+pub mod pipeline;
+pub mod rules;
+pub mod state;
+pub mod store;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::observer::WindowObserver;
+use async_nats::jetstream::{self, kv, stream};
+use rtdash_shared::names;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Creates (or updates) what alerting stores: the state bucket, the delivery bucket and the
+/// alert log stream. `RTDASH_ALERTS` itself is part of the shared topology.
+pub async fn setup(js: &jetstream::Context, config: &Config) -> Result<(), Error> {
+    let storage = if config.streams.storage == "memory" {
+        stream::StorageType::Memory
+    } else {
+        stream::StorageType::File
+    };
+    let alerts = &config.alerts;
+    let buckets = [
+        (
+            names::ALERT_STATE_BUCKET,
+            "rtdash alert state per (rule, series)",
+            Duration::ZERO,
+        ),
+        (
+            names::ALERT_DELIVERY_BUCKET,
+            "rtdash newest transition delivered per alert",
+            // Longer than RTDASH_ALERTS keeps transitions, so a redelivered one is recognised.
+            Duration::from_secs(
+                config
+                    .streams
+                    .side_streams_max_age_secs
+                    .saturating_add(86_400),
+            ),
+        ),
+    ];
+    for (bucket, description, max_age) in buckets {
+        if js.get_key_value(bucket).await.is_ok() {
+            continue;
+        }
+        js.create_key_value(kv::Config {
+            bucket: bucket.to_owned(),
+            description: description.to_owned(),
+            history: 1,
+            max_age,
+            storage,
+            num_replicas: config.streams.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::js(format!("bucket {bucket}"), e))?;
+    }
+    js.create_or_update_stream(stream::Config {
+        name: names::ALERT_EVENTS_STREAM.to_owned(),
+        subjects: vec![format!("{}.>", names::ALERTLOG_PREFIX)],
+        description: Some("rtdash alert log: transitions and delivery attempts per rule".into()),
+        storage,
+        num_replicas: config.streams.replicas,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::Old,
+        max_messages_per_subject: alerts.log_max_per_rule,
+        max_age: Duration::from_secs(alerts.log_max_age_secs),
+        duplicate_window: Duration::from_secs(config.streams.duplicate_window_secs),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| Error::js(format!("stream {}", names::ALERT_EVENTS_STREAM), e))?;
+    Ok(())
+}
+
+/// The running evaluator.
+pub struct Alerts {
+    observer: Arc<dyn WindowObserver>,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts").finish_non_exhaustive()
+    }
+}
+
+impl Alerts {
+    /// Loads the rules (waits until the bucket's current rules are in force, at most 10 s)
+    /// and starts the evaluator. `next` also receives every window version.
+    pub async fn start(
+        config: &Config,
+        instance: &str,
+        client: async_nats::Client,
+        js: jetstream::Context,
+        next: Arc<dyn WindowObserver>,
+    ) -> Result<Self, Error> {
+        let stop = CancellationToken::new();
+        let book = rules::RuleBook::new(&config.alerts);
+        let config_kv = js
+            .get_key_value(names::CONFIG_BUCKET)
+            .await
+            .map_err(|e| Error::js(format!("bucket {}", names::CONFIG_BUCKET), e))?;
+        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
+        let watcher =
+            tokio::spawn(Arc::clone(&book).watch(js.clone(), config_kv, loaded_tx, stop.clone()));
+        if tokio::time::timeout(Duration::from_secs(10), loaded_rx)
+            .await
+            .is_err()
+        {
+            tracing::warn!("alert rules not loaded within 10 s; evaluating with what arrives");
+        }
+        let store = store::StateStore::open(&js).await?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let observer = Arc::new(observer::AlertObserver::new(
+            Arc::clone(&book),
+            tx,
+            Arc::clone(&backlog),
+            config.alerts.queue_limit,
+            next,
+        ));
+        let evaluator = evaluator::Evaluator::new(
+            config,
+            instance.to_owned(),
+            rx,
+            backlog,
+            book,
+            store,
+            js,
+            client,
+            stop.clone(),
+        );
+        let task = tokio::spawn(evaluator.run());
+        Ok(Self {
+            observer,
+            stop,
+            tasks: vec![task, watcher],
+        })
+    }
+
+    /// The observer to install in the partition workers.
+    pub fn observer(&self) -> Arc<dyn WindowObserver> {
+        Arc::clone(&self.observer)
+    }
+
+    /// Stops after the partition workers have: evaluates what is queued (at most `grace`).
+    pub async fn finish(self, grace: Duration) {
+        self.stop.cancel();
+        let all = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("alert evaluation did not finish in time; the next owner re-evaluates");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The notifier: delivers alert transitions from `RTDASH_ALERTS` to their rules' webhooks.
+//! It runs as its own task in every core aggregator; all of them share the durable pull
+//! consumer `rtdash-notifier`, so each transition is delivered by one of them, and one that
+//! dies leaves its unacknowledged transitions to the others. See `docs/alerts.md`.
+//!
+//! Modules: [`config`] (`[alerts.notifier]`), [`deliver`] (consume, dedupe, post, retry,
+//! acknowledge), [`payload`] (the Alertmanager-compatible body), [`http`] (the webhook
+//! client), [`log`] (the alert log read by `GET /v1/alerts/{id}/events`).
+
+pub mod config;
+pub mod deliver;
+pub mod http;
+pub mod log;
+pub mod payload;
+
+pub use deliver::Notifier;

@@ -1,0 +1,267 @@
+//! Alert rules through the gateway's API (the gateway in-process, the real aggregator binary):
+//! a changed rule applies from the next window without a restart, a deleted rule resolves its
+//! alert, and `GET /v1/alerts/{id}/events` lists transitions and delivery attempts, a 4xx
+//! answer recorded as failed.
+//!
+//! Build the binary first: `cargo build -p core-aggregator`.
+
+mod aggregator_support;
+mod alerts_support;
+
+use std::time::Duration;
+
+use aggregator_support::Env;
+use alerts_support::*;
+use rtdash_shared::series::SeriesKey;
+use rtdash_shared::time::now_millis;
+use rtdash_tests::QuestDb;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+/// The gateway in this process, against the test's NATS and QuestDB.
+struct Gateway {
+    base: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Gateway {
+    async fn start(env: &Env, db: &QuestDb) -> anyhow::Result<Gateway> {
+        let mut config = gateway::config::GatewayConfig {
+            listen: "127.0.0.1:0".into(),
+            web_root: "/nonexistent/rtdash-web".into(),
+            shutdown_grace_ms: 3_000,
+            ..Default::default()
+        };
+        config.nats.url = env.nats.url();
+        config.questdb.pg_addr = db.pg_addr().to_string();
+        config.questdb.table = env.table.clone();
+        let shutdown = CancellationToken::new();
+        let running = gateway::start(config, shutdown.clone()).await?;
+        Ok(Gateway {
+            base: format!("http://{}", running.addr),
+            http: reqwest::Client::builder().no_proxy().build()?,
+            shutdown,
+        })
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn events_series() -> SeriesKey {
+    SeriesKey::new(
+        TENANT,
+        "events",
+        [("source".to_owned(), Some("s1".to_owned()))],
+    )
+}
+
+fn api_rule(threshold: f64, notify: &str) -> Value {
+    json!({
+        "tenant_id": TENANT,
+        "metric_name": "events",
+        "dimensions": {"source": "s1"},
+        "stat": "count",
+        "condition": "gt",
+        "threshold": threshold,
+        "notify_channel": notify,
+        "annotations": {"summary": "source {{source}} is busy"},
+    })
+}
+
+/// A rule changed with `PUT /v1/alerts/{id}` takes effect on the next window, without a
+/// restart; deleting it resolves the alert it fired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rule_changed_through_the_api_applies_on_the_next_window() -> anyhow::Result<()> {
+    let env = Env::start().await?;
+    let db = QuestDb::shared()?;
+    let receiver = Receiver::start().await;
+    let mut aggregator = env
+        .aggregator(alert_options(env.options("agg-api-1", db)))
+        .await?;
+    let gateway = Gateway::start(&env, db).await?;
+    let (status, created) = gateway
+        .call(
+            "POST",
+            "/v1/alerts",
+            Some(api_rule(1_000.0, &receiver.url("hook"))),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["alert_id"].as_str().unwrap().to_owned();
+    let driver = Driver::start(env.js.clone(), 4, "drv-api-1", events_series(), 50);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(receiver.requests().is_empty(), "50 is not above 1000");
+
+    let mut changed = api_rule(10.0, &receiver.url("hook"));
+    changed["revision"] = created["revision"].clone();
+    let changed_at = now_millis();
+    let (status, body) = gateway
+        .call(
+            "PUT",
+            &format!("/v1/alerts/{id}?tenant_id={TENANT}"),
+            Some(changed),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let firing = receiver
+        .wait_for("hook", "firing", 1, Duration::from_secs(10))
+        .await?;
+    let after = firing[0].at - changed_at;
+    println!("fired {after} ms after the rule changed");
+    // The window in progress when the rule changed closes at most 1.5 s later.
+    assert!(
+        after < 1_000 + LATENESS_MS + 2_000,
+        "fired {after} ms after the change"
+    );
+    assert!(window_end(&firing[0]) + LATENESS_MS >= changed_at);
+    assert_eq!(firing[0].annotation("threshold"), "> 10");
+    assert_eq!(firing[0].annotation("summary"), "source s1 is busy");
+    assert_eq!(firing[0].label("alertname"), id);
+
+    let (status, _) = gateway
+        .call(
+            "DELETE",
+            &format!("/v1/alerts/{id}?tenant_id={TENANT}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let resolved = receiver
+        .wait_for("hook", "resolved", 1, Duration::from_secs(10))
+        .await?;
+    assert!(
+        resolved[0]
+            .annotation("resolved_reason")
+            .contains("deleted"),
+        "{:#?}",
+        resolved[0].body
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.requests().len(), 2, "{:#?}", receiver.requests());
+    assert!(aggregator.is_running(), "never restarted");
+    driver.stop().await;
+    assert!(aggregator.stop());
+    Ok(())
+}
+
+/// A 4xx answer is not retried, is recorded as failed with the answer, and shows in
+/// `GET /v1/alerts/{id}/events` (newest first, tenant-scoped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_4xx_is_recorded_as_failed_and_listed_in_the_events() -> anyhow::Result<()> {
+    let env = Env::start().await?;
+    let db = QuestDb::shared()?;
+    let receiver = Receiver::start().await;
+    receiver.answer_on("gone", 404, "no such hook: gone");
+    let mut aggregator = env
+        .aggregator(alert_options(env.options("agg-api-2", db)))
+        .await?;
+    let gateway = Gateway::start(&env, db).await?;
+    let (status, created) = gateway
+        .call(
+            "POST",
+            "/v1/alerts",
+            Some(api_rule(10.0, &receiver.url("gone"))),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["alert_id"].as_str().unwrap().to_owned();
+    let events_path = format!("/v1/alerts/{id}/events?tenant_id={TENANT}");
+    let (status, empty) = gateway.call("GET", &events_path, None).await;
+    assert_eq!((status, &empty["events"]), (200, &json!([])), "{empty}");
+
+    let driver = Driver::start(env.js.clone(), 4, "drv-api-2", events_series(), 50);
+    receiver
+        .wait_for("gone", "firing", 1, Duration::from_secs(15))
+        .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let (status, body) = gateway.call("GET", &events_path, None).await;
+        assert_eq!(status, 200, "{body}");
+        let events = body["events"].as_array().cloned().unwrap_or_default();
+        if events.iter().any(|e| e["outcome"] == "failed") {
+            break events;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no failed delivery listed: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("{}", serde_json::to_string_pretty(&events)?);
+    let failed = events.iter().find(|e| e["outcome"] == "failed").unwrap();
+    assert_eq!(failed["kind"], "delivery");
+    assert_eq!(failed["http_status"], 404);
+    assert_eq!(failed["response"], "no such hook: gone");
+    assert_eq!(failed["attempt"], 1);
+    assert_eq!(failed["to"], "firing");
+    assert_eq!(failed["dimensions"]["source"], "s1");
+    let transition = events
+        .iter()
+        .find(|e| e["kind"] == "transition" && e["to"] == "firing")
+        .expect("the transition is listed");
+    assert_eq!(transition["transition_id"], failed["transition_id"]);
+    assert_eq!(transition["from"], "ok");
+    assert_eq!(transition["value"], 50.0);
+    let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+
+    // Not retried.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.requests().len(), 1, "{:#?}", receiver.requests());
+    assert_eq!(
+        aggregator.metric("rtdash_core_alert_deliveries_total")?,
+        1.0
+    );
+
+    let (status, one) = gateway
+        .call("GET", &format!("{events_path}&limit=1"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(one["events"].as_array().map(Vec::len), Some(1));
+    let (status, _) = gateway
+        .call("GET", &format!("{events_path}&limit=0"), None)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = gateway
+        .call(
+            "GET",
+            &format!("/v1/alerts/{id}/events?tenant_id=other"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "another tenant's rule");
+    let (status, _) = gateway
+        .call(
+            "GET",
+            &format!("/v1/alerts/nope/events?tenant_id={TENANT}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, spec) = gateway.call("GET", "/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert!(spec["paths"]["/v1/alerts/{id}/events"]["get"].is_object());
+    driver.stop().await;
+    assert!(aggregator.stop());
+    Ok(())
+}
