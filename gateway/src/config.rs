@@ -79,6 +79,10 @@ pub struct QuestDbConfig {
     pub pool_size: usize,
     /// Per-query timeout, in milliseconds.
     pub query_timeout_ms: u64,
+    /// How long the rows of a metric query are reused for identical queries (same metric,
+    /// filter, stat, window and range), in milliseconds; 0 only shares queries in flight.
+    /// An answer is at most this much older than its request.
+    pub query_cache_ms: u64,
     /// Create the table at start when it is missing (so a fresh system answers empty
     /// results instead of errors).
     pub create_table: bool,
@@ -94,6 +98,7 @@ impl Default for QuestDbConfig {
             table: rtdash_shared::schema::METRICS_TABLE.to_owned(),
             pool_size: 4,
             query_timeout_ms: 5_000,
+            query_cache_ms: 500,
             create_table: true,
         }
     }
@@ -126,6 +131,9 @@ pub struct LiveConfig {
     pub stale_watermark_ms: u64,
     /// Upper bound on the time range of a widget snapshot, in windows.
     pub max_snapshot_windows: usize,
+    /// After a NATS reconnection streams get fresh snapshots at once, and again this long
+    /// later (for rows QuestDB had not applied yet), in milliseconds; 0: only at once.
+    pub resync_settle_ms: u64,
 }
 
 impl Default for LiveConfig {
@@ -142,6 +150,7 @@ impl Default for LiveConfig {
             stale_lag_messages: 100_000,
             stale_watermark_ms: 5 * 60_000,
             max_snapshot_windows: 2_000,
+            resync_settle_ms: 3_000,
         }
     }
 }

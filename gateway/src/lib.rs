@@ -11,8 +11,8 @@
 //! - [`openapi`]: the OpenAPI document generated from the handlers.
 //!
 //! [`app`] builds the router from an [`AppState`] (tests drive it with `oneshot`);
-//! [`start`] connects, binds and serves; [`run`] serves until the shutdown token is
-//! cancelled.
+//! [`start`] connects, binds and serves ([`serve`]: one shared route table for every
+//! connection); [`run`] serves until the shutdown token is cancelled.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -22,6 +22,7 @@ pub mod live;
 pub mod model;
 pub mod openapi;
 pub mod query;
+pub mod serve;
 pub mod store;
 mod web;
 
@@ -55,6 +56,8 @@ pub struct AppState {
     pub config: Arc<GatewayConfig>,
     /// Configuration store.
     pub store: ConfigStore,
+    /// JetStream (the alert log).
+    pub js: async_nats::jetstream::Context,
     /// QuestDB reader.
     pub db: Arc<QuestDb>,
     /// Live hub.
@@ -146,6 +149,8 @@ impl AppState {
             config.live.clone(),
             shutdown.clone(),
         ));
+        hub.spawn_link_monitor();
+        status.follow_link(hub.link(), shutdown.clone());
         let snapshots = Arc::new(SnapshotCache::new(
             db.clone(),
             Duration::from_millis(config.live.snapshot_ttl_ms),
@@ -170,6 +175,7 @@ impl AppState {
         });
         spawn_questdb_probe(db.clone(), shutdown.clone());
         Ok(Self {
+            js,
             streams: Arc::new(Semaphore::new(config.live.max_streams)),
             config: Arc::new(config),
             store,
@@ -329,10 +335,8 @@ pub async fn start(
     let state = AppState::connect(config, shutdown.clone()).await?;
     let router = app(state.clone());
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(|err| err.to_string())
+        serve::serve(listener, router, shutdown).await;
+        Ok(())
     });
     tracing::info!(%addr, "gateway listening");
     Ok(Running {

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
     ),
     tags(
         (name = "dashboards", description = "Dashboards and their widgets"),
-        (name = "alerts", description = "Alert rules"),
+        (name = "alerts", description = "Alert rules and their transitions and deliveries"),
         (name = "metric-definitions", description = "Metric definitions"),
         (name = "metrics", description = "Metric queries"),
         (name = "live", description = "Server-Sent Events"),
@@ -40,6 +40,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(dashboards::put_widget, dashboards::delete_widget))
         .routes(routes!(alerts::create, alerts::list))
         .routes(routes!(alerts::get, alerts::put, alerts::delete))
+        .routes(routes!(alerts::events))
         .routes(routes!(definitions::create, definitions::list))
         .routes(routes!(
             definitions::get,

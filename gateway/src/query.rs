@@ -1,10 +1,14 @@
 //! Reading metric windows from QuestDB and deriving served values from them.
 //!
 //! Transport: the PostgreSQL wire protocol (tokio-postgres) with a small pool of pipelined
-//! connections and prepared statements cached per connection. Every value that comes from a
-//! request (tenant, metric, dimension names and values, time bounds) is a bind parameter;
-//! the only text put into SQL is the configured table name (validated as an identifier at
-//! start) and numbers the gateway formats itself.
+//! connections and prepared statements cached per connection, behind a short-lived
+//! single-flight cache of answers ([`QuestDb::fetch_rows_shared`]). Dimension values and time
+//! bounds are bind parameters. Tenant, metric and dimension-set names are put into the SQL as
+//! literals, because QuestDB only JIT-compiles a symbol filter against a literal (see
+//! [`RowQuery`] for why and how much); they are validated identifiers, and any text that is
+//! not made of identifier characters is bound instead. Otherwise only the configured table
+//! name (validated as an identifier at start) and numbers the gateway formats itself are put
+//! into SQL.
 //!
 //! Derivation ([`plan`] then [`derive`]): a query names a metric, a dimension filter, a stat
 //! and a window. If the metric keeps the dimension set equal to the filter's keys, that set's
@@ -19,7 +23,7 @@ use rtdash_shared::sketch::Stats;
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::UnixMillis;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
@@ -456,21 +460,47 @@ struct Conn {
     statements: Mutex<HashMap<String, Statement>>,
 }
 
-/// Identical row queries in flight: later callers wait for the first one's answer.
-type InFlight = Arc<tokio::sync::OnceCell<Result<Arc<Vec<WindowRow>>, QueryError>>>;
+/// Prepared statements kept per connection; the cache is emptied when it would grow past
+/// this (statements differ by tenant, metric and dimension set, see [`RowQuery`]).
+const MAX_STATEMENTS: usize = 512;
 
-struct Unregister<'m> {
-    map: &'m Mutex<HashMap<(QueryPlan, UnixMillis, UnixMillis), InFlight>>,
-    key: (QueryPlan, UnixMillis, UnixMillis),
-    cell: InFlight,
+/// Entries of the row-query cache beyond which expired ones are swept on insert.
+const CACHE_SWEEP_LEN: usize = 256;
+/// Most entries in the row-query cache; queries beyond it are answered uncached.
+const CACHE_MAX_ENTRIES: usize = 4_096;
+/// Largest answer (rows) kept in the row-query cache.
+const CACHE_MAX_ROWS: usize = 100_000;
+
+/// An answer of the row-query cache: filled once by the first caller.
+type CacheCell = Arc<tokio::sync::OnceCell<Result<Arc<Vec<WindowRow>>, QueryError>>>;
+
+type CacheKey = (QueryPlan, UnixMillis, UnixMillis);
+
+struct CacheEntry {
+    cell: CacheCell,
+    /// When the query was started: the answer is reused until `created + query_cache_ms`.
+    created: tokio::time::Instant,
 }
 
-impl Drop for Unregister<'_> {
+/// Removes a cache entry that did not produce a reusable answer (failed, cancelled, or
+/// caching disabled) when the caller that registered it is done.
+struct Settle<'m> {
+    map: &'m Mutex<HashMap<CacheKey, CacheEntry>>,
+    key: CacheKey,
+    cell: CacheCell,
+    keep: bool,
+}
+
+impl Drop for Settle<'_> {
     fn drop(&mut self) {
+        let keep = self.keep && matches!(self.cell.get(), Some(Ok(_)));
+        if keep {
+            return;
+        }
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map
             .get(&self.key)
-            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+            .is_some_and(|entry| Arc::ptr_eq(&entry.cell, &self.cell))
         {
             map.remove(&self.key);
         }
@@ -480,10 +510,11 @@ impl Drop for Unregister<'_> {
 /// The QuestDB reader: a pool of PostgreSQL-wire connections.
 pub struct QuestDb {
     config: QuestDbConfig,
-    in_flight: Mutex<HashMap<(QueryPlan, UnixMillis, UnixMillis), InFlight>>,
+    cache: Mutex<HashMap<CacheKey, CacheEntry>>,
     slots: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
     next: AtomicUsize,
     healthy: AtomicBool,
+    row_queries: AtomicU64,
 }
 
 impl std::fmt::Debug for QuestDb {
@@ -495,13 +526,171 @@ impl std::fmt::Debug for QuestDb {
     }
 }
 
-const ROW_COLUMNS: &str = "cast(ts AS LONG), cast(window_end AS LONG), series, count, sum, min, \
-     max, avg, p50, p90, p95, p99, uniq, revision, final, late_count, cast(updated_at AS LONG)";
+/// The row columns, in the order [`row_from_pg`] reads them (aliased so an outer query can
+/// name them).
+const ROW_COLUMNS: &str = "cast(ts AS LONG) ts_us, cast(window_end AS LONG) end_us, series, \
+     count, sum, min, max, avg, p50, p90, p95, p99, uniq, revision, final, late_count, \
+     cast(updated_at AS LONG) updated_us";
+/// The same columns read from a subquery of [`ROW_COLUMNS`].
+const OUTER_COLUMNS: &str = "ts_us, end_us, series, count, sum, min, max, avg, p50, p90, p95, \
+     p99, uniq, revision, final, late_count, updated_us";
 
 fn micros_param(ms: UnixMillis) -> time::PrimitiveDateTime {
     let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     time::PrimitiveDateTime::new(at.date(), at.time())
+}
+
+/// A bind parameter of a [`RowQuery`].
+#[derive(Debug)]
+enum Param {
+    Text(String),
+    Time(time::PrimitiveDateTime),
+}
+
+impl Param {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Text(text) => text,
+            Param::Time(at) => at,
+        }
+    }
+}
+
+/// A statement with its parameters.
+///
+/// Why the SQL looks the way it does (QuestDB 9, measured on a table holding every tenant's
+/// windows, see `BENCHMARKS.md`):
+///
+/// - `ts >= $a AND ts < $b` on the designated timestamp: an interval scan of the range only
+///   (bind parameters are fine here: QuestDB evaluates them once per execution).
+/// - Symbol columns (`tenant`, `metric`, `dim_set`) are compared with **literals**: QuestDB
+///   resolves a literal to the symbol's integer key once and JIT-compiles the filter, while a
+///   bind parameter is compared as text on every row and disables the JIT (about 30 times
+///   slower on 3 million rows). Only text made of identifier characters is inlined (tenants,
+///   metric and dimension names are validated identifiers); anything else stays bound.
+/// - The empty dimension set (the total) is `dim_set IS NULL`: the aggregator writes it with
+///   ILP, where an absent symbol is stored as NULL (and `= ''` would not be JIT-compiled).
+/// - The `series` filter (a VARCHAR, never JIT-compiled) is applied outside a subquery that
+///   has a `LIMIT`, so QuestDB does not merge it into the JIT-compiled symbol filter: the
+///   text comparison then only runs on the rows of the wanted (tenant, metric, dimension set).
+///   The total has one series only, so it needs no series filter at all.
+#[derive(Debug)]
+struct RowQuery {
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl RowQuery {
+    fn bind(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    /// `column = 'value'` (or `IS NULL` for an empty value), binding unusual text.
+    fn symbol_eq(&mut self, column: &str, value: &str) -> String {
+        if value.is_empty() {
+            format!("{column} IS NULL")
+        } else if literal_safe(value) {
+            format!("{column} = '{value}'")
+        } else {
+            let param = self.bind(Param::Text(value.to_owned()));
+            format!("{column} = {param}")
+        }
+    }
+
+    /// `WHERE` conditions selecting (tenant, metric, dim_set) rows in `[from, to)`.
+    fn scope(
+        &mut self,
+        tenant: &str,
+        metric: &str,
+        dim_set: &str,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> String {
+        let tenant = self.symbol_eq("tenant", tenant);
+        let metric = self.symbol_eq("metric", metric);
+        let dim_set = self.symbol_eq("dim_set", dim_set);
+        let from = self.bind(Param::Time(micros_param(from)));
+        let to = self.bind(Param::Time(micros_param(to)));
+        format!("{tenant} AND {metric} AND {dim_set} AND ts >= {from} AND ts < {to}")
+    }
+
+    /// The rows `plan` reads in `[from, to)`.
+    fn rows(table: &str, plan: &QueryPlan, from: UnixMillis, to: UnixMillis) -> Self {
+        let mut query = RowQuery {
+            sql: String::new(),
+            params: Vec::new(),
+        };
+        let scope = query.scope(&plan.tenant, &plan.metric, &plan.dim_set, from, to);
+        let inner = format!("SELECT {ROW_COLUMNS} FROM {table} WHERE {scope}");
+        let mut series_filters = Vec::new();
+        match &plan.exact_series {
+            // The empty set has one series (`{}`); `derive` checks it anyway.
+            Some(_) if plan.dim_set.is_empty() => {}
+            Some(series) => {
+                let param = query.bind(Param::Text(series.clone()));
+                series_filters.push(format!("series = {param}"));
+            }
+            None => {
+                // Pre-filter on the `"name":"value"` fragments of the canonical JSON (bound,
+                // so no escaping issue); the exact check happens in `derive`.
+                for (name, value) in &plan.filter {
+                    let mut one = BTreeMap::new();
+                    one.insert(name.as_str(), value.as_str());
+                    let json = serde_json::to_string(&one).unwrap_or_default();
+                    let fragment = json
+                        .trim_start_matches('{')
+                        .trim_end_matches('}')
+                        .to_owned();
+                    let param = query.bind(Param::Text(fragment));
+                    series_filters.push(format!("strpos(series, {param}) > 0"));
+                }
+            }
+        }
+        query.sql = if series_filters.is_empty() {
+            inner
+        } else {
+            format!(
+                "SELECT {OUTER_COLUMNS} FROM ({inner} LIMIT {}) WHERE {}",
+                i64::MAX,
+                series_filters.join(" AND ")
+            )
+        };
+        query
+    }
+
+    /// Distinct series of `dim_set` in `[from, to)`, at most `limit`.
+    fn distinct_series(
+        table: &str,
+        tenant: &str,
+        metric: &str,
+        dim_set: &str,
+        from: UnixMillis,
+        to: UnixMillis,
+        limit: usize,
+    ) -> Self {
+        let mut query = RowQuery {
+            sql: String::new(),
+            params: Vec::new(),
+        };
+        let scope = query.scope(tenant, metric, dim_set, from, to);
+        query.sql = format!("SELECT DISTINCT series FROM {table} WHERE {scope} LIMIT {limit}");
+        query
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params.iter().map(Param::as_sql).collect()
+    }
+}
+
+/// Whether `text` can be put into SQL as a string literal as is: identifier characters only
+/// (no quote, no backslash, nothing QuestDB could read as anything but text).
+fn literal_safe(text: &str) -> bool {
+    text.len() <= 1024
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b',' | b'.'))
 }
 
 impl QuestDb {
@@ -512,10 +701,11 @@ impl QuestDb {
             .collect();
         Self {
             config,
-            in_flight: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
             slots,
             next: AtomicUsize::new(0),
             healthy: AtomicBool::new(false),
+            row_queries: AtomicU64::new(0),
         }
     }
 
@@ -527,6 +717,11 @@ impl QuestDb {
     /// Whether the last health check (or query) succeeded.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Row queries sent to QuestDB so far (metric queries and snapshots).
+    pub fn row_queries(&self) -> u64 {
+        self.row_queries.load(Ordering::Relaxed)
     }
 
     async fn conn(&self) -> Result<Arc<Conn>, QueryError> {
@@ -589,6 +784,9 @@ impl QuestDb {
                 None => {
                     let statement = conn.client.prepare(sql).await.map_err(pg_error)?;
                     if let Ok(mut statements) = conn.statements.lock() {
+                        if statements.len() >= MAX_STATEMENTS {
+                            statements.clear();
+                        }
                         statements.insert(sql.to_owned(), statement.clone());
                     }
                     statement
@@ -621,37 +819,62 @@ impl QuestDb {
         self.query("SELECT 1", &[]).await.is_ok()
     }
 
-    /// [`QuestDb::fetch_rows`], sharing the answer of an identical query already in flight
-    /// (a burst of identical requests costs QuestDB one query; nothing is cached after it
-    /// completes, so answers are never older than the request).
+    /// [`QuestDb::fetch_rows`] through a short-lived cache: an identical query (same plan
+    /// and range) started less than `questdb.query_cache_ms` ago, or still in flight, answers
+    /// for this one. So QuestDB sees at most one query per distinct (plan, range) per
+    /// interval whatever the request rate, and an answer is at most that much older than the
+    /// request. Failures are not kept.
     pub async fn fetch_rows_shared(
         &self,
         plan: &QueryPlan,
         from: UnixMillis,
         to: UnixMillis,
     ) -> Result<Arc<Vec<WindowRow>>, QueryError> {
+        let ttl = Duration::from_millis(self.config.query_cache_ms);
         let key = (plan.clone(), from, to);
+        let now = tokio::time::Instant::now();
         let (cell, leader) = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            match in_flight.get(&key) {
-                Some(cell) => (cell.clone(), false),
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let reusable = cache.get(&key).filter(|entry| {
+                // In flight, or answered within the interval.
+                entry.cell.get().is_none() || now.duration_since(entry.created) < ttl
+            });
+            match reusable {
+                Some(entry) => (entry.cell.clone(), false),
                 None => {
-                    let cell: InFlight = Arc::new(tokio::sync::OnceCell::new());
-                    in_flight.insert(key.clone(), cell.clone());
+                    if cache.len() >= CACHE_SWEEP_LEN {
+                        cache.retain(|_, entry| {
+                            entry.cell.get().is_none() || now.duration_since(entry.created) < ttl
+                        });
+                    }
+                    let cell: CacheCell = Arc::new(tokio::sync::OnceCell::new());
+                    if cache.len() < CACHE_MAX_ENTRIES {
+                        cache.insert(
+                            key.clone(),
+                            CacheEntry {
+                                cell: cell.clone(),
+                                created: now,
+                            },
+                        );
+                    }
                     (cell, true)
                 }
             }
         };
-        // The first caller unregisters the query when it finishes or is cancelled, so a
-        // finished answer is never handed to a later request.
-        let _unregister = leader.then(|| Unregister {
-            map: &self.in_flight,
+        let mut settle = leader.then(|| Settle {
+            map: &self.cache,
             key,
             cell: cell.clone(),
+            keep: !ttl.is_zero(),
         });
-        cell.get_or_init(|| async { self.fetch_rows(plan, from, to).await.map(Arc::new) })
+        let result = cell
+            .get_or_init(|| async { self.fetch_rows(plan, from, to).await.map(Arc::new) })
             .await
-            .clone()
+            .clone();
+        if let (Some(settle), Ok(rows)) = (settle.as_mut(), &result) {
+            settle.keep &= rows.len() <= CACHE_MAX_ROWS;
+        }
+        result
     }
 
     /// The rows `plan` reads in `[from, to)`.
@@ -661,59 +884,31 @@ impl QuestDb {
         from: UnixMillis,
         to: UnixMillis,
     ) -> Result<Vec<WindowRow>, QueryError> {
-        let from_ts = micros_param(from);
-        let to_ts = micros_param(to);
-        let table = &self.config.table;
-        let rows = match &plan.exact_series {
-            Some(series) => {
-                let sql = format!(
-                    "SELECT {ROW_COLUMNS} FROM {table} WHERE tenant = $1 AND metric = $2 \
-                     AND dim_set = $3 AND series = $4 AND ts >= $5 AND ts < $6"
-                );
-                self.query(
-                    &sql,
-                    &[
-                        &plan.tenant,
-                        &plan.metric,
-                        &plan.dim_set,
-                        series,
-                        &from_ts,
-                        &to_ts,
-                    ],
-                )
-                .await?
-            }
-            None => {
-                // Pre-filter in QuestDB on the `"name":"value"` fragments of the canonical
-                // JSON (bound, so no escaping issue); the exact check happens in `derive`.
-                let fragments: Vec<String> = plan
-                    .filter
-                    .iter()
-                    .map(|(name, value)| {
-                        let mut one = BTreeMap::new();
-                        one.insert(name.as_str(), value.as_str());
-                        let json = serde_json::to_string(&one).unwrap_or_default();
-                        json.trim_start_matches('{')
-                            .trim_end_matches('}')
-                            .to_owned()
-                    })
-                    .collect();
-                let mut sql = format!(
-                    "SELECT {ROW_COLUMNS} FROM {table} WHERE tenant = $1 AND metric = $2 \
-                     AND dim_set = $3 AND ts >= $4 AND ts < $5"
-                );
-                for index in 0..fragments.len() {
-                    sql.push_str(&format!(" AND strpos(series, ${}) > 0", index + 6));
-                }
-                let mut params: Vec<&(dyn ToSql + Sync)> =
-                    vec![&plan.tenant, &plan.metric, &plan.dim_set, &from_ts, &to_ts];
-                for fragment in &fragments {
-                    params.push(fragment);
-                }
-                self.query(&sql, &params).await?
-            }
-        };
+        let query = RowQuery::rows(&self.config.table, plan, from, to);
+        self.row_queries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("rtdash_gateway_questdb_row_queries_total").increment(1);
+        let rows = self.query(&query.sql, &query.params()).await?;
         rows.iter().map(row_from_pg).collect()
+    }
+
+    /// QuestDB's plan (`EXPLAIN`) of the statement [`QuestDb::fetch_rows`] runs, one line
+    /// per row: how tests check that it scans the time interval only and JIT-compiles the
+    /// symbol filter.
+    pub async fn explain_rows(
+        &self,
+        plan: &QueryPlan,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> Result<Vec<String>, QueryError> {
+        let query = RowQuery::rows(&self.config.table, plan, from, to);
+        let sql = format!("EXPLAIN {}", query.sql);
+        let rows = self.query(&sql, &query.params()).await?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<_, String>(0)
+                    .map_err(|err| QueryError::Internal(err.to_string()))
+            })
+            .collect()
     }
 
     /// Distinct series (canonical JSON) of `dim_set` in `[from, to)`, at most `limit`.
@@ -726,23 +921,9 @@ impl QuestDb {
         to: UnixMillis,
         limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        let sql = format!(
-            "SELECT DISTINCT series FROM {} WHERE tenant = $1 AND metric = $2 AND dim_set = $3 \
-             AND ts >= $4 AND ts < $5 LIMIT {}",
-            self.config.table, limit
-        );
-        let rows = self
-            .query(
-                &sql,
-                &[
-                    &tenant,
-                    &metric,
-                    &dim_set,
-                    &micros_param(from),
-                    &micros_param(to),
-                ],
-            )
-            .await?;
+        let query =
+            RowQuery::distinct_series(&self.config.table, tenant, metric, dim_set, from, to, limit);
+        let rows = self.query(&query.sql, &query.params()).await?;
         rows.iter()
             .map(|row| {
                 row.try_get::<_, Option<String>>(0)

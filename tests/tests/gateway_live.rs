@@ -331,3 +331,104 @@ async fn stream_cap_answers_503_and_streams_end_on_shutdown() {
     while b.next(T).await.is_some() {}
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// Core NATS does not replay what was published while the gateway was disconnected. While it
+/// is, streams say so (`status` `disconnected`, stale); once it is back, every widget gets a
+/// fresh snapshot that includes what was missed, live updates flow again, and a cursor from
+/// before the outage no longer resumes (it would skip what was lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_outage_is_shown_and_followed_by_fresh_snapshots() {
+    let mut env = Env::start(|config| config.live.resync_settle_ms = 1_000).await;
+    let base = minute(0);
+    amount(&env).await;
+    env.insert(&[
+        us(at(base, 3), 10),
+        us(at(base, 2), 20),
+        total(at(base, 3), 11),
+        total(at(base, 2), 21),
+    ]);
+    let (dashboard, widgets) = env
+        .dashboard("acme", vec![
+            json!({"metric_name": "amount", "dimensions": {"region": "us"}, "stat": "count", "time_window": "last_15m"}),
+            json!({"metric_name": "amount", "stat": "count", "window": "5m", "time_window": "last_1h"}),
+        ])
+        .await;
+    let mut sse = env.stream("acme", &dashboard, None).await;
+    for _ in 0..2 {
+        sse.next_named("snapshot", T).await.expect("snapshot");
+    }
+    env.publish(&provisional(us(at(base, 1), 30)).update(now_millis()))
+        .await;
+    let before = sse.next_named("update", T).await.expect("live update");
+    assert_eq!(before.data["value"], 30.0);
+    let old_id = before.id.clone().expect("id");
+
+    tokio::task::block_in_place(|| env.nats.stop());
+    let status = loop {
+        let event = sse
+            .next_named("status", T)
+            .await
+            .expect("status while down");
+        if event.data["state"] == "disconnected" {
+            break event;
+        }
+    };
+    assert_eq!(status.data["stale"], true);
+    // Meanwhile the aggregator wrote windows whose live updates nobody could receive.
+    env.insert(&[us(at(base, 1), 77), total(at(base, 1), 78)]);
+    tokio::task::block_in_place(|| env.nats.restart()).expect("NATS back");
+
+    // Fresh snapshots of both widgets, with what was missed.
+    let mut fresh = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fresh.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = sse
+            .next(left)
+            .await
+            .expect("fresh snapshots after reconnecting");
+        if event.event == "snapshot" {
+            fresh.insert(
+                event.data["widget_id"].as_str().unwrap().to_owned(),
+                event.data,
+            );
+        }
+    }
+    let values = |data: &Value| -> Vec<f64> {
+        data["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["value"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(values(&fresh[&widgets[0]]), vec![10.0, 20.0, 77.0]);
+    let total_5m: f64 = values(&fresh[&widgets[1]]).iter().sum();
+    assert_eq!(total_5m, 11.0 + 21.0 + 78.0);
+    assert!(
+        env.state.status.view(false).state != gateway::live::status::FreshnessState::Disconnected
+    );
+
+    // Live updates flow again (the test's own client reconnects too; retry until it has).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut count = 100;
+    loop {
+        count += 1;
+        env.publish(&provisional(us(at(base, 0), count)).update(now_millis()))
+            .await;
+        if let Some(update) = sse.next_named("update", Duration::from_secs(1)).await {
+            if update.data["window_start"] == rtdash_shared::time::format_rfc3339(at(base, 0)) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live update after reconnecting"
+        );
+    }
+
+    // A cursor from before the outage starts over with snapshots.
+    let mut resumed = env.stream("acme", &dashboard, Some(&old_id)).await;
+    let first = resumed.next(T).await.expect("event");
+    assert_eq!(first.event, "snapshot", "{first:?}");
+}

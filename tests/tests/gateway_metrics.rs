@@ -422,3 +422,202 @@ async fn query_latency_under_load() {
     // Loose bound for a debug build on a shared 2-core machine; BENCHMARKS.md has release numbers.
     assert!(p(0.99) < std::time::Duration::from_secs(2));
 }
+
+/// The issue's example: the aggregator writes the total (empty dimension set) with no
+/// `dim_set` symbol, which QuestDB stores as NULL; the total must be served anyway, on the
+/// metric query, in a widget snapshot, and in the series listing of a metric without
+/// dimensions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totals_written_by_the_aggregator_are_served() {
+    let env = Env::start(|_| {}).await;
+    env.define(
+        "demo",
+        json!({"name": "revenue", "event_type": "pay", "field": "usd",
+               "dimensions": ["region"], "rollups": [[]]}),
+    )
+    .await;
+    env.define(
+        "demo",
+        json!({"name": "signups", "event_type": "signup", "dimensions": []}),
+    )
+    .await;
+    let base = gateway_support::minute(5);
+    let mut rows = Vec::new();
+    for minute in 0..3 {
+        let start = base + minute * 60_000;
+        let c = (minute + 1) as f64;
+        rows.push(
+            Row::new("demo", "revenue", start, &[("region", "us")], 2).values(
+                10.0 * c,
+                1.0,
+                9.0 * c,
+                9.0,
+            ),
+        );
+        rows.push(Row::new("demo", "revenue", start, &[], 3).values(15.0 * c, 1.0, 9.0 * c, 9.0));
+        rows.push(Row::new("demo", "signups", start, &[], 4 + minute as u64));
+    }
+    env.insert(&rows);
+    // What the aggregator writes: NULL, not ''.
+    let stored = env
+        .db
+        .exec(&format!(
+            "SELECT count() FROM {} WHERE dim_set IS NULL",
+            env.table
+        ))
+        .expect("count");
+    assert_eq!(stored["dataset"][0][0], 6, "{stored}");
+
+    let (status, answer) = env.get("/v1/metrics/revenue?tenant_id=demo&stat=sum").await;
+    assert_eq!(status, 200, "{answer}");
+    close(&values(&answer), &[15.0, 30.0, 45.0]);
+    let (_, answer) = env.get("/v1/metrics/revenue?tenant_id=demo&stat=p99").await;
+    close(&values(&answer), &[9.0, 9.0, 9.0]);
+    let (_, answer) = env
+        .get("/v1/metrics/revenue?tenant_id=demo&stat=sum&window=1h")
+        .await;
+    close(&values(&answer), &[90.0]);
+    let (_, answer) = env.get("/v1/metrics/signups?tenant_id=demo").await;
+    close(&values(&answer), &[4.0, 5.0, 6.0]);
+    // The region rollup is unaffected.
+    let (_, answer) = env
+        .get(&format!(
+            "/v1/metrics/revenue?tenant_id=demo&stat=sum&dimensions={}",
+            enc(r#"{"region":"us"}"#)
+        ))
+        .await;
+    close(&values(&answer), &[10.0, 20.0, 30.0]);
+
+    // A metric without dimensions has one series, the empty one.
+    let (status, answer) = env.get("/v1/metrics/signups/series?tenant_id=demo").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["series"], json!([{}]), "{answer}");
+
+    // A total widget's snapshot.
+    let (dashboard, _) = env
+        .dashboard(
+            "demo",
+            vec![json!({"metric_name": "revenue", "stat": "sum", "time_window": "last_15m"})],
+        )
+        .await;
+    let mut sse = env.stream("demo", &dashboard, None).await;
+    let snapshot = sse
+        .next_named("snapshot", std::time::Duration::from_secs(10))
+        .await
+        .expect("snapshot");
+    let sums: Vec<f64> = snapshot.data["windows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", snapshot.data))
+        .iter()
+        .map(|w| w["value"].as_f64().unwrap())
+        .collect();
+    close(&sums, &[15.0, 30.0, 45.0]);
+}
+
+/// QuestDB's plan of every kind of row query: an interval scan of the range and a
+/// JIT-compiled filter on the symbol columns (a symbol compared with a bind parameter is
+/// compared as text on every row of the range, without the JIT: ~30x slower on a table that
+/// holds every tenant's windows). The series filter, a VARCHAR comparison, stays outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_queries_use_the_interval_scan_and_a_jit_symbol_filter() {
+    let (env, _, _) = setup().await;
+    let def = rtdash_shared::metric::MetricDefinition::from_json(
+        br#"{"name":"amount","event_type":"pay","field":"usd","unique":"user",
+             "dimensions":["region","plan"],"rollups":[["region"],[]]}"#,
+    )
+    .expect("definition");
+    let from = hour();
+    let to = hour() + 600_000;
+    let filter = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    use rtdash_shared::stat::Stat;
+    for (what, dims, stat) in [
+        ("total", filter(&[]), Stat::Sum),
+        ("exact rollup", filter(&[("region", "us")]), Stat::P99),
+        ("combined", filter(&[("plan", "pro")]), Stat::Count),
+        (
+            "full set",
+            filter(&[("plan", "pro"), ("region", "us")]),
+            Stat::Count,
+        ),
+    ] {
+        let plan = gateway::query::plan(&def, TENANT, &dims, stat, None).expect("plan");
+        let lines = env
+            .state
+            .db
+            .explain_rows(&plan, from, to)
+            .await
+            .expect("explain");
+        let text = lines.join("\n");
+        assert!(
+            text.contains("Interval forward scan"),
+            "{what}: no interval scan:\n{text}"
+        );
+        let jit = lines
+            .iter()
+            .position(|line| line.contains("Async JIT Filter"))
+            .unwrap_or_else(|| panic!("{what}: symbol filter not JIT-compiled:\n{text}"));
+        let filter_line = &lines[jit + 1..]
+            .iter()
+            .find(|line| line.trim_start().starts_with("filter:"))
+            .unwrap_or_else(|| panic!("{what}:\n{text}"));
+        assert!(
+            filter_line.contains(&format!("tenant='{TENANT}'"))
+                && filter_line.contains("metric='amount'")
+                && !filter_line.contains("series"),
+            "{what}: {filter_line}\n{text}"
+        );
+        if plan.dim_set.is_empty() {
+            assert!(filter_line.contains("dim_set is null"), "{what}: {text}");
+        }
+    }
+}
+
+/// A burst of identical metric queries costs QuestDB one query per `questdb.query_cache_ms`,
+/// and the answer is the same as an uncached one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_queries_share_one_questdb_query() {
+    let env = Env::start(|config| config.questdb.query_cache_ms = 60_000).await;
+    env.define(
+        TENANT,
+        json!({"name": "amount", "event_type": "pay", "field": "usd", "unique": "user",
+               "dimensions": ["region", "plan"], "rollups": [["region"], []]}),
+    )
+    .await;
+    let (full, rollups) = dataset();
+    env.insert(&full);
+    env.insert(&rollups);
+    let path = format!(
+        "/v1/metrics/amount?tenant_id={TENANT}&from=2024-01-15T13:00:00Z&to=2024-01-15T13:10:00Z&stat=sum"
+    );
+    let before = env.state.db.row_queries();
+    let answers = futures::future::join_all((0..200).map(|_| env.get(&path))).await;
+    assert_eq!(env.state.db.row_queries() - before, 1);
+    for (status, answer) in &answers {
+        assert_eq!(*status, 200);
+        assert_eq!(answer, &answers[0].1);
+    }
+    let totals: Vec<f64> = rollups
+        .iter()
+        .filter(|r| r.dims.is_empty())
+        .map(|r| r.sum.unwrap())
+        .collect();
+    close(&values(&answers[0].1), &totals);
+    // Another tenant's identical query is its own (and sees nothing of acme's).
+    env.define(
+        "other",
+        json!({"name": "amount", "event_type": "pay", "field": "usd",
+               "dimensions": ["region", "plan"], "rollups": [["region"], []]}),
+    )
+    .await;
+    let (status, other) = env
+        .get("/v1/metrics/amount?tenant_id=other&from=2024-01-15T13:00:00Z&to=2024-01-15T13:10:00Z&stat=sum")
+        .await;
+    assert_eq!(status, 200, "{other}");
+    assert_eq!(other["windows"], json!([]));
+    assert_eq!(env.state.db.row_queries() - before, 2);
+}

@@ -1,5 +1,6 @@
 //! `/v1/alerts`: alert rules in the config bucket (`alert.<tenant>.<id>`), as the shared
-//! `AlertRule`; the core aggregators evaluate them.
+//! `AlertRule`; the core aggregators evaluate them. `/v1/alerts/{id}/events`: the rule's
+//! transitions and delivery attempts, from the alert log (`RTDASH_ALERT_EVENTS`).
 
 use super::{
     check_revision, decode_stored, encode, expected_revision, versioned, ApiJson, ApiQuery,
@@ -13,13 +14,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rtdash_shared::alert::{AlertRule, Condition, EvaluateOn};
-use rtdash_shared::names::alert_config_key;
+use rtdash_shared::alert::{AlertLogKind, AlertLogRecord, AlertRule, Condition, EvaluateOn};
+use rtdash_shared::names::{self, alert_config_key};
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::{format_rfc3339, now_millis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 const fn one() -> u32 {
     1
@@ -175,27 +176,6 @@ fn validate(state: &AppState, tenant: &str, input: &AlertInput) -> Result<(), Ap
             )));
         }
     }
-    if !input.threshold.is_finite() {
-        return Err(ApiError::bad_request("`threshold` must be a finite number"));
-    }
-    let url = input.notify_channel.trim();
-    let host = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .unwrap_or_default();
-    if host.is_empty() || url.len() > 2048 || url.chars().any(char::is_whitespace) {
-        return Err(ApiError::bad_request(
-            "`notify_channel` must be an http:// or https:// URL (at most 2048 bytes)",
-        ));
-    }
-    if !(1..=1000).contains(&input.for_windows) {
-        return Err(ApiError::bad_request("`for_windows` must be 1 to 1000"));
-    }
-    if input.labels.len() > 64 || input.annotations.len() > 64 {
-        return Err(ApiError::bad_request(
-            "at most 64 labels and 64 annotations",
-        ));
-    }
     Ok(())
 }
 
@@ -245,6 +225,7 @@ pub async fn create(
     let tenant = resolve_tenant(None, input.tenant_id.as_deref())?;
     validate(&state, &tenant, &input)?;
     let rule = rule_from(input, new_id(), tenant.clone(), now_millis());
+    rule.validate().map_err(ApiError::bad_request)?;
     let key = alert_config_key(&tenant, &rule.id);
     let revision = state.store.create(&key, encode(&rule)?).await?;
     tracing::info!(tenant = %tenant, alert = %rule.id, "alert rule created");
@@ -327,6 +308,7 @@ pub async fn put(
     check_revision(expected, current)?;
     validate(&state, &tenant, &input)?;
     let rule = rule_from(input, id.clone(), tenant.clone(), current_rule.created_at);
+    rule.validate().map_err(ApiError::bad_request)?;
     let revision = state
         .store
         .update(&alert_config_key(&tenant, &id), encode(&rule)?, current)
@@ -357,4 +339,181 @@ pub async fn delete(
         .delete(&alert_config_key(&tenant, &id), current)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Records answered by default, and at most, by [`events`].
+const DEFAULT_EVENTS: usize = 100;
+const MAX_EVENTS: usize = 1_000;
+
+/// `?tenant_id=&limit=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Tenant (`[A-Za-z0-9_-]`, 1 to 128).
+    pub tenant_id: Option<String>,
+    /// Most records answered, newest first: 1 to 1000, default 100.
+    pub limit: Option<usize>,
+}
+
+/// A transition or a delivery attempt of a rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertEventOut {
+    /// `transition` or `delivery`.
+    #[schema(example = "delivery")]
+    pub kind: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The transition's id (the webhook's `Idempotency-Key`).
+    pub transition_id: String,
+    /// The alert (rule and series).
+    pub fingerprint: String,
+    /// The series' dimensions.
+    #[schema(value_type = Object)]
+    pub dimensions: BTreeMap<String, Option<String>>,
+    /// State before: `ok pending firing resolved`.
+    pub from: String,
+    /// State after.
+    pub to: String,
+    /// The window evaluated (RFC 3339).
+    pub window_start: String,
+    /// Its end.
+    pub window_end: String,
+    /// The stat's value in it.
+    pub value: Option<f64>,
+    /// The rule's threshold.
+    pub threshold: f64,
+    /// Delivery: attempt number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Delivery: `delivered retrying failed gave_up skipped`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Delivery: the webhook's HTTP status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Delivery: the start of the webhook's answer (failures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+    /// Delivery: the error, or why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Delivery: duration of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+impl From<AlertLogRecord> for AlertEventOut {
+    fn from(r: AlertLogRecord) -> Self {
+        Self {
+            kind: match r.kind {
+                AlertLogKind::Transition => "transition",
+                AlertLogKind::Delivery => "delivery",
+            }
+            .to_owned(),
+            at: format_rfc3339(r.at),
+            transition_id: r.transition_id,
+            fingerprint: r.fingerprint,
+            dimensions: r.dimensions,
+            from: r.from.as_str().to_owned(),
+            to: r.to.as_str().to_owned(),
+            window_start: format_rfc3339(r.window_start),
+            window_end: format_rfc3339(r.window_end),
+            value: r.value,
+            threshold: r.threshold,
+            attempt: r.attempt,
+            outcome: r.outcome.map(|o| o.as_str().to_owned()),
+            http_status: r.http_status,
+            response: r.response,
+            error: r.error,
+            duration_ms: r.duration_ms,
+        }
+    }
+}
+
+/// `{"alert_id", "events": [...]}`, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertEvents {
+    /// The rule.
+    pub alert_id: String,
+    /// Its transitions and delivery attempts, newest first.
+    pub events: Vec<AlertEventOut>,
+}
+
+/// A rule's transitions and delivery attempts, newest first.
+#[utoipa::path(get, path = "/v1/alerts/{id}/events", tag = "alerts",
+    params(("id" = String, Path, description = "Alert id"), EventsQuery),
+    responses((status = 200, body = AlertEvents), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Json<AlertEvents>, ApiError> {
+    let tenant = crate::model::resolve_tenant(query.tenant_id.as_deref(), None)?;
+    let limit = query.limit.unwrap_or(DEFAULT_EVENTS);
+    if !(1..=MAX_EVENTS).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be 1 to {MAX_EVENTS}"
+        )));
+    }
+    // 404 unless the tenant has this rule (another tenant's answers the same).
+    fetch(&state, &tenant, &id).await?;
+    let records = read_log(&state.js, &tenant, &id, limit).await?;
+    Ok(Json(AlertEvents {
+        alert_id: id,
+        events: records.into_iter().map(AlertEventOut::from).collect(),
+    }))
+}
+
+/// The newest `limit` records of a rule's log, newest first. The stream keeps at most
+/// `alerts.log_max_per_rule` records per rule, which bounds what is read.
+async fn read_log(
+    js: &async_nats::jetstream::Context,
+    tenant: &str,
+    rule: &str,
+    limit: usize,
+) -> Result<Vec<AlertLogRecord>, ApiError> {
+    use async_nats::jetstream::{consumer, context::GetStreamErrorKind};
+    use futures::StreamExt;
+    let unavailable = |e: &dyn std::fmt::Display| ApiError::unavailable(format!("alert log: {e}"));
+    let stream = match js.get_stream(names::ALERT_EVENTS_STREAM).await {
+        Ok(stream) => stream,
+        Err(err) if matches!(err.kind(), GetStreamErrorKind::JetStream(_)) => {
+            return Ok(Vec::new());
+        }
+        Err(err) => return Err(unavailable(&err)),
+    };
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: names::alertlog_subject(tenant, rule),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let mut remaining = consumer.cached_info().num_pending;
+    let mut newest: std::collections::VecDeque<AlertLogRecord> =
+        std::collections::VecDeque::with_capacity(limit.min(remaining as usize) + 1);
+    if remaining == 0 {
+        return Ok(Vec::new());
+    }
+    let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
+    while remaining > 0 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), messages.next())
+            .await
+            .map_err(|_| ApiError::unavailable("alert log: timed out"))?;
+        let Some(message) = next else { break };
+        let message = message.map_err(|e| unavailable(&e))?;
+        remaining = message.info().map(|i| i.pending).unwrap_or(0);
+        match serde_json::from_slice::<AlertLogRecord>(&message.payload) {
+            Ok(record) => {
+                newest.push_back(record);
+                if newest.len() > limit {
+                    newest.pop_front();
+                }
+            }
+            Err(err) => tracing::warn!(%err, "undecodable alert log record skipped"),
+        }
+    }
+    Ok(newest.into_iter().rev().collect())
 }

@@ -14,6 +14,13 @@
 //!   (at least `memory_horizon_secs`, more for coarse widget windows), seeded from snapshot
 //!   queries and updated live. A plan's value for a window is derived from memory only when
 //!   memory is complete for that window (seeded for the plan and not pruned).
+//! - The NATS link ([`Link`]): core NATS does not replay what was published while the
+//!   gateway was disconnected. A monitor watches the client; while it is disconnected the
+//!   link says so (streams show it as `status` `disconnected`); after every reconnection the
+//!   topics' memory is dropped (it missed updates), the link's `epoch` moves on, and every
+//!   stream sends fresh snapshots of its widgets (queried again, once per widget, whatever the
+//!   number of viewers). A second resynchronisation follows `resync_settle_ms` later, for
+//!   rows QuestDB had not applied yet at the first one.
 
 use crate::config::LiveConfig;
 use crate::query::{self, DerivedWindow, QueryPlan, WindowRow};
@@ -28,6 +35,17 @@ use tokio_util::sync::CancellationToken;
 
 /// How long opening an upstream subscription may take.
 const SUBSCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often the link monitor looks at the NATS client.
+const LINK_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The upstream NATS connection, as live streams see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// The client is connected.
+    pub connected: bool,
+    /// Resynchronisations so far: a stream that saw an older epoch sends fresh snapshots.
+    pub epoch: u64,
+}
 /// Most updates drained from the subscription and applied as one batch.
 const MAX_BATCH: usize = 4096;
 
@@ -127,6 +145,8 @@ struct TopicState {
     plans: HashMap<QueryPlan, Weak<PlanReg>>,
     /// Longest registered plan window, ms.
     max_window_ms: i64,
+    /// Invalidations so far: snapshot rows read in an older epoch do not seed memory.
+    epoch: u64,
 }
 
 /// Live state of one (tenant, metric).
@@ -175,11 +195,13 @@ impl Topic {
         }
         state.plans.retain(|_, reg| reg.strong_count() > 0);
         state.max_window_ms = state.max_window_ms.max(plan.window_ms);
-        // A plan served from one stored row per window needs no seeding to be exact.
-        let self_contained = plan.exact_series.is_some() && plan.window_ms == plan.base_window_ms;
         let reg = Arc::new(PlanReg {
             registered_at: self.hub.next_id.load(Ordering::SeqCst),
-            seeded_from: AtomicI64::new(if self_contained { i64::MIN } else { i64::MAX }),
+            seeded_from: AtomicI64::new(if self_contained(&plan) {
+                i64::MIN
+            } else {
+                i64::MAX
+            }),
             plan: plan.clone(),
         });
         state.plans.insert(plan, Arc::downgrade(&reg));
@@ -220,13 +242,19 @@ impl Topic {
         cursor >= state.floor
             && cursor >= reg.registered_at
             && cursor >= self.generation
+            && cursor >= self.hub.resynced_at.load(Ordering::SeqCst)
             && cursor <= self.hub.next_id.load(Ordering::SeqCst)
     }
 
-    /// Puts snapshot rows (of `plan`'s dimension set, from `from`) into memory where they
-    /// are newer, and marks `reg` complete from `from`.
-    pub fn seed(&self, reg: &PlanReg, rows: &[WindowRow], from: UnixMillis) {
+    /// Puts snapshot rows (of `plan`'s dimension set, from `from`), queried after
+    /// [`Topic::epoch`] answered `epoch`, into memory where they are newer, and marks `reg`
+    /// complete from `from`. Rows queried before the last invalidation are ignored (they may
+    /// miss updates that were lost).
+    pub fn seed(&self, reg: &PlanReg, rows: &[WindowRow], from: UnixMillis, epoch: u64) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if epoch != state.epoch {
+            return;
+        }
         let retention_floor = self.retention_floor(&state);
         for row in rows {
             if row.window_start < retention_floor {
@@ -262,6 +290,30 @@ impl Topic {
             .into_iter()
             .filter_map(|bucket| derive_from_memory(&state, plan, bucket, now))
             .collect()
+    }
+
+    /// Forgets memory after updates may have been missed (a NATS reconnection): plans that
+    /// need memory to be complete stop producing values until a snapshot seeds them again.
+    pub fn invalidate(&self) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.epoch += 1;
+        state.memory.clear();
+        state.memory_len = 0;
+        for reg in state.plans.values().filter_map(Weak::upgrade) {
+            if !self_contained(&reg.plan) {
+                reg.seeded_from.store(i64::MAX, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// The memory epoch, to pass back to [`Topic::seed`] with rows queried after reading it.
+    pub fn epoch(&self) -> u64 {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).epoch
+    }
+
+    /// The link's resynchronisation epoch (see [`Link`]).
+    pub fn link_epoch(&self) -> u64 {
+        self.hub.link.borrow().epoch
     }
 
     fn retention_floor(&self, state: &TopicState) -> UnixMillis {
@@ -363,6 +415,11 @@ impl Topic {
     }
 }
 
+/// A plan served from one stored row per window needs no seeding to be exact.
+fn self_contained(plan: &QueryPlan) -> bool {
+    plan.exact_series.is_some() && plan.window_ms == plan.base_window_ms
+}
+
 fn insert_if_newer(state: &mut TopicState, entry: MemEntry) -> bool {
     if entry.row.window_start < state.complete_from {
         return false;
@@ -418,6 +475,10 @@ pub struct HubShared {
     /// Last id handed out.
     next_id: AtomicU64,
     subscriptions: AtomicU64,
+    link: watch::Sender<Link>,
+    /// The id when the last resynchronisation began: a cursor before it may have missed
+    /// updates lost while disconnected, so it cannot resume.
+    resynced_at: AtomicU64,
 }
 
 /// The live hub.
@@ -447,6 +508,12 @@ impl Hub {
                 config,
                 next_id: AtomicU64::new(seed),
                 subscriptions: AtomicU64::new(0),
+                link: watch::channel(Link {
+                    connected: true,
+                    epoch: 0,
+                })
+                .0,
+                resynced_at: AtomicU64::new(0),
             }),
             topics: Mutex::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
@@ -463,6 +530,80 @@ impl Hub {
     /// Upstream subscriptions open now.
     pub fn subscriptions(&self) -> u64 {
         self.shared.subscriptions.load(Ordering::Relaxed)
+    }
+
+    /// The NATS link, and a receiver woken when it changes.
+    pub fn link(&self) -> watch::Receiver<Link> {
+        self.shared.link.subscribe()
+    }
+
+    /// Watches the NATS client until shutdown (see [`Link`]): polls its state and its
+    /// connection count (which also catches a reconnection quicker than a poll).
+    pub fn spawn_link_monitor(self: &Arc<Self>) {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let stats = hub.client.statistics();
+            let mut connects = stats.connects.load(Ordering::Relaxed);
+            let mut connected = true;
+            let mut settle: Option<tokio::time::Instant> = None;
+            let settle_after = std::time::Duration::from_millis(hub.shared.config.resync_settle_ms);
+            let mut tick = tokio::time::interval(LINK_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = hub.shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let now_connected = matches!(
+                    hub.client.connection_state(),
+                    async_nats::connection::State::Connected
+                );
+                let now_connects = stats.connects.load(Ordering::Relaxed);
+                if now_connects != connects && now_connected {
+                    connects = now_connects;
+                    connected = true;
+                    tracing::warn!(
+                        "NATS reconnected: live updates published meanwhile were lost; \
+                         resynchronising every stream"
+                    );
+                    hub.resync();
+                    settle = (!settle_after.is_zero())
+                        .then(|| tokio::time::Instant::now() + settle_after);
+                } else if connected && !now_connected {
+                    connected = false;
+                    settle = None;
+                    tracing::warn!("NATS disconnected: live streams are stale until it is back");
+                    metrics::counter!("rtdash_gateway_nats_disconnects_total").increment(1);
+                    hub.shared.link.send_modify(|link| link.connected = false);
+                } else if settle.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    settle = None;
+                    if connected {
+                        hub.resync();
+                    }
+                }
+            }
+        });
+    }
+
+    /// Drops every topic's memory and moves the link to a new epoch: streams send fresh
+    /// snapshots.
+    pub fn resync(&self) {
+        // An id of its own: a cursor from before the resynchronisation (at most the last id
+        // issued before it) is below it, one issued after it is not.
+        let mark = self.shared.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.resynced_at.store(mark, Ordering::SeqCst);
+        let topics: Vec<Arc<Topic>> = {
+            let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+            topics.values().filter_map(Weak::upgrade).collect()
+        };
+        for topic in &topics {
+            topic.invalidate();
+        }
+        self.shared.link.send_modify(|link| {
+            link.connected = true;
+            link.epoch += 1;
+        });
+        metrics::counter!("rtdash_gateway_live_resyncs_total").increment(1);
     }
 
     /// The topic of (tenant, metric), subscribing upstream if nobody watches it yet. Returns
@@ -586,6 +727,12 @@ mod tests {
             config,
             next_id: AtomicU64::new(1_000),
             subscriptions: AtomicU64::new(1),
+            link: watch::channel(Link {
+                connected: true,
+                epoch: 0,
+            })
+            .0,
+            resynced_at: AtomicU64::new(0),
         });
         let (notify, _) = watch::channel(1_000);
         Arc::new(Topic {
@@ -679,7 +826,7 @@ mod tests {
             3,
             now - 1,
         ));
-        topic.seed(&combined.reg, &[stored], now - 3_600_000);
+        topic.seed(&combined.reg, &[stored], now - 3_600_000, 0);
         let values = topic.memory_values(&combined.reg);
         assert_eq!(values.len(), 1);
         assert_eq!(values[0].value, Some(5.0));

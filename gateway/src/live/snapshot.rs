@@ -1,9 +1,10 @@
 //! Widget snapshots through a short-lived single-flight cache: whatever the number of
-//! viewers, QuestDB sees at most one query per (plan, time range, topic generation) per
-//! `snapshot_ttl_ms`. A query's rows also seed the topic's memory so live values of
+//! viewers, QuestDB sees at most one query per (plan, time range, topic generation, link
+//! epoch) per `snapshot_ttl_ms` (a NATS reconnection moves the epoch on, so resynchronising
+//! streams query again). A query's rows also seed the topic's memory so live values of
 //! combined windows are complete.
 
-use super::hub::{PlanHandle, Topic};
+use super::hub::PlanHandle;
 use crate::query::{QueryError, QuestDb, WindowRow};
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::collections::HashMap;
@@ -21,6 +22,8 @@ pub struct SnapshotRows {
     pub to: UnixMillis,
     /// The rows.
     pub rows: Vec<WindowRow>,
+    /// The topic's memory epoch before the query.
+    pub epoch: u64,
 }
 
 type Slot = Arc<OnceCell<Result<Arc<SnapshotRows>, String>>>;
@@ -30,6 +33,7 @@ struct Key {
     plan: crate::query::QueryPlan,
     range_ms: i64,
     generation: u64,
+    epoch: u64,
 }
 
 struct Entry {
@@ -80,6 +84,7 @@ impl SnapshotCache {
             plan: handle.reg.plan.clone(),
             range_ms,
             generation: handle.topic.generation,
+            epoch: handle.topic.link_epoch(),
         };
         let slot = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -116,7 +121,9 @@ impl SnapshotCache {
             // while the topic lived on) is seeded from it: the topic's memory has every live
             // update since before the fetch, and older rows never replace newer ones.
             if handle.reg.seeded_from.load(Ordering::SeqCst) > rows.from {
-                handle.topic.seed(&handle.reg, &rows.rows, rows.from);
+                handle
+                    .topic
+                    .seed(&handle.reg, &rows.rows, rows.from, rows.epoch);
             }
         }
         if result.is_err() {
@@ -137,14 +144,17 @@ impl SnapshotCache {
         let now = now_millis();
         let from = plan.bucket_of(now - range_ms);
         let to = plan.bucket_of(now) + plan.window_ms;
+        // Taken before the query: rows read before a resynchronisation do not seed after it.
+        let epoch = handle.topic.epoch();
         self.queries.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("rtdash_gateway_snapshot_queries_total").increment(1);
         let rows = self.db.fetch_rows(plan, from, to).await?;
-        seed(&handle.topic, handle, &rows, from);
-        Ok(SnapshotRows { from, to, rows })
+        handle.topic.seed(&handle.reg, &rows, from, epoch);
+        Ok(SnapshotRows {
+            from,
+            to,
+            rows,
+            epoch,
+        })
     }
-}
-
-fn seed(topic: &Topic, handle: &PlanHandle, rows: &[WindowRow], from: UnixMillis) {
-    topic.seed(&handle.reg, rows, from);
 }

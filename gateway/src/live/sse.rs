@@ -7,7 +7,7 @@
 //! each widget window that changed meanwhile (coalesced), or (when it fell out of the ring)
 //! the values in memory.
 
-use super::hub::{PlanHandle, Topic};
+use super::hub::{Link, PlanHandle, Topic};
 use super::status::StatusView;
 use crate::api::definitions::effective_definition;
 use crate::api::ApiQuery;
@@ -180,6 +180,10 @@ struct Viewer {
     done: bool,
     changes: broadcast::Receiver<Arc<str>>,
     status: watch::Receiver<Arc<StatusView>>,
+    /// The NATS link: a new epoch means updates may have been lost, so fresh snapshots.
+    link: watch::Receiver<Link>,
+    epoch: u64,
+    resync: bool,
     stale: bool,
     _permit: OwnedSemaphorePermit,
     _gauge: ClientGauge,
@@ -269,6 +273,8 @@ impl Viewer {
         let watches = topics.iter().map(|topic| topic.watch()).collect();
         let key = rtdash_shared::names::dashboard_config_key(&tenant, &dashboard.dashboard_id);
         let status = state.status.subscribe();
+        let mut link = state.hub.link();
+        let epoch = link.borrow_and_update().epoch;
         tracing::debug!(dashboard = %dashboard.dashboard_id, tenant = %tenant, widgets = widgets.len(), "stream opened");
         Ok(Self {
             emitted: cursors.clone(),
@@ -285,6 +291,9 @@ impl Viewer {
             done: false,
             changes,
             status,
+            link,
+            epoch,
+            resync: false,
             stale: false,
             _permit: permit,
             _gauge: ClientGauge::new(),
@@ -314,6 +323,11 @@ impl Viewer {
                 self.push_status();
                 continue;
             }
+            if self.resync {
+                self.resync = false;
+                self.resnapshot().await;
+                continue;
+            }
             for watch in &mut self.watches {
                 watch.borrow_and_update();
             }
@@ -322,6 +336,7 @@ impl Viewer {
             }
             let shutdown = self.state.shutdown.clone();
             let mut status = self.status.clone();
+            let mut link = self.link.clone();
             let any_update = async {
                 if self.watches.is_empty() {
                     futures::future::pending::<()>().await;
@@ -337,6 +352,14 @@ impl Viewer {
                 Ok(()) = status.changed() => {
                     self.status = status;
                     self.push_status();
+                }
+                Ok(()) = link.changed() => {
+                    let epoch = link.borrow_and_update().epoch;
+                    self.link = link;
+                    if epoch != self.epoch {
+                        self.epoch = epoch;
+                        self.resync = true;
+                    }
                 }
             }
         }
@@ -363,6 +386,21 @@ impl Viewer {
         self.pending
             .push_back(Event::default().event("reload").data(data.to_string()));
         self.done = true;
+    }
+
+    /// After a NATS reconnection: updates published meanwhile were lost, so every widget
+    /// gets a fresh snapshot (queried again), and reading resumes from the rings' ends.
+    async fn resnapshot(&mut self) {
+        metrics::counter!("rtdash_gateway_sse_resnapshots_total").increment(1);
+        for (index, topic) in self.topics.iter().enumerate() {
+            let cursor = topic.cursor();
+            self.cursors[index] = cursor;
+            self.emitted[index] = cursor;
+        }
+        for view in &mut self.widgets {
+            view.resume = false;
+        }
+        self.push_snapshots().await;
     }
 
     async fn push_snapshots(&mut self) {

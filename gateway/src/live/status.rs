@@ -6,6 +6,7 @@ use rtdash_shared::messages::PartitionStatus;
 use rtdash_shared::time::{format_rfc3339, now_millis, UnixMillis};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,9 @@ pub enum FreshnessState {
     Stale,
     /// No report seen since the gateway started.
     Unknown,
+    /// The gateway has lost its NATS connection: neither live updates nor reports arrive.
+    /// After it reconnects, streams get fresh snapshots.
+    Disconnected,
 }
 
 /// One partition's latest report.
@@ -71,6 +75,8 @@ pub struct StatusView {
 pub struct StatusTracker {
     config: LiveConfig,
     reports: Arc<RwLock<BTreeMap<u32, (PartitionStatus, UnixMillis)>>>,
+    /// The gateway's NATS connection is up.
+    connected: Arc<AtomicBool>,
     /// The summary streams send: replaced when the state changes (checked every second) and
     /// every `status_interval_ms`, so viewers wake for it rather than each polling.
     published: watch::Sender<Arc<StatusView>>,
@@ -83,6 +89,7 @@ impl StatusTracker {
         let mut tracker = Self {
             config,
             reports,
+            connected: Arc::new(AtomicBool::new(true)),
             published: watch::channel(Arc::new(empty_view())).0,
         };
         tracker.published = watch::channel(Arc::new(tracker.view(false))).0;
@@ -113,6 +120,33 @@ impl StatusTracker {
                 }
             }
         });
+    }
+
+    /// Follows the NATS link until `shutdown`: while it is down the state is
+    /// `disconnected` (republished at once on every change).
+    pub fn follow_link(
+        &self,
+        mut link: watch::Receiver<crate::live::hub::Link>,
+        shutdown: CancellationToken,
+    ) {
+        let tracker = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let connected = link.borrow_and_update().connected;
+                tracker.set_connected(connected);
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    changed = link.changed() => if changed.is_err() { return },
+                }
+            }
+        });
+    }
+
+    /// Records whether the NATS connection is up; republishes when that changes.
+    pub fn set_connected(&self, connected: bool) {
+        if self.connected.swap(connected, Ordering::SeqCst) != connected {
+            self.published.send_replace(Arc::new(self.view(false)));
+        }
     }
 
     /// Subscribes to `rtdash.status.*` until `shutdown`.
@@ -187,7 +221,9 @@ impl StatusTracker {
                 });
             }
         }
-        let state = if reports.is_empty() {
+        let state = if !self.connected.load(Ordering::SeqCst) {
+            FreshnessState::Disconnected
+        } else if reports.is_empty() {
             FreshnessState::Unknown
         } else if all_silent {
             FreshnessState::Stale
@@ -198,7 +234,10 @@ impl StatusTracker {
         };
         StatusView {
             state,
-            stale: matches!(state, FreshnessState::Behind | FreshnessState::Stale),
+            stale: matches!(
+                state,
+                FreshnessState::Behind | FreshnessState::Stale | FreshnessState::Disconnected
+            ),
             max_lag_messages: max_lag,
             min_watermark: min_watermark.map(format_rfc3339),
             watermark_delay_ms: min_watermark.map(|w| now - w),
@@ -249,5 +288,14 @@ mod tests {
         tracker.record(report(1, 10_000_000, 2_000));
         assert_eq!(tracker.view(false).state, FreshnessState::Behind);
         assert!(tracker.view(false).stale);
+        let mut published = tracker.subscribe();
+        published.borrow_and_update();
+        tracker.set_connected(false);
+        assert!(published.has_changed().unwrap());
+        let view = published.borrow_and_update().clone();
+        assert_eq!(view.state, FreshnessState::Disconnected);
+        assert!(view.stale);
+        tracker.set_connected(true);
+        assert_eq!(published.borrow_and_update().state, FreshnessState::Behind);
     }
 }

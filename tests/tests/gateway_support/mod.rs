@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gateway::config::GatewayConfig;
+use questdb::ingress::{Buffer, Sender, TimestampMicros};
 use rtdash_shared::messages::WindowUpdate;
+use rtdash_shared::series::SeriesKey;
 use rtdash_shared::sketch::Stats;
-use rtdash_shared::time::format_rfc3339;
 use rtdash_tests::{unique_name, NatsServer, QuestDb};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -128,16 +129,20 @@ impl Env {
         (id, widgets)
     }
 
-    /// Inserts rows into this test's table and waits until they are visible.
+    /// Inserts rows into this test's table the way the core aggregator writes them (ILP over
+    /// HTTP, see `append_row` in `core-aggregator/src/sink/questdb.rs`: the empty dimension
+    /// set is an absent `dim_set` symbol, which QuestDB stores as NULL), and waits until they
+    /// are visible.
     pub fn insert(&self, rows: &[Row]) {
         if rows.is_empty() {
             return;
         }
-        for chunk in rows.chunks(30) {
-            let values: Vec<String> = chunk.iter().map(|row| row.sql_values()).collect();
-            let sql = format!("INSERT INTO {} VALUES {}", self.table, values.join(", "));
-            self.db.exec(&sql).expect("insert");
+        let mut sender = Sender::from_conf(self.db.ilp_http_conf()).expect("ILP sender");
+        let mut buffer = sender.new_buffer();
+        for row in rows {
+            row.append(&mut buffer, &self.table).expect("ILP row");
         }
+        sender.flush(&mut buffer).expect("ILP flush");
         self.db
             .wait_wal_applied(&self.table, Duration::from_secs(30))
             .expect("WAL applied");
@@ -243,33 +248,37 @@ impl Row {
         self
     }
 
-    fn sql_values(&self) -> String {
-        let f = |v: Option<f64>| v.map_or("null".to_owned(), |v| format!("{v:?}"));
-        let dim_set = self.dims.keys().cloned().collect::<Vec<_>>().join(",");
-        let series = serde_json::to_string(&self.dims).expect("json");
+    /// Appends the row in the aggregator's ILP layout (same columns, same symbol handling).
+    fn append(&self, buffer: &mut Buffer, table: &str) -> questdb::Result<()> {
+        let series = SeriesKey::new(self.tenant.clone(), self.metric.clone(), self.dims.clone());
+        let dim_set = series.dim_set();
         let avg = match self.sum {
             Some(sum) if self.count > 0 => Some(sum / self.count as f64),
             _ => None,
         };
-        format!(
-            "('{}', '{}', '{}', '{}', '{}', '{}', {}, {}, {}, {}, {}, null, null, null, {}, {}, {}, {}, 0, '{}')",
-            format_rfc3339(self.start),
-            format_rfc3339(self.start + self.window_ms),
-            self.tenant,
-            self.metric,
-            dim_set,
-            series.replace('\'', "''"),
-            self.count,
-            f(self.sum),
-            f(self.min),
-            f(self.max),
-            f(avg),
-            f(self.p99),
-            self.uniq.map_or("null".to_owned(), |u| u.to_string()),
-            self.revision,
-            self.is_final,
-            format_rfc3339(self.start + self.window_ms + 1_000),
-        )
+        let micros = |ms: i64| TimestampMicros::new(ms * 1000);
+        buffer
+            .table(table)?
+            .symbol("tenant", series.tenant.as_str())?
+            .symbol("metric", series.metric.as_str())?
+            .symbol_opt("dim_set", (!dim_set.is_empty()).then_some(dim_set.as_str()))?
+            .column_str("series", series.dims_json().as_str())?
+            .column_ts("window_end", micros(self.start + self.window_ms))?
+            .column_i64("count", self.count as i64)?
+            .column_f64_opt("sum", self.sum)?
+            .column_f64_opt("min", self.min)?
+            .column_f64_opt("max", self.max)?
+            .column_f64_opt("avg", avg)?
+            .column_f64_opt("p50", None)?
+            .column_f64_opt("p90", None)?
+            .column_f64_opt("p95", None)?
+            .column_f64_opt("p99", self.p99)?
+            .column_i64_opt("uniq", self.uniq.map(|u| u as i64))?
+            .column_i64("revision", i64::from(self.revision))?
+            .column_bool("final", self.is_final)?
+            .column_i64("late_count", 0)?
+            .column_ts("updated_at", micros(self.start + self.window_ms + 1_000))?
+            .at(micros(self.start))
     }
 
     /// The same window as a live update.
