@@ -1,7 +1,29 @@
 #!/usr/bin/env bash
 # Stops a stack started by ./deploy/up.sh (running or left behind) and wipes its state dir
 # ${RTDASH_STATE:-<repo>/.rtdash}: NATS store, QuestDB data, logs.
+#
+#   ./deploy/down.sh [--state DIR]   (DIR: the state dir given to up.sh --state)
 set -euo pipefail
+
+case ${1:-} in
+"") ;;
+--state)
+	[ $# -eq 2 ] || {
+		echo "usage: ./deploy/down.sh [--state DIR]" >&2
+		exit 2
+	}
+	RTDASH_STATE=$(realpath -m -- "$2")
+	export RTDASH_STATE
+	;;
+-h | --help)
+	sed -n '2,5s/^# \{0,1\}//p' "$0"
+	exit 0
+	;;
+*)
+	echo "usage: ./deploy/down.sh [--state DIR]" >&2
+	exit 2
+	;;
+esac
 
 # shellcheck source=deploy/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -5,21 +5,41 @@
 # QuestDB data), logs and pid files live in ${RTDASH_STATE:-<repo>/.rtdash}.
 # On exit, for whatever reason, it stops everything it started.
 #
-#   ./deploy/up.sh [--no-demo] [--reset]
-#     --no-demo  do not start the demo producer (rtdash-loadgen demo)
-#     --reset    wipe the state dir first (start from empty NATS and QuestDB)
+#   ./deploy/up.sh [--no-demo] [--reset] [--profile release|debug] [--port-offset N] [--state DIR]
+#     --no-demo        do not start the demo producer (rtdash-loadgen demo)
+#     --reset          wipe the state dir first (start from empty NATS and QuestDB)
+#     --profile P      cargo profile to build and run: release (default) or debug
+#     --port-offset N  add N to every port below (a second stack beside the default one)
+#     --state DIR      state dir (default $RTDASH_STATE, else <repo>/.rtdash)
 #
 # Ports: gateway 8080 (dashboard, API), edge-agent 8081, core-aggregator 8082 (admin),
 # NATS 4222 (monitor 8222), QuestDB HTTP 9000, ILP/TCP 9009, PostgreSQL wire 8812, min-HTTP 9003.
+# Binaries come from ${CARGO_TARGET_DIR:-<repo>/target}/<profile>/. Stop a stack from another
+# terminal with ./deploy/down.sh (with the same --state).
 set -euo pipefail
 
-usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
 demo=1
 reset=0
-for arg in "$@"; do
-	case $arg in
+profile=release
+port_offset=0
+state=
+while [ $# -gt 0 ]; do
+	case $1 in
 	--no-demo) demo=0 ;;
 	--reset) reset=1 ;;
+	--profile | --port-offset | --state)
+		[ $# -ge 2 ] || {
+			usage >&2
+			exit 2
+		}
+		case $1 in
+		--profile) profile=$2 ;;
+		--port-offset) port_offset=$2 ;;
+		--state) state=$2 ;;
+		esac
+		shift
+		;;
 	-h | --help)
 		usage
 		exit 0
@@ -29,15 +49,34 @@ for arg in "$@"; do
 		exit 2
 		;;
 	esac
+	shift
 done
+case $profile in
+release | debug) ;;
+*)
+	echo "up.sh: --profile must be release or debug, not '$profile'" >&2
+	exit 2
+	;;
+esac
+if ! [[ $port_offset =~ ^[0-9]+$ ]] || [ "$port_offset" -gt 56000 ]; then
+	echo "up.sh: --port-offset must be a number from 0 to 56000, not '$port_offset'" >&2
+	exit 2
+fi
+if [ -n "$state" ]; then
+	mkdir -p "$state"
+	RTDASH_STATE=$(cd "$state" && pwd)
+	export RTDASH_STATE
+fi
 
 # shellcheck source=deploy/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$RTDASH_ROOT"
 
-NATS_PORT=4222 NATS_MONITOR_PORT=8222
-QDB_HTTP_PORT=9000 QDB_ILP_PORT=9009 QDB_PG_PORT=8812 QDB_MIN_HTTP_PORT=9003
-GATEWAY_PORT=8080 AGENT_PORT=8081 AGGREGATOR_PORT=8082
+o=$port_offset
+NATS_PORT=$((4222 + o)) NATS_MONITOR_PORT=$((8222 + o))
+QDB_HTTP_PORT=$((9000 + o)) QDB_ILP_PORT=$((9009 + o)) QDB_PG_PORT=$((8812 + o)) QDB_MIN_HTTP_PORT=$((9003 + o))
+GATEWAY_PORT=$((8080 + o)) AGENT_PORT=$((8081 + o)) AGGREGATOR_PORT=$((8082 + o))
+bin_dir=${CARGO_TARGET_DIR:-$RTDASH_ROOT/target}/$profile
 
 if up=$(rtdash_read_pidfile "$RTDASH_STATE/up.pid"); then
 	rtdash_die "a stack is already running from $RTDASH_STATE (up.sh pid $up); stop it with ./deploy/down.sh"
@@ -46,9 +85,18 @@ rtdash_require_free_ports nats=$NATS_PORT nats-monitor=$NATS_MONITOR_PORT \
 	questdb-http=$QDB_HTTP_PORT questdb-ilp=$QDB_ILP_PORT questdb-pg=$QDB_PG_PORT questdb-min-http=$QDB_MIN_HTTP_PORT \
 	gateway=$GATEWAY_PORT edge-agent=$AGENT_PORT core-aggregator=$AGGREGATOR_PORT
 
+if [ -d "$RTDASH_STATE" ] && [ ! -f "$RTDASH_STATE/.rtdash-state" ] && [ -n "$(ls -A "$RTDASH_STATE")" ]; then
+	rtdash_die "$RTDASH_STATE is not empty and not an rtdash state dir (no .rtdash-state marker); choose another --state"
+fi
+
 "$RTDASH_ROOT/deploy/install.sh"
-rtdash_log "building release binaries (cargo build --release --workspace --bins)"
-cargo build --release --workspace --bins
+if [ "$profile" = release ]; then
+	rtdash_log "building release binaries (cargo build --release --workspace --bins)"
+	cargo build --release --workspace --bins
+else
+	rtdash_log "building debug binaries (cargo build --workspace --bins)"
+	cargo build --workspace --bins
+fi
 rtdash_build_web
 
 if [ "$reset" = 1 ] && [ -d "$RTDASH_STATE" ]; then
@@ -78,17 +126,28 @@ rtdash_wait_nats $NATS_MONITOR_PORT
 rtdash_wait_questdb $QDB_HTTP_PORT
 rtdash_log "NATS ready on nats://127.0.0.1:$NATS_PORT, QuestDB ready on http://127.0.0.1:$QDB_HTTP_PORT"
 
+# What the TOML files in deploy/local/ cannot know: this stack's ports and state dir. The
+# environment overrides the files (RTDASH_<COMPONENT>__<KEY>; RTDASH_NATS__*, RTDASH_QUESTDB__*
+# for every component that has the section).
+export RTDASH_NATS__URL="nats://127.0.0.1:$NATS_PORT"
+export RTDASH_QUESTDB__HTTP="127.0.0.1:$QDB_HTTP_PORT"
+export RTDASH_QUESTDB__PG_ADDR="127.0.0.1:$QDB_PG_PORT"
+export RTDASH_CORE_AGGREGATOR__ADMIN_LISTEN="127.0.0.1:$AGGREGATOR_PORT"
+export RTDASH_GATEWAY__LISTEN="127.0.0.1:$GATEWAY_PORT"
+export RTDASH_EDGE_AGENT__LISTEN="127.0.0.1:$AGENT_PORT"
+export RTDASH_EDGE_AGENT__STATE_DIR="$RTDASH_STATE/edge-agent"
+
 # name:port, in start order.
 services=("core-aggregator:$AGGREGATOR_PORT" "gateway:$GATEWAY_PORT" "edge-agent:$AGENT_PORT")
 for svc in "${services[@]}"; do
-	rtdash_spawn "${svc%%:*}" "target/release/${svc%%:*}" --config "deploy/local/${svc%%:*}.toml"
+	rtdash_spawn "${svc%%:*}" "$bin_dir/${svc%%:*}" --config "deploy/local/${svc%%:*}.toml"
 	rtdash_wait_http "${svc%%:*}" "http://127.0.0.1:${svc#*:}/readyz" 60
 	rtdash_log "${svc%%:*} ready on 127.0.0.1:${svc#*:}"
 done
 
 watched=(nats questdb core-aggregator gateway edge-agent)
 if [ "$demo" = 1 ]; then
-	rtdash_spawn loadgen target/release/rtdash-loadgen demo --agent "http://127.0.0.1:$AGENT_PORT" \
+	rtdash_spawn loadgen "$bin_dir/rtdash-loadgen" demo --agent "http://127.0.0.1:$AGENT_PORT" \
 		--gateway "http://127.0.0.1:$GATEWAY_PORT" --tenant demo
 	rtdash_log "demo producer started (log: $RTDASH_STATE/logs/loadgen.log)"
 fi

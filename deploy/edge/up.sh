@@ -135,7 +135,8 @@ cat <<EOF
   The site's edge-agent connects to $leaf_url and publishes partials to
   rtdash.edge.$site.partials.<p> (see deploy/README.md, "Edge sites"):
     export RTDASH_NATS__URL=$leaf_url
-    export RTDASH_EDGE_AGENT__AGENT_ID=$site-<host>   # unique across all sites
+    export RTDASH_EDGE_AGENT__SITE=$site              # edge subjects, no hub streams here
+    export RTDASH_EDGE_AGENT__AGENT_ID=$site-<host>   # optional: else $site-<random>, kept
   Cut / restore the link: ./deploy/edge/link.sh $site cut|restore   Stop: ./deploy/edge/down.sh $site
 
 EOF

@@ -66,3 +66,4 @@ pub fn eventually<T>(
     }
 }
 pub mod cluster;
+pub mod stack;
