@@ -273,6 +273,7 @@ pub fn is_table_name(name: &str) -> bool {
 impl Validate for Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.streams.validate()?;
+        self.telemetry.validate()?;
         if self.admin_listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::invalid(
                 "admin_listen",

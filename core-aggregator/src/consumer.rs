@@ -36,6 +36,7 @@ use crate::sink::questdb::{ConfirmRouter, Ownership, Row, RowSender};
 use crate::state::{decode_batch, Capture, Effect, PartitionState, Settings};
 use async_nats::jetstream::{self, consumer, kv, object_store};
 use futures::{FutureExt, StreamExt};
+use rtdash_runtime::trace_context::TraceParent;
 use rtdash_shared::messages::PartitionStatus;
 use rtdash_shared::names;
 use rtdash_shared::time::now_millis;
@@ -52,6 +53,8 @@ const AGENT_CLOCK_AHEAD_TOLERANCE_MS: i64 = 5_000;
 const DRAIN_LIMIT: usize = 2_000;
 /// Interval of state ticks (close on silence, output throttle, eviction).
 const TICK: Duration = Duration::from_millis(50);
+/// Most traced batches remembered for the next emit span (its parent and links).
+const MAX_TRACED: usize = 32;
 
 /// What every partition worker of a process shares.
 #[derive(Clone)]
@@ -157,6 +160,10 @@ struct Worker {
     last_message_at: Instant,
     /// The state's counters as last reported to metrics.
     reported: crate::state::Counters,
+    /// Apply spans of the traced batches since the last emit with output, oldest first (only
+    /// while traces are exported): the next `core.emit` span continues the newest and links
+    /// to the others.
+    traced: Vec<TraceParent>,
 }
 
 impl Worker {
@@ -219,6 +226,7 @@ impl Worker {
             lag: 0,
             last_message_at: Instant::now(),
             reported,
+            traced: Vec::new(),
         })
     }
 
@@ -336,6 +344,17 @@ impl Worker {
             }
             return Ok(());
         }
+        // While traces are exported, a batch carrying a `traceparent` is applied in a
+        // `core.apply_batch` span continuing the edge agent's flush span.
+        let span = match TraceParent::from_headers(message.headers.as_ref()) {
+            Some(parent) => {
+                let span =
+                    tracing::info_span!("core.apply_batch", partition = self.partition, stream_seq);
+                parent.set_parent_of(&span);
+                span
+            }
+            None => tracing::Span::none(),
+        };
         match decode_batch(&message.payload) {
             Ok(mut batch) => {
                 // An agent whose clock runs ahead must not close windows early: its watermark
@@ -346,8 +365,16 @@ impl Worker {
                     batch.watermark = batch.watermark.min(limit);
                     batch.created_at = batch.created_at.min(limit);
                 }
-                let effects = self.state.apply_borrowed(batch, stream_seq);
-                self.handle_effects(effects).await?;
+                let effects = span.in_scope(|| self.state.apply_borrowed(batch, stream_seq));
+                self.handle_effects(effects)
+                    .instrument(span.clone())
+                    .await?;
+                if let Some(trace) = TraceParent::of(&span) {
+                    if self.traced.len() >= MAX_TRACED {
+                        self.traced.remove(0);
+                    }
+                    self.traced.push(trace);
+                }
             }
             Err(err) => {
                 tracing::warn!(stream_seq, %err, "undecodable message; sending it to the dead-letter stream");
@@ -433,9 +460,19 @@ impl Worker {
     /// Sends due window versions to QuestDB and live subscribers.
     async fn emit(&mut self) -> Result<(), Error> {
         let outputs = self.state.poll_outputs(now_millis());
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        // The span lives until the versions are handed over; its context travels with them
+        // (the QuestDB write span and the live update's `traceparent` continue it).
+        let span = self.emit_span(outputs.len());
+        let trace = TraceParent::of(&span);
         for output in outputs {
             if output.live {
-                self.ctx.live.publish(self.partition, &output).await;
+                self.ctx
+                    .live
+                    .publish(self.partition, &output, trace.as_ref())
+                    .await;
             }
             if output.store {
                 let row = Row {
@@ -443,6 +480,7 @@ impl Worker {
                     epoch: self.epoch,
                     confirm: output.is_final,
                     output,
+                    trace: trace.clone(),
                 };
                 tokio::select! {
                     biased;
@@ -452,6 +490,20 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// A `core.emit` span continuing the newest traced batch applied since the last emit and
+    /// linked to the others; `Span::none()` when there is none.
+    fn emit_span(&mut self, windows: usize) -> tracing::Span {
+        let Some(parent) = self.traced.pop() else {
+            return tracing::Span::none();
+        };
+        let span = tracing::info_span!("core.emit", partition = self.partition, windows);
+        parent.set_parent_of(&span);
+        for other in self.traced.drain(..) {
+            other.link_from(&span);
+        }
+        span
     }
 
     /// Captures the state and writes it in the background (unless a checkpoint is already

@@ -81,7 +81,6 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG as u8);
             }
         };
-    let _metrics = rtdash_runtime::telemetry::init(&config.telemetry);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,6 +92,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        // Inside the runtime: the trace exporter's HTTP client is set up here.
+        rtdash_runtime::telemetry::init("core-aggregator", &config.telemetry)
+            .map_err(|err| Error::Usage(err.to_string()))?;
         let shutdown = CancellationToken::new();
         rtdash_runtime::shutdown::cancel_on_signal(shutdown.clone());
         match cli.command.unwrap_or(Command::Run) {
@@ -132,6 +134,7 @@ fn main() -> ExitCode {
             }
         }
     });
+    rtdash_runtime::telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -329,6 +329,7 @@ pub async fn recompute(
             epoch: UNFENCED,
             confirm: false,
             output,
+            trace: None,
         })
         .await?;
         summary.rows += 1;

@@ -183,6 +183,7 @@ pub async fn replay(
                 epoch: UNFENCED,
                 confirm: false,
                 output,
+                trace: None,
             })
             .await?;
         }

@@ -21,6 +21,7 @@ use crate::metrics::AgentMetrics;
 use crate::publish::seq::SeqState;
 use crate::publish::spool::Spool;
 use bytes::Bytes;
+use rtdash_runtime::trace_context;
 use rtdash_shared::aggregate::Aggregator;
 use rtdash_shared::event::Event;
 use rtdash_shared::messages::{PartialBatch, PartialEntry};
@@ -318,11 +319,18 @@ impl Flusher {
             .map_or(now_ms, |oldest| oldest.min(now_ms));
         self.watermark = self.watermark.max(held_back);
         let watermark = self.watermark;
-        let span = tracing::debug_span!("flush", watermark);
-        let _enter = span.enter();
-
         let forget_before = now_ms - self.shards.widest_window_ms() - ADMISSION_HORIZON_MS;
         let entries = self.shards.drain_all(forget_before);
+        // While traces are exported, a flush with data is the root span of the trace its
+        // batches carry (`traceparent`); a batch merges many ingest requests, so it starts a
+        // trace of its own rather than continuing one of theirs (docs/architecture.md,
+        // "Tracing"). Otherwise the usual debug span, and no trace context at all.
+        let span = if !entries.is_empty() && trace_context::enabled() {
+            tracing::info_span!(parent: None, "edge.flush", watermark, entries = entries.len())
+        } else {
+            tracing::debug_span!("flush", watermark)
+        };
+        let _enter = span.enter();
         self.metrics.series_active.set(entries.len() as f64);
         let mut report = FlushReport {
             entries: entries.len(),
@@ -396,8 +404,13 @@ impl Flusher {
             Ok(bytes)
                 if bytes.len() <= self.config.hard_max_batch_bytes || batch.entries.len() <= 1 =>
             {
+                let trace = if batch.entries.is_empty() {
+                    None
+                } else {
+                    trace_context::TraceParent::current()
+                };
                 self.spool
-                    .push(batch.partition, batch.seq, Bytes::from(bytes));
+                    .push_traced(batch.partition, batch.seq, Bytes::from(bytes), trace);
                 1
             }
             Ok(_) => {

@@ -244,6 +244,7 @@ impl Outbox for Archive {
             subject: chunk.subject.clone(),
             msg_id: format!("{}.archive.{}", self.agent_id, chunk.id),
             payload: chunk.payload.clone(),
+            trace: None,
             token: chunk.id,
         };
         inner.in_flight.insert(chunk.id, chunk);

@@ -326,6 +326,7 @@ impl AgentConfig {
 
 impl Validate for AgentConfig {
     fn validate(&self) -> Result<(), ConfigError> {
+        self.telemetry.validate()?;
         if let Some(id) = &self.agent_id {
             if !is_identifier(id, 64) {
                 return Err(ConfigError::invalid(

@@ -295,6 +295,7 @@ impl Outbox for DeadLetters {
             subject: item.subject.clone(),
             msg_id: format!("{}.dlq.{}", self.agent_id, item.id),
             payload: item.payload.clone(),
+            trace: None,
             token: item.id,
         };
         inner.in_flight.insert(item.id, item);

@@ -70,7 +70,10 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
-        rtdash_runtime::telemetry::init(&config.telemetry);
+        if let Err(err) = rtdash_runtime::telemetry::init("edge-agent", &config.telemetry) {
+            eprintln!("edge-agent: {err}");
+            return rtdash_runtime::EXIT_CONFIG;
+        }
         let shutdown = CancellationToken::new();
         rtdash_runtime::shutdown::cancel_on_signal(shutdown.clone());
         match edge_agent::run(config, shutdown).await {
@@ -81,5 +84,6 @@ fn main() -> ExitCode {
             }
         }
     });
+    rtdash_runtime::telemetry::shutdown();
     ExitCode::from(code as u8)
 }

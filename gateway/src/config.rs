@@ -157,6 +157,7 @@ impl Default for LiveConfig {
 
 impl Validate for GatewayConfig {
     fn validate(&self) -> Result<(), ConfigError> {
+        self.telemetry.validate()?;
         let positive = [
             ("request_timeout_ms", self.request_timeout_ms),
             ("max_body_bytes", self.max_body_bytes as u64),

@@ -68,11 +68,16 @@ async fn main() {
     if let Some(format) = args.log_format {
         config.telemetry.log_format = format;
     }
-    rtdash_runtime::telemetry::init(&config.telemetry);
+    if let Err(err) = rtdash_runtime::telemetry::init("gateway", &config.telemetry) {
+        eprintln!("gateway: {err}");
+        std::process::exit(rtdash_runtime::EXIT_CONFIG);
+    }
     spawn_heap_gauges();
     let shutdown = CancellationToken::new();
     rtdash_runtime::shutdown::cancel_on_signal(shutdown.clone());
-    if let Err(err) = gateway::run(config, shutdown).await {
+    let result = gateway::run(config, shutdown).await;
+    rtdash_runtime::telemetry::shutdown();
+    if let Err(err) = result {
         tracing::error!(error = %err, "gateway failed");
         eprintln!("gateway: {err}");
         std::process::exit(rtdash_runtime::EXIT_FAILURE);

@@ -2,7 +2,9 @@
 //!
 //! - [`config`]: layered configuration (defaults, then a TOML file, then `RTDASH_...`
 //!   environment variables) with errors that name the key; exit code 64 on bad config;
-//! - [`telemetry`]: `tracing` logs (human or JSON) and the Prometheus metrics recorder;
+//! - [`telemetry`]: `tracing` logs (human or JSON), the Prometheus metrics recorder and, when
+//!   configured, OpenTelemetry traces over OTLP;
+//! - [`trace_context`]: W3C `traceparent` in NATS headers, so a trace crosses services;
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics`;
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, and a bounded grace period;
 //! - [`net`]: binding listeners with errors that name the address;
@@ -15,6 +17,7 @@ pub mod nats;
 pub mod net;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;
 
 /// Exit code for a configuration problem (`EX_USAGE` from sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;

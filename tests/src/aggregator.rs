@@ -88,6 +88,8 @@ pub struct AggregatorOptions {
     /// Further settings as `(key, value)`, the key relative to `RTDASH_CORE_AGGREGATOR__`
     /// (e.g. `("WINDOWS__ALLOWED_LATENESS_MS", "1000")`).
     pub settings: Vec<(String, String)>,
+    /// Further environment variables, full names (e.g. `OTEL_BSP_SCHEDULE_DELAY`).
+    pub env: Vec<(String, String)>,
 }
 
 impl AggregatorOptions {
@@ -107,6 +109,7 @@ impl AggregatorOptions {
                 ("WRITER__PROVISIONAL_INTERVAL_MS".into(), "200".into()),
                 ("WRITER__FLUSH_MS".into(), "50".into()),
             ],
+            env: Vec::new(),
         }
     }
 
@@ -140,6 +143,7 @@ impl AggregatorOptions {
                 .iter()
                 .map(|(k, v)| (format!("RTDASH_CORE_AGGREGATOR__{k}"), v.clone())),
         );
+        env.extend(self.env.iter().cloned());
         env
     }
 }

@@ -191,6 +191,11 @@ impl Service {
             .map(|mut process| process.terminate(STOP_GRACE))
     }
 
+    /// Crash stop: `SIGKILL` to its process group, no shutdown. `None` when it was not running.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        self.process.take().map(|mut process| process.kill())
+    }
+
     /// The `/metrics` text.
     pub fn metrics_text(&self) -> anyhow::Result<String> {
         let url = format!("{}/metrics", self.url());
@@ -220,6 +225,9 @@ pub struct StackOptions {
     pub gateway: Vec<(String, String)>,
     /// Edge agent settings.
     pub agent: Vec<(String, String)>,
+    /// Further environment variables for every service, full names (e.g.
+    /// `RTDASH_TELEMETRY__OTLP_ENDPOINT`, `OTEL_BSP_SCHEDULE_DELAY`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
@@ -248,6 +256,7 @@ impl Default for StackOptions {
                 ("ARCHIVE_EVENTS", "true"),
                 ("SHUTDOWN_GRACE_MS", "5000"),
             ]),
+            env: Vec::new(),
         }
     }
 }
@@ -268,6 +277,12 @@ impl StackOptions {
     /// Sets (or replaces) one edge agent setting.
     pub fn agent(mut self, key: &str, value: impl ToString) -> Self {
         set(&mut self.agent, key, value);
+        self
+    }
+
+    /// Sets (or replaces) one environment variable of every service (full name).
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        set(&mut self.env, key, value);
         self
     }
 }
@@ -319,6 +334,7 @@ impl Stack {
         for (key, value) in &options.aggregator {
             aggregator_options = aggregator_options.set(key, value);
         }
+        aggregator_options.env.extend(options.env.iter().cloned());
         let aggregator = Aggregator::start(aggregator_options).context("start core-aggregator")?;
 
         let shared = |extra: &[(&str, String)]| -> Vec<(String, String)> {
@@ -327,6 +343,7 @@ impl Stack {
                 ("RTDASH_STREAMS__PARTITIONS".to_owned(), partitions.clone()),
             ];
             env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+            env.extend(options.env.iter().cloned());
             env
         };
         let gateway = {

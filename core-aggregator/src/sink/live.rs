@@ -5,6 +5,7 @@
 use crate::metrics as m;
 use crate::observer::WindowObserver;
 use crate::state::WindowOutput;
+use rtdash_runtime::trace_context::TraceParent;
 use rtdash_shared::names;
 use rtdash_shared::wire::{self, Format};
 use std::sync::Arc;
@@ -33,8 +34,14 @@ impl LiveSink {
         &self.observer
     }
 
-    /// Publishes one window version.
-    pub async fn publish(&self, partition: u32, output: &WindowOutput) {
+    /// Publishes one window version; with `trace` (only while traces are exported) it carries
+    /// a `traceparent` header, which the gateway's fan-out span continues.
+    pub async fn publish(
+        &self,
+        partition: u32,
+        output: &WindowOutput,
+        trace: Option<&TraceParent>,
+    ) {
         let update = output.to_update();
         self.observer.window_changed(partition, &update);
         let payload = match wire::encode(&update, Format::Json) {
@@ -45,7 +52,15 @@ impl LiveSink {
             }
         };
         let subject = names::live_subject(&update.tenant_id, &update.metric);
-        match self.client.publish(subject, payload.into()).await {
+        let sent = match trace {
+            Some(trace) => {
+                self.client
+                    .publish_with_headers(subject, trace.to_headers(), payload.into())
+                    .await
+            }
+            None => self.client.publish(subject, payload.into()).await,
+        };
+        match sent {
             Ok(()) => metrics::counter!(m::LIVE_UPDATES).increment(1),
             Err(err) => tracing::debug!(%err, "live update not published"),
         }

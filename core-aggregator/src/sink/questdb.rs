@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::metrics as m;
 use crate::state::{WindowId, WindowOutput};
 use questdb::ingress::{Buffer, Sender, TimestampMicros};
+use rtdash_runtime::trace_context::TraceParent;
 use rtdash_shared::schema::create_table_sql_for;
 #[cfg(test)]
 use rtdash_shared::schema::{create_table_sql, METRICS_TABLE};
@@ -44,6 +45,9 @@ pub struct Row {
     pub confirm: bool,
     /// The window version.
     pub output: WindowOutput,
+    /// The trace the version was emitted in (only while traces are exported): the write
+    /// span continues it.
+    pub trace: Option<TraceParent>,
 }
 
 /// Which ownership epoch of each partition this process currently holds.
@@ -147,6 +151,30 @@ impl RowSender {
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
     }
+}
+
+/// Most traces one span links to.
+const MAX_LINKS: usize = 32;
+
+/// The span of one batch write: `Span::none()` unless some row is traced.
+fn write_span(batch: &[Row]) -> tracing::Span {
+    let mut traces = batch.iter().filter_map(|row| row.trace.as_ref());
+    let Some(parent) = traces.next() else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!(parent: None, "core.questdb_write", rows = batch.len());
+    parent.set_parent_of(&span);
+    let mut linked: Vec<&TraceParent> = Vec::new();
+    for trace in traces {
+        if linked.len() >= MAX_LINKS {
+            break;
+        }
+        if trace != parent && !linked.contains(&trace) {
+            trace.link_from(&span);
+            linked.push(trace);
+        }
+    }
+    span
 }
 
 /// The writer thread.
@@ -306,8 +334,12 @@ impl WriterLoop {
         metrics::gauge!(m::QUESTDB_BACKLOG).set((self.rx.len() + batch) as f64);
     }
 
-    /// Writes `batch` (retrying as long as needed).
+    /// Writes `batch` (retrying as long as needed). While traces are exported, a batch with
+    /// traced rows is written in a `core.questdb_write` span: a child of the first traced
+    /// row's emit span, linked to the others (a batch serves many traces).
     fn write(&mut self, batch: &mut Vec<Row>) {
+        let span = write_span(batch);
+        let _enter = span.enter();
         let mut backoff = Duration::from_millis(100);
         let mut rejections = 0;
         loop {

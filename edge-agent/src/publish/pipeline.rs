@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use metrics::Counter;
+use rtdash_runtime::trace_context::TraceParent;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct Outgoing<T> {
     pub msg_id: String,
     /// Payload.
     pub payload: Bytes,
+    /// Trace context sent as the `traceparent` header (only while traces are exported).
+    pub trace: Option<TraceParent>,
     /// What the outbox needs to recognise the message when its outcome is reported.
     pub token: T,
 }
@@ -113,6 +116,9 @@ pub async fn run<O: Outbox>(
                 let Some(out) = outbox.next() else { break };
                 let mut headers = HeaderMap::new();
                 headers.insert("Nats-Msg-Id", out.msg_id.as_str());
+                if let Some(trace) = &out.trace {
+                    trace.inject(&mut headers);
+                }
                 let started = Instant::now();
                 match js
                     .publish_with_headers(out.subject, headers, out.payload)

@@ -27,6 +27,7 @@ use super::segment::{RecordRef, Recovered, SegmentLog};
 use crate::metrics::AgentMetrics;
 use async_nats::jetstream::publish::PublishAck;
 use bytes::Bytes;
+use rtdash_runtime::trace_context::TraceParent;
 use rtdash_shared::names;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
@@ -68,6 +69,9 @@ struct Pending {
     len: u64,
     body: Body,
     state: State,
+    /// The flush span's context, published as `traceparent` (kept in memory only: a batch
+    /// recovered from disk after a restart goes out untraced).
+    trace: Option<TraceParent>,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +169,7 @@ impl Spool {
                     len: u64::from(record.at.len),
                     body: Body::Disk(record.at),
                     state: State::Unsent,
+                    trace: None,
                 });
                 queue.unsent.insert(seq);
                 leftovers.push(Leftover { partition, seq });
@@ -247,6 +252,17 @@ impl Spool {
 
     /// Adds a new batch (its seq is higher than every seq of the partition so far).
     pub fn push(&self, partition: u32, seq: u64, payload: Bytes) {
+        self.push_traced(partition, seq, payload, None);
+    }
+
+    /// [`Spool::push`] with the trace context the batch's publish carries.
+    pub fn push_traced(
+        &self,
+        partition: u32,
+        seq: u64,
+        payload: Bytes,
+        trace: Option<TraceParent>,
+    ) {
         let mut inner = self.lock();
         let len = payload.len() as u64;
         let body = if inner.memory_bytes + len <= self.memory_budget {
@@ -278,6 +294,7 @@ impl Spool {
             len,
             body,
             state: State::Unsent,
+            trace,
         });
         queue.unsent.insert(seq);
         inner.batches += 1;
@@ -429,12 +446,14 @@ impl Outbox for Spool {
                 Body::Gone => continue,
             };
             entry.state = State::InFlight;
+            let trace = entry.trace.clone();
             inner.in_flight += 1;
             inner.cursor = partition.wrapping_add(1);
             return Some(Outgoing {
                 subject: names::partials_subject_in(&self.subject_prefix, partition),
                 msg_id: names::partial_msg_id(&self.agent_id, partition, seq),
                 payload,
+                trace,
                 token: BatchToken { partition, seq },
             });
         }

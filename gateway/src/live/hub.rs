@@ -25,6 +25,7 @@
 use crate::config::LiveConfig;
 use crate::query::{self, DerivedWindow, QueryPlan, WindowRow};
 use futures::{FutureExt, StreamExt};
+use rtdash_runtime::trace_context::TraceParent;
 use rtdash_shared::messages::WindowUpdate;
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -683,10 +684,15 @@ async fn run_subscription(
             },
         };
         let mut batch = Vec::new();
+        let mut traces: Vec<TraceParent> = Vec::new();
         decode_into(&first.payload, &mut batch);
+        note_trace(&first, &mut traces);
         while batch.len() < MAX_BATCH {
             match subscriber.next().now_or_never() {
-                Some(Some(message)) => decode_into(&message.payload, &mut batch),
+                Some(Some(message)) => {
+                    decode_into(&message.payload, &mut batch);
+                    note_trace(&message, &mut traces);
+                }
                 _ => break,
             }
         }
@@ -695,9 +701,43 @@ async fn run_subscription(
         let Some(topic) = topic.upgrade() else {
             break;
         };
-        topic.apply(batch);
+        let span = fanout_span(&topic, &traces, batch.len());
+        span.in_scope(|| topic.apply(batch));
     }
     let _ = subscriber.unsubscribe().await;
+}
+
+/// Most traces one fan-out span links to.
+const MAX_TRACES: usize = 32;
+
+/// Keeps the trace context of a live update (only while traces are exported).
+fn note_trace(message: &async_nats::Message, traces: &mut Vec<TraceParent>) {
+    if let Some(trace) = TraceParent::from_headers(message.headers.as_ref()) {
+        if traces.len() < MAX_TRACES && !traces.contains(&trace) {
+            traces.push(trace);
+        }
+    }
+}
+
+/// The span in which a batch of live updates is applied and handed to the SSE streams
+/// (`gateway.live_fanout`): a child of the first traced update's emit span in the aggregator,
+/// linked to the others; `Span::none()` when no update is traced.
+fn fanout_span(topic: &Topic, traces: &[TraceParent], updates: usize) -> tracing::Span {
+    let Some((parent, others)) = traces.split_first() else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!(
+        parent: None,
+        "gateway.live_fanout",
+        tenant = %topic.tenant,
+        metric = %topic.metric,
+        updates
+    );
+    parent.set_parent_of(&span);
+    for other in others {
+        other.link_from(&span);
+    }
+    span
 }
 
 fn decode_into(payload: &[u8], batch: &mut Vec<WindowUpdate>) {
