@@ -138,7 +138,7 @@ impl AlertsConfig {
                 s.late_rate,
                 format!(
                     "More than {}% of the events of source {{{{source}}}} arrived over {late_secs} s late",
-                    s.late_rate * 100.0
+                    decimal(s.late_rate * 100.0)
                 ),
             ),
             (
@@ -149,7 +149,7 @@ impl AlertsConfig {
                 s.dlq_rate,
                 format!(
                     "More than {}% of the items of source {{{{source}}}} were dead-lettered",
-                    s.dlq_rate * 100.0
+                    decimal(s.dlq_rate * 100.0)
                 ),
             ),
             (
@@ -160,7 +160,7 @@ impl AlertsConfig {
                 s.consumer_lag_messages,
                 format!(
                     "Partition {{{{partition}}}} stayed more than {} messages behind",
-                    s.consumer_lag_messages
+                    decimal(s.consumer_lag_messages)
                 ),
             ),
             (
@@ -171,7 +171,7 @@ impl AlertsConfig {
                 s.watermark_delay_ms,
                 format!(
                     "The watermark of partition {{{{partition}}}} stayed more than {} s behind",
-                    s.watermark_delay_ms / 1000.0
+                    decimal(s.watermark_delay_ms / 1000.0)
                 ),
             ),
         ];
@@ -267,6 +267,17 @@ impl AlertsConfig {
     }
 }
 
+/// A threshold as summaries show it: at most 6 decimals, no trailing zeros (`0.07 * 100.0` is
+/// `7.000000000000001` in binary floating point; it reads `7`).
+fn decimal(value: f64) -> String {
+    let text = format!("{value:.6}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +300,27 @@ mod tests {
         let late = rules.iter().find(|r| r.id == LATE_RATE_RULE).unwrap();
         assert_eq!((late.stat, late.threshold), (Stat::Avg, 0.02));
         assert_eq!(late.dimensions["source"], "*");
+        assert_eq!(
+            late.annotations["summary"],
+            "More than 2% of the events of source {{source}} arrived over 60 s late"
+        );
+        config.self_alerts.late_rate = 0.07;
+        config.self_alerts.dlq_rate = 0.035;
+        let rules = config.builtin_rules();
+        let summary =
+            |id: &str| rules.iter().find(|r| r.id == id).unwrap().annotations["summary"].clone();
+        assert_eq!(
+            summary(LATE_RATE_RULE),
+            "More than 7% of the events of source {{source}} arrived over 60 s late"
+        );
+        assert_eq!(
+            summary(DLQ_RATE_RULE),
+            "More than 3.5% of the items of source {{source}} were dead-lettered"
+        );
+        assert_eq!(
+            summary(WATERMARK_DELAY_RULE),
+            "The watermark of partition {{partition}} stayed more than 300 s behind"
+        );
         config.self_alerts.disabled = vec![WATERMARK_DELAY_RULE.into()];
         assert_eq!(config.builtin_rules().len(), 3);
         assert!(config.validate(600_000).is_ok());
