@@ -67,3 +67,4 @@ pub fn eventually<T>(
 }
 pub mod cluster;
 pub mod stack;
+pub mod fault;
