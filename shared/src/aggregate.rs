@@ -17,6 +17,7 @@ use crate::time::UnixMillis;
 use crate::window::window_start;
 use foldhash::fast::RandomState;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// Counters of what [`Aggregator::add`] did.
@@ -38,18 +39,77 @@ pub struct Aggregator {
 }
 
 /// The mutable state of an [`Aggregator`].
+///
+/// Deltas are kept in two levels so that the per-event work is small: a [`Group`] per
+/// (window, tenant, compiled metric), found once per event and metric (usually in a small
+/// cache of recent groups, since the events of a request mostly share tenant and window), and
+/// in it one sketch per dimension set and values, keyed by a short key of the values alone
+/// (see [`Work::write_inner_key`]). The canonical series key is only written when a series is
+/// new since the last drain (for the series cap) and at drain.
 #[derive(Debug)]
 struct Work {
-    /// Key: window start (8 bytes LE) | window size (8 bytes LE) | canonical series bytes.
-    deltas: HashMap<Box<[u8]>, Sketch, RandomState>,
+    /// Delta groups, in creation order since the last drain.
+    groups: Vec<Group>,
+    /// Indices into `groups` by a hash of their [`GroupKey`] (collisions are compared).
+    group_index: HashMap<u64, Vec<usize>, RandomState>,
+    /// Hashes group keys for `group_index`.
+    group_hasher: RandomState,
+    /// The groups of the latest lookups, most recent first: an event feeds several metrics,
+    /// each its own group, and the events of a request mostly share tenant and window.
+    recent_groups: [usize; RECENT_GROUPS],
+    /// Series with a pending delta, over every group.
+    pending: usize,
     /// Series admitted per (tenant, metric, dimension set, window), for the series cap.
-    admitted: HashMap<CapKey, HashSet<u64, RandomState>, RandomState>,
-    /// Reused key buffer.
+    admitted: Vec<(CapKey, HashSet<u64, RandomState>)>,
+    /// Indices into `admitted` by a hash of their key (collisions are compared), so that a
+    /// lookup allocates nothing.
+    admitted_index: HashMap<u64, Vec<usize>, RandomState>,
+    /// Reused canonical key buffer (window prefix and canonical series bytes).
     scratch: Vec<u8>,
+    /// Reused inner key buffer.
+    inner: Vec<u8>,
     /// Reused buffer holding the canonical text of the current event's dimension values.
     text: String,
     /// Byte range of each dimension value in `text` (`None`: absent).
     ranges: Vec<Option<(usize, usize)>>,
+}
+
+/// What a [`Group`] is the deltas of.
+#[derive(Debug)]
+struct GroupKey {
+    window_start: UnixMillis,
+    window_ms: i64,
+    /// Address of the compiled metric (kept alive by [`Group::metric`], so never reused while
+    /// the group exists).
+    metric: usize,
+    tenant: Box<str>,
+}
+
+impl GroupKey {
+    fn matches(
+        &self,
+        window_start: UnixMillis,
+        window_ms: i64,
+        metric: usize,
+        tenant: &str,
+    ) -> bool {
+        self.window_start == window_start
+            && self.window_ms == window_ms
+            && self.metric == metric
+            && *self.tenant == *tenant
+    }
+}
+
+/// The deltas of one (window, tenant, compiled metric).
+#[derive(Debug)]
+struct Group {
+    key: GroupKey,
+    metric: Arc<CompiledMetric>,
+    /// Key: see [`Work::write_inner_key`].
+    series: HashMap<Box<[u8]>, Sketch, RandomState>,
+    /// Per dimension set, its index in [`Work::admitted`] once looked up (`usize::MAX`: not
+    /// yet).
+    admitted: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -62,15 +122,24 @@ struct CapKey {
 
 const KEY_PREFIX: usize = 16;
 
+/// Groups remembered by [`Work::group`] before it hashes.
+const RECENT_GROUPS: usize = 4;
+
 impl Aggregator {
     /// An aggregator over `metrics`.
     pub fn new(metrics: Arc<MetricSet>) -> Self {
         Self {
             metrics,
             work: Work {
-                deltas: HashMap::default(),
-                admitted: HashMap::default(),
+                groups: Vec::new(),
+                group_index: HashMap::default(),
+                group_hasher: RandomState::default(),
+                recent_groups: [usize::MAX; RECENT_GROUPS],
+                pending: 0,
+                admitted: Vec::new(),
+                admitted_index: HashMap::default(),
                 scratch: Vec::with_capacity(128),
+                inner: Vec::with_capacity(64),
                 text: String::with_capacity(128),
                 ranges: Vec::with_capacity(8),
             },
@@ -96,7 +165,7 @@ impl Aggregator {
         // the same set, a cache line that bounces between cores on every event.
         let Self { metrics, work, .. } = self;
         metrics.for_each_match(event, |metric| {
-            work.add_to_metric(metric, event, &mut outcome)
+            work.add_to_metric(metrics, metric, event, &mut outcome)
         });
         self.overflowed_total += outcome.overflowed as u64;
         outcome
@@ -104,37 +173,75 @@ impl Aggregator {
 
     /// Takes every delta accumulated since the previous drain.
     pub fn drain(&mut self) -> Vec<PartialEntry> {
-        let mut entries = Vec::with_capacity(self.work.deltas.len());
-        for (key, sketch) in self.work.deltas.drain() {
-            let (prefix, canonical) = key.split_at(KEY_PREFIX);
-            let mut start = [0u8; 8];
-            let mut size = [0u8; 8];
-            start.copy_from_slice(&prefix[..8]);
-            size.copy_from_slice(&prefix[8..]);
-            // The key was written by `write_key` in this process; decoding cannot fail.
-            let Ok(series) = SeriesKey::from_canonical(canonical) else {
-                continue;
-            };
-            entries.push(PartialEntry {
-                series,
-                window_start: i64::from_le_bytes(start),
-                window_ms: i64::from_le_bytes(size),
-                sketch,
-            });
+        let work = &mut self.work;
+        let mut entries = Vec::with_capacity(work.pending);
+        let groups = std::mem::take(&mut work.groups);
+        work.group_index.clear();
+        work.recent_groups = [usize::MAX; RECENT_GROUPS];
+        work.pending = 0;
+        // Two groups give the same series only if two compiled metrics of one name applied to
+        // one tenant in one window (definitions replaced since the last drain): their deltas
+        // are then merged into one entry per series, as a single key map would have.
+        let mut seen = HashSet::with_capacity_and_hasher(groups.len(), RandomState::default());
+        let duplicates = !groups.iter().all(|group| {
+            seen.insert((
+                group.key.window_start,
+                group.key.window_ms,
+                &*group.key.tenant,
+                group.metric.def.name.as_str(),
+            ))
+        });
+        drop(seen);
+        let mut canonical = Vec::with_capacity(128);
+        for group in groups {
+            for (inner, sketch) in group.series {
+                if !write_canonical(&mut canonical, &group.key.tenant, &group.metric, &inner) {
+                    // Written by `write_inner_key` in this process; decoding cannot fail.
+                    continue;
+                }
+                let Ok(series) = SeriesKey::from_canonical(&canonical) else {
+                    continue;
+                };
+                entries.push(PartialEntry {
+                    series,
+                    window_start: group.key.window_start,
+                    window_ms: group.key.window_ms,
+                    sketch,
+                });
+            }
+        }
+        if duplicates {
+            entries = merge_duplicates(entries);
         }
         entries
     }
 
     /// Forgets series-cap bookkeeping of windows that started before `before`.
     pub fn forget_windows_before(&mut self, before: UnixMillis) {
-        self.work
-            .admitted
-            .retain(|key, _| key.window_start >= before);
+        let work = &mut self.work;
+        let before_len = work.admitted.len();
+        work.admitted.retain(|(key, _)| key.window_start >= before);
+        if work.admitted.len() != before_len {
+            // Indices moved: rebuild the index and forget the ones the groups remembered.
+            work.admitted_index.clear();
+            for (index, (key, _)) in work.admitted.iter().enumerate() {
+                let hash = work.group_hasher.hash_one((
+                    &*key.tenant,
+                    &*key.metric,
+                    key.dim_set,
+                    key.window_start,
+                ));
+                work.admitted_index.entry(hash).or_default().push(index);
+            }
+            for group in &mut work.groups {
+                group.admitted.fill(usize::MAX);
+            }
+        }
     }
 
     /// Series with a pending delta.
     pub fn pending_series(&self) -> usize {
-        self.work.deltas.len()
+        self.work.pending
     }
 
     /// Events folded into overflow series so far.
@@ -147,15 +254,31 @@ impl Aggregator {
     pub fn approx_bytes(&self) -> usize {
         const ALLOCATION_OVERHEAD: usize = 16;
         let delta_slot = std::mem::size_of::<(Box<[u8]>, Sketch)>() + 1;
-        let deltas: usize = self.work.deltas.capacity() * delta_slot
+        let group_slot = std::mem::size_of::<Group>();
+        let index_slot = std::mem::size_of::<(u64, Vec<usize>)>() + 1;
+        let deltas: usize = self.work.groups.capacity() * group_slot
+            + self.work.group_index.capacity() * index_slot
             + self
                 .work
-                .deltas
+                .groups
                 .iter()
-                .map(|(key, sketch)| key.len() + sketch.heap_bytes() + 2 * ALLOCATION_OVERHEAD)
+                .map(|group| {
+                    group.key.tenant.len()
+                        + 2 * ALLOCATION_OVERHEAD
+                        + group.series.capacity() * delta_slot
+                        + group
+                            .series
+                            .iter()
+                            .map(|(key, sketch)| {
+                                key.len() + sketch.heap_bytes() + 2 * ALLOCATION_OVERHEAD
+                            })
+                            .sum::<usize>()
+                })
                 .sum::<usize>();
-        let cap_slot = std::mem::size_of::<(CapKey, HashSet<u64, RandomState>)>() + 1;
+        let cap_slot = std::mem::size_of::<(CapKey, HashSet<u64, RandomState>)>();
+        let index_slot = std::mem::size_of::<(u64, Vec<usize>)>() + 1 + 8;
         let admitted: usize = self.work.admitted.capacity() * cap_slot
+            + self.work.admitted_index.capacity() * index_slot
             + self
                 .work
                 .admitted
@@ -171,9 +294,199 @@ impl Aggregator {
     }
 }
 
+/// Merges entries of the same series and window (rare: see [`Aggregator::drain`]).
+fn merge_duplicates(entries: Vec<PartialEntry>) -> Vec<PartialEntry> {
+    let mut index: HashMap<(Vec<u8>, UnixMillis, i64), usize, RandomState> = HashMap::default();
+    let mut out: Vec<PartialEntry> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let key = (
+            entry.series.canonical(),
+            entry.window_start,
+            entry.window_ms,
+        );
+        match index.get(&key) {
+            Some(&at) => out[at].sketch.merge(&entry.sketch),
+            None => {
+                index.insert(key, out.len());
+                out.push(entry);
+            }
+        }
+    }
+    out
+}
+
+/// Writes the canonical series bytes of an inner key of `metric` into `out`; false when the
+/// inner key is malformed.
+fn write_canonical(out: &mut Vec<u8>, tenant: &str, metric: &CompiledMetric, inner: &[u8]) -> bool {
+    out.clear();
+    let mut reader = InnerReader { rest: inner };
+    let Some(set_index) = reader.varint() else {
+        return false;
+    };
+    let Some(indices) = metric.dimension_set_indices.get(set_index as usize) else {
+        return false;
+    };
+    let mut writer = CanonicalWriter::start(out, tenant, &metric.def.name, indices.len());
+    for &index in indices {
+        let value = match reader.value() {
+            Some(value) => value,
+            None => return false,
+        };
+        writer.dimension(&metric.sorted_dimensions[index], value);
+    }
+    reader.rest.is_empty()
+}
+
+/// Reads an inner key (see [`Work::write_inner_key`]).
+struct InnerReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> InnerReader<'a> {
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = self.rest.split_first()?;
+            self.rest = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    /// `Some(None)`: an absent value; `None`: malformed.
+    fn value(&mut self) -> Option<Option<&'a str>> {
+        let (&present, rest) = self.rest.split_first()?;
+        self.rest = rest;
+        if present == 0 {
+            return Some(None);
+        }
+        let len = usize::try_from(self.varint()?).ok()?;
+        if len > self.rest.len() {
+            return None;
+        }
+        let (bytes, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        std::str::from_utf8(bytes).ok().map(Some)
+    }
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
 impl Work {
+    /// The index of the group of (window, tenant, metric), created when missing.
+    fn group(
+        &mut self,
+        metrics: &MetricSet,
+        metric: &CompiledMetric,
+        start: UnixMillis,
+        window_ms: i64,
+        tenant: &str,
+    ) -> usize {
+        let address = metric as *const CompiledMetric as usize;
+        for slot in 0..RECENT_GROUPS {
+            let index = self.recent_groups[slot];
+            if self
+                .groups
+                .get(index)
+                .is_some_and(|group| group.key.matches(start, window_ms, address, tenant))
+            {
+                // Move to the front.
+                self.recent_groups.copy_within(0..slot, 1);
+                self.recent_groups[0] = index;
+                return index;
+            }
+        }
+        let hash = self
+            .group_hasher
+            .hash_one((start, window_ms, address, tenant));
+        let candidates = self.group_index.entry(hash).or_default();
+        let found = candidates.iter().copied().find(|&index| {
+            self.groups[index]
+                .key
+                .matches(start, window_ms, address, tenant)
+        });
+        let index = match found {
+            Some(index) => index,
+            None => {
+                // The `Arc` of the metric being matched: kept by the group so that its address
+                // stays unique and its definition is at hand when draining.
+                let Some(owned) = metrics
+                    .all()
+                    .iter()
+                    .find(|m| std::ptr::eq(&***m, metric))
+                    .cloned()
+                else {
+                    unreachable!("for_each_match yields metrics of its own set");
+                };
+                let index = self.groups.len();
+                self.groups.push(Group {
+                    key: GroupKey {
+                        window_start: start,
+                        window_ms,
+                        metric: address,
+                        tenant: tenant.into(),
+                    },
+                    metric: owned,
+                    series: HashMap::default(),
+                    admitted: vec![usize::MAX; metric.dimension_set_indices.len()],
+                });
+                candidates.push(index);
+                index
+            }
+        };
+        self.recent_groups.copy_within(0..RECENT_GROUPS - 1, 1);
+        self.recent_groups[0] = index;
+        index
+    }
+
+    /// The index in `admitted` of the series-cap set of (tenant, metric, dimension set,
+    /// window), created when missing.
+    fn cap_set(
+        &mut self,
+        tenant: &str,
+        metric: &str,
+        dim_set: usize,
+        window_start: UnixMillis,
+    ) -> usize {
+        let hash = self
+            .group_hasher
+            .hash_one((tenant, metric, dim_set, window_start));
+        let candidates = self.admitted_index.entry(hash).or_default();
+        let found = candidates.iter().copied().find(|&index| {
+            let key = &self.admitted[index].0;
+            key.dim_set == dim_set
+                && key.window_start == window_start
+                && *key.tenant == *tenant
+                && *key.metric == *metric
+        });
+        found.unwrap_or_else(|| {
+            let index = self.admitted.len();
+            self.admitted.push((
+                CapKey {
+                    tenant: tenant.into(),
+                    metric: metric.into(),
+                    dim_set,
+                    window_start,
+                },
+                HashSet::default(),
+            ));
+            candidates.push(index);
+            index
+        })
+    }
+
     fn add_to_metric(
         &mut self,
+        metrics: &MetricSet,
         metric: &CompiledMetric,
         event: &Event<'_>,
         outcome: &mut AddOutcome,
@@ -203,38 +516,71 @@ impl Work {
             value.write_canonical(&mut self.text);
             Some(unique_hash(&self.text.as_bytes()[from..]))
         });
+        let group = self.group(metrics, metric, start, window_ms, &event.tenant_id);
         for (set_index, indices) in metric.dimension_set_indices.iter().enumerate() {
-            self.write_key(start, window_ms, &event.tenant_id, metric, indices, false);
-            if let Some(sketch) = self.deltas.get_mut(self.scratch.as_slice()) {
+            self.write_inner_key(set_index, indices, false);
+            if let Some(sketch) = self.groups[group].series.get_mut(self.inner.as_slice()) {
                 sketch.record(value, unique);
                 outcome.series_updated += 1;
                 continue;
             }
+            // New since the last drain: admission against the series cap.
+            self.write_key(start, window_ms, &event.tenant_id, metric, indices, false);
             let id = series_id(&self.scratch[KEY_PREFIX..]);
-            let cap_key = CapKey {
-                tenant: event.tenant_id.as_ref().into(),
-                metric: def.name.as_str().into(),
-                dim_set: set_index,
-                window_start: start,
-            };
-            let admitted = self.admitted.entry(cap_key).or_default();
+            let mut cap = self.groups[group].admitted[set_index];
+            if cap == usize::MAX {
+                cap = self.cap_set(&event.tenant_id, &def.name, set_index, start);
+                self.groups[group].admitted[set_index] = cap;
+            }
+            let admitted = &mut self.admitted[cap].1;
             let fits =
                 admitted.contains(&id) || admitted.len() < def.max_series_per_window as usize;
             if fits {
                 admitted.insert(id);
             } else {
-                self.write_key(start, window_ms, &event.tenant_id, metric, indices, true);
+                self.write_inner_key(set_index, indices, true);
                 outcome.overflowed += 1;
             }
-            match self.deltas.get_mut(self.scratch.as_slice()) {
+            let series = &mut self.groups[group].series;
+            match series.get_mut(self.inner.as_slice()) {
                 Some(sketch) => sketch.record(value, unique),
                 None => {
                     let mut sketch = Sketch::new(metric.spec);
                     sketch.record(value, unique);
-                    self.deltas.insert(self.scratch.as_slice().into(), sketch);
+                    series.insert(self.inner.as_slice().into(), sketch);
+                    self.pending += 1;
                 }
             }
             outcome.series_updated += 1;
+        }
+    }
+
+    /// Writes the key of one dimension set's series within its group into `inner`: the set's
+    /// index (varint), then per dimension of the set `0` (absent) or `1`, the length (varint)
+    /// and the canonical text of the value; with `overflow` every value is [`OVERFLOW_VALUE`].
+    fn write_inner_key(&mut self, set_index: usize, indices: &[usize], overflow: bool) {
+        let Self {
+            inner,
+            text,
+            ranges,
+            ..
+        } = self;
+        inner.clear();
+        push_varint(inner, set_index as u64);
+        for &index in indices {
+            let value = if overflow {
+                Some(OVERFLOW_VALUE)
+            } else {
+                ranges[index].map(|(from, to)| &text[from..to])
+            };
+            match value {
+                None => inner.push(0),
+                Some(value) => {
+                    inner.push(1);
+                    push_varint(inner, value.len() as u64);
+                    inner.extend_from_slice(value.as_bytes());
+                }
+            }
         }
     }
 
@@ -390,6 +736,30 @@ mod tests {
             counts[&("amount".into(), r#"{"region":"__overflow__"}"#.into(), w)],
             1
         );
+        // Forgotten bookkeeping admits anew, also in the groups that already exist.
+        agg.add(&event("t", "pay", r#"{"region":"a","usd":1}"#, 0));
+        agg.forget_windows_before(w + 1);
+        agg.add(&event("t", "pay", r#"{"region":"c","usd":1}"#, 0));
+        let counts = by_series(&agg.drain());
+        assert_eq!(counts[&("amount".into(), r#"{"region":"c"}"#.into(), w)], 1);
+    }
+
+    #[test]
+    fn replaced_definitions_still_give_one_entry_per_series() {
+        let mut agg = Aggregator::new(Arc::new(MetricSet::new([amount_metric(10)])));
+        agg.add(&event("t", "pay", r#"{"region":"eu","usd":1}"#, 0));
+        agg.set_metrics(Arc::new(MetricSet::new([amount_metric(10)])));
+        agg.add(&event("t", "pay", r#"{"region":"eu","usd":2}"#, 0));
+        assert_eq!(agg.pending_series(), 12, "two groups of six series each");
+        let entries = agg.drain();
+        let w = window_start(NOW, 60_000);
+        assert_eq!(entries.len(), 6, "{:?}", by_series(&entries));
+        let counts = by_series(&entries);
+        assert_eq!(
+            counts[&("amount".into(), r#"{"region":"eu"}"#.into(), w)],
+            2
+        );
+        assert_eq!(counts[&("events".into(), "{}".into(), w)], 2);
     }
 
     #[test]
