@@ -601,6 +601,9 @@ impl Worker {
             watermark: self.state.watermark(),
             lag_messages: self.lag,
             reported_at: now_millis(),
+            closed_through: self.state.watermark().map(|watermark| {
+                watermark.saturating_sub(self.ctx.config.windows.allowed_lateness_ms)
+            }),
         };
         if let Ok(payload) = wire::encode(&status, Format::Json) {
             let _ = self

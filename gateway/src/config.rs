@@ -119,7 +119,9 @@ pub struct LiveConfig {
     pub memory_horizon_secs: u64,
     /// Most series-windows kept in memory per (tenant, metric).
     pub max_memory_entries: usize,
-    /// Heartbeat comment interval on idle streams, in seconds.
+    /// Heartbeat comment interval on idle streams, in seconds: at each tick a stream that sent
+    /// nothing since the previous tick sends a comment (so an idle stream is silent for less
+    /// than twice this).
     pub keepalive_secs: u64,
     /// `status` event interval, in milliseconds.
     pub status_interval_ms: u64,

@@ -141,6 +141,7 @@ impl AppState {
             }
         }
         let status = StatusTracker::new(config.live.clone());
+        status.learn_partitions(js.clone(), shutdown.clone());
         if let Err(err) = status.start(&client, shutdown.clone()).await {
             tracing::warn!(error = %err, "could not subscribe to pipeline status");
         }

@@ -401,6 +401,7 @@ pub fn derive<'r>(
     plan: &QueryPlan,
     rows: impl IntoIterator<Item = &'r WindowRow>,
     now: UnixMillis,
+    closed_through: Option<UnixMillis>,
 ) -> Vec<DerivedWindow> {
     let mut buckets: BTreeMap<UnixMillis, Acc> = BTreeMap::new();
     for row in rows {
@@ -419,14 +420,26 @@ pub fn derive<'r>(
     }
     buckets
         .into_iter()
-        .map(|(start, acc)| derive_one(plan, start, &acc, now))
+        .map(|(start, acc)| derive_one(plan, start, &acc, now, closed_through))
         .collect()
 }
 
-fn derive_one(plan: &QueryPlan, start: UnixMillis, acc: &Acc, now: UnixMillis) -> DerivedWindow {
+/// `closed_through`: every window ending at or before it is closed in every partition (from
+/// the aggregators' status reports), so a combined window ending there is complete even when
+/// its last base windows have no row.
+fn derive_one(
+    plan: &QueryPlan,
+    start: UnixMillis,
+    acc: &Acc,
+    now: UnixMillis,
+    closed_through: Option<UnixMillis>,
+) -> DerivedWindow {
     let end = start + plan.window_ms;
     let single = plan.window_ms == plan.base_window_ms;
-    let complete = single || acc.last_final_end >= end || end + FINAL_GRACE_MS <= now;
+    let complete = single
+        || acc.last_final_end >= end
+        || closed_through.is_some_and(|closed| end <= closed)
+        || end + FINAL_GRACE_MS <= now;
     DerivedWindow {
         window_start: start,
         window_end: end,
@@ -451,7 +464,7 @@ pub fn derive_bucket<'r>(
     for row in rows {
         acc.add(row);
     }
-    (acc.rows > 0).then(|| derive_one(plan, bucket, &acc, now))
+    (acc.rows > 0).then(|| derive_one(plan, bucket, &acc, now, None))
 }
 
 /// A pooled connection with its prepared statements.
@@ -472,7 +485,17 @@ const CACHE_MAX_ENTRIES: usize = 4_096;
 const CACHE_MAX_ROWS: usize = 100_000;
 
 /// An answer of the row-query cache: filled once by the first caller.
-type CacheCell = Arc<tokio::sync::OnceCell<Result<Arc<Vec<WindowRow>>, QueryError>>>;
+type CacheCell = Arc<tokio::sync::OnceCell<Result<Arc<SharedRows>, QueryError>>>;
+
+/// Rows shared by identical queries ([`QuestDb::fetch_rows_shared`]), with the HTTP answer
+/// rendered from them once ([`QuestDb::fetch_rendered`]): at a high request rate the
+/// rendering (formatting timestamps, JSON) costs more than everything else of a cached answer.
+#[derive(Debug)]
+pub struct SharedRows {
+    /// The rows.
+    pub rows: Vec<WindowRow>,
+    rendered: std::sync::OnceLock<bytes::Bytes>,
+}
 
 type CacheKey = (QueryPlan, UnixMillis, UnixMillis);
 
@@ -829,7 +852,7 @@ impl QuestDb {
         plan: &QueryPlan,
         from: UnixMillis,
         to: UnixMillis,
-    ) -> Result<Arc<Vec<WindowRow>>, QueryError> {
+    ) -> Result<Arc<SharedRows>, QueryError> {
         let ttl = Duration::from_millis(self.config.query_cache_ms);
         let key = (plan.clone(), from, to);
         let now = tokio::time::Instant::now();
@@ -868,13 +891,35 @@ impl QuestDb {
             keep: !ttl.is_zero(),
         });
         let result = cell
-            .get_or_init(|| async { self.fetch_rows(plan, from, to).await.map(Arc::new) })
+            .get_or_init(|| async {
+                self.fetch_rows(plan, from, to).await.map(|rows| {
+                    Arc::new(SharedRows {
+                        rows,
+                        rendered: std::sync::OnceLock::new(),
+                    })
+                })
+            })
             .await
             .clone();
         if let (Some(settle), Ok(rows)) = (settle.as_mut(), &result) {
-            settle.keep &= rows.len() <= CACHE_MAX_ROWS;
+            settle.keep &= rows.rows.len() <= CACHE_MAX_ROWS;
         }
         result
+    }
+
+    /// [`QuestDb::fetch_rows_shared`], then `render` of the rows, rendered once per shared
+    /// answer: every request the cache answers gets the same bytes. `render` must depend on
+    /// nothing but the rows and the plan and range (it may read the clock: the answer is then
+    /// as old as the rows, at most `questdb.query_cache_ms`).
+    pub async fn fetch_rendered(
+        &self,
+        plan: &QueryPlan,
+        from: UnixMillis,
+        to: UnixMillis,
+        render: impl FnOnce(&[WindowRow]) -> bytes::Bytes,
+    ) -> Result<bytes::Bytes, QueryError> {
+        let shared = self.fetch_rows_shared(plan, from, to).await?;
+        Ok(shared.rendered.get_or_init(|| render(&shared.rows)).clone())
     }
 
     /// The rows `plan` reads in `[from, to)`.
@@ -1124,7 +1169,7 @@ mod tests {
             row(0, r#"{"plan":"free","region":"us"}"#, 100, 1.0, 0.0, 100.0),
             row(60_000, r#"{"plan":"pro","region":"us"}"#, 1, 4.0, 4.0, 4.0),
         ];
-        let got = derive(&plan, &rows, 10_000_000);
+        let got = derive(&plan, &rows, 10_000_000, None);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].value, Some(30.0 / 5.0));
         assert_eq!(got[1].value, Some(4.0));
@@ -1138,12 +1183,36 @@ mod tests {
             (Stat::Avg, 34.0 / 6.0),
         ] {
             five.stat = stat;
-            let got = derive(&five, &rows, 10_000_000);
+            let got = derive(&five, &rows, 10_000_000, None);
             assert_eq!(got.len(), 1);
             assert_eq!(got[0].window_end, 300_000);
             assert_eq!(got[0].value, Some(want), "{stat}");
             assert!(got[0].is_final);
         }
+    }
+
+    #[test]
+    fn a_combined_window_without_rows_at_its_end_is_final_once_closed_everywhere() {
+        let mut five = plan(
+            &amount(),
+            "t",
+            &filter(&[("plan", "pro")]),
+            Stat::Count,
+            None,
+        )
+        .unwrap();
+        five.window_ms = 300_000;
+        // Only the first minute of [0, 5 min) has a row; it is final.
+        let rows = vec![row(0, r#"{"plan":"pro","region":"eu"}"#, 2, 10.0, 1.0, 9.0)];
+        assert!(rows[0].is_final);
+        let now = 300_000 + 1_000;
+        assert!(
+            !derive(&five, &rows, now, None)[0].is_final,
+            "not known closed"
+        );
+        assert!(!derive(&five, &rows, now, Some(299_999))[0].is_final);
+        assert!(derive(&five, &rows, now, Some(300_000))[0].is_final);
+        assert!(derive(&five, &rows, 300_000 + FINAL_GRACE_MS, None)[0].is_final);
     }
 
     #[test]

@@ -161,4 +161,9 @@ pub struct PartitionStatus {
     pub lag_messages: u64,
     /// When the report was made.
     pub reported_at: UnixMillis,
+    /// Every window of this partition ending at or before this is closed (the watermark
+    /// minus the allowed lateness): a window without any row up to here never gets one,
+    /// except as a correction. Absent in reports of older aggregators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_through: Option<UnixMillis>,
 }

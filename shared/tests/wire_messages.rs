@@ -193,6 +193,7 @@ fn every_kind_round_trips_in_both_formats() {
         watermark: Some(7),
         lag_messages: 3,
         reported_at: 8,
+        closed_through: Some(3),
     });
     round_trip(AlertTransition {
         rule_id: "r1".into(),

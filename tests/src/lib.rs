@@ -66,5 +66,5 @@ pub fn eventually<T>(
     }
 }
 pub mod cluster;
-pub mod stack;
 pub mod fault;
+pub mod stack;

@@ -625,6 +625,7 @@ async fn openapi_admin_status_and_ui_fallback() {
         watermark: Some(rtdash_shared::time::now_millis() - 1_000),
         lag_messages: 5,
         reported_at: rtdash_shared::time::now_millis(),
+        closed_through: None,
     };
     let bytes = rtdash_shared::wire::encode(&report, rtdash_shared::wire::Format::Json).unwrap();
     env.client

@@ -908,28 +908,48 @@ async fn check_rest(client: &Client, model: &Model, range: (i64, i64)) -> anyhow
             status == 400,
             "unique by plan must be refused, got {status} {body}"
         );
-        // A coarser window combines the metric's windows.
+        // A coarser window combines the metric's windows. It is final once it is known to be
+        // closed: a final row reaches its end, or the aggregators report windows closed
+        // through its end (allowed lateness after it), so an answer may say `final: false`
+        // for a while after the end; the values are exact in every answer.
         let coarse = 2 * WINDOW_MS;
         for stat in ["count", "sum", "min", "max", "avg"] {
-            let (status, body) = client
-                .metric(tenant, "checkout", &Dims::new(), stat, Some("4s"), range)
-                .await?;
-            calls += 1;
             let what = format!("{tenant} checkout total {stat} per 4s");
-            ensure!(status == 200, "{what}: {status} {body}");
-            let windows = body["windows"].as_array().cloned().unwrap_or_default();
-            let want_starts = model.window_starts(tenant, &CHECKOUT, coarse);
-            ensure!(windows.len() == want_starts.len(), "{what}: {body}");
-            for (window, start) in windows.iter().zip(&want_starts) {
+            let deadline = Instant::now() + PATIENCE;
+            loop {
+                let (status, body) = client
+                    .metric(tenant, "checkout", &Dims::new(), stat, Some("4s"), range)
+                    .await?;
+                calls += 1;
+                ensure!(status == 200, "{what}: {status} {body}");
+                let windows = body["windows"].as_array().cloned().unwrap_or_default();
+                let want_starts = model.window_starts(tenant, &CHECKOUT, coarse);
+                ensure!(windows.len() == want_starts.len(), "{what}: {body}");
+                let mut all_final = true;
+                for (window, start) in windows.iter().zip(&want_starts) {
+                    ensure!(
+                        window["window_start"] == json!(format_rfc3339(*start)),
+                        "{what}: {window}"
+                    );
+                    let want = model
+                        .derived(tenant, &CHECKOUT, &Dims::new(), *start, coarse)
+                        .expect("data");
+                    let is_final = window["final"] == json!(true);
+                    ensure!(
+                        !is_final || start + coarse <= now_millis(),
+                        "{what}: final before its end: {window}"
+                    );
+                    all_final &= is_final;
+                    check_window(&what, stat, window, &want, is_final)?;
+                }
+                if all_final {
+                    break;
+                }
                 ensure!(
-                    window["window_start"] == json!(format_rfc3339(*start)),
-                    "{what}: {window}"
+                    Instant::now() < deadline,
+                    "{what}: not final within {PATIENCE:?}: {body}"
                 );
-                let want = model
-                    .derived(tenant, &CHECKOUT, &Dims::new(), *start, coarse)
-                    .expect("data");
-                let ended = start + coarse <= now_millis();
-                check_window(&what, stat, window, &want, ended)?;
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
         // The built-in `events` metric: every accepted event, by type, by source and in total.

@@ -164,6 +164,7 @@ mod tests {
             watermark: Some(watermark),
             lag_messages: lag,
             reported_at: at,
+            closed_through: None,
         }
     }
 

@@ -268,6 +268,7 @@ mod tests {
             watermark: None,
             lag_messages: 0,
             reported_at: 0,
+            closed_through: None,
         };
         let bytes = wire::encode(&status, Format::Binary).unwrap();
         assert!(matches!(

@@ -6,7 +6,10 @@ use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, format_duration, parse_duration};
 use crate::AppState;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::{format_rfc3339, now_millis, parse_rfc3339, UnixMillis};
 use serde::{Deserialize, Serialize};
@@ -170,7 +173,7 @@ pub async fn query(
     State(state): State<AppState>,
     Path(name): Path<String>,
     ApiQuery(params): ApiQuery<MetricQuery>,
-) -> Result<Json<MetricWindows>, ApiError> {
+) -> Result<Response, ApiError> {
     let tenant = crate::model::resolve_tenant(params.tenant_id.as_deref(), None)?;
     let dimensions = parse_dimensions(params.dimensions.as_deref())?;
     let stat: Stat =
@@ -210,18 +213,36 @@ pub async fn query(
             format_duration(plan.window_ms)
         )));
     }
-    let rows = state.db.fetch_rows_shared(&plan, from, to).await?;
-    let windows = query::derive(&plan, rows.iter(), now)
-        .iter()
-        .map(WindowOut::from)
-        .collect();
-    Ok(Json(MetricWindows {
-        metric_name: name,
-        stat: stat.to_string(),
-        window: format_duration(plan.window_ms),
-        dimensions,
-        windows,
-    }))
+    // Identical queries within `questdb.query_cache_ms` share the rows and the rendered
+    // answer (see `QuestDb::fetch_rendered`).
+    let closed_through = state.status.closed_through();
+    let body = state
+        .db
+        .fetch_rendered(&plan, from, to, |rows| {
+            let windows = query::derive(&plan, rows.iter(), now, closed_through)
+                .iter()
+                .map(WindowOut::from)
+                .collect();
+            let answer = MetricWindows {
+                metric_name: name.clone(),
+                stat: stat.to_string(),
+                window: format_duration(plan.window_ms),
+                dimensions: dimensions.clone(),
+                windows,
+            };
+            serde_json::to_vec(&answer)
+                .map(Bytes::from)
+                .unwrap_or_default()
+        })
+        .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// Parameters of the series listing.

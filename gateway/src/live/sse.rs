@@ -6,6 +6,14 @@
 //! costs nothing while it does not read, and when it reads again it gets the latest value of
 //! each widget window that changed meanwhile (coalesced), or (when it fell out of the ring)
 //! the values in memory.
+//!
+//! Cost per viewer and event (what bounds a fan-out to thousands of viewers on 2 cores): the
+//! stream writes finished SSE frames (`Bytes`) straight into the response body (no per-viewer
+//! `Event` building); update data is serialized once per (ring entry, widget) and `status`
+//! data once per published summary; the viewer's wake-ups (shutdown, dashboard changes,
+//! pipeline status, NATS link, topic appends) stay registered across events, so an event only
+//! re-arms the source that fired; the keep-alive is one interval per viewer that is never
+//! reset (a comment goes out after a whole interval without any event).
 
 use super::hub::{Link, PlanHandle, Topic};
 use super::status::StatusView;
@@ -16,17 +24,22 @@ use crate::error::{ApiError, ErrorDetail};
 use crate::model::{parse_time_window, Dashboard, Widget};
 use crate::query::{self, format_duration, DerivedWindow};
 use crate::AppState;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::task::AtomicWaker;
 use rtdash_shared::time::{format_rfc3339, now_millis};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit};
+use tokio_util::sync::{ReusableBoxFuture, WaitForCancellationFutureOwned};
 
 /// Opens the stream.
 #[utoipa::path(
@@ -59,21 +72,136 @@ pub async fn stream(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let viewer = Viewer::open(state.clone(), dashboard, revision, last_event_id, permit).await?;
-    let events = futures::stream::unfold(viewer, |mut viewer| async move {
-        let event = viewer.next_event().await?;
-        metrics::counter!("rtdash_gateway_sse_events_sent_total").increment(1);
-        Some((Ok::<Event, Infallible>(event), viewer))
+    let frames = futures::stream::unfold(viewer, |mut viewer| async move {
+        let frame = viewer.next_frame().await?;
+        Some((Ok::<Bytes, Infallible>(frame), viewer))
     });
-    let keep_alive = KeepAlive::new()
-        .interval(Duration::from_secs(state.config.live.keepalive_secs))
-        .text("keep-alive");
-    let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
-    // Ask reverse proxies (nginx) not to buffer the stream.
-    response.headers_mut().insert(
-        "x-accel-buffering",
-        axum::http::HeaderValue::from_static("no"),
+    let mut response = Response::new(Body::from_stream(frames));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
     );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Ask reverse proxies (nginx) not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// One SSE frame: `event`, optional `id`, the data (one `data:` line per line) and the blank
+/// line that dispatches it.
+fn frame(event: &str, id: Option<&str>, data: &str) -> Bytes {
+    let mut len = 8 + event.len() + 2 + data.len() + 8;
+    if let Some(id) = id {
+        len += 5 + id.len();
+    }
+    let mut buf = BytesMut::with_capacity(len);
+    buf.put_slice(b"event: ");
+    buf.put_slice(event.as_bytes());
+    buf.put_u8(b'\n');
+    if let Some(id) = id {
+        buf.put_slice(b"id: ");
+        buf.put_slice(id.as_bytes());
+        buf.put_u8(b'\n');
+    }
+    for line in data.split('\n') {
+        buf.put_slice(b"data: ");
+        buf.put_slice(line.as_bytes());
+        buf.put_u8(b'\n');
+    }
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
+/// The keep-alive comment.
+const KEEP_ALIVE: &[u8] = b":keep-alive\n\n";
+
+/// The `status` frame of a published summary, serialized once whatever the number of viewers
+/// (the cache holds the summary it was made from, so a pointer match is the same summary).
+fn status_frame(view: &Arc<StatusView>) -> Option<Bytes> {
+    static LAST: Mutex<Option<(Arc<StatusView>, Bytes)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((cached, frame)) = last.as_ref() {
+        if Arc::ptr_eq(cached, view) {
+            return Some(frame.clone());
+        }
+    }
+    let json = serde_json::to_string(&**view).ok()?;
+    let bytes = frame("status", None, &json);
+    *last = Some((view.clone(), bytes.clone()));
+    Some(bytes)
+}
+
+/// A wait on a watch channel that stays registered until it fires, and hands the receiver
+/// back.
+type WatchWait<T> =
+    ReusableBoxFuture<'static, (Result<(), watch::error::RecvError>, watch::Receiver<T>)>;
+
+async fn watch_wait<T: Send + Sync>(
+    mut rx: watch::Receiver<T>,
+) -> (Result<(), watch::error::RecvError>, watch::Receiver<T>) {
+    let result = rx.changed().await;
+    (result, rx)
+}
+
+type ChangeResult = Result<Arc<str>, broadcast::error::RecvError>;
+/// A wait on the config change broadcast, handing the receiver back.
+type ChangeWait = ReusableBoxFuture<'static, (ChangeResult, broadcast::Receiver<Arc<str>>)>;
+
+async fn change_wait(
+    mut rx: broadcast::Receiver<Arc<str>>,
+) -> (ChangeResult, broadcast::Receiver<Arc<str>>) {
+    let result = rx.recv().await;
+    (result, rx)
+}
+
+/// Which of a viewer's wait sources woke it: each source is polled with a waker of its own
+/// that sets the source's bit before waking the task, so a wake-up polls only the sources that
+/// fired (re-polling a registered wait takes its channel's lock, and 10,000 viewers woken by
+/// one update would otherwise all take the locks of every other channel).
+#[derive(Debug, Default)]
+struct WakeFlags {
+    bits: AtomicU64,
+    task: AtomicWaker,
+}
+
+struct SourceWaker {
+    bit: u64,
+    flags: Arc<WakeFlags>,
+}
+
+impl std::task::Wake for SourceWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flags.bits.fetch_or(self.bit, Ordering::AcqRel);
+        self.flags.task.wake();
+    }
+}
+
+/// Bits of the wait sources; topic `i` has bit `TOPIC_BIT + i` (the last bit is shared by
+/// topics beyond it).
+const SHUTDOWN_BIT: u32 = 0;
+const CHANGES_BIT: u32 = 1;
+const STATUS_BIT: u32 = 2;
+const LINK_BIT: u32 = 3;
+const KEEP_ALIVE_BIT: u32 = 4;
+const TOPIC_BIT: u32 = 5;
+
+fn topic_bit(index: usize) -> u32 {
+    (TOPIC_BIT as usize + index).min(63) as u32
+}
+
+/// What woke a waiting viewer.
+enum Wake {
+    Shutdown,
+    Config(ChangeResult),
+    Update,
+    Status(Arc<StatusView>),
+    Link(Link),
+    KeepAlive,
 }
 
 /// One widget on a viewer's dashboard.
@@ -174,15 +302,26 @@ struct Viewer {
     cursors: Vec<u64>,
     /// Per topic: the cursor the last queued event stands for.
     emitted: Vec<u64>,
-    watches: Vec<watch::Receiver<u64>>,
-    pending: VecDeque<Event>,
+    /// Per topic: woken when entries are appended.
+    watches: Vec<WatchWait<u64>>,
+    pending: VecDeque<Bytes>,
     started: bool,
     done: bool,
-    changes: broadcast::Receiver<Arc<str>>,
-    status: watch::Receiver<Arc<StatusView>>,
+    shutdown: std::pin::Pin<Box<WaitForCancellationFutureOwned>>,
+    changes: Option<ChangeWait>,
+    status: Option<WatchWait<Arc<StatusView>>>,
+    /// The summary the next `status` event shows.
+    status_view: Arc<StatusView>,
     /// The NATS link: a new epoch means updates may have been lost, so fresh snapshots.
-    link: watch::Receiver<Link>,
+    link: Option<WatchWait<Link>>,
     epoch: u64,
+    keep_alive: tokio::time::Interval,
+    /// Something was sent since the keep-alive interval last ticked.
+    sent_since_tick: bool,
+    sent: metrics::Counter,
+    flags: Arc<WakeFlags>,
+    /// Per source bit (see [`WakeFlags`]).
+    wakers: Vec<Waker>,
     resync: bool,
     stale: bool,
     _permit: OwnedSemaphorePermit,
@@ -270,11 +409,29 @@ impl Viewer {
                 }
             }
         }
-        let watches = topics.iter().map(|topic| topic.watch()).collect();
+        let watches = topics
+            .iter()
+            .map(|topic| {
+                let mut watch = topic.watch();
+                watch.borrow_and_update();
+                ReusableBoxFuture::new(watch_wait(watch))
+            })
+            .collect();
         let key = rtdash_shared::names::dashboard_config_key(&tenant, &dashboard.dashboard_id);
-        let status = state.status.subscribe();
+        let mut status = state.status.subscribe();
+        let status_view = status.borrow_and_update().clone();
         let mut link = state.hub.link();
         let epoch = link.borrow_and_update().epoch;
+        let every = Duration::from_secs(state.config.live.keepalive_secs.max(1));
+        let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown = Box::pin(state.shutdown.clone().cancelled_owned());
+        // Every source is polled the first time.
+        let flags = Arc::new(WakeFlags {
+            bits: AtomicU64::new(u64::MAX),
+            task: AtomicWaker::new(),
+        });
+        let topics_len = topics.len();
         tracing::debug!(dashboard = %dashboard.dashboard_id, tenant = %tenant, widgets = widgets.len(), "stream opened");
         Ok(Self {
             emitted: cursors.clone(),
@@ -289,10 +446,24 @@ impl Viewer {
             pending: VecDeque::new(),
             started: false,
             done: false,
-            changes,
-            status,
-            link,
+            shutdown,
+            changes: Some(ReusableBoxFuture::new(change_wait(changes))),
+            status: Some(ReusableBoxFuture::new(watch_wait(status))),
+            status_view,
+            link: Some(ReusableBoxFuture::new(watch_wait(link))),
             epoch,
+            keep_alive,
+            sent_since_tick: false,
+            sent: metrics::counter!("rtdash_gateway_sse_events_sent_total"),
+            wakers: (0..=topic_bit(topics_len))
+                .map(|bit| {
+                    Waker::from(Arc::new(SourceWaker {
+                        bit: 1 << bit,
+                        flags: flags.clone(),
+                    }))
+                })
+                .collect(),
+            flags,
             resync: false,
             stale: false,
             _permit: permit,
@@ -309,10 +480,13 @@ impl Viewer {
         id
     }
 
-    async fn next_event(&mut self) -> Option<Event> {
+    /// The next frame to send; `None` ends the stream.
+    async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(event);
+            if let Some(frame) = self.pending.pop_front() {
+                self.sent_since_tick = true;
+                self.sent.increment(1);
+                return Some(frame);
             }
             if self.done || self.state.shutdown.is_cancelled() {
                 return None;
@@ -321,6 +495,8 @@ impl Viewer {
                 self.started = true;
                 self.push_snapshots().await;
                 self.push_status();
+                // Appends while the snapshots were read.
+                self.collect();
                 continue;
             }
             if self.resync {
@@ -328,40 +504,139 @@ impl Viewer {
                 self.resnapshot().await;
                 continue;
             }
-            for watch in &mut self.watches {
-                watch.borrow_and_update();
-            }
-            if self.collect() {
-                continue;
-            }
-            let shutdown = self.state.shutdown.clone();
-            let mut status = self.status.clone();
-            let mut link = self.link.clone();
-            let any_update = async {
-                if self.watches.is_empty() {
-                    futures::future::pending::<()>().await;
+            match std::future::poll_fn(|cx| self.poll_wake(cx)).await {
+                Wake::Shutdown => return None,
+                Wake::Config(change) => self.on_config_change(change),
+                Wake::Update => {
+                    self.collect();
                 }
-                let changed = self.watches.iter_mut().map(|w| Box::pin(w.changed()));
-                let _ = futures::future::select_all(changed).await;
-            };
-            tokio::select! {
-                biased;
-                () = shutdown.cancelled() => return None,
-                change = self.changes.recv() => self.on_config_change(change),
-                () = any_update => {}
-                Ok(()) = status.changed() => {
-                    self.status = status;
+                Wake::Status(view) => {
+                    self.status_view = view;
                     self.push_status();
                 }
-                Ok(()) = link.changed() => {
-                    let epoch = link.borrow_and_update().epoch;
-                    self.link = link;
-                    if epoch != self.epoch {
-                        self.epoch = epoch;
+                Wake::Link(link) => {
+                    if link.epoch != self.epoch {
+                        self.epoch = link.epoch;
                         self.resync = true;
                     }
                 }
+                Wake::KeepAlive => {
+                    if !std::mem::take(&mut self.sent_since_tick) {
+                        return Some(Bytes::from_static(KEEP_ALIVE));
+                    }
+                }
             }
+        }
+    }
+
+    /// Waits for the first of: shutdown, a dashboard change, appends on a topic, a new status
+    /// summary, a link change, the keep-alive tick (in that order of precedence). The source
+    /// that fired is re-armed; the others stay registered.
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        self.flags.task.register(cx.waker());
+        let bits = self.flags.bits.swap(0, Ordering::AcqRel);
+        let wake = self.poll_sources(bits);
+        if let Poll::Ready((_, unpolled)) = &wake {
+            // Sources not looked at this time (or re-armed, never polled yet): next time.
+            self.flags.bits.fetch_or(*unpolled, Ordering::AcqRel);
+        }
+        wake.map(|(wake, _)| wake)
+    }
+
+    /// Polls the sources whose bit is in `bits`; on a wake-up also returns the bits to poll
+    /// next time (those not polled, and those re-armed with a fresh wait).
+    fn poll_sources(&mut self, bits: u64) -> Poll<(Wake, u64)> {
+        let mut polled = 0u64;
+        let mut rearmed = 0u64;
+        let mut take = |bit: u32| {
+            let mask = 1u64 << bit;
+            polled |= mask;
+            bits & mask != 0
+        };
+        let mut wake = None;
+        if take(SHUTDOWN_BIT) {
+            let mut cx = Context::from_waker(&self.wakers[SHUTDOWN_BIT as usize]);
+            if std::future::Future::poll(self.shutdown.as_mut(), &mut cx).is_ready() {
+                return Poll::Ready((Wake::Shutdown, 0));
+            }
+        }
+        if take(CHANGES_BIT) {
+            if let Some(wait) = &mut self.changes {
+                let mut cx = Context::from_waker(&self.wakers[CHANGES_BIT as usize]);
+                if let Poll::Ready((change, rx)) = wait.poll(&mut cx) {
+                    if matches!(change, Err(broadcast::error::RecvError::Closed)) {
+                        self.changes = None;
+                    } else {
+                        wait.set(change_wait(rx));
+                        rearmed |= 1 << CHANGES_BIT;
+                    }
+                    wake = Some(Wake::Config(change));
+                }
+            }
+        }
+        if wake.is_none() {
+            let mut updated = false;
+            for (index, wait) in self.watches.iter_mut().enumerate() {
+                let bit = topic_bit(index);
+                if !take(bit) {
+                    continue;
+                }
+                let mut cx = Context::from_waker(&self.wakers[bit as usize]);
+                if let Poll::Ready((result, rx)) = wait.poll(&mut cx) {
+                    if result.is_ok() {
+                        wait.set(watch_wait(rx));
+                        rearmed |= 1 << bit;
+                        updated = true;
+                    } else {
+                        wait.set(futures::future::pending());
+                    }
+                }
+            }
+            if updated {
+                wake = Some(Wake::Update);
+            }
+        }
+        if wake.is_none() && take(STATUS_BIT) {
+            if let Some(wait) = &mut self.status {
+                let mut cx = Context::from_waker(&self.wakers[STATUS_BIT as usize]);
+                if let Poll::Ready((result, mut rx)) = wait.poll(&mut cx) {
+                    if result.is_ok() {
+                        let view = rx.borrow_and_update().clone();
+                        wait.set(watch_wait(rx));
+                        rearmed |= 1 << STATUS_BIT;
+                        wake = Some(Wake::Status(view));
+                    } else {
+                        self.status = None;
+                    }
+                }
+            }
+        }
+        if wake.is_none() && take(LINK_BIT) {
+            if let Some(wait) = &mut self.link {
+                let mut cx = Context::from_waker(&self.wakers[LINK_BIT as usize]);
+                if let Poll::Ready((result, mut rx)) = wait.poll(&mut cx) {
+                    if result.is_ok() {
+                        let link = *rx.borrow_and_update();
+                        wait.set(watch_wait(rx));
+                        rearmed |= 1 << LINK_BIT;
+                        wake = Some(Wake::Link(link));
+                    } else {
+                        self.link = None;
+                    }
+                }
+            }
+        }
+        if wake.is_none() && take(KEEP_ALIVE_BIT) {
+            let mut cx = Context::from_waker(&self.wakers[KEEP_ALIVE_BIT as usize]);
+            if self.keep_alive.poll_tick(&mut cx).is_ready() {
+                // The interval registers for its next tick when polled again.
+                rearmed |= 1 << KEEP_ALIVE_BIT;
+                wake = Some(Wake::KeepAlive);
+            }
+        }
+        match wake {
+            Some(wake) => Poll::Ready((wake, (bits & !polled) | rearmed)),
+            None => Poll::Pending,
         }
     }
 
@@ -384,7 +659,7 @@ impl Viewer {
             "reason": reason,
         });
         self.pending
-            .push_back(Event::default().event("reload").data(data.to_string()));
+            .push_back(frame("reload", None, &data.to_string()));
         self.done = true;
     }
 
@@ -406,6 +681,7 @@ impl Viewer {
     async fn push_snapshots(&mut self) {
         let snapshots = &self.state.snapshots;
         let max = self.state.config.live.max_snapshot_windows;
+        let closed_through = self.state.status.closed_through();
         let futures = self.widgets.iter().map(|view| async move {
             if view.resume {
                 return None;
@@ -420,7 +696,7 @@ impl Viewer {
                     let from = plan.bucket_of(now - view.range_ms);
                     let in_range = rows.rows.iter().filter(|row| row.window_start >= from);
                     let mut windows: BTreeMap<i64, DerivedWindow> =
-                        query::derive(plan, in_range, now)
+                        query::derive(plan, in_range, now, closed_through)
                             .into_iter()
                             .map(|w| (w.window_start, w))
                             .collect();
@@ -465,18 +741,15 @@ impl Viewer {
                 error: error.as_ref(),
             };
             if let Ok(json) = serde_json::to_string(&data) {
-                self.pending
-                    .push_back(Event::default().event("snapshot").id(id.clone()).data(json));
+                self.pending.push_back(frame("snapshot", Some(&id), &json));
             }
         }
     }
 
     fn push_status(&mut self) {
-        let view = self.status.borrow_and_update().clone();
-        self.stale = view.stale;
-        if let Ok(json) = serde_json::to_string(&*view) {
-            self.pending
-                .push_back(Event::default().event("status").data(json));
+        self.stale = self.status_view.stale;
+        if let Some(frame) = status_frame(&self.status_view) {
+            self.pending.push_back(frame);
         }
     }
 
@@ -564,8 +837,7 @@ impl Viewer {
             None => Arc::from(render(now_millis())),
         };
         let id = self.event_id();
-        self.pending
-            .push_back(Event::default().event("update").id(id).data(&*json));
+        self.pending.push_back(frame("update", Some(&id), &json));
     }
 }
 

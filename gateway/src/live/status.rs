@@ -6,7 +6,7 @@ use rtdash_shared::messages::PartitionStatus;
 use rtdash_shared::time::{format_rfc3339, now_millis, UnixMillis};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +80,8 @@ pub struct StatusTracker {
     /// The summary streams send: replaced when the state changes (checked every second) and
     /// every `status_interval_ms`, so viewers wake for it rather than each polling.
     published: watch::Sender<Arc<StatusView>>,
+    /// The partition count of the deployment, once known (stream metadata).
+    partitions: Arc<AtomicU32>,
 }
 
 impl StatusTracker {
@@ -91,6 +93,7 @@ impl StatusTracker {
             reports,
             connected: Arc::new(AtomicBool::new(true)),
             published: watch::channel(Arc::new(empty_view())).0,
+            partitions: Arc::new(AtomicU32::new(0)),
         };
         tracker.published = watch::channel(Arc::new(tracker.view(false))).0;
         tracker
@@ -178,6 +181,59 @@ impl StatusTracker {
             }
         });
         Ok(())
+    }
+
+    /// Reads the deployment's partition count from the partials stream's metadata (recorded
+    /// by the aggregators), retrying every few seconds until it is there or `shutdown`.
+    pub fn learn_partitions(
+        &self,
+        js: async_nats::jetstream::Context,
+        shutdown: CancellationToken,
+    ) {
+        let tracker = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match rtdash_runtime::nats::partition_count(&js).await {
+                    Ok(Some(partitions)) => {
+                        tracker.set_partitions(partitions);
+                        return;
+                    }
+                    Ok(None) => tracing::debug!("partition count not recorded yet"),
+                    Err(err) => tracing::debug!(error = %err, "could not read the partition count"),
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(3)) => {}
+                }
+            }
+        });
+    }
+
+    /// Sets the deployment's partition count, which [`closed_through`](Self::closed_through)
+    /// needs to know every partition has reported.
+    pub fn set_partitions(&self, partitions: u32) {
+        self.partitions.store(partitions, Ordering::SeqCst);
+    }
+
+    /// The time through which every window is closed in every partition: the oldest
+    /// `closed_through` of the partitions' reports, when each partition of the deployment
+    /// has a recent report carrying one; otherwise `None` (not known).
+    pub fn closed_through(&self) -> Option<UnixMillis> {
+        let partitions = self.partitions.load(Ordering::SeqCst) as usize;
+        let reports = self.reports.read().ok()?;
+        if partitions == 0 || reports.len() < partitions {
+            return None;
+        }
+        let now = now_millis();
+        let mut through: Option<UnixMillis> = None;
+        for (status, received) in reports.values() {
+            if now - received > self.config.stale_report_ms as i64 {
+                return None;
+            }
+            let closed = status.closed_through?;
+            through = Some(through.map_or(closed, |t| t.min(closed)));
+        }
+        through
     }
 
     /// Records a report (received now).
@@ -272,6 +328,7 @@ mod tests {
             watermark: Some(now_millis() - watermark_age),
             lag_messages: lag,
             reported_at: now_millis(),
+            closed_through: None,
         }
     }
 
@@ -297,5 +354,24 @@ mod tests {
         assert!(view.stale);
         tracker.set_connected(true);
         assert_eq!(published.borrow_and_update().state, FreshnessState::Behind);
+    }
+
+    #[test]
+    fn closed_through_needs_every_partition() {
+        let tracker = StatusTracker::new(LiveConfig::default());
+        let closed = |partition, through| PartitionStatus {
+            closed_through: through,
+            ..report(partition, 0, 0)
+        };
+        tracker.record(closed(0, Some(5_000)));
+        assert_eq!(tracker.closed_through(), None, "partition count unknown");
+        tracker.set_partitions(2);
+        assert_eq!(tracker.closed_through(), None, "partition 1 never reported");
+        tracker.record(closed(1, None));
+        assert_eq!(tracker.closed_through(), None, "partition 1 does not say");
+        tracker.record(closed(1, Some(3_000)));
+        assert_eq!(tracker.closed_through(), Some(3_000), "the oldest");
+        tracker.record(closed(1, Some(9_000)));
+        assert_eq!(tracker.closed_through(), Some(5_000));
     }
 }

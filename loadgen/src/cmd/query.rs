@@ -1,6 +1,11 @@
 //! `rtdash-loadgen query`: latency of the gateway's metric query
-//! (`GET /v1/metrics/{name}?tenant_id=&stat=&from=&to=`), closed loop with `--concurrency`
-//! requests in flight for `--requests` requests.
+//! (`GET /v1/metrics/{name}?tenant_id=&stat=&from=&to=`) for `--requests` requests.
+//!
+//! Closed loop by default: `--concurrency` requests in flight, each sent when the previous one
+//! was answered. With `--rate R` the load is open loop: request *i* is due at
+//! `start + i / R`, and each of `--concurrency` senders takes the next request, waits until it
+//! is due and sends it; latency is then also reported from the due time (free of coordinated
+//! omission), with how far behind schedule requests left.
 
 use crate::agent::http_client;
 use crate::stats::{Samples, Summary};
@@ -34,6 +39,9 @@ pub struct QueryArgs {
     /// Requests in flight.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Open loop at this many requests per second (0: closed loop).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// Stop sending after this many seconds even if fewer requests were sent.
     #[arg(long, default_value_t = 60.0)]
     pub max_secs: f64,
@@ -51,8 +59,14 @@ pub struct QueryReport {
     pub failed: u64,
     /// Requests per second.
     pub requests_per_sec: f64,
-    /// Latency of the successful requests.
+    /// Latency of the successful requests, from sending.
     pub latency: Summary,
+    /// Target requests per second (0: closed loop).
+    pub target_rate: f64,
+    /// Open loop: latency of the successful requests from their due time.
+    pub latency_from_due: Summary,
+    /// Open loop: largest delay of a request behind its due time, in milliseconds.
+    pub max_lag_ms: f64,
 }
 
 /// Runs `query`.
@@ -68,15 +82,18 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let to = rtdash_shared::time::format_rfc3339(now);
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
+    let max_lag_us = Arc::new(AtomicU64::new(0));
+    let started = Instant::now() + Duration::from_millis(20);
     let deadline = started + Duration::from_secs_f64(args.max_secs.max(0.0));
+    let interval = (args.rate > 0.0).then(|| 1.0 / args.rate);
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (client, url, next, failed) = (
+        let (client, url, next, failed, max_lag_us) = (
             client.clone(),
             url.clone(),
             Arc::clone(&next),
             Arc::clone(&failed),
+            Arc::clone(&max_lag_us),
         );
         let query = [
             ("tenant_id", args.tenant.clone()),
@@ -87,8 +104,23 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         let total = args.requests;
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < deadline {
+            let mut from_due = Samples::new();
+            loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= total {
+                    break;
+                }
+                let due = match interval {
+                    Some(secs) => started + Duration::from_secs_f64(index as f64 * secs),
+                    None => Instant::now(),
+                };
+                if due >= deadline || Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
                 let sent = Instant::now();
+                let lag = u64::try_from(sent.duration_since(due).as_micros()).unwrap_or(u64::MAX);
+                max_lag_us.fetch_max(lag, Ordering::Relaxed);
                 let result = client.get(&url).query(&query).send().await;
                 let ok = match result {
                     Ok(response) => {
@@ -99,17 +131,20 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
                 };
                 if ok {
                     samples.record(sent.elapsed());
+                    from_due.record(due.elapsed());
                 } else {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            samples
+            (samples, from_due)
         }));
     }
     let mut samples = Samples::new();
+    let mut from_due = Samples::new();
     for task in tasks {
-        if let Ok(s) = task.await {
+        if let Ok((s, d)) = task.await {
             samples.extend(s);
+            from_due.extend(d);
         }
     }
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
@@ -118,16 +153,34 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         failed: failed.load(Ordering::Relaxed),
         requests_per_sec: samples.len() as f64 / elapsed,
         latency: samples.summary(),
+        target_rate: args.rate.max(0.0),
+        latency_from_due: if interval.is_some() {
+            from_due.summary()
+        } else {
+            Summary::default()
+        },
+        max_lag_ms: max_lag_us.load(Ordering::Relaxed) as f64 / 1000.0,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("metric query GET {url} ({} in flight)", args.concurrency);
+        if interval.is_some() {
+            println!(
+                "metric query GET {url} (open loop at {} requests/s, {} senders)",
+                args.rate, args.concurrency
+            );
+        } else {
+            println!("metric query GET {url} ({} in flight)", args.concurrency);
+        }
         println!(
             "  answered          {} ok, {} failed, {:.0} requests/s",
             report.ok, report.failed, report.requests_per_sec
         );
         println!("  latency           {}", report.latency);
+        if interval.is_some() {
+            println!("  from due time     {}", report.latency_from_due);
+            println!("  max lag           {:.1} ms", report.max_lag_ms);
+        }
     }
     Ok(())
 }
