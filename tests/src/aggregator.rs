@@ -247,18 +247,23 @@ impl Aggregator {
 
     /// The `/metrics` text.
     pub fn metrics_text(&self) -> anyhow::Result<String> {
-        let url = format!("{}/metrics", self.admin_url());
-        let mut response = http::agent()
-            .get(&url)
-            .call()
-            .with_context(|| url.clone())?;
-        Ok(response.body_mut().read_to_string()?)
+        metrics_text_of(&self.admin_url())
     }
 
     /// The sum over every label set of metric `name` (0 when absent).
     pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
         Ok(metric_sum(&self.metrics_text()?, name))
     }
+}
+
+/// The Prometheus text of `GET <base_url>/metrics`.
+pub fn metrics_text_of(base_url: &str) -> anyhow::Result<String> {
+    let url = format!("{base_url}/metrics");
+    let mut response = http::agent()
+        .get(&url)
+        .call()
+        .with_context(|| url.clone())?;
+    Ok(response.body_mut().read_to_string()?)
 }
 
 /// Sums the samples of `name` in Prometheus text (all label sets; 0 when absent).

@@ -198,12 +198,7 @@ impl Service {
 
     /// The `/metrics` text.
     pub fn metrics_text(&self) -> anyhow::Result<String> {
-        let url = format!("{}/metrics", self.url());
-        let mut response = http::agent()
-            .get(&url)
-            .call()
-            .with_context(|| url.clone())?;
-        Ok(response.body_mut().read_to_string()?)
+        crate::aggregator::metrics_text_of(&self.url())
     }
 
     /// The sum over every label set of metric `name` (0 when absent).
