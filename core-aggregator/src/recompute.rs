@@ -22,6 +22,7 @@
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::replay::{next_in_range, InRange};
 use crate::sink::questdb::{ensure_table, ConfirmRouter, Ownership, QuestDbWriter, Row, UNFENCED};
 use crate::state::{WindowId, WindowKey, WindowOutput};
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
@@ -236,26 +237,15 @@ pub async fn recompute(
         }
     };
     while pending > 0 {
-        let next = tokio::select! {
-            () = shutdown.cancelled() => return Err(Error::Cancelled),
-            next = tokio::time::timeout(Duration::from_secs(30), messages.next()) => next,
-        };
-        let message = match next {
-            Ok(Some(Ok(message))) => message,
-            Ok(Some(Err(err))) => return Err(Error::js("recompute consumer", err)),
-            Ok(None) | Err(_) => {
-                return Err(Error::js(
-                    "recompute consumer",
-                    format!("stalled with {pending} messages pending"),
-                ))
-            }
-        };
-        let Ok(info) = message.info() else { continue };
-        let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
-        if published > end {
+        let Some(InRange {
+            message,
+            pending: left,
+            ..
+        }) = next_in_range(&mut messages, &shutdown, "recompute consumer", pending, end).await?
+        else {
             break;
-        }
-        pending = info.pending;
+        };
+        pending = left;
         summary.chunks += 1;
         let id = message
             .headers

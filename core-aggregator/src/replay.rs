@@ -126,28 +126,17 @@ pub async fn replay(
         let mut reached_end = pending == 0;
         let mut last_progress = Instant::now();
         while pending > 0 {
-            let next = tokio::select! {
-                () = shutdown.cancelled() => return Err(Error::Cancelled),
-                next = tokio::time::timeout(Duration::from_secs(30), messages.next()) => next,
-            };
-            let message = match next {
-                Ok(Some(Ok(message))) => message,
-                Ok(Some(Err(err))) => return Err(Error::js("replay consumer", err)),
-                Ok(None) | Err(_) => {
-                    return Err(Error::js(
-                        "replay consumer",
-                        format!("stalled with {pending} messages pending in partition {partition}"),
-                    ))
-                }
-            };
-            let Ok(info) = message.info() else { continue };
-            let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
-            if published > end {
+            let what = format!("replay consumer of partition {partition}");
+            let Some(InRange {
+                message,
+                pending: left,
+                stream_seq,
+            }) = next_in_range(&mut messages, &shutdown, &what, pending, end).await?
+            else {
                 break;
-            }
-            pending = info.pending;
+            };
+            pending = left;
             reached_end = pending == 0;
-            let stream_seq = info.stream_sequence;
             read += 1;
             match decode_batch(&message.payload) {
                 Ok(batch) => {
@@ -214,4 +203,57 @@ pub async fn replay(
     );
     let _ = client.flush().await;
     Ok(summary)
+}
+
+/// A message of an ordered read over a time range, with what its metadata says.
+pub(crate) struct InRange {
+    /// The message.
+    pub message: async_nats::jetstream::Message,
+    /// Messages left in the consumer after it.
+    pub pending: u64,
+    /// Its stream sequence.
+    pub stream_seq: u64,
+}
+
+/// The next message of an ordered range read over `messages`; `None` at the first one
+/// published after `end`. Fails on `shutdown`, and when nothing arrives for 30 s while
+/// `pending` messages are left (`what` names the reader in the error).
+pub(crate) async fn next_in_range<S, E>(
+    messages: &mut S,
+    shutdown: &CancellationToken,
+    what: &str,
+    pending: u64,
+    end: UnixMillis,
+) -> Result<Option<InRange>, Error>
+where
+    S: futures::Stream<Item = Result<async_nats::jetstream::Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return Err(Error::Cancelled),
+            next = tokio::time::timeout(Duration::from_secs(30), messages.next()) => next,
+        };
+        let message = match next {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(err))) => return Err(Error::js(what, err)),
+            Ok(None) | Err(_) => {
+                return Err(Error::js(
+                    what,
+                    format!("stalled with {pending} messages pending"),
+                ))
+            }
+        };
+        let Ok(info) = message.info() else { continue };
+        let published = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
+        if published > end {
+            return Ok(None);
+        }
+        let (pending, stream_seq) = (info.pending, info.stream_sequence);
+        return Ok(Some(InRange {
+            message,
+            pending,
+            stream_seq,
+        }));
+    }
 }
