@@ -130,7 +130,14 @@ async fn a_rule_changed_through_the_api_applies_on_the_next_window() -> anyhow::
         after < 1_000 + LATENESS_MS + 2_000,
         "fired {after} ms after the change"
     );
-    assert!(window_end(&firing[0]) + LATENESS_MS >= changed_at);
+    // Not a window evaluated long before the change: the window closes on the driver's
+    // watermark, which can reach the aggregator up to a heartbeat after end + lateness, so
+    // a window closing just before `changed_at` on the clock may still be evaluated after it.
+    let close_slack_ms = 1_000;
+    assert!(
+        window_end(&firing[0]) + LATENESS_MS + close_slack_ms >= changed_at,
+        "fired for a window closed before the change"
+    );
     assert_eq!(firing[0].annotation("threshold"), "> 10");
     assert_eq!(firing[0].annotation("summary"), "source s1 is busy");
     assert_eq!(firing[0].label("alertname"), id);
