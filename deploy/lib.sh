@@ -216,11 +216,14 @@ rtdash_wait_nats() {
 # $RTDASH_STATE/questdb, with server.conf generated from deploy/questdb/server.conf.
 rtdash_start_questdb() {
 	local root="$RTDASH_STATE/questdb"
-	mkdir -p "$root/conf"
+	# QuestDB unpacks its native libraries into java.io.tmpdir at every start and never
+	# removes them: keep them under its root, emptied at each start.
+	rm -rf "$root/tmp"
+	mkdir -p "$root/conf" "$root/tmp"
 	rtdash_render "$RTDASH_ROOT/deploy/questdb/server.conf" "$root/conf/server.conf" \
 		"QDB_HTTP_PORT=$1" "QDB_ILP_PORT=$2" "QDB_PG_PORT=$3" "QDB_MIN_HTTP_PORT=$4"
 	rtdash_spawn questdb "$RTDASH_JAVA" -Xms128m "-Xmx$RTDASH_QUESTDB_HEAP" \
-		-p "$RTDASH_QUESTDB_JAR" -m io.questdb/io.questdb.ServerMain -d "$root"
+		"-Djava.io.tmpdir=$root/tmp" -p "$RTDASH_QUESTDB_JAR" -m io.questdb/io.questdb.ServerMain -d "$root"
 }
 
 # rtdash_wait_questdb HTTP_PORT [TIMEOUT]: wait until `select 1` answers.

@@ -136,6 +136,9 @@ pub struct LiveConfig {
     /// After a NATS reconnection streams get fresh snapshots at once, and again this long
     /// later (for rows QuestDB had not applied yet), in milliseconds; 0: only at once.
     pub resync_settle_ms: u64,
+    /// How often windows held as not final although closed everywhere are read back from
+    /// QuestDB (their final live update was missed), in milliseconds; 0 disables it.
+    pub repair_interval_ms: u64,
 }
 
 impl Default for LiveConfig {
@@ -153,6 +156,7 @@ impl Default for LiveConfig {
             stale_watermark_ms: 5 * 60_000,
             max_snapshot_windows: 2_000,
             resync_settle_ms: 3_000,
+            repair_interval_ms: 1_000,
         }
     }
 }

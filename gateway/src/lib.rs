@@ -152,6 +152,13 @@ impl AppState {
         ));
         hub.spawn_link_monitor();
         status.follow_link(hub.link(), shutdown.clone());
+        live::repair::spawn(
+            hub.clone(),
+            db.clone(),
+            status.clone(),
+            Duration::from_millis(config.live.repair_interval_ms),
+            shutdown.clone(),
+        );
         let snapshots = Arc::new(SnapshotCache::new(
             db.clone(),
             Duration::from_millis(config.live.snapshot_ttl_ms),

@@ -233,9 +233,14 @@ impl QuestDb {
     }
 
     fn launch(&mut self) -> anyhow::Result<()> {
+        // QuestDB unpacks its native libraries into the JVM's temporary directory at every
+        // start and leaves them there: keep them under the root, which the harness removes.
+        let tmp = self.root().join("tmp");
+        std::fs::create_dir_all(&tmp)?;
         let mut command = Command::new(deploy::java()?);
         command
             .args(JVM_OPTIONS)
+            .arg(format!("-Djava.io.tmpdir={}", tmp.display()))
             .arg("-p")
             .arg(deploy::questdb_jar()?)
             .args(["-m", "io.questdb/io.questdb.ServerMain", "-d"])

@@ -432,3 +432,62 @@ async fn a_nats_outage_is_shown_and_followed_by_fresh_snapshots() {
     let first = resumed.next(T).await.expect("event");
     assert_eq!(first.event, "snapshot", "{first:?}");
 }
+
+/// Core NATS is at most once: a gateway can miss a window's final update (it subscribed just
+/// after the publish, and its snapshot read QuestDB before the row was applied). Windows the
+/// gateway still holds as provisional although they are closed everywhere are read back from
+/// QuestDB, and viewers get the final version as an ordinary update, with nothing published.
+/// Without partition reports (no aggregator here) a window counts as closed 5 minutes after
+/// its end; windows more recent than that are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_final_update_is_read_back_from_questdb() {
+    let env = Env::start(|config| config.live.repair_interval_ms = 200).await;
+    let base = minute(0);
+    amount(&env).await;
+    let old = at(base, 8);
+    let recent = at(base, 2);
+    env.insert(&[
+        provisional(us(old, 10)),
+        provisional(us(recent, 20)),
+        us(at(base, 9), 5),
+    ]);
+    let (dashboard, widgets) = env
+        .dashboard("acme", vec![
+            json!({"metric_name": "amount", "dimensions": {"region": "us"}, "stat": "count", "time_window": "last_15m"}),
+        ])
+        .await;
+    let mut sse = env.stream("acme", &dashboard, None).await;
+    let snapshot = sse.next_named("snapshot", T).await.expect("snapshot");
+    let windows: Vec<(f64, bool)> = snapshot.data["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["value"].as_f64().unwrap(), w["final"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(windows, vec![(5.0, true), (10.0, false), (20.0, false)]);
+
+    // The aggregator's final versions land in QuestDB; their live updates never arrive.
+    env.insert(&[us(old, 12), us(recent, 22)]);
+    let update = sse.next_named("update", T).await.expect("repaired update");
+    assert_eq!(update.data["widget_id"], widgets[0].as_str());
+    assert_eq!(
+        update.data["window_start"],
+        rtdash_shared::time::format_rfc3339(old)
+    );
+    assert_eq!(update.data["value"], 12.0);
+    assert_eq!(update.data["final"], true);
+    // The recent window is not closed yet by the fallback rule: no update for it, and the
+    // repaired window is not read again (it is final now).
+    let quiet_from = env.state.db.row_queries();
+    assert!(
+        sse.next_named("update", Duration::from_secs(2))
+            .await
+            .is_none(),
+        "no update for a window that is not known to be closed"
+    );
+    assert_eq!(
+        env.state.db.row_queries(),
+        quiet_from,
+        "nothing left to read back"
+    );
+}

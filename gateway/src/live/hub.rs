@@ -21,6 +21,10 @@
 //!   stream sends fresh snapshots of its widgets (queried again, once per widget, whatever the
 //!   number of viewers). A second resynchronisation follows `resync_settle_ms` later, for
 //!   rows QuestDB had not applied yet at the first one.
+//! - Even while connected, a single update can be missed (a topic subscribes just after a
+//!   window's final version was published); [`super::repair`] reads windows memory still holds
+//!   as provisional after every partition closed them back from QuestDB
+//!   ([`Topic::unfinished_before`], [`Topic::merge_rows`]).
 
 use crate::config::LiveConfig;
 use crate::query::{self, DerivedWindow, QueryPlan, WindowRow};
@@ -184,6 +188,22 @@ pub struct PlanHandle {
     pub topic: Arc<Topic>,
 }
 
+/// Windows of one dimension set and size that memory holds as not final although they are
+/// closed everywhere (see [`Topic::unfinished_before`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnfinishedRange {
+    /// Dimension set (`dim_set` column).
+    pub dim_set: String,
+    /// Window size, in milliseconds.
+    pub window_ms: i64,
+    /// Start of the first such window.
+    pub from: UnixMillis,
+    /// End of the last such window.
+    pub to: UnixMillis,
+    /// Series-windows in the range that are not final.
+    pub windows: usize,
+}
+
 impl Topic {
     /// Registers `plan` (or joins its registration).
     pub fn register(self: &Arc<Self>, plan: QueryPlan) -> PlanHandle {
@@ -335,36 +355,85 @@ impl Topic {
 
     /// Applies a batch of updates and appends the derived values to the ring.
     fn apply(&self, updates: Vec<WindowUpdate>) {
+        let entries = updates
+            .into_iter()
+            .filter(|update| update.tenant_id == self.tenant && update.metric == self.metric)
+            .map(|update| {
+                let dim_set = update
+                    .dimensions
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",");
+                MemEntry {
+                    row: WindowRow::from_update(&update),
+                    dims: update.dimensions,
+                    dim_set,
+                }
+            });
+        self.merge(entries);
+    }
+
+    /// Series-windows in memory that are not final although their window ended at or before
+    /// `closed_through` (closed in every partition): their final version was published but
+    /// never arrived here (core NATS is at most once; a topic subscribed just after the
+    /// publish and queried QuestDB before the row was applied). One range per dimension set
+    /// and window size, covering every such window.
+    pub fn unfinished_before(&self, closed_through: UnixMillis) -> Vec<UnfinishedRange> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let mut ranges: BTreeMap<(String, i64), UnfinishedRange> = BTreeMap::new();
+        for entry in state
+            .memory
+            .range(..closed_through)
+            .flat_map(|(_, series)| series.values())
+            .filter(|entry| !entry.row.is_final && entry.row.window_end <= closed_through)
+        {
+            let window_ms = entry.row.window_end - entry.row.window_start;
+            let range = ranges
+                .entry((entry.dim_set.clone(), window_ms))
+                .or_insert_with(|| UnfinishedRange {
+                    dim_set: entry.dim_set.clone(),
+                    window_ms,
+                    from: entry.row.window_start,
+                    to: entry.row.window_end,
+                    windows: 0,
+                });
+            range.from = range.from.min(entry.row.window_start);
+            range.to = range.to.max(entry.row.window_end);
+            range.windows += 1;
+        }
+        ranges.into_values().collect()
+    }
+
+    /// Merges stored rows of `dim_set` (read back for [`Topic::unfinished_before`]) like live
+    /// updates: newer versions replace what memory holds and reach the viewers. Returns how
+    /// many series-windows changed.
+    pub fn merge_rows(&self, dim_set: &str, rows: Vec<WindowRow>) -> usize {
+        self.merge(
+            rows.into_iter()
+                .map(|row| MemEntry::from_row(row, dim_set.to_owned())),
+        )
+    }
+
+    /// Puts newer versions into memory and appends the derived values of every registered
+    /// plan they feed to the ring; returns how many series-windows changed.
+    fn merge(&self, entries: impl Iterator<Item = MemEntry>) -> usize {
         let now = now_millis();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         let retention_floor = self.retention_floor(&state);
-        let mut touched: Vec<MemEntry> = Vec::with_capacity(updates.len());
-        for update in updates {
-            if update.tenant_id != self.tenant || update.metric != self.metric {
-                continue;
-            }
-            if update.window_start < retention_floor {
+        let mut touched: Vec<MemEntry> = Vec::new();
+        for entry in entries {
+            if entry.row.window_start < retention_floor {
                 metrics::counter!("rtdash_gateway_live_updates_too_old_total").increment(1);
                 continue;
             }
-            let dim_set = update
-                .dimensions
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(",");
-            let entry = MemEntry {
-                dims: update.dimensions.clone(),
-                row: WindowRow::from_update(&update),
-                dim_set,
-            };
             if insert_if_newer(&mut state, entry.clone()) {
                 touched.push(entry);
             }
         }
         self.enforce_cap(&mut state);
         if touched.is_empty() {
-            return;
+            return 0;
         }
         let plans: Vec<Arc<PlanReg>> = state.plans.values().filter_map(Weak::upgrade).collect();
         let mut dirty: Vec<(Arc<PlanReg>, UnixMillis)> = Vec::new();
@@ -413,6 +482,7 @@ impl Topic {
             drop(state);
             self.notify.send_replace(latest);
         }
+        touched.len()
     }
 }
 
@@ -593,11 +663,7 @@ impl Hub {
         // issued before it) is below it, one issued after it is not.
         let mark = self.shared.next_id.fetch_add(1, Ordering::SeqCst) + 1;
         self.shared.resynced_at.store(mark, Ordering::SeqCst);
-        let topics: Vec<Arc<Topic>> = {
-            let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-            topics.values().filter_map(Weak::upgrade).collect()
-        };
-        for topic in &topics {
+        for topic in &self.topics() {
             topic.invalidate();
         }
         self.shared.link.send_modify(|link| {
@@ -662,6 +728,12 @@ impl Hub {
         let weak = Arc::downgrade(&topic);
         tokio::spawn(run_subscription(subscriber, weak, cancel));
         Ok(topic)
+    }
+
+    /// Every topic watched now.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.values().filter_map(Weak::upgrade).collect()
     }
 
     fn lookup(&self, key: &TopicKey) -> Option<Arc<Topic>> {
@@ -824,6 +896,67 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn unfinished_windows_are_listed_per_dimension_set_and_repaired_by_newer_rows() {
+        let topic = topic(LiveConfig::default());
+        let now = now_millis();
+        let minute = |n: i64| (now / 60_000 - n) * 60_000;
+        let plan = query::plan(
+            &def(),
+            "t",
+            &filter(&[("region", "us")]),
+            rtdash_shared::stat::Stat::Count,
+            None,
+        )
+        .unwrap();
+        let handle = topic.register(plan);
+        let mut final_one = update(minute(5), &[("region", "eu")], 3, now);
+        final_one.is_final = true;
+        topic.apply(vec![
+            update(minute(6), &[("region", "us")], 1, now),
+            update(minute(4), &[("region", "us")], 2, now),
+            final_one,
+            update(minute(4), &[], 9, now),
+            update(minute(1), &[("region", "us")], 4, now),
+        ]);
+        // Closed through the end of minute(3): minute(1) is still open, eu's is final.
+        let ranges = topic.unfinished_before(minute(3));
+        assert_eq!(
+            ranges,
+            vec![
+                UnfinishedRange {
+                    dim_set: String::new(),
+                    window_ms: 60_000,
+                    from: minute(4),
+                    to: minute(3),
+                    windows: 1,
+                },
+                UnfinishedRange {
+                    dim_set: "region".into(),
+                    window_ms: 60_000,
+                    from: minute(6),
+                    to: minute(3),
+                    windows: 2,
+                },
+            ]
+        );
+        // Stored rows: one final (newer), one still provisional and older than memory's.
+        let cursor = topic.cursor();
+        let mut stored = WindowRow::from_update(&update(minute(6), &[("region", "us")], 1, now));
+        stored.is_final = true;
+        let stale = WindowRow::from_update(&update(minute(4), &[("region", "us")], 1, now - 10));
+        assert_eq!(topic.merge_rows("region", vec![stored, stale]), 1);
+        let (entries, _) = topic.entries_after(cursor).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert!(Arc::ptr_eq(&entries[0].plan, &handle.reg));
+        assert_eq!(entries[0].window.window_start, minute(6));
+        assert!(entries[0].window.is_final);
+        assert_eq!(entries[0].window.value, Some(1.0));
+        let left = topic.unfinished_before(minute(3));
+        assert_eq!(left[1].from, minute(4));
+        assert_eq!(left[1].windows, 1);
     }
 
     #[test]
