@@ -8,14 +8,15 @@
 //! `max_series_per_window` distinct series are admitted; events of further series fold into
 //! one overflow series (every dimension value `__overflow__`) and are counted.
 
-use crate::event::Event;
+use crate::event::{Event, Scalar};
 use crate::messages::PartialEntry;
-use crate::metric::{CompiledMetric, MetricSet, OVERFLOW_VALUE};
+use crate::metric::{CompiledMetric, DimensionSource, MetricSet, OVERFLOW_VALUE};
 use crate::series::{series_id, CanonicalWriter, SeriesKey};
 use crate::sketch::{unique_hash, Sketch};
 use crate::time::UnixMillis;
 use crate::window::window_start;
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -40,25 +41,39 @@ pub struct Aggregator {
 
 /// The mutable state of an [`Aggregator`].
 ///
-/// Deltas are kept in two levels so that the per-event work is small: a [`Group`] per
-/// (window, tenant, compiled metric), found once per event and metric (usually in a small
-/// cache of recent groups, since the events of a request mostly share tenant and window), and
-/// in it one sketch per dimension set and values, keyed by a short key of the values alone
-/// (see [`Work::write_inner_key`]). The canonical series key is only written when a series is
-/// new since the last drain (for the series cap) and at drain.
+/// The per-event work is one hash lookup per matched metric: a [`Combo`] is one combination
+/// of (window, metric, tenant, values of every dimension of the metric) seen since the last
+/// drain, found by a 64-bit hash of those bytes (equal hashes are compared in full), and it
+/// lists the delta [`Series`] of each of the metric's dimension sets (a rollup's values are a
+/// part of the full set's, so one combination always feeds the same series). A combination
+/// is resolved into its series only when it is first seen: the series are looked up by the
+/// group (window, tenant, metric) and a short key of the dimension set's values alone (see
+/// [`Work::write_inner_key`]), and the canonical series key is only written for a series new
+/// since the last drain (for the series cap) and at drain. Combinations that touched an
+/// overflow series are not remembered (they take the resolving path on every event), so that
+/// there are never more combinations than admitted series: memory stays bounded by the cap.
 #[derive(Debug)]
 struct Work {
+    /// Series with a pending delta, in creation order since the last drain.
+    series: Vec<Series>,
+    /// Indices into `series` by [`Series::hash`] (collisions are compared).
+    series_index: HashTable<u32>,
+    /// Combinations seen since the last drain.
+    combos: Vec<Combo>,
+    /// Indices into `combos` by [`Combo::hash`] (collisions are compared).
+    combo_index: HashTable<u32>,
+    /// The series of each combination, one per dimension set of its metric: those of
+    /// `combos[i]` are `combo_series[combos[i].first..][..sets]`.
+    combo_series: Vec<u32>,
     /// Delta groups, in creation order since the last drain.
     groups: Vec<Group>,
     /// Indices into `groups` by a hash of their [`GroupKey`] (collisions are compared).
     group_index: HashMap<u64, Vec<usize>, RandomState>,
-    /// Hashes group keys for `group_index`.
-    group_hasher: RandomState,
+    /// Hashes combinations, series and group keys.
+    hasher: RandomState,
     /// The groups of the latest lookups, most recent first: an event feeds several metrics,
     /// each its own group, and the events of a request mostly share tenant and window.
     recent_groups: [usize; RECENT_GROUPS],
-    /// Series with a pending delta, over every group.
-    pending: usize,
     /// Series admitted per (tenant, metric, dimension set, window), for the series cap.
     admitted: Vec<(CapKey, HashSet<u64, RandomState>)>,
     /// Indices into `admitted` by a hash of their key (collisions are compared), so that a
@@ -68,10 +83,35 @@ struct Work {
     scratch: Vec<u8>,
     /// Reused inner key buffer.
     inner: Vec<u8>,
+    /// Reused combination key buffer (see [`Work::write_combo_key`]).
+    combo_key: Vec<u8>,
     /// Reused buffer holding the canonical text of the current event's dimension values.
     text: String,
     /// Byte range of each dimension value in `text` (`None`: absent).
     ranges: Vec<Option<(usize, usize)>>,
+}
+
+/// One delta series: a dimension set's values within a [`Group`].
+#[derive(Debug)]
+struct Series {
+    /// Hash of (`group`, `key`), for [`Work::series_index`].
+    hash: u64,
+    /// Index into [`Work::groups`].
+    group: u32,
+    /// See [`Work::write_inner_key`].
+    key: Box<[u8]>,
+    sketch: Sketch,
+}
+
+/// A combination of (window, metric, tenant, dimension values) seen since the last drain.
+#[derive(Debug)]
+struct Combo {
+    /// Hash of `key`, for [`Work::combo_index`].
+    hash: u64,
+    /// See [`Work::write_combo_key`].
+    key: Box<[u8]>,
+    /// Where its series start in [`Work::combo_series`].
+    first: u32,
 }
 
 /// What a [`Group`] is the deltas of.
@@ -105,8 +145,6 @@ impl GroupKey {
 struct Group {
     key: GroupKey,
     metric: Arc<CompiledMetric>,
-    /// Key: see [`Work::write_inner_key`].
-    series: HashMap<Box<[u8]>, Sketch, RandomState>,
     /// Per dimension set, its index in [`Work::admitted`] once looked up (`usize::MAX`: not
     /// yet).
     admitted: Vec<usize>,
@@ -131,15 +169,20 @@ impl Aggregator {
         Self {
             metrics,
             work: Work {
+                series: Vec::new(),
+                series_index: HashTable::new(),
+                combos: Vec::new(),
+                combo_index: HashTable::new(),
+                combo_series: Vec::new(),
                 groups: Vec::new(),
                 group_index: HashMap::default(),
-                group_hasher: RandomState::default(),
+                hasher: RandomState::default(),
                 recent_groups: [usize::MAX; RECENT_GROUPS],
-                pending: 0,
                 admitted: Vec::new(),
                 admitted_index: HashMap::default(),
                 scratch: Vec::with_capacity(128),
                 inner: Vec::with_capacity(64),
+                combo_key: Vec::with_capacity(128),
                 text: String::with_capacity(128),
                 ranges: Vec::with_capacity(8),
             },
@@ -174,11 +217,13 @@ impl Aggregator {
     /// Takes every delta accumulated since the previous drain.
     pub fn drain(&mut self) -> Vec<PartialEntry> {
         let work = &mut self.work;
-        let mut entries = Vec::with_capacity(work.pending);
+        let series = std::mem::take(&mut work.series);
         let groups = std::mem::take(&mut work.groups);
+        work.forget_combos();
+        work.series_index.clear();
         work.group_index.clear();
         work.recent_groups = [usize::MAX; RECENT_GROUPS];
-        work.pending = 0;
+        let mut entries = Vec::with_capacity(series.len());
         // Two groups give the same series only if two compiled metrics of one name applied to
         // one tenant in one window (definitions replaced since the last drain): their deltas
         // are then merged into one entry per series, as a single key map would have.
@@ -193,22 +238,23 @@ impl Aggregator {
         });
         drop(seen);
         let mut canonical = Vec::with_capacity(128);
-        for group in groups {
-            for (inner, sketch) in group.series {
-                if !write_canonical(&mut canonical, &group.key.tenant, &group.metric, &inner) {
-                    // Written by `write_inner_key` in this process; decoding cannot fail.
-                    continue;
-                }
-                let Ok(series) = SeriesKey::from_canonical(&canonical) else {
-                    continue;
-                };
-                entries.push(PartialEntry {
-                    series,
-                    window_start: group.key.window_start,
-                    window_ms: group.key.window_ms,
-                    sketch,
-                });
+        for one in series {
+            let Some(group) = groups.get(one.group as usize) else {
+                continue;
+            };
+            if !write_canonical(&mut canonical, &group.key.tenant, &group.metric, &one.key) {
+                // Written by `write_inner_key` in this process; decoding cannot fail.
+                continue;
             }
+            let Ok(key) = SeriesKey::from_canonical(&canonical) else {
+                continue;
+            };
+            entries.push(PartialEntry {
+                series: key,
+                window_start: group.key.window_start,
+                window_ms: group.key.window_ms,
+                sketch: one.sketch,
+            });
         }
         if duplicates {
             entries = merge_duplicates(entries);
@@ -225,7 +271,7 @@ impl Aggregator {
             // Indices moved: rebuild the index and forget the ones the groups remembered.
             work.admitted_index.clear();
             for (index, (key, _)) in work.admitted.iter().enumerate() {
-                let hash = work.group_hasher.hash_one((
+                let hash = work.hasher.hash_one((
                     &*key.tenant,
                     &*key.metric,
                     key.dim_set,
@@ -236,12 +282,14 @@ impl Aggregator {
             for group in &mut work.groups {
                 group.admitted.fill(usize::MAX);
             }
+            // Remembered combinations stay valid: they lead only to series with a pending
+            // delta, never to an overflow series (whose events may now be admitted).
         }
     }
 
     /// Series with a pending delta.
     pub fn pending_series(&self) -> usize {
-        self.work.pending
+        self.work.series.len()
     }
 
     /// Events folded into overflow series so far.
@@ -253,34 +301,42 @@ impl Aggregator {
     /// capacity, keys, sketch heap, and a per-allocation overhead for the allocator. O(series).
     pub fn approx_bytes(&self) -> usize {
         const ALLOCATION_OVERHEAD: usize = 16;
-        let delta_slot = std::mem::size_of::<(Box<[u8]>, Sketch)>() + 1;
+        let work = &self.work;
+        // A hash table of `u32` indices: the index and one control byte per slot.
+        let index_table = |capacity: usize| capacity * (std::mem::size_of::<u32>() + 1);
+        let series = work.series.capacity() * std::mem::size_of::<Series>()
+            + index_table(work.series_index.capacity())
+            + work
+                .series
+                .iter()
+                .map(|one| one.key.len() + one.sketch.heap_bytes() + ALLOCATION_OVERHEAD)
+                .sum::<usize>();
+        let combos = work.combos.capacity() * std::mem::size_of::<Combo>()
+            + index_table(work.combo_index.capacity())
+            + work.combo_series.capacity() * std::mem::size_of::<u32>()
+            + work
+                .combos
+                .iter()
+                .map(|combo| combo.key.len() + ALLOCATION_OVERHEAD)
+                .sum::<usize>();
         let group_slot = std::mem::size_of::<Group>();
         let index_slot = std::mem::size_of::<(u64, Vec<usize>)>() + 1;
-        let deltas: usize = self.work.groups.capacity() * group_slot
-            + self.work.group_index.capacity() * index_slot
-            + self
-                .work
+        let groups = work.groups.capacity() * group_slot
+            + work.group_index.capacity() * index_slot
+            + work
                 .groups
                 .iter()
                 .map(|group| {
                     group.key.tenant.len()
+                        + group.admitted.capacity() * std::mem::size_of::<usize>()
                         + 2 * ALLOCATION_OVERHEAD
-                        + group.series.capacity() * delta_slot
-                        + group
-                            .series
-                            .iter()
-                            .map(|(key, sketch)| {
-                                key.len() + sketch.heap_bytes() + 2 * ALLOCATION_OVERHEAD
-                            })
-                            .sum::<usize>()
                 })
                 .sum::<usize>();
         let cap_slot = std::mem::size_of::<(CapKey, HashSet<u64, RandomState>)>();
         let index_slot = std::mem::size_of::<(u64, Vec<usize>)>() + 1 + 8;
-        let admitted: usize = self.work.admitted.capacity() * cap_slot
-            + self.work.admitted_index.capacity() * index_slot
-            + self
-                .work
+        let admitted: usize = work.admitted.capacity() * cap_slot
+            + work.admitted_index.capacity() * index_slot
+            + work
                 .admitted
                 .iter()
                 .map(|(key, set)| {
@@ -290,7 +346,7 @@ impl Aggregator {
                         + 3 * ALLOCATION_OVERHEAD
                 })
                 .sum::<usize>();
-        deltas + admitted
+        series + combos + groups + admitted
     }
 }
 
@@ -381,7 +437,65 @@ fn push_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+/// Appends `0` (absent) or `1`, the length (varint) and the bytes of a value.
+#[inline]
+fn push_value(out: &mut Vec<u8>, value: Option<&str>) {
+    match value {
+        None => out.push(0),
+        Some(value) => {
+            out.push(1);
+            push_varint(out, value.len() as u64);
+            out.extend_from_slice(value.as_bytes());
+        }
+    }
+}
+
+/// Byte equality, inlined for the short keys compared on every event (`==` on slices calls
+/// `memcmp`, whose call and dispatch cost more than comparing 20 to 40 bytes).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut a_words = a.chunks_exact(8);
+    let mut b_words = b.chunks_exact(8);
+    for (x, y) in a_words.by_ref().zip(b_words.by_ref()) {
+        if x != y {
+            return false;
+        }
+    }
+    a_words.remainder() == b_words.remainder()
+}
+
+/// Appends the canonical text of the event's value from `source` (what
+/// [`Scalar::write_canonical`] writes for [`Event::dimension`]); false when the value is absent
+/// or null.
+#[inline]
+fn write_dimension(out: &mut String, event: &Event<'_>, source: &DimensionSource) -> bool {
+    match source {
+        DimensionSource::Tenant => out.push_str(&event.tenant_id),
+        DimensionSource::Source => out.push_str(&event.source),
+        DimensionSource::EventType => out.push_str(&event.event_type),
+        DimensionSource::Property(name) => match event.property(name) {
+            None | Some(Scalar::Null) => return false,
+            // Integers in decimal, as `write_canonical` writes them, without its generic path.
+            Some(Scalar::Int(v)) => out.push_str(itoa::Buffer::new().format(*v)),
+            Some(Scalar::UInt(v)) => out.push_str(itoa::Buffer::new().format(*v)),
+            Some(Scalar::Str(v)) => out.push_str(v),
+            Some(other) => other.write_canonical(out),
+        },
+    }
+    true
+}
+
 impl Work {
+    /// Forgets every remembered combination (they are resolved again when next seen).
+    fn forget_combos(&mut self) {
+        self.combos.clear();
+        self.combo_index.clear();
+        self.combo_series.clear();
+    }
+
     /// The index of the group of (window, tenant, metric), created when missing.
     fn group(
         &mut self,
@@ -405,9 +519,7 @@ impl Work {
                 return index;
             }
         }
-        let hash = self
-            .group_hasher
-            .hash_one((start, window_ms, address, tenant));
+        let hash = self.hasher.hash_one((start, window_ms, address, tenant));
         let candidates = self.group_index.entry(hash).or_default();
         let found = candidates.iter().copied().find(|&index| {
             self.groups[index]
@@ -436,7 +548,6 @@ impl Work {
                         tenant: tenant.into(),
                     },
                     metric: owned,
-                    series: HashMap::default(),
                     admitted: vec![usize::MAX; metric.dimension_set_indices.len()],
                 });
                 candidates.push(index);
@@ -458,7 +569,7 @@ impl Work {
         window_start: UnixMillis,
     ) -> usize {
         let hash = self
-            .group_hasher
+            .hasher
             .hash_one((tenant, metric, dim_set, window_start));
         let candidates = self.admitted_index.entry(hash).or_default();
         let found = candidates.iter().copied().find(|&index| {
@@ -502,56 +613,163 @@ impl Work {
         // The canonical text of every dimension value, computed once for all dimension sets.
         self.text.clear();
         self.ranges.clear();
-        for name in &metric.sorted_dimensions {
-            let range = event.dimension(name).map(|value| {
-                let from = self.text.len();
-                value.write_canonical(&mut self.text);
-                (from, self.text.len())
-            });
-            self.ranges.push(range);
-        }
-        let unique = def.unique.as_deref().and_then(|name| {
-            let value = event.dimension(name)?;
+        for source in &metric.dimension_sources {
             let from = self.text.len();
-            value.write_canonical(&mut self.text);
-            Some(unique_hash(&self.text.as_bytes()[from..]))
+            let present = write_dimension(&mut self.text, event, source);
+            self.ranges.push(present.then_some((from, self.text.len())));
+        }
+        let unique = metric.unique_source.as_ref().and_then(|source| {
+            let from = self.text.len();
+            write_dimension(&mut self.text, event, source)
+                .then(|| unique_hash(&self.text.as_bytes()[from..]))
         });
+        let address = metric as *const CompiledMetric as usize;
+        self.write_combo_key(start, address, &event.tenant_id);
+        let hash = self.hasher.hash_one(self.combo_key.as_slice());
+        let Self {
+            combos,
+            combo_index,
+            combo_series,
+            series,
+            combo_key,
+            ..
+        } = self;
+        let found = combo_index.find(hash, |&at| {
+            let combo = &combos[at as usize];
+            combo.hash == hash && same_bytes(&combo.key, combo_key)
+        });
+        if let Some(&at) = found {
+            let first = combos[at as usize].first as usize;
+            let sets = metric.dimension_set_indices.len();
+            for &one in &combo_series[first..first + sets] {
+                series[one as usize].sketch.record(value, unique);
+            }
+            outcome.series_updated += sets;
+            return;
+        }
+        self.add_new_combination(
+            metrics, metric, event, start, window_ms, hash, value, unique, outcome,
+        );
+    }
+
+    /// Resolves a combination not seen since the last drain into its series (admitting new
+    /// series against the cap), records the event into them, and remembers the combination
+    /// unless an overflow series was involved.
+    #[allow(clippy::too_many_arguments)]
+    fn add_new_combination(
+        &mut self,
+        metrics: &MetricSet,
+        metric: &CompiledMetric,
+        event: &Event<'_>,
+        start: UnixMillis,
+        window_ms: i64,
+        hash: u64,
+        value: Option<f64>,
+        unique: Option<u64>,
+        outcome: &mut AddOutcome,
+    ) {
+        let def = &metric.def;
         let group = self.group(metrics, metric, start, window_ms, &event.tenant_id);
+        let first = self.combo_series.len();
+        let mut remember = true;
         for (set_index, indices) in metric.dimension_set_indices.iter().enumerate() {
             self.write_inner_key(set_index, indices, false);
-            if let Some(sketch) = self.groups[group].series.get_mut(self.inner.as_slice()) {
-                sketch.record(value, unique);
-                outcome.series_updated += 1;
-                continue;
-            }
-            // New since the last drain: admission against the series cap.
-            self.write_key(start, window_ms, &event.tenant_id, metric, indices, false);
-            let id = series_id(&self.scratch[KEY_PREFIX..]);
-            let mut cap = self.groups[group].admitted[set_index];
-            if cap == usize::MAX {
-                cap = self.cap_set(&event.tenant_id, &def.name, set_index, start);
-                self.groups[group].admitted[set_index] = cap;
-            }
-            let admitted = &mut self.admitted[cap].1;
-            let fits =
-                admitted.contains(&id) || admitted.len() < def.max_series_per_window as usize;
-            if fits {
-                admitted.insert(id);
-            } else {
-                self.write_inner_key(set_index, indices, true);
-                outcome.overflowed += 1;
-            }
-            let series = &mut self.groups[group].series;
-            match series.get_mut(self.inner.as_slice()) {
-                Some(sketch) => sketch.record(value, unique),
+            let one = match self.find_series(group) {
+                Some(one) => one,
                 None => {
-                    let mut sketch = Sketch::new(metric.spec);
-                    sketch.record(value, unique);
-                    series.insert(self.inner.as_slice().into(), sketch);
-                    self.pending += 1;
+                    // New since the last drain: admission against the series cap.
+                    self.write_key(start, window_ms, &event.tenant_id, metric, indices, false);
+                    let id = series_id(&self.scratch[KEY_PREFIX..]);
+                    let mut cap = self.groups[group].admitted[set_index];
+                    if cap == usize::MAX {
+                        cap = self.cap_set(&event.tenant_id, &def.name, set_index, start);
+                        self.groups[group].admitted[set_index] = cap;
+                    }
+                    let admitted = &mut self.admitted[cap].1;
+                    let fits = admitted.contains(&id)
+                        || admitted.len() < def.max_series_per_window as usize;
+                    if fits {
+                        admitted.insert(id);
+                        self.new_series(group, metric)
+                    } else {
+                        self.write_inner_key(set_index, indices, true);
+                        outcome.overflowed += 1;
+                        remember = false;
+                        match self.find_series(group) {
+                            Some(one) => one,
+                            None => self.new_series(group, metric),
+                        }
+                    }
                 }
-            }
+            };
+            self.series[one as usize].sketch.record(value, unique);
+            self.combo_series.push(one);
             outcome.series_updated += 1;
+        }
+        if remember {
+            let at = self.combos.len() as u32;
+            self.combos.push(Combo {
+                hash,
+                key: self.combo_key.as_slice().into(),
+                first: first as u32,
+            });
+            let combos = &self.combos;
+            self.combo_index
+                .insert_unique(hash, at, |&i| combos[i as usize].hash);
+        } else {
+            self.combo_series.truncate(first);
+        }
+    }
+
+    /// The series of `group` whose key is `inner`, if it has a delta.
+    fn find_series(&self, group: usize) -> Option<u32> {
+        let hash = self.series_hash(group);
+        let group = group as u32;
+        self.series_index
+            .find(hash, |&at| {
+                let one = &self.series[at as usize];
+                one.hash == hash && one.group == group && same_bytes(&one.key, &self.inner)
+            })
+            .copied()
+    }
+
+    /// A new empty series of `group` keyed by `inner`.
+    fn new_series(&mut self, group: usize, metric: &CompiledMetric) -> u32 {
+        let hash = self.series_hash(group);
+        let at = self.series.len() as u32;
+        self.series.push(Series {
+            hash,
+            group: group as u32,
+            key: self.inner.as_slice().into(),
+            sketch: Sketch::new(metric.spec),
+        });
+        let series = &self.series;
+        self.series_index
+            .insert_unique(hash, at, |&i| series[i as usize].hash);
+        at
+    }
+
+    fn series_hash(&self, group: usize) -> u64 {
+        self.hasher.hash_one((group, self.inner.as_slice()))
+    }
+
+    /// Writes the key of a combination into `combo_key`: window start and metric address
+    /// (8 bytes each), the tenant (varint length and bytes), then per dimension of the metric,
+    /// in name order, its value as [`push_value`] writes it.
+    fn write_combo_key(&mut self, start: UnixMillis, metric: usize, tenant: &str) {
+        let Self {
+            combo_key,
+            text,
+            ranges,
+            ..
+        } = self;
+        combo_key.clear();
+        combo_key.extend_from_slice(&start.to_le_bytes());
+        combo_key.extend_from_slice(&(metric as u64).to_le_bytes());
+        push_varint(combo_key, tenant.len() as u64);
+        combo_key.extend_from_slice(tenant.as_bytes());
+        for range in ranges.iter() {
+            push_value(combo_key, range.map(|(from, to)| &text[from..to]));
         }
     }
 
@@ -573,14 +791,7 @@ impl Work {
             } else {
                 ranges[index].map(|(from, to)| &text[from..to])
             };
-            match value {
-                None => inner.push(0),
-                Some(value) => {
-                    inner.push(1);
-                    push_varint(inner, value.len() as u64);
-                    inner.extend_from_slice(value.as_bytes());
-                }
-            }
+            push_value(inner, value);
         }
     }
 
@@ -621,6 +832,7 @@ mod tests {
     use super::*;
     use crate::event::{parse_event, EventLimits};
     use crate::metric::MetricDefinition;
+    use std::borrow::Cow;
     use std::collections::BTreeMap;
 
     const NOW: UnixMillis = 1_705_327_532_000;
@@ -760,6 +972,153 @@ mod tests {
             2
         );
         assert_eq!(counts[&("events".into(), "{}".into(), w)], 2);
+    }
+
+    /// A direct implementation of what the aggregator computes: per event, metric and
+    /// dimension set, the canonical series key from [`Event::dimension`] and
+    /// [`Scalar::canonical`], admitted against the cap as documented.
+    #[derive(Default)]
+    struct Reference {
+        pending: HashMap<(Vec<u8>, UnixMillis, i64), Sketch>,
+        admitted: HashMap<(String, String, usize, UnixMillis), HashSet<u64>>,
+    }
+
+    impl Reference {
+        fn add(&mut self, metrics: &MetricSet, event: &Event<'_>) {
+            metrics.for_each_match(event, |metric| {
+                let def = &metric.def;
+                let window_ms = def.window_ms();
+                let start = window_start(event.occurred_at, window_ms);
+                let value = def
+                    .field
+                    .as_deref()
+                    .and_then(|f| event.property(f))
+                    .and_then(|v| v.as_f64());
+                let unique = def.unique.as_deref().and_then(|name| {
+                    event
+                        .dimension(name)
+                        .map(|v| unique_hash(v.canonical().as_bytes()))
+                });
+                for (set_index, names) in metric.dimension_sets.iter().enumerate() {
+                    let key = |overflow: bool| {
+                        SeriesKey::new(
+                            event.tenant_id.as_ref(),
+                            def.name.as_str(),
+                            names.iter().map(|name| {
+                                let value = if overflow {
+                                    Some(OVERFLOW_VALUE.to_owned())
+                                } else {
+                                    event.dimension(name).map(|v| v.canonical().into_owned())
+                                };
+                                (name.clone(), value)
+                            }),
+                        )
+                        .canonical()
+                    };
+                    let mut canonical = key(false);
+                    if !self
+                        .pending
+                        .contains_key(&(canonical.clone(), start, window_ms))
+                    {
+                        let id = series_id(&canonical);
+                        let admitted = self
+                            .admitted
+                            .entry((
+                                event.tenant_id.to_string(),
+                                def.name.clone(),
+                                set_index,
+                                start,
+                            ))
+                            .or_default();
+                        if admitted.contains(&id)
+                            || admitted.len() < def.max_series_per_window as usize
+                        {
+                            admitted.insert(id);
+                        } else {
+                            canonical = key(true);
+                        }
+                    }
+                    self.pending
+                        .entry((canonical, start, window_ms))
+                        .or_insert_with(|| Sketch::new(metric.spec))
+                        .record(value, unique);
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn random_events_give_what_the_direct_implementation_gives() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(7);
+        let wide = MetricDefinition::from_json(
+            br#"{"name":"wide","event_type":"*","field":"usd","unique":"user",
+                 "dimensions":["region","source","plan","tenant_id"],
+                 "rollups":[["plan"],["region","plan"],[]],"max_series_per_window":12}"#,
+        )
+        .expect("valid");
+        let metrics = Arc::new(MetricSet::new([amount_metric(5), wide]));
+        let mut agg = Aggregator::new(Arc::clone(&metrics));
+        let mut reference = Reference::default();
+        let scalar = |rng: &mut StdRng| match rng.random_range(0..7) {
+            0 => Scalar::Int(rng.random_range(-2..4)),
+            1 => Scalar::Str(format!("{}", rng.random_range(-2..4)).into()),
+            2 => Scalar::Float(f64::from(rng.random_range(-2..4)) * 0.75),
+            3 => Scalar::Bool(rng.random()),
+            4 => Scalar::Null,
+            5 => Scalar::UInt(u64::MAX - rng.random_range(0..2)),
+            _ => Scalar::Str(["eu", "us", "", "é"][rng.random_range(0..4)].into()),
+        };
+        let mut compared = 0;
+        for round in 0..40 {
+            for _ in 0..rng.random_range(0..400) {
+                let mut properties = Vec::new();
+                for name in ["region", "plan", "user"] {
+                    if rng.random_range(0..5) > 0 {
+                        properties.push((Cow::Borrowed(name), scalar(&mut rng)));
+                    }
+                }
+                if rng.random_range(0..4) > 0 {
+                    properties.push((Cow::Borrowed("usd"), Scalar::Float(rng.random())));
+                }
+                let event = Event {
+                    id: None,
+                    tenant_id: Cow::Borrowed(["t0", "t1", "t2"][rng.random_range(0..3)]),
+                    source: Cow::Borrowed(["a", "b"][rng.random_range(0..2)]),
+                    event_type: Cow::Borrowed(["pay", "login"][rng.random_range(0..2)]),
+                    properties,
+                    occurred_at: NOW + rng.random_range(-3..3) * 40_000 + round * 30_000,
+                };
+                agg.add(&event);
+                reference.add(&metrics, &event);
+            }
+            let mut got: HashMap<(Vec<u8>, UnixMillis, i64), Sketch> = HashMap::new();
+            for entry in agg.drain() {
+                let key = (
+                    entry.series.canonical(),
+                    entry.window_start,
+                    entry.window_ms,
+                );
+                assert!(
+                    got.insert(key, entry.sketch).is_none(),
+                    "one entry per series"
+                );
+            }
+            let expected = std::mem::take(&mut reference.pending);
+            assert_eq!(got.len(), expected.len());
+            for (key, sketch) in &expected {
+                assert_eq!(got.get(key), Some(sketch), "{key:?}");
+            }
+            compared += expected.len();
+            if round % 3 == 2 {
+                let before = NOW + round * 30_000 - 60_000;
+                agg.forget_windows_before(before);
+                reference.admitted.retain(|key, _| key.3 >= before);
+            }
+        }
+        assert!(compared > 1000, "{compared}");
+        assert!(agg.overflowed_total() > 0);
     }
 
     #[test]

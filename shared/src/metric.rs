@@ -345,6 +345,36 @@ pub struct CompiledMetric {
     pub dimension_set_indices: Vec<Vec<usize>>,
     /// Its sketch structures.
     pub spec: SketchSpec,
+    /// Where each of `sorted_dimensions` is read from in an event.
+    pub(crate) dimension_sources: Vec<DimensionSource>,
+    /// Where the unique key is read from, if the metric has one.
+    pub(crate) unique_source: Option<DimensionSource>,
+}
+
+/// Where an event's value of a dimension (or unique key) comes from, resolved once per
+/// definition instead of matching the name on every event (see [`Event::dimension`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DimensionSource {
+    /// The top-level `tenant_id`.
+    Tenant,
+    /// The top-level `source`.
+    Source,
+    /// The top-level `event_type`.
+    EventType,
+    /// A property of this name.
+    Property(String),
+}
+
+impl DimensionSource {
+    /// The source of the dimension `name`, as [`Event::dimension`] resolves it.
+    pub(crate) fn of(name: &str) -> Self {
+        match name {
+            "tenant_id" => Self::Tenant,
+            "source" => Self::Source,
+            "event_type" => Self::EventType,
+            other => Self::Property(other.to_owned()),
+        }
+    }
 }
 
 /// The definitions in force, indexed for matching. Cheap to share (`Arc`) and swap when the
@@ -411,7 +441,14 @@ impl MetricSet {
                         .collect()
                 })
                 .collect();
+            let dimension_sources = sorted_dimensions
+                .iter()
+                .map(|name| DimensionSource::of(name))
+                .collect();
+            let unique_source = def.unique.as_deref().map(DimensionSource::of);
             set.metrics.push(Arc::new(CompiledMetric {
+                dimension_sources,
+                unique_source,
                 dimension_sets,
                 sorted_dimensions,
                 dimension_set_indices,
