@@ -54,16 +54,16 @@ pub struct Aggregator {
 /// there are never more combinations than admitted series: memory stays bounded by the cap.
 #[derive(Debug)]
 struct Work {
-    /// Series with a pending delta, in creation order since the last drain.
+    /// The delta of each series with a pending delta, in creation order since the last drain
+    /// (apart from [`Work::series`] so that updates touch only the sketches).
+    sketches: Vec<Sketch>,
+    /// What each of `sketches` is the delta of.
     series: Vec<Series>,
     /// Indices into `series` by [`Series::hash`] (collisions are compared).
     series_index: HashTable<u32>,
-    /// Combinations seen since the last drain.
-    combos: Vec<Combo>,
-    /// Indices into `combos` by [`Combo::hash`] (collisions are compared).
-    combo_index: HashTable<u32>,
-    /// The series of each combination, one per dimension set of its metric: those of
-    /// `combos[i]` are `combo_series[combos[i].first..][..sets]`.
+    /// Combinations seen since the last drain, by [`Combo::hash`] (collisions are compared).
+    combos: HashTable<Combo>,
+    /// The series of combinations of metrics with more than [`INLINE_SERIES`] dimension sets.
     combo_series: Vec<u32>,
     /// Delta groups, in creation order since the last drain.
     groups: Vec<Group>,
@@ -100,19 +100,67 @@ struct Series {
     group: u32,
     /// See [`Work::write_inner_key`].
     key: Box<[u8]>,
-    sketch: Sketch,
 }
 
 /// A combination of (window, metric, tenant, dimension values) seen since the last drain.
+/// Kept whole in its hash-table slot, key and series included, so that finding it and
+/// comparing it touches one or two cache lines.
 #[derive(Debug)]
 struct Combo {
-    /// Hash of `key`, for [`Work::combo_index`].
+    /// Hash of (`start`, `metric`, `key`), for [`Work::combos`].
     hash: u64,
+    start: UnixMillis,
+    /// Address of the compiled metric (see [`GroupKey::metric`]).
+    metric: usize,
     /// See [`Work::write_combo_key`].
-    key: Box<[u8]>,
-    /// Where its series start in [`Work::combo_series`].
-    first: u32,
+    key: ComboKey,
+    /// Indices into [`Work::sketches`], one per dimension set of the metric; for a metric
+    /// with more than [`INLINE_SERIES`] sets, `series[0]` is where its series start in
+    /// [`Work::combo_series`].
+    series: [u32; INLINE_SERIES],
 }
+
+/// The key of a [`Combo`]: inline when short (the common case), else allocated.
+#[derive(Debug)]
+enum ComboKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl ComboKey {
+    fn new(key: &[u8]) -> Self {
+        match u8::try_from(key.len()) {
+            Ok(len) if key.len() <= INLINE_KEY => {
+                let mut bytes = [0; INLINE_KEY];
+                bytes[..key.len()].copy_from_slice(key);
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(key.into()),
+        }
+    }
+
+    #[inline]
+    fn is(&self, key: &[u8]) -> bool {
+        match self {
+            Self::Inline { len, bytes } => {
+                usize::from(*len) == key.len() && same_bytes(&bytes[..key.len()], key)
+            }
+            Self::Heap(bytes) => same_bytes(bytes, key),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Inline { .. } => 0,
+            Self::Heap(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// Bytes of a combination key kept inside its [`Combo`].
+const INLINE_KEY: usize = 40;
+/// Series kept inside a [`Combo`].
+const INLINE_SERIES: usize = 4;
 
 /// What a [`Group`] is the deltas of.
 #[derive(Debug)]
@@ -169,10 +217,10 @@ impl Aggregator {
         Self {
             metrics,
             work: Work {
+                sketches: Vec::new(),
                 series: Vec::new(),
                 series_index: HashTable::new(),
-                combos: Vec::new(),
-                combo_index: HashTable::new(),
+                combos: HashTable::new(),
                 combo_series: Vec::new(),
                 groups: Vec::new(),
                 group_index: HashMap::default(),
@@ -218,6 +266,7 @@ impl Aggregator {
     pub fn drain(&mut self) -> Vec<PartialEntry> {
         let work = &mut self.work;
         let series = std::mem::take(&mut work.series);
+        let sketches = std::mem::take(&mut work.sketches);
         let groups = std::mem::take(&mut work.groups);
         work.forget_combos();
         work.series_index.clear();
@@ -238,7 +287,7 @@ impl Aggregator {
         });
         drop(seen);
         let mut canonical = Vec::with_capacity(128);
-        for one in series {
+        for (one, sketch) in series.into_iter().zip(sketches) {
             let Some(group) = groups.get(one.group as usize) else {
                 continue;
             };
@@ -253,7 +302,7 @@ impl Aggregator {
                 series: key,
                 window_start: group.key.window_start,
                 window_ms: group.key.window_ms,
-                sketch: one.sketch,
+                sketch,
             });
         }
         if duplicates {
@@ -289,7 +338,7 @@ impl Aggregator {
 
     /// Series with a pending delta.
     pub fn pending_series(&self) -> usize {
-        self.work.series.len()
+        self.work.sketches.len()
     }
 
     /// Events folded into overflow series so far.
@@ -305,19 +354,24 @@ impl Aggregator {
         // A hash table of `u32` indices: the index and one control byte per slot.
         let index_table = |capacity: usize| capacity * (std::mem::size_of::<u32>() + 1);
         let series = work.series.capacity() * std::mem::size_of::<Series>()
+            + work.sketches.capacity() * std::mem::size_of::<Sketch>()
             + index_table(work.series_index.capacity())
             + work
                 .series
                 .iter()
-                .map(|one| one.key.len() + one.sketch.heap_bytes() + ALLOCATION_OVERHEAD)
+                .map(|one| one.key.len() + ALLOCATION_OVERHEAD)
+                .sum::<usize>()
+            + work
+                .sketches
+                .iter()
+                .map(|sketch| sketch.heap_bytes())
                 .sum::<usize>();
-        let combos = work.combos.capacity() * std::mem::size_of::<Combo>()
-            + index_table(work.combo_index.capacity())
+        let combos = work.combos.capacity() * (std::mem::size_of::<Combo>() + 1)
             + work.combo_series.capacity() * std::mem::size_of::<u32>()
             + work
                 .combos
                 .iter()
-                .map(|combo| combo.key.len() + ALLOCATION_OVERHEAD)
+                .map(|combo| combo.key.heap_bytes())
                 .sum::<usize>();
         let group_slot = std::mem::size_of::<Group>();
         let index_slot = std::mem::size_of::<(u64, Vec<usize>)>() + 1;
@@ -492,7 +546,6 @@ impl Work {
     /// Forgets every remembered combination (they are resolved again when next seen).
     fn forget_combos(&mut self) {
         self.combos.clear();
-        self.combo_index.clear();
         self.combo_series.clear();
     }
 
@@ -624,25 +677,33 @@ impl Work {
                 .then(|| unique_hash(&self.text.as_bytes()[from..]))
         });
         let address = metric as *const CompiledMetric as usize;
-        self.write_combo_key(start, address, &event.tenant_id);
-        let hash = self.hasher.hash_one(self.combo_key.as_slice());
+        self.write_combo_key(&event.tenant_id);
+        let hash = self
+            .hasher
+            .hash_one((start, address, self.combo_key.as_slice()));
         let Self {
             combos,
-            combo_index,
             combo_series,
-            series,
+            sketches,
             combo_key,
             ..
         } = self;
-        let found = combo_index.find(hash, |&at| {
-            let combo = &combos[at as usize];
-            combo.hash == hash && same_bytes(&combo.key, combo_key)
+        let found = combos.find(hash, |combo| {
+            combo.hash == hash
+                && combo.start == start
+                && combo.metric == address
+                && combo.key.is(combo_key)
         });
-        if let Some(&at) = found {
-            let first = combos[at as usize].first as usize;
+        if let Some(combo) = found {
             let sets = metric.dimension_set_indices.len();
-            for &one in &combo_series[first..first + sets] {
-                series[one as usize].sketch.record(value, unique);
+            let series = if sets <= INLINE_SERIES {
+                &combo.series[..sets]
+            } else {
+                let first = combo.series[0] as usize;
+                &combo_series[first..first + sets]
+            };
+            for &one in series {
+                sketches[one as usize].record(value, unique);
             }
             outcome.series_updated += sets;
             return;
@@ -702,20 +763,30 @@ impl Work {
                     }
                 }
             };
-            self.series[one as usize].sketch.record(value, unique);
+            self.sketches[one as usize].record(value, unique);
             self.combo_series.push(one);
             outcome.series_updated += 1;
         }
+        let sets = metric.dimension_set_indices.len();
+        let mut series = [0; INLINE_SERIES];
+        if sets <= INLINE_SERIES {
+            series[..sets].copy_from_slice(&self.combo_series[first..]);
+            self.combo_series.truncate(first);
+        } else {
+            series[0] = first as u32;
+        }
         if remember {
-            let at = self.combos.len() as u32;
-            self.combos.push(Combo {
+            self.combos.insert_unique(
                 hash,
-                key: self.combo_key.as_slice().into(),
-                first: first as u32,
-            });
-            let combos = &self.combos;
-            self.combo_index
-                .insert_unique(hash, at, |&i| combos[i as usize].hash);
+                Combo {
+                    hash,
+                    start,
+                    metric: metric as *const CompiledMetric as usize,
+                    key: ComboKey::new(&self.combo_key),
+                    series,
+                },
+                |combo| combo.hash,
+            );
         } else {
             self.combo_series.truncate(first);
         }
@@ -741,8 +812,8 @@ impl Work {
             hash,
             group: group as u32,
             key: self.inner.as_slice().into(),
-            sketch: Sketch::new(metric.spec),
         });
+        self.sketches.push(Sketch::new(metric.spec));
         let series = &self.series;
         self.series_index
             .insert_unique(hash, at, |&i| series[i as usize].hash);
@@ -753,10 +824,10 @@ impl Work {
         self.hasher.hash_one((group, self.inner.as_slice()))
     }
 
-    /// Writes the key of a combination into `combo_key`: window start and metric address
-    /// (8 bytes each), the tenant (varint length and bytes), then per dimension of the metric,
-    /// in name order, its value as [`push_value`] writes it.
-    fn write_combo_key(&mut self, start: UnixMillis, metric: usize, tenant: &str) {
+    /// Writes the key of a combination within its window and metric into `combo_key`: the
+    /// tenant (varint length and bytes), then per dimension of the metric, in name order, its
+    /// value as [`push_value`] writes it.
+    fn write_combo_key(&mut self, tenant: &str) {
         let Self {
             combo_key,
             text,
@@ -764,8 +835,6 @@ impl Work {
             ..
         } = self;
         combo_key.clear();
-        combo_key.extend_from_slice(&start.to_le_bytes());
-        combo_key.extend_from_slice(&(metric as u64).to_le_bytes());
         push_varint(combo_key, tenant.len() as u64);
         combo_key.extend_from_slice(tenant.as_bytes());
         for range in ranges.iter() {
@@ -1058,7 +1127,15 @@ mod tests {
                  "rollups":[["plan"],["region","plan"],[]],"max_series_per_window":12}"#,
         )
         .expect("valid");
-        let metrics = Arc::new(MetricSet::new([amount_metric(5), wide]));
+        // More dimension sets than a combination keeps inline.
+        let tall = MetricDefinition::from_json(
+            br#"{"name":"tall","event_type":"pay","unique":"region",
+                 "dimensions":["region","source","plan"],
+                 "rollups":[["plan"],["region"],["source"],["region","source"],[]]}"#,
+        )
+        .expect("valid");
+        assert!(tall.dimension_sets().len() > INLINE_SERIES);
+        let metrics = Arc::new(MetricSet::new([amount_metric(5), wide, tall]));
         let mut agg = Aggregator::new(Arc::clone(&metrics));
         let mut reference = Reference::default();
         let scalar = |rng: &mut StdRng| match rng.random_range(0..7) {
