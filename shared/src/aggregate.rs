@@ -59,6 +59,13 @@ struct Work {
     sketches: Vec<Sketch>,
     /// What each of `sketches` is the delta of.
     series: Vec<Series>,
+    /// Updates with a value or a unique hash not yet recorded into `sketches` (see
+    /// [`Work::apply_log`]).
+    log: Vec<Update>,
+    /// `log` grouped by series while it is applied (reused).
+    sorted_log: Vec<Update>,
+    /// Per series, where its updates start in `sorted_log` (reused).
+    log_offsets: Vec<u32>,
     /// Indices into `series` by [`Series::hash`] (collisions are compared).
     series_index: HashTable<u32>,
     /// Combinations seen since the last drain, by [`Combo::hash`] (collisions are compared).
@@ -90,6 +97,39 @@ struct Work {
     /// Byte range of each dimension value in `text` (`None`: absent).
     ranges: Vec<Option<(usize, usize)>>,
 }
+
+/// A deferred [`Sketch::record`] of a value and/or unique hash into one series.
+///
+/// Recording into a sketch touches its value statistics, digest buffer and HyperLogLog, each
+/// its own allocation: spread over the sketches of every series, that is a few cache misses
+/// per event. Updates are therefore logged (a sequential write) and applied
+/// [`LOG_CAPACITY`] at a time grouped by series, in arrival order within each series, so that
+/// every sketch receives exactly the same records in the same order, once per batch while its
+/// memory is in cache.
+#[derive(Clone, Copy, Debug)]
+struct Update {
+    series: u32,
+    has_value: bool,
+    has_unique: bool,
+    value: f64,
+    unique: u64,
+}
+
+impl Update {
+    #[inline]
+    fn new(series: u32, value: Option<f64>, unique: Option<u64>) -> Self {
+        Self {
+            series,
+            has_value: value.is_some(),
+            has_unique: unique.is_some(),
+            value: value.unwrap_or(0.0),
+            unique: unique.unwrap_or(0),
+        }
+    }
+}
+
+/// Updates logged before they are applied.
+const LOG_CAPACITY: usize = 8192;
 
 /// One delta series: a dimension set's values within a [`Group`].
 #[derive(Debug)]
@@ -219,6 +259,9 @@ impl Aggregator {
             work: Work {
                 sketches: Vec::new(),
                 series: Vec::new(),
+                log: Vec::new(),
+                sorted_log: Vec::new(),
+                log_offsets: Vec::new(),
                 series_index: HashTable::new(),
                 combos: HashTable::new(),
                 combo_series: Vec::new(),
@@ -265,6 +308,7 @@ impl Aggregator {
     /// Takes every delta accumulated since the previous drain.
     pub fn drain(&mut self) -> Vec<PartialEntry> {
         let work = &mut self.work;
+        work.apply_log();
         let series = std::mem::take(&mut work.series);
         let sketches = std::mem::take(&mut work.sketches);
         let groups = std::mem::take(&mut work.groups);
@@ -353,6 +397,9 @@ impl Aggregator {
         let work = &self.work;
         // A hash table of `u32` indices: the index and one control byte per slot.
         let index_table = |capacity: usize| capacity * (std::mem::size_of::<u32>() + 1);
+        let log = (work.log.capacity() + work.sorted_log.capacity())
+            * std::mem::size_of::<Update>()
+            + work.log_offsets.capacity() * std::mem::size_of::<u32>();
         let series = work.series.capacity() * std::mem::size_of::<Series>()
             + work.sketches.capacity() * std::mem::size_of::<Sketch>()
             + index_table(work.series_index.capacity())
@@ -400,7 +447,7 @@ impl Aggregator {
                         + 3 * ALLOCATION_OVERHEAD
                 })
                 .sum::<usize>();
-        series + combos + groups + admitted
+        log + series + combos + groups + admitted
     }
 }
 
@@ -543,6 +590,43 @@ fn write_dimension(out: &mut String, event: &Event<'_>, source: &DimensionSource
 }
 
 impl Work {
+    /// Records the logged updates (see [`Update`]) into their sketches, grouped by series.
+    fn apply_log(&mut self) {
+        if self.log.is_empty() {
+            return;
+        }
+        let Self {
+            log,
+            sorted_log,
+            log_offsets,
+            sketches,
+            ..
+        } = self;
+        // Counting sort by series (stable: arrival order within a series is kept).
+        log_offsets.clear();
+        log_offsets.resize(sketches.len() + 1, 0);
+        for update in log.iter() {
+            log_offsets[update.series as usize + 1] += 1;
+        }
+        for at in 1..log_offsets.len() {
+            log_offsets[at] += log_offsets[at - 1];
+        }
+        sorted_log.clear();
+        sorted_log.resize(log.len(), log[0]);
+        for update in log.iter() {
+            let at = &mut log_offsets[update.series as usize];
+            sorted_log[*at as usize] = *update;
+            *at += 1;
+        }
+        log.clear();
+        for update in sorted_log.iter() {
+            sketches[update.series as usize].record(
+                update.has_value.then_some(update.value),
+                update.has_unique.then_some(update.unique),
+            );
+        }
+    }
+
     /// Forgets every remembered combination (they are resolved again when next seen).
     fn forget_combos(&mut self) {
         self.combos.clear();
@@ -686,6 +770,7 @@ impl Work {
             combo_series,
             sketches,
             combo_key,
+            log,
             ..
         } = self;
         let found = combos.find(hash, |combo| {
@@ -702,8 +787,17 @@ impl Work {
                 let first = combo.series[0] as usize;
                 &combo_series[first..first + sets]
             };
-            for &one in series {
-                sketches[one as usize].record(value, unique);
+            if value.is_some() || unique.is_some() {
+                for &one in series {
+                    log.push(Update::new(one, value, unique));
+                }
+                if log.len() >= LOG_CAPACITY {
+                    self.apply_log();
+                }
+            } else {
+                for &one in series {
+                    sketches[one as usize].record(None, None);
+                }
             }
             outcome.series_updated += sets;
             return;
@@ -763,7 +857,12 @@ impl Work {
                     }
                 }
             };
-            self.sketches[one as usize].record(value, unique);
+            if value.is_some() || unique.is_some() {
+                // Logged like every other update of the series, so that its order holds.
+                self.log.push(Update::new(one, value, unique));
+            } else {
+                self.sketches[one as usize].record(None, None);
+            }
             self.combo_series.push(one);
             outcome.series_updated += 1;
         }
@@ -774,6 +873,9 @@ impl Work {
             self.combo_series.truncate(first);
         } else {
             series[0] = first as u32;
+        }
+        if self.log.len() >= LOG_CAPACITY {
+            self.apply_log();
         }
         if remember {
             self.combos.insert_unique(
@@ -1149,7 +1251,13 @@ mod tests {
         };
         let mut compared = 0;
         for round in 0..40 {
-            for _ in 0..rng.random_range(0..400) {
+            // Some rounds log more updates than are kept before they are applied.
+            let events = if round % 10 == 5 {
+                3_000
+            } else {
+                rng.random_range(0..400)
+            };
+            for _ in 0..events {
                 let mut properties = Vec::new();
                 for name in ["region", "plan", "user"] {
                     if rng.random_range(0..5) > 0 {
