@@ -10,7 +10,7 @@
 
 use crate::event::{Event, Scalar};
 use crate::messages::PartialEntry;
-use crate::metric::{CompiledMetric, DimensionSource, MetricSet, OVERFLOW_VALUE};
+use crate::metric::{property, CompiledMetric, DimensionSource, MetricSet, OVERFLOW_VALUE};
 use crate::series::{series_id, CanonicalWriter, SeriesKey};
 use crate::sketch::{unique_hash, Sketch};
 use crate::time::UnixMillis;
@@ -18,7 +18,7 @@ use crate::window::window_start;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 /// Counters of what [`Aggregator::add`] did.
@@ -92,8 +92,11 @@ struct Work {
     inner: Vec<u8>,
     /// Reused combination key buffer (see [`Work::write_combo_key`]).
     combo_key: Vec<u8>,
-    /// Reused buffer holding the canonical text of the current event's dimension values.
-    text: String,
+    /// Reused buffer holding the canonical text (UTF-8) of the current event's dimension
+    /// values.
+    text: Vec<u8>,
+    /// Reused buffer for the canonical text of values that are neither strings nor integers.
+    other_text: String,
     /// Byte range of each dimension value in `text` (`None`: absent).
     ranges: Vec<Option<(usize, usize)>>,
 }
@@ -274,7 +277,8 @@ impl Aggregator {
                 scratch: Vec::with_capacity(128),
                 inner: Vec::with_capacity(64),
                 combo_key: Vec::with_capacity(128),
-                text: String::with_capacity(128),
+                text: Vec::with_capacity(128),
+                other_text: String::new(),
                 ranges: Vec::with_capacity(8),
             },
             overflowed_total: 0,
@@ -298,8 +302,8 @@ impl Aggregator {
         // atomic increment and decrement of a count shared by every thread's aggregator over
         // the same set, a cache line that bounces between cores on every event.
         let Self { metrics, work, .. } = self;
-        metrics.for_each_match(event, |metric| {
-            work.add_to_metric(metrics, metric, event, &mut outcome)
+        metrics.for_each_match_value(event, |metric, value| {
+            work.add_to_metric(metrics, metric, event, value, &mut outcome)
         });
         self.overflowed_total += outcome.overflowed as u64;
         outcome
@@ -551,42 +555,96 @@ fn push_value(out: &mut Vec<u8>, value: Option<&str>) {
     }
 }
 
-/// Byte equality, inlined for the short keys compared on every event (`==` on slices calls
-/// `memcmp`, whose call and dispatch cost more than comparing 20 to 40 bytes).
+/// Byte equality, inlined for the short keys and names compared on every event (`==` on
+/// slices calls `memcmp`, whose call and dispatch cost more than comparing a few words).
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
         return false;
     }
-    let mut a_words = a.chunks_exact(8);
-    let mut b_words = b.chunks_exact(8);
-    for (x, y) in a_words.by_ref().zip(b_words.by_ref()) {
-        if x != y {
-            return false;
+    let word = |bytes: &[u8], at: usize| {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]))
+    };
+    let half = |bytes: &[u8], at: usize| {
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or([0; 4]))
+    };
+    if len >= 8 {
+        // Whole words, then the last word (overlapping the previous one).
+        let mut at = 0;
+        while at + 8 < len {
+            if word(a, at) != word(b, at) {
+                return false;
+            }
+            at += 8;
         }
+        word(a, len - 8) == word(b, len - 8)
+    } else if len >= 4 {
+        half(a, 0) == half(b, 0) && half(a, len - 4) == half(b, len - 4)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
     }
-    a_words.remainder() == b_words.remainder()
 }
 
 /// Appends the canonical text of the event's value from `source` (what
-/// [`Scalar::write_canonical`] writes for [`Event::dimension`]); false when the value is absent
-/// or null.
+/// [`Scalar::write_canonical`] writes for [`Event::dimension`]) to `out`; false when the value
+/// is absent or null. `other` is scratch space for values that are neither strings nor
+/// integers.
 #[inline]
-fn write_dimension(out: &mut String, event: &Event<'_>, source: &DimensionSource) -> bool {
+fn write_dimension(
+    out: &mut Vec<u8>,
+    other: &mut String,
+    event: &Event<'_>,
+    source: &DimensionSource,
+) -> bool {
     match source {
-        DimensionSource::Tenant => out.push_str(&event.tenant_id),
-        DimensionSource::Source => out.push_str(&event.source),
-        DimensionSource::EventType => out.push_str(&event.event_type),
-        DimensionSource::Property(name) => match event.property(name) {
+        DimensionSource::Tenant => push_bytes(out, event.tenant_id.as_bytes()),
+        DimensionSource::Source => push_bytes(out, event.source.as_bytes()),
+        DimensionSource::EventType => push_bytes(out, event.event_type.as_bytes()),
+        DimensionSource::Property(name) => match property(event, name) {
             None | Some(Scalar::Null) => return false,
             // Integers in decimal, as `write_canonical` writes them, without its generic path.
-            Some(Scalar::Int(v)) => out.push_str(itoa::Buffer::new().format(*v)),
-            Some(Scalar::UInt(v)) => out.push_str(itoa::Buffer::new().format(*v)),
-            Some(Scalar::Str(v)) => out.push_str(v),
-            Some(other) => other.write_canonical(out),
+            Some(Scalar::Int(v)) => push_bytes(out, itoa::Buffer::new().format(*v).as_bytes()),
+            Some(Scalar::UInt(v)) => push_bytes(out, itoa::Buffer::new().format(*v).as_bytes()),
+            Some(Scalar::Str(v)) => push_bytes(out, v.as_bytes()),
+            Some(value) => {
+                other.clear();
+                value.write_canonical(other);
+                push_bytes(out, other.as_bytes());
+            }
         },
     }
     true
+}
+
+/// Appends `bytes` to `out`; short slices (most keys' parts) byte by byte, which is cheaper
+/// than the call into `memcpy` that `extend_from_slice` makes.
+#[inline]
+fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.len() <= 16 {
+        out.reserve(16);
+        for &byte in bytes {
+            out.push(byte);
+        }
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// The text of `range` in `text` (written from `&str`s by [`write_dimension`], so always
+/// UTF-8 at these boundaries).
+fn text_at(text: &[u8], (from, to): (usize, usize)) -> &str {
+    std::str::from_utf8(&text[from..to]).unwrap_or_default()
+}
+
+/// The hash of a combination: its window and metric folded into one word, then the key bytes
+/// (no length prefix: keys of one metric are self-delimiting, and equal hashes are compared).
+#[inline]
+fn combo_hash(hasher: &RandomState, start: UnixMillis, metric: usize, key: &[u8]) -> u64 {
+    let mut state = hasher.build_hasher();
+    state.write_u64((start as u64) ^ (metric as u64).rotate_left(32));
+    state.write(key);
+    state.finish()
 }
 
 impl Work {
@@ -737,34 +795,28 @@ impl Work {
         metrics: &MetricSet,
         metric: &CompiledMetric,
         event: &Event<'_>,
+        value: Option<f64>,
         outcome: &mut AddOutcome,
     ) {
         let def = &metric.def;
         let window_ms = def.window_ms();
         let start = window_start(event.occurred_at, window_ms);
-        let value = def
-            .field
-            .as_deref()
-            .and_then(|field| event.property(field))
-            .and_then(|v| v.as_f64());
         // The canonical text of every dimension value, computed once for all dimension sets.
         self.text.clear();
         self.ranges.clear();
         for source in &metric.dimension_sources {
             let from = self.text.len();
-            let present = write_dimension(&mut self.text, event, source);
+            let present = write_dimension(&mut self.text, &mut self.other_text, event, source);
             self.ranges.push(present.then_some((from, self.text.len())));
         }
         let unique = metric.unique_source.as_ref().and_then(|source| {
             let from = self.text.len();
-            write_dimension(&mut self.text, event, source)
-                .then(|| unique_hash(&self.text.as_bytes()[from..]))
+            write_dimension(&mut self.text, &mut self.other_text, event, source)
+                .then(|| unique_hash(&self.text[from..]))
         });
         let address = metric as *const CompiledMetric as usize;
         self.write_combo_key(&event.tenant_id);
-        let hash = self
-            .hasher
-            .hash_one((start, address, self.combo_key.as_slice()));
+        let hash = combo_hash(&self.hasher, start, address, &self.combo_key);
         let Self {
             combos,
             combo_series,
@@ -938,9 +990,16 @@ impl Work {
         } = self;
         combo_key.clear();
         push_varint(combo_key, tenant.len() as u64);
-        combo_key.extend_from_slice(tenant.as_bytes());
+        push_bytes(combo_key, tenant.as_bytes());
         for range in ranges.iter() {
-            push_value(combo_key, range.map(|(from, to)| &text[from..to]));
+            match *range {
+                None => combo_key.push(0),
+                Some((from, to)) => {
+                    combo_key.push(1);
+                    push_varint(combo_key, (to - from) as u64);
+                    push_bytes(combo_key, &text[from..to]);
+                }
+            }
         }
     }
 
@@ -960,7 +1019,7 @@ impl Work {
             let value = if overflow {
                 Some(OVERFLOW_VALUE)
             } else {
-                ranges[index].map(|(from, to)| &text[from..to])
+                ranges[index].map(|range| text_at(text, range))
             };
             push_value(inner, value);
         }
@@ -991,7 +1050,7 @@ impl Work {
             let value = if overflow {
                 Some(OVERFLOW_VALUE)
             } else {
-                ranges[index].map(|(from, to)| &text[from..to])
+                ranges[index].map(|range| text_at(text, range))
             };
             writer.dimension(&metric.sorted_dimensions[index], value);
         }
@@ -1241,7 +1300,11 @@ mod tests {
         let mut agg = Aggregator::new(Arc::clone(&metrics));
         let mut reference = Reference::default();
         let scalar = |rng: &mut StdRng| match rng.random_range(0..7) {
-            0 => Scalar::Int(rng.random_range(-2..4)),
+            0 => Scalar::Int(if rng.random_range(0..20) == 0 {
+                i64::MIN
+            } else {
+                rng.random_range(-2..4)
+            }),
             1 => Scalar::Str(format!("{}", rng.random_range(-2..4)).into()),
             2 => Scalar::Float(f64::from(rng.random_range(-2..4)) * 0.75),
             3 => Scalar::Bool(rng.random()),
@@ -1304,6 +1367,27 @@ mod tests {
         }
         assert!(compared > 1000, "{compared}");
         assert!(agg.overflowed_total() > 0);
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let texts: Vec<Vec<u8>> = (0..40)
+            .flat_map(|len| {
+                let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 7) as u8).collect();
+                let mut variants = vec![base.clone()];
+                for at in 0..len {
+                    let mut changed = base.clone();
+                    changed[at] ^= 1;
+                    variants.push(changed);
+                }
+                variants
+            })
+            .collect();
+        for a in &texts {
+            for b in &texts {
+                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]
