@@ -316,8 +316,15 @@ impl Aggregator {
         let series = std::mem::take(&mut work.series);
         let sketches = std::mem::take(&mut work.sketches);
         let groups = std::mem::take(&mut work.groups);
+        // The tables keep the room this drain's deltas needed (the next ones are usually
+        // alike), not more: a burst of series does not hold its memory after the drain.
+        let combos = work.combos.len();
         work.forget_combos();
+        work.combos.shrink_to(combos, |combo| combo.hash);
         work.series_index.clear();
+        // Empty: the hasher is never called.
+        work.series_index.shrink_to(series.len(), |_| 0);
+        work.log_offsets.shrink_to(series.len() + 1);
         work.group_index.clear();
         work.recent_groups = [usize::MAX; RECENT_GROUPS];
         let mut entries = Vec::with_capacity(series.len());
@@ -1367,6 +1374,32 @@ mod tests {
         }
         assert!(compared > 1000, "{compared}");
         assert!(agg.overflowed_total() > 0);
+    }
+
+    #[test]
+    fn a_burst_of_series_does_not_keep_its_memory_after_the_next_drain() {
+        let mut agg = Aggregator::new(Arc::new(MetricSet::new([amount_metric(100_000)])));
+        let idle = agg.approx_bytes();
+        for region in 0..20_000 {
+            let props = format!(r#"{{"region":"r{region}","usd":1}}"#);
+            agg.add(&event("t", "pay", &props, 0));
+        }
+        let burst = agg.approx_bytes();
+        assert_eq!(agg.drain().len(), 20_000 + 1 + 4);
+        agg.add(&event("t", "pay", r#"{"region":"a","usd":1}"#, 60_000));
+        agg.drain();
+        agg.forget_windows_before(window_start(NOW, 60_000) + 60_000);
+        let after = agg.approx_bytes();
+        // What stays is mostly the update log, bounded by `LOG_CAPACITY`.
+        let log_bound = 2 * LOG_CAPACITY * std::mem::size_of::<Update>();
+        assert!(
+            after < idle + log_bound + 64 * 1024,
+            "idle {idle}, burst {burst}, after {after}"
+        );
+        assert!(
+            after * 10 < burst,
+            "idle {idle}, burst {burst}, after {after}"
+        );
     }
 
     #[test]
