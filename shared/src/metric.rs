@@ -21,7 +21,7 @@
 //! rollups are the full set and the empty set (the metric's total). Statistics that cannot be
 //! added up (unique, percentiles) are only exact for the dimension sets actually kept.
 
-use crate::event::{is_identifier, Event};
+use crate::event::{is_identifier, Event, Scalar};
 use crate::sketch::SketchSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -345,6 +345,47 @@ pub struct CompiledMetric {
     pub dimension_set_indices: Vec<Vec<usize>>,
     /// Its sketch structures.
     pub spec: SketchSpec,
+    /// Where each of `sorted_dimensions` is read from in an event.
+    pub(crate) dimension_sources: Vec<DimensionSource>,
+    /// Where the unique key is read from, if the metric has one.
+    pub(crate) unique_source: Option<DimensionSource>,
+}
+
+/// Where an event's value of a dimension (or unique key) comes from, resolved once per
+/// definition instead of matching the name on every event (see [`Event::dimension`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DimensionSource {
+    /// The top-level `tenant_id`.
+    Tenant,
+    /// The top-level `source`.
+    Source,
+    /// The top-level `event_type`.
+    EventType,
+    /// A property of this name.
+    Property(String),
+}
+
+/// The property `name` of `event` ([`Event::property`], with the names compared inline: they are
+/// short, and this runs for every event and metric).
+#[inline]
+pub(crate) fn property<'e, 'a>(event: &'e Event<'a>, name: &str) -> Option<&'e Scalar<'a>> {
+    event
+        .properties
+        .iter()
+        .find(|(key, _)| crate::aggregate::same_bytes(key.as_bytes(), name.as_bytes()))
+        .map(|(_, value)| value)
+}
+
+impl DimensionSource {
+    /// The source of the dimension `name`, as [`Event::dimension`] resolves it.
+    pub(crate) fn of(name: &str) -> Self {
+        match name {
+            "tenant_id" => Self::Tenant,
+            "source" => Self::Source,
+            "event_type" => Self::EventType,
+            other => Self::Property(other.to_owned()),
+        }
+    }
 }
 
 /// The definitions in force, indexed for matching. Cheap to share (`Arc`) and swap when the
@@ -352,7 +393,7 @@ pub struct CompiledMetric {
 #[derive(Debug, Default)]
 pub struct MetricSet {
     metrics: Vec<Arc<CompiledMetric>>,
-    by_event_type: HashMap<String, Vec<usize>>,
+    by_event_type: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
     any_event_type: Vec<usize>,
     /// (tenant, name) pairs where a tenant's definition overrides an every-tenant one.
     overridden: HashSet<(String, String)>,
@@ -411,7 +452,14 @@ impl MetricSet {
                         .collect()
                 })
                 .collect();
+            let dimension_sources = sorted_dimensions
+                .iter()
+                .map(|name| DimensionSource::of(name))
+                .collect();
+            let unique_source = def.unique.as_deref().map(DimensionSource::of);
             set.metrics.push(Arc::new(CompiledMetric {
+                dimension_sources,
+                unique_source,
                 dimension_sets,
                 sorted_dimensions,
                 dimension_set_indices,
@@ -437,6 +485,17 @@ impl MetricSet {
 
     /// Calls `f` for each metric the event feeds.
     pub fn for_each_match<'s>(&'s self, event: &Event<'_>, mut f: impl FnMut(&'s CompiledMetric)) {
+        self.for_each_match_value(event, |metric, _| f(metric));
+    }
+
+    /// Calls `f` for each metric the event feeds, with the value of the metric's field (`None`
+    /// for a metric without one).
+    #[inline]
+    pub(crate) fn for_each_match_value<'s>(
+        &'s self,
+        event: &Event<'_>,
+        mut f: impl FnMut(&'s CompiledMetric, Option<f64>),
+    ) {
         let typed = self
             .by_event_type
             .get(event.event_type.as_ref())
@@ -447,12 +506,14 @@ impl MetricSet {
             if !self.applies(metric, &event.tenant_id) {
                 continue;
             }
-            if let Some(field) = &metric.def.field {
-                if event.property(field).and_then(|v| v.as_f64()).is_none() {
-                    continue;
-                }
-            }
-            f(metric);
+            let value = match &metric.def.field {
+                Some(field) => match property(event, field).and_then(|v| v.as_f64()) {
+                    Some(value) => Some(value),
+                    None => continue,
+                },
+                None => None,
+            };
+            f(metric, value);
         }
     }
 

@@ -41,6 +41,11 @@ pub struct PeerArgs {
     /// PRNG seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// inprocess: leave out rtdash's built-in `events` metric (4 series per event that the
+    /// peers do not compute), so that the run computes exactly the peers' aggregation. The
+    /// report says which configuration ran.
+    #[arg(long)]
+    pub no_builtin_events: bool,
     /// http: edge agent base URL.
     #[arg(long, default_value = "http://127.0.0.1:8081")]
     pub agent: String,
@@ -126,6 +131,7 @@ fn run_inprocess(args: &PeerArgs) -> anyhow::Result<()> {
             None => Clock::Wall,
         },
         seed: args.seed,
+        builtin_events: !args.no_builtin_events,
     };
     let report = inprocess::run(&config);
     if args.json {
@@ -144,6 +150,15 @@ fn run_inprocess(args: &PeerArgs) -> anyhow::Result<()> {
 
 fn print_inprocess(r: &InprocessReport) {
     println!("peer workload, in-process ({} workers)", r.workers);
+    if r.builtin_events {
+        println!(
+            "  metrics           peer + rtdash's built-in `events` (5 series per event; the peers compute only the first)"
+        );
+    } else {
+        println!(
+            "  metrics           peer only (--no-builtin-events: built-in `events` metric left out; the peers' aggregation exactly)"
+        );
+    }
     println!(
         "  events            {:>14}  in {:.2} s",
         r.events, r.seconds

@@ -56,6 +56,10 @@ pub struct InprocessConfig {
     pub clock: Clock,
     /// Base PRNG seed (worker `i` uses `seed + i`).
     pub seed: u64,
+    /// Whether rtdash's built-in `events` metric (4 more series per event, which the peers do
+    /// not compute) is maintained as well, as every rtdash deployment does; without it the
+    /// run computes exactly the peers' aggregation.
+    pub builtin_events: bool,
 }
 
 /// What an in-process run measured.
@@ -63,6 +67,9 @@ pub struct InprocessConfig {
 pub struct InprocessReport {
     /// Worker threads.
     pub workers: usize,
+    /// Whether the built-in `events` metric was maintained too (see
+    /// [`InprocessConfig::builtin_events`]).
+    pub builtin_events: bool,
     /// Events generated and offered to the aggregation.
     pub events: u64,
     /// Wall time from the first event to the last window emitted, in seconds.
@@ -191,7 +198,11 @@ struct WorkerCounts {
 /// Runs the workload; returns when every window has been emitted.
 pub fn run(config: &InprocessConfig) -> InprocessReport {
     let workers = config.workers.max(1);
-    let metrics = Arc::new(MetricSet::new([peer_metric()]));
+    let metrics = Arc::new(if config.builtin_events {
+        MetricSet::new([peer_metric()])
+    } else {
+        MetricSet::without_builtin([peer_metric()])
+    });
     let max_event_time: Arc<Vec<AtomicI64>> =
         Arc::new((0..workers).map(|_| AtomicI64::new(i64::MIN)).collect());
     let closer = Arc::new(Closer::new(workers));
@@ -233,6 +244,7 @@ pub fn run(config: &InprocessConfig) -> InprocessReport {
     let closer = Arc::into_inner(closer).unwrap_or_else(|| Closer::new(workers));
     let mut report = closer.into_report();
     report.workers = workers;
+    report.builtin_events = config.builtin_events;
     report.events = config.events;
     report.seconds = seconds;
     report.events_per_sec = config.events as f64 / seconds.max(1e-9);
@@ -389,6 +401,7 @@ mod tests {
                 events_per_sec: 1_000,
             },
             seed: 42,
+            builtin_events: true,
         };
         let report = run(&config);
         assert_eq!(report.events, 400_000);
@@ -403,6 +416,29 @@ mod tests {
         // Only a small share of the 5 % late events lands in an emitted window.
         assert!(
             report.late_dropped < report.late_generated / 2,
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn without_the_builtin_metric_only_the_peer_rows_are_emitted() {
+        let config = InprocessConfig {
+            events: 100_000,
+            workers: 2,
+            flush_every: 10_000,
+            clock: Clock::Simulated {
+                events_per_sec: 1_000,
+            },
+            seed: 7,
+            builtin_events: false,
+        };
+        let report = run(&config);
+        assert!(!report.builtin_events);
+        assert_eq!(report.builtin_rows_emitted, 0);
+        assert_eq!(report.max_groups_per_window, EXPECTED_GROUPS);
+        assert_eq!(
+            report.events_emitted + report.late_dropped,
+            report.events,
             "{report:?}"
         );
     }

@@ -192,8 +192,10 @@ impl Hll {
                     }
                 }
                 entries.push(entry);
+                // The tail may grow as long as the head (at least 64): each compaction costs
+                // about the length of the list, so about two entry moves per insert.
                 let tail = entries.len() - *sorted as usize;
-                if tail > (*sorted as usize / 4).max(64) || entries.len() > limit {
+                if tail > (*sorted as usize).max(64) || entries.len() > limit {
                     self.compact();
                 }
             }
@@ -204,7 +206,7 @@ impl Hll {
     fn compact(&mut self) {
         let p = self.precision;
         if let Repr::Sparse { entries, sorted } = &mut self.repr {
-            *entries = sorted_union(entries, *sorted as usize);
+            union_in_place(entries, *sorted as usize);
             *sorted = entries.len() as u32;
             if entries.len() > sparse_limit(p) {
                 let dense = sparse_to_dense(entries, p);
@@ -370,8 +372,48 @@ fn sorted_union(entries: &[u32], sorted: usize) -> Vec<u32> {
     merge_sorted_entries(head, &tail)
 }
 
-/// Sorts entries and keeps, for each index, the one with the largest ρ'.
-fn normalise_entries(entries: &mut Vec<u32>) {
+/// Turns `entries` (a sorted, deduplicated head `entries[..sorted]` and an unsorted tail) into
+/// their sorted, deduplicated union, in place: the tail is normalised where it is, copied
+/// aside, and merged with the head from the back.
+fn union_in_place(entries: &mut Vec<u32>, sorted: usize) {
+    let sorted = sorted.min(entries.len());
+    let kept = normalise_slice(&mut entries[sorted..]);
+    entries.truncate(sorted + kept);
+    if sorted == 0 || kept == 0 {
+        return;
+    }
+    let tail = entries[sorted..].to_vec();
+    let (mut i, mut j, mut w) = (sorted, tail.len(), entries.len());
+    // Branch-free, from the largest entry down: of two entries the larger one goes first
+    // (a larger index, or the larger ρ' of a shared index, which replaces both).
+    while i > 0 && j > 0 {
+        let (x, y) = (entries[i - 1], tail[j - 1]);
+        let (ix, iy) = (entry_index(x), entry_index(y));
+        w -= 1;
+        entries[w] = x.max(y);
+        i -= usize::from(ix >= iy);
+        j -= usize::from(iy >= ix);
+    }
+    // What is left of either side is smaller than everything written.
+    if j > 0 {
+        entries[w - j..w].copy_from_slice(&tail[..j]);
+        w -= j;
+    } else if i > 0 && w != i {
+        entries.copy_within(0..i, w - i);
+        w -= i;
+    } else {
+        w -= i;
+    }
+    // `w` shared indexes were merged: close the gap they left at the front.
+    if w > 0 {
+        entries.copy_within(w.., 0);
+        entries.truncate(entries.len() - w);
+    }
+}
+
+/// Sorts entries and keeps, for each index, the one with the largest ρ'; returns how many
+/// were kept (at the front of `entries`).
+fn normalise_slice(entries: &mut [u32]) -> usize {
     entries.sort_unstable();
     // Sorted by (index, ρ'): of each run with one index, keep the last.
     let mut kept = 0;
@@ -385,6 +427,12 @@ fn normalise_entries(entries: &mut Vec<u32>) {
             kept += 1;
         }
     }
+    kept
+}
+
+/// Sorts entries and keeps, for each index, the one with the largest ρ'.
+fn normalise_entries(entries: &mut Vec<u32>) {
+    let kept = normalise_slice(entries);
     entries.truncate(kept);
 }
 
@@ -616,6 +664,41 @@ mod tests {
             normalise_entries(&mut union);
             assert_eq!(merge_sorted_entries(&a, &b), union);
             assert_eq!(merge_sorted_entries(&b, &a), union);
+        }
+    }
+
+    #[test]
+    fn union_in_place_equals_normalising_the_whole() {
+        let mut seed = 5u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed
+        };
+        for (head, tail) in [
+            (0, 0),
+            (0, 9),
+            (9, 0),
+            (1, 1),
+            (100, 3),
+            (3, 100),
+            (700, 700),
+        ] {
+            for indexes in [4u64, 300, 1 << 25] {
+                let mut entry = || {
+                    (((next() >> 33) % indexes) as u32) << RHO_BITS
+                        | ((next() >> 33) as u32 % 40 + 1)
+                };
+                let mut entries: Vec<u32> = (0..head).map(|_| entry()).collect();
+                normalise_entries(&mut entries);
+                let sorted = entries.len();
+                entries.extend((0..tail).map(|_| entry()));
+                let mut expected = entries.clone();
+                normalise_entries(&mut expected);
+                union_in_place(&mut entries, sorted);
+                assert_eq!(entries, expected, "{head} {tail} {indexes}");
+            }
         }
     }
 
