@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// Room beyond `chunk_bytes` in a pre-sized chunk buffer for the event that fills it.
+const CHUNK_SLACK: usize = 4096;
+
 #[derive(Debug)]
 struct Chunk {
     id: u64,
@@ -44,7 +47,7 @@ struct Buffer {
 
 #[derive(Debug, Default)]
 struct Inner {
-    buffers: HashMap<String, Buffer>,
+    buffers: HashMap<String, Buffer, foldhash::fast::RandomState>,
     queue: VecDeque<Chunk>,
     in_flight: HashMap<u64, Chunk>,
     dropped_logged: u64,
@@ -132,7 +135,7 @@ impl Archive {
                 Some(buffer) => buffer,
                 None => inner.buffers.entry(tenant.to_owned()).or_default(),
             };
-            if raw.iter().any(|b| *b == b'\n' || *b == b'\r') {
+            if memchr::memchr2(b'\n', b'\r', raw).is_some() {
                 buffer.bytes.extend_from_slice(&event.to_json());
             } else {
                 buffer.bytes.extend_from_slice(raw);
@@ -140,7 +143,14 @@ impl Archive {
             buffer.bytes.push(b'\n');
             buffer.events += 1;
             if buffer.bytes.len() >= self.chunk_bytes {
-                let buffer = std::mem::take(buffer);
+                // A tenant that filled a chunk is likely to fill the next: size it at once
+                // instead of growing it by doubling (each step a copy). Freed at the next
+                // `seal_all` if it stays empty.
+                let next = Buffer {
+                    bytes: Vec::with_capacity(self.chunk_bytes + CHUNK_SLACK),
+                    events: 0,
+                };
+                let buffer = std::mem::replace(buffer, next);
                 self.seal(&mut inner, tenant, buffer);
                 sealed = true;
             }
@@ -205,7 +215,7 @@ impl Archive {
             .map(|(tenant, b)| (tenant.clone(), std::mem::take(b)))
             .collect();
         // Forget tenants that went quiet, so the map does not grow without bound.
-        inner.buffers.retain(|_, b| b.bytes.capacity() > 0);
+        inner.buffers.retain(|_, b| b.events > 0);
         let sealed = !buffers.is_empty();
         for (tenant, buffer) in buffers {
             self.seal(&mut inner, &tenant, buffer);

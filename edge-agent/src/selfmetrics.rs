@@ -32,6 +32,8 @@ use std::sync::Mutex;
 
 /// Most (tenant, source) pairs counted between two flushes.
 pub const MAX_SOURCES: usize = 10_000;
+/// Distinct (tenant, source) pairs of one request counted locally before the shared map.
+const LOCAL_PAIRS: usize = 16;
 const WINDOW_MS: i64 = PIPELINE_WINDOW_SECS as i64 * 1000;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,13 +65,45 @@ impl PipelineMetrics {
     ) {
         let window = window_start(received_at, WINDOW_MS);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        // A request has few distinct (tenant, source) pairs: count them here first, in order of
+        // first appearance, so the shared map is looked up (and its keys allocated) once per
+        // pair, not per event. Past [`LOCAL_PAIRS`] pairs the local counts go to the map and
+        // the rest of the request is counted there directly. Either way the map receives the
+        // pairs in order of first appearance: the same entries and overflow decisions as one
+        // lookup per event.
+        let mut local: Vec<(&str, &str, Counts)> = Vec::new();
+        let mut last = 0usize;
+        let mut direct = false;
         for event in accepted {
-            let entry = slot(&mut counts, &event.tenant_id, &event.source, window);
+            let (tenant, source) = (event.tenant_id.as_ref(), event.source.as_ref());
+            let late = received_at.saturating_sub(event.occurred_at) > PIPELINE_LATE_AFTER_MS;
+            let entry = if direct {
+                slot(&mut counts, tenant, source, window)
+            } else {
+                let same = |(t, s, _): &(&str, &str, Counts)| *t == tenant && *s == source;
+                if !local.get(last).is_some_and(same) {
+                    match local.iter().position(same) {
+                        Some(index) => last = index,
+                        None if local.len() < LOCAL_PAIRS => {
+                            local.push((tenant, source, Counts::default()));
+                            last = local.len() - 1;
+                        }
+                        None => {
+                            merge(&mut counts, local.drain(..), window);
+                            direct = true;
+                        }
+                    }
+                }
+                if direct {
+                    slot(&mut counts, tenant, source, window)
+                } else {
+                    &mut local[last].2
+                }
+            };
             entry.accepted += 1;
-            if received_at.saturating_sub(event.occurred_at) > PIPELINE_LATE_AFTER_MS {
-                entry.late += 1;
-            }
+            entry.late += u64::from(late);
         }
+        merge(&mut counts, local.drain(..), window);
         for (tenant, raw) in rejected {
             let (hint_tenant, source) = hints(raw);
             let tenant = tenant
@@ -109,6 +143,19 @@ impl PipelineMetrics {
             ));
         }
         entries
+    }
+}
+
+/// Adds per-request counts to the map, in order.
+fn merge<'p>(
+    counts: &mut HashMap<Key, Counts>,
+    pairs: impl Iterator<Item = (&'p str, &'p str, Counts)>,
+    window: UnixMillis,
+) {
+    for (tenant, source, local) in pairs {
+        let entry = slot(counts, tenant, source, window);
+        entry.accepted += local.accepted;
+        entry.late += local.late;
     }
 }
 
@@ -224,6 +271,36 @@ mod tests {
         assert!(entries
             .iter()
             .all(|e| e.window_ms == WINDOW_MS && e.window_start % WINDOW_MS == 0));
+    }
+
+    /// Counting a request at once (local counts, then the map) gives what counting its events
+    /// one request each gives, below and beyond [`LOCAL_PAIRS`] distinct pairs.
+    #[test]
+    fn a_request_counts_like_its_events_one_by_one() {
+        let now = 10_000_000;
+        let names: Vec<String> = (0..LOCAL_PAIRS + 4).map(|i| format!("s{i}")).collect();
+        for pairs in [3, LOCAL_PAIRS + 4] {
+            let events: Vec<Event<'_>> = (0..500)
+                .map(|i| Event {
+                    source: Cow::Borrowed(names[(i / 2) % pairs].as_str()),
+                    ..event(["t1", "t2"][i % 2], "x", now - (i as i64 % 5) * 20_000)
+                })
+                .collect();
+            let at_once = PipelineMetrics::default();
+            at_once.observe(&events, std::iter::empty::<(Option<&str>, &[u8])>(), now);
+            let one_by_one = PipelineMetrics::default();
+            for event in &events {
+                one_by_one.observe([event], std::iter::empty::<(Option<&str>, &[u8])>(), now);
+            }
+            let counts = |m: PipelineMetrics| {
+                let mut counts: Vec<_> = m.counts.into_inner().expect("lock").into_iter().collect();
+                counts.sort_by(|a, b| a.0.cmp(&b.0));
+                counts
+            };
+            let expected = counts(one_by_one);
+            assert_eq!(expected.len(), pairs * 2);
+            assert_eq!(counts(at_once), expected);
+        }
     }
 
     #[test]
