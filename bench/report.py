@@ -114,14 +114,20 @@ def section_machine(results, cmds):
 
 def section_peer(results, cmds):
     inproc = load_runs(results, "peer_inprocess")
+    exact = load_runs(results, "peer_inprocess_exact")
     http = load_runs(results, "peer_http")
     rows = []
-    m = median_value(inproc, "events_per_sec")
-    rows.append([
-        "rtdash in-process (`Aggregator`, 2 worker threads, events generated in-process)",
-        med(inproc, "events_per_sec"), med(inproc, "events_per_cpu_sec"), len(inproc),
-        f"{m / FLINK:.2f}x" if m else "-", "10x", cmd(cmds, "peer_inprocess"),
-    ])
+    for runs, name, label in [
+        (inproc, "peer_inprocess", "rtdash in-process (`Aggregator`, 2 worker threads, events generated in-process; with the built-in `events` metric: 5 series per event)"),
+        (exact, "peer_inprocess_exact", "rtdash in-process, the peers' aggregation only (`--no-builtin-events`: 1 series per event)"),
+    ]:
+        if not runs:
+            continue
+        m = median_value(runs, "events_per_sec")
+        rows.append([
+            label, med(runs, "events_per_sec"), med(runs, "events_per_cpu_sec"), len(runs),
+            f"{m / FLINK:.2f}x" if m else "-", "10x", cmd(cmds, name),
+        ])
     m = median_value(http, "accepted_rate")
     rows.append([
         "rtdash through the edge agent (HTTP, JSON batches of 1,000, generator on the same 2 cores)",

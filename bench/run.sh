@@ -106,6 +106,8 @@ measure() {
 
 # 1. In-process peer benchmark, before anything else runs.
 measure peer_inprocess "$LG" peer --mode inprocess --events "$PEER_EVENTS"
+# The same without rtdash's built-in `events` metric: exactly the peers' aggregation.
+measure peer_inprocess_exact "$LG" peer --mode inprocess --events "$PEER_EVENTS" --no-builtin-events
 
 finish() {
 	if [ "$REPORT" = 1 ]; then
