@@ -162,7 +162,10 @@ impl LeaseConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CheckpointConfig {
     /// Time between checkpoints of a busy partition (messages are acknowledged after each).
-    /// Default 2 000 ms.
+    /// Each checkpoint serialises every window changed since the previous one, so with many
+    /// series a longer interval saves most of that work (a window changing every flush is
+    /// written once per interval); a crash replays at most this much of the stream. Default
+    /// 5 000 ms.
     pub interval_ms: u64,
     /// Object Store bucket holding window state (the manifest lives in KV
     /// `rtdash_checkpoints`). Default `rtdash_checkpoint_data`.
@@ -175,7 +178,7 @@ pub struct CheckpointConfig {
 impl Default for CheckpointConfig {
     fn default() -> Self {
         Self {
-            interval_ms: 2_000,
+            interval_ms: 5_000,
             data_bucket: crate::CHECKPOINT_DATA_BUCKET.to_owned(),
             max_deltas: 32,
         }
@@ -215,12 +218,21 @@ pub struct WriterConfig {
     /// Capacity of the row channel to the writer thread. When it is full the partition
     /// consumers wait (and so stop pulling from JetStream). Default 100 000 rows.
     pub channel_rows: usize,
-    /// Rows per ILP request at most. Default 10 000.
+    /// Rows per ILP request at most. Default 100 000.
     pub batch_rows: usize,
-    /// A batch is sent at the latest this long after its first row. Default 100 ms.
+    /// A batch is sent at the latest this long after its first row. Default 1 000 ms: every
+    /// request is one QuestDB transaction, and with `DEDUP UPSERT` each one that rewrites rows
+    /// of the current windows costs QuestDB an out-of-order merge of the partition's tail, so
+    /// fewer, larger requests cost it far less CPU (live updates do not wait for this).
     pub flush_ms: u64,
     /// Open (provisional) windows are written at most this often per window. Default 1 000.
     pub provisional_interval_ms: i64,
+    /// Provisional rows per second this process writes at most, shared evenly by the
+    /// `streams.partitions` partitions: a partition holding more open windows than its share
+    /// writes each of them less often than `provisional_interval_ms` (every
+    /// `open windows / share` seconds), so high-cardinality metrics do not flood QuestDB with
+    /// upserts. Closes and corrections are never delayed. 0 = no limit. Default 20 000.
+    pub provisional_rows_per_s: u64,
     /// Longest wait between retries of a failed write (backoff doubles from 100 ms). Default
     /// 5 000.
     pub max_backoff_ms: u64,
@@ -232,9 +244,10 @@ impl Default for WriterConfig {
     fn default() -> Self {
         Self {
             channel_rows: 100_000,
-            batch_rows: 10_000,
-            flush_ms: 100,
+            batch_rows: 100_000,
+            flush_ms: 1_000,
             provisional_interval_ms: 1_000,
+            provisional_rows_per_s: 20_000,
             max_backoff_ms: 5_000,
             request_timeout_ms: 10_000,
         }

@@ -467,13 +467,16 @@ impl Worker {
         // (the QuestDB write span and the live update's `traceparent` continue it).
         let span = self.emit_span(outputs.len());
         let trace = TraceParent::of(&span);
+        // Live versions first, grouped by subject (one message per subject, not per window).
+        self.ctx
+            .live
+            .publish_all(
+                self.partition,
+                outputs.iter().filter(|output| output.live),
+                trace.as_ref(),
+            )
+            .await;
         for output in outputs {
-            if output.live {
-                self.ctx
-                    .live
-                    .publish(self.partition, &output, trace.as_ref())
-                    .await;
-            }
             if output.store {
                 let row = Row {
                     partition: self.partition,

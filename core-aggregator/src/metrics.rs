@@ -38,6 +38,8 @@ pub const QUESTDB_ERRORS: &str = "rtdash_core_questdb_errors_total";
 pub const QUESTDB_FENCED_ROWS: &str = "rtdash_core_questdb_fenced_rows_total";
 /// Live updates published.
 pub const LIVE_UPDATES: &str = "rtdash_core_live_updates_total";
+/// Live messages published (a message carries one window version or a batch of them).
+pub const LIVE_MESSAGES: &str = "rtdash_core_live_messages_total";
 /// Duration of a checkpoint (serialise, store, manifest).
 pub const CHECKPOINT_SECONDS: &str = "rtdash_core_checkpoint_seconds";
 /// Bytes written by a checkpoint (window data plus manifest).
@@ -120,6 +122,10 @@ pub fn describe() {
         "Rows dropped because their partition changed owner"
     );
     describe_counter!(LIVE_UPDATES, "Live window updates published");
+    describe_counter!(
+        LIVE_MESSAGES,
+        "Live messages published (one window version or a batch of them)"
+    );
     describe_histogram!(CHECKPOINT_SECONDS, Unit::Seconds, "Checkpoint duration");
     describe_histogram!(
         CHECKPOINT_BYTES,

@@ -1,14 +1,25 @@
 //! Live window updates on core NATS `rtdash.live.<tenant>.<metric>` (JSON envelope), and the
 //! alert hook. Core NATS publishes are fire-and-forget: a gateway that misses one gets the
 //! next (the latest value of every window is always sent eventually) or reads QuestDB.
+//!
+//! The versions of one emit are grouped by subject: a subject with one version gets a single
+//! [`WindowUpdate`] message, one with more a [`WindowUpdates`] batch (at most
+//! [`MAX_BATCH_UPDATES`] versions per message, in emit order). With tens of thousands of
+//! series per metric that is a few messages per subject and emit instead of one per series.
 
 use crate::metrics as m;
 use crate::observer::WindowObserver;
 use crate::state::WindowOutput;
 use rtdash_runtime::trace_context::TraceParent;
+use rtdash_shared::messages::{WindowUpdate, WindowUpdates};
 use rtdash_shared::names;
 use rtdash_shared::wire::{self, Format};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Most window versions in one live message (about 150 to 300 KiB of JSON, well under NATS'
+/// default 1 MiB payload limit).
+pub const MAX_BATCH_UPDATES: usize = 500;
 
 /// Publishes window versions to live subscribers and the observer.
 #[derive(Clone)]
@@ -42,27 +53,75 @@ impl LiveSink {
         output: &WindowOutput,
         trace: Option<&TraceParent>,
     ) {
-        let update = output.to_update();
-        self.observer.window_changed(partition, &update);
-        let payload = match wire::encode(&update, Format::Json) {
-            Ok(payload) => payload,
-            Err(err) => {
-                tracing::warn!(%err, "cannot encode a live update");
-                return;
+        self.publish_all(partition, std::iter::once(output), trace)
+            .await;
+    }
+
+    /// Publishes the window versions of one emit, grouped by subject (see the module docs);
+    /// every version is handed to the observer first, in order.
+    pub async fn publish_all<'a>(
+        &self,
+        partition: u32,
+        outputs: impl IntoIterator<Item = &'a WindowOutput>,
+        trace: Option<&TraceParent>,
+    ) {
+        // Subjects in the order of their first version; versions in emit order.
+        let mut groups: Vec<Vec<WindowUpdate>> = Vec::new();
+        let mut by_subject: HashMap<(&str, &str), usize> = HashMap::new();
+        for output in outputs {
+            let update = output.to_update();
+            self.observer.window_changed(partition, &update);
+            let key = (
+                output.key.series.tenant.as_str(),
+                output.key.series.metric.as_str(),
+            );
+            let group = *by_subject.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[group].push(update);
+        }
+        for mut updates in groups {
+            let subject = match updates.first() {
+                Some(first) => names::live_subject(&first.tenant_id, &first.metric),
+                None => continue,
+            };
+            while !updates.is_empty() {
+                let rest = updates.split_off(updates.len().min(MAX_BATCH_UPDATES));
+                let count = updates.len();
+                let encoded = if count == 1 {
+                    wire::encode(&updates[0], Format::Json)
+                } else {
+                    wire::encode(&WindowUpdates(std::mem::take(&mut updates)), Format::Json)
+                };
+                updates = rest;
+                let payload = match encoded {
+                    Ok(payload) => payload,
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot encode a live update");
+                        continue;
+                    }
+                };
+                let sent = match trace {
+                    Some(trace) => {
+                        self.client
+                            .publish_with_headers(
+                                subject.clone(),
+                                trace.to_headers(),
+                                payload.into(),
+                            )
+                            .await
+                    }
+                    None => self.client.publish(subject.clone(), payload.into()).await,
+                };
+                match sent {
+                    Ok(()) => {
+                        metrics::counter!(m::LIVE_UPDATES).increment(count as u64);
+                        metrics::counter!(m::LIVE_MESSAGES).increment(1);
+                    }
+                    Err(err) => tracing::debug!(%err, "live update not published"),
+                }
             }
-        };
-        let subject = names::live_subject(&update.tenant_id, &update.metric);
-        let sent = match trace {
-            Some(trace) => {
-                self.client
-                    .publish_with_headers(subject, trace.to_headers(), payload.into())
-                    .await
-            }
-            None => self.client.publish(subject, payload.into()).await,
-        };
-        match sent {
-            Ok(()) => metrics::counter!(m::LIVE_UPDATES).increment(1),
-            Err(err) => tracing::debug!(%err, "live update not published"),
         }
     }
 }

@@ -65,7 +65,45 @@ pub struct SeriesKeyRef<'a> {
     pub metric: Cow<'a, str>,
     /// Dimensions (sorted by name, as the agent wrote them).
     #[serde(borrow)]
-    pub dims: Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>,
+    pub dims: Vec<(Text<'a>, Option<Text<'a>>)>,
+}
+
+/// A string borrowed from the encoded message when the format allows it (postcard always,
+/// JSON unless it has escapes), owned otherwise.
+///
+/// serde's own `Cow<str>` borrows only as a struct field marked `#[serde(borrow)]`; inside a
+/// tuple or an `Option` (the dimensions) it always copies, which cost six allocations per
+/// entry on the hot path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
 }
 
 /// Decodes a partial batch envelope (either body format) without copying its strings.
@@ -151,7 +189,7 @@ impl SeriesParts for SeriesKeyRef<'_> {
             dims: self
                 .dims
                 .into_iter()
-                .map(|(name, value)| (name.into_owned(), value.map(Cow::into_owned)))
+                .map(|(name, value)| (name.0.into_owned(), value.map(|v| v.0.into_owned())))
                 .collect(),
         }
     }
@@ -257,6 +295,20 @@ mod tests {
                 .map(|e| EntryParts::from(e).into_entry())
                 .collect();
             assert_eq!(entries, original.entries, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn binary_dimensions_borrow_from_the_message() {
+        let bytes = wire::encode(&batch(), Format::Binary).unwrap();
+        let decoded = decode_batch(&bytes).unwrap();
+        let dims = &decoded.entries[0].series.dims;
+        assert_eq!(dims.len(), 2);
+        for (name, value) in dims {
+            assert!(matches!(name.0, Cow::Borrowed(_)));
+            assert!(value
+                .as_ref()
+                .is_none_or(|v| matches!(v.0, Cow::Borrowed(_))));
         }
     }
 

@@ -57,6 +57,10 @@ pub struct Settings {
     pub provisional_interval_ms: i64,
     /// Minimum time between two live outputs of a window.
     pub live_throttle_ms: i64,
+    /// Provisional store outputs per second this partition makes at most (0 = no limit):
+    /// with more open windows than this, each is stored every `open / this` seconds instead
+    /// of every `provisional_interval_ms`.
+    pub provisional_rows_per_s: i64,
 }
 
 impl Settings {
@@ -69,6 +73,10 @@ impl Settings {
             forget_agents_after_ms: config.windows.forget_agents_after_ms,
             provisional_interval_ms: config.writer.provisional_interval_ms,
             live_throttle_ms: config.live.throttle_ms,
+            provisional_rows_per_s: match config.writer.provisional_rows_per_s {
+                0 => 0,
+                total => (total / u64::from(config.streams.partitions.max(1))).max(1) as i64,
+            },
         }
     }
 }
@@ -572,9 +580,22 @@ impl PartitionState {
         }
     }
 
+    /// The current time between two store outputs of an open window: the configured
+    /// interval, stretched so the open windows together make at most
+    /// [`Settings::provisional_rows_per_s`] store outputs per second.
+    pub fn provisional_interval_ms(&self) -> i64 {
+        let base = self.settings.provisional_interval_ms;
+        match self.settings.provisional_rows_per_s {
+            budget if budget > 0 => {
+                base.max((self.open.len() as i64).saturating_mul(1_000) / budget)
+            }
+            _ => base,
+        }
+    }
+
     /// Window versions due at wall-clock time `now` for the store and/or live subscribers.
     pub fn poll_outputs(&mut self, now: UnixMillis) -> Vec<WindowOutput> {
-        let provisional = self.settings.provisional_interval_ms;
+        let provisional = self.provisional_interval_ms();
         let live = self.settings.live_throttle_ms;
         for (slot, uid) in std::mem::take(&mut self.changes) {
             let Some(window) = self.windows.get_mut(slot).filter(|w| w.uid == uid) else {

@@ -17,6 +17,7 @@ fn settings() -> Settings {
         forget_agents_after_ms: 60_000,
         provisional_interval_ms: 1_000,
         live_throttle_ms: 250,
+        provisional_rows_per_s: 0,
     }
 }
 
@@ -276,6 +277,38 @@ fn outputs_are_throttled_per_window_but_closes_go_at_once() {
     assert_eq!(out[0].stats.count, 3);
     // The throttled entries queued earlier find nothing new.
     assert!(state.poll_outputs(30_000).is_empty());
+}
+
+#[test]
+fn many_open_windows_stretch_the_provisional_interval_but_not_closes() {
+    // 2 store outputs per second for 8 open windows: each is stored every 4 s.
+    let mut state = PartitionState::new(
+        0,
+        Settings {
+            provisional_rows_per_s: 2,
+            ..settings()
+        },
+    );
+    let regions = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    let entries = |v: f64| regions.iter().map(|r| entry(r, 0, &[v])).collect();
+    state.apply(batch("a", 0, 0, 0, 0, entries(1.0)), 1);
+    assert_eq!(state.provisional_interval_ms(), 4_000);
+    let out = state.poll_outputs(10_000);
+    assert!(out.len() == 8 && out.iter().all(|o| o.store && o.live));
+    state.apply(batch("a", 1, 1, 0, 0, entries(2.0)), 2);
+    // Live at the live throttle; the store waits for the stretched interval.
+    let out = state.poll_outputs(11_000);
+    assert!(out.len() == 8 && out.iter().all(|o| o.live && !o.store));
+    assert!(state.poll_outputs(13_999).is_empty());
+    let out = state.poll_outputs(14_000);
+    assert!(out.len() == 8 && out.iter().all(|o| o.store && !o.live));
+    // The close goes out at once to both.
+    state.apply(batch("a", 2, 2, 0, 0, entries(3.0)), 3);
+    state.apply(batch("a", 3, 3, 3_000, 3_000, vec![]), 4);
+    assert_eq!(state.open_count(), 0);
+    assert_eq!(state.provisional_interval_ms(), 1_000);
+    let out = state.poll_outputs(14_001);
+    assert!(out.len() == 8 && out.iter().all(|o| o.store && o.live && o.is_final));
 }
 
 #[test]

@@ -812,9 +812,11 @@ fn fanout_span(topic: &Topic, traces: &[TraceParent], updates: usize) -> tracing
     span
 }
 
+/// Appends the window versions of one live message to `batch`: a single [`WindowUpdate`] or a
+/// batch of them (what the core aggregator publishes when a subject has several versions).
 fn decode_into(payload: &[u8], batch: &mut Vec<WindowUpdate>) {
-    match rtdash_shared::wire::decode::<WindowUpdate>(payload) {
-        Ok(update) => batch.push(update),
+    match rtdash_shared::messages::decode_live_updates(payload, batch) {
+        Ok(_) => {}
         Err(err) => {
             metrics::counter!("rtdash_gateway_live_decode_errors_total").increment(1);
             tracing::debug!(error = %err, "undecodable live update");
@@ -889,6 +891,23 @@ mod tests {
             late_count: 0,
             updated_at,
         }
+    }
+
+    #[test]
+    fn live_messages_decode_single_and_batched() {
+        use rtdash_shared::messages::WindowUpdates;
+        use rtdash_shared::wire::{encode, Format};
+        let mut batch = Vec::new();
+        let single = encode(&update(0, &[("region", "eu")], 1, 10), Format::Json).unwrap();
+        decode_into(&single, &mut batch);
+        let many = WindowUpdates(vec![
+            update(60_000, &[("region", "eu")], 2, 20),
+            update(60_000, &[("region", "us")], 3, 20),
+        ]);
+        decode_into(&encode(&many, Format::Json).unwrap(), &mut batch);
+        decode_into(b"not an envelope", &mut batch);
+        let counts: Vec<u64> = batch.iter().map(|u| u.stats.count).collect();
+        assert_eq!(counts, vec![1, 2, 3]);
     }
 
     fn filter(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
