@@ -70,8 +70,12 @@ async fn rows_equal_the_exact_aggregates_of_several_agents() -> anyhow::Result<(
         else {
             break;
         };
-        let update: WindowUpdate = wire::decode(&message.payload)?;
-        latest.insert((update.series().dims_json(), update.window_start), update);
+        // One message carries one update or a batch of them.
+        let mut updates = Vec::new();
+        rtdash_shared::messages::decode_live_updates(&message.payload, &mut updates)?;
+        for update in updates {
+            latest.insert((update.series().dims_json(), update.window_start), update);
+        }
     }
     assert_eq!(latest.len(), work.expected.len());
     for (key, acc) in &work.expected {
