@@ -643,15 +643,19 @@ mod tests {
         assert_eq!(dense.estimate(), 0.0);
     }
 
-    #[test]
-    fn merging_sorted_entries_equals_normalising_the_union() {
-        let mut seed = 1u64;
-        let mut next = move || {
+    /// A deterministic 64-bit linear congruential sequence for the randomized tests.
+    fn lcg(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             seed
-        };
+        }
+    }
+
+    #[test]
+    fn merging_sorted_entries_equals_normalising_the_union() {
+        let mut next = lcg(1);
         for (na, nb) in [(0, 0), (0, 5), (7, 0), (100, 3), (1000, 1000)] {
             // Few distinct indexes, so that shared indexes with different ρ' occur.
             let mut entry =
@@ -669,13 +673,7 @@ mod tests {
 
     #[test]
     fn union_in_place_equals_normalising_the_whole() {
-        let mut seed = 5u64;
-        let mut next = move || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            seed
-        };
+        let mut next = lcg(5);
         for (head, tail) in [
             (0, 0),
             (0, 9),
