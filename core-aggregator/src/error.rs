@@ -42,6 +42,14 @@ pub enum Error {
     /// A command-line argument is invalid (exit 64).
     #[error("{0}")]
     Usage(String),
+    /// A thread or runtime of the process could not be started (exit 1).
+    #[error("cannot start the {what}: {source}")]
+    Thread {
+        /// Which thread or runtime.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Shutdown was requested while the operation ran.
     #[error("cancelled")]
     Cancelled,

@@ -15,6 +15,12 @@
 //!   checkpoint. The checkpoint's own compare-and-set fences a deposed owner that wakes up
 //!   late, even if its clock is wrong.
 //!
+//! - **Own thread**: the manager (renewals, membership, watchdog) runs on a thread and runtime of
+//!   its own with its own NATS connection ([`LeaseManager::spawn`]); workers run on the
+//!   process's main runtime. Busy partition workers (closing tens of thousands of windows,
+//!   draining backlogs) then cannot delay a renewal until the lease expires, which would fence
+//!   healthy partitions and make them restore and replay: more load, more fences.
+//!
 //! Clocks: expiry times are wall-clock milliseconds of the writer; aggregators' clocks must
 //! agree within the fence margin (NTP).
 
@@ -149,21 +155,76 @@ pub struct LeaseManager {
     kv: kv::Store,
     settings: LeaseSettings,
     factory: WorkerFactory,
+    /// Where workers run (the process's main runtime).
+    workers: tokio::runtime::Handle,
     held: BTreeMap<u32, Held>,
     /// Partitions whose worker failed: not reacquired before the instant.
     cooldown: HashMap<u32, Instant>,
 }
 
 impl LeaseManager {
-    /// A manager for `settings.instance`.
-    pub fn new(kv: kv::Store, settings: LeaseSettings, factory: WorkerFactory) -> Self {
+    /// A manager for `settings.instance` whose workers run on `workers`.
+    pub fn new(
+        kv: kv::Store,
+        settings: LeaseSettings,
+        factory: WorkerFactory,
+        workers: tokio::runtime::Handle,
+    ) -> Self {
         Self {
             kv,
             settings,
             factory,
+            workers,
             held: BTreeMap::new(),
             cooldown: HashMap::new(),
         }
+    }
+
+    /// Runs a manager on a thread and runtime of its own with its own NATS connection (see
+    /// the module documentation), its workers on the calling runtime. Resolves when
+    /// [`LeaseManager::run`] has returned: every worker stopped and every lease released.
+    pub async fn spawn(
+        nats: rtdash_runtime::nats::NatsConfig,
+        settings: LeaseSettings,
+        factory: WorkerFactory,
+        shutdown: CancellationToken,
+        grace: Duration,
+    ) -> Result<(), Error> {
+        let workers = tokio::runtime::Handle::current();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let name = format!("core-aggregator {} leases", settings.instance);
+        std::thread::Builder::new()
+            .name("rtdash-leases".to_owned())
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|source| Error::Thread {
+                        what: "lease runtime",
+                        source,
+                    })
+                    .and_then(|runtime| {
+                        runtime.block_on(async move {
+                            let client = rtdash_runtime::nats::connect(&nats, &name).await?;
+                            let js = rtdash_runtime::nats::jetstream(client.clone(), &nats);
+                            let kv = js
+                                .get_key_value(names::LEASES_BUCKET)
+                                .await
+                                .map_err(|e| Error::js("bucket rtdash_leases", e))?;
+                            LeaseManager::new(kv, settings, factory, workers)
+                                .run(shutdown, grace)
+                                .await;
+                            let _ = client.flush().await;
+                            Ok(())
+                        })
+                    });
+                let _ = done_tx.send(result);
+            })
+            .map_err(|source| Error::Thread {
+                what: "lease thread",
+                source,
+            })?;
+        done_rx.await.unwrap_or(Err(Error::Cancelled))
     }
 
     /// Runs until `shutdown`, then stops every worker gracefully (bounded by `grace`) and
@@ -532,7 +593,7 @@ impl LeaseManager {
             fence: fence.clone(),
         };
         tracing::info!(partition, epoch = value.epoch, "partition acquired");
-        let join = tokio::spawn((self.factory)(assignment));
+        let join = self.workers.spawn((self.factory)(assignment));
         self.held.insert(
             partition,
             Held {

@@ -160,10 +160,6 @@ pub async fn run_with_observer(
     )
     .await?;
     let partitions = config.streams.partitions;
-    let leases = js
-        .get_key_value(rtdash_shared::names::LEASES_BUCKET)
-        .await
-        .map_err(|e| Error::js("bucket rtdash_leases", e))?;
     let checkpoints = js
         .get_key_value(rtdash_shared::names::CHECKPOINTS_BUCKET)
         .await
@@ -250,8 +246,8 @@ pub async fn run_with_observer(
         Arc::new(move |assignment| Box::pin(run_partition(Arc::clone(&context), assignment)))
     };
     drop(context);
-    let manager = LeaseManager::new(
-        leases,
+    let leases_result = LeaseManager::spawn(
+        config.nats.clone(),
         LeaseSettings {
             instance: instance.clone(),
             partitions,
@@ -259,8 +255,13 @@ pub async fn run_with_observer(
             margin: config.lease.margin(),
         },
         factory,
-    );
-    manager.run(shutdown, SHUTDOWN_GRACE).await;
+        shutdown,
+        SHUTDOWN_GRACE,
+    )
+    .await;
+    if let Err(err) = &leases_result {
+        tracing::error!(%err, "partition leases could not be kept; stopping");
+    }
     if let Some(alerting) = alerting {
         alerting.finish(SHUTDOWN_GRACE).await;
     }
@@ -276,5 +277,5 @@ pub async fn run_with_observer(
     admin_stop.cancel();
     let _ = admin.await;
     tracing::info!("core aggregator stopped");
-    Ok(())
+    leases_result
 }
