@@ -13,8 +13,10 @@
 //!    message lost between server and client) repositions the consumer after the last applied
 //!    message. Undecodable messages go to the dead-letter stream (awaited), late data to the
 //!    late stream (awaited).
-//! 4. Window versions due (see [`crate::state::PartitionState::poll_outputs`]) go to the
-//!    QuestDB writer (waiting while its channel is full: backpressure) and live subscribers.
+//! 4. Window versions due (see [`crate::state::PartitionState::poll_outputs_within`]) go to
+//!    live subscribers and, as far as its channel has room, to the QuestDB writer; the rest
+//!    wait in the state (provisional versions behind finals). Only when a whole channel's
+//!    worth waits does the worker wait for the writer (backpressure).
 //! 5. Every `checkpoint.interval_ms`: capture the state (serialised on the worker, a few
 //!    milliseconds), write it from a background task while consuming goes on (one checkpoint
 //!    in flight at a time), and once it is saved acknowledge the last message applied before
@@ -33,7 +35,7 @@ use crate::lease::{Assignment, Fence};
 use crate::metrics as m;
 use crate::sink::live::LiveSink;
 use crate::sink::questdb::{ConfirmRouter, Ownership, Row, RowSender};
-use crate::state::{decode_batch, Capture, Effect, PartitionState, Settings};
+use crate::state::{decode_batch, Capture, Effect, PartitionState, Settings, StoreRoom};
 use async_nats::jetstream::{self, consumer, kv, object_store};
 use futures::{FutureExt, StreamExt};
 use rtdash_runtime::trace_context::TraceParent;
@@ -459,7 +461,22 @@ impl Worker {
 
     /// Sends due window versions to QuestDB and live subscribers.
     async fn emit(&mut self) -> Result<(), Error> {
-        let outputs = self.state.poll_outputs(now_millis());
+        // Store outputs take the room the writer's channel has, reserved up front so that no
+        // send waits; what does not fit waits in the state, so a slow QuestDB holds up neither
+        // consuming nor live updates. Only once a whole channel's worth waits here does the
+        // worker wait for the writer (backpressure).
+        let ctx = Arc::clone(&self.ctx);
+        let room = ctx.rows.room();
+        let mut permits = ctx.rows.try_reserve(room.rows);
+        let room = StoreRoom {
+            rows: if self.state.store_backlog() >= ctx.rows.capacity() {
+                usize::MAX
+            } else {
+                permits.len()
+            },
+            provisional: room.provisional,
+        };
+        let outputs = self.state.poll_outputs_within(now_millis(), room);
         if outputs.is_empty() {
             return Ok(());
         }
@@ -468,8 +485,7 @@ impl Worker {
         let span = self.emit_span(outputs.len());
         let trace = TraceParent::of(&span);
         // Live versions first, grouped by subject (one message per subject, not per window).
-        self.ctx
-            .live
+        ctx.live
             .publish_all(
                 self.partition,
                 outputs.iter().filter(|output| output.live),
@@ -485,10 +501,13 @@ impl Worker {
                     output,
                     trace: trace.clone(),
                 };
+                let Some(row) = permits.send(row) else {
+                    continue;
+                };
                 tokio::select! {
                     biased;
                     () = self.fence.lost() => return Err(Error::Fenced { partition: self.partition }),
-                    sent = self.ctx.rows.send(row) => sent?,
+                    sent = ctx.rows.send(row) => sent?,
                 }
             }
         }

@@ -20,6 +20,8 @@ pub const LATE_BEYOND_HORIZON: &str = "rtdash_core_late_beyond_horizon_total";
 pub const DEAD_LETTERS: &str = "rtdash_core_dead_letters_total";
 /// Windows evicted from memory.
 pub const WINDOWS_EVICTED: &str = "rtdash_core_windows_evicted_total";
+/// Provisional store outputs put off while the QuestDB writer was backlogged.
+pub const PROVISIONAL_DEFERRED: &str = "rtdash_core_provisional_deferred_total";
 /// Windows in memory, per partition.
 pub const WINDOWS_IN_MEMORY: &str = "rtdash_core_windows_in_memory";
 /// Messages in the stream not yet processed, per partition.
@@ -106,6 +108,10 @@ pub fn describe() {
     );
     describe_counter!(DEAD_LETTERS, "Unusable messages or entries sent to the DLQ");
     describe_counter!(WINDOWS_EVICTED, "Windows evicted from memory");
+    describe_counter!(
+        PROVISIONAL_DEFERRED,
+        "Provisional QuestDB rows put off while the writer was backlogged"
+    );
     describe_gauge!(WINDOWS_IN_MEMORY, "Windows held in memory");
     describe_gauge!(CONSUMER_LAG, "Messages not yet processed");
     describe_gauge!(WATERMARK, "Partition watermark, Unix milliseconds");
@@ -185,6 +191,10 @@ pub fn record_counters(before: &Counters, after: &Counters) {
         (LATE_BEYOND_HORIZON, after.late - before.late),
         (DEAD_LETTERS, after.invalid - before.invalid),
         (WINDOWS_EVICTED, after.evicted - before.evicted),
+        (
+            PROVISIONAL_DEFERRED,
+            after.provisional_deferred - before.provisional_deferred,
+        ),
     ];
     for (name, delta) in pairs {
         if delta > 0 {

@@ -14,6 +14,13 @@ pub trait WindowObserver: Send + Sync + 'static {
     /// One window version.
     fn window_changed(&self, partition: u32, update: &WindowUpdate);
 
+    /// Whether [`window_changed`](Self::window_changed) wants versions of `(tenant, metric)`
+    /// (final ones, or also provisional ones): the caller builds the [`WindowUpdate`] only
+    /// then. By default, all.
+    fn wants(&self, _tenant: &str, _metric: &str, _is_final: bool) -> bool {
+        true
+    }
+
     /// This process took `partition` over under ownership `epoch` and restored its state;
     /// every window of the checkpoint follows through [`window_changed`](Self::window_changed).
     fn partition_started(&self, _partition: u32, _epoch: u64) {}
@@ -29,4 +36,8 @@ pub struct NoObserver;
 
 impl WindowObserver for NoObserver {
     fn window_changed(&self, _partition: u32, _update: &WindowUpdate) {}
+
+    fn wants(&self, _tenant: &str, _metric: &str, _is_final: bool) -> bool {
+        false
+    }
 }

@@ -82,6 +82,44 @@ impl WindowUpdate {
     }
 }
 
+/// A borrowed [`WindowUpdate`]: serializes exactly like one (same fields, names and order),
+/// for publishers that hold the parts elsewhere and need not copy every string of a version
+/// just to encode it. Encode it with [`crate::wire::encode_view`] as a [`WindowUpdate`] or,
+/// in a slice, as a [`WindowUpdates`] batch.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct WindowUpdateView<'a> {
+    /// Tenant.
+    pub tenant_id: &'a str,
+    /// Metric name.
+    pub metric: &'a str,
+    /// Dimension values sorted by name, as in [`SeriesKey::dims`]; written as a JSON object
+    /// like [`WindowUpdate::dimensions`].
+    #[serde(serialize_with = "dimensions_as_map")]
+    pub dimensions: &'a [(String, Option<String>)],
+    /// Window start.
+    pub window_start: UnixMillis,
+    /// Window end (exclusive).
+    pub window_end: UnixMillis,
+    /// The statistics.
+    pub stats: &'a Stats,
+    /// 0 until the window closes; each correction after that adds one.
+    pub revision: u32,
+    /// Whether the window has closed.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// Events merged after the window closed.
+    pub late_count: u64,
+    /// When this version was produced.
+    pub updated_at: UnixMillis,
+}
+
+fn dimensions_as_map<S: serde::Serializer>(
+    dimensions: &&[(String, Option<String>)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(dimensions.iter().map(|(name, value)| (name, value)))
+}
+
 /// Several window versions of one `(tenant, metric)` in one live message: what the core
 /// aggregator publishes on `rtdash.live.<tenant>.<metric>`, one message per subject per emit
 /// instead of one per window version (far fewer messages to encode, route and decode when a
@@ -229,6 +267,42 @@ mod tests {
             late_count: 0,
             updated_at: start + 10,
         }
+    }
+
+    #[test]
+    fn a_window_update_view_encodes_exactly_like_the_update() {
+        let mut owned = update(60_000, 7);
+        owned.dimensions = BTreeMap::from([
+            ("host".to_owned(), None),
+            ("region".to_owned(), Some("eu \"west\"".to_owned())),
+        ]);
+        owned.stats.sum = Some(12.5);
+        owned.stats.p99 = Some(3.25);
+        owned.is_final = true;
+        owned.revision = 2;
+        owned.late_count = 4;
+        let dims: Vec<(String, Option<String>)> = owned.dimensions.clone().into_iter().collect();
+        let view = WindowUpdateView {
+            tenant_id: &owned.tenant_id,
+            metric: &owned.metric,
+            dimensions: &dims,
+            window_start: owned.window_start,
+            window_end: owned.window_end,
+            stats: &owned.stats,
+            revision: owned.revision,
+            is_final: owned.is_final,
+            late_count: owned.late_count,
+            updated_at: owned.updated_at,
+        };
+        for format in [Format::Json, Format::Binary] {
+            let bytes = wire::encode_view::<WindowUpdate, _>(&view, format).unwrap();
+            assert_eq!(bytes, wire::encode(&owned, format).unwrap());
+        }
+        let views = [view, view];
+        let batch = wire::encode_view::<WindowUpdates, _>(&views[..], Format::Json).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(decode_live_updates(&batch, &mut out).unwrap(), 2);
+        assert_eq!(out, vec![owned.clone(), owned]);
     }
 
     #[test]

@@ -111,10 +111,19 @@ pub enum WireError {
 
 /// Encodes `message` in `format`.
 pub fn encode<T: WireMessage>(message: &T, format: Format) -> Result<Vec<u8>, WireError> {
+    encode_view::<T, T>(message, format)
+}
+
+/// Encodes `message`, a borrowed form that serializes exactly like a `M` (such as
+/// [`crate::messages::WindowUpdateView`] for [`WindowUpdate`]), as a message of `M`'s kind.
+pub fn encode_view<M: WireMessage, T: Serialize + ?Sized>(
+    message: &T,
+    format: Format,
+) -> Result<Vec<u8>, WireError> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&MAGIC);
     out.push(ENVELOPE_VERSION);
-    out.push(T::KIND as u8);
+    out.push(M::KIND as u8);
     out.push(format as u8);
     match format {
         Format::Binary => postcard::to_io(message, &mut out)

@@ -87,6 +87,15 @@ impl AlertObserver {
 }
 
 impl WindowObserver for AlertObserver {
+    fn wants(&self, tenant: &str, metric: &str, is_final: bool) -> bool {
+        self.next.wants(tenant, metric, is_final)
+            || self
+                .rules
+                .current()
+                .interest(tenant, metric)
+                .is_some_and(|provisional| is_final || provisional)
+    }
+
     fn window_changed(&self, partition: u32, update: &WindowUpdate) {
         self.next.window_changed(partition, update);
         let Some(provisional) = self

@@ -11,7 +11,7 @@ use crate::metrics as m;
 use crate::observer::WindowObserver;
 use crate::state::WindowOutput;
 use rtdash_runtime::trace_context::TraceParent;
-use rtdash_shared::messages::{WindowUpdate, WindowUpdates};
+use rtdash_shared::messages::{WindowUpdate, WindowUpdateView, WindowUpdates};
 use rtdash_shared::names;
 use rtdash_shared::wire::{self, Format};
 use std::collections::HashMap;
@@ -65,36 +65,37 @@ impl LiveSink {
         outputs: impl IntoIterator<Item = &'a WindowOutput>,
         trace: Option<&TraceParent>,
     ) {
-        // Subjects in the order of their first version; versions in emit order.
-        let mut groups: Vec<Vec<WindowUpdate>> = Vec::new();
+        // Subjects in the order of their first version; versions in emit order. The
+        // observer gets an owned update only for what it wants (alert rules); subscribers get
+        // the versions encoded straight from the outputs.
+        let mut groups: Vec<Vec<WindowUpdateView<'_>>> = Vec::new();
         let mut by_subject: HashMap<(&str, &str), usize> = HashMap::new();
         for output in outputs {
-            let update = output.to_update();
-            self.observer.window_changed(partition, &update);
-            let key = (
+            let (tenant, metric) = (
                 output.key.series.tenant.as_str(),
                 output.key.series.metric.as_str(),
             );
-            let group = *by_subject.entry(key).or_insert_with(|| {
+            if self.observer.wants(tenant, metric, output.is_final) {
+                self.observer.window_changed(partition, &output.to_update());
+            }
+            let group = *by_subject.entry((tenant, metric)).or_insert_with(|| {
                 groups.push(Vec::new());
                 groups.len() - 1
             });
-            groups[group].push(update);
+            groups[group].push(output.view());
         }
-        for mut updates in groups {
+        for updates in groups {
             let subject = match updates.first() {
-                Some(first) => names::live_subject(&first.tenant_id, &first.metric),
+                Some(first) => names::live_subject(first.tenant_id, first.metric),
                 None => continue,
             };
-            while !updates.is_empty() {
-                let rest = updates.split_off(updates.len().min(MAX_BATCH_UPDATES));
-                let count = updates.len();
+            for chunk in updates.chunks(MAX_BATCH_UPDATES) {
+                let count = chunk.len();
                 let encoded = if count == 1 {
-                    wire::encode(&updates[0], Format::Json)
+                    wire::encode_view::<WindowUpdate, _>(&chunk[0], Format::Json)
                 } else {
-                    wire::encode(&WindowUpdates(std::mem::take(&mut updates)), Format::Json)
+                    wire::encode_view::<WindowUpdates, _>(chunk, Format::Json)
                 };
-                updates = rest;
                 let payload = match encoded {
                     Ok(payload) => payload,
                     Err(err) => {

@@ -19,7 +19,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics as m;
-use crate::state::{WindowId, WindowOutput};
+use crate::state::{StoreRoom, WindowId, WindowOutput};
 use questdb::ingress::{Buffer, Sender, TimestampMicros};
 use rtdash_runtime::trace_context::TraceParent;
 use rtdash_shared::schema::create_table_sql_for;
@@ -150,6 +150,62 @@ impl RowSender {
     /// Rows waiting in the channel.
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Room for more rows now: what the channel has free, and for provisional versions only
+    /// up to a quarter of it filled, so that a writer falling behind gets the finals first
+    /// and the optional rows wait.
+    pub fn room(&self) -> StoreRoom {
+        let capacity = self.tx.max_capacity();
+        StoreRoom {
+            rows: self.tx.capacity(),
+            provisional: (capacity / 4).saturating_sub(self.queued()),
+        }
+    }
+
+    /// The channel's size in rows.
+    pub fn capacity(&self) -> usize {
+        self.tx.max_capacity()
+    }
+
+    /// Reserves up to `wanted` slots in the channel without waiting: as many as are free now,
+    /// or none if another partition took them first. Slots not used are given back on drop.
+    pub fn try_reserve(&self, wanted: usize) -> Reserved<'_> {
+        let wanted = wanted.min(self.tx.capacity());
+        let permits = if wanted == 0 {
+            None
+        } else {
+            self.tx.try_reserve_many(wanted).ok()
+        };
+        Reserved { permits }
+    }
+}
+
+/// Slots reserved in the row channel by [`RowSender::try_reserve`].
+pub struct Reserved<'a> {
+    permits: Option<mpsc::PermitIterator<'a, Row>>,
+}
+
+impl Reserved<'_> {
+    /// Slots left.
+    pub fn len(&self) -> usize {
+        self.permits.as_ref().map_or(0, ExactSizeIterator::len)
+    }
+
+    /// Whether no slot is left.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queues `row` in a reserved slot; gives it back when none is left.
+    pub fn send(&mut self, row: Row) -> Option<Row> {
+        match self.permits.as_mut().and_then(Iterator::next) {
+            Some(permit) => {
+                permit.send(row);
+                None
+            }
+            None => Some(row),
+        }
     }
 }
 

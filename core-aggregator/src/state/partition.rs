@@ -42,6 +42,23 @@ pub const MAX_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
 /// Longest tenant or metric name accepted (they become NATS subject tokens).
 pub const MAX_NAME_LEN: usize = 128;
 
+/// How many store outputs one [`PartitionState::poll_outputs_within`] may make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreRoom {
+    /// Store outputs in all.
+    pub rows: usize,
+    /// Of which outputs of open windows (provisional versions).
+    pub provisional: usize,
+}
+
+impl StoreRoom {
+    /// No limit.
+    pub const UNLIMITED: Self = Self {
+        rows: usize::MAX,
+        provisional: usize::MAX,
+    };
+}
+
 /// Timing settings of the state machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -142,6 +159,8 @@ pub struct Counters {
     pub invalid: u64,
     /// Windows evicted from memory.
     pub evicted: u64,
+    /// Provisional store outputs put off because the store was backlogged.
+    pub provisional_deferred: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -208,6 +227,9 @@ pub struct PartitionState {
     /// Windows evicted since the last capture.
     tombstones: Vec<KeyRecord>,
     counters: Counters,
+    /// Due store outputs left queued by the last poll for want of room (see
+    /// [`PartitionState::poll_outputs_within`]).
+    store_backlog: usize,
 }
 
 impl PartitionState {
@@ -235,6 +257,7 @@ impl PartitionState {
             checkpoint_dirty: Vec::new(),
             tombstones: Vec::new(),
             counters: Counters::default(),
+            store_backlog: 0,
         }
     }
 
@@ -595,6 +618,25 @@ impl PartitionState {
 
     /// Window versions due at wall-clock time `now` for the store and/or live subscribers.
     pub fn poll_outputs(&mut self, now: UnixMillis) -> Vec<WindowOutput> {
+        self.poll_outputs_within(now, StoreRoom::UNLIMITED)
+    }
+
+    /// Due store outputs the last [`PartitionState::poll_outputs_within`] left queued for
+    /// want of room (an upper bound: some may have nothing new by their turn).
+    pub fn store_backlog(&self) -> usize {
+        self.store_backlog
+    }
+
+    /// [`PartitionState::poll_outputs`] with at most `room.rows` store outputs, of which at
+    /// most `room.provisional` of open windows. Live outputs are never limited.
+    ///
+    /// - Store outputs beyond `room.rows` stay queued, due, for the next poll: a slow store
+    ///   holds up neither the consumer nor the live updates (the windows stay in memory until
+    ///   their final version is confirmed anyway, so waiting costs no memory).
+    /// - Provisional outputs beyond `room.provisional` are put off by one provisional
+    ///   interval: they are only snapshots of what the final row will hold, and making them
+    ///   while the store is behind would hold up the finals.
+    pub fn poll_outputs_within(&mut self, now: UnixMillis, room: StoreRoom) -> Vec<WindowOutput> {
         let provisional = self.provisional_interval_ms();
         let live = self.settings.live_throttle_ms;
         for (slot, uid) in std::mem::take(&mut self.changes) {
@@ -623,15 +665,30 @@ impl PartitionState {
         }
         let mut due: Vec<(usize, bool, bool)> = Vec::new();
         let mut slots: HashMap<usize, usize> = HashMap::new();
+        let (mut rows, mut provisional_rows) = (0usize, 0usize);
+        self.store_backlog = 0;
         for (queue, is_store) in [(&mut self.store_queue, true), (&mut self.live_queue, false)] {
             while let Some(&Reverse((at, uid, slot))) = queue.peek() {
                 if at > now {
+                    break;
+                }
+                if is_store && rows >= room.rows {
+                    self.store_backlog = queue
+                        .iter()
+                        .filter(|Reverse((at, _, _))| *at <= now)
+                        .count();
                     break;
                 }
                 queue.pop();
                 let Some(window) = self.windows.get_mut(slot).filter(|w| w.uid == uid) else {
                     continue;
                 };
+                if is_store && !window.is_final && provisional_rows >= room.provisional {
+                    // Still queued, one provisional interval later.
+                    queue.push(Reverse((now.saturating_add(provisional), uid, slot)));
+                    self.counters.provisional_deferred += 1;
+                    continue;
+                }
                 let pending = if is_store {
                     window.store_queued = false;
                     window.store_sent_version < window.version
@@ -647,6 +704,10 @@ impl PartitionState {
                     due.len() - 1
                 });
                 if is_store {
+                    rows += 1;
+                    if !window.is_final {
+                        provisional_rows += 1;
+                    }
                     due[at].1 = true;
                 } else {
                     due[at].2 = true;

@@ -2,7 +2,7 @@
 
 use super::borrowed::SeriesParts;
 use hashbrown::Equivalent;
-use rtdash_shared::messages::WindowUpdate;
+use rtdash_shared::messages::{WindowUpdate, WindowUpdateView};
 use rtdash_shared::series::SeriesKey;
 use rtdash_shared::sketch::{Sketch, Stats};
 use rtdash_shared::time::UnixMillis;
@@ -186,6 +186,22 @@ impl WindowOutput {
             window_start: self.key.start,
             window_end: self.key.end(),
             stats: self.stats.clone(),
+            revision: self.revision,
+            is_final: self.is_final,
+            late_count: self.late_count,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// The same message borrowed from this version (what live subscribers are sent).
+    pub fn view(&self) -> WindowUpdateView<'_> {
+        WindowUpdateView {
+            tenant_id: &self.key.series.tenant,
+            metric: &self.key.series.metric,
+            dimensions: &self.key.series.dims,
+            window_start: self.key.start,
+            window_end: self.key.end(),
+            stats: &self.stats,
             revision: self.revision,
             is_final: self.is_final,
             late_count: self.late_count,
