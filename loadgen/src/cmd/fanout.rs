@@ -70,6 +70,11 @@ pub struct FanoutArgs {
     /// Print one JSON object instead of the human-readable report.
     #[arg(long)]
     pub json: bool,
+    /// Also print one line per marker (to standard error): when it was sent (second of the
+    /// minute) and its median and largest delay over the viewers. Shows whether slow
+    /// deliveries cluster at a point of the minute, such as window rollovers.
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 /// What the probe measured.
@@ -261,7 +266,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
 
     let publisher = Publisher::new(&args, client).await?;
     let first = probe::first_seq();
-    let mut published: Vec<(u64, i64, Instant)> = Vec::new();
+    // (seq, its window, when it was sent, wall clock of the send)
+    let mut published: Vec<(u64, i64, Instant, i64)> = Vec::new();
     let interval = Duration::from_millis(args.interval_ms.max(1));
     let mut rng = rand::rngs::SmallRng::seed_from_u64(u64::from(std::process::id()));
     for i in 0..args.markers {
@@ -270,7 +276,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         let at = now_millis();
         let sent = Instant::now();
         match publisher.publish(&args.tenant, seq, at).await {
-            Ok(()) => published.push((seq, window_start(at, PROBE_WINDOW_MS), sent)),
+            Ok(()) => published.push((seq, window_start(at, PROBE_WINDOW_MS), sent, at)),
             Err(err) => tracing::warn!(error = %format!("{err:#}"), "marker not published"),
         }
     }
@@ -279,16 +285,22 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
 
     let mut samples = Samples::new();
+    let mut per_marker: Vec<Samples> = published.iter().map(|_| Samples::new()).collect();
     for handle in handles {
         let Ok(log) = handle.await else { continue };
         if log.is_empty() {
             continue;
         }
-        for (seq, window, sent) in &published {
+        for ((seq, window, sent, _), marker) in published.iter().zip(&mut per_marker) {
             if let Some((at, _)) = log.iter().find(|(_, seen)| includes(seen, *window, *seq)) {
-                samples.record(at.saturating_duration_since(*sent));
+                let delay = at.saturating_duration_since(*sent);
+                samples.record(delay);
+                marker.record(delay);
             }
         }
+    }
+    if args.timeline {
+        print_timeline(&published, &per_marker);
     }
     report.failed = shared.failed.load(Ordering::Relaxed);
     report.markers = published.len() as u32;
@@ -301,6 +313,22 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         print_report(&report);
     }
     Ok(())
+}
+
+/// One line per marker on standard error: second of the minute it was sent, deliveries, and
+/// its median and largest delay in milliseconds.
+fn print_timeline(published: &[(u64, i64, Instant, i64)], per_marker: &[Samples]) {
+    eprintln!("marker  sent_at(s of minute)  deliveries  p50_ms  max_ms");
+    for (i, ((_, _, _, at), marker)) in published.iter().zip(per_marker).enumerate() {
+        let summary = marker.summary();
+        eprintln!(
+            "{i:>6}  {:>20.1}  {:>10}  {:>6.0}  {:>6.0}",
+            (at.rem_euclid(60_000)) as f64 / 1000.0,
+            marker.len(),
+            summary.p50_ms,
+            summary.max_ms
+        );
+    }
 }
 
 fn print_report(r: &FanoutReport) {
