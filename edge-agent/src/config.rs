@@ -248,16 +248,33 @@ pub enum ArchiveFullPolicy {
     Backpressure,
 }
 
+/// How archive chunks are stored (see `rtdash_shared::archive`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveCompression {
+    /// Plain NDJSON, readable by any reader.
+    #[default]
+    None,
+    /// One zstd frame per chunk (header `Content-Encoding: zstd`): about a tenth of the bytes
+    /// for NATS to carry and store, for about 0.2 us of agent CPU per event. Readers must
+    /// decode chunks with `rtdash_shared::archive::decode_chunk`.
+    Zstd,
+}
+
 /// `[archive]`: raw-event archive batching.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveConfig {
-    /// Size of one NDJSON chunk per tenant, in bytes.
+    /// Size of one NDJSON chunk per tenant before compression, in bytes.
     pub chunk_bytes: usize,
-    /// Chunks waiting for NATS, in bytes.
+    /// Chunks waiting for NATS (as stored, so compressed when they are), in bytes.
     pub max_queue_bytes: u64,
     /// What to do when the queue is full.
     pub when_full: ArchiveFullPolicy,
+    /// How chunks are stored: `none` (NDJSON) or `zstd`.
+    pub compression: ArchiveCompression,
+    /// zstd level with `compression = "zstd"` (-7 to 19; 1 is fast and about tenfold).
+    pub zstd_level: i32,
 }
 
 impl Default for ArchiveConfig {
@@ -266,6 +283,8 @@ impl Default for ArchiveConfig {
             chunk_bytes: 256 * KIB as usize,
             max_queue_bytes: 64 * MIB,
             when_full: ArchiveFullPolicy::Drop,
+            compression: ArchiveCompression::None,
+            zstd_level: 1,
         }
     }
 }
@@ -455,6 +474,12 @@ impl Validate for AgentConfig {
                 "must be at least archive.chunk_bytes",
             ));
         }
+        if !(-7..=19).contains(&self.archive.zstd_level) {
+            return Err(ConfigError::invalid(
+                "archive.zstd_level",
+                "must be -7 to 19",
+            ));
+        }
         if self.limits.max_event_bytes == 0 {
             return Err(ConfigError::invalid(
                 "limits.max_event_bytes",
@@ -490,6 +515,7 @@ mod tests {
         assert_eq!(config.flush_interval_ms, 500);
         assert_eq!(config.ingest.max_batch_items, 100_000);
         assert!(!config.archive_events);
+        assert_eq!(config.archive.compression, ArchiveCompression::None);
     }
 
     #[test]
@@ -501,10 +527,12 @@ mod tests {
                 ("RTDASH_EDGE_AGENT__INGEST__MAX_BODY_BYTES", "1048576"),
                 ("RTDASH_EDGE_AGENT__ARCHIVE_EVENTS", "true"),
                 ("RTDASH_EDGE_AGENT__AGENT_ID", "edge-7"),
+                ("RTDASH_EDGE_AGENT__ARCHIVE__COMPRESSION", "zstd"),
                 ("RTDASH_NATS__URL", "nats://10.1.2.3:4222"),
             ]),
         )
         .expect("valid");
+        assert_eq!(config.archive.compression, ArchiveCompression::Zstd);
         assert_eq!(config.ingest.max_body_bytes, 1_048_576);
         assert!(config.archive_events);
         assert_eq!(config.agent_id.as_deref(), Some("edge-7"));
@@ -527,6 +555,11 @@ mod tests {
             ),
             ("RTDASH_EDGE_AGENT__FLUSH_INTERVAL", "5", "flush_interval"),
             ("RTDASH_EDGE_AGENT__SITE", "S1", "site"),
+            (
+                "RTDASH_EDGE_AGENT__ARCHIVE__ZSTD_LEVEL",
+                "30",
+                "archive.zstd_level",
+            ),
             ("RTDASH_EDGE_AGENT__SITE", "s1-", "site"),
             (
                 "RTDASH_EDGE_AGENT__SUBJECT_PREFIX",
