@@ -265,8 +265,10 @@ pub enum ArchiveCompression {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveConfig {
-    /// Size of one NDJSON chunk per tenant before compression, in bytes.
-    pub chunk_bytes: usize,
+    /// Size of one NDJSON chunk per tenant before compression, in bytes (at most what fits
+    /// one NATS message uncompressed). Default: 256 KiB, and 1 MiB with `compression = "zstd"`
+    /// (fewer, still small messages).
+    pub chunk_bytes: Option<usize>,
     /// Chunks waiting for NATS (as stored, so compressed when they are), in bytes.
     pub max_queue_bytes: u64,
     /// What to do when the queue is full.
@@ -277,10 +279,20 @@ pub struct ArchiveConfig {
     pub zstd_level: i32,
 }
 
+impl ArchiveConfig {
+    /// `chunk_bytes`, or its default for the compression in force.
+    pub fn effective_chunk_bytes(&self) -> usize {
+        self.chunk_bytes.unwrap_or(match self.compression {
+            ArchiveCompression::None => 256 * KIB as usize,
+            ArchiveCompression::Zstd => MIB as usize,
+        })
+    }
+}
+
 impl Default for ArchiveConfig {
     fn default() -> Self {
         Self {
-            chunk_bytes: 256 * KIB as usize,
+            chunk_bytes: None,
             max_queue_bytes: 64 * MIB,
             when_full: ArchiveFullPolicy::Drop,
             compression: ArchiveCompression::None,
@@ -462,13 +474,13 @@ impl Validate for AgentConfig {
         )?;
         positive("dlq.max_raw_bytes", self.dlq.max_raw_bytes as u64)?;
         positive("dlq.queue_bytes", self.dlq.queue_bytes)?;
-        if !(KIB as usize..=16 * MIB as usize).contains(&self.archive.chunk_bytes) {
+        if !(KIB as usize..=16 * MIB as usize).contains(&self.archive.effective_chunk_bytes()) {
             return Err(ConfigError::invalid(
                 "archive.chunk_bytes",
                 "must be 1 KiB to 16 MiB",
             ));
         }
-        if self.archive.max_queue_bytes < self.archive.chunk_bytes as u64 {
+        if self.archive.max_queue_bytes < self.archive.effective_chunk_bytes() as u64 {
             return Err(ConfigError::invalid(
                 "archive.max_queue_bytes",
                 "must be at least archive.chunk_bytes",
@@ -516,6 +528,7 @@ mod tests {
         assert_eq!(config.ingest.max_batch_items, 100_000);
         assert!(!config.archive_events);
         assert_eq!(config.archive.compression, ArchiveCompression::None);
+        assert_eq!(config.archive.effective_chunk_bytes(), 256 * 1024);
     }
 
     #[test]
@@ -533,6 +546,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(config.archive.compression, ArchiveCompression::Zstd);
+        assert_eq!(config.archive.effective_chunk_bytes(), 1024 * 1024);
         assert_eq!(config.ingest.max_body_bytes, 1_048_576);
         assert!(config.archive_events);
         assert_eq!(config.agent_id.as_deref(), Some("edge-7"));

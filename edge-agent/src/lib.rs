@@ -295,7 +295,7 @@ pub async fn start(
     // A chunk is sealed once it reaches its size, so it may exceed it by one event.
     let archive_chunk_bytes = config
         .archive
-        .chunk_bytes
+        .effective_chunk_bytes()
         .min(hard_max_batch_bytes.saturating_sub(config.limits.max_event_bytes))
         .max(1024);
     let archive = if config.archive_events {
