@@ -296,6 +296,7 @@ impl Outbox for DeadLetters {
             msg_id: format!("{}.dlq.{}", self.agent_id, item.id),
             payload: item.payload.clone(),
             trace: None,
+            content_encoding: None,
             token: item.id,
         };
         inner.in_flight.insert(item.id, item);

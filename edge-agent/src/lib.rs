@@ -7,7 +7,7 @@
 //! POST /v1/events ──> ingest ──> shards (N × Aggregator) ──flush──> spool ──> JetStream
 //!                       │                                  every     (memory,   rtdash.partials.<p>
 //!                       ├──> dead letters ──> rtdash.dlq.<tenant>    500 ms      then disk)
-//!                       └──> archive (optional) ──> rtdash.events.<tenant>
+//!                       └──> archive (optional, NDJSON or zstd) ──> rtdash.events.<tenant>
 //! ```
 //!
 //! Modules, in the order data flows: [`ingest`] (HTTP, bodies, validation, answers),
@@ -151,6 +151,9 @@ pub enum AgentError {
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Serve(String),
+    /// The archive's zstd context could not be created.
+    #[error("archive compressor: {0}")]
+    Compressor(std::io::Error),
 }
 
 impl AgentError {
@@ -292,21 +295,24 @@ pub async fn start(
     // A chunk is sealed once it reaches its size, so it may exceed it by one event.
     let archive_chunk_bytes = config
         .archive
-        .chunk_bytes
+        .effective_chunk_bytes()
         .min(hard_max_batch_bytes.saturating_sub(config.limits.max_event_bytes))
         .max(1024);
-    let archive = config.archive_events.then(|| {
-        Arc::new(
-            Archive::new(
-                &agent_id,
-                archive_chunk_bytes,
-                config.archive.max_queue_bytes,
-                config.archive.when_full,
-                metrics.clone(),
-            )
-            .with_subject_prefix(prefix),
+    let archive = if config.archive_events {
+        let archive = Archive::new(
+            &agent_id,
+            archive_chunk_bytes,
+            config.archive.max_queue_bytes,
+            config.archive.when_full,
+            metrics.clone(),
         )
-    });
+        .with_subject_prefix(prefix)
+        .with_compression(config.archive.compression, config.archive.zstd_level)
+        .map_err(AgentError::Compressor)?;
+        Some(Arc::new(archive))
+    } else {
+        None
+    };
     let in_flight = Arc::new(InFlightRequests::default());
     let shutting_down = Arc::new(AtomicBool::new(false));
     let stop_memory = CancellationToken::new();

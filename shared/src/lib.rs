@@ -11,6 +11,7 @@
 //!   unique counts, t-digest percentiles);
 //! - [`aggregate`]: the aggregation code shared by the live path and recomputation;
 //! - [`messages`] and [`wire`]: what travels over NATS, in a versioned envelope;
+//! - [`archive`]: the raw-event archive's chunks (NDJSON, optionally zstd-compressed);
 //! - [`names`]: every subject, stream, bucket and config key name;
 //! - [`schema`]: the QuestDB table metric windows live in;
 //! - [`stat`] and [`alert`]: served statistics, alert rules and transitions.
@@ -20,6 +21,7 @@
 
 pub mod aggregate;
 pub mod alert;
+pub mod archive;
 pub mod event;
 pub mod messages;
 pub mod metric;

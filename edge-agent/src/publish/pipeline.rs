@@ -39,6 +39,8 @@ pub struct Outgoing<T> {
     pub payload: Bytes,
     /// Trace context sent as the `traceparent` header (only while traces are exported).
     pub trace: Option<TraceParent>,
+    /// `Content-Encoding` header, when the payload is compressed.
+    pub content_encoding: Option<&'static str>,
     /// What the outbox needs to recognise the message when its outcome is reported.
     pub token: T,
 }
@@ -118,6 +120,9 @@ pub async fn run<O: Outbox>(
                 headers.insert("Nats-Msg-Id", out.msg_id.as_str());
                 if let Some(trace) = &out.trace {
                     trace.inject(&mut headers);
+                }
+                if let Some(encoding) = out.content_encoding {
+                    headers.insert(rtdash_shared::archive::CONTENT_ENCODING, encoding);
                 }
                 let started = Instant::now();
                 match js

@@ -454,6 +454,7 @@ impl Outbox for Spool {
                 msg_id: names::partial_msg_id(&self.agent_id, partition, seq),
                 payload,
                 trace,
+                content_encoding: None,
                 token: BatchToken { partition, seq },
             });
         }
