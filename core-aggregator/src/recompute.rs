@@ -28,6 +28,7 @@ use crate::state::{WindowId, WindowKey, WindowOutput};
 use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use futures::StreamExt;
 use rtdash_shared::aggregate::Aggregator;
+use rtdash_shared::archive;
 use rtdash_shared::event::{parse_event, EventLimits};
 use rtdash_shared::metric::{MetricDefinition, MetricFile, MetricSet};
 use rtdash_shared::names;
@@ -69,6 +70,8 @@ pub struct RecomputeSummary {
     pub chunks: u64,
     /// Chunks skipped as duplicates.
     pub duplicate_chunks: u64,
+    /// Chunks skipped because they could not be decompressed (each logged with its problem).
+    pub undecodable_chunks: u64,
     /// Events folded in.
     pub events: u64,
     /// Archived lines that are not valid events (skipped).
@@ -259,7 +262,16 @@ pub async fn recompute(
             }
         }
         let now = now_millis();
-        for line in message.payload.split(|b| *b == b'\n') {
+        // Plain NDJSON or one zstd frame (`archive.compression` of the agents).
+        let payload = match archive::decode_chunk(&message.payload, archive::MAX_DECODED_BYTES) {
+            Ok(payload) => payload,
+            Err(err) => {
+                tracing::warn!(%err, "archive chunk skipped: cannot decode it");
+                summary.undecodable_chunks += 1;
+                continue;
+            }
+        };
+        for line in payload.split(|b| *b == b'\n') {
             let line = line.trim_ascii();
             if line.is_empty() {
                 continue;
@@ -332,10 +344,11 @@ pub async fn recompute(
         });
     }
     eprintln!(
-        "\rrecompute: done in {:.1} s: {} chunks ({} duplicates skipped), {} events, {} invalid lines, {} rows written",
+        "\rrecompute: done in {:.1} s: {} chunks ({} duplicates, {} undecodable skipped), {} events, {} invalid lines, {} rows written",
         started.elapsed().as_secs_f64(),
         summary.chunks,
         summary.duplicate_chunks,
+        summary.undecodable_chunks,
         summary.events,
         summary.invalid,
         summary.rows
