@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 /// Comparison of a stat against the threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Condition {
     /// value > threshold
@@ -37,6 +38,7 @@ impl Condition {
 
 /// When a rule looks at a window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum EvaluateOn {
     /// When the window closes (and again when a late correction revises it).
@@ -116,6 +118,7 @@ impl AlertRule {
 
 /// State of a rule for one series.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     /// Not breaching.
@@ -307,6 +310,7 @@ pub fn is_webhook_url(url: &str) -> bool {
 
 /// What a record of the alert log (`rtdash.alertlog.<tenant>.<rule>`) describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertLogKind {
     /// A state transition (every one, notified or not).
@@ -317,6 +321,7 @@ pub enum AlertLogKind {
 
 /// How a delivery attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryOutcome {
     /// 2xx: delivered.

@@ -72,6 +72,7 @@ const fn default_max_series() -> u32 {
 
 /// A metric definition as users write it (TOML, JSON, or through the gateway's API).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MetricDefinition {
     /// Metric name, `[A-Za-z0-9_-]`, at most 64 bytes; unique per tenant.

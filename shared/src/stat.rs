@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 /// One served statistic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Stat {
     /// Number of events.
