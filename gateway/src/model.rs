@@ -61,12 +61,14 @@ fn default_time_window() -> String {
     "last_1h".to_owned()
 }
 
-/// A widget: a query definition resolved at read time.
+/// A widget: a query definition resolved at read time. Answers always carry every field but
+/// `title` and `window` (the serde defaults read documents stored before a field existed).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Widget {
     /// Id (assigned by the gateway).
     #[serde(default)]
+    #[schema(required = true)]
     pub widget_id: String,
     /// Display title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -75,19 +77,23 @@ pub struct Widget {
     pub metric_name: String,
     /// Dimension filter.
     #[serde(default)]
+    #[schema(required = true)]
     pub dimensions: BTreeMap<String, String>,
     /// Statistic shown.
     #[serde(default)]
-    #[schema(value_type = String, example = "count")]
+    #[schema(required = true)]
     pub stat: Stat,
     /// Range shown: `last_<n><s|m|h|d>`.
     #[serde(default = "default_time_window")]
+    #[schema(required = true, example = "last_1h")]
     pub time_window: String,
     /// Aggregation window (`1m`, `5m`...); the metric's window when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "5m")]
     pub window: Option<String>,
     /// How it draws.
     #[serde(default)]
+    #[schema(required = true)]
     pub viz_type: VizType,
 }
 
@@ -109,15 +115,16 @@ pub struct WidgetInput {
     /// Dimension filter.
     #[serde(default)]
     pub dimensions: BTreeMap<String, String>,
-    /// Statistic shown.
+    /// Statistic shown (default `count`).
     #[serde(default)]
-    #[schema(value_type = String, example = "count")]
     pub stat: Stat,
-    /// Range shown.
+    /// Range shown: `last_<n><s|m|h|d>` (default `last_1h`).
     #[serde(default = "default_time_window")]
+    #[schema(example = "last_1h")]
     pub time_window: String,
-    /// Aggregation window.
+    /// Aggregation window (`1m`, `5m`...); the metric's window when absent.
     #[serde(default)]
+    #[schema(example = "5m")]
     pub window: Option<String>,
     /// How it draws.
     #[serde(default)]
@@ -202,6 +209,7 @@ pub struct Dashboard {
     pub description: Option<String>,
     /// Widgets, in display order.
     #[serde(default)]
+    #[schema(required = true)]
     pub widgets: Vec<Widget>,
     /// Created (RFC 3339).
     pub created_at: String,

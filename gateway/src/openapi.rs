@@ -1,5 +1,7 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations and the
-//! answer types' `ToSchema` derives. Served at `/v1/openapi.json`.
+//! answer types' `ToSchema` derives (the shared crate's types through its `utoipa` feature).
+//! Served at `/v1/openapi.json`; `cargo run -q -p gateway --example openapi` prints it without
+//! a running stack, which is how `web/` generates its types (`npm run gen:api`).
 
 use crate::AppState;
 use utoipa::OpenApi;
@@ -56,4 +58,78 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 /// The stream route, with its OpenAPI description.
 pub fn stream_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(crate::live::sse::stream))
+}
+
+/// The whole document, as `GET /v1/openapi.json` serves it.
+pub fn document() -> utoipa::openapi::OpenApi {
+    api_router().merge(stream_router()).into_openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn document_json() -> serde_json::Value {
+        serde_json::to_value(document()).expect("the document serializes")
+    }
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = document_json();
+        let mut seen = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                let id = operation["operationId"].as_str().expect("operationId");
+                assert!(seen.insert(id.to_owned()), "{method} {path}: {id} repeats");
+            }
+        }
+    }
+
+    /// Closed sets of strings are enums in the document, so clients can generate exhaustive
+    /// types (web/src/api-types.ts).
+    #[test]
+    fn closed_string_sets_are_enums() {
+        let doc = document_json();
+        let schemas = &doc["components"]["schemas"];
+        for (name, values) in [
+            (
+                "Stat",
+                &[
+                    "count", "sum", "min", "max", "avg", "p50", "p90", "p95", "p99", "unique",
+                ][..],
+            ),
+            ("Condition", &["gt", "lt", "gte", "lte", "eq"]),
+            ("EvaluateOn", &["final", "provisional"]),
+            ("AlertState", &["ok", "pending", "firing", "resolved"]),
+            (
+                "VizType",
+                &[
+                    "line_chart",
+                    "area_chart",
+                    "bar_chart",
+                    "counter",
+                    "gauge",
+                    "table",
+                ],
+            ),
+        ] {
+            assert_eq!(schemas[name]["enum"], serde_json::json!(values), "{name}");
+        }
+        for (schema, field, target) in [
+            ("AlertInput", "stat", "Stat"),
+            ("AlertInput", "condition", "Condition"),
+            ("AlertInput", "evaluate_on", "EvaluateOn"),
+            ("AlertOut", "evaluate_on", "EvaluateOn"),
+            ("WidgetInput", "stat", "Stat"),
+            ("MetricInfo", "definition", "MetricDefinition"),
+        ] {
+            assert_eq!(
+                schemas[schema]["properties"][field]["$ref"],
+                format!("#/components/schemas/{target}"),
+                "{schema}.{field}"
+            );
+        }
+        assert!(schemas["MetricDefinition"]["properties"]["window_secs"].is_object());
+    }
 }

@@ -14,7 +14,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use rtdash_shared::alert::{AlertLogKind, AlertLogRecord, AlertRule, Condition, EvaluateOn};
+use rtdash_shared::alert::{
+    AlertLogKind, AlertLogRecord, AlertRule, AlertState, Condition, DeliveryOutcome, EvaluateOn,
+};
 use rtdash_shared::names::{self, alert_config_key};
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::{format_rfc3339, now_millis};
@@ -38,12 +40,10 @@ pub struct AlertInput {
     /// Dimension filter.
     #[serde(default)]
     pub dimensions: BTreeMap<String, String>,
-    /// Statistic compared.
+    /// Statistic compared (default `count`).
     #[serde(default)]
-    #[schema(value_type = String, example = "count")]
     pub stat: Stat,
-    /// `gt lt gte lte eq`.
-    #[schema(value_type = String, example = "gt")]
+    /// Comparison of the stat against `threshold`.
     pub condition: Condition,
     /// Threshold.
     pub threshold: f64,
@@ -52,9 +52,8 @@ pub struct AlertInput {
     /// Consecutive breaching windows before firing (1 to 1000).
     #[serde(default = "one")]
     pub for_windows: u32,
-    /// `final` (default) or `provisional`.
+    /// When windows are evaluated (default `final`).
     #[serde(default)]
-    #[schema(value_type = String, example = "final")]
     pub evaluate_on: EvaluateOn,
     /// Labels on notifications.
     #[serde(default)]
@@ -92,11 +91,9 @@ pub struct AlertOut {
     pub metric_name: String,
     /// Dimension filter.
     pub dimensions: BTreeMap<String, String>,
-    /// Statistic.
-    #[schema(value_type = String)]
+    /// Statistic compared.
     pub stat: Stat,
-    /// Condition.
-    #[schema(value_type = String)]
+    /// Comparison of the stat against `threshold`.
     pub condition: Condition,
     /// Threshold.
     pub threshold: f64,
@@ -104,8 +101,7 @@ pub struct AlertOut {
     pub notify_channel: String,
     /// Windows before firing.
     pub for_windows: u32,
-    /// When evaluated.
-    #[schema(value_type = String)]
+    /// When windows are evaluated.
     pub evaluate_on: EvaluateOn,
     /// Labels.
     pub labels: BTreeMap<String, String>,
@@ -216,8 +212,10 @@ async fn fetch(state: &AppState, tenant: &str, id: &str) -> Result<(AlertRule, u
 }
 
 /// Creates a rule.
-#[utoipa::path(post, path = "/v1/alerts", tag = "alerts", request_body = AlertInput,
-    responses((status = 201, body = AlertOut), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/alerts", operation_id = "create_alert",
+    tag = "alerts", request_body = AlertInput,
+    responses((status = 201, body = AlertOut), (status = 400, body = ErrorBody),
+              (status = 413, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<AlertInput>,
@@ -237,7 +235,8 @@ pub async fn create(
 }
 
 /// Lists a tenant's rules.
-#[utoipa::path(get, path = "/v1/alerts", tag = "alerts", params(TenantQuery),
+#[utoipa::path(get, path = "/v1/alerts", operation_id = "list_alerts",
+    tag = "alerts", params(TenantQuery),
     responses((status = 200, body = AlertList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -261,7 +260,8 @@ pub async fn list(
 }
 
 /// One rule.
-#[utoipa::path(get, path = "/v1/alerts/{id}", tag = "alerts",
+#[utoipa::path(get, path = "/v1/alerts/{id}", operation_id = "get_alert",
+    tag = "alerts",
     params(("id" = String, Path, description = "Alert id"), TenantQuery),
     responses((status = 200, body = AlertOut), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -290,7 +290,8 @@ pub async fn get(
 }
 
 /// Replaces a rule.
-#[utoipa::path(put, path = "/v1/alerts/{id}", tag = "alerts", request_body = AlertInput,
+#[utoipa::path(put, path = "/v1/alerts/{id}", operation_id = "put_alert",
+    tag = "alerts", request_body = AlertInput,
     params(("id" = String, Path, description = "Alert id"), TenantQuery,
            ("If-Match" = Option<String>, Header, description = "Expected revision")),
     responses((status = 200, body = AlertOut), (status = 400, body = ErrorBody),
@@ -321,7 +322,8 @@ pub async fn put(
 }
 
 /// Deletes a rule.
-#[utoipa::path(delete, path = "/v1/alerts/{id}", tag = "alerts",
+#[utoipa::path(delete, path = "/v1/alerts/{id}", operation_id = "delete_alert",
+    tag = "alerts",
     params(("id" = String, Path, description = "Alert id"), TenantQuery,
            ("If-Match" = Option<String>, Header, description = "Expected revision")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -358,22 +360,20 @@ pub struct EventsQuery {
 /// A transition or a delivery attempt of a rule.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertEventOut {
-    /// `transition` or `delivery`.
-    #[schema(example = "delivery")]
-    pub kind: String,
+    /// A transition or a delivery attempt.
+    pub kind: AlertLogKind,
     /// When (RFC 3339).
     pub at: String,
     /// The transition's id (the webhook's `Idempotency-Key`).
     pub transition_id: String,
     /// The alert (rule and series).
     pub fingerprint: String,
-    /// The series' dimensions.
-    #[schema(value_type = Object)]
+    /// The series' dimensions (null: the event lacked the dimension).
     pub dimensions: BTreeMap<String, Option<String>>,
-    /// State before: `ok pending firing resolved`.
-    pub from: String,
+    /// State before.
+    pub from: AlertState,
     /// State after.
-    pub to: String,
+    pub to: AlertState,
     /// The window evaluated (RFC 3339).
     pub window_start: String,
     /// Its end.
@@ -385,9 +385,9 @@ pub struct AlertEventOut {
     /// Delivery: attempt number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
-    /// Delivery: `delivered retrying failed gave_up skipped`.
+    /// Delivery: how the attempt ended.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub outcome: Option<DeliveryOutcome>,
     /// Delivery: the webhook's HTTP status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
@@ -405,23 +405,19 @@ pub struct AlertEventOut {
 impl From<AlertLogRecord> for AlertEventOut {
     fn from(r: AlertLogRecord) -> Self {
         Self {
-            kind: match r.kind {
-                AlertLogKind::Transition => "transition",
-                AlertLogKind::Delivery => "delivery",
-            }
-            .to_owned(),
+            kind: r.kind,
             at: format_rfc3339(r.at),
             transition_id: r.transition_id,
             fingerprint: r.fingerprint,
             dimensions: r.dimensions,
-            from: r.from.as_str().to_owned(),
-            to: r.to.as_str().to_owned(),
+            from: r.from,
+            to: r.to,
             window_start: format_rfc3339(r.window_start),
             window_end: format_rfc3339(r.window_end),
             value: r.value,
             threshold: r.threshold,
             attempt: r.attempt,
-            outcome: r.outcome.map(|o| o.as_str().to_owned()),
+            outcome: r.outcome,
             http_status: r.http_status,
             response: r.response,
             error: r.error,
@@ -440,7 +436,8 @@ pub struct AlertEvents {
 }
 
 /// A rule's transitions and delivery attempts, newest first.
-#[utoipa::path(get, path = "/v1/alerts/{id}/events", tag = "alerts",
+#[utoipa::path(get, path = "/v1/alerts/{id}/events", operation_id = "list_alert_events",
+    tag = "alerts",
     params(("id" = String, Path, description = "Alert id"), EventsQuery),
     responses((status = 200, body = AlertEvents), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]

@@ -116,7 +116,8 @@ fn build_widgets(
 }
 
 /// Creates a dashboard.
-#[utoipa::path(post, path = "/v1/dashboards", tag = "dashboards", request_body = DashboardInput,
+#[utoipa::path(post, path = "/v1/dashboards", operation_id = "create_dashboard",
+    tag = "dashboards", request_body = DashboardInput,
     responses((status = 201, body = DashboardOut), (status = 400, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
@@ -150,7 +151,8 @@ pub async fn create(
 }
 
 /// Lists a tenant's dashboards.
-#[utoipa::path(get, path = "/v1/dashboards", tag = "dashboards", params(TenantQuery),
+#[utoipa::path(get, path = "/v1/dashboards", operation_id = "list_dashboards",
+    tag = "dashboards", params(TenantQuery),
     responses((status = 200, body = DashboardList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -177,7 +179,8 @@ pub async fn list(
 }
 
 /// One dashboard.
-#[utoipa::path(get, path = "/v1/dashboards/{id}", tag = "dashboards",
+#[utoipa::path(get, path = "/v1/dashboards/{id}", operation_id = "get_dashboard",
+    tag = "dashboards",
     params(("id" = String, Path, description = "Dashboard id"), TenantQuery),
     responses((status = 200, body = DashboardOut), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -198,7 +201,8 @@ pub async fn get(
 }
 
 /// Replaces a dashboard's name and description, and its widgets when given.
-#[utoipa::path(put, path = "/v1/dashboards/{id}", tag = "dashboards", request_body = DashboardInput,
+#[utoipa::path(put, path = "/v1/dashboards/{id}", operation_id = "put_dashboard",
+    tag = "dashboards", request_body = DashboardInput,
     params(("id" = String, Path, description = "Dashboard id"), TenantQuery,
            ("If-Match" = Option<String>, Header, description = "Expected revision")),
     responses((status = 200, body = DashboardOut), (status = 400, body = ErrorBody),
@@ -237,7 +241,8 @@ pub async fn put(
 }
 
 /// Deletes a dashboard.
-#[utoipa::path(delete, path = "/v1/dashboards/{id}", tag = "dashboards",
+#[utoipa::path(delete, path = "/v1/dashboards/{id}", operation_id = "delete_dashboard",
+    tag = "dashboards",
     params(("id" = String, Path, description = "Dashboard id"), TenantQuery,
            ("If-Match" = Option<String>, Header, description = "Expected revision")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -285,7 +290,8 @@ async fn change_widgets<T>(
 }
 
 /// Adds a widget.
-#[utoipa::path(post, path = "/v1/dashboards/{id}/widgets", tag = "dashboards", request_body = WidgetInput,
+#[utoipa::path(post, path = "/v1/dashboards/{id}/widgets", operation_id = "add_widget",
+    tag = "dashboards", request_body = WidgetInput,
     params(("id" = String, Path, description = "Dashboard id"), TenantQuery),
     responses((status = 201, body = Widget), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -316,7 +322,8 @@ pub async fn add_widget(
 }
 
 /// Replaces a widget.
-#[utoipa::path(put, path = "/v1/dashboards/{id}/widgets/{widget_id}", tag = "dashboards", request_body = WidgetInput,
+#[utoipa::path(put, path = "/v1/dashboards/{id}/widgets/{widget_id}", operation_id = "put_widget",
+    tag = "dashboards", request_body = WidgetInput,
     params(("id" = String, Path, description = "Dashboard id"),
            ("widget_id" = String, Path, description = "Widget id"), TenantQuery),
     responses((status = 200, body = Widget), (status = 400, body = ErrorBody),
@@ -355,7 +362,9 @@ pub async fn put_widget(
 }
 
 /// Removes a widget.
-#[utoipa::path(delete, path = "/v1/dashboards/{id}/widgets/{widget_id}", tag = "dashboards",
+#[utoipa::path(delete, path = "/v1/dashboards/{id}/widgets/{widget_id}",
+    operation_id = "delete_widget",
+    tag = "dashboards",
     params(("id" = String, Path, description = "Dashboard id"),
            ("widget_id" = String, Path, description = "Widget id"), TenantQuery),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

@@ -103,9 +103,8 @@ pub fn tenant_definitions(store: &ConfigStore, tenant: &str) -> Vec<Found> {
 /// A definition as answered.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DefinitionOut {
-    /// The definition (shared `MetricDefinition` fields).
+    /// The definition.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub definition: MetricDefinition,
     /// Origin.
     pub scope: Scope,
@@ -167,8 +166,11 @@ fn body_tenant(definition: &MetricDefinition, query: Option<&str>) -> Result<Str
 }
 
 /// Creates a definition.
-#[utoipa::path(post, path = "/v1/metric-definitions", tag = "metric-definitions",
-    request_body(content = Object, description = "MetricDefinition with `tenant_id`"),
+#[utoipa::path(post, path = "/v1/metric-definitions", operation_id = "create_metric_definition",
+    tag = "metric-definitions",
+    request_body(content = MetricDefinition, description = "The definition, with `tenant_id`. \
+        May also carry `revision` (ignored on create) and the answer-only fields \
+        (`scope`, `read_only`, `dimension_sets`, ignored), so an answer can be sent back."),
     responses((status = 201, body = DefinitionOut), (status = 400, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn create(
@@ -205,7 +207,8 @@ pub async fn create(
 }
 
 /// Lists the definitions in force for a tenant.
-#[utoipa::path(get, path = "/v1/metric-definitions", tag = "metric-definitions", params(TenantQuery),
+#[utoipa::path(get, path = "/v1/metric-definitions", operation_id = "list_metric_definitions",
+    tag = "metric-definitions", params(TenantQuery),
     responses((status = 200, body = DefinitionList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -220,7 +223,8 @@ pub async fn list(
 }
 
 /// The definition in force for a tenant.
-#[utoipa::path(get, path = "/v1/metric-definitions/{name}", tag = "metric-definitions",
+#[utoipa::path(get, path = "/v1/metric-definitions/{name}", operation_id = "get_metric_definition",
+    tag = "metric-definitions",
     params(("name" = String, Path, description = "Metric name"), TenantQuery),
     responses((status = 200, body = DefinitionOut), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -240,9 +244,12 @@ pub async fn get(
 }
 
 /// Creates or replaces the tenant's definition.
-#[utoipa::path(put, path = "/v1/metric-definitions/{name}", tag = "metric-definitions",
+#[utoipa::path(put, path = "/v1/metric-definitions/{name}", operation_id = "put_metric_definition",
+    tag = "metric-definitions",
     params(("name" = String, Path, description = "Metric name"), TenantQuery),
-    request_body(content = Object, description = "MetricDefinition"),
+    request_body(content = MetricDefinition, description = "The definition; `tenant_id` may \
+        instead be the query parameter. May also carry `revision` (the expected one, like \
+        `If-Match`) and the answer-only fields (`scope`, `read_only`, `dimension_sets`, ignored)."),
     responses((status = 200, body = DefinitionOut), (status = 201, body = DefinitionOut),
               (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn put(
@@ -293,7 +300,9 @@ pub async fn put(
 }
 
 /// Deletes the tenant's definition.
-#[utoipa::path(delete, path = "/v1/metric-definitions/{name}", tag = "metric-definitions",
+#[utoipa::path(delete, path = "/v1/metric-definitions/{name}",
+    operation_id = "delete_metric_definition",
+    tag = "metric-definitions",
     params(("name" = String, Path, description = "Metric name"), TenantQuery),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(

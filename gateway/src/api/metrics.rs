@@ -37,10 +37,8 @@ pub struct MetricInfo {
     /// Dimension sets kept.
     pub dimension_sets: Vec<Vec<String>>,
     /// Stats the metric has.
-    #[schema(value_type = Vec<String>)]
     pub stats: Vec<Stat>,
     /// The full definition.
-    #[schema(value_type = Object)]
     pub definition: rtdash_shared::metric::MetricDefinition,
 }
 
@@ -52,7 +50,8 @@ pub struct MetricList {
 }
 
 /// Lists the tenant's metrics.
-#[utoipa::path(get, path = "/v1/metrics", tag = "metrics", params(TenantQuery),
+#[utoipa::path(get, path = "/v1/metrics", operation_id = "list_metrics",
+    tag = "metrics", params(TenantQuery),
     responses((status = 200, body = MetricList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -88,7 +87,8 @@ pub struct MetricQuery {
     pub to: Option<String>,
     /// `1m`, `5m`, `1h`... (default: the metric's window).
     pub window: Option<String>,
-    /// `count sum min max avg p50 p90 p95 p99 unique` (default `count`).
+    /// Statistic (default `count`).
+    #[param(value_type = Option<Stat>)]
     pub stat: Option<String>,
 }
 
@@ -132,7 +132,7 @@ pub struct MetricWindows {
     /// Metric.
     pub metric_name: String,
     /// Stat served.
-    pub stat: String,
+    pub stat: Stat,
     /// Window served.
     pub window: String,
     /// Filter applied.
@@ -165,7 +165,8 @@ fn parse_time(name: &str, text: Option<&str>) -> Result<Option<UnixMillis>, ApiE
 }
 
 /// Windows of one metric.
-#[utoipa::path(get, path = "/v1/metrics/{name}", tag = "metrics",
+#[utoipa::path(get, path = "/v1/metrics/{name}", operation_id = "query_metric",
+    tag = "metrics",
     params(("name" = String, Path, description = "Metric name"), MetricQuery),
     responses((status = 200, body = MetricWindows), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -225,7 +226,7 @@ pub async fn query(
                 .collect();
             let answer = MetricWindows {
                 metric_name: name.clone(),
-                stat: stat.to_string(),
+                stat,
                 window: format_duration(plan.window_ms),
                 dimensions: dimensions.clone(),
                 windows,
@@ -266,15 +267,15 @@ pub struct SeriesList {
     pub metric_name: String,
     /// Per dimension, the distinct values seen.
     pub dimensions: BTreeMap<String, Vec<String>>,
-    /// The series (dimension name -> value or null).
-    #[schema(value_type = Vec<Object>)]
+    /// The series (dimension name -> value, null where the events lacked it).
     pub series: Vec<BTreeMap<String, Option<String>>>,
     /// Whether `limit` cut the list.
     pub truncated: bool,
 }
 
 /// Distinct series of a metric in a range.
-#[utoipa::path(get, path = "/v1/metrics/{name}/series", tag = "metrics",
+#[utoipa::path(get, path = "/v1/metrics/{name}/series", operation_id = "list_metric_series",
+    tag = "metrics",
     params(("name" = String, Path, description = "Metric name"), SeriesQuery),
     responses((status = 200, body = SeriesList), (status = 400, body = ErrorBody),
               (status = 404, body = ErrorBody)))]

@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::Json;
 
 /// Per-partition watermark and lag, and whether data is stale.
-#[utoipa::path(get, path = "/v1/status", tag = "status",
+#[utoipa::path(get, path = "/v1/status", operation_id = "get_status",
+    tag = "status",
     responses((status = 200, body = StatusView)))]
 pub async fn status(State(state): State<AppState>) -> Json<StatusView> {
     Json(state.status.view(true))
