@@ -379,6 +379,7 @@ pub struct AlertEventOut {
     /// Its end.
     pub window_end: String,
     /// The stat's value in it.
+    #[schema(required = true)]
     pub value: Option<f64>,
     /// The rule's threshold.
     pub threshold: f64,

@@ -99,7 +99,8 @@ pub struct WindowOut {
     pub window_start: String,
     /// End, exclusive (RFC 3339).
     pub window_end: String,
-    /// The stat's value.
+    /// The stat's value (null when the window has none for it).
+    #[schema(required = true)]
     pub value: Option<f64>,
     /// Highest revision.
     pub revision: u32,
