@@ -1,11 +1,43 @@
 import { describe, expect, it } from 'vitest';
-import { ruleStatus, rulesForWidget, sameDimensions } from './alerts';
+import { ruleState, rulesForWidget, sameDimensions } from './alerts';
 import type { AlertRule, Widget, WindowPoint } from './types';
 
-const rule = (over: Partial<AlertRule> = {}): AlertRule => ({ id: 'r1', metric_name: 'latency', dimensions: { region: 'eu' }, stat: 'p99', condition: 'gt', threshold: 100, for_windows: 1, evaluate_on: 'final', ...over });
-const widget: Widget = { id: 'w', metric_name: 'latency', dimensions: { region: 'eu' }, stat: 'p99', time_window: 'last_1h', viz_type: 'line_chart' };
+const rule = (over: Partial<AlertRule> = {}): AlertRule => ({
+  alert_id: 'r1',
+  tenant_id: 't',
+  metric_name: 'latency',
+  dimensions: { region: 'eu' },
+  stat: 'p99',
+  condition: 'gt',
+  threshold: 100,
+  notify_channel: 'http://hooks.invalid/x',
+  for_windows: 1,
+  evaluate_on: 'final',
+  labels: {},
+  annotations: {},
+  created_at: '2024-01-15T14:00:00Z',
+  updated_at: '2024-01-15T14:00:00Z',
+  revision: 1,
+  ...over,
+});
+const widget: Widget = {
+  widget_id: 'w',
+  metric_name: 'latency',
+  dimensions: { region: 'eu' },
+  stat: 'p99',
+  time_window: 'last_1h',
+  viz_type: 'line_chart',
+};
 const pts = (values: number[], lastFinal = true): WindowPoint[] =>
-  values.map((v, i) => ({ start: i * 60_000, end: (i + 1) * 60_000, value: v, revision: 0, final: i < values.length - 1 || lastFinal, lateCount: 0, updatedAt: 0 }));
+  values.map((v, i) => ({
+    start: i * 60_000,
+    end: (i + 1) * 60_000,
+    value: v,
+    revision: 0,
+    final: i < values.length - 1 || lastFinal,
+    lateCount: 0,
+    updatedAt: 0,
+  }));
 
 describe('rulesForWidget', () => {
   it('matches metric, stat and dimensions exactly', () => {
@@ -21,20 +53,17 @@ describe('rulesForWidget', () => {
   });
 });
 
-describe('ruleStatus', () => {
+describe('ruleState', () => {
   it('fires when the last closed window breaches', () => {
-    expect(ruleStatus(rule(), pts([50, 150])).state).toBe('firing');
-    expect(ruleStatus(rule(), pts([150, 50])).state).toBe('ok');
+    expect(ruleState(rule(), pts([50, 150]))).toBe('firing');
+    expect(ruleState(rule(), pts([150, 50]))).toBe('ok');
   });
   it('ignores the open window unless the rule evaluates provisional values', () => {
-    expect(ruleStatus(rule(), pts([50, 150], false)).state).toBe('ok');
-    expect(ruleStatus(rule({ evaluate_on: 'provisional' }), pts([50, 150], false)).state).toBe('firing');
+    expect(ruleState(rule(), pts([50, 150], false))).toBe('ok');
+    expect(ruleState(rule({ evaluate_on: 'provisional' }), pts([50, 150], false))).toBe('firing');
   });
   it('is pending until for_windows windows breach', () => {
-    expect(ruleStatus(rule({ for_windows: 3 }), pts([50, 150, 150])).state).toBe('pending');
-    expect(ruleStatus(rule({ for_windows: 3 }), pts([150, 150, 150])).state).toBe('firing');
-  });
-  it('takes the gateway state when there is one', () => {
-    expect(ruleStatus(rule(), pts([50]), 'firing')).toEqual({ state: 'firing', source: 'gateway' });
+    expect(ruleState(rule({ for_windows: 3 }), pts([50, 150, 150]))).toBe('pending');
+    expect(ruleState(rule({ for_windows: 3 }), pts([150, 150, 150]))).toBe('firing');
   });
 });

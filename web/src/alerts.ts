@@ -4,7 +4,7 @@ import type { AlertRule, AlertState, Condition, Dimensions, WindowPoint, Widget 
 
 /** Same keys and values (order-insensitive); empty values count as absent. */
 export function sameDimensions(a: Dimensions, b: Dimensions): boolean {
-  const clean = (d: Dimensions) => Object.entries(d).filter(([, v]) => v !== '' && v !== null && v !== undefined);
+  const clean = (d: Dimensions) => Object.entries(d).filter(([, v]) => v !== '');
   const ea = clean(a);
   const eb = clean(b);
   if (ea.length !== eb.length) return false;
@@ -13,7 +13,12 @@ export function sameDimensions(a: Dimensions, b: Dimensions): boolean {
 
 /** The rules watching exactly what the widget shows: metric, dimensions and stat. */
 export function rulesForWidget(widget: Widget, rules: readonly AlertRule[]): AlertRule[] {
-  return rules.filter((r) => r.metric_name === widget.metric_name && r.stat === widget.stat && sameDimensions(r.dimensions, widget.dimensions));
+  return rules.filter(
+    (r) =>
+      r.metric_name === widget.metric_name &&
+      r.stat === widget.stat &&
+      sameDimensions(r.dimensions, widget.dimensions),
+  );
 }
 
 export function breached(condition: Condition, value: number, threshold: number): boolean {
@@ -31,24 +36,24 @@ export function breached(condition: Condition, value: number, threshold: number)
   }
 }
 
-export const CONDITION_SYMBOL: Record<Condition, string> = { gt: '>', lt: '<', gte: '≥', lte: '≤', eq: '=' };
-
-export interface RuleStatus {
-  state: AlertState;
-  /** Where the state came from: the gateway, or evaluated here from the windows on screen. */
-  source: 'gateway' | 'local';
-}
+export const CONDITION_SYMBOL: Record<Condition, string> = {
+  gt: '>',
+  lt: '<',
+  gte: '≥',
+  lte: '≤',
+  eq: '=',
+};
 
 /**
- * A rule's state. The gateway's word wins when it gives one; otherwise the rule is evaluated
- * on the windows shown, like the aggregator does: the last `for_windows` windows it looks at
- * (final ones, or provisional too when `evaluate_on` is provisional) all breach -> firing;
- * the newest breaches but fewer than that -> pending.
+ * A rule's state, evaluated on the windows shown like the aggregator does (the API does not
+ * report rule state): the last `for_windows` windows it looks at (final ones, or provisional
+ * too when `evaluate_on` is provisional) all breach -> firing; the newest breaches but fewer
+ * than that -> pending.
  */
-export function ruleStatus(rule: AlertRule, points: readonly WindowPoint[], reported?: AlertState): RuleStatus {
-  if (reported) return { state: reported, source: 'gateway' };
-  if (rule.state) return { state: rule.state, source: 'gateway' };
-  const considered = points.filter((p) => p.value !== null && (p.final || rule.evaluate_on === 'provisional'));
+export function ruleState(rule: AlertRule, points: readonly WindowPoint[]): AlertState {
+  const considered = points.filter(
+    (p) => p.value !== null && (p.final || rule.evaluate_on === 'provisional'),
+  );
   const need = Math.max(1, rule.for_windows);
   let run = 0;
   for (let i = considered.length - 1; i >= 0; i--) {
@@ -56,7 +61,7 @@ export function ruleStatus(rule: AlertRule, points: readonly WindowPoint[], repo
     if (p.value !== null && breached(rule.condition, p.value, rule.threshold)) run++;
     else break;
   }
-  if (run >= need) return { state: 'firing', source: 'local' };
-  if (run > 0) return { state: 'pending', source: 'local' };
-  return { state: 'ok', source: 'local' };
+  if (run >= need) return 'firing';
+  if (run > 0) return 'pending';
+  return 'ok';
 }

@@ -1,21 +1,35 @@
 /** A tiny DOM builder and the shared UI bits (toasts, dialogs). */
 
 type Child = Node | string | number | null | undefined | false;
-type Attrs = Record<string, unknown>;
+/** An `on*` listener (any event type). */
+type Listener = (ev: never) => unknown;
+type Attrs = Record<string, string | number | boolean | Listener | null | undefined>;
 
 /**
  * `h('button', {class: 'btn', onclick: fn, 'aria-label': 'x'}, 'text')`. `on*` keys become
  * listeners, `class`/`text`/`value`/`checked`/`disabled`/`selected`/`hidden` set properties,
  * `null`/`undefined`/`false` attributes are skipped, everything else is an attribute.
  */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: (Child | Child[])[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: (Child | Child[])[]
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v as EventListener);
+    if (k.startsWith('on') && typeof v === 'function')
+      el.addEventListener(k.slice(2), v as EventListener);
     else if (k === 'class') el.className = String(v);
     else if (k === 'text') el.textContent = String(v);
-    else if (k === 'value' || k === 'checked' || k === 'disabled' || k === 'selected' || k === 'hidden') (el as unknown as Record<string, unknown>)[k] = v;
+    else if (
+      k === 'value' ||
+      k === 'checked' ||
+      k === 'disabled' ||
+      k === 'selected' ||
+      k === 'hidden'
+    )
+      (el as unknown as Record<string, unknown>)[k] = v;
     else el.setAttribute(k, v === true ? '' : String(v));
   }
   append(el, children);
@@ -52,22 +66,42 @@ export function toast(message: string, kind: 'info' | 'error' = 'info'): void {
  * A modal dialog (native `<dialog>`: focus trapped, Escape closes). `build` fills the form and
  * returns its submit handler; the dialog closes when that resolves to true.
  */
-export function openDialog(title: string, build: (form: HTMLFormElement, close: () => void) => () => Promise<boolean> | boolean, opts: { submitLabel?: string; danger?: boolean; testId?: string } = {}): void {
+export function openDialog(
+  title: string,
+  build: (form: HTMLFormElement, close: () => void) => () => Promise<boolean> | boolean,
+  opts: { submitLabel?: string; danger?: boolean; testId?: string } = {},
+): void {
   const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const form = h('form', { class: 'dialog-form', method: 'dialog' });
-  const dialog = h('dialog', { class: 'dialog', 'aria-label': title, 'data-testid': opts.testId ?? 'dialog' });
+  const dialog = h('dialog', {
+    class: 'dialog',
+    'aria-label': title,
+    'data-testid': opts.testId ?? 'dialog',
+  });
   const close = () => {
     dialog.close();
   };
-  const submitBtn = h('button', { type: 'submit', class: opts.danger ? 'btn btn-danger' : 'btn btn-primary', 'data-testid': 'dialog-submit' }, opts.submitLabel ?? 'Save');
+  const submitBtn = h(
+    'button',
+    {
+      type: 'submit',
+      class: opts.danger ? 'btn btn-danger' : 'btn btn-primary',
+      'data-testid': 'dialog-submit',
+    },
+    opts.submitLabel ?? 'Save',
+  );
   const onSubmit = build(form, close);
   append(form, [
     error,
-    h('div', { class: 'dialog-actions' }, h('button', { type: 'button', class: 'btn', onclick: close }, 'Cancel'), submitBtn),
+    h(
+      'div',
+      { class: 'dialog-actions' },
+      h('button', { type: 'button', class: 'btn', onclick: close }, 'Cancel'),
+      submitBtn,
+    ),
   ]);
   dialog.append(h('h2', { class: 'dialog-title' }, title), form);
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
+  const submit = async () => {
     submitBtn.disabled = true;
     error.hidden = true;
     try {
@@ -78,6 +112,10 @@ export function openDialog(title: string, build: (form: HTMLFormElement, close: 
     } finally {
       submitBtn.disabled = false;
     }
+  };
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    void submit();
   });
   dialog.addEventListener('close', () => dialog.remove());
   document.body.append(dialog);
@@ -90,5 +128,11 @@ export function openDialog(title: string, build: (form: HTMLFormElement, close: 
 export function field(label: string, control: HTMLElement, hint?: string): HTMLElement {
   const id = control.id || `f-${Math.random().toString(36).slice(2, 9)}`;
   control.id = id;
-  return h('div', { class: 'field' }, h('label', { for: id }, label), control, hint ? h('small', { class: 'hint' }, hint) : null);
+  return h(
+    'div',
+    { class: 'field' },
+    h('label', { for: id }, label),
+    control,
+    hint ? h('small', { class: 'hint' }, hint) : null,
+  );
 }

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { formatChange, formatCompact, formatDuration, formatLatency, formatValue, parseDuration, unitFor } from './format';
+import {
+  formatChange,
+  formatCompact,
+  formatDuration,
+  formatLatency,
+  formatValue,
+  parseDuration,
+  unitFor,
+} from './format';
 import type { MetricInfo } from './types';
 
 describe('formatCompact', () => {
@@ -33,7 +41,15 @@ describe('formatValue with ms', () => {
 });
 
 describe('unitFor', () => {
-  const m = (field?: string): MetricInfo => ({ name: 'x', scope: 'tenant', window_secs: 60, dimensions: [], dimension_sets: [], stats: ['count'], ...(field ? { field } : {}) });
+  const m = (field?: string): MetricInfo => ({
+    name: 'x',
+    scope: 'tenant',
+    window_secs: 60,
+    dimensions: [],
+    dimension_sets: [],
+    stats: ['count'],
+    definition: { name: 'x', event_type: 'e', field: field ?? null },
+  });
   it('is ms for latency-like fields except count and unique', () => {
     expect(unitFor(m('latency_ms'), 'p99')).toBe('ms');
     expect(unitFor(m('duration'), 'avg')).toBe('ms');

@@ -33,7 +33,8 @@ export function formatCompact(value: number | null | undefined): string {
     const [size, suffix] = UNITS[i]!;
     if (abs < size) continue;
     const scaled = abs / size;
-    let text = scaled < 10 ? (Math.round(scaled * 10) / 10).toString() : Math.round(scaled).toString();
+    let text =
+      scaled < 10 ? (Math.round(scaled * 10) / 10).toString() : Math.round(scaled).toString();
     // 999.96k rounds to "1000k": promote to the next unit.
     if (Number(text) >= 1000 && i > 0) {
       const [biggerSize, biggerSuffix] = UNITS[i - 1]!;
@@ -62,13 +63,20 @@ export type Unit = '' | 'ms';
 
 /** `ms` for latency-like stats (a numeric field named like a duration), else none. */
 export function unitFor(metric: MetricInfo | undefined, stat: Stat): Unit {
-  if (!metric?.field || stat === 'count' || stat === 'unique') return '';
-  return /(^|_)(ms|millis|latency|duration)(_|$)|_ms$|latency|duration/i.test(metric.field) ? 'ms' : '';
+  const field = metric?.definition.field;
+  if (!field || stat === 'count' || stat === 'unique') return '';
+  return /(^|_)(ms|millis|latency|duration)(_|$)|_ms$|latency|duration/i.test(field) ? 'ms' : '';
 }
 
 /** Relative change, `+12%` / `-3.4%` / `±0%`; null when it cannot be computed. */
 export function formatChange(current: number | null, previous: number | null): string | null {
-  if (current === null || previous === null || !Number.isFinite(current) || !Number.isFinite(previous)) return null;
+  if (
+    current === null ||
+    previous === null ||
+    !Number.isFinite(current) ||
+    !Number.isFinite(previous)
+  )
+    return null;
   if (previous === 0) return current === 0 ? '±0%' : null;
   const pct = ((current - previous) / Math.abs(previous)) * 100;
   if (Math.abs(pct) < 0.05) return '±0%';
@@ -101,7 +109,9 @@ const two = (n: number) => String(n).padStart(2, '0');
 export function formatClock(ms: number): string {
   const d = new Date(ms);
   const base = `${two(d.getHours())}:${two(d.getMinutes())}`;
-  return d.getSeconds() === 0 && d.getMilliseconds() === 0 ? base : `${base}:${two(d.getSeconds())}`;
+  return d.getSeconds() === 0 && d.getMilliseconds() === 0
+    ? base
+    : `${base}:${two(d.getSeconds())}`;
 }
 
 /** Local `YYYY-MM-DDTHH:MM`, the value format of `<input type="datetime-local">`. */
@@ -128,6 +138,7 @@ export function parseDuration(text: string): number | null {
   if (!m) return null;
   const n = Number(m[1]);
   const unit = m[2]!.toLowerCase();
-  const scale = unit === 'ms' ? 1 : unit === 's' ? 1e3 : unit === 'm' ? 60e3 : unit === 'h' ? 3600e3 : 86400e3;
+  const scale =
+    unit === 'ms' ? 1 : unit === 's' ? 1e3 : unit === 'm' ? 60e3 : unit === 'h' ? 3600e3 : 86400e3;
   return n * scale;
 }

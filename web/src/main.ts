@@ -50,7 +50,8 @@ function readRoute(): Route {
   if (preset) range = { kind: 'preset', ms: preset.ms, label: preset.label };
   const from = Date.parse(q.get('from') ?? '');
   const to = Date.parse(q.get('to') ?? '');
-  if (Number.isFinite(from) && Number.isFinite(to) && to > from) range = { kind: 'custom', from, to };
+  if (Number.isFinite(from) && Number.isFinite(to) && to > from)
+    range = { kind: 'custom', from, to };
   return { tenant, dashboard: q.get('dashboard'), range, tv: q.get('tv') === '1' };
 }
 
@@ -71,7 +72,9 @@ function routeUrl(r: Route): string {
 function recentTenants(): string[] {
   try {
     const v: unknown = JSON.parse(safeGet(RECENT_KEY) ?? '[]');
-    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && TENANT_RE.test(x)).slice(0, 10) : [];
+    return Array.isArray(v)
+      ? v.filter((x): x is string => typeof x === 'string' && TENANT_RE.test(x)).slice(0, 10)
+      : [];
   } catch {
     return [];
   }
@@ -89,11 +92,43 @@ class App {
   private view: DashboardView | ListView | null = null;
   private readonly main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   private readonly crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' });
-  private readonly pill = h('span', { class: 'pill', role: 'status', 'aria-live': 'polite', 'data-testid': 'connection', hidden: true });
-  private readonly tenantInput = h('input', { type: 'text', class: 'tenant-input', name: 'tenant', list: 'tenant-list', autocomplete: 'off', spellcheck: 'false', pattern: '[A-Za-z0-9_\\-]{1,128}', placeholder: 'tenant id', 'aria-label': 'Tenant', 'data-testid': 'tenant-input' });
+  private readonly pill = h('span', {
+    class: 'pill',
+    role: 'status',
+    'aria-live': 'polite',
+    'data-testid': 'connection',
+    hidden: true,
+  });
+  private readonly tenantInput = h('input', {
+    type: 'text',
+    class: 'tenant-input',
+    name: 'tenant',
+    list: 'tenant-list',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    pattern: '[A-Za-z0-9_\\-]{1,128}',
+    placeholder: 'tenant id',
+    'aria-label': 'Tenant',
+    'data-testid': 'tenant-input',
+  });
   private readonly tenantList = h('datalist', { id: 'tenant-list' });
-  private readonly themeBtn = h('button', { class: 'icon-btn', type: 'button', 'data-testid': 'theme-toggle', onclick: () => this.toggleTheme() });
-  private readonly tvBtn = h('button', { class: 'icon-btn', type: 'button', 'aria-pressed': 'false', 'data-testid': 'tv-toggle', onclick: () => this.toggleTv() }, 'TV');
+  private readonly themeBtn = h('button', {
+    class: 'icon-btn',
+    type: 'button',
+    'data-testid': 'theme-toggle',
+    onclick: () => this.toggleTheme(),
+  });
+  private readonly tvBtn = h(
+    'button',
+    {
+      class: 'icon-btn',
+      type: 'button',
+      'aria-pressed': 'false',
+      'data-testid': 'tv-toggle',
+      onclick: () => this.toggleTv(),
+    },
+    'TV',
+  );
 
   start(): void {
     applyTheme(storedTheme());
@@ -105,7 +140,8 @@ class App {
         onsubmit: (e: Event) => {
           e.preventDefault();
           const t = this.tenantInput.value.trim();
-          if (!TENANT_RE.test(t)) return toast('A tenant id is 1–128 characters from A–Z, a–z, 0–9, _ and -', 'error');
+          if (!TENANT_RE.test(t))
+            return toast('A tenant id is 1–128 characters from A–Z, a–z, 0–9, _ and -', 'error');
           this.navigate({ tenant: t, dashboard: null });
         },
       },
@@ -119,7 +155,12 @@ class App {
       'header',
       { class: 'topbar' },
       h('a', { class: 'skip', href: '#main' }, 'Skip to content'),
-      h('a', { class: 'brand', href: '?', onclick: (e: MouseEvent) => this.go(e, { dashboard: null }) }, h('span', { class: 'brand-dot', 'aria-hidden': 'true' }), 'rtdash'),
+      h(
+        'a',
+        { class: 'brand', href: '?', onclick: (e: MouseEvent) => this.go(e, { dashboard: null }) },
+        h('span', { class: 'brand-dot', 'aria-hidden': 'true' }),
+        'rtdash',
+      ),
       this.crumbs,
       h('div', { class: 'spacer' }),
       this.pill,
@@ -133,7 +174,8 @@ class App {
       this.render();
     });
     document.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape' && this.route.tv && !document.querySelector('dialog[open]')) this.toggleTv();
+      if (e.key === 'Escape' && this.route.tv && !document.querySelector('dialog[open]'))
+        this.toggleTv();
     });
     this.render();
   }
@@ -146,7 +188,8 @@ class App {
 
   private navigate(change: Partial<Route>, replaceState = false): void {
     this.route = { ...this.route, ...change };
-    if (change.dashboard !== undefined && change.range === undefined && change.dashboard === null) this.route.range = { kind: 'widget' };
+    if (change.dashboard !== undefined && change.range === undefined && change.dashboard === null)
+      this.route.range = { kind: 'widget' };
     const u = routeUrl(this.route);
     if (replaceState) history.replaceState(null, '', u);
     else history.pushState(null, '', u);
@@ -171,10 +214,15 @@ class App {
     const dark = currentTheme() === 'dark';
     this.themeBtn.textContent = dark ? '☀' : '☾';
     this.themeBtn.title = dark ? 'Light theme' : 'Dark theme';
-    this.themeBtn.setAttribute('aria-label', dark ? 'Switch to light theme' : 'Switch to dark theme');
+    this.themeBtn.setAttribute(
+      'aria-label',
+      dark ? 'Switch to light theme' : 'Switch to dark theme',
+    );
     document.body.classList.toggle('tv', this.route.tv);
     this.tvBtn.setAttribute('aria-pressed', String(this.route.tv));
-    this.tvBtn.title = this.route.tv ? 'Leave TV mode (Esc)' : 'TV mode: wall screen, no edit controls';
+    this.tvBtn.title = this.route.tv
+      ? 'Leave TV mode (Esc)'
+      : 'TV mode: wall screen, no edit controls';
     this.tvBtn.setAttribute('aria-label', this.tvBtn.title);
   }
 
@@ -204,7 +252,15 @@ class App {
   }
 
   private tenantPicker(): HTMLElement {
-    const input = h('input', { type: 'text', required: true, pattern: '[A-Za-z0-9_\\-]{1,128}', list: 'tenant-list', placeholder: 'e.g. acme', autocomplete: 'off', 'data-testid': 'tenant-picker-input' });
+    const input = h('input', {
+      type: 'text',
+      required: true,
+      pattern: '[A-Za-z0-9_\\-]{1,128}',
+      list: 'tenant-list',
+      placeholder: 'e.g. acme',
+      autocomplete: 'off',
+      'data-testid': 'tenant-picker-input',
+    });
     return h(
       'section',
       { class: 'welcome' },
@@ -233,14 +289,20 @@ class App {
   private showList(tenant: string, home = false): void {
     document.title = `Dashboards · ${tenant} · rtdash`;
     replace(this.crumbs, h('span', { class: 'crumb' }, tenant));
-    const view = new ListView(tenant, (id) => this.navigate({ dashboard: id }), (dashboards) => {
-      if (!home || this.view !== view) return false;
-      const last = safeGet(LAST_DASHBOARD_KEY + tenant);
-      const pick = dashboards.find((d) => d.id === last) ?? (dashboards.length === 1 ? dashboards[0] : undefined);
-      if (!pick) return false;
-      this.navigate({ dashboard: pick.id }, true);
-      return true;
-    });
+    const view = new ListView(
+      tenant,
+      (id) => this.navigate({ dashboard: id }),
+      (dashboards) => {
+        if (!home || this.view !== view) return false;
+        const last = safeGet(LAST_DASHBOARD_KEY + tenant);
+        const pick =
+          dashboards.find((d) => d.dashboard_id === last) ??
+          (dashboards.length === 1 ? dashboards[0] : undefined);
+        if (!pick) return false;
+        this.navigate({ dashboard: pick.dashboard_id }, true);
+        return true;
+      },
+    );
     this.view = view;
     replace(this.main, view.root);
     void view.load();
@@ -249,28 +311,35 @@ class App {
   private showDashboard(tenant: string, id: string): void {
     const title = h('h1', { class: 'dash-title', 'data-testid': 'dashboard-title' }, '…');
     const rangeBar = this.rangeControls();
-    let view: DashboardView;
     const editWidget = (w?: Widget) => {
       openWidgetEditor({
         tenant,
         metrics: view.metricList,
         ...(w ? { widget: w } : {}),
         save: async (draft) => {
-          if (w) await updateWidget(tenant, id, w.id, draft);
+          if (w) await updateWidget(tenant, id, w.widget_id, draft);
           else await addWidget(tenant, id, draft);
           await view.reload();
         },
       });
     };
-    view = new DashboardView(tenant, id, this.route.range, {
+    const view: DashboardView = new DashboardView(tenant, id, this.route.range, {
       edit: (w) => editWidget(w),
       remove: (w) =>
         openDialog(
           'Remove widget',
           (form) => {
-            form.append(h('p', {}, 'Remove ', h('strong', {}, w.title || w.metric_name), ' from this dashboard?'));
+            form.append(
+              h(
+                'p',
+                {},
+                'Remove ',
+                h('strong', {}, w.title || w.metric_name),
+                ' from this dashboard?',
+              ),
+            );
             return async () => {
-              await deleteWidget(tenant, id, w.id);
+              await deleteWidget(tenant, id, w.widget_id);
               await view.reload();
               return true;
             };
@@ -283,7 +352,14 @@ class App {
         if (this.pill.dataset.state === state) return; // announced once per change (aria-live)
         this.pill.className = `pill pill-${state}`;
         this.pill.dataset.state = state;
-        this.pill.textContent = state === 'open' ? 'live' : state === 'historical' ? 'historical' : state === 'connecting' ? 'connecting' : 'offline';
+        this.pill.textContent =
+          state === 'open'
+            ? 'live'
+            : state === 'historical'
+              ? 'historical'
+              : state === 'connecting'
+                ? 'connecting'
+                : 'offline';
       },
       gone: () => {
         toast('This dashboard was deleted');
@@ -294,7 +370,15 @@ class App {
         document.title = `${d.name} · rtdash`;
         replace(
           this.crumbs,
-          h('a', { class: 'crumb', href: `?tenant=${encodeURIComponent(tenant)}`, onclick: (e: MouseEvent) => this.go(e, { dashboard: null }) }, tenant),
+          h(
+            'a',
+            {
+              class: 'crumb',
+              href: `?tenant=${encodeURIComponent(tenant)}`,
+              onclick: (e: MouseEvent) => this.go(e, { dashboard: null }),
+            },
+            tenant,
+          ),
           h('span', { class: 'crumb-sep', 'aria-hidden': 'true' }, '/'),
           h('span', { class: 'crumb', 'aria-current': 'page' }, d.name),
         );
@@ -308,18 +392,70 @@ class App {
       h(
         'div',
         { class: 'edit-only toolbar-group' },
-        h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'rename-dashboard', onclick: () => view.current && openRenameDialog(tenant, view.current, (n) => { title.textContent = n; void view.reload(); }) }, 'Rename'),
-        h('button', { class: 'btn btn-small btn-danger-ghost', type: 'button', 'data-testid': 'delete-dashboard', onclick: () => view.current && openDeleteDialog(tenant, view.current, () => { toast('Dashboard deleted'); this.navigate({ dashboard: null }); }) }, 'Delete'),
+        h(
+          'button',
+          {
+            class: 'btn btn-small',
+            type: 'button',
+            'data-testid': 'rename-dashboard',
+            onclick: () =>
+              view.current &&
+              openRenameDialog(tenant, view.current, (n) => {
+                title.textContent = n;
+                void view.reload();
+              }),
+          },
+          'Rename',
+        ),
+        h(
+          'button',
+          {
+            class: 'btn btn-small btn-danger-ghost',
+            type: 'button',
+            'data-testid': 'delete-dashboard',
+            onclick: () =>
+              view.current &&
+              openDeleteDialog(tenant, view.current, () => {
+                toast('Dashboard deleted');
+                this.navigate({ dashboard: null });
+              }),
+          },
+          'Delete',
+        ),
       ),
       h('div', { class: 'spacer' }),
       rangeBar,
-      h('button', { class: 'btn btn-primary edit-only', type: 'button', 'data-testid': 'add-widget', onclick: () => editWidget() }, '+ Add widget'),
+      h(
+        'button',
+        {
+          class: 'btn btn-primary edit-only',
+          type: 'button',
+          'data-testid': 'add-widget',
+          onclick: () => editWidget(),
+        },
+        '+ Add widget',
+      ),
     );
     replace(this.main, h('section', { class: 'dash-view' }, toolbar, view.grid));
     view.load().catch((err: unknown) => {
       if (err instanceof DOMException && err.name === 'AbortError') return;
       const msg = err instanceof Error ? err.message : String(err);
-      replace(this.main, h('div', { class: 'empty' }, h('p', { class: 'form-error', role: 'alert' }, `Could not open the dashboard: ${msg}`), h('a', { href: `?tenant=${encodeURIComponent(tenant)}`, onclick: (e: MouseEvent) => this.go(e, { dashboard: null }) }, 'Back to dashboards')));
+      replace(
+        this.main,
+        h(
+          'div',
+          { class: 'empty' },
+          h('p', { class: 'form-error', role: 'alert' }, `Could not open the dashboard: ${msg}`),
+          h(
+            'a',
+            {
+              href: `?tenant=${encodeURIComponent(tenant)}`,
+              onclick: (e: MouseEvent) => this.go(e, { dashboard: null }),
+            },
+            'Back to dashboards',
+          ),
+        ),
+      );
     });
   }
 
@@ -333,18 +469,43 @@ class App {
       paint();
     };
     const buttons: [HTMLButtonElement, (r: TimeRange) => boolean][] = [];
-    const add = (label: string, title: string, range: TimeRange | null, active: (r: TimeRange) => boolean) => {
-      const b = h('button', { class: 'seg-btn', type: 'button', title, 'data-range': label, onclick: () => (range ? set(range) : this.customRange(set)) }, label);
+    const add = (
+      label: string,
+      title: string,
+      range: TimeRange | null,
+      active: (r: TimeRange) => boolean,
+    ) => {
+      const b = h(
+        'button',
+        {
+          class: 'seg-btn',
+          type: 'button',
+          title,
+          'data-range': label,
+          onclick: () => (range ? set(range) : this.customRange(set)),
+        },
+        label,
+      );
       buttons.push([b, active]);
       group.append(b);
     };
     add('auto', "Each widget's own time window", { kind: 'widget' }, (r) => r.kind === 'widget');
-    for (const p of PRESETS) add(p.label, `Last ${p.label}, live`, { kind: 'preset', ms: p.ms, label: p.label }, (r) => r.kind === 'preset' && r.ms === p.ms);
+    for (const p of PRESETS)
+      add(
+        p.label,
+        `Last ${p.label}, live`,
+        { kind: 'preset', ms: p.ms, label: p.label },
+        (r) => r.kind === 'preset' && r.ms === p.ms,
+      );
     add('custom…', 'A fixed historical range', null, (r) => r.kind === 'custom');
     const paint = () => {
-      for (const [b, active] of buttons) b.setAttribute('aria-pressed', String(active(this.route.range)));
+      for (const [b, active] of buttons)
+        b.setAttribute('aria-pressed', String(active(this.route.range)));
       const r = this.route.range;
-      custom.textContent = r.kind === 'custom' ? `${new Date(r.from).toLocaleDateString()} ${formatWindow(r.from, r.to)}` : '';
+      custom.textContent =
+        r.kind === 'custom'
+          ? `${new Date(r.from).toLocaleDateString()} ${formatWindow(r.from, r.to)}`
+          : '';
     };
     paint();
     return h('div', { class: 'range' }, custom, group);
@@ -358,9 +519,26 @@ class App {
     openDialog(
       'Custom time range',
       (form) => {
-        const from = h('input', { type: 'datetime-local', required: true, value: toLocalInput(from0), 'data-testid': 'range-from' });
-        const to = h('input', { type: 'datetime-local', required: true, value: toLocalInput(to0), 'data-testid': 'range-to' });
-        form.append(h('p', { class: 'muted' }, 'A fixed range is queried from history; live updates pause until you pick a preset.'), h('div', { class: 'field-row' }, field('From', from), field('To', to)));
+        const from = h('input', {
+          type: 'datetime-local',
+          required: true,
+          value: toLocalInput(from0),
+          'data-testid': 'range-from',
+        });
+        const to = h('input', {
+          type: 'datetime-local',
+          required: true,
+          value: toLocalInput(to0),
+          'data-testid': 'range-to',
+        });
+        form.append(
+          h(
+            'p',
+            { class: 'muted' },
+            'A fixed range is queried from history; live updates pause until you pick a preset.',
+          ),
+          h('div', { class: 'field-row' }, field('From', from), field('To', to)),
+        );
         return () => {
           const f = fromLocalInput(from.value);
           const t = fromLocalInput(to.value);

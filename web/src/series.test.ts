@@ -3,17 +3,40 @@ import { WindowSeries, supersedes, toColumns } from './series';
 import type { WindowPoint } from './types';
 
 const W = 60_000;
-const pt = (i: number, value: number, extra: Partial<WindowPoint> = {}): WindowPoint => ({ start: i * W, end: (i + 1) * W, value, revision: 0, final: true, lateCount: 0, updatedAt: i * W + 1000, ...extra });
+const pt = (i: number, value: number, extra: Partial<WindowPoint> = {}): WindowPoint => ({
+  start: i * W,
+  end: (i + 1) * W,
+  value,
+  revision: 0,
+  final: true,
+  lateCount: 0,
+  updatedAt: i * W + 1000,
+  ...extra,
+});
 
 describe('supersedes', () => {
   it('prefers higher revisions, then final, then newer', () => {
     expect(supersedes(undefined, pt(1, 1))).toBe(true);
-    expect(supersedes(pt(1, 5, { revision: 1 }), pt(1, 4, { revision: 0, updatedAt: 9e9 }))).toBe(false);
+    expect(supersedes(pt(1, 5, { revision: 1 }), pt(1, 4, { revision: 0, updatedAt: 9e9 }))).toBe(
+      false,
+    );
     expect(supersedes(pt(1, 5), pt(1, 6, { revision: 1 }))).toBe(true);
-    expect(supersedes(pt(1, 5, { final: true }), pt(1, 6, { final: false, updatedAt: 9e9 }))).toBe(false);
+    expect(supersedes(pt(1, 5, { final: true }), pt(1, 6, { final: false, updatedAt: 9e9 }))).toBe(
+      false,
+    );
     expect(supersedes(pt(1, 5, { final: false }), pt(1, 5, { final: true }))).toBe(true);
-    expect(supersedes(pt(1, 5, { final: false, updatedAt: 10 }), pt(1, 6, { final: false, updatedAt: 5 }))).toBe(false);
-    expect(supersedes(pt(1, 5, { final: false, updatedAt: 10 }), pt(1, 6, { final: false, updatedAt: 11 }))).toBe(true);
+    expect(
+      supersedes(
+        pt(1, 5, { final: false, updatedAt: 10 }),
+        pt(1, 6, { final: false, updatedAt: 5 }),
+      ),
+    ).toBe(false);
+    expect(
+      supersedes(
+        pt(1, 5, { final: false, updatedAt: 10 }),
+        pt(1, 6, { final: false, updatedAt: 11 }),
+      ),
+    ).toBe(true);
   });
   it('ignores an exact duplicate (a resent update)', () => {
     expect(supersedes(pt(1, 5), pt(1, 5))).toBe(false);
@@ -47,14 +70,24 @@ describe('WindowSeries', () => {
 
 describe('toColumns', () => {
   it('splits closed, open and revised windows and joins the dashed segment', () => {
-    const c = toColumns([pt(0, 1), pt(1, 2, { revision: 1 }), pt(2, 3, { final: false })], { from: 0, to: 3 * W, windowMs: W, fill: null });
+    const c = toColumns([pt(0, 1), pt(1, 2, { revision: 1 }), pt(2, 3, { final: false })], {
+      from: 0,
+      to: 3 * W,
+      windowMs: W,
+      fill: null,
+    });
     expect(c.xs).toEqual([0, 60, 120]);
     expect(c.final).toEqual([1, 2, null]);
     expect(c.provisional).toEqual([null, 2, 3]);
     expect(c.revised).toEqual([null, 2, null]);
   });
   it('fills missing windows with zero only where data is known', () => {
-    const c = toColumns([pt(2, 5)], { from: 0, to: 5 * W, windowMs: W, fill: { from: 1 * W, to: 4 * W + 10 } });
+    const c = toColumns([pt(2, 5)], {
+      from: 0,
+      to: 5 * W,
+      windowMs: W,
+      fill: { from: 1 * W, to: 4 * W + 10 },
+    });
     expect(c.xs).toEqual([60, 120, 180, 240]);
     expect(c.final).toEqual([0, 5, 0, null]);
     // The window containing fill.to is still open: provisional zero.

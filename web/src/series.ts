@@ -15,7 +15,11 @@ export function supersedes(current: WindowPoint | undefined, incoming: WindowPoi
   if (current.final !== incoming.final) return incoming.final;
   if (incoming.updatedAt !== current.updatedAt) return incoming.updatedAt > current.updatedAt;
   // Same version: only a different value (a source without updatedAt) counts as a change.
-  return incoming.value !== current.value || incoming.end !== current.end || incoming.lateCount !== current.lateCount;
+  return (
+    incoming.value !== current.value ||
+    incoming.end !== current.end ||
+    incoming.lateCount !== current.lateCount
+  );
 }
 
 export class WindowSeries {
@@ -70,7 +74,7 @@ export class WindowSeries {
 
   /** All windows, oldest first. */
   all(): readonly WindowPoint[] {
-    if (!this.sorted) this.sorted = [...this.byStart.values()].sort((a, b) => a.start - b.start);
+    this.sorted ??= [...this.byStart.values()].sort((a, b) => a.start - b.start);
     return this.sorted;
   }
 
@@ -122,16 +126,28 @@ export function toColumns(
   points: readonly WindowPoint[],
   opts: { from: number; to: number; windowMs: number; fill: { from: number; to: number } | null },
 ): ChartColumns {
-  type Row = { start: number; value: number | null; final: boolean; revised: boolean };
+  interface Row {
+    start: number;
+    value: number | null;
+    final: boolean;
+    revised: boolean;
+  }
   const rows = new Map<number, Row>();
   for (const p of points) {
-    if (p.end > opts.from && p.start < opts.to) rows.set(p.start, { start: p.start, value: p.value, final: p.final, revised: p.revision > 0 });
+    if (p.end > opts.from && p.start < opts.to)
+      rows.set(p.start, {
+        start: p.start,
+        value: p.value,
+        final: p.final,
+        revised: p.revision > 0,
+      });
   }
   const step = opts.windowMs > 0 ? opts.windowMs : 60_000;
   if (opts.fill) {
     const first = Math.ceil(Math.max(opts.fill.from, opts.from - step + 1) / step) * step;
     for (let t = first, n = 0; t <= opts.fill.to && t < opts.to && n < 20_000; t += step, n++) {
-      if (!rows.has(t)) rows.set(t, { start: t, value: 0, final: t + step <= opts.fill.to, revised: false });
+      if (!rows.has(t))
+        rows.set(t, { start: t, value: 0, final: t + step <= opts.fill.to, revised: false });
     }
   }
   const sorted = [...rows.values()].sort((a, b) => a.start - b.start);

@@ -37,12 +37,23 @@ const FRESH: Staleness = { stale: false, reason: null, label: '', detail: '' };
 export function staleness(s: StalenessInput): Staleness {
   if (!s.live) return FRESH;
   if (!s.streamUp) {
-    const since = s.streamDownSince !== null ? ` for ${formatDuration(s.now - s.streamDownSince)}` : '';
-    return { stale: true, reason: 'stream-down', label: 'stale · offline', detail: `Live stream disconnected${since}; reconnecting. Values shown may be out of date.` };
+    const since =
+      s.streamDownSince !== null ? ` for ${formatDuration(s.now - s.streamDownSince)}` : '';
+    return {
+      stale: true,
+      reason: 'stream-down',
+      label: 'stale · offline',
+      detail: `Live stream disconnected${since}; reconnecting. Values shown may be out of date.`,
+    };
   }
   if (s.pipelineBehind) {
     const lag = s.pipelineLagMs !== null ? ` by ${formatDuration(s.pipelineLagMs)}` : '';
-    return { stale: true, reason: 'pipeline-behind', label: 'stale · pipeline behind', detail: `The gateway reports the pipeline is behind${lag}; recent windows may be incomplete.` };
+    return {
+      stale: true,
+      reason: 'pipeline-behind',
+      label: 'stale · pipeline behind',
+      detail: `The gateway reports the pipeline is behind${lag}; recent windows may be incomplete.`,
+    };
   }
   const since = s.lastUpdateAt ?? s.waitingSince;
   const age = s.now - since;
@@ -51,9 +62,10 @@ export function staleness(s: StalenessInput): Staleness {
       stale: true,
       reason: 'no-update',
       label: `stale · ${formatDuration(age)}`,
-      detail: s.lastUpdateAt === null
-        ? `No data received for ${formatDuration(age)} (expected every ${formatDuration(s.refreshMs)}).`
-        : `No update for ${formatDuration(age)} (expected every ${formatDuration(s.refreshMs)}).`,
+      detail:
+        s.lastUpdateAt === null
+          ? `No data received for ${formatDuration(age)} (expected every ${formatDuration(s.refreshMs)}).`
+          : `No update for ${formatDuration(age)} (expected every ${formatDuration(s.refreshMs)}).`,
     };
   }
   return FRESH;

@@ -1,12 +1,42 @@
-/** Shapes the app works with. `api.ts` normalises what the gateway sends into these. */
+/**
+ * Shapes the app works with: the gateway's, named from the types generated from its OpenAPI
+ * document (`api-types.ts`, `npm run gen:api`), and the app's own (windows in epoch
+ * milliseconds, the time range).
+ */
 
-/** A statistic a metric window serves (shared crate `Stat`). */
-export type Stat = 'count' | 'sum' | 'min' | 'max' | 'avg' | 'p50' | 'p90' | 'p95' | 'p99' | 'unique';
+import type { components } from './api-types';
+import { statValues } from './api-types';
 
-export const STATS: readonly Stat[] = ['count', 'sum', 'min', 'max', 'avg', 'p50', 'p90', 'p95', 'p99', 'unique'];
+type Schemas = components['schemas'];
+
+/** A statistic a metric window serves. */
+export type Stat = Schemas['Stat'];
+export const STATS: readonly Stat[] = statValues;
 
 /** How a widget draws its data. */
-export type VizType = 'line_chart' | 'area_chart' | 'bar_chart' | 'counter' | 'gauge' | 'table';
+export type VizType = Schemas['VizType'];
+export type Condition = Schemas['Condition'];
+export type AlertState = Schemas['AlertState'];
+
+/** A widget as answered: a query definition resolved at read time. */
+export type Widget = Schemas['Widget'];
+/** What the editor produces: a widget without its id. */
+export type WidgetDraft = Omit<Widget, 'widget_id'>;
+/** A dashboard as answered, with its store revision. */
+export type Dashboard = Schemas['DashboardOut'];
+/** A metric as `GET /v1/metrics` lists it. */
+export type MetricInfo = Schemas['MetricInfo'];
+/** An alert rule as `GET /v1/alerts` lists it. */
+export type AlertRule = Schemas['AlertOut'];
+/** The pipeline freshness summary (`GET /v1/status`, the stream's `status` events). */
+export type StatusView = Schemas['StatusView'];
+/** A served window (RFC 3339 times), as the query API and the stream send it. */
+export type WindowOut = Schemas['WindowOut'];
+/** The gateway's error detail (`{"error": {code, message}}`). */
+export type ErrorDetail = Schemas['ErrorDetail'];
+
+/** Dimension filter: dimension name -> required value. */
+export type Dimensions = Record<string, string>;
 
 /** The visualisations the editor offers (`gauge` from the API is drawn as a counter). */
 export const VIZ_TYPES: readonly { value: VizType; label: string }[] = [
@@ -24,70 +54,6 @@ export const TIME_WINDOWS: readonly { value: string; label: string }[] = [
   { value: 'last_6h', label: 'Last 6 hours' },
   { value: 'last_24h', label: 'Last 24 hours' },
 ];
-
-/** Dimension filter: dimension name -> required value. */
-export type Dimensions = Record<string, string>;
-
-/** A widget: a query definition resolved at read time. */
-export interface Widget {
-  id: string;
-  metric_name: string;
-  dimensions: Dimensions;
-  stat: Stat;
-  /** `last_15m`, `last_1h`, ... */
-  time_window: string;
-  /** Aggregation window (`1m`, `5m`); absent: the metric's own window. */
-  window?: string;
-  viz_type: VizType;
-  /** Optional display title. */
-  title?: string;
-}
-
-/** What the editor produces (a widget without its id). */
-export type WidgetDraft = Omit<Widget, 'id'>;
-
-export interface Dashboard {
-  id: string;
-  tenant_id: string;
-  name: string;
-  description?: string;
-  widgets: Widget[];
-  created_at?: number;
-  updated_at?: number;
-}
-
-/** A metric as `GET /v1/metrics` lists it. */
-export interface MetricInfo {
-  name: string;
-  /** `tenant`, `global` or `builtin`. */
-  scope: string;
-  window_secs: number;
-  dimensions: string[];
-  /** Dimension sets actually kept (exact for every stat). */
-  dimension_sets: string[][];
-  /** Stats the metric has. */
-  stats: Stat[];
-  /** Numeric field, when the metric has one (for units). */
-  field?: string;
-  description?: string;
-}
-
-export type Condition = 'gt' | 'lt' | 'gte' | 'lte' | 'eq';
-
-export type AlertState = 'ok' | 'pending' | 'firing' | 'resolved';
-
-export interface AlertRule {
-  id: string;
-  metric_name: string;
-  dimensions: Dimensions;
-  stat: Stat;
-  condition: Condition;
-  threshold: number;
-  for_windows: number;
-  evaluate_on: 'final' | 'provisional';
-  /** State as reported by the gateway, when it reports one. */
-  state?: AlertState;
-}
 
 /** One metric window of one widget's series. Times in epoch milliseconds. */
 export interface WindowPoint {

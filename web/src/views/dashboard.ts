@@ -5,15 +5,15 @@
  */
 
 import { ApiError, getDashboard, listAlertRules, listMetrics, queryMetric } from '../api';
-import { ruleStatus, rulesForWidget } from '../alerts';
+import { ruleState, rulesForWidget } from '../alerts';
 import { h, replace, toast } from '../dom';
 import { parseDuration, unitFor } from '../format';
 import { WindowSeries, zeroWhenEmpty } from '../series';
 import { staleness } from '../staleness';
 import { DashboardStream } from '../stream';
-import type { ConnectionState, PipelineStatus } from '../stream';
+import type { ConnectionState } from '../stream';
 import { palette } from '../theme';
-import type { AlertRule, AlertState, Dashboard, MetricInfo, TimeRange, Widget } from '../types';
+import type { AlertRule, Dashboard, MetricInfo, StatusView, TimeRange, Widget } from '../types';
 import type { RuleView, VizContext } from '../viz/viz';
 import { Panel } from './panel';
 import type { PanelActions } from './panel';
@@ -54,9 +54,8 @@ export class DashboardView {
   private models = new Map<string, Model>();
   private metrics: MetricInfo[] = [];
   private rules: AlertRule[] = [];
-  private reported = new Map<string, AlertState>();
   private stream: DashboardStream | null = null;
-  private pipeline: PipelineStatus | null = null;
+  private pipeline: StatusView | null = null;
   private lastStatusOkAt: number | null = null;
   private streamOpenedAt = Date.now();
   private tickTimer: number | undefined;
@@ -120,7 +119,10 @@ export class DashboardView {
     } catch (err) {
       if (this.disposed) return;
       if (err instanceof ApiError && err.status === 404) return this.cb.gone();
-      toast(`Could not reload the dashboard: ${err instanceof Error ? err.message : String(err)}`, 'error');
+      toast(
+        `Could not reload the dashboard: ${err instanceof Error ? err.message : String(err)}`,
+        'error',
+      );
       this.startData();
     }
   }
@@ -158,12 +160,12 @@ export class DashboardView {
     this.cb.loaded(d);
     const keep = new Map<string, Model>();
     for (const w of d.widgets) {
-      const old = this.models.get(w.id);
+      const old = this.models.get(w.widget_id);
       if (old && JSON.stringify(old.widget) === JSON.stringify(w)) {
-        keep.set(w.id, old);
-        this.models.delete(w.id);
+        keep.set(w.widget_id, old);
+        this.models.delete(w.widget_id);
       } else {
-        keep.set(w.id, this.newModel(w));
+        keep.set(w.widget_id, this.newModel(w));
       }
     }
     for (const m of this.models.values()) m.panel.destroy();
@@ -171,14 +173,22 @@ export class DashboardView {
     replace(
       this.grid,
       [...keep.values()].map((m) => m.panel.root),
-      keep.size === 0 ? h('div', { class: 'empty', 'data-testid': 'empty-dashboard' }, h('p', {}, 'This dashboard has no widgets yet.'), h('p', { class: 'muted' }, 'Use “Add widget” to chart a metric.')) : null,
+      keep.size === 0
+        ? h(
+            'div',
+            { class: 'empty', 'data-testid': 'empty-dashboard' },
+            h('p', {}, 'This dashboard has no widgets yet.'),
+            h('p', { class: 'muted' }, 'Use “Add widget” to chart a metric.'),
+          )
+        : null,
     );
     this.startData();
   }
 
   private newModel(w: Widget): Model {
     const info = this.metrics.find((m) => m.name === w.metric_name);
-    const windowMs = (w.window ? parseDuration(w.window) : null) ?? (info ? info.window_secs * 1000 : 60_000);
+    const windowMs =
+      (w.window ? parseDuration(w.window) : null) ?? (info ? info.window_secs * 1000 : 60_000);
     return {
       widget: w,
       panel: new Panel(w, this.cb),
@@ -202,7 +212,10 @@ export class DashboardView {
   /** The displayed range of a widget right now. */
   private rangeOf(m: Model, now: number): { from: number; to: number } {
     if (this.range.kind === 'custom') return { from: this.range.from, to: this.range.to };
-    const span = this.range.kind === 'preset' ? this.range.ms : (parseDuration(m.widget.time_window) ?? 3_600_000);
+    const span =
+      this.range.kind === 'preset'
+        ? this.range.ms
+        : (parseDuration(m.widget.time_window) ?? 3_600_000);
     const to = Math.floor(now / m.windowMs) * m.windowMs + m.windowMs;
     return { from: to - span, to };
   }
@@ -246,10 +259,6 @@ export class DashboardView {
             if (s.state === 'ok') this.lastStatusOkAt = Date.now();
             this.tick();
           },
-          alert: (a) => {
-            this.reported.set(a.ruleId, a.state);
-            for (const m of this.models.values()) this.markDirty(m);
-          },
           reload: (reason) => {
             if (reason === 'deleted') {
               this.stream = null;
@@ -280,7 +289,6 @@ export class DashboardView {
     const now = Date.now();
     for (const m of this.models.values()) {
       const { from, to } = this.rangeOf(m, now);
-      let qFrom = from;
       let qTo = to;
       if (this.live()) {
         const own = parseDuration(m.widget.time_window) ?? 3_600_000;
@@ -292,11 +300,23 @@ export class DashboardView {
       m.loading = true;
       m.dirty = true;
       const range = this.range;
-      queryMetric(this.tenant, m.widget.metric_name, { dimensions: m.widget.dimensions, from: qFrom, to: qTo, window: m.widget.window, stat: m.widget.stat }, this.abort.signal)
+      queryMetric(
+        this.tenant,
+        m.widget.metric_name,
+        {
+          dimensions: m.widget.dimensions,
+          from,
+          to: qTo,
+          window: m.widget.window,
+          stat: m.widget.stat,
+        },
+        this.abort.signal,
+      )
         .then((points) => {
-          if (this.disposed || range !== this.range || this.models.get(m.widget.id) !== m) return;
+          if (this.disposed || range !== this.range || this.models.get(m.widget.widget_id) !== m)
+            return;
           m.series.merge(points);
-          m.coveredFrom = m.coveredFrom === null ? qFrom : Math.min(m.coveredFrom, qFrom);
+          m.coveredFrom = m.coveredFrom === null ? from : Math.min(m.coveredFrom, from);
           if (!this.live()) m.lastDataAt = Date.now();
           m.error = null;
         })
@@ -341,13 +361,30 @@ export class DashboardView {
     // Drop what can no longer be shown (long-open pages stay small).
     if (this.live()) m.series.prune(from - m.windowMs);
     const info = this.metrics.find((x) => x.name === m.widget.metric_name);
-    const rules: RuleView[] = rulesForWidget(m.widget, this.rules).map((rule) => ({ rule, status: ruleStatus(rule, m.series.all(), this.reported.get(rule.id)) }));
+    const rules: RuleView[] = rulesForWidget(m.widget, this.rules).map((rule) => ({
+      rule,
+      state: ruleState(rule, m.series.all()),
+    }));
     let fill: { from: number; to: number } | null = null;
     if (zeroWhenEmpty(m.widget.stat) && m.coveredFrom !== null && !m.error) {
-      const upTo = this.live() ? (this.stream?.state === 'open' ? now : (this.stream?.downSince ?? m.lastDataAt ?? now)) : to;
+      const upTo = this.live()
+        ? this.stream?.state === 'open'
+          ? now
+          : (this.stream?.downSince ?? m.lastDataAt ?? now)
+        : to;
       fill = { from: m.coveredFrom, to: Math.min(upTo, to) };
     }
-    return { points: m.series.all(), from, to, windowMs: m.windowMs, fill, stat: m.widget.stat, unit: unitFor(info, m.widget.stat), rules, palette: pal };
+    return {
+      points: m.series.all(),
+      from,
+      to,
+      windowMs: m.windowMs,
+      fill,
+      stat: m.widget.stat,
+      unit: unitFor(info, m.widget.stat),
+      rules,
+      palette: pal,
+    };
   }
 
   private info(m: Model, now: number) {
@@ -360,7 +397,7 @@ export class DashboardView {
         streamUp,
         streamDownSince: this.stream?.downSince ?? null,
         pipelineBehind: this.pipeline?.stale ?? false,
-        pipelineLagMs: this.pipeline?.watermarkDelayMs ?? null,
+        pipelineLagMs: this.pipeline?.watermark_delay_ms ?? null,
         lastUpdateAt: confirmed,
         waitingSince: this.streamOpenedAt,
         refreshMs: REFRESH_MS,
@@ -392,7 +429,14 @@ export class DashboardView {
     } else if (this.stream) {
       const st = this.stream.state;
       const p = this.pipeline;
-      const detail = st === 'open' ? (p ? `Live · pipeline ${p.state}${p.watermarkDelayMs !== null ? `, watermark ${Math.round(p.watermarkDelayMs / 100) / 10}s behind` : ''}` : 'Live') : st === 'connecting' ? 'Connecting…' : 'Disconnected, reconnecting…';
+      const detail =
+        st === 'open'
+          ? p
+            ? `Live · pipeline ${p.state}${p.watermark_delay_ms != null ? `, watermark ${Math.round(p.watermark_delay_ms / 100) / 10}s behind` : ''}`
+            : 'Live'
+          : st === 'connecting'
+            ? 'Connecting…'
+            : 'Disconnected, reconnecting…';
       this.cb.connection(st, detail);
     }
   }

@@ -22,23 +22,44 @@ export function openWidgetEditor(opts: {
   openDialog(
     widget ? 'Edit widget' : 'Add widget',
     (form) => {
-      const title = h('input', { type: 'text', name: 'title', maxlength: '200', placeholder: 'optional', value: widget?.title ?? '', 'data-testid': 'widget-title' });
-      const metric = h('select', { name: 'metric', required: true, 'data-testid': 'widget-metric' });
+      const title = h('input', {
+        type: 'text',
+        name: 'title',
+        maxlength: '200',
+        placeholder: 'optional',
+        value: widget?.title ?? '',
+        'data-testid': 'widget-title',
+      });
+      const metric = h('select', {
+        name: 'metric',
+        required: true,
+        'data-testid': 'widget-metric',
+      });
       const names = metrics.map((m) => m.name);
       if (widget && !names.includes(widget.metric_name)) names.unshift(widget.metric_name);
       for (const name of names) {
         const info = metrics.find((m) => m.name === name);
-        metric.append(h('option', { value: name, selected: name === (widget?.metric_name ?? 'events') }, info?.scope === 'builtin' ? `${name} (built-in)` : name));
+        metric.append(
+          h(
+            'option',
+            { value: name, selected: name === (widget?.metric_name ?? 'events') },
+            info?.scope === 'builtin' ? `${name} (built-in)` : name,
+          ),
+        );
       }
       const stat = h('select', { name: 'stat', 'data-testid': 'widget-stat' });
       const timeWindow = h('select', { name: 'time_window', 'data-testid': 'widget-time-window' });
       const tw = widget?.time_window ?? 'last_1h';
-      const windows = TIME_WINDOWS.some((t) => t.value === tw) ? TIME_WINDOWS : [...TIME_WINDOWS, { value: tw, label: tw }];
-      for (const t of windows) timeWindow.append(h('option', { value: t.value, selected: t.value === tw }, t.label));
+      const windows = TIME_WINDOWS.some((t) => t.value === tw)
+        ? TIME_WINDOWS
+        : [...TIME_WINDOWS, { value: tw, label: tw }];
+      for (const t of windows)
+        timeWindow.append(h('option', { value: t.value, selected: t.value === tw }, t.label));
       const aggWindow = h('select', { name: 'window', 'data-testid': 'widget-window' });
       const viz = h('select', { name: 'viz', 'data-testid': 'widget-viz' });
       const vz = widget?.viz_type === 'gauge' ? 'counter' : (widget?.viz_type ?? 'line_chart');
-      for (const v of VIZ_TYPES) viz.append(h('option', { value: v.value, selected: v.value === vz }, v.label));
+      for (const v of VIZ_TYPES)
+        viz.append(h('option', { value: v.value, selected: v.value === vz }, v.label));
       const dimsBox = h('fieldset', { class: 'dims' });
       const dimInputs = new Map<string, HTMLInputElement>();
       let loadToken = 0;
@@ -47,33 +68,61 @@ export function openWidgetEditor(opts: {
         const info = metrics.find((m) => m.name === metric.value);
         const available: readonly Stat[] = info?.stats.length ? info.stats : STATS;
         const wantStat = stat.value || widget?.stat || 'count';
-        stat.replaceChildren(...available.map((s) => h('option', { value: s, selected: s === wantStat }, s)));
+        stat.replaceChildren(
+          ...available.map((s) => h('option', { value: s, selected: s === wantStat }, s)),
+        );
         if (!available.includes(wantStat as Stat)) stat.value = available[0] ?? 'count';
 
         const native = info ? info.window_secs * 1000 : 60_000;
         const wantWindow = aggWindow.value || widget?.window || '';
-        aggWindow.replaceChildren(h('option', { value: '' }, `metric's window (${info ? `${info.window_secs}s` : 'default'})`));
+        aggWindow.replaceChildren(
+          h(
+            'option',
+            { value: '' },
+            `metric's window (${info ? `${info.window_secs}s` : 'default'})`,
+          ),
+        );
         for (const w of AGG_WINDOWS) {
           const ms = parseDuration(w)!;
-          if (ms > native && ms % native === 0) aggWindow.append(h('option', { value: w, selected: w === wantWindow }, w));
+          if (ms > native && ms % native === 0)
+            aggWindow.append(h('option', { value: w, selected: w === wantWindow }, w));
         }
 
         const keep: Dimensions = {};
         for (const [k, input] of dimInputs) if (input.value) keep[k] = input.value;
-        const initial = Object.keys(keep).length ? keep : (widget?.metric_name === metric.value ? widget.dimensions : {});
+        const initial = Object.keys(keep).length
+          ? keep
+          : widget?.metric_name === metric.value
+            ? widget.dimensions
+            : {};
         dimInputs.clear();
         const dimNames = info?.dimensions ?? Object.keys(initial);
         dimsBox.replaceChildren(h('legend', {}, 'Dimension filter'));
-        if (dimNames.length === 0) dimsBox.append(h('p', { class: 'hint' }, 'This metric has no dimensions.'));
+        if (dimNames.length === 0)
+          dimsBox.append(h('p', { class: 'hint' }, 'This metric has no dimensions.'));
         for (const d of dimNames) {
           const listId = `dl-${d}-${Math.random().toString(36).slice(2, 7)}`;
-          const input = h('input', { type: 'text', name: `dim-${d}`, list: listId, placeholder: 'any', value: initial[d] ?? '', autocomplete: 'off', 'data-testid': `widget-dim-${d}` });
+          const input = h('input', {
+            type: 'text',
+            name: `dim-${d}`,
+            list: listId,
+            placeholder: 'any',
+            value: initial[d] ?? '',
+            autocomplete: 'off',
+            'data-testid': `widget-dim-${d}`,
+          });
           dimInputs.set(d, input);
           dimsBox.append(field(d, input), h('datalist', { id: listId }));
         }
-        if (info && info.dimension_sets.length) {
+        if (info?.dimension_sets.length) {
           const sets = info.dimension_sets.map((s) => `{${s.join(', ')}}`).join(' ');
-          dimsBox.append(h('small', { class: 'hint' }, `Exact for every stat when the filter's keys are one of: ${sets}. Other filters work for count, sum, min, max and avg.`));
+          dimsBox.append(
+            h(
+              'small',
+              { class: 'hint' },
+              `Exact for every stat when the filter's keys are one of: ${sets}. Other filters work for count, sum, min, max and avg.`,
+            ),
+          );
         }
         // Suggest values seen in the last 24 hours.
         const token = ++loadToken;
@@ -84,7 +133,10 @@ export function openWidgetEditor(opts: {
               if (token !== loadToken) return;
               for (const [d, input] of dimInputs) {
                 const list = input.list;
-                if (list) list.replaceChildren(...(values[d] ?? []).slice(0, 200).map((v) => h('option', { value: v })));
+                if (list)
+                  list.replaceChildren(
+                    ...(values[d] ?? []).slice(0, 200).map((v) => h('option', { value: v })),
+                  );
               }
             })
             .catch(() => {
@@ -99,13 +151,19 @@ export function openWidgetEditor(opts: {
         field('Metric', metric),
         field('Statistic', stat),
         dimsBox,
-        h('div', { class: 'field-row' }, field('Time window', timeWindow), field('Aggregation', aggWindow)),
+        h(
+          'div',
+          { class: 'field-row' },
+          field('Time window', timeWindow),
+          field('Aggregation', aggWindow),
+        ),
         field('Visualisation', viz),
         field('Title', title),
       );
       return async () => {
         const dimensions: Dimensions = {};
-        for (const [k, input] of dimInputs) if (input.value.trim()) dimensions[k] = input.value.trim();
+        for (const [k, input] of dimInputs)
+          if (input.value.trim()) dimensions[k] = input.value.trim();
         const draft: WidgetDraft = {
           metric_name: metric.value,
           dimensions,

@@ -8,7 +8,13 @@ export function openRenameDialog(tenant: string, d: Dashboard, done: (name: stri
   openDialog(
     'Rename dashboard',
     (form) => {
-      const name = h('input', { type: 'text', required: true, maxlength: '200', value: d.name, 'data-testid': 'dashboard-name' });
+      const name = h('input', {
+        type: 'text',
+        required: true,
+        maxlength: '200',
+        value: d.name,
+        'data-testid': 'dashboard-name',
+      });
       form.append(field('Name', name));
       return async () => {
         const n = name.value.trim();
@@ -26,9 +32,17 @@ export function openDeleteDialog(tenant: string, d: Dashboard, done: () => void)
   openDialog(
     'Delete dashboard',
     (form) => {
-      form.append(h('p', {}, 'Delete ', h('strong', {}, d.name), ` and its ${d.widgets.length} widget(s)? This cannot be undone.`));
+      form.append(
+        h(
+          'p',
+          {},
+          'Delete ',
+          h('strong', {}, d.name),
+          ` and its ${d.widgets.length} widget(s)? This cannot be undone.`,
+        ),
+      );
       return async () => {
-        await deleteDashboard(tenant, d.id);
+        await deleteDashboard(tenant, d.dashboard_id);
         done();
         return true;
       };
@@ -41,7 +55,13 @@ export function openCreateDialog(tenant: string, done: (d: Dashboard) => void): 
   openDialog(
     'New dashboard',
     (form) => {
-      const name = h('input', { type: 'text', required: true, maxlength: '200', placeholder: 'e.g. Checkout overview', 'data-testid': 'dashboard-name' });
+      const name = h('input', {
+        type: 'text',
+        required: true,
+        maxlength: '200',
+        placeholder: 'e.g. Checkout overview',
+        'data-testid': 'dashboard-name',
+      });
       form.append(field('Name', name));
       return async () => {
         const n = name.value.trim();
@@ -72,25 +92,63 @@ export class ListView {
       dashboards = await listDashboards(this.tenant, this.abort.signal);
     } catch (err) {
       if (err instanceof DOMException && err.name === 'AbortError') return;
-      replace(this.root, this.toolbar(), h('p', { class: 'form-error', role: 'alert' }, `Could not load dashboards: ${err instanceof Error ? err.message : String(err)}`), h('button', { class: 'btn', type: 'button', onclick: () => void this.load() }, 'Retry'));
+      replace(
+        this.root,
+        this.toolbar(),
+        h(
+          'p',
+          { class: 'form-error', role: 'alert' },
+          `Could not load dashboards: ${err instanceof Error ? err.message : String(err)}`,
+        ),
+        h('button', { class: 'btn', type: 'button', onclick: () => void this.load() }, 'Retry'),
+      );
       return;
     }
     if (this.loaded(dashboards)) return;
     if (dashboards.length === 0) {
-      replace(this.root, this.toolbar(), h('div', { class: 'empty' }, h('p', {}, `Tenant “${this.tenant}” has no dashboards yet.`), h('p', { class: 'muted' }, 'Create one, add widgets, and watch your metrics live.')));
+      replace(
+        this.root,
+        this.toolbar(),
+        h(
+          'div',
+          { class: 'empty' },
+          h('p', {}, `Tenant “${this.tenant}” has no dashboards yet.`),
+          h('p', { class: 'muted' }, 'Create one, add widgets, and watch your metrics live.'),
+        ),
+      );
       return;
     }
     const rows = dashboards.map((d) =>
       h(
         'tr',
-        { 'data-dashboard-id': d.id },
-        h('td', {}, h('a', { href: `?tenant=${encodeURIComponent(this.tenant)}&dashboard=${encodeURIComponent(d.id)}`, class: 'dash-link', onclick: (e: MouseEvent) => this.follow(e, d.id) }, d.name)),
+        { 'data-dashboard-id': d.dashboard_id },
+        h(
+          'td',
+          {},
+          h(
+            'a',
+            {
+              href: `?tenant=${encodeURIComponent(this.tenant)}&dashboard=${encodeURIComponent(d.dashboard_id)}`,
+              class: 'dash-link',
+              onclick: (e: MouseEvent) => this.follow(e, d.dashboard_id),
+            },
+            d.name,
+          ),
+        ),
         h('td', { class: 'num' }, String(d.widgets.length)),
         h('td', { class: 'muted' }, d.updated_at ? new Date(d.updated_at).toLocaleString() : ''),
         h(
           'td',
           { class: 'row-actions' },
-          h('button', { class: 'btn btn-small', type: 'button', onclick: () => openRenameDialog(this.tenant, d, () => void this.load()) }, 'Rename'),
+          h(
+            'button',
+            {
+              class: 'btn btn-small',
+              type: 'button',
+              onclick: () => openRenameDialog(this.tenant, d, () => void this.load()),
+            },
+            'Rename',
+          ),
           h(
             'button',
             {
@@ -113,7 +171,18 @@ export class ListView {
       h(
         'table',
         { class: 'data-table dash-table' },
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col', class: 'num' }, 'Widgets'), h('th', { scope: 'col' }, 'Updated'), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', { scope: 'col' }, 'Name'),
+            h('th', { scope: 'col', class: 'num' }, 'Widgets'),
+            h('th', { scope: 'col' }, 'Updated'),
+            h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')),
+          ),
+        ),
         h('tbody', {}, rows),
       ),
     );
@@ -131,7 +200,16 @@ export class ListView {
       { class: 'toolbar' },
       h('h1', { id: 'list-title' }, 'Dashboards'),
       h('div', { class: 'spacer' }),
-      h('button', { class: 'btn btn-primary', type: 'button', 'data-testid': 'new-dashboard', onclick: () => openCreateDialog(this.tenant, (d) => this.open(d.id)) }, '+ New dashboard'),
+      h(
+        'button',
+        {
+          class: 'btn btn-primary',
+          type: 'button',
+          'data-testid': 'new-dashboard',
+          onclick: () => openCreateDialog(this.tenant, (d) => this.open(d.dashboard_id)),
+        },
+        '+ New dashboard',
+      ),
     );
   }
 

@@ -54,8 +54,11 @@ export class Panel {
     readonly widget: Widget,
     actions: PanelActions,
   ) {
-    const titleId = `w-${widget.id}-title`;
-    const chart = widget.viz_type === 'line_chart' || widget.viz_type === 'area_chart' || widget.viz_type === 'bar_chart';
+    const titleId = `w-${widget.widget_id}-title`;
+    const chart =
+      widget.viz_type === 'line_chart' ||
+      widget.viz_type === 'area_chart' ||
+      widget.viz_type === 'bar_chart';
     this.legend = chart
       ? h(
           'div',
@@ -67,17 +70,50 @@ export class Panel {
       : null;
     this.root = h(
       'article',
-      { class: `panel panel-${widget.viz_type}`, 'data-testid': 'widget', 'data-widget-id': widget.id, 'data-viz': widget.viz_type, 'aria-labelledby': titleId },
+      {
+        class: `panel panel-${widget.viz_type}`,
+        'data-testid': 'widget',
+        'data-widget-id': widget.widget_id,
+        'data-viz': widget.viz_type,
+        'aria-labelledby': titleId,
+      },
       h(
         'header',
         { class: 'panel-head' },
-        h('div', { class: 'panel-titles' }, h('h3', { class: 'panel-title', id: titleId }, widget.title || widget.metric_name), h('div', { class: 'panel-sub' }, describe(widget))),
+        h(
+          'div',
+          { class: 'panel-titles' },
+          h('h3', { class: 'panel-title', id: titleId }, widget.title || widget.metric_name),
+          h('div', { class: 'panel-sub' }, describe(widget)),
+        ),
         this.hover,
         h(
           'div',
           { class: 'panel-actions edit-only' },
-          h('button', { class: 'icon-btn', type: 'button', title: 'Edit widget', 'aria-label': `Edit widget ${widget.title || widget.metric_name}`, 'data-testid': 'edit-widget', onclick: () => actions.edit(this.widget) }, '✎'),
-          h('button', { class: 'icon-btn', type: 'button', title: 'Remove widget', 'aria-label': `Remove widget ${widget.title || widget.metric_name}`, 'data-testid': 'remove-widget', onclick: () => actions.remove(this.widget) }, '✕'),
+          h(
+            'button',
+            {
+              class: 'icon-btn',
+              type: 'button',
+              title: 'Edit widget',
+              'aria-label': `Edit widget ${widget.title || widget.metric_name}`,
+              'data-testid': 'edit-widget',
+              onclick: () => actions.edit(this.widget),
+            },
+            '✎',
+          ),
+          h(
+            'button',
+            {
+              class: 'icon-btn',
+              type: 'button',
+              title: 'Remove widget',
+              'aria-label': `Remove widget ${widget.title || widget.metric_name}`,
+              'data-testid': 'remove-widget',
+              onclick: () => actions.remove(this.widget),
+            },
+            '✕',
+          ),
         ),
       ),
       this.badges,
@@ -119,7 +155,8 @@ export class Panel {
     this.root.dataset.version = String(info.version);
     this.root.dataset.updates = String(info.updates);
     this.root.dataset.loaded = info.lastDataAt !== null ? '1' : '';
-    this.root.dataset.latest = latest?.value === null || latest === undefined ? '' : String(latest.value);
+    this.root.dataset.latest =
+      latest?.value === null || latest === undefined ? '' : String(latest.value);
     if (info.error) {
       this.message.textContent = info.error;
       this.message.hidden = false;
@@ -137,8 +174,26 @@ export class Panel {
     const s = info.staleness;
     this.root.classList.toggle('is-stale', s.stale);
     this.root.dataset.stale = s.stale ? (s.reason ?? 'yes') : '';
-    if (s.stale) badges.push(h('span', { class: `badge badge-stale badge-stale-${s.reason}`, title: s.detail, 'data-testid': 'badge-stale' }, s.label));
-    if (info.historical) badges.push(h('span', { class: 'badge badge-historical', title: 'Fixed historical range: no live updates' }, 'historical'));
+    if (s.stale)
+      badges.push(
+        h(
+          'span',
+          {
+            class: `badge badge-stale badge-stale-${s.reason}`,
+            title: s.detail,
+            'data-testid': 'badge-stale',
+          },
+          s.label,
+        ),
+      );
+    if (info.historical)
+      badges.push(
+        h(
+          'span',
+          { class: 'badge badge-historical', title: 'Fixed historical range: no live updates' },
+          'historical',
+        ),
+      );
     if (info.loading) badges.push(h('span', { class: 'badge badge-loading' }, 'loading…'));
     if (ctx) {
       const inRange = ctx.points.filter((p) => p.end > ctx.from && p.start < ctx.to);
@@ -146,29 +201,52 @@ export class Panel {
       if (revised.length > 0) {
         const detail = revised
           .slice(-8)
-          .map((p) => `${formatClock(p.start)} r${p.revision}${p.lateCount ? ` (+${p.lateCount} late)` : ''}`)
+          .map(
+            (p) =>
+              `${formatClock(p.start)} r${p.revision}${p.lateCount ? ` (+${p.lateCount} late)` : ''}`,
+          )
           .join(', ');
-        badges.push(h('span', { class: 'badge badge-revised', title: `Closed windows corrected by late data: ${detail}`, 'data-testid': 'badge-revised' }, `revised ×${revised.length}`));
+        badges.push(
+          h(
+            'span',
+            {
+              class: 'badge badge-revised',
+              title: `Closed windows corrected by late data: ${detail}`,
+              'data-testid': 'badge-revised',
+            },
+            `revised ×${revised.length}`,
+          ),
+        );
       }
       const open = inRange.some((p) => !p.final);
       if (open && this.legend === null && this.widget.viz_type === 'table') {
-        badges.push(h('span', { class: 'badge badge-provisional', title: 'The newest window is still open: its value will change' }, 'provisional'));
+        badges.push(
+          h(
+            'span',
+            {
+              class: 'badge badge-provisional',
+              title: 'The newest window is still open: its value will change',
+            },
+            'provisional',
+          ),
+        );
       }
       this.root.classList.remove('is-firing', 'is-pending');
       for (const r of ctx.rules) {
-        const st = r.status.state;
+        const st = r.state;
         if (st === 'firing') this.root.classList.add('is-firing');
         if (st === 'pending') this.root.classList.add('is-pending');
-        const how = r.status.source === 'gateway' ? 'state reported by the gateway' : 'state evaluated on the windows shown';
         badges.push(
           h(
             'span',
             {
               class: `badge badge-alert badge-alert-${st}`,
-              title: `Alert rule: ${this.widget.stat} ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)} for ${r.rule.for_windows} window(s), on ${r.rule.evaluate_on} windows; ${how}`,
+              title: `Alert rule: ${this.widget.stat} ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)} for ${r.rule.for_windows} window(s), on ${r.rule.evaluate_on} windows; state evaluated on the windows shown`,
               'data-testid': 'badge-alert',
             },
-            st === 'firing' ? `FIRING ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)}` : `alert ${st}`,
+            st === 'firing'
+              ? `FIRING ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)}`
+              : `alert ${st}`,
           ),
         );
       }
@@ -180,9 +258,13 @@ export class Panel {
       replace(this.badges, ...badges);
     }
     const parts: string[] = [];
-    if (info.lastDataAt !== null) parts.push(`${info.historical ? 'queried' : 'updated'} ${formatDuration(info.now - info.lastDataAt)} ago`);
+    if (info.lastDataAt !== null)
+      parts.push(
+        `${info.historical ? 'queried' : 'updated'} ${formatDuration(info.now - info.lastDataAt)} ago`,
+      );
     else if (!info.loading && !info.error) parts.push('no data yet');
-    if (info.delayMs !== null && !info.historical) parts.push(`delay ${formatLatency(info.delayMs)}`);
+    if (info.delayMs !== null && !info.historical)
+      parts.push(`delay ${formatLatency(info.delayMs)}`);
     const footer = parts.join(' · ');
     if (this.footer.textContent !== footer) this.footer.textContent = footer;
   }

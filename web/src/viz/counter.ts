@@ -21,30 +21,57 @@ export class CounterViz implements Viz {
   private height = 120;
 
   constructor(host: HTMLElement) {
-    host.append(h('div', { class: 'counter' }, this.valueEl, this.trendEl, this.metaEl), this.sparkHost);
+    host.append(
+      h('div', { class: 'counter' }, this.valueEl, this.trendEl, this.metaEl),
+      this.sparkHost,
+    );
   }
 
   render(ctx: VizContext): void {
     // The newest column: with zero-filling (additive stats) the current window exists, as 0,
     // even before its first event; otherwise it is the newest window with data.
-    const cols = toColumns(ctx.points, { from: ctx.from, to: ctx.to, windowMs: ctx.windowMs, fill: ctx.fill });
+    const cols = toColumns(ctx.points, {
+      from: ctx.from,
+      to: ctx.to,
+      windowMs: ctx.windowMs,
+      fill: ctx.fill,
+    });
     const i = cols.xs.length - 1;
     const start = i >= 0 ? cols.xs[i]! * 1000 : null;
     const value = i >= 0 ? (cols.final[i] ?? cols.provisional[i] ?? null) : null;
     const provisional = i >= 0 && cols.final[i] === null && cols.provisional[i] !== null;
     const point = start === null ? undefined : ctx.points.find((p) => p.start === start);
-    const windowText = start === null ? '' : formatWindow(start, point?.end ?? start + ctx.windowMs);
+    const windowText =
+      start === null ? '' : formatWindow(start, point?.end ?? start + ctx.windowMs);
     const latest = point;
-    const firing = ctx.rules.some((r) => r.status.state === 'firing');
+    const firing = ctx.rules.some((r) => r.state === 'firing');
     this.valueEl.textContent = formatValue(value, ctx.unit);
     this.valueEl.dataset.value = value === null ? '' : String(value);
     this.valueEl.classList.toggle('is-provisional', provisional);
     this.valueEl.classList.toggle('is-firing', firing);
     const meta: (string | HTMLElement)[] = [];
     if (windowText) meta.push(`${ctx.stat} · window ${windowText}`);
-    if (provisional) meta.push(h('span', { class: 'badge badge-provisional', title: 'This window is still open: its value will change' }, 'provisional'));
-    if (latest && latest.revision > 0 && !provisional) meta.push(h('span', { class: 'badge badge-revised' }, `revised r${latest.revision}`));
-    for (const r of ctx.rules) meta.push(h('span', { class: 'counter-threshold' }, `threshold ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)}`));
+    if (provisional)
+      meta.push(
+        h(
+          'span',
+          {
+            class: 'badge badge-provisional',
+            title: 'This window is still open: its value will change',
+          },
+          'provisional',
+        ),
+      );
+    if (latest && latest.revision > 0 && !provisional)
+      meta.push(h('span', { class: 'badge badge-revised' }, `revised r${latest.revision}`));
+    for (const r of ctx.rules)
+      meta.push(
+        h(
+          'span',
+          { class: 'counter-threshold' },
+          `threshold ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)}`,
+        ),
+      );
     replace(this.metaEl, ...meta);
 
     // Trend: the last two closed windows (comparing a partial window would mislead).
@@ -59,16 +86,32 @@ export class CounterViz implements Viz {
       const down = change.startsWith('-');
       replace(
         this.trendEl,
-        h('span', { class: `trend ${up ? 'trend-up' : down ? 'trend-down' : 'trend-flat'}` }, `${up ? '▲' : down ? '▼' : '■'} ${change}`),
-        h('span', { class: 'muted', title: 'The last closed window against the one before it' }, ` vs previous window (${formatValue(prev, ctx.unit)} → ${formatValue(cur, ctx.unit)})`),
+        h(
+          'span',
+          { class: `trend ${up ? 'trend-up' : down ? 'trend-down' : 'trend-flat'}` },
+          `${up ? '▲' : down ? '▼' : '■'} ${change}`,
+        ),
+        h(
+          'span',
+          { class: 'muted', title: 'The last closed window against the one before it' },
+          ` vs previous window (${formatValue(prev, ctx.unit)} → ${formatValue(cur, ctx.unit)})`,
+        ),
       );
     } else {
-      replace(this.trendEl, h('span', { class: 'muted' }, closed.length < 2 ? 'trend after two closed windows' : ''));
+      replace(
+        this.trendEl,
+        h('span', { class: 'muted' }, closed.length < 2 ? 'trend after two closed windows' : ''),
+      );
     }
     this.renderSpark(ctx, cols.xs, cols.final, cols.provisional);
   }
 
-  private renderSpark(ctx: VizContext, xs: number[], final: (number | null)[], provisional: (number | null)[]): void {
+  private renderSpark(
+    ctx: VizContext,
+    xs: number[],
+    final: (number | null)[],
+    provisional: (number | null)[],
+  ): void {
     const data: uPlot.AlignedData = [xs, final, provisional];
     const key = `${ctx.palette.series}|${ctx.palette.panel}`;
     if (!this.spark || key !== this.sparkKey) {
@@ -83,7 +126,10 @@ export class CounterViz implements Viz {
           cursor: { show: false },
           padding: [4, 0, 3, 0],
           axes: [{ show: false }, { show: false }],
-          scales: { x: { time: true, range: () => [ctx.from / 1000, ctx.to / 1000] }, y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(1, max ?? 1) * 1.1] } },
+          scales: {
+            x: { time: true, range: () => [ctx.from / 1000, ctx.to / 1000] },
+            y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(1, max ?? 1) * 1.1] },
+          },
           series: [
             {},
             { stroke: p.series, width: 1.5, fill: p.seriesFill, points: { show: false } },

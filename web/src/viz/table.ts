@@ -14,15 +14,40 @@ export class TableViz implements Viz {
       h(
         'div',
         { class: 'table-wrap', tabindex: '0', 'aria-label': 'Windows' },
-        h('table', { class: 'data-table' }, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Window'), h('th', { scope: 'col', class: 'num' }, 'Value'), h('th', { scope: 'col' }, 'State'))), this.body),
+        h(
+          'table',
+          { class: 'data-table' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              h('th', { scope: 'col' }, 'Window'),
+              h('th', { scope: 'col', class: 'num' }, 'Value'),
+              h('th', { scope: 'col' }, 'State'),
+            ),
+          ),
+          this.body,
+        ),
       ),
     );
   }
 
   render(ctx: VizContext): void {
-    const rows = ctx.points.filter((p) => p.end > ctx.from && p.start < ctx.to).slice(-MAX_ROWS).reverse();
+    const rows = ctx.points
+      .filter((p) => p.end > ctx.from && p.start < ctx.to)
+      .slice(-MAX_ROWS)
+      .reverse();
     if (rows.length === 0) {
-      replace(this.body, h('tr', {}, h('td', { colspan: '3', class: 'muted' }, 'No windows with data in this range')));
+      replace(
+        this.body,
+        h(
+          'tr',
+          {},
+          h('td', { colspan: '3', class: 'muted' }, 'No windows with data in this range'),
+        ),
+      );
       return;
     }
     replace(
@@ -31,9 +56,16 @@ export class TableViz implements Viz {
         const state = !p.final
           ? h('span', { class: 'badge badge-provisional' }, 'provisional')
           : p.revision > 0
-            ? h('span', { class: 'badge badge-revised', title: `${p.lateCount} late event(s) merged after the window closed` }, `revised r${p.revision}`)
+            ? h(
+                'span',
+                {
+                  class: 'badge badge-revised',
+                  title: `${p.lateCount} late event(s) merged after the window closed`,
+                },
+                `revised r${p.revision}`,
+              )
             : h('span', { class: 'muted' }, 'final');
-        const breach = ctx.rules.some((r) => r.status.state === 'firing') && p === rows[0];
+        const breach = ctx.rules.some((r) => r.state === 'firing') && p === rows[0];
         return h(
           'tr',
           { class: p.final ? '' : 'row-provisional' },
@@ -45,7 +77,11 @@ export class TableViz implements Viz {
     );
   }
 
-  resize(): void {}
+  resize(): void {
+    // The table flows with its panel.
+  }
 
-  destroy(): void {}
+  destroy(): void {
+    // Nothing beyond the DOM, which the panel removes.
+  }
 }

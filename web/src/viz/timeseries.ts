@@ -42,7 +42,12 @@ export class TimeSeriesChart implements Viz {
   render(ctx: VizContext): void {
     this.last = ctx;
     this.unit = ctx.unit;
-    const cols = toColumns(ctx.points, { from: ctx.from, to: ctx.to, windowMs: ctx.windowMs, fill: ctx.fill });
+    const cols = toColumns(ctx.points, {
+      from: ctx.from,
+      to: ctx.to,
+      windowMs: ctx.windowMs,
+      fill: ctx.fill,
+    });
     const xs = cols.xs;
     this.provisionalIdx = [];
     cols.final.forEach((v, i) => {
@@ -51,7 +56,7 @@ export class TimeSeriesChart implements Viz {
     const thresholds = ctx.rules.map((r) => xs.map(() => r.rule.threshold));
     const data: uPlot.AlignedData = [xs, cols.final, cols.provisional, cols.revised, ...thresholds];
     // Rebuild when the set of series or the theme changes; otherwise just swap data.
-    const shape = `${ctx.rules.map((r) => `${r.rule.id}:${r.status.state}:${r.rule.threshold}`).join(',')}|${ctx.palette.series}|${ctx.palette.text}`;
+    const shape = `${ctx.rules.map((r) => `${r.rule.alert_id}:${r.state}:${r.rule.threshold}`).join(',')}|${ctx.palette.series}|${ctx.palette.text}`;
     if (!this.plot || shape !== this.shape) {
       this.plot?.destroy();
       this.shape = shape;
@@ -75,7 +80,8 @@ export class TimeSeriesChart implements Viz {
 
   private options(ctx: VizContext): uPlot.Options {
     const p: Palette = ctx.palette;
-    const bars = this.kind === 'bar' ? uPlot.paths.bars!({ align: 1, size: [0.8, 64, 1], gap: 1 }) : undefined;
+    const bars =
+      this.kind === 'bar' ? uPlot.paths.bars!({ align: 1, size: [0.8, 64, 1], gap: 1 }) : undefined;
     const fmt = (v: number | null) => formatValue(v, this.unit);
     const axis = (extra: Partial<uPlot.Axis>): uPlot.Axis => ({
       stroke: p.muted,
@@ -90,7 +96,12 @@ export class TimeSeriesChart implements Viz {
         label: 'value',
         stroke: p.series,
         width: 2,
-        fill: this.kind === 'area' ? p.seriesFill : this.kind === 'bar' ? alpha(p.series, 0.85) : undefined,
+        fill:
+          this.kind === 'area'
+            ? p.seriesFill
+            : this.kind === 'bar'
+              ? alpha(p.series, 0.85)
+              : undefined,
         paths: bars,
         points: { show: false },
         spanGaps: false,
@@ -100,12 +111,24 @@ export class TimeSeriesChart implements Viz {
         stroke: p.provisional,
         width: this.kind === 'bar' ? 1.5 : 2,
         dash: [5, 4],
-        fill: this.kind === 'bar' ? alpha(p.series, 0.25) : this.kind === 'area' ? alpha(p.series, 0.08) : undefined,
+        fill:
+          this.kind === 'bar'
+            ? alpha(p.series, 0.25)
+            : this.kind === 'area'
+              ? alpha(p.series, 0.08)
+              : undefined,
         paths: bars,
         points:
           this.kind === 'bar'
             ? { show: false }
-            : { show: true, size: 9, width: 2, stroke: p.provisional, fill: p.panel, filter: () => this.provisionalIdx },
+            : {
+                show: true,
+                size: 9,
+                width: 2,
+                stroke: p.provisional,
+                fill: p.panel,
+                filter: () => this.provisionalIdx,
+              },
         spanGaps: false,
       },
       {
@@ -115,15 +138,13 @@ export class TimeSeriesChart implements Viz {
         paths: () => null,
         points: { show: true, size: 8, width: 2, stroke: p.revised, fill: p.revised },
       },
-      ...ctx.rules.map(
-        (r: RuleView): uPlot.Series => ({
-          label: `threshold ${CONDITION_SYMBOL[r.rule.condition]} ${fmt(r.rule.threshold)}`,
-          stroke: r.status.state === 'firing' ? p.danger : p.warn,
-          width: 1.5,
-          dash: [8, 5],
-          points: { show: false },
-        }),
-      ),
+      ...ctx.rules.map((r: RuleView): uPlot.Series => ({
+        label: `threshold ${CONDITION_SYMBOL[r.rule.condition]} ${fmt(r.rule.threshold)}`,
+        stroke: r.state === 'firing' ? p.danger : p.warn,
+        width: 1.5,
+        dash: [8, 5],
+        points: { show: false },
+      })),
     ];
     return {
       width: this.width,
@@ -142,12 +163,17 @@ export class TimeSeriesChart implements Viz {
         },
       },
       axes: [
-        axis({ space: 60, size: 26, values: (_u, splits) => splits.map((s) => formatClock(s * 1000)) }),
+        axis({
+          space: 60,
+          size: 26,
+          values: (_u, splits) => splits.map((s) => formatClock(s * 1000)),
+        }),
         axis({
           space: 28,
           values: (_u, splits) => splits.map((s) => fmt(s)),
           // Wide enough for the longest label (uPlot passes the rendered values).
-          size: (_u, values) => 14 + 6.5 * Math.max(2, ...(values ?? []).map((v) => String(v).length)),
+          size: (_u, values) =>
+            14 + 6.5 * Math.max(2, ...(values ?? []).map((v) => String(v).length)),
         }),
       ],
       series,
@@ -162,7 +188,12 @@ export class TimeSeriesChart implements Viz {
             const rev = u.data[3]?.[i];
             const v = fin ?? prov;
             if (x === undefined || v === null || v === undefined) return this.onHover(null);
-            const state = fin !== null && fin !== undefined ? (rev !== null && rev !== undefined ? 'revised' : 'final') : 'provisional';
+            const state =
+              fin !== null && fin !== undefined
+                ? rev !== null && rev !== undefined
+                  ? 'revised'
+                  : 'final'
+                : 'provisional';
             this.onHover(`${formatClock(x * 1000)} · ${fmt(v)} · ${state}`);
           },
         ],

@@ -1,13 +1,13 @@
 /** What every visualisation gets, and what it offers its panel. */
 
-import type { RuleStatus } from '../alerts';
 import type { Unit } from '../format';
 import type { Palette } from '../theme';
-import type { AlertRule, Stat, WindowPoint } from '../types';
+import type { AlertRule, AlertState, Stat, WindowPoint } from '../types';
 
 export interface RuleView {
   rule: AlertRule;
-  status: RuleStatus;
+  /** Evaluated on the widget's windows (see `ruleState`). */
+  state: AlertState;
 }
 
 export interface VizContext {

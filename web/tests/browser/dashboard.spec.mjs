@@ -20,11 +20,13 @@ const gateway = (process.env.RTDASH_GATEWAY_URL || 'http://127.0.0.1:8080').repl
 const agent = (process.env.RTDASH_AGENT_URL || 'http://127.0.0.1:8081').replace(/\/$/, '');
 const required = Boolean(process.env.RTDASH_BROWSER_TEST_REQUIRED);
 const chromiumPath = process.env.RTDASH_CHROMIUM || '/usr/bin/chromium';
-const artifacts = process.env.RTDASH_TEST_ARTIFACTS || path.resolve(here, '../../../test-artifacts');
+const artifacts =
+  process.env.RTDASH_TEST_ARTIFACTS || path.resolve(here, '../../../test-artifacts');
 const CHANGE_WITHIN_MS = 5000;
 const started = Date.now();
 
-const log = (msg) => console.log(`[browser-test +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+const log = (msg) =>
+  console.log(`[browser-test +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
 function fail(msg) {
   console.error(`[browser-test] FAILED: ${msg}`);
   process.exitCode = 1;
@@ -48,16 +50,24 @@ async function reachable(base) {
 
 const [gatewayUp, agentUp] = await Promise.all([reachable(gateway), reachable(agent)]);
 if (!gatewayUp && !agentUp && !required) {
-  console.log(`[browser-test] SKIPPED: no stack at RTDASH_GATEWAY_URL=${gateway} or RTDASH_AGENT_URL=${agent}. Start one (./deploy/up.sh) or set RTDASH_BROWSER_TEST_REQUIRED=1 to make this a failure.`);
+  console.log(
+    `[browser-test] SKIPPED: no stack at RTDASH_GATEWAY_URL=${gateway} or RTDASH_AGENT_URL=${agent}. Start one (./deploy/up.sh) or set RTDASH_BROWSER_TEST_REQUIRED=1 to make this a failure.`,
+  );
   process.exit(0);
 }
 if (!gatewayUp) abort(`gateway not reachable at ${gateway} (RTDASH_GATEWAY_URL)`);
 if (!agentUp) abort(`edge agent not reachable at ${agent} (RTDASH_AGENT_URL)`);
-if (!existsSync(chromiumPath)) abort(`chromium not found at ${chromiumPath} (apt-get install -y chromium, or set RTDASH_CHROMIUM)`);
+if (!existsSync(chromiumPath))
+  abort(
+    `chromium not found at ${chromiumPath} (apt-get install -y chromium, or set RTDASH_CHROMIUM)`,
+  );
 
 // The gateway must serve the built app, not its "not built" page.
 const index = await (await fetch(`${gateway}/`)).text();
-if (!/<script[^>]+type="module"/.test(index)) abort(`${gateway}/ does not serve the built web app: build it (\`npm ci && npm run build\` in web/) before starting the gateway, which picks web/dist up at startup`);
+if (!/<script[^>]+type="module"/.test(index))
+  abort(
+    `${gateway}/ does not serve the built web app: build it (\`npm ci && npm run build\` in web/) before starting the gateway, which picks web/dist up at startup`,
+  );
 
 const tenant = `webtest-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
 const userDataDir = mkdtempSync(path.join(tmpdir(), 'rtdash-chromium-'));
@@ -67,7 +77,16 @@ log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}`);
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: chromiumPath,
   headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
   viewport: { width: 1440, height: 900 },
   colorScheme: 'dark',
 });
@@ -78,7 +97,8 @@ try {
   page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(15_000);
   page.on('console', (msg) => {
-    if (msg.type() === 'error') consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
+    if (msg.type() === 'error')
+      consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
   });
   page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
 
@@ -124,7 +144,9 @@ try {
   // would be shown in it, then the widget would move on to the next (empty) window: start in a
   // fresh window instead (waits at most 4 s, once).
   const metricsRes = await fetch(`${gateway}/v1/metrics?tenant_id=${encodeURIComponent(tenant)}`);
-  const windowMs = (((await metricsRes.json()).metrics ?? []).find((m) => m.name === 'events')?.window_secs ?? 60) * 1000;
+  const windowMs =
+    (((await metricsRes.json()).metrics ?? []).find((m) => m.name === 'events')?.window_secs ??
+      60) * 1000;
   const left = windowMs - (Date.now() % windowMs);
   if (left < 4000) {
     log(`waiting ${left} ms for the next ${windowMs / 1000}s window`);
@@ -139,7 +161,11 @@ try {
     occurred_at: now,
   }));
   const sentAt = Date.now();
-  const res = await fetch(`${agent}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+  const res = await fetch(`${agent}/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(events),
+  });
   if (!res.ok) fail(`edge agent answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
   log(`sent ${events.length} events (${res.status})`);
 
@@ -147,11 +173,14 @@ try {
     .waitForFunction(
       ({ before }) => {
         const lineEl = document.querySelector('[data-testid="widget"][data-viz="line_chart"]');
-        const counterEl = document.querySelector('[data-testid="widget"][data-viz="counter"] [data-testid="counter-value"]');
+        const counterEl = document.querySelector(
+          '[data-testid="widget"][data-viz="counter"] [data-testid="counter-value"]',
+        );
         const latest = lineEl?.getAttribute('data-latest') ?? '';
         const lineChanged = latest !== '' && latest !== before.line && Number(latest) > 0;
         const text = counterEl?.textContent ?? '';
-        const counterChanged = text !== before.counter && Number(counterEl?.getAttribute('data-value') || 0) > 0;
+        const counterChanged =
+          text !== before.counter && Number(counterEl?.getAttribute('data-value') || 0) > 0;
         return lineChanged && counterChanged ? { latest, text } : false;
       },
       { before },
@@ -162,9 +191,13 @@ try {
   const elapsed = Date.now() - sentAt;
   if (!changed) {
     await page.screenshot({ path: path.join(artifacts, 'dashboard-failure.png'), fullPage: true });
-    fail(`widgets did not both change within ${CHANGE_WITHIN_MS} ms of sending events (line data-latest=${await line.getAttribute('data-latest')}, counter=${await counter.getByTestId('counter-value').textContent()}); screenshot in ${artifacts}`);
+    fail(
+      `widgets did not both change within ${CHANGE_WITHIN_MS} ms of sending events (line data-latest=${await line.getAttribute('data-latest')}, counter=${await counter.getByTestId('counter-value').textContent()}); screenshot in ${artifacts}`,
+    );
   }
-  log(`both widgets changed after ${elapsed} ms: line latest=${changed.latest}, counter=${changed.text}`);
+  log(
+    `both widgets changed after ${elapsed} ms: line latest=${changed.latest}, counter=${changed.text}`,
+  );
 
   // Screenshots in both themes.
   const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
@@ -179,9 +212,12 @@ try {
   log(`screenshots: ${artifacts}/dashboard-${first}.png, dashboard-${second}.png`);
 
   // Deep link opens the same dashboard with both widgets.
-  await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}&dashboard=${encodeURIComponent(dashboardId)}`);
+  await page.goto(
+    `${gateway}/?tenant=${encodeURIComponent(tenant)}&dashboard=${encodeURIComponent(dashboardId)}`,
+  );
   await page.locator('[data-testid="widget"]').nth(1).waitFor();
-  if ((await page.locator('[data-testid="widget"]').count()) !== 2) fail('deep link did not show the two widgets');
+  if ((await page.locator('[data-testid="widget"]').count()) !== 2)
+    fail('deep link did not show the two widgets');
 
   // Delete it through the page.
   await page.getByTestId('delete-dashboard').click();
@@ -197,7 +233,10 @@ try {
     console.error(`[browser-test] FAILED: ${err instanceof Error ? err.message : err}`);
     if (consoleErrors.length) console.error(`console errors:\n  ${consoleErrors.join('\n  ')}`);
     try {
-      await page?.screenshot({ path: path.join(artifacts, 'dashboard-failure.png'), fullPage: true });
+      await page?.screenshot({
+        path: path.join(artifacts, 'dashboard-failure.png'),
+        fullPage: true,
+      });
       console.error(`[browser-test] screenshot: ${path.join(artifacts, 'dashboard-failure.png')}`);
     } catch {
       /* page gone */

@@ -1,0 +1,1817 @@
+/**
+ * Generated from the gateway's OpenAPI document (web/openapi.json) by openapi-typescript:
+ * do not edit. Regenerate with `npm run gen:api`; `npm test` fails when it is stale.
+ */
+
+export interface paths {
+    "/v1/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists a tenant's rules. */
+        get: operations["list_alerts"];
+        put?: never;
+        /** Creates a rule. */
+        post: operations["create_alert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One rule. */
+        get: operations["get_alert"];
+        /** Replaces a rule. */
+        put: operations["put_alert"];
+        post?: never;
+        /** Deletes a rule. */
+        delete: operations["delete_alert"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A rule's transitions and delivery attempts, newest first. */
+        get: operations["list_alert_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists a tenant's dashboards. */
+        get: operations["list_dashboards"];
+        put?: never;
+        /** Creates a dashboard. */
+        post: operations["create_dashboard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboards/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One dashboard. */
+        get: operations["get_dashboard"];
+        /** Replaces a dashboard's name and description, and its widgets when given. */
+        put: operations["put_dashboard"];
+        post?: never;
+        /** Deletes a dashboard. */
+        delete: operations["delete_dashboard"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboards/{id}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Opens the stream. */
+        get: operations["stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboards/{id}/widgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Adds a widget. */
+        post: operations["add_widget"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboards/{id}/widgets/{widget_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Replaces a widget. */
+        put: operations["put_widget"];
+        post?: never;
+        /** Removes a widget. */
+        delete: operations["delete_widget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/metric-definitions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists the definitions in force for a tenant. */
+        get: operations["list_metric_definitions"];
+        put?: never;
+        /** Creates a definition. */
+        post: operations["create_metric_definition"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/metric-definitions/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The definition in force for a tenant. */
+        get: operations["get_metric_definition"];
+        /** Creates or replaces the tenant's definition. */
+        put: operations["put_metric_definition"];
+        post?: never;
+        /** Deletes the tenant's definition. */
+        delete: operations["delete_metric_definition"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists the tenant's metrics. */
+        get: operations["list_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/metrics/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Windows of one metric. */
+        get: operations["query_metric"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/metrics/{name}/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Distinct series of a metric in a range. */
+        get: operations["list_metric_series"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Per-partition watermark and lag, and whether data is stale. */
+        get: operations["get_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
+export type webhooks = Record<string, never>;
+export interface components {
+    schemas: {
+        /** @description A transition or a delivery attempt of a rule. */
+        AlertEventOut: {
+            /** @description When (RFC 3339). */
+            at: string;
+            /**
+             * Format: int32
+             * @description Delivery: attempt number.
+             */
+            attempt?: number | null;
+            /** @description The series' dimensions (null: the event lacked the dimension). */
+            dimensions: {
+                [key: string]: string | null;
+            };
+            /**
+             * Format: int64
+             * @description Delivery: duration of the request.
+             */
+            duration_ms?: number | null;
+            /** @description Delivery: the error, or why it was skipped. */
+            error?: string | null;
+            /** @description The alert (rule and series). */
+            fingerprint: string;
+            /** @description State before. */
+            from: components["schemas"]["AlertState"];
+            /**
+             * Format: int32
+             * @description Delivery: the webhook's HTTP status.
+             */
+            http_status?: number | null;
+            /** @description A transition or a delivery attempt. */
+            kind: components["schemas"]["AlertLogKind"];
+            outcome?: null | components["schemas"]["DeliveryOutcome"];
+            /** @description Delivery: the start of the webhook's answer (failures). */
+            response?: string | null;
+            /**
+             * Format: double
+             * @description The rule's threshold.
+             */
+            threshold: number;
+            /** @description State after. */
+            to: components["schemas"]["AlertState"];
+            /** @description The transition's id (the webhook's `Idempotency-Key`). */
+            transition_id: string;
+            /**
+             * Format: double
+             * @description The stat's value in it.
+             */
+            value: number | null;
+            /** @description Its end. */
+            window_end: string;
+            /** @description The window evaluated (RFC 3339). */
+            window_start: string;
+        };
+        /** @description `{"alert_id", "events": [...]}`, newest first. */
+        AlertEvents: {
+            /** @description The rule. */
+            alert_id: string;
+            /** @description Its transitions and delivery attempts, newest first. */
+            events: components["schemas"]["AlertEventOut"][];
+        };
+        /** @description Body of create and update calls. */
+        AlertInput: {
+            /** @description Ignored (answers carry it). */
+            alert_id?: string | null;
+            /** @description Annotations on notifications. */
+            annotations?: {
+                [key: string]: string;
+            };
+            /** @description Comparison of the stat against `threshold`. */
+            condition: components["schemas"]["Condition"];
+            /** @description Ignored. */
+            created_at?: string | null;
+            /** @description Dimension filter. */
+            dimensions?: {
+                [key: string]: string;
+            };
+            /** @description When windows are evaluated (default `final`). */
+            evaluate_on?: components["schemas"]["EvaluateOn"];
+            /**
+             * Format: int32
+             * @description Consecutive breaching windows before firing (1 to 1000).
+             */
+            for_windows?: number;
+            /** @description Ignored. */
+            id?: string | null;
+            /** @description Labels on notifications. */
+            labels?: {
+                [key: string]: string;
+            };
+            /** @description Metric watched. */
+            metric_name: string;
+            /** @description Webhook URL (`http://` or `https://`). */
+            notify_channel: string;
+            /**
+             * Format: int64
+             * @description Expected revision (update only; like `If-Match`).
+             */
+            revision?: number | null;
+            /** @description Statistic compared (default `count`). */
+            stat?: components["schemas"]["Stat"];
+            /** @description Tenant (required on create; on update may be the query parameter). */
+            tenant_id?: string | null;
+            /**
+             * Format: double
+             * @description Threshold.
+             */
+            threshold: number;
+            /** @description Ignored. */
+            updated_at?: string | null;
+        };
+        /** @description `{"alerts": [...]}`. */
+        AlertList: {
+            /** @description The rules, by creation time. */
+            alerts: components["schemas"]["AlertOut"][];
+        };
+        /**
+         * @description What a record of the alert log (`rtdash.alertlog.<tenant>.<rule>`) describes.
+         * @enum {string}
+         */
+        AlertLogKind: "transition" | "delivery";
+        /** @description A rule as answered: the stored rule's fields, `alert_id`, RFC 3339 times and `revision`. */
+        AlertOut: {
+            /** @description Id. */
+            alert_id: string;
+            /** @description Annotations. */
+            annotations: {
+                [key: string]: string;
+            };
+            /** @description Comparison of the stat against `threshold`. */
+            condition: components["schemas"]["Condition"];
+            /** @description Created (RFC 3339). */
+            created_at: string;
+            /** @description Dimension filter. */
+            dimensions: {
+                [key: string]: string;
+            };
+            /** @description When windows are evaluated. */
+            evaluate_on: components["schemas"]["EvaluateOn"];
+            /**
+             * Format: int32
+             * @description Windows before firing.
+             */
+            for_windows: number;
+            /** @description Labels. */
+            labels: {
+                [key: string]: string;
+            };
+            /** @description Metric watched. */
+            metric_name: string;
+            /** @description Webhook URL. */
+            notify_channel: string;
+            /**
+             * Format: int64
+             * @description Store revision (also the `ETag`).
+             */
+            revision: number;
+            /** @description Statistic compared. */
+            stat: components["schemas"]["Stat"];
+            /** @description Tenant. */
+            tenant_id: string;
+            /**
+             * Format: double
+             * @description Threshold.
+             */
+            threshold: number;
+            /** @description Last change (RFC 3339). */
+            updated_at: string;
+        };
+        /**
+         * @description State of a rule for one series.
+         * @enum {string}
+         */
+        AlertState: "ok" | "pending" | "firing" | "resolved";
+        /**
+         * @description Comparison of a stat against the threshold.
+         * @enum {string}
+         */
+        Condition: "gt" | "lt" | "gte" | "lte" | "eq";
+        /** @description A dashboard as stored (`dashboard.<tenant>.<id>`) and answered (plus `revision`). */
+        Dashboard: {
+            /** @description Created (RFC 3339). */
+            created_at: string;
+            /** @description Id. */
+            dashboard_id: string;
+            /** @description Free text. */
+            description?: string | null;
+            /** @description Name. */
+            name: string;
+            /** @description Tenant. */
+            tenant_id: string;
+            /** @description Last change (RFC 3339). */
+            updated_at: string;
+            /** @description Widgets, in display order. */
+            widgets: components["schemas"]["Widget"][];
+        };
+        /** @description Body of `POST /v1/dashboards` and `PUT /v1/dashboards/{id}`. */
+        DashboardInput: {
+            /** @description Ignored. */
+            created_at?: string | null;
+            /** @description Ignored (answers carry it). */
+            dashboard_id?: string | null;
+            /** @description Free text. */
+            description?: string | null;
+            /** @description Name. */
+            name: string;
+            /**
+             * Format: int64
+             * @description Expected revision (update only; like `If-Match`).
+             */
+            revision?: number | null;
+            /** @description Tenant (required on create). */
+            tenant_id?: string | null;
+            /** @description Ignored. */
+            updated_at?: string | null;
+            /** @description Widgets; on update, replaces them only when given. */
+            widgets?: components["schemas"]["WidgetInput"][] | null;
+        };
+        /** @description `{"dashboards": [...]}`. */
+        DashboardList: {
+            /** @description Sorted by name. */
+            dashboards: components["schemas"]["DashboardOut"][];
+        };
+        /** @description A dashboard with its store revision (answer shape). */
+        DashboardOut: components["schemas"]["Dashboard"] & {
+            /**
+             * Format: int64
+             * @description Store revision (also the `ETag`).
+             */
+            revision: number;
+        };
+        /** @description `{"definitions": [...]}`. */
+        DefinitionList: {
+            /** @description The definitions. */
+            definitions: components["schemas"]["DefinitionOut"][];
+        };
+        /** @description A definition as answered. */
+        DefinitionOut: components["schemas"]["MetricDefinition"] & {
+            /** @description Dimension sets kept (full set first, each sorted). */
+            dimension_sets: string[][];
+            /** @description Whether it can be changed through this API by the tenant. */
+            read_only: boolean;
+            /**
+             * Format: int64
+             * @description Store revision (absent for built-ins).
+             */
+            revision?: number | null;
+            /** @description Origin. */
+            scope: components["schemas"]["Scope"];
+        };
+        /**
+         * @description How a delivery attempt ended.
+         * @enum {string}
+         */
+        DeliveryOutcome: "delivered" | "retrying" | "failed" | "gave_up" | "skipped";
+        /** @description The JSON body of an error. */
+        ErrorBody: {
+            /** @description The error. */
+            error: components["schemas"]["ErrorDetail"];
+        };
+        /** @description Code and human-readable message. */
+        ErrorDetail: {
+            /**
+             * @description Stable machine-readable code (`invalid_request`, `not_found`, `conflict`,
+             *     `payload_too_large`, `method_not_allowed`, `unavailable`, `timeout`, `internal`).
+             */
+            code: string;
+            /** @description What went wrong, for people. */
+            message: string;
+        };
+        /**
+         * @description When a rule looks at a window.
+         * @enum {string}
+         */
+        EvaluateOn: "final" | "provisional";
+        /**
+         * @description Overall freshness.
+         * @enum {string}
+         */
+        FreshnessState: "ok" | "behind" | "stale" | "unknown" | "disconnected";
+        /** @description A metric definition as users write it (TOML, JSON, or through the gateway's API). */
+        MetricDefinition: {
+            /** @description Free text shown in the dashboard. */
+            description?: string | null;
+            /** @description Dimensions to group by. */
+            dimensions?: string[];
+            /** @description Event type that feeds the metric, or `*` for every type. */
+            event_type: string;
+            /** @description Numeric property aggregated into sum, min, max, avg and percentiles. */
+            field?: string | null;
+            /**
+             * Format: int32
+             * @description Cap on distinct series per tenant and window; further series fold into one overflow
+             *     series whose dimension values are `__overflow__`.
+             */
+            max_series_per_window?: number;
+            /** @description Metric name, `[A-Za-z0-9_-]`, at most 64 bytes; unique per tenant. */
+            name: string;
+            /** @description Dimension subsets also kept; defaults to the full set and the empty set. */
+            rollups?: string[][] | null;
+            /**
+             * @description Tenant the metric belongs to; absent means every tenant. A tenant's own definition
+             *     overrides an every-tenant definition of the same name.
+             */
+            tenant_id?: string | null;
+            /** @description Property whose distinct values are counted (HyperLogLog). */
+            unique?: string | null;
+            /**
+             * Format: int32
+             * @description Tumbling window size in seconds (divides a day).
+             */
+            window_secs?: number;
+        };
+        /** @description A metric of the tenant. */
+        MetricInfo: {
+            /** @description The full definition. */
+            definition: components["schemas"]["MetricDefinition"];
+            /** @description Dimension sets kept. */
+            dimension_sets: string[][];
+            /** @description Dimensions. */
+            dimensions: string[];
+            /** @description Name. */
+            name: string;
+            /** @description Origin. */
+            scope: components["schemas"]["Scope"];
+            /** @description Stats the metric has. */
+            stats: components["schemas"]["Stat"][];
+            /**
+             * Format: int32
+             * @description Window, seconds.
+             */
+            window_secs: number;
+        };
+        /** @description `{"metrics": [...]}`. */
+        MetricList: {
+            /** @description By name. */
+            metrics: components["schemas"]["MetricInfo"][];
+        };
+        /** @description The answer of a metric query. */
+        MetricWindows: {
+            /** @description Filter applied. */
+            dimensions: {
+                [key: string]: string;
+            };
+            /** @description Metric. */
+            metric_name: string;
+            /** @description Stat served. */
+            stat: components["schemas"]["Stat"];
+            /** @description Window served. */
+            window: string;
+            /** @description Windows with data, by start. */
+            windows: components["schemas"]["WindowOut"][];
+        };
+        /** @description One partition's latest report. */
+        PartitionView: {
+            /**
+             * Format: int64
+             * @description How long ago this gateway received the report, ms.
+             */
+            age_ms: number;
+            /**
+             * Format: int64
+             * @description Unprocessed messages.
+             */
+            lag_messages: number;
+            /** @description Owning aggregator. */
+            owner: string;
+            /**
+             * Format: int32
+             * @description Partition.
+             */
+            partition: number;
+            /** @description When the aggregator reported (RFC 3339). */
+            reported_at: string;
+            /** @description Whether this partition is behind or silent. */
+            stale: boolean;
+            /** @description Watermark (RFC 3339), if known. */
+            watermark?: string | null;
+        };
+        /**
+         * @description Where a definition comes from.
+         * @enum {string}
+         */
+        Scope: "tenant" | "global" | "builtin";
+        /** @description Distinct dimension values of a metric. */
+        SeriesList: {
+            /** @description Per dimension, the distinct values seen. */
+            dimensions: {
+                [key: string]: string[];
+            };
+            /** @description Metric. */
+            metric_name: string;
+            /** @description The series (dimension name -> value, null where the events lacked it). */
+            series: {
+                [key: string]: string | null;
+            }[];
+            /** @description Whether `limit` cut the list. */
+            truncated: boolean;
+        };
+        /**
+         * @description One served statistic.
+         * @enum {string}
+         */
+        Stat: "count" | "sum" | "min" | "max" | "avg" | "p50" | "p90" | "p95" | "p99" | "unique";
+        /** @description The freshness summary (`GET /v1/status`, SSE `status` events). */
+        StatusView: {
+            /** @description When this summary was computed (RFC 3339). */
+            checked_at: string;
+            /**
+             * Format: int64
+             * @description Largest partition lag.
+             */
+            max_lag_messages: number;
+            /** @description Oldest partition watermark (RFC 3339). */
+            min_watermark?: string | null;
+            /** @description Per partition (only in `GET /v1/status`). */
+            partitions?: components["schemas"]["PartitionView"][] | null;
+            /** @description Partitions with a report. */
+            partitions_reporting: number;
+            /** @description `state` is `behind` or `stale`. */
+            stale: boolean;
+            /** @description Overall state. */
+            state: components["schemas"]["FreshnessState"];
+            /**
+             * Format: int64
+             * @description How far the oldest watermark is behind now, ms.
+             */
+            watermark_delay_ms?: number | null;
+        };
+        /**
+         * @description How a widget draws.
+         * @enum {string}
+         */
+        VizType: "line_chart" | "area_chart" | "bar_chart" | "counter" | "gauge" | "table";
+        /**
+         * @description A widget: a query definition resolved at read time. Answers always carry every field but
+         *     `title` and `window` (the serde defaults read documents stored before a field existed).
+         */
+        Widget: {
+            /** @description Dimension filter. */
+            dimensions: {
+                [key: string]: string;
+            };
+            /** @description Metric shown. */
+            metric_name: string;
+            /** @description Statistic shown. */
+            stat: components["schemas"]["Stat"];
+            /**
+             * @description Range shown: `last_<n><s|m|h|d>`.
+             * @example last_1h
+             */
+            time_window: string;
+            /** @description Display title. */
+            title?: string | null;
+            /** @description How it draws. */
+            viz_type: components["schemas"]["VizType"];
+            /** @description Id (assigned by the gateway). */
+            widget_id: string;
+            /**
+             * @description Aggregation window (`1m`, `5m`...); the metric's window when absent.
+             * @example 5m
+             */
+            window?: string | null;
+        };
+        /** @description A widget as sent in create and update calls (the tenant may be named here). */
+        WidgetInput: {
+            /** @description Dimension filter. */
+            dimensions?: {
+                [key: string]: string;
+            };
+            /** @description Metric shown. */
+            metric_name: string;
+            /** @description Statistic shown (default `count`). */
+            stat?: components["schemas"]["Stat"];
+            /** @description Tenant (or as the `tenant_id` query parameter). */
+            tenant_id?: string | null;
+            /**
+             * @description Range shown: `last_<n><s|m|h|d>` (default `last_1h`).
+             * @example last_1h
+             */
+            time_window?: string;
+            /** @description Display title. */
+            title?: string | null;
+            /** @description How it draws. */
+            viz_type?: components["schemas"]["VizType"];
+            /** @description Ignored on create; must match the path on update when given. */
+            widget_id?: string | null;
+            /**
+             * @description Aggregation window (`1m`, `5m`...); the metric's window when absent.
+             * @example 5m
+             */
+            window?: string | null;
+        };
+        /** @description One served window. */
+        WindowOut: {
+            /** @description Closed. */
+            final: boolean;
+            /**
+             * Format: int64
+             * @description Late events merged.
+             */
+            late_count: number;
+            /**
+             * Format: int32
+             * @description Highest revision.
+             */
+            revision: number;
+            /** @description Latest version (RFC 3339). */
+            updated_at: string;
+            /**
+             * Format: double
+             * @description The stat's value (null when the window has none for it).
+             */
+            value: number | null;
+            /** @description End, exclusive (RFC 3339). */
+            window_end: string;
+            /** @description Start (RFC 3339). */
+            window_start: string;
+        };
+    };
+    responses: never;
+    parameters: never;
+    requestBodies: never;
+    headers: never;
+    pathItems: never;
+}
+export type $defs = Record<string, never>;
+export interface operations {
+    list_alerts: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_alert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_alert: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Alert id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_alert: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: {
+                /** @description Expected revision */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Alert id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_alert: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: {
+                /** @description Expected revision */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Alert id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_alert_events: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+                /** @description Most records answered, newest first: 1 to 1000, default 100. */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Alert id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertEvents"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_dashboards: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_dashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DashboardInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_dashboard: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_dashboard: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: {
+                /** @description Expected revision */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Dashboard id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DashboardInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_dashboard: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: {
+                /** @description Expected revision */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Dashboard id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    stream: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: {
+                /** @description Resume after this event */
+                "Last-Event-ID"?: string | null;
+            };
+            path: {
+                /** @description Dashboard id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream of snapshot, update, status and reload events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description No such dashboard */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too many streams or NATS unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_widget: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WidgetInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Widget"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_widget: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+                /** @description Widget id */
+                widget_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WidgetInput"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Widget"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_widget: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+                /** @description Widget id */
+                widget_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_metric_definitions: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefinitionList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_metric_definition: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The definition, with `tenant_id`. May also carry `revision` (ignored on create) and the answer-only fields (`scope`, `read_only`, `dimension_sets`, ignored), so an answer can be sent back. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MetricDefinition"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefinitionOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_metric_definition: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Metric name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefinitionOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_metric_definition: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Metric name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        /** @description The definition; `tenant_id` may instead be the query parameter. May also carry `revision` (the expected one, like `If-Match`) and the answer-only fields (`scope`, `read_only`, `dimension_sets`, ignored). */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MetricDefinition"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefinitionOut"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefinitionOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_metric_definition: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Metric name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_metrics: {
+        parameters: {
+            query?: {
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                tenant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    query_metric: {
+        parameters: {
+            query?: {
+                /** @description Tenant. */
+                tenant_id?: string;
+                /** @description JSON object of dimension name -> value. */
+                dimensions?: string;
+                /** @description RFC 3339, inclusive (default: `to` - 1 h). */
+                from?: string;
+                /** @description RFC 3339, exclusive (default: now). */
+                to?: string;
+                /** @description `1m`, `5m`, `1h`... (default: the metric's window). */
+                window?: string;
+                /** @description Statistic (default `count`). */
+                stat?: components["schemas"]["Stat"];
+            };
+            header?: never;
+            path: {
+                /** @description Metric name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricWindows"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_metric_series: {
+        parameters: {
+            query?: {
+                /** @description Tenant. */
+                tenant_id?: string;
+                /** @description RFC 3339 (default: `to` - 1 h). */
+                from?: string;
+                /** @description RFC 3339 (default: now). */
+                to?: string;
+                /** @description Most series answered (default 1000, at most 10000). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Metric name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SeriesList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusView"];
+                };
+            };
+        };
+    };
+}
+type FlattenedDeepRequired<T> = {
+    [K in keyof T]-?: FlattenedDeepRequired<T[K] extends unknown[] | undefined | null ? Extract<T[K], unknown[]>[number] : T[K]>;
+};
+type ReadonlyArray<T> = [
+    Exclude<T, undefined>
+] extends [
+    unknown[]
+] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
+export const alertLogKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AlertLogKind"]> = ["transition", "delivery"];
+export const alertStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AlertState"]> = ["ok", "pending", "firing", "resolved"];
+export const conditionValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Condition"]> = ["gt", "lt", "gte", "lte", "eq"];
+export const deliveryOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryOutcome"]> = ["delivered", "retrying", "failed", "gave_up", "skipped"];
+export const evaluateOnValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluateOn"]> = ["final", "provisional"];
+export const freshnessStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FreshnessState"]> = ["ok", "behind", "stale", "unknown", "disconnected"];
+export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["tenant", "global", "builtin"];
+export const statValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Stat"]> = ["count", "sum", "min", "max", "avg", "p50", "p90", "p95", "p99", "unique"];
+export const vizTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["VizType"]> = ["line_chart", "area_chart", "bar_chart", "counter", "gauge", "table"];
