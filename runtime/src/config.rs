@@ -12,6 +12,7 @@
 
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
+use figment::error::Kind;
 use figment::{Figment, Metadata, Profile, Source};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -170,7 +171,15 @@ fn describe(err: &figment::Error) -> String {
                 .metadata
                 .as_ref()
                 .and_then(|metadata| origin(metadata, &profile, &path));
-            let kind = e.kind.to_string().replace('\n', " ");
+            let kind = match &e.kind {
+                // figment's own text quotes its "one of" list twice.
+                Kind::UnknownField(_, expected) => {
+                    let expected: Vec<String> =
+                        expected.iter().map(|key| format!("`{key}`")).collect();
+                    format!("unknown field, expected one of {}", expected.join(", "))
+                }
+                other => other.to_string().replace('\n', " "),
+            };
             if path.is_empty() {
                 format!("invalid config: {kind}{}", in_parentheses(&origin))
             } else {
