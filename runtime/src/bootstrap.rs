@@ -9,6 +9,7 @@
 //! `<component>: <error>: <cause>...`.
 
 use crate::config::{self, Validate};
+use crate::error_chain::ErrorChain;
 use crate::telemetry::{self, LogFormat, TelemetryConfig};
 use crate::{shutdown, EXIT_CONFIG, EXIT_FAILURE};
 use serde::de::DeserializeOwned;
@@ -146,28 +147,12 @@ where
 /// Prints `failure` as one line on stderr (and as a log record when logs are JSON, for the
 /// log pipeline) and returns its exit code.
 fn report(component: &str, failure: &Failure, json_logs: bool) -> ExitCode {
-    let line = one_line(failure.error.as_ref());
+    let line = ErrorChain(failure.error.as_ref()).to_string();
     if json_logs {
         tracing::error!(error = %line, code = failure.code, "{component} failed");
     }
     eprintln!("{component}: {line}");
     exit_code(failure.code)
-}
-
-/// `error: cause: cause's cause`, leaving out a cause whose text the line already ends with
-/// (errors that print their source in their own message).
-fn one_line(error: &(dyn Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.ends_with(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
 }
 
 fn exit_code(code: i32) -> ExitCode {
@@ -182,22 +167,6 @@ struct StartError(&'static str, #[source] std::io::Error);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Outer(#[source] Middle);
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("middle: inner")]
-    struct Middle(#[source] std::io::Error);
-
-    #[test]
-    fn a_failure_is_one_line_with_its_causes_once() {
-        let inner = std::io::Error::other("inner");
-        assert_eq!(one_line(&Outer(Middle(inner))), "outer: middle: inner");
-        let multi_line = std::io::Error::other("first\nsecond");
-        assert_eq!(one_line(&multi_line), "first second");
-    }
 
     #[test]
     fn usage_problems_exit_64_and_failures_1() {

@@ -10,9 +10,9 @@
 //! variable's value reads as its field's type (`RTDASH_GATEWAY__QUESTDB__PASSWORD=12345` is the
 //! string "12345"). Errors name the key and the variable or file its value came from.
 
+use figment::error::Kind;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::Value;
-use figment::error::Kind;
 use figment::{Figment, Metadata, Profile, Source};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -50,6 +50,17 @@ pub enum ConfigError {
         /// Where the value came from (`RTDASH_GATEWAY__LIVE__MAX_STREAMS`, `config file
         /// gateway.toml`), filled in by [`load`] when it can tell.
         origin: Option<String>,
+    },
+    /// A setting reads well but what it configures cannot be set up (the trace exporter).
+    #[error("invalid config: `{key}`: cannot set up {what}")]
+    Setup {
+        /// Dotted key path, or the environment variable that configured it.
+        key: String,
+        /// What could not be set up.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 

@@ -11,6 +11,7 @@
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics`;
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, and a bounded grace period;
 //! - [`net`]: binding listeners with errors that name the address;
+//! - [`error_chain`]: an error and its causes on one line, for exit lines and logs;
 //! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod admin;
 mod allocator;
 pub mod bootstrap;
 pub mod config;
+pub mod error_chain;
 pub mod nats;
 pub mod net;
 pub mod prometheus;

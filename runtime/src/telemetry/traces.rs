@@ -57,8 +57,10 @@ pub(super) fn tracer_provider(
             })?;
         }
     }
-    let exporter = builder.build().map_err(|err| {
-        ConfigError::invalid(key, format!("cannot set up the OTLP exporter: {err}"))
+    let exporter = builder.build().map_err(|source| ConfigError::Setup {
+        key: key.to_owned(),
+        what: "the OTLP exporter",
+        source: Box::new(source),
     })?;
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)));
     Ok(SdkTracerProvider::builder()
