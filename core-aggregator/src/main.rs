@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use core_aggregator::recompute::RecomputeArgs;
 use core_aggregator::replay::ReplayArgs;
 use core_aggregator::{Config, Error};
-use rtdash_runtime::bootstrap::{self, CommonArgs, Failure, Service, ServiceCli};
+use rtdash_runtime::bootstrap::{self, Failure, Service};
 use rtdash_shared::time::UnixMillis;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,16 +24,8 @@ rtdash_runtime::jemalloc_global_allocator!();
 #[derive(Debug, Parser)]
 #[command(name = "core-aggregator", version, about)]
 struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
     #[command(subcommand)]
     command: Option<Command>,
-}
-
-impl ServiceCli for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
 }
 
 #[derive(Debug, Subcommand)]

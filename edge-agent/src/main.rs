@@ -8,7 +8,7 @@
 
 use clap::Parser;
 use edge_agent::AgentConfig;
-use rtdash_runtime::bootstrap::{self, CommonArgs, Failure, Service, ServiceCli};
+use rtdash_runtime::bootstrap::{self, Failure, Service};
 use std::process::ExitCode;
 
 // jemalloc: less fragmentation under many small allocations than glibc's malloc, and a
@@ -31,16 +31,7 @@ rtdash_runtime::jemalloc_global_allocator!(
 /// shared RTDASH_NATS__URL, RTDASH_STREAMS__PARTITIONS, RTDASH_TELEMETRY__LOG_FORMAT.
 #[derive(Debug, Parser)]
 #[command(name = "edge-agent", version, about, long_about)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-impl ServiceCli for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
+struct Cli {}
 
 fn main() -> ExitCode {
     let service = Service {

@@ -5,7 +5,7 @@
 
 use clap::Parser;
 use gateway::config::GatewayConfig;
-use rtdash_runtime::bootstrap::{self, CommonArgs, Failure, Service, ServiceCli};
+use rtdash_runtime::bootstrap::{self, Failure, Service};
 use std::process::ExitCode;
 
 // jemalloc: thousands of long-lived connections interleave small allocations with short-lived
@@ -25,16 +25,7 @@ rtdash_runtime::jemalloc_global_allocator!(
 /// RTDASH_QUESTDB__*... override the configuration file.
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version, about)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-impl ServiceCli for Cli {
-    fn common(&self) -> &CommonArgs {
-        &self.common
-    }
-}
+struct Cli {}
 
 fn main() -> ExitCode {
     let service = Service {

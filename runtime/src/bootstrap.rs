@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
-/// The flags every binary has; `#[command(flatten)]` them into its own `clap::Parser`. Global,
-/// so they may follow a subcommand (`core-aggregator replay --config c.toml ...`).
+/// The flags every binary has, added to its own command line by [`run`]. Global, so they
+/// may follow a subcommand (`core-aggregator replay --config c.toml ...`).
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct CommonArgs {
     /// TOML configuration file; built-in defaults apply to what it leaves out, and
@@ -31,12 +31,6 @@ pub struct CommonArgs {
     /// Log format (overrides `telemetry.log_format`).
     #[arg(long, value_enum, value_name = "FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
-}
-
-/// A binary's command line: its own flags and subcommands around [`CommonArgs`].
-pub trait ServiceCli: clap::Parser {
-    /// The flattened common flags.
-    fn common(&self) -> &CommonArgs;
 }
 
 /// What the bootstrap needs to know of a binary.
@@ -83,19 +77,20 @@ impl Failure {
     }
 }
 
-/// Runs a binary from start to exit (see the module docs) and returns its exit code: `main`
-/// is what `fn main` returns. `service` runs once everything is up, with the parsed command
-/// line, the configuration and the root cancellation token, which SIGINT/SIGTERM cancel; it
-/// then shuts itself down and returns.
+/// Runs a binary from start to exit (see the module docs) and returns the exit code for
+/// `fn main` to return. `A` is the binary's own command line (its about text, subcommands
+/// and flags), to which [`CommonArgs`] are added. `main` runs once everything is up, with the
+/// parsed command line, the configuration and the root cancellation token, which
+/// SIGINT/SIGTERM cancel; it then shuts the service down and returns.
 pub fn run<A, C, F, Fut>(service: Service<C>, main: F) -> ExitCode
 where
-    A: ServiceCli,
+    A: clap::Parser,
     C: DeserializeOwned + Serialize + Default + Validate,
     F: FnOnce(A, C, CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
-    let cli = match A::try_parse() {
-        Ok(cli) => cli,
+    let (cli, common) = match parse_command_line::<A>() {
+        Ok(parsed) => parsed,
         Err(err) => {
             // clap's own exit would be 2 for a usage error; ours is 64 like any bad setting.
             let code = if err.use_stderr() { EXIT_CONFIG } else { 0 };
@@ -103,7 +98,6 @@ where
             return exit_code(code);
         }
     };
-    let common = cli.common().clone();
     let mut config: C = match config::load(service.name, common.config.as_deref()) {
         Ok(config) => config,
         Err(err) => return report(service.name, &Failure::usage(err), false),
@@ -142,6 +136,28 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => report(service.name, &failure, json_logs),
     }
+}
+
+/// The binary's command line `A` with [`CommonArgs`] added, parsed from the process's
+/// arguments.
+fn parse_command_line<A: clap::Parser>() -> Result<(A, CommonArgs), clap::Error> {
+    use clap::builder::{Resettable, StyledStr};
+    use clap::{Args, FromArgMatches};
+    let own = A::command();
+    // `augment_args` also sets the about text (to `CommonArgs`'s doc): keep the binary's.
+    let (about, long_about) = (own.get_about().cloned(), own.get_long_about().cloned());
+    let kept = |text: Option<StyledStr>| text.map_or(Resettable::Reset, Resettable::Value);
+    let mut command = CommonArgs::augment_args(own)
+        .about(kept(about))
+        .long_about(kept(long_about));
+    let matches = command.try_get_matches_from_mut(std::env::args_os())?;
+    let parse = |matches| {
+        Ok((
+            A::from_arg_matches(matches)?,
+            CommonArgs::from_arg_matches(matches)?,
+        ))
+    };
+    parse(&matches).map_err(|err: clap::Error| err.format(&mut command))
 }
 
 /// Prints `failure` as one line on stderr (and as a log record when logs are JSON, for the
