@@ -1,30 +1,29 @@
-//! `core-aggregator`: `run` (the default), `setup`, `replay`, `recompute`. Exit codes: 0 done, 1 a
-//! dependency unreachable or a runtime failure, 64 a configuration or usage problem.
+//! `core-aggregator`: `run` (the default), `setup`, `replay`, `recompute`
+//! ([`rtdash_runtime::bootstrap`]). Exit codes: 0 done, 1 a dependency unreachable or a
+//! runtime failure, 64 a configuration or usage problem.
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 use core_aggregator::recompute::RecomputeArgs;
 use core_aggregator::replay::ReplayArgs;
 use core_aggregator::{Config, Error};
-use rtdash_runtime::{EXIT_CONFIG, EXIT_FAILURE};
+use rtdash_runtime::bootstrap::{self, Failure, Service};
+use rtdash_shared::time::UnixMillis;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
-/// jemalloc: closing a minute's windows allocates and frees millions of small strings and
-/// vectors at once, where glibc's malloc took about a quarter of the aggregator's CPU.
-#[cfg(feature = "jemalloc")]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+// jemalloc: closing a minute's windows allocates and frees millions of small strings and
+// vectors at once, where glibc's malloc took about a quarter of the aggregator's CPU.
+rtdash_runtime::jemalloc_global_allocator!();
 
 /// rtdash core aggregator: merges edge partials from JetStream into QuestDB windows.
+///
+/// Environment variables RTDASH_CORE_AGGREGATOR__<KEY> and the shared RTDASH_NATS__*,
+/// RTDASH_QUESTDB__*... override the configuration file.
 #[derive(Debug, Parser)]
 #[command(name = "core-aggregator", version, about)]
 struct Cli {
-    /// TOML configuration file (environment variables `RTDASH_CORE_AGGREGATOR__*` and
-    /// `RTDASH_NATS__*`, `RTDASH_QUESTDB__*`... override it).
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -38,11 +37,11 @@ enum Command {
     /// Rebuild the windows starting in [--from, --to) from RTDASH_PARTIALS and rewrite them.
     Replay {
         /// First window start, RFC 3339 (e.g. 2024-01-15T14:00:00Z).
-        #[arg(long)]
-        from: String,
+        #[arg(long, value_parser = rfc3339)]
+        from: UnixMillis,
         /// End of the range (exclusive), RFC 3339.
-        #[arg(long)]
-        to: String,
+        #[arg(long, value_parser = rfc3339)]
+        to: UnixMillis,
         /// Only this tenant.
         #[arg(long)]
         tenant: Option<String>,
@@ -51,11 +50,11 @@ enum Command {
     /// with the current metric definitions, and rewrite them.
     Recompute {
         /// First window start, RFC 3339.
-        #[arg(long)]
-        from: String,
+        #[arg(long, value_parser = rfc3339)]
+        from: UnixMillis,
         /// End of the range (exclusive), RFC 3339.
-        #[arg(long)]
-        to: String,
+        #[arg(long, value_parser = rfc3339)]
+        to: UnixMillis,
         /// Only this tenant.
         #[arg(long)]
         tenant: Option<String>,
@@ -69,87 +68,59 @@ enum Command {
     },
 }
 
-fn parse_time(flag: &str, text: &str) -> Result<i64, Error> {
-    rtdash_shared::time::parse_rfc3339(text).ok_or_else(|| {
-        Error::Usage(format!(
-            "{flag} {text:?} is not an RFC 3339 time such as 2024-01-15T14:00:00Z"
-        ))
-    })
+/// A time flag: RFC 3339, as Unix milliseconds (a usage error, exit 64, otherwise).
+fn rfc3339(text: &str) -> Result<UnixMillis, String> {
+    rtdash_shared::time::parse_rfc3339(text)
+        .ok_or_else(|| "not an RFC 3339 time such as 2024-01-15T14:00:00Z".to_owned())
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config: Config =
-        match rtdash_runtime::config::load("core-aggregator", cli.config.as_deref()) {
-            Ok(config) => config,
-            Err(err) => {
-                eprintln!("core-aggregator: {err}");
-                return ExitCode::from(EXIT_CONFIG as u8);
-            }
-        };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("core-aggregator: cannot start the async runtime: {err}");
-            return ExitCode::from(EXIT_FAILURE as u8);
-        }
+    let service = Service {
+        name: "core-aggregator",
+        version: env!("CARGO_PKG_VERSION"),
+        telemetry: |config: &mut Config| &mut config.telemetry,
     };
-    let result = runtime.block_on(async move {
-        // Inside the runtime: the trace exporter's HTTP client is set up here.
-        rtdash_runtime::telemetry::init("core-aggregator", &config.telemetry)
-            .map_err(|err| Error::Usage(err.to_string()))?;
-        let shutdown = CancellationToken::new();
-        rtdash_runtime::shutdown::cancel_on_signal(shutdown.clone());
-        match cli.command.unwrap_or(Command::Run) {
-            Command::Run => core_aggregator::run(config, shutdown).await,
-            Command::Setup => {
-                core_aggregator::setup(&config).await?;
-                eprintln!("core-aggregator: topology and table ready");
-                Ok(())
-            }
-            Command::Replay { from, to, tenant } => {
-                let args = ReplayArgs {
-                    from: parse_time("--from", &from)?,
-                    to: parse_time("--to", &to)?,
-                    tenant,
-                };
-                core_aggregator::replay::replay(config, args, shutdown)
-                    .await
-                    .map(|_| ())
-            }
-            Command::Recompute {
+    bootstrap::run(service, |cli: Cli, config, shutdown| async move {
+        run(cli.command.unwrap_or(Command::Run), config, shutdown)
+            .await
+            .map_err(|err| match err {
+                Error::Usage(_) => Failure::usage(err),
+                _ => Failure::runtime(err),
+            })
+    })
+}
+
+async fn run(command: Command, config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    match command {
+        Command::Run => core_aggregator::run(config, shutdown).await,
+        Command::Setup => {
+            core_aggregator::setup(&config).await?;
+            eprintln!("core-aggregator: topology and table ready");
+            Ok(())
+        }
+        Command::Replay { from, to, tenant } => {
+            let args = ReplayArgs { from, to, tenant };
+            core_aggregator::replay::replay(config, args, shutdown)
+                .await
+                .map(|_| ())
+        }
+        Command::Recompute {
+            from,
+            to,
+            tenant,
+            metric,
+            metrics_file,
+        } => {
+            let args = RecomputeArgs {
                 from,
                 to,
                 tenant,
                 metric,
                 metrics_file,
-            } => {
-                let args = RecomputeArgs {
-                    from: parse_time("--from", &from)?,
-                    to: parse_time("--to", &to)?,
-                    tenant,
-                    metric,
-                    metrics_file,
-                };
-                core_aggregator::recompute::recompute(config, args, shutdown)
-                    .await
-                    .map(|_| ())
-            }
-        }
-    });
-    rtdash_runtime::telemetry::shutdown();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("core-aggregator: {err}");
-            let code = match err {
-                Error::Usage(_) => EXIT_CONFIG,
-                _ => EXIT_FAILURE,
             };
-            ExitCode::from(code as u8)
+            core_aggregator::recompute::recompute(config, args, shutdown)
+                .await
+                .map(|_| ())
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `/healthz` (the process is up), `/readyz` (its dependencies are reachable) and `/metrics`
-//! (Prometheus text format), as an axum router to merge into a component's own.
+//! (Prometheus text format, [`crate::prometheus`]), as an axum router to merge into a component's own.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -109,8 +109,29 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 
 async fn render_metrics(State(state): State<AdminState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, crate::prometheus::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn metrics_are_served_as_prometheus_text_in_utf8() {
+        let response = routes(Readiness::new(), crate::prometheus::handle())
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+    }
 }

@@ -1,20 +1,28 @@
 //! Service plumbing shared by rtdash's binaries, so that each `main.rs` stays thin:
 //!
+//! - [`bootstrap`]: the one start-up and exit sequence of every binary (command line, config,
+//!   runtime, telemetry, signals, exit codes), and [`jemalloc_global_allocator!`];
 //! - [`config`]: layered configuration (defaults, then a TOML file, then `RTDASH_...`
 //!   environment variables) with errors that name the key; exit code 64 on bad config;
-//! - [`telemetry`]: `tracing` logs (human or JSON), the Prometheus metrics recorder and, when
-//!   configured, OpenTelemetry traces over OTLP;
+//! - [`telemetry`]: `tracing` logs (human or JSON) and, when configured, OpenTelemetry traces
+//!   over OTLP;
+//! - [`prometheus`]: the metrics recorder every service records to, and its content type;
 //! - [`trace_context`]: W3C `traceparent` in NATS headers, so a trace crosses services;
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics`;
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, and a bounded grace period;
 //! - [`net`]: binding listeners with errors that name the address;
+//! - [`error_chain`]: an error and its causes on one line, for exit lines and logs;
 //! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod allocator;
+pub mod bootstrap;
 pub mod config;
+pub mod error_chain;
 pub mod nats;
 pub mod net;
+pub mod prometheus;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace_context;

@@ -119,28 +119,59 @@ impl StreamsConfig {
 /// NATS could not be reached or JetStream refused a request.
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
+    /// The credentials file could not be read.
+    #[error("cannot reach NATS at {url}: credentials file {path}")]
+    Credentials {
+        /// The URL to be tried.
+        url: String,
+        /// The file given in `nats.credentials`.
+        path: String,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
     /// The first connection failed.
-    #[error("cannot reach NATS at {url}: {problem}")]
+    #[error("cannot reach NATS at {url}")]
     Connect {
         /// The URL tried.
         url: String,
-        /// The error.
-        problem: String,
+        /// Why.
+        #[source]
+        source: async_nats::ConnectError,
     },
-    /// A stream or bucket could not be created or read.
+    /// The first connection did not succeed within `nats.connect_timeout_ms`.
+    #[error("cannot reach NATS at {url}: timed out")]
+    ConnectTimeout {
+        /// The URL tried.
+        url: String,
+    },
+    /// JetStream refused or failed a request on a stream or bucket.
+    #[error("JetStream {what}")]
+    Request {
+        /// Which object (`stream RTDASH_PARTIALS`, `bucket rtdash_config`).
+        what: String,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stream or bucket is not what rtdash needs; `problem` says why and what to do (no
+    /// underlying error: use [`NatsError::Request`] for a failed request).
     #[error("JetStream {what}: {problem}")]
     JetStream {
         /// Which object.
         what: String,
-        /// The error.
+        /// What is wrong, in words.
         problem: String,
     },
 }
 
-fn js_error(what: impl Into<String>, err: impl std::fmt::Display) -> NatsError {
-    NatsError::JetStream {
+fn js_error(
+    what: impl Into<String>,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> NatsError {
+    NatsError::Request {
         what: what.into(),
-        problem: err.to_string(),
+        source: Box::new(err),
     }
 }
 
@@ -156,13 +187,15 @@ pub async fn connect(
         .request_timeout(Some(Duration::from_millis(config.request_timeout_ms)))
         .max_reconnects(None::<usize>);
     if let Some(path) = &config.credentials {
-        options = options
-            .credentials_file(path)
-            .await
-            .map_err(|err| NatsError::Connect {
-                url: config.url.clone(),
-                problem: format!("credentials file {path}: {err}"),
-            })?;
+        options =
+            options
+                .credentials_file(path)
+                .await
+                .map_err(|source| NatsError::Credentials {
+                    url: config.url.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
     }
     let urls: Vec<&str> = config
         .url
@@ -178,13 +211,12 @@ pub async fn connect(
     .await
     {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(err)) => Err(NatsError::Connect {
+        Ok(Err(source)) => Err(NatsError::Connect {
             url: config.url.clone(),
-            problem: err.to_string(),
+            source,
         }),
-        Err(_) => Err(NatsError::Connect {
+        Err(_) => Err(NatsError::ConnectTimeout {
             url: config.url.clone(),
-            problem: "timed out".to_owned(),
         }),
     }
 }

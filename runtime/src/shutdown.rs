@@ -4,17 +4,16 @@ use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `token` on the first SIGINT or SIGTERM (or when it is cancelled otherwise).
-pub fn cancel_on_signal(token: CancellationToken) {
-    tokio::spawn(async move {
-        tokio::select! {
-            () = signal() => {
-                tracing::info!("shutdown requested");
-                token.cancel();
-            }
-            () = token.cancelled() => {}
+/// Cancels `token` on the first SIGINT or SIGTERM; returns then, or as soon as `token` is
+/// cancelled otherwise. Awaited beside the service (see [`crate::bootstrap`]), not spawned.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    tokio::select! {
+        () = signal() => {
+            tracing::info!("shutdown requested");
+            token.cancel();
         }
-    });
+        () = token.cancelled() => {}
+    }
 }
 
 async fn signal() {

@@ -7,19 +7,27 @@
 //! OpenTelemetry layer is installed, and [`tracing_enabled`] is false, so the trace-context
 //! helpers in [`crate::trace_context`] do nothing. With an endpoint, spans go through a batch
 //! processor (its own thread, `OTEL_BSP_*` variables apply) and [`shutdown`] flushes them.
+//! Their resource names the process: `service.name`, `service.version`, `service.instance.id`,
+//! `host.name`, `process.pid`, plus `OTEL_RESOURCE_ATTRIBUTES`.
 
 use crate::config::ConfigError;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+mod traces;
+
+use traces::{check_endpoint, OTEL_ENDPOINT_VARS};
+
+/// The process-wide Prometheus handle (see [`crate::prometheus::handle`]).
+pub use crate::prometheus::handle as metrics_handle;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -47,8 +55,9 @@ pub struct TelemetryConfig {
     /// (a base URL, `/v1/traces` appended) is set. Plain `http://` only: send to a collector
     /// beside the service for TLS and fan-out.
     pub otlp_endpoint: Option<String>,
-    /// `service.name` of the exported spans; default `OTEL_SERVICE_NAME`, else the component
-    /// (`edge-agent`, `core-aggregator`, `gateway`).
+    /// `service.name` of the exported spans; default `OTEL_SERVICE_NAME`, else `service.name`
+    /// in `OTEL_RESOURCE_ATTRIBUTES`, else the component (`edge-agent`, `core-aggregator`,
+    /// `gateway`).
     pub service_name: Option<String>,
     /// Fraction of new traces sampled (0 to 1); a span continuing a trace from another
     /// service follows that trace's decision (parent-based).
@@ -66,12 +75,6 @@ impl Default for TelemetryConfig {
         }
     }
 }
-
-/// Standard OpenTelemetry variables that also turn trace export on.
-const OTEL_ENDPOINT_VARS: [&str; 2] = [
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-];
 
 impl TelemetryConfig {
     /// Checks the telemetry keys (called by each component's `Validate`); errors name the key
@@ -113,39 +116,33 @@ impl TelemetryConfig {
     }
 }
 
-/// An OTLP/HTTP endpoint must be an absolute `http://host[:port][/path]` URL.
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let url = url::Url::parse(endpoint).map_err(|err| format!("is not a URL: {err}"))?;
-    if url.scheme() != "http" {
-        return Err(format!(
-            "must be an http:// URL (got scheme {:?}; TLS is left to a local collector)",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("has no host".to_owned());
-    }
-    Ok(())
-}
-
-static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 static TRACER_PROVIDER: Mutex<Option<SdkTracerProvider>> = Mutex::new(None);
 static TRACING_ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the log subscriber, the trace exporter when configured (see the module docs) and
 /// the metrics recorder (once per process; later calls only return the existing metrics
-/// handle). `component` is the default `service.name`. Returns the handle `/metrics` renders
-/// from; fails, naming the setting, when the trace exporter cannot be set up (exit code 64).
-pub fn init(component: &str, config: &TelemetryConfig) -> Result<PrometheusHandle, ConfigError> {
+/// handle). `component` is the default `service.name`, `version` the `service.version` of the
+/// spans. Returns the handle `/metrics` renders from; fails, naming the setting, when the
+/// trace exporter cannot be set up (exit code 64).
+pub fn init(
+    component: &str,
+    version: &str,
+    config: &TelemetryConfig,
+) -> Result<PrometheusHandle, ConfigError> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let provider = if config.traces_configured() {
-        Some(tracer_provider(component, config)?)
+        let resource = traces::resource(component, version, config);
+        let name = resource
+            .get(&opentelemetry::Key::from_static_str(traces::SERVICE_NAME))
+            .map(|name| name.to_string())
+            .unwrap_or_default();
+        Some((traces::tracer_provider(config, resource)?, name))
     } else {
         None
     };
-    let otel_layer = provider.as_ref().map(|provider| {
+    let otel_layer = provider.as_ref().map(|(provider, _)| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("rtdash"))
             .with_threads(false)
@@ -167,11 +164,11 @@ pub fn init(component: &str, config: &TelemetryConfig) -> Result<PrometheusHandl
         .with(fmt_layer)
         .try_init()
         .is_ok();
-    if let Some(provider) = provider {
+    if let Some((provider, service)) = provider {
         if installed {
             *TRACER_PROVIDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(provider);
             TRACING_ENABLED.store(true, Ordering::Release);
-            tracing::info!(service = %service_name(component, config), "exporting traces over OTLP");
+            tracing::info!(service = %service, "exporting traces over OTLP");
         } else {
             let _ = provider.shutdown();
         }
@@ -199,75 +196,6 @@ pub fn shutdown() {
             eprintln!("trace exporter shutdown: {err}");
         }
     }
-}
-
-fn service_name(component: &str, config: &TelemetryConfig) -> String {
-    config
-        .service_name
-        .clone()
-        .or_else(|| {
-            std::env::var("OTEL_SERVICE_NAME")
-                .ok()
-                .filter(|name| !name.trim().is_empty())
-        })
-        .unwrap_or_else(|| component.to_owned())
-}
-
-fn tracer_provider(
-    component: &str,
-    config: &TelemetryConfig,
-) -> Result<SdkTracerProvider, ConfigError> {
-    let mut builder = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
-    let key = match &config.otlp_endpoint {
-        Some(endpoint) => {
-            builder = builder.with_endpoint(endpoint.clone());
-            "telemetry.otlp_endpoint"
-        }
-        None => OTEL_ENDPOINT_VARS
-            .into_iter()
-            .find(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()))
-            .unwrap_or("OTEL_EXPORTER_OTLP_ENDPOINT"),
-    };
-    if config.otlp_endpoint.is_none() {
-        if let Ok(endpoint) = std::env::var(key) {
-            check_endpoint(&endpoint).map_err(|problem| {
-                ConfigError::invalid(key, format!("{problem} ({endpoint:?})"))
-            })?;
-        }
-    }
-    let exporter = builder.build().map_err(|err| {
-        ConfigError::invalid(key, format!("cannot set up the OTLP exporter: {err}"))
-    })?;
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)));
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service_name(component, config))
-        .build();
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_sampler(sampler)
-        .with_resource(resource)
-        .build())
-}
-
-/// The process-wide Prometheus handle, installing the recorder on first use.
-pub fn metrics_handle() -> PrometheusHandle {
-    PROMETHEUS
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                    10.0,
-                ])
-                .map(PrometheusBuilder::build_recorder)
-                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
-            let handle = recorder.handle();
-            // Another recorder may already be installed (tests); ours still renders what it sees.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
 }
 
 #[cfg(test)]
