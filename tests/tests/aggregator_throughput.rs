@@ -17,7 +17,8 @@ use aggregator_support::*;
 use rtdash_shared::messages::PartialEntry;
 use rtdash_shared::series::SeriesKey;
 use rtdash_shared::sketch::{unique_hash, Sketch, SketchSpec};
-use rtdash_tests::aggregator::{metric_sum, run_command};
+use rtdash_tests::aggregator::run_command;
+use rtdash_tests::prometheus::metric_sum;
 use rtdash_tests::QuestDb;
 
 const PARTITIONS: u32 = 4;

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use rtdash_tests::fault::{
-    check_exact, report, rfc3339, FailoverProxy, FaultOptions, FaultStack, Load, LoadOptions,
-    Tally, FAULT_METRIC, FAULT_TENANT,
+    check_exact, report, FailoverProxy, FaultOptions, FaultStack, Load, LoadOptions, Tally,
+    FAULT_METRIC, FAULT_TENANT,
 };
+use rtdash_tests::time::format_rfc3339 as rfc3339;
 use serde_json::{json, Value};
 
 const VIEWERS: usize = 3;

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context};
 use rtdash_shared::time::{format_rfc3339, now_millis, parse_rfc3339};
-use rtdash_tests::aggregator::metric_sum;
+use rtdash_tests::prometheus::metric_sum;
 use rtdash_tests::stack::{Stack, StackOptions};
 use serde_json::{json, Value};
 
