@@ -1,5 +1,6 @@
 //! Blocking HTTP over loopback, for the synchronous harness: readiness probes, QuestDB's
-//! `/exec`, monitoring endpoints, `/metrics`, and the fault load.
+//! `/exec`, monitoring endpoints, `/metrics`, and the fault load. (Async tests use
+//! [`crate::client::Api`].)
 
 use std::sync::OnceLock;
 use std::time::Duration;
