@@ -1,75 +1,24 @@
-//! The real `core-aggregator` binary as a child process, for its integration tests.
-//!
-//! The binary is looked up next to the test executable (`target/<profile>/core-aggregator`),
-//! or taken from `RTDASH_CORE_AGGREGATOR_BIN`. `cargo test --workspace` builds it; with
-//! `cargo test -p rtdash-tests` build it first (`cargo build -p core-aggregator`). A binary
-//! older than the crate's sources is refused, so a test never runs yesterday's code.
+//! The real `core-aggregator` binary as a child process, for its integration tests: a
+//! long-running `run` ([`Aggregator`], restartable on the same admin port) and one-shot
+//! subcommands ([`run_command`]: `setup`, `replay`, `recompute`). The binary is found as every
+//! rtdash binary is ([`crate::service::service_binary`]).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use tempfile::TempDir;
 
-use crate::http;
 use crate::ports::free_port;
-use crate::process::ServiceProcess;
+use crate::service::{service_binary, Service};
+use crate::supervised::{Launch, Program};
 
-/// How long a start may take (NATS topology, QuestDB table) before it counts as failed.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a graceful stop may take before `SIGKILL` (the final checkpoint included).
+const STOP_GRACE: Duration = Duration::from_secs(60);
 
 /// The `core-aggregator` binary to run.
-pub fn binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("RTDASH_CORE_AGGREGATOR_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe().context("locate the test executable")?;
-    // target/<profile>/deps/<test>-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("unexpected test executable path {}", exe.display()))?;
-    let binary = profile_dir.join("core-aggregator");
-    let built = std::fs::metadata(&binary)
-        .and_then(|m| m.modified())
-        .map_err(|_| {
-            anyhow!(
-                "core-aggregator binary not found at {}: build it first with \
-                 `cargo build -p core-aggregator` (or run `cargo test --workspace`), \
-                 or point RTDASH_CORE_AGGREGATOR_BIN at one",
-                binary.display()
-            )
-        })?;
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core-aggregator");
-    if let Some(newest) = newest_source(&sources) {
-        if newest > built + Duration::from_secs(1) {
-            bail!(
-                "core-aggregator binary {} is older than its sources: rebuild it with \
-                 `cargo build -p core-aggregator`",
-                binary.display()
-            );
-        }
-    }
-    Ok(binary)
-}
-
-fn newest_source(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    let mut stack = vec![dir.join("src"), dir.join("Cargo.toml")];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(&path) {
-                stack.extend(entries.flatten().map(|e| e.path()));
-            }
-        } else if let Ok(modified) = meta.modified() {
-            newest = Some(newest.map_or(modified, |n: SystemTime| n.max(modified)));
-        }
-    }
-    newest
+fn binary() -> anyhow::Result<std::path::PathBuf> {
+    service_binary("core-aggregator", "core-aggregator")
 }
 
 /// How to run an aggregator.
@@ -152,10 +101,10 @@ impl AggregatorOptions {
 #[derive(Debug)]
 pub struct Aggregator {
     options: AggregatorOptions,
-    admin_port: u16,
+    /// Declared before the directory: killed before its log is removed.
+    service: Service,
     /// Holds `aggregator.log` (appended to across restarts).
-    dir: TempDir,
-    process: Option<ServiceProcess>,
+    _log_dir: TempDir,
 }
 
 impl Aggregator {
@@ -164,14 +113,21 @@ impl Aggregator {
         let dir = tempfile::Builder::new()
             .prefix("rtdash-aggregator-")
             .tempdir()?;
-        let mut aggregator = Self {
+        let program = Program::new(binary()?)
+            .arg("run")
+            .env_default("RUST_LOG", "info,core_aggregator=debug");
+        let launch = Launch::new(
+            "core-aggregator",
+            program,
+            dir.path().join("aggregator.log"),
+        )
+        .stop_grace(STOP_GRACE);
+        let service = Service::start_launch(launch, |admin_port| options.env(admin_port))?;
+        Ok(Self {
             options,
-            admin_port: free_port()?,
-            dir,
-            process: None,
-        };
-        aggregator.launch()?;
-        Ok(aggregator)
+            service,
+            _log_dir: dir,
+        })
     }
 
     /// The options it runs with.
@@ -181,121 +137,66 @@ impl Aggregator {
 
     /// `http://127.0.0.1:<admin port>`.
     pub fn admin_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.admin_port)
+        self.service.url()
     }
 
     /// Its log (stdout and stderr, all runs).
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("aggregator.log")
+    pub fn log_path(&self) -> &Path {
+        self.service.log_path()
     }
 
     /// The last `lines` lines of the log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        self.service.log_tail(lines)
     }
 
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(|p| p.try_exit().is_none())
+        self.service.is_running()
     }
 
     /// `SIGKILL`: no checkpoint, no lease release.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        self.service.kill();
     }
 
     /// `SIGTERM` and wait (up to 60 s) for the graceful shutdown; returns whether it exited
     /// with status 0.
     pub fn stop(&mut self) -> bool {
-        match self.process.take() {
-            Some(mut process) => process.terminate(Duration::from_secs(60)).success(),
-            None => true,
-        }
+        self.service.stop().is_none_or(|status| status.success())
     }
 
     /// Starts it again (same instance id, admin port and settings), after stopping it with
     /// `SIGKILL` if it runs.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.kill();
-        self.launch()
-    }
-
-    fn launch(&mut self) -> anyhow::Result<()> {
-        let mut command = Command::new(binary()?);
-        command.arg("run");
-        for (key, _) in std::env::vars() {
-            if key.starts_with("RTDASH_") {
-                command.env_remove(key);
-            }
-        }
-        command.envs(self.options.env(self.admin_port));
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info,core_aggregator=debug");
-        }
-        let mut process = ServiceProcess::spawn("core-aggregator", command, &self.log_path())?;
-        let ready = format!("{}/readyz", self.admin_url());
-        process.wait_ready(READY_TIMEOUT, || http::is_ok(&ready))?;
-        self.process = Some(process);
-        Ok(())
+        self.service.restart()
     }
 
     /// The `/metrics` text.
     pub fn metrics_text(&self) -> anyhow::Result<String> {
-        metrics_text_of(&self.admin_url())
+        self.service.metrics_text()
     }
 
     /// The sum over every label set of metric `name` (0 when absent).
     pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        Ok(metric_sum(&self.metrics_text()?, name))
+        self.service.metric(name)
     }
-}
 
-/// The Prometheus text of `GET <base_url>/metrics`.
-pub fn metrics_text_of(base_url: &str) -> anyhow::Result<String> {
-    let url = format!("{base_url}/metrics");
-    let mut response = http::agent()
-        .get(&url)
-        .call()
-        .with_context(|| url.clone())?;
-    Ok(response.body_mut().read_to_string()?)
-}
-
-/// Sums the samples of `name` in Prometheus text (all label sets; 0 when absent).
-pub fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let value = if let Some(labelled) = rest.strip_prefix('{') {
-                labelled.rsplit_once('}')?.1
-            } else if rest.starts_with(' ') {
-                rest
-            } else {
-                return None;
-            };
-            value.trim().split(' ').next()?.parse::<f64>().ok()
-        })
-        .sum()
+    /// Partitions it owns now (`rtdash_core_partitions_owned`; -1 when it does not answer).
+    pub fn owned_partitions(&self) -> f64 {
+        self.metric("rtdash_core_partitions_owned").unwrap_or(-1.0)
+    }
 }
 
 /// Runs `core-aggregator <args>` to completion with `options`' environment; returns its
 /// combined output, failing when it exits non-zero.
 pub fn run_command(options: &AggregatorOptions, args: &[&str]) -> anyhow::Result<String> {
-    let mut command = Command::new(binary()?);
-    command.args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("RTDASH_") {
-            command.env_remove(key);
-        }
-    }
-    command.envs(options.env(free_port()?));
-    let output = command.output().context("run core-aggregator")?;
+    let program = Program::new(binary()?)
+        .args(args)
+        .clear_rtdash_env()
+        .envs(options.env(free_port()?));
+    let output = program.command().output().context("run core-aggregator")?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -309,18 +210,4 @@ pub fn run_command(options: &AggregatorOptions, args: &[&str]) -> anyhow::Result
         );
     }
     Ok(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metric_sums_over_labels() {
-        let text = "# HELP x y\nrtdash_a_total 3\nrtdash_a_total_more 7\n\
-                    rtdash_b{partition=\"0\"} 1.5\nrtdash_b{partition=\"1\"} 2\n";
-        assert_eq!(metric_sum(text, "rtdash_a_total"), 3.0);
-        assert_eq!(metric_sum(text, "rtdash_b"), 3.5);
-        assert_eq!(metric_sum(text, "rtdash_c"), 0.0);
-    }
 }

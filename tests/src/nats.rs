@@ -1,23 +1,42 @@
 //! A real `nats-server` with JetStream for one test.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use tempfile::TempDir;
 
 use crate::deploy;
-use crate::http;
-use crate::ports::free_ports;
-use crate::process::{is_port_conflict, ServiceProcess};
+use crate::ports::{free_ports, retry_port_conflicts};
+use crate::supervised::{Launch, Program, Supervised};
 
 /// How long a start may take before it counts as failed.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long [`NatsServer::stop`] waits after `SIGTERM` before `SIGKILL`.
 const STOP_GRACE: Duration = Duration::from_secs(10);
-/// Attempts at a first start when a picked port turns out to be taken.
-const PORT_ATTEMPTS: usize = 3;
+
+/// How to run a `nats-server` whose `nats.conf` is in `dir` (its log goes to `nats.log`
+/// there), ready when `health_url` answers 2xx: the one launch of every server the harness
+/// starts (single server, cluster node, edge leaf node).
+pub(crate) fn nats_launch(
+    name: &str,
+    dir: &Path,
+    health_url: String,
+    ready_timeout: Duration,
+    stop_grace: Duration,
+) -> anyhow::Result<Launch> {
+    let program = Program::new(deploy::nats_server()?)
+        .arg("-c")
+        .arg(dir.join("nats.conf"));
+    Ok(Launch::new(name, program, dir.join("nats.log"))
+        .ready_when_ok(health_url, ready_timeout)
+        .stop_grace(stop_grace))
+}
+
+/// `http://127.0.0.1:<port>`: a monitoring (HTTP) port's base URL.
+pub(crate) fn monitor_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
 
 /// Server settings a test may change.
 #[derive(Clone, Debug)]
@@ -43,10 +62,10 @@ pub struct NatsServer {
     port: u16,
     /// Monitoring (HTTP) port, for `/healthz`.
     monitor_port: u16,
+    /// Declared before `dir`: killed before the directory is removed.
+    server: Supervised,
     /// `nats.conf`, `nats.log` and the JetStream store (`store/`).
     dir: TempDir,
-    /// `None` while stopped.
-    process: Option<ServiceProcess>,
 }
 
 impl NatsServer {
@@ -57,10 +76,9 @@ impl NatsServer {
 
     /// Starts a server with `options` and waits until JetStream is ready.
     pub fn start_with(options: NatsOptions) -> anyhow::Result<Self> {
-        let mut dir = tempfile::Builder::new().prefix("rtdash-nats-").tempdir()?;
+        let dir = tempfile::Builder::new().prefix("rtdash-nats-").tempdir()?;
         let store = dir.path().join("store");
-        let mut attempt = 1;
-        loop {
+        let (port, monitor_port, server) = retry_port_conflicts(|| {
             let [port, monitor_port] = free_ports()?;
             let conf = deploy::render(
                 deploy::NATS_CONF_TEMPLATE,
@@ -72,21 +90,16 @@ impl NatsServer {
                 ],
             )?;
             std::fs::write(dir.path().join("nats.conf"), conf)?;
-            let mut server = Self {
-                port,
-                monitor_port,
-                dir,
-                process: None,
-            };
-            match server.launch() {
-                Ok(()) => return Ok(server),
-                Err(err) if attempt < PORT_ATTEMPTS && is_port_conflict(&format!("{err:#}")) => {
-                    attempt += 1;
-                    dir = server.dir; // never started: retry on other ports
-                }
-                Err(err) => return Err(err),
-            }
-        }
+            let health = format!("{}/healthz?js-enabled-only=true", monitor_url(monitor_port));
+            let launch = nats_launch("nats-server", dir.path(), health, READY_TIMEOUT, STOP_GRACE)?;
+            Ok((port, monitor_port, Supervised::start(launch)?))
+        })?;
+        Ok(Self {
+            port,
+            monitor_port,
+            server,
+            dir,
+        })
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -101,7 +114,7 @@ impl NatsServer {
 
     /// `http://127.0.0.1:<monitor port>`: `/healthz`, `/varz`, `/jsz`...
     pub fn monitor_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.monitor_port)
+        monitor_url(self.monitor_port)
     }
 
     /// The JetStream store directory (kept across restarts).
@@ -116,41 +129,25 @@ impl NatsServer {
 
     /// True while the server process runs.
     pub fn is_running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(|p| p.try_exit().is_none())
+        self.server.is_running()
     }
 
     /// Graceful stop (`SIGTERM`, `SIGKILL` after 10 s). Port and store are kept for
     /// [`restart`](Self::restart). Stopping a stopped server does nothing.
     pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.terminate(STOP_GRACE);
-        }
+        self.server.stop();
     }
 
     /// Crash stop (`SIGKILL`). Port and store are kept for [`restart`](Self::restart).
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        self.server.kill();
     }
 
     /// Starts the server again on the same port with the same store, stopping it first if it
     /// runs, and waits until JetStream is ready.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
-        self.launch()
+        self.server
+            .restart()
             .with_context(|| format!("restart nats-server on port {}", self.port))
-    }
-
-    fn launch(&mut self) -> anyhow::Result<()> {
-        let mut command = Command::new(deploy::nats_server()?);
-        command.arg("-c").arg(self.dir.path().join("nats.conf"));
-        let mut process = ServiceProcess::spawn("nats-server", command, &self.log_path())?;
-        let health = format!("{}/healthz?js-enabled-only=true", self.monitor_url());
-        process.wait_ready(READY_TIMEOUT, || http::is_ok(&health))?;
-        self.process = Some(process);
-        Ok(())
     }
 }

@@ -162,7 +162,7 @@ impl ServiceProcess {
 
     /// The last `lines` lines of the log (at most 64 KiB read).
     pub fn log_tail(&self, lines: usize) -> String {
-        tail(&self.log, lines).unwrap_or_else(|err| format!("(cannot read log: {err})"))
+        log_tail(&self.log, lines)
     }
 }
 
@@ -175,10 +175,9 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// True when a failed start's log says a port was taken, so a retry on other ports may work.
-pub(crate) fn is_port_conflict(log: &str) -> bool {
-    let log = log.to_ascii_lowercase();
-    log.contains("address already in use") || log.contains("errno=98")
+/// The last `lines` lines of the log at `path` (at most 64 KiB read), or why it cannot be read.
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
+    tail(path, lines).unwrap_or_else(|err| format!("(cannot read log: {err})"))
 }
 
 fn tail(path: &Path, lines: usize) -> io::Result<String> {
@@ -223,6 +222,7 @@ fn spawn_on_spawner_thread(command: Command) -> io::Result<Child> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::is_port_conflict;
 
     fn alive(pid: u32) -> bool {
         // SAFETY: signal 0 only checks existence.

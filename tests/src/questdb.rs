@@ -1,8 +1,7 @@
 //! A real QuestDB server.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -12,15 +11,13 @@ use tempfile::TempDir;
 
 use crate::deploy;
 use crate::http;
-use crate::ports::free_ports;
-use crate::process::{is_port_conflict, ServiceProcess};
+use crate::ports::{free_ports, retry_port_conflicts};
+use crate::supervised::{Launch, Program, Supervised};
 
 /// A JVM start takes ~3 s alone; leave room for a loaded machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long [`QuestDb::stop`] waits after `SIGTERM` before `SIGKILL`.
 const STOP_GRACE: Duration = Duration::from_secs(20);
-/// Attempts at a first start when a picked port turns out to be taken.
-const PORT_ATTEMPTS: usize = 3;
 /// JVM options: a heap that fits beside the rest of a test run (QuestDB's column data lives
 /// off-heap, in mapped files).
 const JVM_OPTIONS: &[&str] = &["-Xms64m", "-Xmx512m"];
@@ -43,10 +40,10 @@ struct Ports {
 #[derive(Debug)]
 pub struct QuestDb {
     ports: Ports,
+    /// Declared before `dir`: killed before the directory is removed.
+    server: Supervised,
     /// Holds `root/` (QuestDB's `-d`) and `questdb.log`.
     dir: TempDir,
-    /// `None` while stopped.
-    process: Option<ServiceProcess>,
 }
 
 impl QuestDb {
@@ -75,32 +72,21 @@ impl QuestDb {
 
     /// Starts a private instance and waits until it answers `select 1`.
     pub fn start() -> anyhow::Result<Self> {
-        let mut dir = tempfile::Builder::new()
+        let dir = tempfile::Builder::new()
             .prefix("rtdash-questdb-")
             .tempdir()?;
-        let mut attempt = 1;
-        loop {
+        let (ports, server) = retry_port_conflicts(|| {
             let [http, ilp, pg, min_http] = free_ports()?;
-            let mut db = Self {
-                ports: Ports {
-                    http,
-                    ilp,
-                    pg,
-                    min_http,
-                },
-                dir,
-                process: None,
+            let ports = Ports {
+                http,
+                ilp,
+                pg,
+                min_http,
             };
-            db.write_config()?;
-            match db.launch() {
-                Ok(()) => return Ok(db),
-                Err(err) if attempt < PORT_ATTEMPTS && is_port_conflict(&format!("{err:#}")) => {
-                    attempt += 1;
-                    dir = db.dir; // never started: retry on other ports
-                }
-                Err(err) => return Err(err),
-            }
-        }
+            write_config(dir.path(), ports)?;
+            Ok((ports, Supervised::start(launch(dir.path(), ports)?)?))
+        })?;
+        Ok(Self { ports, server, dir })
     }
 
     /// REST and ILP-over-HTTP address.
@@ -135,12 +121,12 @@ impl QuestDb {
 
     /// QuestDB's root directory (`-d`; kept across restarts).
     pub fn root(&self) -> PathBuf {
-        self.dir.path().join("root")
+        root(self.dir.path())
     }
 
     /// The server's log (appended to across restarts).
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("questdb.log")
+        self.server.log_path().to_owned()
     }
 
     /// Runs `sql` through `/exec` and returns QuestDB's JSON answer (`columns`, `dataset`,
@@ -188,73 +174,31 @@ impl QuestDb {
 
     /// True while the server process runs.
     pub fn is_running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(|p| p.try_exit().is_none())
+        self.server.is_running()
     }
 
     /// Graceful stop (`SIGTERM`, `SIGKILL` after 20 s). Ports and data are kept for
     /// [`restart`](Self::restart). Stopping a stopped server does nothing.
     pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.terminate(STOP_GRACE);
-        }
+        self.server.stop();
     }
 
     /// Crash stop (`SIGKILL`). Ports and data are kept for [`restart`](Self::restart).
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        self.server.kill();
     }
 
     /// Starts the server again on the same ports and root, stopping it first if it runs, and
     /// waits until it answers `select 1`.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
-        self.launch()
+        self.server
+            .restart()
             .with_context(|| format!("restart QuestDB on {}", self.http_addr()))
-    }
-
-    fn write_config(&self) -> anyhow::Result<()> {
-        let conf = deploy::render(
-            deploy::QUESTDB_CONF_TEMPLATE,
-            &[
-                ("QDB_HTTP_PORT", &self.ports.http.to_string()),
-                ("QDB_ILP_PORT", &self.ports.ilp.to_string()),
-                ("QDB_PG_PORT", &self.ports.pg.to_string()),
-                ("QDB_MIN_HTTP_PORT", &self.ports.min_http.to_string()),
-            ],
-        )?;
-        let conf_dir = self.root().join("conf");
-        std::fs::create_dir_all(&conf_dir)?;
-        std::fs::write(conf_dir.join("server.conf"), conf)?;
-        Ok(())
-    }
-
-    fn launch(&mut self) -> anyhow::Result<()> {
-        // QuestDB unpacks its native libraries into the JVM's temporary directory at every
-        // start and leaves them there: keep them under the root, which the harness removes.
-        let tmp = self.root().join("tmp");
-        std::fs::create_dir_all(&tmp)?;
-        let mut command = Command::new(deploy::java()?);
-        command
-            .args(JVM_OPTIONS)
-            .arg(format!("-Djava.io.tmpdir={}", tmp.display()))
-            .arg("-p")
-            .arg(deploy::questdb_jar()?)
-            .args(["-m", "io.questdb/io.questdb.ServerMain", "-d"])
-            .arg(self.root());
-        let mut process = ServiceProcess::spawn("questdb", command, &self.log_path())?;
-        let probe = format!("http://{}/exec?query=select%201", self.http_addr());
-        process.wait_ready(READY_TIMEOUT, || http::is_ok(&probe))?;
-        self.process = Some(process);
-        Ok(())
     }
 
     /// For the shared instance, from `atexit`: statics are never dropped.
     fn kill_at_exit(&self) {
-        if let Some(process) = &self.process {
+        if let Some(process) = self.server.process() {
             process.signal_group(libc::SIGKILL);
             // SAFETY: reaps our own child; nothing else waits for it at exit.
             unsafe {
@@ -263,4 +207,45 @@ impl QuestDb {
         }
         let _ = std::fs::remove_dir_all(self.dir.path());
     }
+}
+
+/// QuestDB's root directory (`-d`) in the instance's directory `dir`.
+fn root(dir: &Path) -> PathBuf {
+    dir.join("root")
+}
+
+/// Renders `deploy/questdb/server.conf` with `ports` into `<root>/conf/server.conf`.
+fn write_config(dir: &Path, ports: Ports) -> anyhow::Result<()> {
+    let conf = deploy::render(
+        deploy::QUESTDB_CONF_TEMPLATE,
+        &[
+            ("QDB_HTTP_PORT", &ports.http.to_string()),
+            ("QDB_ILP_PORT", &ports.ilp.to_string()),
+            ("QDB_PG_PORT", &ports.pg.to_string()),
+            ("QDB_MIN_HTTP_PORT", &ports.min_http.to_string()),
+        ],
+    )?;
+    let conf_dir = root(dir).join("conf");
+    std::fs::create_dir_all(&conf_dir)?;
+    std::fs::write(conf_dir.join("server.conf"), conf)?;
+    Ok(())
+}
+
+/// How to run the QuestDB of directory `dir` on `ports`: ready when it answers `select 1`.
+fn launch(dir: &Path, ports: Ports) -> anyhow::Result<Launch> {
+    // QuestDB unpacks its native libraries into the JVM's temporary directory at every
+    // start and leaves them there: keep them under the root, which the harness removes.
+    let tmp = root(dir).join("tmp");
+    std::fs::create_dir_all(&tmp)?;
+    let program = Program::new(deploy::java()?)
+        .args(JVM_OPTIONS)
+        .arg(format!("-Djava.io.tmpdir={}", tmp.display()))
+        .arg("-p")
+        .arg(deploy::questdb_jar()?)
+        .args(["-m", "io.questdb/io.questdb.ServerMain", "-d"])
+        .arg(root(dir));
+    let probe = format!("http://127.0.0.1:{}/exec?query=select%201", ports.http);
+    Ok(Launch::new("questdb", program, dir.join("questdb.log"))
+        .ready_when_ok(probe, READY_TIMEOUT)
+        .stop_grace(STOP_GRACE))
 }

@@ -1,13 +1,13 @@
 //! core-aggregator crash safety: SIGKILL mid-stream and restart, and two aggregators where one
 //! is killed and the other takes its partitions over. Final counts stay exact.
 
-mod aggregator_support;
-
 use std::time::{Duration, Instant};
 
-use aggregator_support::*;
-use rtdash_tests::aggregator::Aggregator;
-use rtdash_tests::QuestDb;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::fake_agent::FakeAgent;
+use rtdash_tests::model::{wait_exact, Expected};
+use rtdash_tests::workload::{base, Workload, WINDOW_MS};
+use rtdash_tests::{until, QuestDb};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const PARTITIONS: u32 = 4;
@@ -28,9 +28,7 @@ async fn publish_stream(
         let start = base + window * WINDOW_MS;
         for _flush in 0..4 {
             for agent in &mut agents {
-                for (partition, entries) in work.flush(start) {
-                    agent.send(partition, start, entries).await?;
-                }
+                agent.send_flush(&mut work, start).await?;
                 tokio::time::sleep(pace).await;
             }
         }
@@ -41,16 +39,10 @@ async fn publish_stream(
     Ok(work.expected)
 }
 
-fn owned(aggregator: &Aggregator) -> f64 {
-    aggregator
-        .metric("rtdash_core_partitions_owned")
-        .unwrap_or(-1.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_and_restart_keeps_counts_exact() -> anyhow::Result<()> {
     let db = QuestDb::shared()?;
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let mut aggregator = env.aggregator(env.options("agg-kill", db)).await?;
     let publisher = tokio::spawn(publish_stream(
         env.js.clone(),
@@ -63,7 +55,7 @@ async fn sigkill_mid_stream_and_restart_keeps_counts_exact() -> anyhow::Result<(
         tokio::task::block_in_place(|| aggregator.restart())?;
     }
     let expected = publisher.await??;
-    let outcome = wait_exact(db, &env.table, &expected, TIMEOUT).await;
+    let outcome = wait_exact(db, &env.table, &expected, WINDOW_MS, TIMEOUT).await;
     if outcome.is_err() || std::env::var_os("RTDASH_TEST_LOGS").is_some() {
         eprintln!("aggregator log:\n{}", aggregator.log_tail(80));
     }
@@ -74,12 +66,12 @@ async fn sigkill_mid_stream_and_restart_keeps_counts_exact() -> anyhow::Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_survivor_takes_over_the_partitions_of_a_killed_aggregator() -> anyhow::Result<()> {
     let db = QuestDb::shared()?;
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let mut first = env.aggregator(env.options("agg-one", db)).await?;
     let second = env.aggregator(env.options("agg-two", db)).await?;
     // They share the partitions (the first releases half of them to the second).
     until(Duration::from_secs(20), "partitions shared", || {
-        let (a, b) = (owned(&first), owned(&second));
+        let (a, b) = (first.owned_partitions(), second.owned_partitions());
         a > 0.0 && b > 0.0 && a + b == f64::from(PARTITIONS)
     })
     .await?;
@@ -94,14 +86,14 @@ async fn a_survivor_takes_over_the_partitions_of_a_killed_aggregator() -> anyhow
     let killed = Instant::now();
     // The survivor owns everything within the lease time (3 s) plus a renewal period.
     until(Duration::from_secs(8), "takeover", || {
-        owned(&second) == f64::from(PARTITIONS)
+        second.owned_partitions() == f64::from(PARTITIONS)
     })
     .await?;
     let takeover = killed.elapsed();
     eprintln!("takeover after {takeover:?}");
     assert!(takeover <= Duration::from_millis(5_500), "{takeover:?}");
     let expected = publisher.await??;
-    let outcome = wait_exact(db, &env.table, &expected, TIMEOUT).await;
+    let outcome = wait_exact(db, &env.table, &expected, WINDOW_MS, TIMEOUT).await;
     if outcome.is_err() || std::env::var_os("RTDASH_TEST_LOGS").is_some() {
         eprintln!("survivor log:\n{}", second.log_tail(80));
     }

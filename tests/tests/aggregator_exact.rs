@@ -1,16 +1,17 @@
 //! core-aggregator against real nats-server and QuestDB: partials from several agents end up
 //! as QuestDB rows equal to the exact aggregates, and duplicates are counted once.
 
-mod aggregator_support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aggregator_support::*;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use futures::StreamExt;
 use rtdash_shared::messages::{DeadLetter, PartitionStatus, WindowUpdate};
 use rtdash_shared::wire;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::fake_agent::FakeAgent;
+use rtdash_tests::model::wait_exact;
+use rtdash_tests::workload::{base, Workload, METRIC, TENANT, WINDOW_MS};
 use rtdash_tests::QuestDb;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -18,7 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_equal_the_exact_aggregates_of_several_agents() -> anyhow::Result<()> {
     let db = QuestDb::shared()?;
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let mut aggregator = env.aggregator(env.options("agg-exact", db)).await?;
     let mut live = env
         .client
@@ -36,10 +37,7 @@ async fn rows_equal_the_exact_aggregates_of_several_agents() -> anyhow::Result<(
         let start = base + window * WINDOW_MS;
         for _flush in 0..3 {
             for agent in &mut agents {
-                for (partition, batch) in work.flush(start) {
-                    entries += batch.len();
-                    agent.send(partition, start, batch).await?;
-                }
+                entries += agent.send_flush(&mut work, start).await?;
             }
         }
     }
@@ -47,7 +45,7 @@ async fn rows_equal_the_exact_aggregates_of_several_agents() -> anyhow::Result<(
     for agent in &mut agents {
         agent.heartbeat(base + 6 * WINDOW_MS + 31_000).await?;
     }
-    let rows = wait_exact(db, &env.table, &work.expected, TIMEOUT).await?;
+    let rows = wait_exact(db, &env.table, &work.expected, WINDOW_MS, TIMEOUT).await?;
     assert_eq!(rows.len(), work.expected.len());
     assert!(rows.values().all(|r| r.revision == 0 && r.late_count == 0));
     // The total series (no dimensions) has a null dim_set; the others `host,region`.
@@ -103,7 +101,7 @@ async fn rows_equal_the_exact_aggregates_of_several_agents() -> anyhow::Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_partial_published_twice_is_counted_once() -> anyhow::Result<()> {
     let db = QuestDb::shared()?;
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let aggregator = env.aggregator(env.options("agg-dup", db)).await?;
     let mut work = Workload::new(8, 1, 11);
     let mut agent = FakeAgent::new("edge-dup", env.js.clone(), 1);
@@ -146,7 +144,7 @@ async fn the_same_partial_published_twice_is_counted_once() -> anyhow::Result<()
         .await?;
     agent.heartbeat(base + 2 * WINDOW_MS + 31_000).await?;
 
-    wait_exact(db, &env.table, &work.expected, TIMEOUT).await?;
+    wait_exact(db, &env.table, &work.expected, WINDOW_MS, TIMEOUT).await?;
     assert_eq!(
         aggregator.metric("rtdash_core_duplicates_skipped_total")?,
         3.0

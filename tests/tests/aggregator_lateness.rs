@@ -4,24 +4,26 @@
 //! 30 s, horizon 10 min); the agents' watermarks jump through a window 15 min old, so nothing
 //! waits in real time.
 
-mod aggregator_support;
-
 use std::time::Duration;
 
-use aggregator_support::*;
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use futures::StreamExt;
 use rtdash_shared::messages::LateRecord;
 use rtdash_shared::names;
 use rtdash_shared::wire;
-use rtdash_tests::QuestDb;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::fake_agent::FakeAgent;
+use rtdash_tests::model::{mismatch, wait_exact};
+use rtdash_tests::table::fetch_rows;
+use rtdash_tests::workload::{base, Workload, TENANT, WINDOW_MS};
+use rtdash_tests::{until, QuestDb};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_data_is_corrected_within_the_horizon_and_routed_beyond_it() -> anyhow::Result<()> {
     let db = QuestDb::shared()?;
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let aggregator = env.aggregator(env.options("agg-late", db)).await?;
     const SERIES: usize = 4;
     let mut work = Workload::new(SERIES, 4, 99);
@@ -47,7 +49,7 @@ async fn late_data_is_corrected_within_the_horizon_and_routed_beyond_it() -> any
     }
     let watermark = window_end + 45_000;
     agent.heartbeat(watermark).await?;
-    let closed = wait_exact(db, &env.table, &work.expected, TIMEOUT).await?;
+    let closed = wait_exact(db, &env.table, &work.expected, WINDOW_MS, TIMEOUT).await?;
     assert!(closed.values().all(|r| r.is_final && r.revision == 0));
 
     // 45 s behind the watermark: merged, revision + 1, late count raised.
@@ -55,7 +57,7 @@ async fn late_data_is_corrected_within_the_horizon_and_routed_beyond_it() -> any
     for (partition, entries) in by_partition(late) {
         agent.send(partition, watermark, entries).await?;
     }
-    let corrected = wait_exact(db, &env.table, &work.expected, TIMEOUT).await?;
+    let corrected = wait_exact(db, &env.table, &work.expected, WINDOW_MS, TIMEOUT).await?;
     assert!(
         corrected
             .values()
@@ -110,7 +112,7 @@ async fn late_data_is_corrected_within_the_horizon_and_routed_beyond_it() -> any
         after, corrected,
         "windows changed by data beyond the horizon"
     );
-    assert_eq!(mismatch(&after, &work.expected), None);
+    assert_eq!(mismatch(&after, &work.expected, WINDOW_MS), None);
     // Past the horizon, stored final and checkpointed: evicted from memory.
     until(TIMEOUT, "windows evicted", || {
         aggregator

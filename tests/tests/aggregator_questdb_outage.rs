@@ -1,11 +1,12 @@
 //! core-aggregator with QuestDB stopped for 30 s under load: the writer holds and retries, the
 //! consumers stop pulling when its channel is full, and once QuestDB is back nothing is lost.
 
-mod aggregator_support;
-
 use std::time::{Duration, Instant};
 
-use aggregator_support::*;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::fake_agent::FakeAgent;
+use rtdash_tests::model::wait_exact;
+use rtdash_tests::workload::{base, Workload, WINDOW_MS};
 use rtdash_tests::QuestDb;
 
 const PARTITIONS: u32 = 4;
@@ -13,7 +14,7 @@ const PARTITIONS: u32 = 4;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn questdb_down_for_30_s_under_load_loses_nothing() -> anyhow::Result<()> {
     let mut db = tokio::task::block_in_place(QuestDb::start)?;
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let options = env
         .options("agg-outage", &db)
         // A small channel, so the outage turns into backpressure quickly.
@@ -35,9 +36,7 @@ async fn questdb_down_for_30_s_under_load_loses_nothing() -> anyhow::Result<()> 
             let start = base + window * WINDOW_MS;
             for _flush in 0..4 {
                 for agent in &mut agents {
-                    for (partition, entries) in work.flush(start) {
-                        agent.send(partition, start, entries).await?;
-                    }
+                    agent.send_flush(&mut work, start).await?;
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -64,7 +63,14 @@ async fn questdb_down_for_30_s_under_load_loses_nothing() -> anyhow::Result<()> 
     assert!(backlog > 0.0, "nothing was held back");
 
     let expected = publisher.await??;
-    let outcome = wait_exact(&db, &env.table, &expected, Duration::from_secs(180)).await;
+    let outcome = wait_exact(
+        &db,
+        &env.table,
+        &expected,
+        WINDOW_MS,
+        Duration::from_secs(180),
+    )
+    .await;
     if outcome.is_err() {
         eprintln!("aggregator log:\n{}", aggregator.log_tail(60));
     }

@@ -2,14 +2,17 @@
 //! NDJSON chunks as the edge agents archive them) with the metric definitions in the config
 //! bucket; a chunk stored twice under the same message id counts once.
 
-mod aggregator_support;
-
 use std::time::Duration;
 
-use aggregator_support::*;
-use rtdash_shared::time::format_rfc3339;
 use rtdash_shared::{archive, names};
 use rtdash_tests::aggregator::run_command;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::events::event_json;
+use rtdash_tests::model::{mismatch, Expected};
+use rtdash_tests::rng::TestRng;
+use rtdash_tests::table::fetch_rows_where;
+use rtdash_tests::time::format_rfc3339;
+use rtdash_tests::workload::{base, TENANT, WINDOW_MS};
 use rtdash_tests::QuestDb;
 use serde_json::json;
 
@@ -17,7 +20,7 @@ use serde_json::json;
 async fn recompute_rebuilds_windows_from_the_archive_with_current_definitions() -> anyhow::Result<()>
 {
     let db = QuestDb::shared()?;
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     // A 1 s duplicate window, so the test can store a chunk twice under the same id.
     let options = env.options("agg-recompute", db);
     let mut setup = options.clone();
@@ -42,7 +45,7 @@ async fn recompute_rebuilds_windows_from_the_archive_with_current_definitions() 
     // Archive: purchases and page views over 5 windows, in NDJSON chunks.
     // A minute boundary: the built-in `events` metric has 60 s windows.
     let base = base(10) - base(10).rem_euclid(60_000);
-    let mut rng = Rng::new(3);
+    let mut rng = TestRng::seeded("recompute", 3);
     let mut expected = Expected::new();
     let mut events_total = 0u64;
     let mut chunks = Vec::new();
@@ -54,24 +57,28 @@ async fn recompute_rebuilds_windows_from_the_archive_with_current_definitions() 
             let start = at - at.rem_euclid(WINDOW_MS);
             events_total += 1;
             if rng.below(3) == 0 {
-                lines.push(json!({
-                    "tenant_id": TENANT, "source": "web", "event_type": "page_view",
-                    "properties": {"path": "/"}, "occurred_at": format_rfc3339(at)
-                }));
+                lines.push(event_json(
+                    TENANT,
+                    "web",
+                    "page_view",
+                    json!({"path": "/"}),
+                    at,
+                ));
                 continue;
             }
             let region = format!("r{}", rng.below(3));
             let amount = rng.below(10_000) as f64 * 0.25;
             let user = format!("u{}", rng.below(50));
-            lines.push(json!({
-                "tenant_id": TENANT, "source": "web", "event_type": "purchase",
-                "properties": {"region": region, "amount": amount, "user": user},
-                "occurred_at": format_rfc3339(at)
-            }));
+            lines.push(event_json(
+                TENANT,
+                "web",
+                "purchase",
+                json!({"region": region, "amount": amount, "user": user}),
+                at,
+            ));
             for series in [json!({"region": region}).to_string(), "{}".to_owned()] {
                 let acc = expected.entry((series, start)).or_default();
-                acc.values.push(amount);
-                acc.uniques.insert(user.clone());
+                acc.add(amount, Some(user.clone()));
             }
         }
         let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
@@ -131,7 +138,7 @@ async fn recompute_rebuilds_windows_from_the_archive_with_current_definitions() 
     );
     db.wait_wal_applied(&env.table, Duration::from_secs(60))?;
     let rows = fetch_rows_where(db, &env.table, "metric = 'amount'")?;
-    assert_eq!(mismatch(&rows, &expected), None, "{output}");
+    assert_eq!(mismatch(&rows, &expected, WINDOW_MS), None, "{output}");
     // The built-in `events` metric counts every event (its total series, one minute), the
     // chunk stored twice once.
     let totals = fetch_rows_where(db, &env.table, "metric = 'events' and dim_set is null")?;

@@ -2,14 +2,16 @@
 //! RTDASH_PARTIALS restores identical rows (except `updated_at`), and replaying again changes
 //! nothing.
 
-mod aggregator_support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aggregator_support::*;
-use rtdash_shared::time::format_rfc3339;
 use rtdash_tests::aggregator::run_command;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::fake_agent::FakeAgent;
+use rtdash_tests::model::wait_exact;
+use rtdash_tests::table::fetch_rows;
+use rtdash_tests::time::format_rfc3339;
+use rtdash_tests::workload::{base, Workload, TENANT, WINDOW_MS};
 use rtdash_tests::QuestDb;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -17,7 +19,7 @@ const TIMEOUT: Duration = Duration::from_secs(90);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_of_a_dropped_range_restores_identical_rows() -> anyhow::Result<()> {
     let db = QuestDb::shared()?;
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let options = env.options("agg-replay", db);
     let mut aggregator = env.aggregator(options.clone()).await?;
     let mut work = Workload::new(12, 4, 5);
@@ -30,9 +32,7 @@ async fn replay_of_a_dropped_range_restores_identical_rows() -> anyhow::Result<(
         let start = base + window * WINDOW_MS;
         for _flush in 0..2 {
             for agent in &mut agents {
-                for (partition, entries) in work.flush(start) {
-                    agent.send(partition, start, entries).await?;
-                }
+                agent.send_flush(&mut work, start).await?;
             }
         }
     }
@@ -46,7 +46,7 @@ async fn replay_of_a_dropped_range_restores_identical_rows() -> anyhow::Result<(
     let batch = agents[0].send(partition, watermark, vec![late]).await?;
     agents[0].publish_as(&batch, "a-republished-copy").await?;
 
-    let live = wait_exact(db, &env.table, &work.expected, TIMEOUT).await?;
+    let live = wait_exact(db, &env.table, &work.expected, WINDOW_MS, TIMEOUT).await?;
     assert!(live.values().any(|r| r.revision == 1));
     assert!(
         aggregator.stop(),

@@ -9,35 +9,24 @@
 //!   cargo test -p rtdash-tests --test aggregator_throughput -- --ignored --nocapture
 //! ```
 
-mod aggregator_support;
-
 use std::time::{Duration, Instant};
 
-use aggregator_support::*;
-use rtdash_shared::messages::PartialEntry;
-use rtdash_shared::series::SeriesKey;
-use rtdash_shared::sketch::{unique_hash, Sketch, SketchSpec};
-use rtdash_tests::aggregator::{metric_sum, run_command};
-use rtdash_tests::QuestDb;
+use rtdash_tests::aggregator::run_command;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::fake_agent::FakeAgent;
+use rtdash_tests::prometheus::metric_sum;
+use rtdash_tests::workload::Backlog;
+use rtdash_tests::{env_or, QuestDb};
 
 const PARTITIONS: u32 = 4;
-const SERIES: usize = 20_000;
-const ENTRIES_PER_BATCH: usize = 500;
 const BATCHES: usize = 2_000;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a test: run with --ignored --nocapture"]
 async fn merge_throughput() -> anyhow::Result<()> {
     let batches = env_or("RTDASH_BENCH_BATCHES", BATCHES);
     let db = QuestDb::shared()?;
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     // Production timings (the test defaults checkpoint and write provisional rows faster).
     let options = env
         .options("agg-bench", db)
@@ -46,48 +35,16 @@ async fn merge_throughput() -> anyhow::Result<()> {
         .set("CONSUMER__ACK_WAIT_MS", 60_000);
     tokio::task::block_in_place(|| run_command(&options, &["setup"]))?;
 
-    // Series by partition; one-minute windows, a new one every 1 000 batches (as live: the
-    // deltas of a flush go to the current minute).
-    let mut by_partition: Vec<Vec<SeriesKey>> = vec![Vec::new(); PARTITIONS as usize];
-    for i in 0..SERIES {
-        let key = SeriesKey::new(
-            TENANT,
-            METRIC,
-            [
-                ("region".to_owned(), Some(format!("r{}", i % 16))),
-                ("host".to_owned(), Some(format!("host-{i}"))),
-            ],
-        );
-        by_partition[key.partition(PARTITIONS) as usize].push(key);
-    }
-    let base = base(60) - base(60).rem_euclid(60_000);
+    // One-minute windows, a new one every 1 000 batches (as live: the deltas of a flush go to
+    // the current minute).
+    let mut backlog = Backlog::new(PARTITIONS);
     let mut agents: Vec<FakeAgent> = (0..4)
         .map(|i| FakeAgent::new(&format!("edge-{i}"), env.js.clone(), PARTITIONS))
         .collect();
     let started = Instant::now();
-    let mut cursor = 0usize;
     let mut entries_total = 0u64;
     for b in 0..batches {
-        let partition = (b % PARTITIONS as usize) as u32;
-        let series = &by_partition[partition as usize];
-        let window = base + (b / 1_000) as i64 * 60_000;
-        let entries: Vec<PartialEntry> = (0..ENTRIES_PER_BATCH)
-            .map(|_| {
-                cursor = cursor.wrapping_add(7919);
-                let key = series[cursor % series.len()].clone();
-                let mut sketch = Sketch::new(SketchSpec::VALUES);
-                for e in 0..5u64 {
-                    let value = ((cursor as u64 * 31 + e * 17) % 1000) as f64;
-                    sketch.record(Some(value), Some(unique_hash(&e.to_le_bytes())));
-                }
-                PartialEntry {
-                    series: key,
-                    window_start: window,
-                    window_ms: 60_000,
-                    sketch,
-                }
-            })
-            .collect();
+        let (partition, window, entries) = backlog.batch(b);
         entries_total += entries.len() as u64;
         let agent = &mut agents[b % 4];
         agent.send(partition, window, entries).await?;

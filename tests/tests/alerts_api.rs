@@ -5,62 +5,41 @@
 //!
 //! Build the binary first: `cargo build -p core-aggregator`.
 
-mod aggregator_support;
-mod alerts_support;
-
 use std::time::Duration;
 
-use aggregator_support::Env;
-use alerts_support::*;
 use rtdash_shared::series::SeriesKey;
-use rtdash_shared::time::now_millis;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::alerts::{alert_options, window_end, Driver, LATENESS_MS, TENANT};
+use rtdash_tests::client::{http_client, Api};
+use rtdash_tests::in_process::{gateway_config, InProcessGateway};
+use rtdash_tests::time::now_millis;
+use rtdash_tests::webhook::Receiver;
 use rtdash_tests::QuestDb;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 /// The gateway in this process, against the test's NATS and QuestDB.
 struct Gateway {
-    base: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
+    /// Stopped when dropped.
+    _gateway: InProcessGateway,
+    api: Api,
 }
 
 impl Gateway {
-    async fn start(env: &Env, db: &QuestDb) -> anyhow::Result<Gateway> {
-        let mut config = gateway::config::GatewayConfig {
-            listen: "127.0.0.1:0".into(),
-            web_root: "/nonexistent/rtdash-web".into(),
-            shutdown_grace_ms: 3_000,
-            ..Default::default()
-        };
-        config.nats.url = env.nats.url();
-        config.questdb.pg_addr = db.pg_addr().to_string();
-        config.questdb.table = env.table.clone();
-        let shutdown = CancellationToken::new();
-        let running = gateway::start(config, shutdown.clone()).await?;
+    async fn start(env: &AggregatorEnv, db: &QuestDb) -> anyhow::Result<Gateway> {
+        let config = gateway_config(&env.nats.url(), &db.pg_addr().to_string(), &env.table);
+        let gateway = InProcessGateway::start(config).await?;
+        let api = Api::new(http_client(None), gateway.base.clone());
         Ok(Gateway {
-            base: format!("http://{}", running.addr),
-            http: reqwest::Client::builder().no_proxy().build()?,
-            shutdown,
+            _gateway: gateway,
+            api,
         })
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("gateway answers");
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.api
+            .request(method, path, body, &[])
+            .await
+            .expect("gateway answers")
     }
 }
 
@@ -89,7 +68,7 @@ fn api_rule(threshold: f64, notify: &str) -> Value {
 /// restart; deleting it resolves the alert it fired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rule_changed_through_the_api_applies_on_the_next_window() -> anyhow::Result<()> {
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let db = QuestDb::shared()?;
     let receiver = Receiver::start().await;
     let mut aggregator = env
@@ -172,7 +151,7 @@ async fn a_rule_changed_through_the_api_applies_on_the_next_window() -> anyhow::
 /// `GET /v1/alerts/{id}/events` (newest first, tenant-scoped).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_4xx_is_recorded_as_failed_and_listed_in_the_events() -> anyhow::Result<()> {
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let db = QuestDb::shared()?;
     let receiver = Receiver::start().await;
     receiver.answer_on("gone", 404, "no such hook: gone");

@@ -4,16 +4,14 @@
 //!
 //! Build the binary first: `cargo build -p core-aggregator`.
 
-mod aggregator_support;
-mod alerts_support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use aggregator_support::Env;
-use alerts_support::*;
 use futures::StreamExt;
 use rtdash_shared::messages::PartitionStatus;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::alerts::{alert_log, alert_options, put_rule, rule, series, Driver, TENANT};
+use rtdash_tests::webhook::Receiver;
 use rtdash_tests::QuestDb;
 
 /// The owner of `partition`, from its next status report.
@@ -47,7 +45,7 @@ fn assert_once_each(receiver: &Receiver) {
 /// after the restart: no second firing, one resolved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_while_firing_and_restarted_neither_repeats_nor_loses() -> anyhow::Result<()> {
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let db = QuestDb::shared()?;
     let receiver = Receiver::start().await;
     let mut aggregator = env
@@ -89,7 +87,7 @@ async fn killed_while_firing_and_restarted_neither_repeats_nor_loses() -> anyhow
 /// resolves the alert exactly once, without firing again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_takeover_while_firing_neither_repeats_nor_loses() -> anyhow::Result<()> {
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let db = QuestDb::shared()?;
     let receiver = Receiver::start().await;
     let mut a = env

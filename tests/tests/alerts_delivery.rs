@@ -4,21 +4,22 @@
 //!
 //! Build the binary first: `cargo build -p core-aggregator`.
 
-mod aggregator_support;
-mod alerts_support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use aggregator_support::Env;
-use alerts_support::*;
+use rtdash_tests::aggregator_env::AggregatorEnv;
+use rtdash_tests::alerts::{
+    alert_log, alert_options, put_rule, rule, series, window_end, Driver, LATENESS_MS, METRIC,
+    TENANT,
+};
+use rtdash_tests::webhook::Receiver;
 use rtdash_tests::QuestDb;
 
 /// A breach produces exactly one firing notification within a few seconds of the window
 /// closing; the recovery one resolved notification.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_breach_fires_once_and_the_recovery_resolves_once() -> anyhow::Result<()> {
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let db = QuestDb::shared()?;
     let receiver = Receiver::start().await;
     let mut aggregator = env
@@ -128,7 +129,7 @@ async fn a_breach_fires_once_and_the_recovery_resolves_once() -> anyhow::Result<
 /// recovers, always with the same `Idempotency-Key`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_receiver_gets_the_notification_once_it_recovers() -> anyhow::Result<()> {
-    let env = Env::start().await?;
+    let env = AggregatorEnv::start().await?;
     let db = QuestDb::shared()?;
     let receiver = Receiver::start().await;
     receiver.answer(500);

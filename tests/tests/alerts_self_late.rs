@@ -28,18 +28,18 @@
 //! Needs the service binaries: `cargo build --workspace --bins` first. About 45 s after the
 //! stack is up.
 
-mod aggregator_support;
-mod alerts_support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use alerts_support::{alert_log, Received, Receiver};
 use anyhow::{bail, ensure, Context};
 use rtdash_shared::metric::{PIPELINE_LATE_METRIC, PIPELINE_WINDOW_SECS};
-use rtdash_shared::time::{format_rfc3339, now_millis, parse_rfc3339};
-use rtdash_shared::window::window_start;
+use rtdash_tests::alerts::alert_log;
+use rtdash_tests::blocking;
+use rtdash_tests::client::{http_client, Api};
+use rtdash_tests::events::event_json;
 use rtdash_tests::stack::{Stack, StackOptions};
+use rtdash_tests::time::{format_rfc3339, now_millis, parse_rfc3339, window_start};
+use rtdash_tests::webhook::{Received, Receiver};
 use serde_json::{json, Value};
 
 /// Tenant of every event.
@@ -213,19 +213,19 @@ fn expected_notifications(
 }
 
 fn event(source: &str, occurred_at: i64, n: usize) -> Value {
-    json!({
-        "tenant_id": TENANT,
-        "source": source,
-        "event_type": "page_view",
-        "properties": {"n": n as f64},
-        "occurred_at": format_rfc3339(occurred_at),
-    })
+    event_json(
+        TENANT,
+        source,
+        "page_view",
+        json!({"n": n as f64}),
+        occurred_at,
+    )
 }
 
 /// Sends the schedule: a round of requests (one per source) every `TICK` from window `w0` for
 /// `WINDOWS` windows, outside the guard bands around window boundaries.
 async fn send(agent: String, w0: i64) -> anyhow::Result<Vec<Sent>> {
-    let http = reqwest::Client::new();
+    let agent = Api::new(http_client(None), agent);
     let mut sent = Vec::new();
     let end = w0 + WINDOWS * WINDOW_MS;
     loop {
@@ -265,17 +265,10 @@ async fn send(agent: String, w0: i64) -> anyhow::Result<Vec<Sent>> {
                     event(source.name, occurred_at, n)
                 })
                 .collect();
-            let response = http
-                .post(format!("{agent}/v1/events"))
-                .json(&items)
-                .send()
-                .await
-                .context("POST /v1/events")?;
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let (status, body) = agent.post_json("/v1/events", &json!(items)).await?;
             let after = now_millis();
             ensure!(
-                status.is_success() && body["accepted"] == source.events,
+                (200..300).contains(&status) && body["accepted"] == source.events,
                 "the agent answered {status}: {body}"
             );
             // By the test's clock (the agent shares it), every late event is more than
@@ -536,9 +529,8 @@ async fn five_percent_late_events_fire_the_late_rate_self_alert() {
         .aggregator("ALERTS__NOTIFIER__INITIAL_BACKOFF_MS", 500)
         .aggregator("ALERTS__NOTIFIER__MAX_BACKOFF_MS", 2_000)
         .aggregator("ALERTS__NOTIFIER__REQUEST_TIMEOUT_MS", 3_000);
-    let mut stack = tokio::task::spawn_blocking(move || Stack::start(options))
+    let mut stack = blocking(move || Stack::start(options))
         .await
-        .expect("start task")
         .unwrap_or_else(|err| panic!("stack did not start: {err:#}"));
     eprintln!(
         "alerts_self_late: stack up in {:?} (logs in {})",
@@ -555,9 +547,8 @@ async fn five_percent_late_events_fire_the_late_rate_self_alert() {
             stack.logs(40)
         );
     }
-    tokio::task::spawn_blocking(move || stack.stop())
+    blocking(move || stack.stop())
         .await
-        .expect("stop task")
         .unwrap_or_else(|err| panic!("graceful stop: {err:#}"));
     eprintln!("alerts_self_late: scenario passed in {:?}", run.elapsed());
 }

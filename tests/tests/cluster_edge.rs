@@ -3,23 +3,17 @@
 //! is cut, and the hub's `RTDASH_PARTIALS` sources everything exactly once when the link is
 //! back, with subjects mapped to `rtdash.partials.<p>` and the `Nats-Msg-Id`s kept.
 
-mod cluster_support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use cluster_support::*;
 use rtdash_shared::names;
-use rtdash_tests::cluster::{self, EdgeBuffer, EdgeSite, NatsCluster, HUB_DOMAIN};
-
-/// Edge streams small enough for a test machine (JetStream reserves `max_bytes`).
-fn test_buffer() -> EdgeBuffer {
-    EdgeBuffer {
-        max_bytes: 64 << 20,
-        ..EdgeBuffer::default()
-    }
-}
+use rtdash_tests::cluster::{self, EdgeBuffer, EdgeSite, HUB_DOMAIN};
+use rtdash_tests::env_or;
+use rtdash_tests::jetstream::{
+    connect, jetstream, kv_put, publish_until_acked, read_stream, stream_messages, wait_messages,
+};
+use rtdash_tests::topology::{ensure_edge_site, ensure_hub_topology, start_hub, PARTITIONS};
 
 /// One edge-agent's batches, published one after another like the agent's flush loop.
 struct Agent<'a> {
@@ -54,7 +48,7 @@ impl<'a> Agent<'a> {
             let partition = (n % PARTITIONS as usize) as u32;
             let seq = self.seqs[partition as usize];
             self.seqs[partition as usize] += 1;
-            let id = msg_id(&self.id, partition, seq);
+            let id = names::partial_msg_id(&self.id, partition, seq);
             let payload = format!("{{\"batch\":{n},\"agent\":\"{}\"}}", self.id).into_bytes();
             let (_, ack) = publish_until_acked(
                 self.js,
@@ -85,25 +79,15 @@ async fn edge_site_buffers_while_cut_and_the_hub_sources_each_batch_once() -> an
     const AFTER: usize = 200;
     // Long enough for both sides to notice (heartbeats, the source consumer at the edge
     // going away); RTDASH_TEST_EDGE_CUT_SECS makes it longer by hand.
-    let cut_for = Duration::from_secs(
-        std::env::var("RTDASH_TEST_EDGE_CUT_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5),
-    );
+    let cut_for = Duration::from_secs(env_or("RTDASH_TEST_EDGE_CUT_SECS", 5));
     let started = Instant::now();
-    let cluster = NatsCluster::start()?;
-    let hub = jetstream(
-        connect(&cluster.urls(), "hub").await?,
-        Duration::from_secs(5),
-    );
-    ensure_hub_topology(&hub, 3).await?;
+    let (cluster, hub) = start_hub("hub").await?;
     let mut site = EdgeSite::start("s1", &cluster.leaf_urls())?;
     let edge = jetstream(
         connect(&[site.url()], "edge-agent").await?,
         Duration::from_secs(5),
     );
-    ensure_edge_site(&hub, &edge, site.site(), test_buffer()).await?;
+    ensure_edge_site(&hub, &edge, site.site(), EdgeBuffer::small()).await?;
 
     // Nothing at the edge stores the hub's subjects (they would be captured twice).
     let mut edge_streams = edge.streams();
@@ -203,19 +187,14 @@ async fn edge_site_buffers_while_cut_and_the_hub_sources_each_batch_once() -> an
 /// while the link is cut, and catches up with changes made on the hub meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_config_mirror_serves_definitions_while_cut() -> anyhow::Result<()> {
-    let cluster = NatsCluster::start()?;
-    let hub = jetstream(
-        connect(&cluster.urls(), "hub").await?,
-        Duration::from_secs(5),
-    );
-    ensure_hub_topology(&hub, 3).await?;
+    let (cluster, hub) = start_hub("hub").await?;
     let hub_kv = hub.get_key_value(names::CONFIG_BUCKET).await?;
     kv_put(&hub_kv, "metric.t1.m1", "v1").await?;
 
     let mut site = EdgeSite::start("s2", &cluster.leaf_urls())?;
     let edge_client = connect(&[site.url()], "edge-agent").await?;
     let edge = jetstream(edge_client.clone(), Duration::from_secs(5));
-    ensure_edge_site(&hub, &edge, site.site(), test_buffer()).await?;
+    ensure_edge_site(&hub, &edge, site.site(), EdgeBuffer::small()).await?;
     // The agent opens the bucket in its own (edge) domain: that is the mirror.
     let edge_kv = edge.get_key_value(names::CONFIG_BUCKET).await?;
     let get = |key: &'static str| {
@@ -288,18 +267,13 @@ where
 /// sourcing every edge site).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_sources_survive_the_aggregators_topology_update() -> anyhow::Result<()> {
-    let cluster = NatsCluster::start()?;
-    let hub = jetstream(
-        connect(&cluster.urls(), "hub").await?,
-        Duration::from_secs(5),
-    );
-    ensure_hub_topology(&hub, 3).await?;
+    let (cluster, hub) = start_hub("hub").await?;
     let site = EdgeSite::start("s3", &cluster.leaf_urls())?;
     let edge = jetstream(
         connect(&[site.url()], "edge").await?,
         Duration::from_secs(5),
     );
-    ensure_edge_site(&hub, &edge, site.site(), test_buffer()).await?;
+    ensure_edge_site(&hub, &edge, site.site(), EdgeBuffer::small()).await?;
     ensure_hub_topology(&hub, 3).await?; // what every core-aggregator start does
     for kind in cluster::EDGE_KINDS {
         let name = cluster::hub_stream_name(kind);

@@ -2,18 +2,18 @@
 //! `RTDASH_STREAMS__REPLICAS=3`), and what a node crash under load does to it: nothing lost,
 //! nothing stored twice, when publishers retry with the same `Nats-Msg-Id`.
 
-mod cluster_support;
-
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use cluster_support::*;
 use futures::{stream, StreamExt, TryStreamExt};
 use rtdash_shared::names;
-use rtdash_tests::cluster::NatsCluster;
+use rtdash_tests::jetstream::{
+    connect, jetstream, kv_put, publish_until_acked, read_stream, wait_messages,
+};
+use rtdash_tests::topology::{start_hub, PARTITIONS};
 
 /// Publishes in flight at once.
 const IN_FLIGHT: usize = 128;
@@ -22,12 +22,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r3_topology_is_replicated_on_every_node() -> anyhow::Result<()> {
-    let mut cluster = NatsCluster::start()?;
-    let js = jetstream(
-        connect(&cluster.urls(), "topology").await?,
-        Duration::from_secs(5),
-    );
-    ensure_hub_topology(&js, 3).await?;
+    let (mut cluster, js) = start_hub("topology").await?;
 
     for name in [
         names::PARTIALS_STREAM,
@@ -120,12 +115,7 @@ async fn node_killed_under_load(victim: Victim) -> anyhow::Result<()> {
     const N: usize = 20_000;
     const AGENTS: usize = 4;
     let started = Instant::now();
-    let mut cluster = NatsCluster::start()?;
-    let admin = jetstream(
-        connect(&cluster.urls(), "admin").await?,
-        Duration::from_secs(5),
-    );
-    ensure_hub_topology(&admin, 3).await?;
+    let (mut cluster, _admin) = start_hub("admin").await?;
     let leader = cluster
         .stream_leader(names::PARTIALS_STREAM)?
         .context("the partials stream has no leader")?;
@@ -162,7 +152,7 @@ async fn node_killed_under_load(victim: Victim) -> anyhow::Result<()> {
             let seq = (j / PARTITIONS as usize) as u64;
             (
                 names::partials_subject(partition),
-                msg_id(&agent, partition, seq),
+                names::partial_msg_id(&agent, partition, seq),
             )
         })
         .collect();

@@ -18,44 +18,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _};
-use async_nats::jetstream::{self, consumer};
-use edge_agent::{AgentConfig, AgentHandle};
-use futures::StreamExt;
+use async_nats::jetstream;
+use edge_agent::AgentConfig;
 use rtdash_shared::messages::{DeadLetter, PartialBatch};
 use rtdash_shared::names;
 use rtdash_shared::series::SeriesKey;
 use rtdash_shared::sketch::Sketch;
-use rtdash_shared::time::{format_rfc3339, now_millis};
-use rtdash_shared::window::window_start;
 use rtdash_shared::wire;
+use rtdash_tests::client::{http_client, Api};
+use rtdash_tests::events::event_json;
+use rtdash_tests::in_process::InProcessAgent;
+use rtdash_tests::jetstream::{read_stream, stream_messages};
+use rtdash_tests::model::{unique_within, Acc};
+use rtdash_tests::rng::TestRng;
+use rtdash_tests::time::{format_rfc3339, now_millis, window_start};
 use rtdash_tests::NatsServer;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 const AGENT_ID: &str = "edge-test";
-
-/// An agent running in this process.
-struct Agent {
-    handle: AgentHandle,
-    shutdown: CancellationToken,
-    base: String,
-}
-
-impl Agent {
-    fn events_url(&self) -> String {
-        format!("{}/v1/events", self.base)
-    }
-
-    /// Cancels and waits for the shutdown sequence.
-    async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.handle.wait())
-            .await
-            .context("agent shutdown timed out")??;
-        Ok(())
-    }
-}
+/// Where events are posted.
+const EVENTS: &str = "/v1/events";
+/// Request timeout of the test's HTTP client.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long reading a stream back may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn base_config(nats: &NatsServer, state_dir: &Path) -> AgentConfig {
     let mut config = AgentConfig::default();
@@ -70,95 +57,11 @@ fn base_config(nats: &NatsServer, state_dir: &Path) -> AgentConfig {
     config
 }
 
-async fn start_agent(config: AgentConfig) -> anyhow::Result<Agent> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let shutdown = CancellationToken::new();
-    let handle = edge_agent::start(config, listener, shutdown.clone()).await?;
-    let base = format!("http://{}", handle.addr());
-    let client = http();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            break;
-        }
-        ensure!(Instant::now() < deadline, "agent not ready within 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(Agent {
-        handle,
-        shutdown,
-        base,
-    })
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("http client")
-}
-
-async fn post(
-    client: &reqwest::Client,
-    url: &str,
-    body: impl Into<reqwest::Body>,
-    headers: &[(&str, &str)],
-) -> anyhow::Result<(u16, Value)> {
-    let mut request = client.post(url).body(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await?;
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await?;
-    Ok((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
-}
-
-/// Every message of `stream` (read with an ephemeral pull consumer).
-async fn read_stream(
-    js: &jetstream::Context,
-    stream: &str,
-) -> anyhow::Result<Vec<jetstream::Message>> {
-    let mut stream = js.get_stream(stream).await?;
-    let total = stream.info().await?.state.messages as usize;
-    if total == 0 {
-        return Ok(Vec::new());
-    }
-    let consumer: consumer::PullConsumer = stream
-        .create_consumer(consumer::pull::Config {
-            ack_policy: consumer::AckPolicy::None,
-            deliver_policy: consumer::DeliverPolicy::All,
-            inactive_threshold: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await?;
-    let mut out = Vec::with_capacity(total);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while out.len() < total {
-        let mut batch = consumer
-            .batch()
-            .max_messages((total - out.len()).min(10_000))
-            .expires(Duration::from_secs(1))
-            .messages()
-            .await?;
-        while let Some(message) = batch.next().await {
-            out.push(message.map_err(anyhow::Error::from_boxed)?);
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "reading {total} messages timed out"
-        );
-    }
-    Ok(out)
+/// Starts an agent in this process and waits (20 s at most) until it is ready.
+async fn start_agent(config: AgentConfig) -> anyhow::Result<InProcessAgent> {
+    let agent = InProcessAgent::start(config, http_client(Some(HTTP_TIMEOUT))).await?;
+    agent.api.wait_ready(Duration::from_secs(20)).await?;
+    Ok(agent)
 }
 
 /// Every partial batch in `RTDASH_PARTIALS`, checking that each message id matches its batch
@@ -166,14 +69,10 @@ async fn read_stream(
 async fn partials(js: &jetstream::Context) -> anyhow::Result<Vec<PartialBatch>> {
     let mut seen = BTreeSet::new();
     let mut batches = Vec::new();
-    for message in read_stream(js, names::PARTIALS_STREAM).await? {
+    let total = stream_messages(js, names::PARTIALS_STREAM).await? as usize;
+    for message in read_stream(js, names::PARTIALS_STREAM, total, READ_TIMEOUT).await? {
         let batch: PartialBatch = wire::decode(&message.payload)?;
-        let msg_id = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default();
+        let msg_id = message.msg_id;
         ensure!(
             msg_id == names::partial_msg_id(&batch.agent_id, batch.partition, batch.seq),
             "message id {msg_id} does not match its batch"
@@ -246,29 +145,7 @@ async fn wait_for_events(
 }
 
 fn event(tenant: &str, event_type: &str, props: Value, occurred_at: i64) -> String {
-    json!({
-        "tenant_id": tenant,
-        "source": "checkout-service",
-        "event_type": event_type,
-        "properties": props,
-        "occurred_at": format_rfc3339(occurred_at),
-    })
-    .to_string()
-}
-
-/// A small deterministic PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+    event_json(tenant, "checkout-service", event_type, props, occurred_at).to_string()
 }
 
 fn jetstream_for(
@@ -278,29 +155,6 @@ fn jetstream_for(
     async move {
         let client = async_nats::connect(url).await?;
         Ok(jetstream::new(client))
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-struct Expected {
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
-    users: BTreeSet<u64>,
-}
-
-impl Expected {
-    fn add(&mut self, usd: f64, user: u64) {
-        if self.count == 0 {
-            self.min = usd;
-            self.max = usd;
-        }
-        self.count += 1;
-        self.sum += usd;
-        self.min = self.min.min(usd);
-        self.max = self.max.max(usd);
-        self.users.insert(user);
     }
 }
 
@@ -329,10 +183,10 @@ dimensions = ["region", "plan"]
     // 6,000 events over three windows, 3 regions x 2 plans, amounts in quarters (exact in
     // f64), 400 distinct users; a fifth are `view` events and some `pay` events lack `usd`.
     let now = now_millis();
-    let mut rng = Rng(0x5eed);
+    let mut rng = TestRng::seeded("partials_merge_to_the_exact_aggregates", 0x5eed);
     let regions = ["eu", "us", "ap"];
     let plans = ["free", "pro"];
-    let mut expected: BTreeMap<(String, i64), Expected> = BTreeMap::new();
+    let mut expected: BTreeMap<(String, i64), Acc> = BTreeMap::new();
     let mut lines = Vec::new();
     let mut pay_without_field = 0;
     for _ in 0..6_000 {
@@ -369,11 +223,14 @@ dimensions = ["region", "plan"]
                     ],
                 )
                 .dims_json();
-                expected.entry((full, window)).or_default().add(usd, user);
+                expected
+                    .entry((full, window))
+                    .or_default()
+                    .add(usd, Some(user.to_string()));
                 expected
                     .entry(("{}".to_owned(), window))
                     .or_default()
-                    .add(usd, user);
+                    .add(usd, Some(user.to_string()));
             }
         }
     }
@@ -382,8 +239,7 @@ dimensions = ["region", "plan"]
     assert!(windows.len() >= 3, "events span several windows");
 
     // Send as JSON arrays and NDJSON, four requests at a time.
-    let client = http();
-    let url = agent.events_url();
+    let client = agent.api.clone();
     let chunks: Vec<Vec<String>> = lines.chunks(250).map(<[String]>::to_vec).collect();
     let mut accepted = 0;
     for group in chunks.chunks(4) {
@@ -397,8 +253,7 @@ dimensions = ["region", "plan"]
                 )
             };
             let client = client.clone();
-            let url = url.clone();
-            async move { post(&client, &url, body, &headers).await }
+            async move { client.post_raw(EVENTS, body, &headers).await }
         });
         for result in futures::future::join_all(requests).await {
             let (status, body) = result?;
@@ -432,14 +287,14 @@ dimensions = ["region", "plan"]
             .get(&(dims.clone(), *window))
             .with_context(|| format!("unexpected series {dims} at {window}"))?;
         let stats = sketch.stats();
-        assert_eq!(stats.count, want.count, "count of {dims} at {window}");
-        assert_eq!(stats.sum, Some(want.sum), "sum of {dims} at {window}");
-        assert_eq!(stats.min, Some(want.min), "min of {dims} at {window}");
-        assert_eq!(stats.max, Some(want.max), "max of {dims} at {window}");
+        assert_eq!(stats.count, want.count(), "count of {dims} at {window}");
+        assert_eq!(stats.sum, Some(want.sum()), "sum of {dims} at {window}");
+        assert_eq!(stats.min, want.min(), "min of {dims} at {window}");
+        assert_eq!(stats.max, want.max(), "max of {dims} at {window}");
         let unique = stats.unique.unwrap_or(0) as f64;
-        let exact = want.users.len() as f64;
+        let exact = want.uniques.len() as f64;
         assert!(
-            (unique - exact).abs() <= (exact * 0.02).max(1.0),
+            unique_within(unique, exact, 0.02, 1.0),
             "unique of {dims} at {window}: {unique} vs {exact}"
         );
         found += 1;
@@ -474,9 +329,8 @@ async fn a_nats_outage_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let (accepted, refused, stop) = (accepted.clone(), refused.clone(), stop.clone());
-        let url = agent.events_url();
+        let client = agent.api.clone();
         tokio::spawn(async move {
-            let client = http();
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 let body: Vec<String> = (0..20)
@@ -490,13 +344,13 @@ async fn a_nats_outage_loses_and_duplicates_nothing() -> anyhow::Result<()> {
                         )
                     })
                     .collect();
-                match post(
-                    &client,
-                    &url,
-                    body.join("\n"),
-                    &[("content-type", "application/x-ndjson")],
-                )
-                .await
+                match client
+                    .post_raw(
+                        EVENTS,
+                        body.join("\n"),
+                        &[("content-type", "application/x-ndjson")],
+                    )
+                    .await
                 {
                     Ok((202, json)) => {
                         accepted
@@ -521,7 +375,7 @@ async fn a_nats_outage_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     let outage_started = Instant::now();
     // The agent keeps accepting while NATS is gone, and says it is not ready.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let readyz = http().get(format!("{}/readyz", agent.base)).send().await?;
+    let readyz = agent.api.http.get(agent.api.url("/readyz")).send().await?;
     assert_eq!(readyz.status().as_u16(), 503);
     let remaining = Duration::from_secs(10).saturating_sub(outage_started.elapsed());
     tokio::time::sleep(remaining).await;
@@ -598,8 +452,7 @@ async fn the_bad_input_matrix() -> anyhow::Result<()> {
     let nats = NatsServer::start()?;
     let state = tempfile::tempdir()?;
     let agent = start_agent(base_config(&nats, state.path())).await?;
-    let client = http();
-    let url = agent.events_url();
+    let client = agent.api.clone();
     let now = now_millis();
     let good = event("acme", "click", json!({"plan": "pro"}), now);
 
@@ -668,7 +521,7 @@ async fn the_bad_input_matrix() -> anyhow::Result<()> {
         ("empty body", Vec::new(), 400, "empty_body", "_unknown"),
     ];
     for (name, body, status, code, tenant) in single_cases {
-        let (got, json) = post(&client, &url, body, &[]).await?;
+        let (got, json) = client.post_raw(EVENTS, body, &[]).await?;
         assert_eq!(got, status, "{name}: {json}");
         assert_eq!(json["error"]["code"], code, "{name}: {json}");
         assert!(
@@ -694,20 +547,20 @@ async fn the_bad_input_matrix() -> anyhow::Result<()> {
     let big = format!("[{}]", vec![small.as_str(); 100_000].join(","));
     assert!(big.len() < 16 * 1024 * 1024);
     let started = Instant::now();
-    let (status, json) = post(&client, &url, big, &[]).await?;
+    let (status, json) = client.post_raw(EVENTS, big, &[]).await?;
     assert_eq!(status, 202, "{json}");
     assert_eq!(json["accepted"], 100_000);
     assert_eq!(json["rejected"], 0);
     eprintln!("100,000-item batch answered in {:?}", started.elapsed());
     // ... one more item is refused as a whole ...
     let too_many = format!("[{}]", vec!["1"; 100_001].join(","));
-    let (status, json) = post(&client, &url, too_many, &[]).await?;
+    let (status, json) = client.post_raw(EVENTS, too_many, &[]).await?;
     assert_eq!(status, 413, "{json}");
     assert_eq!(json["error"]["code"], "batch_too_large");
     expect_dlq("_unknown", "batch_too_large", 1);
     // ... and 100,000 invalid items get 100,000 answers and 100,000 dead letters.
     let all_bad = format!("[{}]", vec!["1"; 100_000].join(","));
-    let (status, json) = post(&client, &url, all_bad, &[]).await?;
+    let (status, json) = client.post_raw(EVENTS, all_bad, &[]).await?;
     assert_eq!(status, 400, "all rejected");
     assert_eq!(json["accepted"], 0);
     assert_eq!(json["rejected"], 100_000);
@@ -722,28 +575,24 @@ async fn the_bad_input_matrix() -> anyhow::Result<()> {
     let ndjson = format!("{good}\n{good}\n{good}\n");
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(ndjson.as_bytes())?;
-    let (status, json) = post(
-        &client,
-        &url,
-        encoder.finish()?,
-        &[
-            ("content-encoding", "gzip"),
-            ("content-type", "application/x-ndjson"),
-        ],
-    )
-    .await?;
+    let (status, json) = client
+        .post_raw(
+            EVENTS,
+            encoder.finish()?,
+            &[
+                ("content-encoding", "gzip"),
+                ("content-type", "application/x-ndjson"),
+            ],
+        )
+        .await?;
     assert_eq!(status, 202, "{json}");
     assert_eq!(json["accepted"], 3);
 
     // NDJSON with a bad line.
     let body = format!("{good}\n{{\"tenant_id\":\"acme\",oops\n{good}\n");
-    let (status, json) = post(
-        &client,
-        &url,
-        body,
-        &[("content-type", "application/x-ndjson")],
-    )
-    .await?;
+    let (status, json) = client
+        .post_raw(EVENTS, body, &[("content-type", "application/x-ndjson")])
+        .await?;
     assert_eq!(status, 202, "{json}");
     assert_eq!(json["accepted"], 2);
     assert_eq!(json["rejected"], 1);
@@ -756,15 +605,17 @@ async fn the_bad_input_matrix() -> anyhow::Result<()> {
         r#"{{"tenant_id":"acme","source":"s","event_type":"e","occurred_at":"{}","extra":1}}"#,
         format_rfc3339(now)
     );
-    let (status, json) = post(&client, &url, format!("[{good},{bad_tenant_item}]"), &[]).await?;
+    let (status, json) = client
+        .post_raw(EVENTS, format!("[{good},{bad_tenant_item}]"), &[])
+        .await?;
     assert_eq!(status, 202, "{json}");
     assert_eq!(json["errors"][0]["code"], "unknown_field");
     expect_dlq("acme", "unknown_field", 1);
 
     // Still serving.
-    let (status, json) = post(&client, &url, good.clone(), &[]).await?;
+    let (status, json) = client.post_raw(EVENTS, good.clone(), &[]).await?;
     assert_eq!(status, 202, "{json}");
-    let health = client.get(format!("{}/healthz", agent.base)).send().await?;
+    let health = client.http.get(client.url("/healthz")).send().await?;
     assert_eq!(health.status().as_u16(), 200);
 
     // The dead letters, all of them, with their reasons and raw input.
@@ -795,7 +646,8 @@ async fn the_bad_input_matrix() -> anyhow::Result<()> {
     );
     let mut found: BTreeMap<(String, String), u64> = BTreeMap::new();
     let mut indexes = BTreeSet::new();
-    for message in read_stream(&js, names::DLQ_STREAM).await? {
+    let total = stream_messages(&js, names::DLQ_STREAM).await? as usize;
+    for message in read_stream(&js, names::DLQ_STREAM, total, READ_TIMEOUT).await? {
         let letter: DeadLetter = wire::decode(&message.payload)?;
         assert!(letter.rejected_by.starts_with("edge-agent:"));
         assert!(letter.raw.len() <= 4096);
@@ -824,7 +676,8 @@ async fn the_bad_input_matrix() -> anyhow::Result<()> {
     let batches = wait_for_events(&js, Some("bulk"), 100_000).await?;
     assert_eq!(events_total(&batches, Some("bulk")), 100_000);
     let metrics = client
-        .get(format!("{}/metrics", agent.base))
+        .http
+        .get(client.url("/metrics"))
         .send()
         .await?
         .text()
@@ -858,8 +711,7 @@ async fn a_metric_definition_put_into_kv_applies_without_restart() -> anyhow::Re
     let agent = start_agent(base_config(&nats, state.path())).await?;
     let js = jetstream_for(&nats).await?;
     let kv = js.get_key_value(names::CONFIG_BUCKET).await?;
-    let client = http();
-    let url = agent.events_url();
+    let client = agent.api.clone();
 
     // An invalid definition is ignored (logged and counted), the agent goes on.
     kv.put("metric._all.broken", "{not json".into()).await?;
@@ -873,8 +725,7 @@ async fn a_metric_definition_put_into_kv_applies_without_restart() -> anyhow::Re
 
     // Rounds of events, each for a fresh tenant, until one round shows up in `revenue`.
     async fn round(
-        client: &reqwest::Client,
-        url: &str,
+        client: &Api,
         js: &jetstream::Context,
         tenant: &str,
     ) -> anyhow::Result<BTreeMap<(String, String, String, i64), Sketch>> {
@@ -888,7 +739,9 @@ async fn a_metric_definition_put_into_kv_applies_without_restart() -> anyhow::Re
                 )
             })
             .collect();
-        let (status, json) = post(client, url, format!("[{}]", body.join(",")), &[]).await?;
+        let (status, json) = client
+            .post_raw(EVENTS, format!("[{}]", body.join(",")), &[])
+            .await?;
         ensure!(status == 202, "{json}");
         let batches = wait_for_events(js, Some(tenant), 10).await?;
         Ok(merge(&batches)
@@ -900,7 +753,7 @@ async fn a_metric_definition_put_into_kv_applies_without_restart() -> anyhow::Re
     let mut applied = None;
     for n in 0..50 {
         let tenant = format!("kv-{n}");
-        let merged = round(&client, &url, &js, &tenant).await?;
+        let merged = round(&client, &js, &tenant).await?;
         let revenue: Vec<_> = merged
             .iter()
             .filter(|((_, metric, _, _), _)| metric == "revenue")
@@ -933,7 +786,7 @@ async fn a_metric_definition_put_into_kv_applies_without_restart() -> anyhow::Re
     .await?;
     let mut changed = false;
     for n in 0..50 {
-        let merged = round(&client, &url, &js, &format!("kv2-{n}")).await?;
+        let merged = round(&client, &js, &format!("kv2-{n}")).await?;
         if merged
             .keys()
             .any(|(_, metric, dims, _)| metric == "revenue" && dims == r#"{"plan":"pro"}"#)
@@ -948,20 +801,16 @@ async fn a_metric_definition_put_into_kv_applies_without_restart() -> anyhow::Re
     kv.delete("metric._all.revenue").await?;
     let mut removed = false;
     for n in 0..50 {
-        let merged = round(&client, &url, &js, &format!("kv3-{n}")).await?;
+        let merged = round(&client, &js, &format!("kv3-{n}")).await?;
         if !merged.keys().any(|(_, metric, _, _)| metric == "revenue") {
             removed = true;
             break;
         }
     }
     assert!(removed, "the deleted definition kept applying");
-    let (status, _) = post(
-        &client,
-        &url,
-        event("kv", "pay", json!({}), now_millis()),
-        &[],
-    )
-    .await?;
+    let (status, _) = client
+        .post_raw(EVENTS, event("kv", "pay", json!({}), now_millis()), &[])
+        .await?;
     assert_eq!(status, 202);
     agent.stop().await?;
     Ok(())
@@ -976,14 +825,15 @@ async fn graceful_shutdown_flushes_everything_and_seqs_continue() -> anyhow::Res
     config.flush_interval_ms = 1_000;
     config.heartbeat_interval_ms = 1_000;
     let agent = start_agent(config.clone()).await?;
-    let client = http();
-    let url = agent.events_url();
+    let client = agent.api.clone();
     let mut sent = 0;
     for i in 0..20 {
         let body: Vec<String> = (0..100)
             .map(|j| event("bye", "e", json!({"k": (i * 100 + j) % 13}), now_millis()))
             .collect();
-        let (status, json) = post(&client, &url, format!("[{}]", body.join(",")), &[]).await?;
+        let (status, json) = client
+            .post_raw(EVENTS, format!("[{}]", body.join(",")), &[])
+            .await?;
         assert_eq!(status, 202, "{json}");
         sent += json["accepted"].as_u64().unwrap_or(0);
     }
@@ -1011,13 +861,10 @@ async fn graceful_shutdown_flushes_everything_and_seqs_continue() -> anyhow::Res
 
     // A restart continues above every seq used before.
     let agent = start_agent(config).await?;
-    let (status, _) = post(
-        &client,
-        &agent.events_url(),
-        event("again", "e", json!({}), now_millis()),
-        &[],
-    )
-    .await?;
+    let (status, _) = agent
+        .api
+        .post_raw(EVENTS, event("again", "e", json!({}), now_millis()), &[])
+        .await?;
     assert_eq!(status, 202);
     let batches = wait_for_events(&js, Some("again"), 1).await?;
     let newest = batches
@@ -1038,20 +885,16 @@ async fn batches_spooled_to_disk_are_published_first_after_a_restart() -> anyhow
     // A tiny in-memory spool so batches go to disk segments while NATS is down.
     config.spool.memory_bytes = 1;
     let agent = start_agent(config.clone()).await?;
-    let client = http();
     tokio::task::block_in_place(|| nats.stop());
     let mut sent = 0;
     for _ in 0..10 {
         let body: Vec<String> = (0..50)
             .map(|i| event("spooled", "e", json!({"i": i}), now_millis()))
             .collect();
-        let (status, json) = post(
-            &client,
-            &agent.events_url(),
-            format!("[{}]", body.join(",")),
-            &[],
-        )
-        .await?;
+        let (status, json) = agent
+            .api
+            .post_raw(EVENTS, format!("[{}]", body.join(",")), &[])
+            .await?;
         assert_eq!(status, 202, "{json}");
         sent += json["accepted"].as_u64().unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -1062,13 +905,10 @@ async fn batches_spooled_to_disk_are_published_first_after_a_restart() -> anyhow
 
     tokio::task::block_in_place(|| nats.restart())?;
     let agent = start_agent(config).await?;
-    let (status, _) = post(
-        &client,
-        &agent.events_url(),
-        event("fresh", "e", json!({}), now_millis()),
-        &[],
-    )
-    .await?;
+    let (status, _) = agent
+        .api
+        .post_raw(EVENTS, event("fresh", "e", json!({}), now_millis()), &[])
+        .await?;
     assert_eq!(status, 202);
     let js = jetstream_for(&nats).await?;
     let batches = wait_for_events(&js, Some("spooled"), sent).await?;

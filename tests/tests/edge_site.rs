@@ -1,6 +1,6 @@
 //! A real edge agent at an edge site: a leaf node with its own JetStream domain
 //! (`deploy/edge/`) in front of the 3-node hub cluster (`deploy/cluster/`), set up like
-//! `deploy/edge/up.sh` does (`cluster_support::ensure_edge_site`).
+//! `deploy/edge/up.sh` does (`rtdash_tests::topology::ensure_edge_site`).
 //!
 //! The agent runs with `site = "s1"`: it publishes to `rtdash.edge.s1.{partials,dlq,events}.*`,
 //! creates no stream in the site's domain, routes with the partition count recorded on
@@ -10,32 +10,30 @@
 //! as the edge stream, each once) and their counts add up to the accepted events; every dead
 //! letter reaches the hub's `RTDASH_DLQ` and every archived event the hub's `RTDASH_EVENTS`.
 
-mod cluster_support;
-
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _};
-use cluster_support::*;
-use edge_agent::{AgentConfig, AgentHandle};
+use edge_agent::AgentConfig;
 use rtdash_shared::messages::{DeadLetter, PartialBatch};
 use rtdash_shared::names;
-use rtdash_shared::time::{format_rfc3339, now_millis};
 use rtdash_shared::wire;
-use rtdash_tests::cluster::{EdgeBuffer, EdgeSite, NatsCluster};
-use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
+use rtdash_tests::client::{http_client, Api};
+use rtdash_tests::cluster::{EdgeBuffer, EdgeSite};
+use rtdash_tests::env_or;
+use rtdash_tests::events::event_json;
+use rtdash_tests::in_process::InProcessAgent;
+use rtdash_tests::jetstream::{
+    connect, jetstream, kv_put, read_stream, stream_messages, wait_messages, wait_messages_at_least,
+};
+use rtdash_tests::time::now_millis;
+use rtdash_tests::topology::{ensure_edge_site, start_hub, PARTITIONS};
+use serde_json::json;
 
 const SITE: &str = "s1";
-
-/// Edge streams small enough for a test machine (JetStream reserves `max_bytes`).
-fn test_buffer() -> EdgeBuffer {
-    EdgeBuffer {
-        max_bytes: 64 << 20,
-        ..EdgeBuffer::default()
-    }
-}
+/// Request timeout of the test's HTTP client.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn agent_config(site: &EdgeSite, state_dir: &Path) -> AgentConfig {
     let mut config = AgentConfig::default();
@@ -52,37 +50,6 @@ fn agent_config(site: &EdgeSite, state_dir: &Path) -> AgentConfig {
     config
 }
 
-async fn start_agent(config: AgentConfig) -> anyhow::Result<(AgentHandle, CancellationToken)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let shutdown = CancellationToken::new();
-    let handle = edge_agent::start(config, listener, shutdown.clone()).await?;
-    Ok((handle, shutdown))
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("http client")
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return Ok(());
-        }
-        ensure!(Instant::now() < deadline, "agent not ready within 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// What the test sent and what the agent said it took.
 #[derive(Debug, Default)]
 struct Sent {
@@ -97,12 +64,7 @@ struct Sent {
 
 /// Posts one batch of `n` valid `pay` events plus one invalid item (a dead letter for
 /// tenant `acme`).
-async fn post_batch(
-    client: &reqwest::Client,
-    url: &str,
-    n: u64,
-    sent: &mut Sent,
-) -> anyhow::Result<()> {
+async fn post_batch(agent: &Api, n: u64, sent: &mut Sent) -> anyhow::Result<()> {
     let mut items = Vec::with_capacity(n as usize + 1);
     let mut usd = 0.0;
     let mut regions = BTreeMap::new();
@@ -110,26 +72,22 @@ async fn post_batch(
         let region = format!("r{}", (sent.requests + i) % 5);
         let amount = ((sent.requests * 7 + i) % 100) as f64;
         items.push(
-            json!({
-                "tenant_id": "acme",
-                "source": "pos",
-                "event_type": "pay",
-                "properties": {"region": region, "usd": amount},
-                "occurred_at": format_rfc3339(now_millis()),
-            })
+            event_json(
+                "acme",
+                "pos",
+                "pay",
+                json!({"region": region, "usd": amount}),
+                now_millis(),
+            )
             .to_string(),
         );
         usd += amount;
         *regions.entry(region).or_insert(0) += 1;
     }
     items.push(r#"{"tenant_id":"acme","not_a_field":1}"#.to_owned());
-    let response = client
-        .post(url)
-        .body(format!("[{}]", items.join(",")))
-        .send()
+    let (status, body) = agent
+        .post_raw("/v1/events", format!("[{}]", items.join(",")), &[])
         .await?;
-    let status = response.status().as_u16();
-    let body: Value = response.json().await?;
     ensure!(status == 202, "status {status}: {body}");
     ensure!(body["accepted"] == n && body["rejected"] == 1, "{body}");
     sent.accepted += n;
@@ -142,26 +100,12 @@ async fn post_batch(
     Ok(())
 }
 
-fn headers_msg_id(stored: &Stored) -> &str {
-    stored.msg_id.as_str()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_once(
 ) -> anyhow::Result<()> {
-    let cut_for = Duration::from_secs(
-        std::env::var("RTDASH_TEST_EDGE_CUT_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5),
-    );
+    let cut_for = Duration::from_secs(env_or("RTDASH_TEST_EDGE_CUT_SECS", 5));
     let started = Instant::now();
-    let cluster = NatsCluster::start()?;
-    let hub = jetstream(
-        connect(&cluster.urls(), "hub").await?,
-        Duration::from_secs(5),
-    );
-    ensure_hub_topology(&hub, 3).await?;
+    let (cluster, hub) = start_hub("hub").await?;
     let hub_kv = hub.get_key_value(names::CONFIG_BUCKET).await?;
     kv_put(
         &hub_kv,
@@ -179,7 +123,7 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
     let state = tempfile::tempdir()?;
 
     // Before `deploy/edge/up.sh`: the agent refuses to start, and says what to run.
-    let err = start_agent(agent_config(&site, state.path()))
+    let err = InProcessAgent::start(agent_config(&site, state.path()), http_client(None))
         .await
         .expect_err("no edge streams yet");
     let message = err.to_string();
@@ -188,7 +132,7 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
         "{message}"
     );
 
-    ensure_edge_site(&hub, &edge, SITE, test_buffer()).await?;
+    ensure_edge_site(&hub, &edge, SITE, EdgeBuffer::small()).await?;
     // The site's mirror carries the definition before the agent starts.
     let edge_kv = edge.get_key_value(names::CONFIG_BUCKET).await?;
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -200,18 +144,19 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let (handle, shutdown) = start_agent(agent_config(&site, state.path())).await?;
-    let agent_id = handle.agent_id().to_owned();
+    let agent = InProcessAgent::start(
+        agent_config(&site, state.path()),
+        http_client(Some(HTTP_TIMEOUT)),
+    )
+    .await?;
+    let agent_id = agent.handle.agent_id().to_owned();
     ensure!(agent_id.starts_with("s1-"), "generated id {agent_id}");
     ensure!(
-        handle.partitions() == PARTITIONS,
+        agent.handle.partitions() == PARTITIONS,
         "the agent routes with {} partitions, the edge stream records {PARTITIONS}",
-        handle.partitions()
+        agent.handle.partitions()
     );
-    let base = format!("http://{}", handle.addr());
-    let url = format!("{base}/v1/events");
-    let client = http();
-    wait_ready(&client, &base).await?;
+    agent.api.wait_ready(Duration::from_secs(20)).await?;
     // The agent created nothing in the site's domain: only the site's own streams exist.
     {
         use futures::TryStreamExt;
@@ -236,7 +181,7 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
     let mut sent = Sent::default();
     // Linked.
     for _ in 0..20 {
-        post_batch(&client, &url, 50, &mut sent).await?;
+        post_batch(&agent.api, 50, &mut sent).await?;
     }
     let before = sent.accepted;
     wait_messages_at_least(&hub, names::DLQ_STREAM, sent.rejected).await?;
@@ -248,7 +193,7 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
     let edge_partials_at_cut = stream_messages(&edge, names::EDGE_PARTIALS_STREAM).await?;
     let cut = Instant::now();
     while cut.elapsed() < cut_for {
-        post_batch(&client, &url, 100, &mut sent).await?;
+        post_batch(&agent.api, 100, &mut sent).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let during = sent.accepted - before;
@@ -267,12 +212,9 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
     // Restored, then more events, then a graceful stop (final flush, acks awaited).
     tokio::task::block_in_place(|| site.restore_link())?;
     for _ in 0..10 {
-        post_batch(&client, &url, 50, &mut sent).await?;
+        post_batch(&agent.api, 50, &mut sent).await?;
     }
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), handle.wait())
-        .await
-        .context("agent shutdown timed out")??;
+    agent.stop().await?;
 
     // Everything the edge stream holds reaches the hub, once.
     let edge_total = stream_messages(&edge, names::EDGE_PARTIALS_STREAM).await?;
@@ -294,8 +236,8 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
         Duration::from_secs(20),
     )
     .await?;
-    let edge_ids: Vec<&str> = at_edge.iter().map(headers_msg_id).collect();
-    let hub_ids: Vec<&str> = at_hub.iter().map(headers_msg_id).collect();
+    let edge_ids: Vec<&str> = at_edge.iter().map(|m| m.msg_id.as_str()).collect();
+    let hub_ids: Vec<&str> = at_hub.iter().map(|m| m.msg_id.as_str()).collect();
     ensure!(
         hub_ids.iter().collect::<HashSet<_>>().len() == hub_ids.len(),
         "duplicate message ids in the hub's partials"
@@ -418,24 +360,4 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
         started.elapsed()
     );
     Ok(())
-}
-
-/// Waits until `stream` holds at least `count` messages (30 s at most).
-async fn wait_messages_at_least(
-    js: &async_nats::jetstream::Context,
-    stream: &str,
-    count: u64,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = stream_messages(js, stream).await.unwrap_or(0);
-        if n >= count {
-            return Ok(());
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "{stream}: {n} of {count} messages"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use rtdash_tests::eventually;
-use rtdash_tests::fault::{check_exact, report, FaultOptions, FaultStack, Load, LoadOptions};
+use rtdash_tests::fault::{report, FaultOptions, FaultStack, Load, LoadOptions};
 
 const PARTITIONS: f64 = 4.0;
 /// `lease.ttl_ms` of the harness's aggregators (`AggregatorOptions::new`).
@@ -63,12 +63,7 @@ fn one_of_two_aggregators_killed_under_load_loses_and_doubles_nothing() -> anyho
         Ok(takeover) => takeover,
         Err(err) => return Err(err.context(stack.logs(40))),
     };
-    let verdict = check_exact(
-        stack.db,
-        &stack.table,
-        &tally.expected,
-        Duration::from_secs(90),
-    )?;
+    let verdict = stack.check_exact(&tally.expected, Duration::from_secs(90))?;
     // Within the lease time: a lease expires after ttl, the survivor renews every ttl/3.
     let bound = LEASE_TTL * 4 / 3 + Duration::from_millis(1_500);
     let extra = [

@@ -22,10 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
+use rtdash_tests::client::{http_client, Api};
 use rtdash_tests::fault::{
-    check_exact, report, rfc3339, FailoverProxy, FaultOptions, FaultStack, Load, LoadOptions,
-    Tally, FAULT_METRIC, FAULT_TENANT,
+    report, FailoverProxy, FaultOptions, FaultStack, Load, LoadOptions, Tally, FAULT_METRIC,
+    FAULT_TENANT,
 };
+use rtdash_tests::sse::{stream_url, Sse};
+use rtdash_tests::time::format_rfc3339;
 use serde_json::{json, Value};
 
 const VIEWERS: usize = 3;
@@ -79,21 +82,14 @@ async fn follow(
     dashboard: String,
     viewer: Arc<Mutex<Viewer>>,
 ) {
-    let url = format!("{base}/v1/dashboards/{dashboard}/stream?tenant_id={FAULT_TENANT}");
+    let url = stream_url(&base, FAULT_TENANT, &dashboard);
     let mut ended: Option<Instant> = None;
     loop {
         let last_id = viewer.lock().expect("viewer").last_id.clone();
-        let mut request = http.get(&url);
-        if let Some(id) = &last_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        let mut response = match request.send().await {
-            Ok(response) if response.status().is_success() => response,
-            _ => {
-                viewer.lock().expect("viewer").failed_attempts += 1;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
+        let Ok(mut sse) = Sse::open(&http, &url, last_id.as_deref()).await else {
+            viewer.lock().expect("viewer").failed_attempts += 1;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
         };
         {
             let mut v = viewer.lock().expect("viewer");
@@ -101,50 +97,32 @@ async fn follow(
             v.snapshots.push(0);
             v.updates.push(0);
         }
-        let mut buffer = String::new();
         let mut first = true;
-        while let Ok(Some(chunk)) = response.chunk().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let (mut event, mut data, mut id) = (String::new(), String::new(), None);
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("event:") {
-                        event = value.trim().to_owned();
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push_str(value.strip_prefix(' ').unwrap_or(value));
-                    } else if let Some(value) = line.strip_prefix("id:") {
-                        id = Some(value.trim().to_owned());
+        while let Some(event) = sse.next_until(None).await {
+            let mut v = viewer.lock().expect("viewer");
+            if first {
+                first = false;
+                if let Some(ended) = ended.take() {
+                    v.resume.push(ended.elapsed());
+                }
+            }
+            if event.id.is_some() {
+                v.last_id = event.id;
+            }
+            let data = event.data;
+            let widget = data["widget_id"].as_str().unwrap_or_default().to_owned();
+            match event.event.as_str() {
+                "snapshot" => {
+                    *v.snapshots.last_mut().expect("a connection") += 1;
+                    for window in data["windows"].as_array().into_iter().flatten() {
+                        v.apply(&widget, window);
                     }
                 }
-                if event.is_empty() {
-                    continue; // keep-alive comment
+                "update" => {
+                    *v.updates.last_mut().expect("a connection") += 1;
+                    v.apply(&widget, &data);
                 }
-                let data: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                let mut v = viewer.lock().expect("viewer");
-                if first {
-                    first = false;
-                    if let Some(ended) = ended.take() {
-                        v.resume.push(ended.elapsed());
-                    }
-                }
-                if id.is_some() {
-                    v.last_id = id;
-                }
-                let widget = data["widget_id"].as_str().unwrap_or_default().to_owned();
-                match event.as_str() {
-                    "snapshot" => {
-                        *v.snapshots.last_mut().expect("a connection") += 1;
-                        for window in data["windows"].as_array().into_iter().flatten() {
-                            v.apply(&widget, window);
-                        }
-                    }
-                    "update" => {
-                        *v.updates.last_mut().expect("a connection") += 1;
-                        v.apply(&widget, &data);
-                    }
-                    _ => {}
-                }
+                _ => {}
             }
         }
         // The stream ended (its gateway went away): reconnect, as EventSource does.
@@ -167,7 +145,7 @@ fn screen_mismatches(viewer: &Viewer, tally: &Tally, widgets: &[String; 2]) -> V
     let mut problems = Vec::new();
     for (widget, want) in [(&widgets[0], &counts), (&widgets[1], &k1)] {
         for (start, value) in want {
-            let key = (widget.clone(), rfc3339(*start));
+            let key = (widget.clone(), format_rfc3339(*start));
             match viewer.screen.get(&key) {
                 Some((got, _, true, _)) if *got == *value as f64 => {}
                 Some((got, _, is_final, _)) => problems.push(format!(
@@ -195,24 +173,23 @@ async fn viewers_of_a_killed_gateway_resume_on_the_other_one_with_exact_values(
         anyhow::Ok(stack)
     })?;
     let proxy = FailoverProxy::start(&[stack.gateways[0].url(), stack.gateways[1].url()])?;
-    let http = reqwest::Client::builder().no_proxy().build()?;
+    let http = http_client(None);
 
-    let response = http
-        .post(format!("{}/v1/dashboards", proxy.url()))
-        .json(&json!({
-            "tenant_id": FAULT_TENANT,
-            "name": "faults",
-            "widgets": [
-                {"metric_name": FAULT_METRIC, "stat": "count", "time_window": "last_15m",
-                 "viz_type": "bar_chart"},
-                {"metric_name": FAULT_METRIC, "stat": "sum", "dimensions": {"k": "k1"},
-                 "time_window": "last_15m"},
-            ],
-        }))
-        .send()
+    let (status, dashboard) = Api::new(http.clone(), proxy.url())
+        .post_json(
+            "/v1/dashboards",
+            &json!({
+                "tenant_id": FAULT_TENANT,
+                "name": "faults",
+                "widgets": [
+                    {"metric_name": FAULT_METRIC, "stat": "count", "time_window": "last_15m",
+                     "viz_type": "bar_chart"},
+                    {"metric_name": FAULT_METRIC, "stat": "sum", "dimensions": {"k": "k1"},
+                     "time_window": "last_15m"},
+                ],
+            }),
+        )
         .await?;
-    let status = response.status().as_u16();
-    let dashboard: Value = response.json().await?;
     ensure!(status == 201, "create dashboard: {status} {dashboard}");
     let id = dashboard["dashboard_id"]
         .as_str()
@@ -280,12 +257,7 @@ async fn viewers_of_a_killed_gateway_resume_on_the_other_one_with_exact_values(
     let tally = tokio::task::block_in_place(|| load.stop());
 
     let mut verdict = tokio::task::block_in_place(|| {
-        check_exact(
-            stack.db,
-            &stack.table,
-            &tally.expected,
-            Duration::from_secs(90),
-        )
+        stack.check_exact(&tally.expected, Duration::from_secs(90))
     })?;
     // The screens converge to the same exact numbers (final windows).
     let deadline = Instant::now() + Duration::from_secs(30);

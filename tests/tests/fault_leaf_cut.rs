@@ -16,30 +16,25 @@
 //! 2 minutes): ignored in the normal suite, run by `./deploy/faults.sh`.
 //! `RTDASH_FAULT_CUT_SECS` shortens or lengthens the cut.
 
-mod cluster_support;
-
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use cluster_support::{connect, ensure_edge_site, jetstream};
 use rtdash_tests::cluster::{EdgeBuffer, EdgeSite};
-use rtdash_tests::fault::{check_exact, report, FaultOptions, FaultStack, Load, LoadOptions};
+use rtdash_tests::env_or;
+use rtdash_tests::fault::{report, FaultOptions, FaultStack, Load, LoadOptions};
+use rtdash_tests::jetstream::{connect, jetstream};
+use rtdash_tests::topology::{self, ensure_edge_site};
 
 const SITE: &str = "s1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "long fault test: ./deploy/faults.sh"]
 async fn edge_leaf_cut_for_two_minutes_under_load_counts_every_event_once() -> anyhow::Result<()> {
-    let cut_for = Duration::from_secs(
-        std::env::var("RTDASH_FAULT_CUT_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(120),
-    );
+    let cut_for = Duration::from_secs(env_or("RTDASH_FAULT_CUT_SECS", 120));
     let started = Instant::now();
     let mut options = FaultOptions::default().cluster();
-    // The edge streams record the hub's partition count for the agent (cluster_support).
-    options.stack.partitions = cluster_support::PARTITIONS;
+    // The edge streams record the hub's partition count for the agent (topology).
+    options.stack.partitions = topology::PARTITIONS;
     let mut stack = tokio::task::block_in_place(|| FaultStack::start(options))?;
     let cluster = stack.cluster.as_ref().context("a cluster")?;
     let site = tokio::task::block_in_place(|| EdgeSite::start(SITE, &cluster.leaf_urls()))?;
@@ -82,9 +77,7 @@ async fn edge_leaf_cut_for_two_minutes_under_load_counts_every_event_once() -> a
 
     // The hub retries a failed source after 10 s x failures, at most 2 minutes.
     let patience = Duration::from_secs(90) + cut_for.min(Duration::from_secs(120));
-    let verdict = tokio::task::block_in_place(|| {
-        check_exact(stack.db, &stack.table, &tally.expected, patience)
-    })?;
+    let verdict = tokio::task::block_in_place(|| stack.check_exact(&tally.expected, patience))?;
     let extra = [
         ("cut_seconds", cut_lasted.as_secs().to_string()),
         ("accepted_while_cut", accepted_while_cut.to_string()),

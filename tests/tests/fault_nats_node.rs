@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use rtdash_tests::eventually;
-use rtdash_tests::fault::{check_exact, report, FaultOptions, FaultStack, Load, LoadOptions};
+use rtdash_tests::fault::{report, FaultOptions, FaultStack, Load, LoadOptions};
 
 const PARTIALS_STREAM: &str = "RTDASH_PARTIALS";
 
@@ -73,12 +73,7 @@ fn one_nats_node_of_three_killed_under_load_loses_and_doubles_nothing() -> anyho
         },
     );
 
-    let verdict = check_exact(
-        stack.db,
-        &stack.table,
-        &tally.expected,
-        Duration::from_secs(90),
-    )?;
+    let verdict = stack.check_exact(&tally.expected, Duration::from_secs(90))?;
     let extra = [
         ("killed", victim_name),
         ("new_leader", new_leader_name),

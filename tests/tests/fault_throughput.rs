@@ -25,33 +25,21 @@
 //! `RTDASH_BENCH_RUNS` (default 3) runs per configuration; the medians are printed at the end
 //! as `BENCH-SUMMARY` lines.
 
-mod aggregator_support;
-
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use aggregator_support::{base, FakeAgent, METRIC, TENANT};
 use anyhow::{bail, Context};
 use async_nats::jetstream;
-use rtdash_shared::messages::PartialEntry;
 use rtdash_shared::names;
-use rtdash_shared::series::SeriesKey;
-use rtdash_shared::sketch::{unique_hash, Sketch, SketchSpec};
 use rtdash_shared::wire::{self, Format};
 use rtdash_tests::aggregator::{run_command, Aggregator};
+use rtdash_tests::env_or;
+use rtdash_tests::fake_agent::FakeAgent;
 use rtdash_tests::fault::{FaultOptions, FaultStack};
+use rtdash_tests::workload::Backlog;
 
 const PARTITIONS: u32 = 4;
-const SERIES: usize = 20_000;
-const ENTRIES_PER_BATCH: usize = 500;
 const IN_FLIGHT: usize = 64;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One run's figures.
 #[derive(Clone, Copy, Debug)]
@@ -63,47 +51,15 @@ struct Run {
 
 /// Publishes the backlog (pipelined) and returns (batches/s, deltas published).
 async fn preload(js: &jetstream::Context, batches: usize) -> anyhow::Result<(f64, u64)> {
-    let mut by_partition: Vec<Vec<SeriesKey>> = vec![Vec::new(); PARTITIONS as usize];
-    for i in 0..SERIES {
-        let key = SeriesKey::new(
-            TENANT,
-            METRIC,
-            [
-                ("region".to_owned(), Some(format!("r{}", i % 16))),
-                ("host".to_owned(), Some(format!("host-{i}"))),
-            ],
-        );
-        by_partition[key.partition(PARTITIONS) as usize].push(key);
-    }
-    let base = base(60) - base(60).rem_euclid(60_000);
+    let mut backlog = Backlog::new(PARTITIONS);
     let mut agents: Vec<FakeAgent> = (0..4)
         .map(|i| FakeAgent::new(&format!("edge-{i}"), js.clone(), PARTITIONS))
         .collect();
     // Build first, so the publish rate is the servers', not the encoder's.
     let mut messages = Vec::with_capacity(batches);
-    let mut cursor = 0usize;
     let mut entries_total = 0u64;
     for b in 0..batches {
-        let partition = (b % PARTITIONS as usize) as u32;
-        let series = &by_partition[partition as usize];
-        let window = base + (b / 1_000) as i64 * 60_000;
-        let entries: Vec<PartialEntry> = (0..ENTRIES_PER_BATCH)
-            .map(|_| {
-                cursor = cursor.wrapping_add(7919);
-                let key = series[cursor % series.len()].clone();
-                let mut sketch = Sketch::new(SketchSpec::VALUES);
-                for e in 0..5u64 {
-                    let value = ((cursor as u64 * 31 + e * 17) % 1000) as f64;
-                    sketch.record(Some(value), Some(unique_hash(&e.to_le_bytes())));
-                }
-                PartialEntry {
-                    series: key,
-                    window_start: window,
-                    window_ms: 60_000,
-                    sketch,
-                }
-            })
-            .collect();
+        let (partition, window, entries) = backlog.batch(b);
         entries_total += entries.len() as u64;
         let batch = agents[b % 4].batch(partition, window, entries);
         let id = names::partial_msg_id(&batch.agent_id, batch.partition, batch.seq);
@@ -212,7 +168,7 @@ async fn run_once(replicas: usize, aggregators: usize, batches: usize) -> anyhow
          deltas={entries_total} publish_batches_per_s={:.0} publish_deltas_per_s={:.0} \
          drain_s={:.2} merged_deltas_per_s={:.0} owned={owned:?}",
         run.publish_batches_per_s,
-        run.publish_batches_per_s * ENTRIES_PER_BATCH as f64,
+        run.publish_batches_per_s * Backlog::ENTRIES_PER_BATCH as f64,
         run.drain_s,
         run.merged_per_s,
     );

@@ -1,9 +1,7 @@
 //! Gateway REST API against real NATS and QuestDB: every resource's CRUD, error statuses,
 //! optimistic concurrency, tenant isolation, OpenAPI, admin endpoints and the UI fallback.
 
-mod gateway_support;
-
-use gateway_support::Env;
+use rtdash_tests::gateway_env::GatewayEnv;
 use serde_json::json;
 
 fn widget(metric: &str) -> serde_json::Value {
@@ -12,7 +10,7 @@ fn widget(metric: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboards_and_widgets_crud_with_revisions() {
-    let env = Env::start(|_| {}).await;
+    let env = GatewayEnv::start(|_| {}).await;
     // Create (seed shape plus widgets), read back.
     let (status, created) = env
         .send(
@@ -137,7 +135,7 @@ async fn dashboards_and_widgets_crud_with_revisions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_widget_adds_lose_nothing() {
-    let env = Env::start(|_| {}).await;
+    let env = GatewayEnv::start(|_| {}).await;
     let (id, _) = env.dashboard("acme", vec![]).await;
     let path = format!("/v1/dashboards/{id}/widgets?tenant_id=acme");
     let adds = (0..10).map(|_| env.send("POST", &path, Some(widget("events"))));
@@ -155,7 +153,7 @@ async fn concurrent_widget_adds_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_errors_are_400_with_reasons() {
-    let env = Env::start(|config| config.max_body_bytes = 4096).await;
+    let env = GatewayEnv::start(|config| config.max_body_bytes = 4096).await;
     env.define(
         "acme",
         json!({"name": "latency", "event_type": "req", "field": "ms",
@@ -289,7 +287,7 @@ async fn validation_errors_are_400_with_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_rules_crud() {
-    let env = Env::start(|_| {}).await;
+    let env = GatewayEnv::start(|_| {}).await;
     env.define(
         "acme",
         json!({"name": "latency", "event_type": "req", "field": "ms",
@@ -353,7 +351,7 @@ async fn alert_rules_crud() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metric_definitions_crud_and_builtin() {
-    let env = Env::start(|_| {}).await;
+    let env = GatewayEnv::start(|_| {}).await;
     let (status, list) = env.get("/v1/metric-definitions?tenant_id=acme").await;
     assert_eq!(status, 200);
     assert_eq!(list["definitions"][0]["name"], "events");
@@ -451,7 +449,7 @@ async fn metric_definitions_crud_and_builtin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_isolation_matrix() {
-    let env = Env::start(|_| {}).await;
+    let env = GatewayEnv::start(|_| {}).await;
     env.define(
         "tenant-a",
         json!({"name": "secret_metric", "event_type": "e"}),
@@ -569,7 +567,7 @@ fn widget_json() -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_admin_status_and_ui_fallback() {
-    let env = Env::start(|_| {}).await;
+    let env = GatewayEnv::start(|_| {}).await;
     let (status, doc) = env.get("/v1/openapi.json").await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -602,15 +600,7 @@ async fn openapi_admin_status_and_ui_fallback() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(ready, 200);
-    let metrics = env
-        .http
-        .get(env.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.text("/metrics").await;
     assert!(
         metrics.contains("rtdash_gateway_http_request_duration_seconds"),
         "{metrics}"
@@ -657,43 +647,19 @@ async fn serves_a_built_ui() {
     std::fs::write(dir.path().join("index.html"), "<html>rtdash ui</html>").unwrap();
     std::fs::write(dir.path().join("app.js"), "console.log(1)").unwrap();
     let root = dir.path().to_path_buf();
-    let env = Env::start(move |config| config.web_root = root).await;
-    let text = env
-        .http
-        .get(env.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let env = GatewayEnv::start(move |config| config.web_root = root).await;
+    let text = env.text("/").await;
     assert!(text.contains("rtdash ui"));
-    let text = env
-        .http
-        .get(env.url("/app.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = env.text("/app.js").await;
     assert!(text.contains("console"));
     // Client-side routes get index.html.
-    let text = env
-        .http
-        .get(env.url("/dashboards/x"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = env.text("/dashboards/x").await;
     assert!(text.contains("rtdash ui"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn questdb_unreachable_is_503_and_not_ready() {
-    let env = Env::start(|config| {
+    let env = GatewayEnv::start(|config| {
         config.questdb.pg_addr = "127.0.0.1:1".into();
         config.questdb.query_timeout_ms = 1_000;
     })

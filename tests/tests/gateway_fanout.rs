@@ -3,52 +3,23 @@
 //! publication, QuestDB sees one snapshot query per widget, NATS one subscription.
 //! `RTDASH_FANOUT_VIEWERS` changes the number of viewers.
 
-mod gateway_support;
-
-use gateway_support::{minute, Env, Row};
-
-/// Start of the minute `n` minutes before the test's fixed "now" (taken once per test so a
-/// minute boundary crossed mid-test cannot move windows).
-fn at(base: i64, n: i64) -> i64 {
-    base - n * 60_000
-}
-use rtdash_shared::time::now_millis;
-use serde_json::json;
 use std::time::{Duration, Instant};
 
-async fn amount(env: &Env) {
-    env.define(
-        "acme",
-        json!({"name": "amount", "event_type": "pay", "field": "usd",
-                              "dimensions": ["region"]}),
-    )
-    .await;
-}
-
-fn us(start: i64, count: u64) -> Row {
-    let c = count as f64;
-    Row::new("acme", "amount", start, &[("region", "us")], count).values(c * 2.0, 1.0, c, c - 0.5)
-}
-
-fn total(start: i64, count: u64) -> Row {
-    let c = count as f64;
-    Row::new("acme", "amount", start, &[], count).values(c * 2.0, 1.0, c, c - 0.25)
-}
-
-fn provisional(mut row: Row) -> Row {
-    row.is_final = false;
-    row
-}
+use rtdash_tests::gateway_env::amount::{self, at, provisional, total, us};
+use rtdash_tests::gateway_env::GatewayEnv;
+use rtdash_tests::sse::Sse;
+use rtdash_tests::time::{minute, now_millis};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_viewers_get_each_update_within_a_second() {
-    let env = Env::start(|config| {
+    let env = GatewayEnv::start(|config| {
         config.live.snapshot_ttl_ms = 120_000;
         config.max_concurrent_requests = 4096;
     })
     .await;
     let base = minute(0);
-    amount(&env).await;
+    amount::define(&env).await;
     env.insert(&[us(at(base, 2), 10), total(at(base, 2), 11)]);
     let (dashboard, _) = env
         .dashboard("acme", vec![
@@ -69,7 +40,7 @@ async fn a_thousand_viewers_get_each_update_within_a_second() {
         tasks.push(tokio::spawn(async move {
             let response = http.get(url).send().await.expect("stream");
             assert_eq!(response.status().as_u16(), 200);
-            let mut sse = gateway_support::Sse::new(response);
+            let mut sse = Sse::new(response);
             for _ in 0..2 {
                 sse.next_named("snapshot", Duration::from_secs(60))
                     .await
@@ -104,15 +75,7 @@ async fn a_thousand_viewers_get_each_update_within_a_second() {
         1,
         "one upstream subscription"
     );
-    let metrics = env
-        .http
-        .get(env.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = env.text("/metrics").await;
     assert!(metrics.contains("rtdash_gateway_snapshot_queries_total"));
     assert!(metrics.contains("rtdash_gateway_sse_clients"));
     let published = Instant::now();

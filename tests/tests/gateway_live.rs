@@ -1,50 +1,20 @@
 //! Live streams against real NATS and QuestDB: snapshots then updates (revisions included),
 //! shared upstream subscriptions, `Last-Event-ID` resumption, slow clients, the stream cap and shutdown.
 
-mod gateway_support;
-
-use gateway_support::{minute, Env, Row};
-
-/// Start of the minute `n` minutes before the test's fixed "now" (taken once per test so a
-/// minute boundary crossed mid-test cannot move windows).
-fn at(base: i64, n: i64) -> i64 {
-    base - n * 60_000
-}
-use rtdash_shared::time::now_millis;
-use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+
+use rtdash_tests::gateway_env::amount::{self, at, provisional, total, us};
+use rtdash_tests::gateway_env::GatewayEnv;
+use rtdash_tests::time::{minute, now_millis};
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(10);
 
-async fn amount(env: &Env) {
-    env.define(
-        "acme",
-        json!({"name": "amount", "event_type": "pay", "field": "usd",
-                              "dimensions": ["region"]}),
-    )
-    .await;
-}
-
-fn us(start: i64, count: u64) -> Row {
-    let c = count as f64;
-    Row::new("acme", "amount", start, &[("region", "us")], count).values(c * 2.0, 1.0, c, c - 0.5)
-}
-
-fn total(start: i64, count: u64) -> Row {
-    let c = count as f64;
-    Row::new("acme", "amount", start, &[], count).values(c * 2.0, 1.0, c, c - 0.25)
-}
-
-fn provisional(mut row: Row) -> Row {
-    row.is_final = false;
-    row
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_then_live_updates_and_revisions() {
-    let env = Env::start(|_| {}).await;
+    let env = GatewayEnv::start(|_| {}).await;
     let base = minute(0);
-    amount(&env).await;
+    amount::define(&env).await;
     let rows = vec![
         us(at(base, 3), 10),
         us(at(base, 2), 20),
@@ -186,9 +156,9 @@ async fn snapshot_then_live_updates_and_revisions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_event_id_resumes_without_a_gap() {
-    let env = Env::start(|_| {}).await;
+    let env = GatewayEnv::start(|_| {}).await;
     let base = minute(0);
-    amount(&env).await;
+    amount::define(&env).await;
     let (dashboard, _) = env
         .dashboard("acme", vec![json!({"metric_name": "amount", "dimensions": {"region": "us"}, "time_window": "last_15m"})])
         .await;
@@ -243,9 +213,9 @@ async fn last_event_id_resumes_without_a_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_does_not_delay_others_and_gets_coalesced_values() {
-    let env = Env::start(|config| config.live.ring_capacity = 256).await;
+    let env = GatewayEnv::start(|config| config.live.ring_capacity = 256).await;
     let base = minute(0);
-    amount(&env).await;
+    amount::define(&env).await;
     let widgets: Vec<Value> = (0..20)
         .map(|_| json!({"metric_name": "amount", "dimensions": {"region": "us"}, "time_window": "last_15m"}))
         .collect();
@@ -305,7 +275,7 @@ async fn a_stalled_client_does_not_delay_others_and_gets_coalesced_values() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_cap_answers_503_and_streams_end_on_shutdown() {
-    let mut env = Env::start(|config| config.live.max_streams = 2).await;
+    let mut env = GatewayEnv::start(|config| config.live.max_streams = 2).await;
     let (dashboard, _) = env
         .dashboard("acme", vec![json!({"metric_name": "events"})])
         .await;
@@ -338,9 +308,9 @@ async fn stream_cap_answers_503_and_streams_end_on_shutdown() {
 /// before the outage no longer resumes (it would skip what was lost).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_outage_is_shown_and_followed_by_fresh_snapshots() {
-    let mut env = Env::start(|config| config.live.resync_settle_ms = 1_000).await;
+    let mut env = GatewayEnv::start(|config| config.live.resync_settle_ms = 1_000).await;
     let base = minute(0);
-    amount(&env).await;
+    amount::define(&env).await;
     env.insert(&[
         us(at(base, 3), 10),
         us(at(base, 2), 20),
@@ -441,9 +411,9 @@ async fn a_nats_outage_is_shown_and_followed_by_fresh_snapshots() {
 /// its end; windows more recent than that are left alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_final_update_is_read_back_from_questdb() {
-    let env = Env::start(|config| config.live.repair_interval_ms = 200).await;
+    let env = GatewayEnv::start(|config| config.live.repair_interval_ms = 200).await;
     let base = minute(0);
-    amount(&env).await;
+    amount::define(&env).await;
     let old = at(base, 8);
     let recent = at(base, 2);
     env.insert(&[

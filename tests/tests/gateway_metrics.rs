@@ -2,12 +2,13 @@
 //! combining for count/sum/min/max/avg (checked against answers computed here from the same
 //! inputs), coarser windows, and a 400 for anything that cannot be derived exactly.
 
-mod gateway_support;
-
-use gateway_support::{Env, Row};
-use rtdash_shared::time::parse_rfc3339;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
+
+use rtdash_tests::gateway_env::GatewayEnv;
+use rtdash_tests::model::approx_eq;
+use rtdash_tests::table::Row;
+use rtdash_tests::time::parse_rfc3339;
+use serde_json::{json, Value};
 
 const TENANT: &str = "acme";
 
@@ -79,8 +80,8 @@ fn dataset() -> (Vec<Row>, Vec<Row>) {
     (full, rollups)
 }
 
-async fn setup() -> (Env, Vec<Row>, Vec<Row>) {
-    let env = Env::start(|_| {}).await;
+async fn setup() -> (GatewayEnv, Vec<Row>, Vec<Row>) {
+    let env = GatewayEnv::start(|_| {}).await;
     env.define(
         TENANT,
         json!({"name": "amount", "event_type": "pay", "field": "usd", "unique": "user",
@@ -111,7 +112,7 @@ async fn setup() -> (Env, Vec<Row>, Vec<Row>) {
     (env, full, rollups)
 }
 
-async fn query(env: &Env, params: &str) -> (u16, Value) {
+async fn query(env: &GatewayEnv, params: &str) -> (u16, Value) {
     env.get(&format!(
         "/v1/metrics/amount?tenant_id={TENANT}&from=2024-01-15T13:00:00Z&to=2024-01-15T13:10:00Z&{params}"
     ))
@@ -130,10 +131,7 @@ fn values(answer: &Value) -> Vec<f64> {
 fn close(got: &[f64], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
     for (g, w) in got.iter().zip(want) {
-        assert!(
-            (g - w).abs() < 1e-9 * w.abs().max(1.0),
-            "{got:?} vs {want:?}"
-        );
+        assert!(approx_eq(*g, *w), "{got:?} vs {want:?}");
     }
 }
 
@@ -429,7 +427,7 @@ async fn query_latency_under_load() {
 /// dimensions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totals_written_by_the_aggregator_are_served() {
-    let env = Env::start(|_| {}).await;
+    let env = GatewayEnv::start(|_| {}).await;
     env.define(
         "demo",
         json!({"name": "revenue", "event_type": "pay", "field": "usd",
@@ -441,7 +439,7 @@ async fn totals_written_by_the_aggregator_are_served() {
         json!({"name": "signups", "event_type": "signup", "dimensions": []}),
     )
     .await;
-    let base = gateway_support::minute(5);
+    let base = rtdash_tests::time::minute(5);
     let mut rows = Vec::new();
     for minute in 0..3 {
         let start = base + minute * 60_000;
@@ -581,7 +579,7 @@ async fn row_queries_use_the_interval_scan_and_a_jit_symbol_filter() {
 /// and the answer is the same as an uncached one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_queries_share_one_questdb_query() {
-    let env = Env::start(|config| config.questdb.query_cache_ms = 60_000).await;
+    let env = GatewayEnv::start(|config| config.questdb.query_cache_ms = 60_000).await;
     env.define(
         TENANT,
         json!({"name": "amount", "event_type": "pay", "field": "usd", "unique": "user",

@@ -31,8 +31,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value;
 use prost::Message;
-use rtdash_shared::time::{format_rfc3339, now_millis};
+use rtdash_tests::blocking;
+use rtdash_tests::client::{http_client, Api};
+use rtdash_tests::events::event_json;
+use rtdash_tests::sse::{stream_url, Sse};
 use rtdash_tests::stack::{Stack, StackOptions};
+use rtdash_tests::time::now_millis;
 use serde_json::{json, Value};
 
 /// Longest wait for anything the pipeline does.
@@ -162,8 +166,8 @@ fn complete_trace(spans: &[SpanRecord]) -> Option<Vec<SpanRecord>> {
 }
 
 async fn scenario(stack: &Stack, received: &Received) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let gateway = stack.gateway_url();
+    let http = http_client(None);
+    let gateway = Api::new(http.clone(), stack.gateway_url());
 
     // A viewer of the built-in `events` metric, so the gateway subscribes to its live updates.
     let body = json!({
@@ -177,68 +181,36 @@ async fn scenario(stack: &Stack, received: &Received) -> anyhow::Result<()> {
             "viz_type": "line_chart",
         }],
     });
-    let response = http
-        .post(format!("{gateway}/v1/dashboards"))
-        .json(&body)
-        .send()
+    let (status, dashboard) = gateway
+        .post_json("/v1/dashboards", &body)
         .await
         .context("create dashboard")?;
-    ensure!(
-        response.status().as_u16() == 201,
-        "create dashboard: {}",
-        response.status()
-    );
-    let dashboard: Value = response.json().await?;
+    ensure!(status == 201, "create dashboard: {status}");
     let dashboard_id = dashboard["dashboard_id"].as_str().unwrap_or_default();
-    let mut stream = http
-        .get(format!(
-            "{gateway}/v1/dashboards/{dashboard_id}/stream?tenant_id={TENANT}"
-        ))
-        .send()
-        .await
-        .context("open stream")?;
-    ensure!(
-        stream.status().as_u16() == 200,
-        "stream answered {}",
-        stream.status()
-    );
+    let mut stream = Sse::open(
+        &http,
+        &stream_url(&gateway.base, TENANT, dashboard_id),
+        None,
+    )
+    .await?;
     // The snapshot comes after the upstream subscription is in place.
-    let mut seen = String::new();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !seen.contains("event: snapshot") {
-        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
-            .await
-            .map_err(|_| anyhow!("no snapshot on the stream"))??
-            .ok_or_else(|| anyhow!("stream ended"))?;
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    stream
+        .next_named("snapshot", PATIENCE)
+        .await
+        .ok_or_else(|| anyhow!("no snapshot on the stream (or it ended)"))?;
 
     let now = now_millis();
     let events: Vec<Value> = (0..5)
-        .map(|i| {
-            json!({
-                "tenant_id": TENANT,
-                "source": "web",
-                "event_type": "page_view",
-                "properties": {"n": i},
-                "occurred_at": format_rfc3339(now - i),
-            })
-        })
+        .map(|i| event_json(TENANT, "web", "page_view", json!({"n": i}), now - i))
         .collect();
-    let response = http
-        .post(format!("{}/v1/events", stack.agent_url()))
-        .json(&events)
-        .send()
-        .await
-        .context("POST /v1/events")?;
-    ensure!(
-        response.status().as_u16() == 202,
-        "ingest answered {}",
-        response.status()
-    );
+    let (status, _) = Api::new(http.clone(), stack.agent_url())
+        .post_json("/v1/events", &json!(events))
+        .await?;
+    ensure!(status == 202, "ingest answered {status}");
 
     // Keep reading the stream (the viewer gets the update) while the spans arrive.
     let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut got_update = false;
     let trace = loop {
         let found = complete_trace(&received.lock().expect("collector lock"));
         if let Some(trace) = found {
@@ -261,19 +233,17 @@ async fn scenario(stack: &Stack, received: &Received) -> anyhow::Result<()> {
                 names.join("\n")
             ));
         }
-        if let Ok(Ok(Some(chunk))) =
-            tokio::time::timeout(Duration::from_millis(100), stream.chunk()).await
-        {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(event) = stream.next(Duration::from_millis(100)).await {
+            got_update |= event.event == "update";
         }
     };
     // The viewer got the update the fan-out span covers.
-    while !seen.contains("event: update") {
-        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+    while !got_update {
+        let event = stream
+            .next_until(Some(deadline))
             .await
-            .map_err(|_| anyhow!("no update on the stream"))??
-            .ok_or_else(|| anyhow!("stream ended"))?;
-        seen.push_str(&String::from_utf8_lossy(&chunk));
+            .ok_or_else(|| anyhow!("no update on the stream (or it ended)"))?;
+        got_update = event.event == "update";
     }
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     for span in received.lock().expect("collector lock").iter() {
@@ -305,16 +275,14 @@ async fn one_batch_is_traced_from_edge_ingest_to_questdb_and_sse() {
         .env("RTDASH_TELEMETRY__OTLP_ENDPOINT", &endpoint)
         // Export every 200 ms rather than every 5 s.
         .env("OTEL_BSP_SCHEDULE_DELAY", 200);
-    let mut stack = tokio::task::spawn_blocking(move || Stack::start(options))
+    let mut stack = blocking(move || Stack::start(options))
         .await
-        .expect("start task")
         .unwrap_or_else(|err| panic!("stack did not start: {err:#}"));
     if let Err(err) = scenario(&stack, &received).await {
         panic!("{err:#}\n\nservice logs:\n{}", stack.logs(40));
     }
-    tokio::task::spawn_blocking(move || stack.stop())
+    blocking(move || stack.stop())
         .await
-        .expect("stop task")
         .unwrap_or_else(|err| panic!("graceful stop: {err:#}"));
     eprintln!("otel_trace: passed in {:?}", started.elapsed());
 }

@@ -23,6 +23,8 @@
 //!   over REST, on the open stream, and in a new viewer's snapshots;
 //! - the three services then stop gracefully (exit status 0).
 //!
+//! The scenario runs as named phases ([`Scenario`]'s methods), each saying what it proves.
+//!
 //! Needs the service binaries: `cargo build --workspace --bins` first (`./deploy/test.sh`
 //! does). About 30 s.
 
@@ -30,9 +32,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context};
-use rtdash_shared::time::{format_rfc3339, now_millis, parse_rfc3339};
-use rtdash_tests::aggregator::metric_sum;
+use rtdash_tests::blocking;
+use rtdash_tests::client::{http_client, Api};
+use rtdash_tests::events::event_json;
+use rtdash_tests::model::{approx_eq, unique_within, Acc};
+use rtdash_tests::rng::TestRng;
+use rtdash_tests::sse::{stream_url, Event as SseEvent, Sse};
 use rtdash_tests::stack::{Stack, StackOptions};
+use rtdash_tests::table::stored_rows;
+use rtdash_tests::time::{format_rfc3339, now_millis, parse_rfc3339, sleep_until_ms};
 use serde_json::{json, Value};
 
 /// Window of the test metrics.
@@ -139,63 +147,13 @@ impl Metric {
 }
 
 /// Exact aggregates of one series window, computed here.
-#[derive(Clone, Debug, Default)]
-struct Acc {
-    values: Vec<f64>,
-    users: BTreeSet<String>,
-    /// Events that arrived after the window closed (corrections).
-    late: u64,
-    /// Correction batches applied (each late request on a series is one correction).
-    revision: u32,
-}
-
-impl Acc {
-    fn merge(&mut self, other: &Acc) {
-        self.values.extend_from_slice(&other.values);
-        self.users.extend(other.users.iter().cloned());
-        self.late += other.late;
-        self.revision = self.revision.max(other.revision);
-    }
-
-    fn count(&self) -> f64 {
-        self.values.len() as f64
-    }
-
-    fn sum(&self) -> f64 {
-        self.values.iter().sum()
-    }
-
-    fn min(&self) -> f64 {
-        self.values.iter().copied().fold(f64::INFINITY, f64::min)
-    }
-
-    fn max(&self) -> f64 {
-        self.values
-            .iter()
-            .copied()
-            .fold(f64::NEG_INFINITY, f64::max)
-    }
-
-    fn stat(&self, stat: &str) -> f64 {
-        match stat {
-            "count" => self.count(),
-            "sum" => self.sum(),
-            "min" => self.min(),
-            "max" => self.max(),
-            "avg" => self.sum() / self.count(),
-            "unique" => self.users.len() as f64,
-            other => panic!("no expectation for stat {other}"),
-        }
-    }
-}
-
 /// Whether `got` is what `stat` should be for `want`: exact for count, sum, min and max (the
 /// test's values add up exactly in f64), 1e-9 relative for avg, the HyperLogLog's error for
 /// unique (p14, sparse at these cardinalities: 2 %, at least 1).
 fn stat_matches(stat: &str, got: f64, want: f64) -> bool {
     match stat {
-        "avg" => (got - want).abs() <= 1e-9 * want.abs().max(1.0),
-        "unique" => (got - want).abs() <= (want * 0.02).max(1.0),
+        "avg" => approx_eq(got, want),
+        "unique" => unique_within(got, want, 0.02, 1.0),
         _ => got == want,
     }
 }
@@ -215,13 +173,13 @@ struct Event {
 
 impl Event {
     fn json(&self) -> Value {
-        json!({
-            "tenant_id": self.tenant,
-            "source": self.source,
-            "event_type": self.event_type,
-            "properties": self.properties,
-            "occurred_at": format_rfc3339(self.occurred_at),
-        })
+        event_json(
+            self.tenant,
+            self.source,
+            self.event_type,
+            Value::Object(self.properties.clone()),
+            self.occurred_at,
+        )
     }
 }
 
@@ -270,11 +228,10 @@ impl Model {
                         start,
                     );
                     let acc = self.windows.entry(key.clone()).or_default();
-                    acc.values.push(value);
-                    if let Some(unique) = metric.unique {
-                        acc.users
-                            .insert(event.properties[unique].as_str().expect("user").to_owned());
-                    }
+                    let unique = metric
+                        .unique
+                        .map(|unique| event.properties[unique].as_str().expect("user").to_owned());
+                    acc.add(value, unique);
                     if late {
                         acc.late += 1;
                         corrected.insert(key);
@@ -340,20 +297,6 @@ impl Model {
     }
 }
 
-/// A small deterministic PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
-
 fn props(pairs: &[(&str, Value)]) -> serde_json::Map<String, Value> {
     pairs
         .iter()
@@ -364,11 +307,11 @@ fn props(pairs: &[(&str, Value)]) -> serde_json::Map<String, Value> {
 /// One request's worth of on-time events for every tenant: every (region, plan) and every
 /// service in both windows, values that add up exactly in f64 (multiples of 0.25), users from
 /// a small population. `a` and `b` are the windows' starts; B events fall in `b_range`.
-fn on_time_batch(rng: &mut Rng, a: i64, b: i64, b_range: (i64, i64), seed: u64) -> Vec<Event> {
+fn on_time_batch(rng: &mut TestRng, a: i64, b: i64, b_range: (i64, i64), seed: u64) -> Vec<Event> {
     let mut events = Vec::new();
     for (t, tenant) in TENANTS.iter().enumerate() {
         for window in [a, b] {
-            let at = |rng: &mut Rng| {
+            let at = |rng: &mut TestRng| {
                 if window == a {
                     a + rng.below(WINDOW_MS as u64) as i64
                 } else {
@@ -431,166 +374,66 @@ fn on_time_batch(rng: &mut Rng, a: i64, b: i64, b_range: (i64, i64), seed: u64) 
     events
 }
 
-/// HTTP to the services.
-struct Client {
-    http: reqwest::Client,
-    gateway: String,
-    agent: String,
+/// Posts `events` (plus `rejected` raw items) to the agent: every event must be accepted and
+/// every raw item rejected.
+async fn send_events(agent: &Api, events: &[Event], rejected: &[Value]) -> anyhow::Result<()> {
+    let mut items: Vec<Value> = events.iter().map(Event::json).collect();
+    items.extend_from_slice(rejected);
+    let (status, body) = agent.post_json("/v1/events", &json!(items)).await?;
+    ensure!(status == 202, "ingest answered {status}: {body}");
+    let accepted = body["accepted"].as_u64().unwrap_or(u64::MAX);
+    ensure!(
+        accepted == events.len() as u64 && body["rejected"] == json!(rejected.len()),
+        "ingest accepted {accepted} of {} and rejected {} (want {}): {body}",
+        events.len(),
+        body["rejected"],
+        rejected.len()
+    );
+    Ok(())
 }
 
-impl Client {
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<(u16, Value)> {
-        let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.gateway), query)?;
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        decode(response).await
+/// `GET /v1/metrics/{name}` of `tenant`: `stat` of `filter` over `range`, in `window`s (the
+/// metric's own when `None`).
+async fn metric_query(
+    gateway: &Api,
+    tenant: &str,
+    name: &str,
+    filter: &Dims,
+    stat: &str,
+    window: Option<&str>,
+    range: (i64, i64),
+) -> anyhow::Result<(u16, Value)> {
+    let mut query = vec![
+        ("tenant_id", tenant.to_owned()),
+        ("dimensions", serde_json::to_string(filter)?),
+        ("stat", stat.to_owned()),
+        ("from", format_rfc3339(range.0)),
+        ("to", format_rfc3339(range.1)),
+    ];
+    if let Some(window) = window {
+        query.push(("window", window.to_owned()));
     }
-
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.gateway))
-            .json(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
-        decode(response).await
-    }
-
-    /// Posts a batch of events (plus `extra` raw items) to the agent; returns the answer.
-    async fn send(&self, events: &[Event], extra: &[Value]) -> anyhow::Result<(u16, Value)> {
-        let mut items: Vec<Value> = events.iter().map(Event::json).collect();
-        items.extend_from_slice(extra);
-        let response = self
-            .http
-            .post(format!("{}/v1/events", self.agent))
-            .json(&items)
-            .send()
-            .await
-            .context("POST /v1/events")?;
-        decode(response).await
-    }
-
-    /// Posts events that must all be accepted; `rejected` raw items must all be rejected.
-    async fn send_ok(&self, events: &[Event], rejected: &[Value]) -> anyhow::Result<()> {
-        let (status, body) = self.send(events, rejected).await?;
-        ensure!(status == 202, "ingest answered {status}: {body}");
-        let accepted = body["accepted"].as_u64().unwrap_or(u64::MAX);
-        ensure!(
-            accepted == events.len() as u64 && body["rejected"] == json!(rejected.len()),
-            "ingest accepted {accepted} of {} and rejected {} (want {}): {body}",
-            events.len(),
-            body["rejected"],
-            rejected.len()
-        );
-        Ok(())
-    }
-
-    /// `GET /v1/metrics/{name}`.
-    async fn metric(
-        &self,
-        tenant: &str,
-        name: &str,
-        filter: &Dims,
-        stat: &str,
-        window: Option<&str>,
-        range: (i64, i64),
-    ) -> anyhow::Result<(u16, Value)> {
-        let mut query = vec![
-            ("tenant_id", tenant.to_owned()),
-            ("dimensions", serde_json::to_string(filter)?),
-            ("stat", stat.to_owned()),
-            ("from", format_rfc3339(range.0)),
-            ("to", format_rfc3339(range.1)),
-        ];
-        if let Some(window) = window {
-            query.push(("window", window.to_owned()));
-        }
-        self.get(&format!("/v1/metrics/{name}"), &query).await
-    }
+    gateway
+        .get_query(&format!("/v1/metrics/{name}"), &query)
+        .await
 }
 
-async fn decode(response: reqwest::Response) -> anyhow::Result<(u16, Value)> {
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
-/// One Server-Sent Event.
-#[derive(Debug)]
-struct SseEvent {
-    event: String,
-    data: Value,
-}
-
-/// A minimal SSE reader.
-struct Sse {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl Sse {
-    async fn open(client: &Client, tenant: &str, dashboard: &str) -> anyhow::Result<Sse> {
-        let response = client
-            .http
-            .get(format!(
-                "{}/v1/dashboards/{dashboard}/stream?tenant_id={tenant}",
-                client.gateway
-            ))
-            .send()
-            .await
-            .context("open stream")?;
-        ensure!(
-            response.status().as_u16() == 200,
-            "stream answered {}",
-            response.status()
-        );
-        Ok(Sse {
-            response,
-            buffer: String::new(),
-        })
-    }
-
-    /// The next event; `None` at the deadline or the end of the stream.
-    async fn next(&mut self, deadline: tokio::time::Instant) -> anyhow::Result<Option<SseEvent>> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = String::from("message");
-                let mut data = String::new();
-                let mut any = false;
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("event:") {
-                        event = value.trim().to_owned();
-                        any = true;
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push_str(value.strip_prefix(' ').unwrap_or(value));
-                        any = true;
-                    }
-                }
-                if !any {
-                    continue; // a comment (keep-alive)
-                }
-                let data = serde_json::from_str(&data)
-                    .with_context(|| format!("{event} data is not JSON: {data}"))?;
-                return Ok(Some(SseEvent { event, data }));
-            }
-            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
-                Err(_) => return Ok(None),
-                Ok(chunk) => match chunk.context("read stream")? {
-                    Some(chunk) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
-                    None => return Ok(None),
-                },
-            }
-        }
-    }
+/// The next event of `sse`, `None` at `deadline` or at the end of the stream; its data must
+/// be JSON.
+async fn next_event(
+    sse: &mut Sse,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<Option<SseEvent>> {
+    let Some(event) = sse.next_until(Some(deadline)).await else {
+        return Ok(None);
+    };
+    ensure!(
+        event.data_is_json,
+        "{} data is not JSON: {}",
+        event.event,
+        event.data
+    );
+    Ok(Some(event))
 }
 
 /// A dashboard widget of the test and what it shows.
@@ -599,6 +442,18 @@ struct Widget {
     filter: Dims,
     stat: &'static str,
     id: String,
+}
+
+impl Widget {
+    /// A widget not created yet (no id).
+    fn new(metric: &'static Metric, filter: Dims, stat: &'static str) -> Self {
+        Self {
+            metric,
+            filter,
+            stat,
+            id: String::new(),
+        }
+    }
 }
 
 /// The latest version of each (widget, window) a viewer saw, by the UI's merge rule: higher
@@ -641,7 +496,7 @@ impl Screen {
     ) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while !done(self) {
-            let Some(event) = sse.next(deadline).await? else {
+            let Some(event) = next_event(sse, deadline).await? else {
                 bail!(
                     "{what}: not seen within {PATIENCE:?} ({} updates read); screen: {:#?}",
                     self.updates,
@@ -702,101 +557,85 @@ fn check_window(
 
 /// Every row of the test metrics in the table equals the model, and there is no other.
 fn check_table(stack: &Stack, model: &Model) -> anyhow::Result<()> {
-    let answer = stack.db.exec(&format!(
-        "select * from {} where metric in ('checkout', 'api_latency')",
-        stack.table
-    ))?;
-    let columns: Vec<String> = answer["columns"]
-        .as_array()
-        .ok_or_else(|| anyhow!("no columns: {answer}"))?
-        .iter()
-        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    let col = |row: &Value, name: &str| -> Value {
-        columns
-            .iter()
-            .position(|c| c == name)
-            .map(|i| row[i].clone())
-            .unwrap_or(Value::Null)
-    };
+    let rows = stored_rows(
+        stack.db,
+        &stack.table,
+        "metric in ('checkout', 'api_latency')",
+    )?;
     let mut seen = BTreeSet::new();
-    for row in answer["dataset"].as_array().into_iter().flatten() {
-        let tenant = col(row, "tenant").as_str().unwrap_or_default().to_owned();
-        let metric = col(row, "metric").as_str().unwrap_or_default().to_owned();
+    for row in &rows {
         let series: BTreeMap<String, Option<String>> =
-            serde_json::from_str(col(row, "series").as_str().unwrap_or("?"))
-                .with_context(|| format!("series of {row}"))?;
+            serde_json::from_str(&row.series).with_context(|| format!("series of {row:?}"))?;
         let series: Dims = series
             .into_iter()
-            .map(|(k, v)| Ok((k.clone(), v.ok_or_else(|| anyhow!("null {k} in {row}"))?)))
+            .map(|(k, v)| Ok((k.clone(), v.ok_or_else(|| anyhow!("null {k} in {row:?}"))?)))
             .collect::<anyhow::Result<_>>()?;
-        let ts = parse_rfc3339(col(row, "ts").as_str().unwrap_or_default())
-            .ok_or_else(|| anyhow!("ts of {row}"))?;
-        let key = (tenant, metric, series, ts);
+        let key = (row.tenant.clone(), row.metric.clone(), series, row.start);
         let want = model
             .windows
             .get(&key)
-            .ok_or_else(|| anyhow!("unexpected row {key:?}: {row}"))?;
-        ensure!(seen.insert(key.clone()), "row {key:?} twice: {row}");
+            .ok_or_else(|| anyhow!("unexpected row {key:?}: {row:?}"))?;
+        ensure!(seen.insert(key.clone()), "row {key:?} twice: {row:?}");
         let what = format!("row {key:?}");
-        let num = |name: &str| col(row, name).as_f64();
         ensure!(
-            num("count") == Some(want.count())
-                && num("sum") == Some(want.sum())
-                && num("min") == Some(want.min())
-                && num("max") == Some(want.max()),
-            "{what}: count/sum/min/max {:?}/{:?}/{:?}/{:?}, expected {}/{}/{}/{}",
-            num("count"),
-            num("sum"),
-            num("min"),
-            num("max"),
+            row.count == want.count()
+                && row.sum == Some(want.sum())
+                && row.min == want.min()
+                && row.max == want.max(),
+            "{what}: count/sum/min/max {}/{:?}/{:?}/{:?}, expected {}/{}/{:?}/{:?}",
+            row.count,
+            row.sum,
+            row.min,
+            row.max,
             want.count(),
             want.sum(),
             want.min(),
             want.max()
         );
-        let avg = num("avg").ok_or_else(|| anyhow!("{what}: no avg"))?;
+        let avg = row.avg.ok_or_else(|| anyhow!("{what}: no avg"))?;
         ensure!(
             stat_matches("avg", avg, want.stat("avg")),
             "{what}: avg {avg}"
         );
-        for p in ["p50", "p90", "p95", "p99"] {
-            let v = num(p).ok_or_else(|| anyhow!("{what}: no {p}"))?;
+        for (p, v) in [
+            ("p50", row.p50),
+            ("p90", row.p90),
+            ("p95", row.p95),
+            ("p99", row.p99),
+        ] {
+            let v = v.ok_or_else(|| anyhow!("{what}: no {p}"))?;
             ensure!(
-                v >= want.min() && v <= want.max(),
+                v >= want.stat("min") && v <= want.stat("max"),
                 "{what}: {p} {v} outside [{}, {}]",
-                want.min(),
-                want.max()
+                want.stat("min"),
+                want.stat("max")
             );
         }
         match key.1.as_str() {
             "checkout" => {
-                let uniq = num("uniq").ok_or_else(|| anyhow!("{what}: no uniq"))?;
-                let exact = want.users.len() as f64;
+                let uniq = row.uniq.ok_or_else(|| anyhow!("{what}: no uniq"))? as f64;
+                let exact = want.uniques.len() as f64;
                 ensure!(
                     stat_matches("unique", uniq, exact),
                     "{what}: uniq {uniq}, expected {exact}"
                 );
             }
-            _ => ensure!(
-                col(row, "uniq").is_null(),
-                "{what}: uniq without a unique property"
-            ),
+            _ => ensure!(row.uniq.is_none(), "{what}: uniq without a unique property"),
         }
         let dim_set = key.2.keys().cloned().collect::<Vec<_>>().join(",");
-        let got_set = col(row, "dim_set");
         ensure!(
-            got_set.as_str().unwrap_or("") == dim_set,
-            "{what}: dim_set {got_set}, expected {dim_set:?}"
+            row.dim_set.as_deref().unwrap_or("") == dim_set,
+            "{what}: dim_set {:?}, expected {dim_set:?}",
+            row.dim_set
         );
         ensure!(
-            col(row, "revision") == json!(want.revision)
-                && col(row, "late_count") == json!(want.late)
-                && col(row, "final") == json!(true),
+            row.revision == i64::from(want.revision)
+                && row.late_count == want.late as i64
+                && row.is_final,
             "{what}: revision/late_count/final {}/{}/{}, expected {}/{}/true",
-            col(row, "revision"),
-            col(row, "late_count"),
-            col(row, "final"),
+            row.revision,
+            row.late_count,
+            row.is_final,
             want.revision,
             want.late
         );
@@ -832,513 +671,620 @@ async fn wait_table(stack: &Stack, rows: usize, revisions: u32) -> anyhow::Resul
     }
 }
 
-/// Every REST answer for the test metrics equals the model.
-async fn check_rest(client: &Client, model: &Model, range: (i64, i64)) -> anyhow::Result<usize> {
+/// Every REST answer for the test metrics equals the model; returns the queries made.
+async fn check_rest(gateway: &Api, model: &Model, range: (i64, i64)) -> anyhow::Result<usize> {
     let mut calls = 0;
     for tenant in TENANTS {
-        for metric in METRICS {
-            // Exact sets: the full set, the rollups, the total.
-            let mut filters: Vec<(Dims, Vec<&str>)> = Vec::new();
-            for set in metric.dim_sets() {
-                for series in model.series_of(tenant, metric, &set) {
-                    filters.push((series, metric.stats()));
-                }
-            }
-            // A filter on a dimension subset that is not kept: combined from full-set rows,
-            // for the stats that combine.
-            if metric.name == "checkout" {
-                for plan in PLANS {
-                    filters.push((
-                        dims(&[("plan", plan)]),
-                        vec!["count", "sum", "min", "max", "avg"],
-                    ));
-                }
-            }
-            for (filter, stats) in filters {
-                let starts = model.window_starts(tenant, metric, WINDOW_MS);
-                for stat in stats {
-                    let (status, body) = client
-                        .metric(tenant, metric.name, &filter, stat, None, range)
-                        .await?;
-                    calls += 1;
-                    let what = format!("{tenant} {} {filter:?} {stat}", metric.name);
-                    ensure!(status == 200, "{what}: {status} {body}");
-                    let windows = body["windows"].as_array().cloned().unwrap_or_default();
-                    let got: BTreeSet<i64> = windows
-                        .iter()
-                        .filter_map(|w| parse_rfc3339(w["window_start"].as_str()?))
-                        .collect();
-                    let want_starts: BTreeSet<i64> = starts
-                        .iter()
-                        .copied()
-                        .filter(|s| {
-                            model
-                                .derived(tenant, metric, &filter, *s, WINDOW_MS)
-                                .is_some()
-                        })
-                        .collect();
-                    ensure!(
-                        got == want_starts,
-                        "{what}: windows {got:?}, expected {want_starts:?}: {body}"
-                    );
-                    for window in &windows {
-                        let start = parse_rfc3339(window["window_start"].as_str().unwrap_or(""))
-                            .unwrap_or_default();
-                        let want = model
-                            .derived(tenant, metric, &filter, start, WINDOW_MS)
-                            .expect("expected window");
-                        check_window(&format!("{what} @{start}"), stat, window, &want, true)?;
-                    }
-                }
+        calls += rest_serves_every_kept_and_combined_set(gateway, model, tenant, range).await?;
+        calls += rest_refuses_what_it_cannot_derive(gateway, tenant, range).await?;
+        calls += rest_combines_windows_into_a_coarser_one(gateway, model, tenant, range).await?;
+        calls +=
+            rest_counts_every_event_in_the_builtin_metric(gateway, model, tenant, range).await?;
+    }
+    Ok(calls)
+}
+
+/// Every kept dimension set (full set, rollups, total) of every metric, and filters on a
+/// subset that is not kept (combined from full-set rows, for the stats that combine): the
+/// windows with data, each exact.
+async fn rest_serves_every_kept_and_combined_set(
+    gateway: &Api,
+    model: &Model,
+    tenant: &str,
+    range: (i64, i64),
+) -> anyhow::Result<usize> {
+    let mut calls = 0;
+    for metric in METRICS {
+        // Exact sets: the full set, the rollups, the total.
+        let mut filters: Vec<(Dims, Vec<&str>)> = Vec::new();
+        for set in metric.dim_sets() {
+            for series in model.series_of(tenant, metric, &set) {
+                filters.push((series, metric.stats()));
             }
         }
-        // Not derivable: distinct users for a plan (only plan x region and region are kept).
-        let (status, body) = client
-            .metric(
-                tenant,
-                "checkout",
-                &dims(&[("plan", "pro")]),
-                "unique",
-                None,
-                range,
-            )
-            .await?;
-        calls += 1;
-        ensure!(
-            status == 400,
-            "unique by plan must be refused, got {status} {body}"
-        );
-        // A coarser window combines the metric's windows. It is final once it is known to be
-        // closed: a final row reaches its end, or the aggregators report windows closed
-        // through its end (allowed lateness after it), so an answer may say `final: false`
-        // for a while after the end; the values are exact in every answer.
-        let coarse = 2 * WINDOW_MS;
-        for stat in ["count", "sum", "min", "max", "avg"] {
-            let what = format!("{tenant} checkout total {stat} per 4s");
-            let deadline = Instant::now() + PATIENCE;
-            loop {
-                let (status, body) = client
-                    .metric(tenant, "checkout", &Dims::new(), stat, Some("4s"), range)
-                    .await?;
+        // A filter on a dimension subset that is not kept: combined from full-set rows,
+        // for the stats that combine.
+        if metric.name == "checkout" {
+            for plan in PLANS {
+                filters.push((
+                    dims(&[("plan", plan)]),
+                    vec!["count", "sum", "min", "max", "avg"],
+                ));
+            }
+        }
+        for (filter, stats) in filters {
+            let starts = model.window_starts(tenant, metric, WINDOW_MS);
+            for stat in stats {
+                let (status, body) =
+                    metric_query(gateway, tenant, metric.name, &filter, stat, None, range).await?;
                 calls += 1;
+                let what = format!("{tenant} {} {filter:?} {stat}", metric.name);
                 ensure!(status == 200, "{what}: {status} {body}");
                 let windows = body["windows"].as_array().cloned().unwrap_or_default();
-                let want_starts = model.window_starts(tenant, &CHECKOUT, coarse);
-                ensure!(windows.len() == want_starts.len(), "{what}: {body}");
-                let mut all_final = true;
-                for (window, start) in windows.iter().zip(&want_starts) {
-                    ensure!(
-                        window["window_start"] == json!(format_rfc3339(*start)),
-                        "{what}: {window}"
-                    );
-                    let want = model
-                        .derived(tenant, &CHECKOUT, &Dims::new(), *start, coarse)
-                        .expect("data");
-                    let is_final = window["final"] == json!(true);
-                    ensure!(
-                        !is_final || start + coarse <= now_millis(),
-                        "{what}: final before its end: {window}"
-                    );
-                    all_final &= is_final;
-                    check_window(&what, stat, window, &want, is_final)?;
-                }
-                if all_final {
-                    break;
-                }
+                let got: BTreeSet<i64> = windows
+                    .iter()
+                    .filter_map(|w| parse_rfc3339(w["window_start"].as_str()?))
+                    .collect();
+                let want_starts: BTreeSet<i64> = starts
+                    .iter()
+                    .copied()
+                    .filter(|s| {
+                        model
+                            .derived(tenant, metric, &filter, *s, WINDOW_MS)
+                            .is_some()
+                    })
+                    .collect();
                 ensure!(
-                    Instant::now() < deadline,
-                    "{what}: not final within {PATIENCE:?}: {body}"
+                    got == want_starts,
+                    "{what}: windows {got:?}, expected {want_starts:?}: {body}"
                 );
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                for window in &windows {
+                    let start = parse_rfc3339(window["window_start"].as_str().unwrap_or(""))
+                        .unwrap_or_default();
+                    let want = model
+                        .derived(tenant, metric, &filter, start, WINDOW_MS)
+                        .expect("expected window");
+                    check_window(&format!("{what} @{start}"), stat, window, &want, true)?;
+                }
             }
-        }
-        // The built-in `events` metric: every accepted event, by type, by source and in total.
-        let event_range = (range.0 - 60_000, range.1 + 60_000);
-        let mut filters = vec![(Dims::new(), None, None)];
-        for event_type in ["payment_completed", "api_request", "page_view"] {
-            filters.push((dims(&[("event_type", event_type)]), Some(event_type), None));
-        }
-        for source in SOURCES {
-            filters.push((dims(&[("source", source)]), None, Some(source)));
-        }
-        for (filter, event_type, source) in filters {
-            let want: u64 = model
-                .events
-                .iter()
-                .filter(|((t, e, s), _)| {
-                    t == tenant
-                        && event_type.is_none_or(|x| x == e.as_str())
-                        && source.is_none_or(|x| x == s.as_str())
-                })
-                .map(|(_, n)| n)
-                .sum();
-            let (status, body) = client
-                .metric(tenant, "events", &filter, "count", None, event_range)
-                .await?;
-            calls += 1;
-            ensure!(status == 200, "{tenant} events {filter:?}: {status} {body}");
-            let got: f64 = body["windows"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|w| w["value"].as_f64())
-                .sum();
-            ensure!(
-                got == want as f64,
-                "{tenant} events {filter:?}: {got}, expected {want}: {body}"
-            );
         }
     }
     Ok(calls)
 }
 
-/// Sleeps until the wall clock is `at` (Unix ms).
-async fn sleep_until_ms(at: i64) {
-    let left = at - now_millis();
-    if left > 0 {
-        tokio::time::sleep(Duration::from_millis(left as u64)).await;
+/// Not derivable: distinct users for a plan (only plan x region and region are kept): 400.
+async fn rest_refuses_what_it_cannot_derive(
+    gateway: &Api,
+    tenant: &str,
+    range: (i64, i64),
+) -> anyhow::Result<usize> {
+    let filter = dims(&[("plan", "pro")]);
+    let (status, body) =
+        metric_query(gateway, tenant, "checkout", &filter, "unique", None, range).await?;
+    ensure!(
+        status == 400,
+        "unique by plan must be refused, got {status} {body}"
+    );
+    Ok(1)
+}
+
+/// A coarser window combines the metric's windows. It is final once it is known to be
+/// closed: a final row reaches its end, or the aggregators report windows closed through its
+/// end (allowed lateness after it), so an answer may say `final: false` for a while after the
+/// end; the values are exact in every answer.
+async fn rest_combines_windows_into_a_coarser_one(
+    gateway: &Api,
+    model: &Model,
+    tenant: &str,
+    range: (i64, i64),
+) -> anyhow::Result<usize> {
+    let mut calls = 0;
+    let coarse = 2 * WINDOW_MS;
+    for stat in ["count", "sum", "min", "max", "avg"] {
+        let what = format!("{tenant} checkout total {stat} per 4s");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (status, body) = metric_query(
+                gateway,
+                tenant,
+                "checkout",
+                &Dims::new(),
+                stat,
+                Some("4s"),
+                range,
+            )
+            .await?;
+            calls += 1;
+            ensure!(status == 200, "{what}: {status} {body}");
+            let windows = body["windows"].as_array().cloned().unwrap_or_default();
+            let want_starts = model.window_starts(tenant, &CHECKOUT, coarse);
+            ensure!(windows.len() == want_starts.len(), "{what}: {body}");
+            let mut all_final = true;
+            for (window, start) in windows.iter().zip(&want_starts) {
+                ensure!(
+                    window["window_start"] == json!(format_rfc3339(*start)),
+                    "{what}: {window}"
+                );
+                let want = model
+                    .derived(tenant, &CHECKOUT, &Dims::new(), *start, coarse)
+                    .expect("data");
+                let is_final = window["final"] == json!(true);
+                ensure!(
+                    !is_final || start + coarse <= now_millis(),
+                    "{what}: final before its end: {window}"
+                );
+                all_final &= is_final;
+                check_window(&what, stat, window, &want, is_final)?;
+            }
+            if all_final {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{what}: not final within {PATIENCE:?}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(calls)
+}
+
+/// The built-in `events` metric: every accepted event, by type, by source and in total.
+async fn rest_counts_every_event_in_the_builtin_metric(
+    gateway: &Api,
+    model: &Model,
+    tenant: &str,
+    range: (i64, i64),
+) -> anyhow::Result<usize> {
+    let mut calls = 0;
+    let event_range = (range.0 - 60_000, range.1 + 60_000);
+    let mut filters = vec![(Dims::new(), None, None)];
+    for event_type in ["payment_completed", "api_request", "page_view"] {
+        filters.push((dims(&[("event_type", event_type)]), Some(event_type), None));
+    }
+    for source in SOURCES {
+        filters.push((dims(&[("source", source)]), None, Some(source)));
+    }
+    for (filter, event_type, source) in filters {
+        let want: u64 = model
+            .events
+            .iter()
+            .filter(|((t, e, s), _)| {
+                t == tenant
+                    && event_type.is_none_or(|x| x == e.as_str())
+                    && source.is_none_or(|x| x == s.as_str())
+            })
+            .map(|(_, n)| n)
+            .sum();
+        let (status, body) = metric_query(
+            gateway,
+            tenant,
+            "events",
+            &filter,
+            "count",
+            None,
+            event_range,
+        )
+        .await?;
+        calls += 1;
+        ensure!(status == 200, "{tenant} events {filter:?}: {status} {body}");
+        let got: f64 = body["windows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w["value"].as_f64())
+            .sum();
+        ensure!(
+            got == want as f64,
+            "{tenant} events {filter:?}: {got}, expected {want}: {body}"
+        );
+    }
+    Ok(calls)
+}
+
+/// The scenario's state from phase to phase.
+struct Scenario<'a> {
+    stack: &'a Stack,
+    /// The gateway's REST API (30 s request timeout).
+    gateway: Api,
+    /// The edge agent's ingest (30 s request timeout).
+    agent: Api,
+    /// For the dashboard streams: no request timeout.
+    streams: reqwest::Client,
+    rng: TestRng,
+    /// What the pipeline must make of every event accepted so far.
+    model: Model,
+    /// acme's dashboard: its widgets (with the ids the gateway gave them) and id.
+    widgets: Vec<Widget>,
+    dashboard_id: String,
+    /// Starts of windows A (ended as the events are sent) and B (begins as they are sent).
+    a: i64,
+    b: i64,
+    /// What the first viewer shows.
+    screen: Screen,
+    /// Updates the first viewer read up to the corrections.
+    updates_on_time: usize,
+    /// REST queries checked.
+    rest_calls: usize,
+}
+
+impl<'a> Scenario<'a> {
+    fn new(stack: &'a Stack) -> Self {
+        let client = http_client(Some(Duration::from_secs(30)));
+        Self {
+            stack,
+            gateway: Api::new(client.clone(), stack.gateway_url()),
+            agent: Api::new(client, stack.agent_url()),
+            streams: http_client(None),
+            rng: TestRng::seeded("pipeline_e2e", 0x9e37_79b9_7f4a_7c15),
+            model: Model::default(),
+            widgets: Vec::new(),
+            dashboard_id: String::new(),
+            a: 0,
+            b: 0,
+            screen: Screen::default(),
+            updates_on_time: 0,
+            rest_calls: 0,
+        }
+    }
+
+    /// The phases in order.
+    async fn run(&mut self) -> anyhow::Result<()> {
+        self.definitions_made_through_the_gateway_reach_the_agent()
+            .await?;
+        let mut sse = self.a_new_dashboards_viewer_gets_empty_snapshots().await?;
+        self.on_time_events_are_accepted_and_invalid_ones_rejected()
+            .await?;
+        // (b)
+        self.the_viewer_sees_every_window_reach_its_exact_final_value(&mut sse)
+            .await?;
+        // (a)
+        self.questdb_and_rest_hold_exactly_the_model().await?;
+        // (c)
+        self.late_events_within_the_horizon_are_accepted().await?;
+        let corrected = self
+            .the_viewer_sees_the_corrections_of_the_windows_they_touch(&mut sse)
+            .await?;
+        drop(sse);
+        self.questdb_and_rest_hold_exactly_the_model().await?;
+        self.a_new_viewer_gets_the_final_corrected_snapshots()
+            .await?;
+        eprintln!(
+            "pipeline_e2e: {} series windows exact in QuestDB and over {} REST queries; \
+             {} + {} stream updates; corrections on {corrected} widget windows",
+            self.model.windows.len(),
+            self.rest_calls,
+            self.updates_on_time,
+            self.screen.updates - self.updates_on_time
+        );
+        Ok(())
+    }
+
+    /// Metric definitions, through the gateway; the agent picks them up from the config
+    /// bucket: its `rtdash_agent_definitions_active` counts them and the built-in one.
+    async fn definitions_made_through_the_gateway_reach_the_agent(&self) -> anyhow::Result<()> {
+        for tenant in TENANTS {
+            for metric in METRICS {
+                let (status, body) = self
+                    .gateway
+                    .post_json("/v1/metric-definitions", &metric.definition(tenant))
+                    .await?;
+                ensure!(status == 201, "define {}: {status} {body}", metric.name);
+            }
+        }
+        let want_active = (1 + TENANTS.len() * METRICS.len()) as f64;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let active = self.agent.metric("rtdash_agent_definitions_active").await?;
+            if active == want_active {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the agent has {active} metric definitions, expected {want_active}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A dashboard for acme, created through the API, and a viewer on it: one empty snapshot
+    /// per widget, without error.
+    async fn a_new_dashboards_viewer_gets_empty_snapshots(&mut self) -> anyhow::Result<Sse> {
+        let mut widgets = vec![
+            Widget::new(&CHECKOUT, Dims::new(), "count"),
+            Widget::new(&CHECKOUT, dims(&[("region", "us")]), "sum"),
+            Widget::new(&CHECKOUT, Dims::new(), "unique"),
+            Widget::new(&API_LATENCY, dims(&[("service", "search")]), "max"),
+            Widget::new(&CHECKOUT, dims(&[("plan", "pro")]), "avg"),
+        ];
+        let body = json!({
+            "tenant_id": "acme",
+            "name": "e2e",
+            "widgets": widgets.iter().map(|w| json!({
+                "metric_name": w.metric.name,
+                "dimensions": w.filter,
+                "stat": w.stat,
+                "time_window": "last_15m",
+                "viz_type": "line_chart",
+            })).collect::<Vec<_>>(),
+        });
+        let (status, dashboard) = self.gateway.post_json("/v1/dashboards", &body).await?;
+        ensure!(status == 201, "create dashboard: {status} {dashboard}");
+        self.dashboard_id = dashboard["dashboard_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for (widget, created) in widgets
+            .iter_mut()
+            .zip(dashboard["widgets"].as_array().into_iter().flatten())
+        {
+            widget.id = created["widget_id"].as_str().unwrap_or_default().to_owned();
+        }
+        self.widgets = widgets;
+        let mut sse = self.open_viewer().await?;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut snapshots = BTreeMap::new();
+        while snapshots.len() < self.widgets.len() {
+            let event = next_event(&mut sse, deadline).await?.ok_or_else(|| {
+                anyhow!("snapshots: {} of {}", snapshots.len(), self.widgets.len())
+            })?;
+            if event.event == "snapshot" {
+                snapshots.insert(
+                    event.data["widget_id"].as_str().unwrap_or("").to_owned(),
+                    event.data,
+                );
+            }
+        }
+        for widget in &self.widgets {
+            let snapshot = &snapshots[&widget.id];
+            ensure!(
+                snapshot["error"].is_null() && snapshot["windows"] == json!([]),
+                "first snapshot of {} {} must be empty: {snapshot}",
+                widget.metric.name,
+                widget.stat
+            );
+        }
+        Ok(sse)
+    }
+
+    /// A viewer of acme's dashboard.
+    async fn open_viewer(&self) -> anyhow::Result<Sse> {
+        let url = stream_url(&self.gateway.base, "acme", &self.dashboard_id);
+        Sse::open(&self.streams, &url, None).await
+    }
+
+    /// Windows A and B: B begins now (give or take), A just ended. A first batch as B begins
+    /// (A's events already after A's end: late, but within the allowed lateness) with one
+    /// invalid item (rejected), a second one a second later; both within the allowed
+    /// lateness of A, or the machine is too slow for the test.
+    async fn on_time_events_are_accepted_and_invalid_ones_rejected(
+        &mut self,
+    ) -> anyhow::Result<()> {
+        let mut now = now_millis();
+        while !(150..700).contains(&now.rem_euclid(WINDOW_MS)) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            now = now_millis();
+        }
+        let b = now - now.rem_euclid(WINDOW_MS);
+        let a = b - WINDOW_MS;
+        (self.a, self.b) = (a, b);
+        let first = on_time_batch(&mut self.rng, a, b, (b, b + 150), 1);
+        let invalid = json!({"tenant_id": "acme", "source": "web", "event_type": "page_view",
+                             "properties": {"nested": {"no": 1}}, "occurred_at": format_rfc3339(b)});
+        send_events(&self.agent, &first, &[invalid]).await?;
+        self.model.record(&first, false);
+        // A second batch a second later: A ended 1.2 s ago, within the allowed lateness.
+        sleep_until_ms(b + 1_200).await;
+        let second = on_time_batch(&mut self.rng, a, b, (b + 150, b + 1_200), 2);
+        send_events(&self.agent, &second, &[]).await?;
+        let sent = now_millis();
+        ensure!(
+            sent < a + WINDOW_MS + LATENESS_MS - 1_500,
+            "the machine is too slow for this test's timings: the second batch was only accepted \
+             {} ms after window A ended (A closes {LATENESS_MS} ms after its end)",
+            sent - a - WINDOW_MS
+        );
+        self.model.record(&second, false);
+        Ok(())
+    }
+
+    /// (b) The viewer sees every window of every widget reach its exact final value.
+    async fn the_viewer_sees_every_window_reach_its_exact_final_value(
+        &mut self,
+        sse: &mut Sse,
+    ) -> anyhow::Result<()> {
+        let (widgets, a, b) = (&self.widgets, self.a, self.b);
+        self.screen
+            .follow(sse, "final windows on the stream", |s| {
+                all_final(s, widgets, a, b, |_, _| 0)
+            })
+            .await?;
+        for widget in &self.widgets {
+            for start in [self.a, self.b] {
+                let want = self
+                    .model
+                    .derived("acme", widget.metric, &widget.filter, start, WINDOW_MS)
+                    .expect("every widget has data in A and B");
+                let got = self.screen.window(widget, start).expect("seen");
+                let what = format!(
+                    "stream {} {:?} {} @{start}",
+                    widget.metric.name, widget.filter, widget.stat
+                );
+                check_window(&what, widget.stat, got, &want, true)?;
+            }
+        }
+        self.updates_on_time = self.screen.updates;
+        Ok(())
+    }
+
+    /// (a) Once every window (and correction) is written, QuestDB holds exactly the model's
+    /// rows and every REST answer equals the model.
+    async fn questdb_and_rest_hold_exactly_the_model(&mut self) -> anyhow::Result<()> {
+        let revisions: u32 = self.model.windows.values().map(|acc| acc.revision).sum();
+        wait_table(self.stack, self.model.windows.len(), revisions).await?;
+        check_table(self.stack, &self.model)?;
+        let range = (self.a - 2 * WINDOW_MS, self.b + 2 * WINDOW_MS);
+        self.rest_calls += check_rest(&self.gateway, &self.model, range).await?;
+        Ok(())
+    }
+
+    /// (c) Late events, after their windows closed, within the correction horizon: acme's two
+    /// in A on one series (one request: one correction of two events), globex's one in B.
+    /// The model then holds 3 series x 2 corrections.
+    async fn late_events_within_the_horizon_are_accepted(&mut self) -> anyhow::Result<()> {
+        let payment = |tenant: &'static str,
+                       source: &'static str,
+                       region: &str,
+                       plan: &str,
+                       amount: f64,
+                       user: &str,
+                       occurred_at: i64| Event {
+            tenant,
+            source,
+            event_type: "payment_completed",
+            properties: props(&[
+                ("region", json!(region)),
+                ("plan", json!(plan)),
+                ("amount", json!(amount)),
+                ("user_id", json!(user)),
+            ]),
+            occurred_at,
+        };
+        let (a, b) = (self.a, self.b);
+        let late = vec![
+            payment("acme", "web", "us", "pro", 1234.5, "late-1", a + 700),
+            payment("acme", "web", "us", "pro", 0.5, "late-2", a + 1_900),
+            payment("globex", "api-gw", "eu", "free", 99999.75, "late-3", b + 10),
+        ];
+        ensure!(
+            now_millis() < a + HORIZON_MS - 10_000,
+            "too slow: window A is about to leave the correction horizon"
+        );
+        send_events(&self.agent, &late, &[]).await?;
+        self.model.record(&late, true);
+        let revisions: u32 = self.model.windows.values().map(|acc| acc.revision).sum();
+        ensure!(
+            revisions == 6,
+            "the model has {revisions} corrections, expected 3 series x 2"
+        );
+        Ok(())
+    }
+
+    /// On the open stream: the corrected windows (revision 1, late count) of exactly the
+    /// widgets the late events touch, final and exact; and the stream said `status` `ok`.
+    /// Returns the corrected widget windows.
+    async fn the_viewer_sees_the_corrections_of_the_windows_they_touch(
+        &mut self,
+        sse: &mut Sse,
+    ) -> anyhow::Result<usize> {
+        let (widgets, a, b, model) = (&self.widgets, self.a, self.b, &self.model);
+        let revision_of = |w: &Widget, start: i64| -> u64 {
+            model
+                .derived("acme", w.metric, &w.filter, start, WINDOW_MS)
+                .map_or(0, |acc| u64::from(acc.revision))
+        };
+        self.screen
+            .follow(sse, "corrections on the stream", |s| {
+                all_final(s, widgets, a, b, revision_of)
+            })
+            .await?;
+        let mut corrected = 0;
+        for widget in &self.widgets {
+            for start in [self.a, self.b] {
+                let want = self
+                    .model
+                    .derived("acme", widget.metric, &widget.filter, start, WINDOW_MS)
+                    .expect("data");
+                corrected += usize::from(want.revision > 0);
+                let got = self.screen.window(widget, start).expect("seen");
+                let what = format!(
+                    "stream {} {:?} {} @{start} (corrected)",
+                    widget.metric.name, widget.filter, widget.stat
+                );
+                check_window(&what, widget.stat, got, &want, true)?;
+            }
+        }
+        ensure!(
+            corrected == 4,
+            "4 widget windows should be corrected, {corrected} were"
+        );
+        ensure!(
+            self.screen.status_ok,
+            "no `status` event with state `ok` on the stream"
+        );
+        Ok(corrected)
+    }
+
+    /// A new viewer's snapshots show the final, corrected windows, A and B, exact.
+    async fn a_new_viewer_gets_the_final_corrected_snapshots(&self) -> anyhow::Result<()> {
+        let mut sse = self.open_viewer().await?;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut seen = 0;
+        while seen < self.widgets.len() {
+            let event = next_event(&mut sse, deadline)
+                .await?
+                .ok_or_else(|| anyhow!("second viewer's snapshots"))?;
+            if event.event != "snapshot" {
+                continue;
+            }
+            seen += 1;
+            let widget = self
+                .widgets
+                .iter()
+                .find(|w| event.data["widget_id"] == json!(w.id))
+                .ok_or_else(|| anyhow!("snapshot of an unknown widget: {}", event.data))?;
+            let windows = event.data["windows"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let what = format!(
+                "snapshot {} {:?} {}",
+                widget.metric.name, widget.filter, widget.stat
+            );
+            ensure!(
+                windows.len() == 2,
+                "{what}: {} windows: {}",
+                windows.len(),
+                event.data
+            );
+            for (window, start) in windows.iter().zip([self.a, self.b]) {
+                ensure!(
+                    window["window_start"] == json!(format_rfc3339(start)),
+                    "{what}: {window}"
+                );
+                let want = self
+                    .model
+                    .derived("acme", widget.metric, &widget.filter, start, WINDOW_MS)
+                    .expect("data");
+                check_window(
+                    &format!("{what} @{start}"),
+                    widget.stat,
+                    window,
+                    &want,
+                    true,
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
-async fn scenario(stack: &Stack) -> anyhow::Result<()> {
-    let client = Client {
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()?,
-        gateway: stack.gateway_url(),
-        agent: stack.agent_url(),
-    };
-    let http = reqwest::Client::builder().no_proxy().build()?; // streams: no timeout
-
-    // Metric definitions, through the gateway; the agent picks them up from the config bucket.
-    for tenant in TENANTS {
-        for metric in METRICS {
-            let (status, body) = client
-                .post("/v1/metric-definitions", &metric.definition(tenant))
-                .await?;
-            ensure!(status == 201, "define {}: {status} {body}", metric.name);
-        }
-    }
-    let want_active = (1 + TENANTS.len() * METRICS.len()) as f64;
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let text = client
-            .http
-            .get(format!("{}/metrics", client.agent))
-            .send()
-            .await?
-            .text()
-            .await?;
-        let active = metric_sum(&text, "rtdash_agent_definitions_active");
-        if active == want_active {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "the agent has {active} metric definitions, expected {want_active}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    // A dashboard for acme, and a viewer on it.
-    let mut widgets = vec![
-        Widget {
-            metric: &CHECKOUT,
-            filter: Dims::new(),
-            stat: "count",
-            id: String::new(),
-        },
-        Widget {
-            metric: &CHECKOUT,
-            filter: dims(&[("region", "us")]),
-            stat: "sum",
-            id: String::new(),
-        },
-        Widget {
-            metric: &CHECKOUT,
-            filter: Dims::new(),
-            stat: "unique",
-            id: String::new(),
-        },
-        Widget {
-            metric: &API_LATENCY,
-            filter: dims(&[("service", "search")]),
-            stat: "max",
-            id: String::new(),
-        },
-        Widget {
-            metric: &CHECKOUT,
-            filter: dims(&[("plan", "pro")]),
-            stat: "avg",
-            id: String::new(),
-        },
-    ];
-    let body = json!({
-        "tenant_id": "acme",
-        "name": "e2e",
-        "widgets": widgets.iter().map(|w| json!({
-            "metric_name": w.metric.name,
-            "dimensions": w.filter,
-            "stat": w.stat,
-            "time_window": "last_15m",
-            "viz_type": "line_chart",
-        })).collect::<Vec<_>>(),
-    });
-    let (status, dashboard) = client.post("/v1/dashboards", &body).await?;
-    ensure!(status == 201, "create dashboard: {status} {dashboard}");
-    let dashboard_id = dashboard["dashboard_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    for (widget, created) in widgets
-        .iter_mut()
-        .zip(dashboard["widgets"].as_array().into_iter().flatten())
-    {
-        widget.id = created["widget_id"].as_str().unwrap_or_default().to_owned();
-    }
-    let viewer = Client {
-        http: http.clone(),
-        gateway: client.gateway.clone(),
-        agent: String::new(),
-    };
-    let mut sse = Sse::open(&viewer, "acme", &dashboard_id).await?;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut snapshots = BTreeMap::new();
-    while snapshots.len() < widgets.len() {
-        let event = sse
-            .next(deadline)
-            .await?
-            .ok_or_else(|| anyhow!("snapshots: {} of {}", snapshots.len(), widgets.len()))?;
-        if event.event == "snapshot" {
-            snapshots.insert(
-                event.data["widget_id"].as_str().unwrap_or("").to_owned(),
-                event.data,
-            );
-        }
-    }
-    for widget in &widgets {
-        let snapshot = &snapshots[&widget.id];
-        ensure!(
-            snapshot["error"].is_null() && snapshot["windows"] == json!([]),
-            "first snapshot of {} {} must be empty: {snapshot}",
-            widget.metric.name,
-            widget.stat
-        );
-    }
-
-    // Windows A and B: B begins now (give or take), A just ended.
-    let mut now = now_millis();
-    while !(150..700).contains(&now.rem_euclid(WINDOW_MS)) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        now = now_millis();
-    }
-    let b = now - now.rem_euclid(WINDOW_MS);
-    let a = b - WINDOW_MS;
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut model = Model::default();
-    let first = on_time_batch(&mut rng, a, b, (b, b + 150), 1);
-    let invalid = json!({"tenant_id": "acme", "source": "web", "event_type": "page_view",
-                         "properties": {"nested": {"no": 1}}, "occurred_at": format_rfc3339(b)});
-    client.send_ok(&first, &[invalid]).await?;
-    model.record(&first, false);
-    // A second batch a second later: A ended 1.2 s ago, within the allowed lateness.
-    sleep_until_ms(b + 1_200).await;
-    let second = on_time_batch(&mut rng, a, b, (b + 150, b + 1_200), 2);
-    client.send_ok(&second, &[]).await?;
-    let sent = now_millis();
-    ensure!(
-        sent < a + WINDOW_MS + LATENESS_MS - 1_500,
-        "the machine is too slow for this test's timings: the second batch was only accepted \
-         {} ms after window A ended (A closes {LATENESS_MS} ms after its end)",
-        sent - a - WINDOW_MS
-    );
-    model.record(&second, false);
-
-    // (b) The viewer sees every window of every widget reach its exact final value.
-    let mut screen = Screen::default();
-    let expect_final = |screen: &Screen, revision_of: &dyn Fn(&Widget, i64) -> u64| {
-        widgets.iter().all(|w| {
-            [a, b].iter().all(|start| {
-                screen.window(w, *start).is_some_and(|v| {
-                    v["final"] == json!(true) && v["revision"] == json!(revision_of(w, *start))
-                })
+/// Whether `screen` shows every window (A and B) of every widget final, at the revision
+/// `revision_of(widget, start)`.
+fn all_final(
+    screen: &Screen,
+    widgets: &[Widget],
+    a: i64,
+    b: i64,
+    revision_of: impl Fn(&Widget, i64) -> u64,
+) -> bool {
+    widgets.iter().all(|w| {
+        [a, b].iter().all(|start| {
+            screen.window(w, *start).is_some_and(|v| {
+                v["final"] == json!(true) && v["revision"] == json!(revision_of(w, *start))
             })
         })
-    };
-    screen
-        .follow(&mut sse, "final windows on the stream", |s| {
-            expect_final(s, &|_, _| 0)
-        })
-        .await?;
-    for widget in &widgets {
-        for start in [a, b] {
-            let want = model
-                .derived("acme", widget.metric, &widget.filter, start, WINDOW_MS)
-                .expect("every widget has data in A and B");
-            let got = screen.window(widget, start).expect("seen");
-            let what = format!(
-                "stream {} {:?} {} @{start}",
-                widget.metric.name, widget.filter, widget.stat
-            );
-            check_window(&what, widget.stat, got, &want, true)?;
-        }
-    }
-    let updates_on_time = screen.updates;
-
-    // (a) QuestDB and the REST API hold exactly the model.
-    wait_table(stack, model.windows.len(), 0).await?;
-    check_table(stack, &model)?;
-    let range = (a - 2 * WINDOW_MS, b + 2 * WINDOW_MS);
-    let calls = check_rest(&client, &model, range).await?;
-
-    // (c) Late events, after their windows closed, within the correction horizon: acme's two
-    // in A on one series (one request: one correction of two events), globex's one in B.
-    let late = vec![
-        Event {
-            tenant: "acme",
-            source: "web",
-            event_type: "payment_completed",
-            properties: props(&[
-                ("region", json!("us")),
-                ("plan", json!("pro")),
-                ("amount", json!(1234.5)),
-                ("user_id", json!("late-1")),
-            ]),
-            occurred_at: a + 700,
-        },
-        Event {
-            tenant: "acme",
-            source: "web",
-            event_type: "payment_completed",
-            properties: props(&[
-                ("region", json!("us")),
-                ("plan", json!("pro")),
-                ("amount", json!(0.5)),
-                ("user_id", json!("late-2")),
-            ]),
-            occurred_at: a + 1_900,
-        },
-        Event {
-            tenant: "globex",
-            source: "api-gw",
-            event_type: "payment_completed",
-            properties: props(&[
-                ("region", json!("eu")),
-                ("plan", json!("free")),
-                ("amount", json!(99999.75)),
-                ("user_id", json!("late-3")),
-            ]),
-            occurred_at: b + 10,
-        },
-    ];
-    ensure!(
-        now_millis() < a + HORIZON_MS - 10_000,
-        "too slow: window A is about to leave the correction horizon"
-    );
-    client.send_ok(&late, &[]).await?;
-    model.record(&late, true);
-    let revisions: u32 = model.windows.values().map(|acc| acc.revision).sum();
-    ensure!(
-        revisions == 6,
-        "the model has {revisions} corrections, expected 3 series x 2"
-    );
-
-    // On the open stream: the corrected windows (revision 1) of the widgets the events touch.
-    let revision_of = |w: &Widget, start: i64| -> u64 {
-        model
-            .derived("acme", w.metric, &w.filter, start, WINDOW_MS)
-            .map_or(0, |acc| u64::from(acc.revision))
-    };
-    screen
-        .follow(&mut sse, "corrections on the stream", |s| {
-            expect_final(s, &revision_of)
-        })
-        .await?;
-    let mut corrected = 0;
-    for widget in &widgets {
-        for start in [a, b] {
-            let want = model
-                .derived("acme", widget.metric, &widget.filter, start, WINDOW_MS)
-                .expect("data");
-            corrected += usize::from(want.revision > 0);
-            let got = screen.window(widget, start).expect("seen");
-            let what = format!(
-                "stream {} {:?} {} @{start} (corrected)",
-                widget.metric.name, widget.filter, widget.stat
-            );
-            check_window(&what, widget.stat, got, &want, true)?;
-        }
-    }
-    ensure!(
-        corrected == 4,
-        "4 widget windows should be corrected, {corrected} were"
-    );
-    ensure!(
-        screen.status_ok,
-        "no `status` event with state `ok` on the stream"
-    );
-    drop(sse);
-
-    wait_table(stack, model.windows.len(), revisions).await?;
-    check_table(stack, &model)?;
-    let calls = calls + check_rest(&client, &model, range).await?;
-
-    // A new viewer's snapshots show the final, corrected windows.
-    let mut sse = Sse::open(&viewer, "acme", &dashboard_id).await?;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut seen = 0;
-    while seen < widgets.len() {
-        let event = sse
-            .next(deadline)
-            .await?
-            .ok_or_else(|| anyhow!("second viewer's snapshots"))?;
-        if event.event != "snapshot" {
-            continue;
-        }
-        seen += 1;
-        let widget = widgets
-            .iter()
-            .find(|w| event.data["widget_id"] == json!(w.id))
-            .ok_or_else(|| anyhow!("snapshot of an unknown widget: {}", event.data))?;
-        let windows = event.data["windows"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let what = format!(
-            "snapshot {} {:?} {}",
-            widget.metric.name, widget.filter, widget.stat
-        );
-        ensure!(
-            windows.len() == 2,
-            "{what}: {} windows: {}",
-            windows.len(),
-            event.data
-        );
-        for (window, start) in windows.iter().zip([a, b]) {
-            ensure!(
-                window["window_start"] == json!(format_rfc3339(start)),
-                "{what}: {window}"
-            );
-            let want = model
-                .derived("acme", widget.metric, &widget.filter, start, WINDOW_MS)
-                .expect("data");
-            check_window(
-                &format!("{what} @{start}"),
-                widget.stat,
-                window,
-                &want,
-                true,
-            )?;
-        }
-    }
-    eprintln!(
-        "pipeline_e2e: {} series windows exact in QuestDB and over {calls} REST queries; \
-         {updates_on_time} + {} stream updates; corrections on {corrected} widget windows",
-        model.windows.len(),
-        screen.updates - updates_on_time
-    );
-    Ok(())
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1347,21 +1293,19 @@ async fn events_reach_questdb_rest_and_live_viewers_exactly() {
     let options = StackOptions::default()
         .aggregator("WINDOWS__ALLOWED_LATENESS_MS", LATENESS_MS)
         .aggregator("WINDOWS__CORRECTION_HORIZON_MS", HORIZON_MS);
-    let mut stack = tokio::task::spawn_blocking(move || Stack::start(options))
+    let mut stack = blocking(move || Stack::start(options))
         .await
-        .expect("start task")
         .unwrap_or_else(|err| panic!("stack did not start: {err:#}"));
     eprintln!(
         "pipeline_e2e: stack up in {:?} (logs in {})",
         started.elapsed(),
         stack.dir().display()
     );
-    if let Err(err) = scenario(&stack).await {
+    if let Err(err) = Scenario::new(&stack).run().await {
         panic!("{err:#}\n\nservice logs:\n{}", stack.logs(40));
     }
-    tokio::task::spawn_blocking(move || stack.stop())
+    blocking(move || stack.stop())
         .await
-        .expect("stop task")
         .unwrap_or_else(|err| panic!("graceful stop: {err:#}"));
     eprintln!("pipeline_e2e: passed in {:?}", started.elapsed());
 }

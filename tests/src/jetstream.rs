@@ -1,20 +1,12 @@
-//! Shared by the `cluster_*` tests: connecting to a cluster, rtdash's hub topology, setting
-//! up an edge site's JetStream objects (the async-nats equivalent of `deploy/edge/up.sh`),
-//! publishing with retries under faults, and reading a stream back.
-
-#![allow(dead_code)] // each test binary uses a part
+//! JetStream from the tests' side: connecting (to a server, a cluster, an edge site),
+//! publishing with retries under faults, reading a stream back, counting its messages.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
+use async_nats::jetstream::{self, consumer, message::PublishMessage};
 use futures::StreamExt;
-use rtdash_runtime::nats::{Ensure, StreamsConfig};
-use rtdash_tests::cluster::{self, EdgeBuffer, EDGE_KINDS};
-
-/// Partition count of the topology the tests create.
-pub const PARTITIONS: u32 = 8;
 
 /// Connects to every URL in `urls`, reconnecting forever (the client moves to another node
 /// when the one it uses dies).
@@ -37,97 +29,9 @@ pub fn jetstream(client: async_nats::Client, timeout: Duration) -> jetstream::Co
     js
 }
 
-/// The streams config the tests use: `replicas` per stream, [`PARTITIONS`] partitions.
-pub fn streams_config(replicas: usize) -> StreamsConfig {
-    StreamsConfig {
-        partitions: PARTITIONS,
-        replicas,
-        ..StreamsConfig::default()
-    }
-}
-
-/// Creates (or updates) rtdash's streams and buckets exactly as the core aggregator does at
-/// start (`ensure_topology` with [`Ensure::CreateOrUpdate`]).
-pub async fn ensure_hub_topology(js: &jetstream::Context, replicas: usize) -> anyhow::Result<()> {
-    let config = streams_config(replicas);
-    // The meta leader may still be settling right after start: retry briefly.
-    let mut last = None;
-    for _ in 0..20 {
-        match rtdash_runtime::nats::ensure_topology(js, &config, Ensure::CreateOrUpdate).await {
-            Ok(()) => return Ok(()),
-            Err(err) => last = Some(err),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Err(last.expect("an error")).context("ensure_topology on the hub")
-}
-
-/// What `deploy/edge/up.sh <site>` does, with async-nats: in the site's domain (`edge_js`,
-/// connected to the leaf node) the edge streams (LIMITS retention) and the read-only mirror
-/// of the config bucket; on the hub (`hub_js`) one source per edge stream, added to the hub
-/// streams' existing sources (idempotent: an existing entry for the same stream and domain
-/// is replaced, others are kept).
-pub async fn ensure_edge_site(
-    hub_js: &jetstream::Context,
-    edge_js: &jetstream::Context,
-    site: &str,
-    buffer: EdgeBuffer,
-) -> anyhow::Result<()> {
-    for kind in EDGE_KINDS {
-        let config: stream::Config =
-            serde_json::from_value(cluster::edge_stream_config(site, kind, buffer, PARTITIONS)?)
-                .context("edge stream config")?;
-        edge_js
-            .create_or_update_stream(config)
-            .await
-            .with_context(|| {
-                format!("edge stream {} at {site}", cluster::edge_stream_name(kind))
-            })?;
-    }
-    let mirror: stream::Config =
-        serde_json::from_value(cluster::config_mirror_config(site)?).context("config mirror")?;
-    edge_js
-        .create_or_update_stream(mirror)
-        .await
-        .with_context(|| format!("config mirror at {site}"))?;
-    for kind in EDGE_KINDS {
-        add_hub_source(hub_js, site, kind).await?;
-    }
-    Ok(())
-}
-
-/// Adds (or replaces) the source entry for `site`'s edge stream of `kind` on the hub stream.
-pub async fn add_hub_source(
-    hub_js: &jetstream::Context,
-    site: &str,
-    kind: &str,
-) -> anyhow::Result<()> {
-    let name = cluster::hub_stream_name(kind);
-    let source: stream::Source = serde_json::from_value(cluster::hub_source_config(site, kind)?)
-        .context("hub source config")?;
-    let mut hub = hub_js
-        .get_stream(&name)
-        .await
-        .with_context(|| format!("hub stream {name} (created by the core aggregator)"))?;
-    let mut config = hub.info().await?.config.clone();
-    let mut sources = config.sources.take().unwrap_or_default();
-    sources.retain(|s| !(s.name == source.name && s.external == source.external));
-    sources.push(source);
-    config.sources = Some(sources);
-    hub_js
-        .update_stream(config)
-        .await
-        .with_context(|| format!("add {site}'s source to hub stream {name}"))?;
-    Ok(())
-}
-
 /// Puts `value` under `key`, retrying for up to 10 s (right after a bucket is created its
 /// R3 stream may still be electing a leader: "no stream found").
-pub async fn kv_put(
-    kv: &async_nats::jetstream::kv::Store,
-    key: &str,
-    value: &str,
-) -> anyhow::Result<u64> {
+pub async fn kv_put(kv: &jetstream::kv::Store, key: &str, value: &str) -> anyhow::Result<u64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         match kv.put(key, value.to_owned().into_bytes().into()).await {
@@ -138,11 +42,6 @@ pub async fn kv_put(
             Err(err) => return Err(err).with_context(|| format!("put {key}")),
         }
     }
-}
-
-/// The `Nats-Msg-Id` of a partial batch: `<agent>.<partition>.<seq>`.
-pub fn msg_id(agent: &str, partition: u32, seq: u64) -> String {
-    format!("{agent}.{partition}.{seq}")
 }
 
 /// How a publish went.
@@ -267,6 +166,25 @@ pub async fn read_stream(
 pub async fn stream_messages(js: &jetstream::Context, stream: &str) -> anyhow::Result<u64> {
     let mut handle = js.get_stream(stream).await?;
     Ok(handle.info().await?.state.messages)
+}
+
+/// Waits until `stream` holds at least `count` messages (30 s at most).
+pub async fn wait_messages_at_least(
+    js: &jetstream::Context,
+    stream: &str,
+    count: u64,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = stream_messages(js, stream).await.unwrap_or(0);
+        if n >= count {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{stream}: {n} of {count} messages");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until `stream` holds `count` messages; fails after `timeout` with the last count.
