@@ -95,6 +95,7 @@ pub mod archive;
 pub mod config;
 pub mod deadletter;
 pub mod definitions;
+mod fs;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
