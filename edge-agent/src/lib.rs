@@ -110,8 +110,8 @@ use crate::aggregate::{FlushConfig, Flusher, InFlightRequests, Shards};
 use crate::archive::Archive;
 use crate::deadletter::{DeadLetters, DlqSettings};
 use crate::definitions::{Definitions, DefinitionsFileError};
-use crate::ingest::{Ingest, MemoryBudget};
-use crate::memory::AllocatorStats;
+use crate::ingest::Ingest;
+use crate::memory::{AllocatorStats, MemoryBudget};
 use crate::metrics::AgentMetrics;
 use crate::publish::pipeline::{self, PipelineConfig};
 use crate::publish::seq::{now_micros, SeqState};
@@ -227,6 +227,7 @@ pub async fn start(
         .map_err(|err| AgentError::Serve(err.to_string()))?;
     // The recorder first: handles created before it would record nowhere.
     let prometheus = rtdash_runtime::telemetry::metrics_handle();
+    metrics::describe();
     let metrics = AgentMetrics::new();
     let state_dir = config.state_dir.clone();
     std::fs::create_dir_all(&state_dir).map_err(|err| AgentError::state(&state_dir, err))?;
@@ -399,6 +400,7 @@ pub async fn start(
         max_in_flight: config.publish.max_in_flight,
         backoff_max: Duration::from_millis(config.publish.retry_backoff_max_ms),
         name,
+        failures: metrics.publish_failures(name),
     };
     let mut publishers = vec![
         tokio::spawn(pipeline::run(
@@ -544,7 +546,12 @@ async fn housekeeping(ingest: Arc<Ingest>, every: Duration, stop: CancellationTo
                 if let Some(archive) = &ingest.archive {
                     archive.seal_all();
                 }
-                ingest.metrics.record_memory(&ingest.budget);
+                let budget = &ingest.budget;
+                ingest.metrics.record_memory(
+                    budget.used(),
+                    &budget.estimates().components(),
+                    budget.allocator().map(|a| (a.allocated(), a.resident())),
+                );
             }
         }
     }

@@ -7,7 +7,7 @@ use crate::aggregate::{InFlightRequests, Shards};
 use crate::archive::Archive;
 use crate::config::IngestConfig;
 use crate::deadletter::{DeadLetters, Rejected};
-use crate::memory::{AllocatorStats, Estimates};
+use crate::memory::MemoryBudget;
 use crate::metrics::AgentMetrics;
 use crate::publish::spool::Spool;
 use axum::body::Body;
@@ -17,112 +17,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use rtdash_shared::event::{parse_batch, EventLimits, RejectCode, Rejection};
 use rtdash_shared::time::{now_millis, UnixMillis};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-
-/// The memory budget (see [`crate::memory`]): with the allocator's figure, the bytes jemalloc
-/// has allocated plus the request bodies being read; otherwise the sum of the per-component
-/// estimates: aggregation state, in-memory spool, dead-letter queue, the archive queue (with
-/// the `backpressure` policy) and request bodies being read.
-#[derive(Debug)]
-pub struct MemoryBudget {
-    /// The budget in bytes.
-    pub limit: u64,
-    shards: Arc<Shards>,
-    spool: Arc<Spool>,
-    dlq: Arc<DeadLetters>,
-    archive: Option<Arc<Archive>>,
-    bodies: AtomicU64,
-    allocator: Option<Arc<AllocatorStats>>,
-}
-
-impl MemoryBudget {
-    /// A budget of `limit` bytes counted with estimates of these parts (the archive's only
-    /// with its `backpressure` policy).
-    pub fn new(
-        limit: u64,
-        shards: Arc<Shards>,
-        spool: Arc<Spool>,
-        dlq: Arc<DeadLetters>,
-        archive: Option<Arc<Archive>>,
-    ) -> Self {
-        Self {
-            limit,
-            shards,
-            spool,
-            dlq,
-            archive,
-            bodies: AtomicU64::new(0),
-            allocator: None,
-        }
-    }
-
-    /// Counts the allocator's figure instead of the estimates.
-    pub fn with_allocator(mut self, allocator: Option<Arc<AllocatorStats>>) -> Self {
-        self.allocator = allocator;
-        self
-    }
-
-    /// The allocator's statistics, when the budget counts them.
-    pub fn allocator(&self) -> Option<&Arc<AllocatorStats>> {
-        self.allocator.as_ref()
-    }
-
-    /// The per-component estimates (the archive's queue whatever its policy).
-    pub fn estimates(&self) -> Estimates {
-        Estimates {
-            aggregation: self.shards.approx_bytes(),
-            spool: self.spool.stats().memory_bytes.load(Ordering::Relaxed),
-            dlq: self.dlq.memory_bytes(),
-            archive: self.archive.as_ref().map_or(0, |a| a.queued_bytes()),
-            bodies: self.bodies.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Bytes counted against the budget.
-    pub fn used(&self) -> u64 {
-        let bodies = self.bodies.load(Ordering::Relaxed);
-        if let Some(allocator) = &self.allocator {
-            return allocator.allocated() + bodies;
-        }
-        let archive = self
-            .archive
-            .as_ref()
-            .filter(|a| a.counts_in_budget())
-            .map_or(0, |a| a.queued_bytes());
-        self.shards.approx_bytes()
-            + self.spool.stats().memory_bytes.load(Ordering::Relaxed)
-            + self.dlq.memory_bytes()
-            + archive
-            + bodies
-    }
-
-    /// Whether the budget is exhausted.
-    pub fn exhausted(&self) -> bool {
-        self.used() >= self.limit
-    }
-}
-
-/// Releases the body bytes a request counted against the budget.
-struct BodyCharge<'a> {
-    budget: &'a MemoryBudget,
-    bytes: u64,
-}
-
-impl BodyCharge<'_> {
-    fn add(&mut self, bytes: u64) -> bool {
-        self.bytes += bytes;
-        self.budget.bodies.fetch_add(bytes, Ordering::Relaxed);
-        !self.budget.exhausted()
-    }
-}
-
-impl Drop for BodyCharge<'_> {
-    fn drop(&mut self) {
-        self.budget.bodies.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
-}
 
 /// Everything the ingest handler needs.
 #[derive(Debug)]
@@ -386,10 +283,7 @@ pub async fn post_events(
     let span = tracing::debug_span!("ingest", received_at);
     let _in_flight = ingest.in_flight.enter(received_at);
     let kind = BodyKind::from_headers(&headers);
-    let mut charge = BodyCharge {
-        budget: &ingest.budget,
-        bytes: 0,
-    };
+    let mut charge = ingest.budget.charge();
     let read = body::read_limited(
         body,
         &kind,

@@ -14,7 +14,7 @@ pub mod body;
 pub mod handler;
 pub mod response;
 
-pub use handler::{Ingest, MemoryBudget};
+pub use handler::Ingest;
 
 use axum::routing::post;
 use axum::Router;
@@ -33,6 +33,7 @@ mod tests {
     use crate::aggregate::{InFlightRequests, Shards};
     use crate::config::{AgentConfig, IngestConfig};
     use crate::deadletter::{DeadLetters, DlqSettings};
+    use crate::memory::MemoryBudget;
     use crate::metrics::AgentMetrics;
     use crate::publish::pipeline::Outbox;
     use crate::publish::spool::Spool;

@@ -69,8 +69,10 @@ pub struct PipelineConfig {
     pub max_in_flight: usize,
     /// Longest pause after failures.
     pub backoff_max: Duration,
-    /// Name for logs and the failure counter label.
+    /// Name for logs.
     pub name: &'static str,
+    /// Counts failed publishes (each is retried).
+    pub failures: Counter,
 }
 
 type AckFuture<T> = Pin<
@@ -95,7 +97,7 @@ pub async fn run<O: Outbox>(
     config: PipelineConfig,
     stop: CancellationToken,
 ) {
-    let failures: Counter = crate::metrics::AgentMetrics::publish_failures(config.name);
+    let failures = &config.failures;
     let mut in_flight: FuturesUnordered<AckFuture<O::Token>> = FuturesUnordered::new();
     let mut backoff = Duration::ZERO;
     let mut paused_until: Option<Instant> = None;
