@@ -10,10 +10,10 @@
 use clap::Parser;
 use edge_agent::aggregate::{InFlightRequests, Shards};
 use edge_agent::config::{AgentConfig, IngestConfig};
-use edge_agent::deadletter::{DeadLetters, DlqSettings};
 use edge_agent::ingest::Ingest;
 use edge_agent::memory::MemoryBudget;
 use edge_agent::metrics::AgentMetrics;
+use edge_agent::publish::deadletter::{DeadLetters, DlqSettings};
 use edge_agent::publish::spool::Spool;
 use rtdash_shared::event::{parse_batch, parse_event, split_batch, Event, EventLimits};
 use rtdash_shared::messages::PartialBatch;

@@ -11,11 +11,12 @@
 //! ```
 //!
 //! Modules, in the order data flows: [`ingest`] (HTTP, bodies, validation, answers),
-//! [`aggregate`] (shards and the flusher), [`publish`] (sequence numbers, spool, pipelined
-//! publisher), [`deadletter`], [`archive`], [`definitions`] (metric definitions from a file
-//! and the config bucket), [`site`] (subjects and streams: direct or at an edge site),
-//! [`memory`] (what the memory budget counts), [`metrics`] (what `/metrics` shows),
-//! [`config`], [`state`].
+//! [`aggregate`] (shards and the flusher), [`publish`] (the outboxes: partials spool, dead
+//! letters, archive; sequence numbers; the pipelined publisher), [`definitions`] (metric
+//! definitions from a file and the config bucket), [`site`] (subjects and streams: direct or
+//! at an edge site), [`memory`] (what the memory budget counts), [`metrics`] (what `/metrics`
+//! shows), [`selfmetrics`] (the pipeline's own metrics, published as partials), [`config`],
+//! [`state`] (the agent id).
 //!
 //! # Design decisions
 //!
@@ -61,7 +62,7 @@
 //!   state, in-memory spool, dead-letter queue and request bodies (see [`memory`]). Every
 //!   queue is bounded with a documented full policy.
 //! - **Dead letters.** Every rejected item and every rejected body goes to
-//!   `rtdash.dlq.<tenant>` (see [`deadletter`]); they are never dropped silently.
+//!   `rtdash.dlq.<tenant>` (see [`publish::deadletter`]); they are never dropped silently.
 //! - **Shutdown** (SIGINT/SIGTERM or the token passed to [`run`]): stop accepting (axum
 //!   graceful shutdown; requests in progress finish), final drain and flush (heartbeats for
 //!   every idle partition), wait up to `shutdown_grace_ms` for every acknowledgement, write
@@ -91,9 +92,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregate;
-pub mod archive;
 pub mod config;
-pub mod deadletter;
 pub mod definitions;
 mod fs;
 pub mod ingest;
@@ -107,12 +106,12 @@ pub mod state;
 pub use config::AgentConfig;
 
 use crate::aggregate::{FlushConfig, Flusher, InFlightRequests, Shards};
-use crate::archive::Archive;
-use crate::deadletter::{DeadLetters, DlqSettings};
 use crate::definitions::{Definitions, DefinitionsFileError};
 use crate::ingest::Ingest;
 use crate::memory::{AllocatorStats, MemoryBudget};
 use crate::metrics::AgentMetrics;
+use crate::publish::archive::Archive;
+use crate::publish::deadletter::{DeadLetters, DlqSettings};
 use crate::publish::pipeline::{self, PipelineConfig};
 use crate::publish::seq::{now_micros, SeqState};
 use crate::publish::spool::Spool;

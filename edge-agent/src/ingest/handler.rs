@@ -4,11 +4,11 @@
 use super::body::{self, BodyError, BodyKind, Encoding, GunzipError};
 use super::response::{ItemError, Reply};
 use crate::aggregate::{InFlightRequests, Shards};
-use crate::archive::Archive;
 use crate::config::IngestConfig;
-use crate::deadletter::{DeadLetters, Rejected};
 use crate::memory::MemoryBudget;
 use crate::metrics::AgentMetrics;
+use crate::publish::archive::Archive;
+use crate::publish::deadletter::{DeadLetters, Rejected};
 use crate::publish::spool::Spool;
 use axum::body::Body;
 use axum::extract::State;

@@ -32,9 +32,9 @@ mod tests {
     use super::*;
     use crate::aggregate::{InFlightRequests, Shards};
     use crate::config::{AgentConfig, IngestConfig};
-    use crate::deadletter::{DeadLetters, DlqSettings};
     use crate::memory::MemoryBudget;
     use crate::metrics::AgentMetrics;
+    use crate::publish::deadletter::{DeadLetters, DlqSettings};
     use crate::publish::pipeline::Outbox;
     use crate::publish::spool::Spool;
     use axum::body::{to_bytes, Body};

@@ -3,8 +3,8 @@
 
 use super::allocator::AllocatorStats;
 use crate::aggregate::Shards;
-use crate::archive::Archive;
-use crate::deadletter::DeadLetters;
+use crate::publish::archive::Archive;
+use crate::publish::deadletter::DeadLetters;
 use crate::publish::spool::Spool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

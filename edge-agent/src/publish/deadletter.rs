@@ -12,9 +12,9 @@
 //! window. At shutdown whatever is still queued is written to the disk spool and published by
 //! the next start.
 
+use super::pipeline::{Outbox, Outgoing};
+use super::segment::{RecordRef, SegmentLog};
 use crate::metrics::AgentMetrics;
-use crate::publish::pipeline::{Outbox, Outgoing};
-use crate::publish::segment::{RecordRef, SegmentLog};
 use async_nats::jetstream::publish::PublishAck;
 use bytes::Bytes;
 use rtdash_shared::messages::DeadLetter;
@@ -121,7 +121,7 @@ impl DeadLetters {
             subject_prefix: names::DEFAULT_SUBJECT_PREFIX.to_owned(),
             rejected_by: format!("edge-agent:{agent_id}"),
             settings,
-            next_id: AtomicU64::new(crate::publish::seq::now_micros().max(max_recovered + 1)),
+            next_id: AtomicU64::new(super::seq::now_micros().max(max_recovered + 1)),
             memory_bytes: AtomicU64::new(0),
             wake: Arc::new(Notify::new()),
             metrics,

@@ -20,9 +20,9 @@
 //! answers `503` until the queue drains. The archive has no disk spool: chunks still queued
 //! when the shutdown grace period ends are counted as dropped and logged.
 
+use super::pipeline::{Outbox, Outgoing};
 use crate::config::{ArchiveCompression, ArchiveFullPolicy};
 use crate::metrics::AgentMetrics;
-use crate::publish::pipeline::{Outbox, Outgoing};
 use async_nats::jetstream::publish::PublishAck;
 use bytes::Bytes;
 use rtdash_shared::archive::{ChunkCompressor, ZSTD};
@@ -99,7 +99,7 @@ impl Archive {
             max_queue_bytes,
             policy,
             queued_bytes: AtomicU64::new(0),
-            next_id: AtomicU64::new(crate::publish::seq::now_micros()),
+            next_id: AtomicU64::new(super::seq::now_micros()),
             wake: Arc::new(Notify::new()),
             metrics,
             compressors: None,
