@@ -20,10 +20,10 @@ use rtdash_shared::messages::PartialBatch;
 use rtdash_shared::metric::{MetricDefinition, MetricSet};
 use rtdash_shared::time::now_millis;
 use rtdash_shared::wire::{self, Format};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -337,7 +337,7 @@ fn main() {
         in_flight: Arc::new(InFlightRequests::default()),
         concurrency: Arc::new(Semaphore::new(1)),
         metrics,
-        shutting_down: Arc::new(AtomicBool::new(false)),
+        shutdown: CancellationToken::new(),
         max_raw_bytes: 4096,
     };
     let mut i = 0;

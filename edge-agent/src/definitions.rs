@@ -20,10 +20,10 @@ use crate::metrics::AgentMetrics;
 use async_nats::jetstream::kv::{Entry, Operation};
 use async_nats::jetstream::Context;
 use futures::StreamExt;
-use rtdash_shared::metric::{MetricDefinition, MetricFile, MetricSet};
+use rtdash_shared::metric::{MetricDefError, MetricDefinition, MetricFile, MetricSet};
 use rtdash_shared::names;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,24 +34,39 @@ pub const METRIC_KEY_PREFIX: &str = "metric.";
 
 /// The local definitions file could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("metrics file {path}: {problem}")]
-pub struct DefinitionsFileError {
-    /// The file.
-    pub path: String,
-    /// What is wrong.
-    pub problem: String,
+pub enum DefinitionsFileError {
+    /// The file could not be read.
+    #[error("metrics file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not parse, or a definition in it is invalid.
+    #[error("metrics file {}: {source}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: MetricDefError,
+    },
 }
 
 /// Reads and validates the local definitions file.
 pub fn load_file(path: &Path) -> Result<Vec<MetricDefinition>, DefinitionsFileError> {
-    let fail = |problem: String| DefinitionsFileError {
-        path: path.display().to_string(),
-        problem,
-    };
-    let text = std::fs::read_to_string(path).map_err(|err| fail(err.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| DefinitionsFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     MetricFile::from_toml(&text)
         .map(|file| file.metric)
-        .map_err(|err| fail(err.to_string()))
+        .map_err(|source| DefinitionsFileError::Invalid {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// The definitions in force and where they came from.

@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use rtdash_shared::event::{parse_batch, EventLimits, RejectCode, Rejection};
 use rtdash_shared::time::{now_millis, UnixMillis};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Everything the ingest handler needs.
 #[derive(Debug)]
@@ -44,8 +44,8 @@ pub struct Ingest {
     pub concurrency: Arc<Semaphore>,
     /// Metric handles.
     pub metrics: AgentMetrics,
-    /// Set when shutdown began.
-    pub shutting_down: Arc<AtomicBool>,
+    /// Cancelled when shutdown begins; requests are refused with `503` from then on.
+    pub shutdown: CancellationToken,
     /// Raw bytes kept per dead letter.
     pub max_raw_bytes: usize,
 }
@@ -54,7 +54,7 @@ impl Ingest {
     /// Refuses the request when the agent is shutting down or out of memory or spool.
     fn admission(&self) -> Option<Reply> {
         let retry = self.config.retry_after_secs;
-        if self.shutting_down.load(Ordering::Relaxed) {
+        if self.shutdown.is_cancelled() {
             self.metrics.throttled("shutting_down");
             return Some(Reply::overloaded(
                 StatusCode::SERVICE_UNAVAILABLE,

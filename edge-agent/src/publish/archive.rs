@@ -132,11 +132,6 @@ impl Archive {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notified when a chunk was sealed.
-    pub fn wake(&self) -> &Arc<Notify> {
-        &self.wake
-    }
-
     /// Bytes buffered and queued (counted in the memory budget).
     pub fn queued_bytes(&self) -> u64 {
         self.queued_bytes.load(Ordering::Relaxed)
@@ -357,6 +352,10 @@ impl Outbox for Archive {
         inner.queue.is_empty()
             && inner.in_flight.is_empty()
             && inner.buffers.values().all(|b| b.events == 0)
+    }
+
+    fn wake(&self) -> &Arc<Notify> {
+        &self.wake
     }
 }
 

@@ -139,11 +139,6 @@ impl DeadLetters {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notified when a dead letter was queued.
-    pub fn wake(&self) -> &Arc<Notify> {
-        &self.wake
-    }
-
     /// Bytes of dead letters held in memory (part of the memory budget).
     pub fn memory_bytes(&self) -> u64 {
         self.memory_bytes.load(Ordering::Relaxed)
@@ -343,6 +338,10 @@ impl Outbox for DeadLetters {
     fn is_idle(&self) -> bool {
         let inner = self.lock();
         inner.memory.is_empty() && inner.disk_queue.is_empty() && inner.in_flight.is_empty()
+    }
+
+    fn wake(&self) -> &Arc<Notify> {
+        &self.wake
     }
 }
 

@@ -60,6 +60,8 @@ pub trait Outbox: Send + Sync + 'static {
     fn abandon_in_flight(&self);
     /// Nothing waits and nothing is in flight.
     fn is_idle(&self) -> bool;
+    /// Notified by the outbox when it has something new to publish.
+    fn wake(&self) -> &Arc<Notify>;
 }
 
 /// Pipeline settings.
@@ -88,15 +90,15 @@ type AckFuture<T> = Pin<
 >;
 
 /// Runs the pipeline until `stop` is cancelled. `js` should carry the acknowledgement timeout
-/// (`Context::set_timeout`); `wake` is notified by the outbox when it has something new.
+/// (`Context::set_timeout`).
 pub async fn run<O: Outbox>(
     outbox: Arc<O>,
     js: Context,
     client: async_nats::Client,
-    wake: Arc<Notify>,
     config: PipelineConfig,
     stop: CancellationToken,
 ) {
+    let wake = Arc::clone(outbox.wake());
     let failures = &config.failures;
     let mut in_flight: FuturesUnordered<AckFuture<O::Token>> = FuturesUnordered::new();
     let mut backoff = Duration::ZERO;

@@ -216,11 +216,6 @@ impl Spool {
         &self.stats
     }
 
-    /// Notified when a batch was added.
-    pub fn wake(&self) -> &Arc<Notify> {
-        &self.wake
-    }
-
     /// Whether memory plus disk spool reached `spool.max_bytes`.
     pub fn is_full(&self) -> bool {
         self.stats.memory_bytes.load(Ordering::Relaxed)
@@ -494,6 +489,10 @@ impl Outbox for Spool {
 
     fn is_idle(&self) -> bool {
         self.lock().batches == 0
+    }
+
+    fn wake(&self) -> &Arc<Notify> {
+        &self.wake
     }
 }
 
