@@ -325,8 +325,19 @@ impl Flusher {
         // batches carry (`traceparent`); a batch merges many ingest requests, so it starts a
         // trace of its own rather than continuing one of theirs (docs/architecture.md,
         // "Tracing"). Otherwise the usual debug span, and no trace context at all.
+        // The flush makes the messages whose `traceparent` is its context: a producer
+        // ("create") span in OpenTelemetry's messaging terms; each publish is an `edge.publish`
+        // span of its own under it (see `publish::pipeline`).
         let span = if !entries.is_empty() && trace_context::enabled() {
-            tracing::info_span!(parent: None, "edge.flush", watermark, entries = entries.len())
+            tracing::info_span!(
+                parent: None,
+                "edge.flush",
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.operation.type = "create",
+                watermark,
+                entries = entries.len()
+            )
         } else {
             tracing::debug_span!("flush", watermark)
         };

@@ -20,6 +20,10 @@ use rtdash_shared::time::{now_millis, UnixMillis};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// The route of the ingest API.
+pub const ROUTE: &str = "/v1/events";
 
 /// Everything the ingest handler needs.
 #[derive(Debug)]
@@ -257,15 +261,38 @@ fn count_rejections(metrics: &AgentMetrics, rejected: &[(usize, &[u8], Rejection
     }
 }
 
-/// The `POST /v1/events` handler.
+/// The `POST /v1/events` handler, in a span with OpenTelemetry's HTTP server attributes
+/// (debug level: exported only when the log level includes it).
 pub async fn post_events(
     State(ingest): State<Arc<Ingest>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let received_at = now_millis();
+    let span = tracing::debug_span!(
+        "ingest",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = ROUTE,
+        http.response.status_code = tracing::field::Empty,
+        received_at,
+    );
+    let reply = receive(&ingest, &headers, body, received_at)
+        .instrument(span.clone())
+        .await;
+    span.record("http.response.status_code", reply.status().as_u16());
+    reply.into_response()
+}
+
+/// Admits, reads, decodes and processes one request body.
+async fn receive(
+    ingest: &Arc<Ingest>,
+    headers: &HeaderMap,
+    body: Body,
+    received_at: UnixMillis,
+) -> Reply {
     if let Some(refusal) = ingest.admission() {
-        return refusal.into_response();
+        return refusal;
     }
     let Ok(_permit) = Arc::clone(&ingest.concurrency).try_acquire_owned() else {
         ingest.metrics.throttled("concurrency");
@@ -277,12 +304,10 @@ pub async fn post_events(
                 ingest.config.max_concurrent_requests
             ),
             ingest.config.retry_after_secs,
-        )
-        .into_response();
+        );
     };
-    let span = tracing::debug_span!("ingest", received_at);
     let _in_flight = ingest.in_flight.enter(received_at);
-    let kind = BodyKind::from_headers(&headers);
+    let kind = BodyKind::from_headers(headers);
     let mut charge = ingest.budget.charge();
     let read = body::read_limited(
         body,
@@ -296,15 +321,13 @@ pub async fn post_events(
     let raw = match read {
         Ok(raw) => raw,
         Err(BodyError::TooLarge { limit, prefix }) => {
-            return ingest
-                .reject_body(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    RejectCode::BodyTooLarge.as_str(),
-                    format!("the request body exceeds the limit of {limit} bytes"),
-                    &prefix,
-                    received_at,
-                )
-                .into_response()
+            return ingest.reject_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                RejectCode::BodyTooLarge.as_str(),
+                format!("the request body exceeds the limit of {limit} bytes"),
+                &prefix,
+                received_at,
+            )
         }
         Err(BodyError::OverBudget) => {
             ingest.metrics.throttled("memory");
@@ -313,16 +336,18 @@ pub async fn post_events(
                 "memory_budget_exceeded",
                 "the agent's memory budget is in use; retry later",
                 ingest.config.retry_after_secs,
-            )
-            .into_response();
+            );
         }
         Err(BodyError::Read(problem)) => {
             // The client went away or sent a broken stream: nobody reads this answer and there
             // is no input to keep; counted and logged.
             ingest.metrics.rejected("body_read_error", 1);
             tracing::debug!(%problem, "request body could not be read");
-            return Reply::error(StatusCode::BAD_REQUEST, "body_read_error", problem)
-                .into_response();
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                "body_read_error",
+                problem.to_string(),
+            );
         }
     };
     let decoded = match &kind.encoding {
@@ -336,49 +361,42 @@ pub async fn post_events(
                         "memory_budget_exceeded",
                         "the agent's memory budget is in use; retry later",
                         ingest.config.retry_after_secs,
-                    )
-                    .into_response();
+                    );
                 }
                 Bytes::from(bytes)
             }
             Err(GunzipError::TooLarge(limit)) => {
-                return ingest
-                    .reject_body(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        RejectCode::BodyTooLarge.as_str(),
-                        format!("the decompressed request body exceeds the limit of {limit} bytes"),
-                        &raw,
-                        received_at,
-                    )
-                    .into_response()
-            }
-            Err(GunzipError::Invalid(problem)) => {
-                return ingest
-                    .reject_body(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_encoding",
-                        format!("the request body is not valid gzip: {problem}"),
-                        &raw,
-                        received_at,
-                    )
-                    .into_response()
-            }
-        },
-        Encoding::Unsupported(name) => {
-            return ingest
-                .reject_body(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_encoding",
-                    format!("Content-Encoding `{name}` is not supported; send identity or gzip"),
+                return ingest.reject_body(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    RejectCode::BodyTooLarge.as_str(),
+                    format!("the decompressed request body exceeds the limit of {limit} bytes"),
                     &raw,
                     received_at,
                 )
-                .into_response()
+            }
+            Err(GunzipError::Invalid(problem)) => {
+                return ingest.reject_body(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_encoding",
+                    format!("the request body is not valid gzip: {problem}"),
+                    &raw,
+                    received_at,
+                )
+            }
+        },
+        Encoding::Unsupported(name) => {
+            return ingest.reject_body(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("Content-Encoding `{name}` is not supported; send identity or gzip"),
+                &raw,
+                received_at,
+            )
         }
     };
     let reply = if decoded.len() as u64 >= ingest.config.blocking_threshold_bytes {
-        let worker = Arc::clone(&ingest);
-        let span = span.clone();
+        let worker = Arc::clone(ingest);
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             worker.process(&decoded, kind.ndjson, received_at)
@@ -393,11 +411,10 @@ pub async fn post_events(
             )
         })
     } else {
-        let _enter = span.enter();
         ingest.process(&decoded, kind.ndjson, received_at)
     };
     drop(charge);
-    reply.into_response()
+    reply
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 /// The ingest routes (merge the admin routes in beside them).
 pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
-        .route("/v1/events", post(handler::post_events))
+        .route(handler::ROUTE, post(handler::post_events))
         .with_state(ingest)
 }
 

@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Level, Span};
 
 /// One message to publish.
 #[derive(Debug)]
@@ -128,12 +129,14 @@ pub async fn run<O: Outbox>(
                 if let Some(encoding) = out.content_encoding {
                     headers.insert(rtdash_shared::archive::CONTENT_ENCODING, encoding);
                 }
+                let span = publish_span(config.name, &out);
                 let started = Instant::now();
                 match js
                     .publish_with_headers(out.subject, headers, out.payload)
+                    .instrument(span.clone())
                     .await
                 {
-                    Ok(ack) => in_flight.push(ack_future(out.token, started, ack)),
+                    Ok(ack) => in_flight.push(ack_future(out.token, started, ack, span)),
                     Err(err) => {
                         failures.increment(1);
                         tracing::warn!(outbox = config.name, error = %err, "publish failed; will retry");
@@ -174,12 +177,42 @@ pub async fn run<O: Outbox>(
     outbox.abandon_in_flight();
 }
 
+/// The span of one publish, from the send to the acknowledgement: OpenTelemetry's messaging
+/// producer attributes. A message that carries a trace context (a partial batch of a traced
+/// flush) publishes in an `info` span continuing that trace, beside the aggregator's span of
+/// the same batch; any other publish is a `debug` span.
+fn publish_span<T>(outbox: &'static str, out: &Outgoing<T>) -> Span {
+    macro_rules! span {
+        ($level:expr) => {
+            tracing::span!(
+                $level,
+                "edge.publish",
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.operation.type = "send",
+                messaging.destination.name = %out.subject,
+                messaging.message.id = %out.msg_id,
+                outbox,
+            )
+        };
+    }
+    match &out.trace {
+        Some(trace) => {
+            let span = span!(Level::INFO);
+            trace.set_parent_of(&span);
+            span
+        }
+        None => span!(Level::DEBUG),
+    }
+}
+
 fn ack_future<T: Send + 'static>(
     token: T,
     started: Instant,
     ack: PublishAckFuture,
+    span: Span,
 ) -> AckFuture<T> {
-    Box::pin(async move { (token, started, ack.await) })
+    Box::pin(async move { (token, started, ack.await) }.instrument(span))
 }
 
 fn pause(backoff: &mut Duration, max: Duration) -> Instant {
