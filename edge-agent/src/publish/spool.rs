@@ -1,3 +1,5 @@
+// Over 600 lines: one state machine under one lock (order, state, medium of each batch) + tests.
+
 //! The spool: every partial batch from its creation until JetStream acknowledged it.
 //!
 //! One queue per partition, ordered by sequence number. A batch is kept in memory while the
