@@ -17,6 +17,7 @@
 use crate::aggregate::{FlushConfig, Flusher, InFlightRequests, Shards};
 use crate::config::{AgentConfig, PublishConfig};
 use crate::definitions::{self, Definitions};
+use crate::error::AgentError;
 use crate::ingest::{self, Ingest};
 use crate::memory::{AllocatorStats, MemoryBudget};
 use crate::metrics::{self, AgentMetrics};
@@ -26,7 +27,7 @@ use crate::publish::pipeline::{self, Outbox, PipelineConfig};
 use crate::publish::seq::{now_micros, SeqState};
 use crate::publish::spool::Spool;
 use crate::site::{self, Topology};
-use crate::{state, AgentError};
+use crate::state;
 use rtdash_runtime::admin::{self, Readiness};
 use rtdash_runtime::nats as rtnats;
 use std::net::SocketAddr;

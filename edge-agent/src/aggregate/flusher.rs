@@ -1,7 +1,8 @@
 //! The flusher: drains the shards into partial batches every flush interval (see
 //! [the module docs](super)).
 
-use super::{InFlightRequests, Shards};
+use super::in_flight::InFlightRequests;
+use super::shards::Shards;
 use crate::metrics::AgentMetrics;
 use crate::publish::seq::SeqState;
 use crate::publish::spool::Spool;

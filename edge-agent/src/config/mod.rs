@@ -33,17 +33,14 @@ pub use sections::{
     ArchiveCompression, ArchiveConfig, ArchiveFullPolicy, DlqConfig, IngestConfig, PublishConfig,
     SpoolConfig,
 };
-pub use validate::is_site_id;
 
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
 use rtdash_runtime::telemetry::TelemetryConfig;
 use rtdash_shared::event::EventLimits;
 use rtdash_shared::names;
+use sections::MIB;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-const KIB: u64 = 1024;
-const MIB: u64 = 1024 * 1024;
 
 /// Every setting of the edge agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

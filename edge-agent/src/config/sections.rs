@@ -1,7 +1,9 @@
 //! The `[section]` tables of [`AgentConfig`](super::AgentConfig), each with its defaults.
 
-use super::{KIB, MIB};
 use serde::{Deserialize, Serialize};
+
+pub(super) const KIB: u64 = 1024;
+pub(super) const MIB: u64 = 1024 * 1024;
 
 /// `[ingest]`: HTTP request limits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

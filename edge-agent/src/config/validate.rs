@@ -1,14 +1,15 @@
 //! The checks [`AgentConfig`] passes at start: a bad value stops the agent with one line
 //! naming the key (exit 64).
 
-use super::{AgentConfig, KIB, MIB};
+use super::sections::{KIB, MIB};
+use super::AgentConfig;
 use rtdash_runtime::config::{ConfigError, Validate};
 use rtdash_shared::event::is_identifier;
 use rtdash_shared::names;
 
 /// Whether `site` is a valid edge site id: 1 to 32 of `a-z 0-9 -`, not starting or ending
 /// with `-` (it is a subject token and part of the JetStream domain `edge-<site>`).
-pub fn is_site_id(site: &str) -> bool {
+fn is_site_id(site: &str) -> bool {
     !site.is_empty()
         && site.len() <= 32
         && site
