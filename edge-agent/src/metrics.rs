@@ -1,4 +1,6 @@
-//! The agent's Prometheus metrics (rendered at `/metrics`), as handles created once.
+//! The agent's Prometheus metrics (rendered at `/metrics`): every name, [`describe`] for
+//! their help text and units (called once at start), and [`AgentMetrics`], the handles created
+//! once and handed to the code that records. A leaf: it imports nothing from the crate.
 //!
 //! | name | type | meaning |
 //! |---|---|---|
@@ -9,7 +11,7 @@
 //! | `rtdash_agent_series_overflowed_total` | counter | series updates folded into overflow series |
 //! | `rtdash_agent_partials_published_total` | counter | partial batches acknowledged by JetStream |
 //! | `rtdash_agent_partials_duplicate_total` | counter | of those, acknowledged as duplicates (a retry of a stored batch) |
-//! | `rtdash_agent_publish_failures_total{outbox}` | counter | failed publishes (retried) |
+//! | `rtdash_agent_publish_failures_total{outbox}` | counter | failed publishes (retried), by outbox: `partials`, `dlq`, `archive` |
 //! | `rtdash_agent_publish_latency_seconds` | histogram | publish to acknowledgement of a partial batch |
 //! | `rtdash_agent_spool_bytes{medium}` | gauge | unacknowledged partial batches, `memory` and `disk` |
 //! | `rtdash_agent_spool_batches` | gauge | unacknowledged partial batches |
@@ -25,6 +27,10 @@
 //! | `rtdash_agent_archive_dropped_events_total` | counter | events not archived because the archive queue was full |
 //! | `rtdash_agent_definitions_invalid_total` | counter | metric definitions from KV that were rejected |
 //! | `rtdash_agent_definitions_active` | gauge | metric definitions in force (built-in included) |
+//!
+//! Every label's values are bounded: `code` by [`RejectCode`] and [`AGENT_CODES`] (anything
+//! else counts as `other`), `reason` by [`THROTTLE_REASONS`], `outbox` by [`OUTBOXES`],
+//! `component` by [`MEMORY_COMPONENTS`], `medium` by `memory` and `disk`.
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{Counter, Gauge, Histogram, Unit};
