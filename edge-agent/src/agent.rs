@@ -31,7 +31,7 @@ use crate::state;
 use rtdash_runtime::admin::{self, Readiness};
 use rtdash_runtime::nats as rtnats;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -68,11 +68,115 @@ impl Tokens {
 }
 
 /// The outboxes, each with its publisher.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Outboxes {
     partials: Arc<Spool>,
     dlq: Arc<DeadLetters>,
     archive: Option<Arc<Archive>>,
+}
+
+impl Outboxes {
+    /// Opens the partials spool and the dead-letter queue (loading what the previous run left
+    /// on disk), and the archive when `archive_events` is on; also the sequence numbers,
+    /// raised above every batch left in the spool.
+    fn open(
+        config: &AgentConfig,
+        agent_id: &str,
+        prefix: &str,
+        hard_max_batch_bytes: usize,
+        metrics: &AgentMetrics,
+    ) -> Result<(Self, SeqState), AgentError> {
+        let state_dir = &config.state_dir;
+        let spool_dir = state_dir.join("spool");
+        let (spool, leftovers) = Spool::open(
+            &spool_dir,
+            agent_id,
+            config.spool.memory_bytes,
+            config.spool.max_bytes,
+            config.spool.segment_bytes,
+            metrics.clone(),
+        )
+        .map_err(|err| AgentError::state(&spool_dir, err))?;
+        let spool = Arc::new(spool.with_subject_prefix(prefix));
+        let mut seqs = SeqState::load(state_dir, agent_id, now_micros())
+            .map_err(|err| AgentError::state(state_dir, err))?;
+        for leftover in &leftovers {
+            seqs.observe(leftover.partition, leftover.seq);
+        }
+        if !leftovers.is_empty() {
+            tracing::info!(
+                batches = leftovers.len(),
+                "partial batches left in the disk spool will be published first"
+            );
+        }
+        let dlq_dir = state_dir.join("dlq");
+        let dlq = Arc::new(
+            DeadLetters::open(
+                &dlq_dir,
+                agent_id,
+                DlqSettings {
+                    max_raw_bytes: config.dlq.max_raw_bytes,
+                    queue_bytes: config.dlq.queue_bytes,
+                    spool_max_bytes: config.dlq.spool_max_bytes,
+                },
+                metrics.clone(),
+            )
+            .map_err(|err| AgentError::state(&dlq_dir, err))?
+            .with_subject_prefix(prefix),
+        );
+        let archive = if config.archive_events {
+            // A chunk is sealed once it reaches its size, so it may exceed it by one event.
+            let chunk_bytes = config
+                .archive
+                .effective_chunk_bytes()
+                .min(hard_max_batch_bytes.saturating_sub(config.limits.max_event_bytes))
+                .max(1024);
+            let archive = Archive::new(
+                agent_id,
+                chunk_bytes,
+                config.archive.max_queue_bytes,
+                config.archive.when_full,
+                metrics.clone(),
+            )
+            .with_subject_prefix(prefix)
+            .with_compression(config.archive.compression, config.archive.zstd_level)
+            .map_err(AgentError::Compressor)?;
+            Some(Arc::new(archive))
+        } else {
+            None
+        };
+        let outboxes = Outboxes {
+            partials: spool,
+            dlq,
+            archive,
+        };
+        Ok((outboxes, seqs))
+    }
+}
+
+/// The `/readyz` checks: NATS connected, metric definitions loaded, not shutting down.
+fn readiness(
+    client: &async_nats::Client,
+    definitions_ready: Arc<AtomicBool>,
+    intake: CancellationToken,
+) -> Readiness {
+    let readiness = Readiness::new();
+    readiness.add_nats(client.clone());
+    readiness.add("definitions", move || {
+        if definitions_ready.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("metric definitions not loaded yet".to_owned())
+        }
+    });
+    readiness.add("shutdown", move || {
+        if intake.is_cancelled() {
+            Err("shutting down".to_owned())
+        } else {
+            Ok(())
+        }
+    });
+    readiness
 }
 
 /// Every component of an agent, built from its configuration; nothing runs yet.
@@ -97,7 +201,7 @@ impl Agent {
     /// ingest, aggregation and publishing together.
     pub(crate) async fn build(config: AgentConfig) -> Result<Self, AgentError> {
         let tokens = Tokens::new();
-        // Stops the allocator statistics thread if a later step fails.
+        // Whatever was started under the root stops if a later step fails.
         let stop_on_error = tokens.root.clone().drop_guard();
         // The recorder first: handles created before it would record nowhere.
         let prometheus = rtdash_runtime::telemetry::metrics_handle();
@@ -120,74 +224,17 @@ impl Agent {
         let client = rtnats::connect(&config.nats, &format!("edge-agent:{agent_id}")).await?;
         let js = rtnats::jetstream(client.clone(), &config.nats);
         let topology = site::prepare(&js, &config).await?;
-        let prefix = topology.prefix.as_str();
         // Every message must fit the server's max_payload (1 MiB by default), headers included.
         let max_payload = client.server_info().max_payload;
         let hard_max_batch_bytes = max_payload.saturating_sub(4096).max(64 * 1024);
 
-        let spool_dir = state_dir.join("spool");
-        let (spool, leftovers) = Spool::open(
-            &spool_dir,
+        let (outboxes, seqs) = Outboxes::open(
+            &config,
             &agent_id,
-            config.spool.memory_bytes,
-            config.spool.max_bytes,
-            config.spool.segment_bytes,
-            metrics.clone(),
-        )
-        .map_err(|err| AgentError::state(&spool_dir, err))?;
-        let spool = Arc::new(spool.with_subject_prefix(prefix));
-        let mut seqs = SeqState::load(&state_dir, &agent_id, now_micros())
-            .map_err(|err| AgentError::state(&state_dir, err))?;
-        for leftover in &leftovers {
-            seqs.observe(leftover.partition, leftover.seq);
-        }
-        if !leftovers.is_empty() {
-            tracing::info!(
-                batches = leftovers.len(),
-                "partial batches left in the disk spool will be published first"
-            );
-        }
-        let dlq_dir = state_dir.join("dlq");
-        let dlq = Arc::new(
-            DeadLetters::open(
-                &dlq_dir,
-                &agent_id,
-                DlqSettings {
-                    max_raw_bytes: config.dlq.max_raw_bytes,
-                    queue_bytes: config.dlq.queue_bytes,
-                    spool_max_bytes: config.dlq.spool_max_bytes,
-                },
-                metrics.clone(),
-            )
-            .map_err(|err| AgentError::state(&dlq_dir, err))?
-            .with_subject_prefix(prefix),
-        );
-        let archive = if config.archive_events {
-            // A chunk is sealed once it reaches its size, so it may exceed it by one event.
-            let chunk_bytes = config
-                .archive
-                .effective_chunk_bytes()
-                .min(hard_max_batch_bytes.saturating_sub(config.limits.max_event_bytes))
-                .max(1024);
-            let archive = Archive::new(
-                &agent_id,
-                chunk_bytes,
-                config.archive.max_queue_bytes,
-                config.archive.when_full,
-                metrics.clone(),
-            )
-            .with_subject_prefix(prefix)
-            .with_compression(config.archive.compression, config.archive.zstd_level)
-            .map_err(AgentError::Compressor)?;
-            Some(Arc::new(archive))
-        } else {
-            None
-        };
-        let outboxes = Outboxes {
-            partials: spool,
-            dlq,
-            archive,
-        };
+            &topology.prefix,
+            hard_max_batch_bytes,
+            &metrics,
+        )?;
 
         let shards = Arc::new(Shards::new(
             config.shard_count(),
@@ -246,24 +293,7 @@ impl Agent {
             metrics.clone(),
         );
 
-        let readiness = Readiness::new();
-        readiness.add_nats(client.clone());
-        let definitions_ready = definitions.ready_flag();
-        readiness.add("definitions", move || {
-            if definitions_ready.load(Ordering::Acquire) {
-                Ok(())
-            } else {
-                Err("metric definitions not loaded yet".to_owned())
-            }
-        });
-        let intake = tokens.intake.clone();
-        readiness.add("shutdown", move || {
-            if intake.is_cancelled() {
-                Err("shutting down".to_owned())
-            } else {
-                Ok(())
-            }
-        });
+        let readiness = readiness(&client, definitions.ready_flag(), tokens.intake.clone());
         let app = ingest::router(Arc::clone(&ingest)).merge(admin::routes(readiness, prometheus));
 
         stop_on_error.disarm();
