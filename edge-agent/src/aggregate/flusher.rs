@@ -310,8 +310,8 @@ pub fn chunk_by_size(entries: Vec<PartialEntry>, max_bytes: usize) -> Vec<Vec<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publish::pipeline::test_ack as ack;
     use crate::publish::pipeline::Outbox;
-    use async_nats::jetstream::publish::PublishAck;
     use rtdash_shared::event::{parse_event, Event, EventLimits};
     use rtdash_shared::metric::{MetricDefinition, MetricSet};
     use rtdash_shared::time::format_rfc3339;
@@ -369,10 +369,6 @@ mod tests {
             in_flight,
             flusher,
         }
-    }
-
-    fn ack() -> PublishAck {
-        serde_json::from_str(r#"{"stream":"S","seq":1}"#).expect("ack")
     }
 
     /// Publishes (acknowledges) everything spooled and returns the decoded batches.

@@ -348,10 +348,7 @@ impl Outbox for DeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ack() -> PublishAck {
-        serde_json::from_str(r#"{"stream":"S","seq":1}"#).expect("ack")
-    }
+    use crate::publish::pipeline::test_ack as ack;
 
     fn rejected(input: &[u8]) -> Rejected<'_> {
         Rejected {

@@ -237,3 +237,9 @@ pub async fn wait_idle<O: Outbox>(outbox: &O, grace: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// An acknowledgement as JetStream sends it, for the outboxes' tests.
+#[cfg(test)]
+pub(crate) fn test_ack() -> PublishAck {
+    serde_json::from_str(r#"{"stream":"S","seq":1}"#).expect("ack")
+}

@@ -501,10 +501,7 @@ impl Outbox for Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ack() -> PublishAck {
-        serde_json::from_str(r#"{"stream":"S","seq":1}"#).expect("ack")
-    }
+    use crate::publish::pipeline::test_ack as ack;
 
     fn open(dir: &Path, memory: u64) -> (Spool, Vec<Leftover>) {
         Spool::open(dir, "edge-t", memory, 1 << 30, 1 << 20, AgentMetrics::new()).expect("open")
