@@ -57,47 +57,65 @@ pub struct Ingest {
 impl Ingest {
     /// Refuses the request when the agent is shutting down or out of memory or spool.
     fn admission(&self) -> Option<Reply> {
-        let retry = self.config.retry_after_secs;
         if self.shutdown.is_cancelled() {
-            self.metrics.throttled("shutting_down");
-            return Some(Reply::overloaded(
+            return Some(self.refuse(
+                "shutting_down",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "the agent is shutting down",
-                retry,
             ));
         }
         if self.budget.exhausted() {
-            self.metrics.throttled("memory");
-            return Some(Reply::overloaded(
+            return Some(self.refuse(
+                "memory",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "memory_budget_exceeded",
                 format!(
                     "the agent's memory budget of {} bytes is in use; retry later",
                     self.budget.limit
                 ),
-                retry,
             ));
         }
         if self.spool.is_full() {
-            self.metrics.throttled("spool");
-            return Some(Reply::overloaded(
+            return Some(self.refuse(
+                "spool",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "spool_full",
                 "the spool of unpublished data is full (NATS unreachable?); retry later",
-                retry,
             ));
         }
         if self.archive.as_ref().is_some_and(|a| a.is_full()) {
-            self.metrics.throttled("spool");
-            return Some(Reply::overloaded(
+            return Some(self.refuse(
+                "spool",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "archive_full",
                 "the raw-event archive queue is full (NATS unreachable?); retry later",
-                retry,
             ));
         }
         None
+    }
+
+    /// Counts a request refused for `reason` (a label of `requests_throttled_total`) and
+    /// builds its answer, with `Retry-After`.
+    fn refuse(
+        &self,
+        reason: &'static str,
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Reply {
+        self.metrics.throttled(reason);
+        Reply::overloaded(status, code, message, self.config.retry_after_secs)
+    }
+
+    /// The refusal of a request whose body no longer fits the memory budget.
+    fn over_budget(&self) -> Reply {
+        self.refuse(
+            "memory",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "memory_budget_exceeded",
+            "the agent's memory budget is in use; retry later",
+        )
     }
 
     /// Records a whole-body rejection (dead letter and metric) and builds its reply.
@@ -295,15 +313,14 @@ async fn receive(
         return refusal;
     }
     let Ok(_permit) = Arc::clone(&ingest.concurrency).try_acquire_owned() else {
-        ingest.metrics.throttled("concurrency");
-        return Reply::overloaded(
+        return ingest.refuse(
+            "concurrency",
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
             format!(
                 "more than {} requests in progress; retry later",
                 ingest.config.max_concurrent_requests
             ),
-            ingest.config.retry_after_secs,
         );
     };
     let _in_flight = ingest.in_flight.enter(received_at);
@@ -329,15 +346,7 @@ async fn receive(
                 received_at,
             )
         }
-        Err(BodyError::OverBudget) => {
-            ingest.metrics.throttled("memory");
-            return Reply::overloaded(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "memory_budget_exceeded",
-                "the agent's memory budget is in use; retry later",
-                ingest.config.retry_after_secs,
-            );
-        }
+        Err(BodyError::OverBudget) => return ingest.over_budget(),
         Err(BodyError::Read(problem)) => {
             // The client went away or sent a broken stream: nobody reads this answer and there
             // is no input to keep; counted and logged.
@@ -355,13 +364,7 @@ async fn receive(
         Encoding::Gzip => match body::gunzip(&raw, ingest.config.max_decompressed_bytes) {
             Ok(bytes) => {
                 if !charge.add(bytes.len() as u64) {
-                    ingest.metrics.throttled("memory");
-                    return Reply::overloaded(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "memory_budget_exceeded",
-                        "the agent's memory budget is in use; retry later",
-                        ingest.config.retry_after_secs,
-                    );
+                    return ingest.over_budget();
                 }
                 Bytes::from(bytes)
             }
