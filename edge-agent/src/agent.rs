@@ -321,71 +321,61 @@ impl Agent {
         addr: SocketAddr,
         shutdown: CancellationToken,
     ) -> AgentHandle {
-        let Agent {
-            config,
-            agent_id,
-            topology,
-            client,
-            js,
-            metrics,
-            outboxes,
-            ingest,
-            flusher,
-            definitions,
-            app,
-            tokens,
-        } = self;
         let tasks = TaskTracker::new();
-        let flusher = tasks.spawn(flusher.run(tokens.flusher.clone()));
-        let mut publish_js = async_nats::jetstream::new(client.clone());
-        publish_js.set_timeout(Duration::from_millis(config.publish.ack_timeout_ms));
+        let flusher = tasks.spawn(self.flusher.run(self.tokens.flusher.clone()));
+        let mut publish_js = async_nats::jetstream::new(self.client.clone());
+        publish_js.set_timeout(Duration::from_millis(self.config.publish.ack_timeout_ms));
         let publishers = Publishers {
             tasks: &tasks,
             js: publish_js,
-            client: &client,
-            settings: &config.publish,
-            metrics: &metrics,
-            stop: &tokens.publishers,
+            client: &self.client,
+            settings: &self.config.publish,
+            metrics: &self.metrics,
+            stop: &self.tokens.publishers,
         };
         let mut publisher_tasks = vec![
-            publishers.spawn(&outboxes.partials, "partials"),
-            publishers.spawn(&outboxes.dlq, "dlq"),
+            publishers.spawn(&self.outboxes.partials, "partials"),
+            publishers.spawn(&self.outboxes.dlq, "dlq"),
         ];
-        if let Some(archive) = &outboxes.archive {
+        if let Some(archive) = &self.outboxes.archive {
             publisher_tasks.push(publishers.spawn(archive, "archive"));
         }
-        tasks.spawn(definitions.watch(js, tokens.background.clone()));
+        tasks.spawn(
+            self.definitions
+                .watch(self.js, self.tokens.background.clone()),
+        );
         tasks.spawn(housekeeping(
-            Arc::clone(&ingest),
-            Duration::from_millis(config.flush_interval_ms),
-            tokens.background.clone(),
+            self.ingest,
+            Duration::from_millis(self.config.flush_interval_ms),
+            self.tokens.background.clone(),
         ));
+        let config = &self.config;
         tracing::info!(
             %addr,
-            agent_id = %agent_id,
-            partitions = topology.partitions,
+            agent_id = %self.agent_id,
+            partitions = self.topology.partitions,
             site = config.site.as_deref().unwrap_or("-"),
-            subject_prefix = %topology.prefix,
-            partials_stream = %topology.partials_stream,
+            subject_prefix = %self.topology.prefix,
+            partials_stream = %self.topology.partials_stream,
             nats = %config.nats.url,
             state_dir = %config.state_dir.display(),
             "edge agent listening"
         );
 
         let running = Running {
-            client,
-            outboxes,
+            client: self.client,
+            outboxes: self.outboxes,
             flusher,
             publishers: publisher_tasks,
             tasks,
-            tokens,
+            tokens: self.tokens,
             grace: Duration::from_millis(config.shutdown_grace_ms),
         };
-        let task = tokio::spawn(running.serve(listener, app, shutdown));
+        let task = tokio::spawn(running.serve(listener, self.app, shutdown));
         AgentHandle {
             addr,
-            agent_id,
-            partitions: topology.partitions,
+            agent_id: self.agent_id,
+            partitions: self.topology.partitions,
             task,
         }
     }
