@@ -10,19 +10,20 @@
 use clap::Parser;
 use edge_agent::aggregate::{InFlightRequests, Shards};
 use edge_agent::config::{AgentConfig, IngestConfig};
-use edge_agent::deadletter::{DeadLetters, DlqSettings};
-use edge_agent::ingest::{Ingest, MemoryBudget};
+use edge_agent::ingest::Ingest;
+use edge_agent::memory::MemoryBudget;
 use edge_agent::metrics::AgentMetrics;
+use edge_agent::publish::deadletter::{DeadLetters, DlqSettings};
 use edge_agent::publish::spool::Spool;
 use rtdash_shared::event::{parse_batch, parse_event, split_batch, Event, EventLimits};
 use rtdash_shared::messages::PartialBatch;
 use rtdash_shared::metric::{MetricDefinition, MetricSet};
 use rtdash_shared::time::now_millis;
 use rtdash_shared::wire::{self, Format};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -336,7 +337,7 @@ fn main() {
         in_flight: Arc::new(InFlightRequests::default()),
         concurrency: Arc::new(Semaphore::new(1)),
         metrics,
-        shutting_down: Arc::new(AtomicBool::new(false)),
+        shutdown: CancellationToken::new(),
         max_raw_bytes: 4096,
     };
     let mut i = 0;

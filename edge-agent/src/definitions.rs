@@ -20,10 +20,10 @@ use crate::metrics::AgentMetrics;
 use async_nats::jetstream::kv::{Entry, Operation};
 use async_nats::jetstream::Context;
 use futures::StreamExt;
-use rtdash_shared::metric::{MetricDefinition, MetricFile, MetricSet};
+use rtdash_shared::metric::{MetricDefError, MetricDefinition, MetricFile, MetricSet};
 use rtdash_shared::names;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,24 +34,39 @@ pub const METRIC_KEY_PREFIX: &str = "metric.";
 
 /// The local definitions file could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("metrics file {path}: {problem}")]
-pub struct DefinitionsFileError {
-    /// The file.
-    pub path: String,
-    /// What is wrong.
-    pub problem: String,
+pub enum DefinitionsFileError {
+    /// The file could not be read.
+    #[error("metrics file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not parse, or a definition in it is invalid.
+    #[error("metrics file {}: {source}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: MetricDefError,
+    },
 }
 
 /// Reads and validates the local definitions file.
 pub fn load_file(path: &Path) -> Result<Vec<MetricDefinition>, DefinitionsFileError> {
-    let fail = |problem: String| DefinitionsFileError {
-        path: path.display().to_string(),
-        problem,
-    };
-    let text = std::fs::read_to_string(path).map_err(|err| fail(err.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| DefinitionsFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     MetricFile::from_toml(&text)
         .map(|file| file.metric)
-        .map_err(|err| fail(err.to_string()))
+        .map_err(|source| DefinitionsFileError::Invalid {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// The definitions in force and where they came from.
@@ -132,8 +147,8 @@ impl Definitions {
             };
             match result {
                 Ok(()) => return,
-                Err(problem) => {
-                    tracing::warn!(%problem, retry_in_ms = backoff.as_millis() as u64, "metric definition watch interrupted");
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "metric definition watch interrupted");
                 }
             }
             tokio::select! {
@@ -144,16 +159,20 @@ impl Definitions {
         }
     }
 
-    async fn watch_once(&mut self, js: &Context, stop: &CancellationToken) -> Result<(), String> {
+    async fn watch_once(
+        &mut self,
+        js: &Context,
+        stop: &CancellationToken,
+    ) -> Result<(), WatchError> {
         let kv = js
             .get_key_value(names::CONFIG_BUCKET)
             .await
-            .map_err(|err| format!("bucket {}: {err}", names::CONFIG_BUCKET))?;
+            .map_err(|source| WatchError::Bucket { source })?;
         let mut watch = kv
             .watch_with_history(format!("{METRIC_KEY_PREFIX}>"))
             .await
-            .map_err(|err| format!("watch: {err}"))?;
-        let mut keys = kv.keys().await.map_err(|err| format!("keys: {err}"))?;
+            .map_err(WatchError::Watch)?;
+        let mut keys = kv.keys().await.map_err(WatchError::Keys)?;
         let mut any = false;
         while let Some(key) = keys.next().await {
             if key.is_ok_and(|key| key.starts_with(METRIC_KEY_PREFIX)) {
@@ -174,8 +193,8 @@ impl Definitions {
             };
             let entry = match entry {
                 Some(Ok(entry)) => entry,
-                Some(Err(err)) => return Err(format!("watch: {err}")),
-                None => return Err("watch ended".to_owned()),
+                Some(Err(err)) => return Err(WatchError::Entry(err)),
+                None => return Err(WatchError::Ended),
             };
             match fresh.as_mut() {
                 Some(map) => {
@@ -205,27 +224,73 @@ impl Definitions {
     }
 }
 
+/// Why the watch of the config bucket stopped (it is re-established with a backoff).
+#[derive(Debug, thiserror::Error)]
+enum WatchError {
+    #[error("bucket {bucket}: {source}", bucket = names::CONFIG_BUCKET)]
+    Bucket {
+        #[source]
+        source: async_nats::jetstream::context::KeyValueError,
+    },
+    #[error("watch: {0}")]
+    Watch(#[source] async_nats::jetstream::kv::WatchError),
+    #[error("keys: {0}")]
+    Keys(#[source] async_nats::jetstream::kv::HistoryError),
+    #[error("watch: {0}")]
+    Entry(#[source] async_nats::jetstream::kv::WatcherError),
+    #[error("watch ended")]
+    Ended,
+}
+
+/// Why a config bucket entry is not a usable metric definition.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// The key does not start with `metric.`.
+    #[error("key does not start with `metric.`")]
+    Prefix,
+    /// The key has no tenant and name.
+    #[error("key is not metric.<tenant|_all>.<name>")]
+    Key,
+    /// The value is not a valid definition.
+    #[error(transparent)]
+    Definition(#[from] MetricDefError),
+    /// The definition's name is not the key's.
+    #[error("the definition's name `{found}` differs from the key's `{key}`")]
+    Name {
+        /// The definition's name.
+        found: String,
+        /// The key's name.
+        key: String,
+    },
+    /// The definition's tenant is not the key's.
+    #[error("the definition's tenant_id {found:?} differs from the key's `{key}`")]
+    Tenant {
+        /// The definition's tenant, if any.
+        found: Option<String>,
+        /// The key's tenant (`_all` for every tenant).
+        key: String,
+    },
+}
+
 /// Parses a bucket value and checks it against its key `metric.<tenant|_all>.<name>`.
-pub fn parse_entry(key: &str, value: &[u8]) -> Result<MetricDefinition, String> {
+pub fn parse_entry(key: &str, value: &[u8]) -> Result<MetricDefinition, EntryError> {
     let rest = key
         .strip_prefix(METRIC_KEY_PREFIX)
-        .ok_or_else(|| "key does not start with `metric.`".to_owned())?;
-    let (tenant, name) = rest
-        .split_once('.')
-        .ok_or_else(|| "key is not metric.<tenant|_all>.<name>".to_owned())?;
-    let def = MetricDefinition::from_json(value).map_err(|err| err.to_string())?;
+        .ok_or(EntryError::Prefix)?;
+    let (tenant, name) = rest.split_once('.').ok_or(EntryError::Key)?;
+    let def = MetricDefinition::from_json(value)?;
     if def.name != name {
-        return Err(format!(
-            "the definition's name `{}` differs from the key's `{name}`",
-            def.name
-        ));
+        return Err(EntryError::Name {
+            found: def.name,
+            key: name.to_owned(),
+        });
     }
     let key_tenant = (tenant != names::ALL_TENANTS).then_some(tenant);
     if def.tenant_id.as_deref() != key_tenant {
-        return Err(format!(
-            "the definition's tenant_id {:?} differs from the key's `{tenant}`",
-            def.tenant_id
-        ));
+        return Err(EntryError::Tenant {
+            found: def.tenant_id,
+            key: tenant.to_owned(),
+        });
     }
     Ok(def)
 }
@@ -238,12 +303,14 @@ mod tests {
     fn entries_must_agree_with_their_key() {
         let def = br#"{"name":"amount","event_type":"pay","field":"usd"}"#;
         assert!(parse_entry("metric._all.amount", def).is_ok());
-        assert!(parse_entry("metric._all.other", def)
-            .unwrap_err()
-            .contains("name"));
-        assert!(parse_entry("metric.acme.amount", def)
-            .unwrap_err()
-            .contains("tenant"));
+        assert!(matches!(
+            parse_entry("metric._all.other", def),
+            Err(EntryError::Name { .. })
+        ));
+        assert!(matches!(
+            parse_entry("metric.acme.amount", def),
+            Err(EntryError::Tenant { .. })
+        ));
         let scoped = br#"{"name":"amount","tenant_id":"acme","event_type":"pay"}"#;
         assert!(parse_entry("metric.acme.amount", scoped).is_ok());
         assert!(parse_entry("metric._all.amount", b"{not json").is_err());
@@ -252,6 +319,7 @@ mod tests {
             br#"{"name":"amount","event_type":"pay","window_secs":7}"#
         )
         .unwrap_err()
+        .to_string()
         .contains("window_secs"));
     }
 

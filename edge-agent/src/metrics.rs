@@ -1,4 +1,6 @@
-//! The agent's Prometheus metrics (rendered at `/metrics`), as handles created once.
+//! The agent's Prometheus metrics (rendered at `/metrics`): every name, [`describe`] for
+//! their help text and units (called once at start), and [`AgentMetrics`], the handles created
+//! once and handed to the code that records. A leaf: it imports nothing from the crate.
 //!
 //! | name | type | meaning |
 //! |---|---|---|
@@ -9,7 +11,7 @@
 //! | `rtdash_agent_series_overflowed_total` | counter | series updates folded into overflow series |
 //! | `rtdash_agent_partials_published_total` | counter | partial batches acknowledged by JetStream |
 //! | `rtdash_agent_partials_duplicate_total` | counter | of those, acknowledged as duplicates (a retry of a stored batch) |
-//! | `rtdash_agent_publish_failures_total{outbox}` | counter | failed publishes (retried) |
+//! | `rtdash_agent_publish_failures_total{outbox}` | counter | failed publishes (retried), by outbox: `partials`, `dlq`, `archive` |
 //! | `rtdash_agent_publish_latency_seconds` | histogram | publish to acknowledgement of a partial batch |
 //! | `rtdash_agent_spool_bytes{medium}` | gauge | unacknowledged partial batches, `memory` and `disk` |
 //! | `rtdash_agent_spool_batches` | gauge | unacknowledged partial batches |
@@ -25,6 +27,10 @@
 //! | `rtdash_agent_archive_dropped_events_total` | counter | events not archived because the archive queue was full |
 //! | `rtdash_agent_definitions_invalid_total` | counter | metric definitions from KV that were rejected |
 //! | `rtdash_agent_definitions_active` | gauge | metric definitions in force (built-in included) |
+//!
+//! Every label's values are bounded: `code` by [`RejectCode`] and [`AGENT_CODES`] (anything
+//! else counts as `other`), `reason` by [`THROTTLE_REASONS`], `outbox` by [`OUTBOXES`],
+//! `component` by [`MEMORY_COMPONENTS`], `medium` by `memory` and `disk`.
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{Counter, Gauge, Histogram, Unit};
@@ -78,6 +84,13 @@ pub const DEFINITIONS_INVALID: &str = "rtdash_agent_definitions_invalid_total";
 /// Metric definitions in force.
 pub const DEFINITIONS_ACTIVE: &str = "rtdash_agent_definitions_active";
 
+/// Values of the `component` label of [`MEMORY_ESTIMATE`].
+pub const MEMORY_COMPONENTS: [&str; 5] = ["aggregation", "spool", "dlq", "archive", "bodies"];
+/// Values of the `outbox` label of [`PUBLISH_FAILURES`]: the publishers' names.
+pub const OUTBOXES: [&str; 3] = ["partials", "dlq", "archive"];
+/// Values of the `reason` label of [`REQUESTS_THROTTLED`].
+pub const THROTTLE_REASONS: [&str; 4] = ["concurrency", "memory", "spool", "shutting_down"];
+
 /// Reason codes of whole-body problems that [`RejectCode`] does not have.
 pub const AGENT_CODES: [&str; 3] = [
     "unsupported_encoding",
@@ -113,6 +126,7 @@ pub struct AgentMetrics {
     /// `rtdash_agent_memory_budget_bytes`.
     pub memory_budget: Gauge,
     memory_estimates: Vec<(&'static str, Gauge)>,
+    publish_failures: Vec<(&'static str, Counter)>,
     /// `rtdash_agent_dlq_published_total`.
     pub dlq_published: Counter,
     /// `rtdash_agent_dlq_spooled_total`.
@@ -136,10 +150,9 @@ impl std::fmt::Debug for AgentMetrics {
 }
 
 impl AgentMetrics {
-    /// Registers the descriptions and creates the handles (with whatever recorder is
-    /// installed: `rtdash_runtime::telemetry::init` installs the Prometheus one).
+    /// Creates the handles with the recorder installed now (`rtdash_runtime::telemetry`
+    /// installs the Prometheus one; handles made before it record nowhere).
     pub fn new() -> Self {
-        describe();
         let mut rejected = HashMap::new();
         for code in RejectCode::ALL {
             rejected.insert(
@@ -151,7 +164,7 @@ impl AgentMetrics {
             rejected.insert(code, counter!(EVENTS_REJECTED, "code" => code));
         }
         let mut throttled = HashMap::new();
-        for reason in ["concurrency", "memory", "spool", "shutting_down"] {
+        for reason in THROTTLE_REASONS {
             throttled.insert(reason, counter!(REQUESTS_THROTTLED, "reason" => reason));
         }
         Self {
@@ -168,15 +181,18 @@ impl AgentMetrics {
             spool_batches: gauge!(SPOOL_BATCHES),
             memory_used: gauge!(MEMORY_USED),
             memory_budget: gauge!(MEMORY_BUDGET),
-            memory_estimates: crate::memory::Estimates::default()
-                .components()
+            memory_estimates: MEMORY_COMPONENTS
                 .iter()
-                .map(|(component, _)| {
+                .map(|component| {
                     (
                         *component,
                         gauge!(MEMORY_ESTIMATE, "component" => *component),
                     )
                 })
+                .collect(),
+            publish_failures: OUTBOXES
+                .iter()
+                .map(|outbox| (*outbox, counter!(PUBLISH_FAILURES, "outbox" => *outbox)))
                 .collect(),
             dlq_published: counter!(DLQ_PUBLISHED),
             dlq_spooled: counter!(DLQ_SPOOLED),
@@ -204,22 +220,35 @@ impl AgentMetrics {
         }
     }
 
-    /// Sets the memory gauges from `budget` (every flush interval).
-    pub fn record_memory(&self, budget: &crate::ingest::MemoryBudget) {
-        self.memory_used.set(budget.used() as f64);
-        let estimates = budget.estimates().components();
-        for ((_, gauge), (_, bytes)) in self.memory_estimates.iter().zip(estimates) {
-            gauge.set(bytes as f64);
+    /// Sets the memory gauges (every flush interval): the bytes counted against the budget,
+    /// the per-component estimates as `(component, bytes)` with components of
+    /// [`MEMORY_COMPONENTS`], and the allocator's `(allocated, resident)` bytes when it
+    /// reports them (the allocator's gauges stay absent otherwise).
+    pub fn record_memory(
+        &self,
+        used: u64,
+        estimates: &[(&'static str, u64)],
+        allocator: Option<(u64, u64)>,
+    ) {
+        self.memory_used.set(used as f64);
+        for (component, bytes) in estimates {
+            match self.memory_estimates.iter().find(|(c, _)| c == component) {
+                Some((_, gauge)) => gauge.set(*bytes as f64),
+                None => gauge!(MEMORY_ESTIMATE, "component" => *component).set(*bytes as f64),
+            }
         }
-        if let Some(allocator) = budget.allocator() {
-            gauge!(MEMORY_ALLOCATED).set(allocator.allocated() as f64);
-            gauge!(MEMORY_RESIDENT).set(allocator.resident() as f64);
+        if let Some((allocated, resident)) = allocator {
+            gauge!(MEMORY_ALLOCATED).set(allocated as f64);
+            gauge!(MEMORY_RESIDENT).set(resident as f64);
         }
     }
 
-    /// A failed-publish counter for `outbox` (`partials`, `dlq`, `archive`).
-    pub fn publish_failures(outbox: &'static str) -> Counter {
-        counter!(PUBLISH_FAILURES, "outbox" => outbox)
+    /// The failed-publish counter of the publisher `outbox` (one of [`OUTBOXES`]).
+    pub fn publish_failures(&self, outbox: &'static str) -> Counter {
+        match self.publish_failures.iter().find(|(o, _)| *o == outbox) {
+            Some((_, counter)) => counter.clone(),
+            None => counter!(PUBLISH_FAILURES, "outbox" => outbox),
+        }
     }
 }
 
@@ -229,7 +258,9 @@ impl Default for AgentMetrics {
     }
 }
 
-fn describe() {
+/// Registers the description and unit of every metric above (once, at start; again is
+/// harmless).
+pub fn describe() {
     describe_counter!(EVENTS_ACCEPTED, Unit::Count, "Events accepted");
     describe_counter!(
         EVENTS_REJECTED,

@@ -18,9 +18,34 @@
 //! starts with the hub unreachable and still routes like the hub's aggregators consume.
 
 use crate::config::AgentConfig;
-use async_nats::jetstream::context::{Context, GetStreamByNameErrorKind};
+use async_nats::jetstream::context::{Context, GetStreamByNameError, GetStreamByNameErrorKind};
 use rtdash_runtime::nats::{self as rtnats, Ensure, NatsError};
 use rtdash_shared::names;
+
+/// The streams could not be readied.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// Creating the topology or reading the partition count failed.
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    /// No stream of the agent's JetStream domain captures a subject it publishes to.
+    #[error("JetStream stream for {subject}: {hint}")]
+    NoStream {
+        /// The subject.
+        subject: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The stream capturing a subject could not be looked up.
+    #[error("JetStream stream for {subject}: {source}")]
+    Lookup {
+        /// The subject.
+        subject: String,
+        /// The JetStream error.
+        #[source]
+        source: GetStreamByNameError,
+    },
+}
 
 /// The streams of the agent's domain that capture what it publishes, once checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +61,7 @@ pub struct Topology {
 /// Readies the streams: creates rtdash's topology when the agent owns the hub's subjects
 /// (direct), else checks that the site's streams capture the agent's subjects. Then reads
 /// the partition count (the configured one when no stream records it).
-pub async fn prepare(js: &Context, config: &AgentConfig) -> Result<Topology, NatsError> {
+pub async fn prepare(js: &Context, config: &AgentConfig) -> Result<Topology, TopologyError> {
     let prefix = config.resolved_subject_prefix();
     let partials_stream = if config.creates_topology() {
         rtnats::ensure_topology(js, &config.streams, Ensure::CreateMissing).await?;
@@ -98,7 +123,7 @@ async fn capturing_stream(
     config: &AgentConfig,
     subject: &str,
     expected: &str,
-) -> Result<String, NatsError> {
+) -> Result<String, TopologyError> {
     match js.stream_by_subject(subject).await {
         Ok(name) => {
             if config.site.is_some() && name != expected {
@@ -121,14 +146,14 @@ async fn capturing_stream(
                     config.resolved_subject_prefix()
                 ),
             };
-            Err(NatsError::JetStream {
-                what: format!("stream for {subject}"),
-                problem: hint,
+            Err(TopologyError::NoStream {
+                subject: subject.to_owned(),
+                hint,
             })
         }
-        Err(err) => Err(NatsError::JetStream {
-            what: format!("stream for {subject}"),
-            problem: err.to_string(),
+        Err(source) => Err(TopologyError::Lookup {
+            subject: subject.to_owned(),
+            source,
         }),
     }
 }

@@ -4,7 +4,7 @@
 //! hub deduplicates on `Nats-Msg-Id` = `<agent>.<p>.<seq>`): at an edge site a generated id
 //! starts with the site, `<site>-<16 hex digits>`.
 
-use crate::publish::seq::write_atomically;
+use crate::fs::write_atomically;
 use rtdash_shared::event::is_identifier;
 use std::io;
 use std::path::Path;

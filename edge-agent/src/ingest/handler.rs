@@ -4,11 +4,11 @@
 use super::body::{self, BodyError, BodyKind, Encoding, GunzipError};
 use super::response::{ItemError, Reply};
 use crate::aggregate::{InFlightRequests, Shards};
-use crate::archive::Archive;
 use crate::config::IngestConfig;
-use crate::deadletter::{DeadLetters, Rejected};
-use crate::memory::{AllocatorStats, Estimates};
+use crate::memory::MemoryBudget;
 use crate::metrics::AgentMetrics;
+use crate::publish::archive::Archive;
+use crate::publish::deadletter::{DeadLetters, Rejected};
 use crate::publish::spool::Spool;
 use axum::body::Body;
 use axum::extract::State;
@@ -17,112 +17,13 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use rtdash_shared::event::{parse_batch, EventLimits, RejectCode, Rejection};
 use rtdash_shared::time::{now_millis, UnixMillis};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-/// The memory budget (see [`crate::memory`]): with the allocator's figure, the bytes jemalloc
-/// has allocated plus the request bodies being read; otherwise the sum of the per-component
-/// estimates: aggregation state, in-memory spool, dead-letter queue, the archive queue (with
-/// the `backpressure` policy) and request bodies being read.
-#[derive(Debug)]
-pub struct MemoryBudget {
-    /// The budget in bytes.
-    pub limit: u64,
-    shards: Arc<Shards>,
-    spool: Arc<Spool>,
-    dlq: Arc<DeadLetters>,
-    archive: Option<Arc<Archive>>,
-    bodies: AtomicU64,
-    allocator: Option<Arc<AllocatorStats>>,
-}
-
-impl MemoryBudget {
-    /// A budget of `limit` bytes counted with estimates of these parts (the archive's only
-    /// with its `backpressure` policy).
-    pub fn new(
-        limit: u64,
-        shards: Arc<Shards>,
-        spool: Arc<Spool>,
-        dlq: Arc<DeadLetters>,
-        archive: Option<Arc<Archive>>,
-    ) -> Self {
-        Self {
-            limit,
-            shards,
-            spool,
-            dlq,
-            archive,
-            bodies: AtomicU64::new(0),
-            allocator: None,
-        }
-    }
-
-    /// Counts the allocator's figure instead of the estimates.
-    pub fn with_allocator(mut self, allocator: Option<Arc<AllocatorStats>>) -> Self {
-        self.allocator = allocator;
-        self
-    }
-
-    /// The allocator's statistics, when the budget counts them.
-    pub fn allocator(&self) -> Option<&Arc<AllocatorStats>> {
-        self.allocator.as_ref()
-    }
-
-    /// The per-component estimates (the archive's queue whatever its policy).
-    pub fn estimates(&self) -> Estimates {
-        Estimates {
-            aggregation: self.shards.approx_bytes(),
-            spool: self.spool.stats().memory_bytes.load(Ordering::Relaxed),
-            dlq: self.dlq.memory_bytes(),
-            archive: self.archive.as_ref().map_or(0, |a| a.queued_bytes()),
-            bodies: self.bodies.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Bytes counted against the budget.
-    pub fn used(&self) -> u64 {
-        let bodies = self.bodies.load(Ordering::Relaxed);
-        if let Some(allocator) = &self.allocator {
-            return allocator.allocated() + bodies;
-        }
-        let archive = self
-            .archive
-            .as_ref()
-            .filter(|a| a.counts_in_budget())
-            .map_or(0, |a| a.queued_bytes());
-        self.shards.approx_bytes()
-            + self.spool.stats().memory_bytes.load(Ordering::Relaxed)
-            + self.dlq.memory_bytes()
-            + archive
-            + bodies
-    }
-
-    /// Whether the budget is exhausted.
-    pub fn exhausted(&self) -> bool {
-        self.used() >= self.limit
-    }
-}
-
-/// Releases the body bytes a request counted against the budget.
-struct BodyCharge<'a> {
-    budget: &'a MemoryBudget,
-    bytes: u64,
-}
-
-impl BodyCharge<'_> {
-    fn add(&mut self, bytes: u64) -> bool {
-        self.bytes += bytes;
-        self.budget.bodies.fetch_add(bytes, Ordering::Relaxed);
-        !self.budget.exhausted()
-    }
-}
-
-impl Drop for BodyCharge<'_> {
-    fn drop(&mut self) {
-        self.budget.bodies.fetch_sub(self.bytes, Ordering::Relaxed);
-    }
-}
+/// The route of the ingest API.
+pub const ROUTE: &str = "/v1/events";
 
 /// Everything the ingest handler needs.
 #[derive(Debug)]
@@ -147,8 +48,8 @@ pub struct Ingest {
     pub concurrency: Arc<Semaphore>,
     /// Metric handles.
     pub metrics: AgentMetrics,
-    /// Set when shutdown began.
-    pub shutting_down: Arc<AtomicBool>,
+    /// Cancelled when shutdown begins; requests are refused with `503` from then on.
+    pub shutdown: CancellationToken,
     /// Raw bytes kept per dead letter.
     pub max_raw_bytes: usize,
 }
@@ -156,47 +57,65 @@ pub struct Ingest {
 impl Ingest {
     /// Refuses the request when the agent is shutting down or out of memory or spool.
     fn admission(&self) -> Option<Reply> {
-        let retry = self.config.retry_after_secs;
-        if self.shutting_down.load(Ordering::Relaxed) {
-            self.metrics.throttled("shutting_down");
-            return Some(Reply::overloaded(
+        if self.shutdown.is_cancelled() {
+            return Some(self.refuse(
+                "shutting_down",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "the agent is shutting down",
-                retry,
             ));
         }
         if self.budget.exhausted() {
-            self.metrics.throttled("memory");
-            return Some(Reply::overloaded(
+            return Some(self.refuse(
+                "memory",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "memory_budget_exceeded",
                 format!(
                     "the agent's memory budget of {} bytes is in use; retry later",
                     self.budget.limit
                 ),
-                retry,
             ));
         }
         if self.spool.is_full() {
-            self.metrics.throttled("spool");
-            return Some(Reply::overloaded(
+            return Some(self.refuse(
+                "spool",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "spool_full",
                 "the spool of unpublished data is full (NATS unreachable?); retry later",
-                retry,
             ));
         }
         if self.archive.as_ref().is_some_and(|a| a.is_full()) {
-            self.metrics.throttled("spool");
-            return Some(Reply::overloaded(
+            return Some(self.refuse(
+                "spool",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "archive_full",
                 "the raw-event archive queue is full (NATS unreachable?); retry later",
-                retry,
             ));
         }
         None
+    }
+
+    /// Counts a request refused for `reason` (a label of `requests_throttled_total`) and
+    /// builds its answer, with `Retry-After`.
+    fn refuse(
+        &self,
+        reason: &'static str,
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Reply {
+        self.metrics.throttled(reason);
+        Reply::overloaded(status, code, message, self.config.retry_after_secs)
+    }
+
+    /// The refusal of a request whose body no longer fits the memory budget.
+    fn over_budget(&self) -> Reply {
+        self.refuse(
+            "memory",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "memory_budget_exceeded",
+            "the agent's memory budget is in use; retry later",
+        )
     }
 
     /// Records a whole-body rejection (dead letter and metric) and builds its reply.
@@ -360,36 +279,53 @@ fn count_rejections(metrics: &AgentMetrics, rejected: &[(usize, &[u8], Rejection
     }
 }
 
-/// The `POST /v1/events` handler.
+/// The `POST /v1/events` handler, in a span with OpenTelemetry's HTTP server attributes
+/// (debug level: exported only when the log level includes it).
 pub async fn post_events(
     State(ingest): State<Arc<Ingest>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let received_at = now_millis();
+    let span = tracing::debug_span!(
+        "ingest",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = ROUTE,
+        http.response.status_code = tracing::field::Empty,
+        received_at,
+    );
+    let reply = receive(&ingest, &headers, body, received_at)
+        .instrument(span.clone())
+        .await;
+    span.record("http.response.status_code", reply.status().as_u16());
+    reply.into_response()
+}
+
+/// Admits, reads, decodes and processes one request body.
+async fn receive(
+    ingest: &Arc<Ingest>,
+    headers: &HeaderMap,
+    body: Body,
+    received_at: UnixMillis,
+) -> Reply {
     if let Some(refusal) = ingest.admission() {
-        return refusal.into_response();
+        return refusal;
     }
     let Ok(_permit) = Arc::clone(&ingest.concurrency).try_acquire_owned() else {
-        ingest.metrics.throttled("concurrency");
-        return Reply::overloaded(
+        return ingest.refuse(
+            "concurrency",
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
             format!(
                 "more than {} requests in progress; retry later",
                 ingest.config.max_concurrent_requests
             ),
-            ingest.config.retry_after_secs,
-        )
-        .into_response();
+        );
     };
-    let span = tracing::debug_span!("ingest", received_at);
     let _in_flight = ingest.in_flight.enter(received_at);
-    let kind = BodyKind::from_headers(&headers);
-    let mut charge = BodyCharge {
-        budget: &ingest.budget,
-        bytes: 0,
-    };
+    let kind = BodyKind::from_headers(headers);
+    let mut charge = ingest.budget.charge();
     let read = body::read_limited(
         body,
         &kind,
@@ -402,33 +338,25 @@ pub async fn post_events(
     let raw = match read {
         Ok(raw) => raw,
         Err(BodyError::TooLarge { limit, prefix }) => {
-            return ingest
-                .reject_body(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    RejectCode::BodyTooLarge.as_str(),
-                    format!("the request body exceeds the limit of {limit} bytes"),
-                    &prefix,
-                    received_at,
-                )
-                .into_response()
-        }
-        Err(BodyError::OverBudget) => {
-            ingest.metrics.throttled("memory");
-            return Reply::overloaded(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "memory_budget_exceeded",
-                "the agent's memory budget is in use; retry later",
-                ingest.config.retry_after_secs,
+            return ingest.reject_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                RejectCode::BodyTooLarge.as_str(),
+                format!("the request body exceeds the limit of {limit} bytes"),
+                &prefix,
+                received_at,
             )
-            .into_response();
         }
+        Err(BodyError::OverBudget) => return ingest.over_budget(),
         Err(BodyError::Read(problem)) => {
             // The client went away or sent a broken stream: nobody reads this answer and there
             // is no input to keep; counted and logged.
             ingest.metrics.rejected("body_read_error", 1);
             tracing::debug!(%problem, "request body could not be read");
-            return Reply::error(StatusCode::BAD_REQUEST, "body_read_error", problem)
-                .into_response();
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                "body_read_error",
+                problem.to_string(),
+            );
         }
     };
     let decoded = match &kind.encoding {
@@ -436,55 +364,42 @@ pub async fn post_events(
         Encoding::Gzip => match body::gunzip(&raw, ingest.config.max_decompressed_bytes) {
             Ok(bytes) => {
                 if !charge.add(bytes.len() as u64) {
-                    ingest.metrics.throttled("memory");
-                    return Reply::overloaded(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "memory_budget_exceeded",
-                        "the agent's memory budget is in use; retry later",
-                        ingest.config.retry_after_secs,
-                    )
-                    .into_response();
+                    return ingest.over_budget();
                 }
                 Bytes::from(bytes)
             }
             Err(GunzipError::TooLarge(limit)) => {
-                return ingest
-                    .reject_body(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        RejectCode::BodyTooLarge.as_str(),
-                        format!("the decompressed request body exceeds the limit of {limit} bytes"),
-                        &raw,
-                        received_at,
-                    )
-                    .into_response()
-            }
-            Err(GunzipError::Invalid(problem)) => {
-                return ingest
-                    .reject_body(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_encoding",
-                        format!("the request body is not valid gzip: {problem}"),
-                        &raw,
-                        received_at,
-                    )
-                    .into_response()
-            }
-        },
-        Encoding::Unsupported(name) => {
-            return ingest
-                .reject_body(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_encoding",
-                    format!("Content-Encoding `{name}` is not supported; send identity or gzip"),
+                return ingest.reject_body(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    RejectCode::BodyTooLarge.as_str(),
+                    format!("the decompressed request body exceeds the limit of {limit} bytes"),
                     &raw,
                     received_at,
                 )
-                .into_response()
+            }
+            Err(GunzipError::Invalid(problem)) => {
+                return ingest.reject_body(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_encoding",
+                    format!("the request body is not valid gzip: {problem}"),
+                    &raw,
+                    received_at,
+                )
+            }
+        },
+        Encoding::Unsupported(name) => {
+            return ingest.reject_body(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("Content-Encoding `{name}` is not supported; send identity or gzip"),
+                &raw,
+                received_at,
+            )
         }
     };
     let reply = if decoded.len() as u64 >= ingest.config.blocking_threshold_bytes {
-        let worker = Arc::clone(&ingest);
-        let span = span.clone();
+        let worker = Arc::clone(ingest);
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
             worker.process(&decoded, kind.ndjson, received_at)
@@ -499,11 +414,10 @@ pub async fn post_events(
             )
         })
     } else {
-        let _enter = span.enter();
         ingest.process(&decoded, kind.ndjson, received_at)
     };
     drop(charge);
-    reply.into_response()
+    reply
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub mod body;
 pub mod handler;
 pub mod response;
 
-pub use handler::{Ingest, MemoryBudget};
+pub use handler::Ingest;
 
 use axum::routing::post;
 use axum::Router;
@@ -23,7 +23,7 @@ use std::sync::Arc;
 /// The ingest routes (merge the admin routes in beside them).
 pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
-        .route("/v1/events", post(handler::post_events))
+        .route(handler::ROUTE, post(handler::post_events))
         .with_state(ingest)
 }
 
@@ -32,8 +32,9 @@ mod tests {
     use super::*;
     use crate::aggregate::{InFlightRequests, Shards};
     use crate::config::{AgentConfig, IngestConfig};
-    use crate::deadletter::{DeadLetters, DlqSettings};
+    use crate::memory::MemoryBudget;
     use crate::metrics::AgentMetrics;
+    use crate::publish::deadletter::{DeadLetters, DlqSettings};
     use crate::publish::pipeline::Outbox;
     use crate::publish::spool::Spool;
     use axum::body::{to_bytes, Body};
@@ -44,8 +45,8 @@ mod tests {
     use rtdash_shared::wire;
     use serde_json::Value;
     use std::io::Write;
-    use std::sync::atomic::AtomicBool;
     use tokio::sync::Semaphore;
+    use tokio_util::sync::CancellationToken;
     use tower::ServiceExt;
 
     struct Fixture {
@@ -99,7 +100,7 @@ mod tests {
             budget,
             in_flight: Arc::new(InFlightRequests::default()),
             metrics,
-            shutting_down: Arc::new(AtomicBool::new(false)),
+            shutdown: CancellationToken::new(),
             max_raw_bytes: 64,
         });
         Fixture { _dir: dir, ingest }
@@ -353,9 +354,7 @@ mod tests {
         assert_eq!(json["error"]["code"], "too_many_requests");
         drop(_held);
 
-        f.ingest
-            .shutting_down
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        f.ingest.shutdown.cancel();
         let (status, retry, json) = post(&f.ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry.as_deref(), Some("1"));
@@ -399,7 +398,7 @@ mod tests {
             in_flight: Arc::clone(&f.ingest.in_flight),
             concurrency: Arc::clone(&f.ingest.concurrency),
             metrics: f.ingest.metrics.clone(),
-            shutting_down: Arc::new(AtomicBool::new(false)),
+            shutdown: CancellationToken::new(),
             max_raw_bytes: 64,
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;

@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Level, Span};
 
 /// One message to publish.
 #[derive(Debug)]
@@ -60,6 +61,8 @@ pub trait Outbox: Send + Sync + 'static {
     fn abandon_in_flight(&self);
     /// Nothing waits and nothing is in flight.
     fn is_idle(&self) -> bool;
+    /// Notified by the outbox when it has something new to publish.
+    fn wake(&self) -> &Arc<Notify>;
 }
 
 /// Pipeline settings.
@@ -69,8 +72,10 @@ pub struct PipelineConfig {
     pub max_in_flight: usize,
     /// Longest pause after failures.
     pub backoff_max: Duration,
-    /// Name for logs and the failure counter label.
+    /// Name for logs.
     pub name: &'static str,
+    /// Counts failed publishes (each is retried).
+    pub failures: Counter,
 }
 
 type AckFuture<T> = Pin<
@@ -86,16 +91,16 @@ type AckFuture<T> = Pin<
 >;
 
 /// Runs the pipeline until `stop` is cancelled. `js` should carry the acknowledgement timeout
-/// (`Context::set_timeout`); `wake` is notified by the outbox when it has something new.
+/// (`Context::set_timeout`).
 pub async fn run<O: Outbox>(
     outbox: Arc<O>,
     js: Context,
     client: async_nats::Client,
-    wake: Arc<Notify>,
     config: PipelineConfig,
     stop: CancellationToken,
 ) {
-    let failures: Counter = crate::metrics::AgentMetrics::publish_failures(config.name);
+    let wake = Arc::clone(outbox.wake());
+    let failures = &config.failures;
     let mut in_flight: FuturesUnordered<AckFuture<O::Token>> = FuturesUnordered::new();
     let mut backoff = Duration::ZERO;
     let mut paused_until: Option<Instant> = None;
@@ -124,12 +129,14 @@ pub async fn run<O: Outbox>(
                 if let Some(encoding) = out.content_encoding {
                     headers.insert(rtdash_shared::archive::CONTENT_ENCODING, encoding);
                 }
+                let span = publish_span(config.name, &out);
                 let started = Instant::now();
                 match js
                     .publish_with_headers(out.subject, headers, out.payload)
+                    .instrument(span.clone())
                     .await
                 {
-                    Ok(ack) => in_flight.push(ack_future(out.token, started, ack)),
+                    Ok(ack) => in_flight.push(ack_future(out.token, started, ack, span)),
                     Err(err) => {
                         failures.increment(1);
                         tracing::warn!(outbox = config.name, error = %err, "publish failed; will retry");
@@ -170,12 +177,42 @@ pub async fn run<O: Outbox>(
     outbox.abandon_in_flight();
 }
 
+/// The span of one publish, from the send to the acknowledgement: OpenTelemetry's messaging
+/// producer attributes. A message that carries a trace context (a partial batch of a traced
+/// flush) publishes in an `info` span continuing that trace, beside the aggregator's span of
+/// the same batch; any other publish is a `debug` span.
+fn publish_span<T>(outbox: &'static str, out: &Outgoing<T>) -> Span {
+    macro_rules! span {
+        ($level:expr) => {
+            tracing::span!(
+                $level,
+                "edge.publish",
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.operation.type = "send",
+                messaging.destination.name = %out.subject,
+                messaging.message.id = %out.msg_id,
+                outbox,
+            )
+        };
+    }
+    match &out.trace {
+        Some(trace) => {
+            let span = span!(Level::INFO);
+            trace.set_parent_of(&span);
+            span
+        }
+        None => span!(Level::DEBUG),
+    }
+}
+
 fn ack_future<T: Send + 'static>(
     token: T,
     started: Instant,
     ack: PublishAckFuture,
+    span: Span,
 ) -> AckFuture<T> {
-    Box::pin(async move { (token, started, ack.await) })
+    Box::pin(async move { (token, started, ack.await) }.instrument(span))
 }
 
 fn pause(backoff: &mut Duration, max: Duration) -> Instant {
@@ -199,4 +236,10 @@ pub async fn wait_idle<O: Outbox>(outbox: &O, grace: Duration) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// An acknowledgement as JetStream sends it, for the outboxes' tests.
+#[cfg(test)]
+pub(crate) fn test_ack() -> PublishAck {
+    serde_json::from_str(r#"{"stream":"S","seq":1}"#).expect("ack")
 }

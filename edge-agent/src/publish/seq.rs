@@ -8,6 +8,7 @@
 //! last used numbers are written to `<state_dir>/seq.json` periodically and at shutdown, via
 //! a temporary file and a rename.
 
+use crate::fs::write_atomically;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -93,18 +94,6 @@ impl SeqState {
         self.dirty = false;
         Ok(())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file, an fsync and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 /// Microseconds since the Unix epoch.

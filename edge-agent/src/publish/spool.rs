@@ -1,3 +1,5 @@
+// Over 600 lines: one state machine under one lock (order, state, medium of each batch) + tests.
+
 //! The spool: every partial batch from its creation until JetStream acknowledged it.
 //!
 //! One queue per partition, ordered by sequence number. A batch is kept in memory while the
@@ -214,11 +216,6 @@ impl Spool {
     /// Sizes, readable without the lock.
     pub fn stats(&self) -> &Arc<SpoolStats> {
         &self.stats
-    }
-
-    /// Notified when a batch was added.
-    pub fn wake(&self) -> &Arc<Notify> {
-        &self.wake
     }
 
     /// Whether memory plus disk spool reached `spool.max_bytes`.
@@ -495,15 +492,16 @@ impl Outbox for Spool {
     fn is_idle(&self) -> bool {
         self.lock().batches == 0
     }
+
+    fn wake(&self) -> &Arc<Notify> {
+        &self.wake
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ack() -> PublishAck {
-        serde_json::from_str(r#"{"stream":"S","seq":1}"#).expect("ack")
-    }
+    use crate::publish::pipeline::test_ack as ack;
 
     fn open(dir: &Path, memory: u64) -> (Spool, Vec<Leftover>) {
         Spool::open(dir, "edge-t", memory, 1 << 30, 1 << 20, AgentMetrics::new()).expect("open")

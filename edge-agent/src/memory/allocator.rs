@@ -1,29 +1,5 @@
-//! What the agent's memory budget counts.
-//!
-//! **With the allocator's figure** (the `edge-agent` binary, built with the default cargo
-//! feature `jemalloc`): jemalloc is the global allocator, and a background thread reads its
-//! `stats.allocated` (bytes in live allocations, the whole process: aggregation state,
-//! spool, queues, HTTP and NATS buffers, everything) every [`REFRESH_INTERVAL`] into an
-//! atomic. The budget compares that figure, plus the request bodies being read right now
-//! (charged as their chunks arrive, so a burst of large bodies is seen before the next
-//! refresh; for at most one refresh they may be counted twice, erring on the safe side), with
-//! `memory_budget_bytes`.
-//!
-//! **With estimates** (built without `jemalloc`, or the library inside another program whose
-//! global allocator is not jemalloc: tests, examples): the sum of per-component estimates,
-//! aggregation state ([`rtdash_shared::aggregate::Aggregator::approx_bytes`], measured at
-//! every drain), in-memory spool, dead-letter queue, archive queue (with the `backpressure`
-//! policy) and bodies being read. Estimates miss what they do not model (allocator overhead
-//! and fragmentation, buffers of the HTTP server and the NATS client) and run below the RSS.
-//!
-//! Either way the per-component estimates are exported as metrics
-//! (`rtdash_agent_memory_estimate_bytes{component}`), and the allocator's figures as
-//! `rtdash_agent_memory_allocated_bytes` and `rtdash_agent_memory_resident_bytes`.
-//!
-//! Whether jemalloc really serves the process is checked once, at startup, by allocating a
-//! few megabytes and watching `stats.allocated` grow ([`AllocatorStats::start`]): linking the
-//! crate is not enough (`tikv-jemalloc-sys` prefixes its symbols, so it only allocates when it
-//! is the `#[global_allocator]`).
+//! The allocator's own figures (jemalloc `stats.allocated` and `stats.resident`), refreshed
+//! by a background thread; see [the module docs](super) for when the budget counts them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -129,35 +105,6 @@ mod imp {
 
     pub fn serves_this_process() -> bool {
         false
-    }
-}
-
-/// The per-component estimates (see the module docs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Estimates {
-    /// Aggregation state: pending deltas and series-cap bookkeeping.
-    pub aggregation: u64,
-    /// Partial batches held in memory by the spool.
-    pub spool: u64,
-    /// Dead letters queued in memory.
-    pub dlq: u64,
-    /// Archive chunks buffered and queued (counted in the estimate-based budget only with the
-    /// `backpressure` policy).
-    pub archive: u64,
-    /// Request bodies being read.
-    pub bodies: u64,
-}
-
-impl Estimates {
-    /// The components as `(label, bytes)`.
-    pub fn components(&self) -> [(&'static str, u64); 5] {
-        [
-            ("aggregation", self.aggregation),
-            ("spool", self.spool),
-            ("dlq", self.dlq),
-            ("archive", self.archive),
-            ("bodies", self.bodies),
-        ]
     }
 }
 

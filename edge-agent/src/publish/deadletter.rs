@@ -12,9 +12,9 @@
 //! window. At shutdown whatever is still queued is written to the disk spool and published by
 //! the next start.
 
+use super::pipeline::{Outbox, Outgoing};
+use super::segment::{RecordRef, SegmentLog};
 use crate::metrics::AgentMetrics;
-use crate::publish::pipeline::{Outbox, Outgoing};
-use crate::publish::segment::{RecordRef, SegmentLog};
 use async_nats::jetstream::publish::PublishAck;
 use bytes::Bytes;
 use rtdash_shared::messages::DeadLetter;
@@ -121,7 +121,7 @@ impl DeadLetters {
             subject_prefix: names::DEFAULT_SUBJECT_PREFIX.to_owned(),
             rejected_by: format!("edge-agent:{agent_id}"),
             settings,
-            next_id: AtomicU64::new(crate::publish::seq::now_micros().max(max_recovered + 1)),
+            next_id: AtomicU64::new(super::seq::now_micros().max(max_recovered + 1)),
             memory_bytes: AtomicU64::new(0),
             wake: Arc::new(Notify::new()),
             metrics,
@@ -137,11 +137,6 @@ impl DeadLetters {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Notified when a dead letter was queued.
-    pub fn wake(&self) -> &Arc<Notify> {
-        &self.wake
     }
 
     /// Bytes of dead letters held in memory (part of the memory budget).
@@ -344,15 +339,16 @@ impl Outbox for DeadLetters {
         let inner = self.lock();
         inner.memory.is_empty() && inner.disk_queue.is_empty() && inner.in_flight.is_empty()
     }
+
+    fn wake(&self) -> &Arc<Notify> {
+        &self.wake
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ack() -> PublishAck {
-        serde_json::from_str(r#"{"stream":"S","seq":1}"#).expect("ack")
-    }
+    use crate::publish::pipeline::test_ack as ack;
 
     fn rejected(input: &[u8]) -> Rejected<'_> {
         Rejected {

@@ -1,242 +1,23 @@
-//! Aggregation shards and the flusher.
-//!
-//! **Shards.** The shared [`Aggregator`] is single-threaded, so the agent keeps `N` of them,
-//! each behind its own mutex. A request takes one shard (round robin, skipping locked ones)
-//! for all of its events, so a request costs one lock. The deltas of one series can thus sit
-//! in several shards; they are published as separate entries of the same batch and merged by
-//! the aggregator (sketch merge is associative and commutative).
-//!
-//! **Flusher.** Every `flush_interval_ms` it drains every shard, groups the entries by
-//! `series.partition(P)`, cuts each partition's entries into batches of about
-//! `publish.max_batch_bytes` encoded, and hands them to the [`Spool`]. A partition without
-//! data gets an empty heartbeat batch when it has had no message for
-//! `heartbeat_interval_ms` (and nothing of it is waiting in the spool), so windows close at
-//! the aggregator even when this agent sees no traffic for them.
-//!
-//! **Watermark.** A batch carries the agent's watermark: the agent's clock when the flush
-//! started, held back to the receive time of the oldest request still being processed (its
-//! events are not in the shards yet and will go out with a later flush). It never goes back.
+//! The flusher: drains the shards into partial batches every flush interval (see
+//! [the module docs](super)).
 
+use super::in_flight::InFlightRequests;
+use super::shards::Shards;
 use crate::metrics::AgentMetrics;
 use crate::publish::seq::SeqState;
 use crate::publish::spool::Spool;
 use bytes::Bytes;
 use rtdash_runtime::trace_context;
-use rtdash_shared::aggregate::Aggregator;
-use rtdash_shared::event::Event;
 use rtdash_shared::messages::{PartialBatch, PartialEntry};
-use rtdash_shared::metric::MetricSet;
 use rtdash_shared::time::UnixMillis;
 use rtdash_shared::wire::{self, Format};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Bytes assumed per pending series before the first flush measured it.
-const INITIAL_BYTES_PER_SERIES: u64 = 256;
 /// Series-cap bookkeeping is kept for windows this much older than the widest window.
 const ADMISSION_HORIZON_MS: i64 = 10 * 60 * 1000;
-
-#[derive(Debug)]
-struct Shard {
-    aggregator: Aggregator,
-    /// Measured at the last drain: heap bytes per pending series.
-    bytes_per_series: u64,
-    /// Measured at the last drain: bytes of the series-cap bookkeeping.
-    admitted_bytes: u64,
-}
-
-impl Shard {
-    fn estimate(&self) -> u64 {
-        self.admitted_bytes + self.aggregator.pending_series() as u64 * self.bytes_per_series
-    }
-}
-
-/// What one request's events did to the aggregation state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AddTotals {
-    /// Series deltas updated.
-    pub series_updated: u64,
-    /// Of those, folded into overflow series.
-    pub overflowed: u64,
-}
-
-/// `N` aggregators behind their own locks (see the module docs).
-#[derive(Debug)]
-pub struct Shards {
-    shards: Vec<Mutex<Shard>>,
-    /// The pipeline's own metrics (late events, dead letters), flushed with the shards.
-    pipeline: crate::selfmetrics::PipelineMetrics,
-    estimates: Vec<AtomicU64>,
-    next: AtomicUsize,
-}
-
-impl Shards {
-    /// `count` shards (at least one) aggregating with `metrics`.
-    pub fn new(count: usize, metrics: Arc<MetricSet>) -> Self {
-        let count = count.max(1);
-        Self {
-            shards: (0..count)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        aggregator: Aggregator::new(Arc::clone(&metrics)),
-                        bytes_per_series: INITIAL_BYTES_PER_SERIES,
-                        admitted_bytes: 0,
-                    })
-                })
-                .collect(),
-            estimates: (0..count).map(|_| AtomicU64::new(0)).collect(),
-            next: AtomicUsize::new(0),
-            pipeline: crate::selfmetrics::PipelineMetrics::default(),
-        }
-    }
-
-    /// The pipeline's own metrics (see [`crate::selfmetrics`]).
-    pub fn pipeline(&self) -> &crate::selfmetrics::PipelineMetrics {
-        &self.pipeline
-    }
-
-    fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-        shard.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Folds `events` into one shard.
-    pub fn add_all<'e, 'a: 'e>(
-        &self,
-        events: impl IntoIterator<Item = &'e Event<'a>>,
-    ) -> AddTotals {
-        let count = self.shards.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
-        let mut guard = None;
-        for offset in 0..count {
-            let index = (start + offset) % count;
-            if let Ok(shard) = self.shards[index].try_lock() {
-                guard = Some((index, shard));
-                break;
-            }
-        }
-        let (index, mut shard) = match guard {
-            Some(found) => found,
-            None => (start, Self::lock(&self.shards[start])),
-        };
-        let mut totals = AddTotals::default();
-        for event in events {
-            let outcome = shard.aggregator.add(event);
-            totals.series_updated += outcome.series_updated as u64;
-            totals.overflowed += outcome.overflowed as u64;
-        }
-        self.estimates[index].store(shard.estimate(), Ordering::Relaxed);
-        totals
-    }
-
-    /// Replaces the metric definitions of every shard.
-    pub fn set_metrics(&self, metrics: Arc<MetricSet>) {
-        for shard in &self.shards {
-            Self::lock(shard)
-                .aggregator
-                .set_metrics(Arc::clone(&metrics));
-        }
-    }
-
-    /// Takes every shard's deltas; forgets series-cap bookkeeping of windows that started
-    /// before `forget_before`.
-    pub fn drain_all(&self, forget_before: UnixMillis) -> Vec<PartialEntry> {
-        let mut entries = Vec::new();
-        for (index, shard) in self.shards.iter().enumerate() {
-            let mut shard = Self::lock(shard);
-            let pending = shard.aggregator.pending_series() as u64;
-            let before = shard.aggregator.approx_bytes() as u64;
-            entries.extend(shard.aggregator.drain());
-            shard.aggregator.forget_windows_before(forget_before);
-            let after = shard.aggregator.approx_bytes() as u64;
-            if let Some(per_series) = before.saturating_sub(after).checked_div(pending) {
-                shard.bytes_per_series = per_series.max(64);
-            }
-            shard.admitted_bytes = after;
-            self.estimates[index].store(shard.estimate(), Ordering::Relaxed);
-        }
-        entries.extend(self.pipeline.drain());
-        entries
-    }
-
-    /// Estimated heap bytes of the aggregation state (updated on every add and drain).
-    pub fn approx_bytes(&self) -> u64 {
-        self.estimates
-            .iter()
-            .map(|e| e.load(Ordering::Relaxed))
-            .sum()
-    }
-
-    /// Events folded into overflow series so far, over all shards.
-    pub fn overflowed_total(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|shard| Self::lock(shard).aggregator.overflowed_total())
-            .sum()
-    }
-
-    /// The widest window of the metrics in force, in milliseconds.
-    pub fn widest_window_ms(&self) -> i64 {
-        let shard = Self::lock(&self.shards[0]);
-        shard
-            .aggregator
-            .metrics()
-            .all()
-            .iter()
-            .map(|m| m.def.window_ms())
-            .max()
-            .unwrap_or(60_000)
-    }
-}
-
-/// Receive times of the requests being processed, for the watermark.
-#[derive(Debug, Default)]
-pub struct InFlightRequests {
-    inner: Mutex<BTreeMap<(UnixMillis, u64), ()>>,
-    next: AtomicU64,
-}
-
-/// Removes its request from [`InFlightRequests`] when dropped.
-#[derive(Debug)]
-pub struct InFlightGuard<'a> {
-    owner: &'a InFlightRequests,
-    key: (UnixMillis, u64),
-}
-
-impl InFlightRequests {
-    /// Registers a request received at `received_at`.
-    pub fn enter(&self, received_at: UnixMillis) -> InFlightGuard<'_> {
-        let key = (received_at, self.next.fetch_add(1, Ordering::Relaxed));
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, ());
-        InFlightGuard { owner: self, key }
-    }
-
-    /// The receive time of the oldest request in progress.
-    pub fn oldest(&self) -> Option<UnixMillis> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .next()
-            .map(|(at, _)| *at)
-    }
-}
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        self.owner
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.key);
-    }
-}
 
 /// Flusher settings.
 #[derive(Clone, Debug)]
@@ -325,8 +106,19 @@ impl Flusher {
         // batches carry (`traceparent`); a batch merges many ingest requests, so it starts a
         // trace of its own rather than continuing one of theirs (docs/architecture.md,
         // "Tracing"). Otherwise the usual debug span, and no trace context at all.
+        // The flush makes the messages whose `traceparent` is its context: a producer
+        // ("create") span in OpenTelemetry's messaging terms; each publish is an `edge.publish`
+        // span of its own under it (see `publish::pipeline`).
         let span = if !entries.is_empty() && trace_context::enabled() {
-            tracing::info_span!(parent: None, "edge.flush", watermark, entries = entries.len())
+            tracing::info_span!(
+                parent: None,
+                "edge.flush",
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.operation.type = "create",
+                watermark,
+                entries = entries.len()
+            )
         } else {
             tracing::debug_span!("flush", watermark)
         };
@@ -518,10 +310,10 @@ pub fn chunk_by_size(entries: Vec<PartialEntry>, max_bytes: usize) -> Vec<Vec<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publish::pipeline::test_ack as ack;
     use crate::publish::pipeline::Outbox;
-    use async_nats::jetstream::publish::PublishAck;
-    use rtdash_shared::event::{parse_event, EventLimits};
-    use rtdash_shared::metric::MetricDefinition;
+    use rtdash_shared::event::{parse_event, Event, EventLimits};
+    use rtdash_shared::metric::{MetricDefinition, MetricSet};
     use rtdash_shared::time::format_rfc3339;
 
     const NOW: UnixMillis = 1_705_327_532_000;
@@ -577,10 +369,6 @@ mod tests {
             in_flight,
             flusher,
         }
-    }
-
-    fn ack() -> PublishAck {
-        serde_json::from_str(r#"{"stream":"S","seq":1}"#).expect("ack")
     }
 
     /// Publishes (acknowledges) everything spooled and returns the decoded batches.

@@ -20,9 +20,9 @@
 //! answers `503` until the queue drains. The archive has no disk spool: chunks still queued
 //! when the shutdown grace period ends are counted as dropped and logged.
 
+use super::pipeline::{Outbox, Outgoing};
 use crate::config::{ArchiveCompression, ArchiveFullPolicy};
 use crate::metrics::AgentMetrics;
-use crate::publish::pipeline::{Outbox, Outgoing};
 use async_nats::jetstream::publish::PublishAck;
 use bytes::Bytes;
 use rtdash_shared::archive::{ChunkCompressor, ZSTD};
@@ -99,7 +99,7 @@ impl Archive {
             max_queue_bytes,
             policy,
             queued_bytes: AtomicU64::new(0),
-            next_id: AtomicU64::new(crate::publish::seq::now_micros()),
+            next_id: AtomicU64::new(super::seq::now_micros()),
             wake: Arc::new(Notify::new()),
             metrics,
             compressors: None,
@@ -130,11 +130,6 @@ impl Archive {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Notified when a chunk was sealed.
-    pub fn wake(&self) -> &Arc<Notify> {
-        &self.wake
     }
 
     /// Bytes buffered and queued (counted in the memory budget).
@@ -357,6 +352,10 @@ impl Outbox for Archive {
         inner.queue.is_empty()
             && inner.in_flight.is_empty()
             && inner.buffers.values().all(|b| b.events == 0)
+    }
+
+    fn wake(&self) -> &Arc<Notify> {
+        &self.wake
     }
 }
 
