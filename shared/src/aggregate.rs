@@ -8,6 +8,7 @@
 //! `max_series_per_window` distinct series are admitted; events of further series fold into
 //! one overflow series (every dimension value `__overflow__`) and are counted.
 
+use crate::codec::{push_varint, read_varint, same_bytes};
 use crate::event::{Event, Scalar};
 use crate::messages::PartialEntry;
 use crate::metric::{property, CompiledMetric, DimensionSource, MetricSet, OVERFLOW_VALUE};
@@ -512,16 +513,7 @@ struct InnerReader<'a> {
 
 impl<'a> InnerReader<'a> {
     fn varint(&mut self) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self.rest.split_first()?;
-            self.rest = rest;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
+        read_varint(&mut self.rest).ok()
     }
 
     /// `Some(None)`: an absent value; `None`: malformed.
@@ -541,14 +533,6 @@ impl<'a> InnerReader<'a> {
     }
 }
 
-fn push_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
 /// Appends `0` (absent) or `1`, the length (varint) and the bytes of a value.
 #[inline]
 fn push_value(out: &mut Vec<u8>, value: Option<&str>) {
@@ -559,37 +543,6 @@ fn push_value(out: &mut Vec<u8>, value: Option<&str>) {
             push_varint(out, value.len() as u64);
             out.extend_from_slice(value.as_bytes());
         }
-    }
-}
-
-/// Byte equality, inlined for the short keys and names compared on every event (`==` on
-/// slices calls `memcmp`, whose call and dispatch cost more than comparing a few words).
-#[inline]
-pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let len = a.len();
-    if len != b.len() {
-        return false;
-    }
-    let word = |bytes: &[u8], at: usize| {
-        u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]))
-    };
-    let half = |bytes: &[u8], at: usize| {
-        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or([0; 4]))
-    };
-    if len >= 8 {
-        // Whole words, then the last word (overlapping the previous one).
-        let mut at = 0;
-        while at + 8 < len {
-            if word(a, at) != word(b, at) {
-                return false;
-            }
-            at += 8;
-        }
-        word(a, len - 8) == word(b, len - 8)
-    } else if len >= 4 {
-        half(a, 0) == half(b, 0) && half(a, len - 4) == half(b, len - 4)
-    } else {
-        a.iter().zip(b).all(|(x, y)| x == y)
     }
 }
 
@@ -1400,27 +1353,6 @@ mod tests {
             after * 10 < burst,
             "idle {idle}, burst {burst}, after {after}"
         );
-    }
-
-    #[test]
-    fn same_bytes_is_equality() {
-        let texts: Vec<Vec<u8>> = (0..40)
-            .flat_map(|len| {
-                let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 7) as u8).collect();
-                let mut variants = vec![base.clone()];
-                for at in 0..len {
-                    let mut changed = base.clone();
-                    changed[at] ^= 1;
-                    variants.push(changed);
-                }
-                variants
-            })
-            .collect();
-        for a in &texts {
-            for b in &texts {
-                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
-            }
-        }
     }
 
     #[test]

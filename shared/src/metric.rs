@@ -21,6 +21,7 @@
 //! rollups are the full set and the empty set (the metric's total). Statistics that cannot be
 //! added up (unique, percentiles) are only exact for the dimension sets actually kept.
 
+use crate::codec::same_bytes;
 use crate::event::{is_identifier, Event, Scalar};
 use crate::sketch::SketchSpec;
 use serde::{Deserialize, Serialize};
@@ -372,7 +373,7 @@ pub(crate) fn property<'e, 'a>(event: &'e Event<'a>, name: &str) -> Option<&'e S
     event
         .properties
         .iter()
-        .find(|(key, _)| crate::aggregate::same_bytes(key.as_bytes(), name.as_bytes()))
+        .find(|(key, _)| same_bytes(key.as_bytes(), name.as_bytes()))
         .map(|(_, value)| value)
 }
 

@@ -12,6 +12,7 @@
 //! id mapped onto `0..P` by multiply-shift (uniform, no modulo bias). Changing any of this
 //! changes where series live, so it is covered by golden tests.
 
+use crate::codec::{push_varint, read_varint, VarintError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -69,7 +70,7 @@ impl SeriesKey {
 
     /// Decodes canonical bytes.
     pub fn from_canonical(bytes: &[u8]) -> Result<Self, SeriesDecodeError> {
-        let mut reader = Reader { bytes, at: 0 };
+        let mut reader = Reader { rest: bytes };
         if reader.byte()? != CANONICAL_VERSION {
             return Err(SeriesDecodeError("unknown version"));
         }
@@ -89,7 +90,7 @@ impl SeriesKey {
             };
             dims.push((name, value));
         }
-        if reader.at != bytes.len() {
+        if !reader.rest.is_empty() {
             return Err(SeriesDecodeError("trailing bytes"));
         }
         Ok(Self {
@@ -159,7 +160,7 @@ impl<'o> CanonicalWriter<'o> {
         out.push(CANONICAL_VERSION);
         write_str(out, tenant);
         write_str(out, metric);
-        write_varint(out, dimensions as u64);
+        push_varint(out, dimensions as u64);
         Self { out }
     }
 
@@ -176,56 +177,42 @@ impl<'o> CanonicalWriter<'o> {
     }
 }
 
-fn write_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
 fn write_str(out: &mut Vec<u8>, text: &str) {
-    write_varint(out, text.len() as u64);
+    push_varint(out, text.len() as u64);
     out.extend_from_slice(text.as_bytes());
 }
 
+/// Reads canonical bytes front to back.
 struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+    rest: &'a [u8],
 }
 
 impl Reader<'_> {
     fn byte(&mut self) -> Result<u8, SeriesDecodeError> {
-        let byte = *self
-            .bytes
-            .get(self.at)
+        let (&byte, rest) = self
+            .rest
+            .split_first()
             .ok_or(SeriesDecodeError("truncated"))?;
-        self.at += 1;
+        self.rest = rest;
         Ok(byte)
     }
 
     fn varint(&mut self) -> Result<u64, SeriesDecodeError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(SeriesDecodeError("varint too long"))
+        read_varint(&mut self.rest).map_err(|err| match err {
+            VarintError::Truncated => SeriesDecodeError("truncated"),
+            VarintError::TooLong => SeriesDecodeError("varint too long"),
+        })
     }
 
     fn string(&mut self) -> Result<String, SeriesDecodeError> {
         let len = self.varint()? as usize;
-        let end = self
-            .at
-            .checked_add(len)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or(SeriesDecodeError("truncated string"))?;
-        let text = std::str::from_utf8(&self.bytes[self.at..end])
-            .map_err(|_| SeriesDecodeError("string is not UTF-8"))?;
-        self.at = end;
+        if len > self.rest.len() {
+            return Err(SeriesDecodeError("truncated string"));
+        }
+        let (bytes, rest) = self.rest.split_at(len);
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| SeriesDecodeError("string is not UTF-8"))?;
+        self.rest = rest;
         Ok(text.to_owned())
     }
 }
