@@ -1,7 +1,8 @@
 //! Splitting a request body into the raw bytes of its events: one JSON object, a JSON array
 //! of objects, or newline-delimited JSON.
 
-use super::parse::{validate, TopFields};
+use super::fields::TopFields;
+use super::validate::validate;
 use super::{parse_event, scan, Event, EventLimits, RejectCode, Rejection};
 use crate::time::UnixMillis;
 

@@ -23,11 +23,14 @@
 //!   not pass unnoticed.
 
 mod batch;
+mod fields;
 mod limits;
 mod parse;
 mod reject;
 mod scalar;
 mod scan;
+mod validate;
+mod visit;
 
 pub use batch::{parse_batch, split_batch, BatchItems, ParsedBatch};
 pub use limits::EventLimits;

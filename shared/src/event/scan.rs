@@ -12,7 +12,7 @@
 //! code and message, comes from the serde path. `scan_agrees_with_serde` checks the two
 //! agree on generated and mutated inputs.
 
-use super::parse::{Any, TopFields, FIELDS};
+use super::fields::{Any, TopFields, FIELDS};
 use super::Scalar;
 use std::borrow::Cow;
 
