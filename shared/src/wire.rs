@@ -111,11 +111,45 @@ pub enum WireError {
     TooLarge(usize),
     /// The body did not decode.
     #[error("invalid message body: {0}")]
-    Body(String),
+    Body(#[source] BodyError),
     /// Encoding failed (a value serde could not represent).
     #[error("could not encode message: {0}")]
-    Encode(String),
+    Encode(#[source] BodyError),
 }
+
+/// What went wrong with a message body: the cause of [`WireError::Body`] and
+/// [`WireError::Encode`].
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// postcard could not encode or decode it.
+    #[error(transparent)]
+    Binary(#[from] postcard::Error),
+    /// serde_json could not encode or decode it.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// Bytes follow a complete binary body.
+    #[error("{0} trailing bytes")]
+    TrailingBytes(usize),
+}
+
+/// JSON errors compare by category, position and message (serde_json's error has no equality
+/// of its own), so that [`WireError`] keeps its `PartialEq`.
+impl PartialEq for BodyError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Binary(a), Self::Binary(b)) => a == b,
+            (Self::Json(a), Self::Json(b)) => {
+                a.classify() == b.classify()
+                    && (a.line(), a.column()) == (b.line(), b.column())
+                    && a.to_string() == b.to_string()
+            }
+            (Self::TrailingBytes(a), Self::TrailingBytes(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for BodyError {}
 
 /// Encodes `message` in `format`.
 pub fn encode<T: WireMessage>(message: &T, format: Format) -> Result<Vec<u8>, WireError> {
@@ -136,9 +170,10 @@ pub fn encode_view<M: WireMessage, T: Serialize + ?Sized>(
     match format {
         Format::Binary => postcard::to_io(message, &mut out)
             .map(|_| ())
-            .map_err(|err| WireError::Encode(err.to_string()))?,
-        Format::Json => serde_json::to_writer(&mut out, message)
-            .map_err(|err| WireError::Encode(err.to_string()))?,
+            .map_err(|err| WireError::Encode(err.into()))?,
+        Format::Json => {
+            serde_json::to_writer(&mut out, message).map_err(|err| WireError::Encode(err.into()))?
+        }
     }
     Ok(out)
 }
@@ -187,16 +222,14 @@ pub fn decode_borrowed<'a, T: Deserialize<'a>>(
     }
     match format {
         Format::Binary => {
-            let (value, rest) = postcard::take_from_bytes::<T>(body)
-                .map_err(|err| WireError::Body(err.to_string()))?;
+            let (value, rest) =
+                postcard::take_from_bytes::<T>(body).map_err(|err| WireError::Body(err.into()))?;
             if !rest.is_empty() {
-                return Err(WireError::Body(format!("{} trailing bytes", rest.len())));
+                return Err(WireError::Body(BodyError::TrailingBytes(rest.len())));
             }
             Ok(value)
         }
-        Format::Json => {
-            serde_json::from_slice(body).map_err(|err| WireError::Body(err.to_string()))
-        }
+        Format::Json => serde_json::from_slice(body).map_err(|err| WireError::Body(err.into())),
     }
 }
 
@@ -315,5 +348,29 @@ mod tests {
         let other = encode(&status, Format::Json).unwrap();
         assert!(decode_live_updates(&other, &mut out).is_err());
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn body_errors_keep_their_cause() {
+        use std::error::Error as _;
+        let mut bad = encode(&update(0, 1), Format::Json).unwrap();
+        bad.truncate(bad.len() - 3);
+        let err = decode::<WindowUpdate>(&bad).unwrap_err();
+        assert!(
+            matches!(&err, WireError::Body(BodyError::Json(json)) if json.is_eof()),
+            "{err:?}"
+        );
+        assert!(err.source().is_some());
+        assert!(
+            err.to_string()
+                .starts_with("invalid message body: EOF while parsing"),
+            "{err}"
+        );
+        let mut trailing = encode(&update(0, 1), Format::Binary).unwrap();
+        trailing.push(0);
+        assert_eq!(
+            decode::<WindowUpdate>(&trailing),
+            Err(WireError::Body(BodyError::TrailingBytes(1)))
+        );
     }
 }
