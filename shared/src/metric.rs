@@ -108,16 +108,15 @@ pub struct MetricDefinition {
 }
 
 /// What is wrong with a metric definition.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum MetricDefError {
-    /// The text could not be parsed.
-    #[error("metric definition is not valid {format}: {message}")]
-    Parse {
-        /// `JSON` or `TOML`.
-        format: &'static str,
-        /// The parser's message (names the unknown or mistyped key).
-        message: String,
-    },
+    /// The JSON could not be parsed (the message names the unknown or mistyped key).
+    #[error("metric definition is not valid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// The TOML could not be parsed (the message names the unknown or mistyped key; the
+    /// location snippet of the parser's own display is left out).
+    #[error("metric definition is not valid TOML: {}", .0.message())]
+    Toml(#[source] toml::de::Error),
     /// A field has an invalid value.
     #[error("metric `{metric}`: `{field}` {problem}")]
     Invalid {
@@ -142,10 +141,7 @@ pub struct MetricFile {
 impl MetricFile {
     /// Parses and validates a TOML file of definitions.
     pub fn from_toml(text: &str) -> Result<Self, MetricDefError> {
-        let file: MetricFile = toml::from_str(text).map_err(|err| MetricDefError::Parse {
-            format: "TOML",
-            message: err.message().to_owned(),
-        })?;
+        let file: MetricFile = toml::from_str(text).map_err(MetricDefError::Toml)?;
         for def in &file.metric {
             def.validate()?;
         }
@@ -156,21 +152,14 @@ impl MetricFile {
 impl MetricDefinition {
     /// Parses and validates one definition from JSON.
     pub fn from_json(bytes: &[u8]) -> Result<Self, MetricDefError> {
-        let def: MetricDefinition =
-            serde_json::from_slice(bytes).map_err(|err| MetricDefError::Parse {
-                format: "JSON",
-                message: err.to_string(),
-            })?;
+        let def: MetricDefinition = serde_json::from_slice(bytes).map_err(MetricDefError::Json)?;
         def.validate()?;
         Ok(def)
     }
 
     /// Parses and validates one definition from a TOML table.
     pub fn from_toml(text: &str) -> Result<Self, MetricDefError> {
-        let def: MetricDefinition = toml::from_str(text).map_err(|err| MetricDefError::Parse {
-            format: "TOML",
-            message: err.message().to_owned(),
-        })?;
+        let def: MetricDefinition = toml::from_str(text).map_err(MetricDefError::Toml)?;
         def.validate()?;
         Ok(def)
     }
@@ -605,6 +594,20 @@ mod tests {
                 other => panic!("{json}: expected invalid {field}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn parse_errors_keep_their_cause() {
+        use std::error::Error as _;
+        let err = def(r#"{"name":"x""#).unwrap_err();
+        assert!(matches!(err, MetricDefError::Json(_)), "{err:?}");
+        assert!(err.source().is_some());
+        let err = MetricFile::from_toml("[[metric]]\nname=").unwrap_err();
+        assert!(matches!(err, MetricDefError::Toml(_)), "{err:?}");
+        assert!(err.source().is_some());
+        assert!(err
+            .to_string()
+            .starts_with("metric definition is not valid TOML: "));
     }
 
     fn event(json: &str) -> Event<'_> {

@@ -34,8 +34,22 @@ pub struct SeriesKey {
 
 /// A canonical-bytes problem (only raised when decoding bytes from elsewhere).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid canonical series bytes: {0}")]
-pub struct SeriesDecodeError(&'static str);
+#[error("invalid canonical series bytes: {problem}")]
+pub struct SeriesDecodeError {
+    problem: &'static str,
+    /// Set when a string was not UTF-8.
+    #[source]
+    utf8: Option<std::str::Utf8Error>,
+}
+
+impl SeriesDecodeError {
+    fn new(problem: &'static str) -> Self {
+        Self {
+            problem,
+            utf8: None,
+        }
+    }
+}
 
 impl SeriesKey {
     /// A key; dimensions are sorted by name.
@@ -72,13 +86,13 @@ impl SeriesKey {
     pub fn from_canonical(bytes: &[u8]) -> Result<Self, SeriesDecodeError> {
         let mut reader = Reader { rest: bytes };
         if reader.byte()? != CANONICAL_VERSION {
-            return Err(SeriesDecodeError("unknown version"));
+            return Err(SeriesDecodeError::new("unknown version"));
         }
         let tenant = reader.string()?;
         let metric = reader.string()?;
         let count = reader.varint()?;
         if count > 64 {
-            return Err(SeriesDecodeError("too many dimensions"));
+            return Err(SeriesDecodeError::new("too many dimensions"));
         }
         let mut dims = Vec::with_capacity(count as usize);
         for _ in 0..count {
@@ -86,12 +100,12 @@ impl SeriesKey {
             let value = match reader.byte()? {
                 0 => None,
                 1 => Some(reader.string()?),
-                _ => return Err(SeriesDecodeError("bad value tag")),
+                _ => return Err(SeriesDecodeError::new("bad value tag")),
             };
             dims.push((name, value));
         }
         if !reader.rest.is_empty() {
-            return Err(SeriesDecodeError("trailing bytes"));
+            return Err(SeriesDecodeError::new("trailing bytes"));
         }
         Ok(Self {
             tenant,
@@ -192,26 +206,28 @@ impl Reader<'_> {
         let (&byte, rest) = self
             .rest
             .split_first()
-            .ok_or(SeriesDecodeError("truncated"))?;
+            .ok_or(SeriesDecodeError::new("truncated"))?;
         self.rest = rest;
         Ok(byte)
     }
 
     fn varint(&mut self) -> Result<u64, SeriesDecodeError> {
         read_varint(&mut self.rest).map_err(|err| match err {
-            VarintError::Truncated => SeriesDecodeError("truncated"),
-            VarintError::TooLong => SeriesDecodeError("varint too long"),
+            VarintError::Truncated => SeriesDecodeError::new("truncated"),
+            VarintError::TooLong => SeriesDecodeError::new("varint too long"),
         })
     }
 
     fn string(&mut self) -> Result<String, SeriesDecodeError> {
         let len = self.varint()? as usize;
         if len > self.rest.len() {
-            return Err(SeriesDecodeError("truncated string"));
+            return Err(SeriesDecodeError::new("truncated string"));
         }
         let (bytes, rest) = self.rest.split_at(len);
-        let text =
-            std::str::from_utf8(bytes).map_err(|_| SeriesDecodeError("string is not UTF-8"))?;
+        let text = std::str::from_utf8(bytes).map_err(|err| SeriesDecodeError {
+            problem: "string is not UTF-8",
+            utf8: Some(err),
+        })?;
         self.rest = rest;
         Ok(text.to_owned())
     }
@@ -290,5 +306,7 @@ mod tests {
         ])
         .is_err());
         assert!(SeriesKey::from_canonical(&[2]).is_err());
+        let not_utf8 = SeriesKey::from_canonical(&[1, 1, 0xff, 0, 0]).unwrap_err();
+        assert!(std::error::Error::source(&not_utf8).is_some(), "{not_utf8}");
     }
 }
