@@ -2,8 +2,12 @@
 //! of objects, or newline-delimited JSON.
 
 use super::fields::TopFields;
+use super::limits::EventLimits;
+use super::model::Event;
+use super::parse::parse_event;
+use super::reject::{RejectCode, Rejection};
+use super::scan;
 use super::validate::validate;
-use super::{parse_event, scan, Event, EventLimits, RejectCode, Rejection};
 use crate::time::UnixMillis;
 
 /// The events of a request body, each still as raw JSON bytes.

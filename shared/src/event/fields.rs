@@ -2,7 +2,8 @@
 //! path parsed it (the scanner of [`super::scan`] or the serde visitors of [`super::visit`]),
 //! so that one validation ([`super::validate`]) runs on either.
 
-use super::{Rejection, Scalar};
+use super::reject::Rejection;
+use super::scalar::Scalar;
 use std::borrow::Cow;
 
 /// A JSON value as the validator sees it: scalars kept, containers only noted, except that a

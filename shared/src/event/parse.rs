@@ -6,9 +6,11 @@
 //! serde's).
 
 use super::fields::TopFields;
+use super::limits::EventLimits;
+use super::model::Event;
+use super::reject::{RejectCode, Rejection};
 use super::validate::validate;
 use super::visit::Top;
-use super::{Event, EventLimits, RejectCode, Rejection};
 use crate::time::UnixMillis;
 
 /// Parses and validates one event from its JSON bytes. `now` is the receiver's clock, used for
@@ -77,8 +79,8 @@ pub(super) fn parse_event_serde<'a>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::scalar::Scalar;
     use super::*;
-    use crate::event::Scalar;
     use std::borrow::Cow;
 
     const NOW: UnixMillis = 1_705_327_532_000; // 2024-01-15T14:05:32Z

@@ -16,7 +16,7 @@
 //! agree on generated and mutated inputs.
 
 use super::fields::{Any, TopFields, FIELDS};
-use super::Scalar;
+use super::scalar::Scalar;
 use std::borrow::Cow;
 
 /// Powers of ten that are exact in an `f64`.
@@ -321,8 +321,9 @@ impl<'a> Scanner<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits::EventLimits;
     use super::super::parse::{parse_event_fast, parse_event_serde};
-    use super::super::{EventLimits, Rejection};
+    use super::super::reject::Rejection;
     use super::*;
     use crate::time::UnixMillis;
 

@@ -2,7 +2,10 @@
 //! its own [`RejectCode`] and a message naming the field.
 
 use super::fields::{Any, TopFields};
-use super::{is_identifier, Event, EventLimits, RejectCode, Rejection, Scalar};
+use super::limits::EventLimits;
+use super::model::{is_identifier, Event};
+use super::reject::{RejectCode, Rejection};
+use super::scalar::Scalar;
 use crate::time::{parse_rfc3339, UnixMillis};
 use std::borrow::Cow;
 

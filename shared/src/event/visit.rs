@@ -3,8 +3,9 @@
 //! iteratively), and note the first unknown or repeated field for validation to report.
 
 use super::fields::{Any, TopFields, FIELDS};
+use super::reject::{RejectCode, Rejection};
+use super::scalar::Scalar;
 use super::validate::truncate;
-use super::{RejectCode, Rejection, Scalar};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
