@@ -23,17 +23,9 @@ use crate::event::Event;
 use crate::messages::PartialEntry;
 use crate::metric::MetricSet;
 use crate::time::UnixMillis;
+pub use state::AddOutcome;
 use state::Work;
 use std::sync::Arc;
-
-/// Counters of what [`Aggregator::add`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AddOutcome {
-    /// Series deltas updated (one per matched metric and dimension set).
-    pub series_updated: usize,
-    /// Of those, how many were folded into an overflow series.
-    pub overflowed: usize,
-}
 
 /// Folds events into per-window delta sketches.
 #[derive(Debug)]

@@ -10,6 +10,18 @@ use hashbrown::HashTable;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// Counters of what [`Aggregator::add`](super::Aggregator::add) did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddOutcome {
+    /// Series deltas updated (one per matched metric and dimension set).
+    pub series_updated: usize,
+    /// Of those, how many were folded into an overflow series.
+    pub overflowed: usize,
+}
+
+// Kept beside `Work`, whose per-event methods count into it, so that this module depends on no
+// other module of the aggregator.
+
 /// The mutable state of an [`Aggregator`](super::Aggregator).
 ///
 /// The per-event work is one hash lookup per matched metric: a [`Combo`] is one combination

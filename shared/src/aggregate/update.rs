@@ -5,10 +5,9 @@
 
 use super::key::{combo_hash, write_dimension, KEY_PREFIX};
 use super::state::{
-    CapKey, Combo, ComboKey, Group, GroupKey, Series, Update, Work, INLINE_SERIES, LOG_CAPACITY,
-    RECENT_GROUPS,
+    AddOutcome, CapKey, Combo, ComboKey, Group, GroupKey, Series, Update, Work, INLINE_SERIES,
+    LOG_CAPACITY, RECENT_GROUPS,
 };
-use super::AddOutcome;
 use crate::codec::same_bytes;
 use crate::event::Event;
 use crate::metric::{CompiledMetric, MetricSet};
