@@ -22,6 +22,7 @@
 pub mod aggregate;
 pub mod alert;
 pub mod archive;
+mod codec;
 pub mod event;
 pub mod messages;
 pub mod metric;

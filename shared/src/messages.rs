@@ -6,6 +6,10 @@ use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Moved to [`crate::wire`], beside the envelope it reads; re-exported for existing callers.
+#[doc(no_inline)]
+pub use crate::wire::decode_live_updates;
+
 /// What an edge agent publishes to `rtdash.partials.<partition>` every flush: the deltas of
 /// every series touched since its previous flush, for one partition.
 ///
@@ -127,38 +131,10 @@ fn dimensions_as_map<S: serde::Serializer>(
 ///
 /// It travels in the envelope of kind [`MessageKind::WindowUpdate`](crate::wire::MessageKind)
 /// with a JSON array body; a single [`WindowUpdate`] has a JSON object body. Decode live
-/// messages with [`decode_live_updates`], which accepts both forms.
+/// messages with [`crate::wire::decode_live_updates`], which accepts both forms.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct WindowUpdates(pub Vec<WindowUpdate>);
-
-impl crate::wire::WireMessage for WindowUpdates {
-    const KIND: crate::wire::MessageKind = crate::wire::MessageKind::WindowUpdate;
-}
-
-/// Decodes a live message on `rtdash.live.<tenant>.<metric>` in either form, a single
-/// [`WindowUpdate`] or a [`WindowUpdates`] batch, appending its versions to `out` (in the
-/// order they were published). Returns how many were appended.
-pub fn decode_live_updates(
-    bytes: &[u8],
-    out: &mut Vec<WindowUpdate>,
-) -> Result<usize, crate::wire::WireError> {
-    let (_, format) = crate::wire::peek_kind(bytes)?;
-    let batch = format == crate::wire::Format::Json
-        && bytes
-            .get(5..)
-            .and_then(|body| body.iter().find(|b| !b.is_ascii_whitespace()))
-            == Some(&b'[');
-    if batch {
-        let WindowUpdates(updates) = crate::wire::decode::<WindowUpdates>(bytes)?;
-        let n = updates.len();
-        out.extend(updates);
-        Ok(n)
-    } else {
-        out.push(crate::wire::decode::<WindowUpdate>(bytes)?);
-        Ok(1)
-    }
-}
 
 /// Data that reached an aggregator after its window's correction horizon: kept on
 /// `rtdash.late.<tenant>` so it can be inspected and recovered by recomputation.
@@ -244,98 +220,4 @@ pub struct PartitionStatus {
     /// except as a correction. Absent in reports of older aggregators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_through: Option<UnixMillis>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::{self, Format};
-
-    fn update(start: UnixMillis, count: u64) -> WindowUpdate {
-        WindowUpdate {
-            tenant_id: "t".into(),
-            metric: "m".into(),
-            dimensions: BTreeMap::from([("region".to_owned(), Some("eu".to_owned()))]),
-            window_start: start,
-            window_end: start + 1_000,
-            stats: Stats {
-                count,
-                ..Stats::default()
-            },
-            revision: 0,
-            is_final: false,
-            late_count: 0,
-            updated_at: start + 10,
-        }
-    }
-
-    #[test]
-    fn a_window_update_view_encodes_exactly_like_the_update() {
-        let mut owned = update(60_000, 7);
-        owned.dimensions = BTreeMap::from([
-            ("host".to_owned(), None),
-            ("region".to_owned(), Some("eu \"west\"".to_owned())),
-        ]);
-        owned.stats.sum = Some(12.5);
-        owned.stats.p99 = Some(3.25);
-        owned.is_final = true;
-        owned.revision = 2;
-        owned.late_count = 4;
-        let dims: Vec<(String, Option<String>)> = owned.dimensions.clone().into_iter().collect();
-        let view = WindowUpdateView {
-            tenant_id: &owned.tenant_id,
-            metric: &owned.metric,
-            dimensions: &dims,
-            window_start: owned.window_start,
-            window_end: owned.window_end,
-            stats: &owned.stats,
-            revision: owned.revision,
-            is_final: owned.is_final,
-            late_count: owned.late_count,
-            updated_at: owned.updated_at,
-        };
-        for format in [Format::Json, Format::Binary] {
-            let bytes = wire::encode_view::<WindowUpdate, _>(&view, format).unwrap();
-            assert_eq!(bytes, wire::encode(&owned, format).unwrap());
-        }
-        let views = [view, view];
-        let batch = wire::encode_view::<WindowUpdates, _>(&views[..], Format::Json).unwrap();
-        let mut out = Vec::new();
-        assert_eq!(decode_live_updates(&batch, &mut out).unwrap(), 2);
-        assert_eq!(out, vec![owned.clone(), owned]);
-    }
-
-    #[test]
-    fn live_messages_decode_in_both_forms() {
-        let mut out = Vec::new();
-        let single = wire::encode(&update(0, 1), Format::Json).unwrap();
-        assert_eq!(decode_live_updates(&single, &mut out).unwrap(), 1);
-        let batch = WindowUpdates(vec![update(1_000, 2), update(2_000, 3)]);
-        let bytes = wire::encode(&batch, Format::Json).unwrap();
-        assert_eq!(decode_live_updates(&bytes, &mut out).unwrap(), 2);
-        assert_eq!(out, vec![update(0, 1), update(1_000, 2), update(2_000, 3)]);
-        let binary = wire::encode(&update(5_000, 4), Format::Binary).unwrap();
-        assert_eq!(decode_live_updates(&binary, &mut out).unwrap(), 1);
-        assert_eq!(out[3], update(5_000, 4));
-    }
-
-    #[test]
-    fn undecodable_live_messages_are_errors() {
-        let mut out = Vec::new();
-        assert!(decode_live_updates(b"RD", &mut out).is_err());
-        let mut bad = wire::encode(&update(0, 1), Format::Json).unwrap();
-        bad.truncate(bad.len() - 3);
-        assert!(decode_live_updates(&bad, &mut out).is_err());
-        let status = PartitionStatus {
-            partition: 0,
-            owner: "a".into(),
-            watermark: None,
-            lag_messages: 0,
-            reported_at: 0,
-            closed_through: None,
-        };
-        let other = wire::encode(&status, Format::Json).unwrap();
-        assert!(decode_live_updates(&other, &mut out).is_err());
-        assert!(out.is_empty());
-    }
 }

@@ -12,6 +12,7 @@
 //! id mapped onto `0..P` by multiply-shift (uniform, no modulo bias). Changing any of this
 //! changes where series live, so it is covered by golden tests.
 
+use crate::codec::{push_varint, read_varint, VarintError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -33,8 +34,22 @@ pub struct SeriesKey {
 
 /// A canonical-bytes problem (only raised when decoding bytes from elsewhere).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid canonical series bytes: {0}")]
-pub struct SeriesDecodeError(&'static str);
+#[error("invalid canonical series bytes: {problem}")]
+pub struct SeriesDecodeError {
+    problem: &'static str,
+    /// Set when a string was not UTF-8.
+    #[source]
+    utf8: Option<std::str::Utf8Error>,
+}
+
+impl SeriesDecodeError {
+    fn new(problem: &'static str) -> Self {
+        Self {
+            problem,
+            utf8: None,
+        }
+    }
+}
 
 impl SeriesKey {
     /// A key; dimensions are sorted by name.
@@ -69,15 +84,15 @@ impl SeriesKey {
 
     /// Decodes canonical bytes.
     pub fn from_canonical(bytes: &[u8]) -> Result<Self, SeriesDecodeError> {
-        let mut reader = Reader { bytes, at: 0 };
+        let mut reader = Reader { rest: bytes };
         if reader.byte()? != CANONICAL_VERSION {
-            return Err(SeriesDecodeError("unknown version"));
+            return Err(SeriesDecodeError::new("unknown version"));
         }
         let tenant = reader.string()?;
         let metric = reader.string()?;
         let count = reader.varint()?;
         if count > 64 {
-            return Err(SeriesDecodeError("too many dimensions"));
+            return Err(SeriesDecodeError::new("too many dimensions"));
         }
         let mut dims = Vec::with_capacity(count as usize);
         for _ in 0..count {
@@ -85,12 +100,12 @@ impl SeriesKey {
             let value = match reader.byte()? {
                 0 => None,
                 1 => Some(reader.string()?),
-                _ => return Err(SeriesDecodeError("bad value tag")),
+                _ => return Err(SeriesDecodeError::new("bad value tag")),
             };
             dims.push((name, value));
         }
-        if reader.at != bytes.len() {
-            return Err(SeriesDecodeError("trailing bytes"));
+        if !reader.rest.is_empty() {
+            return Err(SeriesDecodeError::new("trailing bytes"));
         }
         Ok(Self {
             tenant,
@@ -159,7 +174,7 @@ impl<'o> CanonicalWriter<'o> {
         out.push(CANONICAL_VERSION);
         write_str(out, tenant);
         write_str(out, metric);
-        write_varint(out, dimensions as u64);
+        push_varint(out, dimensions as u64);
         Self { out }
     }
 
@@ -176,56 +191,44 @@ impl<'o> CanonicalWriter<'o> {
     }
 }
 
-fn write_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
 fn write_str(out: &mut Vec<u8>, text: &str) {
-    write_varint(out, text.len() as u64);
+    push_varint(out, text.len() as u64);
     out.extend_from_slice(text.as_bytes());
 }
 
+/// Reads canonical bytes front to back.
 struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+    rest: &'a [u8],
 }
 
 impl Reader<'_> {
     fn byte(&mut self) -> Result<u8, SeriesDecodeError> {
-        let byte = *self
-            .bytes
-            .get(self.at)
-            .ok_or(SeriesDecodeError("truncated"))?;
-        self.at += 1;
+        let (&byte, rest) = self
+            .rest
+            .split_first()
+            .ok_or(SeriesDecodeError::new("truncated"))?;
+        self.rest = rest;
         Ok(byte)
     }
 
     fn varint(&mut self) -> Result<u64, SeriesDecodeError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(SeriesDecodeError("varint too long"))
+        read_varint(&mut self.rest).map_err(|err| match err {
+            VarintError::Truncated => SeriesDecodeError::new("truncated"),
+            VarintError::TooLong => SeriesDecodeError::new("varint too long"),
+        })
     }
 
     fn string(&mut self) -> Result<String, SeriesDecodeError> {
         let len = self.varint()? as usize;
-        let end = self
-            .at
-            .checked_add(len)
-            .filter(|end| *end <= self.bytes.len())
-            .ok_or(SeriesDecodeError("truncated string"))?;
-        let text = std::str::from_utf8(&self.bytes[self.at..end])
-            .map_err(|_| SeriesDecodeError("string is not UTF-8"))?;
-        self.at = end;
+        if len > self.rest.len() {
+            return Err(SeriesDecodeError::new("truncated string"));
+        }
+        let (bytes, rest) = self.rest.split_at(len);
+        let text = std::str::from_utf8(bytes).map_err(|err| SeriesDecodeError {
+            problem: "string is not UTF-8",
+            utf8: Some(err),
+        })?;
+        self.rest = rest;
         Ok(text.to_owned())
     }
 }
@@ -303,5 +306,7 @@ mod tests {
         ])
         .is_err());
         assert!(SeriesKey::from_canonical(&[2]).is_err());
+        let not_utf8 = SeriesKey::from_canonical(&[1, 1, 0xff, 0, 0]).unwrap_err();
+        assert!(std::error::Error::source(&not_utf8).is_some(), "{not_utf8}");
     }
 }

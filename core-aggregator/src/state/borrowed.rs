@@ -15,7 +15,7 @@ use rtdash_shared::messages::PartialEntry;
 use rtdash_shared::series::SeriesKey;
 use rtdash_shared::sketch::Sketch;
 use rtdash_shared::time::UnixMillis;
-use rtdash_shared::wire::{self, Format, MessageKind, WireError, MAX_BODY_BYTES};
+use rtdash_shared::wire::{self, MessageKind, WireError};
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -108,30 +108,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 
 /// Decodes a partial batch envelope (either body format) without copying its strings.
 pub fn decode_batch(bytes: &[u8]) -> Result<PartialBatchRef<'_>, WireError> {
-    let (kind, format) = wire::peek_kind(bytes)?;
-    if kind != MessageKind::PartialBatch as u8 {
-        return Err(WireError::WrongKind {
-            expected: MessageKind::PartialBatch as u8,
-            got: kind,
-        });
-    }
-    let body = &bytes[5..];
-    if body.len() > MAX_BODY_BYTES {
-        return Err(WireError::TooLarge(body.len()));
-    }
-    match format {
-        Format::Binary => {
-            let (batch, rest) = postcard::take_from_bytes::<PartialBatchRef<'_>>(body)
-                .map_err(|err| WireError::Body(err.to_string()))?;
-            if !rest.is_empty() {
-                return Err(WireError::Body(format!("{} trailing bytes", rest.len())));
-            }
-            Ok(batch)
-        }
-        Format::Json => {
-            serde_json::from_slice(body).map_err(|err| WireError::Body(err.to_string()))
-        }
-    }
+    wire::decode_borrowed(bytes, MessageKind::PartialBatch)
 }
 
 /// The parts of a series key, owned or borrowed: what window lookups hash and compare.
@@ -242,6 +219,7 @@ mod tests {
     use super::*;
     use rtdash_shared::messages::PartialBatch;
     use rtdash_shared::sketch::SketchSpec;
+    use rtdash_shared::wire::Format;
 
     fn batch() -> PartialBatch {
         let mut sketch = Sketch::new(SketchSpec::ALL);

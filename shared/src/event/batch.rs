@@ -1,8 +1,13 @@
 //! Splitting a request body into the raw bytes of its events: one JSON object, a JSON array
 //! of objects, or newline-delimited JSON.
 
-use super::parse::{validate, TopFields};
-use super::{parse_event, scan, Event, EventLimits, RejectCode, Rejection};
+use super::fields::TopFields;
+use super::limits::EventLimits;
+use super::model::Event;
+use super::parse::parse_event;
+use super::reject::{RejectCode, Rejection};
+use super::scan;
+use super::validate::validate;
 use crate::time::UnixMillis;
 
 /// The events of a request body, each still as raw JSON bytes.

@@ -39,6 +39,18 @@
 //!   the ≤ 2,048 entries it ever holds).
 //! - Sketches of different precisions merge by folding the finer one down (exact).
 
+mod estimate;
+mod pack;
+mod sparse;
+
+pub(crate) use pack::{pack_registers, unpack_registers};
+pub(crate) use sparse::valid_sparse_entry;
+
+use estimate::ertl_estimate;
+use sparse::{
+    apply_entries, entry_index, merge_sorted_entries, sorted_union, sparse_entry, sparse_to_dense,
+    union_in_place, MAX_SPARSE_RHO, RHO_MASK, SPARSE_PRECISION,
+};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
@@ -48,13 +60,6 @@ pub const HLL_PRECISION: u8 = 14;
 pub const MIN_PRECISION: u8 = 4;
 /// Highest precision accepted from the wire.
 pub const MAX_PRECISION: u8 = 18;
-/// The precision of sparse entries (HLL++'s p').
-pub(crate) const SPARSE_PRECISION: u8 = 25;
-/// Bits of a sparse entry that hold ρ'.
-const RHO_BITS: u32 = 6;
-const RHO_MASK: u32 = (1 << RHO_BITS) - 1;
-/// Largest ρ' of a sparse entry: 1 + the 64 − 25 remaining bits.
-const MAX_SPARSE_RHO: u32 = 64 - SPARSE_PRECISION as u32 + 1;
 
 /// Most sparse entries a sketch of precision `p` holds before converting to dense.
 pub const fn sparse_limit(p: u8) -> usize {
@@ -80,46 +85,6 @@ enum Repr {
     Sparse { entries: Vec<u32>, sorted: u32 },
     /// One register per index.
     Dense(Box<[u8]>),
-}
-
-/// A sparse entry: 25-bit index above 6-bit ρ'.
-#[inline]
-fn sparse_entry(hash: u64) -> u32 {
-    let index = (hash >> (64 - SPARSE_PRECISION)) as u32;
-    let rest = hash << SPARSE_PRECISION;
-    let rho = if rest == 0 {
-        MAX_SPARSE_RHO
-    } else {
-        rest.leading_zeros() + 1
-    };
-    (index << RHO_BITS) | rho
-}
-
-#[inline]
-fn entry_index(entry: u32) -> u32 {
-    entry >> RHO_BITS
-}
-
-/// The dense (index, register value) at precision `p` that a sparse entry stands for.
-#[inline]
-fn entry_to_dense(entry: u32, p: u8) -> (usize, u8) {
-    let shift = u32::from(SPARSE_PRECISION - p);
-    let index25 = entry_index(entry);
-    let index = (index25 >> shift) as usize;
-    let low = index25 & ((1u32 << shift) - 1);
-    let rho = if low != 0 {
-        // Leading zeros of `low` within its `shift` bits, plus one.
-        low.leading_zeros() - (32 - shift) + 1
-    } else {
-        shift + (entry & RHO_MASK)
-    };
-    (index, rho as u8)
-}
-
-/// Whether a decoded sparse entry is well formed.
-pub(crate) fn valid_sparse_entry(entry: u32) -> bool {
-    let rho = entry & RHO_MASK;
-    entry_index(entry) < (1 << SPARSE_PRECISION) && (1..=MAX_SPARSE_RHO).contains(&rho)
 }
 
 impl Hll {
@@ -364,200 +329,6 @@ impl Hll {
     }
 }
 
-/// The sorted, deduplicated union of a sorted head `entries[..sorted]` and an unsorted tail.
-fn sorted_union(entries: &[u32], sorted: usize) -> Vec<u32> {
-    let (head, tail) = entries.split_at(sorted.min(entries.len()));
-    let mut tail = tail.to_vec();
-    normalise_entries(&mut tail);
-    merge_sorted_entries(head, &tail)
-}
-
-/// Turns `entries` (a sorted, deduplicated head `entries[..sorted]` and an unsorted tail) into
-/// their sorted, deduplicated union, in place: the tail is normalised where it is, copied
-/// aside, and merged with the head from the back.
-fn union_in_place(entries: &mut Vec<u32>, sorted: usize) {
-    let sorted = sorted.min(entries.len());
-    let kept = normalise_slice(&mut entries[sorted..]);
-    entries.truncate(sorted + kept);
-    if sorted == 0 || kept == 0 {
-        return;
-    }
-    let tail = entries[sorted..].to_vec();
-    let (mut i, mut j, mut w) = (sorted, tail.len(), entries.len());
-    // Branch-free, from the largest entry down: of two entries the larger one goes first
-    // (a larger index, or the larger ρ' of a shared index, which replaces both).
-    while i > 0 && j > 0 {
-        let (x, y) = (entries[i - 1], tail[j - 1]);
-        let (ix, iy) = (entry_index(x), entry_index(y));
-        w -= 1;
-        entries[w] = x.max(y);
-        i -= usize::from(ix >= iy);
-        j -= usize::from(iy >= ix);
-    }
-    // What is left of either side is smaller than everything written.
-    if j > 0 {
-        entries[w - j..w].copy_from_slice(&tail[..j]);
-        w -= j;
-    } else if i > 0 && w != i {
-        entries.copy_within(0..i, w - i);
-        w -= i;
-    } else {
-        w -= i;
-    }
-    // `w` shared indexes were merged: close the gap they left at the front.
-    if w > 0 {
-        entries.copy_within(w.., 0);
-        entries.truncate(entries.len() - w);
-    }
-}
-
-/// Sorts entries and keeps, for each index, the one with the largest ρ'; returns how many
-/// were kept (at the front of `entries`).
-fn normalise_slice(entries: &mut [u32]) -> usize {
-    entries.sort_unstable();
-    // Sorted by (index, ρ'): of each run with one index, keep the last.
-    let mut kept = 0;
-    for i in 0..entries.len() {
-        let e = entries[i];
-        let last_of_run = entries
-            .get(i + 1)
-            .is_none_or(|next| entry_index(*next) != entry_index(e));
-        if last_of_run {
-            entries[kept] = e;
-            kept += 1;
-        }
-    }
-    kept
-}
-
-/// Sorts entries and keeps, for each index, the one with the largest ρ'.
-fn normalise_entries(entries: &mut Vec<u32>) {
-    let kept = normalise_slice(entries);
-    entries.truncate(kept);
-}
-
-/// Merges two sorted, deduplicated entry lists, keeping the larger ρ' for a shared index.
-fn merge_sorted_entries(a: &[u32], b: &[u32]) -> Vec<u32> {
-    // Branch-free inner loop: the interleaving of two hash-ordered lists is random, so a
-    // three-way `match` mispredicts about every other step.
-    let mut out = vec![0u32; a.len() + b.len()];
-    let (mut i, mut j, mut k) = (0, 0, 0);
-    while let (Some(&x), Some(&y), Some(slot)) = (a.get(i), b.get(j), out.get_mut(k)) {
-        let (ix, iy) = (entry_index(x), entry_index(y));
-        // Same index: the larger ρ' (the larger entry); otherwise the smaller index.
-        *slot = if ix == iy { x.max(y) } else { x.min(y) };
-        i += usize::from(ix <= iy);
-        j += usize::from(iy <= ix);
-        k += 1;
-    }
-    let rest = a.get(i..).unwrap_or_default();
-    let rest = if rest.is_empty() {
-        b.get(j..).unwrap_or_default()
-    } else {
-        rest
-    };
-    if let Some(dst) = out.get_mut(k..k + rest.len()) {
-        dst.copy_from_slice(rest);
-    }
-    out.truncate(k + rest.len());
-    if out.capacity() > out.len() + out.len() / 2 + 16 {
-        out.shrink_to_fit();
-    }
-    out
-}
-
-fn sparse_to_dense(entries: &[u32], p: u8) -> Box<[u8]> {
-    let mut registers = vec![0u8; 1 << p].into_boxed_slice();
-    apply_entries(&mut registers, entries, p);
-    registers
-}
-
-fn apply_entries(registers: &mut [u8], entries: &[u32], p: u8) {
-    for &e in entries {
-        let (index, rho) = entry_to_dense(e, p);
-        if let Some(r) = registers.get_mut(index) {
-            *r = (*r).max(rho);
-        }
-    }
-}
-
-/// Ertl's improved raw estimator over a register histogram: `histogram[k]` registers hold `k`,
-/// for k in 0..=q+1, out of `m` registers.
-fn ertl_estimate(histogram: &[u32], m: f64) -> f64 {
-    let q = histogram.len() - 2;
-    let mut z = m * tau((m - f64::from(histogram[q + 1])) / m);
-    for k in (1..=q).rev() {
-        z = 0.5 * (z + f64::from(histogram[k]));
-    }
-    z += m * sigma(f64::from(histogram[0]) / m);
-    if z.is_infinite() {
-        return 0.0;
-    }
-    // α∞ = 1 / (2 ln 2)
-    let alpha_inf = 0.5 / std::f64::consts::LN_2;
-    alpha_inf * m * m / z
-}
-
-fn sigma(mut x: f64) -> f64 {
-    if x == 1.0 {
-        return f64::INFINITY;
-    }
-    let mut y = 1.0;
-    let mut z = x;
-    loop {
-        x *= x;
-        let previous = z;
-        z += x * y;
-        y += y;
-        if previous == z {
-            return z;
-        }
-    }
-}
-
-fn tau(mut x: f64) -> f64 {
-    if x == 0.0 || x == 1.0 {
-        return 0.0;
-    }
-    let mut y = 1.0;
-    let mut z = 1.0 - x;
-    loop {
-        x = x.sqrt();
-        let previous = z;
-        y *= 0.5;
-        let d = 1.0 - x;
-        z -= d * d * y;
-        if previous == z {
-            return z / 3.0;
-        }
-    }
-}
-
-/// Packs registers (each < 64) at 6 bits each, four registers to three bytes, little-endian
-/// within each group. The register count must be a multiple of 4.
-pub(crate) fn pack_registers(registers: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(registers.len() / 4 * 3);
-    for group in registers.chunks(4) {
-        let r = |i: usize| u32::from(group.get(i).copied().unwrap_or(0) & 0x3f);
-        let bits = r(0) | r(1) << 6 | r(2) << 12 | r(3) << 18;
-        out.extend_from_slice(&bits.to_le_bytes()[..3]);
-    }
-    out
-}
-
-/// Inverse of [`pack_registers`]; `packed.len()` must be a multiple of 3.
-pub(crate) fn unpack_registers(packed: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(packed.len() / 3 * 4);
-    for group in packed.chunks(3) {
-        let b = |i: usize| u32::from(group.get(i).copied().unwrap_or(0));
-        let bits = b(0) | b(1) << 8 | b(2) << 16;
-        for k in 0..4 {
-            out.push(((bits >> (6 * k)) & 0x3f) as u8);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,70 +412,5 @@ mod tests {
             repr: Repr::Dense(vec![0u8; 1 << 14].into_boxed_slice()),
         };
         assert_eq!(dense.estimate(), 0.0);
-    }
-
-    /// A deterministic 64-bit linear congruential sequence for the randomized tests.
-    fn lcg(mut seed: u64) -> impl FnMut() -> u64 {
-        move || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            seed
-        }
-    }
-
-    #[test]
-    fn merging_sorted_entries_equals_normalising_the_union() {
-        let mut next = lcg(1);
-        for (na, nb) in [(0, 0), (0, 5), (7, 0), (100, 3), (1000, 1000)] {
-            // Few distinct indexes, so that shared indexes with different ρ' occur.
-            let mut entry =
-                || ((next() >> 40) as u32 % 300) << RHO_BITS | ((next() >> 33) as u32 % 40 + 1);
-            let mut a: Vec<u32> = (0..na).map(|_| entry()).collect();
-            let mut b: Vec<u32> = (0..nb).map(|_| entry()).collect();
-            let mut union: Vec<u32> = a.iter().chain(&b).copied().collect();
-            normalise_entries(&mut a);
-            normalise_entries(&mut b);
-            normalise_entries(&mut union);
-            assert_eq!(merge_sorted_entries(&a, &b), union);
-            assert_eq!(merge_sorted_entries(&b, &a), union);
-        }
-    }
-
-    #[test]
-    fn union_in_place_equals_normalising_the_whole() {
-        let mut next = lcg(5);
-        for (head, tail) in [
-            (0, 0),
-            (0, 9),
-            (9, 0),
-            (1, 1),
-            (100, 3),
-            (3, 100),
-            (700, 700),
-        ] {
-            for indexes in [4u64, 300, 1 << 25] {
-                let mut entry = || {
-                    (((next() >> 33) % indexes) as u32) << RHO_BITS
-                        | ((next() >> 33) as u32 % 40 + 1)
-                };
-                let mut entries: Vec<u32> = (0..head).map(|_| entry()).collect();
-                normalise_entries(&mut entries);
-                let sorted = entries.len();
-                entries.extend((0..tail).map(|_| entry()));
-                let mut expected = entries.clone();
-                normalise_entries(&mut expected);
-                union_in_place(&mut entries, sorted);
-                assert_eq!(entries, expected, "{head} {tail} {indexes}");
-            }
-        }
-    }
-
-    #[test]
-    fn packing_round_trips() {
-        let registers: Vec<u8> = (0..1024u32).map(|i| (i * 7 % 52) as u8).collect();
-        let packed = pack_registers(&registers);
-        assert_eq!(packed.len(), 768);
-        assert_eq!(unpack_registers(&packed), registers);
     }
 }
