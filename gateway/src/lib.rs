@@ -19,6 +19,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod live;
+pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod query;
@@ -112,6 +113,9 @@ impl AppState {
         config: GatewayConfig,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
+        // The recorder first, then the descriptions.
+        let prometheus = rtdash_runtime::telemetry::metrics_handle();
+        metrics::describe();
         let client = rtdash_runtime::nats::connect(&config.nats, "rtdash-gateway").await?;
         let js = rtdash_runtime::nats::jetstream(client.clone(), &config.nats);
         if config.ensure_topology {
@@ -193,7 +197,7 @@ impl AppState {
             status,
             shutdown,
             readiness,
-            metrics: rtdash_runtime::telemetry::metrics_handle(),
+            metrics: prometheus,
         })
     }
 }
@@ -265,7 +269,7 @@ async fn middleware_error(err: BoxError) -> Response {
     if err.is::<tower::timeout::error::Elapsed>() {
         ApiError::Timeout("request timed out".to_owned()).into_response()
     } else if err.is::<tower::load_shed::error::Overloaded>() {
-        metrics::counter!("rtdash_gateway_http_shed_total").increment(1);
+        ::metrics::counter!(metrics::HTTP_SHED).increment(1);
         ApiError::unavailable("gateway overloaded; retry shortly").into_response()
     } else {
         ApiError::internal(err.to_string()).into_response()
@@ -281,11 +285,11 @@ async fn track_http(request: Request, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics::histogram!(
-        "rtdash_gateway_http_request_duration_seconds",
+    ::metrics::histogram!(
+        metrics::HTTP_REQUEST_DURATION,
         "route" => route,
         "method" => method,
-        "status" => response.status().as_u16().to_string(),
+        "code" => response.status().as_u16().to_string(),
     )
     .record(started.elapsed().as_secs_f64());
     response

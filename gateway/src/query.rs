@@ -931,7 +931,7 @@ impl QuestDb {
     ) -> Result<Vec<WindowRow>, QueryError> {
         let query = RowQuery::rows(&self.config.table, plan, from, to);
         self.row_queries.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("rtdash_gateway_questdb_row_queries_total").increment(1);
+        metrics::counter!(crate::metrics::QUESTDB_ROW_QUERIES).increment(1);
         let rows = self.query(&query.sql, &query.params()).await?;
         rows.iter().map(row_from_pg).collect()
     }

@@ -72,7 +72,7 @@ async fn accept_error(err: std::io::Error) {
     ) {
         return;
     }
-    metrics::counter!("rtdash_gateway_accept_errors_total").increment(1);
+    metrics::counter!(crate::metrics::ACCEPT_ERRORS).increment(1);
     tracing::error!(error = %err, "accepting a connection failed; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }

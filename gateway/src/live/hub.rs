@@ -172,7 +172,7 @@ pub struct Topic {
 impl Drop for Topic {
     fn drop(&mut self) {
         self.cancel.cancel();
-        metrics::gauge!("rtdash_gateway_upstream_subscriptions").decrement(1.0);
+        metrics::gauge!(crate::metrics::UPSTREAM_SUBSCRIPTIONS).decrement(1.0);
         self.hub
             .subscriptions
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -424,7 +424,7 @@ impl Topic {
         let mut touched: Vec<MemEntry> = Vec::new();
         for entry in entries {
             if entry.row.window_start < retention_floor {
-                metrics::counter!("rtdash_gateway_live_updates_too_old_total").increment(1);
+                metrics::counter!(crate::metrics::LIVE_UPDATES_TOO_OLD).increment(1);
                 continue;
             }
             if insert_if_newer(&mut state, entry.clone()) {
@@ -644,7 +644,7 @@ impl Hub {
                     connected = false;
                     settle = None;
                     tracing::warn!("NATS disconnected: live streams are stale until it is back");
-                    metrics::counter!("rtdash_gateway_nats_disconnects_total").increment(1);
+                    metrics::counter!(crate::metrics::NATS_DISCONNECTS).increment(1);
                     hub.shared.link.send_modify(|link| link.connected = false);
                 } else if settle.is_some_and(|at| tokio::time::Instant::now() >= at) {
                     settle = None;
@@ -670,7 +670,7 @@ impl Hub {
             link.connected = true;
             link.epoch += 1;
         });
-        metrics::counter!("rtdash_gateway_live_resyncs_total").increment(1);
+        metrics::counter!(crate::metrics::LIVE_RESYNCS).increment(1);
     }
 
     /// The topic of (tenant, metric), subscribing upstream if nobody watches it yet. Returns
@@ -724,7 +724,7 @@ impl Hub {
         topics.insert(key, Arc::downgrade(&topic));
         drop(topics);
         self.shared.subscriptions.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!("rtdash_gateway_upstream_subscriptions").increment(1.0);
+        metrics::gauge!(crate::metrics::UPSTREAM_SUBSCRIPTIONS).increment(1.0);
         let weak = Arc::downgrade(&topic);
         tokio::spawn(run_subscription(subscriber, weak, cancel));
         Ok(topic)
@@ -768,8 +768,7 @@ async fn run_subscription(
                 _ => break,
             }
         }
-        metrics::counter!("rtdash_gateway_live_updates_received_total")
-            .increment(batch.len() as u64);
+        metrics::counter!(crate::metrics::LIVE_UPDATES_RECEIVED).increment(batch.len() as u64);
         let Some(topic) = topic.upgrade() else {
             break;
         };
@@ -818,7 +817,7 @@ fn decode_into(payload: &[u8], batch: &mut Vec<WindowUpdate>) {
     match rtdash_shared::messages::decode_live_updates(payload, batch) {
         Ok(_) => {}
         Err(err) => {
-            metrics::counter!("rtdash_gateway_live_decode_errors_total").increment(1);
+            metrics::counter!(crate::metrics::LIVE_DECODE_ERRORS).increment(1);
             tracing::debug!(error = %err, "undecodable live update");
         }
     }

@@ -107,9 +107,9 @@ async fn sweep(
             }
             .instrument(span)
             .await;
-            metrics::counter!("rtdash_gateway_live_repair_reads_total").increment(1);
+            metrics::counter!(crate::metrics::LIVE_REPAIR_READS).increment(1);
             if repaired > 0 {
-                metrics::counter!("rtdash_gateway_live_repaired_total").increment(repaired as u64);
+                metrics::counter!(crate::metrics::LIVE_REPAIRED).increment(repaired as u64);
                 tracing::info!(
                     repaired,
                     "live windows whose final update was missed were read back from QuestDB"

@@ -147,7 +147,7 @@ impl SnapshotCache {
         // Taken before the query: rows read before a resynchronisation do not seed after it.
         let epoch = handle.topic.epoch();
         self.queries.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("rtdash_gateway_snapshot_queries_total").increment(1);
+        metrics::counter!(crate::metrics::SNAPSHOT_QUERIES).increment(1);
         let rows = self.db.fetch_rows(plan, from, to).await?;
         handle.topic.seed(&handle.reg, &rows, from, epoch);
         Ok(SnapshotRows {

@@ -222,14 +222,14 @@ struct ClientGauge;
 
 impl ClientGauge {
     fn new() -> Self {
-        metrics::gauge!("rtdash_gateway_sse_clients").increment(1.0);
+        metrics::gauge!(crate::metrics::SSE_CLIENTS).increment(1.0);
         Self
     }
 }
 
 impl Drop for ClientGauge {
     fn drop(&mut self) {
-        metrics::gauge!("rtdash_gateway_sse_clients").decrement(1.0);
+        metrics::gauge!(crate::metrics::SSE_CLIENTS).decrement(1.0);
     }
 }
 
@@ -454,7 +454,7 @@ impl Viewer {
             epoch,
             keep_alive,
             sent_since_tick: false,
-            sent: metrics::counter!("rtdash_gateway_sse_events_sent_total"),
+            sent: metrics::counter!(crate::metrics::SSE_EVENTS_SENT),
             wakers: (0..=topic_bit(topics_len))
                 .map(|bit| {
                     Waker::from(Arc::new(SourceWaker {
@@ -666,7 +666,7 @@ impl Viewer {
     /// After a NATS reconnection: updates published meanwhile were lost, so every widget
     /// gets a fresh snapshot (queried again), and reading resumes from the rings' ends.
     async fn resnapshot(&mut self) {
-        metrics::counter!("rtdash_gateway_sse_resnapshots_total").increment(1);
+        metrics::counter!(crate::metrics::SSE_RESNAPSHOTS).increment(1);
         for (index, topic) in self.topics.iter().enumerate() {
             let cursor = topic.cursor();
             self.cursors[index] = cursor;
@@ -785,7 +785,7 @@ impl Viewer {
                 }
                 None => {
                     // Fell out of the ring: send what memory holds for our widgets.
-                    metrics::counter!("rtdash_gateway_sse_resyncs_total").increment(1);
+                    metrics::counter!(crate::metrics::SSE_RESYNCS).increment(1);
                     let cursor = topic.cursor();
                     self.emitted[index] = cursor;
                     for widget_index in 0..self.widgets.len() {
