@@ -23,7 +23,7 @@ use crate::api::TenantQuery;
 use crate::error::{ApiError, ErrorDetail};
 use crate::model::{parse_time_window, Dashboard, Widget};
 use crate::query::{self, format_duration, DerivedWindow};
-use crate::AppState;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
