@@ -24,11 +24,15 @@ pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod query;
+pub mod report;
 pub mod router;
 pub mod serve;
 pub mod state;
 pub mod store;
 mod web;
+
+#[cfg(test)]
+mod fixtures;
 
 pub use crate::router::app;
 pub use crate::state::{AppState, ConnectError};
