@@ -111,6 +111,7 @@ impl AppState {
         let hub = Arc::new(Hub::new(
             client.clone(),
             config.live.clone(),
+            metrics::FanoutMetrics::new(),
             shutdown.clone(),
         ));
         hub.spawn_link_monitor();

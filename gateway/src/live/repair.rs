@@ -10,7 +10,8 @@
 //! newer (QuestDB has not applied the row yet, or is down) is retried with a doubling delay,
 //! up to a minute.
 
-use super::hub::{Hub, UnfinishedRange};
+use super::hub::Hub;
+use super::memory::UnfinishedRange;
 use super::status::StatusTracker;
 use crate::query::{QueryPlan, QuestDb};
 use rtdash_shared::stat::Stat;

@@ -4,7 +4,7 @@
 //! streams query again). A query's rows also seed the topic's memory so live values of
 //! combined windows are complete; [`snapshot_windows`] overlays memory's newer values on them.
 
-use super::hub::PlanHandle;
+use super::topic::PlanHandle;
 use crate::metrics as names;
 use crate::query::single_flight::{Limits, SingleFlight};
 use crate::query::{self, DerivedWindow, QueryError, QueryPlan, QuestDb, WindowRow};

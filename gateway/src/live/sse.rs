@@ -15,8 +15,9 @@
 //! re-arms the source that fired; the keep-alive is one interval per viewer that is never
 //! reset (a comment goes out after a whole interval without any event).
 
-use super::hub::{Link, PlanHandle, Topic};
+use super::link::Link;
 use super::status::StatusView;
+use super::topic::{PlanHandle, Topic};
 use crate::api::definitions::effective_definition;
 use crate::api::ApiQuery;
 use crate::api::TenantQuery;
@@ -761,7 +762,7 @@ impl Viewer {
             match topic.entries_after(self.cursors[index]) {
                 Some((entries, latest)) => {
                     // Coalesce: the latest value per (widget, window), in id order.
-                    let mut latest_per: BTreeMap<(usize, i64), Arc<super::hub::RingEntry>> =
+                    let mut latest_per: BTreeMap<(usize, i64), Arc<super::ring::RingEntry>> =
                         BTreeMap::new();
                     for entry in entries {
                         for (widget_index, view) in self.widgets.iter().enumerate() {
@@ -774,7 +775,7 @@ impl Viewer {
                             }
                         }
                     }
-                    let mut ordered: Vec<((usize, i64), Arc<super::hub::RingEntry>)> =
+                    let mut ordered: Vec<((usize, i64), Arc<super::ring::RingEntry>)> =
                         latest_per.into_iter().collect();
                     ordered.sort_by_key(|(_, entry)| entry.id);
                     for ((widget_index, _), entry) in ordered {
@@ -811,7 +812,7 @@ impl Viewer {
         &mut self,
         widget_index: usize,
         window: &DerivedWindow,
-        entry: Option<&super::hub::RingEntry>,
+        entry: Option<&super::ring::RingEntry>,
     ) {
         let widget = &self.widgets[widget_index].widget;
         let stale = self.stale;

@@ -129,7 +129,7 @@ impl StatusTracker {
     /// `disconnected` (republished at once on every change).
     pub fn follow_link(
         &self,
-        mut link: watch::Receiver<crate::live::hub::Link>,
+        mut link: watch::Receiver<crate::live::link::Link>,
         shutdown: CancellationToken,
     ) {
         let tracker = self.clone();
