@@ -13,7 +13,8 @@
 //! [`AppState`] ([`state`]) connects and starts the background tasks; [`app`] ([`router`])
 //! builds the HTTP application from it (tests drive it with `oneshot`); [`start`] binds and
 //! serves ([`serve`]: one shared route table for every connection); [`run`] serves until the
-//! shutdown token is cancelled. Every metric is named in [`metrics`](mod@metrics).
+//! shutdown token is cancelled, then waits for the connections and the background tasks
+//! ([`tasks`]). Every metric is named in [`metrics`](mod@metrics).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod router;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod tasks;
 mod web;
 
 #[cfg(test)]
@@ -38,6 +40,7 @@ pub use crate::router::app;
 pub use crate::state::{AppState, ConnectError};
 
 use crate::config::GatewayConfig;
+use crate::tasks::Tasks;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -63,36 +66,44 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Its state (for tests and embedding).
     pub state: AppState,
-    server: tokio::task::JoinHandle<Result<(), String>>,
+    server: tokio::task::JoinHandle<()>,
+    tasks: Tasks,
 }
 
 impl Running {
-    /// Waits until the server stops (after the shutdown token is cancelled and open
-    /// connections end, at most `shutdown_grace_ms` later).
+    /// Waits until the gateway stops: after the shutdown token is cancelled, open connections
+    /// end (streams end at once), then the background tasks, all within `shutdown_grace_ms`;
+    /// what is left then is abandoned with a warning.
     pub async fn wait(self) -> Result<(), StartError> {
         let grace = Duration::from_millis(self.state.config.shutdown_grace_ms);
         let shutdown = self.state.shutdown.clone();
         let mut server = self.server;
-        tokio::select! {
-            result = &mut server => return flatten(result),
-            () = shutdown.cancelled() => {}
+        let served = tokio::select! {
+            result = &mut server => Some(result),
+            () = shutdown.cancelled() => None,
+        };
+        let deadline = tokio::time::Instant::now() + grace;
+        let served = match served {
+            Some(result) => result,
+            None => match tokio::time::timeout_at(deadline, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("shutdown grace period expired; closing remaining connections");
+                    server.abort();
+                    Ok(())
+                }
+            },
+        };
+        // The server ended by itself only if it failed: stop the rest too.
+        shutdown.cancel();
+        self.state.db.close();
+        if let Err(running) = self.tasks.wait_until(deadline).await {
+            tracing::warn!(
+                ?running,
+                "background tasks still running after the grace period"
+            );
         }
-        match tokio::time::timeout(grace, &mut server).await {
-            Ok(result) => flatten(result),
-            Err(_) => {
-                tracing::warn!("shutdown grace period expired; closing remaining connections");
-                server.abort();
-                Ok(())
-            }
-        }
-    }
-}
-
-fn flatten(result: Result<Result<(), String>, tokio::task::JoinError>) -> Result<(), StartError> {
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(StartError::Serve(err)),
-        Err(err) => Err(StartError::Serve(err.to_string())),
+        served.map_err(|err| StartError::Serve(err.to_string()))
     }
 }
 
@@ -105,17 +116,26 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|err| StartError::Serve(err.to_string()))?;
-    let state = AppState::connect(config, shutdown.clone()).await?;
+    // Tasks under a child token: if connecting fails, the ones already started are stopped
+    // without cancelling the caller's token.
+    let tasks = Tasks::new(shutdown.child_token());
+    let state = match AppState::connect(config, &tasks).await {
+        Ok(state) => state,
+        Err(err) => {
+            tasks.shutdown().cancel();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            let _ = tasks.wait_until(deadline).await;
+            return Err(err.into());
+        }
+    };
     let router = app(state.clone());
-    let server = tokio::spawn(async move {
-        serve::serve(listener, router, shutdown).await;
-        Ok(())
-    });
+    let server = tokio::spawn(serve::serve(listener, router, tasks.shutdown().clone()));
     tracing::info!(%addr, "gateway listening");
     Ok(Running {
         addr,
         state,
         server,
+        tasks,
     })
 }
 

@@ -7,7 +7,9 @@ use crate::live::snapshot::SnapshotCache;
 use crate::live::status::StatusTracker;
 use crate::metrics;
 use crate::query::QuestDb;
+use crate::report::ErrorChain;
 use crate::store::ConfigStore;
+use crate::tasks::Tasks;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rtdash_runtime::admin::Readiness;
 use std::sync::Arc;
@@ -67,12 +69,10 @@ pub enum ConnectError {
 }
 
 impl AppState {
-    /// Connects to NATS, loads the config bucket, prepares QuestDB and the hub.
-    pub async fn connect(
-        config: GatewayConfig,
-        shutdown: CancellationToken,
-    ) -> Result<Self, ConnectError> {
-        // The recorder first, then the descriptions.
+    /// Connects to NATS, loads the config bucket, prepares QuestDB and the hub; their
+    /// background tasks run on `tasks` until its shutdown token is cancelled.
+    pub async fn connect(config: GatewayConfig, tasks: &Tasks) -> Result<Self, ConnectError> {
+        // The recorder first: the handles created below record into it.
         let prometheus = rtdash_runtime::telemetry::metrics_handle();
         metrics::describe();
         let client = rtdash_runtime::nats::connect(&config.nats, "rtdash-gateway").await?;
@@ -93,35 +93,35 @@ impl AppState {
                 bucket: bucket.to_owned(),
                 problem: err.to_string(),
             })?;
-        let store = ConfigStore::start(kv, shutdown.clone());
+        let store = ConfigStore::start(kv, tasks);
         if !store.wait_loaded(Duration::from_secs(10)).await {
             tracing::warn!("config bucket not loaded yet; answering from what arrived");
         }
-        let db = Arc::new(QuestDb::new(config.questdb.clone()));
+        let db = Arc::new(QuestDb::new(config.questdb.clone(), tasks.clone()));
         if config.questdb.create_table {
             if let Err(err) = db.ensure_table().await {
-                tracing::warn!(error = %err, table = db.table(), "could not create the metrics table");
+                tracing::warn!(error = %ErrorChain(&err), table = db.table(), "could not create the metrics table");
             }
         }
         let status = StatusTracker::new(config.live.clone());
-        status.learn_partitions(js.clone(), shutdown.clone());
-        if let Err(err) = status.start(&client, shutdown.clone()).await {
-            tracing::warn!(error = %err, "could not subscribe to pipeline status");
+        status.learn_partitions(js.clone(), tasks);
+        if let Err(err) = status.start(&client, tasks).await {
+            tracing::warn!(error = %ErrorChain(&err), "could not subscribe to pipeline status");
         }
         let hub = Arc::new(Hub::new(
             client.clone(),
             config.live.clone(),
             metrics::FanoutMetrics::new(),
-            shutdown.clone(),
+            tasks.clone(),
         ));
         hub.spawn_link_monitor();
-        status.follow_link(hub.link(), shutdown.clone());
+        status.follow_link(hub.link(), tasks);
         crate::live::repair::spawn(
             hub.clone(),
             db.clone(),
             status.clone(),
             Duration::from_millis(config.live.repair_interval_ms),
-            shutdown.clone(),
+            tasks,
         );
         let snapshots = Arc::new(SnapshotCache::new(
             db.clone(),
@@ -145,7 +145,7 @@ impl AppState {
                 Err("QuestDB does not answer".to_owned())
             }
         });
-        spawn_questdb_probe(db.clone(), shutdown.clone());
+        spawn_questdb_probe(db.clone(), tasks);
         Ok(Self {
             js,
             streams: Arc::new(Semaphore::new(config.live.max_streams)),
@@ -155,17 +155,22 @@ impl AppState {
             hub,
             snapshots,
             status,
-            shutdown,
+            shutdown: tasks.shutdown().clone(),
             readiness,
             prometheus,
         })
     }
 }
 
-fn spawn_questdb_probe(db: Arc<QuestDb>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
+/// Pings QuestDB every 2 s (the `/readyz` check) until shutdown.
+fn spawn_questdb_probe(db: Arc<QuestDb>, tasks: &Tasks) {
+    let shutdown = tasks.child_token();
+    tasks.spawn("questdb probe", async move {
         loop {
-            db.ping().await;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = db.ping() => {}
+            }
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(Duration::from_secs(2)) => {}

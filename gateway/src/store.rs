@@ -7,6 +7,7 @@
 //! change when their watcher delivers it (milliseconds). Every change is announced on a
 //! broadcast channel (live streams use it to notice dashboard changes).
 
+use crate::tasks::Tasks;
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -73,9 +74,9 @@ impl std::fmt::Debug for ConfigStore {
 }
 
 impl ConfigStore {
-    /// Wraps the bucket and starts the watcher (until `shutdown`). Reads answer from memory
-    /// once the watcher has caught up (see [`ConfigStore::is_loaded`]).
-    pub fn start(kv: kv::Store, shutdown: CancellationToken) -> Self {
+    /// Wraps the bucket and starts the watcher on `tasks` (until shutdown). Reads answer from
+    /// memory once the watcher has caught up (see [`ConfigStore::is_loaded`]).
+    pub fn start(kv: kv::Store, tasks: &Tasks) -> Self {
         let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
         let store = Self {
             inner: Arc::new(Inner {
@@ -86,7 +87,11 @@ impl ConfigStore {
             }),
         };
         let watcher = store.clone();
-        tokio::spawn(async move { watcher.watch(shutdown).await });
+        let shutdown = tasks.child_token();
+        tasks.spawn(
+            "config watcher",
+            async move { watcher.watch(shutdown).await },
+        );
         store
     }
 

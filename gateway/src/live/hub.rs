@@ -8,13 +8,13 @@ use super::subscription;
 use super::topic::{HubShared, Topic};
 use crate::config::LiveConfig;
 use crate::metrics::{self as names, FanoutMetrics};
+use crate::tasks::Tasks;
 use rtdash_shared::time::now_millis;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 /// How long opening an upstream subscription may take.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -59,19 +59,20 @@ pub struct Hub {
     topics: Mutex<HashMap<TopicKey, Weak<Topic>>>,
     /// Serializes topic creation, so a burst of viewers opens one subscription.
     creating: tokio::sync::Mutex<()>,
-    /// Ends the subscriptions and the link monitor.
-    shutdown: CancellationToken,
+    /// Runs the subscriptions and the link monitor until shutdown.
+    tasks: Tasks,
     /// Random per process: event ids from another instance are not resumed here.
     instance: String,
 }
 
 impl Hub {
-    /// A hub reading from `client`; subscriptions end with `shutdown`.
+    /// A hub reading from `client`; its subscriptions run on `tasks` and end with their
+    /// shutdown token.
     pub fn new(
         client: async_nats::Client,
         config: LiveConfig,
         metrics: FanoutMetrics,
-        shutdown: CancellationToken,
+        tasks: Tasks,
     ) -> Self {
         let seed = (now_millis().max(0) as u64) * 1000;
         Self {
@@ -79,7 +80,7 @@ impl Hub {
             shared: Arc::new(HubShared::new(config, seed, metrics)),
             topics: Mutex::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),
-            shutdown,
+            tasks,
             instance: format!("{:08x}", rand_u32()),
         }
     }
@@ -111,7 +112,7 @@ impl Hub {
         let monitor = link::monitor(
             self.client.clone(),
             settle_after,
-            self.shutdown.clone(),
+            self.tasks.child_token(),
             move |change| match change {
                 LinkChange::Disconnected => {
                     hub.shared.link.send_modify(|link| link.connected = false);
@@ -119,7 +120,7 @@ impl Hub {
                 LinkChange::Reconnected | LinkChange::Settled => hub.resync(),
             },
         );
-        tokio::spawn(monitor);
+        self.tasks.spawn("nats link monitor", monitor);
     }
 
     /// Drops every topic's memory and moves the link to a new epoch: streams send fresh
@@ -182,7 +183,7 @@ impl Hub {
             return Ok(topic);
         }
         topics.retain(|_, topic| topic.strong_count() > 0);
-        let cancel = self.shutdown.child_token();
+        let cancel = self.tasks.child_token();
         let topic = Arc::new(Topic::new(
             self.shared.clone(),
             tenant,
@@ -191,12 +192,15 @@ impl Hub {
         ));
         topics.insert(key, Arc::downgrade(&topic));
         drop(topics);
-        tokio::spawn(subscription::run(
-            subscriber,
-            Arc::downgrade(&topic),
-            cancel,
-            self.shared.metrics.clone(),
-        ));
+        self.tasks.spawn(
+            "live subscription",
+            subscription::run(
+                subscriber,
+                Arc::downgrade(&topic),
+                cancel,
+                self.shared.metrics.clone(),
+            ),
+        );
         Ok(topic)
     }
 

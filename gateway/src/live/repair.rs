@@ -13,13 +13,15 @@
 use super::hub::Hub;
 use super::memory::UnfinishedRange;
 use super::status::StatusTracker;
+use crate::metrics as names;
 use crate::query::{QueryPlan, QuestDb};
+use crate::report::ErrorChain;
+use crate::tasks::Tasks;
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Without status reports (partition count unknown), a window counts as closed everywhere
@@ -39,18 +41,19 @@ struct Backoff {
     next: tokio::time::Instant,
 }
 
-/// Starts the repair task; it ends with `shutdown`. `interval` zero disables it.
+/// Starts the repair task on `tasks`; it ends at shutdown. `interval` zero disables it.
 pub fn spawn(
     hub: Arc<Hub>,
     db: Arc<QuestDb>,
     status: StatusTracker,
     interval: Duration,
-    shutdown: CancellationToken,
+    tasks: &Tasks,
 ) {
     if interval.is_zero() {
         return;
     }
-    tokio::spawn(async move {
+    let shutdown = tasks.child_token();
+    tasks.spawn("live repair", async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backoff: HashMap<RangeKey, Backoff> = HashMap::new();
@@ -62,7 +65,10 @@ pub fn spawn(
             let closed_through = status
                 .closed_through()
                 .unwrap_or_else(|| now_millis() - FALLBACK_CLOSED_AFTER_MS);
-            sweep(&hub, &db, closed_through, interval, &mut backoff).await;
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = sweep(&hub, &db, closed_through, interval, &mut backoff) => {}
+            }
         }
     });
 }
@@ -101,16 +107,16 @@ async fn sweep(
                 match db.fetch_rows(&plan, range.from, range.to).await {
                     Ok(rows) => topic.merge_rows(&range.dim_set, rows),
                     Err(err) => {
-                        tracing::debug!(error = %err, "cannot read unfinished windows back");
+                        tracing::debug!(error = %ErrorChain(&err), "cannot read unfinished windows back");
                         0
                     }
                 }
             }
             .instrument(span)
             .await;
-            metrics::counter!(crate::metrics::LIVE_REPAIR_READS).increment(1);
+            metrics::counter!(names::LIVE_REPAIR_READS).increment(1);
             if repaired > 0 {
-                metrics::counter!(crate::metrics::LIVE_REPAIRED).increment(repaired as u64);
+                metrics::counter!(names::LIVE_REPAIRED).increment(repaired as u64);
                 tracing::info!(
                     repaired,
                     "live windows whose final update was missed were read back from QuestDB"

@@ -9,6 +9,7 @@ use super::sql::{row_from_pg, RowQuery};
 use super::QueryError;
 use crate::config::QuestDbConfig;
 use crate::metrics as names;
+use crate::tasks::Tasks;
 use rtdash_shared::time::UnixMillis;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
+use tokio_util::sync::CancellationToken;
 
 /// A pooled connection with its prepared statements.
 struct Conn {
@@ -57,6 +59,10 @@ pub struct QuestDb {
     next: AtomicUsize,
     healthy: AtomicBool,
     row_queries: AtomicU64,
+    /// Runs the connections' I/O tasks.
+    tasks: Tasks,
+    /// Cancelled by [`QuestDb::close`]: connections close, no new one opens.
+    closed: CancellationToken,
 }
 
 impl std::fmt::Debug for QuestDb {
@@ -69,8 +75,9 @@ impl std::fmt::Debug for QuestDb {
 }
 
 impl QuestDb {
-    /// A pool for `config`; connections are opened on first use and reopened after errors.
-    pub fn new(config: QuestDbConfig) -> Self {
+    /// A pool for `config`; connections are opened on first use and reopened after errors,
+    /// their I/O runs on `tasks` until [`QuestDb::close`].
+    pub fn new(config: QuestDbConfig, tasks: Tasks) -> Self {
         let slots = (0..config.pool_size.max(1))
             .map(|_| tokio::sync::Mutex::new(None))
             .collect();
@@ -84,6 +91,8 @@ impl QuestDb {
             next: AtomicUsize::new(0),
             healthy: AtomicBool::new(false),
             row_queries: AtomicU64::new(0),
+            tasks,
+            closed: CancellationToken::new(),
         }
     }
 
@@ -102,6 +111,12 @@ impl QuestDb {
         self.row_queries.load(Ordering::Relaxed)
     }
 
+    /// Closes every connection (queries still running on them fail) and opens no new one:
+    /// the last step of shutdown, once nothing queries any more.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
     async fn conn(&self) -> Result<Arc<Conn>, QueryError> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut slot = self.slots[index].lock().await;
@@ -109,6 +124,9 @@ impl QuestDb {
             if !conn.client.is_closed() {
                 return Ok(conn.clone());
             }
+        }
+        if self.closed.is_cancelled() {
+            return Err(QueryError::unavailable("the gateway is shutting down"));
         }
         let addr = &self.config.pg_addr;
         let (host, port) = addr.rsplit_once(':').ok_or_else(|| {
@@ -133,9 +151,13 @@ impl QuestDb {
                     source: Some(Arc::new(err)),
                 }
             })?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "QuestDB connection closed");
+        let closed = self.closed.clone();
+        self.tasks.spawn("questdb connection", async move {
+            tokio::select! {
+                result = connection => if let Err(err) = result {
+                    tracing::debug!(error = %err, "QuestDB connection closed");
+                },
+                () = closed.cancelled() => {}
             }
         });
         let conn = Arc::new(Conn {
