@@ -142,8 +142,7 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError;
         match err {
             StoreError::Conflict(message) => ApiError::Conflict(message),
-            StoreError::Unavailable(message) => ApiError::Unavailable(message),
-            StoreError::Corrupt(message) => ApiError::Internal(message),
+            StoreError::Unavailable(_) => ApiError::Unavailable(ErrorChain(&err).to_string()),
         }
     }
 }

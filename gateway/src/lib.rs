@@ -45,7 +45,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Why the gateway could not start.
+/// Why the gateway could not start, or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// NATS, the config bucket or the topology.
@@ -54,9 +54,12 @@ pub enum StartError {
     /// The listen address could not be bound.
     #[error(transparent)]
     Bind(#[from] rtdash_runtime::net::BindError),
-    /// Serving failed.
-    #[error("serving failed: {0}")]
-    Serve(String),
+    /// The bound socket has no local address.
+    #[error("the listening socket has no address")]
+    LocalAddr(#[source] std::io::Error),
+    /// The server task panicked.
+    #[error("the server failed")]
+    Server(#[source] tokio::task::JoinError),
 }
 
 /// A running gateway.
@@ -103,7 +106,7 @@ impl Running {
                 "background tasks still running after the grace period"
             );
         }
-        served.map_err(|err| StartError::Serve(err.to_string()))
+        served.map_err(StartError::Server)
     }
 }
 
@@ -113,9 +116,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
     let listener = rtdash_runtime::net::bind(&config.listen).await?;
-    let addr = listener
-        .local_addr()
-        .map_err(|err| StartError::Serve(err.to_string()))?;
+    let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
     // Tasks under a child token: if connecting fails, the ones already started are stopped
     // without cancelling the caller's token.
     let tasks = Tasks::new(shutdown.child_token());

@@ -59,12 +59,13 @@ pub enum ConnectError {
     #[error(transparent)]
     Nats(#[from] rtdash_runtime::nats::NatsError),
     /// The config bucket is missing.
-    #[error("config bucket {bucket}: {problem}")]
+    #[error("config bucket {bucket} unavailable")]
     Bucket {
         /// Bucket name.
         bucket: String,
-        /// What went wrong.
-        problem: String,
+        /// JetStream's error.
+        #[source]
+        source: async_nats::jetstream::context::KeyValueError,
     },
 }
 
@@ -89,9 +90,9 @@ impl AppState {
         let kv = js
             .get_key_value(bucket)
             .await
-            .map_err(|err| ConnectError::Bucket {
+            .map_err(|source| ConnectError::Bucket {
                 bucket: bucket.to_owned(),
-                problem: err.to_string(),
+                source,
             })?;
         let store = ConfigStore::start(kv, tasks);
         if !store.wait_loaded(Duration::from_secs(10)).await {
