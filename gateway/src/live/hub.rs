@@ -196,6 +196,7 @@ impl Hub {
             "live subscription",
             subscription::run(
                 subscriber,
+                subject,
                 Arc::downgrade(&topic),
                 cancel,
                 self.shared.metrics.clone(),

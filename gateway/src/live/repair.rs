@@ -98,6 +98,7 @@ async fn sweep(
             let plan = range_plan(&topic.tenant, &topic.metric, &range);
             let span = tracing::debug_span!(
                 "gateway.live_repair",
+                otel.kind = "internal",
                 tenant = %topic.tenant,
                 metric = %topic.metric,
                 dim_set = %range.dim_set,

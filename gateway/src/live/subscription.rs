@@ -15,10 +15,11 @@ const MAX_BATCH: usize = 4096;
 /// Most traces one fan-out span links to.
 const MAX_TRACES: usize = 32;
 
-/// Reads `subscriber` until `cancel` (the topic was dropped, or shutdown), the subscription
-/// ends or the topic is gone; then unsubscribes.
+/// Reads `subscriber` (on `subject`) until `cancel` (the topic was dropped, or shutdown),
+/// the subscription ends or the topic is gone; then unsubscribes.
 pub(super) async fn run(
     mut subscriber: async_nats::Subscriber,
+    subject: String,
     topic: Weak<Topic>,
     cancel: CancellationToken,
     metrics: FanoutMetrics,
@@ -33,11 +34,13 @@ pub(super) async fn run(
         };
         let mut batch = Vec::new();
         let mut traces: Vec<TraceParent> = Vec::new();
+        let mut messages = 1;
         decode_into(&first.payload, &mut batch, &metrics);
         note_trace(&first, &mut traces);
         while batch.len() < MAX_BATCH {
             match subscriber.next().now_or_never() {
                 Some(Some(message)) => {
+                    messages += 1;
                     decode_into(&message.payload, &mut batch, &metrics);
                     note_trace(&message, &mut traces);
                 }
@@ -48,7 +51,7 @@ pub(super) async fn run(
         let Some(topic) = topic.upgrade() else {
             break;
         };
-        let span = fanout_span(&topic, &traces, batch.len());
+        let span = fanout_span(&topic, &subject, &traces, messages, batch.len());
         span.in_scope(|| topic.apply(batch));
     }
     let _ = subscriber.unsubscribe().await;
@@ -64,15 +67,27 @@ fn note_trace(message: &async_nats::Message, traces: &mut Vec<TraceParent>) {
 }
 
 /// The span in which a batch of live updates is applied and handed to the SSE streams
-/// (`gateway.live_fanout`): a child of the first traced update's emit span in the aggregator,
-/// linked to the others; `Span::none()` when no update is traced.
-fn fanout_span(topic: &Topic, traces: &[TraceParent], updates: usize) -> tracing::Span {
+/// (`gateway.live_fanout`, a consumer span of the live subject): a child of the first traced
+/// update's emit span in the aggregator, linked to the others; `Span::none()` when no update
+/// is traced.
+fn fanout_span(
+    topic: &Topic,
+    subject: &str,
+    traces: &[TraceParent],
+    messages: usize,
+    updates: usize,
+) -> tracing::Span {
     let Some((parent, others)) = traces.split_first() else {
         return tracing::Span::none();
     };
     let span = tracing::info_span!(
         parent: None,
         "gateway.live_fanout",
+        otel.kind = "consumer",
+        messaging.system = "nats",
+        messaging.destination.name = %subject,
+        messaging.operation.type = "process",
+        messaging.batch.message_count = messages,
         tenant = %topic.tenant,
         metric = %topic.metric,
         updates

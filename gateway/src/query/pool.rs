@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// A pooled connection with its prepared statements.
 struct Conn {
@@ -176,6 +177,15 @@ impl QuestDb {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, QueryError> {
         let timeout = Duration::from_millis(self.config.query_timeout_ms);
+        let span = tracing::debug_span!(
+            "questdb.query",
+            otel.kind = "client",
+            db.system.name = "questdb",
+            db.namespace = %self.config.database,
+            db.collection.name = %self.config.table,
+            db.operation.name = sql.split(' ').next().unwrap_or_default(),
+            server.address = %self.config.pg_addr,
+        );
         let work = async {
             let conn = self.conn().await?;
             let cached = conn
@@ -205,7 +215,7 @@ impl QuestDb {
                 .await
                 .map_err(QueryError::from_statement)
         };
-        let result = tokio::time::timeout(timeout, work)
+        let result = tokio::time::timeout(timeout, work.instrument(span))
             .await
             .map_err(|_| QueryError::Timeout)?;
         match &result {
