@@ -57,8 +57,9 @@ impl WakeSet {
     /// Wakers for sources `0..sources`; every source counts as fired, so the first pass
     /// polls (and registers) each one.
     pub(super) fn new(sources: usize) -> Self {
+        let every = (0..sources).fold(0u64, |bits, index| bits | 1 << bit_of(index));
         let flags = Arc::new(WakeFlags {
-            bits: AtomicU64::new(u64::MAX),
+            bits: AtomicU64::new(every),
             task: AtomicWaker::new(),
         });
         let wakers = (0..sources)
@@ -83,11 +84,14 @@ impl WakeSet {
         }
     }
 
-    /// Ends a pass that woke the task: the sources it did not poll, and those it re-armed
-    /// (a fresh wait, never polled yet), are polled on the next pass.
+    /// Ends a pass: the sources it did not poll, and those it re-armed (a fresh wait, never
+    /// polled yet), are polled on the next pass. (A pass that found nothing polled every
+    /// source that fired and re-armed none.)
     pub(super) fn finish(&self, pass: Pass) {
         let leftover = (pass.fired & !pass.polled) | pass.rearmed;
-        self.flags.bits.fetch_or(leftover, Ordering::AcqRel);
+        if leftover != 0 {
+            self.flags.bits.fetch_or(leftover, Ordering::AcqRel);
+        }
     }
 
     /// The context to poll source `index` with.
