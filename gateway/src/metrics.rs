@@ -10,7 +10,7 @@
 //! | `rtdash_gateway_questdb_row_queries_total` | counter | row queries sent to QuestDB (metric queries, snapshots, repair reads) |
 //! | `rtdash_gateway_snapshot_queries_total` | counter | widget snapshot queries sent to QuestDB |
 //! | `rtdash_gateway_sse_clients` | gauge | open live streams |
-//! | `rtdash_gateway_sse_events_sent_total` | counter | frames sent on live streams (keep-alive comments included) |
+//! | `rtdash_gateway_sse_events_sent_total` | counter | events sent on live streams (keep-alive comments not counted) |
 //! | `rtdash_gateway_sse_resyncs_total` | counter | streams that fell out of a topic's ring and were sent the values in memory |
 //! | `rtdash_gateway_sse_resnapshots_total` | counter | streams sent fresh snapshots after a NATS reconnection |
 //! | `rtdash_gateway_upstream_subscriptions` | gauge | NATS subscriptions to live subjects, one per watched (tenant, metric) |
@@ -39,7 +39,7 @@ pub const QUESTDB_ROW_QUERIES: &str = "rtdash_gateway_questdb_row_queries_total"
 pub const SNAPSHOT_QUERIES: &str = "rtdash_gateway_snapshot_queries_total";
 /// Open live streams.
 pub const SSE_CLIENTS: &str = "rtdash_gateway_sse_clients";
-/// Frames sent on live streams.
+/// Events sent on live streams.
 pub const SSE_EVENTS_SENT: &str = "rtdash_gateway_sse_events_sent_total";
 /// Streams that fell out of a ring.
 pub const SSE_RESYNCS: &str = "rtdash_gateway_sse_resyncs_total";
@@ -85,7 +85,10 @@ pub fn describe() {
     );
     describe_counter!(SNAPSHOT_QUERIES, "Widget snapshot queries sent to QuestDB");
     describe_gauge!(SSE_CLIENTS, "Open live streams");
-    describe_counter!(SSE_EVENTS_SENT, "Frames sent on live streams");
+    describe_counter!(
+        SSE_EVENTS_SENT,
+        "Events sent on live streams (keep-alive comments not counted)"
+    );
     describe_counter!(
         SSE_RESYNCS,
         "Streams that fell out of a topic's ring and were sent the values in memory"
