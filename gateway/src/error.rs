@@ -1,6 +1,7 @@
 //! The API's error type: every handler returns `Result<_, ApiError>`, answered as
 //! `{"error": {"code", "message"}}` with the matching status.
 
+use crate::report::ErrorChain;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -141,8 +142,7 @@ impl From<crate::store::StoreError> for ApiError {
         use crate::store::StoreError;
         match err {
             StoreError::Conflict(message) => ApiError::Conflict(message),
-            StoreError::Unavailable(message) => ApiError::Unavailable(message),
-            StoreError::Corrupt(message) => ApiError::Internal(message),
+            StoreError::Unavailable(_) => ApiError::Unavailable(ErrorChain(&err).to_string()),
         }
     }
 }
@@ -152,9 +152,23 @@ impl From<crate::query::QueryError> for ApiError {
         use crate::query::QueryError;
         match err {
             QueryError::Invalid(message) => ApiError::BadRequest(message),
-            QueryError::Unavailable(message) => ApiError::Unavailable(message),
-            QueryError::Internal(message) => ApiError::Internal(message),
-            QueryError::Timeout => ApiError::Timeout("QuestDB query timed out".to_owned()),
+            QueryError::Unavailable { .. } => ApiError::Unavailable(ErrorChain(&err).to_string()),
+            QueryError::Internal { .. } => ApiError::Internal(ErrorChain(&err).to_string()),
+            QueryError::Timeout => ApiError::Timeout(err.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_answers_name_the_cause() {
+        let err = crate::query::QueryError::unavailable("connecting to x timed out");
+        assert_eq!(
+            ApiError::from(err).to_string(),
+            "QuestDB unavailable: connecting to x timed out"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! The HTTP/1.1 server loop: accepts connections and serves the router on each with hyper,
-//! until the shutdown token is cancelled, then lets open connections finish.
+//! until the shutdown token is cancelled, then lets open connections finish. Each connection
+//! is a task of the loop's own `JoinSet`: when the loop is dropped (the shutdown grace
+//! expired), the connections still open are aborted with it.
 //!
 //! Why not `axum::serve`: it turns the router into a fresh route table for every accepted
 //! connection (`Router::with_state(())` per connection, so every route's boxed service is
@@ -8,6 +10,7 @@
 //! see `BENCHMARKS.md`). Here the table is built once and every connection holds an `Arc` of
 //! it.
 
+use crate::metrics as names;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -15,6 +18,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -31,6 +35,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
         let (stream, _remote) = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -41,6 +46,8 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
                     continue;
                 }
             },
+            // Reaps ended connections, so the set holds open ones only.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         // Live updates are small writes that must not wait for an ACK (Nagle).
         let _ = stream.set_nodelay(true);
@@ -52,7 +59,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(err) = connection.await {
                 tracing::trace!(error = %err, "connection ended with an error");
             }
@@ -60,6 +67,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
     }
     drop(listener);
     graceful.shutdown().await;
+    while connections.join_next().await.is_some() {}
 }
 
 /// Accept errors: a connection that failed before it was accepted is skipped; anything else
@@ -72,7 +80,7 @@ async fn accept_error(err: std::io::Error) {
     ) {
         return;
     }
-    metrics::counter!("rtdash_gateway_accept_errors_total").increment(1);
+    metrics::counter!(names::ACCEPT_ERRORS).increment(1);
     tracing::error!(error = %err, "accepting a connection failed; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }

@@ -7,6 +7,8 @@
 //! change when their watcher delivers it (milliseconds). Every change is announced on a
 //! broadcast channel (live streams use it to notice dashboard changes).
 
+use crate::report::ErrorChain;
+use crate::tasks::Tasks;
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -15,20 +17,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
-/// What a write could not do.
+/// What a read from or write to the bucket could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Revision mismatch or the key already exists.
     #[error("{0}")]
     Conflict(String),
     /// NATS unreachable or timed out.
-    #[error("configuration store unavailable: {0}")]
-    Unavailable(String),
-    /// A stored value does not decode.
-    #[error("stored value is corrupt: {0}")]
-    Corrupt(String),
+    #[error("configuration store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a watch of the bucket stopped (it is restarted).
+#[derive(Debug, thiserror::Error)]
+enum WatchError {
+    #[error("reading the bucket's stream information failed")]
+    Info(#[source] async_nats::jetstream::stream::InfoError),
+    #[error("starting the watch failed")]
+    Start(#[source] kv::WatchError),
+    #[error("the watch failed")]
+    Next(#[source] kv::WatcherError),
 }
 
 /// A stored value and its revision.
@@ -73,9 +82,9 @@ impl std::fmt::Debug for ConfigStore {
 }
 
 impl ConfigStore {
-    /// Wraps the bucket and starts the watcher (until `shutdown`). Reads answer from memory
-    /// once the watcher has caught up (see [`ConfigStore::is_loaded`]).
-    pub fn start(kv: kv::Store, shutdown: CancellationToken) -> Self {
+    /// Wraps the bucket and starts the watcher on `tasks` (until shutdown). Reads answer from
+    /// memory once the watcher has caught up (see [`ConfigStore::is_loaded`]).
+    pub fn start(kv: kv::Store, tasks: &Tasks) -> Self {
         let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
         let store = Self {
             inner: Arc::new(Inner {
@@ -86,7 +95,11 @@ impl ConfigStore {
             }),
         };
         let watcher = store.clone();
-        tokio::spawn(async move { watcher.watch(shutdown).await });
+        let shutdown = tasks.child_token();
+        tasks.spawn(
+            "config watcher",
+            async move { watcher.watch(shutdown).await },
+        );
         store
     }
 
@@ -149,7 +162,7 @@ impl ConfigStore {
             .kv
             .entry(key)
             .await
-            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+            .map_err(|err| StoreError::Unavailable(err.into()))?;
         Ok(entry.and_then(|entry| {
             self.apply(
                 &entry.key,
@@ -173,7 +186,7 @@ impl ConfigStore {
             Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
                 Err(StoreError::Conflict("it already exists".to_owned()))
             }
-            Err(err) => Err(StoreError::Unavailable(err.to_string())),
+            Err(err) => Err(StoreError::Unavailable(err.into())),
         }
     }
 
@@ -233,15 +246,19 @@ impl ConfigStore {
         }
     }
 
-    async fn watch(&self, shutdown: CancellationToken) {
+    async fn watch(&self, shutdown: tokio_util::sync::CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let result = tokio::select! {
                 () = shutdown.cancelled() => return,
                 result = self.watch_once() => result,
             };
-            if let Err(problem) = result {
-                tracing::warn!(%problem, "config bucket watch failed; retrying");
+            match result {
+                Ok(()) => tracing::warn!("config bucket watch ended; restarting it"),
+                Err(err) => tracing::warn!(
+                    error = %ErrorChain(&err),
+                    "config bucket watch failed; retrying"
+                ),
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -251,29 +268,37 @@ impl ConfigStore {
         }
     }
 
-    async fn watch_once(&self) -> Result<(), String> {
-        let empty = match self.inner.kv.stream.get_info().await {
-            Ok(info) => info.state.messages == 0,
-            Err(err) => return Err(err.to_string()),
-        };
+    /// Applies every entry of the bucket, then every change, until the watch ends (`Ok`) or
+    /// fails.
+    async fn watch_once(&self) -> Result<(), WatchError> {
+        let empty = self
+            .inner
+            .kv
+            .stream
+            .get_info()
+            .await
+            .map_err(WatchError::Info)?
+            .state
+            .messages
+            == 0;
         let mut watch = self
             .inner
             .kv
             .watch_with_history(">")
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(WatchError::Start)?;
         if empty {
             self.inner.loaded.store(true, Ordering::Release);
         }
         while let Some(entry) = watch.next().await {
-            let entry = entry.map_err(|err| err.to_string())?;
+            let entry = entry.map_err(WatchError::Next)?;
             let value = matches!(entry.operation, kv::Operation::Put).then_some(entry.value);
             self.apply(&entry.key, value, entry.revision);
             if entry.delta == 0 {
                 self.inner.loaded.store(true, Ordering::Release);
             }
         }
-        Err("watch ended".to_owned())
+        Ok(())
     }
 }
 
@@ -282,6 +307,6 @@ fn update_error(err: kv::UpdateError, expected: u64) -> StoreError {
         kv::UpdateErrorKind::WrongLastRevision => StoreError::Conflict(format!(
             "revision {expected} is no longer current: it was changed concurrently"
         )),
-        _ => StoreError::Unavailable(err.to_string()),
+        _ => StoreError::Unavailable(err.into()),
     }
 }

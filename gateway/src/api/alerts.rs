@@ -9,7 +9,7 @@ use super::{
 use crate::api::definitions::effective_definition;
 use crate::error::{ApiError, ErrorBody};
 use crate::model::{is_valid_id, new_id, resolve_tenant};
-use crate::AppState;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -11,8 +11,8 @@ use crate::model::{
     is_valid_id, new_id, resolve_tenant, Dashboard, DashboardInput, DashboardOut, Widget,
     WidgetInput, MAX_WIDGETS,
 };
+use crate::state::AppState;
 use crate::store::StoreError;
-use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

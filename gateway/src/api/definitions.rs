@@ -6,8 +6,8 @@ use super::{
     TenantQuery,
 };
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use crate::store::ConfigStore;
-use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

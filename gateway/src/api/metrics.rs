@@ -4,7 +4,7 @@ use super::{ApiQuery, TenantQuery};
 use crate::api::definitions::{effective_definition, tenant_definitions, Scope};
 use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, format_duration, parse_duration};
-use crate::AppState;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};

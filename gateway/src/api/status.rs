@@ -1,7 +1,7 @@
 //! `GET /v1/status`: pipeline freshness.
 
 use crate::live::status::StatusView;
-use crate::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 

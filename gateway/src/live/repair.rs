@@ -10,15 +10,18 @@
 //! newer (QuestDB has not applied the row yet, or is down) is retried with a doubling delay,
 //! up to a minute.
 
-use super::hub::{Hub, UnfinishedRange};
+use super::hub::Hub;
+use super::memory::UnfinishedRange;
 use super::status::StatusTracker;
+use crate::metrics as names;
 use crate::query::{QueryPlan, QuestDb};
+use crate::report::ErrorChain;
+use crate::tasks::Tasks;
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Without status reports (partition count unknown), a window counts as closed everywhere
@@ -38,18 +41,19 @@ struct Backoff {
     next: tokio::time::Instant,
 }
 
-/// Starts the repair task; it ends with `shutdown`. `interval` zero disables it.
+/// Starts the repair task on `tasks`; it ends at shutdown. `interval` zero disables it.
 pub fn spawn(
     hub: Arc<Hub>,
     db: Arc<QuestDb>,
     status: StatusTracker,
     interval: Duration,
-    shutdown: CancellationToken,
+    tasks: &Tasks,
 ) {
     if interval.is_zero() {
         return;
     }
-    tokio::spawn(async move {
+    let shutdown = tasks.child_token();
+    tasks.spawn("live repair", async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut backoff: HashMap<RangeKey, Backoff> = HashMap::new();
@@ -61,7 +65,10 @@ pub fn spawn(
             let closed_through = status
                 .closed_through()
                 .unwrap_or_else(|| now_millis() - FALLBACK_CLOSED_AFTER_MS);
-            sweep(&hub, &db, closed_through, interval, &mut backoff).await;
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = sweep(&hub, &db, closed_through, interval, &mut backoff) => {}
+            }
         }
     });
 }
@@ -91,6 +98,7 @@ async fn sweep(
             let plan = range_plan(&topic.tenant, &topic.metric, &range);
             let span = tracing::debug_span!(
                 "gateway.live_repair",
+                otel.kind = "internal",
                 tenant = %topic.tenant,
                 metric = %topic.metric,
                 dim_set = %range.dim_set,
@@ -100,16 +108,16 @@ async fn sweep(
                 match db.fetch_rows(&plan, range.from, range.to).await {
                     Ok(rows) => topic.merge_rows(&range.dim_set, rows),
                     Err(err) => {
-                        tracing::debug!(error = %err, "cannot read unfinished windows back");
+                        tracing::debug!(error = %ErrorChain(&err), "cannot read unfinished windows back");
                         0
                     }
                 }
             }
             .instrument(span)
             .await;
-            metrics::counter!("rtdash_gateway_live_repair_reads_total").increment(1);
+            metrics::counter!(names::LIVE_REPAIR_READS).increment(1);
             if repaired > 0 {
-                metrics::counter!("rtdash_gateway_live_repaired_total").increment(repaired as u64);
+                metrics::counter!(names::LIVE_REPAIRED).increment(repaired as u64);
                 tracing::info!(
                     repaired,
                     "live windows whose final update was missed were read back from QuestDB"

@@ -1,17 +1,24 @@
-//! Widget snapshots through a short-lived single-flight cache: whatever the number of
+//! Widget snapshots through a short-lived [`SingleFlight`] cache: whatever the number of
 //! viewers, QuestDB sees at most one query per (plan, time range, topic generation, link
 //! epoch) per `snapshot_ttl_ms` (a NATS reconnection moves the epoch on, so resynchronising
 //! streams query again). A query's rows also seed the topic's memory so live values of
-//! combined windows are complete.
+//! combined windows are complete; [`snapshot_windows`] overlays memory's newer values on them.
 
-use super::hub::PlanHandle;
-use crate::query::{QueryError, QuestDb, WindowRow};
+use super::topic::PlanHandle;
+use crate::metrics as names;
+use crate::query::single_flight::{Limits, SingleFlight};
+use crate::query::{self, DerivedWindow, QueryError, QueryPlan, QuestDb, WindowRow};
 use rtdash_shared::time::{now_millis, UnixMillis};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
+
+/// Expired snapshots are swept once the cache holds this many; it is not capped otherwise.
+const LIMITS: Limits = Limits {
+    sweep_from: 4_096,
+    max_entries: usize::MAX,
+};
 
 /// Rows of one snapshot query.
 #[derive(Debug)]
@@ -26,33 +33,25 @@ pub struct SnapshotRows {
     pub epoch: u64,
 }
 
-type Slot = Arc<OnceCell<Result<Arc<SnapshotRows>, String>>>;
-
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
-    plan: crate::query::QueryPlan,
+    plan: QueryPlan,
     range_ms: i64,
     generation: u64,
     epoch: u64,
 }
 
-struct Entry {
-    created: tokio::time::Instant,
-    slot: Slot,
-}
-
 /// The cache.
 pub struct SnapshotCache {
     db: Arc<QuestDb>,
-    ttl: Duration,
-    entries: Mutex<HashMap<Key, Entry>>,
+    cache: SingleFlight<Key, Arc<SnapshotRows>, QueryError>,
     queries: AtomicU64,
 }
 
 impl std::fmt::Debug for SnapshotCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotCache")
-            .field("ttl", &self.ttl)
+            .field("cache", &self.cache)
             .field("queries", &self.queries)
             .finish_non_exhaustive()
     }
@@ -63,8 +62,7 @@ impl SnapshotCache {
     pub fn new(db: Arc<QuestDb>, ttl: Duration) -> Self {
         Self {
             db,
-            ttl,
-            entries: Mutex::new(HashMap::new()),
+            cache: SingleFlight::new(ttl, LIMITS),
             queries: AtomicU64::new(0),
         }
     }
@@ -79,64 +77,30 @@ impl SnapshotCache {
         &self,
         handle: &PlanHandle,
         range_ms: i64,
-    ) -> Result<Arc<SnapshotRows>, String> {
+    ) -> Result<Arc<SnapshotRows>, QueryError> {
         let key = Key {
             plan: handle.reg.plan.clone(),
             range_ms,
             generation: handle.topic.generation,
             epoch: handle.topic.link_epoch(),
         };
-        let slot = {
-            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            let now = tokio::time::Instant::now();
-            if entries.len() > 4096 {
-                entries.retain(|_, entry| now.duration_since(entry.created) < self.ttl);
-            }
-            match entries.get(&key) {
-                Some(entry) if now.duration_since(entry.created) < self.ttl => entry.slot.clone(),
-                _ => {
-                    let slot: Slot = Arc::new(OnceCell::new());
-                    entries.insert(
-                        key.clone(),
-                        Entry {
-                            created: now,
-                            slot: slot.clone(),
-                        },
-                    );
-                    slot
-                }
-            }
-        };
-        let result = slot
-            .get_or_init(|| async {
-                self.fetch(handle, range_ms)
-                    .await
-                    .map(Arc::new)
-                    .map_err(|err| err.to_string())
-            })
-            .await
-            .clone();
-        if let Ok(rows) = &result {
-            // A plan registered after this result was fetched (a viewer left and came back
-            // while the topic lived on) is seeded from it: the topic's memory has every live
-            // update since before the fetch, and older rows never replace newer ones.
-            if handle.reg.seeded_from.load(Ordering::SeqCst) > rows.from {
-                handle
-                    .topic
-                    .seed(&handle.reg, &rows.rows, rows.from, rows.epoch);
-            }
+        let rows = self
+            .cache
+            .get_or_fetch(
+                key,
+                || async { self.fetch(handle, range_ms).await.map(Arc::new) },
+                |_| true,
+            )
+            .await?;
+        // A plan registered after this result was fetched (a viewer left and came back
+        // while the topic lived on) is seeded from it: the topic's memory has every live
+        // update since before the fetch, and older rows never replace newer ones.
+        if handle.reg.seeded_from.load(Ordering::SeqCst) > rows.from {
+            handle
+                .topic
+                .seed(&handle.reg, &rows.rows, rows.from, rows.epoch);
         }
-        if result.is_err() {
-            // Do not keep failures: the next viewer tries again.
-            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if entries
-                .get(&key)
-                .is_some_and(|entry| Arc::ptr_eq(&entry.slot, &slot))
-            {
-                entries.remove(&key);
-            }
-        }
-        result
+        Ok(rows)
     }
 
     async fn fetch(&self, handle: &PlanHandle, range_ms: i64) -> Result<SnapshotRows, QueryError> {
@@ -147,7 +111,7 @@ impl SnapshotCache {
         // Taken before the query: rows read before a resynchronisation do not seed after it.
         let epoch = handle.topic.epoch();
         self.queries.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("rtdash_gateway_snapshot_queries_total").increment(1);
+        metrics::counter!(names::SNAPSHOT_QUERIES).increment(1);
         let rows = self.db.fetch_rows(plan, from, to).await?;
         handle.topic.seed(&handle.reg, &rows, from, epoch);
         Ok(SnapshotRows {
@@ -156,5 +120,74 @@ impl SnapshotCache {
             rows,
             epoch,
         })
+    }
+}
+
+/// The windows a widget's snapshot shows: `plan`'s windows of the last `range_ms` derived
+/// from the stored `rows`, where `memory` (the topic's values, see
+/// [`super::topic::Topic::memory_values`]) has a value for the same window that one wins (it
+/// includes live updates since the query); the newest `max` at most, oldest first.
+pub fn snapshot_windows(
+    plan: &QueryPlan,
+    rows: &[WindowRow],
+    memory: Vec<DerivedWindow>,
+    now: UnixMillis,
+    range_ms: i64,
+    closed_through: Option<UnixMillis>,
+    max: usize,
+) -> Vec<DerivedWindow> {
+    let from = plan.bucket_of(now - range_ms);
+    let in_range = rows.iter().filter(|row| row.window_start >= from);
+    let mut windows: BTreeMap<i64, DerivedWindow> =
+        query::derive(plan, in_range, now, closed_through)
+            .into_iter()
+            .map(|w| (w.window_start, w))
+            .collect();
+    for window in memory {
+        if window.window_start >= from {
+            windows.insert(window.window_start, window);
+        }
+    }
+    let mut list: Vec<DerivedWindow> = windows.into_values().collect();
+    if list.len() > max {
+        list.drain(..list.len() - max);
+    }
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{filter, update};
+    use rtdash_shared::stat::Stat;
+
+    #[test]
+    fn memory_overlays_stored_windows_in_range_and_the_newest_are_kept() {
+        let def = crate::fixtures::def(r#"{"name":"m","event_type":"e","dimensions":["region"]}"#);
+        let plan =
+            query::plan(&def, "t", &filter(&[("region", "us")]), Stat::Count, None).expect("plan");
+        let minute = |n: i64| n * 60_000;
+        let stored = |n: i64, count: u64| {
+            WindowRow::from_update(&update(minute(n), &[("region", "us")], count, minute(n)))
+        };
+        let rows = vec![stored(1, 1), stored(2, 2), stored(3, 3), stored(4, 4)];
+        let live = |n: i64, count: u64| {
+            let rows = [stored(n, count)];
+            query::derive(&plan, rows.iter(), minute(10), None).remove(0)
+        };
+        let memory = vec![live(1, 100), live(4, 40), live(5, 50)];
+        let now = minute(5) + 1;
+        let values = |max| -> Vec<Option<f64>> {
+            snapshot_windows(&plan, &rows, memory.clone(), now, minute(3), None, max)
+                .iter()
+                .map(|w| w.value)
+                .collect()
+        };
+        // Minutes 2 to 5: minute 1 is out of range in memory as in storage.
+        assert_eq!(
+            values(10),
+            vec![Some(2.0), Some(3.0), Some(40.0), Some(50.0)]
+        );
+        assert_eq!(values(2), vec![Some(40.0), Some(50.0)]);
     }
 }

@@ -1,6 +1,8 @@
 //! Pipeline freshness from the aggregators' `rtdash.status.<partition>` reports.
 
 use crate::config::LiveConfig;
+use crate::live::link::Link;
+use crate::tasks::Tasks;
 use futures::StreamExt;
 use rtdash_shared::messages::PartitionStatus;
 use rtdash_shared::time::{format_rfc3339, now_millis, UnixMillis};
@@ -9,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 /// Overall freshness.
@@ -104,9 +105,10 @@ impl StatusTracker {
         self.published.subscribe()
     }
 
-    fn spawn_publisher(&self, shutdown: CancellationToken) {
+    fn spawn_publisher(&self, tasks: &Tasks) {
         let tracker = self.clone();
-        tokio::spawn(async move {
+        let shutdown = tasks.child_token();
+        tasks.spawn("status publisher", async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             let mut last = tokio::time::Instant::now();
             loop {
@@ -125,15 +127,12 @@ impl StatusTracker {
         });
     }
 
-    /// Follows the NATS link until `shutdown`: while it is down the state is
-    /// `disconnected` (republished at once on every change).
-    pub fn follow_link(
-        &self,
-        mut link: watch::Receiver<crate::live::hub::Link>,
-        shutdown: CancellationToken,
-    ) {
+    /// Follows the NATS link until shutdown: while it is down the state is `disconnected`
+    /// (republished at once on every change).
+    pub fn follow_link(&self, mut link: watch::Receiver<Link>, tasks: &Tasks) {
         let tracker = self.clone();
-        tokio::spawn(async move {
+        let shutdown = tasks.child_token();
+        tasks.spawn("status link follower", async move {
             loop {
                 let connected = link.borrow_and_update().connected;
                 tracker.set_connected(connected);
@@ -152,20 +151,18 @@ impl StatusTracker {
         }
     }
 
-    /// Subscribes to `rtdash.status.*` until `shutdown`.
+    /// Subscribes to `rtdash.status.*` and publishes the summary to streams, until shutdown.
     pub async fn start(
         &self,
         client: &async_nats::Client,
-        shutdown: CancellationToken,
-    ) -> Result<(), String> {
+        tasks: &Tasks,
+    ) -> Result<(), async_nats::SubscribeError> {
         let subject = format!("{}.*", rtdash_shared::names::STATUS_PREFIX);
-        let mut subscriber = client
-            .subscribe(subject)
-            .await
-            .map_err(|err| err.to_string())?;
-        self.spawn_publisher(shutdown.clone());
+        let mut subscriber = client.subscribe(subject.clone()).await?;
+        self.spawn_publisher(tasks);
         let tracker = self.clone();
-        tokio::spawn(async move {
+        let shutdown = tasks.child_token();
+        tasks.spawn("status subscription", async move {
             loop {
                 let message = tokio::select! {
                     () = shutdown.cancelled() => break,
@@ -184,16 +181,17 @@ impl StatusTracker {
     }
 
     /// Reads the deployment's partition count from the partials stream's metadata (recorded
-    /// by the aggregators), retrying every few seconds until it is there or `shutdown`.
-    pub fn learn_partitions(
-        &self,
-        js: async_nats::jetstream::Context,
-        shutdown: CancellationToken,
-    ) {
+    /// by the aggregators), retrying every few seconds until it is there or shutdown.
+    pub fn learn_partitions(&self, js: async_nats::jetstream::Context, tasks: &Tasks) {
         let tracker = self.clone();
-        tokio::spawn(async move {
+        let shutdown = tasks.child_token();
+        tasks.spawn("partition count", async move {
             loop {
-                match rtdash_runtime::nats::partition_count(&js).await {
+                let found = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    found = rtdash_runtime::nats::partition_count(&js) => found,
+                };
+                match found {
                     Ok(Some(partitions)) => {
                         tracker.set_partitions(partitions);
                         return;

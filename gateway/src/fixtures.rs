@@ -1,0 +1,50 @@
+//! Metric definitions, filters and live updates shared by the crate's unit tests.
+
+use rtdash_shared::messages::WindowUpdate;
+use rtdash_shared::metric::MetricDefinition;
+use rtdash_shared::sketch::Stats;
+use std::collections::BTreeMap;
+
+/// A definition from its JSON.
+pub fn def(json: &str) -> MetricDefinition {
+    MetricDefinition::from_json(json.as_bytes()).expect("valid definition")
+}
+
+/// `amount`: a numeric field, a unique property, two dimensions kept with two rollups.
+pub fn amount() -> MetricDefinition {
+    def(
+        r#"{"name":"amount","event_type":"pay","field":"usd","unique":"user",
+            "dimensions":["region","plan"],"rollups":[["region"],[]]}"#,
+    )
+}
+
+/// A dimension filter from pairs.
+pub fn filter(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A provisional 1-minute live update of tenant `t`, metric `m`.
+pub fn update(start: i64, dims: &[(&str, &str)], count: u64, updated_at: i64) -> WindowUpdate {
+    WindowUpdate {
+        tenant_id: "t".into(),
+        metric: "m".into(),
+        dimensions: dims
+            .iter()
+            .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+            .collect(),
+        window_start: start,
+        window_end: start + 60_000,
+        stats: Stats {
+            count,
+            sum: Some(count as f64),
+            ..Stats::default()
+        },
+        revision: 0,
+        is_final: false,
+        late_count: 0,
+        updated_at,
+    }
+}

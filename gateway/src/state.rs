@@ -1,0 +1,181 @@
+//! What every handler shares ([`AppState`]), built by connecting to NATS, the config bucket
+//! and QuestDB and starting the live hub and its background tasks.
+
+use crate::config::GatewayConfig;
+use crate::live::hub::Hub;
+use crate::live::snapshot::SnapshotCache;
+use crate::live::status::StatusTracker;
+use crate::metrics;
+use crate::query::QuestDb;
+use crate::report::ErrorChain;
+use crate::store::ConfigStore;
+use crate::tasks::Tasks;
+use metrics_exporter_prometheus::PrometheusHandle;
+use rtdash_runtime::admin::Readiness;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The gateway's configuration, as loaded at start.
+    pub config: Arc<GatewayConfig>,
+    /// Dashboards, alert rules and metric definitions (the `rtdash_config` bucket).
+    pub store: ConfigStore,
+    /// JetStream (the alert log).
+    pub js: async_nats::jetstream::Context,
+    /// Metric windows from QuestDB.
+    pub db: Arc<QuestDb>,
+    /// Shared upstream subscriptions per watched (tenant, metric).
+    pub hub: Arc<Hub>,
+    /// Widget snapshots, shared by the viewers of a widget.
+    pub snapshots: Arc<SnapshotCache>,
+    /// Pipeline freshness from the aggregators' reports.
+    pub status: StatusTracker,
+    /// Stream permits (`live.max_streams`).
+    pub streams: Arc<Semaphore>,
+    /// Cancelled on shutdown; ends every stream.
+    pub shutdown: CancellationToken,
+    /// Readiness checks for `/readyz`.
+    pub readiness: Readiness,
+    /// Prometheus handle for `/metrics`.
+    pub prometheus: PrometheusHandle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("listen", &self.config.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the gateway could not connect to what it needs.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// NATS unreachable or the topology could not be created.
+    #[error(transparent)]
+    Nats(#[from] rtdash_runtime::nats::NatsError),
+    /// The config bucket is missing.
+    #[error("config bucket {bucket} unavailable")]
+    Bucket {
+        /// Bucket name.
+        bucket: String,
+        /// JetStream's error.
+        #[source]
+        source: async_nats::jetstream::context::KeyValueError,
+    },
+}
+
+impl AppState {
+    /// Connects to NATS, loads the config bucket, prepares QuestDB and the hub; their
+    /// background tasks run on `tasks` until its shutdown token is cancelled.
+    pub async fn connect(config: GatewayConfig, tasks: &Tasks) -> Result<Self, ConnectError> {
+        // The recorder first: the handles created below record into it.
+        let prometheus = rtdash_runtime::telemetry::metrics_handle();
+        metrics::describe();
+        let client = rtdash_runtime::nats::connect(&config.nats, "rtdash-gateway").await?;
+        let js = rtdash_runtime::nats::jetstream(client.clone(), &config.nats);
+        if config.ensure_topology {
+            rtdash_runtime::nats::ensure_topology(
+                &js,
+                &config.streams,
+                rtdash_runtime::nats::Ensure::CreateMissing,
+            )
+            .await?;
+        }
+        let bucket = rtdash_shared::names::CONFIG_BUCKET;
+        let kv = js
+            .get_key_value(bucket)
+            .await
+            .map_err(|source| ConnectError::Bucket {
+                bucket: bucket.to_owned(),
+                source,
+            })?;
+        let store = ConfigStore::start(kv, tasks);
+        if !store.wait_loaded(Duration::from_secs(10)).await {
+            tracing::warn!("config bucket not loaded yet; answering from what arrived");
+        }
+        let db = Arc::new(QuestDb::new(config.questdb.clone(), tasks.clone()));
+        if config.questdb.create_table {
+            if let Err(err) = db.ensure_table().await {
+                tracing::warn!(error = %ErrorChain(&err), table = db.table(), "could not create the metrics table");
+            }
+        }
+        let status = StatusTracker::new(config.live.clone());
+        status.learn_partitions(js.clone(), tasks);
+        if let Err(err) = status.start(&client, tasks).await {
+            tracing::warn!(error = %ErrorChain(&err), "could not subscribe to pipeline status");
+        }
+        let hub = Arc::new(Hub::new(
+            client.clone(),
+            config.live.clone(),
+            metrics::FanoutMetrics::new(),
+            tasks.clone(),
+        ));
+        hub.spawn_link_monitor();
+        status.follow_link(hub.link(), tasks);
+        crate::live::repair::spawn(
+            hub.clone(),
+            db.clone(),
+            status.clone(),
+            Duration::from_millis(config.live.repair_interval_ms),
+            tasks,
+        );
+        let snapshots = Arc::new(SnapshotCache::new(
+            db.clone(),
+            Duration::from_millis(config.live.snapshot_ttl_ms),
+        ));
+        let readiness = Readiness::new();
+        readiness.add_nats(client);
+        let loaded = store.clone();
+        readiness.add("config", move || {
+            if loaded.is_loaded() {
+                Ok(())
+            } else {
+                Err("config bucket not loaded".to_owned())
+            }
+        });
+        let healthy = db.clone();
+        readiness.add("questdb", move || {
+            if healthy.is_healthy() {
+                Ok(())
+            } else {
+                Err("QuestDB does not answer".to_owned())
+            }
+        });
+        spawn_questdb_probe(db.clone(), tasks);
+        Ok(Self {
+            js,
+            streams: Arc::new(Semaphore::new(config.live.max_streams)),
+            config: Arc::new(config),
+            store,
+            db,
+            hub,
+            snapshots,
+            status,
+            shutdown: tasks.shutdown().clone(),
+            readiness,
+            prometheus,
+        })
+    }
+}
+
+/// Pings QuestDB every 2 s (the `/readyz` check) until shutdown.
+fn spawn_questdb_probe(db: Arc<QuestDb>, tasks: &Tasks) {
+    let shutdown = tasks.child_token();
+    tasks.spawn("questdb probe", async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = db.ping() => {}
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    });
+}
