@@ -12,10 +12,12 @@
 //!                                                  (Nats-Msg-Id = transition id) ──> notifier
 //! ```
 //!
-//! Modules: [`config`] (`[alerts]`), [`rules`] (rules in force), [`observer`] (the hook and
-//! its queue), [`state`] (the state machine of one rule and series), [`store`] (its KV
-//! form), [`evaluator`] (the task), [`pipeline`] (the aggregator's own series).
+//! Modules: [`config`] (`[alerts]`), [`builtin`] (the pipeline self-alert rules), [`rules`]
+//! (rules in force), [`observer`] (the hook and its queue), [`state`] (the state machine of
+//! one rule and series), [`store`] (its KV form), [`evaluator`] (the task), [`pipeline`] (the
+//! aggregator's own series).
 
+pub mod builtin;
 pub mod config;
 pub mod evaluator;
 pub mod observer;
@@ -120,7 +122,7 @@ impl Alerts {
         next: Arc<dyn WindowObserver>,
     ) -> Result<Self, Error> {
         let stop = CancellationToken::new();
-        let book = rules::RuleBook::new(&config.alerts);
+        let book = rules::RuleBook::new(builtin::rules(&config.alerts));
         let config_kv = js
             .get_key_value(names::CONFIG_BUCKET)
             .await

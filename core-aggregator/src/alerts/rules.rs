@@ -1,8 +1,7 @@
 //! The alert rules in force: the tenants' rules from the config bucket (`alert.<tenant>.<id>`,
 //! watched, so a new, changed or deleted rule applies from the next window without a
-//! restart) plus the built-in pipeline self-alert rules from the configuration.
+//! restart) plus the built-in pipeline self-alert rules ([`super::builtin`]).
 
-use super::config::AlertsConfig;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use rtdash_shared::alert::{AlertRule, EvaluateOn, ANY_VALUE};
@@ -110,9 +109,9 @@ pub struct RuleBook {
 }
 
 impl RuleBook {
-    /// A book holding only the built-in rules of `config`.
-    pub fn new(config: &AlertsConfig) -> Arc<Self> {
-        let builtin = config.builtin_rules();
+    /// A book holding only the `builtin` rules (see [`super::builtin`]) until the stored ones
+    /// are loaded.
+    pub fn new(builtin: Vec<AlertRule>) -> Arc<Self> {
         let (changed, _) = watch::channel(0);
         Arc::new(Self {
             current: RwLock::new(Arc::new(RuleIndex::new(builtin.clone()))),
