@@ -30,9 +30,9 @@
 use crate::checkpoint::{CheckpointReport, CheckpointStore};
 use crate::config::Config;
 use crate::error::Error;
-use crate::late::SidePublisher;
 use crate::lease::{Assignment, Fence};
 use crate::metrics as m;
+use crate::sink::late::SidePublisher;
 use crate::sink::live::LiveSink;
 use crate::sink::questdb::{ConfirmRouter, Ownership, Row, RowSender};
 use crate::state::{decode_batch, Capture, Effect, PartitionState, Settings, StoreRoom};

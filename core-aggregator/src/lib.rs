@@ -23,19 +23,20 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod backfill;
 pub mod checkpoint;
 pub mod config;
 pub mod consumer;
 pub mod error;
-pub mod late;
 pub mod lease;
 pub mod metrics;
 pub mod notifier;
 pub mod observer;
-pub mod recompute;
-pub mod replay;
 pub mod sink;
 pub mod state;
+
+/// The backfill commands under their former paths (`core_aggregator::replay::replay`...).
+pub use backfill::{recompute, replay};
 
 pub use config::Config;
 pub use error::Error;
@@ -236,7 +237,7 @@ pub async fn run_with_observer(
         objects,
         rows: writer.sender(),
         live: LiveSink::new(client.clone(), observer),
-        side: late::SidePublisher::new(js.clone(), &instance),
+        side: sink::late::SidePublisher::new(js.clone(), &instance),
         ownership,
         confirmations,
         settings: state::Settings::from_config(&config),
