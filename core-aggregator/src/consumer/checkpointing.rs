@@ -1,0 +1,104 @@
+//! Checkpoints written in the background while the partition keeps consuming (one in flight
+//! at a time), and the acknowledgement that follows each one saved.
+
+use super::Worker;
+use crate::checkpoint::{CheckpointReport, CheckpointStore};
+use crate::error::Error;
+use crate::metrics as m;
+use crate::state::Capture;
+use async_nats::jetstream;
+
+/// A checkpoint written by a background task, so the partition keeps consuming meanwhile.
+pub(super) struct InFlight {
+    join: tokio::task::JoinHandle<Saved>,
+    /// The last message applied before the capture: acknowledged once it is saved.
+    ack: Option<jetstream::Message>,
+}
+
+pub(super) type Saved = (CheckpointStore, Capture, Result<CheckpointReport, Error>);
+
+/// Resolves when the in-flight checkpoint (if any) is done; pends forever otherwise.
+pub(super) async fn checkpoint_done(
+    in_flight: &mut Option<InFlight>,
+) -> Result<Saved, tokio::task::JoinError> {
+    match in_flight {
+        Some(in_flight) => (&mut in_flight.join).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Worker {
+    /// Captures the state and writes it in the background (unless a checkpoint is already
+    /// being written or nothing changed).
+    pub(super) fn start_checkpoint(&mut self) -> Result<(), Error> {
+        if self.in_flight.is_some() || !self.state.has_unsaved_changes() {
+            return Ok(());
+        }
+        if !self.fence.is_valid() {
+            return Err(Error::Fenced {
+                partition: self.partition,
+            });
+        }
+        let Some(mut store) = self.store.take() else {
+            return Ok(());
+        };
+        let capture = self.state.capture(store.wants_full());
+        let ack = self.to_ack.take();
+        let join = tokio::spawn(async move {
+            let result = store.save(&capture).await;
+            (store, capture, result)
+        });
+        self.in_flight = Some(InFlight { join, ack });
+        Ok(())
+    }
+
+    pub(super) async fn checkpoint_finished(
+        &mut self,
+        saved: Result<Saved, tokio::task::JoinError>,
+    ) -> Result<(), Error> {
+        let ack = self.in_flight.take().and_then(|in_flight| in_flight.ack);
+        let (store, capture, result) = saved.map_err(|err| Error::CorruptCheckpoint {
+            partition: self.partition,
+            problem: format!("checkpoint task failed: {err}"),
+        })?;
+        self.store = Some(store);
+        match result {
+            Ok(report) => {
+                let seq = capture.meta.stream_seq;
+                self.state.capture_saved(capture);
+                self.checkpointed_seq = seq;
+                let bytes = report.data_bytes + report.manifest_bytes;
+                metrics::histogram!(m::CHECKPOINT_SECONDS).record(report.duration.as_secs_f64());
+                metrics::histogram!(m::CHECKPOINT_BYTES).record(bytes as f64);
+                tracing::debug!(
+                    bytes,
+                    windows = report.windows,
+                    full = report.full,
+                    ms = report.duration.as_millis() as u64,
+                    stream_seq = seq,
+                    "checkpoint"
+                );
+                if let Some(message) = ack {
+                    if let Err(err) = message.ack().await {
+                        tracing::debug!(%err, "ack not sent (it is repeated after the next checkpoint)");
+                    }
+                }
+                // Evictions may have waited for this checkpoint.
+                let counters = self.state.counters();
+                m::record_counters(&self.reported, &counters);
+                self.reported = counters;
+                Ok(())
+            }
+            Err(Error::Fenced { partition }) => Err(Error::Fenced { partition }),
+            Err(err) => {
+                self.state.capture_failed(capture);
+                if self.to_ack.is_none() {
+                    self.to_ack = ack;
+                }
+                metrics::counter!(m::CHECKPOINT_ERRORS).increment(1);
+                tracing::warn!(%err, "checkpoint failed; retrying at the next interval");
+                Ok(())
+            }
+        }
+    }
+}
