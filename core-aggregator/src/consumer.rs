@@ -25,7 +25,8 @@
 //!    numbers and stream sequence make idempotent.
 //!
 //! Losing the lease stops the worker at once (its state is dropped, nothing more is written);
-//! a graceful stop emits due windows, checkpoints and acknowledges first.
+//! a graceful stop emits due windows, checkpoints and acknowledges first. Either way the worker
+//! returns how it stopped ([`Stopped`]); only failures are errors.
 
 mod checkpointing;
 mod deliveries;
@@ -40,7 +41,7 @@ use position::open_messages;
 use crate::checkpoint::CheckpointStore;
 use crate::config::Config;
 use crate::error::Error;
-use crate::lease::{Assignment, Fence};
+use crate::lease::{Assignment, Fence, Stopped};
 use crate::metrics as m;
 use crate::sink::late::SidePublisher;
 use crate::sink::live::LiveSink;
@@ -50,9 +51,14 @@ use async_nats::jetstream::{self, consumer, kv, object_store};
 use futures::{FutureExt, StreamExt};
 use rtdash_runtime::trace_context::TraceParent;
 use rtdash_shared::names;
+use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
+
+/// What one step of the worker leads to: go on, or stop as the outcome says (the partition
+/// was lost). Failures are the `Err` around it.
+type Step = ControlFlow<Stopped>;
 
 /// Messages processed per wake-up before outputs are emitted.
 const DRAIN_LIMIT: usize = 2_000;
@@ -97,7 +103,10 @@ impl std::fmt::Debug for WorkerContext {
 }
 
 /// Runs the worker of `assignment` until it is stopped or loses the partition.
-pub async fn run_partition(ctx: Arc<WorkerContext>, assignment: Assignment) -> Result<(), Error> {
+pub async fn run_partition(
+    ctx: Arc<WorkerContext>,
+    assignment: Assignment,
+) -> Result<Stopped, Error> {
     let span = tracing::info_span!(
         "partition",
         partition = assignment.partition,
@@ -106,7 +115,9 @@ pub async fn run_partition(ctx: Arc<WorkerContext>, assignment: Assignment) -> R
     let partition = assignment.partition;
     let epoch = assignment.epoch;
     let result = async {
-        let worker = Worker::start(Arc::clone(&ctx), assignment).await?;
+        let Some(worker) = Worker::start(Arc::clone(&ctx), assignment).await? else {
+            return Ok(Stopped::Fenced);
+        };
         ctx.live.observer().partition_started(partition, epoch);
         worker.run().await
     }
@@ -151,7 +162,9 @@ struct Worker {
 }
 
 impl Worker {
-    async fn start(ctx: Arc<WorkerContext>, assignment: Assignment) -> Result<Self, Error> {
+    /// Claims the checkpoint and restores the state from it, then positions the consumer;
+    /// `None` when the partition is lost meanwhile.
+    async fn start(ctx: Arc<WorkerContext>, assignment: Assignment) -> Result<Option<Self>, Error> {
         let Assignment {
             partition,
             epoch,
@@ -169,7 +182,7 @@ impl Worker {
             ctx.settings,
         );
         let (store, state) = tokio::select! {
-            () = fence.lost() => return Err(Error::Fenced { partition }),
+            () = fence.lost() => return Ok(None),
             claimed = claim => claimed?,
         };
         ctx.ownership.set(partition, epoch);
@@ -191,7 +204,7 @@ impl Worker {
         );
         let reported = state.counters();
         let checkpointed_seq = store.stream_seq();
-        Ok(Self {
+        Ok(Some(Self {
             ctx,
             partition,
             epoch,
@@ -211,10 +224,10 @@ impl Worker {
             last_message_at: Instant::now(),
             reported,
             traced: Vec::new(),
-        })
+        }))
     }
 
-    async fn run(mut self) -> Result<(), Error> {
+    async fn run(mut self) -> Result<Stopped, Error> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut checkpoint = tokio::time::interval(Duration::from_millis(
@@ -226,47 +239,39 @@ impl Worker {
             self.ctx.config.live.status_interval_ms,
         ));
         status.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.emit().await?;
+        if let Break(stopped) = self.emit().await? {
+            return Ok(stopped);
+        }
         // `biased`: timers come before deliveries, so a busy partition still checkpoints,
         // acknowledges, closes and reports on time.
         loop {
-            tokio::select! {
+            let step = tokio::select! {
                 biased;
-                () = self.fence.lost() => return Err(Error::Fenced { partition: self.partition }),
+                () = self.fence.lost() => Break(Stopped::Fenced),
                 () = self.stop.cancelled() => break,
                 Some(confirmation) = self.confirms.recv() => {
                     for (window, version) in confirmation {
                         self.state.confirm_stored(window, version);
                     }
+                    Continue(())
                 }
-                _ = tick.tick() => {
-                    let silent = self.last_message_at.elapsed().as_millis() as i64;
-                    let effects = self.state.tick(silent);
-                    self.handle_effects(effects).await?;
-                    self.emit().await?;
-                }
+                _ = tick.tick() => self.on_tick().await?,
                 saved = checkpoint_done(&mut self.in_flight) => self.checkpoint_finished(saved).await?,
-                _ = checkpoint.tick() => self.start_checkpoint()?,
-                _ = status.tick() => self.report_status().await,
-                next = self.messages.next() => {
-                    self.on_delivery(next).await?;
-                    // Take whatever else is ready before emitting.
-                    let mut drained = 1;
-                    while drained < DRAIN_LIMIT {
-                        match self.messages.next().now_or_never() {
-                            Some(next) => {
-                                self.on_delivery(next).await?;
-                                drained += 1;
-                            }
-                            None => break,
-                        }
-                    }
-                    self.emit().await?;
+                _ = checkpoint.tick() => self.start_checkpoint(),
+                _ = status.tick() => {
+                    self.report_status().await;
+                    Continue(())
                 }
+                next = self.messages.next() => self.on_deliveries(next).await?,
+            };
+            if let Break(stopped) = step {
+                return Ok(stopped);
             }
         }
         // Graceful stop: what is due goes out, then the final checkpoint and ack.
-        self.emit().await?;
+        if let Break(stopped) = self.emit().await? {
+            return Ok(stopped);
+        }
         // Finish the checkpoint in flight, then write the last one (a few attempts: the lease
         // manager bounds the whole stop anyway).
         for _ in 0..4 {
@@ -274,14 +279,52 @@ impl Worker {
                 break;
             }
             if self.in_flight.is_none() {
-                self.start_checkpoint()?;
+                if let Break(stopped) = self.start_checkpoint() {
+                    return Ok(stopped);
+                }
             }
             if self.in_flight.is_some() {
                 let saved = checkpoint_done(&mut self.in_flight).await;
-                self.checkpoint_finished(saved).await?;
+                if let Break(stopped) = self.checkpoint_finished(saved).await? {
+                    return Ok(stopped);
+                }
             }
         }
         tracing::info!(stream_seq = self.state.stream_seq(), "partition stopped");
-        Ok(())
+        Ok(Stopped::Cancelled)
+    }
+
+    /// A state tick: what it closes or evicts, then the due outputs.
+    async fn on_tick(&mut self) -> Result<Step, Error> {
+        let silent = self.last_message_at.elapsed().as_millis() as i64;
+        let effects = self.state.tick(silent);
+        if let Break(stopped) = self.handle_effects(effects).await? {
+            return Ok(Break(stopped));
+        }
+        self.emit().await
+    }
+
+    /// A delivery and whatever else is ready (up to [`DRAIN_LIMIT`]), then the due outputs.
+    async fn on_deliveries(
+        &mut self,
+        next: Option<Result<jetstream::Message, consumer::pull::MessagesError>>,
+    ) -> Result<Step, Error> {
+        if let Break(stopped) = self.on_delivery(next).await? {
+            return Ok(Break(stopped));
+        }
+        // Take whatever else is ready before emitting.
+        let mut drained = 1;
+        while drained < DRAIN_LIMIT {
+            match self.messages.next().now_or_never() {
+                Some(next) => {
+                    if let Break(stopped) = self.on_delivery(next).await? {
+                        return Ok(Break(stopped));
+                    }
+                    drained += 1;
+                }
+                None => break,
+            }
+        }
+        self.emit().await
     }
 }

@@ -31,7 +31,7 @@ use super::observer::Input;
 use super::pipeline::PartitionHealth;
 use super::rules::{RuleBook, RuleIndex};
 use super::state::{Observation, SeriesAlert};
-use super::store::{StateStore, WriteError};
+use super::store::{StateStore, Written};
 use crate::config::Config;
 use crate::metrics as m;
 use async_nats::jetstream;
@@ -359,8 +359,8 @@ impl Ctx {
                 return None;
             }
             match self.save(tracked).await {
-                Ok(()) => break,
-                Err(()) if attempt < 2 => {
+                Written::Saved(_) => break,
+                Written::Conflict if attempt < 2 => {
                     // Someone else (a deposed or a new owner) wrote it: start from theirs.
                     match self.store.read(&tracked.key).await {
                         Ok(Some(loaded)) => {
@@ -384,7 +384,7 @@ impl Ctx {
                         }
                     }
                 }
-                Err(()) => {
+                Written::Conflict => {
                     tracing::warn!(key = %tracked.key, "alert state keeps changing under us; window skipped");
                     tracked.alert = before;
                     return None;
@@ -409,8 +409,8 @@ impl Ctx {
     }
 
     /// Writes the state (compare-and-set), retrying other failures until it is written or the
-    /// evaluator stops. `Err(())`: the compare-and-set lost.
-    async fn save(&self, tracked: &mut Tracked) -> Result<(), ()> {
+    /// compare-and-set lost (another owner wrote the state first).
+    async fn save(&self, tracked: &mut Tracked) -> Written {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self
@@ -418,16 +418,16 @@ impl Ctx {
                 .write(&tracked.key, &tracked.alert, tracked.revision)
                 .await
             {
-                Ok(revision) => {
+                Ok(Written::Saved(revision)) => {
                     tracked.revision = Some(revision);
                     metrics::counter!(m::ALERT_STATE_WRITES).increment(1);
-                    return Ok(());
+                    return Written::Saved(revision);
                 }
-                Err(WriteError::Conflict) => {
+                Ok(Written::Conflict) => {
                     metrics::counter!(m::ALERT_STATE_CONFLICTS).increment(1);
-                    return Err(());
+                    return Written::Conflict;
                 }
-                Err(WriteError::Other(err)) => {
+                Err(err) => {
                     tracing::warn!(key = %tracked.key, %err, "cannot save alert state; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -455,12 +455,11 @@ impl Ctx {
         let mut backoff = Duration::from_millis(100);
         loop {
             let attempt = async {
-                self.js
+                let ack = self
+                    .js
                     .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .await
-                    .map_err(|e| e.to_string())
+                    .await?;
+                ack.await
             };
             match attempt.await {
                 Ok(ack) => {

@@ -13,7 +13,7 @@ pub mod recompute;
 pub mod replay;
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, QuestDbError};
 use crate::sink::questdb::UNFENCED;
 use crate::sink::questdb::{ensure_table, ConfirmRouter, Ownership, QuestDbWriter, Row, RowSender};
 use crate::state::WindowOutput;
@@ -112,7 +112,7 @@ impl RowWriter {
         if !writer.finish(WRITE_GRACE).await {
             return Err(Error::QuestDb {
                 addr,
-                problem: "rows not written within 10 minutes".to_owned(),
+                source: QuestDbError::Backlog(WRITE_GRACE),
             });
         }
         Ok(())
@@ -134,6 +134,7 @@ pub(crate) struct RangeReader {
     /// Messages left in the consumer after the last one read.
     pending: u64,
     end: UnixMillis,
+    command: &'static str,
     what: String,
 }
 
@@ -144,12 +145,15 @@ impl RangeReader {
         stream: &Stream,
         subject: String,
         (start, end): (UnixMillis, UnixMillis),
-        command: &str,
+        command: &'static str,
         what: String,
     ) -> Result<Self, Error> {
         let start_time =
             time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(start) * 1_000_000)
-                .map_err(|e| Error::Usage(format!("--from: {e}")))?;
+                .map_err(|e| Error::Invalid {
+                    what: "--from".to_owned(),
+                    source: Box::new(e),
+                })?;
         let consumer = stream
             .create_consumer(OrderedConfig {
                 filter_subject: subject,
@@ -165,6 +169,7 @@ impl RangeReader {
             messages,
             pending,
             end,
+            command,
             what,
         })
     }
@@ -180,24 +185,25 @@ impl RangeReader {
     }
 
     /// The next message; `None` at the end of the stream or at the first one stored after the
-    /// end. Fails on `shutdown`, and when nothing arrives for 30 s while messages are pending.
+    /// end. Fails when `shutdown` interrupts the command, and when nothing arrives for 30 s
+    /// while messages are pending.
     pub async fn next(&mut self, shutdown: &CancellationToken) -> Result<Option<InRange>, Error> {
         if self.pending == 0 {
             return Ok(None);
         }
         loop {
             let next = tokio::select! {
-                () = shutdown.cancelled() => return Err(Error::Cancelled),
+                () = shutdown.cancelled() => return Err(Error::Interrupted { command: self.command }),
                 next = tokio::time::timeout(STALL_TIMEOUT, self.messages.next()) => next,
             };
             let message = match next {
                 Ok(Some(Ok(message))) => message,
                 Ok(Some(Err(err))) => return Err(Error::js(&self.what, err)),
                 Ok(None) | Err(_) => {
-                    return Err(Error::js(
-                        &self.what,
-                        format!("stalled with {} messages pending", self.pending),
-                    ))
+                    return Err(Error::Stalled {
+                        what: self.what.clone(),
+                        pending: self.pending,
+                    })
                 }
             };
             let Ok(info) = message.info() else { continue };

@@ -22,7 +22,7 @@
 
 use super::{check_range, Connection, Progress, RangeReader, RowWriter};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::state::{WindowId, WindowKey, WindowOutput};
 use futures::StreamExt;
 use rtdash_shared::aggregate::Aggregator;
@@ -84,10 +84,12 @@ pub async fn load_definitions(
 ) -> Result<Vec<MetricDefinition>, Error> {
     let mut defs: BTreeMap<(Option<String>, String), MetricDefinition> = BTreeMap::new();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| Error::Usage(format!("metrics file {}: {err}", path.display())))?;
-        let parsed = MetricFile::from_toml(&text)
-            .map_err(|err| Error::Usage(format!("metrics file {}: {err}", path.display())))?;
+        let invalid = |source: BoxError| Error::Invalid {
+            what: format!("metrics file {}", path.display()),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(Box::new(e)))?;
+        let parsed = MetricFile::from_toml(&text).map_err(|e| invalid(Box::new(e)))?;
         for def in parsed.metric {
             defs.insert((def.tenant_id.clone(), def.name.clone()), def);
         }

@@ -1,26 +1,29 @@
 //! Checkpoints written in the background while the partition keeps consuming (one in flight
 //! at a time), and the acknowledgement that follows each one saved.
 
-use super::Worker;
-use crate::checkpoint::{CheckpointReport, CheckpointStore};
-use crate::error::Error;
+use super::{Step, Worker};
+use crate::checkpoint::{CheckpointStore, Saved};
+use crate::error::{CheckpointError, Error};
+use crate::lease::Stopped;
 use crate::metrics as m;
 use crate::state::Capture;
 use async_nats::jetstream;
+use std::ops::ControlFlow::{Break, Continue};
 
 /// A checkpoint written by a background task, so the partition keeps consuming meanwhile.
 pub(super) struct InFlight {
-    join: tokio::task::JoinHandle<Saved>,
+    join: tokio::task::JoinHandle<Finished>,
     /// The last message applied before the capture: acknowledged once it is saved.
     ack: Option<jetstream::Message>,
 }
 
-pub(super) type Saved = (CheckpointStore, Capture, Result<CheckpointReport, Error>);
+/// The store back from the task, the capture it saved, and how saving it went.
+pub(super) type Finished = (CheckpointStore, Capture, Result<Saved, Error>);
 
 /// Resolves when the in-flight checkpoint (if any) is done; pends forever otherwise.
 pub(super) async fn checkpoint_done(
     in_flight: &mut Option<InFlight>,
-) -> Result<Saved, tokio::task::JoinError> {
+) -> Result<Finished, tokio::task::JoinError> {
     match in_flight {
         Some(in_flight) => (&mut in_flight.join).await,
         None => std::future::pending().await,
@@ -30,17 +33,15 @@ pub(super) async fn checkpoint_done(
 impl Worker {
     /// Captures the state and writes it in the background (unless a checkpoint is already
     /// being written or nothing changed).
-    pub(super) fn start_checkpoint(&mut self) -> Result<(), Error> {
+    pub(super) fn start_checkpoint(&mut self) -> Step {
         if self.in_flight.is_some() || !self.state.has_unsaved_changes() {
-            return Ok(());
+            return Continue(());
         }
         if !self.fence.is_valid() {
-            return Err(Error::Fenced {
-                partition: self.partition,
-            });
+            return Break(Stopped::Fenced);
         }
         let Some(mut store) = self.store.take() else {
-            return Ok(());
+            return Continue(());
         };
         let capture = self.state.capture(store.wants_full());
         let ack = self.to_ack.take();
@@ -49,21 +50,23 @@ impl Worker {
             (store, capture, result)
         });
         self.in_flight = Some(InFlight { join, ack });
-        Ok(())
+        Continue(())
     }
 
+    /// The checkpoint in flight is done: acknowledges what it covers once saved, or lists its
+    /// windows again for the next one when it failed.
     pub(super) async fn checkpoint_finished(
         &mut self,
-        saved: Result<Saved, tokio::task::JoinError>,
-    ) -> Result<(), Error> {
+        finished: Result<Finished, tokio::task::JoinError>,
+    ) -> Result<Step, Error> {
         let ack = self.in_flight.take().and_then(|in_flight| in_flight.ack);
-        let (store, capture, result) = saved.map_err(|err| Error::CorruptCheckpoint {
+        let (store, capture, result) = finished.map_err(|err| Error::Checkpoint {
             partition: self.partition,
-            problem: format!("checkpoint task failed: {err}"),
+            source: CheckpointError::Task(err),
         })?;
         self.store = Some(store);
         match result {
-            Ok(report) => {
+            Ok(Saved::Written(report)) => {
                 let seq = capture.meta.stream_seq;
                 self.state.capture_saved(capture);
                 self.checkpointed_seq = seq;
@@ -87,9 +90,9 @@ impl Worker {
                 let counters = self.state.counters();
                 m::record_counters(&self.reported, &counters);
                 self.reported = counters;
-                Ok(())
+                Ok(Continue(()))
             }
-            Err(Error::Fenced { partition }) => Err(Error::Fenced { partition }),
+            Ok(Saved::Fenced) => Ok(Break(Stopped::Fenced)),
             Err(err) => {
                 self.state.capture_failed(capture);
                 if self.to_ack.is_none() {
@@ -97,7 +100,7 @@ impl Worker {
                 }
                 metrics::counter!(m::CHECKPOINT_ERRORS).increment(1);
                 tracing::warn!(%err, "checkpoint failed; retrying at the next interval");
-                Ok(())
+                Ok(Continue(()))
             }
         }
     }

@@ -2,13 +2,16 @@
 //! decoding and applying each batch, and publishing what the state routes to the late and
 //! dead-letter streams (awaited before the message can be acknowledged).
 
-use super::Worker;
+use super::{Step, Worker};
 use crate::error::Error;
+use crate::lease::Stopped;
 use crate::metrics as m;
+use crate::sink::late::Sent;
 use crate::state::{decode_batch, Effect};
 use async_nats::jetstream::{self, consumer};
 use rtdash_runtime::trace_context::TraceParent;
 use rtdash_shared::time::now_millis;
+use std::ops::ControlFlow::{Break, Continue};
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -19,27 +22,36 @@ const AGENT_CLOCK_AHEAD_TOLERANCE_MS: i64 = 5_000;
 /// Most traced batches remembered for the next emit span (its parent and links).
 const MAX_TRACED: usize = 32;
 
+/// A side-stream publish cut short by the fence token: the partition is lost.
+fn step(sent: Sent) -> Step {
+    match sent {
+        Sent::Stored => Continue(()),
+        Sent::Stopped => Break(Stopped::Fenced),
+    }
+}
+
 impl Worker {
+    /// Applies one delivery (see the module docs).
     pub(super) async fn on_delivery(
         &mut self,
         next: Option<Result<jetstream::Message, consumer::pull::MessagesError>>,
-    ) -> Result<(), Error> {
+    ) -> Result<Step, Error> {
         let message = match next {
             Some(Ok(message)) => message,
             Some(Err(err)) => {
                 tracing::warn!(%err, "consumer error; repositioning");
-                return self.reposition().await;
+                return Ok(self.reposition().await);
             }
             None => {
                 tracing::warn!("consumer stream ended; repositioning");
-                return self.reposition().await;
+                return Ok(self.reposition().await);
             }
         };
         let (stream_seq, delivery, pending) = match message.info() {
             Ok(info) => (info.stream_sequence, info.consumer_sequence, info.pending),
             Err(err) => {
                 tracing::warn!(%err, "message without JetStream metadata; ignored");
-                return Ok(());
+                return Ok(Continue(()));
             }
         };
         if let Some(previous) = self.last_delivery {
@@ -49,7 +61,7 @@ impl Worker {
                     delivery,
                     "gap in deliveries; repositioning after the last applied message"
                 );
-                return self.reposition().await;
+                return Ok(self.reposition().await);
             }
         }
         self.last_delivery = Some(delivery);
@@ -61,7 +73,7 @@ impl Worker {
             if stream_seq <= self.checkpointed_seq {
                 let _ = message.ack().await;
             }
-            return Ok(());
+            return Ok(Continue(()));
         }
         // While traces are exported, a batch carrying a `traceparent` is applied in a
         // `core.apply_batch` span continuing the edge agent's flush span.
@@ -85,9 +97,13 @@ impl Worker {
                     batch.created_at = batch.created_at.min(limit);
                 }
                 let effects = span.in_scope(|| self.state.apply_borrowed(batch, stream_seq));
-                self.handle_effects(effects)
+                let handled = self
+                    .handle_effects(effects)
                     .instrument(span.clone())
                     .await?;
+                if let Break(stopped) = handled {
+                    return Ok(Break(stopped));
+                }
                 if let Some(trace) = TraceParent::of(&span) {
                     if self.traced.len() >= MAX_TRACED {
                         self.traced.remove(0);
@@ -97,7 +113,8 @@ impl Worker {
             }
             Err(err) => {
                 tracing::warn!(stream_seq, %err, "undecodable message; sending it to the dead-letter stream");
-                self.ctx
+                let sent = self
+                    .ctx
                     .side
                     .undecodable(
                         self.partition,
@@ -106,26 +123,21 @@ impl Worker {
                         &err.to_string(),
                         self.fence.token(),
                     )
-                    .await
-                    .map_err(|e| self.fenced_or(e))?;
+                    .await?;
+                if let Break(stopped) = step(sent) {
+                    return Ok(Break(stopped));
+                }
                 metrics::counter!(m::DEAD_LETTERS).increment(1);
                 self.state.skip(stream_seq);
             }
         }
         self.to_ack = Some(message);
-        Ok(())
+        Ok(Continue(()))
     }
 
-    fn fenced_or(&self, err: Error) -> Error {
-        match err {
-            Error::Cancelled => Error::Fenced {
-                partition: self.partition,
-            },
-            other => other,
-        }
-    }
-
-    pub(super) async fn handle_effects(&mut self, effects: Vec<Effect>) -> Result<(), Error> {
+    /// Publishes what `effects` route to the late and dead-letter streams (awaited), and
+    /// reports the state's counters.
+    pub(super) async fn handle_effects(&mut self, effects: Vec<Effect>) -> Result<Step, Error> {
         let mut late_index = 0;
         let mut invalid_index = 0;
         for effect in effects {
@@ -138,11 +150,14 @@ impl Worker {
                         window_start = record.entry.window_start,
                         "data beyond the correction horizon"
                     );
-                    self.ctx
+                    let sent = self
+                        .ctx
                         .side
                         .late(self.partition, &record, late_index, self.fence.token())
-                        .await
-                        .map_err(|e| self.fenced_or(e))?;
+                        .await?;
+                    if let Break(stopped) = step(sent) {
+                        return Ok(Break(stopped));
+                    }
                     late_index += 1;
                 }
                 Effect::Invalid {
@@ -152,7 +167,8 @@ impl Worker {
                     reason,
                 } => {
                     tracing::warn!(agent = %agent_id, seq, reason, "invalid partial entry");
-                    self.ctx
+                    let sent = self
+                        .ctx
                         .side
                         .invalid_entry(
                             self.partition,
@@ -163,8 +179,10 @@ impl Worker {
                             reason,
                             self.fence.token(),
                         )
-                        .await
-                        .map_err(|e| self.fenced_or(e))?;
+                        .await?;
+                    if let Break(stopped) = step(sent) {
+                        return Ok(Break(stopped));
+                    }
                     invalid_index += 1;
                 }
                 Effect::Duplicate { .. } | Effect::Closed(_) | Effect::Corrected { .. } => {}
@@ -173,6 +191,6 @@ impl Worker {
         let counters = self.state.counters();
         m::record_counters(&self.reported, &counters);
         self.reported = counters;
-        Ok(())
+        Ok(Continue(()))
     }
 }

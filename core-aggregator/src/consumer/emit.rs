@@ -1,8 +1,9 @@
 //! Sending due window versions to live subscribers and to the QuestDB writer, and the
 //! partition's status report.
 
-use super::Worker;
+use super::{Step, Worker};
 use crate::error::Error;
+use crate::lease::Stopped;
 use crate::metrics as m;
 use crate::sink::questdb::Row;
 use crate::state::StoreRoom;
@@ -11,12 +12,13 @@ use rtdash_shared::messages::PartitionStatus;
 use rtdash_shared::names;
 use rtdash_shared::time::now_millis;
 use rtdash_shared::wire::{self, Format};
+use std::ops::ControlFlow::{Break, Continue};
 use std::sync::Arc;
 use std::time::Duration;
 
 impl Worker {
     /// Sends due window versions to QuestDB and live subscribers.
-    pub(super) async fn emit(&mut self) -> Result<(), Error> {
+    pub(super) async fn emit(&mut self) -> Result<Step, Error> {
         // Store outputs take the room the writer's channel has, reserved up front so that no
         // send waits; what does not fit waits in the state, so a slow QuestDB holds up neither
         // consuming nor live updates. Only once a whole channel's worth waits here does the
@@ -34,7 +36,7 @@ impl Worker {
         };
         let outputs = self.state.poll_outputs_within(now_millis(), room);
         if outputs.is_empty() {
-            return Ok(());
+            return Ok(Continue(()));
         }
         // The span lives until the versions are handed over; its context travels with them
         // (the QuestDB write span and the live update's `traceparent` continue it).
@@ -62,12 +64,12 @@ impl Worker {
                 };
                 tokio::select! {
                     biased;
-                    () = self.fence.lost() => return Err(Error::Fenced { partition: self.partition }),
+                    () = self.fence.lost() => return Ok(Break(Stopped::Fenced)),
                     sent = ctx.rows.send(row) => sent?,
                 }
             }
         }
-        Ok(())
+        Ok(Continue(()))
     }
 
     /// A `core.emit` span continuing the newest traced batch applied since the last emit and

@@ -1,24 +1,25 @@
 //! Positioning the partition's durable consumer: deleted and recreated to deliver from a given
 //! stream sequence (see the AckAll hazard in the [`super`] documentation).
 
-use super::Worker;
+use super::{Step, Worker};
 use crate::config::Config;
 use crate::error::Error;
+use crate::lease::Stopped;
 use crate::metrics as m;
 use async_nats::jetstream::{self, consumer};
 use rtdash_shared::names;
+use std::ops::ControlFlow::{Break, Continue};
 use std::time::Duration;
 
 impl Worker {
-    /// Recreates the consumer after the last applied message.
-    pub(super) async fn reposition(&mut self) -> Result<(), Error> {
+    /// Recreates the consumer after the last applied message, retrying until it works, the
+    /// partition is lost or the worker is asked to stop.
+    pub(super) async fn reposition(&mut self) -> Step {
         metrics::counter!(m::CONSUMER_RESETS).increment(1);
         let mut backoff = Duration::from_millis(200);
         loop {
             if !self.fence.is_valid() {
-                return Err(Error::Fenced {
-                    partition: self.partition,
-                });
+                return Break(Stopped::Fenced);
             }
             let attempt = async {
                 let consumer = position_consumer(
@@ -38,13 +39,13 @@ impl Worker {
                     self.last_delivery = None;
                     // Acknowledgements on the old consumer are moot.
                     self.to_ack = None;
-                    return Ok(());
+                    return Continue(());
                 }
                 Err(err) => tracing::warn!(%err, "cannot reposition the consumer; retrying"),
             }
             tokio::select! {
-                () = self.fence.lost() => return Err(Error::Fenced { partition: self.partition }),
-                () = self.stop.cancelled() => return Ok(()),
+                () = self.fence.lost() => return Break(Stopped::Fenced),
+                () = self.stop.cancelled() => return Continue(()),
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));

@@ -2,7 +2,9 @@
 //! one worker per partition held.
 
 use super::fence::{spawn_watchdog, Fence};
-use super::{member_key, Assignment, LeaseSettings, LeaseValue, MemberValue, WorkerFactory};
+use super::{
+    member_key, Assignment, LeaseSettings, LeaseValue, MemberValue, Stopped, WorkerFactory,
+};
 use crate::error::Error;
 use crate::metrics as m;
 use async_nats::jetstream::kv;
@@ -21,7 +23,7 @@ struct Held {
     value: LeaseValue,
     stop: CancellationToken,
     fence: Fence,
-    join: JoinHandle<Result<(), Error>>,
+    join: JoinHandle<Result<Stopped, Error>>,
 }
 
 /// Acquires, renews and releases partition leases and runs a worker per owned partition.
@@ -98,7 +100,7 @@ impl LeaseManager {
                 what: "lease thread",
                 source,
             })?;
-        done_rx.await.unwrap_or(Err(Error::Cancelled))
+        done_rx.await.unwrap_or(Err(Error::LeaseThread))
     }
 
     /// Runs until `shutdown`, then stops every worker gracefully (bounded by `grace`) and
@@ -296,16 +298,19 @@ impl LeaseManager {
                 continue;
             }
             held.fence.trip();
-            let result = held.join.await.unwrap_or(Err(Error::Cancelled));
-            match result {
-                Err(Error::Fenced { .. }) => {
+            match held.join.await {
+                Ok(Ok(Stopped::Fenced)) => {
                     metrics::counter!(m::PARTITIONS_FENCED).increment(1);
                     tracing::warn!(partition, "partition lost");
                 }
-                Ok(()) | Err(Error::Cancelled) => {
+                Ok(Ok(Stopped::Cancelled)) => {
                     self.delete_lease(partition, held.revision).await;
                 }
-                Err(err) => {
+                Err(panicked) => {
+                    tracing::error!(partition, err = %panicked, "partition worker panicked; releasing it");
+                    self.delete_lease(partition, held.revision).await;
+                }
+                Ok(Err(err)) => {
                     tracing::error!(partition, %err, "partition worker failed; releasing it for a while");
                     self.delete_lease(partition, held.revision).await;
                     self.cooldown
@@ -339,7 +344,7 @@ impl LeaseManager {
             let mut join = held.join;
             let finished = tokio::time::timeout(grace, &mut join).await;
             match finished {
-                Ok(Ok(Ok(()))) | Ok(Ok(Err(Error::Cancelled))) => {
+                Ok(Ok(Ok(Stopped::Cancelled))) => {
                     held.fence.trip();
                     if let Err(err) = kv
                         .delete_expect_revision(names::lease_key(partition), Some(held.revision))
@@ -348,6 +353,13 @@ impl LeaseManager {
                         tracing::debug!(partition, %err, "lease not deleted");
                     }
                     tracing::info!(partition, "partition released");
+                }
+                Ok(Ok(Ok(Stopped::Fenced))) => {
+                    held.fence.trip();
+                    tracing::warn!(
+                        partition,
+                        "partition lost while stopping; lease left to expire"
+                    );
                 }
                 Ok(Ok(Err(err))) => {
                     held.fence.trip();

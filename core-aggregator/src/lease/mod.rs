@@ -82,9 +82,22 @@ pub struct Assignment {
     pub fence: Fence,
 }
 
-/// Starts the worker of an assignment.
+/// How a partition worker ended, when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Asked to stop ([`Assignment::stop`]): it emitted, checkpointed and acknowledged first,
+    /// so the lease can be released.
+    Cancelled,
+    /// It lost the partition (its fence tripped, or another owner wrote the checkpoint): it
+    /// stopped at once and wrote nothing more.
+    Fenced,
+}
+
+/// Starts the worker of an assignment; it resolves to how the worker stopped, or why it failed.
 pub type WorkerFactory = Arc<
-    dyn Fn(Assignment) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> + Send + Sync,
+    dyn Fn(Assignment) -> Pin<Box<dyn Future<Output = Result<Stopped, Error>> + Send>>
+        + Send
+        + Sync,
 >;
 
 /// Lease settings.

@@ -31,7 +31,7 @@ use super::http::{PostError, WebhookClient};
 use super::log::{AlertLog, AttemptReport};
 use super::payload;
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::metrics as m;
 use async_nats::jetstream::{self, consumer, kv, AckKind};
 use futures::StreamExt;
@@ -115,12 +115,12 @@ impl Shared {
         Arc::clone(locks.entry(fingerprint.to_owned()).or_default())
     }
 
-    async fn settled(&self, fingerprint: &str) -> Result<Option<(DeliveryRecord, u64)>, String> {
-        let entry = self
-            .delivered
-            .entry(fingerprint)
-            .await
-            .map_err(|e| e.to_string())?;
+    /// The alert's delivery record and its revision, if any.
+    async fn settled(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<(DeliveryRecord, u64)>, kv::EntryError> {
+        let entry = self.delivered.entry(fingerprint).await?;
         Ok(entry.and_then(|entry| {
             (entry.operation == kv::Operation::Put)
                 .then(|| serde_json::from_slice(&entry.value).ok())
@@ -142,21 +142,21 @@ impl Shared {
             return;
         };
         for _ in 0..5 {
-            let written = match self.settled(&fingerprint).await {
+            let written: Result<(), BoxError> = match self.settled(&fingerprint).await {
                 Ok(Some((existing, _))) if existing.seq >= record.seq => return,
                 Ok(Some((_, revision))) => self
                     .delivered
                     .update(&fingerprint, bytes.clone().into(), revision)
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.to_string()),
+                    .map_err(BoxError::from),
                 Ok(None) => self
                     .delivered
                     .create(&fingerprint, bytes.clone().into())
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(err) => Err(err),
+                    .map_err(BoxError::from),
+                Err(err) => Err(BoxError::from(err)),
             };
             match written {
                 Ok(()) => return,
@@ -222,14 +222,15 @@ impl Notifier {
     }
 }
 
+/// Opens the shared durable consumer of `RTDASH_ALERTS`.
 async fn open(
     js: &jetstream::Context,
     config: &NotifierConfig,
-) -> Result<consumer::pull::Stream, String> {
+) -> Result<consumer::pull::Stream, Error> {
     let stream = js
         .get_stream(names::ALERTS_STREAM)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::js(format!("stream {}", names::ALERTS_STREAM), e))?;
     let consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(
             names::NOTIFIER_CONSUMER,
@@ -247,7 +248,7 @@ async fn open(
             },
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::js(format!("consumer {}", names::NOTIFIER_CONSUMER), e))?;
     consumer
         .stream()
         .max_messages_per_batch(config.max_in_flight.min(100))
@@ -255,7 +256,7 @@ async fn open(
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| Error::js(format!("consumer {}", names::NOTIFIER_CONSUMER), e))
 }
 
 async fn consume(shared: Arc<Shared>, js: jetstream::Context) {

@@ -126,10 +126,7 @@ impl RowSender {
     /// Queues a row, waiting while the channel is full (backpressure). Fails only when the
     /// writer has stopped.
     pub async fn send(&self, row: Row) -> Result<(), Error> {
-        self.tx.send(row).await.map_err(|_| Error::QuestDb {
-            addr: String::new(),
-            problem: "the QuestDB writer has stopped".to_owned(),
-        })
+        self.tx.send(row).await.map_err(|_| Error::WriterStopped)
     }
 
     /// Rows waiting in the channel.

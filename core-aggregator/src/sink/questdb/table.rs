@@ -2,7 +2,7 @@
 //! readiness probe.
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, QuestDbError};
 use rtdash_shared::schema::create_table_sql_for;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,20 +19,20 @@ pub async fn exec(
     http: &reqwest::Client,
     addr: &str,
     sql: &str,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, QuestDbError> {
     let url = reqwest::Url::parse_with_params(&format!("http://{addr}/exec"), [("query", sql)])
-        .map_err(|err| err.to_string())?;
-    let response = http.get(url).send().await.map_err(|err| err.to_string())?;
+        .map_err(QuestDbError::Address)?;
+    let response = http.get(url).send().await.map_err(QuestDbError::Request)?;
     let status = response.status();
     let body: serde_json::Value = response
         .json()
         .await
-        .map_err(|err| format!("answer ({status}) is not JSON: {err}"))?;
+        .map_err(|source| QuestDbError::NotJson { status, source })?;
     if let Some(error) = body.get("error") {
-        return Err(format!("{error}"));
+        return Err(QuestDbError::Refused(error.to_string()));
     }
     if !status.is_success() {
-        return Err(format!("{status}: {body}"));
+        return Err(QuestDbError::Refused(format!("{status}: {body}")));
     }
     Ok(body)
 }
@@ -44,17 +44,17 @@ pub async fn ensure_table(config: &Config, patience: Duration) -> Result<(), Err
         .build()
         .map_err(|err| Error::QuestDb {
             addr: config.questdb.http.clone(),
-            problem: err.to_string(),
+            source: QuestDbError::Request(err),
         })?;
     let sql = create_table_statement(&config.questdb.table);
     let deadline = Instant::now() + patience;
     loop {
         match exec(&http, &config.questdb.http, &sql).await {
             Ok(_) => return Ok(()),
-            Err(problem) if Instant::now() >= deadline => {
+            Err(source) if Instant::now() >= deadline => {
                 return Err(Error::QuestDb {
                     addr: config.questdb.http.clone(),
-                    problem,
+                    source,
                 })
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,

@@ -95,9 +95,9 @@ impl QuestDbWriter {
                     }
                     .run()
                 })
-                .map_err(|err| Error::QuestDb {
-                    addr: config.questdb.http.clone(),
-                    problem: format!("cannot start the writer thread: {err}"),
+                .map_err(|source| Error::Thread {
+                    what: "QuestDB writer thread",
+                    source,
                 })?
         };
         Ok(Self {
