@@ -114,8 +114,10 @@ pub async fn run_partition(
     );
     let partition = assignment.partition;
     let epoch = assignment.epoch;
+    let metrics = m::PartitionMetrics::new(partition);
     let result = async {
-        let Some(worker) = Worker::start(Arc::clone(&ctx), assignment).await? else {
+        let Some(worker) = Worker::start(Arc::clone(&ctx), assignment, metrics.clone()).await?
+        else {
             return Ok(Stopped::Fenced);
         };
         ctx.live.observer().partition_started(partition, epoch);
@@ -126,7 +128,7 @@ pub async fn run_partition(
     ctx.live.observer().partition_stopped(partition, epoch);
     ctx.ownership.clear(partition, epoch);
     ctx.confirmations.unregister(partition, epoch);
-    metrics::gauge!(m::WINDOWS_IN_MEMORY, "partition" => partition.to_string()).set(0.0);
+    metrics.windows_in_memory.set(0.0);
     result
 }
 
@@ -155,6 +157,7 @@ struct Worker {
     last_message_at: Instant,
     /// The state's counters as last reported to metrics.
     reported: crate::state::Counters,
+    metrics: m::PartitionMetrics,
     /// Apply spans of the traced batches since the last emit with output, oldest first (only
     /// while traces are exported): the next `core.emit` span continues the newest and links
     /// to the others.
@@ -164,7 +167,11 @@ struct Worker {
 impl Worker {
     /// Claims the checkpoint and restores the state from it, then positions the consumer;
     /// `None` when the partition is lost meanwhile.
-    async fn start(ctx: Arc<WorkerContext>, assignment: Assignment) -> Result<Option<Self>, Error> {
+    async fn start(
+        ctx: Arc<WorkerContext>,
+        assignment: Assignment,
+        metrics: m::PartitionMetrics,
+    ) -> Result<Option<Self>, Error> {
         let Assignment {
             partition,
             epoch,
@@ -223,6 +230,7 @@ impl Worker {
             lag: 0,
             last_message_at: Instant::now(),
             reported,
+            metrics,
             traced: Vec::new(),
         }))
     }

@@ -33,7 +33,7 @@ use super::rules::{RuleBook, RuleIndex};
 use super::state::{Observation, SeriesAlert};
 use super::store::{StateStore, Written};
 use crate::config::Config;
-use crate::metrics as m;
+use crate::metrics::{self as m, AlertMetrics};
 use async_nats::jetstream;
 use futures::StreamExt;
 use rtdash_shared::alert::{AlertRule, AlertState, AlertTransition};
@@ -89,6 +89,8 @@ pub struct Evaluator {
     pub status_interval_ms: i64,
     /// Stop: the queue is drained first.
     pub stop: CancellationToken,
+    /// Its metrics.
+    pub metrics: AlertMetrics,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -117,6 +119,7 @@ impl Evaluator {
         js: jetstream::Context,
         client: async_nats::Client,
         stop: CancellationToken,
+        metrics: AlertMetrics,
     ) -> Self {
         Self {
             instance,
@@ -132,6 +135,7 @@ impl Evaluator {
             self_window_ms: config.alerts.self_alerts.window_ms,
             status_interval_ms: config.live.status_interval_ms as i64,
             stop,
+            metrics,
         }
     }
 
@@ -167,6 +171,7 @@ impl Evaluator {
             horizon_ms: self.horizon_ms,
             status_grace_ms: self.status_interval_ms * 2 + 1_000,
             stop: self.stop.clone(),
+            metrics: self.metrics,
         };
         loop {
             tokio::select! {
@@ -218,11 +223,14 @@ struct Ctx {
     horizon_ms: i64,
     status_grace_ms: i64,
     stop: CancellationToken,
+    metrics: AlertMetrics,
 }
 
 impl Ctx {
     async fn handle(&self, state: &mut Running, input: Input) {
-        metrics::gauge!(m::ALERT_QUEUE).set(self.backlog.load(Ordering::Relaxed) as f64);
+        self.metrics
+            .queue
+            .set(self.backlog.load(Ordering::Relaxed) as f64);
         match input {
             Input::Started { partition, epoch } => self.load(state, partition, epoch).await,
             Input::Stopped { partition, epoch } => {
@@ -334,7 +342,7 @@ impl Ctx {
                 ),
                 revision: None,
             });
-            metrics::counter!(m::ALERT_EVALUATIONS).increment(1);
+            self.metrics.evaluations.increment(1);
             self.apply(&mut tracked, |alert| {
                 alert.observe(&rule, &observation, now)
             })
@@ -420,11 +428,11 @@ impl Ctx {
             {
                 Ok(Written::Saved(revision)) => {
                     tracked.revision = Some(revision);
-                    metrics::counter!(m::ALERT_STATE_WRITES).increment(1);
+                    self.metrics.state_writes.increment(1);
                     return Written::Saved(revision);
                 }
                 Ok(Written::Conflict) => {
-                    metrics::counter!(m::ALERT_STATE_CONFLICTS).increment(1);
+                    self.metrics.state_conflicts.increment(1);
                     return Written::Conflict;
                 }
                 Err(err) => {
@@ -536,7 +544,9 @@ impl Ctx {
     /// resolves firing states without a window for the horizon and forgets states quiet that
     /// long.
     async fn housekeeping(&self, state: &mut Running) {
-        metrics::gauge!(m::ALERT_QUEUE).set(self.backlog.load(Ordering::Relaxed) as f64);
+        self.metrics
+            .queue
+            .set(self.backlog.load(Ordering::Relaxed) as f64);
         let now = now_millis();
         for (partition, update) in state.health.due(now, self.status_grace_ms) {
             self.evaluate(state, partition, &update).await;
@@ -575,7 +585,7 @@ impl Ctx {
             }
             tracked_total += part.records.len();
         }
-        metrics::gauge!(m::ALERT_SERIES).set(tracked_total as f64);
+        self.metrics.series.set(tracked_total as f64);
     }
 
     async fn on_status(&self, state: &mut Running, payload: &[u8]) {

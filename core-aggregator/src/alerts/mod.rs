@@ -139,12 +139,14 @@ impl Alerts {
         let store = store::StateStore::open(&js).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
+        let metrics = crate::metrics::AlertMetrics::new();
         let observer = Arc::new(observer::AlertObserver::new(
             Arc::clone(&book),
             tx,
             Arc::clone(&backlog),
             config.alerts.queue_limit,
             next,
+            metrics.clone(),
         ));
         let evaluator = evaluator::Evaluator::new(
             config,
@@ -156,6 +158,7 @@ impl Alerts {
             js,
             client,
             stop.clone(),
+            metrics,
         );
         let task = tokio::spawn(evaluator.run());
         Ok(Self {

@@ -5,7 +5,6 @@ use super::{Step, Worker};
 use crate::checkpoint::{CheckpointStore, Saved};
 use crate::error::{CheckpointError, Error};
 use crate::lease::Stopped;
-use crate::metrics as m;
 use crate::state::Capture;
 use async_nats::jetstream;
 use std::ops::ControlFlow::{Break, Continue};
@@ -71,8 +70,10 @@ impl Worker {
                 self.state.capture_saved(capture);
                 self.checkpointed_seq = seq;
                 let bytes = report.data_bytes + report.manifest_bytes;
-                metrics::histogram!(m::CHECKPOINT_SECONDS).record(report.duration.as_secs_f64());
-                metrics::histogram!(m::CHECKPOINT_BYTES).record(bytes as f64);
+                self.metrics
+                    .checkpoint_seconds
+                    .record(report.duration.as_secs_f64());
+                self.metrics.checkpoint_bytes.record(bytes as f64);
                 tracing::debug!(
                     bytes,
                     windows = report.windows,
@@ -88,7 +89,7 @@ impl Worker {
                 }
                 // Evictions may have waited for this checkpoint.
                 let counters = self.state.counters();
-                m::record_counters(&self.reported, &counters);
+                self.metrics.record_counters(&self.reported, &counters);
                 self.reported = counters;
                 Ok(Continue(()))
             }
@@ -98,7 +99,7 @@ impl Worker {
                 if self.to_ack.is_none() {
                     self.to_ack = ack;
                 }
-                metrics::counter!(m::CHECKPOINT_ERRORS).increment(1);
+                self.metrics.checkpoint_errors.increment(1);
                 tracing::warn!(%err, "checkpoint failed; retrying at the next interval");
                 Ok(Continue(()))
             }

@@ -5,7 +5,6 @@
 use super::{Step, Worker};
 use crate::error::Error;
 use crate::lease::Stopped;
-use crate::metrics as m;
 use crate::sink::late::Sent;
 use crate::state::{decode_batch, Effect};
 use async_nats::jetstream::{self, consumer};
@@ -92,7 +91,7 @@ impl Worker {
                 // and clock count for no more than this aggregator's clock plus a tolerance.
                 let limit = now_millis().saturating_add(AGENT_CLOCK_AHEAD_TOLERANCE_MS);
                 if batch.watermark > limit || batch.created_at > limit {
-                    m::agent_clock_ahead();
+                    self.metrics.agent_clock_ahead.increment(1);
                     batch.watermark = batch.watermark.min(limit);
                     batch.created_at = batch.created_at.min(limit);
                 }
@@ -127,7 +126,7 @@ impl Worker {
                 if let Break(stopped) = step(sent) {
                     return Ok(Break(stopped));
                 }
-                metrics::counter!(m::DEAD_LETTERS).increment(1);
+                self.metrics.dead_letters.increment(1);
                 self.state.skip(stream_seq);
             }
         }
@@ -189,7 +188,7 @@ impl Worker {
             }
         }
         let counters = self.state.counters();
-        m::record_counters(&self.reported, &counters);
+        self.metrics.record_counters(&self.reported, &counters);
         self.reported = counters;
         Ok(Continue(()))
     }

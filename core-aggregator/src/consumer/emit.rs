@@ -4,7 +4,6 @@
 use super::{Step, Worker};
 use crate::error::Error;
 use crate::lease::Stopped;
-use crate::metrics as m;
 use crate::sink::questdb::Row;
 use crate::state::StoreRoom;
 use rtdash_runtime::trace_context::TraceParent;
@@ -87,7 +86,6 @@ impl Worker {
     }
 
     pub(super) async fn report_status(&mut self) {
-        let label = self.partition.to_string();
         if self.last_message_at.elapsed()
             > Duration::from_millis(self.ctx.config.live.status_interval_ms)
         {
@@ -95,11 +93,12 @@ impl Worker {
                 self.lag = info.num_pending;
             }
         }
-        metrics::gauge!(m::CONSUMER_LAG, "partition" => label.clone()).set(self.lag as f64);
-        metrics::gauge!(m::WINDOWS_IN_MEMORY, "partition" => label.clone())
+        self.metrics.consumer_lag.set(self.lag as f64);
+        self.metrics
+            .windows_in_memory
             .set(self.state.window_count() as f64);
         if let Some(watermark) = self.state.watermark() {
-            metrics::gauge!(m::WATERMARK, "partition" => label).set(watermark as f64);
+            self.metrics.set_watermark(watermark);
         }
         let status = PartitionStatus {
             partition: self.partition,

@@ -5,7 +5,6 @@ use super::{Step, Worker};
 use crate::config::Config;
 use crate::error::Error;
 use crate::lease::Stopped;
-use crate::metrics as m;
 use async_nats::jetstream::{self, consumer};
 use rtdash_shared::names;
 use std::ops::ControlFlow::{Break, Continue};
@@ -15,7 +14,7 @@ impl Worker {
     /// Recreates the consumer after the last applied message, retrying until it works, the
     /// partition is lost or the worker is asked to stop.
     pub(super) async fn reposition(&mut self) -> Step {
-        metrics::counter!(m::CONSUMER_RESETS).increment(1);
+        self.metrics.consumer_resets.increment(1);
         let mut backoff = Duration::from_millis(200);
         loop {
             if !self.fence.is_valid() {

@@ -7,7 +7,7 @@
 //! [`MAX_BATCH_UPDATES`] versions per message, in emit order). With tens of thousands of
 //! series per metric that is a few messages per subject and emit instead of one per series.
 
-use crate::metrics as m;
+use crate::metrics::LiveMetrics;
 use crate::observer::WindowObserver;
 use crate::state::WindowOutput;
 use rtdash_runtime::trace_context::TraceParent;
@@ -26,6 +26,7 @@ pub const MAX_BATCH_UPDATES: usize = 500;
 pub struct LiveSink {
     client: async_nats::Client,
     observer: Arc<dyn WindowObserver>,
+    metrics: LiveMetrics,
 }
 
 impl std::fmt::Debug for LiveSink {
@@ -37,7 +38,11 @@ impl std::fmt::Debug for LiveSink {
 impl LiveSink {
     /// A sink publishing with `client`.
     pub fn new(client: async_nats::Client, observer: Arc<dyn WindowObserver>) -> Self {
-        Self { client, observer }
+        Self {
+            client,
+            observer,
+            metrics: LiveMetrics::new(),
+        }
     }
 
     /// The observer (for partition start and stop notices).
@@ -117,8 +122,8 @@ impl LiveSink {
                 };
                 match sent {
                     Ok(()) => {
-                        metrics::counter!(m::LIVE_UPDATES).increment(count as u64);
-                        metrics::counter!(m::LIVE_MESSAGES).increment(1);
+                        self.metrics.updates.increment(count as u64);
+                        self.metrics.messages.increment(1);
                     }
                     Err(err) => tracing::debug!(%err, "live update not published"),
                 }

@@ -5,7 +5,7 @@ use super::ilp::append_row;
 use super::rows::{ConfirmRouter, Confirmation, Ownership, Row, RowSender};
 use crate::config::Config;
 use crate::error::Error;
-use crate::metrics as m;
+use crate::metrics::WriterMetrics;
 use questdb::ingress::Sender;
 use rtdash_runtime::trace_context::TraceParent;
 use std::collections::HashMap;
@@ -78,6 +78,7 @@ impl QuestDbWriter {
         };
         let abandon = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
+        let metrics = WriterMetrics::new();
         let thread = {
             let abandon = Arc::clone(&abandon);
             let healthy = Arc::clone(&healthy);
@@ -92,6 +93,7 @@ impl QuestDbWriter {
                         abandon,
                         healthy,
                         sender: None,
+                        metrics,
                     }
                     .run()
                 })
@@ -150,6 +152,7 @@ struct WriterLoop {
     abandon: Arc<AtomicBool>,
     healthy: Arc<AtomicBool>,
     sender: Option<Sender>,
+    metrics: WriterMetrics,
 }
 
 /// Outcome of one request.
@@ -186,11 +189,11 @@ impl WriterLoop {
                 break;
             }
         }
-        metrics::gauge!(m::QUESTDB_BACKLOG).set(0.0);
+        self.metrics.backlog.set(0.0);
     }
 
     fn backlog(&self, batch: usize) {
-        metrics::gauge!(m::QUESTDB_BACKLOG).set((self.rx.len() + batch) as f64);
+        self.metrics.backlog.set((self.rx.len() + batch) as f64);
     }
 
     /// Writes `batch` (retrying as long as needed). While traces are exported, a batch with
@@ -261,7 +264,7 @@ impl WriterLoop {
                             %problem,
                             "QuestDB rejects this row; dropping it"
                         );
-                        metrics::counter!(m::DEAD_LETTERS).increment(1);
+                        self.metrics.rejected_rows.increment(1);
                         break;
                     }
                     Attempt::Failed(_) => {
@@ -278,7 +281,7 @@ impl WriterLoop {
         batch.retain(|row| self.ownership.is_current(row.partition, row.epoch));
         let dropped = before - batch.len();
         if dropped > 0 {
-            metrics::counter!(m::QUESTDB_FENCED_ROWS).increment(dropped as u64);
+            self.metrics.fenced_rows.increment(dropped as u64);
         }
     }
 
@@ -289,7 +292,7 @@ impl WriterLoop {
                 Ok(sender) => self.sender.insert(sender),
                 Err(err) => {
                     self.healthy.store(false, Ordering::SeqCst);
-                    metrics::counter!(m::QUESTDB_ERRORS).increment(1);
+                    self.metrics.errors.increment(1);
                     return Attempt::Failed(format!(
                         "cannot connect to QuestDB at {}: {err}",
                         self.settings.addr
@@ -311,15 +314,16 @@ impl WriterLoop {
         let started = Instant::now();
         match sender.flush_and_keep(&buffer) {
             Ok(()) => {
-                metrics::histogram!(m::QUESTDB_WRITE_SECONDS)
+                self.metrics
+                    .write_seconds
                     .record(started.elapsed().as_secs_f64());
-                metrics::counter!(m::QUESTDB_ROWS).increment(batch.len() as u64);
+                self.metrics.rows.increment(batch.len() as u64);
                 self.healthy.store(true, Ordering::SeqCst);
                 Attempt::Written
             }
             Err(err) => {
                 self.healthy.store(false, Ordering::SeqCst);
-                metrics::counter!(m::QUESTDB_ERRORS).increment(1);
+                self.metrics.errors.increment(1);
                 let message = err.msg().to_owned();
                 let data_problem = matches!(
                     err.code(),
