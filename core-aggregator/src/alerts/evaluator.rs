@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// One state in memory.
 #[derive(Debug)]
@@ -445,7 +446,7 @@ impl Ctx {
     }
 
     /// Publishes a transition with its id as `Nats-Msg-Id`, retrying until JetStream
-    /// acknowledges it.
+    /// acknowledges it, in a `core.alert_publish` (producer) span.
     async fn publish(&self, transition: &AlertTransition) {
         let payload: bytes::Bytes = match wire::encode(transition, Format::Json) {
             Ok(payload) => payload.into(),
@@ -460,29 +461,41 @@ impl Ctx {
             transition.id().as_str(),
         );
         let subject = names::alerts_subject(&transition.tenant_id);
+        let span = tracing::info_span!(
+            "core.alert_publish",
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.operation.type = "send",
+            messaging.destination.name = subject.as_str(),
+            id = %transition.id(),
+        );
         let mut backoff = Duration::from_millis(100);
-        loop {
-            let attempt = async {
-                let ack = self
-                    .js
-                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-                    .await?;
-                ack.await
-            };
-            match attempt.await {
-                Ok(ack) => {
-                    if ack.duplicate {
-                        tracing::debug!(id = %transition.id(), "transition was published before");
+        async {
+            loop {
+                let attempt = async {
+                    let ack = self
+                        .js
+                        .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                        .await?;
+                    ack.await
+                };
+                match attempt.await {
+                    Ok(ack) => {
+                        if ack.duplicate {
+                            tracing::debug!(id = %transition.id(), "transition was published before");
+                        }
+                        return;
                     }
-                    return;
-                }
-                Err(err) => {
-                    tracing::warn!(%err, id = %transition.id(), "cannot publish an alert transition; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    Err(err) => {
+                        tracing::warn!(%err, id = %transition.id(), "cannot publish an alert transition; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
                 }
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// Rules changed: states whose rule is gone, or no longer watches their series, are

@@ -75,11 +75,18 @@ impl Worker {
             return Ok(Continue(()));
         }
         // While traces are exported, a batch carrying a `traceparent` is applied in a
-        // `core.apply_batch` span continuing the edge agent's flush span.
+        // `core.apply_batch` (consumer) span continuing the edge agent's flush span.
         let span = match TraceParent::from_headers(message.headers.as_ref()) {
             Some(parent) => {
-                let span =
-                    tracing::info_span!("core.apply_batch", partition = self.partition, stream_seq);
+                let span = tracing::info_span!(
+                    "core.apply_batch",
+                    otel.kind = "consumer",
+                    messaging.system = "nats",
+                    messaging.operation.type = "process",
+                    messaging.destination.name = message.subject.as_str(),
+                    partition = self.partition,
+                    stream_seq
+                );
                 parent.set_parent_of(&span);
                 span
             }

@@ -46,6 +46,7 @@ impl Worker {
             .publish_all(
                 self.partition,
                 outputs.iter().filter(|output| output.live),
+                &span,
                 trace.as_ref(),
             )
             .await;
@@ -72,12 +73,22 @@ impl Worker {
     }
 
     /// A `core.emit` span continuing the newest traced batch applied since the last emit and
-    /// linked to the others; `Span::none()` when there is none.
+    /// linked to the others; `Span::none()` when there is none. A producer span: it covers the
+    /// live publishes (and hands the rows to the writer, whose client span continues it).
     fn emit_span(&mut self, windows: usize) -> tracing::Span {
         let Some(parent) = self.traced.pop() else {
             return tracing::Span::none();
         };
-        let span = tracing::info_span!("core.emit", partition = self.partition, windows);
+        let span = tracing::info_span!(
+            "core.emit",
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.operation.type = "send",
+            messaging.destination.name = tracing::field::Empty,
+            messaging.batch.message_count = tracing::field::Empty,
+            partition = self.partition,
+            windows
+        );
         parent.set_parent_of(&span);
         for other in self.traced.drain(..) {
             other.link_from(&span);

@@ -17,13 +17,22 @@ use tokio::sync::mpsc;
 /// Most traces one span links to.
 const MAX_LINKS: usize = 32;
 
-/// The span of one batch write: `Span::none()` unless some row is traced.
-fn write_span(batch: &[Row]) -> tracing::Span {
+/// The (client) span of one batch write into `table`: `Span::none()` unless some row is
+/// traced.
+fn write_span(batch: &[Row], table: &str) -> tracing::Span {
     let mut traces = batch.iter().filter_map(|row| row.trace.as_ref());
     let Some(parent) = traces.next() else {
         return tracing::Span::none();
     };
-    let span = tracing::info_span!(parent: None, "core.questdb_write", rows = batch.len());
+    let span = tracing::info_span!(
+        parent: None,
+        "core.questdb_write",
+        otel.kind = "client",
+        db.system.name = "questdb",
+        db.operation.name = "ILP write",
+        db.collection.name = table,
+        rows = batch.len()
+    );
     parent.set_parent_of(&span);
     let mut linked: Vec<&TraceParent> = Vec::new();
     for trace in traces {
@@ -200,7 +209,7 @@ impl WriterLoop {
     /// traced rows is written in a `core.questdb_write` span: a child of the first traced
     /// row's emit span, linked to the others (a batch serves many traces).
     fn write(&mut self, batch: &mut Vec<Row>) {
-        let span = write_span(batch);
+        let span = write_span(batch, &self.settings.table);
         let _enter = span.enter();
         let mut backoff = Duration::from_millis(100);
         let mut rejections = 0;
