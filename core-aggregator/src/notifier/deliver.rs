@@ -17,7 +17,8 @@
 //!   `Idempotency-Key` header (the transition id) lets the receiver drop it.
 //! - **Retries**: 5xx, 408, 429, timeouts and connection errors are retried in this process
 //!   with exponential backoff (`initial_backoff_ms` doubling up to `max_backoff_ms`, ±20 %
-//!   jitter), while the message is kept from redelivery with `+WPI` (in progress) every third
+//!   jitter), or after what a 429 or 503 answer's `Retry-After` asks (seconds or an HTTP
+//!   date, kept within `initial_backoff_ms` .. `max_backoff_ms`), while the message is kept from redelivery with `+WPI` (in progress) every third
 //!   of `ack_wait`, until `retry_for_secs` after the transition was published; then it is
 //!   recorded `gave_up`. Other 4xx (and 3xx: redirects are not followed) are recorded
 //!   `failed` with the status and the start of the answer. The message is acknowledged only
@@ -27,7 +28,7 @@
 //!   a request in progress finishes first.
 
 use super::config::NotifierConfig;
-use super::http::{PostError, WebhookClient};
+use super::http::{Answer, PostError, WebhookClient};
 use super::log::{AlertLog, AttemptReport};
 use super::payload;
 use crate::config::Config;
@@ -73,15 +74,36 @@ pub enum Verdict {
 }
 
 /// Classifies the outcome of one request.
-pub fn verdict(result: &Result<super::http::Answer, PostError>) -> Verdict {
+pub fn verdict(result: &Result<Answer, PostError>) -> Verdict {
     match result {
         Ok(answer) => match answer.status {
             200..=299 => Verdict::Delivered,
             408 | 429 | 500..=599 => Verdict::Retry,
             _ => Verdict::Failed,
         },
-        Err(PostError::BadUrl(_)) => Verdict::Failed,
+        Err(PostError::BadUrl { .. }) => Verdict::Failed,
         Err(_) => Verdict::Retry,
+    }
+}
+
+/// The delay before retry `n` (1-based) after `result`: what a 429 or 503 answer's
+/// `Retry-After` asks for, kept within `initial_backoff_ms` .. `max_backoff_ms`; otherwise
+/// [`backoff`].
+pub fn retry_delay(
+    config: &NotifierConfig,
+    n: u32,
+    result: &Result<Answer, PostError>,
+) -> Duration {
+    match result {
+        Ok(Answer {
+            status: 429 | 503,
+            retry_after: Some(asked),
+            ..
+        }) => (*asked).clamp(
+            Duration::from_millis(config.initial_backoff_ms),
+            Duration::from_millis(config.max_backoff_ms),
+        ),
+        _ => backoff(config, n),
     }
 }
 
@@ -190,7 +212,10 @@ impl Notifier {
             Duration::from_millis(notifier.request_timeout_ms),
             notifier.response_excerpt_bytes,
         )
-        .map_err(|problem| Error::Usage(format!("invalid config: alerts.notifier: {problem}")))?;
+        .map_err(|source| Error::Invalid {
+            what: "invalid config: alerts.notifier".to_owned(),
+            source: Box::new(source),
+        })?;
         let delivered = js
             .get_key_value(names::ALERT_DELIVERY_BUCKET)
             .await
@@ -378,11 +403,11 @@ async fn deliver(shared: &Shared, message: jetstream::Message) {
         let elapsed = started.elapsed();
         metrics::histogram!(m::ALERT_REQUEST_SECONDS).record(elapsed.as_secs_f64());
         let report = AttemptReport::from_result(&result, elapsed);
+        let wait = retry_delay(&shared.config, attempt, &result);
         let outcome = match verdict(&result) {
             Verdict::Delivered => DeliveryOutcome::Delivered,
             Verdict::Failed => DeliveryOutcome::Failed,
             Verdict::Retry => {
-                let wait = backoff(&shared.config, attempt);
                 if now_millis().saturating_add(wait.as_millis() as i64) > deadline {
                     DeliveryOutcome::GaveUp
                 } else {
@@ -416,7 +441,6 @@ async fn deliver(shared: &Shared, message: jetstream::Message) {
             let _ = message.ack().await;
             return;
         }
-        let wait = backoff(&shared.config, attempt);
         let backlog = shared.retrying.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!(m::ALERT_RETRY_BACKLOG).set(backlog as f64);
         let waited = wait_in_progress(&message, wait, progress_every, &shared.stop).await;
@@ -474,12 +498,21 @@ async fn wait_in_progress(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notifier::http::Answer;
+    use crate::notifier::http::{Answer, BadUrl};
 
     fn answer(status: u16) -> Result<Answer, PostError> {
         Ok(Answer {
             status,
             body: Vec::new(),
+            retry_after: None,
+        })
+    }
+
+    fn asking(status: u16, seconds: u64) -> Result<Answer, PostError> {
+        Ok(Answer {
+            status,
+            body: Vec::new(),
+            retry_after: Some(Duration::from_secs(seconds)),
         })
     }
 
@@ -499,13 +532,43 @@ mod tests {
             Verdict::Retry
         );
         assert_eq!(
-            verdict(&Err(PostError::Connect("refused".into()))),
-            Verdict::Retry
-        );
-        assert_eq!(
-            verdict(&Err(PostError::BadUrl("x".into()))),
+            verdict(&Err(PostError::BadUrl {
+                url: "ftp://x".into(),
+                source: BadUrl::Scheme,
+            })),
             Verdict::Failed
         );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        drop(listener);
+        let client = WebhookClient::new(Duration::from_secs(5), 64).unwrap();
+        let result = client.post(&url, &[], bytes::Bytes::new()).await;
+        assert!(matches!(result, Err(PostError::Connect(_))), "{result:?}");
+        assert_eq!(verdict(&result), Verdict::Retry);
+    }
+
+    #[test]
+    fn retry_after_is_honoured_on_429_and_503_within_the_backoff_bounds() {
+        let config = NotifierConfig {
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 8_000,
+            ..NotifierConfig::default()
+        };
+        let secs = |result: &Result<Answer, PostError>, n| retry_delay(&config, n, result);
+        assert_eq!(secs(&asking(429, 7), 1), Duration::from_secs(7));
+        assert_eq!(secs(&asking(503, 3), 5), Duration::from_secs(3));
+        // Kept within initial_backoff_ms .. max_backoff_ms.
+        assert_eq!(secs(&asking(429, 3_600), 1), Duration::from_secs(8));
+        assert_eq!(secs(&asking(503, 0), 1), Duration::from_secs(1));
+        // Other statuses, or no Retry-After: the exponential backoff (retry 3: 4 s ± 20 %).
+        for result in [asking(500, 7), answer(429), answer(503)] {
+            let wait = secs(&result, 3).as_millis();
+            assert!((3_200..=4_800).contains(&wait), "{result:?}: {wait} ms");
+        }
     }
 
     #[test]
