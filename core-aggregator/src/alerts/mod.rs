@@ -34,8 +34,8 @@ use rtdash_shared::names;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Creates (or updates) what alerting stores: the state bucket, the delivery bucket and the
 /// alert log stream. `RTDASH_ALERTS` itself is part of the shared topology.
@@ -102,7 +102,8 @@ pub async fn setup(js: &jetstream::Context, config: &Config) -> Result<(), Error
 pub struct Alerts {
     observer: Arc<dyn WindowObserver>,
     stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// The rule watcher and the evaluator.
+    tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -113,23 +114,24 @@ impl std::fmt::Debug for Alerts {
 
 impl Alerts {
     /// Loads the rules (waits until the bucket's current rules are in force, at most 10 s)
-    /// and starts the evaluator. `next` also receives every window version.
+    /// and starts the evaluator, which runs until `stop` (see [`Alerts::finish`]). `next` also
+    /// receives every window version.
     pub async fn start(
         config: &Config,
         instance: &str,
         client: async_nats::Client,
         js: jetstream::Context,
         next: Arc<dyn WindowObserver>,
+        stop: CancellationToken,
     ) -> Result<Self, Error> {
-        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let book = rules::RuleBook::new(builtin::rules(&config.alerts));
         let config_kv = js
             .get_key_value(names::CONFIG_BUCKET)
             .await
             .map_err(|e| Error::js(format!("bucket {}", names::CONFIG_BUCKET), e))?;
         let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
-        let watcher =
-            tokio::spawn(Arc::clone(&book).watch(js.clone(), config_kv, loaded_tx, stop.clone()));
+        tasks.spawn(Arc::clone(&book).watch(js.clone(), config_kv, loaded_tx, stop.clone()));
         if tokio::time::timeout(Duration::from_secs(10), loaded_rx)
             .await
             .is_err()
@@ -160,11 +162,12 @@ impl Alerts {
             stop.clone(),
             metrics,
         );
-        let task = tokio::spawn(evaluator.run());
+        tasks.spawn(evaluator.run());
+        tasks.close();
         Ok(Self {
             observer,
             stop,
-            tasks: vec![task, watcher],
+            tasks,
         })
     }
 
@@ -176,8 +179,10 @@ impl Alerts {
     /// Stops after the partition workers have: evaluates what is queued (at most `grace`).
     pub async fn finish(self, grace: Duration) {
         self.stop.cancel();
-        let all = futures::future::join_all(self.tasks);
-        if tokio::time::timeout(grace, all).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("alert evaluation did not finish in time; the next owner re-evaluates");
         }
     }

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 struct Held {
     revision: u64,
@@ -36,6 +37,8 @@ pub struct LeaseManager {
     held: BTreeMap<u32, Held>,
     /// Partitions whose worker failed: not reacquired before the instant.
     cooldown: HashMap<u32, Instant>,
+    /// Releases to rebalance, running while the manager renews the other leases.
+    releases: TaskTracker,
 }
 
 impl LeaseManager {
@@ -53,6 +56,7 @@ impl LeaseManager {
             workers,
             held: BTreeMap::new(),
             cooldown: HashMap::new(),
+            releases: TaskTracker::new(),
         }
     }
 
@@ -131,8 +135,11 @@ impl LeaseManager {
             .map(|p| self.release_owned(p, grace))
             .collect();
         futures::future::join_all(releases).await;
+        self.releases.close();
+        self.releases.wait().await;
         let _ = self.kv.delete(member_key(&self.settings.instance)).await;
-        watchdog.abort();
+        // It stops with `shutdown`, which ended the loop above.
+        let _ = watchdog.await;
         metrics::gauge!(m::PARTITIONS_OWNED).set(0.0);
     }
 
@@ -172,7 +179,8 @@ impl LeaseManager {
                     "releasing partition to rebalance"
                 );
                 // In the background: waiting here would hold up the renewal of the others.
-                tokio::spawn(self.release_owned(partition, self.settings.ttl));
+                let release = self.release_owned(partition, self.settings.ttl);
+                self.releases.spawn(release);
             }
         } else if owned < target {
             let mut candidates: Vec<u32> = (0..self.settings.partitions)

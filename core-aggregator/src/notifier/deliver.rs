@@ -205,8 +205,13 @@ impl std::fmt::Debug for Notifier {
 }
 
 impl Notifier {
-    /// Starts delivering (the topology must exist, see [`crate::alerts::setup`]).
-    pub async fn start(config: &Config, js: jetstream::Context) -> Result<Self, Error> {
+    /// Starts delivering until `stop` (see [`Notifier::finish`]); the topology must exist, see
+    /// [`crate::alerts::setup`].
+    pub async fn start(
+        config: &Config,
+        js: jetstream::Context,
+        stop: CancellationToken,
+    ) -> Result<Self, Error> {
         let notifier = config.alerts.notifier.clone();
         let client = WebhookClient::new(
             Duration::from_millis(notifier.request_timeout_ms),
@@ -220,7 +225,6 @@ impl Notifier {
             .get_key_value(names::ALERT_DELIVERY_BUCKET)
             .await
             .map_err(|e| Error::js(format!("bucket {}", names::ALERT_DELIVERY_BUCKET), e))?;
-        let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
             config: notifier,
             external_url: config.alerts.external_url.clone(),

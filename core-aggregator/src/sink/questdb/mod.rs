@@ -27,5 +27,5 @@ mod writer;
 
 pub use ilp::append_row;
 pub use rows::{ConfirmRouter, Confirmation, Ownership, Reserved, Row, RowSender, UNFENCED};
-pub use table::{create_table_statement, ensure_table, exec, spawn_probe};
+pub use table::{create_table_statement, ensure_table, exec, probe};
 pub use writer::QuestDbWriter;

@@ -63,29 +63,27 @@ pub async fn ensure_table(config: &Config, patience: Duration) -> Result<(), Err
 }
 
 /// Keeps `flag` telling whether QuestDB answers `select 1` (checked every `every`), for
-/// `/readyz`.
-pub fn spawn_probe(
+/// `/readyz`, until `stop`.
+pub async fn probe(
     addr: String,
     flag: Arc<AtomicBool>,
     every: Duration,
-    shutdown: tokio_util::sync::CancellationToken,
+    stop: tokio_util::sync::CancellationToken,
 ) {
-    tokio::spawn(async move {
-        let Ok(http) = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-        else {
-            return;
-        };
-        loop {
-            let ok = exec(&http, &addr, "select 1").await.is_ok();
-            flag.store(ok, Ordering::SeqCst);
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
-            }
+    let Ok(http) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+    else {
+        return;
+    };
+    loop {
+        let ok = exec(&http, &addr, "select 1").await.is_ok();
+        flag.store(ok, Ordering::SeqCst);
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
         }
-    });
+    }
 }
 
 #[cfg(test)]
