@@ -74,19 +74,12 @@ impl SidePublisher {
         problem: &str,
         stop: &CancellationToken,
     ) -> Result<Sent, Error> {
-        let letter = DeadLetter::from_input(
+        let body = self.dead_letter(
             "undecodable_partial",
             &format!("partition {partition}, stream sequence {stream_seq}: {problem}"),
             payload,
-            MAX_DEAD_LETTER_RAW,
             None,
-            &self.rejected_by,
-            now_millis(),
-        );
-        let body = wire::encode(&letter, Format::Json).map_err(|source| Error::Encode {
-            what: "dead letter",
-            source,
-        })?;
+        )?;
         let id = format!("dlq.agg.{partition}.{stream_seq}");
         let subject = names::dlq_subject(names::UNKNOWN_TENANT);
         self.publish(subject, id, body, stop).await
@@ -105,19 +98,12 @@ impl SidePublisher {
         stop: &CancellationToken,
     ) -> Result<Sent, Error> {
         let raw = serde_json::to_vec(entry).unwrap_or_default();
-        let letter = DeadLetter::from_input(
+        let body = self.dead_letter(
             "invalid_partial",
             &format!("agent {agent_id} batch {seq} entry {index}: {reason}"),
             &raw,
-            MAX_DEAD_LETTER_RAW,
             Some(index),
-            &self.rejected_by,
-            now_millis(),
-        );
-        let body = wire::encode(&letter, Format::Json).map_err(|source| Error::Encode {
-            what: "dead letter",
-            source,
-        })?;
+        )?;
         let tenant = if rtdash_shared::event::is_identifier(&entry.series.tenant, 128) {
             entry.series.tenant.as_str()
         } else {
@@ -126,6 +112,29 @@ impl SidePublisher {
         let id = format!("dlq.agg.{agent_id}.{partition}.{seq}.{index}");
         self.publish(names::dlq_subject(tenant), id, body, stop)
             .await
+    }
+
+    /// A dead letter of `kind` for `raw` (its first [`MAX_DEAD_LETTER_RAW`] bytes), encoded.
+    fn dead_letter(
+        &self,
+        kind: &str,
+        reason: &str,
+        raw: &[u8],
+        index: Option<usize>,
+    ) -> Result<Vec<u8>, Error> {
+        let letter = DeadLetter::from_input(
+            kind,
+            reason,
+            raw,
+            MAX_DEAD_LETTER_RAW,
+            index,
+            &self.rejected_by,
+            now_millis(),
+        );
+        wire::encode(&letter, Format::Json).map_err(|source| Error::Encode {
+            what: "dead letter",
+            source,
+        })
     }
 
     async fn publish(
