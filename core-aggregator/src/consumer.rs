@@ -33,12 +33,7 @@ mod deliveries;
 mod emit;
 mod position;
 
-pub use position::position_consumer;
-
-use checkpointing::{checkpoint_done, InFlight};
-use position::open_messages;
-
-use crate::checkpoint::CheckpointStore;
+use crate::checkpoint::{CheckpointStore, Saved};
 use crate::config::Config;
 use crate::error::Error;
 use crate::lease::{Assignment, Fence, Stopped};
@@ -46,7 +41,7 @@ use crate::metrics as m;
 use crate::sink::late::SidePublisher;
 use crate::sink::live::LiveSink;
 use crate::sink::questdb::{ConfirmRouter, Ownership, RowSender};
-use crate::state::{PartitionState, Settings};
+use crate::state::{Capture, PartitionState, Settings};
 use async_nats::jetstream::{self, consumer, kv, object_store};
 use futures::{FutureExt, StreamExt};
 use rtdash_runtime::trace_context::TraceParent;
@@ -335,4 +330,72 @@ impl Worker {
         }
         self.emit().await
     }
+}
+
+/// A checkpoint written by a background task, so the partition keeps consuming meanwhile.
+struct InFlight {
+    join: tokio::task::JoinHandle<Finished>,
+    /// The last message applied before the capture: acknowledged once it is saved.
+    ack: Option<jetstream::Message>,
+}
+
+/// The store back from the task, the capture it saved, and how saving it went.
+type Finished = (CheckpointStore, Capture, Result<Saved, Error>);
+
+/// Resolves when the in-flight checkpoint (if any) is done; pends forever otherwise.
+async fn checkpoint_done(
+    in_flight: &mut Option<InFlight>,
+) -> Result<Finished, tokio::task::JoinError> {
+    match in_flight {
+        Some(in_flight) => (&mut in_flight.join).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Deletes and recreates the partition's durable consumer so it delivers from `start_seq`.
+pub async fn position_consumer(
+    stream: &jetstream::stream::Stream,
+    partition: u32,
+    start_seq: u64,
+    config: &Config,
+) -> Result<consumer::PullConsumer, Error> {
+    let name = names::partition_consumer(partition);
+    let _ = stream.delete_consumer(&name).await;
+    let deliver_policy = if start_seq <= 1 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: start_seq,
+        }
+    };
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            description: Some(format!(
+                "rtdash core aggregator, partition {partition} (positioned by its owner)"
+            )),
+            filter_subject: names::partials_subject(partition),
+            ack_policy: consumer::AckPolicy::All,
+            ack_wait: Duration::from_millis(config.consumer.ack_wait_ms),
+            max_ack_pending: config.consumer.max_ack_pending,
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::js(format!("consumer {name}"), e))
+}
+
+async fn open_messages(
+    consumer: &consumer::PullConsumer,
+    config: &Config,
+) -> Result<consumer::pull::Stream, Error> {
+    consumer
+        .stream()
+        .max_messages_per_batch(config.consumer.pull_batch)
+        .max_bytes_per_batch(config.consumer.pull_max_bytes)
+        .expires(Duration::from_secs(10))
+        .heartbeat(Duration::from_secs(5))
+        .messages()
+        .await
+        .map_err(|e| Error::js("consumer messages", e))
 }

@@ -1,33 +1,11 @@
 //! Checkpoints written in the background while the partition keeps consuming (one in flight
 //! at a time), and the acknowledgement that follows each one saved.
 
-use super::{Step, Worker};
-use crate::checkpoint::{CheckpointStore, Saved};
+use super::{Finished, InFlight, Step, Worker};
+use crate::checkpoint::Saved;
 use crate::error::{CheckpointError, Error};
 use crate::lease::Stopped;
-use crate::state::Capture;
-use async_nats::jetstream;
 use std::ops::ControlFlow::{Break, Continue};
-
-/// A checkpoint written by a background task, so the partition keeps consuming meanwhile.
-pub(super) struct InFlight {
-    join: tokio::task::JoinHandle<Finished>,
-    /// The last message applied before the capture: acknowledged once it is saved.
-    ack: Option<jetstream::Message>,
-}
-
-/// The store back from the task, the capture it saved, and how saving it went.
-pub(super) type Finished = (CheckpointStore, Capture, Result<Saved, Error>);
-
-/// Resolves when the in-flight checkpoint (if any) is done; pends forever otherwise.
-pub(super) async fn checkpoint_done(
-    in_flight: &mut Option<InFlight>,
-) -> Result<Finished, tokio::task::JoinError> {
-    match in_flight {
-        Some(in_flight) => (&mut in_flight.join).await,
-        None => std::future::pending().await,
-    }
-}
 
 impl Worker {
     /// Captures the state and writes it in the background (unless a checkpoint is already

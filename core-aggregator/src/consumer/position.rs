@@ -1,12 +1,9 @@
-//! Positioning the partition's durable consumer: deleted and recreated to deliver from a given
-//! stream sequence (see the AckAll hazard in the [`super`] documentation).
+//! Repositioning the partition's consumer after a delivery gap or a consumer error: it is
+//! recreated after the last applied message (see [`super::position_consumer`]).
 
-use super::{Step, Worker};
-use crate::config::Config;
+use super::{open_messages, position_consumer, Step, Worker};
 use crate::error::Error;
 use crate::lease::Stopped;
-use async_nats::jetstream::{self, consumer};
-use rtdash_shared::names;
 use std::ops::ControlFlow::{Break, Continue};
 use std::time::Duration;
 
@@ -50,52 +47,4 @@ impl Worker {
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
-}
-
-/// Deletes and recreates the partition's durable consumer so it delivers from `start_seq`.
-pub async fn position_consumer(
-    stream: &jetstream::stream::Stream,
-    partition: u32,
-    start_seq: u64,
-    config: &Config,
-) -> Result<consumer::PullConsumer, Error> {
-    let name = names::partition_consumer(partition);
-    let _ = stream.delete_consumer(&name).await;
-    let deliver_policy = if start_seq <= 1 {
-        consumer::DeliverPolicy::All
-    } else {
-        consumer::DeliverPolicy::ByStartSequence {
-            start_sequence: start_seq,
-        }
-    };
-    stream
-        .create_consumer(consumer::pull::Config {
-            durable_name: Some(name.clone()),
-            description: Some(format!(
-                "rtdash core aggregator, partition {partition} (positioned by its owner)"
-            )),
-            filter_subject: names::partials_subject(partition),
-            ack_policy: consumer::AckPolicy::All,
-            ack_wait: Duration::from_millis(config.consumer.ack_wait_ms),
-            max_ack_pending: config.consumer.max_ack_pending,
-            deliver_policy,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| Error::js(format!("consumer {name}"), e))
-}
-
-pub(super) async fn open_messages(
-    consumer: &consumer::PullConsumer,
-    config: &Config,
-) -> Result<consumer::pull::Stream, Error> {
-    consumer
-        .stream()
-        .max_messages_per_batch(config.consumer.pull_batch)
-        .max_bytes_per_batch(config.consumer.pull_max_bytes)
-        .expires(Duration::from_secs(10))
-        .heartbeat(Duration::from_secs(5))
-        .messages()
-        .await
-        .map_err(|e| Error::js("consumer messages", e))
 }

@@ -1,10 +1,9 @@
 //! The lease manager: membership, acquisition, renewal and release of partition leases, and
 //! one worker per partition held.
 
+use super::assignment::{Assignment, Stopped, WorkerFactory};
 use super::fence::{spawn_watchdog, Fence};
-use super::{
-    member_key, Assignment, LeaseSettings, LeaseValue, MemberValue, Stopped, WorkerFactory,
-};
+use super::values::{member_key, LeaseValue, MemberValue};
 use crate::error::Error;
 use crate::metrics as m;
 use async_nats::jetstream::kv;
@@ -25,6 +24,19 @@ struct Held {
     stop: CancellationToken,
     fence: Fence,
     join: JoinHandle<Result<Stopped, Error>>,
+}
+
+/// Lease settings.
+#[derive(Clone, Debug)]
+pub struct LeaseSettings {
+    /// This aggregator.
+    pub instance: String,
+    /// Partition count.
+    pub partitions: u32,
+    /// Lease lifetime.
+    pub ttl: Duration,
+    /// Fence margin.
+    pub margin: Duration,
 }
 
 /// Acquires, renews and releases partition leases and runs a worker per owned partition.

@@ -24,91 +24,15 @@
 //! Clocks: expiry times are wall-clock milliseconds of the writer; aggregators' clocks must
 //! agree within the fence margin (NTP).
 //!
-//! Files: this one (the values in the bucket and what a worker is given), `fence.rs` (the
-//! fence and its watchdog), `manager.rs` (the manager).
+//! Files: `values.rs` (the values in the bucket), `assignment.rs` (what a worker is given and
+//! how it stops), `fence.rs` (the fence and its watchdog), `manager.rs` (the manager).
 
+mod assignment;
 mod fence;
 mod manager;
+mod values;
 
+pub use assignment::{Assignment, Stopped, WorkerFactory};
 pub use fence::Fence;
-pub use manager::LeaseManager;
-
-use crate::error::Error;
-use rtdash_shared::time::UnixMillis;
-use serde::{Deserialize, Serialize};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-
-/// Value of a partition lease.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseValue {
-    /// Owning aggregator.
-    pub owner: String,
-    /// Wall-clock expiry.
-    pub expires_at_ms: UnixMillis,
-    /// Ownership epoch (KV revision at acquisition).
-    pub epoch: u64,
-    /// Random per acquisition: tells our own write from another owner's.
-    pub token: String,
-}
-
-/// Value of a membership key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberValue {
-    /// Aggregator id.
-    pub id: String,
-    /// Wall-clock expiry.
-    pub expires_at_ms: UnixMillis,
-}
-
-/// Membership key of `id`.
-pub fn member_key(id: &str) -> String {
-    format!("member.{id}")
-}
-
-/// What a worker is given for a partition it now owns.
-#[derive(Clone, Debug)]
-pub struct Assignment {
-    /// The partition.
-    pub partition: u32,
-    /// The ownership epoch.
-    pub epoch: u64,
-    /// Cancelled to ask for a graceful stop (checkpoint, acknowledge, return).
-    pub stop: CancellationToken,
-    /// Lost ownership: stop at once.
-    pub fence: Fence,
-}
-
-/// How a partition worker ended, when it did not fail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stopped {
-    /// Asked to stop ([`Assignment::stop`]): it emitted, checkpointed and acknowledged first,
-    /// so the lease can be released.
-    Cancelled,
-    /// It lost the partition (its fence tripped, or another owner wrote the checkpoint): it
-    /// stopped at once and wrote nothing more.
-    Fenced,
-}
-
-/// Starts the worker of an assignment; it resolves to how the worker stopped, or why it failed.
-pub type WorkerFactory = Arc<
-    dyn Fn(Assignment) -> Pin<Box<dyn Future<Output = Result<Stopped, Error>> + Send>>
-        + Send
-        + Sync,
->;
-
-/// Lease settings.
-#[derive(Clone, Debug)]
-pub struct LeaseSettings {
-    /// This aggregator.
-    pub instance: String,
-    /// Partition count.
-    pub partitions: u32,
-    /// Lease lifetime.
-    pub ttl: Duration,
-    /// Fence margin.
-    pub margin: Duration,
-}
+pub use manager::{LeaseManager, LeaseSettings};
+pub use values::{member_key, LeaseValue, MemberValue};

@@ -25,12 +25,9 @@ mod capture;
 mod close;
 mod outputs;
 
-pub use capture::Capture;
-pub use outputs::StoreRoom;
-
 use super::borrowed::{EntryParts, PartialBatchRef, SeriesParts};
 use super::dedup::SeqTracker;
-use super::snapshot::KeyRecord;
+use super::snapshot::{KeyRecord, PartitionMeta};
 use super::window::{Lookup, WindowId, WindowKey, WindowState};
 use rtdash_shared::event::is_identifier;
 use rtdash_shared::messages::{LateRecord, PartialBatch, PartialEntry};
@@ -48,6 +45,23 @@ pub const SILENCE_THRESHOLD_MS: i64 = 1_000;
 pub const MAX_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
 /// Longest tenant or metric name accepted (they become NATS subject tokens).
 pub const MAX_NAME_LEN: usize = 128;
+
+/// How many store outputs one [`PartitionState::poll_outputs_within`] may make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreRoom {
+    /// Store outputs in all.
+    pub rows: usize,
+    /// Of which outputs of open windows (provisional versions).
+    pub provisional: usize,
+}
+
+impl StoreRoom {
+    /// No limit.
+    pub const UNLIMITED: Self = Self {
+        rows: usize::MAX,
+        provisional: usize::MAX,
+    };
+}
 
 /// Timing settings of the state machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +174,22 @@ struct AgentSeqs {
 }
 
 type QueueEntry = Reverse<(i64, u64, usize)>;
+
+/// What one checkpoint saves, taken by [`PartitionState::capture`].
+#[derive(Debug)]
+pub struct Capture {
+    /// A full snapshot (else a delta).
+    pub full: bool,
+    /// Segment bytes and the number of window records in them; `None` when no window
+    /// changed (the manifest alone moves on).
+    pub data: Option<(Vec<u8>, usize)>,
+    /// Everything but the windows, as of the capture.
+    pub meta: PartitionMeta,
+    /// (slot, uid, version) of every window in the segment.
+    entries: Vec<(usize, u64, u64)>,
+    /// Tombstones in the segment (restored on failure).
+    tombstones: Vec<KeyRecord>,
+}
 
 /// The batch fields `apply` needs besides the entries.
 struct Header<'a> {

@@ -1,30 +1,13 @@
 //! Checkpoint forms of a partition: capturing what a checkpoint saves (all windows, or those
 //! changed since the previous capture), and restoring a partition from a checkpoint.
 
-use super::{AgentSeqs, PartitionState, Settings};
+use super::{AgentSeqs, Capture, PartitionState, Settings};
 use crate::state::dedup::SeqTracker;
 use crate::state::snapshot::{
-    encode_segment, AgentRecord, KeyRecord, PartitionMeta, Segment, SegmentRef, SourceRecord,
-    WindowRecordRef,
+    encode_segment, AgentRecord, PartitionMeta, Segment, SegmentRef, SourceRecord, WindowRecordRef,
 };
 use crate::state::window::{Lookup, WindowKey, WindowState};
 use std::sync::Arc;
-
-/// What one checkpoint saves, taken by [`PartitionState::capture`].
-#[derive(Debug)]
-pub struct Capture {
-    /// A full snapshot (else a delta).
-    pub full: bool,
-    /// Segment bytes and the number of window records in them; `None` when no window
-    /// changed (the manifest alone moves on).
-    pub data: Option<(Vec<u8>, usize)>,
-    /// Everything but the windows, as of the capture.
-    pub meta: PartitionMeta,
-    /// (slot, uid, version) of every window in the segment.
-    entries: Vec<(usize, u64, u64)>,
-    /// Tombstones in the segment (restored on failure).
-    tombstones: Vec<KeyRecord>,
-}
 
 impl PartitionState {
     /// Whether anything changed since the last capture.

@@ -1,29 +1,12 @@
 //! Handing out the window versions due for the store and for live subscribers, throttled per
 //! window (see [`PartitionState::poll_outputs_within`]).
 
-use super::PartitionState;
+use super::{PartitionState, StoreRoom};
 use crate::state::window::{WindowId, WindowOutput, WindowState};
 use rtdash_shared::time::UnixMillis;
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// How many store outputs one [`PartitionState::poll_outputs_within`] may make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StoreRoom {
-    /// Store outputs in all.
-    pub rows: usize,
-    /// Of which outputs of open windows (provisional versions).
-    pub provisional: usize,
-}
-
-impl StoreRoom {
-    /// No limit.
-    pub const UNLIMITED: Self = Self {
-        rows: usize::MAX,
-        provisional: usize::MAX,
-    };
-}
 
 impl PartitionState {
     /// The current time between two store outputs of an open window: the configured
