@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Most traces one span links to.
 const MAX_LINKS: usize = 32;
@@ -52,7 +53,8 @@ fn write_span(batch: &[Row], table: &str) -> tracing::Span {
 pub struct QuestDbWriter {
     tx: Option<mpsc::Sender<Row>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    abandon: Arc<AtomicBool>,
+    /// Cancelled when the grace period is over: queued rows are abandoned.
+    abandon: CancellationToken,
     healthy: Arc<AtomicBool>,
 }
 
@@ -85,11 +87,11 @@ impl QuestDbWriter {
             flush: Duration::from_millis(config.writer.flush_ms),
             max_backoff: Duration::from_millis(config.writer.max_backoff_ms.max(100)),
         };
-        let abandon = Arc::new(AtomicBool::new(false));
+        let abandon = CancellationToken::new();
         let healthy = Arc::new(AtomicBool::new(true));
         let metrics = WriterMetrics::new();
         let thread = {
-            let abandon = Arc::clone(&abandon);
+            let abandon = abandon.clone();
             let healthy = Arc::clone(&healthy);
             std::thread::Builder::new()
                 .name("questdb-writer".to_owned())
@@ -139,13 +141,13 @@ impl QuestDbWriter {
             return true;
         };
         let join = tokio::task::spawn_blocking(move || thread.join());
-        let abandon = Arc::clone(&self.abandon);
+        let abandon = self.abandon.clone();
         tokio::pin!(join);
         tokio::select! {
             _ = &mut join => true,
             () = tokio::time::sleep(grace) => {
                 tracing::warn!("QuestDB writer did not drain within the grace period; abandoning queued rows");
-                abandon.store(true, Ordering::SeqCst);
+                abandon.cancel();
                 let _ = join.await;
                 false
             }
@@ -158,7 +160,8 @@ struct WriterLoop {
     rx: mpsc::Receiver<Row>,
     ownership: Arc<Ownership>,
     confirmations: Arc<ConfirmRouter>,
-    abandon: Arc<AtomicBool>,
+    /// Cancelled when the grace period is over: queued rows are abandoned.
+    abandon: CancellationToken,
     healthy: Arc<AtomicBool>,
     sender: Option<Sender>,
     metrics: WriterMetrics,
@@ -194,7 +197,7 @@ impl WriterLoop {
             }
             self.write(&mut batch);
             batch.clear();
-            if self.abandon.load(Ordering::SeqCst) {
+            if self.abandon.is_cancelled() {
                 break;
             }
         }
@@ -219,7 +222,7 @@ impl WriterLoop {
                 return;
             }
             self.backlog(batch.len());
-            if self.abandon.load(Ordering::SeqCst) {
+            if self.abandon.is_cancelled() {
                 return;
             }
             match self.attempt(batch) {
@@ -255,7 +258,7 @@ impl WriterLoop {
             let mut backoff = Duration::from_millis(100);
             loop {
                 self.drop_fenced(&mut single);
-                if single.is_empty() || self.abandon.load(Ordering::SeqCst) {
+                if single.is_empty() || self.abandon.is_cancelled() {
                     break;
                 }
                 match self.attempt(&single) {
