@@ -6,8 +6,8 @@
 //!   definitions.
 //!
 //! Both read a stream over a range of storage time with an ordered consumer
-//! ([`RangeReader`]) and upsert what they rebuilt through a QuestDB writer of their own
-//! ([`RowWriter`], rows not fenced); progress goes to stderr ([`Progress`]).
+//! (`RangeReader`) and upsert what they rebuilt through a QuestDB writer of their own
+//! (`RowWriter`, rows not fenced); progress goes to stderr (`Progress`).
 
 pub mod recompute;
 pub mod replay;

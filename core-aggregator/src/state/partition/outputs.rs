@@ -11,7 +11,7 @@ use std::sync::Arc;
 impl PartitionState {
     /// The current time between two store outputs of an open window: the configured
     /// interval, stretched so the open windows together make at most
-    /// [`Settings::provisional_rows_per_s`] store outputs per second.
+    /// [`super::Settings::provisional_rows_per_s`] store outputs per second.
     pub fn provisional_interval_ms(&self) -> i64 {
         let base = self.settings.provisional_interval_ms;
         match self.settings.provisional_rows_per_s {
