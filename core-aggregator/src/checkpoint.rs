@@ -15,11 +15,11 @@
 //!
 //! **Fencing**: every manifest write is a compare-and-set on the key's revision. A new owner
 //! first rewrites the manifest under its own name and epoch ([`CheckpointStore::claim`]), so a
-//! deposed owner that wakes up fails its next checkpoint ([`Error::Fenced`]) and can never
+//! deposed owner that wakes up finds its next checkpoint [`Saved::Fenced`] and can never
 //! acknowledge messages again. Objects written by a deposed owner are never listed and are
 //! deleted by the next claim.
 
-use crate::error::Error;
+use crate::error::{BoxError, CheckpointError, Error};
 use crate::state::{Capture, PartitionMeta, PartitionState, Segment, Settings};
 use async_nats::jetstream::{kv, object_store};
 use futures::StreamExt;
@@ -90,20 +90,24 @@ impl Manifest {
         self.base.iter().chain(self.deltas.iter())
     }
 
-    fn decode(partition: u32, bytes: &[u8]) -> Result<Self, Error> {
+    fn decode(bytes: &[u8]) -> Result<Self, CheckpointError> {
         let manifest: Manifest =
-            serde_json::from_slice(bytes).map_err(|err| Error::CorruptCheckpoint {
-                partition,
-                problem: format!("manifest: {err}"),
-            })?;
+            serde_json::from_slice(bytes).map_err(CheckpointError::Manifest)?;
         if manifest.format != MANIFEST_FORMAT {
-            return Err(Error::CorruptCheckpoint {
-                partition,
-                problem: format!("unknown manifest format {}", manifest.format),
-            });
+            return Err(CheckpointError::ManifestFormat(manifest.format));
         }
         Ok(manifest)
     }
+}
+
+/// How a [`CheckpointStore::save`] ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Saved {
+    /// The checkpoint is durable; what it cost.
+    Written(CheckpointReport),
+    /// Another aggregator owns the partition now: the manifest was not written, and this
+    /// owner must stop.
+    Fenced,
 }
 
 /// What one checkpoint cost.
@@ -144,8 +148,12 @@ impl std::fmt::Debug for CheckpointStore {
     }
 }
 
-fn kv_error(partition: u32, err: impl std::fmt::Display) -> Error {
+fn kv_error(partition: u32, err: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::js(format!("checkpoint of partition {partition}"), err)
+}
+
+fn corrupt(partition: u32, source: CheckpointError) -> Error {
+    Error::Checkpoint { partition, source }
 }
 
 impl CheckpointStore {
@@ -170,7 +178,7 @@ impl CheckpointStore {
                 .map_err(|e| kv_error(partition, e))?;
             let (previous, expected) = match entry {
                 Some(entry) if entry.operation == kv::Operation::Put => (
-                    Manifest::decode(partition, &entry.value)?,
+                    Manifest::decode(&entry.value).map_err(|e| corrupt(partition, e))?,
                     Some(entry.revision),
                 ),
                 Some(entry) => (Manifest::empty(partition), Some(entry.revision)),
@@ -182,43 +190,39 @@ impl CheckpointStore {
             claimed.checkpoint_id += 1;
             claimed.written_at = now_millis();
             let bytes = serde_json::to_vec(&claimed).map_err(|e| kv_error(partition, e))?;
+            // A lost compare-and-set (another claim came first) is tried again a few times.
             let written = match expected {
                 Some(revision) => kv
                     .update(key.as_str(), bytes.into(), revision)
                     .await
                     .map_err(|e| {
-                        (
-                            e.kind() == kv::UpdateErrorKind::WrongLastRevision,
-                            e.to_string(),
-                        )
+                        let lost = e.kind() == kv::UpdateErrorKind::WrongLastRevision;
+                        (lost, kv_error(partition, e))
                     }),
                 None => kv.create(key.as_str(), bytes.into()).await.map_err(|e| {
-                    (
-                        e.kind() == kv::CreateErrorKind::AlreadyExists,
-                        e.to_string(),
-                    )
+                    let lost = e.kind() == kv::CreateErrorKind::AlreadyExists;
+                    (lost, kv_error(partition, e))
                 }),
             };
             match written {
                 Ok(revision) => break (claimed, revision),
                 Err((true, _)) if attempts < 5 => continue,
-                Err((_, problem)) => return Err(kv_error(partition, problem)),
+                Err((_, err)) => return Err(err),
             }
         };
         let mut segments = Vec::new();
         for object in manifest.objects() {
             let bytes = read_object(&objects, &object.name)
                 .await
-                .map_err(|problem| Error::CorruptCheckpoint {
-                    partition,
-                    problem: format!("object {}: {problem}", object.name),
+                .map_err(|source| {
+                    let name = object.name.clone();
+                    corrupt(partition, CheckpointError::ReadObject { name, source })
                 })?;
-            segments.push(
-                Segment::decode(&bytes).map_err(|problem| Error::CorruptCheckpoint {
-                    partition,
-                    problem: format!("object {}: {problem}", object.name),
-                })?,
-            );
+            let segment = Segment::decode(&bytes).map_err(|source| {
+                let name = object.name.clone();
+                corrupt(partition, CheckpointError::Segment { name, source })
+            })?;
+            segments.push(segment);
         }
         let state = PartitionState::restore(partition, settings, manifest.meta.clone(), segments);
         let store = Self {
@@ -257,9 +261,9 @@ impl CheckpointStore {
     }
 
     /// Saves `capture`: its window data as an object, then the manifest listing it
-    /// (compare-and-set); superseded objects are deleted afterwards. [`Error::Fenced`] means
+    /// (compare-and-set); superseded objects are deleted afterwards. [`Saved::Fenced`] means
     /// another aggregator owns the partition.
-    pub async fn save(&mut self, capture: &Capture) -> Result<CheckpointReport, Error> {
+    pub async fn save(&mut self, capture: &Capture) -> Result<Saved, Error> {
         let started = Instant::now();
         let mut next = self.manifest.clone();
         next.checkpoint_id += 1;
@@ -303,9 +307,13 @@ impl CheckpointStore {
         next.written_at = now_millis();
         let bytes = serde_json::to_vec(&next).map_err(|e| kv_error(self.partition, e))?;
         report.manifest_bytes = bytes.len();
-        self.revision = self
+        self.revision = match self
             .write_manifest(bytes.into(), next.checkpoint_id)
-            .await?;
+            .await?
+        {
+            Some(revision) => revision,
+            None => return Ok(Saved::Fenced),
+        };
         self.manifest = next;
         for name in garbage {
             if let Err(err) = self.objects.delete(name.as_str()).await {
@@ -313,12 +321,16 @@ impl CheckpointStore {
             }
         }
         report.duration = started.elapsed();
-        Ok(report)
+        Ok(Saved::Written(report))
     }
 
-    /// Compare-and-set of the manifest. An ambiguous failure (timeout) is resolved by reading
-    /// the key back.
-    async fn write_manifest(&self, bytes: bytes::Bytes, checkpoint_id: u64) -> Result<u64, Error> {
+    /// Compare-and-set of the manifest: its new revision, or `None` when another owner wrote
+    /// it (fenced). An ambiguous failure (timeout) is resolved by reading the key back.
+    async fn write_manifest(
+        &self,
+        bytes: bytes::Bytes,
+        checkpoint_id: u64,
+    ) -> Result<Option<u64>, Error> {
         let mut expected = self.revision;
         for _ in 0..2 {
             match self
@@ -326,7 +338,7 @@ impl CheckpointStore {
                 .update(self.key.as_str(), bytes.clone(), expected)
                 .await
             {
-                Ok(revision) => return Ok(revision),
+                Ok(revision) => return Ok(Some(revision)),
                 Err(err) => {
                     // Did an earlier attempt of ours land (a lost acknowledgement), or did
                     // someone else write?
@@ -336,27 +348,22 @@ impl CheckpointStore {
                         .await
                         .map_err(|e| kv_error(self.partition, e))?;
                     let ours = entry.as_ref().and_then(|entry| {
-                        let manifest = Manifest::decode(self.partition, &entry.value).ok()?;
+                        let manifest = Manifest::decode(&entry.value).ok()?;
                         (manifest.owner == self.owner && manifest.epoch == self.epoch)
                             .then_some((entry.revision, manifest.checkpoint_id))
                     });
                     match ours {
-                        Some((revision, id)) if id == checkpoint_id => return Ok(revision),
+                        Some((revision, id)) if id == checkpoint_id => return Ok(Some(revision)),
                         Some((revision, _)) => expected = revision,
                         None if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                            return Err(Error::Fenced {
-                                partition: self.partition,
-                            })
+                            return Ok(None)
                         }
                         None => return Err(kv_error(self.partition, err)),
                     }
                 }
             }
         }
-        Err(kv_error(
-            self.partition,
-            "manifest changed twice while writing",
-        ))
+        Err(corrupt(self.partition, CheckpointError::ManifestRace))
     }
 
     /// Deletes this partition's objects that the manifest does not list (left by a failed
@@ -382,12 +389,9 @@ impl CheckpointStore {
     }
 }
 
-async fn read_object(objects: &object_store::ObjectStore, name: &str) -> Result<Vec<u8>, String> {
-    let mut object = objects.get(name).await.map_err(|e| e.to_string())?;
+async fn read_object(objects: &object_store::ObjectStore, name: &str) -> Result<Vec<u8>, BoxError> {
+    let mut object = objects.get(name).await?;
     let mut bytes = Vec::with_capacity(object.info().size);
-    object
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| e.to_string())?;
+    object.read_to_end(&mut bytes).await?;
     Ok(bytes)
 }

@@ -179,7 +179,7 @@ impl Default for CheckpointConfig {
     fn default() -> Self {
         Self {
             interval_ms: 5_000,
-            data_bucket: crate::CHECKPOINT_DATA_BUCKET.to_owned(),
+            data_bucket: rtdash_shared::names::CHECKPOINT_DATA_BUCKET.to_owned(),
             max_deltas: 32,
         }
     }

@@ -25,38 +25,40 @@
 //!    numbers and stream sequence make idempotent.
 //!
 //! Losing the lease stops the worker at once (its state is dropped, nothing more is written);
-//! a graceful stop emits due windows, checkpoints and acknowledges first.
+//! a graceful stop emits due windows, checkpoints and acknowledges first. Either way the worker
+//! returns how it stopped ([`Stopped`]); only failures are errors.
 
-use crate::checkpoint::{CheckpointReport, CheckpointStore};
+mod checkpointing;
+mod deliveries;
+mod emit;
+mod position;
+
+use crate::checkpoint::{CheckpointStore, Saved};
 use crate::config::Config;
 use crate::error::Error;
-use crate::late::SidePublisher;
-use crate::lease::{Assignment, Fence};
+use crate::lease::{Assignment, Fence, Stopped};
 use crate::metrics as m;
+use crate::sink::late::SidePublisher;
 use crate::sink::live::LiveSink;
-use crate::sink::questdb::{ConfirmRouter, Ownership, Row, RowSender};
-use crate::state::{decode_batch, Capture, Effect, PartitionState, Settings, StoreRoom};
+use crate::sink::questdb::{ConfirmRouter, Ownership, RowSender};
+use crate::state::{Capture, PartitionState, Settings};
 use async_nats::jetstream::{self, consumer, kv, object_store};
 use futures::{FutureExt, StreamExt};
 use rtdash_runtime::trace_context::TraceParent;
-use rtdash_shared::messages::PartitionStatus;
 use rtdash_shared::names;
-use rtdash_shared::time::now_millis;
-use rtdash_shared::wire::{self, Format};
+use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-/// How far an agent's watermark and clock may run ahead of this aggregator's clock before they
-/// are clamped (see `handle`).
-const AGENT_CLOCK_AHEAD_TOLERANCE_MS: i64 = 5_000;
+/// What one step of the worker leads to: go on, or stop as the outcome says (the partition
+/// was lost). Failures are the `Err` around it.
+type Step = ControlFlow<Stopped>;
 
 /// Messages processed per wake-up before outputs are emitted.
 const DRAIN_LIMIT: usize = 2_000;
 /// Interval of state ticks (close on silence, output throttle, eviction).
 const TICK: Duration = Duration::from_millis(50);
-/// Most traced batches remembered for the next emit span (its parent and links).
-const MAX_TRACED: usize = 32;
 
 /// What every partition worker of a process shares.
 #[derive(Clone)]
@@ -96,7 +98,10 @@ impl std::fmt::Debug for WorkerContext {
 }
 
 /// Runs the worker of `assignment` until it is stopped or loses the partition.
-pub async fn run_partition(ctx: Arc<WorkerContext>, assignment: Assignment) -> Result<(), Error> {
+pub async fn run_partition(
+    ctx: Arc<WorkerContext>,
+    assignment: Assignment,
+) -> Result<Stopped, Error> {
     let span = tracing::info_span!(
         "partition",
         partition = assignment.partition,
@@ -104,8 +109,12 @@ pub async fn run_partition(ctx: Arc<WorkerContext>, assignment: Assignment) -> R
     );
     let partition = assignment.partition;
     let epoch = assignment.epoch;
+    let metrics = m::PartitionMetrics::new(partition);
     let result = async {
-        let worker = Worker::start(Arc::clone(&ctx), assignment).await?;
+        let Some(worker) = Worker::start(Arc::clone(&ctx), assignment, metrics.clone()).await?
+        else {
+            return Ok(Stopped::Fenced);
+        };
         ctx.live.observer().partition_started(partition, epoch);
         worker.run().await
     }
@@ -114,27 +123,8 @@ pub async fn run_partition(ctx: Arc<WorkerContext>, assignment: Assignment) -> R
     ctx.live.observer().partition_stopped(partition, epoch);
     ctx.ownership.clear(partition, epoch);
     ctx.confirmations.unregister(partition, epoch);
-    metrics::gauge!(m::WINDOWS_IN_MEMORY, "partition" => partition.to_string()).set(0.0);
+    metrics.windows_in_memory.set(0.0);
     result
-}
-
-/// A checkpoint written by a background task, so the partition keeps consuming meanwhile.
-struct InFlight {
-    join: tokio::task::JoinHandle<Saved>,
-    /// The last message applied before the capture: acknowledged once it is saved.
-    ack: Option<jetstream::Message>,
-}
-
-type Saved = (CheckpointStore, Capture, Result<CheckpointReport, Error>);
-
-/// Resolves when the in-flight checkpoint (if any) is done; pends forever otherwise.
-async fn checkpoint_done(
-    in_flight: &mut Option<InFlight>,
-) -> Result<Saved, tokio::task::JoinError> {
-    match in_flight {
-        Some(in_flight) => (&mut in_flight.join).await,
-        None => std::future::pending().await,
-    }
 }
 
 struct Worker {
@@ -162,6 +152,7 @@ struct Worker {
     last_message_at: Instant,
     /// The state's counters as last reported to metrics.
     reported: crate::state::Counters,
+    metrics: m::PartitionMetrics,
     /// Apply spans of the traced batches since the last emit with output, oldest first (only
     /// while traces are exported): the next `core.emit` span continues the newest and links
     /// to the others.
@@ -169,7 +160,13 @@ struct Worker {
 }
 
 impl Worker {
-    async fn start(ctx: Arc<WorkerContext>, assignment: Assignment) -> Result<Self, Error> {
+    /// Claims the checkpoint and restores the state from it, then positions the consumer;
+    /// `None` when the partition is lost meanwhile.
+    async fn start(
+        ctx: Arc<WorkerContext>,
+        assignment: Assignment,
+        metrics: m::PartitionMetrics,
+    ) -> Result<Option<Self>, Error> {
         let Assignment {
             partition,
             epoch,
@@ -187,7 +184,7 @@ impl Worker {
             ctx.settings,
         );
         let (store, state) = tokio::select! {
-            () = fence.lost() => return Err(Error::Fenced { partition }),
+            () = fence.lost() => return Ok(None),
             claimed = claim => claimed?,
         };
         ctx.ownership.set(partition, epoch);
@@ -209,7 +206,7 @@ impl Worker {
         );
         let reported = state.counters();
         let checkpointed_seq = store.stream_seq();
-        Ok(Self {
+        Ok(Some(Self {
             ctx,
             partition,
             epoch,
@@ -228,11 +225,12 @@ impl Worker {
             lag: 0,
             last_message_at: Instant::now(),
             reported,
+            metrics,
             traced: Vec::new(),
-        })
+        }))
     }
 
-    async fn run(mut self) -> Result<(), Error> {
+    async fn run(mut self) -> Result<Stopped, Error> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut checkpoint = tokio::time::interval(Duration::from_millis(
@@ -244,47 +242,39 @@ impl Worker {
             self.ctx.config.live.status_interval_ms,
         ));
         status.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.emit().await?;
+        if let Break(stopped) = self.emit().await? {
+            return Ok(stopped);
+        }
         // `biased`: timers come before deliveries, so a busy partition still checkpoints,
         // acknowledges, closes and reports on time.
         loop {
-            tokio::select! {
+            let step = tokio::select! {
                 biased;
-                () = self.fence.lost() => return Err(Error::Fenced { partition: self.partition }),
+                () = self.fence.lost() => Break(Stopped::Fenced),
                 () = self.stop.cancelled() => break,
                 Some(confirmation) = self.confirms.recv() => {
                     for (window, version) in confirmation {
                         self.state.confirm_stored(window, version);
                     }
+                    Continue(())
                 }
-                _ = tick.tick() => {
-                    let silent = self.last_message_at.elapsed().as_millis() as i64;
-                    let effects = self.state.tick(silent);
-                    self.handle_effects(effects).await?;
-                    self.emit().await?;
-                }
+                _ = tick.tick() => self.on_tick().await?,
                 saved = checkpoint_done(&mut self.in_flight) => self.checkpoint_finished(saved).await?,
-                _ = checkpoint.tick() => self.start_checkpoint()?,
-                _ = status.tick() => self.report_status().await,
-                next = self.messages.next() => {
-                    self.on_delivery(next).await?;
-                    // Take whatever else is ready before emitting.
-                    let mut drained = 1;
-                    while drained < DRAIN_LIMIT {
-                        match self.messages.next().now_or_never() {
-                            Some(next) => {
-                                self.on_delivery(next).await?;
-                                drained += 1;
-                            }
-                            None => break,
-                        }
-                    }
-                    self.emit().await?;
+                _ = checkpoint.tick() => self.start_checkpoint(),
+                _ = status.tick() => {
+                    self.report_status().await;
+                    Continue(())
                 }
+                next = self.messages.next() => self.on_deliveries(next).await?,
+            };
+            if let Break(stopped) = step {
+                return Ok(stopped);
             }
         }
         // Graceful stop: what is due goes out, then the final checkpoint and ack.
-        self.emit().await?;
+        if let Break(stopped) = self.emit().await? {
+            return Ok(stopped);
+        }
         // Finish the checkpoint in flight, then write the last one (a few attempts: the lease
         // manager bounds the whole stop anyway).
         for _ in 0..4 {
@@ -292,389 +282,73 @@ impl Worker {
                 break;
             }
             if self.in_flight.is_none() {
-                self.start_checkpoint()?;
+                if let Break(stopped) = self.start_checkpoint() {
+                    return Ok(stopped);
+                }
             }
             if self.in_flight.is_some() {
                 let saved = checkpoint_done(&mut self.in_flight).await;
-                self.checkpoint_finished(saved).await?;
+                if let Break(stopped) = self.checkpoint_finished(saved).await? {
+                    return Ok(stopped);
+                }
             }
         }
         tracing::info!(stream_seq = self.state.stream_seq(), "partition stopped");
-        Ok(())
+        Ok(Stopped::Cancelled)
     }
 
-    async fn on_delivery(
+    /// A state tick: what it closes or evicts, then the due outputs.
+    async fn on_tick(&mut self) -> Result<Step, Error> {
+        let silent = self.last_message_at.elapsed().as_millis() as i64;
+        let effects = self.state.tick(silent);
+        if let Break(stopped) = self.handle_effects(effects).await? {
+            return Ok(Break(stopped));
+        }
+        self.emit().await
+    }
+
+    /// A delivery and whatever else is ready (up to [`DRAIN_LIMIT`]), then the due outputs.
+    async fn on_deliveries(
         &mut self,
         next: Option<Result<jetstream::Message, consumer::pull::MessagesError>>,
-    ) -> Result<(), Error> {
-        let message = match next {
-            Some(Ok(message)) => message,
-            Some(Err(err)) => {
-                tracing::warn!(%err, "consumer error; repositioning");
-                return self.reposition().await;
-            }
-            None => {
-                tracing::warn!("consumer stream ended; repositioning");
-                return self.reposition().await;
-            }
-        };
-        let (stream_seq, delivery, pending) = match message.info() {
-            Ok(info) => (info.stream_sequence, info.consumer_sequence, info.pending),
-            Err(err) => {
-                tracing::warn!(%err, "message without JetStream metadata; ignored");
-                return Ok(());
-            }
-        };
-        if let Some(previous) = self.last_delivery {
-            if delivery != previous + 1 {
-                tracing::warn!(
-                    previous,
-                    delivery,
-                    "gap in deliveries; repositioning after the last applied message"
-                );
-                return self.reposition().await;
-            }
+    ) -> Result<Step, Error> {
+        if let Break(stopped) = self.on_delivery(next).await? {
+            return Ok(Break(stopped));
         }
-        self.last_delivery = Some(delivery);
-        self.lag = pending;
-        self.last_message_at = Instant::now();
-        if stream_seq <= self.state.stream_seq() {
-            // A redelivery of something applied. Already checkpointed: acknowledge it again
-            // (its first acknowledgement was lost), or it comes back every `ack_wait`.
-            if stream_seq <= self.checkpointed_seq {
-                let _ = message.ack().await;
-            }
-            return Ok(());
-        }
-        // While traces are exported, a batch carrying a `traceparent` is applied in a
-        // `core.apply_batch` span continuing the edge agent's flush span.
-        let span = match TraceParent::from_headers(message.headers.as_ref()) {
-            Some(parent) => {
-                let span =
-                    tracing::info_span!("core.apply_batch", partition = self.partition, stream_seq);
-                parent.set_parent_of(&span);
-                span
-            }
-            None => tracing::Span::none(),
-        };
-        match decode_batch(&message.payload) {
-            Ok(mut batch) => {
-                // An agent whose clock runs ahead must not close windows early: its watermark
-                // and clock count for no more than this aggregator's clock plus a tolerance.
-                let limit = now_millis().saturating_add(AGENT_CLOCK_AHEAD_TOLERANCE_MS);
-                if batch.watermark > limit || batch.created_at > limit {
-                    m::agent_clock_ahead();
-                    batch.watermark = batch.watermark.min(limit);
-                    batch.created_at = batch.created_at.min(limit);
-                }
-                let effects = span.in_scope(|| self.state.apply_borrowed(batch, stream_seq));
-                self.handle_effects(effects)
-                    .instrument(span.clone())
-                    .await?;
-                if let Some(trace) = TraceParent::of(&span) {
-                    if self.traced.len() >= MAX_TRACED {
-                        self.traced.remove(0);
+        // Take whatever else is ready before emitting.
+        let mut drained = 1;
+        while drained < DRAIN_LIMIT {
+            match self.messages.next().now_or_never() {
+                Some(next) => {
+                    if let Break(stopped) = self.on_delivery(next).await? {
+                        return Ok(Break(stopped));
                     }
-                    self.traced.push(trace);
+                    drained += 1;
                 }
-            }
-            Err(err) => {
-                tracing::warn!(stream_seq, %err, "undecodable message; sending it to the dead-letter stream");
-                self.ctx
-                    .side
-                    .undecodable(
-                        self.partition,
-                        stream_seq,
-                        &message.payload,
-                        &err.to_string(),
-                        self.fence.token(),
-                    )
-                    .await
-                    .map_err(|e| self.fenced_or(e))?;
-                metrics::counter!(m::DEAD_LETTERS).increment(1);
-                self.state.skip(stream_seq);
+                None => break,
             }
         }
-        self.to_ack = Some(message);
-        Ok(())
+        self.emit().await
     }
+}
 
-    fn fenced_or(&self, err: Error) -> Error {
-        match err {
-            Error::Cancelled => Error::Fenced {
-                partition: self.partition,
-            },
-            other => other,
-        }
-    }
+/// A checkpoint written by a background task, so the partition keeps consuming meanwhile.
+struct InFlight {
+    join: tokio::task::JoinHandle<Finished>,
+    /// The last message applied before the capture: acknowledged once it is saved.
+    ack: Option<jetstream::Message>,
+}
 
-    async fn handle_effects(&mut self, effects: Vec<Effect>) -> Result<(), Error> {
-        let mut late_index = 0;
-        let mut invalid_index = 0;
-        for effect in effects {
-            match effect {
-                Effect::Late(mut record) => {
-                    record.received_at = now_millis();
-                    tracing::debug!(
-                        agent = %record.agent_id,
-                        seq = record.seq,
-                        window_start = record.entry.window_start,
-                        "data beyond the correction horizon"
-                    );
-                    self.ctx
-                        .side
-                        .late(self.partition, &record, late_index, self.fence.token())
-                        .await
-                        .map_err(|e| self.fenced_or(e))?;
-                    late_index += 1;
-                }
-                Effect::Invalid {
-                    agent_id,
-                    seq,
-                    entry,
-                    reason,
-                } => {
-                    tracing::warn!(agent = %agent_id, seq, reason, "invalid partial entry");
-                    self.ctx
-                        .side
-                        .invalid_entry(
-                            self.partition,
-                            &agent_id,
-                            seq,
-                            invalid_index,
-                            &entry,
-                            reason,
-                            self.fence.token(),
-                        )
-                        .await
-                        .map_err(|e| self.fenced_or(e))?;
-                    invalid_index += 1;
-                }
-                Effect::Duplicate { .. } | Effect::Closed(_) | Effect::Corrected { .. } => {}
-            }
-        }
-        let counters = self.state.counters();
-        m::record_counters(&self.reported, &counters);
-        self.reported = counters;
-        Ok(())
-    }
+/// The store back from the task, the capture it saved, and how saving it went.
+type Finished = (CheckpointStore, Capture, Result<Saved, Error>);
 
-    /// Sends due window versions to QuestDB and live subscribers.
-    async fn emit(&mut self) -> Result<(), Error> {
-        // Store outputs take the room the writer's channel has, reserved up front so that no
-        // send waits; what does not fit waits in the state, so a slow QuestDB holds up neither
-        // consuming nor live updates. Only once a whole channel's worth waits here does the
-        // worker wait for the writer (backpressure).
-        let ctx = Arc::clone(&self.ctx);
-        let room = ctx.rows.room();
-        let mut permits = ctx.rows.try_reserve(room.rows);
-        let room = StoreRoom {
-            rows: if self.state.store_backlog() >= ctx.rows.capacity() {
-                usize::MAX
-            } else {
-                permits.len()
-            },
-            provisional: room.provisional,
-        };
-        let outputs = self.state.poll_outputs_within(now_millis(), room);
-        if outputs.is_empty() {
-            return Ok(());
-        }
-        // The span lives until the versions are handed over; its context travels with them
-        // (the QuestDB write span and the live update's `traceparent` continue it).
-        let span = self.emit_span(outputs.len());
-        let trace = TraceParent::of(&span);
-        // Live versions first, grouped by subject (one message per subject, not per window).
-        ctx.live
-            .publish_all(
-                self.partition,
-                outputs.iter().filter(|output| output.live),
-                trace.as_ref(),
-            )
-            .await;
-        for output in outputs {
-            if output.store {
-                let row = Row {
-                    partition: self.partition,
-                    epoch: self.epoch,
-                    confirm: output.is_final,
-                    output,
-                    trace: trace.clone(),
-                };
-                let Some(row) = permits.send(row) else {
-                    continue;
-                };
-                tokio::select! {
-                    biased;
-                    () = self.fence.lost() => return Err(Error::Fenced { partition: self.partition }),
-                    sent = ctx.rows.send(row) => sent?,
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A `core.emit` span continuing the newest traced batch applied since the last emit and
-    /// linked to the others; `Span::none()` when there is none.
-    fn emit_span(&mut self, windows: usize) -> tracing::Span {
-        let Some(parent) = self.traced.pop() else {
-            return tracing::Span::none();
-        };
-        let span = tracing::info_span!("core.emit", partition = self.partition, windows);
-        parent.set_parent_of(&span);
-        for other in self.traced.drain(..) {
-            other.link_from(&span);
-        }
-        span
-    }
-
-    /// Captures the state and writes it in the background (unless a checkpoint is already
-    /// being written or nothing changed).
-    fn start_checkpoint(&mut self) -> Result<(), Error> {
-        if self.in_flight.is_some() || !self.state.has_unsaved_changes() {
-            return Ok(());
-        }
-        if !self.fence.is_valid() {
-            return Err(Error::Fenced {
-                partition: self.partition,
-            });
-        }
-        let Some(mut store) = self.store.take() else {
-            return Ok(());
-        };
-        let capture = self.state.capture(store.wants_full());
-        let ack = self.to_ack.take();
-        let join = tokio::spawn(async move {
-            let result = store.save(&capture).await;
-            (store, capture, result)
-        });
-        self.in_flight = Some(InFlight { join, ack });
-        Ok(())
-    }
-
-    async fn checkpoint_finished(
-        &mut self,
-        saved: Result<Saved, tokio::task::JoinError>,
-    ) -> Result<(), Error> {
-        let ack = self.in_flight.take().and_then(|in_flight| in_flight.ack);
-        let (store, capture, result) = saved.map_err(|err| Error::CorruptCheckpoint {
-            partition: self.partition,
-            problem: format!("checkpoint task failed: {err}"),
-        })?;
-        self.store = Some(store);
-        match result {
-            Ok(report) => {
-                let seq = capture.meta.stream_seq;
-                self.state.capture_saved(capture);
-                self.checkpointed_seq = seq;
-                let bytes = report.data_bytes + report.manifest_bytes;
-                metrics::histogram!(m::CHECKPOINT_SECONDS).record(report.duration.as_secs_f64());
-                metrics::histogram!(m::CHECKPOINT_BYTES).record(bytes as f64);
-                tracing::debug!(
-                    bytes,
-                    windows = report.windows,
-                    full = report.full,
-                    ms = report.duration.as_millis() as u64,
-                    stream_seq = seq,
-                    "checkpoint"
-                );
-                if let Some(message) = ack {
-                    if let Err(err) = message.ack().await {
-                        tracing::debug!(%err, "ack not sent (it is repeated after the next checkpoint)");
-                    }
-                }
-                // Evictions may have waited for this checkpoint.
-                let counters = self.state.counters();
-                m::record_counters(&self.reported, &counters);
-                self.reported = counters;
-                Ok(())
-            }
-            Err(Error::Fenced { partition }) => Err(Error::Fenced { partition }),
-            Err(err) => {
-                self.state.capture_failed(capture);
-                if self.to_ack.is_none() {
-                    self.to_ack = ack;
-                }
-                metrics::counter!(m::CHECKPOINT_ERRORS).increment(1);
-                tracing::warn!(%err, "checkpoint failed; retrying at the next interval");
-                Ok(())
-            }
-        }
-    }
-
-    async fn report_status(&mut self) {
-        let label = self.partition.to_string();
-        if self.last_message_at.elapsed()
-            > Duration::from_millis(self.ctx.config.live.status_interval_ms)
-        {
-            if let Ok(info) = self.consumer.info().await {
-                self.lag = info.num_pending;
-            }
-        }
-        metrics::gauge!(m::CONSUMER_LAG, "partition" => label.clone()).set(self.lag as f64);
-        metrics::gauge!(m::WINDOWS_IN_MEMORY, "partition" => label.clone())
-            .set(self.state.window_count() as f64);
-        if let Some(watermark) = self.state.watermark() {
-            metrics::gauge!(m::WATERMARK, "partition" => label).set(watermark as f64);
-        }
-        let status = PartitionStatus {
-            partition: self.partition,
-            owner: self.ctx.instance.clone(),
-            watermark: self.state.watermark(),
-            lag_messages: self.lag,
-            reported_at: now_millis(),
-            closed_through: self.state.watermark().map(|watermark| {
-                watermark.saturating_sub(self.ctx.config.windows.allowed_lateness_ms)
-            }),
-        };
-        if let Ok(payload) = wire::encode(&status, Format::Json) {
-            let _ = self
-                .ctx
-                .client
-                .publish(names::status_subject(self.partition), payload.into())
-                .await;
-        }
-    }
-
-    /// Recreates the consumer after the last applied message.
-    async fn reposition(&mut self) -> Result<(), Error> {
-        metrics::counter!(m::CONSUMER_RESETS).increment(1);
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            if !self.fence.is_valid() {
-                return Err(Error::Fenced {
-                    partition: self.partition,
-                });
-            }
-            let attempt = async {
-                let consumer = position_consumer(
-                    &self.stream,
-                    self.partition,
-                    self.state.stream_seq() + 1,
-                    &self.ctx.config,
-                )
-                .await?;
-                let messages = open_messages(&consumer, &self.ctx.config).await?;
-                Ok::<_, Error>((consumer, messages))
-            };
-            match attempt.await {
-                Ok((consumer, messages)) => {
-                    self.consumer = consumer;
-                    self.messages = messages;
-                    self.last_delivery = None;
-                    // Acknowledgements on the old consumer are moot.
-                    self.to_ack = None;
-                    return Ok(());
-                }
-                Err(err) => tracing::warn!(%err, "cannot reposition the consumer; retrying"),
-            }
-            tokio::select! {
-                () = self.fence.lost() => return Err(Error::Fenced { partition: self.partition }),
-                () = self.stop.cancelled() => return Ok(()),
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+/// Resolves when the in-flight checkpoint (if any) is done; pends forever otherwise.
+async fn checkpoint_done(
+    in_flight: &mut Option<InFlight>,
+) -> Result<Finished, tokio::task::JoinError> {
+    match in_flight {
+        Some(in_flight) => (&mut in_flight.join).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -8,34 +8,35 @@
 //!   lease (KV rtdash_leases) ──> consumer::run_partition ── state::PartitionState (pure)
 //!                                 │   │   │                     apply / tick / poll_outputs
 //!   checkpoint (KV + Object Store) <──┘   │
-//!   late / DLQ streams (awaited) <────────┤
-//!   live updates (core NATS) <────────────┤
-//!   QuestDB writer thread (ILP/HTTP) <────┘ bounded channel, backpressure
+//!   sink::late: late / DLQ streams <──────┤ (awaited)
+//!   sink::live: live updates (core NATS) <┤ ──> observer ──> alerts ──> RTDASH_ALERTS ──> notifier
+//!   sink::questdb: writer thread (ILP) <──┘ bounded channel, backpressure
 //! ```
 //!
 //! Modules: [`config`] (settings), [`lease`] (partition ownership), [`consumer`] (the
 //! per-partition worker), [`state`] (the deterministic state machine and its checkpoint
-//! forms), [`checkpoint`] (KV manifest + Object Store window data), [`sink`] (QuestDB writer,
-//! live updates), [`late`] (late and dead-letter streams), [`replay`] (rebuild a time range
-//! from the partials), [`recompute`] (rebuild it from the raw-event archive),
-//! [`observer`] (the alert hook), [`alerts`] (rule evaluation, alert state, transitions),
-//! [`notifier`] (webhook delivery), [`metrics`].
+//! forms), [`checkpoint`] (KV manifest + Object Store window data), [`sink`] (where window
+//! versions go: QuestDB, live updates, the late and dead-letter streams), [`backfill`]
+//! (rebuilding a time range from the partials or from the raw-event archive), [`observer`]
+//! (the alert hook), [`alerts`] (rule evaluation, alert state, transitions), [`notifier`]
+//! (webhook delivery), [`metrics`], [`error`].
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod backfill;
 pub mod checkpoint;
 pub mod config;
 pub mod consumer;
 pub mod error;
-pub mod late;
 pub mod lease;
 pub mod metrics;
 pub mod notifier;
 pub mod observer;
-pub mod recompute;
-pub mod replay;
 pub mod sink;
 pub mod state;
+
+/// The backfill commands under their former paths (`core_aggregator::replay::replay`...).
+pub use backfill::{recompute, replay};
 
 pub use config::Config;
 pub use error::Error;
@@ -52,6 +53,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Object Store bucket of checkpoint window data (the manifests are in
 /// [`rtdash_shared::names::CHECKPOINTS_BUCKET`]).
@@ -146,8 +148,8 @@ pub async fn run_with_observer(
     shutdown: CancellationToken,
     observer: Arc<dyn WindowObserver>,
 ) -> Result<(), Error> {
-    metrics::describe();
     let prometheus = rtdash_runtime::telemetry::metrics_handle();
+    metrics::describe();
     let instance = instance_id(&config);
     let config = Arc::new(config);
     let client =
@@ -173,17 +175,22 @@ pub async fn run_with_observer(
     let confirmations = Arc::new(ConfirmRouter::default());
     let writer = QuestDbWriter::spawn(&config, Arc::clone(&ownership), Arc::clone(&confirmations))?;
 
-    // Admin endpoints stay up until the very end of the shutdown.
-    let admin_stop = CancellationToken::new();
+    // One root for what this function starts: the stages below are stopped in order (the
+    // workers when `shutdown` fires, then alert evaluation, the notifier, the writer, and the
+    // admin endpoints last); an early return drops the guard, which stops whatever runs.
+    let root = CancellationToken::new();
+    let _stop_on_return = root.clone().drop_guard();
+    let tasks = TaskTracker::new();
+    let admin_stop = root.child_token();
     let readiness = Readiness::new();
     readiness.add_nats(client.clone());
     let questdb_ok = Arc::new(AtomicBool::new(true));
-    sink::questdb::spawn_probe(
+    tasks.spawn(sink::questdb::probe(
         config.questdb.http.clone(),
         Arc::clone(&questdb_ok),
         Duration::from_secs(2),
         admin_stop.clone(),
-    );
+    ));
     {
         let questdb_ok = Arc::clone(&questdb_ok);
         let addr = config.questdb.http.clone();
@@ -196,25 +203,33 @@ pub async fn run_with_observer(
         });
     }
     let listener = rtdash_runtime::net::bind(&config.admin_listen).await?;
-    let admin = {
+    {
         let router = rtdash_runtime::admin::routes(readiness, prometheus);
         let stop = admin_stop.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
-        })
-    };
+        });
+    }
+    tasks.close();
     // Alert evaluation sees every window version; the notifier delivers the transitions.
     let (observer, alerting) = if config.alerts.enabled {
-        let alerting =
-            alerts::Alerts::start(&config, &instance, client.clone(), js.clone(), observer).await?;
+        let alerting = alerts::Alerts::start(
+            &config,
+            &instance,
+            client.clone(),
+            js.clone(),
+            observer,
+            root.child_token(),
+        )
+        .await?;
         (alerting.observer(), Some(alerting))
     } else {
         (observer, None)
     };
     let notifier = if config.alerts.notifier.enabled {
-        Some(notifier::Notifier::start(&config, js.clone()).await?)
+        Some(notifier::Notifier::start(&config, js.clone(), root.child_token()).await?)
     } else {
         None
     };
@@ -236,7 +251,7 @@ pub async fn run_with_observer(
         objects,
         rows: writer.sender(),
         live: LiveSink::new(client.clone(), observer),
-        side: late::SidePublisher::new(js.clone(), &instance),
+        side: sink::late::SidePublisher::new(js.clone(), &instance),
         ownership,
         confirmations,
         settings: state::Settings::from_config(&config),
@@ -275,7 +290,7 @@ pub async fn run_with_observer(
     }
     let _ = client.flush().await;
     admin_stop.cancel();
-    let _ = admin.await;
+    tasks.wait().await;
     tracing::info!("core aggregator stopped");
     leases_result
 }

@@ -27,21 +27,23 @@
 //! evaluated, so a window evaluated long ago cannot come back as new. A series that stops
 //! reporting while firing is resolved after the horizon (`resolved_reason: no data`).
 
+mod outbox;
+
 use super::observer::Input;
 use super::pipeline::PartitionHealth;
 use super::rules::{RuleBook, RuleIndex};
 use super::state::{Observation, SeriesAlert};
-use super::store::{StateStore, WriteError};
+use super::store::StateStore;
 use crate::config::Config;
-use crate::metrics as m;
+use crate::metrics::AlertMetrics;
 use async_nats::jetstream;
 use futures::StreamExt;
-use rtdash_shared::alert::{AlertRule, AlertState, AlertTransition};
+use rtdash_shared::alert::{AlertRule, AlertState};
 use rtdash_shared::messages::{PartitionStatus, WindowUpdate};
 use rtdash_shared::names;
 use rtdash_shared::series::SeriesKey;
 use rtdash_shared::time::now_millis;
-use rtdash_shared::wire::{self, Format};
+use rtdash_shared::wire;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -89,6 +91,8 @@ pub struct Evaluator {
     pub status_interval_ms: i64,
     /// Stop: the queue is drained first.
     pub stop: CancellationToken,
+    /// Its metrics.
+    pub metrics: AlertMetrics,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -117,6 +121,7 @@ impl Evaluator {
         js: jetstream::Context,
         client: async_nats::Client,
         stop: CancellationToken,
+        metrics: AlertMetrics,
     ) -> Self {
         Self {
             instance,
@@ -132,6 +137,7 @@ impl Evaluator {
             self_window_ms: config.alerts.self_alerts.window_ms,
             status_interval_ms: config.live.status_interval_ms as i64,
             stop,
+            metrics,
         }
     }
 
@@ -167,6 +173,7 @@ impl Evaluator {
             horizon_ms: self.horizon_ms,
             status_grace_ms: self.status_interval_ms * 2 + 1_000,
             stop: self.stop.clone(),
+            metrics: self.metrics,
         };
         loop {
             tokio::select! {
@@ -218,11 +225,14 @@ struct Ctx {
     horizon_ms: i64,
     status_grace_ms: i64,
     stop: CancellationToken,
+    metrics: AlertMetrics,
 }
 
 impl Ctx {
     async fn handle(&self, state: &mut Running, input: Input) {
-        metrics::gauge!(m::ALERT_QUEUE).set(self.backlog.load(Ordering::Relaxed) as f64);
+        self.metrics
+            .queue
+            .set(self.backlog.load(Ordering::Relaxed) as f64);
         match input {
             Input::Started { partition, epoch } => self.load(state, partition, epoch).await,
             Input::Stopped { partition, epoch } => {
@@ -334,147 +344,12 @@ impl Ctx {
                 ),
                 revision: None,
             });
-            metrics::counter!(m::ALERT_EVALUATIONS).increment(1);
+            self.metrics.evaluations.increment(1);
             self.apply(&mut tracked, |alert| {
                 alert.observe(&rule, &observation, now)
             })
             .await;
             part.records.insert(slot, tracked);
-        }
-    }
-
-    /// Moves `tracked` with `step`, saves it, publishes the transition (if any), and marks it
-    /// published. A lost compare-and-set (another owner wrote the state) reloads the state
-    /// and applies `step` to it again.
-    async fn apply(
-        &self,
-        tracked: &mut Tracked,
-        step: impl Fn(&mut SeriesAlert) -> Option<AlertTransition>,
-    ) -> Option<AlertTransition> {
-        let mut transition = None;
-        for attempt in 0..3 {
-            let before = tracked.alert.clone();
-            transition = step(&mut tracked.alert);
-            if transition.is_none() && !tracked.alert.needs_write_after(&before) {
-                return None;
-            }
-            match self.save(tracked).await {
-                Ok(()) => break,
-                Err(()) if attempt < 2 => {
-                    // Someone else (a deposed or a new owner) wrote it: start from theirs.
-                    match self.store.read(&tracked.key).await {
-                        Ok(Some(loaded)) => {
-                            tracked.alert = loaded.alert;
-                            tracked.revision = Some(loaded.revision);
-                        }
-                        Ok(None) => {
-                            tracked.alert = SeriesAlert::new(
-                                &before.rule_id,
-                                &before.tenant_id,
-                                &before.metric,
-                                before.dimensions.clone(),
-                                seq_base(),
-                            );
-                            tracked.revision = None;
-                        }
-                        Err(err) => {
-                            tracing::warn!(key = %tracked.key, %err, "cannot reload alert state");
-                            tracked.alert = before;
-                            return None;
-                        }
-                    }
-                }
-                Err(()) => {
-                    tracing::warn!(key = %tracked.key, "alert state keeps changing under us; window skipped");
-                    tracked.alert = before;
-                    return None;
-                }
-            }
-        }
-        let transition = transition?;
-        self.publish(&transition).await;
-        tracked.alert.published = true;
-        let _ = self.save(tracked).await;
-        metrics::counter!(m::ALERT_TRANSITIONS, "to" => transition.to.as_str()).increment(1);
-        tracing::info!(
-            id = %transition.id(),
-            rule = %transition.rule_id,
-            tenant = %transition.tenant_id,
-            from = transition.from.as_str(),
-            to = transition.to.as_str(),
-            value = ?transition.value,
-            "alert transition"
-        );
-        Some(transition)
-    }
-
-    /// Writes the state (compare-and-set), retrying other failures until it is written or the
-    /// evaluator stops. `Err(())`: the compare-and-set lost.
-    async fn save(&self, tracked: &mut Tracked) -> Result<(), ()> {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self
-                .store
-                .write(&tracked.key, &tracked.alert, tracked.revision)
-                .await
-            {
-                Ok(revision) => {
-                    tracked.revision = Some(revision);
-                    metrics::counter!(m::ALERT_STATE_WRITES).increment(1);
-                    return Ok(());
-                }
-                Err(WriteError::Conflict) => {
-                    metrics::counter!(m::ALERT_STATE_CONFLICTS).increment(1);
-                    return Err(());
-                }
-                Err(WriteError::Other(err)) => {
-                    tracing::warn!(key = %tracked.key, %err, "cannot save alert state; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-
-    /// Publishes a transition with its id as `Nats-Msg-Id`, retrying until JetStream
-    /// acknowledges it.
-    async fn publish(&self, transition: &AlertTransition) {
-        let payload: bytes::Bytes = match wire::encode(transition, Format::Json) {
-            Ok(payload) => payload.into(),
-            Err(err) => {
-                tracing::error!(%err, "cannot encode an alert transition");
-                return;
-            }
-        };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(
-            async_nats::header::NATS_MESSAGE_ID,
-            transition.id().as_str(),
-        );
-        let subject = names::alerts_subject(&transition.tenant_id);
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let attempt = async {
-                self.js
-                    .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .await
-                    .map_err(|e| e.to_string())
-            };
-            match attempt.await {
-                Ok(ack) => {
-                    if ack.duplicate {
-                        tracing::debug!(id = %transition.id(), "transition was published before");
-                    }
-                    return;
-                }
-                Err(err) => {
-                    tracing::warn!(%err, id = %transition.id(), "cannot publish an alert transition; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
         }
     }
 
@@ -524,20 +399,13 @@ impl Ctx {
         }
     }
 
-    /// Deletes a state from the bucket (if saved).
-    async fn forget(&self, tracked: Tracked) {
-        if let Some(revision) = tracked.revision {
-            if let Err(err) = self.store.delete(&tracked.key, revision).await {
-                tracing::debug!(key = %tracked.key, ?err, "alert state not deleted");
-            }
-        }
-    }
-
     /// Every second: closes due pipeline-series windows and reports the queue; every 10 s:
     /// resolves firing states without a window for the horizon and forgets states quiet that
     /// long.
     async fn housekeeping(&self, state: &mut Running) {
-        metrics::gauge!(m::ALERT_QUEUE).set(self.backlog.load(Ordering::Relaxed) as f64);
+        self.metrics
+            .queue
+            .set(self.backlog.load(Ordering::Relaxed) as f64);
         let now = now_millis();
         for (partition, update) in state.health.due(now, self.status_grace_ms) {
             self.evaluate(state, partition, &update).await;
@@ -576,7 +444,7 @@ impl Ctx {
             }
             tracked_total += part.records.len();
         }
-        metrics::gauge!(m::ALERT_SERIES).set(tracked_total as f64);
+        self.metrics.series.set(tracked_total as f64);
     }
 
     async fn on_status(&self, state: &mut Running, payload: &[u8]) {

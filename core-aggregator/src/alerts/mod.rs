@@ -12,10 +12,12 @@
 //!                                                  (Nats-Msg-Id = transition id) ──> notifier
 //! ```
 //!
-//! Modules: [`config`] (`[alerts]`), [`rules`] (rules in force), [`observer`] (the hook and
-//! its queue), [`state`] (the state machine of one rule and series), [`store`] (its KV
-//! form), [`evaluator`] (the task), [`pipeline`] (the aggregator's own series).
+//! Modules: [`config`] (`[alerts]`), [`builtin`] (the pipeline self-alert rules), [`rules`]
+//! (rules in force), [`observer`] (the hook and its queue), [`state`] (the state machine of
+//! one rule and series), [`store`] (its KV form), [`evaluator`] (the task), [`pipeline`] (the
+//! aggregator's own series).
 
+pub mod builtin;
 pub mod config;
 pub mod evaluator;
 pub mod observer;
@@ -32,8 +34,8 @@ use rtdash_shared::names;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Creates (or updates) what alerting stores: the state bucket, the delivery bucket and the
 /// alert log stream. `RTDASH_ALERTS` itself is part of the shared topology.
@@ -100,7 +102,8 @@ pub async fn setup(js: &jetstream::Context, config: &Config) -> Result<(), Error
 pub struct Alerts {
     observer: Arc<dyn WindowObserver>,
     stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// The rule watcher and the evaluator.
+    tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -111,23 +114,24 @@ impl std::fmt::Debug for Alerts {
 
 impl Alerts {
     /// Loads the rules (waits until the bucket's current rules are in force, at most 10 s)
-    /// and starts the evaluator. `next` also receives every window version.
+    /// and starts the evaluator, which runs until `stop` (see [`Alerts::finish`]). `next` also
+    /// receives every window version.
     pub async fn start(
         config: &Config,
         instance: &str,
         client: async_nats::Client,
         js: jetstream::Context,
         next: Arc<dyn WindowObserver>,
+        stop: CancellationToken,
     ) -> Result<Self, Error> {
-        let stop = CancellationToken::new();
-        let book = rules::RuleBook::new(&config.alerts);
+        let tasks = TaskTracker::new();
+        let book = rules::RuleBook::new(builtin::rules(&config.alerts));
         let config_kv = js
             .get_key_value(names::CONFIG_BUCKET)
             .await
             .map_err(|e| Error::js(format!("bucket {}", names::CONFIG_BUCKET), e))?;
         let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
-        let watcher =
-            tokio::spawn(Arc::clone(&book).watch(js.clone(), config_kv, loaded_tx, stop.clone()));
+        tasks.spawn(Arc::clone(&book).watch(js.clone(), config_kv, loaded_tx, stop.clone()));
         if tokio::time::timeout(Duration::from_secs(10), loaded_rx)
             .await
             .is_err()
@@ -137,12 +141,14 @@ impl Alerts {
         let store = store::StateStore::open(&js).await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
+        let metrics = crate::metrics::AlertMetrics::new();
         let observer = Arc::new(observer::AlertObserver::new(
             Arc::clone(&book),
             tx,
             Arc::clone(&backlog),
             config.alerts.queue_limit,
             next,
+            metrics.clone(),
         ));
         let evaluator = evaluator::Evaluator::new(
             config,
@@ -154,12 +160,14 @@ impl Alerts {
             js,
             client,
             stop.clone(),
+            metrics,
         );
-        let task = tokio::spawn(evaluator.run());
+        tasks.spawn(evaluator.run());
+        tasks.close();
         Ok(Self {
             observer,
             stop,
-            tasks: vec![task, watcher],
+            tasks,
         })
     }
 
@@ -171,8 +179,10 @@ impl Alerts {
     /// Stops after the partition workers have: evaluates what is queued (at most `grace`).
     pub async fn finish(self, grace: Duration) {
         self.stop.cancel();
-        let all = futures::future::join_all(self.tasks);
-        if tokio::time::timeout(grace, all).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("alert evaluation did not finish in time; the next owner re-evaluates");
         }
     }

@@ -9,7 +9,7 @@
 //! same window replaces them anyway.
 
 use super::rules::RuleBook;
-use crate::metrics as m;
+use crate::metrics::AlertMetrics;
 use crate::observer::WindowObserver;
 use rtdash_shared::messages::WindowUpdate;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +49,7 @@ pub struct AlertObserver {
     backlog: Arc<AtomicUsize>,
     limit: usize,
     next: Arc<dyn WindowObserver>,
+    metrics: AlertMetrics,
 }
 
 impl std::fmt::Debug for AlertObserver {
@@ -67,6 +68,7 @@ impl AlertObserver {
         backlog: Arc<AtomicUsize>,
         limit: usize,
         next: Arc<dyn WindowObserver>,
+        metrics: AlertMetrics,
     ) -> Self {
         Self {
             rules,
@@ -74,6 +76,7 @@ impl AlertObserver {
             backlog,
             limit,
             next,
+            metrics,
         }
     }
 
@@ -110,7 +113,7 @@ impl WindowObserver for AlertObserver {
                 return;
             }
             if self.backlog.load(Ordering::Relaxed) >= self.limit {
-                metrics::counter!(m::ALERT_UPDATES_DROPPED).increment(1);
+                self.metrics.updates_dropped.increment(1);
                 return;
             }
         }

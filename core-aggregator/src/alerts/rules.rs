@@ -1,8 +1,8 @@
 //! The alert rules in force: the tenants' rules from the config bucket (`alert.<tenant>.<id>`,
 //! watched, so a new, changed or deleted rule applies from the next window without a
-//! restart) plus the built-in pipeline self-alert rules from the configuration.
+//! restart) plus the built-in pipeline self-alert rules ([`super::builtin`]).
 
-use super::config::AlertsConfig;
+use crate::error::BoxError;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use rtdash_shared::alert::{AlertRule, EvaluateOn, ANY_VALUE};
@@ -110,9 +110,9 @@ pub struct RuleBook {
 }
 
 impl RuleBook {
-    /// A book holding only the built-in rules of `config`.
-    pub fn new(config: &AlertsConfig) -> Arc<Self> {
-        let builtin = config.builtin_rules();
+    /// A book holding only the `builtin` rules (see [`super::builtin`]) until the stored ones
+    /// are loaded.
+    pub fn new(builtin: Vec<AlertRule>) -> Arc<Self> {
         let (changed, _) = watch::channel(0);
         Arc::new(Self {
             current: RwLock::new(Arc::new(RuleIndex::new(builtin.clone()))),
@@ -171,10 +171,10 @@ impl RuleBook {
                     }
                     tokio::select! {
                         () = stop.cancelled() => return,
-                        w = kv.watch_from_revision("alert.>", next) => w.map_err(|e| e.to_string()),
+                        w = kv.watch_from_revision("alert.>", next) => w.map_err(BoxError::from),
                     }
                 }
-                Err(err) => Err(err),
+                Err(err) => Err(BoxError::from(err)),
             };
             match watch {
                 Ok(mut entries) => {
@@ -226,14 +226,36 @@ fn apply(stored: &mut HashMap<String, AlertRule>, key: &str, value: Option<&[u8]
     }
 }
 
+/// Why a stored rule is ignored.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    /// It does not decode.
+    #[error("not a rule: {0}")]
+    Decode(#[from] serde_json::Error),
+    /// Its key does not name its tenant and id.
+    #[error("stored under {stored}, but it is {expected}")]
+    Key {
+        /// The key it is stored under.
+        stored: String,
+        /// The key it should be stored under.
+        expected: String,
+    },
+    /// It is not a valid rule.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// A stored rule, checked: it decodes, its key names its tenant and id, and it is valid.
-pub fn parse_rule(key: &str, value: &[u8]) -> Result<AlertRule, String> {
-    let rule: AlertRule = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+pub fn parse_rule(key: &str, value: &[u8]) -> Result<AlertRule, RuleError> {
+    let rule: AlertRule = serde_json::from_slice(value)?;
     let expected = rtdash_shared::names::alert_config_key(&rule.tenant_id, &rule.id);
     if key != expected {
-        return Err(format!("stored under {key}, but it is {expected}"));
+        return Err(RuleError::Key {
+            stored: key.to_owned(),
+            expected,
+        });
     }
-    rule.validate()?;
+    rule.validate().map_err(RuleError::Invalid)?;
     Ok(rule)
 }
 

@@ -6,19 +6,49 @@
 //! evaluator reloads the key instead of overwriting the other's state.
 
 use super::state::SeriesAlert;
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use async_nats::jetstream::{self, consumer, kv};
 use futures::StreamExt;
 use rtdash_shared::names;
 use std::time::Duration;
 
-/// A write that lost a compare-and-set: someone else wrote the key first.
-#[derive(Debug)]
-pub enum WriteError {
-    /// Revision mismatch (or the key exists when it was expected absent).
+/// How a compare-and-set write ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// Written; the key's new revision.
+    Saved(u64),
+    /// Someone else wrote the key first (revision mismatch, or the key exists when it was
+    /// expected absent): nothing was written.
     Conflict,
+}
+
+/// A bucket could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state does not encode.
+    #[error("cannot encode the alert state: {0}")]
+    Encode(#[from] serde_json::Error),
     /// NATS unreachable, timed out, or refused.
-    Other(String),
+    #[error("bucket {bucket}: {source}")]
+    Bucket {
+        /// The bucket.
+        bucket: String,
+        /// The error.
+        #[source]
+        source: BoxError,
+    },
+    /// Reading a bucket's values stalled.
+    #[error("timed out reading bucket {0}")]
+    Timeout(String),
+}
+
+impl StoreError {
+    fn bucket(bucket: &str, err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Bucket {
+            bucket: bucket.to_owned(),
+            source: Box::new(err),
+        }
+    }
 }
 
 /// The alert state bucket.
@@ -56,47 +86,46 @@ impl StateStore {
     }
 
     /// Writes `alert` under `key`: created when `expected` is `None` (absent or deleted key),
-    /// else replaced if the key is still at revision `expected`. Returns the new revision.
+    /// else replaced if the key is still at revision `expected`.
     pub async fn write(
         &self,
         key: &str,
         alert: &SeriesAlert,
         expected: Option<u64>,
-    ) -> Result<u64, WriteError> {
-        let bytes = serde_json::to_vec(alert).map_err(|e| WriteError::Other(e.to_string()))?;
+    ) -> Result<Written, StoreError> {
+        let bytes = serde_json::to_vec(alert)?;
+        let bucket = names::ALERT_STATE_BUCKET;
         match expected {
-            None => self.kv.create(key, bytes.into()).await.map_err(|e| {
-                if e.kind() == kv::CreateErrorKind::AlreadyExists {
-                    WriteError::Conflict
-                } else {
-                    WriteError::Other(e.to_string())
+            None => match self.kv.create(key, bytes.into()).await {
+                Ok(revision) => Ok(Written::Saved(revision)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(Written::Conflict),
+                Err(e) => Err(StoreError::bucket(bucket, e)),
+            },
+            Some(revision) => match self.kv.update(key, bytes.into(), revision).await {
+                Ok(revision) => Ok(Written::Saved(revision)),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    Ok(Written::Conflict)
                 }
-            }),
-            Some(revision) => self
-                .kv
-                .update(key, bytes.into(), revision)
-                .await
-                .map_err(|e| {
-                    if e.kind() == kv::UpdateErrorKind::WrongLastRevision {
-                        WriteError::Conflict
-                    } else {
-                        WriteError::Other(e.to_string())
-                    }
-                }),
+                Err(e) => Err(StoreError::bucket(bucket, e)),
+            },
         }
     }
 
     /// Deletes `key` if it is still at `revision`.
-    pub async fn delete(&self, key: &str, revision: u64) -> Result<(), WriteError> {
+    pub async fn delete(&self, key: &str, revision: u64) -> Result<(), StoreError> {
         self.kv
             .delete_expect_revision(key, Some(revision))
             .await
-            .map_err(|e| WriteError::Other(e.to_string()))
+            .map_err(|e| StoreError::bucket(names::ALERT_STATE_BUCKET, e))
     }
 
     /// The current state under `key` (`None`: absent or deleted).
-    pub async fn read(&self, key: &str) -> Result<Option<Loaded>, String> {
-        let entry = self.kv.entry(key).await.map_err(|e| e.to_string())?;
+    pub async fn read(&self, key: &str) -> Result<Option<Loaded>, StoreError> {
+        let entry = self
+            .kv
+            .entry(key)
+            .await
+            .map_err(|e| StoreError::bucket(names::ALERT_STATE_BUCKET, e))?;
         Ok(entry.and_then(|entry| {
             if entry.operation != kv::Operation::Put {
                 return None;
@@ -112,7 +141,7 @@ impl StateStore {
 
     /// Every state of `partition` (the newest value of each key under `p<partition>.`).
     /// Values that do not decode are skipped with a warning.
-    pub async fn load_partition(&self, partition: u32) -> Result<Vec<Loaded>, String> {
+    pub async fn load_partition(&self, partition: u32) -> Result<Vec<Loaded>, StoreError> {
         let (entries, _) = last_values(
             &self.js,
             names::ALERT_STATE_BUCKET,
@@ -159,16 +188,16 @@ pub async fn last_values(
     js: &jetstream::Context,
     bucket: &str,
     filter: &str,
-) -> Result<(Vec<RawEntry>, u64), String> {
+) -> Result<(Vec<RawEntry>, u64), StoreError> {
     let prefix = format!("$KV.{bucket}.");
     let mut stream = js
         .get_stream(format!("KV_{bucket}"))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StoreError::bucket(bucket, e))?;
     let before = stream
         .info()
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| StoreError::bucket(bucket, e))?
         .state
         .last_sequence;
     let consumer = stream
@@ -178,21 +207,27 @@ pub async fn last_values(
             ..Default::default()
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StoreError::bucket(bucket, e))?;
     let mut remaining = consumer.cached_info().num_pending;
     let mut entries = Vec::new();
     let mut newest = before;
     if remaining == 0 {
         return Ok((entries, newest + 1));
     }
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| StoreError::bucket(bucket, e))?;
     while remaining > 0 {
         let next = tokio::time::timeout(Duration::from_secs(10), messages.next())
             .await
-            .map_err(|_| format!("timed out reading bucket {bucket}"))?;
+            .map_err(|_| StoreError::Timeout(bucket.to_owned()))?;
         let Some(message) = next else { break };
-        let message = message.map_err(|e| e.to_string())?;
-        let info = message.info().map_err(|e| e.to_string())?;
+        let message = message.map_err(|e| StoreError::bucket(bucket, e))?;
+        let info = message.info().map_err(|e| StoreError::Bucket {
+            bucket: bucket.to_owned(),
+            source: e,
+        })?;
         remaining = info.pending;
         newest = newest.max(info.stream_sequence);
         let deleted = message.headers.as_ref().is_some_and(|h| {

@@ -17,7 +17,8 @@
 //!   `Idempotency-Key` header (the transition id) lets the receiver drop it.
 //! - **Retries**: 5xx, 408, 429, timeouts and connection errors are retried in this process
 //!   with exponential backoff (`initial_backoff_ms` doubling up to `max_backoff_ms`, ±20 %
-//!   jitter), while the message is kept from redelivery with `+WPI` (in progress) every third
+//!   jitter), or after what a 429 or 503 answer's `Retry-After` asks (seconds or an HTTP
+//!   date, kept within `initial_backoff_ms` .. `max_backoff_ms`), while the message is kept from redelivery with `+WPI` (in progress) every third
 //!   of `ack_wait`, until `retry_for_secs` after the transition was published; then it is
 //!   recorded `gave_up`. Other 4xx (and 3xx: redirects are not followed) are recorded
 //!   `failed` with the status and the start of the answer. The message is acknowledged only
@@ -27,11 +28,12 @@
 //!   a request in progress finishes first.
 
 use super::config::NotifierConfig;
-use super::http::{PostError, WebhookClient};
+use super::http::WebhookClient;
 use super::log::{AlertLog, AttemptReport};
 use super::payload;
+use super::retry::{retry_delay, verdict, Verdict};
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::metrics as m;
 use async_nats::jetstream::{self, consumer, kv, AckKind};
 use futures::StreamExt;
@@ -61,40 +63,6 @@ pub struct DeliveryRecord {
     pub at: i64,
 }
 
-/// What an answer means for the delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// 2xx.
-    Delivered,
-    /// Retry later.
-    Retry,
-    /// Do not retry.
-    Failed,
-}
-
-/// Classifies the outcome of one request.
-pub fn verdict(result: &Result<super::http::Answer, PostError>) -> Verdict {
-    match result {
-        Ok(answer) => match answer.status {
-            200..=299 => Verdict::Delivered,
-            408 | 429 | 500..=599 => Verdict::Retry,
-            _ => Verdict::Failed,
-        },
-        Err(PostError::BadUrl(_)) => Verdict::Failed,
-        Err(_) => Verdict::Retry,
-    }
-}
-
-/// The delay before retry `n` (1-based): `initial * 2^(n-1)` capped at `max`, ±20 % jitter.
-pub fn backoff(config: &NotifierConfig, n: u32) -> Duration {
-    let base = config
-        .initial_backoff_ms
-        .saturating_mul(1u64 << n.saturating_sub(1).min(30))
-        .min(config.max_backoff_ms);
-    let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    Duration::from_millis((base as f64 * jitter) as u64)
-}
-
 struct Shared {
     config: NotifierConfig,
     external_url: String,
@@ -115,12 +83,12 @@ impl Shared {
         Arc::clone(locks.entry(fingerprint.to_owned()).or_default())
     }
 
-    async fn settled(&self, fingerprint: &str) -> Result<Option<(DeliveryRecord, u64)>, String> {
-        let entry = self
-            .delivered
-            .entry(fingerprint)
-            .await
-            .map_err(|e| e.to_string())?;
+    /// The alert's delivery record and its revision, if any.
+    async fn settled(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<(DeliveryRecord, u64)>, kv::EntryError> {
+        let entry = self.delivered.entry(fingerprint).await?;
         Ok(entry.and_then(|entry| {
             (entry.operation == kv::Operation::Put)
                 .then(|| serde_json::from_slice(&entry.value).ok())
@@ -142,21 +110,21 @@ impl Shared {
             return;
         };
         for _ in 0..5 {
-            let written = match self.settled(&fingerprint).await {
+            let written: Result<(), BoxError> = match self.settled(&fingerprint).await {
                 Ok(Some((existing, _))) if existing.seq >= record.seq => return,
                 Ok(Some((_, revision))) => self
                     .delivered
                     .update(&fingerprint, bytes.clone().into(), revision)
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.to_string()),
+                    .map_err(BoxError::from),
                 Ok(None) => self
                     .delivered
                     .create(&fingerprint, bytes.clone().into())
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Err(err) => Err(err),
+                    .map_err(BoxError::from),
+                Err(err) => Err(BoxError::from(err)),
             };
             match written {
                 Ok(()) => return,
@@ -183,19 +151,26 @@ impl std::fmt::Debug for Notifier {
 }
 
 impl Notifier {
-    /// Starts delivering (the topology must exist, see [`crate::alerts::setup`]).
-    pub async fn start(config: &Config, js: jetstream::Context) -> Result<Self, Error> {
+    /// Starts delivering until `stop` (see [`Notifier::finish`]); the topology must exist, see
+    /// [`crate::alerts::setup`].
+    pub async fn start(
+        config: &Config,
+        js: jetstream::Context,
+        stop: CancellationToken,
+    ) -> Result<Self, Error> {
         let notifier = config.alerts.notifier.clone();
         let client = WebhookClient::new(
             Duration::from_millis(notifier.request_timeout_ms),
             notifier.response_excerpt_bytes,
         )
-        .map_err(|problem| Error::Usage(format!("invalid config: alerts.notifier: {problem}")))?;
+        .map_err(|source| Error::Invalid {
+            what: "invalid config: alerts.notifier".to_owned(),
+            source: Box::new(source),
+        })?;
         let delivered = js
             .get_key_value(names::ALERT_DELIVERY_BUCKET)
             .await
             .map_err(|e| Error::js(format!("bucket {}", names::ALERT_DELIVERY_BUCKET), e))?;
-        let stop = CancellationToken::new();
         let shared = Arc::new(Shared {
             config: notifier,
             external_url: config.alerts.external_url.clone(),
@@ -222,14 +197,15 @@ impl Notifier {
     }
 }
 
+/// Opens the shared durable consumer of `RTDASH_ALERTS`.
 async fn open(
     js: &jetstream::Context,
     config: &NotifierConfig,
-) -> Result<consumer::pull::Stream, String> {
+) -> Result<consumer::pull::Stream, Error> {
     let stream = js
         .get_stream(names::ALERTS_STREAM)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::js(format!("stream {}", names::ALERTS_STREAM), e))?;
     let consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(
             names::NOTIFIER_CONSUMER,
@@ -247,7 +223,7 @@ async fn open(
             },
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::js(format!("consumer {}", names::NOTIFIER_CONSUMER), e))?;
     consumer
         .stream()
         .max_messages_per_batch(config.max_in_flight.min(100))
@@ -255,7 +231,7 @@ async fn open(
         .heartbeat(Duration::from_secs(5))
         .messages()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| Error::js(format!("consumer {}", names::NOTIFIER_CONSUMER), e))
 }
 
 async fn consume(shared: Arc<Shared>, js: jetstream::Context) {
@@ -377,11 +353,11 @@ async fn deliver(shared: &Shared, message: jetstream::Message) {
         let elapsed = started.elapsed();
         metrics::histogram!(m::ALERT_REQUEST_SECONDS).record(elapsed.as_secs_f64());
         let report = AttemptReport::from_result(&result, elapsed);
+        let wait = retry_delay(&shared.config, attempt, &result);
         let outcome = match verdict(&result) {
             Verdict::Delivered => DeliveryOutcome::Delivered,
             Verdict::Failed => DeliveryOutcome::Failed,
             Verdict::Retry => {
-                let wait = backoff(&shared.config, attempt);
                 if now_millis().saturating_add(wait.as_millis() as i64) > deadline {
                     DeliveryOutcome::GaveUp
                 } else {
@@ -415,7 +391,6 @@ async fn deliver(shared: &Shared, message: jetstream::Message) {
             let _ = message.ack().await;
             return;
         }
-        let wait = backoff(&shared.config, attempt);
         let backlog = shared.retrying.fetch_add(1, Ordering::Relaxed) + 1;
         metrics::gauge!(m::ALERT_RETRY_BACKLOG).set(backlog as f64);
         let waited = wait_in_progress(&message, wait, progress_every, &shared.stop).await;
@@ -466,67 +441,6 @@ async fn wait_in_progress(
         }
         if tokio::time::Instant::now() < until {
             let _ = message.ack_with(AckKind::Progress).await;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::notifier::http::Answer;
-
-    fn answer(status: u16) -> Result<Answer, PostError> {
-        Ok(Answer {
-            status,
-            body: Vec::new(),
-        })
-    }
-
-    #[test]
-    fn answers_are_classified() {
-        assert_eq!(verdict(&answer(200)), Verdict::Delivered);
-        assert_eq!(verdict(&answer(204)), Verdict::Delivered);
-        assert_eq!(verdict(&answer(500)), Verdict::Retry);
-        assert_eq!(verdict(&answer(503)), Verdict::Retry);
-        assert_eq!(verdict(&answer(429)), Verdict::Retry);
-        assert_eq!(verdict(&answer(408)), Verdict::Retry);
-        assert_eq!(verdict(&answer(404)), Verdict::Failed);
-        assert_eq!(verdict(&answer(400)), Verdict::Failed);
-        assert_eq!(verdict(&answer(301)), Verdict::Failed);
-        assert_eq!(
-            verdict(&Err(PostError::Timeout(Duration::from_secs(1)))),
-            Verdict::Retry
-        );
-        assert_eq!(
-            verdict(&Err(PostError::Connect("refused".into()))),
-            Verdict::Retry
-        );
-        assert_eq!(
-            verdict(&Err(PostError::BadUrl("x".into()))),
-            Verdict::Failed
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_to_the_cap_with_jitter() {
-        let config = NotifierConfig {
-            initial_backoff_ms: 1_000,
-            max_backoff_ms: 8_000,
-            ..NotifierConfig::default()
-        };
-        for (n, base) in [
-            (1, 1_000u64),
-            (2, 2_000),
-            (3, 4_000),
-            (4, 8_000),
-            (9, 8_000),
-            (60, 8_000),
-        ] {
-            let wait = backoff(&config, n).as_millis() as u64;
-            assert!(
-                wait >= base * 8 / 10 && wait <= base * 12 / 10,
-                "retry {n}: {wait}"
-            );
         }
     }
 }

@@ -1,16 +1,13 @@
-//! A minimal webhook client: one HTTP/1.1 POST per connection over TCP, or TLS (rustls with
-//! the ring provider and the system's root certificates), with one timeout for the whole
-//! exchange and a bounded read of the answer.
+//! The webhook client: one pooled `reqwest` client for every delivery of the process
+//! (connections to a receiver are reused), HTTP/1.1 over TCP or TLS (rustls, certificates
+//! checked against the system's trust store), the proxies of the environment (`HTTPS_PROXY`,
+//! `HTTP_PROXY`, `NO_PROXY`), redirects not followed, one timeout for the whole exchange and a
+//! bounded read of the answer.
 
+use crate::error::chain;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_rustls::rustls;
-use tokio_rustls::TlsConnector;
+use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use std::time::{Duration, SystemTime};
 
 /// An answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,29 +16,57 @@ pub struct Answer {
     pub status: u16,
     /// The start of the body (at most the client's excerpt size).
     pub body: Vec<u8>,
+    /// How long the receiver asks to wait before the next attempt (`Retry-After`, in seconds
+    /// or as an HTTP date), when it says so.
+    pub retry_after: Option<Duration>,
 }
 
 /// Why there is no answer.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum PostError {
     /// Not an http(s) URL with a host.
-    #[error("invalid webhook URL: {0}")]
-    BadUrl(String),
+    #[error("invalid webhook URL {url}: {source}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why it is not one.
+        #[source]
+        source: BadUrl,
+    },
     /// No answer within the timeout.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
-    /// The connection could not be made (refused, unreachable, DNS, TLS).
-    #[error("connection failed: {0}")]
-    Connect(String),
+    /// The connection could not be made (refused, unreachable, DNS, TLS, proxy).
+    #[error("connection failed: {}", chain(.0))]
+    Connect(#[source] reqwest::Error),
     /// The exchange broke off.
-    #[error("request failed: {0}")]
-    Request(String),
+    #[error("request failed: {}", chain(.0))]
+    Request(#[source] reqwest::Error),
 }
 
-/// Posts JSON bodies to webhooks.
+/// Why a webhook URL is not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum BadUrl {
+    /// It does not parse.
+    #[error(transparent)]
+    Parse(#[from] url::ParseError),
+    /// Another scheme than http or https.
+    #[error("not http or https")]
+    Scheme,
+    /// No host.
+    #[error("no host")]
+    NoHost,
+}
+
+/// The webhook client could not be built (its TLS backend did not start).
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP client: {}", chain(.0))]
+pub struct ClientError(#[from] reqwest::Error);
+
+/// Posts JSON bodies to webhooks. Cloning shares the connection pool.
 #[derive(Clone)]
 pub struct WebhookClient {
-    tls: TlsConnector,
+    http: reqwest::Client,
     timeout: Duration,
     excerpt: usize,
 }
@@ -56,23 +81,21 @@ impl std::fmt::Debug for WebhookClient {
 
 impl WebhookClient {
     /// A client with `timeout` per request, keeping `excerpt` bytes of answers.
-    pub fn new(timeout: Duration, excerpt: usize) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for cert in native.certs {
-            let _ = roots.add(cert);
-        }
-        if roots.is_empty() {
-            tracing::warn!("no system root certificates found: https:// webhooks will fail");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS configuration: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    pub fn new(timeout: Duration, excerpt: usize) -> Result<Self, ClientError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        let http = reqwest::Client::builder()
+            .user_agent("rtdash-notifier")
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .tcp_nodelay(true)
+            .build()?;
         Ok(Self {
-            tls: TlsConnector::from(Arc::new(tls)),
+            http,
             timeout,
             excerpt,
         })
@@ -85,106 +108,211 @@ impl WebhookClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Answer, PostError> {
-        match tokio::time::timeout(self.timeout, self.exchange(url, headers, body)).await {
-            Ok(result) => result,
-            Err(_) => Err(PostError::Timeout(self.timeout)),
-        }
-    }
-
-    async fn exchange(
-        &self,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Bytes,
-    ) -> Result<Answer, PostError> {
-        let uri: hyper::Uri = url
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| PostError::BadUrl(e.to_string()))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(PostError::BadUrl(format!("{url}: not http or https"))),
-        };
-        let host = uri
-            .host()
-            .ok_or_else(|| PostError::BadUrl(format!("{url}: no host")))?
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_else(|| host.clone());
-        let path = uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".to_owned());
-        let bare_host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let tcp = TcpStream::connect((bare_host.as_str(), port))
-            .await
-            .map_err(|e| PostError::Connect(e.to_string()))?;
-        let _ = tcp.set_nodelay(true);
-        let mut request = Request::post(path)
-            .header(hyper::header::HOST, authority)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::USER_AGENT, "rtdash-notifier")
-            .header(hyper::header::CONNECTION, "close");
+        let url = parse_url(url)?;
+        let mut request = self.http.post(url).body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|e| PostError::Request(e.to_string()))?;
-        if https {
-            let name = rustls::pki_types::ServerName::try_from(bare_host)
-                .map_err(|e| PostError::BadUrl(e.to_string()))?;
-            let stream = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| PostError::Connect(format!("TLS: {e}")))?;
-            self.send(TokioIo::new(stream), request).await
-        } else {
-            self.send(TokioIo::new(tcp), request).await
+        let mut response = request.send().await.map_err(|e| self.classify(e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| retry_after(value, SystemTime::now()));
+        let mut kept = Vec::new();
+        while kept.len() < self.excerpt {
+            match response.chunk().await {
+                Ok(Some(data)) => {
+                    let room = self.excerpt - kept.len();
+                    kept.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                // The status is what counts; a broken body after it does not matter.
+                Ok(None) | Err(_) => break,
+            }
         }
+        Ok(Answer {
+            status,
+            body: kept,
+            retry_after,
+        })
     }
 
-    async fn send<T>(&self, io: T, request: Request<Full<Bytes>>) -> Result<Answer, PostError>
-    where
-        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| PostError::Request(e.to_string()))?;
-        let driver = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let result = async {
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| PostError::Request(e.to_string()))?;
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let mut kept = Vec::new();
-            while kept.len() < self.excerpt {
-                match body.frame().await {
-                    Some(Ok(frame)) => {
-                        if let Some(data) = frame.data_ref() {
-                            let room = self.excerpt - kept.len();
-                            kept.extend_from_slice(&data[..data.len().min(room)]);
+    fn classify(&self, err: reqwest::Error) -> PostError {
+        if err.is_timeout() {
+            PostError::Timeout(self.timeout)
+        } else if err.is_connect() {
+            PostError::Connect(err)
+        } else {
+            PostError::Request(err)
+        }
+    }
+}
+
+fn parse_url(text: &str) -> Result<reqwest::Url, PostError> {
+    let bad = |source| PostError::BadUrl {
+        url: text.to_owned(),
+        source,
+    };
+    let url = reqwest::Url::parse(text).map_err(|e| bad(BadUrl::Parse(e)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(BadUrl::Scheme));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(BadUrl::NoHost));
+    }
+    Ok(url)
+}
+
+/// The wait a `Retry-After` value asks for at `now`: delay-seconds, or an HTTP date (a date
+/// in the past asks for no wait). `None` when it is neither.
+pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        // The two obsolete date forms HTTP still accepts.
+        assert_eq!(
+            retry_after("Sunday, 06-Nov-94 08:49:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            retry_after("Sun Nov  6 08:49:57 1994", now),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past"
+        );
+        assert_eq!(retry_after("-5", now), None);
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    /// A tiny HTTP/1.1 server on loopback answering every request with `status`, `headers`
+    /// (each ending in CRLF) and the body `slow down`, keeping connections open; counts the
+    /// connections it accepted.
+    async fn receiver(status: &'static str, headers: String) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let headers = headers.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // One request: its head, then `content-length` bytes of body.
+                        let (head_end, length) = loop {
+                            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                                let length = head
+                                    .lines()
+                                    .find_map(|line| line.strip_prefix("content-length:"))
+                                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                                break (end + 4, length);
+                            }
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        while buffer.len() < head_end + length {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buffer.drain(..head_end + length);
+                        let answer = format!(
+                            "HTTP/1.1 {status}\r\n{headers}content-length: 9\r\n\r\nslow down"
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
                         }
                     }
-                    // The status is what counts; a broken body after it does not matter.
-                    Some(Err(_)) | None => break,
-                }
+                });
             }
-            Ok(Answer { status, body: kept })
+        });
+        (url, connections)
+    }
+
+    #[tokio::test]
+    async fn a_429_says_how_long_to_wait_and_the_connection_is_reused() {
+        let (url, connections) =
+            receiver("429 Too Many Requests", "retry-after: 7\r\n".to_owned()).await;
+        let client = WebhookClient::new(Duration::from_secs(5), 4).unwrap();
+        for _ in 0..3 {
+            let answer = client
+                .post(&url, &[("Idempotency-Key", "k")], Bytes::from_static(b"{}"))
+                .await
+                .unwrap();
+            assert_eq!(answer.status, 429);
+            assert_eq!(answer.retry_after, Some(Duration::from_secs(7)));
+            assert_eq!(answer.body, b"slow");
         }
-        .await;
-        driver.abort();
-        result
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "one pooled connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_503_may_say_when_to_come_back_as_an_http_date() {
+        let at = SystemTime::now() + Duration::from_secs(30);
+        let header = format!("retry-after: {}\r\n", httpdate::fmt_http_date(at));
+        let (url, _) = receiver("503 Service Unavailable", header).await;
+        let client = WebhookClient::new(Duration::from_secs(5), 64).unwrap();
+        let answer = client.post(&url, &[], Bytes::new()).await.unwrap();
+        assert_eq!(answer.status, 503);
+        let wait = answer.retry_after.expect("Retry-After read");
+        assert!(
+            (Duration::from_secs(27)..=Duration::from_secs(30)).contains(&wait),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn only_http_urls_with_a_host_are_posted_to() {
+        assert!(parse_url("https://hooks.example.com/x").is_ok());
+        assert!(matches!(
+            parse_url("ftp://example.com/"),
+            Err(PostError::BadUrl {
+                source: BadUrl::Scheme,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_url("not a url"),
+            Err(PostError::BadUrl {
+                source: BadUrl::Parse(_),
+                ..
+            })
+        ));
     }
 }

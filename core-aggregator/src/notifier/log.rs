@@ -100,12 +100,11 @@ impl AlertLog {
         let subject = names::alertlog_subject(&record.tenant_id, &record.rule_id);
         for attempt in 0..3 {
             let result = async {
-                self.js
+                let ack = self
+                    .js
                     .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .await
-                    .map_err(|e| e.to_string())
+                    .await?;
+                ack.await
             }
             .await;
             match result {

@@ -4,13 +4,15 @@
 //! dies leaves its unacknowledged transitions to the others. See `docs/alerts.md`.
 //!
 //! Modules: [`config`] (`[alerts.notifier]`), [`deliver`] (consume, dedupe, post, retry,
-//! acknowledge), [`payload`] (the Alertmanager-compatible body), [`http`] (the webhook
-//! client), [`log`] (the alert log read by `GET /v1/alerts/{id}/events`).
+//! acknowledge), [`retry`] (what an answer means, how long to wait), [`payload`] (the
+//! Alertmanager-compatible body), [`http`] (the webhook client), [`log`] (the alert log read
+//! by `GET /v1/alerts/{id}/events`).
 
 pub mod config;
 pub mod deliver;
 pub mod http;
 pub mod log;
 pub mod payload;
+pub mod retry;
 
 pub use deliver::Notifier;

@@ -7,7 +7,7 @@
 //! [`MAX_BATCH_UPDATES`] versions per message, in emit order). With tens of thousands of
 //! series per metric that is a few messages per subject and emit instead of one per series.
 
-use crate::metrics as m;
+use crate::metrics::LiveMetrics;
 use crate::observer::WindowObserver;
 use crate::state::WindowOutput;
 use rtdash_runtime::trace_context::TraceParent;
@@ -26,6 +26,7 @@ pub const MAX_BATCH_UPDATES: usize = 500;
 pub struct LiveSink {
     client: async_nats::Client,
     observer: Arc<dyn WindowObserver>,
+    metrics: LiveMetrics,
 }
 
 impl std::fmt::Debug for LiveSink {
@@ -37,7 +38,11 @@ impl std::fmt::Debug for LiveSink {
 impl LiveSink {
     /// A sink publishing with `client`.
     pub fn new(client: async_nats::Client, observer: Arc<dyn WindowObserver>) -> Self {
-        Self { client, observer }
+        Self {
+            client,
+            observer,
+            metrics: LiveMetrics::new(),
+        }
     }
 
     /// The observer (for partition start and stop notices).
@@ -53,16 +58,24 @@ impl LiveSink {
         output: &WindowOutput,
         trace: Option<&TraceParent>,
     ) {
-        self.publish_all(partition, std::iter::once(output), trace)
-            .await;
+        self.publish_all(
+            partition,
+            std::iter::once(output),
+            &tracing::Span::none(),
+            trace,
+        )
+        .await;
     }
 
     /// Publishes the window versions of one emit, grouped by subject (see the module docs);
-    /// every version is handed to the observer first, in order.
+    /// every version is handed to the observer first, in order. `span` (the emit's producer
+    /// span, or `Span::none()`) gets the subject when there is only one, and the message
+    /// count.
     pub async fn publish_all<'a>(
         &self,
         partition: u32,
         outputs: impl IntoIterator<Item = &'a WindowOutput>,
+        span: &tracing::Span,
         trace: Option<&TraceParent>,
     ) {
         // Subjects in the order of their first version; versions in emit order. The
@@ -84,6 +97,13 @@ impl LiveSink {
             });
             groups[group].push(output.view());
         }
+        if groups.len() == 1 && !span.is_disabled() {
+            if let Some(first) = groups[0].first() {
+                let subject = names::live_subject(first.tenant_id, first.metric);
+                span.record("messaging.destination.name", subject.as_str());
+            }
+        }
+        let mut messages = 0u64;
         for updates in groups {
             let subject = match updates.first() {
                 Some(first) => names::live_subject(first.tenant_id, first.metric),
@@ -117,12 +137,14 @@ impl LiveSink {
                 };
                 match sent {
                     Ok(()) => {
-                        metrics::counter!(m::LIVE_UPDATES).increment(count as u64);
-                        metrics::counter!(m::LIVE_MESSAGES).increment(1);
+                        self.metrics.updates.increment(count as u64);
+                        self.metrics.messages.increment(1);
+                        messages += 1;
                     }
                     Err(err) => tracing::debug!(%err, "live update not published"),
                 }
             }
         }
+        span.record("messaging.batch.message_count", messages);
     }
 }

@@ -1,4 +1,6 @@
-//! Where window versions go: QuestDB rows and live updates on core NATS.
+//! Where window versions go: QuestDB rows, live updates on core NATS, and the side streams
+//! (late data and dead letters).
 
+pub mod late;
 pub mod live;
 pub mod questdb;

@@ -12,5 +12,5 @@ mod tests;
 pub use borrowed::{decode_batch, PartialBatchRef};
 pub use dedup::SeqTracker;
 pub use partition::{Capture, Counters, Effect, PartitionState, Settings, StoreRoom};
-pub use snapshot::{PartitionMeta, Segment, WindowRecord};
+pub use snapshot::{PartitionMeta, Segment, SegmentError, WindowRecord};
 pub use window::{WindowId, WindowKey, WindowOutput};

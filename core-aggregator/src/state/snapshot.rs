@@ -68,6 +68,23 @@ pub struct Segment {
     pub tombstones: Vec<KeyRecord>,
 }
 
+/// Why segment bytes do not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// No bytes at all.
+    #[error("empty segment")]
+    Empty,
+    /// Written by a newer release.
+    #[error("unknown segment format {0}")]
+    Format(u8),
+    /// The body does not decode.
+    #[error("invalid segment: {0}")]
+    Body(#[from] postcard::Error),
+    /// Bytes left after the segment.
+    #[error("{0} trailing bytes after the segment")]
+    Trailing(usize),
+}
+
 #[derive(Serialize)]
 pub(crate) struct SegmentRef<'a> {
     pub windows: Vec<WindowRecordRef<'a>>,
@@ -76,15 +93,14 @@ pub(crate) struct SegmentRef<'a> {
 
 impl Segment {
     /// Decodes segment bytes.
-    pub fn decode(bytes: &[u8]) -> Result<Segment, String> {
-        let (&format, body) = bytes.split_first().ok_or("empty segment")?;
+    pub fn decode(bytes: &[u8]) -> Result<Segment, SegmentError> {
+        let (&format, body) = bytes.split_first().ok_or(SegmentError::Empty)?;
         if format != SEGMENT_FORMAT {
-            return Err(format!("unknown segment format {format}"));
+            return Err(SegmentError::Format(format));
         }
-        let (segment, rest) =
-            postcard::take_from_bytes::<Segment>(body).map_err(|err| err.to_string())?;
+        let (segment, rest) = postcard::take_from_bytes::<Segment>(body)?;
         if !rest.is_empty() {
-            return Err(format!("{} trailing bytes", rest.len()));
+            return Err(SegmentError::Trailing(rest.len()));
         }
         Ok(segment)
     }

@@ -5,7 +5,7 @@
 //! produced them can be checkpointed and acknowledged, so nothing is lost in between. Each
 //! carries a deterministic `Nats-Msg-Id` (derived from the source batch), so reprocessing the
 //! same message after a restart does not store it twice within the duplicate window. A failed
-//! publish is retried with backoff until it succeeds or the partition stops.
+//! publish is retried with backoff until it succeeds or the partition stops ([`Sent`]).
 
 use crate::error::Error;
 use async_nats::jetstream;
@@ -18,6 +18,16 @@ use tokio_util::sync::CancellationToken;
 
 /// Largest raw input copied into a dead letter.
 pub const MAX_DEAD_LETTER_RAW: usize = 64 * 1024;
+
+/// How a side-stream publish ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Sent {
+    /// JetStream stored it.
+    Stored,
+    /// The partition stopped (its stop token was cancelled) before JetStream stored it.
+    Stopped,
+}
 
 /// Publisher for the late and dead-letter streams.
 #[derive(Clone, Debug)]
@@ -42,8 +52,11 @@ impl SidePublisher {
         record: &LateRecord,
         index: usize,
         stop: &CancellationToken,
-    ) -> Result<(), Error> {
-        let payload = wire::encode(record, Format::Json).map_err(|err| Error::js("late", err))?;
+    ) -> Result<Sent, Error> {
+        let payload = wire::encode(record, Format::Json).map_err(|source| Error::Encode {
+            what: "late record",
+            source,
+        })?;
         let id = format!(
             "late.{}.{partition}.{}.{index}",
             record.agent_id, record.seq
@@ -60,18 +73,13 @@ impl SidePublisher {
         payload: &[u8],
         problem: &str,
         stop: &CancellationToken,
-    ) -> Result<(), Error> {
-        let letter = DeadLetter::from_input(
+    ) -> Result<Sent, Error> {
+        let body = self.dead_letter(
             "undecodable_partial",
             &format!("partition {partition}, stream sequence {stream_seq}: {problem}"),
             payload,
-            MAX_DEAD_LETTER_RAW,
             None,
-            &self.rejected_by,
-            now_millis(),
-        );
-        let body =
-            wire::encode(&letter, Format::Json).map_err(|err| Error::js("dead letter", err))?;
+        )?;
         let id = format!("dlq.agg.{partition}.{stream_seq}");
         let subject = names::dlq_subject(names::UNKNOWN_TENANT);
         self.publish(subject, id, body, stop).await
@@ -88,19 +96,14 @@ impl SidePublisher {
         entry: &PartialEntry,
         reason: &str,
         stop: &CancellationToken,
-    ) -> Result<(), Error> {
+    ) -> Result<Sent, Error> {
         let raw = serde_json::to_vec(entry).unwrap_or_default();
-        let letter = DeadLetter::from_input(
+        let body = self.dead_letter(
             "invalid_partial",
             &format!("agent {agent_id} batch {seq} entry {index}: {reason}"),
             &raw,
-            MAX_DEAD_LETTER_RAW,
             Some(index),
-            &self.rejected_by,
-            now_millis(),
-        );
-        let body =
-            wire::encode(&letter, Format::Json).map_err(|err| Error::js("dead letter", err))?;
+        )?;
         let tenant = if rtdash_shared::event::is_identifier(&entry.series.tenant, 128) {
             entry.series.tenant.as_str()
         } else {
@@ -111,34 +114,56 @@ impl SidePublisher {
             .await
     }
 
+    /// A dead letter of `kind` for `raw` (its first [`MAX_DEAD_LETTER_RAW`] bytes), encoded.
+    fn dead_letter(
+        &self,
+        kind: &str,
+        reason: &str,
+        raw: &[u8],
+        index: Option<usize>,
+    ) -> Result<Vec<u8>, Error> {
+        let letter = DeadLetter::from_input(
+            kind,
+            reason,
+            raw,
+            MAX_DEAD_LETTER_RAW,
+            index,
+            &self.rejected_by,
+            now_millis(),
+        );
+        wire::encode(&letter, Format::Json).map_err(|source| Error::Encode {
+            what: "dead letter",
+            source,
+        })
+    }
+
     async fn publish(
         &self,
         subject: String,
         id: String,
         payload: Vec<u8>,
         stop: &CancellationToken,
-    ) -> Result<(), Error> {
+    ) -> Result<Sent, Error> {
         let payload = bytes::Bytes::from(payload);
         let mut backoff = Duration::from_millis(100);
         loop {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
             let attempt = async {
-                self.js
+                let ack = self
+                    .js
                     .publish_with_headers(subject.clone(), headers, payload.clone())
-                    .await
-                    .map_err(|err| err.to_string())?
-                    .await
-                    .map_err(|err| err.to_string())
+                    .await?;
+                ack.await
             };
             match attempt.await {
-                Ok(_) => return Ok(()),
-                Err(problem) => {
-                    tracing::warn!(%subject, %problem, "side-stream publish failed; retrying");
+                Ok(_) => return Ok(Sent::Stored),
+                Err(err) => {
+                    tracing::warn!(%subject, %err, "side-stream publish failed; retrying");
                 }
             }
             tokio::select! {
-                () = stop.cancelled() => return Err(Error::Cancelled),
+                () = stop.cancelled() => return Ok(Sent::Stopped),
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));

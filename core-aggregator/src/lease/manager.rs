@@ -1,140 +1,29 @@
-//! Partition ownership through leases in KV `rtdash_leases`.
-//!
-//! - **Lease**: key `partition.<p>`, JSON [`LeaseValue`] `{owner, expires_at_ms, epoch, token}`.
-//!   Acquired with `create` when absent (or deleted), or with a compare-and-set `update` on the
-//!   revision when expired (or left by a previous process with the same instance id). Renewed
-//!   by compare-and-set every `ttl / 3`. The epoch is the KV revision at acquisition: it
-//!   names the owner's checkpoint objects and fences its QuestDB rows.
-//! - **Membership**: every aggregator keeps `member.<id>` = `{expires_at_ms}` fresh, and targets
-//!   `ceil(P / live members)` partitions: it acquires free or expired partitions up to the
-//!   target (in its rendezvous-hash preference order), and releases extras gracefully (the
-//!   worker checkpoints and acknowledges, then the lease is deleted).
-//! - **Self-fencing**: a [`Fence`] per owned partition holds `expires_at - margin`; when that
-//!   passes without a renewal (NATS unreachable, process stalled), the watchdog cancels it and
-//!   the worker stops at once, dropping its in-memory state; the next owner resumes from the
-//!   checkpoint. The checkpoint's own compare-and-set fences a deposed owner that wakes up
-//!   late, even if its clock is wrong.
-//!
-//! - **Own thread**: the manager (renewals, membership, watchdog) runs on a thread and runtime of
-//!   its own with its own NATS connection ([`LeaseManager::spawn`]); workers run on the
-//!   process's main runtime. Busy partition workers (closing tens of thousands of windows,
-//!   draining backlogs) then cannot delay a renewal until the lease expires, which would fence
-//!   healthy partitions and make them restore and replay: more load, more fences.
-//!
-//! Clocks: expiry times are wall-clock milliseconds of the writer; aggregators' clocks must
-//! agree within the fence margin (NTP).
+//! The lease manager: membership, acquisition, renewal and release of partition leases, and
+//! one worker per partition held.
 
+use super::assignment::{Assignment, Stopped, WorkerFactory};
+use super::fence::{spawn_watchdog, Fence};
+use super::values::{member_key, LeaseValue, MemberValue};
 use crate::error::Error;
 use crate::metrics as m;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use rtdash_shared::names;
 use rtdash_shared::time::{now_millis, UnixMillis};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// Value of a partition lease.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LeaseValue {
-    /// Owning aggregator.
-    pub owner: String,
-    /// Wall-clock expiry.
-    pub expires_at_ms: UnixMillis,
-    /// Ownership epoch (KV revision at acquisition).
-    pub epoch: u64,
-    /// Random per acquisition: tells our own write from another owner's.
-    pub token: String,
-}
-
-/// Value of a membership key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberValue {
-    /// Aggregator id.
-    pub id: String,
-    /// Wall-clock expiry.
-    pub expires_at_ms: UnixMillis,
-}
-
-/// Membership key of `id`.
-pub fn member_key(id: &str) -> String {
-    format!("member.{id}")
-}
-
-/// Tells a worker whether it may still act as the partition's owner.
-#[derive(Clone, Debug)]
-pub struct Fence {
-    token: CancellationToken,
-    valid_until: Arc<AtomicI64>,
-}
-
-impl Fence {
-    fn new(valid_until: UnixMillis) -> Self {
-        Self {
-            token: CancellationToken::new(),
-            valid_until: Arc::new(AtomicI64::new(valid_until)),
-        }
-    }
-
-    /// A fence that never expires (replay, tests).
-    pub fn unbounded() -> Self {
-        Self::new(i64::MAX)
-    }
-
-    /// Whether the lease is still certainly ours.
-    pub fn is_valid(&self) -> bool {
-        !self.token.is_cancelled() && now_millis() < self.valid_until.load(Ordering::SeqCst)
-    }
-
-    /// Resolves when the partition is lost.
-    pub async fn lost(&self) {
-        self.token.cancelled().await;
-    }
-
-    /// The token cancelled on loss.
-    pub fn token(&self) -> &CancellationToken {
-        &self.token
-    }
-
-    fn extend(&self, valid_until: UnixMillis) {
-        self.valid_until.store(valid_until, Ordering::SeqCst);
-    }
-
-    fn trip(&self) {
-        self.token.cancel();
-    }
-}
-
-/// What a worker is given for a partition it now owns.
-#[derive(Clone, Debug)]
-pub struct Assignment {
-    /// The partition.
-    pub partition: u32,
-    /// The ownership epoch.
-    pub epoch: u64,
-    /// Cancelled to ask for a graceful stop (checkpoint, acknowledge, return).
-    pub stop: CancellationToken,
-    /// Lost ownership: stop at once.
-    pub fence: Fence,
-}
-
-/// Starts the worker of an assignment.
-pub type WorkerFactory = Arc<
-    dyn Fn(Assignment) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> + Send + Sync,
->;
+use tokio_util::task::TaskTracker;
 
 struct Held {
     revision: u64,
     value: LeaseValue,
     stop: CancellationToken,
     fence: Fence,
-    join: JoinHandle<Result<(), Error>>,
+    join: JoinHandle<Result<Stopped, Error>>,
 }
 
 /// Lease settings.
@@ -160,6 +49,8 @@ pub struct LeaseManager {
     held: BTreeMap<u32, Held>,
     /// Partitions whose worker failed: not reacquired before the instant.
     cooldown: HashMap<u32, Instant>,
+    /// Releases to rebalance, running while the manager renews the other leases.
+    releases: TaskTracker,
 }
 
 impl LeaseManager {
@@ -177,6 +68,7 @@ impl LeaseManager {
             workers,
             held: BTreeMap::new(),
             cooldown: HashMap::new(),
+            releases: TaskTracker::new(),
         }
     }
 
@@ -224,7 +116,7 @@ impl LeaseManager {
                 what: "lease thread",
                 source,
             })?;
-        done_rx.await.unwrap_or(Err(Error::Cancelled))
+        done_rx.await.unwrap_or(Err(Error::LeaseThread))
     }
 
     /// Runs until `shutdown`, then stops every worker gracefully (bounded by `grace`) and
@@ -255,8 +147,11 @@ impl LeaseManager {
             .map(|p| self.release_owned(p, grace))
             .collect();
         futures::future::join_all(releases).await;
+        self.releases.close();
+        self.releases.wait().await;
         let _ = self.kv.delete(member_key(&self.settings.instance)).await;
-        watchdog.abort();
+        // It stops with `shutdown`, which ended the loop above.
+        let _ = watchdog.await;
         metrics::gauge!(m::PARTITIONS_OWNED).set(0.0);
     }
 
@@ -296,7 +191,8 @@ impl LeaseManager {
                     "releasing partition to rebalance"
                 );
                 // In the background: waiting here would hold up the renewal of the others.
-                tokio::spawn(self.release_owned(partition, self.settings.ttl));
+                let release = self.release_owned(partition, self.settings.ttl);
+                self.releases.spawn(release);
             }
         } else if owned < target {
             let mut candidates: Vec<u32> = (0..self.settings.partitions)
@@ -422,16 +318,19 @@ impl LeaseManager {
                 continue;
             }
             held.fence.trip();
-            let result = held.join.await.unwrap_or(Err(Error::Cancelled));
-            match result {
-                Err(Error::Fenced { .. }) => {
+            match held.join.await {
+                Ok(Ok(Stopped::Fenced)) => {
                     metrics::counter!(m::PARTITIONS_FENCED).increment(1);
                     tracing::warn!(partition, "partition lost");
                 }
-                Ok(()) | Err(Error::Cancelled) => {
+                Ok(Ok(Stopped::Cancelled)) => {
                     self.delete_lease(partition, held.revision).await;
                 }
-                Err(err) => {
+                Err(panicked) => {
+                    tracing::error!(partition, err = %panicked, "partition worker panicked; releasing it");
+                    self.delete_lease(partition, held.revision).await;
+                }
+                Ok(Err(err)) => {
                     tracing::error!(partition, %err, "partition worker failed; releasing it for a while");
                     self.delete_lease(partition, held.revision).await;
                     self.cooldown
@@ -465,7 +364,7 @@ impl LeaseManager {
             let mut join = held.join;
             let finished = tokio::time::timeout(grace, &mut join).await;
             match finished {
-                Ok(Ok(Ok(()))) | Ok(Ok(Err(Error::Cancelled))) => {
+                Ok(Ok(Ok(Stopped::Cancelled))) => {
                     held.fence.trip();
                     if let Err(err) = kv
                         .delete_expect_revision(names::lease_key(partition), Some(held.revision))
@@ -474,6 +373,13 @@ impl LeaseManager {
                         tracing::debug!(partition, %err, "lease not deleted");
                     }
                     tracing::info!(partition, "partition released");
+                }
+                Ok(Ok(Ok(Stopped::Fenced))) => {
+                    held.fence.trip();
+                    tracing::warn!(
+                        partition,
+                        "partition lost while stopping; lease left to expire"
+                    );
                 }
                 Ok(Ok(Err(err))) => {
                     held.fence.trip();
@@ -612,31 +518,4 @@ fn preference(instance: &str, partition: u32) -> u64 {
     let mut bytes = instance.as_bytes().to_vec();
     bytes.extend_from_slice(&partition.to_le_bytes());
     rtdash_shared::series::series_id(&bytes)
-}
-
-/// Trips fences whose lease is about to expire without renewal (every 100 ms).
-fn spawn_watchdog(
-    fences: Arc<Mutex<Vec<(u32, Fence)>>>,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let Ok(list) = fences.lock() else { continue };
-            for (partition, fence) in list.iter() {
-                if !fence.token().is_cancelled() && !fence.is_valid() {
-                    tracing::warn!(
-                        partition,
-                        "lease not renewed in time; fencing the partition"
-                    );
-                    metrics::counter!(m::PARTITIONS_FENCED).increment(1);
-                    fence.trip();
-                }
-            }
-        }
-    })
 }

@@ -20,12 +20,10 @@
 //! windows still inside the live aggregator's correction horizon may be rewritten by it
 //! afterwards (recompute ranges older than the horizon).
 
+use super::{check_range, Connection, Progress, RangeReader, RowWriter};
 use crate::config::Config;
-use crate::error::Error;
-use crate::replay::{next_in_range, InRange};
-use crate::sink::questdb::{ensure_table, ConfirmRouter, Ownership, QuestDbWriter, Row, UNFENCED};
+use crate::error::{BoxError, Error};
 use crate::state::{WindowId, WindowKey, WindowOutput};
-use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use futures::StreamExt;
 use rtdash_shared::aggregate::Aggregator;
 use rtdash_shared::archive;
@@ -35,10 +33,9 @@ use rtdash_shared::names;
 use rtdash_shared::sketch::Sketch;
 use rtdash_shared::time::{format_rfc3339, now_millis, UnixMillis};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Key prefix of metric definitions in the config bucket.
@@ -87,10 +84,12 @@ pub async fn load_definitions(
 ) -> Result<Vec<MetricDefinition>, Error> {
     let mut defs: BTreeMap<(Option<String>, String), MetricDefinition> = BTreeMap::new();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| Error::Usage(format!("metrics file {}: {err}", path.display())))?;
-        let parsed = MetricFile::from_toml(&text)
-            .map_err(|err| Error::Usage(format!("metrics file {}: {err}", path.display())))?;
+        let invalid = |source: BoxError| Error::Invalid {
+            what: format!("metrics file {}", path.display()),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(Box::new(e)))?;
+        let parsed = MetricFile::from_toml(&text).map_err(|e| invalid(Box::new(e)))?;
         for def in parsed.metric {
             defs.insert((def.tenant_id.clone(), def.name.clone()), def);
         }
@@ -133,12 +132,9 @@ pub async fn recompute(
     args: RecomputeArgs,
     shutdown: CancellationToken,
 ) -> Result<RecomputeSummary, Error> {
-    if args.from >= args.to {
-        return Err(Error::Usage("--from must be before --to".to_owned()));
-    }
-    let client = rtdash_runtime::nats::connect(&config.nats, "core-aggregator recompute").await?;
-    let js = rtdash_runtime::nats::jetstream(client.clone(), &config.nats);
-    let defs = load_definitions(&js, args.metrics_file.as_ref()).await?;
+    check_range(args.from, args.to)?;
+    let nats = Connection::open(&config, "recompute").await?;
+    let defs = load_definitions(&nats.js, args.metrics_file.as_ref()).await?;
     if let Some(metric) = &args.metric {
         if !defs.iter().any(|d| &d.name == metric) {
             return Err(Error::Usage(format!("no metric definition named {metric}")));
@@ -150,23 +146,17 @@ pub async fn recompute(
         .max()
         .unwrap_or(60_000);
     let mut aggregator = Aggregator::new(Arc::new(MetricSet::new(defs.clone())));
-    let stream = js.get_stream(names::EVENTS_STREAM).await.map_err(|e| {
-        Error::js(
-            format!("stream {} (the raw-event archive)", names::EVENTS_STREAM),
-            e,
-        )
-    })?;
-    ensure_table(
-        &config,
-        Duration::from_millis(config.nats.connect_timeout_ms),
-    )
-    .await?;
-    let writer = QuestDbWriter::spawn(
-        &config,
-        Arc::new(Ownership::new(config.streams.partitions)),
-        Arc::new(ConfirmRouter::default()),
-    )?;
-    let rows = writer.sender();
+    let stream = nats
+        .js
+        .get_stream(names::EVENTS_STREAM)
+        .await
+        .map_err(|e| {
+            Error::js(
+                format!("stream {} (the raw-event archive)", names::EVENTS_STREAM),
+                e,
+            )
+        })?;
+    let writer = RowWriter::start(&config, config.streams.partitions).await?;
 
     let start = args.from - MAX_SKEW_MS;
     let end = args
@@ -174,8 +164,6 @@ pub async fn recompute(
         .saturating_add(config.windows.correction_horizon_ms)
         .saturating_add(config.windows.allowed_lateness_ms)
         .saturating_add(MAX_SKEW_MS);
-    let start_time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(start) * 1_000_000)
-        .map_err(|e| Error::Usage(format!("--from: {e}")))?;
     let subject = match &args.tenant {
         Some(tenant) => names::events_subject(tenant),
         None => format!("{}.*", names::EVENTS_PREFIX),
@@ -190,20 +178,14 @@ pub async fn recompute(
         format_rfc3339(start),
         format_rfc3339(end),
     );
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: subject,
-            deliver_policy: DeliverPolicy::ByStartTime { start_time },
-            description: Some("rtdash recompute".to_owned()),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| Error::js("recompute consumer", e))?;
-    let mut pending = consumer.cached_info().num_pending;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| Error::js("recompute consumer", e))?;
+    let mut reader = RangeReader::open(
+        &stream,
+        subject,
+        (start, end),
+        "recompute",
+        "recompute consumer".to_owned(),
+    )
+    .await?;
     let limits = EventLimits {
         // Archived events are as old as they are; their age was checked at ingest.
         max_age_ms: i64::MAX / 4,
@@ -215,7 +197,7 @@ pub async fn recompute(
     let mut seen_chunks: HashSet<String> = HashSet::new();
     let mut since_drain = 0usize;
     let started = Instant::now();
-    let mut last_progress = Instant::now();
+    let mut progress = Progress::new();
     let fold = |windows: &mut HashMap<WindowKey, Sketch>, aggregator: &mut Aggregator| {
         for entry in aggregator.drain() {
             if entry.window_start < args.from || entry.window_start >= args.to {
@@ -239,16 +221,8 @@ pub async fn recompute(
                 .merge(&entry.sketch);
         }
     };
-    while pending > 0 {
-        let Some(InRange {
-            message,
-            pending: left,
-            ..
-        }) = next_in_range(&mut messages, &shutdown, "recompute consumer", pending, end).await?
-        else {
-            break;
-        };
-        pending = left;
+    while let Some(next) = reader.next(&shutdown).await? {
+        let message = next.message;
         summary.chunks += 1;
         let id = message
             .headers
@@ -301,14 +275,14 @@ pub async fn recompute(
             fold(&mut windows, &mut aggregator);
             since_drain = 0;
         }
-        if last_progress.elapsed() >= Duration::from_secs(1) {
-            last_progress = Instant::now();
-            eprint!(
-                "\rrecompute: {} chunks, {} events, {pending} chunks left",
-                summary.chunks, summary.events
-            );
-            let _ = std::io::stderr().flush();
-        }
+        progress.tick(|| {
+            format!(
+                "recompute: {} chunks, {} events, {} chunks left",
+                summary.chunks,
+                summary.events,
+                reader.pending()
+            )
+        });
     }
     fold(&mut windows, &mut aggregator);
     let now = now_millis();
@@ -326,23 +300,10 @@ pub async fn recompute(
             live: false,
         };
         let partition = output.key.series.partition(config.streams.partitions);
-        rows.send(Row {
-            partition,
-            epoch: UNFENCED,
-            confirm: false,
-            output,
-            trace: None,
-        })
-        .await?;
+        writer.write(partition, output).await?;
         summary.rows += 1;
     }
-    drop(rows);
-    if !writer.finish(Duration::from_secs(600)).await {
-        return Err(Error::QuestDb {
-            addr: config.questdb.http.clone(),
-            problem: "rows not written within 10 minutes".to_owned(),
-        });
-    }
+    writer.finish().await?;
     eprintln!(
         "\rrecompute: done in {:.1} s: {} chunks ({} duplicates, {} undecodable skipped), {} events, {} invalid lines, {} rows written",
         started.elapsed().as_secs_f64(),
@@ -353,6 +314,6 @@ pub async fn recompute(
         summary.invalid,
         summary.rows
     );
-    let _ = client.flush().await;
+    nats.close().await;
     Ok(summary)
 }
