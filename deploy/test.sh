@@ -9,8 +9,9 @@
 #            and services on free ports)
 #   web      npm ci in web/, then a throwaway stack of the debug binaries just built
 #            (./deploy/up.sh --profile debug --no-demo, ports +RTDASH_TEST_PORT_OFFSET (default
-#            10000), state in a temporary dir), npm test against it (build + browser test,
-#            RTDASH_BROWSER_TEST_REQUIRED=1), then the stack is stopped, whatever happened
+#            10000), state in a temporary dir), npm test against it (API types check, lint,
+#            build, unit tests, browser test; RTDASH_BROWSER_TEST_REQUIRED=1), then the stack
+#            is stopped, whatever happened
 # Every step runs even when an earlier one failed (install excepted; web needs build); prints a
 # summary and exits non-zero if any step failed.
 # shellcheck disable=SC2317 # functions run through step and traps

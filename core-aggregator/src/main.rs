@@ -83,9 +83,12 @@ fn main() -> ExitCode {
     bootstrap::run(service, |cli: Cli, config, shutdown| async move {
         run(cli.command.unwrap_or(Command::Run), config, shutdown)
             .await
-            .map_err(|err| match err {
-                Error::Usage(_) => Failure::usage(err),
-                _ => Failure::runtime(err),
+            .map_err(|err| {
+                if err.is_usage() {
+                    Failure::usage(err)
+                } else {
+                    Failure::runtime(err)
+                }
             })
     })
 }

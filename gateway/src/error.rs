@@ -1,9 +1,9 @@
 //! The API's error type: every handler returns `Result<_, ApiError>`, answered as
 //! `{"error": {"code", "message"}}` with the matching status.
 
-use crate::report::ErrorChain;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rtdash_runtime::error_chain::ErrorChain;
 use serde::Serialize;
 
 /// An error answered to an API client.

@@ -25,7 +25,6 @@ pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod query;
-pub mod report;
 pub mod router;
 pub mod serve;
 pub mod state;

@@ -45,28 +45,14 @@ fn main() -> ExitCode {
 /// jemalloc's figures as gauges.
 #[cfg(feature = "jemalloc")]
 mod heap {
-    use metrics::Unit;
+    use gateway::metrics::{HEAP_ALLOCATED, HEAP_RESIDENT};
     use std::convert::Infallible;
 
-    /// Bytes the program holds (jemalloc `stats.allocated`).
-    const ALLOCATED_BYTES: &str = "rtdash_gateway_heap_allocated_bytes";
-    /// Bytes in pages the allocator keeps resident (jemalloc `stats.resident`).
-    const RESIDENT_BYTES: &str = "rtdash_gateway_heap_resident_bytes";
-
-    /// Publishes the figures every 5 s, until dropped.
+    /// Publishes the figures every 5 s, until dropped (`gateway::metrics::describe` describes
+    /// them).
     pub async fn publish_gauges() -> Infallible {
-        metrics::describe_gauge!(
-            ALLOCATED_BYTES,
-            Unit::Bytes,
-            "Bytes the gateway holds (jemalloc stats.allocated)"
-        );
-        metrics::describe_gauge!(
-            RESIDENT_BYTES,
-            Unit::Bytes,
-            "Bytes in pages the allocator keeps resident (jemalloc stats.resident)"
-        );
-        let allocated = metrics::gauge!(ALLOCATED_BYTES);
-        let resident = metrics::gauge!(RESIDENT_BYTES);
+        let allocated = metrics::gauge!(HEAP_ALLOCATED);
+        let resident = metrics::gauge!(HEAP_RESIDENT);
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tick.tick().await;

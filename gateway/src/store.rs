@@ -7,11 +7,11 @@
 //! change when their watcher delivers it (milliseconds). Every change is announced on a
 //! broadcast channel (live streams use it to notice dashboard changes).
 
-use crate::report::ErrorChain;
 use crate::tasks::Tasks;
 use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::StreamExt;
+use rtdash_runtime::error_chain::ErrorChain;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};

@@ -5,7 +5,8 @@ use std::error::Error;
 use std::fmt;
 
 /// Displays `error: cause: cause's cause` on one line, leaving out a cause whose text the
-/// line already ends with (errors that also print their source in their own message).
+/// line already holds (errors that also print their source in their own message, as
+/// tokio-postgres' do).
 /// `tracing::warn!(error = %ErrorChain(&err), "...")`.
 #[derive(Clone, Copy)]
 pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
@@ -16,7 +17,7 @@ impl fmt::Display for ErrorChain<'_> {
         let mut source = self.0.source();
         while let Some(cause) = source {
             let text = cause.to_string();
-            if !line.ends_with(&text) {
+            if !line.contains(&text) {
                 line.push_str(": ");
                 line.push_str(&text);
             }

@@ -6,10 +6,6 @@ use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Moved to [`crate::wire`], beside the envelope it reads; re-exported for existing callers.
-#[doc(no_inline)]
-pub use crate::wire::decode_live_updates;
-
 /// What an edge agent publishes to `rtdash.partials.<partition>` every flush: the deltas of
 /// every series touched since its previous flush, for one partition.
 ///

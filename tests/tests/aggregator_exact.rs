@@ -70,7 +70,7 @@ async fn rows_equal_the_exact_aggregates_of_several_agents() -> anyhow::Result<(
         };
         // One message carries one update or a batch of them.
         let mut updates = Vec::new();
-        rtdash_shared::messages::decode_live_updates(&message.payload, &mut updates)?;
+        rtdash_shared::wire::decode_live_updates(&message.payload, &mut updates)?;
         for update in updates {
             latest.insert((update.series().dims_json(), update.window_start), update);
         }

@@ -102,7 +102,7 @@ fn fanout_span(
 /// Appends the window versions of one live message to `batch`: a single [`WindowUpdate`] or a
 /// batch of them (what the core aggregator publishes when a subject has several versions).
 fn decode_into(payload: &[u8], batch: &mut Vec<WindowUpdate>, metrics: &FanoutMetrics) {
-    if let Err(err) = rtdash_shared::messages::decode_live_updates(payload, batch) {
+    if let Err(err) = rtdash_shared::wire::decode_live_updates(payload, batch) {
         metrics.decode_errors.increment(1);
         tracing::debug!(error = %err, "undecodable live update");
     }
