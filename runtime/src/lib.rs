@@ -12,7 +12,8 @@
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, and a bounded grace period;
 //! - [`net`]: binding listeners with errors that name the address;
 //! - [`error_chain`]: an error and its causes on one line, for exit lines and logs;
-//! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets.
+//! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets;
+//! - [`keys`]: API keys, dashboard links and sessions verified from memory (issue #16).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -20,6 +21,7 @@ mod allocator;
 pub mod bootstrap;
 pub mod config;
 pub mod error_chain;
+pub mod keys;
 pub mod nats;
 pub mod net;
 pub mod prometheus;

@@ -339,6 +339,11 @@ pub async fn ensure_topology(
             "rtdash aggregator checkpoints",
             1,
         ),
+        (
+            names::KEYS_BUCKET,
+            "rtdash credentials: API key hashes, last use, dashboard links, session secret",
+            1,
+        ),
     ];
     for (bucket, description, history) in buckets {
         if js.get_key_value(bucket).await.is_ok() {

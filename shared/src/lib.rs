@@ -14,7 +14,8 @@
 //! - [`archive`]: the raw-event archive's chunks (NDJSON, optionally zstd-compressed);
 //! - [`names`]: every subject, stream, bucket and config key name;
 //! - [`schema`]: the QuestDB table metric windows live in;
-//! - [`stat`] and [`alert`]: served statistics, alert rules and transitions.
+//! - [`stat`] and [`alert`]: served statistics, alert rules and transitions;
+//! - [`auth`]: API keys, roles, principals, session tokens (no I/O).
 //!
 //! This crate knows nothing of HTTP servers or NATS clients.
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@
 pub mod aggregate;
 pub mod alert;
 pub mod archive;
+pub mod auth;
 mod codec;
 pub mod event;
 pub mod messages;

@@ -15,6 +15,7 @@
 //! | [`CONFIG_BUCKET`] | KV | dashboards, widgets, alert rules, metric definitions |
 //! | [`LEASES_BUCKET`] | KV | partition ownership |
 //! | [`CHECKPOINTS_BUCKET`] | KV | aggregator checkpoints |
+//! | [`KEYS_BUCKET`] | KV | API keys (hashes), last use, dashboard links, the session secret, tenant quotas |
 
 /// Stream of edge partial deltas.
 pub const PARTIALS_STREAM: &str = "RTDASH_PARTIALS";
@@ -46,6 +47,32 @@ pub const LEASES_BUCKET: &str = "rtdash_leases";
 pub const CHECKPOINT_DATA_BUCKET: &str = "rtdash_checkpoint_data";
 /// Key-value bucket for aggregator checkpoints.
 pub const CHECKPOINTS_BUCKET: &str = "rtdash_checkpoints";
+
+/// Key-value bucket of credentials ([`crate::auth::record`]): `key.<key_id>`,
+/// `used.<key_id>`, `link.<link_id>`, `secret.session`, `quota.<tenant>`.
+pub const KEYS_BUCKET: &str = "rtdash_keys";
+/// Key of the gateways' shared session secret in [`KEYS_BUCKET`].
+pub const SESSION_SECRET_KEY: &str = "secret.session";
+
+/// Key of an API key's record in [`KEYS_BUCKET`].
+pub fn key_record_key(key_id: &str) -> String {
+    format!("key.{key_id}")
+}
+
+/// Key of an API key's last-used time in [`KEYS_BUCKET`].
+pub fn key_used_key(key_id: &str) -> String {
+    format!("used.{key_id}")
+}
+
+/// Key of a dashboard link's record in [`KEYS_BUCKET`].
+pub fn link_record_key(link_id: &str) -> String {
+    format!("link.{link_id}")
+}
+
+/// Key of a tenant's quotas in [`KEYS_BUCKET`].
+pub fn quota_key(tenant: &str) -> String {
+    format!("quota.{tenant}")
+}
 
 /// Tenant token used on dead-letter subjects when no tenant could be read from the input.
 pub const UNKNOWN_TENANT: &str = "_unknown";
@@ -204,6 +231,10 @@ mod tests {
             alert_state_key(3, "t1", "r1", 255),
             "p3.t1.r1.00000000000000ff"
         );
+        assert_eq!(key_record_key("00ff"), "key.00ff");
+        assert_eq!(key_used_key("00ff"), "used.00ff");
+        assert_eq!(link_record_key("ab"), "link.ab");
+        assert_eq!(quota_key("acme"), "quota.acme");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::fields::TopFields;
 use super::limits::EventLimits;
 use super::model::Event;
-use super::parse::parse_event;
+use super::parse::parse_event_as;
 use super::reject::{RejectCode, Rejection};
 use super::scan;
 use super::validate::validate;
@@ -150,10 +150,23 @@ pub fn parse_batch<'a>(
     limits: &EventLimits,
     now: UnixMillis,
 ) -> Result<ParsedBatch<'a>, Rejection> {
+    parse_batch_as(body, ndjson, max_items, limits, now, None)
+}
+
+/// [`parse_batch`] where events without `tenant_id` belong to `default_tenant` when one is
+/// given (the tenant of the producer's key).
+pub fn parse_batch_as<'a>(
+    body: &'a [u8],
+    ndjson: bool,
+    max_items: usize,
+    limits: &EventLimits,
+    now: UnixMillis,
+    default_tenant: Option<&'a str>,
+) -> Result<ParsedBatch<'a>, Rejection> {
     if !ndjson {
         let trimmed = body.trim_ascii();
         if trimmed.first() == Some(&b'[') {
-            if let Some(items) = parse_array(trimmed, max_items, limits, now) {
+            if let Some(items) = parse_array(trimmed, max_items, limits, now, default_tenant) {
                 return Ok(ParsedBatch {
                     single: false,
                     items,
@@ -167,7 +180,7 @@ pub fn parse_batch<'a>(
         items: items
             .as_slice()
             .iter()
-            .map(|raw| (*raw, parse_event(raw, limits, now)))
+            .map(|raw| (*raw, parse_event_as(raw, limits, now, default_tenant)))
             .collect(),
     })
 }
@@ -178,6 +191,7 @@ fn parse_array<'a>(
     max_items: usize,
     limits: &EventLimits,
     now: UnixMillis,
+    default_tenant: Option<&'a str>,
 ) -> Option<Vec<ParsedItem<'a>>> {
     let text = std::str::from_utf8(body).ok()?;
     let skip_ws = |mut at: usize| {
@@ -192,16 +206,18 @@ fn parse_array<'a>(
         let start = skip_ws(at);
         let mut fields = TopFields::default();
         let (raw, end, result) = match scan::fill_at(text, start, &mut fields) {
-            Some(end) if end - start <= limits.max_event_bytes => {
-                (&body[start..end], end, validate(fields, limits, now))
-            }
+            Some(end) if end - start <= limits.max_event_bytes => (
+                &body[start..end],
+                end,
+                validate(fields, limits, now, default_tenant),
+            ),
             _ => {
                 let end = element_end(body, start).ok()?;
                 let raw = body[start..end].trim_ascii();
                 if raw.is_empty() {
                     return None; // `[]`, `[1,,2]`: split_batch says what is wrong
                 }
-                (raw, end, parse_event(raw, limits, now))
+                (raw, end, parse_event_as(raw, limits, now, default_tenant))
             }
         };
         items.push((raw, result));
@@ -261,6 +277,7 @@ fn check_count(items: Vec<&[u8]>, max_items: usize) -> Result<Vec<&[u8]>, Reject
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::parse_event;
 
     #[test]
     fn single_array_and_ndjson_bodies() {

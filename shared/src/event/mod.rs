@@ -33,9 +33,9 @@ mod scan;
 mod validate;
 mod visit;
 
-pub use batch::{parse_batch, split_batch, BatchItems, ParsedBatch};
+pub use batch::{parse_batch, parse_batch_as, split_batch, BatchItems, ParsedBatch};
 pub use limits::EventLimits;
 pub use model::{is_identifier, Event, BUILTIN_DIMENSIONS};
-pub use parse::parse_event;
+pub use parse::{parse_event, parse_event_as};
 pub use reject::{RejectCode, Rejection};
 pub use scalar::Scalar;

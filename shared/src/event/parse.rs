@@ -20,9 +20,20 @@ pub fn parse_event<'a>(
     limits: &EventLimits,
     now: UnixMillis,
 ) -> Result<Event<'a>, Rejection> {
-    match parse_event_fast(bytes, limits, now) {
+    parse_event_as(bytes, limits, now, None)
+}
+
+/// [`parse_event`] where an event without `tenant_id` belongs to `default_tenant` (the tenant
+/// of the producer's key) when one is given.
+pub fn parse_event_as<'a>(
+    bytes: &'a [u8],
+    limits: &EventLimits,
+    now: UnixMillis,
+    default_tenant: Option<&'a str>,
+) -> Result<Event<'a>, Rejection> {
+    match parse_event_fast(bytes, limits, now, default_tenant) {
         Some(result) => result,
-        None => parse_event_serde(bytes, limits, now),
+        None => parse_event_serde(bytes, limits, now, default_tenant),
     }
 }
 
@@ -31,6 +42,7 @@ pub(super) fn parse_event_fast<'a>(
     bytes: &'a [u8],
     limits: &EventLimits,
     now: UnixMillis,
+    default_tenant: Option<&'a str>,
 ) -> Option<Result<Event<'a>, Rejection>> {
     if bytes.len() > limits.max_event_bytes {
         return None;
@@ -40,7 +52,7 @@ pub(super) fn parse_event_fast<'a>(
     if !super::scan::fill(text, &mut fields) {
         return None;
     }
-    Some(validate(fields, limits, now))
+    Some(validate(fields, limits, now, default_tenant))
 }
 
 /// [`parse_event`] through serde_json.
@@ -48,6 +60,7 @@ pub(super) fn parse_event_serde<'a>(
     bytes: &'a [u8],
     limits: &EventLimits,
     now: UnixMillis,
+    default_tenant: Option<&'a str>,
 ) -> Result<Event<'a>, Rejection> {
     if bytes.len() > limits.max_event_bytes {
         return Err(Rejection::new(
@@ -69,7 +82,7 @@ pub(super) fn parse_event_serde<'a>(
         Rejection::new(RejectCode::MalformedJson, format!("malformed JSON: {err}"))
     })?;
     match top {
-        Top::Object(fields) => validate(*fields, limits, now),
+        Top::Object(fields) => validate(*fields, limits, now, default_tenant),
         Top::Other(kind) => Err(Rejection::new(
             RejectCode::NotAnObject,
             format!("an event must be a JSON object, got {kind}"),
@@ -269,6 +282,29 @@ mod tests {
             parse_event(GOOD.as_bytes(), &limits, NOW).unwrap_err().code,
             RejectCode::EventTooLarge
         );
+    }
+
+    #[test]
+    fn a_missing_tenant_is_the_default_one_when_given() {
+        let json = r#"{"source":"s","event_type":"e","occurred_at":"2024-01-15T14:05:30Z"}"#;
+        let limits = EventLimits::default();
+        assert_eq!(
+            parse_event(json.as_bytes(), &limits, NOW).unwrap_err().code,
+            RejectCode::MissingField
+        );
+        let event = parse_event_as(json.as_bytes(), &limits, NOW, Some("acme")).unwrap();
+        assert_eq!(event.tenant_id, "acme");
+        let named = GOOD.replace("acme", "other");
+        let event = parse_event_as(named.as_bytes(), &limits, NOW, Some("acme")).unwrap();
+        assert_eq!(
+            event.tenant_id, "other",
+            "a named tenant is kept (the caller checks it)"
+        );
+        let slow = parse_event_serde(json.as_bytes(), &limits, NOW, Some("acme")).unwrap();
+        assert_eq!(slow.tenant_id, "acme");
+        let bad = r#"{"source":"s","event_type":"e","occurred_at":"soon"}"#;
+        let rejection = parse_event_as(bad.as_bytes(), &limits, NOW, Some("acme")).unwrap_err();
+        assert_eq!(rejection.tenant.as_deref(), Some("acme"));
     }
 
     #[test]

@@ -50,11 +50,14 @@ pub enum RejectCode {
     TimestampInFuture,
     /// `occurred_at` lay too far in the past.
     TimestampTooOld,
+    /// The event names a tenant other than the one of the producer's key (or of a sidecar
+    /// agent's configured tenant).
+    TenantMismatch,
 }
 
 impl RejectCode {
     /// Every code, for metrics registration and exhaustive tests.
-    pub const ALL: [RejectCode; 21] = [
+    pub const ALL: [RejectCode; 22] = [
         Self::EmptyBody,
         Self::BodyTooLarge,
         Self::BatchTooLarge,
@@ -76,6 +79,7 @@ impl RejectCode {
         Self::InvalidTimestamp,
         Self::TimestampInFuture,
         Self::TimestampTooOld,
+        Self::TenantMismatch,
     ];
 
     /// The snake_case code as it appears on the wire.
@@ -102,6 +106,7 @@ impl RejectCode {
             Self::InvalidTimestamp => "invalid_timestamp",
             Self::TimestampInFuture => "timestamp_in_future",
             Self::TimestampTooOld => "timestamp_too_old",
+            Self::TenantMismatch => "tenant_mismatch",
         }
     }
 }

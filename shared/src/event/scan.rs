@@ -332,8 +332,8 @@ mod tests {
     /// Both paths on `text`: when the scanner takes it, the outcome must be serde's.
     fn check(text: &str) -> bool {
         let limits = EventLimits::default();
-        let fast = parse_event_fast(text.as_bytes(), &limits, NOW);
-        let slow = parse_event_serde(text.as_bytes(), &limits, NOW);
+        let fast = parse_event_fast(text.as_bytes(), &limits, NOW, None);
+        let slow = parse_event_serde(text.as_bytes(), &limits, NOW, None);
         match fast {
             None => false,
             Some(fast) => {
@@ -619,8 +619,8 @@ mod tests {
             for _ in 0..3 {
                 let bytes = mutate(&mut rng, &text);
                 total += 1;
-                let fast_result = parse_event_fast(&bytes, &limits, NOW);
-                let slow = parse_event_serde(&bytes, &limits, NOW);
+                let fast_result = parse_event_fast(&bytes, &limits, NOW, None);
+                let slow = parse_event_serde(&bytes, &limits, NOW, None);
                 if let Some(result) = fast_result {
                     fast += 1;
                     assert_eq!(

@@ -16,6 +16,7 @@ pub(super) fn validate<'a>(
     fields: TopFields<'a>,
     limits: &EventLimits,
     now: UnixMillis,
+    default_tenant: Option<&'a str>,
 ) -> Result<Event<'a>, Rejection> {
     let TopFields { slots, structural } = fields;
     // Cloning a borrowed Cow copies a pointer; only an escaped tenant allocates.
@@ -25,6 +26,7 @@ pub(super) fn validate<'a>(
         {
             Some(tenant.clone())
         }
+        None => default_tenant.map(Cow::Borrowed),
         _ => None,
     };
     let fail = |rejection: Rejection| rejection.with_tenant(tenant_hint.as_deref());
@@ -44,7 +46,10 @@ pub(super) fn validate<'a>(
         }
         Some(other) => return Err(fail(wrong_type("id", "a string", &other))),
     };
-    let tenant_id = identifier("tenant_id", tenant_id, limits).map_err(fail)?;
+    let tenant_id = match (tenant_id, default_tenant) {
+        (None, Some(tenant)) => Cow::Borrowed(tenant),
+        (tenant_id, _) => identifier("tenant_id", tenant_id, limits).map_err(fail)?,
+    };
     let source = identifier("source", source, limits).map_err(fail)?;
     let event_type = identifier("event_type", event_type, limits).map_err(fail)?;
     let properties = properties_of(properties, limits).map_err(fail)?;
