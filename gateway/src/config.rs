@@ -35,6 +35,8 @@ pub struct GatewayConfig {
     pub questdb: QuestDbConfig,
     /// Live streams.
     pub live: LiveConfig,
+    /// Keys, sessions, links (`[auth]`).
+    pub auth: crate::auth::AuthConfig,
     /// Logs.
     pub telemetry: TelemetryConfig,
 }
@@ -53,6 +55,7 @@ impl Default for GatewayConfig {
             streams: StreamsConfig::default(),
             questdb: QuestDbConfig::default(),
             live: LiveConfig::default(),
+            auth: crate::auth::AuthConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -209,6 +212,20 @@ impl Validate for GatewayConfig {
             return Err(ConfigError::invalid(
                 "questdb.pool_size",
                 "must be at most 64",
+            ));
+        }
+        if let Some(path) = &self.auth.operator_key_file {
+            rtdash_runtime::keys::read_operator_key(path).map_err(|err| {
+                ConfigError::invalid(
+                    "auth.operator_key_file",
+                    rtdash_runtime::error_chain::ErrorChain(&err).to_string(),
+                )
+            })?;
+        }
+        if self.auth.session_ttl_secs == 0 || self.auth.max_keys_per_tenant == 0 {
+            return Err(ConfigError::invalid(
+                "auth.session_ttl_secs",
+                "and `auth.max_keys_per_tenant` must be at least 1",
             ));
         }
         self.streams.validate()

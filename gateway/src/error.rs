@@ -12,6 +12,12 @@ pub enum ApiError {
     /// The request is malformed or asks for something that cannot be answered correctly.
     #[error("{0}")]
     BadRequest(String),
+    /// No credential, or one that does not verify (answered with `WWW-Authenticate`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is good but may not do this: another tenant, or a role too low.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such resource for this tenant (also: another tenant's resource).
     #[error("{0}")]
     NotFound(String),
@@ -30,6 +36,14 @@ pub enum ApiError {
     /// The request took too long.
     #[error("{0}")]
     Timeout(String),
+    /// Too many failed authentications from this client; retry after this many seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What happened.
+        message: String,
+        /// `Retry-After`, seconds.
+        retry_after_secs: u64,
+    },
     /// A bug or an unexpected failure; the message is logged, not answered.
     #[error("internal error: {0}")]
     Internal(String),
@@ -45,8 +59,9 @@ pub struct ErrorBody {
 /// Code and human-readable message.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code (`invalid_request`, `not_found`, `conflict`,
-    /// `payload_too_large`, `method_not_allowed`, `unavailable`, `timeout`, `internal`).
+    /// Stable machine-readable code (`invalid_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `payload_too_large`, `method_not_allowed`,
+    /// `too_many_requests`, `unavailable`, `timeout`, `internal`).
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
@@ -68,6 +83,16 @@ impl ApiError {
         Self::Conflict(message.into())
     }
 
+    /// `401` with `message`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized(message.into())
+    }
+
+    /// `403` with `message`.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
     /// `503` with `message`.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::Unavailable(message.into())
@@ -82,12 +107,15 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,12 +124,15 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -128,10 +159,23 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(crate::auth::WWW_AUTHENTICATE),
+                );
+            }
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

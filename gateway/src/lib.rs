@@ -8,6 +8,8 @@
 //!   derived from them (exact rollups, combining, or a `400` that says why not);
 //! - [`live`]: Server-Sent Events: shared upstream subscriptions per (tenant, metric), the
 //!   snapshot cache, pipeline freshness;
+//! - [`auth`]: credentials (API keys, browser sessions, dashboard links), tenants and roles on
+//!   every route;
 //! - [`openapi`]: the OpenAPI document generated from the handlers.
 //!
 //! [`AppState`] ([`state`]) connects and starts the background tasks; [`app`] ([`router`])
@@ -18,7 +20,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod live;
 pub mod metrics;

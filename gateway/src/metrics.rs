@@ -21,6 +21,7 @@
 //! | `rtdash_gateway_nats_disconnects_total` | counter | losses of the NATS connection |
 //! | `rtdash_gateway_live_repair_reads_total` | counter | reads of windows whose final update may have been missed |
 //! | `rtdash_gateway_live_repaired_total` | counter | series-windows those reads made final (or newer) |
+//! | `rtdash_gateway_auth_failures_total{reason}` | counter | requests refused for their credential: `invalid` (a key or token that does not verify), `rate_limited` (too many failures from the address), `csrf` (a cookie-authenticated change from another site) |
 //! | `rtdash_gateway_heap_allocated_bytes` | gauge | bytes the program holds (jemalloc `stats.allocated`) |
 //! | `rtdash_gateway_heap_resident_bytes` | gauge | pages the allocator keeps (jemalloc `stats.resident`) |
 
@@ -61,6 +62,8 @@ pub const NATS_DISCONNECTS: &str = "rtdash_gateway_nats_disconnects_total";
 pub const LIVE_REPAIR_READS: &str = "rtdash_gateway_live_repair_reads_total";
 /// Series-windows repaired.
 pub const LIVE_REPAIRED: &str = "rtdash_gateway_live_repaired_total";
+/// Requests refused for their credential; label `reason` (`invalid`, `rate_limited`, `csrf`).
+pub const AUTH_FAILURES: &str = "rtdash_gateway_auth_failures_total";
 /// jemalloc's allocated bytes (recorded by the binary).
 pub const HEAP_ALLOCATED: &str = "rtdash_gateway_heap_allocated_bytes";
 /// jemalloc's resident bytes (recorded by the binary).
@@ -77,6 +80,10 @@ pub fn describe() {
     describe_counter!(
         HTTP_SHED,
         "API requests answered 503 at the concurrency limit"
+    );
+    describe_counter!(
+        AUTH_FAILURES,
+        "Requests refused for their credential, by reason (invalid, rate_limited, csrf)"
     );
     describe_counter!(ACCEPT_ERRORS, "Failed accept calls");
     describe_counter!(

@@ -17,17 +17,6 @@ pub const MAX_DESCRIPTION: usize = 2_000;
 /// Longest widget `time_window`.
 pub const MAX_TIME_WINDOW_MS: i64 = 31 * 86_400_000;
 
-/// Checks a tenant id (`[A-Za-z0-9_-]`, 1 to 128).
-pub fn check_tenant(tenant: &str) -> Result<(), ApiError> {
-    if is_identifier(tenant, 128) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "`tenant_id` must be 1 to 128 characters from [A-Za-z0-9_-]",
-        ))
-    }
-}
-
 /// Whether a path id can name a stored resource (a valid key token); others are `404`.
 pub fn is_valid_id(id: &str) -> bool {
     is_identifier(id, 128)
@@ -283,20 +272,19 @@ impl DashboardInput {
     }
 }
 
-/// Resolves the tenant of a call that may name it in the query and in the body.
-pub fn resolve_tenant(query: Option<&str>, body: Option<&str>) -> Result<String, ApiError> {
-    let tenant = match (query, body) {
-        (Some(q), Some(b)) if q != b => {
-            return Err(ApiError::bad_request(
-                "`tenant_id` in the query and in the body differ",
-            ))
-        }
-        (Some(q), _) => q,
-        (None, Some(b)) => b,
-        (None, None) => return Err(ApiError::bad_request("`tenant_id` is required")),
-    };
-    check_tenant(tenant)?;
-    Ok(tenant.to_owned())
+/// The tenant a call names, in the query or in the body (`400` when they differ); the
+/// caller's credential decides what it may name ([`crate::auth::Caller::tenant`]).
+pub fn requested_tenant<'a>(
+    query: Option<&'a str>,
+    body: Option<&'a str>,
+) -> Result<Option<&'a str>, ApiError> {
+    match (query, body) {
+        (Some(q), Some(b)) if q != b => Err(ApiError::bad_request(
+            "`tenant_id` in the query and in the body differ",
+        )),
+        (Some(q), _) => Ok(Some(q)),
+        (None, b) => Ok(b),
+    }
 }
 
 #[cfg(test)]
@@ -312,11 +300,11 @@ mod tests {
     }
 
     #[test]
-    fn tenants_resolve() {
-        assert_eq!(resolve_tenant(Some("a"), None).unwrap(), "a");
-        assert_eq!(resolve_tenant(None, Some("b")).unwrap(), "b");
-        assert!(resolve_tenant(Some("a"), Some("b")).is_err());
-        assert!(resolve_tenant(None, None).is_err());
-        assert!(resolve_tenant(Some("a.b"), None).is_err());
+    fn requested_tenants_agree() {
+        assert_eq!(requested_tenant(Some("a"), None).unwrap(), Some("a"));
+        assert_eq!(requested_tenant(None, Some("b")).unwrap(), Some("b"));
+        assert_eq!(requested_tenant(Some("a"), Some("a")).unwrap(), Some("a"));
+        assert!(requested_tenant(Some("a"), Some("b")).is_err());
+        assert_eq!(requested_tenant(None, None).unwrap(), None);
     }
 }

@@ -14,10 +14,17 @@ use utoipa_axum::routes;
     info(
         title = "rtdash gateway",
         description = "Dashboards, widgets, alert rules, metric definitions, metric queries and \
-                       live Server-Sent Event streams. Every call is scoped by `tenant_id`. \
+                       live Server-Sent Event streams. Every call needs a credential: an API key \
+                       (`Authorization: Bearer rtd_...`), the browser session cookie, or a \
+                       dashboard-link token; the tenant is the key's (`tenant_id` may name it; \
+                       another is `403`; the operator must name it). \
                        Errors are `{\"error\": {\"code\", \"message\"}}`."
     ),
+    modifiers(&Security),
+    security(("bearer" = []), ("session" = [])),
     tags(
+        (name = "keys", description = "API keys of a tenant (admin keys and the operator)"),
+        (name = "session", description = "Browser sign-in with a key (session cookie)"),
         (name = "dashboards", description = "Dashboards and their widgets"),
         (name = "alerts", description = "Alert rules and their transitions and deliveries"),
         (name = "metric-definitions", description = "Metric definitions"),
@@ -28,10 +35,42 @@ use utoipa_axum::routes;
 )]
 pub struct ApiDoc;
 
+/// The security schemes: bearer keys (or link tokens) and the session cookie.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("rtd_<key_id>_<secret> (API key) or rtl_<link_id>_<secret> (dashboard link)")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(
+                crate::auth::SESSION_COOKIE,
+            ))),
+        );
+    }
+}
+
 /// Every REST route (without the stream), with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    use crate::api::{alerts, dashboards, definitions, metrics, status};
+    use crate::api::{alerts, dashboards, definitions, keys, links, metrics, session, status};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::delete))
+        .routes(routes!(session::create, session::get, session::delete))
+        .routes(routes!(links::create, links::list))
+        .routes(routes!(links::delete))
         .routes(routes!(dashboards::create, dashboards::list))
         .routes(routes!(
             dashboards::get,

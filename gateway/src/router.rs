@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use crate::metrics as names;
 use crate::state::AppState;
-use crate::{openapi, web};
+use crate::{auth, embed, openapi, web};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::Next;
@@ -33,7 +33,15 @@ pub fn app(state: AppState) -> Router {
             .concurrency_limit(config.max_concurrent_requests)
             .timeout(Duration::from_millis(config.request_timeout_ms)),
     );
-    let admin = rtdash_runtime::admin::routes(state.readiness.clone(), state.prometheus.clone());
+    let health = rtdash_runtime::admin::health_routes(state.readiness.clone());
+    let metrics = rtdash_runtime::admin::metrics_routes(state.prometheus.clone()).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), auth::layer::metrics_access),
+    );
+    let embed = Router::new()
+        .route("/embed/{token}", get(embed::page))
+        .with_state(state.clone());
+    let authenticate =
+        axum::middleware::from_fn_with_state(state.clone(), auth::layer::authenticate);
     Router::new()
         .merge(api)
         .merge(stream)
@@ -54,14 +62,18 @@ pub fn app(state: AppState) -> Router {
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state)
+        .merge(metrics)
+        // Every route above: a presented credential is verified before the handler runs.
+        .layer(authenticate)
         .layer(axum::middleware::from_fn(track_http))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(server_span)
                 .on_response(record_status),
         )
-        .with_state(state)
-        .merge(admin)
+        .merge(health)
+        .merge(embed)
         .fallback_service(web::router(&config.web_root))
 }
 
@@ -120,6 +132,7 @@ fn server_span(request: &Request) -> Span {
         http.route = %route,
         url.path = %request.uri().path(),
         http.response.status_code = tracing::field::Empty,
+        enduser.id = tracing::field::Empty,
     )
 }
 

@@ -37,7 +37,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {
-        let (stream, _remote) = tokio::select! {
+        let (stream, remote) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -53,8 +53,13 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: Cancellation
         let _ = stream.set_nodelay(true);
         let service = router
             .clone()
-            .map_request(|request: axum::http::Request<Incoming>| {
-                request.map(axum::body::Body::new)
+            .map_request(move |request: axum::http::Request<Incoming>| {
+                // The client's address, for the failed-authentication limit (auth::layer).
+                let mut request = request.map(axum::body::Body::new);
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                request
             });
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));

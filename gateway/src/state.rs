@@ -1,6 +1,7 @@
 //! What every handler shares ([`AppState`]), built by connecting to NATS, the config bucket
 //! and QuestDB and starting the live hub and its background tasks.
 
+use crate::auth::Guard;
 use crate::config::GatewayConfig;
 use crate::live::hub::Hub;
 use crate::live::snapshot::SnapshotCache;
@@ -12,6 +13,7 @@ use crate::tasks::Tasks;
 use metrics_exporter_prometheus::PrometheusHandle;
 use rtdash_runtime::admin::Readiness;
 use rtdash_runtime::error_chain::ErrorChain;
+use rtdash_runtime::keys::KeyStore;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub readiness: Readiness,
     /// Prometheus handle for `/metrics`.
     pub prometheus: PrometheusHandle,
+    /// Keys, sessions, links and the failed-attempt limiter.
+    pub auth: Arc<Guard>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -58,6 +62,12 @@ pub enum ConnectError {
     /// NATS unreachable or the topology could not be created.
     #[error(transparent)]
     Nats(#[from] rtdash_runtime::nats::NatsError),
+    /// The operator key file is configured but cannot be used.
+    #[error(transparent)]
+    OperatorKey(#[from] rtdash_runtime::keys::OperatorKeyError),
+    /// The session secret could not be read or created.
+    #[error("cannot set up browser sessions")]
+    Sessions(#[source] rtdash_runtime::keys::KeyStoreError),
     /// The config bucket is missing.
     #[error("config bucket {bucket} unavailable")]
     Bucket {
@@ -95,6 +105,7 @@ impl AppState {
                 source,
             })?;
         let store = ConfigStore::start(kv, tasks);
+        let auth = Arc::new(start_keys(&js, &config, tasks).await?);
         if !store.wait_loaded(Duration::from_secs(10)).await {
             tracing::warn!("config bucket not loaded yet; answering from what arrived");
         }
@@ -146,6 +157,14 @@ impl AppState {
                 Err("QuestDB does not answer".to_owned())
             }
         });
+        let keys = auth.keys.clone();
+        readiness.add("keys", move || {
+            if keys.is_loaded() {
+                Ok(())
+            } else {
+                Err("keys bucket not loaded".to_owned())
+            }
+        });
         spawn_questdb_probe(db.clone(), tasks);
         Ok(Self {
             js,
@@ -159,8 +178,46 @@ impl AppState {
             shutdown: tasks.shutdown().clone(),
             readiness,
             prometheus,
+            auth,
         })
     }
+}
+
+/// Opens the keys bucket, reads the operator key, starts the key store's watch and
+/// last-used writer on `tasks`, and makes sure there is a session secret.
+async fn start_keys(
+    js: &async_nats::jetstream::Context,
+    config: &GatewayConfig,
+    tasks: &Tasks,
+) -> Result<Guard, ConnectError> {
+    let bucket = rtdash_shared::names::KEYS_BUCKET;
+    let kv = js
+        .get_key_value(bucket)
+        .await
+        .map_err(|source| ConnectError::Bucket {
+            bucket: bucket.to_owned(),
+            source,
+        })?;
+    let operator = match &config.auth.operator_key_file {
+        Some(path) => Some(rtdash_runtime::keys::read_operator_key(path)?),
+        None => {
+            tracing::warn!(
+                "no `auth.operator_key_file`: there is no operator credential (only tenant keys \
+                 authenticate, and `/metrics` is closed unless `auth.metrics_public`)"
+            );
+            None
+        }
+    };
+    let (keys, task) = KeyStore::new(kv, operator.as_ref());
+    let shutdown = tasks.child_token();
+    tasks.spawn("key store", task.run(shutdown));
+    if !keys.wait_loaded(Duration::from_secs(10)).await {
+        tracing::warn!("keys bucket not loaded yet; keys verify as they arrive");
+    }
+    keys.ensure_session_secret()
+        .await
+        .map_err(ConnectError::Sessions)?;
+    Ok(Guard::new(keys, config.auth.clone()))
 }
 
 /// Pings QuestDB every 2 s (the `/readyz` check) until shutdown.

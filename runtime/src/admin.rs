@@ -64,27 +64,32 @@ impl Readiness {
 /// One readiness check's name and outcome (the error says what is not ready).
 pub type CheckResult = (String, Result<(), String>);
 
-#[derive(Clone)]
-struct AdminState {
-    readiness: Readiness,
-    metrics: PrometheusHandle,
-}
-
 /// The admin routes.
 pub fn routes(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+    health_routes(readiness).merge(metrics_routes(metrics))
+}
+
+/// `/healthz` and `/readyz` (open: they say nothing about tenants).
+pub fn health_routes(readiness: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(readiness)
+}
+
+/// `/metrics` alone, for a service that puts it behind its credential check.
+pub fn metrics_routes(metrics: PrometheusHandle) -> Router {
+    Router::new()
         .route("/metrics", get(render_metrics))
-        .with_state(AdminState { readiness, metrics })
+        .with_state(metrics)
 }
 
 async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<AdminState>) -> Response {
-    let (ready, results) = state.readiness.evaluate();
+async fn readyz(State(readiness): State<Readiness>) -> Response {
+    let (ready, results) = readiness.evaluate();
     let checks: serde_json::Map<String, serde_json::Value> = results
         .into_iter()
         .map(|(name, result)| {
@@ -107,10 +112,10 @@ async fn readyz(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
-async fn render_metrics(State(state): State<AdminState>) -> Response {
+async fn render_metrics(State(metrics): State<PrometheusHandle>) -> Response {
     (
         [(header::CONTENT_TYPE, crate::prometheus::CONTENT_TYPE)],
-        state.metrics.render(),
+        metrics.render(),
     )
         .into_response()
 }

@@ -7,8 +7,9 @@ use super::{
     TenantQuery,
 };
 use crate::api::definitions::effective_definition;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::model::{is_valid_id, new_id, resolve_tenant};
+use crate::model::{is_valid_id, new_id, requested_tenant};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,6 +18,7 @@ use axum::Json;
 use rtdash_shared::alert::{
     AlertLogKind, AlertLogRecord, AlertRule, AlertState, Condition, DeliveryOutcome, EvaluateOn,
 };
+use rtdash_shared::auth::Role;
 use rtdash_shared::names::{self, alert_config_key};
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::{format_rfc3339, now_millis};
@@ -218,9 +220,10 @@ async fn fetch(state: &AppState, tenant: &str, id: &str) -> Result<(AlertRule, u
               (status = 413, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(input): ApiJson<AlertInput>,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(None, input.tenant_id.as_deref())?;
+    let tenant = caller.tenant(input.tenant_id.as_deref(), Role::Editor)?;
     validate(&state, &tenant, &input)?;
     let rule = rule_from(input, new_id(), tenant.clone(), now_millis());
     rule.validate().map_err(ApiError::bad_request)?;
@@ -240,9 +243,10 @@ pub async fn create(
     responses((status = 200, body = AlertList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Json<AlertList>, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant(query.requested(), Role::Viewer)?;
     let mut alerts: Vec<(i64, AlertOut)> = state
         .store
         .list(&alert_config_key(&tenant, ""))
@@ -266,10 +270,11 @@ pub async fn list(
     responses((status = 200, body = AlertOut), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant(query.requested(), Role::Viewer)?;
     if !is_valid_id(&id) {
         return Err(ApiError::not_found("alert", &id));
     }
@@ -298,12 +303,14 @@ pub async fn get(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<AlertInput>,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(query.tenant_id.as_deref(), input.tenant_id.as_deref())?;
+    let requested = requested_tenant(query.requested(), input.tenant_id.as_deref())?;
+    let tenant = caller.tenant(requested, Role::Editor)?;
     let expected = expected_revision(&headers, input.revision)?;
     let (current_rule, current) = fetch(&state, &tenant, &id).await?;
     check_revision(expected, current)?;
@@ -329,11 +336,12 @@ pub async fn put(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant(query.requested(), Role::Editor)?;
     let (_, current) = fetch(&state, &tenant, &id).await?;
     check_revision(super::if_match(&headers)?, current)?;
     state
@@ -444,10 +452,11 @@ pub struct AlertEvents {
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<AlertEvents>, ApiError> {
-    let tenant = crate::model::resolve_tenant(query.tenant_id.as_deref(), None)?;
+    let tenant = caller.tenant(query.tenant_id.as_deref(), Role::Viewer)?;
     let limit = query.limit.unwrap_or(DEFAULT_EVENTS);
     if !(1..=MAX_EVENTS).contains(&limit) {
         return Err(ApiError::bad_request(format!(

@@ -6,9 +6,10 @@ use super::{
     TenantQuery,
 };
 use crate::api::definitions::effective_definition;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::model::{
-    is_valid_id, new_id, resolve_tenant, Dashboard, DashboardInput, DashboardOut, Widget,
+    is_valid_id, new_id, requested_tenant, Dashboard, DashboardInput, DashboardOut, Widget,
     WidgetInput, MAX_WIDGETS,
 };
 use crate::state::AppState;
@@ -17,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use rtdash_shared::auth::Role;
 use rtdash_shared::names::dashboard_config_key;
 use rtdash_shared::time::{format_rfc3339, now_millis};
 use serde::Serialize;
@@ -47,6 +49,31 @@ pub fn load(state: &AppState, tenant: &str, id: &str) -> Result<(Dashboard, u64)
         return Err(ApiError::not_found("dashboard", id));
     }
     Ok((dashboard, stored.revision))
+}
+
+/// The dashboard `id` a caller may read: a key's tenant's (viewer or higher), or the one
+/// dashboard of a link with the link's filters merged into every widget (they win over the
+/// widget's own, so the link shows nothing outside them).
+pub fn load_for(
+    state: &AppState,
+    caller: &Caller,
+    requested: Option<&str>,
+    id: &str,
+) -> Result<(Dashboard, u64), ApiError> {
+    let Some(scope) = caller.link(requested)? else {
+        let tenant = caller.tenant(requested, Role::Viewer)?;
+        return load(state, &tenant, id);
+    };
+    if scope.dashboard_id != id {
+        return Err(ApiError::forbidden(
+            "a dashboard link grants read access to its dashboard only",
+        ));
+    }
+    let (mut dashboard, revision) = load(state, &scope.tenant, id)?;
+    for widget in &mut dashboard.widgets {
+        widget.dimensions.extend(scope.filters.clone());
+    }
+    Ok((dashboard, revision))
 }
 
 /// The dashboard from the bucket itself (for changes), or `404`.
@@ -122,9 +149,10 @@ fn build_widgets(
               (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(input): ApiJson<DashboardInput>,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(None, input.tenant_id.as_deref())?;
+    let tenant = caller.tenant(input.tenant_id.as_deref(), Role::Editor)?;
     input.check_shape()?;
     let widgets = build_widgets(&state, &tenant, input.widgets.unwrap_or_default(), false)?;
     let now = format_rfc3339(now_millis());
@@ -156,9 +184,10 @@ pub async fn create(
     responses((status = 200, body = DashboardList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Json<DashboardList>, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant(query.requested(), Role::Viewer)?;
     let prefix = dashboard_config_key(&tenant, "");
     let mut dashboards = Vec::new();
     for (key, stored) in state.store.list(&prefix) {
@@ -185,11 +214,11 @@ pub async fn list(
     responses((status = 200, body = DashboardOut), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = query.tenant()?;
-    let (dashboard, revision) = load(&state, &tenant, &id)?;
+    let (dashboard, revision) = load_for(&state, &caller, query.requested(), &id)?;
     Ok(versioned(
         StatusCode::OK,
         revision,
@@ -209,12 +238,14 @@ pub async fn get(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<DashboardInput>,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(query.tenant_id.as_deref(), input.tenant_id.as_deref())?;
+    let requested = requested_tenant(query.requested(), input.tenant_id.as_deref())?;
+    let tenant = caller.tenant(requested, Role::Editor)?;
     input.check_shape()?;
     let expected = expected_revision(&headers, input.revision)?;
     let (mut dashboard, current) = fetch(&state, &tenant, &id).await?;
@@ -248,11 +279,12 @@ pub async fn put(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant(query.requested(), Role::Editor)?;
     let (_, current) = fetch(&state, &tenant, &id).await?;
     check_revision(super::if_match(&headers)?, current)?;
     state
@@ -297,12 +329,14 @@ async fn change_widgets<T>(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add_widget(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<WidgetInput>,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(query.tenant_id.as_deref(), input.tenant_id.as_deref())?;
+    let requested = requested_tenant(query.requested(), input.tenant_id.as_deref())?;
+    let tenant = caller.tenant(requested, Role::Editor)?;
     let widget = input.into_widget(new_id());
     // 404 before 400: another tenant's dashboard id must not be probed through validation.
     load(&state, &tenant, &id)?;
@@ -330,12 +364,14 @@ pub async fn add_widget(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn put_widget(
     State(state): State<AppState>,
+    caller: Caller,
     Path((id, widget_id)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<WidgetInput>,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(query.tenant_id.as_deref(), input.tenant_id.as_deref())?;
+    let requested = requested_tenant(query.requested(), input.tenant_id.as_deref())?;
+    let tenant = caller.tenant(requested, Role::Editor)?;
     if input.widget_id.as_deref().is_some_and(|w| w != widget_id) {
         return Err(ApiError::bad_request(
             "`widget_id` in the body differs from the path",
@@ -370,11 +406,12 @@ pub async fn put_widget(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_widget(
     State(state): State<AppState>,
+    caller: Caller,
     Path((id, widget_id)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant(query.requested(), Role::Editor)?;
     let expected = super::if_match(&headers)?;
     change_widgets(&state, &tenant, &id, expected, |dashboard| {
         let before = dashboard.widgets.len();

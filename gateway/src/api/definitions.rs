@@ -5,6 +5,7 @@ use super::{
     check_revision, decode_stored, encode, expected_revision, versioned, ApiBytes, ApiQuery,
     TenantQuery,
 };
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::store::ConfigStore;
@@ -12,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use rtdash_shared::auth::Role;
 use rtdash_shared::metric::{MetricDefinition, BUILTIN_EVENTS_METRIC};
 use rtdash_shared::names::metric_config_key;
 use serde::Serialize;
@@ -161,8 +163,14 @@ fn parse_body(bytes: &[u8]) -> Result<(MetricDefinition, Option<u64>), ApiError>
     Ok((definition, revision))
 }
 
-fn body_tenant(definition: &MetricDefinition, query: Option<&str>) -> Result<String, ApiError> {
-    crate::model::resolve_tenant(query, definition.tenant_id.as_deref())
+/// The tenant a definition call acts on (`_all`, the global definitions, for the operator).
+fn body_tenant(
+    caller: &Caller,
+    definition: &MetricDefinition,
+    query: Option<&str>,
+) -> Result<String, ApiError> {
+    let requested = crate::model::requested_tenant(query, definition.tenant_id.as_deref())?;
+    caller.tenant_or_global(requested, Role::Editor)
 }
 
 /// Creates a definition.
@@ -175,10 +183,11 @@ fn body_tenant(definition: &MetricDefinition, query: Option<&str>) -> Result<Str
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let (mut definition, _) = parse_body(&body)?;
-    let tenant = body_tenant(&definition, None)?;
+    let tenant = body_tenant(&caller, &definition, None)?;
     definition.tenant_id = Some(tenant.clone());
     if definition.name == BUILTIN_EVENTS_METRIC {
         return Err(ApiError::conflict(
@@ -212,9 +221,10 @@ pub async fn create(
     responses((status = 200, body = DefinitionList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Json<DefinitionList>, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant_or_global(query.requested(), Role::Viewer)?;
     let definitions = tenant_definitions(&state.store, &tenant)
         .into_iter()
         .map(DefinitionOut::from)
@@ -229,10 +239,11 @@ pub async fn list(
     responses((status = 200, body = DefinitionOut), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant_or_global(query.requested(), Role::Viewer)?;
     let found = effective_definition(&state.store, &tenant, &name)
         .ok_or_else(|| ApiError::not_found("metric", &name))?;
     let revision = found.revision.unwrap_or(0);
@@ -254,13 +265,14 @@ pub async fn get(
               (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let (mut definition, body_revision) = parse_body(&body)?;
-    let tenant = body_tenant(&definition, query.tenant_id.as_deref())?;
+    let tenant = body_tenant(&caller, &definition, query.requested())?;
     definition.tenant_id = Some(tenant.clone());
     if definition.name != name {
         return Err(ApiError::bad_request(format!(
@@ -307,11 +319,12 @@ pub async fn put(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant_or_global(query.requested(), Role::Editor)?;
     if !crate::model::is_valid_id(&name) {
         return Err(ApiError::not_found("metric", &name));
     }

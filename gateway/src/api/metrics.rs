@@ -2,6 +2,7 @@
 
 use super::{ApiQuery, TenantQuery};
 use crate::api::definitions::{effective_definition, tenant_definitions, Scope};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::{self, format_duration, parse_duration};
 use crate::state::AppState;
@@ -10,6 +11,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
+use rtdash_shared::auth::Role;
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::{format_rfc3339, now_millis, parse_rfc3339, UnixMillis};
 use serde::{Deserialize, Serialize};
@@ -55,9 +57,10 @@ pub struct MetricList {
     responses((status = 200, body = MetricList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Json<MetricList>, ApiError> {
-    let tenant = query.tenant()?;
+    let tenant = caller.tenant(query.requested(), Role::Viewer)?;
     let metrics = tenant_definitions(&state.store, &tenant)
         .into_iter()
         .map(|found| MetricInfo {
@@ -173,11 +176,26 @@ fn parse_time(name: &str, text: Option<&str>) -> Result<Option<UnixMillis>, ApiE
               (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn query(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(params): ApiQuery<MetricQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = crate::model::resolve_tenant(params.tenant_id.as_deref(), None)?;
-    let dimensions = parse_dimensions(params.dimensions.as_deref())?;
+    let mut dimensions = parse_dimensions(params.dimensions.as_deref())?;
+    let tenant = match caller.link(params.tenant_id.as_deref())? {
+        // A link reads only the metrics its dashboard's widgets show, within its filters.
+        Some(scope) => {
+            let (dashboard, _) =
+                crate::api::dashboards::load(&state, &scope.tenant, &scope.dashboard_id)?;
+            if !dashboard.widgets.iter().any(|w| w.metric_name == name) {
+                return Err(ApiError::forbidden(
+                    "a dashboard link reads only the metrics of its dashboard's widgets",
+                ));
+            }
+            dimensions.extend(scope.filters);
+            scope.tenant
+        }
+        None => caller.tenant(params.tenant_id.as_deref(), Role::Viewer)?,
+    };
     let stat: Stat =
         params.stat.as_deref().unwrap_or("count").parse().map_err(
             |err: rtdash_shared::stat::UnknownStat| ApiError::bad_request(err.to_string()),
@@ -282,10 +300,11 @@ pub struct SeriesList {
               (status = 404, body = ErrorBody)))]
 pub async fn series(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(params): ApiQuery<SeriesQuery>,
 ) -> Result<Json<SeriesList>, ApiError> {
-    let tenant = crate::model::resolve_tenant(params.tenant_id.as_deref(), None)?;
+    let tenant = caller.tenant(params.tenant_id.as_deref(), Role::Viewer)?;
     let limit = params.limit.unwrap_or(DEFAULT_SERIES_LIMIT);
     if limit == 0 || limit > MAX_SERIES_LIMIT {
         return Err(ApiError::bad_request(format!(

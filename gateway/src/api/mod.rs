@@ -3,7 +3,10 @@
 pub mod alerts;
 pub mod dashboards;
 pub mod definitions;
+pub mod keys;
+pub mod links;
 pub mod metrics;
+pub mod session;
 pub mod status;
 
 use crate::error::ApiError;
@@ -19,14 +22,15 @@ use utoipa::IntoParams;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TenantQuery {
-    /// Tenant (`[A-Za-z0-9_-]`, 1 to 128).
+    /// Tenant: the key's own when absent (a different one is `403`); the operator must name
+    /// it.
     pub tenant_id: Option<String>,
 }
 
 impl TenantQuery {
-    /// The tenant, required and valid.
-    pub fn tenant(&self) -> Result<String, ApiError> {
-        crate::model::resolve_tenant(self.tenant_id.as_deref(), None)
+    /// The tenant named, if any.
+    pub fn requested(&self) -> Option<&str> {
+        self.tenant_id.as_deref()
     }
 }
 

@@ -15,6 +15,7 @@ mod wake;
 
 use crate::api::ApiQuery;
 use crate::api::TenantQuery;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
@@ -22,6 +23,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
+use futures::StreamExt;
+use rtdash_runtime::keys::KeyStore;
+use rtdash_shared::auth::Principal;
 use std::convert::Infallible;
 use viewer::Viewer;
 
@@ -40,12 +44,13 @@ use viewer::Viewer;
 )]
 pub async fn stream(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tenant = query.tenant()?;
-    let (dashboard, revision) = crate::api::dashboards::load(&state, &tenant, &id)?;
+    let (dashboard, revision) =
+        crate::api::dashboards::load_for(&state, &caller, query.requested(), &id)?;
     let permit = state
         .streams
         .clone()
@@ -59,7 +64,9 @@ pub async fn stream(
     let frames = futures::stream::unfold(viewer, |mut viewer| async move {
         let frame = viewer.next_frame().await?;
         Some((Ok::<Bytes, Infallible>(frame), viewer))
-    });
+    })
+    // A revoked key or link ends its open streams too.
+    .take_until(Box::pin(revoked(state.auth.keys.clone(), caller.principal)));
     let mut response = Response::new(Body::from_stream(frames));
     let headers = response.headers_mut();
     headers.insert(
@@ -70,4 +77,23 @@ pub async fn stream(
     // Ask reverse proxies (nginx) not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// Resolves once `principal`'s key or link no longer exists (never for the operator).
+async fn revoked(keys: KeyStore, principal: Principal) {
+    let still_there = |keys: &KeyStore| match &principal {
+        Principal::Operator => true,
+        Principal::Tenant { key_id, .. } => keys.key(key_id).is_some(),
+        Principal::Link { link_id, .. } => keys.link(link_id).is_some(),
+    };
+    let mut revocations = keys.revocations();
+    loop {
+        if !still_there(&keys) {
+            return;
+        }
+        if revocations.changed().await.is_err() {
+            // The store is gone (shutdown): the stream ends with the gateway anyway.
+            return std::future::pending().await;
+        }
+    }
 }
