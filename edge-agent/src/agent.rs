@@ -192,6 +192,8 @@ pub(crate) struct Agent {
     flusher: Flusher,
     definitions: Definitions,
     app: axum::Router,
+    /// The key store's watch and last-used writer (keys mode).
+    key_store: Option<rtdash_runtime::keys::KeyStoreTask>,
     tokens: Tokens,
 }
 
@@ -224,6 +226,7 @@ impl Agent {
         let client = rtnats::connect(&config.nats, &format!("edge-agent:{agent_id}")).await?;
         let js = rtnats::jetstream(client.clone(), &config.nats);
         let topology = site::prepare(&js, &config).await?;
+        let auth = ingest::auth::AuthSetup::build(&config.auth, &js).await?;
         // Every message must fit the server's max_payload (1 MiB by default), headers included.
         let max_payload = client.server_info().max_payload;
         let hard_max_batch_bytes = max_payload.saturating_sub(4096).max(64 * 1024);
@@ -272,6 +275,7 @@ impl Agent {
             metrics: metrics.clone(),
             shutdown: tokens.intake.clone(),
             max_raw_bytes: config.dlq.max_raw_bytes,
+            auth: auth.ingest,
         });
         metrics.memory_budget.set(config.memory_budget_bytes as f64);
 
@@ -294,7 +298,14 @@ impl Agent {
         );
 
         let readiness = readiness(&client, definitions.ready_flag(), tokens.intake.clone());
-        let app = ingest::router(Arc::clone(&ingest)).merge(admin::routes(readiness, prometheus));
+        let keys_ready = Arc::clone(&ingest);
+        readiness.add("keys", move || match keys_ready.auth.is_ready() {
+            true => Ok(()),
+            false => Err("keys bucket not loaded yet".to_owned()),
+        });
+        let app = ingest::router(Arc::clone(&ingest))
+            .merge(admin::health_routes(readiness))
+            .merge(ingest::auth::metrics_routes(prometheus, auth.metrics));
 
         stop_on_error.disarm();
         Ok(Self {
@@ -309,6 +320,7 @@ impl Agent {
             flusher,
             definitions,
             app,
+            key_store: auth.task,
             tokens,
         })
     }
@@ -344,6 +356,9 @@ impl Agent {
             self.definitions
                 .watch(self.js, self.tokens.background.clone()),
         );
+        if let Some(key_store) = self.key_store {
+            tasks.spawn(key_store.run(self.tokens.background.clone()));
+        }
         tasks.spawn(housekeeping(
             self.ingest,
             Duration::from_millis(self.config.flush_interval_ms),
@@ -431,7 +446,9 @@ impl Running {
     ) -> Result<(), AgentError> {
         let intake = self.tokens.intake.clone();
         let server =
-            axum::serve(listener, app).with_graceful_shutdown(intake.clone().cancelled_owned());
+            // With the client's address: failed authentications are limited per address.
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(intake.clone().cancelled_owned());
         let grace = self.grace;
         let served = tokio::select! {
             result = server => result.map_err(AgentError::Serve),

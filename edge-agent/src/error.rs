@@ -22,6 +22,9 @@ pub enum AgentError {
     /// The local metric definitions file is unusable (a configuration error).
     #[error(transparent)]
     Definitions(#[from] DefinitionsFileError),
+    /// Producers cannot be authenticated as configured.
+    #[error(transparent)]
+    Auth(#[from] crate::ingest::auth::AuthSetupError),
     /// The state directory could not be used.
     #[error("state directory {}: {source}", path.display())]
     State {

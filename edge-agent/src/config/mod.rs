@@ -26,9 +26,11 @@
 //!
 //! `sections.rs` holds the `[section]` tables, `validate.rs` the checks run at start.
 
+mod auth;
 mod sections;
 mod validate;
 
+pub use auth::{AuthConfig, AuthMode};
 pub use sections::{
     ArchiveCompression, ArchiveConfig, ArchiveFullPolicy, DlqConfig, IngestConfig, PublishConfig,
     SpoolConfig,
@@ -102,6 +104,8 @@ pub struct AgentConfig {
     /// Stream settings; the agent creates missing streams with them and routes with
     /// `partitions` only when the partials stream does not record its partition count.
     pub streams: StreamsConfig,
+    /// Who may send events (`[auth]`): keys (default) or a loopback sidecar of one tenant.
+    pub auth: AuthConfig,
     /// Logs.
     pub telemetry: TelemetryConfig,
 }
@@ -129,6 +133,7 @@ impl Default for AgentConfig {
             archive: ArchiveConfig::default(),
             nats: NatsConfig::default(),
             streams: StreamsConfig::default(),
+            auth: AuthConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }

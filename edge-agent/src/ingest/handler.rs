@@ -1,6 +1,7 @@
 //! `POST /v1/events`: admission (shutdown, memory budget, spool, concurrency), body reading,
 //! validation, dead letters, aggregation and the archive.
 
+use super::auth::{IngestAuth, IngestScope};
 use super::body::{self, BodyError, BodyKind, Encoding, GunzipError};
 use super::response::{ItemError, Reply};
 use crate::aggregate::{InFlightRequests, Shards};
@@ -15,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use rtdash_shared::event::{parse_batch, EventLimits, RejectCode, Rejection};
+use rtdash_shared::event::{parse_batch_as, EventLimits, RejectCode, Rejection};
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -52,6 +53,8 @@ pub struct Ingest {
     pub shutdown: CancellationToken,
     /// Raw bytes kept per dead letter.
     pub max_raw_bytes: usize,
+    /// Who may send, and of which tenant.
+    pub auth: IngestAuth,
 }
 
 impl Ingest {
@@ -140,14 +143,25 @@ impl Ingest {
         Reply::error(status, code, message)
     }
 
-    /// Validates, dead-letters, aggregates and archives the events of a decoded body.
-    pub fn process(&self, body: &[u8], ndjson: bool, received_at: UnixMillis) -> Reply {
-        let batch = match parse_batch(
+    /// Validates, dead-letters, aggregates and archives the events of a decoded body sent
+    /// with `scope`: events without `tenant_id` take the scope's tenant, events naming another
+    /// are rejected (`tenant_mismatch`), and no rejection is filed under a tenant other than
+    /// the scope's.
+    pub fn process(
+        &self,
+        body: &[u8],
+        ndjson: bool,
+        received_at: UnixMillis,
+        scope: &IngestScope,
+    ) -> Reply {
+        let own = scope.tenant.as_deref();
+        let batch = match parse_batch_as(
             body,
             ndjson,
             self.config.max_batch_items,
             &self.limits,
             received_at,
+            own,
         ) {
             Ok(batch) => batch,
             Err(rejection) => {
@@ -172,11 +186,31 @@ impl Ingest {
         let mut rejected: Vec<(usize, &[u8], Rejection)> = Vec::new();
         let mut accepted_count = 0usize;
         for (index, (raw, outcome)) in items.iter_mut().enumerate() {
+            if let (Some(own), Ok(event)) = (own, &*outcome) {
+                if event.tenant_id != own {
+                    *outcome = Err(Rejection::new(
+                        RejectCode::TenantMismatch,
+                        format!(
+                            "the event names tenant `{}`; this key sends events of tenant `{own}` only",
+                            event.tenant_id
+                        ),
+                    ));
+                }
+            }
             match outcome {
                 Ok(_) => accepted_count += 1,
                 Err(rejection) => {
                     if rejection.tenant.is_none() {
                         rejection.tenant = tenant_hint(raw, self.limits.max_identifier_len);
+                    }
+                    // A producer's rejected input goes to its own tenant's dead letters,
+                    // never to those of a tenant it names.
+                    if let Some(own) = own {
+                        if rejection.tenant.as_deref().is_some_and(|t| t != own)
+                            || rejection.code == RejectCode::TenantMismatch
+                        {
+                            rejection.tenant = Some(own.to_owned());
+                        }
                     }
                     rejected.push((index, *raw, rejection.clone()));
                 }
@@ -283,9 +317,17 @@ fn count_rejections(metrics: &AgentMetrics, rejected: &[(usize, &[u8], Rejection
 /// (debug level: exported only when the log level includes it).
 pub async fn post_events(
     State(ingest): State<Arc<Ingest>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // The client's address (axum's connect info; unspecified without a socket, in tests).
+    let ip = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            |info| info.0.ip(),
+        );
     let received_at = now_millis();
     let span = tracing::debug_span!(
         "ingest",
@@ -295,20 +337,33 @@ pub async fn post_events(
         http.response.status_code = tracing::field::Empty,
         received_at,
     );
-    let reply = receive(&ingest, &headers, body, received_at)
+    let reply = receive(&ingest, &headers, ip, body, received_at)
         .instrument(span.clone())
         .await;
     span.record("http.response.status_code", reply.status().as_u16());
-    reply.into_response()
+    let unauthorized = reply.status() == StatusCode::UNAUTHORIZED;
+    let mut response = reply.into_response();
+    if unauthorized {
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"rtdash\""),
+        );
+    }
+    response
 }
 
 /// Admits, reads, decodes and processes one request body.
 async fn receive(
     ingest: &Arc<Ingest>,
     headers: &HeaderMap,
+    ip: std::net::IpAddr,
     body: Body,
     received_at: UnixMillis,
 ) -> Reply {
+    let scope = match ingest.auth.authorize(headers, ip) {
+        Ok(scope) => scope,
+        Err(refusal) => return refusal,
+    };
     if let Some(refusal) = ingest.admission() {
         return refusal;
     }
@@ -402,7 +457,7 @@ async fn receive(
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
-            worker.process(&decoded, kind.ndjson, received_at)
+            worker.process(&decoded, kind.ndjson, received_at, &scope)
         })
         .await
         .unwrap_or_else(|err| {
@@ -414,7 +469,7 @@ async fn receive(
             )
         })
     } else {
-        ingest.process(&decoded, kind.ndjson, received_at)
+        ingest.process(&decoded, kind.ndjson, received_at, &scope)
     };
     drop(charge);
     reply

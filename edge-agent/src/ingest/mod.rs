@@ -2,7 +2,8 @@
 //!
 //! - [`body`]: content type and encoding, bounded reading, bounded gzip decompression;
 //! - [`handler`]: admission control, validation, dead letters, aggregation, archive;
-//! - [`response`]: the answers and their status codes.
+//! - [`response`]: the answers and their status codes;
+//! - [`auth`]: who may send, and the tenant their events must be of.
 //!
 //! Bodies: one JSON object (the seed's one-event shape), a JSON array of events, or NDJSON
 //! (`Content-Type: application/x-ndjson`); optionally `Content-Encoding: gzip`. Limits:
@@ -10,10 +11,12 @@
 //! `ingest.max_batch_items` items (`413`), `ingest.max_concurrent_requests` at once (`429`),
 //! and `503` while the memory budget or the spool is exhausted, both with `Retry-After`.
 
+pub mod auth;
 pub mod body;
 pub mod handler;
 pub mod response;
 
+pub use auth::{IngestAuth, IngestScope};
 pub use handler::Ingest;
 
 use axum::routing::post;
@@ -102,6 +105,9 @@ mod tests {
             metrics,
             shutdown: CancellationToken::new(),
             max_raw_bytes: 64,
+            auth: IngestAuth::Sidecar {
+                tenant: "acme".into(),
+            },
         });
         Fixture { _dir: dir, ingest }
     }
@@ -400,11 +406,46 @@ mod tests {
             metrics: f.ingest.metrics.clone(),
             shutdown: CancellationToken::new(),
             max_raw_bytes: 64,
+            auth: IngestAuth::Sidecar {
+                tenant: "acme".into(),
+            },
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry.as_deref(), Some("1"));
         assert_eq!(json["error"]["code"], "memory_budget_exceeded");
+    }
+
+    #[tokio::test]
+    async fn a_sidecar_takes_its_tenant_and_rejects_others_per_item() {
+        let f = fixture(IngestConfig::default());
+        let now = format_rfc3339(now_millis());
+        let unnamed = format!(r#"{{"source":"s","event_type":"e","occurred_at":"{now}"}}"#);
+        let other = event("").replace("acme", "globex");
+        let body = format!("[{unnamed},{other},{}]", event(""));
+        let (status, _, json) = post(&f.ingest, body, &[]).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+        assert_eq!(json["accepted"], 2, "{json}");
+        assert_eq!(json["errors"][0]["index"], 1);
+        assert_eq!(json["errors"][0]["code"], "tenant_mismatch");
+        let letters = dead_letters(&f.ingest);
+        assert_eq!(letters.len(), 1);
+        assert_eq!(
+            letters[0].0, "rtdash.dlq.acme",
+            "never into the other tenant's dead letters"
+        );
+        assert_eq!(letters[0].1.code, "tenant_mismatch");
+        let tenants: Vec<String> = f
+            .ingest
+            .shards
+            .drain_all(0)
+            .iter()
+            .map(|e| e.series.tenant.to_string())
+            .collect();
+        assert!(
+            !tenants.is_empty() && tenants.iter().all(|t| t == "acme"),
+            "{tenants:?}"
+        );
     }
 
     #[tokio::test]
