@@ -118,7 +118,9 @@ for kind in "${RTDASH_EDGE_KINDS[@]}"; do
 	rtdash_js_ensure_stream "$leaf_url" "$config"
 done
 rtdash_js_ensure_stream "$leaf_url" "$(rtdash_render_text "$RTDASH_ROOT/deploy/edge/config-mirror.json" "SITE=$site")"
-rtdash_log "edge streams ${RTDASH_EDGE_KINDS[*]} and the config mirror are in domain $name"
+# The keys mirror: the agent verifies ingest keys from it, also while the link is down.
+rtdash_js_ensure_stream "$leaf_url" "$(rtdash_render_text "$RTDASH_ROOT/deploy/edge/keys-mirror.json" "SITE=$site")"
+rtdash_log "edge streams ${RTDASH_EDGE_KINDS[*]}, the config and keys mirrors are in domain $name"
 
 # 4. The hub sources each edge stream.
 if [ "$sources" = 1 ]; then

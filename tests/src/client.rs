@@ -8,9 +8,16 @@ use serde_json::Value;
 
 use crate::prometheus::metric_sum;
 
-/// A reqwest client for loopback: no proxy, requests time out after `timeout` (`None`: never,
-/// for streams).
+/// A reqwest client for loopback sending the operator key ([`crate::auth`]): no proxy,
+/// requests time out after `timeout` (`None`: never, for streams). Operator calls name their
+/// tenant (`tenant_id`); tests about access control use [`crate::auth::key_client`] or
+/// [`anonymous_client`].
 pub fn http_client(timeout: Option<Duration>) -> reqwest::Client {
+    crate::auth::key_client(crate::auth::operator_key(), timeout)
+}
+
+/// A reqwest client for loopback sending no credential.
+pub fn anonymous_client(timeout: Option<Duration>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder().no_proxy();
     if let Some(timeout) = timeout {
         builder = builder.timeout(timeout);
@@ -124,6 +131,7 @@ impl Api {
         let text = self
             .http
             .get(self.url("/metrics"))
+            .bearer_auth(crate::auth::operator_key())
             .send()
             .await
             .context("GET /metrics")?

@@ -37,7 +37,7 @@ mod edge_site;
 
 pub use edge_objects::{
     config_mirror_config, edge_domain, edge_stream_config, edge_stream_name, edge_subject,
-    hub_source_config, hub_stream_name, validate_site, EdgeBuffer, EDGE_KINDS,
+    hub_source_config, hub_stream_name, keys_mirror_config, validate_site, EdgeBuffer, EDGE_KINDS,
 };
 pub use edge_site::{EdgeOptions, EdgeSite};
 

@@ -26,7 +26,8 @@ pub struct GatewayEnv {
     pub gateway: InProcessGateway,
     pub state: gateway::AppState,
     pub base: String,
-    /// Keeps up to 2,048 idle connections per host (the fan-out test's viewers).
+    /// Sends the operator key ([`crate::auth`]); keeps up to 2,048 idle connections per host
+    /// (the fan-out test's viewers).
     pub http: reqwest::Client,
     pub client: async_nats::Client,
 }
@@ -52,6 +53,7 @@ impl GatewayEnv {
             base: gateway.base.clone(),
             gateway,
             http: reqwest::Client::builder()
+                .default_headers(crate::auth::bearer_headers(crate::auth::operator_key()))
                 .pool_max_idle_per_host(2048)
                 .build()
                 .expect("client"),

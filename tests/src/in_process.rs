@@ -13,7 +13,7 @@ use crate::client::Api;
 
 /// The gateway configuration of every in-process test gateway: a free loopback port, no web
 /// UI, a 3 s shutdown grace, NATS at `nats_url`, QuestDB's PostgreSQL wire protocol at
-/// `pg_addr`, windows in `table`.
+/// `pg_addr`, windows in `table`, the harness's operator key ([`crate::auth`]).
 pub fn gateway_config(nats_url: &str, pg_addr: &str, table: &str) -> GatewayConfig {
     let mut config = GatewayConfig {
         listen: "127.0.0.1:0".into(),
@@ -24,6 +24,7 @@ pub fn gateway_config(nats_url: &str, pg_addr: &str, table: &str) -> GatewayConf
     config.nats.url = nats_url.to_owned();
     config.questdb.pg_addr = pg_addr.to_owned();
     config.questdb.table = table.to_owned();
+    config.auth.operator_key_file = Some(crate::auth::shared_operator_key_file().to_owned());
     config
 }
 
@@ -79,8 +80,14 @@ pub struct InProcessAgent {
 
 impl InProcessAgent {
     /// Starts the agent with `config` on a free loopback port, its API reached through `http`;
-    /// returns once it listens, ready or not ([`Api::wait_ready`]).
-    pub async fn start(config: AgentConfig, http: reqwest::Client) -> anyhow::Result<Self> {
+    /// returns once it listens, ready or not ([`Api::wait_ready`]). Without an
+    /// `auth.operator_key_file` the agent is given the harness's operator key
+    /// ([`crate::auth`]).
+    pub async fn start(mut config: AgentConfig, http: reqwest::Client) -> anyhow::Result<Self> {
+        if config.auth.operator_key_file.is_none() {
+            config.auth.operator_key_file =
+                Some(crate::auth::shared_operator_key_file().to_owned());
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let shutdown = CancellationToken::new();
         let handle = edge_agent::start(config, listener, shutdown.clone()).await?;

@@ -28,6 +28,8 @@
 //!
 //! What the tests share beyond the servers (async, tokio):
 //!
+//! - credentials: [`auth`] (the operator key every service is given and the default clients
+//!   send; tenant keys of a role);
 //! - talking to the services: [`client`] (HTTP answering `(status, JSON)`), [`sse`] (the live
 //!   dashboard streams), [`jetstream`] (publish with retries, read a stream back),
 //!   [`topology`] (the hub's and an edge site's streams), [`events`] (event JSON);
@@ -41,6 +43,7 @@
 pub mod aggregator;
 pub mod aggregator_env;
 pub mod alerts;
+pub mod auth;
 pub mod client;
 pub mod cluster;
 mod deploy;

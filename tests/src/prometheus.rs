@@ -2,11 +2,14 @@
 
 use anyhow::Context;
 
-/// The Prometheus text of `GET <base_url>/metrics`.
+/// The Prometheus text of `GET <base_url>/metrics` (with the operator key, which the
+/// gateway and the edge agent ask for).
 pub fn metrics_text(base_url: &str) -> anyhow::Result<String> {
     let url = format!("{base_url}/metrics");
+    let (name, value) = crate::auth::operator_authorization();
     let mut response = crate::http::agent()
         .get(&url)
+        .header(name, value)
         .call()
         .with_context(|| url.clone())?;
     Ok(response.body_mut().read_to_string()?)

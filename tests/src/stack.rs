@@ -238,7 +238,8 @@ impl Stack {
 
 /// Starts a `gateway` binary as `name` (log `<dir>/<name>.log`) on a free port: `base_env`
 /// (NATS URL, partitions, ... and the stack's extra variables), reading `table` of `db`,
-/// no web UI, then `settings` (keys relative to `RTDASH_GATEWAY__`).
+/// no web UI, the harness's operator key ([`crate::auth`]), then `settings` (keys relative to
+/// `RTDASH_GATEWAY__`).
 pub(crate) fn start_gateway(
     name: &str,
     dir: &Path,
@@ -250,6 +251,7 @@ pub(crate) fn start_gateway(
     let binary = service_binary("gateway", "gateway")?;
     let pg = db.pg_addr().to_string();
     let no_web = dir.join("no-web").display().to_string();
+    let operator_key = crate::auth::operator_key_file(dir)?.display().to_string();
     Service::start(name, &binary, dir, |port| {
         let mut env = base_env.to_vec();
         env.extend([
@@ -260,6 +262,10 @@ pub(crate) fn start_gateway(
                 format!("127.0.0.1:{port}"),
             ),
             ("RTDASH_GATEWAY__WEB_ROOT".to_owned(), no_web.clone()),
+            (
+                "RTDASH_GATEWAY__AUTH__OPERATOR_KEY_FILE".to_owned(),
+                operator_key.clone(),
+            ),
         ]);
         env.extend(component_env("GATEWAY", settings));
         env
@@ -267,8 +273,9 @@ pub(crate) fn start_gateway(
 }
 
 /// Starts the `edge-agent` binary (log `<dir>/edge-agent.log`, state in `<dir>/edge-agent`)
-/// on a free port as agent `agent_id`, at edge site `site` if given: `base_env`, then
-/// `settings` (keys relative to `RTDASH_EDGE_AGENT__`).
+/// on a free port as agent `agent_id`, at edge site `site` if given: `base_env`, the
+/// harness's operator key ([`crate::auth`]), then `settings` (keys relative to
+/// `RTDASH_EDGE_AGENT__`).
 pub(crate) fn start_edge_agent(
     dir: &Path,
     base_env: &[(String, String)],
@@ -278,6 +285,7 @@ pub(crate) fn start_edge_agent(
 ) -> anyhow::Result<Service> {
     let binary = service_binary("edge-agent", "edge-agent")?;
     let state = dir.join("edge-agent").display().to_string();
+    let operator_key = crate::auth::operator_key_file(dir)?.display().to_string();
     Service::start("edge-agent", &binary, dir, |port| {
         let mut env = base_env.to_vec();
         env.extend([
@@ -289,6 +297,10 @@ pub(crate) fn start_edge_agent(
             (
                 "RTDASH_EDGE_AGENT__AGENT_ID".to_owned(),
                 agent_id.to_owned(),
+            ),
+            (
+                "RTDASH_EDGE_AGENT__AUTH__OPERATOR_KEY_FILE".to_owned(),
+                operator_key.clone(),
             ),
         ]);
         if let Some(site) = site {

@@ -52,8 +52,8 @@ pub async fn ensure_hub_topology(js: &jetstream::Context, replicas: usize) -> an
 }
 
 /// What `deploy/edge/up.sh <site>` does, with async-nats: in the site's domain (`edge_js`,
-/// connected to the leaf node) the edge streams (LIMITS retention) and the read-only mirror
-/// of the config bucket; on the hub (`hub_js`) one source per edge stream, added to the hub
+/// connected to the leaf node) the edge streams (LIMITS retention) and the read-only mirrors
+/// of the config and keys buckets; on the hub (`hub_js`) one source per edge stream, added to the hub
 /// streams' existing sources (idempotent: an existing entry for the same stream and domain
 /// is replaced, others are kept).
 pub async fn ensure_edge_site(
@@ -79,6 +79,12 @@ pub async fn ensure_edge_site(
         .create_or_update_stream(mirror)
         .await
         .with_context(|| format!("config mirror at {site}"))?;
+    let keys: stream::Config =
+        serde_json::from_value(cluster::keys_mirror_config(site)?).context("keys mirror")?;
+    edge_js
+        .create_or_update_stream(keys)
+        .await
+        .with_context(|| format!("keys mirror at {site}"))?;
     for kind in EDGE_KINDS {
         add_hub_source(hub_js, site, kind).await?;
     }

@@ -409,7 +409,8 @@ async fn post_truncated(
 ) -> anyhow::Result<(u16, Value)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let head = format!(
-        "POST /v1/events HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+        "POST /v1/events HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n",
+        rtdash_tests::auth::operator_key()
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(sent).await?;

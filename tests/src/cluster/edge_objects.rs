@@ -14,6 +14,8 @@ const EDGE_STREAM_TEMPLATE: &str = include_str!("../../../deploy/edge/edge-strea
 const HUB_SOURCE_TEMPLATE: &str = include_str!("../../../deploy/edge/hub-source.json");
 /// `deploy/edge/config-mirror.json`: the site's read-only mirror of `rtdash_config`.
 const CONFIG_MIRROR_TEMPLATE: &str = include_str!("../../../deploy/edge/config-mirror.json");
+/// `deploy/edge/keys-mirror.json`: the site's read-only mirror of `rtdash_keys`.
+const KEYS_MIRROR_TEMPLATE: &str = include_str!("../../../deploy/edge/keys-mirror.json");
 
 /// Kinds of edge data, each the second subject token of its hub stream (`rtdash.<kind>.*`).
 pub const EDGE_KINDS: [&str; 3] = ["partials", "dlq", "events"];
@@ -145,6 +147,15 @@ pub fn config_mirror_config(site: &str) -> anyhow::Result<serde_json::Value> {
     validate_site(site)?;
     let text = deploy::render(CONFIG_MIRROR_TEMPLATE, &[("SITE", site)])?;
     serde_json::from_str(&text).context("deploy/edge/config-mirror.json")
+}
+
+/// The stream config (API JSON) of the site's read-only mirror of the hub's `rtdash_keys`
+/// bucket, rendered from `deploy/edge/keys-mirror.json`: the edge-agent verifies ingest keys
+/// from it even while the link is down.
+pub fn keys_mirror_config(site: &str) -> anyhow::Result<serde_json::Value> {
+    validate_site(site)?;
+    let text = deploy::render(KEYS_MIRROR_TEMPLATE, &[("SITE", site)])?;
+    serde_json::from_str(&text).context("deploy/edge/keys-mirror.json")
 }
 
 fn check_kind(kind: &str) -> anyhow::Result<()> {

@@ -148,10 +148,12 @@ fn run_load(url: &str, options: &LoadOptions, stop: &AtomicBool, tally: &Mutex<T
         let body = format!("[{}]", items.join(","));
         tally.lock().expect("tally").sent += options.batch;
         let first_try = Instant::now();
+        let (auth_name, auth_value) = crate::auth::operator_authorization();
         loop {
             let answer = http
                 .post(url)
                 .header("content-type", "application/json")
+                .header(auth_name, auth_value.as_str())
                 .send(body.as_bytes())
                 .map(|mut response| {
                     let status = response.status().as_u16();
