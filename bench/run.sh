@@ -162,6 +162,12 @@ if [ "$RUNNING" = 0 ]; then
 	GATEWAY_PID=$(cut -d' ' -f1 "$RTDASH_STATE/pids/gateway.pid" 2>/dev/null || true)
 fi
 log "stack ready (gateway pid ${GATEWAY_PID:-unknown})"
+# The loads span tenants: rtdash-loadgen sends the operator key (--running: $RTDASH_KEY, else
+# the running stack's $RTDASH_STATE/operator.key).
+if [ -z "${RTDASH_KEY:-}" ] && [ -s "${RTDASH_STATE:-.rtdash}/operator.key" ]; then
+	RTDASH_KEY=$(cat "${RTDASH_STATE:-.rtdash}/operator.key")
+	export RTDASH_KEY
+fi
 
 # core_metric NAME: the sum of the core aggregator's Prometheus samples NAME (0 if unreachable).
 core_metric() {

@@ -150,7 +150,9 @@ web_tests() {
 		STACK_KEEP_LOGS=1 stack_stop
 		return 1
 	}
+	# The browser test creates the keys it signs in with, using the stack's operator key.
 	(cd web && RTDASH_GATEWAY_URL=$GATEWAY_URL RTDASH_AGENT_URL=$AGENT_URL \
+		RTDASH_OPERATOR_KEY_FILE="$stack_state/operator.key" \
 		RTDASH_BROWSER_TEST_REQUIRED=1 npm test) || status=$?
 	STACK_KEEP_LOGS=$((status != 0)) stack_stop
 	return "$status"

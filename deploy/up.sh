@@ -137,6 +137,48 @@ export RTDASH_GATEWAY__LISTEN="127.0.0.1:$GATEWAY_PORT"
 export RTDASH_EDGE_AGENT__LISTEN="127.0.0.1:$AGENT_PORT"
 export RTDASH_EDGE_AGENT__STATE_DIR="$RTDASH_STATE/edge-agent"
 
+# Access control (docs/security.md): the operator key, generated at first start (mode 0600),
+# is the credential that spans tenants; the services read it from the file.
+operator_key_file="$RTDASH_STATE/operator.key"
+if [ ! -s "$operator_key_file" ]; then
+	(
+		umask 077
+		id=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+		secret=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+		printf 'rtd_%s_%s\n' "$id" "$secret" >"$operator_key_file"
+	)
+	rtdash_log "generated the operator key: $operator_key_file"
+fi
+chmod 600 "$operator_key_file"
+operator_key=$(cat "$operator_key_file")
+export RTDASH_GATEWAY__AUTH__OPERATOR_KEY_FILE="$operator_key_file"
+export RTDASH_EDGE_AGENT__AUTH__OPERATOR_KEY_FILE="$operator_key_file"
+
+# demo_key ROLE NAME: a key of the demo tenant kept in $RTDASH_STATE/<NAME>.key (0600), created
+# with the operator key on first start and again whenever the kept one no longer works.
+demo_key() {
+	local role=$1 name=$2 file="$RTDASH_STATE/$2.key" key answer
+	if [ -s "$file" ]; then
+		key=$(cat "$file")
+		if [ "$role" = ingest ]; then
+			# An ingest key reads nothing: an empty batch answers without 401/403 with it.
+			answer=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $key" \
+				-H 'content-type: application/json' --data '[]' "http://127.0.0.1:$AGENT_PORT/v1/events")
+			case $answer in 401 | 403) ;; *) printf '%s' "$key" && return ;; esac
+		elif curl -sf -o /dev/null -H "Authorization: Bearer $key" "http://127.0.0.1:$GATEWAY_PORT/v1/session"; then
+			printf '%s' "$key"
+			return
+		fi
+	fi
+	answer=$(curl -sf -H "Authorization: Bearer $operator_key" -H 'content-type: application/json' \
+		--data "{\"tenant_id\":\"demo\",\"role\":\"$role\",\"name\":\"$name\"}" \
+		"http://127.0.0.1:$GATEWAY_PORT/v1/keys") || rtdash_die "could not create the $name key (POST /v1/keys)"
+	key=$(printf '%s' "$answer" | sed -n 's/.*"key":"\(rtd_[A-Za-z0-9_-]*\)".*/\1/p')
+	[ -n "$key" ] || rtdash_die "POST /v1/keys answered no key: $answer"
+	(umask 077 && printf '%s\n' "$key" >"$file")
+	printf '%s' "$key"
+}
+
 # name:port, in start order.
 services=("core-aggregator:$AGGREGATOR_PORT" "gateway:$GATEWAY_PORT" "edge-agent:$AGENT_PORT")
 for svc in "${services[@]}"; do
@@ -145,16 +187,24 @@ for svc in "${services[@]}"; do
 	rtdash_log "${svc%%:*} ready on 127.0.0.1:${svc#*:}"
 done
 
+# The demo's keys: the producer sends events with an ingest key and sets up its metrics and
+# dashboard with the editor key, which also signs the browser in.
+editor_key=$(demo_key editor demo-editor)
 watched=(nats questdb core-aggregator gateway edge-agent)
 if [ "$demo" = 1 ]; then
-	rtdash_spawn loadgen "$bin_dir/rtdash-loadgen" demo --agent "http://127.0.0.1:$AGENT_PORT" \
+	ingest_key=$(demo_key ingest demo-ingest)
+	RTDASH_KEY="$ingest_key" RTDASH_GATEWAY_KEY="$editor_key" \
+		rtdash_spawn loadgen "$bin_dir/rtdash-loadgen" demo --agent "http://127.0.0.1:$AGENT_PORT" \
 		--gateway "http://127.0.0.1:$GATEWAY_PORT" --tenant demo
 	rtdash_log "demo producer started (log: $RTDASH_STATE/logs/loadgen.log)"
 fi
 
 cat <<EOF
 
-  rtdash is running.  Dashboard: http://127.0.0.1:$GATEWAY_PORT/?tenant=demo
+  rtdash is running.  Dashboard (signed in as the demo tenant's editor):
+    http://127.0.0.1:$GATEWAY_PORT/#key=$editor_key
+  Operator key (every tenant, keys; keep it secret): $operator_key_file
+  Demo keys: $RTDASH_STATE/demo-editor.key, $RTDASH_STATE/demo-ingest.key
   Logs: $RTDASH_STATE/logs/   Ctrl-C stops everything.
 
 EOF

@@ -100,6 +100,7 @@ impl AgentClient {
         let response = self
             .client
             .post(&self.url)
+            .headers(crate::credentials::agent_headers())
             .header(CONTENT_TYPE, format.content_type())
             .body(body)
             .send()

@@ -61,6 +61,7 @@ impl GatewayClient {
         let response = self
             .client
             .put(&url)
+            .headers(crate::credentials::gateway_headers())
             .json(def)
             .send()
             .await
@@ -79,6 +80,7 @@ impl GatewayClient {
         let response = self
             .client
             .get(&url)
+            .headers(crate::credentials::gateway_headers())
             .query(&[("tenant_id", tenant)])
             .send()
             .await
@@ -110,6 +112,7 @@ impl GatewayClient {
         let response = self
             .client
             .post(&url)
+            .headers(crate::credentials::gateway_headers())
             .json(&body)
             .send()
             .await
@@ -149,6 +152,7 @@ impl GatewayClient {
         let response = self
             .client
             .delete(&url)
+            .headers(crate::credentials::gateway_headers())
             .query(&[("tenant_id", tenant)])
             .send()
             .await
@@ -169,6 +173,7 @@ impl GatewayClient {
     ) -> Result<reqwest::Response, reqwest::Error> {
         client
             .get(format!("{}/v1/dashboards/{dashboard_id}/stream", self.base))
+            .headers(crate::credentials::gateway_headers())
             .query(&[("tenant_id", tenant)])
             .header(ACCEPT, "text/event-stream")
             .send()

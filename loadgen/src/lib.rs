@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod cmd;
+pub mod credentials;
 pub mod gateway;
 pub mod jsonw;
 pub mod openloop;
@@ -24,6 +25,14 @@ pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+    /// Key sent to the edge agent (an `ingest` key) and, without --gateway-key, to the
+    /// gateway; default $RTDASH_KEY.
+    #[arg(long, global = true)]
+    pub key: Option<String>,
+    /// Key sent to the gateway (`editor` to set up metrics and dashboards, `viewer` to
+    /// read); default $RTDASH_GATEWAY_KEY, else --key.
+    #[arg(long, global = true)]
+    pub gateway_key: Option<String>,
 }
 
 /// The subcommands.
@@ -55,6 +64,7 @@ pub fn init_logging() {
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    credentials::set(cli.key, cli.gateway_key)?;
     match cli.command {
         Command::Demo(args) => runtime()?.block_on(cmd::demo::run(args)),
         Command::Load(args) => runtime()?.block_on(cmd::load::run(args)),

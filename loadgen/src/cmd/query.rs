@@ -121,7 +121,12 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
                 let sent = Instant::now();
                 let lag = u64::try_from(sent.duration_since(due).as_micros()).unwrap_or(u64::MAX);
                 max_lag_us.fetch_max(lag, Ordering::Relaxed);
-                let result = client.get(&url).query(&query).send().await;
+                let result = client
+                    .get(&url)
+                    .headers(crate::credentials::gateway_headers())
+                    .query(&query)
+                    .send()
+                    .await;
                 let ok = match result {
                     Ok(response) => {
                         let status = response.status();
