@@ -95,6 +95,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/dashboards/{id}/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists a dashboard's links (without their tokens). */
+        get: operations["list_dashboard_links"];
+        put?: never;
+        /** Creates a link to a dashboard. */
+        post: operations["create_dashboard_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboards/{id}/links/{link_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revokes a link. */
+        delete: operations["delete_dashboard_link"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/dashboards/{id}/stream": {
         parameters: {
             query?: never;
@@ -142,6 +177,41 @@ export interface paths {
         post?: never;
         /** Removes a widget. */
         delete: operations["delete_widget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists keys: a tenant's (the operator without `tenant_id`: every tenant's). */
+        get: operations["list_keys"];
+        put?: never;
+        /** Creates a key. */
+        post: operations["create_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revokes a key. */
+        delete: operations["delete_key"];
         options?: never;
         head?: never;
         patch?: never;
@@ -230,6 +300,28 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who the request's credential is (key, session or link): `401` when none. */
+        get: operations["get_session"];
+        put?: never;
+        /** Signs in: `204` with the session cookie. */
+        post: operations["create_session"];
+        /**
+         * Signs out: clears the cookie (`204`). The token itself stays valid until it expires or its
+         *     key is revoked: revoke the key to end every session of it at once.
+         */
+        delete: operations["delete_session"];
         options?: never;
         head?: never;
         patch?: never;
@@ -518,8 +610,9 @@ export interface components {
         /** @description Code and human-readable message. */
         ErrorDetail: {
             /**
-             * @description Stable machine-readable code (`invalid_request`, `not_found`, `conflict`,
-             *     `payload_too_large`, `method_not_allowed`, `unavailable`, `timeout`, `internal`).
+             * @description Stable machine-readable code (`invalid_request`, `unauthorized`, `forbidden`,
+             *     `not_found`, `conflict`, `payload_too_large`, `method_not_allowed`,
+             *     `too_many_requests`, `unavailable`, `timeout`, `internal`).
              */
             code: string;
             /** @description What went wrong, for people. */
@@ -535,6 +628,97 @@ export interface components {
          * @enum {string}
          */
         FreshnessState: "ok" | "behind" | "stale" | "unknown" | "disconnected";
+        /** @description A new key: the only answer that carries the secret. */
+        KeyCreated: {
+            /** @description Created (RFC 3339). */
+            created_at: string;
+            /** @description The key (`rtd_<key_id>_<secret>`): shown this once; store it now. */
+            key: string;
+            /** @description Public id (also in the key). */
+            key_id: string;
+            /** @description Name. */
+            name: string;
+            /** @description Role. */
+            role: components["schemas"]["Role"];
+            /** @description Tenant. */
+            tenant_id: string;
+        };
+        /** @description Body of `POST /v1/keys`. */
+        KeyInput: {
+            /** @description A name for people (1 to 200 characters): who or what uses the key. */
+            name: string;
+            /** @description What the key may do. */
+            role: components["schemas"]["Role"];
+            /** @description Tenant (the caller's own for an admin key; required for the operator). */
+            tenant_id?: string | null;
+        };
+        /** @description `{"keys": [...]}`. */
+        KeyList: {
+            /** @description By creation time. */
+            keys: components["schemas"]["KeyOut"][];
+        };
+        /** @description A key as listed (never its secret). */
+        KeyOut: {
+            /** @description Created (RFC 3339). */
+            created_at: string;
+            /** @description `operator` or the id of the key that created it. */
+            created_by: string;
+            /** @description Public id. */
+            key_id: string;
+            /**
+             * @description Last use seen by a gateway or agent (RFC 3339; recorded at most once a minute per
+             *     service), absent when never used.
+             */
+            last_used_at?: string | null;
+            /** @description Name. */
+            name: string;
+            /** @description Role. */
+            role: components["schemas"]["Role"];
+            /** @description Tenant. */
+            tenant_id: string;
+        };
+        /** @description Body of `POST /v1/dashboards/{id}/links`. */
+        LinkInput: {
+            /** @description Filters merged into every widget's query (they override the widget's own). */
+            dimensions?: {
+                [key: string]: string;
+            };
+            /** @description The link stops working at this time (RFC 3339); never, when absent. */
+            expires_at?: string | null;
+            /** @description Tenant (or as the query parameter). */
+            tenant_id?: string | null;
+        };
+        /** @description `{"links": [...]}`. */
+        LinkList: {
+            /** @description By creation time. */
+            links: components["schemas"]["LinkOut"][];
+        };
+        /** @description A link as answered (the token only when created). */
+        LinkOut: {
+            /** @description Created (RFC 3339). */
+            created_at: string;
+            /** @description `operator` or the creating key's id. */
+            created_by: string;
+            /** @description The dashboard. */
+            dashboard_id: string;
+            /** @description Fixed filters. */
+            dimensions: {
+                [key: string]: string;
+            };
+            /** @description Expiry (RFC 3339), if any. */
+            expires_at?: string | null;
+            /** @description Public id. */
+            link_id: string;
+            /** @description Tenant. */
+            tenant_id: string;
+            /** @description The token (`rtl_<link_id>_<secret>`): in the creating answer only. */
+            token?: string | null;
+            /**
+             * @description The page showing the dashboard (`/embed/<token>`, relative to the gateway): in the
+             *     creating answer only.
+             */
+            url?: string | null;
+        };
         /** @description A metric definition as users write it (TOML, JSON, or through the gateway's API). */
         MetricDefinition: {
             /** @description Free text shown in the dashboard. */
@@ -635,6 +819,11 @@ export interface components {
             watermark?: string | null;
         };
         /**
+         * @description A key's role.
+         * @enum {string}
+         */
+        Role: "ingest" | "viewer" | "editor" | "admin";
+        /**
          * @description Where a definition comes from.
          * @enum {string}
          */
@@ -653,6 +842,29 @@ export interface components {
             }[];
             /** @description Whether `limit` cut the list. */
             truncated: boolean;
+        };
+        /** @description Who the credential of the request is. */
+        SessionOut: {
+            /** @description The one dashboard (links). */
+            dashboard_id?: string | null;
+            /** @description Fixed filters (links). */
+            dimensions?: {
+                [key: string]: string;
+            } | null;
+            /** @description Key id (keys). */
+            key_id?: string | null;
+            /** @description `operator`, `key` or `link`. */
+            kind: string;
+            /** @description Key name (keys). */
+            name?: string | null;
+            role?: null | components["schemas"]["Role"];
+            /** @description Tenant (absent for the operator). */
+            tenant_id?: string | null;
+        };
+        /** @description Body of `POST /v1/session`. */
+        SignIn: {
+            /** @description A key of role `viewer` or higher, or the operator key. */
+            key: string;
         };
         /**
          * @description One served statistic.
@@ -786,7 +998,10 @@ export interface operations {
     list_alerts: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -855,7 +1070,10 @@ export interface operations {
     get_alert: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -888,7 +1106,10 @@ export interface operations {
     put_alert: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -944,7 +1165,10 @@ export interface operations {
     delete_alert: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -1037,7 +1261,10 @@ export interface operations {
     list_dashboards: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1114,7 +1341,10 @@ export interface operations {
     get_dashboard: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1147,7 +1377,10 @@ export interface operations {
     put_dashboard: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -1203,7 +1436,10 @@ export interface operations {
     delete_dashboard: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -1242,10 +1478,157 @@ export interface operations {
             };
         };
     };
+    list_dashboard_links: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_dashboard_link: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_dashboard_link: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+                /** @description Link id */
+                link_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     stream: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -1292,7 +1675,10 @@ export interface operations {
     add_widget: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1345,7 +1731,10 @@ export interface operations {
     put_widget: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1400,7 +1789,10 @@ export interface operations {
     delete_widget: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1438,10 +1830,145 @@ export interface operations {
             };
         };
     };
+    list_keys: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyCreated"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Key id */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_metric_definitions: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1519,7 +2046,10 @@ export interface operations {
     get_metric_definition: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1552,7 +2082,10 @@ export interface operations {
     put_metric_definition: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1606,7 +2139,10 @@ export interface operations {
     delete_metric_definition: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1645,7 +2181,10 @@ export interface operations {
     list_metrics: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1778,6 +2317,97 @@ export interface operations {
             };
         };
     };
+    get_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionOut"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignIn"];
+            };
+        };
+        responses: {
+            /** @description Signed in; `Set-Cookie: rtdash_session=...` */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out; the cookie is cleared */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     get_status: {
         parameters: {
             query?: never;
@@ -1793,6 +2423,22 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StatusView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1812,6 +2458,7 @@ export const conditionValues: ReadonlyArray<FlattenedDeepRequired<components>["s
 export const deliveryOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryOutcome"]> = ["delivered", "retrying", "failed", "gave_up", "skipped"];
 export const evaluateOnValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluateOn"]> = ["final", "provisional"];
 export const freshnessStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FreshnessState"]> = ["ok", "behind", "stale", "unknown", "disconnected"];
+export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["ingest", "viewer", "editor", "admin"];
 export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["tenant", "global", "builtin"];
 export const statValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Stat"]> = ["count", "sum", "min", "max", "avg", "p50", "p90", "p95", "p99", "unique"];
 export const vizTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["VizType"]> = ["line_chart", "area_chart", "bar_chart", "counter", "gauge", "table"];

@@ -30,6 +30,9 @@ export class ApiError extends Error {
   }
 }
 
+/** Dispatched on `window` when the gateway answers 401 (no valid session). */
+export const SIGNED_OUT_EVENT = 'rtdash:signed-out';
+
 type Query = Record<string, string | number | undefined>;
 /** The query parameters of an operation of the document. */
 type QueryOf<Op extends keyof operations> = NonNullable<operations[Op]['parameters']['query']>;
@@ -87,6 +90,8 @@ async function request<T>(
     }
   }
   if (!res.ok) {
+    // The session ended (signed out elsewhere, expired, or its key revoked): sign in again.
+    if (res.status === 401) window.dispatchEvent(new Event(SIGNED_OUT_EVENT));
     if (isErrorBody(json)) throw new ApiError(res.status, json.error.code, json.error.message);
     throw new ApiError(res.status, `http_${res.status}`, text.slice(0, 200) || res.statusText);
   }

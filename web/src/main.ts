@@ -7,7 +7,7 @@
 
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
-import { addWidget, deleteWidget, updateWidget } from './api';
+import { addWidget, deleteWidget, SIGNED_OUT_EVENT, updateWidget } from './api';
 import { field, h, openDialog, replace, toast } from './dom';
 import { formatWindow, fromLocalInput, toLocalInput } from './format';
 import { applyTheme, currentTheme, safeGet, safeSet, saveTheme, storedTheme } from './theme';
@@ -15,6 +15,15 @@ import type { Dashboard, TimeRange, Widget } from './types';
 import { DashboardView } from './views/dashboard';
 import { openWidgetEditor } from './views/editor';
 import { ListView, openDeleteDialog, openRenameDialog } from './views/list';
+import {
+  canEdit,
+  currentSession,
+  type SessionInfo,
+  signIn,
+  signOut,
+  takeFragmentKey,
+} from './session';
+import { signInPage } from './views/signin';
 
 const TENANT_KEY = 'rtdash.tenant';
 const LAST_DASHBOARD_KEY = 'rtdash.lastDashboard.';
@@ -86,6 +95,8 @@ function rememberTenant(t: string): void {
 }
 
 class App {
+  constructor(private readonly session: SessionInfo) {}
+
   private route = readRoute();
   /** The first render may open the tenant's home dashboard; later navigation never does. */
   private firstRender = true;
@@ -132,6 +143,38 @@ class App {
 
   start(): void {
     applyTheme(storedTheme());
+    // A tenant's key sees its own tenant only; a viewer key changes nothing.
+    if (this.session.tenant_id) this.route.tenant = this.session.tenant_id;
+    document.body.classList.toggle('readonly', !canEdit(this.session));
+    const who =
+      this.session.kind === 'operator'
+        ? 'operator'
+        : `${this.session.name ?? 'key'} (${this.session.role ?? '?'})`;
+    const signOutBtn = h(
+      'button',
+      {
+        class: 'btn btn-small',
+        type: 'button',
+        title: `Signed in as ${who}`,
+        'data-testid': 'sign-out',
+        onclick: () => {
+          void signOut().then(() => location.reload());
+        },
+      },
+      'Sign out',
+    );
+    window.addEventListener(SIGNED_OUT_EVENT, () => {
+      this.view?.dispose();
+      this.view = null;
+      replace(this.crumbs);
+      replace(
+        this.main,
+        signInPage(
+          () => location.reload(),
+          'Your session ended (signed out, expired, or its key was revoked). Sign in again.',
+        ),
+      );
+    });
     const tenantForm = h(
       'form',
       {
@@ -167,6 +210,7 @@ class App {
       h('div', { class: 'edit-only' }, tenantForm),
       this.themeBtn,
       this.tvBtn,
+      signOutBtn,
     );
     document.body.append(header, this.main);
     window.addEventListener('popstate', () => {
@@ -232,6 +276,7 @@ class App {
     this.pill.hidden = true;
     delete this.pill.dataset.state;
     this.syncChrome();
+    if (this.session.tenant_id) this.route.tenant = this.session.tenant_id;
     const { tenant } = this.route;
     this.tenantInput.value = tenant ?? '';
     replace(this.tenantList, ...recentTenants().map((t) => h('option', { value: t })));
@@ -552,4 +597,26 @@ class App {
   }
 }
 
-new App().start();
+/** Signs in from `/#key=` if given, then starts the app, or shows the sign-in page. */
+async function boot(): Promise<void> {
+  let notice: string | undefined;
+  const key = takeFragmentKey();
+  if (key) {
+    try {
+      await signIn(key);
+    } catch (err) {
+      notice = err instanceof Error ? err.message : String(err);
+    }
+  }
+  const session = await currentSession().catch(() => null);
+  if (session) {
+    new App(session).start();
+    return;
+  }
+  applyTheme(storedTheme());
+  const main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
+  main.append(signInPage(() => location.reload(), notice));
+  document.body.append(main);
+}
+
+void boot();

@@ -10,7 +10,7 @@
 // unless RTDASH_BROWSER_TEST_REQUIRED is set: then it fails.
 
 import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +70,25 @@ if (!/<script[^>]+type="module"/.test(index))
   );
 
 const tenant = `webtest-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+
+// Keys: the test creates its own with the stack's operator key (RTDASH_OPERATOR_KEY_FILE,
+// default ../.rtdash/operator.key, where ./deploy/up.sh writes it).
+const operatorKeyFile =
+  process.env.RTDASH_OPERATOR_KEY_FILE || path.resolve(here, '../../../.rtdash/operator.key');
+if (!existsSync(operatorKeyFile))
+  abort(`no operator key at ${operatorKeyFile} (set RTDASH_OPERATOR_KEY_FILE)`);
+const operatorKey = readFileSync(operatorKeyFile, 'utf8').trim();
+async function createKey(role, name) {
+  const res = await fetch(`${gateway}/v1/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ tenant_id: tenant, role, name }),
+  });
+  if (res.status !== 201) fail(`POST /v1/keys answered ${res.status}: ${await res.text()}`);
+  return (await res.json()).key;
+}
+const editorKey = await createKey('editor', 'browser test');
+const ingestKey = await createKey('ingest', 'browser test producer');
 const userDataDir = mkdtempSync(path.join(tmpdir(), 'rtdash-chromium-'));
 mkdirSync(artifacts, { recursive: true });
 log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}`);
@@ -97,11 +116,24 @@ try {
   page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(15_000);
   page.on('console', (msg) => {
-    if (msg.type() === 'error')
+    // Signed out, the page's `GET /v1/session` and the wrong key's sign-in answer 401 on
+    // purpose; Chromium logs those as errors.
+    if (msg.type() === 'error' && !msg.text().includes('status of 401'))
       consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
   });
   page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
 
+  // Signed out: the sign-in page. A wrong key is refused with a message; `/#key=` signs in
+  // and leaves no key in the address bar.
+  await page.goto(`${gateway}/`);
+  await page.getByTestId('signin').waitFor();
+  await page.getByTestId('signin-key').fill('rtd_0000000000000000_not-a-key');
+  await page.getByTestId('signin-submit').click();
+  await page.getByTestId('signin-error').waitFor();
+  await page.goto(`${gateway}/#key=${editorKey}`);
+  await page.getByTestId('sign-out').waitFor();
+  if (page.url().includes('key=')) fail(`the key stayed in the address bar: ${page.url()}`);
+  log('signed in with a key the test created');
   await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}`);
   await page.getByTestId('new-dashboard').click();
   await page.getByTestId('create-dialog').getByTestId('dashboard-name').fill('Browser test');
@@ -143,7 +175,9 @@ try {
   // The single value shows the current window. Events sent in the last moments of a window
   // would be shown in it, then the widget would move on to the next (empty) window: start in a
   // fresh window instead (waits at most 4 s, once).
-  const metricsRes = await fetch(`${gateway}/v1/metrics?tenant_id=${encodeURIComponent(tenant)}`);
+  const metricsRes = await fetch(`${gateway}/v1/metrics?tenant_id=${encodeURIComponent(tenant)}`, {
+    headers: { authorization: `Bearer ${editorKey}` },
+  });
   const windowMs =
     (((await metricsRes.json()).metrics ?? []).find((m) => m.name === 'events')?.window_secs ??
       60) * 1000;
@@ -163,7 +197,7 @@ try {
   const sentAt = Date.now();
   const res = await fetch(`${agent}/v1/events`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
     body: JSON.stringify(events),
   });
   if (!res.ok) fail(`edge agent answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
@@ -224,6 +258,13 @@ try {
   await page.getByTestId('delete-dialog').getByTestId('dialog-submit').click();
   await page.waitForURL((u) => !u.searchParams.has('dashboard'));
   log('deep link and delete ok');
+
+  // Sign out: back to the sign-in page, and the API answers 401 to this browser again.
+  await page.getByTestId('sign-out').click();
+  await page.getByTestId('signin').waitFor();
+  const after = await page.evaluate(async () => (await fetch('/v1/session')).status);
+  if (after !== 401) fail(`GET /v1/session answered ${after} after signing out`);
+  log('signed out');
 
   if (consoleErrors.length) fail(`console errors:\n  ${consoleErrors.join('\n  ')}`);
   log(`PASSED in ${((Date.now() - started) / 1000).toFixed(1)}s`);
