@@ -599,6 +599,15 @@ class App {
 
 /** Signs in from `/#key=` if given, then starts the app, or shows the sign-in page. */
 async function boot(): Promise<void> {
+  // A `#key=` URL opened in a tab already showing the app changes only the fragment.
+  window.addEventListener('hashchange', () => {
+    const key = takeFragmentKey();
+    if (key)
+      signIn(key).then(
+        () => location.reload(),
+        (err: unknown) => toast(err instanceof Error ? err.message : String(err), 'error'),
+      );
+  });
   let notice: string | undefined;
   const key = takeFragmentKey();
   if (key) {
