@@ -170,6 +170,7 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
             names_here
                 == [
                     "KV_rtdash_config",
+                    "KV_rtdash_keys",
                     names::EDGE_DLQ_STREAM,
                     names::EDGE_EVENTS_STREAM,
                     names::EDGE_PARTIALS_STREAM
