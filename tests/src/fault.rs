@@ -284,8 +284,10 @@ impl FaultStack {
         });
         let client = http::client(Duration::from_secs(30));
         let url = format!("{gateway}/v1/metric-definitions");
+        let (auth_name, auth_value) = crate::auth::operator_authorization();
         let mut response = client
             .post(&url)
+            .header(auth_name, auth_value.as_str())
             .send_json(&definition)
             .with_context(|| format!("POST {url}"))?;
         let status = response.status().as_u16();
