@@ -12,7 +12,7 @@
 #     --running    use a stack that is already running instead of starting one: URLs from
 #                  RTDASH_BENCH_AGENT / RTDASH_BENCH_GATEWAY / RTDASH_BENCH_AGGREGATOR (admin)
 #                  (default the up.sh ports), the gateway's pid from RTDASH_BENCH_GATEWAY_PID
-#                  (optional)
+#                  (optional), the operator key from RTDASH_KEY (else $RTDASH_STATE/operator.key)
 #     --no-report  leave BENCHMARKS.md alone (results stay in the results directory)
 #     --out DIR    results directory (default target/bench/<UTC time>)
 #
