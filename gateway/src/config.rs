@@ -3,6 +3,7 @@
 //! `RTDASH_TELEMETRY__*`, `RTDASH_STREAMS__*`) environment variables.
 
 use rtdash_runtime::config::{ConfigError, Validate};
+use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
 use rtdash_runtime::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,8 @@ pub struct GatewayConfig {
     pub shutdown_grace_ms: u64,
     /// Whether to create the JetStream streams and buckets that are missing at start.
     pub ensure_topology: bool,
+    /// `[http]`: how long a client may take to send its request head and body.
+    pub http: HttpServerConfig,
     /// NATS connection.
     pub nats: NatsConfig,
     /// Stream settings (used when creating missing streams and buckets).
@@ -49,6 +52,7 @@ impl Default for GatewayConfig {
             max_concurrent_requests: 1024,
             shutdown_grace_ms: 10_000,
             ensure_topology: true,
+            http: HttpServerConfig::default(),
             nats: NatsConfig::default(),
             streams: StreamsConfig::default(),
             questdb: QuestDbConfig::default(),
@@ -164,6 +168,7 @@ impl Default for LiveConfig {
 impl Validate for GatewayConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.telemetry.validate()?;
+        self.http.validate("http")?;
         let positive = [
             ("request_timeout_ms", self.request_timeout_ms),
             ("max_body_bytes", self.max_body_bytes as u64),

@@ -33,6 +33,7 @@ fn is_subject_prefix(prefix: &str) -> bool {
 impl Validate for AgentConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.telemetry.validate()?;
+        self.http.validate("http")?;
         if let Some(id) = &self.agent_id {
             if !is_identifier(id, 64) {
                 return Err(ConfigError::invalid(

@@ -140,8 +140,8 @@ async fn accept_error(err: std::io::Error, counter: &Counter) {
 mod tests {
     use super::*;
     use axum::routing::post;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
     async fn start(config: HttpServerConfig) -> (SocketAddr, CancellationToken) {
