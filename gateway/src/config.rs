@@ -30,6 +30,15 @@ pub struct GatewayConfig {
     pub ensure_topology: bool,
     /// `[http]`: how long a client may take to send its request head and body.
     pub http: HttpServerConfig,
+    /// Host names (or addresses) requests may carry in `Host`; others are answered `421`
+    /// (DNS rebinding, see `docs/security.md`). Empty (the default): the host of `listen`
+    /// unless it is `0.0.0.0`/`::`, `localhost`, `127.0.0.1` and `[::1]`. `["*"]`: any.
+    pub allowed_hosts: Vec<String>,
+    /// Webhook destinations allowed although not on the public internet (as
+    /// `alerts.notifier.allow_destinations` of the core aggregators: `host`, `host:port`,
+    /// `ip`, `ip:port`, `cidr`); alert rules pointing elsewhere inside are refused with `400`.
+    /// Default empty.
+    pub webhook_allow_destinations: Vec<String>,
     /// NATS connection.
     pub nats: NatsConfig,
     /// Stream settings (used when creating missing streams and buckets).
@@ -53,6 +62,8 @@ impl Default for GatewayConfig {
             shutdown_grace_ms: 10_000,
             ensure_topology: true,
             http: HttpServerConfig::default(),
+            allowed_hosts: Vec::new(),
+            webhook_allow_destinations: Vec::new(),
             nats: NatsConfig::default(),
             streams: StreamsConfig::default(),
             questdb: QuestDbConfig::default(),
@@ -169,6 +180,8 @@ impl Validate for GatewayConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.telemetry.validate()?;
         self.http.validate("http")?;
+        rtdash_runtime::egress::Allowlist::parse(&self.webhook_allow_destinations)
+            .map_err(|err| ConfigError::invalid("webhook_allow_destinations", err.to_string()))?;
         let positive = [
             ("request_timeout_ms", self.request_timeout_ms),
             ("max_body_bytes", self.max_body_bytes as u64),

@@ -21,6 +21,7 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod model;

@@ -5,6 +5,7 @@ pub mod dashboards;
 pub mod definitions;
 pub mod metrics;
 pub mod status;
+pub mod webhook;
 
 use crate::error::ApiError;
 use axum::extract::{FromRequest, FromRequestParts, Request};
