@@ -260,6 +260,11 @@ pub(crate) fn start_gateway(
                 format!("127.0.0.1:{port}"),
             ),
             ("RTDASH_GATEWAY__WEB_ROOT".to_owned(), no_web.clone()),
+            // The tests' webhook receivers listen on loopback.
+            (
+                "RTDASH_GATEWAY__WEBHOOK_ALLOW_DESTINATIONS".to_owned(),
+                "[\"127.0.0.1\"]".to_owned(),
+            ),
         ]);
         env.extend(component_env("GATEWAY", settings));
         env
