@@ -6,6 +6,7 @@
 //! Every field below is documented with its default; an unknown key is an error naming it.
 
 use rtdash_runtime::config::{ConfigError, Validate};
+use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
 use rtdash_runtime::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,9 @@ use std::time::Duration;
 pub struct Config {
     /// Admin listener (`/healthz`, `/readyz`, `/metrics`). Default `127.0.0.1:8082`.
     pub admin_listen: String,
+    /// `[http]`: how long a client of the admin listener may take to send its request head
+    /// and body.
+    pub http: HttpServerConfig,
     /// This aggregator's identity in leases and checkpoints. Must be unique among running
     /// aggregators. Default: `agg-<hostname>-<random>`, new for every process. A stable id
     /// lets a restarted process take its own leases back at once instead of waiting for them
@@ -51,6 +55,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             admin_listen: "127.0.0.1:8082".to_owned(),
+            http: HttpServerConfig::default(),
             instance_id: None,
             nats: NatsConfig::default(),
             streams: StreamsConfig::default(),
@@ -287,6 +292,7 @@ impl Validate for Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.streams.validate()?;
         self.telemetry.validate()?;
+        self.http.validate("http")?;
         if self.admin_listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::invalid(
                 "admin_listen",

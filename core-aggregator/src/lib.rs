@@ -206,9 +206,9 @@ pub async fn run_with_observer(
     {
         let router = rtdash_runtime::admin::routes(readiness, prometheus);
         let stop = admin_stop.clone();
+        let http = config.http.clone();
         tasks.spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
+            rtdash_runtime::http::serve(listener, router, stop, &http, metrics::admin_server())
                 .await;
         });
     }

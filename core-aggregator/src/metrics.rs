@@ -44,6 +44,9 @@
 //! | `rtdash_core_alert_webhook_request_seconds` | histogram | duration of a webhook request |
 //! | `rtdash_core_alert_delivery_latency_seconds` | histogram | transition evaluated to webhook delivered |
 //! | `rtdash_core_alert_retry_backlog` | gauge | deliveries waiting for a retry |
+//! | `rtdash_core_alert_destinations_refused_total{class}` | counter | deliveries refused because the webhook pointed inward: `loopback`, `link_local`, `private`, `shared_nat`, `multicast`, `unspecified`, `reserved`, or `url` (user-info, scheme) |
+//! | `rtdash_core_admin_accept_errors_total` | counter | failed `accept` calls of the admin listener |
+//! | `rtdash_core_admin_http_client_timeouts_total{phase}` | counter | admin requests cut because the client was too slow (`header`, `body`) |
 
 use crate::state::Counters;
 use metrics::{Counter, Gauge, Histogram};
@@ -125,6 +128,12 @@ pub const ALERT_REQUEST_SECONDS: &str = "rtdash_core_alert_webhook_request_secon
 pub const ALERT_DELIVERY_LATENCY: &str = "rtdash_core_alert_delivery_latency_seconds";
 /// Deliveries waiting for their next retry.
 pub const ALERT_RETRY_BACKLOG: &str = "rtdash_core_alert_retry_backlog";
+/// Deliveries refused for their destination, by `class` (an address range, or `url`).
+pub const ALERT_DESTINATIONS_REFUSED: &str = "rtdash_core_alert_destinations_refused_total";
+/// Failed `accept` calls of the admin listener.
+pub const ADMIN_ACCEPT_ERRORS: &str = "rtdash_core_admin_accept_errors_total";
+/// Admin requests cut for a slow client, label `phase` (`header`, `body`).
+pub const ADMIN_HTTP_CLIENT_TIMEOUTS: &str = "rtdash_core_admin_http_client_timeouts_total";
 
 /// Registers every description and unit (shown as `# HELP`); call once at start.
 pub fn describe() {
@@ -220,6 +229,27 @@ pub fn describe() {
         "Transition evaluated to webhook delivered"
     );
     describe_gauge!(ALERT_RETRY_BACKLOG, "Deliveries waiting for a retry");
+    describe_counter!(
+        ALERT_DESTINATIONS_REFUSED,
+        "Webhook deliveries refused because the destination is not on the public internet"
+    );
+    describe_counter!(
+        ADMIN_ACCEPT_ERRORS,
+        "Failed accept calls of the admin listener"
+    );
+    describe_counter!(
+        ADMIN_HTTP_CLIENT_TIMEOUTS,
+        "Admin requests cut because the client sent its head (header) or body (body) too slowly"
+    );
+}
+
+/// The handles of the admin listener's server loop.
+pub fn admin_server() -> rtdash_runtime::http::ServerMetrics {
+    rtdash_runtime::http::ServerMetrics {
+        accept_errors: metrics::counter!(ADMIN_ACCEPT_ERRORS),
+        header_timeouts: metrics::counter!(ADMIN_HTTP_CLIENT_TIMEOUTS, "phase" => "header"),
+        body_timeouts: metrics::counter!(ADMIN_HTTP_CLIENT_TIMEOUTS, "phase" => "body"),
+    }
 }
 
 /// The metrics a partition worker records for every batch, emit and status report.

@@ -29,6 +29,7 @@ use crate::publish::spool::Spool;
 use crate::site::{self, Topology};
 use crate::state;
 use rtdash_runtime::admin::{self, Readiness};
+use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats as rtnats;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -386,7 +387,8 @@ impl Agent {
             tokens: self.tokens,
             grace: Duration::from_millis(config.shutdown_grace_ms),
         };
-        let task = tokio::spawn(running.serve(listener, self.app, shutdown));
+        let http = config.http.clone();
+        let task = tokio::spawn(running.serve(listener, self.app, http, shutdown));
         AgentHandle {
             addr,
             agent_id: self.agent_id,
@@ -437,21 +439,25 @@ struct Running {
 }
 
 impl Running {
-    /// Serves until `shutdown` is cancelled (or the server fails), then shuts down.
+    /// Serves until `shutdown` is cancelled, then shuts down.
     async fn serve(
         self,
         listener: TcpListener,
         app: axum::Router,
+        http: HttpServerConfig,
         shutdown: CancellationToken,
     ) -> Result<(), AgentError> {
         let intake = self.tokens.intake.clone();
-        let server =
-            // With the client's address: failed authentications are limited per address.
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(intake.clone().cancelled_owned());
+        let server = rtdash_runtime::http::serve(
+            listener,
+            app,
+            intake.clone(),
+            &http,
+            crate::metrics::server(),
+        );
         let grace = self.grace;
         let served = tokio::select! {
-            result = server => result.map_err(AgentError::Serve),
+            () = server => Ok(()),
             () = async {
                 shutdown.cancelled().await;
                 intake.cancel();
@@ -461,7 +467,6 @@ impl Running {
                 Ok(())
             }
         };
-        // Also when the server failed before any shutdown was asked for.
         intake.cancel();
         self.shutdown().await;
         served

@@ -27,6 +27,8 @@
 //! | `rtdash_agent_archive_dropped_events_total` | counter | events not archived because the archive queue was full |
 //! | `rtdash_agent_definitions_invalid_total` | counter | metric definitions from KV that were rejected |
 //! | `rtdash_agent_definitions_active` | gauge | metric definitions in force (built-in included) |
+//! | `rtdash_agent_accept_errors_total` | counter | failed `accept` calls other than connections reset before they were accepted |
+//! | `rtdash_agent_http_client_timeouts_total{phase}` | counter | requests cut because the client was too slow: `header` (connection closed), `body` (answered `408`) |
 //!
 //! Every label's values are bounded: `code` by [`RejectCode`] and [`AGENT_CODES`] (anything
 //! else counts as `other`), `reason` by [`THROTTLE_REASONS`], `outbox` by [`OUTBOXES`],
@@ -83,6 +85,10 @@ pub const ARCHIVE_DROPPED: &str = "rtdash_agent_archive_dropped_events_total";
 pub const DEFINITIONS_INVALID: &str = "rtdash_agent_definitions_invalid_total";
 /// Metric definitions in force.
 pub const DEFINITIONS_ACTIVE: &str = "rtdash_agent_definitions_active";
+/// Failed `accept` calls.
+pub const ACCEPT_ERRORS: &str = "rtdash_agent_accept_errors_total";
+/// Requests cut for a slow client, label `phase` (`header`, `body`).
+pub const HTTP_CLIENT_TIMEOUTS: &str = "rtdash_agent_http_client_timeouts_total";
 
 /// Values of the `component` label of [`MEMORY_ESTIMATE`].
 pub const MEMORY_COMPONENTS: [&str; 5] = ["aggregation", "spool", "dlq", "archive", "bodies"];
@@ -92,10 +98,11 @@ pub const OUTBOXES: [&str; 3] = ["partials", "dlq", "archive"];
 pub const THROTTLE_REASONS: [&str; 4] = ["concurrency", "memory", "spool", "shutting_down"];
 
 /// Reason codes of whole-body problems that [`RejectCode`] does not have.
-pub const AGENT_CODES: [&str; 3] = [
+pub const AGENT_CODES: [&str; 4] = [
     "unsupported_encoding",
     "invalid_encoding",
     "body_read_error",
+    "body_timeout",
 ];
 
 /// Metric handles, created once at startup (the names above are registered with help text).
@@ -359,4 +366,19 @@ pub fn describe() {
         DEFINITIONS_ACTIVE,
         "Metric definitions in force (the built-in one included)"
     );
+    describe_counter!(ACCEPT_ERRORS, Unit::Count, "Failed accept calls");
+    describe_counter!(
+        HTTP_CLIENT_TIMEOUTS,
+        Unit::Count,
+        "Requests cut because the client sent its head (header) or body (body) too slowly"
+    );
+}
+
+/// The handles of the HTTP server loop.
+pub fn server() -> rtdash_runtime::http::ServerMetrics {
+    rtdash_runtime::http::ServerMetrics {
+        accept_errors: counter!(ACCEPT_ERRORS),
+        header_timeouts: counter!(HTTP_CLIENT_TIMEOUTS, "phase" => "header"),
+        body_timeouts: counter!(HTTP_CLIENT_TIMEOUTS, "phase" => "body"),
+    }
 }

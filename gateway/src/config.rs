@@ -3,6 +3,7 @@
 //! `RTDASH_TELEMETRY__*`, `RTDASH_STREAMS__*`) environment variables.
 
 use rtdash_runtime::config::{ConfigError, Validate};
+use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
 use rtdash_runtime::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,17 @@ pub struct GatewayConfig {
     pub shutdown_grace_ms: u64,
     /// Whether to create the JetStream streams and buckets that are missing at start.
     pub ensure_topology: bool,
+    /// `[http]`: how long a client may take to send its request head and body.
+    pub http: HttpServerConfig,
+    /// Host names (or addresses) requests may carry in `Host`; others are answered `421`
+    /// (DNS rebinding, see `docs/security.md`). Empty (the default): the host of `listen`
+    /// unless it is `0.0.0.0`/`::`, `localhost`, `127.0.0.1` and `[::1]`. `["*"]`: any.
+    pub allowed_hosts: Vec<String>,
+    /// Webhook destinations allowed although not on the public internet (as
+    /// `alerts.notifier.allow_destinations` of the core aggregators: `host`, `host:port`,
+    /// `ip`, `ip:port`, `cidr`); alert rules pointing elsewhere inside are refused with `400`.
+    /// Default empty.
+    pub webhook_allow_destinations: Vec<String>,
     /// NATS connection.
     pub nats: NatsConfig,
     /// Stream settings (used when creating missing streams and buckets).
@@ -51,6 +63,9 @@ impl Default for GatewayConfig {
             max_concurrent_requests: 1024,
             shutdown_grace_ms: 10_000,
             ensure_topology: true,
+            http: HttpServerConfig::default(),
+            allowed_hosts: Vec::new(),
+            webhook_allow_destinations: Vec::new(),
             nats: NatsConfig::default(),
             streams: StreamsConfig::default(),
             questdb: QuestDbConfig::default(),
@@ -167,6 +182,9 @@ impl Default for LiveConfig {
 impl Validate for GatewayConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.telemetry.validate()?;
+        self.http.validate("http")?;
+        rtdash_runtime::egress::Allowlist::parse(&self.webhook_allow_destinations)
+            .map_err(|err| ConfigError::invalid("webhook_allow_destinations", err.to_string()))?;
         let positive = [
             ("request_timeout_ms", self.request_timeout_ms),
             ("max_body_bytes", self.max_body_bytes as u64),

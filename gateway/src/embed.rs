@@ -63,8 +63,12 @@ fn with_headers(mut response: Response, frame_ancestors: &str) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&format!("frame-ancestors {frame_ancestors}")) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
+    // The security-headers layer writes the page's CSP with these frame ancestors and leaves
+    // out `X-Frame-Options` (which cannot name origins).
+    response
+        .extensions_mut()
+        .insert(crate::http::headers::FramePolicy::Ancestors(
+            frame_ancestors.to_owned(),
+        ));
     response
 }

@@ -14,7 +14,8 @@
 //!
 //! [`AppState`] ([`state`]) connects and starts the background tasks; [`app`] ([`router`])
 //! builds the HTTP application from it (tests drive it with `oneshot`); [`start`] binds and
-//! serves ([`serve`]: one shared route table for every connection); [`run`] serves until the
+//! serves (`rtdash_runtime::http::serve`: one shared route table for every connection, the
+//! slow-client limits of `[http]`); [`run`] serves until the
 //! shutdown token is cancelled, then waits for the connections and the background tasks
 //! ([`tasks`]). Every metric is named in [`metrics`](mod@metrics).
 #![forbid(unsafe_code)]
@@ -24,13 +25,13 @@ pub mod auth;
 pub mod config;
 pub mod embed;
 pub mod error;
+pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod query;
 pub mod router;
-pub mod serve;
 pub mod state;
 pub mod store;
 pub mod tasks;
@@ -133,7 +134,13 @@ pub async fn start(
         }
     };
     let router = app(state.clone());
-    let server = tokio::spawn(serve::serve(listener, router, tasks.shutdown().clone()));
+    let server = tokio::spawn({
+        let shutdown = tasks.shutdown().clone();
+        let http = state.config.http.clone();
+        async move {
+            rtdash_runtime::http::serve(listener, router, shutdown, &http, metrics::server()).await;
+        }
+    });
     tracing::info!(%addr, "gateway listening");
     Ok(Running {
         addr,

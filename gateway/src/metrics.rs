@@ -7,6 +7,7 @@
 //! | `rtdash_gateway_http_request_duration_seconds{route,method,code}` | histogram | API and stream requests, by matched route (`other` when none), method and status code |
 //! | `rtdash_gateway_http_shed_total` | counter | API requests answered `503` because the concurrency limit was reached |
 //! | `rtdash_gateway_accept_errors_total` | counter | failed `accept` calls other than connections reset before they were accepted |
+//! | `rtdash_gateway_http_client_timeouts_total{phase}` | counter | requests cut because the client was too slow: `header` (connection closed), `body` (answered `408`) |
 //! | `rtdash_gateway_questdb_row_queries_total` | counter | row queries sent to QuestDB (metric queries, snapshots, repair reads) |
 //! | `rtdash_gateway_snapshot_queries_total` | counter | widget snapshot queries sent to QuestDB |
 //! | `rtdash_gateway_sse_clients` | gauge | open live streams |
@@ -34,6 +35,8 @@ pub const HTTP_REQUEST_DURATION: &str = "rtdash_gateway_http_request_duration_se
 pub const HTTP_SHED: &str = "rtdash_gateway_http_shed_total";
 /// Failed `accept` calls.
 pub const ACCEPT_ERRORS: &str = "rtdash_gateway_accept_errors_total";
+/// Requests cut for a slow client, label `phase` (`header`, `body`).
+pub const HTTP_CLIENT_TIMEOUTS: &str = "rtdash_gateway_http_client_timeouts_total";
 /// Row queries sent to QuestDB.
 pub const QUESTDB_ROW_QUERIES: &str = "rtdash_gateway_questdb_row_queries_total";
 /// Widget snapshot queries sent to QuestDB.
@@ -86,6 +89,10 @@ pub fn describe() {
         "Requests refused for their credential, by reason (invalid, rate_limited, csrf)"
     );
     describe_counter!(ACCEPT_ERRORS, "Failed accept calls");
+    describe_counter!(
+        HTTP_CLIENT_TIMEOUTS,
+        "Requests cut because the client sent its head (header) or body (body) too slowly"
+    );
     describe_counter!(
         QUESTDB_ROW_QUERIES,
         "Row queries sent to QuestDB (metric queries, snapshots, repair reads)"
@@ -196,5 +203,14 @@ impl FanoutMetrics {
 impl Default for FanoutMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The handles of the HTTP server loop.
+pub fn server() -> rtdash_runtime::http::ServerMetrics {
+    rtdash_runtime::http::ServerMetrics {
+        accept_errors: counter!(ACCEPT_ERRORS),
+        header_timeouts: counter!(HTTP_CLIENT_TIMEOUTS, "phase" => "header"),
+        body_timeouts: counter!(HTTP_CLIENT_TIMEOUTS, "phase" => "body"),
     }
 }

@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use crate::metrics as names;
 use crate::state::AppState;
-use crate::{auth, embed, openapi, web};
+use crate::{auth, embed, http, openapi, web};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::Next;
@@ -75,6 +75,11 @@ pub fn app(state: AppState) -> Router {
         .merge(health)
         .merge(embed)
         .fallback_service(web::router(&config.web_root))
+        .layer(axum::middleware::from_fn(http::headers::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            http::host::AllowedHosts::new(&config.allowed_hosts, &config.listen),
+            http::host::check_host,
+        ))
 }
 
 async fn api_not_found() -> ApiError {

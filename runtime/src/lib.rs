@@ -11,6 +11,8 @@
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics`;
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, and a bounded grace period;
 //! - [`net`]: binding listeners with errors that name the address;
+//! - [`http`]: the HTTP server loop of every listener, with slow-client limits (`[http]`);
+//! - [`egress`]: where tenant-chosen outbound requests (webhooks) may go;
 //! - [`error_chain`]: an error and its causes on one line, for exit lines and logs;
 //! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets;
 //! - [`keys`]: API keys, dashboard links and sessions verified from memory (issue #16).
@@ -20,8 +22,10 @@ pub mod admin;
 mod allocator;
 pub mod bootstrap;
 pub mod config;
+pub mod egress;
 pub mod error_chain;
 pub mod keys;
+pub mod http;
 pub mod nats;
 pub mod net;
 pub mod prometheus;

@@ -57,6 +57,12 @@ impl AggregatorOptions {
                 ("CONSUMER__ACK_WAIT_MS".into(), "5000".into()),
                 ("WRITER__PROVISIONAL_INTERVAL_MS".into(), "200".into()),
                 ("WRITER__FLUSH_MS".into(), "50".into()),
+                // The tests' webhook receivers listen on loopback, which webhooks may not
+                // reach unless the operator allows it.
+                (
+                    "ALERTS__NOTIFIER__ALLOW_DESTINATIONS".into(),
+                    "[\"127.0.0.1\"]".into(),
+                ),
             ],
             env: Vec::new(),
         }

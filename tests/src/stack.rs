@@ -266,6 +266,11 @@ pub(crate) fn start_gateway(
                 "RTDASH_GATEWAY__AUTH__OPERATOR_KEY_FILE".to_owned(),
                 operator_key.clone(),
             ),
+            // The tests' webhook receivers listen on loopback.
+            (
+                "RTDASH_GATEWAY__WEBHOOK_ALLOW_DESTINATIONS".to_owned(),
+                "[\"127.0.0.1\"]".to_owned(),
+            ),
         ]);
         env.extend(component_env("GATEWAY", settings));
         env

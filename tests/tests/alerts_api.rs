@@ -147,7 +147,7 @@ async fn a_rule_changed_through_the_api_applies_on_the_next_window() -> anyhow::
     Ok(())
 }
 
-/// A 4xx answer is not retried, is recorded as failed with the answer, and shows in
+/// A 4xx answer is not retried, is recorded as failed with its status, and shows in
 /// `GET /v1/alerts/{id}/events` (newest first, tenant-scoped).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_4xx_is_recorded_as_failed_and_listed_in_the_events() -> anyhow::Result<()> {
@@ -194,7 +194,8 @@ async fn a_4xx_is_recorded_as_failed_and_listed_in_the_events() -> anyhow::Resul
     let failed = events.iter().find(|e| e["outcome"] == "failed").unwrap();
     assert_eq!(failed["kind"], "delivery");
     assert_eq!(failed["http_status"], 404);
-    assert_eq!(failed["response"], "no such hook: gone");
+    // The receiver's answer is never shown (a webhook turned inward would read it back).
+    assert!(failed.get("response").is_none(), "{failed}");
     assert_eq!(failed["attempt"], 1);
     assert_eq!(failed["to"], "firing");
     assert_eq!(failed["dimensions"]["source"], "s1");

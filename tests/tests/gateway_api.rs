@@ -315,7 +315,9 @@ async fn alert_rules_crud() {
 
     let (status, got) = env.get(&format!("/v1/alerts/{id}?tenant_id=acme")).await;
     assert_eq!(status, 200);
-    assert_eq!(got["notify_channel"], "https://hooks.example.com/x");
+    // Write-only: answered masked, stored whole.
+    assert_eq!(got["notify_channel"], "https://hooks.example.com/***");
+    assert_eq!(parsed.notify_channel, "https://hooks.example.com/x");
     let mut changed = rule.clone();
     changed["threshold"] = json!(750);
     let (status, updated) = env

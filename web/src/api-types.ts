@@ -380,7 +380,10 @@ export interface components {
             /** @description A transition or a delivery attempt. */
             kind: components["schemas"]["AlertLogKind"];
             outcome?: null | components["schemas"]["DeliveryOutcome"];
-            /** @description Delivery: the start of the webhook's answer (failures). */
+            /**
+             * @description Never present: the receiver's answer is not shown (a webhook pointed at an internal
+             *     service would otherwise read it back); `http_status` and `error` say how it went.
+             */
             response?: string | null;
             /**
              * Format: double
@@ -439,8 +442,12 @@ export interface components {
             };
             /** @description Metric watched. */
             metric_name: string;
-            /** @description Webhook URL (`http://` or `https://`). */
-            notify_channel: string;
+            /**
+             * @description Webhook URL (`http://` or `https://`; not to loopback, private or link-local
+             *     addresses unless the operator allows them). Required on create; write-only (answers
+             *     show it masked); an update without it keeps the stored one.
+             */
+            notify_channel?: string;
             /**
              * Format: int64
              * @description Expected revision (update only; like `If-Match`).
@@ -497,7 +504,7 @@ export interface components {
             };
             /** @description Metric watched. */
             metric_name: string;
-            /** @description Webhook URL. */
+            /** @description Webhook URL, masked: scheme, host and port only (`https://hooks.slack.com/***`). */
             notify_channel: string;
             /**
              * Format: int64

@@ -1,6 +1,7 @@
 //! `[alerts.notifier]`: webhook delivery of alert transitions.
 
 use rtdash_runtime::config::ConfigError;
+use rtdash_runtime::egress::Allowlist;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -27,8 +28,15 @@ pub struct NotifierConfig {
     /// Transitions being delivered (or waiting for a retry) at once by this process; also
     /// the consumer's `max_ack_pending`. Default 256.
     pub max_in_flight: usize,
-    /// Bytes of a failed answer's body kept in the alert log. Default 512.
+    /// Bytes of an answer's body read (then dropped: receivers' answers are not shown to
+    /// tenants). Default 512.
     pub response_excerpt_bytes: usize,
+    /// Destinations allowed although they are not on the public internet: `"host"`,
+    /// `"host:port"`, `"ip"`, `"ip:port"` or `"cidr"` entries, e.g. `["alertmanager.ops:9093",
+    /// "10.20.0.0/16"]`. Without an entry, webhooks to loopback, link-local (cloud metadata),
+    /// private, shared (CGNAT), multicast or unspecified addresses, or to names resolving
+    /// there, are refused at every delivery. Default empty. See `docs/security.md`.
+    pub allow_destinations: Vec<String>,
 }
 
 impl Default for NotifierConfig {
@@ -42,6 +50,7 @@ impl Default for NotifierConfig {
             ack_wait_ms: 30_000,
             max_in_flight: 256,
             response_excerpt_bytes: 512,
+            allow_destinations: Vec::new(),
         }
     }
 }
@@ -73,7 +82,15 @@ impl NotifierConfig {
                 "must be positive",
             ));
         }
+        self.allowlist()?;
         Ok(())
+    }
+
+    /// [`Self::allow_destinations`], parsed.
+    pub fn allowlist(&self) -> Result<Allowlist, ConfigError> {
+        Allowlist::parse(&self.allow_destinations).map_err(|err| {
+            ConfigError::invalid("alerts.notifier.allow_destinations", err.to_string())
+        })
     }
 
     /// The retry period.

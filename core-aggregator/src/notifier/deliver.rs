@@ -28,7 +28,7 @@
 //!   a request in progress finishes first.
 
 use super::config::NotifierConfig;
-use super::http::WebhookClient;
+use super::http::{PostError, WebhookClient};
 use super::log::{AlertLog, AttemptReport};
 use super::payload;
 use super::retry::{retry_delay, verdict, Verdict};
@@ -159,9 +159,14 @@ impl Notifier {
         stop: CancellationToken,
     ) -> Result<Self, Error> {
         let notifier = config.alerts.notifier.clone();
+        let allow = notifier.allowlist().map_err(|source| Error::Invalid {
+            what: "invalid config: alerts.notifier.allow_destinations".to_owned(),
+            source: Box::new(source),
+        })?;
         let client = WebhookClient::new(
             Duration::from_millis(notifier.request_timeout_ms),
             notifier.response_excerpt_bytes,
+            super::guard::Guard::new(allow),
         )
         .map_err(|source| Error::Invalid {
             what: "invalid config: alerts.notifier".to_owned(),
@@ -352,6 +357,10 @@ async fn deliver(shared: &Shared, message: jetstream::Message) {
             .await;
         let elapsed = started.elapsed();
         metrics::histogram!(m::ALERT_REQUEST_SECONDS).record(elapsed.as_secs_f64());
+        if let Err(PostError::Refused(refusal)) = &result {
+            metrics::counter!(m::ALERT_DESTINATIONS_REFUSED, "class" => refusal.label())
+                .increment(1);
+        }
         let report = AttemptReport::from_result(&result, elapsed);
         let wait = retry_delay(&shared.config, attempt, &result);
         let outcome = match verdict(&result) {

@@ -4,6 +4,7 @@
 //! `HTTP_PROXY`, `NO_PROXY`), redirects not followed, one timeout for the whole exchange and a
 //! bounded read of the answer.
 
+use super::guard::{refusal_in, Guard};
 use crate::error::chain;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
@@ -33,6 +34,10 @@ pub enum PostError {
         #[source]
         source: BadUrl,
     },
+    /// The destination is inside (loopback, private, link-local, ...) and not allowlisted,
+    /// or the URL carries user-info.
+    #[error("destination refused: {0}")]
+    Refused(#[source] rtdash_runtime::egress::Refusal),
     /// No answer within the timeout.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -67,6 +72,7 @@ pub struct ClientError(#[from] reqwest::Error);
 #[derive(Clone)]
 pub struct WebhookClient {
     http: reqwest::Client,
+    guard: Guard,
     timeout: Duration,
     excerpt: usize,
 }
@@ -80,8 +86,9 @@ impl std::fmt::Debug for WebhookClient {
 }
 
 impl WebhookClient {
-    /// A client with `timeout` per request, keeping `excerpt` bytes of answers.
-    pub fn new(timeout: Duration, excerpt: usize) -> Result<Self, ClientError> {
+    /// A client with `timeout` per request, reading at most `excerpt` bytes of answers,
+    /// posting only where `guard` allows.
+    pub fn new(timeout: Duration, excerpt: usize, guard: Guard) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -93,9 +100,11 @@ impl WebhookClient {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .tcp_nodelay(true)
+            .dns_resolver(guard.resolver())
             .build()?;
         Ok(Self {
             http,
+            guard,
             timeout,
             excerpt,
         })
@@ -108,6 +117,7 @@ impl WebhookClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Answer, PostError> {
+        self.guard.precheck(url).map_err(PostError::Refused)?;
         let url = parse_url(url)?;
         let mut request = self.http.post(url).body(body);
         for (name, value) in headers {
@@ -139,7 +149,9 @@ impl WebhookClient {
     }
 
     fn classify(&self, err: reqwest::Error) -> PostError {
-        if err.is_timeout() {
+        if let Some(refusal) = refusal_in(&err) {
+            PostError::Refused(refusal)
+        } else if err.is_timeout() {
             PostError::Timeout(self.timeout)
         } else if err.is_connect() {
             PostError::Connect(err)
@@ -182,6 +194,43 @@ mod tests {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+
+    /// The policy of these tests: the receivers are on loopback.
+    fn loopback() -> Guard {
+        Guard::new(rtdash_runtime::egress::Allowlist::parse(&["127.0.0.1"]).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_inward_destination_is_refused_without_a_request() {
+        let (url, connections) = receiver("200 OK", String::new()).await;
+        let client = WebhookClient::new(
+            Duration::from_secs(5),
+            64,
+            Guard::new(rtdash_runtime::egress::Allowlist::default()),
+        )
+        .unwrap();
+        let err = client
+            .post(&url, &[], Bytes::new())
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, PostError::Refused(_)), "{err}");
+        assert!(err.to_string().contains("is a loopback address"), "{err}");
+        let named = url.replace("127.0.0.1", "localhost");
+        let err = client
+            .post(&named, &[], Bytes::new())
+            .await
+            .expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("`localhost` resolves to a loopback address"),
+            "{err}"
+        );
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "never connected");
+        assert_eq!(
+            super::super::retry::verdict(&Err(err)),
+            super::super::retry::Verdict::Failed
+        );
+    }
 
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {
@@ -265,7 +314,7 @@ mod tests {
     async fn a_429_says_how_long_to_wait_and_the_connection_is_reused() {
         let (url, connections) =
             receiver("429 Too Many Requests", "retry-after: 7\r\n".to_owned()).await;
-        let client = WebhookClient::new(Duration::from_secs(5), 4).unwrap();
+        let client = WebhookClient::new(Duration::from_secs(5), 4, loopback()).unwrap();
         for _ in 0..3 {
             let answer = client
                 .post(&url, &[("Idempotency-Key", "k")], Bytes::from_static(b"{}"))
@@ -287,7 +336,7 @@ mod tests {
         let at = SystemTime::now() + Duration::from_secs(30);
         let header = format!("retry-after: {}\r\n", httpdate::fmt_http_date(at));
         let (url, _) = receiver("503 Service Unavailable", header).await;
-        let client = WebhookClient::new(Duration::from_secs(5), 64).unwrap();
+        let client = WebhookClient::new(Duration::from_secs(5), 64, loopback()).unwrap();
         let answer = client.post(&url, &[], Bytes::new()).await.unwrap();
         assert_eq!(answer.status, 503);
         let wait = answer.retry_after.expect("Retry-After read");

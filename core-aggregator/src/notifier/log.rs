@@ -28,7 +28,8 @@ impl std::fmt::Debug for AlertLog {
 pub struct AttemptReport {
     /// HTTP status, if answered.
     pub status: Option<u16>,
-    /// Start of the answer's body (failures only).
+    /// Never set: a receiver's answer is not shown to tenants (a webhook pointed at an
+    /// internal service would otherwise read it back). Kept for the record's shape.
     pub response: Option<String>,
     /// Error or reason.
     pub error: Option<String>,
@@ -37,13 +38,12 @@ pub struct AttemptReport {
 }
 
 impl AttemptReport {
-    /// From an exchange's outcome; the body is kept for non-2xx answers only.
+    /// From an exchange's outcome: the status or the error, never the answer's body.
     pub fn from_result(result: &Result<Answer, PostError>, duration: Duration) -> Self {
         match result {
             Ok(answer) => Self {
                 status: Some(answer.status),
-                response: (!(200..300).contains(&answer.status))
-                    .then(|| String::from_utf8_lossy(&answer.body).into_owned()),
+                response: None,
                 error: None,
                 duration,
             },

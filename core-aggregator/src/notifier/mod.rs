@@ -5,11 +5,13 @@
 //!
 //! Modules: [`config`] (`[alerts.notifier]`), [`deliver`] (consume, dedupe, post, retry,
 //! acknowledge), [`retry`] (what an answer means, how long to wait), [`payload`] (the
-//! Alertmanager-compatible body), [`http`] (the webhook client), [`log`] (the alert log read
+//! Alertmanager-compatible body), [`http`] (the webhook client), [`guard`] (where webhooks may
+//! go), [`log`] (the alert log read
 //! by `GET /v1/alerts/{id}/events`).
 
 pub mod config;
 pub mod deliver;
+pub mod guard;
 pub mod http;
 pub mod log;
 pub mod payload;

@@ -24,7 +24,7 @@ pub fn verdict(result: &Result<Answer, PostError>) -> Verdict {
             408 | 429 | 500..=599 => Verdict::Retry,
             _ => Verdict::Failed,
         },
-        Err(PostError::BadUrl { .. }) => Verdict::Failed,
+        Err(PostError::BadUrl { .. } | PostError::Refused(_)) => Verdict::Failed,
         Err(_) => Verdict::Retry,
     }
 }
@@ -110,7 +110,10 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         drop(listener);
-        let client = WebhookClient::new(Duration::from_secs(5), 64).unwrap();
+        let guard = super::super::guard::Guard::new(
+            rtdash_runtime::egress::Allowlist::parse(&["127.0.0.1"]).unwrap(),
+        );
+        let client = WebhookClient::new(Duration::from_secs(5), 64, guard).unwrap();
         let result = client.post(&url, &[], bytes::Bytes::new()).await;
         assert!(matches!(result, Err(PostError::Connect(_))), "{result:?}");
         assert_eq!(verdict(&result), Verdict::Retry);

@@ -36,6 +36,7 @@ pub use sections::{
     SpoolConfig,
 };
 
+use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
 use rtdash_runtime::telemetry::TelemetryConfig;
 use rtdash_shared::event::EventLimits;
@@ -91,6 +92,9 @@ pub struct AgentConfig {
     pub limits: EventLimits,
     /// HTTP ingest limits.
     pub ingest: IngestConfig,
+    /// `[http]`: how long a client may take to send its request head and body, so that a
+    /// few slow sockets cannot hold every `ingest.max_concurrent_requests` slot.
+    pub http: HttpServerConfig,
     /// Publishing partial batches.
     pub publish: PublishConfig,
     /// Spool of unacknowledged partial batches.
@@ -127,6 +131,7 @@ impl Default for AgentConfig {
             shutdown_grace_ms: 10_000,
             limits: EventLimits::default(),
             ingest: IngestConfig::default(),
+            http: HttpServerConfig::default(),
             publish: PublishConfig::default(),
             spool: SpoolConfig::default(),
             dlq: DlqConfig::default(),

@@ -34,6 +34,7 @@ impl Validate for AgentConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.telemetry.validate()?;
         self.auth.validate(&self.listen)?;
+        self.http.validate("http")?;
         if let Some(id) = &self.agent_id {
             if !is_identifier(id, 64) {
                 return Err(ConfigError::invalid(

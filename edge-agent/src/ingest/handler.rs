@@ -402,6 +402,16 @@ async fn receive(
             )
         }
         Err(BodyError::OverBudget) => return ingest.over_budget(),
+        Err(BodyError::Read(problem)) if rtdash_runtime::http::is_body_timeout(&problem) => {
+            // A slow client (`http.body_read_timeout_ms`): its slot is freed for others.
+            ingest.metrics.rejected("body_timeout", 1);
+            tracing::debug!(%problem, "request body not sent in time");
+            return Reply::error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                problem.to_string(),
+            );
+        }
         Err(BodyError::Read(problem)) => {
             // The client went away or sent a broken stream: nobody reads this answer and there
             // is no input to keep; counted and logged.

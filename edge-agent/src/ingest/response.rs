@@ -9,6 +9,7 @@
 //! | empty, malformed array, not UTF-8 | `400` | `{"error": {...}}` |
 //! | body or batch too large | `413` | `{"error": {...}}` (`body_too_large`, `batch_too_large`) |
 //! | unknown `Content-Encoding` | `415` | `{"error": {...}}` (`unsupported_encoding`) |
+//! | body not sent within `http.body_read_timeout_ms` | `408`, connection closed | `{"error": {"code": "body_timeout"}}` |
 //! | too many requests at once | `429` + `Retry-After` | `{"error": {"code": "too_many_requests"}}` |
 //! | memory budget or spool full, shutting down | `503` + `Retry-After` | `{"error": {"code": "memory_budget_exceeded" \| "spool_full" \| "archive_full" \| "shutting_down"}}` |
 //!

@@ -49,7 +49,10 @@ pub struct AlertInput {
     pub condition: Condition,
     /// Threshold.
     pub threshold: f64,
-    /// Webhook URL (`http://` or `https://`).
+    /// Webhook URL (`http://` or `https://`; not to loopback, private or link-local
+    /// addresses unless the operator allows them). Required on create; write-only (answers
+    /// show it masked); an update without it keeps the stored one.
+    #[serde(default)]
     pub notify_channel: String,
     /// Consecutive breaching windows before firing (1 to 1000).
     #[serde(default = "one")]
@@ -99,7 +102,7 @@ pub struct AlertOut {
     pub condition: Condition,
     /// Threshold.
     pub threshold: f64,
-    /// Webhook URL.
+    /// Webhook URL, masked: scheme, host and port only (`https://hooks.slack.com/***`).
     pub notify_channel: String,
     /// Windows before firing.
     pub for_windows: u32,
@@ -127,7 +130,7 @@ impl AlertOut {
             stat: rule.stat,
             condition: rule.condition,
             threshold: rule.threshold,
-            notify_channel: rule.notify_channel,
+            notify_channel: super::webhook::masked(&rule.notify_channel),
             for_windows: rule.for_windows,
             evaluate_on: rule.evaluate_on,
             labels: rule.labels,
@@ -225,8 +228,16 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant(input.tenant_id.as_deref(), Role::Editor)?;
     validate(&state, &tenant, &input)?;
+    if input.notify_channel.trim().is_empty() {
+        return Err(ApiError::bad_request("`notify_channel` is required"));
+    }
     let rule = rule_from(input, new_id(), tenant.clone(), now_millis());
     rule.validate().map_err(ApiError::bad_request)?;
+    super::webhook::check(
+        &rule.notify_channel,
+        &state.config.webhook_allow_destinations,
+    )
+    .await?;
     let key = alert_config_key(&tenant, &rule.id);
     let revision = state.store.create(&key, encode(&rule)?).await?;
     tracing::info!(tenant = %tenant, alert = %rule.id, "alert rule created");
@@ -315,8 +326,21 @@ pub async fn put(
     let (current_rule, current) = fetch(&state, &tenant, &id).await?;
     check_revision(expected, current)?;
     validate(&state, &tenant, &input)?;
-    let rule = rule_from(input, id.clone(), tenant.clone(), current_rule.created_at);
+    // Empty, or the masked form read back (a client that edits a rule it read): unchanged.
+    let keep = input.notify_channel.trim().is_empty()
+        || input.notify_channel.trim() == super::webhook::masked(&current_rule.notify_channel);
+    let mut rule = rule_from(input, id.clone(), tenant.clone(), current_rule.created_at);
+    if keep {
+        rule.notify_channel = current_rule.notify_channel;
+    }
     rule.validate().map_err(ApiError::bad_request)?;
+    if !keep {
+        super::webhook::check(
+            &rule.notify_channel,
+            &state.config.webhook_allow_destinations,
+        )
+        .await?;
+    }
     let revision = state
         .store
         .update(&alert_config_key(&tenant, &id), encode(&rule)?, current)
@@ -400,7 +424,8 @@ pub struct AlertEventOut {
     /// Delivery: the webhook's HTTP status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
-    /// Delivery: the start of the webhook's answer (failures).
+    /// Never present: the receiver's answer is not shown (a webhook pointed at an internal
+    /// service would otherwise read it back); `http_status` and `error` say how it went.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<String>,
     /// Delivery: the error, or why it was skipped.
@@ -428,7 +453,7 @@ impl From<AlertLogRecord> for AlertEventOut {
             attempt: r.attempt,
             outcome: r.outcome,
             http_status: r.http_status,
-            response: r.response,
+            response: None,
             error: r.error,
             duration_ms: r.duration_ms,
         }

@@ -8,6 +8,7 @@ pub mod links;
 pub mod metrics;
 pub mod session;
 pub mod status;
+pub mod webhook;
 
 use crate::error::ApiError;
 use axum::extract::{FromRequest, FromRequestParts, Request};
