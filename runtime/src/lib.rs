@@ -12,7 +12,10 @@
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, and a bounded grace period;
 //! - [`net`]: binding listeners with errors that name the address;
 //! - [`error_chain`]: an error and its causes on one line, for exit lines and logs;
-//! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets.
+//! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets;
+//! - [`nats_access`]: a service's NATS credentials, TLS and reply prefix;
+//! - [`kv_watch`]: watching one key prefix of a bucket in a way subject permissions can limit;
+//! - [`secret`]: passwords and tokens in configs, never printed.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -20,9 +23,12 @@ mod allocator;
 pub mod bootstrap;
 pub mod config;
 pub mod error_chain;
+pub mod kv_watch;
 pub mod nats;
+pub mod nats_access;
 pub mod net;
 pub mod prometheus;
+pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace_context;
