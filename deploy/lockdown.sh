@@ -97,27 +97,22 @@ rtdash_lockdown_nats_conf() {
 	printf '\n# Users and permissions (deploy/lockdown.sh, deploy/nats/users.conf).\ninclude "../secrets/nats-users.conf"\n' >>"$1"
 }
 
-# rtdash_lockdown_questdb_conf SERVER_CONF: appends the passwords to a rendered server.conf
-# (mode 0600: it holds them in clear, as QuestDB reads them) and turns ILP over TCP off (it has
-# no password in QuestDB OSS; rtdash writes with ILP over HTTP).
+# rtdash_lockdown_questdb_conf SERVER_CONF: appends deploy/questdb/auth.conf with the
+# passwords to a rendered server.conf (mode 0600: QuestDB reads them in clear).
 rtdash_lockdown_questdb_conf() {
 	local conf=$1
 	# shellcheck disable=SC1091
 	. "$RTDASH_STATE/secrets/questdb.env"
 	chmod 600 "$conf"
-	cat >>"$conf" <<EOF
-
-# Authentication (deploy/lockdown.sh; docs/security.md "QuestDB"): HTTP basic auth for REST,
-# the web console and ILP over HTTP; PostgreSQL wire admin and read-only users.
-http.user=$QDB_ADMIN_USER
-http.password=$QDB_ADMIN_PASSWORD
-pg.user=$QDB_ADMIN_USER
-pg.password=$QDB_ADMIN_PASSWORD
-pg.readonly.user.enabled=true
-pg.readonly.user=$QDB_READONLY_USER
-pg.readonly.password=$QDB_READONLY_PASSWORD
-line.tcp.enabled=false
-EOF
+	(
+		umask 077
+		rtdash_render "$RTDASH_ROOT/deploy/questdb/auth.conf" "$conf.auth" \
+			"QDB_ADMIN_USER=$QDB_ADMIN_USER" "QDB_ADMIN_PASSWORD=$QDB_ADMIN_PASSWORD" \
+			"QDB_READONLY_USER=$QDB_READONLY_USER" "QDB_READONLY_PASSWORD=$QDB_READONLY_PASSWORD"
+	)
+	printf '\n' >>"$conf"
+	cat "$conf.auth" >>"$conf"
+	rm -f "$conf.auth"
 }
 
 # rtdash_lockdown_wait_questdb HTTP_PORT [TIMEOUT]: wait until `select 1` answers with the
