@@ -204,6 +204,8 @@ rtdash_start_nats() {
 	rtdash_render "$RTDASH_ROOT/deploy/nats/local.conf" "$dir/nats.conf" \
 		"NATS_PORT=$1" "NATS_MONITOR_PORT=$2" "NATS_STORE_DIR=$dir/store" \
 		"NATS_SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL"
+	# Lockdown (deploy/lockdown.sh): users and permissions added to the rendered config.
+	[ -z "${RTDASH_NATS_CONF_HOOK:-}" ] || "$RTDASH_NATS_CONF_HOOK" "$dir/nats.conf"
 	rtdash_spawn nats "$RTDASH_NATS_SERVER" -c "$dir/nats.conf"
 }
 
@@ -222,6 +224,8 @@ rtdash_start_questdb() {
 	mkdir -p "$root/conf" "$root/tmp"
 	rtdash_render "$RTDASH_ROOT/deploy/questdb/server.conf" "$root/conf/server.conf" \
 		"QDB_HTTP_PORT=$1" "QDB_ILP_PORT=$2" "QDB_PG_PORT=$3" "QDB_MIN_HTTP_PORT=$4"
+	# Lockdown (deploy/lockdown.sh): passwords added to the rendered server.conf.
+	[ -z "${RTDASH_QUESTDB_CONF_HOOK:-}" ] || "$RTDASH_QUESTDB_CONF_HOOK" "$root/conf/server.conf"
 	rtdash_spawn questdb "$RTDASH_JAVA" -Xms128m "-Xmx$RTDASH_QUESTDB_HEAP" \
 		"-Djava.io.tmpdir=$root/tmp" -p "$RTDASH_QUESTDB_JAR" -m io.questdb/io.questdb.ServerMain -d "$root"
 }

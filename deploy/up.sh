@@ -13,7 +13,8 @@
 #     --state DIR      state dir (default $RTDASH_STATE, else <repo>/.rtdash)
 #
 # Ports: gateway 8080 (dashboard, API), edge-agent 8081, core-aggregator 8082 (admin),
-# NATS 4222 (monitor 8222), QuestDB HTTP 9000, ILP/TCP 9009, PostgreSQL wire 8812, min-HTTP 9003.
+# NATS 4222 (monitor 8222), QuestDB HTTP 9000, ILP/TCP 9009 (off: no password in QuestDB OSS),
+# PostgreSQL wire 8812, min-HTTP 9003. NATS and QuestDB need the passwords in <state>/secrets.
 # Binaries come from ${CARGO_TARGET_DIR:-<repo>/target}/<profile>/. Stop a stack from another
 # terminal with ./deploy/down.sh (with the same --state).
 set -euo pipefail
@@ -120,10 +121,19 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# --- lockdown (issue #16): NATS users and QuestDB passwords, generated at first start into
+# $RTDASH_STATE/secrets (deploy/lockdown.sh); each service gets only its own.
+# shellcheck source=deploy/lockdown.sh
+. "$RTDASH_ROOT/deploy/lockdown.sh"
+rtdash_lockdown_init
+RTDASH_NATS_CONF_HOOK=rtdash_lockdown_nats_conf
+RTDASH_QUESTDB_CONF_HOOK=rtdash_lockdown_questdb_conf
+# --- end lockdown
+
 rtdash_start_nats $NATS_PORT $NATS_MONITOR_PORT
 rtdash_start_questdb $QDB_HTTP_PORT $QDB_ILP_PORT $QDB_PG_PORT $QDB_MIN_HTTP_PORT
 rtdash_wait_nats $NATS_MONITOR_PORT
-rtdash_wait_questdb $QDB_HTTP_PORT
+rtdash_lockdown_wait_questdb $QDB_HTTP_PORT
 rtdash_log "NATS ready on nats://127.0.0.1:$NATS_PORT, QuestDB ready on http://127.0.0.1:$QDB_HTTP_PORT"
 
 # What the TOML files in deploy/local/ cannot know: this stack's ports and state dir. The
@@ -182,7 +192,7 @@ demo_key() {
 # name:port, in start order.
 services=("core-aggregator:$AGGREGATOR_PORT" "gateway:$GATEWAY_PORT" "edge-agent:$AGENT_PORT")
 for svc in "${services[@]}"; do
-	rtdash_spawn "${svc%%:*}" "$bin_dir/${svc%%:*}" --config "deploy/local/${svc%%:*}.toml"
+	rtdash_lockdown_spawn "${svc%%:*}" "$bin_dir/${svc%%:*}" --config "deploy/local/${svc%%:*}.toml"
 	rtdash_wait_http "${svc%%:*}" "http://127.0.0.1:${svc#*:}/readyz" 60
 	rtdash_log "${svc%%:*} ready on 127.0.0.1:${svc#*:}"
 done
@@ -206,6 +216,8 @@ cat <<EOF
   Operator key (every tenant, keys; keep it secret): $operator_key_file
   Demo keys: $RTDASH_STATE/demo-editor.key, $RTDASH_STATE/demo-ingest.key
   Logs: $RTDASH_STATE/logs/   Ctrl-C stops everything.
+  NATS and QuestDB passwords: $RTDASH_STATE/secrets/ (operator.env: NATS user \`operator\`;
+  questdb.env: QuestDB console user admin).
 
 EOF
 

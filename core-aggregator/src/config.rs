@@ -8,6 +8,7 @@
 use rtdash_runtime::config::{ConfigError, Validate};
 use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
+use rtdash_runtime::secret::Secret;
 use rtdash_runtime::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -84,6 +85,12 @@ pub struct QuestDbConfig {
     /// Table the windows are written to. Default `metric_windows`
     /// ([`rtdash_shared::schema::METRICS_TABLE`]); tests use their own.
     pub table: String,
+    /// QuestDB's HTTP user (`http.user` in its server.conf), sent with basic auth on ILP
+    /// writes and `/exec`. Default none: no authentication. Every deployed configuration sets
+    /// it, with a password generated at first start (docs/security.md, "QuestDB").
+    pub user: Option<String>,
+    /// Its password (`http.password`; never logged).
+    pub password: Option<Secret>,
 }
 
 impl Default for QuestDbConfig {
@@ -91,6 +98,18 @@ impl Default for QuestDbConfig {
         Self {
             http: "127.0.0.1:9000".to_owned(),
             table: rtdash_shared::schema::METRICS_TABLE.to_owned(),
+            user: None,
+            password: None,
+        }
+    }
+}
+
+impl QuestDbConfig {
+    /// The user and password when both are set.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        match (&self.user, &self.password) {
+            (Some(user), Some(password)) => Some((user, password.expose())),
+            _ => None,
         }
     }
 }
@@ -291,6 +310,7 @@ pub fn is_table_name(name: &str) -> bool {
 impl Validate for Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.streams.validate()?;
+        self.nats.validate()?;
         self.telemetry.validate()?;
         self.http.validate("http")?;
         if self.admin_listen.parse::<std::net::SocketAddr>().is_err() {
@@ -311,6 +331,16 @@ impl Validate for Config {
             return Err(ConfigError::invalid(
                 "questdb.http",
                 "must be host:port, e.g. 127.0.0.1:9000",
+            ));
+        }
+        if self.questdb.user.is_some() != self.questdb.password.is_some() {
+            return Err(ConfigError::invalid(
+                if self.questdb.user.is_some() {
+                    "questdb.password"
+                } else {
+                    "questdb.user"
+                },
+                "must be set: `questdb.user` and `questdb.password` go together",
             ));
         }
         if !is_table_name(&self.questdb.table) {
@@ -465,5 +495,53 @@ mod tests {
             .unwrap_err();
             assert!(err.to_string().contains(needle), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn questdb_credentials_go_together_and_are_never_printed() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let config: Config = load_from(
+            "core-aggregator",
+            None,
+            env(&[
+                ("RTDASH_QUESTDB__USER", "rtdash"),
+                ("RTDASH_CORE_AGGREGATOR__QUESTDB__PASSWORD", "hunter22"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.questdb.credentials(), Some(("rtdash", "hunter22")));
+        assert!(!format!("{config:?}").contains("hunter22"));
+        assert_eq!(Config::default().questdb.credentials(), None);
+        for (pairs, needle) in [
+            (
+                &[("RTDASH_QUESTDB__USER", "rtdash")][..],
+                "questdb.password",
+            ),
+            (
+                &[("RTDASH_QUESTDB__PASSWORD", "hunter22")][..],
+                "questdb.user",
+            ),
+        ] {
+            let err = load_from::<Config>("core-aggregator", None, env(pairs)).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(needle), "{text}");
+            assert!(!text.contains("hunter22"), "{text}");
+        }
+    }
+
+    #[test]
+    fn nats_credentials_are_validated() {
+        let err = load_from::<Config>(
+            "core-aggregator",
+            None,
+            vec![("RTDASH_NATS__USER".to_owned(), "core-aggregator".to_owned())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nats.password"), "{err}");
     }
 }

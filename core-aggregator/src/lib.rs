@@ -186,7 +186,7 @@ pub async fn run_with_observer(
     readiness.add_nats(client.clone());
     let questdb_ok = Arc::new(AtomicBool::new(true));
     tasks.spawn(sink::questdb::probe(
-        config.questdb.http.clone(),
+        config.questdb.clone(),
         Arc::clone(&questdb_ok),
         Duration::from_secs(2),
         admin_stop.clone(),

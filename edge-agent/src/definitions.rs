@@ -168,19 +168,17 @@ impl Definitions {
             .get_key_value(names::CONFIG_BUCKET)
             .await
             .map_err(|source| WatchError::Bucket { source })?;
-        let mut watch = kv
-            .watch_with_history(format!("{METRIC_KEY_PREFIX}>"))
-            .await
-            .map_err(WatchError::Watch)?;
-        let mut keys = kv.keys().await.map_err(WatchError::Keys)?;
-        let mut any = false;
-        while let Some(key) = keys.next().await {
-            if key.is_ok_and(|key| key.starts_with(METRIC_KEY_PREFIX)) {
-                any = true;
-                break;
-            }
-        }
-        drop(keys);
+        // A named, filtered consumer: the agent's NATS user may watch `metric.>` of the
+        // bucket and nothing else (rtdash_runtime::kv_watch).
+        let mut watch = rtdash_runtime::kv_watch::watch_prefix(
+            js,
+            &kv,
+            METRIC_KEY_PREFIX,
+            "edge-agent-definitions",
+        )
+        .await
+        .map_err(WatchError::Watch)?;
+        let any = !watch.caught_up();
         // Until the history is read, changes go to a fresh map that replaces the old one.
         let mut fresh: Option<BTreeMap<String, MetricDefinition>> = Some(BTreeMap::new());
         if !any {
@@ -233,11 +231,9 @@ enum WatchError {
         source: async_nats::jetstream::context::KeyValueError,
     },
     #[error("watch: {0}")]
-    Watch(#[source] async_nats::jetstream::kv::WatchError),
-    #[error("keys: {0}")]
-    Keys(#[source] async_nats::jetstream::kv::HistoryError),
+    Watch(#[source] rtdash_runtime::kv_watch::WatchError),
     #[error("watch: {0}")]
-    Entry(#[source] async_nats::jetstream::kv::WatcherError),
+    Entry(#[source] rtdash_runtime::kv_watch::EntryError),
     #[error("watch ended")]
     Ended,
 }

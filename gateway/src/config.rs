@@ -85,10 +85,12 @@ impl Default for GatewayConfig {
 pub struct QuestDbConfig {
     /// PostgreSQL wire address, `host:port`.
     pub pg_addr: String,
-    /// User.
+    /// User. Every deployed configuration gives the gateway QuestDB's read-only PostgreSQL
+    /// user (`pg.readonly.user`), with a password generated at first start (docs/security.md,
+    /// "QuestDB"); the default is QuestDB's out-of-the-box `admin`.
     pub user: String,
-    /// Password.
-    pub password: String,
+    /// Password (never logged).
+    pub password: rtdash_runtime::secret::Secret,
     /// Database name.
     pub database: String,
     /// The metric windows table (tests use their own).
@@ -111,7 +113,7 @@ impl Default for QuestDbConfig {
         Self {
             pg_addr: "127.0.0.1:8812".to_owned(),
             user: "admin".to_owned(),
-            password: "quest".to_owned(),
+            password: "quest".into(),
             database: "qdb".to_owned(),
             table: rtdash_shared::schema::METRICS_TABLE.to_owned(),
             pool_size: 4,
@@ -246,6 +248,7 @@ impl Validate for GatewayConfig {
                 "and `auth.max_keys_per_tenant` must be at least 1",
             ));
         }
+        self.nats.validate()?;
         self.streams.validate()
     }
 }

@@ -15,7 +15,10 @@
 //! - [`egress`]: where tenant-chosen outbound requests (webhooks) may go;
 //! - [`error_chain`]: an error and its causes on one line, for exit lines and logs;
 //! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets;
-//! - [`keys`]: API keys, dashboard links and sessions verified from memory (issue #16).
+//! - [`keys`]: API keys, dashboard links and sessions verified from memory (issue #16);
+//! - [`nats_access`]: a service's NATS credentials, TLS and reply prefix;
+//! - [`kv_watch`]: watching one key prefix of a bucket in a way subject permissions can limit;
+//! - [`secret`]: passwords and tokens in configs, never printed.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -24,11 +27,14 @@ pub mod bootstrap;
 pub mod config;
 pub mod egress;
 pub mod error_chain;
-pub mod keys;
 pub mod http;
+pub mod keys;
+pub mod kv_watch;
 pub mod nats;
+pub mod nats_access;
 pub mod net;
 pub mod prometheus;
+pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace_context;

@@ -5,6 +5,7 @@
 //! partition count is written into the partials stream's metadata (`rtdash.partitions`) so
 //! every agent routes with the same count as the aggregators consume.
 
+use crate::secret::Secret;
 use async_nats::jetstream::{self, kv, stream};
 use rtdash_shared::names;
 use serde::{Deserialize, Serialize};
@@ -21,8 +22,28 @@ pub struct NatsConfig {
     pub connect_timeout_ms: u64,
     /// JetStream API request timeout, in milliseconds.
     pub request_timeout_ms: u64,
-    /// Optional credentials file.
+    /// A `.creds` file (NATS decentralised auth: user JWT and NKey seed). Excludes
+    /// `user`/`password` and `token`.
     pub credentials: Option<String>,
+    /// This service's NATS user. With `password`; every deployed configuration gives each
+    /// service its own (`edge-agent`, `core-aggregator`, `gateway`), whose subject
+    /// permissions the server enforces (docs/security.md, "NATS").
+    pub user: Option<String>,
+    /// The user's password (never logged).
+    pub password: Option<Secret>,
+    /// A token instead of a user and password (never logged).
+    pub token: Option<Secret>,
+    /// PEM file of the CA the server's certificate must chain to. Setting it requires TLS
+    /// (so does a `tls://` URL). The deployed configurations' CA is generated at first start.
+    pub tls_ca: Option<String>,
+    /// PEM client certificate, for servers that verify clients (with `tls_key`).
+    pub tls_cert: Option<String>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<String>,
+    /// Prefix of this connection's reply subjects (JetStream API answers, acks, watches).
+    /// Default `_INBOX.<user>` when `user` is set (each service user may subscribe only to its
+    /// own replies, so no service reads another's), else `_INBOX`.
+    pub inbox_prefix: Option<String>,
 }
 
 impl Default for NatsConfig {
@@ -32,7 +53,21 @@ impl Default for NatsConfig {
             connect_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
             credentials: None,
+            user: None,
+            password: None,
+            token: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            inbox_prefix: None,
         }
+    }
+}
+
+impl NatsConfig {
+    /// Checks that credentials and TLS settings go together; the error names the key.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        crate::nats_access::validate(self)
     }
 }
 
@@ -119,12 +154,14 @@ impl StreamsConfig {
 /// NATS could not be reached or JetStream refused a request.
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
-    /// The credentials file could not be read.
-    #[error("cannot reach NATS at {url}: credentials file {path}")]
-    Credentials {
+    /// A file named in `[nats]` (credentials, TLS CA, certificate or key) could not be read.
+    #[error("cannot reach NATS at {url}: `nats.{key}` file {path}")]
+    File {
         /// The URL to be tried.
         url: String,
-        /// The file given in `nats.credentials`.
+        /// The key naming the file (`credentials`, `tls_ca`, `tls_cert`).
+        key: &'static str,
+        /// The file given.
         path: String,
         /// Why it could not be read.
         #[source]
@@ -181,22 +218,12 @@ pub async fn connect(
     config: &NatsConfig,
     client_name: &str,
 ) -> Result<async_nats::Client, NatsError> {
-    let mut options = async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .name(client_name)
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
         .request_timeout(Some(Duration::from_millis(config.request_timeout_ms)))
         .max_reconnects(None::<usize>);
-    if let Some(path) = &config.credentials {
-        options =
-            options
-                .credentials_file(path)
-                .await
-                .map_err(|source| NatsError::Credentials {
-                    url: config.url.clone(),
-                    path: path.clone(),
-                    source,
-                })?;
-    }
+    let options = crate::nats_access::apply(options, config).await?;
     let urls: Vec<&str> = config
         .url
         .split(',')

@@ -54,6 +54,7 @@ pub mod gateway_env;
 mod http;
 pub mod in_process;
 pub mod jetstream;
+pub mod lockdown;
 pub mod model;
 pub mod nats;
 pub mod ports;

@@ -44,12 +44,16 @@ pub struct NatsOptions {
     /// JetStream `sync_interval`: a duration such as `2m` (the default, as in nats-server:
     /// acks may precede fsync) or `always` (fsync every write).
     pub sync_interval: String,
+    /// Appended to the server config: e.g. users and permissions ([`crate::lockdown`]).
+    /// Default empty: the harness's servers are open.
+    pub extra_conf: String,
 }
 
 impl Default for NatsOptions {
     fn default() -> Self {
         Self {
             sync_interval: "2m".to_owned(),
+            extra_conf: String::new(),
         }
     }
 }
@@ -89,6 +93,7 @@ impl NatsServer {
                     ("NATS_SYNC_INTERVAL", &options.sync_interval),
                 ],
             )?;
+            let conf = format!("{conf}\n{}\n", options.extra_conf);
             std::fs::write(dir.path().join("nats.conf"), conf)?;
             let health = format!("{}/healthz?js-enabled-only=true", monitor_url(monitor_port));
             let launch = nats_launch("nats-server", dir.path(), health, READY_TIMEOUT, STOP_GRACE)?;

@@ -72,6 +72,13 @@ impl QuestDb {
 
     /// Starts a private instance and waits until it answers `select 1`.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with_conf("")
+    }
+
+    /// Starts a private instance with `extra` appended to its server.conf (e.g. passwords:
+    /// [`crate::lockdown`]); with `extra`, ready when its health port answers (its `/exec`
+    /// may want a password).
+    pub fn start_with_conf(extra: &str) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("rtdash-questdb-")
             .tempdir()?;
@@ -83,8 +90,11 @@ impl QuestDb {
                 pg,
                 min_http,
             };
-            write_config(dir.path(), ports)?;
-            Ok((ports, Supervised::start(launch(dir.path(), ports)?)?))
+            write_config(dir.path(), ports, extra)?;
+            Ok((
+                ports,
+                Supervised::start(launch(dir.path(), ports, !extra.is_empty())?)?,
+            ))
         })?;
         Ok(Self { ports, server, dir })
     }
@@ -215,8 +225,8 @@ fn root(dir: &Path) -> PathBuf {
 }
 
 /// Renders `deploy/questdb/server.conf` with `ports` into `<root>/conf/server.conf`.
-fn write_config(dir: &Path, ports: Ports) -> anyhow::Result<()> {
-    let conf = deploy::render(
+fn write_config(dir: &Path, ports: Ports, extra: &str) -> anyhow::Result<()> {
+    let mut conf = deploy::render(
         deploy::QUESTDB_CONF_TEMPLATE,
         &[
             ("QDB_HTTP_PORT", &ports.http.to_string()),
@@ -225,6 +235,8 @@ fn write_config(dir: &Path, ports: Ports) -> anyhow::Result<()> {
             ("QDB_MIN_HTTP_PORT", &ports.min_http.to_string()),
         ],
     )?;
+    conf.push('\n');
+    conf.push_str(extra);
     let conf_dir = root(dir).join("conf");
     std::fs::create_dir_all(&conf_dir)?;
     std::fs::write(conf_dir.join("server.conf"), conf)?;
@@ -232,7 +244,7 @@ fn write_config(dir: &Path, ports: Ports) -> anyhow::Result<()> {
 }
 
 /// How to run the QuestDB of directory `dir` on `ports`: ready when it answers `select 1`.
-fn launch(dir: &Path, ports: Ports) -> anyhow::Result<Launch> {
+fn launch(dir: &Path, ports: Ports, health_only: bool) -> anyhow::Result<Launch> {
     // QuestDB unpacks its native libraries into the JVM's temporary directory at every
     // start and leaves them there: keep them under the root, which the harness removes.
     let tmp = root(dir).join("tmp");
@@ -244,7 +256,11 @@ fn launch(dir: &Path, ports: Ports) -> anyhow::Result<Launch> {
         .arg(deploy::questdb_jar()?)
         .args(["-m", "io.questdb/io.questdb.ServerMain", "-d"])
         .arg(root(dir));
-    let probe = format!("http://127.0.0.1:{}/exec?query=select%201", ports.http);
+    let probe = if health_only {
+        format!("http://127.0.0.1:{}/", ports.min_http)
+    } else {
+        format!("http://127.0.0.1:{}/exec?query=select%201", ports.http)
+    };
     Ok(Launch::new("questdb", program, dir.join("questdb.log"))
         .ready_when_ok(probe, READY_TIMEOUT)
         .stop_grace(STOP_GRACE))

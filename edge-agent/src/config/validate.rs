@@ -175,6 +175,7 @@ impl Validate for AgentConfig {
                 "must be positive",
             ));
         }
+        self.nats.validate()?;
         self.streams.validate()
     }
 }

@@ -138,7 +138,7 @@ impl QuestDb {
         pg.host(host)
             .port(port.parse().unwrap_or(8812))
             .user(&self.config.user)
-            .password(&self.config.password)
+            .password(self.config.password.expose())
             .dbname(&self.config.database)
             .application_name("rtdash-gateway")
             .connect_timeout(timeout);

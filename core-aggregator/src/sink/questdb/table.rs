@@ -1,7 +1,7 @@
 //! The windows table and QuestDB's REST endpoint: creating the table at start, and the
 //! readiness probe.
 
-use crate::config::Config;
+use crate::config::{Config, QuestDbConfig};
 use crate::error::{Error, QuestDbError};
 use rtdash_shared::schema::create_table_sql_for;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,17 +13,27 @@ pub fn create_table_statement(table: &str) -> String {
     create_table_sql_for(table)
 }
 
-/// Runs `sql` through QuestDB's `/exec`, returning its JSON answer; an `error` in it is an
-/// error.
+/// Runs `sql` through the `/exec` of `questdb` (with basic auth when it has credentials),
+/// returning its JSON answer; an `error` in it is an error.
 pub async fn exec(
     http: &reqwest::Client,
-    addr: &str,
+    questdb: &QuestDbConfig,
     sql: &str,
 ) -> Result<serde_json::Value, QuestDbError> {
-    let url = reqwest::Url::parse_with_params(&format!("http://{addr}/exec"), [("query", sql)])
-        .map_err(QuestDbError::Address)?;
-    let response = http.get(url).send().await.map_err(QuestDbError::Request)?;
+    let url =
+        reqwest::Url::parse_with_params(&format!("http://{}/exec", questdb.http), [("query", sql)])
+            .map_err(QuestDbError::Address)?;
+    let mut request = http.get(url);
+    if let Some((user, password)) = questdb.credentials() {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.send().await.map_err(QuestDbError::Request)?;
     let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(QuestDbError::Refused(format!(
+            "{status}: QuestDB wants credentials, check `questdb.user` and `questdb.password`"
+        )));
+    }
     let body: serde_json::Value = response
         .json()
         .await
@@ -49,7 +59,7 @@ pub async fn ensure_table(config: &Config, patience: Duration) -> Result<(), Err
     let sql = create_table_statement(&config.questdb.table);
     let deadline = Instant::now() + patience;
     loop {
-        match exec(&http, &config.questdb.http, &sql).await {
+        match exec(&http, &config.questdb, &sql).await {
             Ok(_) => return Ok(()),
             Err(source) if Instant::now() >= deadline => {
                 return Err(Error::QuestDb {
@@ -65,7 +75,7 @@ pub async fn ensure_table(config: &Config, patience: Duration) -> Result<(), Err
 /// Keeps `flag` telling whether QuestDB answers `select 1` (checked every `every`), for
 /// `/readyz`, until `stop`.
 pub async fn probe(
-    addr: String,
+    questdb: QuestDbConfig,
     flag: Arc<AtomicBool>,
     every: Duration,
     stop: tokio_util::sync::CancellationToken,
@@ -77,7 +87,7 @@ pub async fn probe(
         return;
     };
     loop {
-        let ok = exec(&http, &addr, "select 1").await.is_ok();
+        let ok = exec(&http, &questdb, "select 1").await.is_ok();
         flag.store(ok, Ordering::SeqCst);
         tokio::select! {
             () = stop.cancelled() => return,

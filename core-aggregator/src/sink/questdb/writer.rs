@@ -6,7 +6,8 @@ use super::rows::{ConfirmRouter, Confirmation, Ownership, Row, RowSender};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::WriterMetrics;
-use questdb::ingress::Sender;
+use questdb::ingress::{Sender, SenderBuilder};
+use rtdash_runtime::secret::Secret;
 use rtdash_runtime::trace_context::TraceParent;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,12 +61,26 @@ pub struct QuestDbWriter {
 
 #[derive(Clone, Debug)]
 struct WriterSettings {
+    /// The sender's configuration string, without credentials (this struct may be logged).
     conf: String,
+    /// QuestDB's HTTP user and password, given to the sender builder.
+    credentials: Option<(String, Secret)>,
     addr: String,
     table: String,
     batch_rows: usize,
     flush: Duration,
     max_backoff: Duration,
+}
+
+impl WriterSettings {
+    /// A sender for ILP over HTTP, with basic auth when credentials are configured.
+    fn connect(&self) -> questdb::Result<Sender> {
+        let mut builder = SenderBuilder::from_conf(&self.conf)?;
+        if let Some((user, password)) = &self.credentials {
+            builder = builder.username(user)?.password(password.expose())?;
+        }
+        builder.build()
+    }
 }
 
 impl QuestDbWriter {
@@ -81,6 +96,10 @@ impl QuestDbWriter {
                 "http::addr={};protocol_version=2;retry_timeout=0;request_timeout={};",
                 config.questdb.http, config.writer.request_timeout_ms
             ),
+            credentials: config
+                .questdb
+                .credentials()
+                .map(|(user, password)| (user.to_owned(), Secret::new(password))),
             addr: config.questdb.http.clone(),
             table: config.questdb.table.clone(),
             batch_rows: config.writer.batch_rows,
@@ -300,7 +319,7 @@ impl WriterLoop {
     fn attempt(&mut self, batch: &[Row]) -> Attempt {
         let sender = match self.sender.as_mut() {
             Some(sender) => sender,
-            None => match Sender::from_conf(&self.settings.conf) {
+            None => match self.settings.connect() {
                 Ok(sender) => self.sender.insert(sender),
                 Err(err) => {
                     self.healthy.store(false, Ordering::SeqCst);

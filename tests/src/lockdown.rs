@@ -1,0 +1,112 @@
+//! NATS and QuestDB locked down as in a deployment (deploy/lockdown.sh), for the tests that
+//! ask for it (security_nats.rs, security_questdb.rs): the same users, subject permissions
+//! (`deploy/nats/users.conf`) and QuestDB settings (`deploy/questdb/auth.conf`), with
+//! passwords made up per test. The harness's other servers stay open.
+
+use std::collections::HashMap;
+
+use crate::deploy;
+use crate::nats::{NatsOptions, NatsServer};
+use crate::questdb::QuestDb;
+
+/// `deploy/nats/users.conf`: users and subject permissions.
+const NATS_USERS_TEMPLATE: &str = include_str!("../../deploy/nats/users.conf");
+/// `deploy/questdb/auth.conf`: HTTP basic auth, PG users, ILP/TCP off.
+const QUESTDB_AUTH_TEMPLATE: &str = include_str!("../../deploy/questdb/auth.conf");
+
+/// The NATS users of a deployment, and the placeholder of each one's password hash.
+pub const NATS_USERS: [(&str, &str); 4] = [
+    ("core-aggregator", "AGGREGATOR_HASH"),
+    ("gateway", "GATEWAY_HASH"),
+    ("edge-agent", "AGENT_HASH"),
+    ("operator", "OPERATOR_HASH"),
+];
+
+/// A random password of 32 hex characters.
+fn password() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A NATS server with the deployment's users and permissions (clear-text passwords in the
+/// config: nats-server takes a bcrypt hash or the password itself, and the permissions are
+/// what is tested here).
+#[derive(Debug)]
+pub struct LockedNats {
+    /// The server.
+    pub server: NatsServer,
+    /// Password of each user of [`NATS_USERS`].
+    pub passwords: HashMap<&'static str, String>,
+}
+
+impl LockedNats {
+    /// Starts it and waits until JetStream is ready.
+    pub fn start() -> anyhow::Result<Self> {
+        let passwords: HashMap<&'static str, String> = NATS_USERS
+            .iter()
+            .map(|(user, _)| (*user, password()))
+            .collect();
+        let values: Vec<(&str, &str)> = NATS_USERS
+            .iter()
+            .map(|(user, key)| (*key, passwords[user].as_str()))
+            .collect();
+        let users = deploy::render(NATS_USERS_TEMPLATE, &values)?;
+        let server = NatsServer::start_with(NatsOptions {
+            extra_conf: users,
+            ..NatsOptions::default()
+        })?;
+        Ok(Self { server, passwords })
+    }
+
+    /// The `[nats]` section of service `user`: its user, password and short timeouts (a
+    /// refused JetStream request just goes unanswered).
+    pub fn config(&self, user: &str) -> rtdash_runtime::nats::NatsConfig {
+        rtdash_runtime::nats::NatsConfig {
+            url: self.server.url(),
+            user: Some(user.to_owned()),
+            password: Some(self.passwords[user].as_str().into()),
+            request_timeout_ms: 2_000,
+            ..Default::default()
+        }
+    }
+
+    /// Connects as `user` the way the services do (rtdash_runtime::nats::connect).
+    pub async fn connect(&self, user: &str) -> anyhow::Result<async_nats::Client> {
+        Ok(rtdash_runtime::nats::connect(&self.config(user), &format!("test-{user}")).await?)
+    }
+}
+
+/// A QuestDB with the deployment's authentication settings.
+#[derive(Debug)]
+pub struct LockedQuestDb {
+    /// The server.
+    pub db: QuestDb,
+    /// HTTP and PostgreSQL admin user (`admin`) and its password.
+    pub admin: (String, String),
+    /// Read-only PostgreSQL user and its password.
+    pub readonly: (String, String),
+}
+
+impl LockedQuestDb {
+    /// Starts it and waits until its health port answers (not yet its `/exec`).
+    pub fn start() -> anyhow::Result<Self> {
+        let admin = ("admin".to_owned(), password());
+        let readonly = ("rtdash_ro".to_owned(), password());
+        let auth = deploy::render(
+            QUESTDB_AUTH_TEMPLATE,
+            &[
+                ("QDB_ADMIN_USER", &admin.0),
+                ("QDB_ADMIN_PASSWORD", &admin.1),
+                ("QDB_READONLY_USER", &readonly.0),
+                ("QDB_READONLY_PASSWORD", &readonly.1),
+            ],
+        )?;
+        let db = QuestDb::start_with_conf(&auth)?;
+        Ok(Self {
+            db,
+            admin,
+            readonly,
+        })
+    }
+}

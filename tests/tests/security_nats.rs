@@ -1,0 +1,152 @@
+//! NATS locked down as deployed (deploy/nats/users.conf, issue #16): no anonymous or
+//! wrong-password connection, and each service user can publish and read only what its
+//! service needs. Every refusal is checked beside the same operation by the user allowed to
+//! make it, so a test cannot pass because nothing works.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rtdash_runtime::nats::{ensure_topology, jetstream, Ensure, StreamsConfig};
+use rtdash_shared::names;
+use rtdash_tests::lockdown::LockedNats;
+
+#[tokio::test]
+async fn anonymous_and_wrong_password_connections_are_refused() -> anyhow::Result<()> {
+    let nats = LockedNats::start()?;
+    let anonymous = async_nats::connect(nats.server.url()).await;
+    assert!(anonymous.is_err(), "an anonymous connection was accepted");
+    let mut wrong = nats.config("gateway");
+    wrong.password = Some(nats.passwords["edge-agent"].as_str().into());
+    let err = rtdash_runtime::nats::connect(&wrong, "test-wrong")
+        .await
+        .expect_err("gateway with the agent's password was accepted");
+    assert!(
+        format!("{err:?}").to_lowercase().contains("authorization"),
+        "{err:?}"
+    );
+    for user in ["core-aggregator", "gateway", "edge-agent", "operator"] {
+        let client = nats.connect(user).await?;
+        client.flush().await?;
+    }
+    Ok(())
+}
+
+/// Subjects a core-NATS publish may go to, and who is allowed to.
+const SUBJECTS: [(&str, &[&str]); 7] = [
+    ("rtdash.live.t1.m", &["core-aggregator"]),
+    ("rtdash.status.0", &["core-aggregator"]),
+    ("rtdash.alerts.t1", &["core-aggregator"]),
+    ("rtdash.alertlog.t1.r", &["core-aggregator"]),
+    ("rtdash.partials.0", &["edge-agent"]),
+    ("rtdash.events.t1", &["edge-agent"]),
+    ("rtdash.dlq.t1", &["edge-agent"]),
+];
+
+#[tokio::test]
+async fn only_aggregators_publish_live_status_and_alerts_only_agents_partials() -> anyhow::Result<()>
+{
+    let nats = LockedNats::start()?;
+    let operator = nats.connect("operator").await?;
+    let mut seen = operator.subscribe("rtdash.>").await?;
+    operator.flush().await?;
+    for user in ["core-aggregator", "gateway", "edge-agent"] {
+        let client = nats.connect(user).await?;
+        for (subject, _) in SUBJECTS {
+            client
+                .publish(subject, user.as_bytes().to_vec().into())
+                .await?;
+        }
+        client.flush().await?;
+    }
+    // A last message from the operator: once it arrives, everything published before it by
+    // the others has been delivered or refused.
+    operator.publish("rtdash.end", "operator".into()).await?;
+    let mut got = BTreeSet::new();
+    while let Some(message) = tokio::time::timeout(Duration::from_secs(30), seen.next()).await? {
+        if message.subject.as_str() == "rtdash.end" {
+            break;
+        }
+        got.insert((
+            message.subject.to_string(),
+            String::from_utf8(message.payload.to_vec())?,
+        ));
+    }
+    let want: BTreeSet<(String, String)> = SUBJECTS
+        .iter()
+        .flat_map(|(subject, users)| {
+            users
+                .iter()
+                .map(|user| ((*subject).to_owned(), (*user).to_owned()))
+        })
+        .collect();
+    assert_eq!(got, want);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_agent_reads_metric_definitions_only_and_the_gateway_cannot_publish_partials(
+) -> anyhow::Result<()> {
+    let nats = LockedNats::start()?;
+    // The aggregator owns the topology, as in a deployment.
+    let aggregator = jetstream(
+        nats.connect("core-aggregator").await?,
+        &nats.config("core-aggregator"),
+    );
+    ensure_topology(
+        &aggregator,
+        &StreamsConfig::default(),
+        Ensure::CreateOrUpdate,
+    )
+    .await?;
+    let gateway = jetstream(nats.connect("gateway").await?, &nats.config("gateway"));
+    let agent = jetstream(
+        nats.connect("edge-agent").await?,
+        &nats.config("edge-agent"),
+    );
+
+    // The gateway writes the config bucket; the agent cannot.
+    let config = gateway.get_key_value(names::CONFIG_BUCKET).await?;
+    config.put("metric._all.m1", "{}".into()).await?;
+    config.put("dashboard.t1.d1", "{}".into()).await?;
+    config.put("alert.t1.a1", "{}".into()).await?;
+    let agent_config = agent.get_key_value(names::CONFIG_BUCKET).await?;
+    assert!(agent_config
+        .put("metric._all.m2", "{}".into())
+        .await
+        .is_err());
+    assert!(agent_config.get("dashboard.t1.d1").await.is_err());
+    assert_eq!(
+        config.get("dashboard.t1.d1").await?.as_deref(),
+        Some(&b"{}"[..])
+    );
+
+    // The agent watches metric definitions, and nothing else of the bucket.
+    let mut metrics =
+        rtdash_runtime::kv_watch::watch_prefix(&agent, &agent_config, "metric.", "test").await?;
+    let first = tokio::time::timeout(Duration::from_secs(10), metrics.next())
+        .await?
+        .expect("watch ended")?;
+    assert_eq!(first.key, "metric._all.m1");
+    for prefix in ["dashboard.", "alert."] {
+        let refused =
+            rtdash_runtime::kv_watch::watch_prefix(&agent, &agent_config, prefix, "test").await;
+        assert!(refused.is_err(), "the agent could watch {prefix}>");
+    }
+    let mut all = config.watch_with_history(">").await?;
+    assert!(tokio::time::timeout(Duration::from_secs(10), all.next())
+        .await?
+        .is_some());
+
+    // Partials through JetStream: the agent's are stored, the gateway's refused.
+    let subject = names::partials_subject(0);
+    agent.publish(subject.clone(), "a".into()).await?.await?;
+    let refused = match gateway.publish(subject.clone(), "g".into()).await {
+        Ok(ack) => ack.await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "the gateway published a partial");
+    let mut partials = aggregator.get_stream(names::PARTIALS_STREAM).await?;
+    assert_eq!(partials.info().await?.state.messages, 1);
+    Ok(())
+}
