@@ -102,6 +102,7 @@ mod tests {
             metrics,
             shutdown: CancellationToken::new(),
             max_raw_bytes: 64,
+            durable: None,
         });
         Fixture { _dir: dir, ingest }
     }
@@ -400,6 +401,7 @@ mod tests {
             metrics: f.ingest.metrics.clone(),
             shutdown: CancellationToken::new(),
             max_raw_bytes: 64,
+            durable: None,
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
