@@ -58,12 +58,15 @@ impl fmt::Display for Component {
 }
 
 /// The soak's settings of every service: the stack's test timings, windows final
-/// [`ALLOWED_LATENESS_MS`] after their end, webhook retries every 0.5 to 5 s.
+/// [`ALLOWED_LATENESS_MS`] after their end, webhook retries every 0.5 to 5 s, agents with
+/// `ingest.durable_ack` (the soak kills them with `SIGKILL`: without it the events of the
+/// last flush interval, already answered `202`, die with the process).
 pub fn soak_stack_options() -> StackOptions {
     StackOptions {
         partitions: PARTITIONS,
         ..StackOptions::default()
     }
+    .agent("INGEST__DURABLE_ACK", true)
     .aggregator("WINDOWS__ALLOWED_LATENESS_MS", ALLOWED_LATENESS_MS)
     .aggregator("ALERTS__NOTIFIER__INITIAL_BACKOFF_MS", 500)
     .aggregator("ALERTS__NOTIFIER__MAX_BACKOFF_MS", 5_000)
