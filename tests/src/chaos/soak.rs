@@ -20,7 +20,7 @@ use super::sampler::{ProcessStats, Sampler, SAMPLE_EVERY};
 use super::schedule::{Action, Fault, Schedule, ScheduleOptions};
 use super::stack::{soak_stack_options, ChaosStack};
 use super::PARTITIONS;
-use crate::time::now_millis;
+use crate::time::{format_rfc3339, now_millis};
 use crate::webhook::Receiver;
 
 /// How a soak runs.
@@ -79,6 +79,9 @@ pub struct SoakReport {
     pub seed: u64,
     /// Length of the load.
     pub duration: Duration,
+    /// Wall-clock start of the load (ms since the epoch): maps the times of the schedule to
+    /// the windows.
+    pub load_started_ms: i64,
     /// The faults, as injected.
     pub faults: Vec<FaultRecord>,
     /// The receiver's outages.
@@ -152,7 +155,11 @@ impl SoakReport {
             self.faults.len(),
             clock(self.elapsed)
         );
-        let _ = writeln!(out, "\nschedule (time from the start of the load):");
+        let _ = writeln!(
+            out,
+            "\nschedule (time from the start of the load, {}):",
+            format_rfc3339(self.load_started_ms)
+        );
         let _ = writeln!(
             out,
             "  {:>3}  {:>5}  {:<13} {:<28} {:>9} {:>10}",
@@ -439,6 +446,7 @@ pub fn run_soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     stack.define_metric()?;
     stack.define_alert(options.alert_threshold, &receiver.url("hook"))?;
     let urls = stack.cluster.urls();
+    let load_started_ms = now_millis();
     let load = ChaosLoad::start(&stack.agent_urls(), &options.load);
     let mut run = Run {
         stack,
@@ -498,6 +506,7 @@ pub fn run_soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     let report = SoakReport {
         seed: options.seed,
         duration,
+        load_started_ms,
         faults,
         webhook_outages: schedule.webhook_outages,
         load: tally,
