@@ -344,6 +344,7 @@ fn main() {
         auth: IngestAuth::Sidecar {
             tenant: "bench".into(),
         },
+        durable: None,
     };
     let scope = IngestScope { tenant: None };
     let mut i = 0;

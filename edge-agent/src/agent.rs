@@ -14,7 +14,7 @@
 //! Every task runs under one root token, through a child token per stage ([`Tokens`]), and
 //! is tracked by one [`TaskTracker`] that is awaited at the end.
 
-use crate::aggregate::{FlushConfig, Flusher, InFlightRequests, Shards};
+use crate::aggregate::{DurableAcks, FlushConfig, Flusher, InFlightRequests, Shards};
 use crate::config::{AgentConfig, PublishConfig};
 use crate::definitions::{self, Definitions};
 use crate::error::AgentError;
@@ -89,10 +89,16 @@ impl Outboxes {
     ) -> Result<(Self, SeqState), AgentError> {
         let state_dir = &config.state_dir;
         let spool_dir = state_dir.join("spool");
+        // Durable acknowledgements write every batch to disk when it is made.
+        let spool_memory = if config.ingest.durable_ack {
+            0
+        } else {
+            config.spool.memory_bytes
+        };
         let (spool, leftovers) = Spool::open(
             &spool_dir,
             agent_id,
-            config.spool.memory_bytes,
+            spool_memory,
             config.spool.max_bytes,
             config.spool.segment_bytes,
             metrics.clone(),
@@ -246,6 +252,10 @@ impl Agent {
         ));
         let definitions = Definitions::new(file_definitions, Arc::clone(&shards), metrics.clone());
         let in_flight = Arc::new(InFlightRequests::default());
+        let durable = config
+            .ingest
+            .durable_ack
+            .then(|| Arc::new(DurableAcks::default()));
         let allocator = AllocatorStats::start(tokens.background.clone());
         match &allocator {
             Some(stats) => tracing::info!(
@@ -277,6 +287,7 @@ impl Agent {
             shutdown: tokens.intake.clone(),
             max_raw_bytes: config.dlq.max_raw_bytes,
             auth: auth.ingest,
+            durable: durable.clone(),
         });
         metrics.memory_budget.set(config.memory_budget_bytes as f64);
 
@@ -297,6 +308,10 @@ impl Agent {
             in_flight,
             metrics.clone(),
         );
+        let flusher = match durable {
+            Some(durable) => flusher.with_durable_acks(durable),
+            None => flusher,
+        };
 
         let readiness = readiness(&client, definitions.ready_flag(), tokens.intake.clone());
         let keys_ready = Arc::clone(&ingest);

@@ -161,6 +161,16 @@ impl Aggregator {
         self.service.is_running()
     }
 
+    /// The running process's id, `None` while stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.service.pid()
+    }
+
+    /// Sends `signal` to the running process group (`SIGSTOP`/`SIGCONT`: a pause).
+    pub fn signal(&self, signal: libc::c_int) -> anyhow::Result<()> {
+        self.service.signal(signal)
+    }
+
     /// `SIGKILL`: no checkpoint, no lease release.
     pub fn kill(&mut self) {
         self.service.kill();

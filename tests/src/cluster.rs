@@ -210,6 +210,16 @@ impl NatsCluster {
         self.nodes[i].server.kill();
     }
 
+    /// Node `i`'s process id, `None` while stopped.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].server.process().map(|p| p.id())
+    }
+
+    /// Sends `signal` to node `i`'s process (`SIGSTOP`/`SIGCONT`: a pause).
+    pub fn signal(&self, i: usize, signal: libc::c_int) -> anyhow::Result<()> {
+        self.nodes[i].server.signal(signal)
+    }
+
     /// Graceful stop of node `i` (`SIGTERM`, `SIGKILL` after 10 s).
     pub fn stop(&mut self, i: usize) {
         self.nodes[i].server.stop();

@@ -12,7 +12,8 @@
 //!   ~3 s and a few hundred MB); tests isolate themselves with [`unique_name`] tables.
 //!   [`QuestDb::start`] gives a private instance that can be stopped and restarted.
 //! - [`aggregator`], [`service`], [`stack`], [`fault`]: rtdash's own binaries, alone or as
-//!   the whole pipeline, with fault-injection scenarios.
+//!   the whole pipeline, with fault-injection scenarios; [`chaos`]: the chaos soak (everything
+//!   killed and paused under load, checked against an exact oracle).
 //! - [`in_process`]: the gateway and the edge agent started as libraries, in the test process.
 //!
 //! Every process is [`supervised`]: started from one [`supervised::Launch`], restartable on the
@@ -44,6 +45,7 @@ pub mod aggregator;
 pub mod aggregator_env;
 pub mod alerts;
 pub mod auth;
+pub mod chaos;
 pub mod client;
 pub mod cluster;
 mod deploy;

@@ -193,6 +193,16 @@ impl QuestDb {
         self.server.stop();
     }
 
+    /// The server's process id, `None` while stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.process().map(|p| p.id())
+    }
+
+    /// Sends `signal` to the server's process (`SIGSTOP`/`SIGCONT`: a pause).
+    pub fn signal(&self, signal: libc::c_int) -> anyhow::Result<()> {
+        self.server.signal(signal)
+    }
+
     /// Crash stop (`SIGKILL`). Ports and data are kept for [`restart`](Self::restart).
     pub fn kill(&mut self) {
         self.server.kill();

@@ -176,6 +176,16 @@ impl Service {
         self.server.restart()
     }
 
+    /// The running process's id (also its process group's), `None` while stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.process().map(|p| p.id())
+    }
+
+    /// Sends `signal` to the running process group (`SIGSTOP`/`SIGCONT`: a pause).
+    pub fn signal(&self, signal: libc::c_int) -> anyhow::Result<()> {
+        self.server.signal(signal)
+    }
+
     /// The `/metrics` text.
     pub fn metrics_text(&self) -> anyhow::Result<String> {
         metrics_text(&self.url())

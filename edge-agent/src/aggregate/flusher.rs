@@ -1,6 +1,7 @@
 //! The flusher: drains the shards into partial batches every flush interval (see
 //! [the module docs](super)).
 
+use super::durable::DurableAcks;
 use super::in_flight::InFlightRequests;
 use super::shards::Shards;
 use crate::metrics::AgentMetrics;
@@ -64,6 +65,10 @@ pub struct Flusher {
     last_sent: Vec<Option<Instant>>,
     watermark: UnixMillis,
     last_persist: Instant,
+    /// With `ingest.durable_ack`: told which flushes are durable.
+    durable: Option<Arc<DurableAcks>>,
+    /// Batches of the flush in progress that the spool kept in memory (`(partition, seq)`).
+    in_memory: Vec<(u32, u64)>,
 }
 
 impl Flusher {
@@ -87,7 +92,16 @@ impl Flusher {
             last_sent: vec![None; partitions],
             watermark: UnixMillis::MIN,
             last_persist: Instant::now(),
+            durable: None,
+            in_memory: Vec::new(),
         }
+    }
+
+    /// Reports every flush to `durable` (`ingest.durable_ack`; the spool's memory budget
+    /// must be 0, see [`DurableAcks`]).
+    pub fn with_durable_acks(mut self, durable: Arc<DurableAcks>) -> Self {
+        self.durable = Some(durable);
+        self
     }
 
     /// One flush at wall-clock `now_ms`. With `final_flush` every partition without data gets
@@ -154,6 +168,10 @@ impl Flusher {
             }
             self.last_sent[partition] = Some(now);
         }
+        if let Some(durable) = &self.durable {
+            let flush = self.shards.drains();
+            durable.flushed(flush, std::mem::take(&mut self.in_memory), &self.spool);
+        }
         if final_flush || now.duration_since(self.last_persist) >= self.config.persist_every {
             self.persist_seqs();
             self.last_persist = now;
@@ -201,8 +219,12 @@ impl Flusher {
                 } else {
                     trace_context::TraceParent::current()
                 };
-                self.spool
-                    .push_traced(batch.partition, batch.seq, Bytes::from(bytes), trace);
+                let on_disk =
+                    self.spool
+                        .push_traced(batch.partition, batch.seq, Bytes::from(bytes), trace);
+                if !on_disk && self.durable.is_some() {
+                    self.in_memory.push((batch.partition, batch.seq));
+                }
                 1
             }
             Ok(_) => {

@@ -19,13 +19,19 @@
 //! started, held back to the receive time of the oldest request still being processed (its
 //! events are not in the shards yet and will go out with a later flush). It never goes back.
 //!
+//! **Durable acknowledgements** (`ingest.durable_ack`): a request answers `202` once the
+//! flush carrying its events has written them to the disk spool (`durable.rs`).
+//!
 //! `shards.rs` holds the shards, `in_flight.rs` the requests in progress that hold the
-//! watermark back, `flusher.rs` the flusher.
+//! watermark back, `flusher.rs` the flusher, `durable.rs` the durable flush for waiting
+//! requests.
 
+mod durable;
 mod flusher;
 mod in_flight;
 mod shards;
 
+pub use durable::DurableAcks;
 pub use flusher::{chunk_by_size, FlushConfig, FlushReport, Flusher};
 pub use in_flight::{InFlightGuard, InFlightRequests};
 pub use shards::{AddTotals, Shards};

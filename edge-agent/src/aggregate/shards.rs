@@ -19,6 +19,8 @@ struct Shard {
     bytes_per_series: u64,
     /// Measured at the last drain: bytes of the series-cap bookkeeping.
     admitted_bytes: u64,
+    /// Drains of this shard so far: events added now go out with drain `drains + 1`.
+    drains: u64,
 }
 
 impl Shard {
@@ -34,6 +36,9 @@ pub struct AddTotals {
     pub series_updated: u64,
     /// Of those, folded into overflow series.
     pub overflowed: u64,
+    /// The drain ([`Shards::drain_all`], counted from 1) that takes these events out: a
+    /// durable acknowledgement waits for it (see [`super::DurableAcks`]).
+    pub flush: u64,
 }
 
 /// `N` aggregators behind their own locks (see the module docs).
@@ -44,6 +49,8 @@ pub struct Shards {
     pipeline: PipelineMetrics,
     estimates: Vec<AtomicU64>,
     next: AtomicUsize,
+    /// Completed [`Shards::drain_all`] calls.
+    drains: AtomicU64,
 }
 
 impl Shards {
@@ -57,11 +64,13 @@ impl Shards {
                         aggregator: Aggregator::new(Arc::clone(&metrics)),
                         bytes_per_series: INITIAL_BYTES_PER_SERIES,
                         admitted_bytes: 0,
+                        drains: 0,
                     })
                 })
                 .collect(),
             estimates: (0..count).map(|_| AtomicU64::new(0)).collect(),
             next: AtomicUsize::new(0),
+            drains: AtomicU64::new(0),
             pipeline: PipelineMetrics::default(),
         }
     }
@@ -94,7 +103,10 @@ impl Shards {
             Some(found) => found,
             None => (start, Self::lock(&self.shards[start])),
         };
-        let mut totals = AddTotals::default();
+        let mut totals = AddTotals {
+            flush: shard.drains + 1,
+            ..AddTotals::default()
+        };
         for event in events {
             let outcome = shard.aggregator.add(event);
             totals.series_updated += outcome.series_updated as u64;
@@ -128,10 +140,17 @@ impl Shards {
                 shard.bytes_per_series = per_series.max(64);
             }
             shard.admitted_bytes = after;
+            shard.drains += 1;
             self.estimates[index].store(shard.estimate(), Ordering::Relaxed);
         }
         entries.extend(self.pipeline.drain());
+        self.drains.fetch_add(1, Ordering::AcqRel);
         entries
+    }
+
+    /// Completed drains: the number of the last [`Shards::drain_all`].
+    pub fn drains(&self) -> u64 {
+        self.drains.load(Ordering::Acquire)
     }
 
     /// Estimated heap bytes of the aggregation state (updated on every add and drain).

@@ -22,6 +22,14 @@ pub struct IngestConfig {
     /// Bodies at least this large are parsed on the blocking thread pool, so a huge batch
     /// does not stall the async workers (health checks, small requests).
     pub blocking_threshold_bytes: u64,
+    /// Answer `202` only once the accepted events are in a partial batch on the disk spool,
+    /// so that a crash of the agent (`SIGKILL`, OOM kill) loses no acknowledged event. Every
+    /// batch is then written to disk when it is made (`spool.memory_bytes` is not used; no
+    /// fsync: the page cache survives a process crash, not a power loss), and each answer
+    /// waits for the next flush (up to `flush_interval_ms`). When the disk refuses a batch,
+    /// its answers wait for JetStream's acknowledgement instead. Off: events accepted since
+    /// the last flush, and batches held in memory, are lost with the process.
+    pub durable_ack: bool,
 }
 
 impl Default for IngestConfig {
@@ -33,6 +41,7 @@ impl Default for IngestConfig {
             max_concurrent_requests: 256,
             retry_after_secs: 1,
             blocking_threshold_bytes: MIB,
+            durable_ack: false,
         }
     }
 }

@@ -4,7 +4,7 @@
 use super::auth::{IngestAuth, IngestScope};
 use super::body::{self, BodyError, BodyKind, Encoding, GunzipError};
 use super::response::{ItemError, Reply};
-use crate::aggregate::{InFlightRequests, Shards};
+use crate::aggregate::{DurableAcks, InFlightRequests, Shards};
 use crate::config::IngestConfig;
 use crate::memory::MemoryBudget;
 use crate::metrics::AgentMetrics;
@@ -55,6 +55,8 @@ pub struct Ingest {
     pub max_raw_bytes: usize,
     /// Who may send, and of which tenant.
     pub auth: IngestAuth,
+    /// With `ingest.durable_ack`: answers wait until their events are durable.
+    pub durable: Option<Arc<DurableAcks>>,
 }
 
 impl Ingest {
@@ -154,6 +156,18 @@ impl Ingest {
         received_at: UnixMillis,
         scope: &IngestScope,
     ) -> Reply {
+        self.process_for_flush(body, ndjson, received_at, scope).0
+    }
+
+    /// [`Ingest::process`], and the flush that takes the accepted events out (`None` when
+    /// nothing was accepted).
+    pub fn process_for_flush(
+        &self,
+        body: &[u8],
+        ndjson: bool,
+        received_at: UnixMillis,
+        scope: &IngestScope,
+    ) -> (Reply, Option<u64>) {
         let own = scope.tenant.as_deref();
         let batch = match parse_batch_as(
             body,
@@ -170,16 +184,18 @@ impl Ingest {
                 } else {
                     StatusCode::BAD_REQUEST
                 };
-                return self.reject_body(
+                let reply = self.reject_body(
                     status,
                     rejection.code.as_str(),
                     rejection.message,
                     body,
                     received_at,
                 );
+                return (reply, None);
             }
         };
         let single = batch.single;
+        let mut flush = None;
         let mut items = batch.items;
         // Events stay where the parser put them (an `Event` is large: moving each into a second
         // list cost more than iterating over the items twice).
@@ -242,6 +258,7 @@ impl Ingest {
         );
         if accepted_count > 0 {
             let totals = self.shards.add_all(accepted().map(|(_, event)| event));
+            flush = Some(totals.flush);
             if totals.overflowed > 0 {
                 self.metrics.series_overflowed.increment(totals.overflowed);
             }
@@ -253,7 +270,7 @@ impl Ingest {
                 .increment(accepted_count as u64);
         }
         if single {
-            return match (items.pop(), rejected.pop()) {
+            let reply = match (items.pop(), rejected.pop()) {
                 (Some((_, Ok(event))), _) => Reply::Accepted {
                     event_id: event
                         .id
@@ -271,8 +288,9 @@ impl Ingest {
                     "no outcome for a single event",
                 ),
             };
+            return (reply, flush);
         }
-        Reply::Batch {
+        let reply = Reply::Batch {
             accepted: accepted_count,
             errors: rejected
                 .into_iter()
@@ -282,7 +300,8 @@ impl Ingest {
                     message: rejection.message,
                 })
                 .collect(),
-        }
+        };
+        (reply, flush)
     }
 }
 
@@ -367,7 +386,7 @@ async fn receive(
     if let Some(refusal) = ingest.admission() {
         return refusal;
     }
-    let Ok(_permit) = Arc::clone(&ingest.concurrency).try_acquire_owned() else {
+    let Ok(permit) = Arc::clone(&ingest.concurrency).try_acquire_owned() else {
         return ingest.refuse(
             "concurrency",
             StatusCode::TOO_MANY_REQUESTS,
@@ -378,7 +397,7 @@ async fn receive(
             ),
         );
     };
-    let _in_flight = ingest.in_flight.enter(received_at);
+    let in_flight = ingest.in_flight.enter(received_at);
     let kind = BodyKind::from_headers(headers);
     let mut charge = ingest.budget.charge();
     let read = body::read_limited(
@@ -462,26 +481,34 @@ async fn receive(
             )
         }
     };
-    let reply = if decoded.len() as u64 >= ingest.config.blocking_threshold_bytes {
+    let (reply, flush) = if decoded.len() as u64 >= ingest.config.blocking_threshold_bytes {
         let worker = Arc::clone(ingest);
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
-            worker.process(&decoded, kind.ndjson, received_at, &scope)
+            worker.process_for_flush(&decoded, kind.ndjson, received_at, &scope)
         })
         .await
         .unwrap_or_else(|err| {
             tracing::error!(error = %err, "ingest worker failed");
-            Reply::error(
+            let reply = Reply::error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the request could not be processed",
-            )
+            );
+            (reply, None)
         })
     } else {
-        ingest.process(&decoded, kind.ndjson, received_at, &scope)
+        ingest.process_for_flush(&decoded, kind.ndjson, received_at, &scope)
     };
     drop(charge);
+    if let (Some(durable), Some(flush)) = (&ingest.durable, flush) {
+        // The events are in a shard: neither the concurrency permit nor the watermark
+        // hold-back is needed while the answer waits for their flush to be durable.
+        drop(permit);
+        drop(in_flight);
+        durable.wait(flush).await;
+    }
     reply
 }
 

@@ -108,6 +108,7 @@ mod tests {
             auth: IngestAuth::Sidecar {
                 tenant: "acme".into(),
             },
+            durable: None,
         });
         Fixture { _dir: dir, ingest }
     }
@@ -409,6 +410,7 @@ mod tests {
             auth: IngestAuth::Sidecar {
                 tenant: "acme".into(),
             },
+            durable: None,
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -247,19 +247,31 @@ impl Spool {
         })
     }
 
-    /// Adds a new batch (its seq is higher than every seq of the partition so far).
-    pub fn push(&self, partition: u32, seq: u64, payload: Bytes) {
-        self.push_traced(partition, seq, payload, None);
+    /// Adds a new batch (its seq is higher than every seq of the partition so far); true
+    /// when it was written to disk.
+    pub fn push(&self, partition: u32, seq: u64, payload: Bytes) -> bool {
+        self.push_traced(partition, seq, payload, None)
     }
 
-    /// [`Spool::push`] with the trace context the batch's publish carries.
+    /// Whether batch `seq` of `partition` was acknowledged (or is not in the spool).
+    pub fn is_acked(&self, partition: u32, seq: u64) -> bool {
+        let mut inner = self.lock();
+        inner
+            .partitions
+            .get_mut(&partition)
+            .and_then(|queue| queue.find(seq))
+            .is_none_or(|entry| entry.state == State::Acked)
+    }
+
+    /// [`Spool::push`] with the trace context the batch's publish carries; true when the
+    /// batch was written to disk.
     pub fn push_traced(
         &self,
         partition: u32,
         seq: u64,
         payload: Bytes,
         trace: Option<TraceParent>,
-    ) {
+    ) -> bool {
         let mut inner = self.lock();
         let len = payload.len() as u64;
         let body = if inner.memory_bytes + len <= self.memory_budget {
@@ -277,6 +289,7 @@ impl Spool {
                 }
             }
         };
+        let on_disk = matches!(body, Body::Disk(_));
         let queue = inner.partitions.entry(partition).or_default();
         if queue.entries.back().is_some_and(|last| last.seq >= seq) {
             tracing::error!(
@@ -284,7 +297,7 @@ impl Spool {
                 seq,
                 "batch sequence numbers out of order; dropping it from the spool"
             );
-            return;
+            return false;
         }
         queue.entries.push_back(Pending {
             seq,
@@ -298,6 +311,7 @@ impl Spool {
         self.publish_stats(&inner);
         drop(inner);
         self.wake.notify_one();
+        on_disk
     }
 
     fn publish_stats(&self, inner: &Inner) {
