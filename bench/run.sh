@@ -3,28 +3,41 @@
 # BENCHMARKS.md (between its `<!-- bench:KEY:begin/end -->` markers) with the medians and
 # spread of the runs, the machine description and the exact commands.
 #
-#   ./bench/run.sh [--runs N] [--quick] [--long] [--no-stack] [--running] [--no-report] [--out DIR]
+#   ./bench/run.sh [--runs N] [--quick] [--long] [--no-stack] [--running] [--peers] [--fanout-peer]
+#                  [--no-peers] [--no-report] [--out DIR]
 #     --runs N     runs per measurement (default 3)
 #     --quick      shorter runs (about 5 minutes in all; for checking the harness)
 #     --long       event-to-screen with 1,000 viewers under 100,000 events/s, 5 minutes per
 #                  run (no single-viewer runs, no rate sweep)
-#     --no-stack   only the in-process peer benchmark (no services needed)
+#     --no-stack   only the in-process peer benchmark and the peer engines (no services
+#                  needed); rewrites only the peer tables
 #     --running    use a stack that is already running instead of starting one: URLs from
-#                  RTDASH_BENCH_AGENT / RTDASH_BENCH_GATEWAY / RTDASH_BENCH_AGGREGATOR (admin)
-#                  (default the up.sh ports), the gateway's pid from RTDASH_BENCH_GATEWAY_PID
-#                  (optional)
+#                  RTDASH_BENCH_AGENT / RTDASH_BENCH_GATEWAY / RTDASH_BENCH_AGGREGATOR (admin) /
+#                  RTDASH_BENCH_NATS (default the up.sh ports), the gateway's pid from
+#                  RTDASH_BENCH_GATEWAY_PID (optional)
+#     --peers      only the peers side by side: rtdash in-process, Flink and Spark (alternated,
+#                  nothing else running), then the stack and rtdash over HTTP; rewrites only the
+#                  peer tables
+#     --fanout-peer  only the fan-out peer: the gateway alone and Centrifugo, same viewers,
+#                  markers and probe, alternated; rewrites only that table
+#     --no-peers   leave Flink, Spark and Centrifugo out (no Java or Go needed)
+#     (RTDASH_BENCH_SPARK_RATE: rows/s offered to Spark, default 500000;
+#      RTDASH_BENCH_CENTRIFUGO_PORT: Centrifugo's port on 127.0.0.1, default 18000)
 #     --no-report  leave BENCHMARKS.md alone (results stay in the results directory)
 #     --out DIR    results directory (default target/bench/<UTC time>)
 #
-# Order: the in-process peer benchmark first, on a quiet machine; then the stack is started
-# with ./deploy/up.sh --no-demo (fresh state in the results directory, the usual ports
-# 8080/8081/4222/9000..., so no other stack may be running) and the network benchmarks run
-# against it; the stack is stopped at the end, whatever happens. Every run is bounded in time.
-# Raw results (one JSON object per run) and logs stay in the results directory.
+# Order: the in-process peer benchmark first, on a quiet machine, alternated run by run with
+# the peer engines (bench/peers/: PyFlink and PySpark, installed once by bench/peers/setup.sh);
+# then the stack is started with ./deploy/up.sh --no-demo (fresh state in the results
+# directory, the usual ports 8080/8081/4222/9000..., so no other stack may be running) and the
+# network benchmarks run against it, the fan-out peer (Centrifugo, built once by
+# bench/centrifugo/setup.sh) beside the gateway's fan-out; the stack is stopped at the end,
+# whatever happens. Every run is bounded in time. Raw results (one JSON object per run), the
+# load average before each run (loadavg.tsv) and logs stay in the results directory.
 set -euo pipefail
 
-usage() { sed -n '2,21s/^# \{0,1\}//p' "$0"; }
-RUNS=3 QUICK=0 LONG=0 STACK=1 RUNNING=0 REPORT=1 OUT=
+usage() { sed -n '2,36s/^# \{0,1\}//p' "$0"; }
+RUNS=3 QUICK=0 LONG=0 STACK=1 RUNNING=0 REPORT=1 OUT= ONLY= PEERS=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--runs)
@@ -36,6 +49,9 @@ while [ $# -gt 0 ]; do
 	--no-stack) STACK=0 ;;
 	--running) RUNNING=1 ;;
 	--no-report) REPORT=0 ;;
+	--peers) ONLY=peers ;;
+	--fanout-peer) ONLY=fanout-peer ;;
+	--no-peers) PEERS=0 ;;
 	--out)
 		OUT=$2
 		shift
@@ -62,15 +78,35 @@ GATEWAY=${RTDASH_BENCH_GATEWAY:-http://127.0.0.1:8080}
 AGGREGATOR=${RTDASH_BENCH_AGGREGATOR:-http://127.0.0.1:8082}
 log() { printf 'bench: %s\n' "$*" >&2; }
 
+NATS=${RTDASH_BENCH_NATS:-nats://127.0.0.1:4222}
+CENTRIFUGO_PORT=${RTDASH_BENCH_CENTRIFUGO_PORT:-18000}
 if [ "$QUICK" = 1 ]; then
 	PEER_EVENTS=20000000 INGEST_SECS=10 OPEN_SECS=20 PEER_HTTP_SECS=10 E2E_MARKERS=15 FANOUT_MARKERS=5
+	FLINK_ROWS=20000000 SPARK_SECS=50 SPARK_WARMUP=15 FANOUT_PEER_VIEWERS="1000"
 else
 	PEER_EVENTS=100000000 INGEST_SECS=30 OPEN_SECS=60 PEER_HTTP_SECS=30 E2E_MARKERS=50 FANOUT_MARKERS=10
+	FLINK_ROWS=40000000 SPARK_SECS=90 SPARK_WARMUP=20 FANOUT_PEER_VIEWERS="1000 10000"
 fi
+# Spark's rate source is offered this many rows/s (its sustained rate in the earlier
+# measurements); Spark's figure is its processed rows/s while a micro-batch runs.
+SPARK_RATE=${RTDASH_BENCH_SPARK_RATE:-500000}
 [ "$LONG" = 1 ] && E2E_MARKERS=300
 
 log "building rtdash-loadgen (release)"
 cargo build --release -p rtdash-loadgen
+
+# The peers: PyFlink and PySpark in a cached virtual environment, Centrifugo built once.
+RUN_ENGINES=0 RUN_FANOUT_PEER=0
+if [ "$PEERS" = 1 ] && [ "$ONLY" != fanout-peer ]; then
+	PEERS_DIR=$("$ROOT/bench/peers/setup.sh")
+	RUN_ENGINES=1
+fi
+if [ "$PEERS" = 1 ] && [ "$STACK" = 1 ] && [ "$ONLY" != peers ]; then
+	CENTRIFUGO_BIN=$("$ROOT/bench/centrifugo/setup.sh")
+	RUN_FANOUT_PEER=1
+fi
+# shellcheck source=bench/centrifugo/server.sh
+. "$ROOT/bench/centrifugo/server.sh"
 
 # Machine description.
 {
@@ -83,40 +119,104 @@ cargo build --release -p rtdash-loadgen
 	else
 		stack="started by bench/run.sh (./deploy/up.sh --no-demo --reset)"
 	fi
-	printf '{"cores (nproc)": "%s", "CPU": "%s", "memory": "%s", "kernel": "%s", "rustc": "%s", "commit": "%s", "date (UTC)": "%s", "load average at start": "%s", "mode": "%s", "stack": "%s"}\n' \
-		"$(nproc)" "$cpu" "$mem" "$(uname -r)" "$(rustc --version)" \
+	avail=$(awk '/MemAvailable/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+	peers=none
+	if [ "$RUN_ENGINES" = 1 ]; then
+		peers="PyFlink $("$PEERS_DIR/flink/bin/python" -c 'import pyflink.version as v; print(v.__version__)'), PySpark $("$PEERS_DIR/spark/bin/python" -c 'import pyspark; print(pyspark.__version__)'), $(java -version 2>&1 | head -1 | tr -d '"')"
+	fi
+	[ "$RUN_FANOUT_PEER" = 1 ] && peers="$peers; Centrifugo $("$CENTRIFUGO_BIN" version 2>&1 | head -1)"
+	# Processes of another rtdash stack would share the cores with every run.
+	others=$(pgrep -x -c 'edge-agent|core-aggregator|gateway|nats-server' 2>/dev/null || true)
+	printf '{"cores (nproc)": "%s", "CPU": "%s", "memory": "%s", "memory available at start": "%s", "kernel": "%s", "rustc": "%s", "peers": "%s", "commit": "%s", "date (UTC)": "%s", "load average at start": "%s", "rtdash or NATS processes at start": "%s", "mode": "%s", "stack": "%s"}\n' \
+		"$(nproc)" "$cpu" "$mem" "$avail" "$(uname -r)" "$(rustc --version)" "$peers" \
 		"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')" \
-		"$(date -u +%FT%TZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-		"$([ "$QUICK" = 1 ] && echo '--quick' || echo full)$([ "$LONG" = 1 ] && echo ' --long'), $RUNS runs" "$stack"
+		"$(date -u +%FT%TZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" "${others:-0}" \
+		"$([ "$QUICK" = 1 ] && echo '--quick' || echo full)$([ "$LONG" = 1 ] && echo ' --long')${ONLY:+ --$ONLY}$([ "$PEERS" = 0 ] && echo ' --no-peers'), $RUNS runs" "$stack"
 } >"$OUT/machine.json"
+[ "${others:-0}" = 0 ] || log "warning: $others rtdash or NATS processes are running already; they share the cores with every run"
 : >"$OUT/commands.tsv"
+printf 'name\trun\tload average (1, 5, 15 min) before the run\n' >"$OUT/loadavg.tsv"
 
-# measure NAME COMMAND...: run COMMAND --json RUNS times into NAME.<i>.json (stderr to NAME.<i>.log).
+# command_once NAME COMMAND...: records NAME's command (first call only).
+command_once() {
+	local name=$1
+	shift
+	grep -q "^$name	" "$OUT/commands.tsv" || printf '%s\t%s\n' "$name" "$*" >>"$OUT/commands.tsv"
+}
+
+# measure_run NAME I COMMAND...: run I of COMMAND --json into NAME.<I>.json (stderr to
+# NAME.<I>.log), with the load average before it in loadavg.tsv.
+measure_run() {
+	local name=$1 i=$2
+	shift 2
+	command_once "$name" "$@"
+	printf '%s\t%s\t%s\n' "$name" "$i" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.tsv"
+	log "$name run $i/$RUNS: $*"
+	if ! timeout 900 "$@" --json >"$OUT/$name.$i.json" 2>"$OUT/$name.$i.log"; then
+		log "$name run $i failed (see $OUT/$name.$i.log)"
+	fi
+}
+
+# measure NAME COMMAND...: RUNS runs of COMMAND in a row (measure_run).
 measure() {
 	local name=$1 i
 	shift
-	printf '%s\t%s\n' "$name" "$*" >>"$OUT/commands.tsv"
 	for ((i = 1; i <= RUNS; i++)); do
-		log "$name run $i/$RUNS: $*"
-		if ! timeout 900 "$@" --json >"$OUT/$name.$i.json" 2>"$OUT/$name.$i.log"; then
-			log "$name run $i failed (see $OUT/$name.$i.log)"
-		fi
+		measure_run "$name" "$i" "$@"
 	done
 }
 
-# 1. In-process peer benchmark, before anything else runs.
-measure peer_inprocess "$LG" peer --mode inprocess --events "$PEER_EVENTS"
-# The same without rtdash's built-in `events` metric: exactly the peers' aggregation.
-measure peer_inprocess_exact "$LG" peer --mode inprocess --events "$PEER_EVENTS" --no-builtin-events
+# engine_run NAME I COMMAND...: run I of a peer engine's script, which writes its JSON summary
+# with --json-out NAME.<I>.json (output to NAME.<I>.log).
+engine_run() {
+	local name=$1 i=$2
+	shift 2
+	command_once "$name" "$@"
+	printf '%s\t%s\t%s\n' "$name" "$i" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.tsv"
+	log "$name run $i/$RUNS: $*"
+	rm -f "$OUT/$name.$i.json"
+	if ! timeout 900 "$@" --json-out "$OUT/$name.$i.json" >"$OUT/$name.$i.log" 2>&1; then
+		log "$name run $i failed (see $OUT/$name.$i.log)"
+	fi
+}
+
 
 finish() {
 	if [ "$REPORT" = 1 ]; then
-		python3 "$ROOT/bench/report.py" "$OUT" "$ROOT/BENCHMARKS.md"
-		log "BENCHMARKS.md updated from $OUT"
+		python3 "$ROOT/bench/report.py" "$OUT" "$ROOT/BENCHMARKS.md" ${SECTIONS:+--sections "$SECTIONS"}
+		log "BENCHMARKS.md updated from $OUT${SECTIONS:+ (sections $SECTIONS)}"
 	else
 		log "results in $OUT"
 	fi
 }
+# Partial runs rewrite only their own tables (each says its commit and load average).
+case $ONLY in
+peers) SECTIONS=peer,peer-ratios ;;
+fanout-peer) SECTIONS=fanout-peer ;;
+*) SECTIONS= ;;
+esac
+[ "$STACK" = 0 ] && SECTIONS=peer,peer-ratios
+
+# 1. The peer workload in-process, before anything else runs, alternated run by run with the
+# peer engines (Flink, then Spark), so that a change of the machine's load does not favour
+# one of them. Flink's JVM gets its script's default heap (--heap 8g) and Spark's driver its
+# default 8g, one at a time.
+if [ "$ONLY" != fanout-peer ]; then
+	if [ "$RUN_ENGINES" = 1 ]; then
+		avail_gib=$(awk '/MemAvailable/ {print int($2/1048576)}' /proc/meminfo)
+		[ "$avail_gib" -ge 10 ] || log "warning: only $avail_gib GiB available; the peer engines' 8 GiB heaps may not fit"
+	fi
+	for ((i = 1; i <= RUNS; i++)); do
+		measure_run peer_inprocess "$i" "$LG" peer --mode inprocess --events "$PEER_EVENTS"
+		# The same without rtdash's built-in `events` metric: exactly the peers' aggregation.
+		measure_run peer_inprocess_exact "$i" "$LG" peer --mode inprocess --events "$PEER_EVENTS" --no-builtin-events
+		if [ "$RUN_ENGINES" = 1 ]; then
+			engine_run peer_flink "$i" "$PEERS_DIR/flink/bin/python" bench/peers/flink_window_bench.py --rows "$FLINK_ROWS"
+			engine_run peer_spark "$i" "$PEERS_DIR/spark/bin/python" bench/peers/spark_window_bench.py \
+				--rate "$SPARK_RATE" --duration "$SPARK_SECS" --warmup "$SPARK_WARMUP"
+		fi
+	done
+fi
 
 if [ "$STACK" = 0 ]; then
 	finish
@@ -126,6 +226,7 @@ fi
 # 2. A fresh stack (or the running one).
 UP_PID=
 stop_stack() {
+	centrifugo_stop
 	if [ -n "$UP_PID" ] && kill -0 "$UP_PID" 2>/dev/null; then
 		log "stopping the stack"
 		kill -TERM "$UP_PID" 2>/dev/null || true
@@ -195,6 +296,52 @@ ingest() {
 	done
 }
 
+
+# fanout_peer: the gateway alone (markers published on NATS, `fanout --nats`) and Centrifugo
+# (markers through its server API, `fanout --target centrifugo`): the same viewers, markers,
+# interval and probe; the two alternate within each run, the first of the pair changing from
+# run to run. Memory per viewer is taken against each server's resident memory before it had
+# any viewer (RSS_FRESH in fresh_rss.json): freed memory that a server keeps for reuse would
+# make "before this run" a wrong baseline.
+fanout_peer() {
+	local viewers i gw_cmd cf_cmd
+	centrifugo_start "$CENTRIFUGO_BIN" "$OUT/centrifugo" "$CENTRIFUGO_PORT"
+	python3 -c 'import json,sys; print(json.dumps({"gateway_mib": float(sys.argv[1]) if sys.argv[1] else None, "centrifugo_mib": float(sys.argv[2])}))' \
+		"$GATEWAY_RSS_FRESH" "$(awk '/VmRSS/ {print $2/1024}' "/proc/$CF_PID/status")" >"$OUT/fresh_rss.json"
+	for viewers in $FANOUT_PEER_VIEWERS; do
+		gw_cmd=("$LG" fanout --gateway "$GATEWAY" --nats "$NATS" --viewers "$viewers" --markers "$FANOUT_MARKERS" "${PID_ARGS[@]}")
+		cf_cmd=("$LG" fanout --target centrifugo --centrifugo "$CF_URL" --centrifugo-pid "$CF_PID" --viewers "$viewers" --markers "$FANOUT_MARKERS")
+		for ((i = 1; i <= RUNS; i++)); do
+			if ((i % 2)); then
+				measure_run "fanoutpeer_gateway_$viewers" "$i" "${gw_cmd[@]}"
+				measure_run "fanoutpeer_centrifugo_$viewers" "$i" "${cf_cmd[@]}"
+			else
+				measure_run "fanoutpeer_centrifugo_$viewers" "$i" "${cf_cmd[@]}"
+				measure_run "fanoutpeer_gateway_$viewers" "$i" "${gw_cmd[@]}"
+			fi
+		done
+	done
+	centrifugo_stop
+}
+PID_ARGS=()
+[ -n "$GATEWAY_PID" ] && PID_ARGS=(--gateway-pid "$GATEWAY_PID")
+GATEWAY_RSS_FRESH=
+[ -n "$GATEWAY_PID" ] && GATEWAY_RSS_FRESH=$(awk '/VmRSS/ {print $2/1024}' "/proc/$GATEWAY_PID/status" 2>/dev/null || true)
+
+# Partial runs: the peer workload over HTTP, or the fan-out peer; then stop.
+if [ "$ONLY" = peers ]; then
+	measure peer_http "$LG" peer --mode http --agent "$AGENT" --gateway "$GATEWAY" --duration "$PEER_HTTP_SECS"
+fi
+if [ "$ONLY" = fanout-peer ]; then
+	fanout_peer
+fi
+if [ -n "$ONLY" ]; then
+	stop_stack
+	trap - EXIT
+	finish
+	exit 0
+fi
+
 # 3. Edge ingest: capacity (closed loop) and open loop at 100,000 events/s.
 ingest ingest_max "$LG" load --agent "$AGENT" --gateway "$GATEWAY" --rate 0 --duration "$INGEST_SECS" --connections 8
 ingest ingest_100k "$LG" load --agent "$AGENT" --gateway "$GATEWAY" --rate 100000 --duration "$OPEN_SECS"
@@ -263,8 +410,6 @@ EOF
 fi
 
 # 6. Fan-out: 1,000 and 10,000 viewers, then 10,000 beside 100,000 events/s.
-PID_ARGS=()
-[ -n "$GATEWAY_PID" ] && PID_ARGS=(--gateway-pid "$GATEWAY_PID")
 measure fanout_1000 "$LG" fanout --gateway "$GATEWAY" --agent "$AGENT" --viewers 1000 --markers "$FANOUT_MARKERS" "${PID_ARGS[@]}"
 measure fanout_10000 "$LG" fanout --gateway "$GATEWAY" --agent "$AGENT" --viewers 10000 --markers "$FANOUT_MARKERS" "${PID_ARGS[@]}"
 fanout_secs=$((10 + 2 * FANOUT_MARKERS + 15 + 30))
@@ -279,6 +424,11 @@ for ((i = 1; i <= RUNS; i++)); do
 	kill "$load_pid" 2>/dev/null || true
 	wait "$load_pid" 2>/dev/null || true
 done
+
+# The fan-out peer beside the gateway's fan-out.
+if [ "$RUN_FANOUT_PEER" = 1 ]; then
+	fanout_peer
+fi
 
 # 7. Metric query latency.
 measure query "$LG" query --gateway "$GATEWAY" --tenant tenant-0 --metric events --requests 2000 --concurrency 8 --max-secs 30
