@@ -107,7 +107,14 @@ def section_machine(results, cmds):
     except (OSError, ValueError):
         return "not measured in this run"
     rows = [[k, v] for k, v in m.items()]
-    return table(["what", "value"], rows)
+    text = table(["what", "value"], rows)
+    loads = load_avgs(results, None)
+    if loads:
+        text += f"\n\nLoad average (1 min) before the runs: {min(loads):.1f}-{max(loads):.1f}."
+    warning = busy(m, loads)
+    if warning:
+        text += f" **{warning}**"
+    return text
 
 
 FLINK_LABEL = "Flink 2.3.0 (PyFlink, Flink SQL, parallelism 2, bounded datagen; exact distinct, no p99): rows / job net runtime"
@@ -118,7 +125,7 @@ TARGET_HTTP = 2.0
 
 
 def load_avgs(results, names):
-    """1-minute load averages recorded before the runs of `names` (loadavg.tsv)."""
+    """1-minute load averages recorded before the runs of `names` (all runs: None), from loadavg.tsv."""
     out = []
     path = os.path.join(results, "loadavg.tsv")
     if os.path.exists(path):
@@ -126,7 +133,7 @@ def load_avgs(results, names):
             next(f, None)
             for line in f:
                 parts = line.rstrip("\n").split("\t")
-                if len(parts) == 3 and parts[0] in names:
+                if len(parts) == 3 and (names is None or parts[0] in names):
                     try:
                         out.append(float(parts[2].split()[0]))
                     except (ValueError, IndexError):
@@ -151,7 +158,35 @@ def run_line(results, names):
     if loads:
         text += f", before each of these runs {min(loads):.1f}-{max(loads):.1f} (1 min)"
     text += "."
+    warning = busy(m, loads)
+    if warning:
+        text += f" **{warning}**"
     return text
+
+
+# A 1-minute load average above this share of the cores before a run: other work shared them.
+BUSY_LOAD_PER_CORE = 0.75
+
+
+def busy(m, loads):
+    """Why these figures are not the quiet-machine figures the targets are judged on, or None."""
+    reasons = []
+    try:
+        cores = float(m.get("cores (nproc)", "0"))
+    except ValueError:
+        cores = 0.0
+    try:
+        at_start = float(str(m.get("load average at start", "")).split()[0])
+    except (ValueError, IndexError):
+        at_start = None
+    worst = max(loads + ([at_start] if at_start is not None else []), default=None)
+    if cores and worst is not None and worst > BUSY_LOAD_PER_CORE * cores:
+        reasons.append(f"the machine was busy (load average up to {worst:.1f} on {cores:.0f} cores)")
+    if "sizes overridden" in str(m.get("mode", "")):
+        reasons.append("run sizes were overridden (a harness check)")
+    if not reasons:
+        return None
+    return "Not comparable: " + " and ".join(reasons) + "; these are not the figures the targets are judged on."
 
 
 def engine_rows(results):

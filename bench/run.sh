@@ -22,7 +22,11 @@
 #                  markers and probe, alternated; rewrites only that table
 #     --no-peers   leave Flink, Spark and Centrifugo out (no Java or Go needed)
 #     (RTDASH_BENCH_SPARK_RATE: rows/s offered to Spark, default 500000;
-#      RTDASH_BENCH_CENTRIFUGO_PORT: Centrifugo's port on 127.0.0.1, default 18000)
+#      RTDASH_BENCH_CENTRIFUGO_PORT: Centrifugo's port on 127.0.0.1, default 18000;
+#      to check the harness on a busy machine, smaller runs than --quick's:
+#      RTDASH_BENCH_PEER_EVENTS, RTDASH_BENCH_FLINK_ROWS, RTDASH_BENCH_SPARK_SECS,
+#      RTDASH_BENCH_SPARK_WARMUP, RTDASH_BENCH_FANOUT_PEER_VIEWERS ("1000 10000"); machine.json
+#      lists any that are set)
 #     --no-report  leave BENCHMARKS.md alone (results stay in the results directory)
 #     --out DIR    results directory (default target/bench/<UTC time>)
 #
@@ -36,7 +40,7 @@
 # load average before each run (loadavg.tsv) and logs stay in the results directory.
 set -euo pipefail
 
-usage() { sed -n '2,36s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,40s/^# \{0,1\}//p' "$0"; }
 RUNS=3 QUICK=0 LONG=0 STACK=1 RUNNING=0 REPORT=1 OUT= ONLY= PEERS=1
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -90,6 +94,13 @@ fi
 # Spark's rate source is offered this many rows/s (its sustained rate in the earlier
 # measurements); Spark's figure is its processed rows/s while a micro-batch runs.
 SPARK_RATE=${RTDASH_BENCH_SPARK_RATE:-500000}
+# Smaller engine runs for checking the harness on a loaded machine (the figures of such runs
+# are not comparable): Flink's rows, Spark's seconds and warm-up, the fan-out peer's viewers.
+FLINK_ROWS=${RTDASH_BENCH_FLINK_ROWS:-$FLINK_ROWS}
+SPARK_SECS=${RTDASH_BENCH_SPARK_SECS:-$SPARK_SECS}
+SPARK_WARMUP=${RTDASH_BENCH_SPARK_WARMUP:-$SPARK_WARMUP}
+PEER_EVENTS=${RTDASH_BENCH_PEER_EVENTS:-$PEER_EVENTS}
+FANOUT_PEER_VIEWERS=${RTDASH_BENCH_FANOUT_PEER_VIEWERS:-$FANOUT_PEER_VIEWERS}
 [ "$LONG" = 1 ] && E2E_MARKERS=300
 
 log "building rtdash-loadgen (release)"
@@ -127,11 +138,13 @@ fi
 	[ "$RUN_FANOUT_PEER" = 1 ] && peers="$peers; Centrifugo $("$CENTRIFUGO_BIN" version 2>&1 | head -1)"
 	# Processes of another rtdash stack would share the cores with every run.
 	others=$(pgrep -x -c 'edge-agent|core-aggregator|gateway|nats-server' 2>/dev/null || true)
+	# Size overrides make the run's figures incomparable: the mode names them.
+	overrides=$(env | grep -oE '^RTDASH_BENCH_(PEER_EVENTS|FLINK_ROWS|SPARK_SECS|SPARK_WARMUP|FANOUT_PEER_VIEWERS)=.*' | tr '\n' ' ' | sed 's/ $//' || true)
 	printf '{"cores (nproc)": "%s", "CPU": "%s", "memory": "%s", "memory available at start": "%s", "kernel": "%s", "rustc": "%s", "peers": "%s", "commit": "%s", "date (UTC)": "%s", "load average at start": "%s", "rtdash or NATS processes at start": "%s", "mode": "%s", "stack": "%s"}\n' \
 		"$(nproc)" "$cpu" "$mem" "$avail" "$(uname -r)" "$(rustc --version)" "$peers" \
 		"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')" \
 		"$(date -u +%FT%TZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" "${others:-0}" \
-		"$([ "$QUICK" = 1 ] && echo '--quick' || echo full)$([ "$LONG" = 1 ] && echo ' --long')${ONLY:+ --$ONLY}$([ "$PEERS" = 0 ] && echo ' --no-peers'), $RUNS runs" "$stack"
+		"$([ "$QUICK" = 1 ] && echo '--quick' || echo full)$([ "$LONG" = 1 ] && echo ' --long')${ONLY:+ --$ONLY}$([ "$PEERS" = 0 ] && echo ' --no-peers'), $RUNS runs${overrides:+, sizes overridden: $overrides}" "$stack"
 } >"$OUT/machine.json"
 [ "${others:-0}" = 0 ] || log "warning: $others rtdash or NATS processes are running already; they share the cores with every run"
 : >"$OUT/commands.tsv"
@@ -278,6 +291,7 @@ ingest() {
 	printf '%s\t%s\n' "$name" "$*" >>"$OUT/commands.tsv"
 	for ((i = 1; i <= RUNS; i++)); do
 		log "$name run $i/$RUNS: $*"
+		printf '%s\t%s\t%s\n' "$name" "$i" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.tsv"
 		m0=$(core_metric rtdash_core_partials_merged_total)
 		b0=$(core_metric rtdash_core_batches_applied_total)
 		t0=$(date +%s.%N)
@@ -368,6 +382,7 @@ e2e() {
 	printf '%s\t%s   (while: %s load --rate %s --duration %s)\n' "$name" "${probe_cmd[*]}" "$LG" "$rate" "$load_secs" >>"$OUT/commands.tsv"
 	for ((i = 1; i <= runs; i++)); do
 		log "$name: $viewers viewer(s) at $rate events/s, run $i/$runs"
+		printf '%s\t%s\t%s\n' "$name" "$i" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.tsv"
 		"$LG" load --agent "$AGENT" --rate "$rate" --duration "$load_secs" --progress 0 --json \
 			>"$OUT/$load_name.$i.json" 2>"$OUT/$load_name.$i.log" &
 		local load_pid=$!
@@ -417,6 +432,7 @@ printf '%s\t%s   (while: %s load --rate 100000 --duration %s)\n' fanout_10000_lo
 	"$LG fanout --gateway $GATEWAY --agent $AGENT --viewers 10000 --markers $FANOUT_MARKERS ${PID_ARGS[*]}" "$LG" "$fanout_secs" >>"$OUT/commands.tsv"
 for ((i = 1; i <= RUNS; i++)); do
 	log "fanout 10000 under load, run $i/$RUNS"
+	printf '%s\t%s\t%s\n' fanout_10000_load "$i" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.tsv"
 	"$LG" load --agent "$AGENT" --rate 100000 --duration "$fanout_secs" --progress 0 --json >"$OUT/fanoutload.$i.json" 2>&1 &
 	load_pid=$!
 	timeout 900 "$LG" fanout --gateway "$GATEWAY" --agent "$AGENT" --viewers 10000 --markers "$FANOUT_MARKERS" "${PID_ARGS[@]}" --json \
