@@ -34,13 +34,14 @@
 # the peer engines (bench/peers/: PyFlink and PySpark, installed once by bench/peers/setup.sh);
 # then the stack is started with ./deploy/up.sh --no-demo (fresh state in the results
 # directory, the usual ports 8080/8081/4222/9000..., so no other stack may be running) and the
-# network benchmarks run against it, the fan-out peer (Centrifugo, built once by
-# bench/centrifugo/setup.sh) beside the gateway's fan-out; the stack is stopped at the end,
+# network benchmarks run against it, first (stack fresh and idle) the fan-out peer
+# (Centrifugo, built once by bench/centrifugo/setup.sh) alternated with the gateway alone,
+# then ingest, event to screen, fan-out and queries; the stack is stopped at the end,
 # whatever happens. Every run is bounded in time. Raw results (one JSON object per run), the
 # load average before each run (loadavg.tsv) and logs stay in the results directory.
 set -euo pipefail
 
-usage() { sed -n '2,40s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,41s/^# \{0,1\}//p' "$0"; }
 RUNS=3 QUICK=0 LONG=0 STACK=1 RUNNING=0 REPORT=1 OUT= ONLY= PEERS=1
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -135,7 +136,10 @@ fi
 	if [ "$RUN_ENGINES" = 1 ]; then
 		peers="PyFlink $("$PEERS_DIR/flink/bin/python" -c 'import pyflink.version as v; print(v.__version__)'), PySpark $("$PEERS_DIR/spark/bin/python" -c 'import pyspark; print(pyspark.__version__)'), $(java -version 2>&1 | head -1 | tr -d '"')"
 	fi
-	[ "$RUN_FANOUT_PEER" = 1 ] && peers="$peers; Centrifugo $("$CENTRIFUGO_BIN" version 2>&1 | head -1)"
+	if [ "$RUN_FANOUT_PEER" = 1 ]; then
+		cf_version=$("$CENTRIFUGO_BIN" version 2>&1 | head -1)
+		if [ "$peers" = none ]; then peers=$cf_version; else peers="$peers; $cf_version"; fi
+	fi
 	# Processes of another rtdash stack would share the cores with every run.
 	others=$(pgrep -x -c 'edge-agent|core-aggregator|gateway|nats-server' 2>/dev/null || true)
 	# Size overrides make the run's figures incomparable: the mode names them.
@@ -319,7 +323,10 @@ ingest() {
 # make "before this run" a wrong baseline.
 fanout_peer() {
 	local viewers i gw_cmd cf_cmd
-	centrifugo_start "$CENTRIFUGO_BIN" "$OUT/centrifugo" "$CENTRIFUGO_PORT"
+	centrifugo_start "$CENTRIFUGO_BIN" "$OUT/centrifugo" "$CENTRIFUGO_PORT" || {
+		log "Centrifugo did not start (see $OUT/centrifugo/centrifugo.log): the fan-out peer is left out"
+		return 0
+	}
 	python3 -c 'import json,sys; print(json.dumps({"gateway_mib": float(sys.argv[1]) if sys.argv[1] else None, "centrifugo_mib": float(sys.argv[2])}))' \
 		"$GATEWAY_RSS_FRESH" "$(awk '/VmRSS/ {print $2/1024}' "/proc/$CF_PID/status")" >"$OUT/fresh_rss.json"
 	for viewers in $FANOUT_PEER_VIEWERS; do
@@ -342,12 +349,17 @@ PID_ARGS=()
 GATEWAY_RSS_FRESH=
 [ -n "$GATEWAY_PID" ] && GATEWAY_RSS_FRESH=$(awk '/VmRSS/ {print $2/1024}' "/proc/$GATEWAY_PID/status" 2>/dev/null || true)
 
-# Partial runs: the peer workload over HTTP, or the fan-out peer; then stop.
+# The fan-out peer first, while the stack is fresh and idle: both servers' memory per viewer is
+# taken against their resident memory before they ever had a viewer, which the gateway's own
+# fan-out runs below (and the 1,000-viewer event-to-screen runs) would inflate.
+if [ "$RUN_FANOUT_PEER" = 1 ]; then
+	fanout_peer
+elif [ "$ONLY" = fanout-peer ]; then
+	log "--fanout-peer with --no-peers or --no-stack: nothing to run"
+fi
+# Partial runs: the peer workload over HTTP, or the fan-out peer (above); then stop.
 if [ "$ONLY" = peers ]; then
 	measure peer_http "$LG" peer --mode http --agent "$AGENT" --gateway "$GATEWAY" --duration "$PEER_HTTP_SECS"
-fi
-if [ "$ONLY" = fanout-peer ]; then
-	fanout_peer
 fi
 if [ -n "$ONLY" ]; then
 	stop_stack
@@ -440,11 +452,6 @@ for ((i = 1; i <= RUNS; i++)); do
 	kill "$load_pid" 2>/dev/null || true
 	wait "$load_pid" 2>/dev/null || true
 done
-
-# The fan-out peer beside the gateway's fan-out.
-if [ "$RUN_FANOUT_PEER" = 1 ]; then
-	fanout_peer
-fi
 
 # 7. Metric query latency.
 measure query "$LG" query --gateway "$GATEWAY" --tenant tenant-0 --metric events --requests 2000 --concurrency 8 --max-secs 30
