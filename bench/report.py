@@ -182,6 +182,11 @@ def busy(m, loads):
     worst = max(loads + ([at_start] if at_start is not None else []), default=None)
     if cores and worst is not None and worst > BUSY_LOAD_PER_CORE * cores:
         reasons.append(f"the machine was busy (load average up to {worst:.1f} on {cores:.0f} cores)")
+    others = str(m.get("rtdash or NATS processes at start", "0")).strip()
+    if others not in ("", "0"):
+        reasons.append(f"{others} rtdash or NATS processes of another stack were running")
+    if "debug build" in str(m.get("mode", "")):
+        reasons.append("rtdash ran as a debug build")
     if "sizes overridden" in str(m.get("mode", "")):
         reasons.append("run sizes were overridden (a harness check)")
     if not reasons:

@@ -25,8 +25,8 @@
 #      RTDASH_BENCH_CENTRIFUGO_PORT: Centrifugo's port on 127.0.0.1, default 18000;
 #      to check the harness on a busy machine, smaller runs than --quick's:
 #      RTDASH_BENCH_PEER_EVENTS, RTDASH_BENCH_FLINK_ROWS, RTDASH_BENCH_SPARK_SECS,
-#      RTDASH_BENCH_SPARK_WARMUP, RTDASH_BENCH_FANOUT_PEER_VIEWERS ("1000 10000"); machine.json
-#      lists any that are set)
+#      RTDASH_BENCH_SPARK_WARMUP, RTDASH_BENCH_FANOUT_PEER_VIEWERS ("1000 10000"), and
+#      RTDASH_BENCH_PROFILE=debug for debug builds; machine.json's mode lists any of them)
 #     --no-report  leave BENCHMARKS.md alone (results stay in the results directory)
 #     --out DIR    results directory (default target/bench/<UTC time>)
 #
@@ -77,7 +77,18 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 OUT=${OUT:-$ROOT/target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
-LG=${CARGO_TARGET_DIR:-target}/release/rtdash-loadgen
+# RTDASH_BENCH_PROFILE=debug: debug builds of the load generator and the stack, only to check
+# the harness where a release build is not at hand (its figures are not comparable).
+PROFILE=${RTDASH_BENCH_PROFILE:-release}
+case $PROFILE in
+release) CARGO_PROFILE_ARGS=(--release) ;;
+debug) CARGO_PROFILE_ARGS=() ;;
+*)
+	echo "bench: RTDASH_BENCH_PROFILE must be release or debug, not '$PROFILE'" >&2
+	exit 2
+	;;
+esac
+LG=${CARGO_TARGET_DIR:-target}/$PROFILE/rtdash-loadgen
 AGENT=${RTDASH_BENCH_AGENT:-http://127.0.0.1:8081}
 GATEWAY=${RTDASH_BENCH_GATEWAY:-http://127.0.0.1:8080}
 AGGREGATOR=${RTDASH_BENCH_AGGREGATOR:-http://127.0.0.1:8082}
@@ -104,8 +115,8 @@ PEER_EVENTS=${RTDASH_BENCH_PEER_EVENTS:-$PEER_EVENTS}
 FANOUT_PEER_VIEWERS=${RTDASH_BENCH_FANOUT_PEER_VIEWERS:-$FANOUT_PEER_VIEWERS}
 [ "$LONG" = 1 ] && E2E_MARKERS=300
 
-log "building rtdash-loadgen (release)"
-cargo build --release -p rtdash-loadgen
+log "building rtdash-loadgen ($PROFILE)"
+cargo build "${CARGO_PROFILE_ARGS[@]}" -p rtdash-loadgen
 
 # The peers: PyFlink and PySpark in a cached virtual environment, Centrifugo built once.
 RUN_ENGINES=0 RUN_FANOUT_PEER=0
@@ -129,7 +140,7 @@ fi
 	elif [ "$RUNNING" = 1 ]; then
 		stack="already running (--running): agent $AGENT, gateway $GATEWAY"
 	else
-		stack="started by bench/run.sh (./deploy/up.sh --no-demo --reset)"
+		stack="started by bench/run.sh (./deploy/up.sh --no-demo --reset --profile $PROFILE)"
 	fi
 	avail=$(awk '/MemAvailable/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 	peers=none
@@ -148,7 +159,7 @@ fi
 		"$(nproc)" "$cpu" "$mem" "$avail" "$(uname -r)" "$(rustc --version)" "$peers" \
 		"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)')" \
 		"$(date -u +%FT%TZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" "${others:-0}" \
-		"$([ "$QUICK" = 1 ] && echo '--quick' || echo full)$([ "$LONG" = 1 ] && echo ' --long')${ONLY:+ --$ONLY}$([ "$PEERS" = 0 ] && echo ' --no-peers'), $RUNS runs${overrides:+, sizes overridden: $overrides}" "$stack"
+		"$([ "$QUICK" = 1 ] && echo '--quick' || echo full)$([ "$LONG" = 1 ] && echo ' --long')${ONLY:+ --$ONLY}$([ "$PEERS" = 0 ] && echo ' --no-peers'), $RUNS runs${overrides:+, sizes overridden: $overrides}$([ "$PROFILE" = release ] || echo ", $PROFILE build")" "$stack"
 } >"$OUT/machine.json"
 [ "${others:-0}" = 0 ] || log "warning: $others rtdash or NATS processes are running already; they share the cores with every run"
 : >"$OUT/commands.tsv"
@@ -256,7 +267,7 @@ if [ "$RUNNING" = 1 ]; then
 else
 	export RTDASH_STATE="$OUT/stack"
 	log "starting the stack (./deploy/up.sh --no-demo --reset; log: $OUT/up.log)"
-	setsid ./deploy/up.sh --no-demo --reset >"$OUT/up.log" 2>&1 &
+	setsid ./deploy/up.sh --no-demo --reset --profile "$PROFILE" >"$OUT/up.log" 2>&1 &
 	UP_PID=$!
 	trap stop_stack EXIT
 	trap 'exit 130' INT
