@@ -89,7 +89,9 @@ def cmd(cmds, name):
     if not c:
         return "-"
     # `<target dir>/release/rtdash-loadgen` -> `rtdash-loadgen`
-    c = re.sub(r"\S*/release/rtdash-loadgen", "rtdash-loadgen", c)
+    c = re.sub(r"\S*/(?:release|debug)/rtdash-loadgen", "rtdash-loadgen", c)
+    # `<cache>/peers-venv/<versions>/flink/bin/python` -> `<peers venv>/flink/bin/python`
+    c = re.sub(r"\S*/peers-venv/[^/\s]+/(flink|spark)/bin/python", r"<peers venv>/\1/bin/python", c)
     return f"`{c}`"
 
 
@@ -191,13 +193,37 @@ def busy(m, loads):
         reasons.append("run sizes were overridden (a harness check)")
     if not reasons:
         return None
-    return "Not comparable: " + " and ".join(reasons) + "; these are not the figures the targets are judged on."
+    return "Not comparable: " + "; ".join(reasons) + ". These are not the figures the targets are judged on."
 
 
 def engine_rows(results):
     flink = load_runs(results, "peer_flink")
     spark = load_runs(results, "peer_spark")
     return flink, spark
+
+
+def attempts(results, name):
+    """How many runs of `name` were started (loadavg.tsv has a line before each)."""
+    path = os.path.join(results, "loadavg.tsv")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.split("\t", 1)[0] == name)
+
+
+def engine_failures(results):
+    """A sentence on engine runs that gave no figure, or ''."""
+    out = []
+    for name, label in [("peer_flink", "Flink"), ("peer_spark", "Spark")]:
+        started, done = attempts(results, name), len(load_runs(results, name))
+        if started > done:
+            out.append(f"{label}: {started - done} of {started} runs gave no figure (their logs: `{name}.<run>.log` in the results directory)")
+    return ("\n\n" + "; ".join(out) + ".") if out else ""
+
+
+def judged(results, names):
+    """False when the runs of `names` are not comparable (busy machine, debug build, ...)."""
+    return busy(machine(results), load_avgs(results, names)) is None
 
 
 def ratio(a, b):
@@ -220,7 +246,7 @@ def section_peer(results, cmds):
         m = median_value(runs, path)
         rows.append([
             label, med(runs, path), med(runs, "events_per_cpu_sec") if path == "events_per_sec" else "-", len(runs),
-            ratio(m, f) if flink else "Flink not run", ratio(m, sp) if spark else "Spark not run", target, cmd(cmds, name),
+            ratio(m, f) if flink else "no Flink figure", ratio(m, sp) if spark else "no Spark figure", target, cmd(cmds, name),
         ])
     rows.append([FLINK_LABEL, med(flink, "events_per_s_net") if flink else "not measured in this run", "-", len(flink),
                  "1.00x" if flink else "-", ratio(f, sp) if spark else "-", "-", cmd(cmds, "peer_flink")])
@@ -245,8 +271,12 @@ def section_peer(results, cmds):
         text += (f"\n\nSpark's runs: median micro-batch {med(spark, 'median_batch_s', 1)} s, "
                  f"median processed/offered {med(spark, 'median_processed_over_input', 2)}, "
                  f"rows dropped by the watermark {med(spark, 'rows_dropped_by_watermark')}.")
-    text += "\n\n" + run_line(results, {"peer_inprocess", "peer_inprocess_exact", "peer_http", "peer_flink", "peer_spark"})
+    text += engine_failures(results)
+    text += "\n\n" + run_line(results, PEER_NAMES)
     return text
+
+
+PEER_NAMES = {"peer_inprocess", "peer_inprocess_exact", "peer_http", "peer_flink", "peer_spark"}
 
 
 def paired(a_runs, a_path, b_runs, b_path):
@@ -269,6 +299,7 @@ def section_peer_ratios(results, cmds):
         return "not measured in this run (the peer engines did not run: `bench/run.sh --no-peers`, or they failed; see the results directory)"
     peers = [("Flink", flink, "events_per_s_net"), ("Spark", spark, "median_processed_rows_per_s")]
     rows = []
+    judge = judged(results, PEER_NAMES)
     for label, runs, path, target in [
         ("rtdash in-process (5 series per event)", inproc, "events_per_sec", TARGET_INPROCESS),
         ("rtdash in-process, the peers' aggregation only", exact, "events_per_sec", TARGET_INPROCESS),
@@ -287,12 +318,13 @@ def section_peer_ratios(results, cmds):
                 f"{r:.2f}x" if r else "-",
                 ", ".join(f"{x:.2f}x" for x in pairs) if pairs else "-",
                 f">= {target:.0f}x" if is_flink else "-",
-                ("yes" if r and r >= target else "**no**") if is_flink else "-",
+                (("yes" if r and r >= target else "**no**") if judge else "not judged (not comparable)") if is_flink else "-",
             ])
     text = table(["ratio (medians of the same run)", "median / median", "run by run (alternated runs)", "target (issue 19)", "met"], rows)
     text += ("\n\nThe HTTP runs need the stack, so they come after the no-stack phase in which rtdash in-process and "
              "the engines alternate; their ratio is against the engines' medians of that quieter phase.")
-    text += "\n\n" + run_line(results, {"peer_inprocess", "peer_inprocess_exact", "peer_http", "peer_flink", "peer_spark"})
+    text += engine_failures(results)
+    text += "\n\n" + run_line(results, PEER_NAMES)
     return text
 
 

@@ -266,7 +266,7 @@ if [ "$RUNNING" = 1 ]; then
 	log "using the running stack: agent $AGENT, gateway $GATEWAY"
 else
 	export RTDASH_STATE="$OUT/stack"
-	log "starting the stack (./deploy/up.sh --no-demo --reset; log: $OUT/up.log)"
+	log "starting the stack (./deploy/up.sh --no-demo --reset --profile $PROFILE; log: $OUT/up.log)"
 	setsid ./deploy/up.sh --no-demo --reset --profile "$PROFILE" >"$OUT/up.log" 2>&1 &
 	UP_PID=$!
 	trap stop_stack EXIT
