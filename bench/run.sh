@@ -162,6 +162,7 @@ fi
 		"$([ "$QUICK" = 1 ] && echo '--quick' || echo full)$([ "$LONG" = 1 ] && echo ' --long')${ONLY:+ --$ONLY}$([ "$PEERS" = 0 ] && echo ' --no-peers'), $RUNS runs${overrides:+, sizes overridden: $overrides}$([ "$PROFILE" = release ] || echo ", $PROFILE build")" "$stack"
 } >"$OUT/machine.json"
 [ "${others:-0}" = 0 ] || log "warning: $others rtdash or NATS processes are running already; they share the cores with every run"
+[ "$RUNNING" = 1 ] && [ "$ONLY" != fanout-peer ] && log "warning: --running: the in-process peer runs share the cores with the running stack (idle, but not stopped)"
 : >"$OUT/commands.tsv"
 printf 'name\trun\tload average (1, 5, 15 min) before the run\n' >"$OUT/loadavg.tsv"
 
