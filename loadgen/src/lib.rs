@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod centrifugo;
 pub mod cmd;
 pub mod credentials;
 pub mod gateway;

@@ -75,6 +75,27 @@ pub struct FanoutArgs {
     /// deliveries cluster at a point of the minute, such as window rollovers.
     #[arg(long)]
     pub timeline: bool,
+    /// What the viewers watch: `gateway` (rtdash's dashboard stream), or `centrifugo`, the
+    /// fan-out peer (`fanout_centrifugo.rs`): Centrifugo's uni_sse endpoint at
+    /// `--centrifugo`, markers published through its server API (key and token secret from
+    /// `RTDASH_CENTRIFUGO_API_KEY` and `RTDASH_CENTRIFUGO_HMAC_SECRET`).
+    #[arg(long, value_enum, default_value_t = Target::Gateway)]
+    pub target: Target,
+    /// Centrifugo base URL (with `--target centrifugo`).
+    #[arg(long, default_value = "http://127.0.0.1:8000")]
+    pub centrifugo: String,
+    /// Centrifugo's process id, to read its resident memory (with `--target centrifugo`).
+    #[arg(long)]
+    pub centrifugo_pid: Option<u32>,
+}
+
+/// The server the viewers of `fanout` watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// rtdash's gateway.
+    Gateway,
+    /// Centrifugo v6, unidirectional SSE.
+    Centrifugo,
 }
 
 /// What the probe measured.
@@ -191,6 +212,9 @@ async fn viewer(
 
 /// Runs `fanout`.
 pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
+    if args.target == Target::Centrifugo {
+        return super::fanout_centrifugo::run(args).await;
+    }
     let wanted = (args.viewers as u64) * 2 + 1024;
     match rlimit::increase_nofile_limit(wanted) {
         Ok(limit) if limit < wanted => {
@@ -317,7 +341,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
 
 /// One line per marker on standard error: second of the minute it was sent, deliveries, and
 /// its median and largest delay in milliseconds.
-fn print_timeline(published: &[(u64, i64, Instant, i64)], per_marker: &[Samples]) {
+pub(crate) fn print_timeline(published: &[(u64, i64, Instant, i64)], per_marker: &[Samples]) {
     eprintln!("marker  sent_at(s of minute)  deliveries  p50_ms  max_ms");
     for (i, ((_, _, _, at), marker)) in published.iter().zip(per_marker).enumerate() {
         let summary = marker.summary();

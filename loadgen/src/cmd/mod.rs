@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod fanout;
+pub mod fanout_centrifugo;
 pub mod latency;
 pub mod load;
 pub mod peer;
