@@ -30,7 +30,7 @@ pub struct ApiDoc;
 
 /// Every REST route (without the stream), with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    use crate::api::{alerts, dashboards, definitions, metrics, status};
+    use crate::api::{alerts, capabilities, dashboards, definitions, metrics, status};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(dashboards::create, dashboards::list))
         .routes(routes!(
@@ -52,6 +52,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::list))
         .routes(routes!(metrics::query))
         .routes(routes!(metrics::series))
+        .routes(routes!(capabilities::capabilities))
         .routes(routes!(status::status))
 }
 

@@ -1,8 +1,10 @@
 //! The REST API: one module per resource, plus the extractors and helpers they share.
 
 pub mod alerts;
+pub mod capabilities;
 pub mod dashboards;
 pub mod definitions;
+pub mod metric_answer;
 pub mod metrics;
 pub mod status;
 
