@@ -80,12 +80,15 @@ fn dataset() -> (Vec<Row>, Vec<Row>) {
     (full, rollups)
 }
 
-/// A gateway whose base table keeps windows forever: this file's rows are of January 2024,
-/// and its tables have no TTL (the default 7 days would refuse such a range with a 400, as
-/// `gateway_tiers.rs` checks).
+/// A gateway whose base table keeps windows forever and which has no rollup tiers: this
+/// file's rows are base windows of January 2024 (the default 7 days would refuse such a
+/// range with a 400, and a 1 h window would be read from the 1 h tier's table, which these
+/// tests do not write; `gateway_tiers.rs` checks both).
 async fn start(tune: impl FnOnce(&mut gateway::config::GatewayConfig)) -> GatewayEnv {
     GatewayEnv::start(|config| {
         config.rollups.base_retention_days = 0;
+        config.rollups.tiers.clear();
+        config.rollups.tier_retention_days.clear();
         tune(config);
     })
     .await
