@@ -218,6 +218,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/metrics/{name}/capabilities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What a metric can answer. */
+        get: operations["metric_capabilities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/metrics/{name}/series": {
         parameters: {
             query?: never;
@@ -429,6 +446,13 @@ export interface components {
          * @enum {string}
          */
         AlertState: "ok" | "pending" | "firing" | "resolved";
+        /** @description What `window=auto` picks for the range asked. */
+        AutoChoice: {
+            /** @description The stored resolution read. */
+            source_window: string;
+            /** @description The window. */
+            window: string;
+        };
         /**
          * @description Comparison of a stat against the threshold.
          * @enum {string}
@@ -535,6 +559,44 @@ export interface components {
          * @enum {string}
          */
         FreshnessState: "ok" | "behind" | "stale" | "unknown" | "disconnected";
+        /** @description What a metric can answer. */
+        MetricCapabilities: {
+            auto?: null | components["schemas"]["AutoChoice"];
+            /**
+             * Format: int64
+             * @description `window=auto` keeps answers at or under this many windows when it can.
+             */
+            auto_max_windows: number;
+            /** @description Default `limit` of a grouped answer. */
+            default_limit: number;
+            /**
+             * @description Dimension sets kept as stored series (a filter on exactly one of them reads one
+             *     series per window; others merge).
+             */
+            dimension_sets: string[][];
+            /**
+             * @description Dimensions usable in `dimensions` filters and in `group_by` (any of them, any
+             *     combination).
+             */
+            dimensions: string[];
+            /** @description Largest `limit`. */
+            max_limit: number;
+            /**
+             * Format: int64
+             * @description Most windows in one answer.
+             */
+            max_windows: number;
+            /** @description Metric. */
+            metric_name: string;
+            /** @description The stored resolutions, coarsest first. */
+            sources: components["schemas"]["SourceOut"][];
+            /** @description Stats it has (each for any window, filter and grouping below). */
+            stats: components["schemas"]["Stat"][];
+            /** @description The metric's own window. */
+            window: string;
+            /** @description Windows offered (multiples of the metric's window), finest first. */
+            windows: components["schemas"]["WindowOption"][];
+        };
         /** @description A metric definition as users write it (TOML, JSON, or through the gateway's API). */
         MetricDefinition: {
             /** @description Free text shown in the dashboard. */
@@ -599,13 +661,21 @@ export interface components {
             dimensions: {
                 [key: string]: string;
             };
+            /** @description Grouped by these dimensions (absent when not grouped). */
+            group_by?: string[];
             /** @description Metric. */
             metric_name: string;
+            /** @description Grouped answers: the top `limit` series by the stat over the range, then `other`. */
+            series?: components["schemas"]["SeriesOut"][] | null;
+            /** @description The stored resolution read: the metric's window or a rollup tier's. */
+            source_window: string;
             /** @description Stat served. */
             stat: components["schemas"]["Stat"];
-            /** @description Window served. */
+            /** @description Window served (the one `window=auto` chose, when asked so). */
             window: string;
-            /** @description Windows with data, by start. */
+            /** @description Whether `window=auto` chose the window. */
+            window_auto: boolean;
+            /** @description Windows with data, by start (empty for a grouped answer: see `series`). */
             windows: components["schemas"]["WindowOut"][];
         };
         /** @description One partition's latest report. */
@@ -654,6 +724,37 @@ export interface components {
             /** @description Whether `limit` cut the list. */
             truncated: boolean;
         };
+        /** @description One series of a grouped answer. */
+        SeriesOut: {
+            /**
+             * @description The grouped dimensions' values (null: events without that dimension); `{}` for
+             *     `other`.
+             */
+            dimensions: {
+                [key: string]: string | null;
+            };
+            /** @description Whether this is the merge of every group beyond `limit`. */
+            other: boolean;
+            /**
+             * Format: double
+             * @description The stat over the whole range (what the series are ordered by).
+             */
+            value: number | null;
+            /** @description Its windows, by start. */
+            windows: components["schemas"]["WindowOut"][];
+        };
+        /** @description A stored resolution of the metric. */
+        SourceOut: {
+            /**
+             * Format: int64
+             * @description Days its table keeps (null: forever).
+             */
+            retention_days: number | null;
+            /** @description Whether it is a rollup tier (else the metric's own windows). */
+            tier: boolean;
+            /** @description Its window (`1m`, `1h`...). */
+            window: string;
+        };
         /**
          * @description One served statistic.
          * @enum {string}
@@ -698,6 +799,13 @@ export interface components {
             dimensions: {
                 [key: string]: string;
             };
+            /**
+             * @description One series per value of these dimensions (a multi-series chart, a top-N bar chart
+             *     or table); absent: one series.
+             */
+            group_by?: string[];
+            /** @description Series shown besides `other` when grouped (default 10, at most 100). */
+            limit?: number | null;
             /** @description Metric shown. */
             metric_name: string;
             /** @description Statistic shown. */
@@ -714,8 +822,10 @@ export interface components {
             /** @description Id (assigned by the gateway). */
             widget_id: string;
             /**
-             * @description Aggregation window (`1m`, `5m`...); the metric's window when absent.
-             * @example 5m
+             * @description Aggregation window: a multiple of the metric's window (`1m`, `5m`, `1h`...) or
+             *     `auto` (the finest keeping the range at or under about 500 windows); `auto` when
+             *     absent.
+             * @example auto
              */
             window?: string | null;
         };
@@ -725,6 +835,10 @@ export interface components {
             dimensions?: {
                 [key: string]: string;
             };
+            /** @description One series per value of these dimensions (default: none, one series). */
+            group_by?: string[];
+            /** @description Series shown besides `other` when grouped (default 10, at most 100). */
+            limit?: number | null;
             /** @description Metric shown. */
             metric_name: string;
             /** @description Statistic shown (default `count`). */
@@ -743,10 +857,26 @@ export interface components {
             /** @description Ignored on create; must match the path on update when given. */
             widget_id?: string | null;
             /**
-             * @description Aggregation window (`1m`, `5m`...); the metric's window when absent.
-             * @example 5m
+             * @description Aggregation window: a multiple of the metric's window (`1m`, `5m`, `1h`...) or
+             *     `auto` (default).
+             * @example auto
              */
             window?: string | null;
+        };
+        /** @description A window the metric can be served at. */
+        WindowOption: {
+            /** @description With `time_window`: whether a widget of that range can use it. */
+            allowed?: boolean | null;
+            /** @description With `time_window`, when not allowed: why (the planner's message). */
+            reason?: string | null;
+            /**
+             * Format: int64
+             * @description How far back it can be served, in days (the longest retention of the resolutions
+             *     that divide it; null: forever).
+             */
+            retention_days: number | null;
+            /** @description The window. */
+            window: string;
         };
         /** @description One served window. */
         WindowOut: {
@@ -1683,10 +1813,20 @@ export interface operations {
                 from?: string;
                 /** @description RFC 3339, exclusive (default: now). */
                 to?: string;
-                /** @description `1m`, `5m`, `1h`... (default: the metric's window). */
+                /**
+                 * @description `1m`, `5m`, `1h`... a multiple of the metric's window, or `auto` (the finest that
+                 *     keeps the answer at or under about 500 windows). Default: the metric's window.
+                 */
                 window?: string;
                 /** @description Statistic (default `count`). */
                 stat?: components["schemas"]["Stat"];
+                /**
+                 * @description One series per value of these dimensions, comma-separated (`region` or
+                 *     `region,plan`).
+                 */
+                group_by?: string;
+                /** @description Series of a grouped answer besides `other` (default 10, at most 100). */
+                limit?: number;
             };
             header?: never;
             path: {
@@ -1722,6 +1862,49 @@ export interface operations {
                 };
             };
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    metric_capabilities: {
+        parameters: {
+            query?: {
+                /** @description Tenant. */
+                tenant_id?: string;
+                /** @description A widget range (`last_7d`): judge every window for it, and say what `auto` picks. */
+                time_window?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Metric name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricCapabilities"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
