@@ -235,9 +235,37 @@ export interface MetricQuery {
   dimensions: Record<string, string>;
   from: number;
   to: number;
-  /** `1m`, `5m`, ...; absent: the metric's window. */
+  /** `1m`, `5m`, ... or `auto`; absent: the metric's window. */
   window?: string | null;
   stat: Stat;
+}
+
+/** A query's windows and the window the gateway served (the one `auto` chose). */
+export interface MetricAnswer {
+  points: WindowPoint[];
+  window: string;
+  windowAuto: boolean;
+}
+
+/** What a metric can answer (`GET /v1/metrics/{name}/capabilities`). */
+export type MetricCapabilities = Schemas['MetricCapabilities'];
+
+/** `GET /v1/metrics/{name}/capabilities?time_window=`: the windows a widget of that range may
+ * use (the gateway's planner judges each) and what `auto` picks. */
+export async function metricCapabilities(
+  tenant: string,
+  metric: string,
+  timeWindow: string,
+  signal?: AbortSignal,
+): Promise<MetricCapabilities> {
+  const query: QueryOf<'metric_capabilities'> = { tenant_id: tenant, time_window: timeWindow };
+  return request<MetricCapabilities>(
+    'GET',
+    `/v1/metrics/${path(metric)}/capabilities`,
+    query,
+    undefined,
+    signal,
+  );
 }
 
 /** `GET /v1/metrics/{name}`: the windows of one series over a range. */
@@ -246,7 +274,7 @@ export async function queryMetric(
   metric: string,
   q: MetricQuery,
   signal?: AbortSignal,
-): Promise<WindowPoint[]> {
+): Promise<MetricAnswer> {
   const query: QueryOf<'query_metric'> = {
     tenant_id: tenant,
     dimensions: JSON.stringify(q.dimensions),
@@ -262,5 +290,9 @@ export async function queryMetric(
     undefined,
     signal,
   );
-  return answer.windows.map(toPoint);
+  return {
+    points: answer.windows.map(toPoint),
+    window: answer.window,
+    windowAuto: answer.window_auto,
+  };
 }

@@ -5,6 +5,7 @@ import {
   formatDuration,
   formatLatency,
   formatValue,
+  formatWindowLength,
   parseDuration,
   unitFor,
 } from './format';
@@ -82,5 +83,15 @@ describe('durations', () => {
     expect(parseDuration('1h')).toBe(3_600_000);
     expect(parseDuration('last_2d')).toBe(172_800_000);
     expect(parseDuration('soon')).toBeNull();
+  });
+});
+
+describe('formatWindowLength', () => {
+  it('writes the largest whole unit, as the gateway does', () => {
+    expect(formatWindowLength(60_000)).toBe('1m');
+    expect(formatWindowLength(5_400_000)).toBe('90m');
+    expect(formatWindowLength(86_400_000 * 7)).toBe('7d');
+    expect(formatWindowLength(30_000)).toBe('30s');
+    expect(formatWindowLength(1500)).toBe('1500ms');
   });
 });

@@ -20,8 +20,13 @@ interface SnapshotData {
   widget_id: string;
   metric_name: string;
   stat: Stat;
-  /** The aggregation window served; null when the widget cannot be served. */
+  /** The aggregation window served (the one `auto` chose); null when the widget cannot be
+   * served. */
   window: string | null;
+  /** Whether `auto` chose `window`. */
+  window_auto?: boolean;
+  /** The stored resolution read (the metric's window or a rollup tier). */
+  source_window?: string;
   dimensions: Record<string, string>;
   time_window: string;
   windows: WindowOut[];
@@ -49,6 +54,9 @@ export interface Snapshot {
   widgetId: string;
   windows: WindowPoint[];
   error: ErrorDetail | null;
+  /** The window served (null when the widget cannot be served) and whether `auto` chose it. */
+  window: string | null;
+  windowAuto: boolean;
 }
 
 export interface Update {
@@ -81,7 +89,13 @@ function parse<T extends object>(data: string): T | null {
 export function parseSnapshot(data: string): Snapshot | null {
   const s = parse<SnapshotData>(data);
   if (typeof s?.widget_id !== 'string') return null;
-  return { widgetId: s.widget_id, windows: s.windows.map(toPoint), error: s.error };
+  return {
+    widgetId: s.widget_id,
+    windows: s.windows.map(toPoint),
+    error: s.error,
+    window: s.window,
+    windowAuto: s.window_auto ?? false,
+  };
 }
 
 export function parseUpdate(data: string): Update | null {

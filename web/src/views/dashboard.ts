@@ -7,7 +7,7 @@
 import { ApiError, getDashboard, listAlertRules, listMetrics, queryMetric } from '../api';
 import { ruleState, rulesForWidget } from '../alerts';
 import { h, replace, toast } from '../dom';
-import { parseDuration, unitFor } from '../format';
+import { formatWindowLength, parseDuration, unitFor } from '../format';
 import { WindowSeries, zeroWhenEmpty } from '../series';
 import { staleness } from '../staleness';
 import { DashboardStream } from '../stream';
@@ -27,6 +27,8 @@ interface Model {
   panel: Panel;
   series: WindowSeries;
   windowMs: number;
+  /** The window the gateway served last (`1h`, with `auto` when it chose it), shown. */
+  resolution: string | null;
   /** Local time of the last snapshot or update for this widget. */
   lastDataAt: number | null;
   updates: number;
@@ -128,10 +130,13 @@ export class DashboardView {
   }
 
   setRange(range: TimeRange): void {
+    // A custom range may be served at another resolution than the live one: start afresh
+    // when entering or leaving it.
+    const resolutionMayChange = range.kind === 'custom' || this.range.kind === 'custom';
     this.range = range;
     for (const m of this.models.values()) {
       m.historyMs = 0;
-      if (range.kind === 'custom') {
+      if (resolutionMayChange) {
         m.series.clear();
         m.coveredFrom = null;
       }
@@ -194,6 +199,7 @@ export class DashboardView {
       panel: new Panel(w, this.cb),
       series: new WindowSeries(),
       windowMs,
+      resolution: null,
       lastDataAt: null,
       updates: 0,
       delayMs: null,
@@ -232,6 +238,7 @@ export class DashboardView {
             if (!m) return;
             const now = Date.now();
             m.error = s.error ? s.error.message : null;
+            this.served(m, s.window, s.windowAuto);
             m.series.merge(s.windows);
             const span = parseDuration(m.widget.time_window) ?? 3_600_000;
             const from = Math.floor((now - span) / m.windowMs) * m.windowMs;
@@ -300,6 +307,7 @@ export class DashboardView {
       m.loading = true;
       m.dirty = true;
       const range = this.range;
+      const own = m.widget.window && m.widget.window !== 'auto' ? m.widget.window : null;
       queryMetric(
         this.tenant,
         m.widget.metric_name,
@@ -307,15 +315,18 @@ export class DashboardView {
           dimensions: m.widget.dimensions,
           from,
           to: qTo,
-          window: m.widget.window,
+          // A custom range picks its resolution (unless the widget fixes one); the history
+          // of a live preset extends the snapshot at the snapshot's window.
+          window: own ?? (this.live() ? formatWindowLength(m.windowMs) : 'auto'),
           stat: m.widget.stat,
         },
         this.abort.signal,
       )
-        .then((points) => {
+        .then((answer) => {
           if (this.disposed || range !== this.range || this.models.get(m.widget.widget_id) !== m)
             return;
-          m.series.merge(points);
+          if (!this.live()) this.served(m, answer.window, answer.windowAuto);
+          m.series.merge(answer.points);
           m.coveredFrom = m.coveredFrom === null ? from : Math.min(m.coveredFrom, from);
           if (!this.live()) m.lastDataAt = Date.now();
           m.error = null;
@@ -330,6 +341,13 @@ export class DashboardView {
           this.markDirty(m);
         });
     }
+  }
+
+  /** Notes the window the gateway served for `m`. */
+  private served(m: Model, window: string | null, auto: boolean): void {
+    if (!window) return;
+    m.windowMs = parseDuration(window) ?? m.windowMs;
+    m.resolution = auto ? `${window} · auto` : window;
   }
 
   private markDirty(m: Model): void {
@@ -403,6 +421,7 @@ export class DashboardView {
         refreshMs: REFRESH_MS,
       }),
       historical: !this.live(),
+      resolution: m.resolution,
       loading: m.loading,
       error: m.error,
       lastDataAt: m.lastDataAt,

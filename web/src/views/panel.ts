@@ -17,6 +17,8 @@ export interface PanelInfo {
   staleness: Staleness;
   /** Historical (custom) range: no live updates. */
   historical: boolean;
+  /** The window the gateway served (`1h · auto`), once known. */
+  resolution: string | null;
   loading: boolean;
   error: string | null;
   lastDataAt: number | null;
@@ -45,6 +47,11 @@ export class Panel {
   private readonly vizHost = h('div', { class: 'viz-host' });
   private readonly message = h('div', { class: 'panel-message', hidden: true });
   private readonly footer = h('div', { class: 'panel-footer' });
+  private readonly resolution = h('span', {
+    class: 'panel-resolution',
+    title: 'Aggregation window served (auto: chosen for the range)',
+    'data-testid': 'widget-resolution',
+  });
   private readonly legend: HTMLElement | null;
   private viz: Viz;
   private badgeKey = '';
@@ -84,7 +91,7 @@ export class Panel {
           'div',
           { class: 'panel-titles' },
           h('h3', { class: 'panel-title', id: titleId }, widget.title || widget.metric_name),
-          h('div', { class: 'panel-sub' }, describe(widget)),
+          h('div', { class: 'panel-sub' }, describe(widget), ' · ', this.resolution),
         ),
         this.hover,
         h(
@@ -257,6 +264,8 @@ export class Panel {
       this.badgeKey = key;
       replace(this.badges, ...badges);
     }
+    const resolution = info.resolution ?? '';
+    if (this.resolution.textContent !== resolution) this.resolution.textContent = resolution;
     const parts: string[] = [];
     if (info.lastDataAt !== null)
       parts.push(
