@@ -653,3 +653,80 @@ async fn cached_rows_are_old_ones_and_recent_corrections_are_not_stale() {
         .await;
     assert_eq!(counts(&answer), vec![50.0, 70.0], "{answer}");
 }
+
+/// A grouped widget (count per hour by region): its snapshot has one series per region from
+/// the 1 h tier, and a live tier version of the open hour updates the series of its region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouped_live_widget_updates_the_series_of_the_version() {
+    let Fixture { env, events, day0 } = fixture().await;
+    let (dashboard, _) = env
+        .dashboard(
+            TENANT,
+            vec![
+                json!({"metric_name": METRIC, "stat": "count", "window": "1h",
+                        "time_window": "last_24h", "group_by": ["region"]}),
+            ],
+        )
+        .await;
+    let mut sse = env.stream(TENANT, &dashboard, None).await;
+    let snapshot = sse.next_named("snapshot", T).await.expect("snapshot");
+    let series = snapshot.data["series"]
+        .as_array()
+        .unwrap_or_else(|| panic!("series: {}", snapshot.data));
+    assert_eq!(series.len(), REGIONS.len(), "{}", snapshot.data);
+    let now = now_millis();
+    let from = ((now - DAY_MS).div_euclid(HOUR_MS) * HOUR_MS).max(day0);
+    for s in series {
+        let region = REGIONS
+            .iter()
+            .position(|r| s["dimensions"]["region"] == *r)
+            .expect("a region");
+        check_windows(
+            &events,
+            &[region],
+            "count",
+            HOUR_MS,
+            from,
+            day0 + 7 * DAY_MS,
+            &windows(&s["windows"]),
+        );
+    }
+
+    let hour = now.div_euclid(HOUR_MS) * HOUR_MS;
+    let live: Vec<Event> = (0..123)
+        .map(|i| Event {
+            window: hour,
+            region: 2,
+            value: f64::from(i),
+            user: i as u64,
+        })
+        .collect();
+    let mut row = Row::from_sketch(
+        TENANT,
+        METRIC,
+        hour,
+        HOUR_MS,
+        &[("region", Some("ap"))],
+        &sketch_of(&live),
+    );
+    row.is_final = false;
+    env.publish_live(&[row.live(now_millis())]).await;
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no update for ap");
+        let Some(update) = sse.next_named("update", Duration::from_secs(5)).await else {
+            continue;
+        };
+        if update.data["window_start"] != format_rfc3339(hour).as_str() {
+            continue;
+        }
+        assert_eq!(
+            update.data["series"],
+            json!({"dimensions": {"region": "ap"}, "other": false}),
+            "{}",
+            update.data
+        );
+        assert_eq!(update.data["value"], 123.0, "{}", update.data);
+        break;
+    }
+}
