@@ -4,6 +4,7 @@ import {
   formatCompact,
   formatDuration,
   formatLatency,
+  formatTick,
   formatValue,
   formatWindowLength,
   parseDuration,
@@ -93,5 +94,15 @@ describe('formatWindowLength', () => {
     expect(formatWindowLength(86_400_000 * 7)).toBe('7d');
     expect(formatWindowLength(30_000)).toBe('30s');
     expect(formatWindowLength(1500)).toBe('1500ms');
+  });
+});
+
+describe('formatTick', () => {
+  it('shows the clock within two days and the date beyond', () => {
+    const noon = new Date(2026, 11, 7, 12, 30).getTime();
+    const midnight = new Date(2026, 11, 7).getTime();
+    expect(formatTick(noon, 3_600_000)).toBe('12:30');
+    expect(formatTick(midnight, 7 * 86_400_000)).toBe('7 Dec');
+    expect(formatTick(noon, 7 * 86_400_000)).toBe('7 Dec 12:30');
   });
 });

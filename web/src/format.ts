@@ -156,3 +156,14 @@ export function formatWindowLength(ms: number): string {
   }
   return `${ms}ms`;
 }
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** A time-axis label for a chart spanning `spanMs`: the clock within two days, else the local
+ * date (`7 Dec`), with the clock when not at midnight (`7 Dec 06:00`). */
+export function formatTick(ms: number, spanMs: number): string {
+  if (spanMs < 2 * 86_400_000) return formatClock(ms);
+  const d = new Date(ms);
+  const date = `${d.getDate()} ${MONTHS[d.getMonth()]}`;
+  return d.getHours() === 0 && d.getMinutes() === 0 ? date : `${date} ${formatClock(ms)}`;
+}
