@@ -21,7 +21,9 @@ pub struct SeriesTag {
 
 /// The series of a grouped plan, fixed by its first snapshot (ranked by the stat over that
 /// snapshot's range) while the plan stays registered: live values of the top groups update
-/// their series, every other group's go to `other`.
+/// their series, every other group's go to `other`; while fewer than `limit` groups are
+/// ranked, a new group gets a series of its own (appended, see
+/// [`PlanReg::groups_admitting`]).
 #[derive(Debug)]
 pub struct Groups {
     /// The top groups, in rank order.
@@ -153,6 +155,28 @@ impl PlanReg {
             .clone()
     }
 
+    /// The grouped plan's series (if ranked yet), with `key` admitted as a series of its own
+    /// when it is new and fewer than the plan's `limit` groups are ranked (a widget whose
+    /// snapshot held few groups shows a new one as its own series, not as `other`).
+    pub fn groups_admitting(&self, key: &GroupKey) -> Option<Arc<Groups>> {
+        let admit =
+            |groups: &Groups| !groups.top.contains(key) && groups.top.len() < self.plan.limit;
+        let current = self.groups()?;
+        if !admit(&current) {
+            return Some(current);
+        }
+        let mut slot = self.groups.write().unwrap_or_else(|e| e.into_inner());
+        let current = slot.as_ref()?.clone();
+        if !admit(&current) {
+            return Some(current);
+        }
+        let mut top = current.top.clone();
+        top.push(key.clone());
+        let next = Arc::new(Groups::new(&self.plan, top));
+        *slot = Some(next.clone());
+        Some(next)
+    }
+
     /// The grouped plan's series: those already fixed, else `rank()`'s top keys (fixed from
     /// now on).
     pub fn groups_or(&self, rank: impl FnOnce() -> Vec<GroupKey>) -> Arc<Groups> {
@@ -203,5 +227,30 @@ impl Ring {
                 self.floor = evicted.id;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_groups_get_series_of_their_own_up_to_the_limit() {
+        let mut plan = QueryPlan::raw("t", "m", "region", 60_000);
+        plan.group_by = vec!["region".to_owned()];
+        plan.limit = 2;
+        let reg = PlanReg::new(plan, 0, 0);
+        let key = |region: &str| vec![Some(region.to_owned())];
+        assert!(reg.groups_admitting(&key("eu")).is_none(), "not ranked yet");
+        reg.groups_or(Vec::new);
+        let groups = reg.groups_admitting(&key("eu")).unwrap();
+        assert_eq!(groups.top, vec![key("eu")]);
+        assert_eq!(reg.groups_admitting(&key("eu")).unwrap().top.len(), 1);
+        let groups = reg.groups_admitting(&key("us")).unwrap();
+        assert_eq!(groups.top, vec![key("eu"), key("us")]);
+        let groups = reg.groups_admitting(&key("ap")).unwrap();
+        assert_eq!(groups.top.len(), 2, "the limit is reached");
+        assert!(groups.tag_of(&key("ap")).other);
+        assert_eq!(groups.tag_of(&key("us")).index, 1);
     }
 }

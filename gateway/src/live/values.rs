@@ -25,10 +25,9 @@ pub(super) fn part_of(reg: &PlanReg, entry: &MemEntry) -> Option<Part> {
     if !reg.plan.is_grouped() {
         return Some(Part::Whole);
     }
-    let groups = reg.groups()?;
-    Some(Part::Series(
-        groups.tag_of(&group_key(&reg.plan, &entry.row)).index,
-    ))
+    let key = group_key(&reg.plan, &entry.row);
+    let groups = reg.groups_admitting(&key)?;
+    Some(Part::Series(groups.tag_of(&key).index))
 }
 
 /// `reg`'s value for `part` of the served window starting at `bucket`.
