@@ -238,11 +238,16 @@ export interface MetricQuery {
   /** `1m`, `5m`, ... or `auto`; absent: the metric's window. */
   window?: string | null;
   stat: Stat;
+  /** One series per value of these dimensions. */
+  groupBy?: string[];
+  limit?: number | null;
 }
 
 /** A query's windows and the window the gateway served (the one `auto` chose). */
 export interface MetricAnswer {
   points: WindowPoint[];
+  /** Grouped queries: the answer's series. */
+  series: Schemas['SeriesOut'][] | null;
   window: string;
   windowAuto: boolean;
 }
@@ -282,6 +287,8 @@ export async function queryMetric(
     to: new Date(q.to).toISOString(),
     window: q.window ?? undefined,
     stat: q.stat,
+    group_by: q.groupBy?.length ? q.groupBy.join(',') : undefined,
+    limit: q.groupBy?.length ? (q.limit ?? undefined) : undefined,
   };
   const answer = await request<Schemas['MetricWindows']>(
     'GET',
@@ -292,6 +299,7 @@ export async function queryMetric(
   );
   return {
     points: answer.windows.map(toPoint),
+    series: answer.series ?? null,
     window: answer.window,
     windowAuto: answer.window_auto,
   };

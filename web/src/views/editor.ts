@@ -58,6 +58,15 @@ export function openWidgetEditor(opts: {
       for (const t of windows)
         timeWindow.append(h('option', { value: t.value, selected: t.value === tw }, t.label));
       const aggWindow = h('select', { name: 'window', 'data-testid': 'widget-window' });
+      const splitBy = h('select', { name: 'group_by', 'data-testid': 'widget-split' });
+      const limit = h('input', {
+        type: 'number',
+        name: 'limit',
+        min: '1',
+        max: '100',
+        value: String(widget?.limit ?? 10),
+        'data-testid': 'widget-limit',
+      });
       const viz = h('select', { name: 'viz', 'data-testid': 'widget-viz' });
       const vz = widget?.viz_type === 'gauge' ? 'counter' : (widget?.viz_type ?? 'line_chart');
       for (const v of VIZ_TYPES)
@@ -76,6 +85,13 @@ export function openWidgetEditor(opts: {
         if (!available.includes(wantStat as Stat)) stat.value = available[0] ?? 'count';
 
         fillWindows();
+        const wantSplit = splitBy.value || widget?.group_by?.[0] || '';
+        splitBy.replaceChildren(
+          h('option', { value: '' }, 'none (one series)'),
+          ...(info?.dimensions ?? []).map((d) =>
+            h('option', { value: d, selected: d === wantSplit }, d),
+          ),
+        );
 
         const keep: Dimensions = {};
         for (const [k, input] of dimInputs) if (input.value) keep[k] = input.value;
@@ -199,6 +215,12 @@ export function openWidgetEditor(opts: {
           field('Time window', timeWindow),
           field('Aggregation', aggWindow),
         ),
+        h(
+          'div',
+          { class: 'field-row' },
+          field('Split by', splitBy),
+          field('Top N (plus other)', limit),
+        ),
         field('Visualisation', viz),
         field('Title', title),
       );
@@ -214,6 +236,11 @@ export function openWidgetEditor(opts: {
           viz_type: viz.value as VizType,
         };
         if (aggWindow.value) draft.window = aggWindow.value;
+        if (splitBy.value) {
+          draft.group_by = [splitBy.value];
+          const n = Number(limit.value);
+          if (Number.isInteger(n) && n >= 1) draft.limit = n;
+        }
         if (title.value.trim()) draft.title = title.value.trim();
         await opts.save(draft);
         return true;

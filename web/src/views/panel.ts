@@ -9,6 +9,7 @@ import { formatClock, formatDuration, formatLatency, formatValue } from '../form
 import type { Staleness } from '../staleness';
 import type { Widget } from '../types';
 import { CounterViz } from '../viz/counter';
+import { GroupChart, GroupList } from '../viz/groups';
 import { TableViz } from '../viz/table';
 import { TimeSeriesChart } from '../viz/timeseries';
 import type { Viz, VizContext } from '../viz/viz';
@@ -36,7 +37,8 @@ export interface PanelActions {
 
 function describe(w: Widget): string {
   const dims = Object.entries(w.dimensions).map(([k, v]) => `${k}=${v}`);
-  return [w.metric_name, w.stat, ...dims].join(' · ');
+  const split = w.group_by?.length ? [`by ${w.group_by.join(', ')}`] : [];
+  return [w.metric_name, w.stat, ...dims, ...split].join(' · ');
 }
 
 export class Panel {
@@ -62,10 +64,12 @@ export class Panel {
     actions: PanelActions,
   ) {
     const titleId = `w-${widget.widget_id}-title`;
+    const grouped = (widget.group_by?.length ?? 0) > 0;
     const chart =
-      widget.viz_type === 'line_chart' ||
-      widget.viz_type === 'area_chart' ||
-      widget.viz_type === 'bar_chart';
+      !grouped &&
+      (widget.viz_type === 'line_chart' ||
+        widget.viz_type === 'area_chart' ||
+        widget.viz_type === 'bar_chart');
     this.legend = chart
       ? h(
           'div',
@@ -132,7 +136,21 @@ export class Panel {
     const onHover = (text: string | null) => {
       this.hover.textContent = text ?? '';
     };
-    switch (widget.viz_type) {
+    switch (grouped ? `split_${widget.viz_type}` : widget.viz_type) {
+      case 'split_line_chart':
+        this.viz = new GroupChart(this.vizHost, false);
+        break;
+      case 'split_area_chart':
+        this.viz = new GroupChart(this.vizHost, true);
+        break;
+      case 'split_bar_chart':
+        this.viz = new GroupList(this.vizHost, true);
+        break;
+      case 'split_table':
+      case 'split_counter':
+      case 'split_gauge':
+        this.viz = new GroupList(this.vizHost, false);
+        break;
       case 'bar_chart':
         this.viz = new TimeSeriesChart(this.vizHost, 'bar', onHover);
         break;
@@ -158,7 +176,8 @@ export class Panel {
 
   render(ctx: VizContext | null, info: PanelInfo): void {
     this.renderChrome(ctx, info);
-    const latest = ctx?.points[ctx.points.length - 1];
+    const shown = ctx?.groups ? (ctx.groups[0]?.points ?? []) : ctx?.points;
+    const latest = shown?.[shown.length - 1];
     this.root.dataset.version = String(info.version);
     this.root.dataset.updates = String(info.updates);
     this.root.dataset.loaded = info.lastDataAt !== null ? '1' : '';

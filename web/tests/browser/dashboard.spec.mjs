@@ -2,7 +2,8 @@
 // Browser test of the rtdash web UI against a running stack (gateway serving web/dist, edge
 // agent): creates a dashboard with a line-chart and a single-value widget through the page,
 // sends events to the edge agent, and checks both widgets change within 5 s, with no console
-// errors; then adds a 7-day widget (the editor offers only the windows the gateway accepts,
+// errors, and that a widget split by source shows the events' source live; then adds a 7-day
+// widget (the editor offers only the windows the gateway accepts,
 // `auto` picks 1h, shown on the widget). Screenshots (dark and light) go to test-artifacts/.
 //
 // Env: RTDASH_GATEWAY_URL (default http://127.0.0.1:8080), RTDASH_AGENT_URL (default
@@ -129,11 +130,16 @@ try {
   }
   const line = await addWidget('Events (line)', 'line_chart');
   const counter = await addWidget('Events now', 'counter');
+  // A split widget: a row per source, fed live by the same stream.
+  const split = await addWidget('Events by source', 'table', 'last_15m', async (dlg) => {
+    await dlg.getByTestId('widget-split').selectOption('source');
+    await dlg.getByTestId('widget-limit').fill('5');
+  });
   log('widgets added');
 
   // Live: the stream is open and both widgets got their snapshot.
   await page.locator('[data-testid="connection"][data-state="open"]').waitFor();
-  await page.locator('[data-testid="widget"][data-loaded="1"]').nth(1).waitFor();
+  await page.locator('[data-testid="widget"][data-loaded="1"]').nth(2).waitFor();
   await line.locator('canvas').first().waitFor();
   const before = {
     line: await line.getAttribute('data-latest'),
@@ -201,6 +207,14 @@ try {
     `both widgets changed after ${elapsed} ms: line latest=${changed.latest}, counter=${changed.text}`,
   );
 
+  // The split widget has a row for the events' source, its newest window holding all 7.
+  await split
+    .locator('[data-testid="group-row"][data-group="web-test"] td:nth-child(3)', {
+      hasText: /^7$/,
+    })
+    .waitFor({ timeout: CHANGE_WITHIN_MS });
+  log('split widget shows the source web-test with 7 events');
+
   // Resolution: widgets without a window are served at the one `auto` picks for their range,
   // shown on the widget (15 minutes of a 1-minute metric: 1m).
   const lineResolution = await line.getByTestId('widget-resolution').textContent();
@@ -217,7 +231,7 @@ try {
     if (await select.locator('option[value="1h"]').isDisabled())
       fail('the editor refuses 1h windows for 7 days');
   });
-  await page.locator('[data-testid="widget"][data-loaded="1"]').nth(2).waitFor();
+  await page.locator('[data-testid="widget"][data-loaded="1"]').nth(3).waitFor();
   await week.getByTestId('widget-resolution').filter({ hasText: '1h · auto' }).waitFor();
   if (await week.locator('.panel-message').isVisible())
     fail(`7-day widget: ${await week.locator('.panel-message').textContent()}`);
@@ -239,9 +253,9 @@ try {
   await page.goto(
     `${gateway}/?tenant=${encodeURIComponent(tenant)}&dashboard=${encodeURIComponent(dashboardId)}`,
   );
-  await page.locator('[data-testid="widget"]').nth(2).waitFor();
-  if ((await page.locator('[data-testid="widget"]').count()) !== 3)
-    fail('deep link did not show the three widgets');
+  await page.locator('[data-testid="widget"]').nth(3).waitFor();
+  if ((await page.locator('[data-testid="widget"]').count()) !== 4)
+    fail('deep link did not show the four widgets');
 
   // Delete it through the page.
   await page.getByTestId('delete-dashboard').click();
