@@ -2,6 +2,7 @@
 //! `RTDASH_GATEWAY__<KEY>` (and the shared `RTDASH_NATS__*`, `RTDASH_QUESTDB__*`,
 //! `RTDASH_TELEMETRY__*`, `RTDASH_STREAMS__*`) environment variables.
 
+pub use crate::query::tiers::RollupsConfig;
 use rtdash_runtime::config::{ConfigError, Validate};
 use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
@@ -49,6 +50,10 @@ pub struct GatewayConfig {
     pub live: LiveConfig,
     /// Keys, sessions, links (`[auth]`).
     pub auth: crate::auth::AuthConfig,
+    /// Rollup tiers and the retention of each table (the aggregators' setting).
+    pub rollups: RollupsConfig,
+    /// Metric queries: the row cache.
+    pub query: QueryConfig,
     /// Logs.
     pub telemetry: TelemetryConfig,
 }
@@ -71,6 +76,8 @@ impl Default for GatewayConfig {
             questdb: QuestDbConfig::default(),
             live: LiveConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            rollups: RollupsConfig::default(),
+            query: QueryConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -124,6 +131,31 @@ impl Default for QuestDbConfig {
     }
 }
 
+/// `[query]`: metric queries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Bytes of decoded rows of windows that no longer change kept for repeated queries
+    /// (least recently used out first); 0 disables the cache.
+    pub row_cache_bytes: usize,
+    /// The aggregators' `windows.correction_horizon_ms`: a window can be corrected until
+    /// the watermark passes its end plus this, so only older windows are cached.
+    pub correction_horizon_ms: i64,
+    /// Longest time a cached chunk of rows is served, in seconds: how long a replay or a
+    /// recompute of old windows can stay unseen by metric queries.
+    pub row_cache_max_age_secs: u64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            row_cache_bytes: 256 * 1024 * 1024,
+            correction_horizon_ms: 600_000,
+            row_cache_max_age_secs: 3_600,
+        }
+    }
+}
+
 /// `[live]`: Server-Sent Event streams.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -139,6 +171,10 @@ pub struct LiveConfig {
     pub memory_horizon_secs: u64,
     /// Most series-windows kept in memory per (tenant, metric).
     pub max_memory_entries: usize,
+    /// Most bytes of window states (the sketches coarse and grouped widgets merge) kept in
+    /// memory per (tenant, metric); beyond, the oldest windows go first (counted by
+    /// `rtdash_gateway_live_state_evictions_total`).
+    pub max_state_bytes: usize,
     /// Heartbeat comment interval on idle streams, in seconds: at each tick a stream that sent
     /// nothing since the previous tick sends a comment (so an idle stream is silent for less
     /// than twice this).
@@ -169,6 +205,7 @@ impl Default for LiveConfig {
             ring_capacity: 4_096,
             memory_horizon_secs: 15 * 60,
             max_memory_entries: 200_000,
+            max_state_bytes: 64 * 1024 * 1024,
             keepalive_secs: 15,
             status_interval_ms: 5_000,
             stale_report_ms: 10_000,
@@ -210,6 +247,15 @@ impl Validate for GatewayConfig {
                 "live.max_snapshot_windows",
                 self.live.max_snapshot_windows as u64,
             ),
+            ("live.max_state_bytes", self.live.max_state_bytes as u64),
+            (
+                "query.correction_horizon_ms",
+                self.query.correction_horizon_ms.max(0) as u64,
+            ),
+            (
+                "query.row_cache_max_age_secs",
+                self.query.row_cache_max_age_secs,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -249,6 +295,7 @@ impl Validate for GatewayConfig {
             ));
         }
         self.nats.validate()?;
+        self.rollups.validate()?;
         self.streams.validate()
     }
 }

@@ -10,6 +10,11 @@
 //! | `rtdash_gateway_http_client_timeouts_total{phase}` | counter | requests cut because the client was too slow: `header` (connection closed), `body` (answered `408`) |
 //! | `rtdash_gateway_questdb_row_queries_total` | counter | row queries sent to QuestDB (metric queries, snapshots, repair reads) |
 //! | `rtdash_gateway_snapshot_queries_total` | counter | widget snapshot queries sent to QuestDB |
+//! | `rtdash_gateway_row_cache_hits_total` | counter | chunks of rows of windows that no longer change served from the row cache |
+//! | `rtdash_gateway_row_cache_misses_total` | counter | such chunks not in the cache (read from QuestDB) |
+//! | `rtdash_gateway_row_cache_evictions_total` | counter | chunks dropped from the row cache to stay within `query.row_cache_bytes` |
+//! | `rtdash_gateway_row_cache_bytes` | gauge | bytes held by the row cache |
+//! | `rtdash_gateway_state_decode_errors_total` | counter | stored or live window states that did not decode (ignored) |
 //! | `rtdash_gateway_sse_clients` | gauge | open live streams |
 //! | `rtdash_gateway_sse_events_sent_total` | counter | events sent on live streams (keep-alive comments not counted) |
 //! | `rtdash_gateway_sse_resyncs_total` | counter | streams that fell out of a topic's ring and were sent the values in memory |
@@ -23,6 +28,7 @@
 //! | `rtdash_gateway_live_repair_reads_total` | counter | reads of windows whose final update may have been missed |
 //! | `rtdash_gateway_live_repaired_total` | counter | series-windows those reads made final (or newer) |
 //! | `rtdash_gateway_auth_failures_total{reason}` | counter | requests refused for their credential: `invalid` (a key or token that does not verify), `rate_limited` (too many failures from the address), `csrf` (a cookie-authenticated change from another site) |
+//! | `rtdash_gateway_live_state_evictions_total` | counter | windows dropped from a topic's memory because its states reached `live.max_state_bytes` |
 //! | `rtdash_gateway_heap_allocated_bytes` | gauge | bytes the program holds (jemalloc `stats.allocated`) |
 //! | `rtdash_gateway_heap_resident_bytes` | gauge | pages the allocator keeps (jemalloc `stats.resident`) |
 
@@ -41,6 +47,18 @@ pub const HTTP_CLIENT_TIMEOUTS: &str = "rtdash_gateway_http_client_timeouts_tota
 pub const QUESTDB_ROW_QUERIES: &str = "rtdash_gateway_questdb_row_queries_total";
 /// Widget snapshot queries sent to QuestDB.
 pub const SNAPSHOT_QUERIES: &str = "rtdash_gateway_snapshot_queries_total";
+/// Row-cache hits.
+pub const ROW_CACHE_HITS: &str = "rtdash_gateway_row_cache_hits_total";
+/// Row-cache misses.
+pub const ROW_CACHE_MISSES: &str = "rtdash_gateway_row_cache_misses_total";
+/// Row-cache evictions.
+pub const ROW_CACHE_EVICTIONS: &str = "rtdash_gateway_row_cache_evictions_total";
+/// Row-cache bytes.
+pub const ROW_CACHE_BYTES: &str = "rtdash_gateway_row_cache_bytes";
+/// States that did not decode.
+pub const STATE_DECODE_ERRORS: &str = "rtdash_gateway_state_decode_errors_total";
+/// Live memory windows dropped for the state budget.
+pub const LIVE_STATE_EVICTIONS: &str = "rtdash_gateway_live_state_evictions_total";
 /// Open live streams.
 pub const SSE_CLIENTS: &str = "rtdash_gateway_sse_clients";
 /// Events sent on live streams.
@@ -98,6 +116,27 @@ pub fn describe() {
         "Row queries sent to QuestDB (metric queries, snapshots, repair reads)"
     );
     describe_counter!(SNAPSHOT_QUERIES, "Widget snapshot queries sent to QuestDB");
+    describe_counter!(
+        ROW_CACHE_HITS,
+        "Chunks of rows of windows that no longer change served from the row cache"
+    );
+    describe_counter!(
+        ROW_CACHE_MISSES,
+        "Chunks of rows of windows that no longer change read from QuestDB"
+    );
+    describe_counter!(
+        ROW_CACHE_EVICTIONS,
+        "Chunks dropped from the row cache to stay within its byte budget"
+    );
+    describe_gauge!(ROW_CACHE_BYTES, Unit::Bytes, "Bytes held by the row cache");
+    describe_counter!(
+        STATE_DECODE_ERRORS,
+        "Stored or live window states that did not decode (ignored)"
+    );
+    describe_counter!(
+        LIVE_STATE_EVICTIONS,
+        "Windows dropped from a topic's memory because its states reached the byte budget"
+    );
     describe_gauge!(SSE_CLIENTS, "Open live streams");
     describe_counter!(
         SSE_EVENTS_SENT,

@@ -2,8 +2,14 @@
 //! answered) and their validation.
 
 use crate::error::ApiError;
+use crate::query::plan::{DEFAULT_GROUP_LIMIT, MAX_GROUP_LIMIT};
+use crate::query::resolution::MAX_WINDOWS;
+use crate::query::tiers::Tiers;
+use crate::query::{Ask, QueryError, QueryPlan, WindowAsk};
 use rtdash_shared::event::is_identifier;
+use rtdash_shared::metric::MetricDefinition;
 use rtdash_shared::stat::Stat;
+use rtdash_shared::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -76,10 +82,19 @@ pub struct Widget {
     #[serde(default = "default_time_window")]
     #[schema(required = true, example = "last_1h")]
     pub time_window: String,
-    /// Aggregation window (`1m`, `5m`...); the metric's window when absent.
+    /// Aggregation window: a multiple of the metric's window (`1m`, `5m`, `1h`...) or
+    /// `auto` (the finest keeping the range at or under about 500 windows); `auto` when
+    /// absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "5m")]
+    #[schema(example = "auto")]
     pub window: Option<String>,
+    /// One series per value of these dimensions (a multi-series chart, a top-N bar chart
+    /// or table); absent: one series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+    /// Series shown besides `other` when grouped (default 10, at most 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
     /// How it draws.
     #[serde(default)]
     #[schema(required = true)]
@@ -111,10 +126,17 @@ pub struct WidgetInput {
     #[serde(default = "default_time_window")]
     #[schema(example = "last_1h")]
     pub time_window: String,
-    /// Aggregation window (`1m`, `5m`...); the metric's window when absent.
+    /// Aggregation window: a multiple of the metric's window (`1m`, `5m`, `1h`...) or
+    /// `auto` (default).
     #[serde(default)]
-    #[schema(example = "5m")]
+    #[schema(example = "auto")]
     pub window: Option<String>,
+    /// One series per value of these dimensions (default: none, one series).
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// Series shown besides `other` when grouped (default 10, at most 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
     /// How it draws.
     #[serde(default)]
     pub viz_type: VizType,
@@ -131,6 +153,8 @@ impl WidgetInput {
             stat: self.stat,
             time_window: self.time_window,
             window: self.window,
+            group_by: self.group_by,
+            limit: self.limit,
             viz_type: self.viz_type,
         }
     }
@@ -157,11 +181,24 @@ impl Widget {
             )));
         }
         if let Some(window) = &self.window {
-            if crate::query::parse_duration(window).is_none() {
+            if window != "auto" && crate::query::parse_duration(window).is_none() {
                 return Err(ApiError::bad_request(format!(
-                    "`window` {window:?} must look like 1m, 5m or 1h"
+                    "`window` {window:?} must look like 1m, 5m or 1h, or be `auto`"
                 )));
             }
+        }
+        if self.group_by.iter().any(|name| !is_identifier(name, 64)) {
+            return Err(ApiError::bad_request(
+                "`group_by` names dimensions: 1 to 64 characters from [A-Za-z0-9_-] each",
+            ));
+        }
+        if self
+            .limit
+            .is_some_and(|limit| limit == 0 || limit > MAX_GROUP_LIMIT)
+        {
+            return Err(ApiError::bad_request(format!(
+                "`limit` must be 1 to {MAX_GROUP_LIMIT}"
+            )));
         }
         if self
             .title
@@ -175,12 +212,59 @@ impl Widget {
         Ok(())
     }
 
-    /// The window in milliseconds, if set.
-    pub fn window_ms(&self) -> Option<i64> {
-        self.window
-            .as_deref()
-            .and_then(crate::query::parse_duration)
+    /// The range shown, in milliseconds.
+    pub fn range_ms(&self) -> i64 {
+        parse_time_window(&self.time_window).unwrap_or(3_600_000)
     }
+
+    /// How the widget's window is asked for (absent: `auto`).
+    pub fn window_ask(&self) -> WindowAsk {
+        match self.window.as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => WindowAsk::Auto,
+            Some(text) => {
+                crate::query::parse_duration(text).map_or(WindowAsk::Auto, WindowAsk::Fixed)
+            }
+        }
+    }
+
+    /// The plan serving this widget at `now` (its range ending then), by the same planner
+    /// as metric queries; also refused when the range holds more windows than one answer
+    /// may.
+    pub fn plan(
+        &self,
+        def: &MetricDefinition,
+        tenant: &str,
+        tiers: &Tiers,
+        now: UnixMillis,
+    ) -> Result<QueryPlan, QueryError> {
+        let range = self.range_ms();
+        let ask = Ask {
+            filter: &self.dimensions,
+            stat: self.stat,
+            window: self.window_ask(),
+            group_by: &self.group_by,
+            limit: self.limit.unwrap_or(DEFAULT_GROUP_LIMIT),
+            from: now - range,
+            to: now,
+            now,
+        };
+        let plan = crate::query::plan(def, tenant, tiers, &ask)?;
+        match widget_window_count_error(&plan, range) {
+            Some(message) => Err(QueryError::Invalid(message)),
+            None => Ok(plan),
+        }
+    }
+}
+
+/// Why a widget range holds too many of `plan`'s windows, if it does.
+pub fn widget_window_count_error(plan: &QueryPlan, range_ms: i64) -> Option<String> {
+    (range_ms / plan.window_ms > MAX_WINDOWS).then(|| {
+        format!(
+            "a range of {} holds more than {MAX_WINDOWS} windows of {}; use a coarser window or `auto`",
+            crate::query::format_duration(range_ms),
+            crate::query::format_duration(plan.window_ms)
+        )
+    })
 }
 
 /// A dashboard as stored (`dashboard.<tenant>.<id>`) and answered (plus `revision`).

@@ -64,7 +64,9 @@ impl utoipa::Modify for Security {
 
 /// Every REST route (without the stream), with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    use crate::api::{alerts, dashboards, definitions, keys, links, metrics, session, status};
+    use crate::api::{
+        alerts, capabilities, dashboards, definitions, keys, links, metrics, session, status,
+    };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::delete))
@@ -91,6 +93,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::list))
         .routes(routes!(metrics::query))
         .routes(routes!(metrics::series))
+        .routes(routes!(capabilities::capabilities))
         .routes(routes!(status::status))
 }
 

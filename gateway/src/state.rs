@@ -109,10 +109,15 @@ impl AppState {
         if !store.wait_loaded(Duration::from_secs(10)).await {
             tracing::warn!("config bucket not loaded yet; answering from what arrived");
         }
-        let db = Arc::new(QuestDb::new(config.questdb.clone(), tasks.clone()));
+        let db = Arc::new(QuestDb::new(
+            config.questdb.clone(),
+            &config.rollups,
+            &config.query,
+            tasks.clone(),
+        ));
         if config.questdb.create_table {
-            if let Err(err) = db.ensure_table().await {
-                tracing::warn!(error = %ErrorChain(&err), table = db.table(), "could not create the metrics table");
+            if let Err(err) = db.ensure_tables().await {
+                tracing::warn!(error = %ErrorChain(&err), table = db.table(), "could not create the metrics tables");
             }
         }
         let status = StatusTracker::new(config.live.clone());
@@ -138,6 +143,7 @@ impl AppState {
         let snapshots = Arc::new(SnapshotCache::new(
             db.clone(),
             Duration::from_millis(config.live.snapshot_ttl_ms),
+            config.query.correction_horizon_ms,
         ));
         let readiness = Readiness::new();
         readiness.add_nats(client);

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::client::{decode, Api};
 use crate::in_process::{gateway_config, InProcessGateway};
 use crate::sse::{stream_url, Sse};
-use crate::table::{insert_rows, Row};
+use crate::table::{insert_rows, tier_table, Row};
 use crate::{unique_name, NatsServer, QuestDb};
 
 /// A running gateway and what it talks to: its own nats-server (in-memory streams), the
@@ -146,6 +146,34 @@ impl GatewayEnv {
         let bytes =
             rtdash_shared::wire::encode(update, rtdash_shared::wire::Format::Json).expect("encode");
         let subject = rtdash_shared::names::live_subject(&update.tenant_id, &update.metric);
+        self.client
+            .publish(subject, bytes.into())
+            .await
+            .expect("publish");
+        self.client.flush().await.expect("flush");
+    }
+
+    /// Inserts rows into the table of the tier of `window_ms` (`<table>_1h`), as the
+    /// aggregators write tier windows.
+    pub fn insert_tier(&self, window_ms: i64, rows: &[Row]) {
+        insert_rows(self.db, &tier_table(&self.table, window_ms), rows)
+            .expect("tier rows inserted and visible");
+    }
+
+    /// Publishes live window versions as JSON values (with their `state`, see
+    /// [`Row::live`]) in one message, the way the core aggregator batches a subject's
+    /// versions.
+    pub async fn publish_live(&self, versions: &[Value]) {
+        let first = versions.first().expect("a version");
+        let subject = rtdash_shared::names::live_subject(
+            first["tenant_id"].as_str().expect("tenant"),
+            first["metric"].as_str().expect("metric"),
+        );
+        let bytes = rtdash_shared::wire::encode_view::<rtdash_shared::messages::WindowUpdates, _>(
+            versions,
+            rtdash_shared::wire::Format::Json,
+        )
+        .expect("encode");
         self.client
             .publish(subject, bytes.into())
             .await

@@ -6,4 +6,4 @@ mod read;
 mod write;
 
 pub use read::{fetch_rows, fetch_rows_where, stored_rows, StoredRow};
-pub use write::{insert_rows, Row};
+pub use write::{insert_rows, tier_table, Row};

@@ -95,41 +95,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/dashboards/{id}/links": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Lists a dashboard's links (without their tokens). */
-        get: operations["list_dashboard_links"];
-        put?: never;
-        /** Creates a link to a dashboard. */
-        post: operations["create_dashboard_link"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/dashboards/{id}/links/{link_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Revokes a link. */
-        delete: operations["delete_dashboard_link"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/dashboards/{id}/stream": {
         parameters: {
             query?: never;
@@ -177,41 +142,6 @@ export interface paths {
         post?: never;
         /** Removes a widget. */
         delete: operations["delete_widget"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/keys": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Lists keys: a tenant's (the operator without `tenant_id`: every tenant's). */
-        get: operations["list_keys"];
-        put?: never;
-        /** Creates a key. */
-        post: operations["create_key"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/keys/{key_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Revokes a key. */
-        delete: operations["delete_key"];
         options?: never;
         head?: never;
         patch?: never;
@@ -288,6 +218,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/metrics/{name}/capabilities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What a metric can answer. */
+        get: operations["metric_capabilities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/metrics/{name}/series": {
         parameters: {
             query?: never;
@@ -300,28 +247,6 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/session": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Who the request's credential is (key, session or link): `401` when none. */
-        get: operations["get_session"];
-        put?: never;
-        /** Signs in: `204` with the session cookie. */
-        post: operations["create_session"];
-        /**
-         * Signs out: clears the cookie (`204`). The token itself stays valid until it expires or its
-         *     key is revoked: revoke the key to end every session of it at once.
-         */
-        delete: operations["delete_session"];
         options?: never;
         head?: never;
         patch?: never;
@@ -380,10 +305,7 @@ export interface components {
             /** @description A transition or a delivery attempt. */
             kind: components["schemas"]["AlertLogKind"];
             outcome?: null | components["schemas"]["DeliveryOutcome"];
-            /**
-             * @description Never present: the receiver's answer is not shown (a webhook pointed at an internal
-             *     service would otherwise read it back); `http_status` and `error` say how it went.
-             */
+            /** @description Delivery: the start of the webhook's answer (failures). */
             response?: string | null;
             /**
              * Format: double
@@ -442,12 +364,8 @@ export interface components {
             };
             /** @description Metric watched. */
             metric_name: string;
-            /**
-             * @description Webhook URL (`http://` or `https://`; not to loopback, private or link-local
-             *     addresses unless the operator allows them). Required on create; write-only (answers
-             *     show it masked); an update without it keeps the stored one.
-             */
-            notify_channel?: string;
+            /** @description Webhook URL (`http://` or `https://`). */
+            notify_channel: string;
             /**
              * Format: int64
              * @description Expected revision (update only; like `If-Match`).
@@ -504,7 +422,7 @@ export interface components {
             };
             /** @description Metric watched. */
             metric_name: string;
-            /** @description Webhook URL, masked: scheme, host and port only (`https://hooks.slack.com/***`). */
+            /** @description Webhook URL. */
             notify_channel: string;
             /**
              * Format: int64
@@ -528,6 +446,13 @@ export interface components {
          * @enum {string}
          */
         AlertState: "ok" | "pending" | "firing" | "resolved";
+        /** @description What `window=auto` picks for the range asked. */
+        AutoChoice: {
+            /** @description The stored resolution read. */
+            source_window: string;
+            /** @description The window. */
+            window: string;
+        };
         /**
          * @description Comparison of a stat against the threshold.
          * @enum {string}
@@ -617,9 +542,8 @@ export interface components {
         /** @description Code and human-readable message. */
         ErrorDetail: {
             /**
-             * @description Stable machine-readable code (`invalid_request`, `unauthorized`, `forbidden`,
-             *     `not_found`, `conflict`, `payload_too_large`, `method_not_allowed`,
-             *     `too_many_requests`, `unavailable`, `timeout`, `internal`).
+             * @description Stable machine-readable code (`invalid_request`, `not_found`, `conflict`,
+             *     `payload_too_large`, `method_not_allowed`, `unavailable`, `timeout`, `internal`).
              */
             code: string;
             /** @description What went wrong, for people. */
@@ -635,96 +559,43 @@ export interface components {
          * @enum {string}
          */
         FreshnessState: "ok" | "behind" | "stale" | "unknown" | "disconnected";
-        /** @description A new key: the only answer that carries the secret. */
-        KeyCreated: {
-            /** @description Created (RFC 3339). */
-            created_at: string;
-            /** @description The key (`rtd_<key_id>_<secret>`): shown this once; store it now. */
-            key: string;
-            /** @description Public id (also in the key). */
-            key_id: string;
-            /** @description Name. */
-            name: string;
-            /** @description Role. */
-            role: components["schemas"]["Role"];
-            /** @description Tenant. */
-            tenant_id: string;
-        };
-        /** @description Body of `POST /v1/keys`. */
-        KeyInput: {
-            /** @description A name for people (1 to 200 characters): who or what uses the key. */
-            name: string;
-            /** @description What the key may do. */
-            role: components["schemas"]["Role"];
-            /** @description Tenant (the caller's own for an admin key; required for the operator). */
-            tenant_id?: string | null;
-        };
-        /** @description `{"keys": [...]}`. */
-        KeyList: {
-            /** @description By creation time. */
-            keys: components["schemas"]["KeyOut"][];
-        };
-        /** @description A key as listed (never its secret). */
-        KeyOut: {
-            /** @description Created (RFC 3339). */
-            created_at: string;
-            /** @description `operator` or the id of the key that created it. */
-            created_by: string;
-            /** @description Public id. */
-            key_id: string;
+        /** @description What a metric can answer. */
+        MetricCapabilities: {
+            auto?: null | components["schemas"]["AutoChoice"];
             /**
-             * @description Last use seen by a gateway or agent (RFC 3339; recorded at most once a minute per
-             *     service), absent when never used.
+             * Format: int64
+             * @description `window=auto` keeps answers at or under this many windows when it can.
              */
-            last_used_at?: string | null;
-            /** @description Name. */
-            name: string;
-            /** @description Role. */
-            role: components["schemas"]["Role"];
-            /** @description Tenant. */
-            tenant_id: string;
-        };
-        /** @description Body of `POST /v1/dashboards/{id}/links`. */
-        LinkInput: {
-            /** @description Filters merged into every widget's query (they override the widget's own). */
-            dimensions?: {
-                [key: string]: string;
-            };
-            /** @description The link stops working at this time (RFC 3339); never, when absent. */
-            expires_at?: string | null;
-            /** @description Tenant (or as the query parameter). */
-            tenant_id?: string | null;
-        };
-        /** @description `{"links": [...]}`. */
-        LinkList: {
-            /** @description By creation time. */
-            links: components["schemas"]["LinkOut"][];
-        };
-        /** @description A link as answered (the token only when created). */
-        LinkOut: {
-            /** @description Created (RFC 3339). */
-            created_at: string;
-            /** @description `operator` or the creating key's id. */
-            created_by: string;
-            /** @description The dashboard. */
-            dashboard_id: string;
-            /** @description Fixed filters. */
-            dimensions: {
-                [key: string]: string;
-            };
-            /** @description Expiry (RFC 3339), if any. */
-            expires_at?: string | null;
-            /** @description Public id. */
-            link_id: string;
-            /** @description Tenant. */
-            tenant_id: string;
-            /** @description The token (`rtl_<link_id>_<secret>`): in the creating answer only. */
-            token?: string | null;
+            auto_max_windows: number;
+            /** @description Default `limit` of a grouped answer. */
+            default_limit: number;
             /**
-             * @description The page showing the dashboard (`/embed/<token>`, relative to the gateway): in the
-             *     creating answer only.
+             * @description Dimension sets kept as stored series (a filter on exactly one of them reads one
+             *     series per window; others merge).
              */
-            url?: string | null;
+            dimension_sets: string[][];
+            /**
+             * @description Dimensions usable in `dimensions` filters and in `group_by` (any of them, any
+             *     combination).
+             */
+            dimensions: string[];
+            /** @description Largest `limit`. */
+            max_limit: number;
+            /**
+             * Format: int64
+             * @description Most windows in one answer.
+             */
+            max_windows: number;
+            /** @description Metric. */
+            metric_name: string;
+            /** @description The stored resolutions, coarsest first. */
+            sources: components["schemas"]["SourceOut"][];
+            /** @description Stats it has (each for any window, filter and grouping below). */
+            stats: components["schemas"]["Stat"][];
+            /** @description The metric's own window. */
+            window: string;
+            /** @description Windows offered (multiples of the metric's window), finest first. */
+            windows: components["schemas"]["WindowOption"][];
         };
         /** @description A metric definition as users write it (TOML, JSON, or through the gateway's API). */
         MetricDefinition: {
@@ -790,13 +661,21 @@ export interface components {
             dimensions: {
                 [key: string]: string;
             };
+            /** @description Grouped by these dimensions (absent when not grouped). */
+            group_by?: string[];
             /** @description Metric. */
             metric_name: string;
+            /** @description Grouped answers: the top `limit` series by the stat over the range, then `other`. */
+            series?: components["schemas"]["SeriesOut"][] | null;
+            /** @description The stored resolution read: the metric's window or a rollup tier's. */
+            source_window: string;
             /** @description Stat served. */
             stat: components["schemas"]["Stat"];
-            /** @description Window served. */
+            /** @description Window served (the one `window=auto` chose, when asked so). */
             window: string;
-            /** @description Windows with data, by start. */
+            /** @description Whether `window=auto` chose the window. */
+            window_auto: boolean;
+            /** @description Windows with data, by start (empty for a grouped answer: see `series`). */
             windows: components["schemas"]["WindowOut"][];
         };
         /** @description One partition's latest report. */
@@ -826,11 +705,6 @@ export interface components {
             watermark?: string | null;
         };
         /**
-         * @description A key's role.
-         * @enum {string}
-         */
-        Role: "ingest" | "viewer" | "editor" | "admin";
-        /**
          * @description Where a definition comes from.
          * @enum {string}
          */
@@ -850,28 +724,36 @@ export interface components {
             /** @description Whether `limit` cut the list. */
             truncated: boolean;
         };
-        /** @description Who the credential of the request is. */
-        SessionOut: {
-            /** @description The one dashboard (links). */
-            dashboard_id?: string | null;
-            /** @description Fixed filters (links). */
-            dimensions?: {
-                [key: string]: string;
-            } | null;
-            /** @description Key id (keys). */
-            key_id?: string | null;
-            /** @description `operator`, `key` or `link`. */
-            kind: string;
-            /** @description Key name (keys). */
-            name?: string | null;
-            role?: null | components["schemas"]["Role"];
-            /** @description Tenant (absent for the operator). */
-            tenant_id?: string | null;
+        /** @description One series of a grouped answer. */
+        SeriesOut: {
+            /**
+             * @description The grouped dimensions' values (null: events without that dimension); `{}` for
+             *     `other`.
+             */
+            dimensions: {
+                [key: string]: string | null;
+            };
+            /** @description Whether this is the merge of every group beyond `limit`. */
+            other: boolean;
+            /**
+             * Format: double
+             * @description The stat over the whole range (what the series are ordered by).
+             */
+            value: number | null;
+            /** @description Its windows, by start. */
+            windows: components["schemas"]["WindowOut"][];
         };
-        /** @description Body of `POST /v1/session`. */
-        SignIn: {
-            /** @description A key of role `viewer` or higher, or the operator key. */
-            key: string;
+        /** @description A stored resolution of the metric. */
+        SourceOut: {
+            /**
+             * Format: int64
+             * @description Days its table keeps (null: forever).
+             */
+            retention_days: number | null;
+            /** @description Whether it is a rollup tier (else the metric's own windows). */
+            tier: boolean;
+            /** @description Its window (`1m`, `1h`...). */
+            window: string;
         };
         /**
          * @description One served statistic.
@@ -917,6 +799,13 @@ export interface components {
             dimensions: {
                 [key: string]: string;
             };
+            /**
+             * @description One series per value of these dimensions (a multi-series chart, a top-N bar chart
+             *     or table); absent: one series.
+             */
+            group_by?: string[];
+            /** @description Series shown besides `other` when grouped (default 10, at most 100). */
+            limit?: number | null;
             /** @description Metric shown. */
             metric_name: string;
             /** @description Statistic shown. */
@@ -933,8 +822,10 @@ export interface components {
             /** @description Id (assigned by the gateway). */
             widget_id: string;
             /**
-             * @description Aggregation window (`1m`, `5m`...); the metric's window when absent.
-             * @example 5m
+             * @description Aggregation window: a multiple of the metric's window (`1m`, `5m`, `1h`...) or
+             *     `auto` (the finest keeping the range at or under about 500 windows); `auto` when
+             *     absent.
+             * @example auto
              */
             window?: string | null;
         };
@@ -944,6 +835,10 @@ export interface components {
             dimensions?: {
                 [key: string]: string;
             };
+            /** @description One series per value of these dimensions (default: none, one series). */
+            group_by?: string[];
+            /** @description Series shown besides `other` when grouped (default 10, at most 100). */
+            limit?: number | null;
             /** @description Metric shown. */
             metric_name: string;
             /** @description Statistic shown (default `count`). */
@@ -962,10 +857,26 @@ export interface components {
             /** @description Ignored on create; must match the path on update when given. */
             widget_id?: string | null;
             /**
-             * @description Aggregation window (`1m`, `5m`...); the metric's window when absent.
-             * @example 5m
+             * @description Aggregation window: a multiple of the metric's window (`1m`, `5m`, `1h`...) or
+             *     `auto` (default).
+             * @example auto
              */
             window?: string | null;
+        };
+        /** @description A window the metric can be served at. */
+        WindowOption: {
+            /** @description With `time_window`: whether a widget of that range can use it. */
+            allowed?: boolean | null;
+            /** @description With `time_window`, when not allowed: why (the planner's message). */
+            reason?: string | null;
+            /**
+             * Format: int64
+             * @description How far back it can be served, in days (the longest retention of the resolutions
+             *     that divide it; null: forever).
+             */
+            retention_days: number | null;
+            /** @description The window. */
+            window: string;
         };
         /** @description One served window. */
         WindowOut: {
@@ -1005,10 +916,7 @@ export interface operations {
     list_alerts: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -1077,10 +985,7 @@ export interface operations {
     get_alert: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -1113,10 +1018,7 @@ export interface operations {
     put_alert: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: {
@@ -1172,10 +1074,7 @@ export interface operations {
     delete_alert: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: {
@@ -1268,10 +1167,7 @@ export interface operations {
     list_dashboards: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -1348,10 +1244,7 @@ export interface operations {
     get_dashboard: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -1384,10 +1277,7 @@ export interface operations {
     put_dashboard: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: {
@@ -1443,10 +1333,7 @@ export interface operations {
     delete_dashboard: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: {
@@ -1485,157 +1372,10 @@ export interface operations {
             };
         };
     };
-    list_dashboard_links: {
-        parameters: {
-            query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
-                tenant_id?: string;
-            };
-            header?: never;
-            path: {
-                /** @description Dashboard id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LinkList"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    create_dashboard_link: {
-        parameters: {
-            query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
-                tenant_id?: string;
-            };
-            header?: never;
-            path: {
-                /** @description Dashboard id */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["LinkInput"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LinkOut"];
-                };
-            };
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    delete_dashboard_link: {
-        parameters: {
-            query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
-                tenant_id?: string;
-            };
-            header?: never;
-            path: {
-                /** @description Dashboard id */
-                id: string;
-                /** @description Link id */
-                link_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
     stream: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: {
@@ -1682,10 +1422,7 @@ export interface operations {
     add_widget: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -1738,10 +1475,7 @@ export interface operations {
     put_widget: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -1796,10 +1530,7 @@ export interface operations {
     delete_widget: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -1837,145 +1568,10 @@ export interface operations {
             };
         };
     };
-    list_keys: {
-        parameters: {
-            query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
-                tenant_id?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["KeyList"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    create_key: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["KeyInput"];
-            };
-        };
-        responses: {
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["KeyCreated"];
-                };
-            };
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    delete_key: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Key id */
-                key_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
     list_metric_definitions: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -2053,10 +1649,7 @@ export interface operations {
     get_metric_definition: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -2089,10 +1682,7 @@ export interface operations {
     put_metric_definition: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -2146,10 +1736,7 @@ export interface operations {
     delete_metric_definition: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -2188,10 +1775,7 @@ export interface operations {
     list_metrics: {
         parameters: {
             query?: {
-                /**
-                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
-                 *     it.
-                 */
+                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
                 tenant_id?: string;
             };
             header?: never;
@@ -2229,10 +1813,20 @@ export interface operations {
                 from?: string;
                 /** @description RFC 3339, exclusive (default: now). */
                 to?: string;
-                /** @description `1m`, `5m`, `1h`... (default: the metric's window). */
+                /**
+                 * @description `1m`, `5m`, `1h`... a multiple of the metric's window, or `auto` (the finest that
+                 *     keeps the answer at or under about 500 windows). Default: the metric's window.
+                 */
                 window?: string;
                 /** @description Statistic (default `count`). */
                 stat?: components["schemas"]["Stat"];
+                /**
+                 * @description One series per value of these dimensions, comma-separated (`region` or
+                 *     `region,plan`).
+                 */
+                group_by?: string;
+                /** @description Series of a grouped answer besides `other` (default 10, at most 100). */
+                limit?: number;
             };
             header?: never;
             path: {
@@ -2268,6 +1862,49 @@ export interface operations {
                 };
             };
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    metric_capabilities: {
+        parameters: {
+            query?: {
+                /** @description Tenant. */
+                tenant_id?: string;
+                /** @description A widget range (`last_7d`): judge every window for it, and say what `auto` picks. */
+                time_window?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Metric name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricCapabilities"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2324,97 +1961,6 @@ export interface operations {
             };
         };
     };
-    get_session: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["SessionOut"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    create_session: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["SignIn"];
-            };
-        };
-        responses: {
-            /** @description Signed in; `Set-Cookie: rtdash_session=...` */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    delete_session: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Signed out; the cookie is cleared */
-            204: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
     get_status: {
         parameters: {
             query?: never;
@@ -2430,22 +1976,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StatusView"];
-                };
-            };
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -2465,7 +1995,6 @@ export const conditionValues: ReadonlyArray<FlattenedDeepRequired<components>["s
 export const deliveryOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryOutcome"]> = ["delivered", "retrying", "failed", "gave_up", "skipped"];
 export const evaluateOnValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluateOn"]> = ["final", "provisional"];
 export const freshnessStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FreshnessState"]> = ["ok", "behind", "stale", "unknown", "disconnected"];
-export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["ingest", "viewer", "editor", "admin"];
 export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["tenant", "global", "builtin"];
 export const statValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Stat"]> = ["count", "sum", "min", "max", "avg", "p50", "p90", "p95", "p99", "unique"];
 export const vizTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["VizType"]> = ["line_chart", "area_chart", "bar_chart", "counter", "gauge", "table"];

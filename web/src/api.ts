@@ -240,9 +240,42 @@ export interface MetricQuery {
   dimensions: Record<string, string>;
   from: number;
   to: number;
-  /** `1m`, `5m`, ...; absent: the metric's window. */
+  /** `1m`, `5m`, ... or `auto`; absent: the metric's window. */
   window?: string | null;
   stat: Stat;
+  /** One series per value of these dimensions. */
+  groupBy?: string[];
+  limit?: number | null;
+}
+
+/** A query's windows and the window the gateway served (the one `auto` chose). */
+export interface MetricAnswer {
+  points: WindowPoint[];
+  /** Grouped queries: the answer's series. */
+  series: Schemas['SeriesOut'][] | null;
+  window: string;
+  windowAuto: boolean;
+}
+
+/** What a metric can answer (`GET /v1/metrics/{name}/capabilities`). */
+export type MetricCapabilities = Schemas['MetricCapabilities'];
+
+/** `GET /v1/metrics/{name}/capabilities?time_window=`: the windows a widget of that range may
+ * use (the gateway's planner judges each) and what `auto` picks. */
+export async function metricCapabilities(
+  tenant: string,
+  metric: string,
+  timeWindow: string,
+  signal?: AbortSignal,
+): Promise<MetricCapabilities> {
+  const query: QueryOf<'metric_capabilities'> = { tenant_id: tenant, time_window: timeWindow };
+  return request<MetricCapabilities>(
+    'GET',
+    `/v1/metrics/${path(metric)}/capabilities`,
+    query,
+    undefined,
+    signal,
+  );
 }
 
 /** `GET /v1/metrics/{name}`: the windows of one series over a range. */
@@ -251,7 +284,7 @@ export async function queryMetric(
   metric: string,
   q: MetricQuery,
   signal?: AbortSignal,
-): Promise<WindowPoint[]> {
+): Promise<MetricAnswer> {
   const query: QueryOf<'query_metric'> = {
     tenant_id: tenant,
     dimensions: JSON.stringify(q.dimensions),
@@ -259,6 +292,8 @@ export async function queryMetric(
     to: new Date(q.to).toISOString(),
     window: q.window ?? undefined,
     stat: q.stat,
+    group_by: q.groupBy?.length ? q.groupBy.join(',') : undefined,
+    limit: q.groupBy?.length ? (q.limit ?? undefined) : undefined,
   };
   const answer = await request<Schemas['MetricWindows']>(
     'GET',
@@ -267,5 +302,10 @@ export async function queryMetric(
     undefined,
     signal,
   );
-  return answer.windows.map(toPoint);
+  return {
+    points: answer.windows.map(toPoint),
+    series: answer.series ?? null,
+    window: answer.window,
+    windowAuto: answer.window_auto,
+  };
 }

@@ -4,7 +4,9 @@ import {
   formatCompact,
   formatDuration,
   formatLatency,
+  formatTick,
   formatValue,
+  formatWindowLength,
   parseDuration,
   unitFor,
 } from './format';
@@ -82,5 +84,25 @@ describe('durations', () => {
     expect(parseDuration('1h')).toBe(3_600_000);
     expect(parseDuration('last_2d')).toBe(172_800_000);
     expect(parseDuration('soon')).toBeNull();
+  });
+});
+
+describe('formatWindowLength', () => {
+  it('writes the largest whole unit, as the gateway does', () => {
+    expect(formatWindowLength(60_000)).toBe('1m');
+    expect(formatWindowLength(5_400_000)).toBe('90m');
+    expect(formatWindowLength(86_400_000 * 7)).toBe('7d');
+    expect(formatWindowLength(30_000)).toBe('30s');
+    expect(formatWindowLength(1500)).toBe('1500ms');
+  });
+});
+
+describe('formatTick', () => {
+  it('shows the clock within two days and the date beyond', () => {
+    const noon = new Date(2026, 11, 7, 12, 30).getTime();
+    const midnight = new Date(2026, 11, 7).getTime();
+    expect(formatTick(noon, 3_600_000)).toBe('12:30');
+    expect(formatTick(midnight, 7 * 86_400_000)).toBe('7 Dec');
+    expect(formatTick(noon, 7 * 86_400_000)).toBe('7 Dec 12:30');
   });
 });

@@ -142,3 +142,28 @@ export function parseDuration(text: string): number | null {
     unit === 'ms' ? 1 : unit === 's' ? 1e3 : unit === 'm' ? 60e3 : unit === 'h' ? 3600e3 : 86400e3;
   return n * scale;
 }
+
+/** A window length as the gateway writes it: the largest whole unit (`60000` -> `1m`,
+ * `5400000` -> `90m`). */
+export function formatWindowLength(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** A time-axis label for a chart spanning `spanMs`: the clock within two days, else the local
+ * date (`7 Dec`), with the clock when not at midnight (`7 Dec 06:00`). */
+export function formatTick(ms: number, spanMs: number): string {
+  if (spanMs < 2 * 86_400_000) return formatClock(ms);
+  const d = new Date(ms);
+  const date = `${d.getDate()} ${MONTHS[d.getMonth()]}`;
+  return d.getHours() === 0 && d.getMinutes() === 0 ? date : `${date} ${formatClock(ms)}`;
+}

@@ -10,6 +10,7 @@
 
 import { toPoint, url } from './api';
 import type { ErrorDetail, Stat, StatusView, WindowOut, WindowPoint } from './types';
+import type { components } from './api-types';
 
 // The events' data. The OpenAPI document does not describe event payloads, so these are
 // written here after the gateway's `SnapshotData` and `UpdateData`, with the document's types
@@ -20,13 +21,23 @@ interface SnapshotData {
   widget_id: string;
   metric_name: string;
   stat: Stat;
-  /** The aggregation window served; null when the widget cannot be served. */
+  /** The aggregation window served (the one `auto` chose); null when the widget cannot be
+   * served. */
   window: string | null;
+  /** Whether `auto` chose `window`. */
+  window_auto?: boolean;
+  /** The stored resolution read (the metric's window or a rollup tier). */
+  source_window?: string;
   dimensions: Record<string, string>;
   time_window: string;
   windows: WindowOut[];
+  /** Grouped widgets: one series per group, then `other`. */
+  series?: SeriesOut[];
   error: ErrorDetail | null;
 }
+
+/** One series of a grouped answer (REST and snapshots). */
+export type SeriesOut = components['schemas']['SeriesOut'];
 
 /** `update`: a new version of one window of a widget. */
 type UpdateData = WindowOut & {
@@ -37,6 +48,8 @@ type UpdateData = WindowOut & {
   delay_ms: number;
   /** The pipeline was behind when the gateway sent it. */
   stale: boolean;
+  /** Grouped widgets: the series the value is for. */
+  series?: { dimensions: Record<string, string | null>; other: boolean };
 };
 
 /** `reload`: the dashboard changed; the stream ends after it. */
@@ -49,11 +62,47 @@ export interface Snapshot {
   widgetId: string;
   windows: WindowPoint[];
   error: ErrorDetail | null;
+  /** The window served (null when the widget cannot be served) and whether `auto` chose it. */
+  window: string | null;
+  windowAuto: boolean;
+  /** Grouped widgets: the groups, ranked, with their windows. */
+  groups: Group[] | null;
+}
+
+/** One group of a grouped widget: its key, its label, its stat over the range, its windows. */
+export interface Group {
+  key: string;
+  label: string;
+  other: boolean;
+  total: number | null;
+  points: WindowPoint[];
+}
+
+/** The key and label of a group (`other`: the merge of the groups beyond the limit). */
+export function groupKey(dimensions: Record<string, string | null>, other: boolean) {
+  if (other) return { key: '__other__', label: 'other' };
+  const entries = Object.entries(dimensions).sort(([a], [b]) => a.localeCompare(b));
+  return {
+    key: JSON.stringify(entries),
+    label: entries.map(([, v]) => v ?? '(none)').join(' · ') || '(all)',
+  };
+}
+
+/** The groups of a grouped answer. */
+export function toGroups(series: SeriesOut[]): Group[] {
+  return series.map((s) => ({
+    ...groupKey(s.dimensions, s.other),
+    other: s.other,
+    total: s.value ?? null,
+    points: s.windows.map(toPoint),
+  }));
 }
 
 export interface Update {
   widgetId: string;
   point: WindowPoint;
+  /** Grouped widgets: the group the point is for. */
+  group: { key: string; label: string; other: boolean } | null;
   /** How long ago the aggregator produced this version (gateway clock). */
   delayMs: number;
 }
@@ -81,13 +130,27 @@ function parse<T extends object>(data: string): T | null {
 export function parseSnapshot(data: string): Snapshot | null {
   const s = parse<SnapshotData>(data);
   if (typeof s?.widget_id !== 'string') return null;
-  return { widgetId: s.widget_id, windows: s.windows.map(toPoint), error: s.error };
+  return {
+    widgetId: s.widget_id,
+    windows: s.windows.map(toPoint),
+    error: s.error,
+    window: s.window,
+    windowAuto: s.window_auto ?? false,
+    groups: s.series ? toGroups(s.series) : null,
+  };
 }
 
 export function parseUpdate(data: string): Update | null {
   const u = parse<UpdateData>(data);
   if (typeof u?.widget_id !== 'string') return null;
-  return { widgetId: u.widget_id, point: toPoint(u), delayMs: u.delay_ms };
+  return {
+    widgetId: u.widget_id,
+    point: toPoint(u),
+    delayMs: u.delay_ms,
+    group: u.series
+      ? { ...groupKey(u.series.dimensions, u.series.other), other: u.series.other }
+      : null,
+  };
 }
 
 export function parseStatus(data: string): StatusView | null {

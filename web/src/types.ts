@@ -53,6 +53,8 @@ export const TIME_WINDOWS: readonly { value: string; label: string }[] = [
   { value: 'last_1h', label: 'Last 1 hour' },
   { value: 'last_6h', label: 'Last 6 hours' },
   { value: 'last_24h', label: 'Last 24 hours' },
+  { value: 'last_7d', label: 'Last 7 days' },
+  { value: 'last_30d', label: 'Last 30 days' },
 ];
 
 /** One metric window of one widget's series. Times in epoch milliseconds. */

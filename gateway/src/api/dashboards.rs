@@ -94,8 +94,9 @@ async fn fetch(state: &AppState, tenant: &str, id: &str) -> Result<(Dashboard, u
     Ok((dashboard, stored.revision))
 }
 
-/// Checks a widget against the tenant's metric definitions: the metric exists and the stat
-/// can be derived for the filter and window.
+/// Checks a widget against the tenant's metric definitions with the planner that will serve
+/// it: the metric exists, has the stat and the dimensions, the window is servable for the
+/// range (multiple of the metric's, retained), and the range holds at most 10,000 windows.
 pub fn validate_widget(state: &AppState, tenant: &str, widget: &Widget) -> Result<(), ApiError> {
     widget.check_shape()?;
     let found =
@@ -105,12 +106,11 @@ pub fn validate_widget(state: &AppState, tenant: &str, widget: &Widget) -> Resul
                 widget.metric_name
             ))
         })?;
-    crate::query::plan(
+    widget.plan(
         &found.definition,
         tenant,
-        &widget.dimensions,
-        widget.stat,
-        widget.window_ms(),
+        state.db.tiers(),
+        rtdash_shared::time::now_millis(),
     )?;
     Ok(())
 }

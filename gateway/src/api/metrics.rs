@@ -1,10 +1,13 @@
-//! `/v1/metrics`: the tenant's metrics, metric window queries and distinct series.
+//! `/v1/metrics`: the tenant's metrics, metric window queries (any window, `auto`, grouped;
+//! the answer's shape is in [`super::metric_answer`]) and distinct series.
 
+use super::metric_answer::{derive_answer, MetricWindows};
 use super::{ApiQuery, TenantQuery};
 use crate::api::definitions::{effective_definition, tenant_definitions, Scope};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::query::{self, format_duration, parse_duration};
+use crate::query::plan::DEFAULT_GROUP_LIMIT;
+use crate::query::{self, format_duration, parse_duration, Ask, WindowAsk};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
@@ -13,13 +16,12 @@ use axum::Json;
 use bytes::Bytes;
 use rtdash_shared::auth::Role;
 use rtdash_shared::stat::Stat;
-use rtdash_shared::time::{format_rfc3339, now_millis, parse_rfc3339, UnixMillis};
+use rtdash_shared::time::{now_millis, parse_rfc3339, UnixMillis};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use utoipa::{IntoParams, ToSchema};
 
-/// Most windows in one answer.
-pub const MAX_WINDOWS: i64 = 10_000;
+pub use crate::query::resolution::MAX_WINDOWS;
 /// Default `limit` of the series listing.
 const DEFAULT_SERIES_LIMIT: usize = 1_000;
 /// Largest `limit` of the series listing.
@@ -88,61 +90,17 @@ pub struct MetricQuery {
     pub from: Option<String>,
     /// RFC 3339, exclusive (default: now).
     pub to: Option<String>,
-    /// `1m`, `5m`, `1h`... (default: the metric's window).
+    /// `1m`, `5m`, `1h`... a multiple of the metric's window, or `auto` (the finest that
+    /// keeps the answer at or under about 500 windows). Default: the metric's window.
     pub window: Option<String>,
     /// Statistic (default `count`).
     #[param(value_type = Option<Stat>)]
     pub stat: Option<String>,
-}
-
-/// One served window.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WindowOut {
-    /// Start (RFC 3339).
-    pub window_start: String,
-    /// End, exclusive (RFC 3339).
-    pub window_end: String,
-    /// The stat's value (null when the window has none for it).
-    #[schema(required = true)]
-    pub value: Option<f64>,
-    /// Highest revision.
-    pub revision: u32,
-    /// Closed.
-    #[serde(rename = "final")]
-    pub is_final: bool,
-    /// Late events merged.
-    pub late_count: u64,
-    /// Latest version (RFC 3339).
-    pub updated_at: String,
-}
-
-impl From<&query::DerivedWindow> for WindowOut {
-    fn from(window: &query::DerivedWindow) -> Self {
-        Self {
-            window_start: format_rfc3339(window.window_start),
-            window_end: format_rfc3339(window.window_end),
-            value: window.value,
-            revision: window.revision,
-            is_final: window.is_final,
-            late_count: window.late_count,
-            updated_at: format_rfc3339(window.updated_at),
-        }
-    }
-}
-
-/// The answer of a metric query.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MetricWindows {
-    /// Metric.
-    pub metric_name: String,
-    /// Stat served.
-    pub stat: Stat,
-    /// Window served.
-    pub window: String,
-    /// Filter applied.
-    pub dimensions: BTreeMap<String, String>,
-    /// Windows with data, by start.
-    pub windows: Vec<WindowOut>,
+    /// One series per value of these dimensions, comma-separated (`region` or
+    /// `region,plan`).
+    pub group_by: Option<String>,
+    /// Series of a grouped answer besides `other` (default 10, at most 100).
+    pub limit: Option<usize>,
 }
 
 /// Parses the `dimensions` parameter.
@@ -155,6 +113,31 @@ pub fn parse_dimensions(text: Option<&str>) -> Result<BTreeMap<String, String>, 
             )
         }),
     }
+}
+
+/// Parses a `window` parameter or field: absent -> `default`, `auto`, or a duration.
+pub fn parse_window(text: Option<&str>, default: WindowAsk) -> Result<WindowAsk, ApiError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some("auto") => Ok(WindowAsk::Auto),
+        Some(text) => parse_duration(text).map(WindowAsk::Fixed).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`window` {text:?} must look like 1m, 5m or 1h, or be `auto`"
+            ))
+        }),
+    }
+}
+
+/// Parses `group_by`: comma-separated dimension names.
+pub fn parse_group_by(text: Option<&str>) -> Vec<String> {
+    text.map(|text| {
+        text.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn parse_time(name: &str, text: Option<&str>) -> Result<Option<UnixMillis>, ApiError> {
@@ -200,59 +183,53 @@ pub async fn query(
         params.stat.as_deref().unwrap_or("count").parse().map_err(
             |err: rtdash_shared::stat::UnknownStat| ApiError::bad_request(err.to_string()),
         )?;
-    let window = params
-        .window
-        .as_deref()
-        .map(|w| {
-            parse_duration(w).ok_or_else(|| {
-                ApiError::bad_request(format!("`window` {w:?} must look like 1m, 5m or 1h"))
-            })
-        })
-        .transpose()?;
+    let window = parse_window(params.window.as_deref(), WindowAsk::Base)?;
+    let group_by = parse_group_by(params.group_by.as_deref());
     let found = effective_definition(&state.store, &tenant, &name)
         .ok_or_else(|| ApiError::not_found("metric", &name))?;
-    let plan = query::plan(&found.definition, &tenant, &dimensions, stat, window)?;
     let now = now_millis();
     let to = parse_time("to", params.to.as_deref())?.unwrap_or(now);
     let from = parse_time("from", params.from.as_deref())?.unwrap_or(to - 3_600_000);
     if from >= to {
         return Err(ApiError::bad_request("`from` must be before `to`"));
     }
-    let from = plan.bucket_of(from);
-    let to = {
-        let bucket = plan.bucket_of(to);
-        if bucket == to {
-            to
-        } else {
-            bucket + plan.window_ms
-        }
+    let ask = Ask {
+        filter: &dimensions,
+        stat,
+        window,
+        group_by: &group_by,
+        limit: params.limit.unwrap_or(DEFAULT_GROUP_LIMIT),
+        from,
+        to,
+        now,
     };
+    let plan = query::plan(&found.definition, &tenant, state.db.tiers(), &ask)?;
+    let (from, to) = plan.align(from, to);
     if (to - from) / plan.window_ms > MAX_WINDOWS {
         return Err(ApiError::bad_request(format!(
-            "the range holds more than {MAX_WINDOWS} windows of {}; narrow it or use a coarser window",
+            "the range holds more than {MAX_WINDOWS} windows of {}; narrow it or use a coarser window (or window=auto)",
             format_duration(plan.window_ms)
         )));
     }
-    // Identical queries within `questdb.query_cache_ms` share the rows and the rendered
-    // answer (see `QuestDb::fetch_rendered`).
+    // Identical queries within `questdb.query_cache_ms` share the answer; rows of windows
+    // that no longer change come from the row cache.
     let closed_through = state.status.closed_through();
+    let immutable = query::immutable_before(
+        now,
+        closed_through,
+        state.config.query.correction_horizon_ms,
+    );
+    let auto = window == WindowAsk::Auto;
+    let key = (plan.clone(), from, to, auto);
     let body = state
         .db
-        .fetch_rendered(&plan, from, to, |rows| {
-            let windows = query::derive(&plan, rows.iter(), now, closed_through)
-                .iter()
-                .map(WindowOut::from)
-                .collect();
-            let answer = MetricWindows {
-                metric_name: name.clone(),
-                stat,
-                window: format_duration(plan.window_ms),
-                dimensions: dimensions.clone(),
-                windows,
-            };
-            serde_json::to_vec(&answer)
+        .shared_answer(key, || async {
+            let rows = state.db.rows(&plan, from, to, immutable).await?;
+            let derived = derive_answer(&plan, rows.iter(), now, closed_through);
+            let answer = MetricWindows::new(&plan, dimensions.clone(), auto, &derived);
+            Ok(serde_json::to_vec(&answer)
                 .map(Bytes::from)
-                .unwrap_or_default()
+                .unwrap_or_default())
         })
         .await?;
     Ok((

@@ -1,10 +1,12 @@
 //! The REST API: one module per resource, plus the extractors and helpers they share.
 
 pub mod alerts;
+pub mod capabilities;
 pub mod dashboards;
 pub mod definitions;
 pub mod keys;
 pub mod links;
+pub mod metric_answer;
 pub mod metrics;
 pub mod session;
 pub mod status;

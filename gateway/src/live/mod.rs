@@ -13,3 +13,5 @@ pub mod sse;
 pub mod status;
 mod subscription;
 pub mod topic;
+pub mod update;
+mod values;

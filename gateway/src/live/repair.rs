@@ -13,11 +13,11 @@
 use super::hub::Hub;
 use super::memory::UnfinishedRange;
 use super::status::StatusTracker;
+use super::topic::Topic;
 use crate::metrics as names;
 use crate::query::{QueryPlan, QuestDb};
 use crate::tasks::Tasks;
 use rtdash_runtime::error_chain::ErrorChain;
-use rtdash_shared::stat::Stat;
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ async fn sweep(
                 pending.insert(key, *wait);
                 continue;
             }
-            let plan = range_plan(&topic.tenant, &topic.metric, &range);
+            let plan = range_plan(&topic, &range);
             let span = tracing::debug_span!(
                 "gateway.live_repair",
                 otel.kind = "internal",
@@ -105,7 +105,7 @@ async fn sweep(
                 windows = range.windows
             );
             let repaired = async {
-                match db.fetch_rows(&plan, range.from, range.to).await {
+                match db.fetch_rows_with(&plan, range.from, range.to, true).await {
                     Ok(rows) => topic.merge_rows(&range.dim_set, rows),
                     Err(err) => {
                         tracing::debug!(error = %ErrorChain(&err), "cannot read unfinished windows back");
@@ -142,16 +142,15 @@ async fn sweep(
     *backoff = pending;
 }
 
-/// The plan reading every series of `range`'s dimension set.
-fn range_plan(tenant: &str, metric: &str, range: &UnfinishedRange) -> QueryPlan {
-    QueryPlan {
-        tenant: tenant.to_owned(),
-        metric: metric.to_owned(),
-        stat: Stat::Count,
-        dim_set: range.dim_set.clone(),
-        exact_series: None,
-        filter: Default::default(),
-        base_window_ms: range.window_ms,
-        window_ms: range.window_ms,
-    }
+/// The plan reading every series of `range`'s dimension set, from the table of its window
+/// length (the metric's own windows, or a tier's).
+fn range_plan(topic: &Topic, range: &UnfinishedRange) -> QueryPlan {
+    let base = match topic.base_window_ms() {
+        0 => range.window_ms,
+        base => base,
+    };
+    let mut plan = QueryPlan::raw(&topic.tenant, &topic.metric, &range.dim_set, base);
+    plan.source_window_ms = range.window_ms;
+    plan.window_ms = range.window_ms;
+    plan
 }

@@ -3,10 +3,10 @@
 //! span per batch when traces are exported).
 
 use super::topic::Topic;
+use super::update::{decode_live, LiveWindow};
 use crate::metrics::FanoutMetrics;
 use futures::{FutureExt, StreamExt};
 use rtdash_runtime::trace_context::TraceParent;
-use rtdash_shared::messages::WindowUpdate;
 use std::sync::Weak;
 use tokio_util::sync::CancellationToken;
 
@@ -99,10 +99,10 @@ fn fanout_span(
     span
 }
 
-/// Appends the window versions of one live message to `batch`: a single [`WindowUpdate`] or a
-/// batch of them (what the core aggregator publishes when a subject has several versions).
-fn decode_into(payload: &[u8], batch: &mut Vec<WindowUpdate>, metrics: &FanoutMetrics) {
-    if let Err(err) = rtdash_shared::wire::decode_live_updates(payload, batch) {
+/// Appends the window versions of one live message to `batch`: a single version or a batch
+/// of them (what the core aggregator publishes when a subject has several versions).
+fn decode_into(payload: &[u8], batch: &mut Vec<LiveWindow>, metrics: &FanoutMetrics) {
+    if let Err(err) = decode_live(payload, batch) {
         metrics.decode_errors.increment(1);
         tracing::debug!(error = %err, "undecodable live update");
     }

@@ -1,5 +1,6 @@
 //! The live state of one watched (tenant, metric): the widget plans registered on it, its
-//! [`Memory`] of series-windows and the [`Ring`] of derived widget values that streams read.
+//! [`Memories`] of series-windows (one per window length: base windows and rollup tiers
+//! arrive on the same subject) and the [`Ring`] of derived widget values that streams read.
 //!
 //! - A [`Topic`] exists while at least one viewer holds it (`Arc`); dropping the last
 //!   reference cancels its subscription.
@@ -17,12 +18,13 @@
 //!   ([`Topic::unfinished_before`], [`Topic::merge_rows`]).
 
 use super::link::Link;
-use super::memory::{MemEntry, Memory, UnfinishedRange};
-use super::ring::{PlanReg, Ring, RingEntry};
+use super::memory::{MemEntry, Memories, UnfinishedRange};
+use super::ring::{LiveValue, PlanReg, Ring, RingEntry};
+use super::update::LiveWindow;
+use super::values::{self, Part};
 use crate::config::LiveConfig;
-use crate::metrics::FanoutMetrics;
-use crate::query::{DerivedWindow, QueryPlan, WindowRow};
-use rtdash_shared::messages::WindowUpdate;
+use crate::metrics::{self as names, FanoutMetrics};
+use crate::query::{QueryPlan, WindowRow};
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -66,13 +68,38 @@ impl HubShared {
 #[derive(Debug)]
 struct TopicState {
     ring: Ring,
-    memory: Memory,
+    memory: Memories,
     /// Registered plans, by value.
     plans: HashMap<QueryPlan, Weak<PlanReg>>,
-    /// Longest registered plan window, ms.
-    max_window_ms: i64,
     /// Invalidations so far: snapshot rows read in an older epoch do not seed memory.
     epoch: u64,
+}
+
+impl TopicState {
+    fn live_plans(&self) -> impl Iterator<Item = Arc<PlanReg>> + '_ {
+        self.plans.values().filter_map(Weak::upgrade)
+    }
+
+    /// The retention of windows of `window_ms` in memory: the memory horizon, plus the
+    /// longest served window of the plans reading them (so a plan's current window is
+    /// complete), at least one such window.
+    fn floor(&self, horizon_ms: i64, window_ms: i64, now: UnixMillis) -> UnixMillis {
+        let longest = self
+            .live_plans()
+            .filter(|reg| reg.plan.source_window_ms == window_ms)
+            .map(|reg| reg.plan.window_ms)
+            .fold(window_ms, i64::max);
+        now - horizon_ms - longest
+    }
+
+    /// Whether a registered plan merges the states of `(window_ms, dim_set)` windows.
+    fn merges_states(&self, window_ms: i64, dim_set: &str) -> bool {
+        self.live_plans().any(|reg| {
+            reg.plan.needs_state()
+                && reg.plan.source_window_ms == window_ms
+                && reg.plan.dim_set == dim_set
+        })
+    }
 }
 
 /// Live state of one (tenant, metric).
@@ -84,6 +111,9 @@ pub struct Topic {
     pub metric: String,
     /// Hub counter when the topic was created (its generation).
     pub generation: u64,
+    /// The metric's own window, from the plans registered (0 until one is): repair reads
+    /// need it to tell the base table from a tier's.
+    base_window_ms: AtomicI64,
     hub: Arc<HubShared>,
     state: RwLock<TopicState>,
     notify: watch::Sender<u64>,
@@ -124,17 +154,21 @@ impl Topic {
             tenant: tenant.to_owned(),
             metric: metric.to_owned(),
             generation,
+            base_window_ms: AtomicI64::new(0),
             hub,
             state: RwLock::new(TopicState {
                 ring: Ring::new(generation),
-                memory: Memory::default(),
+                memory: Memories::default(),
                 plans: HashMap::new(),
-                max_window_ms: 0,
                 epoch: 0,
             }),
             notify,
             cancel,
         }
+    }
+
+    fn horizon_ms(&self) -> i64 {
+        self.hub.config.memory_horizon_secs as i64 * 1000
     }
 
     /// Registers `plan` (or joins its registration).
@@ -147,17 +181,22 @@ impl Topic {
             };
         }
         state.plans.retain(|_, reg| reg.strong_count() > 0);
-        state.max_window_ms = state.max_window_ms.max(plan.window_ms);
-        let reg = Arc::new(PlanReg {
-            registered_at: self.hub.next_id.load(Ordering::SeqCst),
-            seeded_from: AtomicI64::new(if self_contained(&plan) {
+        self.base_window_ms
+            .store(plan.base_window_ms, Ordering::Relaxed);
+        let reg = Arc::new(PlanReg::new(
+            plan.clone(),
+            self.hub.next_id.load(Ordering::SeqCst),
+            if self_contained(&plan) {
                 i64::MIN
             } else {
                 i64::MAX
-            }),
-            plan: plan.clone(),
-        });
+            },
+        ));
+        let source = plan.source_window_ms;
         state.plans.insert(plan, Arc::downgrade(&reg));
+        // Windows this plan needs that memory dropped for being too old are let in again.
+        let floor = state.floor(self.horizon_ms(), source, now_millis());
+        state.memory.allow_from(source, floor);
         PlanHandle {
             reg,
             topic: self.clone(),
@@ -197,42 +236,41 @@ impl Topic {
 
     /// Puts snapshot rows (of `plan`'s dimension set, from `from`), queried after
     /// [`Topic::epoch`] answered `epoch`, into memory where they are newer, and marks `reg`
-    /// complete from `from`. Rows queried before the last invalidation are ignored (they may
-    /// miss updates that were lost).
-    pub fn seed(&self, reg: &PlanReg, rows: &[WindowRow], from: UnixMillis, epoch: u64) {
+    /// complete from `from` (or the retention, if later). Rows queried before the last
+    /// invalidation are ignored (they may miss updates that were lost).
+    pub fn seed<'r>(
+        &self,
+        reg: &PlanReg,
+        rows: impl IntoIterator<Item = &'r WindowRow>,
+        from: UnixMillis,
+        epoch: u64,
+    ) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         if epoch != state.epoch {
             return;
         }
-        let retention_floor = self.retention_floor(&state);
+        let source = reg.plan.source_window_ms;
+        let floor = state.floor(self.horizon_ms(), source, now_millis());
+        state.memory.allow_from(source, floor);
         for row in rows {
-            if row.window_start < retention_floor {
+            if row.window_ms() != source {
                 continue;
             }
-            state
-                .memory
-                .insert_if_newer(MemEntry::from_row(row.clone(), reg.plan.dim_set.clone()));
+            state.memory.insert_if_newer(
+                MemEntry::from_row(row.clone(), reg.plan.dim_set.clone()),
+                floor,
+            );
         }
-        reg.seeded_from.fetch_min(from, Ordering::SeqCst);
-        self.enforce_cap(&mut state);
+        let complete = from.max(floor).max(state.memory.pruned_before(source));
+        reg.seeded_from.fetch_min(complete, Ordering::SeqCst);
+        self.enforce(&mut state);
     }
 
     /// Values of `reg` derived from memory for the windows memory is complete for, newest
     /// last: what a snapshot overlays, and what a viewer that fell behind gets.
-    pub fn memory_values(&self, reg: &PlanReg) -> Vec<DerivedWindow> {
+    pub fn memory_values(&self, reg: &PlanReg) -> Vec<LiveValue> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-        let from = reg
-            .seeded_from
-            .load(Ordering::SeqCst)
-            .max(state.memory.complete_from());
-        let plan = &reg.plan;
-        let now = now_millis();
-        state
-            .memory
-            .buckets_from(plan, from)
-            .into_iter()
-            .filter_map(|bucket| state.memory.derive(plan, bucket, now))
-            .collect()
+        values::memory_values(&state.memory, reg, now_millis())
     }
 
     /// Forgets memory after updates may have been missed (a NATS reconnection): plans that
@@ -241,7 +279,7 @@ impl Topic {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.epoch += 1;
         state.memory.clear();
-        for reg in state.plans.values().filter_map(Weak::upgrade) {
+        for reg in state.live_plans() {
             if !self_contained(&reg.plan) {
                 reg.seeded_from.store(i64::MAX, Ordering::SeqCst);
             }
@@ -258,30 +296,60 @@ impl Topic {
         self.hub.link.borrow().epoch
     }
 
-    fn retention_floor(&self, state: &TopicState) -> UnixMillis {
-        let horizon = self.hub.config.memory_horizon_secs as i64 * 1000;
-        now_millis() - horizon - state.max_window_ms
+    /// The metric's own window, once a plan registered (0 before).
+    pub fn base_window_ms(&self) -> i64 {
+        self.base_window_ms.load(Ordering::Relaxed)
     }
 
-    fn enforce_cap(&self, state: &mut TopicState) {
-        let floor = self.retention_floor(state);
-        state
-            .memory
-            .enforce(floor, self.hub.config.max_memory_entries);
+    /// Applies the retention and the entry and state budgets; plans lose completeness
+    /// below what was dropped.
+    fn enforce(&self, state: &mut TopicState) {
+        let now = now_millis();
+        let horizon = self.horizon_ms();
+        let floors: HashMap<i64, UnixMillis> = {
+            let mut lengths: Vec<i64> = state
+                .live_plans()
+                .map(|r| r.plan.source_window_ms)
+                .collect();
+            lengths.sort_unstable();
+            lengths.dedup();
+            lengths
+                .into_iter()
+                .map(|w| (w, state.floor(horizon, w, now)))
+                .collect()
+        };
+        let (pruned, for_bytes) = state.memory.enforce(
+            |w| floors.get(&w).copied().unwrap_or(now - horizon - w),
+            self.hub.config.max_memory_entries,
+            self.hub.config.max_state_bytes,
+        );
+        if for_bytes > 0 {
+            metrics::counter!(names::LIVE_STATE_EVICTIONS).increment(for_bytes);
+        }
+        for (window_ms, dropped_before) in pruned {
+            for reg in state.live_plans() {
+                if reg.plan.source_window_ms == window_ms && !self_contained(&reg.plan) {
+                    reg.seeded_from.fetch_max(dropped_before, Ordering::SeqCst);
+                }
+            }
+        }
     }
 
-    /// Applies a batch of live updates and appends the derived values to the ring; updates
-    /// of another (tenant, metric) are ignored.
-    pub(super) fn apply(&self, updates: Vec<WindowUpdate>) {
-        let entries = updates
+    /// Applies a batch of live versions and appends the derived values to the ring;
+    /// versions of another (tenant, metric) are ignored.
+    pub(super) fn apply(&self, updates: Vec<LiveWindow>) {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let entries: Vec<MemEntry> = updates
             .into_iter()
             .filter(|update| update.tenant_id == self.tenant && update.metric == self.metric)
-            .map(MemEntry::from_update);
-        self.merge(entries);
+            .map(|update| MemEntry::from_live(update, |w, dims| state.merges_states(w, dims)))
+            .collect();
+        drop(state);
+        self.merge(entries.into_iter());
     }
 
     /// Series-windows in memory that are not final although every partition closed them
-    /// (see [`Memory::unfinished_before`]).
+    /// (see [`Memories::unfinished_before`]).
     pub fn unfinished_before(&self, closed_through: UnixMillis) -> Vec<UnfinishedRange> {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         state.memory.unfinished_before(closed_through)
@@ -301,30 +369,32 @@ impl Topic {
     /// plan they feed to the ring; returns how many series-windows changed.
     fn merge(&self, entries: impl Iterator<Item = MemEntry>) -> usize {
         let now = now_millis();
+        let horizon = self.horizon_ms();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let retention_floor = self.retention_floor(&state);
         let mut touched: Vec<MemEntry> = Vec::new();
+        let mut floors: HashMap<i64, UnixMillis> = HashMap::new();
         for entry in entries {
-            if entry.row.window_start < retention_floor {
+            let window_ms = entry.window_ms();
+            let floor = *floors
+                .entry(window_ms)
+                .or_insert_with(|| state.floor(horizon, window_ms, now));
+            if entry.row.window_start < floor {
                 self.hub.metrics.updates_too_old.increment(1);
                 continue;
             }
-            if state.memory.insert_if_newer(entry.clone()) {
+            if state.memory.insert_if_newer(entry.clone(), floor) {
                 touched.push(entry);
             }
         }
-        self.enforce_cap(&mut state);
+        self.enforce(&mut state);
         if touched.is_empty() {
             return 0;
         }
-        let plans: Vec<Arc<PlanReg>> = state.plans.values().filter_map(Weak::upgrade).collect();
-        let mut dirty: Vec<(Arc<PlanReg>, UnixMillis)> = Vec::new();
-        let mut seen: HashSet<(usize, UnixMillis)> = HashSet::new();
+        let plans: Vec<Arc<PlanReg>> = state.live_plans().collect();
+        let mut dirty: Vec<(Arc<PlanReg>, UnixMillis, Part)> = Vec::new();
+        let mut seen: HashSet<(usize, UnixMillis, Part)> = HashSet::new();
         for reg in &plans {
-            let complete_from = reg
-                .seeded_from
-                .load(Ordering::SeqCst)
-                .max(state.memory.complete_from());
+            let complete_from = reg.seeded_from.load(Ordering::SeqCst);
             for entry in &touched {
                 if !entry.feeds(&reg.plan) {
                     continue;
@@ -333,21 +403,25 @@ impl Topic {
                 if bucket < complete_from {
                     continue;
                 }
-                if seen.insert((Arc::as_ptr(reg) as usize, bucket)) {
-                    dirty.push((reg.clone(), bucket));
+                let Some(part) = values::part_of(reg, entry) else {
+                    continue;
+                };
+                if seen.insert((Arc::as_ptr(reg) as usize, bucket, part.clone())) {
+                    dirty.push((reg.clone(), bucket, part));
                 }
             }
         }
         let mut appended = 0;
-        for (reg, bucket) in dirty {
-            let Some(window) = state.memory.derive(&reg.plan, bucket, now) else {
+        for (reg, bucket, part) in dirty {
+            let Some(value) = values::value(&state.memory, &reg, bucket, &part, now) else {
                 continue;
             };
             let id = self.hub.next_id.fetch_add(1, Ordering::SeqCst) + 1;
             let entry = RingEntry {
                 id,
                 plan: reg,
-                window,
+                series: value.series,
+                window: value.window,
                 received_at: now,
                 rendered: Mutex::new(Vec::new()),
             };
@@ -367,196 +441,8 @@ impl Topic {
 
 /// A plan served from one stored row per window needs no seeding to be exact.
 fn self_contained(plan: &QueryPlan) -> bool {
-    plan.exact_series.is_some() && plan.window_ms == plan.base_window_ms
+    plan.is_one_row_per_window()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::fixtures::{self, update};
-    use crate::query;
-    use rtdash_shared::metric::MetricDefinition;
-    use rtdash_shared::stat::Stat;
-
-    fn topic(config: LiveConfig) -> Arc<Topic> {
-        let hub = Arc::new(HubShared::new(config, 1_000, FanoutMetrics::noop()));
-        Arc::new(Topic::new(hub, "t", "m", CancellationToken::new()))
-    }
-
-    /// The `count` of metric `m` (kept by region and plan, by region, and in total) for
-    /// `filter`.
-    fn count_plan(filter: &[(&str, &str)]) -> QueryPlan {
-        let def = MetricDefinition::from_json(
-            br#"{"name":"m","event_type":"e","field":"v","dimensions":["region","plan"],"rollups":[["region"],[]]}"#,
-        )
-        .unwrap();
-        query::plan(&def, "t", &fixtures::filter(filter), Stat::Count, None).unwrap()
-    }
-
-    #[test]
-    fn unfinished_windows_are_listed_per_dimension_set_and_repaired_by_newer_rows() {
-        let topic = topic(LiveConfig::default());
-        let now = now_millis();
-        let minute = |n: i64| (now / 60_000 - n) * 60_000;
-        let plan = count_plan(&[("region", "us")]);
-        let handle = topic.register(plan);
-        let mut final_one = update(minute(5), &[("region", "eu")], 3, now);
-        final_one.is_final = true;
-        topic.apply(vec![
-            update(minute(6), &[("region", "us")], 1, now),
-            update(minute(4), &[("region", "us")], 2, now),
-            final_one,
-            update(minute(4), &[], 9, now),
-            update(minute(1), &[("region", "us")], 4, now),
-        ]);
-        // Closed through the end of minute(3): minute(1) is still open, eu's is final.
-        let ranges = topic.unfinished_before(minute(3));
-        assert_eq!(
-            ranges,
-            vec![
-                UnfinishedRange {
-                    dim_set: String::new(),
-                    window_ms: 60_000,
-                    from: minute(4),
-                    to: minute(3),
-                    windows: 1,
-                },
-                UnfinishedRange {
-                    dim_set: "region".into(),
-                    window_ms: 60_000,
-                    from: minute(6),
-                    to: minute(3),
-                    windows: 2,
-                },
-            ]
-        );
-        // Stored rows: one final (newer), one still provisional and older than memory's.
-        let cursor = topic.cursor();
-        let mut stored = WindowRow::from_update(&update(minute(6), &[("region", "us")], 1, now));
-        stored.is_final = true;
-        let stale = WindowRow::from_update(&update(minute(4), &[("region", "us")], 1, now - 10));
-        assert_eq!(topic.merge_rows("region", vec![stored, stale]), 1);
-        let (entries, _) = topic.entries_after(cursor).unwrap();
-        assert_eq!(entries.len(), 1);
-        assert!(Arc::ptr_eq(&entries[0].plan, &handle.reg));
-        assert_eq!(entries[0].window.window_start, minute(6));
-        assert!(entries[0].window.is_final);
-        assert_eq!(entries[0].window.value, Some(1.0));
-        let left = topic.unfinished_before(minute(3));
-        assert_eq!(left[1].from, minute(4));
-        assert_eq!(left[1].windows, 1);
-    }
-
-    #[test]
-    fn exact_plans_stream_at_once_combined_plans_after_seeding() {
-        let topic = topic(LiveConfig::default());
-        let now = now_millis() / 60_000 * 60_000;
-        let exact = topic.register(count_plan(&[("region", "us")]));
-        let combined = topic.register(count_plan(&[("plan", "pro")]));
-        let cursor = topic.cursor();
-        topic.apply(vec![
-            update(now, &[("region", "us")], 5, now),
-            update(now, &[("plan", "pro"), ("region", "us")], 2, now),
-        ]);
-        let (entries, _) = topic.entries_after(cursor).unwrap();
-        assert_eq!(entries.len(), 1, "the combined plan waits for its snapshot");
-        assert!(Arc::ptr_eq(&entries[0].plan, &exact.reg));
-        assert_eq!(entries[0].window.value, Some(5.0));
-        // Seeding with the stored rows of the full set completes memory for the plan.
-        let stored = WindowRow::from_update(&update(
-            now,
-            &[("plan", "pro"), ("region", "eu")],
-            3,
-            now - 1,
-        ));
-        topic.seed(&combined.reg, &[stored], now - 3_600_000, 0);
-        let values = topic.memory_values(&combined.reg);
-        assert_eq!(values.len(), 1);
-        assert_eq!(values[0].value, Some(5.0));
-        let cursor = topic.cursor();
-        topic.apply(vec![update(
-            now,
-            &[("plan", "pro"), ("region", "us")],
-            4,
-            now + 1,
-        )]);
-        let (entries, _) = topic.entries_after(cursor).unwrap();
-        assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].window.value, Some(7.0));
-        // An older version never replaces a newer one.
-        let cursor = topic.cursor();
-        topic.apply(vec![update(
-            now,
-            &[("plan", "pro"), ("region", "us")],
-            1,
-            now - 10,
-        )]);
-        assert!(topic.entries_after(cursor).unwrap().0.is_empty());
-        // Another tenant's or metric's update is ignored.
-        let mut foreign = update(now, &[("region", "us")], 99, now + 5);
-        foreign.tenant_id = "x".into();
-        topic.apply(vec![foreign]);
-        assert!(topic.entries_after(cursor).unwrap().0.is_empty());
-    }
-
-    #[test]
-    fn ring_eviction_moves_the_floor_and_stops_resumption() {
-        let topic = topic(LiveConfig {
-            ring_capacity: 4,
-            ..LiveConfig::default()
-        });
-        let now = now_millis() / 60_000 * 60_000;
-        let handle = topic.register(count_plan(&[("region", "us")]));
-        let start = topic.cursor();
-        assert!(topic.can_resume(&handle.reg, start));
-        for count in 1..=10 {
-            topic.apply(vec![update(
-                now,
-                &[("region", "us")],
-                count,
-                now + count as i64,
-            )]);
-        }
-        assert!(topic.entries_after(start).is_none(), "fell out of the ring");
-        assert!(!topic.can_resume(&handle.reg, start));
-        let recent = topic.cursor() - 2;
-        let (entries, _) = topic.entries_after(recent).unwrap();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[1].window.value, Some(10.0));
-        // Memory still has the latest value for a resync.
-        assert_eq!(topic.memory_values(&handle.reg)[0].value, Some(10.0));
-    }
-
-    #[test]
-    fn memory_is_bounded() {
-        let topic = topic(LiveConfig {
-            max_memory_entries: 10,
-            ..LiveConfig::default()
-        });
-        let now = now_millis() / 60_000 * 60_000;
-        for minute in 0..5 {
-            let updates = (0..5)
-                .map(|i| update(now - minute * 60_000, &[("region", &i.to_string())], 1, now))
-                .collect();
-            topic.apply(updates);
-        }
-        let state = topic.state.read().unwrap();
-        assert!(state.memory.len() <= 10, "{}", state.memory.len());
-        assert!(state.memory.complete_from() > now - 5 * 60_000);
-        // Too old for the horizon: not kept at all.
-        drop(state);
-        topic.apply(vec![update(
-            now - 3 * 3_600_000,
-            &[("region", "old")],
-            1,
-            now,
-        )]);
-        assert!(topic
-            .state
-            .read()
-            .unwrap()
-            .memory
-            .window_starts()
-            .all(|start| start > now - 3_600_000));
-    }
-}
+mod tests;

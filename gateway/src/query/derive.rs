@@ -1,12 +1,23 @@
-//! Deriving served windows from stored rows: exact when a row answers a window alone,
-//! combined (count, sum, min, max, avg) across series and base windows otherwise, as the
-//! [`QueryPlan`] decided. Pure: no I/O.
+//! Deriving served windows from stored rows, as the [`QueryPlan`] decided: a window with one
+//! row is that row's numbers; a window with several (several series, or several stored
+//! windows inside a coarser served one) adds counts, takes the extreme min and max, and
+//! merges the rows' sketches (the `state` column) for sums, averages, percentiles and
+//! distinct counts. Pure: no I/O.
+//!
+//! Sums come from the merged sketches' exact sums, rounded once, so a range gives the same
+//! sum (and average) whichever stored resolution serves it. Rows without a state (written
+//! before states were stored) still add up for sums and averages; percentiles and distinct
+//! counts of a merge that includes one are `null`.
 
-use super::plan::{series_matches, QueryPlan};
-use rtdash_shared::sketch::Stats;
+use super::plan::QueryPlan;
+use rtdash_shared::sketch::{Sketch, Stats};
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::UnixMillis;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A series' dimension values (absent ones `None`).
+pub type Dims = BTreeMap<String, Option<String>>;
 
 /// One stored window of one series.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,8 +28,12 @@ pub struct WindowRow {
     pub window_end: UnixMillis,
     /// The series' dimension values as canonical JSON.
     pub series: String,
+    /// The same, parsed.
+    pub dims: Arc<Dims>,
     /// Statistics.
     pub stats: Stats,
+    /// The window's mergeable sketch, when stored (and asked for).
+    pub state: Option<Arc<Sketch>>,
     /// Revision.
     pub revision: u32,
     /// Closed.
@@ -30,14 +45,21 @@ pub struct WindowRow {
 }
 
 impl WindowRow {
-    /// The row of a live update.
+    /// The dimensions of a series' canonical JSON (empty when it does not parse).
+    pub fn parse_dims(series: &str) -> Arc<Dims> {
+        Arc::new(serde_json::from_str(series).unwrap_or_default())
+    }
+
+    /// The row of a live update (without a state).
     pub fn from_update(update: &rtdash_shared::messages::WindowUpdate) -> Self {
         let series = serde_json::to_string(&update.dimensions).unwrap_or_else(|_| "{}".into());
         Self {
             window_start: update.window_start,
             window_end: update.window_end,
             series,
+            dims: Arc::new(update.dimensions.clone()),
             stats: update.stats.clone(),
+            state: None,
             revision: update.revision,
             is_final: update.is_final,
             late_count: update.late_count,
@@ -45,10 +67,29 @@ impl WindowRow {
         }
     }
 
+    /// Window length.
+    pub fn window_ms(&self) -> i64 {
+        self.window_end - self.window_start
+    }
+
     /// Whether this version is at least as new as `other` (same series and window).
     pub fn supersedes(&self, other: &WindowRow) -> bool {
         (self.revision, self.is_final, self.updated_at)
             >= (other.revision, other.is_final, other.updated_at)
+    }
+
+    /// Approximate bytes held by this row (for cache and memory budgets).
+    pub fn heap_bytes(&self) -> usize {
+        let dims: usize = self
+            .dims
+            .iter()
+            .map(|(name, value)| 48 + name.len() + value.as_ref().map_or(0, String::len))
+            .sum();
+        let state = self
+            .state
+            .as_ref()
+            .map_or(0, |s| std::mem::size_of::<Sketch>() + s.heap_bytes());
+        std::mem::size_of::<Self>() + self.series.len() + dims + state
     }
 }
 
@@ -71,15 +112,19 @@ pub struct DerivedWindow {
     pub updated_at: UnixMillis,
 }
 
-/// Folds rows into one served window.
+/// Folds rows into one served value.
 #[derive(Clone, Debug, Default)]
-struct Acc {
+pub(crate) struct Acc {
     rows: usize,
     first: Option<Stats>,
     count: u64,
     sum: Option<f64>,
     min: Option<f64>,
     max: Option<f64>,
+    /// The merge of the rows' states (when the plan needs them).
+    sketch: Option<Sketch>,
+    /// Some row had no state: merged percentiles and distinct counts are unknown.
+    state_missing: bool,
     revision: u32,
     all_final: bool,
     last_final_end: UnixMillis,
@@ -88,7 +133,8 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, row: &WindowRow) {
+    /// Adds a row; `with_state` merges its sketch too.
+    pub(crate) fn add(&mut self, row: &WindowRow, with_state: bool) {
         if self.rows == 0 {
             self.first = Some(row.stats.clone());
             self.all_final = true;
@@ -99,6 +145,15 @@ impl Acc {
         self.sum = add_opt(self.sum, stats.sum, |a, b| a + b);
         self.min = add_opt(self.min, stats.min, f64::min);
         self.max = add_opt(self.max, stats.max, f64::max);
+        if with_state {
+            match &row.state {
+                Some(state) => match &mut self.sketch {
+                    Some(sketch) => sketch.merge(state),
+                    None => self.sketch = Some((**state).clone()),
+                },
+                None => self.state_missing = true,
+            }
+        }
         self.revision = self.revision.max(row.revision);
         self.all_final &= row.is_final;
         if row.is_final {
@@ -108,21 +163,38 @@ impl Acc {
         self.updated_at = self.updated_at.max(row.updated_at);
     }
 
-    fn value(&self, stat: Stat, single_base_window: bool) -> Option<f64> {
-        if self.rows == 1 && single_base_window {
+    /// Rows added.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The stat's value over every row added: one row is exact as stored (its windows
+    /// inside the served one without a row had no events); several merge.
+    pub(crate) fn value(&self, stat: Stat) -> Option<f64> {
+        if self.rows == 1 {
             return self.first.as_ref().and_then(|stats| stat.value(stats));
         }
+        let merged = || {
+            self.sketch
+                .as_ref()
+                .filter(|_| !self.state_missing)
+                .map(Sketch::stats)
+        };
         match stat {
             Stat::Count => Some(self.count as f64),
-            Stat::Sum => self.sum,
             Stat::Min => self.min,
             Stat::Max => self.max,
-            Stat::Avg => match self.sum {
-                Some(sum) if self.count > 0 => Some(sum / self.count as f64),
-                _ => None,
+            Stat::Sum | Stat::Avg => match merged() {
+                Some(stats) => stat.value(&stats),
+                None => match stat {
+                    Stat::Sum => self.sum,
+                    _ => match self.sum {
+                        Some(sum) if self.count > 0 => Some(sum / self.count as f64),
+                        _ => None,
+                    },
+                },
             },
-            // The plan only combines combinable stats; a single row is exact.
-            _ => None,
+            _ => merged().and_then(|stats| stat.value(&stats)),
         }
     }
 }
@@ -135,7 +207,7 @@ fn add_opt(a: Option<f64>, b: Option<f64>, f: impl Fn(f64, f64) -> f64) -> Optio
     }
 }
 
-/// How long after its end a combined window counts as final even if its last base window
+/// How long after its end a combined window counts as final even if its last stored window
 /// never got a row (no events in it).
 const FINAL_GRACE_MS: i64 = 5 * 60_000;
 
@@ -147,20 +219,34 @@ pub fn derive<'r>(
     now: UnixMillis,
     closed_through: Option<UnixMillis>,
 ) -> Vec<DerivedWindow> {
+    let wanted = rows.into_iter().filter(|row| match &plan.exact_series {
+        Some(exact) => *exact == row.series,
+        None => filter_matches(plan, row),
+    });
+    derive_selected(plan, wanted, now, closed_through)
+}
+
+/// Whether `row` passes the plan's filter (on its parsed dimensions).
+pub(crate) fn filter_matches(plan: &QueryPlan, row: &WindowRow) -> bool {
+    plan.filter.iter().all(|(name, wanted)| {
+        row.dims.get(name).and_then(Option::as_deref) == Some(wanted.as_str())
+    })
+}
+
+/// [`derive`] of rows already selected for the plan.
+pub(crate) fn derive_selected<'r>(
+    plan: &QueryPlan,
+    rows: impl IntoIterator<Item = &'r WindowRow>,
+    now: UnixMillis,
+    closed_through: Option<UnixMillis>,
+) -> Vec<DerivedWindow> {
+    let with_state = plan.needs_state();
     let mut buckets: BTreeMap<UnixMillis, Acc> = BTreeMap::new();
     for row in rows {
-        if plan.exact_series.is_none() && !series_matches(&row.series, &plan.filter) {
-            continue;
-        }
-        if let Some(exact) = &plan.exact_series {
-            if exact != &row.series {
-                continue;
-            }
-        }
         buckets
             .entry(plan.bucket_of(row.window_start))
             .or_default()
-            .add(row);
+            .add(row, with_state);
     }
     buckets
         .into_iter()
@@ -170,8 +256,8 @@ pub fn derive<'r>(
 
 /// `closed_through`: every window ending at or before it is closed in every partition (from
 /// the aggregators' status reports), so a combined window ending there is complete even when
-/// its last base windows have no row.
-fn derive_one(
+/// its last stored windows have no row.
+pub(crate) fn derive_one(
     plan: &QueryPlan,
     start: UnixMillis,
     acc: &Acc,
@@ -179,7 +265,7 @@ fn derive_one(
     closed_through: Option<UnixMillis>,
 ) -> DerivedWindow {
     let end = start + plan.window_ms;
-    let single = plan.window_ms == plan.base_window_ms;
+    let single = plan.window_ms == plan.source_window_ms;
     let complete = single
         || acc.last_final_end >= end
         || closed_through.is_some_and(|closed| end <= closed)
@@ -187,7 +273,7 @@ fn derive_one(
     DerivedWindow {
         window_start: start,
         window_end: end,
-        value: acc.value(plan.stat, single),
+        value: acc.value(plan.stat),
         revision: acc.revision,
         is_final: acc.all_final && complete,
         late_count: acc.late_count,
@@ -204,23 +290,28 @@ pub fn derive_bucket<'r>(
     rows: impl IntoIterator<Item = &'r WindowRow>,
     now: UnixMillis,
 ) -> Option<DerivedWindow> {
+    let with_state = plan.needs_state();
     let mut acc = Acc::default();
     for row in rows {
-        acc.add(row);
+        acc.add(row, with_state);
     }
     (acc.rows > 0).then(|| derive_one(plan, bucket, &acc, now, None))
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures::{amount, filter};
-    use crate::query::plan::plan;
+    use crate::query::plan::{plan, Ask, WindowAsk};
+    use crate::query::tiers::Tiers;
+    use rtdash_shared::sketch::{unique_hash, SketchSpec};
 
     fn row(start: i64, series: &str, count: u64, sum: f64, min: f64, max: f64) -> WindowRow {
         WindowRow {
             window_start: start,
             window_end: start + 60_000,
             series: series.to_owned(),
+            dims: WindowRow::parse_dims(series),
             stats: Stats {
                 count,
                 sum: Some(sum),
@@ -233,6 +324,7 @@ mod tests {
                 p99: Some(9.0),
                 unique: Some(3),
             },
+            state: None,
             revision: 0,
             is_final: true,
             late_count: 0,
@@ -240,9 +332,31 @@ mod tests {
         }
     }
 
+    fn plan_for(filter: &BTreeMap<String, String>, stat: Stat, window: WindowAsk) -> QueryPlan {
+        plan(
+            &amount(),
+            "t",
+            &Tiers::none(),
+            &Ask::simple(filter, stat, window, 10_000_000),
+        )
+        .unwrap()
+    }
+
+    /// A row whose numbers and state come from `values` (one event each, user = value).
+    fn sketched(start: i64, series: &str, values: &[f64]) -> WindowRow {
+        let mut sketch = Sketch::new(SketchSpec::ALL);
+        for v in values {
+            sketch.record(Some(*v), Some(unique_hash(&v.to_le_bytes())));
+        }
+        let mut row = row(start, series, 0, 0.0, 0.0, 0.0);
+        row.stats = sketch.stats();
+        row.state = Some(Arc::new(sketch));
+        row
+    }
+
     #[test]
     fn combining_across_series_and_windows() {
-        let plan = plan(&amount(), "t", &filter(&[("plan", "pro")]), Stat::Avg, None).unwrap();
+        let plan = plan_for(&filter(&[("plan", "pro")]), Stat::Avg, WindowAsk::Base);
         assert_eq!(plan.dim_set, "plan,region");
         assert!(plan.exact_series.is_none());
         let rows = vec![
@@ -253,7 +367,7 @@ mod tests {
         ];
         let got = derive(&plan, &rows, 10_000_000, None);
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0].value, Some(30.0 / 5.0));
+        assert_eq!(got[0].value, Some(30.0 / 5.0), "no states: sum / count");
         assert_eq!(got[1].value, Some(4.0));
         let mut five = plan.clone();
         five.window_ms = 300_000;
@@ -271,18 +385,39 @@ mod tests {
             assert_eq!(got[0].value, Some(want), "{stat}");
             assert!(got[0].is_final);
         }
+        // Without states, merged percentiles are unknown rather than wrong.
+        five.stat = Stat::P99;
+        assert_eq!(derive(&five, &rows, 10_000_000, None)[0].value, None);
+    }
+
+    #[test]
+    fn states_merge_into_exact_percentiles_and_uniques() {
+        let eu = r#"{"plan":"pro","region":"eu"}"#;
+        let us = r#"{"plan":"pro","region":"us"}"#;
+        let rows = vec![
+            sketched(0, eu, &[1.0, 2.0, 3.0]),
+            sketched(0, us, &[4.0, 5.0]),
+            sketched(60_000, us, &[3.0, 100.0]),
+        ];
+        let mut all = Sketch::new(SketchSpec::ALL);
+        for row in &rows {
+            all.merge(row.state.as_ref().unwrap());
+        }
+        let want = all.stats();
+        let mut plan = plan_for(&filter(&[("plan", "pro")]), Stat::Unique, WindowAsk::Base);
+        plan.window_ms = 300_000;
+        for stat in Stat::ALL {
+            plan.stat = stat;
+            let got = derive(&plan, &rows, 10_000_000, None);
+            assert_eq!(got[0].value, stat.value(&want), "{stat}");
+        }
+        plan.stat = Stat::Unique;
+        assert_eq!(derive(&plan, &rows, 10_000_000, None)[0].value, Some(6.0));
     }
 
     #[test]
     fn a_combined_window_without_rows_at_its_end_is_final_once_closed_everywhere() {
-        let mut five = plan(
-            &amount(),
-            "t",
-            &filter(&[("plan", "pro")]),
-            Stat::Count,
-            None,
-        )
-        .unwrap();
+        let mut five = plan_for(&filter(&[("plan", "pro")]), Stat::Count, WindowAsk::Base);
         five.window_ms = 300_000;
         // Only the first minute of [0, 5 min) has a row; it is final.
         let rows = vec![row(0, r#"{"plan":"pro","region":"eu"}"#, 2, 10.0, 1.0, 9.0)];

@@ -1,29 +1,43 @@
 //! Reading metric windows from QuestDB and deriving served values from them.
 //!
-//! - [`plan`](mod@plan) and [`derive`](mod@derive), pure: a query names a metric, a dimension
-//!   filter, a stat and a window. If the metric keeps the dimension set equal to the filter's
-//!   keys, that set's rows are exact for every stat. Otherwise combinable stats (count, sum,
-//!   min, max, avg) are combined from the smallest kept set that contains the filter's keys;
-//!   coarser windows combine windows the same way. Anything else is refused with the reason:
-//!   never a wrong number.
+//! - [`plan`](mod@plan), [`resolution`], [`tiers`], [`derive`](mod@derive) and [`group`],
+//!   pure: a query names a metric, a dimension filter, a stat, a window (or `auto`) and
+//!   optionally dimensions to group by. Any stat is served for any window that is a multiple
+//!   of the metric's and any filter on its dimensions, by merging the stored rows (and their
+//!   sketches, [`state`]) of the smallest kept dimension set that holds the filtered and
+//!   grouped dimensions, read from the coarsest stored resolution (base windows or a rollup
+//!   tier) that divides the window and still retains the range. What cannot be answered
+//!   (a dimension the metric does not have, a window that is not a multiple, a range older
+//!   than every retention) is refused with the reason: never a wrong number.
 //! - `sql`: the statements. Dimension values and time bounds are bind parameters. Tenant,
 //!   metric and dimension-set names are put into the SQL as literals, because QuestDB only
 //!   JIT-compiles a symbol filter against a literal (the `RowQuery` docs say why and how
 //!   much); they are validated identifiers, and any text that is not made of identifier
-//!   characters is bound instead. Otherwise only the configured table name (validated as an
-//!   identifier at start) and numbers the gateway formats itself are put into SQL.
+//!   characters is bound instead. Otherwise only the configured table names (validated as
+//!   identifiers at start) and numbers the gateway formats itself are put into SQL.
 //! - [`pool`]: the transport, the PostgreSQL wire protocol (tokio-postgres) with a small pool
-//!   of pipelined connections and prepared statements cached per connection, behind a
-//!   short-lived [`single_flight`] cache of answers ([`QuestDb::fetch_rows_shared`]).
+//!   of pipelined connections and prepared statements cached per connection; [`rows`] and
+//!   [`cache`]: the rows of windows that no longer change, decoded once and kept (bounded by
+//!   bytes); answers shared by identical concurrent queries through a short-lived
+//!   [`single_flight`] cache ([`QuestDb::shared_answer`]).
 
+pub mod cache;
 pub mod derive;
 mod error;
+pub mod group;
 pub mod plan;
 pub mod pool;
+pub mod resolution;
+pub mod rows;
 pub mod single_flight;
 mod sql;
+pub mod state;
+pub mod tiers;
 
-pub use derive::{derive, derive_bucket, DerivedWindow, WindowRow};
+pub use derive::{derive, derive_bucket, DerivedWindow, Dims, WindowRow};
 pub use error::QueryError;
-pub use plan::{available_stats, format_duration, parse_duration, plan, series_matches, QueryPlan};
-pub use pool::{QuestDb, SharedRows};
+pub use group::{derive_groups, derive_groups_fixed, DerivedSeries};
+pub use plan::{available_stats, plan, series_matches, Ask, QueryPlan, WindowAsk};
+pub use pool::QuestDb;
+pub use resolution::{format_duration, parse_duration};
+pub use rows::{immutable_before, RowSet};

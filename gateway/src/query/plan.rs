@@ -1,14 +1,77 @@
 //! The plan of a metric query: which stored rows answer it and how, or why it cannot be
-//! answered exactly (see [`plan`]). Pure: no I/O.
+//! answered (see [`plan`]). Pure: no I/O.
+//!
+//! Every stat is served for any window that is a multiple of the metric's window and for any
+//! filter (and grouping) on dimensions the metric has: the rows of the smallest kept
+//! dimension set containing those dimensions are read from the coarsest stored resolution
+//! that divides the window and retains the range (see [`super::resolution`]), and merged per
+//! served window; a row answers a window alone when it is the only one in it.
 
+use super::resolution::{self, align, check_window, format_duration};
+use super::tiers::Tiers;
 use super::QueryError;
 use rtdash_shared::metric::MetricDefinition;
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::UnixMillis;
 use std::collections::BTreeMap;
 
-/// Milliseconds in a day.
-const DAY_MS: i64 = 86_400_000;
+/// Series per grouped answer when `limit` is not given.
+pub const DEFAULT_GROUP_LIMIT: usize = 10;
+/// Largest `limit` of a grouped answer.
+pub const MAX_GROUP_LIMIT: usize = 100;
+
+/// How the served window was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowAsk {
+    /// The metric's own window.
+    Base,
+    /// The finest window keeping the answer at or under about 500 windows.
+    Auto,
+    /// This many milliseconds.
+    Fixed(i64),
+}
+
+/// What a query asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    /// Dimension filter.
+    pub filter: &'a BTreeMap<String, String>,
+    /// Stat served.
+    pub stat: Stat,
+    /// Served window.
+    pub window: WindowAsk,
+    /// One series per value of these dimensions (empty: one series).
+    pub group_by: &'a [String],
+    /// Series of a grouped answer besides `other`.
+    pub limit: usize,
+    /// Range start as asked (aligned by the plan).
+    pub from: UnixMillis,
+    /// Range end as asked.
+    pub to: UnixMillis,
+    /// The time the range and retentions are judged at.
+    pub now: UnixMillis,
+}
+
+impl<'a> Ask<'a> {
+    /// A plain ask: `stat` for `filter`, at `window`, over the last hour before `now`.
+    pub fn simple(
+        filter: &'a BTreeMap<String, String>,
+        stat: Stat,
+        window: WindowAsk,
+        now: UnixMillis,
+    ) -> Self {
+        Self {
+            filter,
+            stat,
+            window,
+            group_by: &[],
+            limit: DEFAULT_GROUP_LIMIT,
+            from: now - 3_600_000,
+            to: now,
+            now,
+        }
+    }
+}
 
 /// Which rows a query reads and how it derives values from them.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -21,17 +84,42 @@ pub struct QueryPlan {
     pub stat: Stat,
     /// Dimension names of the rows read, sorted and comma-joined (`dim_set` column).
     pub dim_set: String,
-    /// The one series read, when the filter names a kept dimension set exactly.
+    /// The one series read, when the filter names a kept dimension set exactly and the
+    /// answer is not grouped.
     pub exact_series: Option<String>,
     /// Filter applied to the rows of `dim_set` (empty when `exact_series` is set).
     pub filter: BTreeMap<String, String>,
     /// The metric's window, in milliseconds.
     pub base_window_ms: i64,
-    /// The served window, in milliseconds (a multiple of the base).
+    /// Window of the rows read: the base window or a tier's, dividing `window_ms`.
+    pub source_window_ms: i64,
+    /// The served window, in milliseconds (a multiple of the source's).
     pub window_ms: i64,
+    /// One series per value of these dimensions (empty: not grouped).
+    pub group_by: Vec<String>,
+    /// Series of a grouped answer besides `other`.
+    pub limit: usize,
 }
 
 impl QueryPlan {
+    /// A plan reading every `dim_set` row of a metric of `window_ms` windows as they are
+    /// (repair reads set another source window).
+    pub fn raw(tenant: &str, metric: &str, dim_set: &str, window_ms: i64) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            metric: metric.to_owned(),
+            stat: Stat::Count,
+            dim_set: dim_set.to_owned(),
+            exact_series: None,
+            filter: BTreeMap::new(),
+            base_window_ms: window_ms,
+            source_window_ms: window_ms,
+            window_ms,
+            group_by: Vec::new(),
+            limit: DEFAULT_GROUP_LIMIT,
+        }
+    }
+
     /// Whether a stored series (canonical JSON of its dimensions, of `dim_set`) feeds this
     /// plan.
     pub fn wants_series(&self, dim_set: &str, series: &str) -> bool {
@@ -47,6 +135,29 @@ impl QueryPlan {
     /// The served window containing `at`.
     pub fn bucket_of(&self, at: UnixMillis) -> UnixMillis {
         at.div_euclid(self.window_ms) * self.window_ms
+    }
+
+    /// `[from, to)` widened to whole served windows.
+    pub fn align(&self, from: UnixMillis, to: UnixMillis) -> (UnixMillis, UnixMillis) {
+        align(from, to, self.window_ms)
+    }
+
+    /// Whether the answer has one series per group.
+    pub fn is_grouped(&self) -> bool {
+        !self.group_by.is_empty()
+    }
+
+    /// Whether one stored row answers each served window alone.
+    pub fn is_one_row_per_window(&self) -> bool {
+        self.exact_series.is_some() && !self.is_grouped() && self.window_ms == self.source_window_ms
+    }
+
+    /// Whether served values merge stored sketches (the `state` column): for stats that
+    /// numbers alone cannot combine exactly (percentiles, distinct counts, and sums, kept as
+    /// exact expansions so that every grouping of the same rows gives the same number),
+    /// whenever a served value merges several rows.
+    pub fn needs_state(&self) -> bool {
+        !matches!(self.stat, Stat::Count | Stat::Min | Stat::Max) && !self.is_one_row_per_window()
     }
 }
 
@@ -92,129 +203,101 @@ fn stat_available(def: &MetricDefinition, stat: Stat) -> Result<(), String> {
     }
 }
 
-/// Parses a window such as `30s`, `1m`, `5m`, `1h`, `1d` into milliseconds.
-pub fn parse_duration(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(split);
-    let n: i64 = digits.parse().ok()?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => DAY_MS,
-        _ => return None,
-    };
-    n.checked_mul(unit_ms).filter(|ms| *ms > 0)
-}
-
-/// Formats milliseconds as the shortest window text (`60000` -> `1m`).
-pub fn format_duration(ms: i64) -> String {
-    for (unit, size) in [("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms % size == 0 {
-            return format!("{}{unit}", ms / size);
-        }
+fn check_dimension(def: &MetricDefinition, name: &str, role: &str) -> Result<(), QueryError> {
+    if def.dimensions.iter().any(|d| d == name) {
+        return Ok(());
     }
-    format!("{ms}ms")
+    Err(QueryError::Invalid(format!(
+        "metric `{}` has no dimension `{name}` to {role} (its dimensions: {})",
+        def.name,
+        list_or_none(&def.dimensions)
+    )))
 }
 
-/// Decides how to serve `stat` of `def` for `filter` at `window_ms` (default: the metric's
-/// window), or says why it cannot be derived.
+/// Decides how to serve `ask` for `def`, or says why it cannot be derived.
 pub fn plan(
     def: &MetricDefinition,
     tenant: &str,
-    filter: &BTreeMap<String, String>,
-    stat: Stat,
-    window_ms: Option<i64>,
+    tiers: &Tiers,
+    ask: &Ask<'_>,
 ) -> Result<QueryPlan, QueryError> {
-    stat_available(def, stat).map_err(QueryError::Invalid)?;
-    for name in filter.keys() {
-        if !def.dimensions.contains(name) {
+    stat_available(def, ask.stat).map_err(QueryError::Invalid)?;
+    for name in ask.filter.keys() {
+        check_dimension(def, name, "filter on")?;
+    }
+    for (index, name) in ask.group_by.iter().enumerate() {
+        check_dimension(def, name, "group by")?;
+        if ask.group_by[..index].contains(name) {
             return Err(QueryError::Invalid(format!(
-                "metric `{}` has no dimension `{name}` (its dimensions: {})",
-                def.name,
-                list_or_none(&def.dimensions)
+                "`group_by` names `{name}` twice"
             )));
         }
     }
+    if ask.limit == 0 || ask.limit > MAX_GROUP_LIMIT {
+        return Err(QueryError::Invalid(format!(
+            "`limit` must be 1 to {MAX_GROUP_LIMIT}"
+        )));
+    }
     let base = def.window_ms();
-    let window = window_ms.unwrap_or(base);
-    if window < base || window % base != 0 {
-        return Err(QueryError::Invalid(format!(
-            "window {} is not a multiple of metric `{}`'s window {}",
-            format_duration(window),
-            def.name,
-            format_duration(base)
-        )));
-    }
-    if DAY_MS % window != 0 && window % DAY_MS != 0 {
-        return Err(QueryError::Invalid(format!(
-            "window {} must divide a day or be a whole number of days",
-            format_duration(window)
-        )));
-    }
-    if window != base && !stat.is_combinable() {
-        return Err(QueryError::Invalid(format!(
-            "`{stat}` cannot be derived for {} windows: metric `{}` keeps {} windows, and {} of \
-             several windows do not combine; use window={} or a combinable stat (count, sum, \
-             min, max, avg)",
-            format_duration(window),
-            def.name,
-            format_duration(base),
-            stat_kind(stat),
-            format_duration(base)
-        )));
-    }
-    let keys: Vec<String> = filter.keys().cloned().collect();
+    let (window, source) = match ask.window {
+        WindowAsk::Auto => {
+            resolution::choose_auto(&def.name, tiers, base, ask.from, ask.to, ask.now)?
+        }
+        WindowAsk::Base | WindowAsk::Fixed(_) => {
+            let window = match ask.window {
+                WindowAsk::Fixed(ms) => ms,
+                _ => base,
+            };
+            check_window(&def.name, base, window)?;
+            let source =
+                resolution::choose_source(&def.name, tiers, base, window, ask.from, ask.now)?;
+            (window, source)
+        }
+    };
+    // The smallest kept set containing every filtered and grouped dimension (the full set
+    // always does).
+    let mut needed: Vec<String> = ask.filter.keys().cloned().collect();
+    needed.extend(ask.group_by.iter().cloned());
+    needed.sort();
+    needed.dedup();
     let sets = def.dimension_sets();
-    let common = |dim_set: &[String], exact_series, filter| QueryPlan {
+    let dim_set = sets
+        .iter()
+        .filter(|set| needed.iter().all(|key| set.contains(key)))
+        .min_by_key(|set| set.len())
+        .cloned()
+        .unwrap_or_default();
+    let keys: Vec<&String> = ask.filter.keys().collect();
+    let exact = ask.group_by.is_empty() && dim_set.iter().collect::<Vec<_>>() == keys;
+    let (exact_series, filter) = if exact {
+        let values: BTreeMap<&str, Option<&str>> = ask
+            .filter
+            .iter()
+            .map(|(name, value)| (name.as_str(), Some(value.as_str())))
+            .collect();
+        let series = serde_json::to_string(&values).unwrap_or_else(|_| "{}".into());
+        (Some(series), BTreeMap::new())
+    } else {
+        (None, ask.filter.clone())
+    };
+    Ok(QueryPlan {
         tenant: tenant.to_owned(),
         metric: def.name.clone(),
-        stat,
+        stat: ask.stat,
         dim_set: dim_set.join(","),
         exact_series,
         filter,
         base_window_ms: base,
+        source_window_ms: source.window_ms,
         window_ms: window,
-    };
-    if sets.contains(&keys) {
-        let exact: BTreeMap<&str, Option<&str>> = filter
-            .iter()
-            .map(|(name, value)| (name.as_str(), Some(value.as_str())))
-            .collect();
-        let series = serde_json::to_string(&exact).unwrap_or_else(|_| "{}".into());
-        return Ok(common(&keys, Some(series), BTreeMap::new()));
-    }
-    if !stat.is_combinable() {
-        return Err(QueryError::Invalid(format!(
-            "`{stat}` cannot be derived for a filter on {{{}}}: metric `{}` keeps the dimension \
-             sets {}, and {} of several series do not combine; filter on exactly one of those \
-             sets, or add it to the metric's rollups",
-            keys.join(", "),
-            def.name,
-            sets.iter()
-                .map(|set| format!("{{{}}}", set.join(", ")))
-                .collect::<Vec<_>>()
-                .join(" "),
-            stat_kind(stat)
-        )));
-    }
-    // The smallest kept set containing every filter key (the full set always does).
-    let source = sets
-        .iter()
-        .filter(|set| keys.iter().all(|key| set.contains(key)))
-        .min_by_key(|set| set.len())
-        .cloned()
-        .unwrap_or_default();
-    Ok(common(&source, None, filter.clone()))
+        group_by: ask.group_by.to_vec(),
+        limit: ask.limit,
+    })
 }
 
-fn stat_kind(stat: Stat) -> &'static str {
-    if stat == Stat::Unique {
-        "distinct counts"
-    } else {
-        "percentiles"
-    }
+/// `1m`, for messages.
+pub fn window_text(plan: &QueryPlan) -> String {
+    format_duration(plan.window_ms)
 }
 
 fn list_or_none(names: &[String]) -> String {
@@ -224,32 +307,46 @@ fn list_or_none(names: &[String]) -> String {
         names.join(", ")
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures::{amount, def, filter};
+    use crate::query::tiers::DAY_MS;
+
+    const NOW: i64 = 1_000 * DAY_MS + 7 * 3_600_000;
+
+    fn ask(filter: &BTreeMap<String, String>, stat: Stat, window: WindowAsk) -> Ask<'_> {
+        Ask::simple(filter, stat, window, NOW)
+    }
+
+    fn plan_of(
+        filter: &BTreeMap<String, String>,
+        stat: Stat,
+        window: WindowAsk,
+    ) -> Result<QueryPlan, QueryError> {
+        plan(
+            &amount(),
+            "t",
+            &Tiers::default(),
+            &ask(filter, stat, window),
+        )
+    }
 
     #[test]
-    fn exact_rollups_serve_every_stat() {
-        let plan = plan(
-            &amount(),
-            "t",
-            &filter(&[("region", "eu")]),
-            Stat::P99,
-            None,
-        )
-        .unwrap();
+    fn exact_rollups_read_one_series() {
+        let plan = plan_of(&filter(&[("region", "eu")]), Stat::P99, WindowAsk::Base).unwrap();
         assert_eq!(plan.dim_set, "region");
         assert_eq!(plan.exact_series.as_deref(), Some(r#"{"region":"eu"}"#));
-        let total = super::plan(&amount(), "t", &BTreeMap::new(), Stat::Unique, None).unwrap();
+        assert!(plan.is_one_row_per_window());
+        assert!(!plan.needs_state());
+        let total = plan_of(&BTreeMap::new(), Stat::Unique, WindowAsk::Base).unwrap();
         assert_eq!(total.dim_set, "");
         assert_eq!(total.exact_series.as_deref(), Some("{}"));
-        let full = super::plan(
-            &amount(),
-            "t",
+        let full = plan_of(
             &filter(&[("region", "eu"), ("plan", "pro")]),
             Stat::P50,
-            None,
+            WindowAsk::Base,
         )
         .unwrap();
         assert_eq!(full.dim_set, "plan,region");
@@ -260,48 +357,108 @@ mod tests {
     }
 
     #[test]
-    fn non_derivable_stats_are_refused_with_the_reason() {
-        let err = plan(&amount(), "t", &filter(&[("plan", "pro")]), Stat::P99, None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("p99") && err.contains("plan"), "{err}");
-        let err = plan(
-            &amount(),
-            "t",
+    fn every_stat_merges_for_any_filter_and_window() {
+        let pro = filter(&[("plan", "pro")]);
+        let plan = plan_of(&pro, Stat::P99, WindowAsk::Base).unwrap();
+        assert_eq!(plan.dim_set, "plan,region");
+        assert!(plan.exact_series.is_none() && plan.needs_state());
+        let hourly = plan_of(&BTreeMap::new(), Stat::Unique, WindowAsk::Fixed(3_600_000)).unwrap();
+        assert_eq!(hourly.source_window_ms, 3_600_000);
+        assert!(hourly.is_one_row_per_window(), "one tier row per hour");
+        let six = plan_of(
             &BTreeMap::new(),
             Stat::Unique,
-            Some(300_000),
+            WindowAsk::Fixed(6 * 3_600_000),
         )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("5m"), "{err}");
-        let err = plan(
-            &amount(),
-            "t",
-            &filter(&[("color", "x")]),
-            Stat::Count,
-            None,
-        )
-        .unwrap_err()
-        .to_string();
+        .unwrap();
+        assert_eq!(six.source_window_ms, 3_600_000);
+        assert!(six.needs_state());
+        let five = plan_of(&BTreeMap::new(), Stat::Count, WindowAsk::Fixed(300_000)).unwrap();
+        assert_eq!(five.source_window_ms, 60_000);
+        assert!(!five.needs_state(), "counts add up exactly");
+    }
+
+    #[test]
+    fn grouping_reads_the_smallest_set_holding_filter_and_groups() {
+        let tiers = Tiers::default();
+        let us = filter(&[("region", "us")]);
+        let group = ["plan".to_owned()];
+        let mut a = ask(&us, Stat::P99, WindowAsk::Auto);
+        a.group_by = &group;
+        let plan = plan(&amount(), "t", &tiers, &a).unwrap();
+        assert_eq!(plan.dim_set, "plan,region");
+        assert!(plan.exact_series.is_none());
+        assert_eq!(plan.filter, us);
+        assert_eq!(plan.window_ms, 60_000, "auto: 60 windows in an hour");
+        let none = BTreeMap::new();
+        let region = ["region".to_owned()];
+        let mut a = ask(&none, Stat::Count, WindowAsk::Base);
+        a.group_by = &region;
+        let plan = super::plan(&amount(), "t", &tiers, &a).unwrap();
+        assert_eq!(plan.dim_set, "region");
+        assert!(plan.exact_series.is_none() && plan.is_grouped());
+        for (group, limit, mention) in [
+            (vec!["colour".to_owned()], 10, "colour"),
+            (vec!["region".to_owned(), "region".to_owned()], 10, "twice"),
+            (vec!["region".to_owned()], 0, "limit"),
+            (vec!["region".to_owned()], 101, "limit"),
+        ] {
+            let mut a = ask(&none, Stat::Count, WindowAsk::Base);
+            a.group_by = &group;
+            a.limit = limit;
+            let err = super::plan(&amount(), "t", &tiers, &a)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(mention), "{err}");
+        }
+    }
+
+    #[test]
+    fn underivable_asks_are_refused_with_the_reason() {
+        let err = plan_of(&filter(&[("color", "x")]), Stat::Count, WindowAsk::Base)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("color"), "{err}");
         let counts = def(r#"{"name":"c","event_type":"e"}"#);
-        assert!(plan(&counts, "t", &BTreeMap::new(), Stat::Sum, None).is_err());
-        assert!(plan(&counts, "t", &BTreeMap::new(), Stat::Count, Some(90_000)).is_err());
+        let tiers = Tiers::default();
+        let none = BTreeMap::new();
         assert!(plan(
             &counts,
             "t",
-            &BTreeMap::new(),
-            Stat::Count,
-            Some(7 * 60_000)
+            &tiers,
+            &ask(&none, Stat::Sum, WindowAsk::Base)
         )
         .is_err());
         assert!(plan(
             &counts,
             "t",
-            &BTreeMap::new(),
-            Stat::Count,
-            Some(DAY_MS * 7)
+            &tiers,
+            &ask(&none, Stat::Unique, WindowAsk::Base)
+        )
+        .is_err());
+        for window in [90_000, 7 * 60_000] {
+            let err = plan(
+                &counts,
+                "t",
+                &tiers,
+                &ask(&none, Stat::Count, WindowAsk::Fixed(window)),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(&format_duration(window)), "{err}");
+        }
+        let mut old = ask(&none, Stat::Count, WindowAsk::Fixed(300_000));
+        old.from = NOW - 30 * DAY_MS;
+        let err = plan(&counts, "t", &tiers, &old).unwrap_err().to_string();
+        assert!(
+            err.contains("30 days ago") && err.contains("7 days"),
+            "{err}"
+        );
+        assert!(plan(
+            &counts,
+            "t",
+            &tiers,
+            &ask(&none, Stat::Count, WindowAsk::Fixed(DAY_MS * 7))
         )
         .is_ok());
     }
@@ -315,16 +472,5 @@ mod tests {
             &f
         ));
         assert!(!series_matches(r#"{"plan":"x","region":null}"#, &f));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5m"), Some(300_000));
-        assert_eq!(parse_duration("1d"), Some(DAY_MS));
-        assert_eq!(parse_duration("0m"), None);
-        assert_eq!(parse_duration("m"), None);
-        assert_eq!(parse_duration("5x"), None);
-        assert_eq!(format_duration(3_600_000), "1h");
-        assert_eq!(format_duration(90_000), "90s");
     }
 }

@@ -1,19 +1,23 @@
 //! The QuestDB reader: a small pool of pipelined PostgreSQL-wire connections
-//! (tokio-postgres) with the prepared statements of each cached, and the metric-query rows
-//! shared through a [`SingleFlight`] cache.
+//! (tokio-postgres) with the prepared statements of each cached, the row cache of windows
+//! that no longer change (`super::rows`), and metric-query answers shared through a
+//! [`SingleFlight`] cache.
 
+use super::cache::RowCache;
 use super::derive::WindowRow;
 use super::plan::QueryPlan;
 use super::single_flight::{Limits, SingleFlight};
-use super::sql::{row_from_pg, RowQuery};
+use super::sql::{row_from_pg, tier_table_sql, RowQuery};
+use super::tiers::{tier_table, RollupsConfig, Tiers};
 use super::QueryError;
-use crate::config::QuestDbConfig;
+use crate::config::{QueryConfig, QuestDbConfig};
 use crate::metrics as names;
 use crate::tasks::Tasks;
+use bytes::Bytes;
 use rtdash_shared::time::UnixMillis;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
@@ -30,32 +34,25 @@ struct Conn {
 /// this (statements differ by tenant, metric and dimension set, see [`RowQuery`]).
 const MAX_STATEMENTS: usize = 512;
 
-/// The row-query cache: expired entries are swept beyond 256; beyond 4,096 a query is
+/// The answer cache: expired entries are swept beyond 256; beyond 4,096 a query is
 /// answered uncached.
-const ROW_CACHE_LIMITS: Limits = Limits {
+const ANSWER_CACHE_LIMITS: Limits = Limits {
     sweep_from: 256,
     max_entries: 4_096,
 };
-/// Largest answer (rows) kept in the row-query cache.
-const CACHE_MAX_ROWS: usize = 100_000;
+/// Largest answer (bytes) kept in the answer cache.
+const CACHE_MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
-/// Rows shared by identical queries ([`QuestDb::fetch_rows_shared`]), with the HTTP answer
-/// rendered from them once ([`QuestDb::fetch_rendered`]): at a high request rate the
-/// rendering (formatting timestamps, JSON) costs more than everything else of a cached answer.
-#[derive(Debug)]
-pub struct SharedRows {
-    /// The rows.
-    pub rows: Vec<WindowRow>,
-    rendered: OnceLock<bytes::Bytes>,
-}
-
-/// (plan, from, to) of a metric query.
-type RowKey = (QueryPlan, UnixMillis, UnixMillis);
+/// What identifies a rendered answer: the plan, the aligned range, and the request's flags
+/// that change the text (`window=auto`).
+pub type AnswerKey = (QueryPlan, UnixMillis, UnixMillis, bool);
 
 /// The QuestDB reader: a pool of PostgreSQL-wire connections.
 pub struct QuestDb {
     config: QuestDbConfig,
-    rows: SingleFlight<RowKey, Arc<SharedRows>, QueryError>,
+    tiers: Tiers,
+    cache: RowCache,
+    answers: SingleFlight<AnswerKey, Bytes, QueryError>,
     slots: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
     next: AtomicUsize,
     healthy: AtomicBool,
@@ -76,16 +73,27 @@ impl std::fmt::Debug for QuestDb {
 }
 
 impl QuestDb {
-    /// A pool for `config`; connections are opened on first use and reopened after errors,
-    /// their I/O runs on `tasks` until [`QuestDb::close`].
-    pub fn new(config: QuestDbConfig, tasks: Tasks) -> Self {
+    /// A pool for `config` reading the tables of `rollups`, with a row cache as `query`
+    /// says; connections are opened on first use and reopened after errors, their I/O runs
+    /// on `tasks` until [`QuestDb::close`].
+    pub fn new(
+        config: QuestDbConfig,
+        rollups: &RollupsConfig,
+        query: &QueryConfig,
+        tasks: Tasks,
+    ) -> Self {
         let slots = (0..config.pool_size.max(1))
             .map(|_| tokio::sync::Mutex::new(None))
             .collect();
         Self {
-            rows: SingleFlight::new(
+            answers: SingleFlight::new(
                 Duration::from_millis(config.query_cache_ms),
-                ROW_CACHE_LIMITS,
+                ANSWER_CACHE_LIMITS,
+            ),
+            tiers: rollups.tiers(),
+            cache: RowCache::new(
+                query.row_cache_bytes,
+                Duration::from_secs(query.row_cache_max_age_secs),
             ),
             config,
             slots,
@@ -97,9 +105,27 @@ impl QuestDb {
         }
     }
 
-    /// The table read.
+    /// The base table read.
     pub fn table(&self) -> &str {
         &self.config.table
+    }
+
+    /// The deployment's tiers.
+    pub fn tiers(&self) -> &Tiers {
+        &self.tiers
+    }
+
+    /// The table holding `plan`'s source windows.
+    pub fn table_of(&self, plan: &QueryPlan) -> String {
+        self.tiers.table_of(
+            &self.config.table,
+            plan.base_window_ms,
+            plan.source_window_ms,
+        )
+    }
+
+    pub(super) fn cache(&self) -> &RowCache {
+        &self.cache
     }
 
     /// Whether the last health check (or query) succeeded.
@@ -225,9 +251,22 @@ impl QuestDb {
         result
     }
 
-    /// Creates the table if it is missing.
-    pub async fn ensure_table(&self) -> Result<(), QueryError> {
-        let sql = rtdash_shared::schema::create_table_sql_for(&self.config.table);
+    /// Creates the base table and every tier's table when missing, and adds the `state`
+    /// column to a base table created before it existed. Retention (TTL) is the
+    /// aggregators' to set.
+    pub async fn ensure_tables(&self) -> Result<(), QueryError> {
+        let base = &self.config.table;
+        let mut sql = rtdash_shared::schema::create_table_sql_for(base);
+        sql.push_str(&format!(
+            ";\nALTER TABLE {base} ADD COLUMN IF NOT EXISTS state VARCHAR"
+        ));
+        for tier in self.tiers.list() {
+            sql.push_str(";\n");
+            sql.push_str(&tier_table_sql(
+                &tier_table(base, tier.window_ms),
+                tier.window_ms,
+            ));
+        }
         let conn = self.conn().await?;
         conn.client
             .batch_execute(&sql)
@@ -240,55 +279,58 @@ impl QuestDb {
         self.query("SELECT 1", &[]).await.is_ok()
     }
 
-    /// [`QuestDb::fetch_rows`] through a short-lived cache: an identical query (same plan
-    /// and range) started less than `questdb.query_cache_ms` ago, or still in flight, answers
-    /// for this one. So QuestDB sees at most one query per distinct (plan, range) per
-    /// interval whatever the request rate, and an answer is at most that much older than the
-    /// request. Failures are not kept.
-    pub async fn fetch_rows_shared(
+    /// The answer of `key` through a short-lived cache: an identical query (same plan,
+    /// range and flags) started less than `questdb.query_cache_ms` ago, or still in flight,
+    /// answers for this one, so identical concurrent queries cost one computation per
+    /// interval and an answer is at most that much older than its request. Failures are
+    /// not kept.
+    pub async fn shared_answer<F>(
         &self,
-        plan: &QueryPlan,
-        from: UnixMillis,
-        to: UnixMillis,
-    ) -> Result<Arc<SharedRows>, QueryError> {
-        self.rows
-            .get_or_fetch(
-                (plan.clone(), from, to),
-                || async {
-                    let rows = self.fetch_rows(plan, from, to).await?;
-                    Ok(Arc::new(SharedRows {
-                        rows,
-                        rendered: OnceLock::new(),
-                    }))
-                },
-                |shared| shared.rows.len() <= CACHE_MAX_ROWS,
-            )
+        key: AnswerKey,
+        make: impl FnOnce() -> F,
+    ) -> Result<Bytes, QueryError>
+    where
+        F: std::future::Future<Output = Result<Bytes, QueryError>>,
+    {
+        self.answers
+            .get_or_fetch(key, make, |bytes| bytes.len() <= CACHE_MAX_ANSWER_BYTES)
             .await
     }
 
-    /// [`QuestDb::fetch_rows_shared`], then `render` of the rows, rendered once per shared
-    /// answer: every request the cache answers gets the same bytes. `render` must depend on
-    /// nothing but the rows and the plan and range (it may read the clock: the answer is then
-    /// as old as the rows, at most `questdb.query_cache_ms`).
-    pub async fn fetch_rendered(
-        &self,
-        plan: &QueryPlan,
-        from: UnixMillis,
-        to: UnixMillis,
-        render: impl FnOnce(&[WindowRow]) -> bytes::Bytes,
-    ) -> Result<bytes::Bytes, QueryError> {
-        let shared = self.fetch_rows_shared(plan, from, to).await?;
-        Ok(shared.rendered.get_or_init(|| render(&shared.rows)).clone())
-    }
-
-    /// The rows `plan` reads in `[from, to)`.
+    /// The rows `plan` reads in `[from, to)`, uncached, with their states when the plan
+    /// merges them.
     pub async fn fetch_rows(
         &self,
         plan: &QueryPlan,
         from: UnixMillis,
         to: UnixMillis,
     ) -> Result<Vec<WindowRow>, QueryError> {
-        let query = RowQuery::rows(&self.config.table, plan, from, to);
+        self.fetch_rows_with(plan, from, to, plan.needs_state())
+            .await
+    }
+
+    /// The rows `plan` reads in `[from, to)`, uncached, with their states if `with_state`.
+    pub async fn fetch_rows_with(
+        &self,
+        plan: &QueryPlan,
+        from: UnixMillis,
+        to: UnixMillis,
+        with_state: bool,
+    ) -> Result<Vec<WindowRow>, QueryError> {
+        let table = self.table_of(plan);
+        self.fetch_from(&table, plan, from, to, with_state).await
+    }
+
+    /// The rows `plan` selects in `[from, to)` of `table`.
+    pub(super) async fn fetch_from(
+        &self,
+        table: &str,
+        plan: &QueryPlan,
+        from: UnixMillis,
+        to: UnixMillis,
+        with_state: bool,
+    ) -> Result<Vec<WindowRow>, QueryError> {
+        let query = RowQuery::rows(table, plan, from, to, with_state);
         self.row_queries.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(names::QUESTDB_ROW_QUERIES).increment(1);
         let rows = self.query(&query.sql, &query.params()).await?;
@@ -304,7 +346,7 @@ impl QuestDb {
         from: UnixMillis,
         to: UnixMillis,
     ) -> Result<Vec<String>, QueryError> {
-        let query = RowQuery::rows(&self.config.table, plan, from, to);
+        let query = RowQuery::rows(&self.table_of(plan), plan, from, to, plan.needs_state());
         let sql = format!("EXPLAIN {}", query.sql);
         let rows = self.query(&sql, &query.params()).await?;
         rows.iter()

@@ -2,10 +2,14 @@
 
 use super::derive::WindowRow;
 use super::plan::QueryPlan;
+use super::state::decode_state;
 use super::QueryError;
+use crate::metrics as names;
+use rtdash_runtime::error_chain::ErrorChain;
 use rtdash_shared::sketch::Stats;
 use rtdash_shared::time::UnixMillis;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio_postgres::types::ToSql;
 
 /// The row columns, in the order [`row_from_pg`] reads them (aliased so an outer query can
@@ -16,6 +20,8 @@ const ROW_COLUMNS: &str = "cast(ts AS LONG) ts_us, cast(window_end AS LONG) end_
 /// The same columns read from a subquery of [`ROW_COLUMNS`].
 const OUTER_COLUMNS: &str = "ts_us, end_us, series, count, sum, min, max, avg, p50, p90, p95, \
      p99, uniq, revision, final, late_count, updated_us";
+/// Index of the `state` column, read after [`ROW_COLUMNS`] when a plan merges states.
+const STATE_INDEX: usize = 17;
 
 fn micros_param(ms: UnixMillis) -> time::PrimitiveDateTime {
     let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -99,14 +105,29 @@ impl RowQuery {
         format!("{tenant} AND {metric} AND {dim_set} AND ts >= {from} AND ts < {to}")
     }
 
-    /// The rows `plan` reads in `[from, to)`.
-    pub(super) fn rows(table: &str, plan: &QueryPlan, from: UnixMillis, to: UnixMillis) -> Self {
+    /// The rows `plan` reads in `[from, to)` from `table` (its source's), with their
+    /// `state` when `with_state`.
+    pub(super) fn rows(
+        table: &str,
+        plan: &QueryPlan,
+        from: UnixMillis,
+        to: UnixMillis,
+        with_state: bool,
+    ) -> Self {
         let mut query = RowQuery {
             sql: String::new(),
             params: Vec::new(),
         };
         let scope = query.scope(&plan.tenant, &plan.metric, &plan.dim_set, from, to);
-        let inner = format!("SELECT {ROW_COLUMNS} FROM {table} WHERE {scope}");
+        let (columns, outer) = if with_state {
+            (
+                format!("{ROW_COLUMNS}, state"),
+                format!("{OUTER_COLUMNS}, state"),
+            )
+        } else {
+            (ROW_COLUMNS.to_owned(), OUTER_COLUMNS.to_owned())
+        };
+        let inner = format!("SELECT {columns} FROM {table} WHERE {scope}");
         let mut series_filters = Vec::new();
         match &plan.exact_series {
             // The empty set has one series (`{}`); `derive` checks it anyway.
@@ -135,7 +156,7 @@ impl RowQuery {
             inner
         } else {
             format!(
-                "SELECT {OUTER_COLUMNS} FROM ({inner} LIMIT {}) WHERE {}",
+                "SELECT {outer} FROM ({inner} LIMIT {}) WHERE {}",
                 i64::MAX,
                 series_filters.join(" AND ")
             )
@@ -168,6 +189,27 @@ impl RowQuery {
     }
 }
 
+/// `CREATE TABLE IF NOT EXISTS` for a tier's table: the base table's columns plus `state`,
+/// partitioned by day (by month for tiers of a day or more), the same dedup keys. The
+/// aggregators create tier tables too (with their TTL); this lets a gateway that starts
+/// first answer empty results instead of errors.
+pub(super) fn tier_table_sql(table: &str, window_ms: i64) -> String {
+    let partition = if window_ms >= 86_400_000 {
+        "MONTH"
+    } else {
+        "DAY"
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (\
+         ts TIMESTAMP, window_end TIMESTAMP, tenant SYMBOL CAPACITY 4096, metric SYMBOL CAPACITY 4096, \
+         dim_set SYMBOL CAPACITY 4096, series VARCHAR, \
+         count LONG, sum DOUBLE, min DOUBLE, max DOUBLE, avg DOUBLE, \
+         p50 DOUBLE, p90 DOUBLE, p95 DOUBLE, p99 DOUBLE, uniq LONG, \
+         revision INT, final BOOLEAN, late_count LONG, updated_at TIMESTAMP, state VARCHAR\
+         ) TIMESTAMP(ts) PARTITION BY {partition} WAL DEDUP UPSERT KEYS(ts, tenant, metric, series)"
+    )
+}
+
 /// Whether `text` can be put into SQL as a string literal as is: identifier characters only
 /// (no quote, no backslash, nothing QuestDB could read as anything but text).
 fn literal_safe(text: &str) -> bool {
@@ -177,7 +219,9 @@ fn literal_safe(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b',' | b'.'))
 }
 
-/// Decodes a row of [`ROW_COLUMNS`] (or [`OUTER_COLUMNS`]).
+/// Decodes a row of [`ROW_COLUMNS`] (or [`OUTER_COLUMNS`]), and its `state` when the
+/// statement read it. A state that does not decode is left out (counted): the row's own
+/// numbers stay right, merges that need it answer `null`.
 pub(super) fn row_from_pg(row: &tokio_postgres::Row) -> Result<WindowRow, QueryError> {
     let decode = QueryError::decode;
     let micros = |index: usize| -> Result<i64, QueryError> {
@@ -193,13 +237,34 @@ pub(super) fn row_from_pg(row: &tokio_postgres::Row) -> Result<WindowRow, QueryE
     let long = |index: usize| -> Result<Option<i64>, QueryError> {
         row.try_get::<_, Option<i64>>(index).map_err(decode)
     };
+    let series = row
+        .try_get::<_, Option<String>>(2)
+        .map_err(decode)?
+        .unwrap_or_else(|| "{}".to_owned());
+    let state = if row.len() > STATE_INDEX {
+        match row
+            .try_get::<_, Option<&str>>(STATE_INDEX)
+            .map_err(decode)?
+        {
+            Some(text) if !text.is_empty() => match decode_state(text) {
+                Ok(sketch) => Some(Arc::new(sketch)),
+                Err(err) => {
+                    metrics::counter!(names::STATE_DECODE_ERRORS).increment(1);
+                    tracing::debug!(error = %ErrorChain(&err), "stored state ignored");
+                    None
+                }
+            },
+            _ => None,
+        }
+    } else {
+        None
+    };
     Ok(WindowRow {
         window_start: micros(0)?,
         window_end: micros(1)?,
-        series: row
-            .try_get::<_, Option<String>>(2)
-            .map_err(decode)?
-            .unwrap_or_else(|| "{}".to_owned()),
+        dims: WindowRow::parse_dims(&series),
+        series,
+        state,
         stats: Stats {
             count: long(3)?.unwrap_or(0).max(0) as u64,
             sum: f(4)?,
@@ -232,36 +297,49 @@ mod tests {
     use rtdash_shared::stat::Stat;
 
     fn plan(dim_set: &str, exact_series: Option<&str>, filter: &[(&str, &str)]) -> QueryPlan {
-        QueryPlan {
-            tenant: "acme".into(),
-            metric: "amount".into(),
-            stat: Stat::Count,
-            dim_set: dim_set.into(),
-            exact_series: exact_series.map(str::to_owned),
-            filter: filter
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            base_window_ms: 60_000,
-            window_ms: 60_000,
-        }
+        let mut plan = QueryPlan::raw("acme", "amount", dim_set, 60_000);
+        plan.stat = Stat::Count;
+        plan.exact_series = exact_series.map(str::to_owned);
+        plan.filter = filter
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        plan
     }
 
     #[test]
     fn symbols_are_literals_and_the_series_filter_stays_outside_the_scan() {
-        let total = RowQuery::rows("t", &plan("", Some("{}"), &[]), 0, 60_000);
+        let total = RowQuery::rows("t", &plan("", Some("{}"), &[]), 0, 60_000, false);
         assert!(total
             .sql
             .contains("tenant = 'acme' AND metric = 'amount' AND dim_set IS NULL"));
         assert!(!total.sql.contains("series ="), "{}", total.sql);
         assert_eq!(total.params.len(), 2, "the two time bounds");
-        let exact = RowQuery::rows("t", &plan("region", Some(r#"{"region":"eu"}"#), &[]), 0, 1);
+        let exact = RowQuery::rows(
+            "t",
+            &plan("region", Some(r#"{"region":"eu"}"#), &[]),
+            0,
+            1,
+            false,
+        );
         assert!(exact.sql.contains("dim_set = 'region'"));
         assert!(exact.sql.ends_with("WHERE series = $3"), "{}", exact.sql);
-        let combined = RowQuery::rows("t", &plan("plan,region", None, &[("plan", "pro")]), 0, 1);
+        let combined = RowQuery::rows(
+            "t",
+            &plan("plan,region", None, &[("plan", "pro")]),
+            0,
+            1,
+            true,
+        );
         assert!(combined
             .sql
             .contains("LIMIT 9223372036854775807) WHERE strpos(series, $3) > 0"));
+        assert!(
+            combined.sql.starts_with("SELECT ts_us, end_us")
+                && combined.sql.contains("updated_us, state FROM"),
+            "{}",
+            combined.sql
+        );
         assert!(matches!(&combined.params[2], Param::Text(text) if text == r#""plan":"pro""#));
     }
 
@@ -269,7 +347,7 @@ mod tests {
     fn text_that_is_not_an_identifier_is_bound() {
         let mut odd = plan("region", None, &[]);
         odd.tenant = "x' OR '1'='1".into();
-        let query = RowQuery::rows("t", &odd, 0, 1);
+        let query = RowQuery::rows("t", &odd, 0, 1, false);
         assert!(query.sql.starts_with("SELECT"));
         assert!(
             query.sql.contains("tenant = $1 AND metric = 'amount'"),

@@ -1,6 +1,11 @@
 //! Writing window rows the way the core aggregator does (ILP over HTTP, see `append_row` in
 //! `core-aggregator/src/sink/questdb.rs`: the empty dimension set is an absent `dim_set`
 //! symbol, which QuestDB stores as NULL), for tests of what reads them (the gateway).
+//!
+//! Rows built from a sketch ([`Row::from_sketch`]) carry what issue #15's contract adds: the
+//! `state` column, `base64(Sketch::encode())` in the same ILP row as the numbers, and rows of
+//! a rollup tier (a window of the tier's length, written to `<table>_<tier>`, see
+//! [`tier_table`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,9 +13,15 @@ use std::time::Duration;
 use questdb::ingress::{Buffer, Sender, TimestampMicros};
 use rtdash_shared::messages::WindowUpdate;
 use rtdash_shared::series::SeriesKey;
-use rtdash_shared::sketch::Stats;
+use rtdash_shared::sketch::{Sketch, Stats};
+use serde_json::Value;
 
 use crate::QuestDb;
+
+/// The table of a rollup tier next to `table`: `<table>_1h` (the contract's naming).
+pub fn tier_table(table: &str, window_ms: i64) -> String {
+    gateway::query::tiers::tier_table(table, window_ms)
+}
 
 /// Inserts `rows` into `table` of `db` and waits (30 s at most) until they are visible.
 pub fn insert_rows(db: &QuestDb, table: &str, rows: &[Row]) -> anyhow::Result<()> {
@@ -42,6 +53,12 @@ pub struct Row {
     pub uniq: Option<u64>,
     pub revision: u32,
     pub is_final: bool,
+    /// The served statistics as written, when the row comes from a sketch (else derived
+    /// from the fields above).
+    pub stats: Option<Stats>,
+    /// `base64(Sketch::encode())`.
+    pub state: Option<String>,
+    pub late_count: u64,
 }
 
 impl Row {
@@ -63,7 +80,55 @@ impl Row {
             uniq: None,
             revision: 0,
             is_final: true,
+            stats: None,
+            state: None,
+            late_count: 0,
         }
+    }
+
+    /// A window of `window_ms` (the base window or a tier's) whose numbers are `sketch`'s
+    /// statistics and whose `state` is the sketch, as the aggregator writes it.
+    pub fn from_sketch(
+        tenant: &str,
+        metric: &str,
+        start: i64,
+        window_ms: i64,
+        dims: &[(&str, Option<&str>)],
+        sketch: &Sketch,
+    ) -> Row {
+        let stats = sketch.stats();
+        let mut row = Row::new(tenant, metric, start, &[], stats.count);
+        row.window_ms = window_ms;
+        row.dims = dims
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+            .collect();
+        row.sum = stats.sum;
+        row.min = stats.min;
+        row.max = stats.max;
+        row.p99 = stats.p99;
+        row.uniq = stats.unique;
+        row.state = Some(gateway::query::state::encode_state(sketch));
+        row.stats = Some(stats);
+        row
+    }
+
+    fn served(&self) -> Stats {
+        self.stats.clone().unwrap_or_else(|| Stats {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            avg: match self.sum {
+                Some(sum) if self.count > 0 => Some(sum / self.count as f64),
+                _ => None,
+            },
+            p50: None,
+            p90: None,
+            p95: None,
+            p99: self.p99,
+            unique: self.uniq,
+        })
     }
 
     pub fn values(mut self, sum: f64, min: f64, max: f64, p99: f64) -> Row {
@@ -74,14 +139,12 @@ impl Row {
         self
     }
 
-    /// Appends the row in the aggregator's ILP layout (same columns, same symbol handling).
+    /// Appends the row in the aggregator's ILP layout (same columns, same symbol handling;
+    /// `state` in the same row when the row has one).
     pub fn append(&self, buffer: &mut Buffer, table: &str) -> questdb::Result<()> {
         let series = SeriesKey::new(self.tenant.clone(), self.metric.clone(), self.dims.clone());
         let dim_set = series.dim_set();
-        let avg = match self.sum {
-            Some(sum) if self.count > 0 => Some(sum / self.count as f64),
-            _ => None,
-        };
+        let stats = self.served();
         let micros = |ms: i64| TimestampMicros::new(ms * 1000);
         buffer
             .table(table)?
@@ -90,21 +153,24 @@ impl Row {
             .symbol_opt("dim_set", (!dim_set.is_empty()).then_some(dim_set.as_str()))?
             .column_str("series", series.dims_json().as_str())?
             .column_ts("window_end", micros(self.start + self.window_ms))?
-            .column_i64("count", self.count as i64)?
-            .column_f64_opt("sum", self.sum)?
-            .column_f64_opt("min", self.min)?
-            .column_f64_opt("max", self.max)?
-            .column_f64_opt("avg", avg)?
-            .column_f64_opt("p50", None)?
-            .column_f64_opt("p90", None)?
-            .column_f64_opt("p95", None)?
-            .column_f64_opt("p99", self.p99)?
-            .column_i64_opt("uniq", self.uniq.map(|u| u as i64))?
+            .column_i64("count", stats.count as i64)?
+            .column_f64_opt("sum", stats.sum)?
+            .column_f64_opt("min", stats.min)?
+            .column_f64_opt("max", stats.max)?
+            .column_f64_opt("avg", stats.avg)?
+            .column_f64_opt("p50", stats.p50)?
+            .column_f64_opt("p90", stats.p90)?
+            .column_f64_opt("p95", stats.p95)?
+            .column_f64_opt("p99", stats.p99)?
+            .column_i64_opt("uniq", stats.unique.map(|u| u as i64))?
             .column_i64("revision", i64::from(self.revision))?
             .column_bool("final", self.is_final)?
-            .column_i64("late_count", 0)?
-            .column_ts("updated_at", micros(self.start + self.window_ms + 1_000))?
-            .at(micros(self.start))
+            .column_i64("late_count", self.late_count as i64)?
+            .column_ts("updated_at", micros(self.start + self.window_ms + 1_000))?;
+        if let Some(state) = &self.state {
+            buffer.column_str("state", state.as_str())?;
+        }
+        buffer.at(micros(self.start))
     }
 
     /// The same window as a live update.
@@ -115,22 +181,21 @@ impl Row {
             dimensions: self.dims.clone(),
             window_start: self.start,
             window_end: self.start + self.window_ms,
-            stats: Stats {
-                count: self.count,
-                sum: self.sum,
-                min: self.min,
-                max: self.max,
-                avg: self.sum.map(|s| s / self.count.max(1) as f64),
-                p50: None,
-                p90: None,
-                p95: None,
-                p99: self.p99,
-                unique: self.uniq,
-            },
+            stats: self.served(),
             revision: self.revision,
             is_final: self.is_final,
-            late_count: 0,
+            late_count: self.late_count,
             updated_at,
         }
+    }
+
+    /// The same window as a live update with its `state` (the field the aggregators add to
+    /// `WindowUpdate`), as JSON.
+    pub fn live(&self, updated_at: i64) -> Value {
+        let mut value = serde_json::to_value(self.update(updated_at)).expect("serializable");
+        if let Some(state) = &self.state {
+            value["state"] = Value::String(state.clone());
+        }
+        value
     }
 }

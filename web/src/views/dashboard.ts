@@ -7,11 +7,11 @@
 import { ApiError, getDashboard, listAlertRules, listMetrics, queryMetric } from '../api';
 import { ruleState, rulesForWidget } from '../alerts';
 import { h, replace, toast } from '../dom';
-import { parseDuration, unitFor } from '../format';
+import { formatWindowLength, parseDuration, unitFor } from '../format';
 import { WindowSeries, zeroWhenEmpty } from '../series';
 import { staleness } from '../staleness';
-import { DashboardStream } from '../stream';
-import type { ConnectionState } from '../stream';
+import { DashboardStream, toGroups } from '../stream';
+import type { ConnectionState, Group } from '../stream';
 import { palette } from '../theme';
 import type { AlertRule, Dashboard, MetricInfo, StatusView, TimeRange, Widget } from '../types';
 import type { RuleView, VizContext } from '../viz/viz';
@@ -22,11 +22,22 @@ import type { PanelActions } from './panel';
  * is stale when nothing confirmed its data for twice this. */
 export const REFRESH_MS = 5000;
 
+interface GroupState {
+  label: string;
+  other: boolean;
+  total: number | null;
+  series: WindowSeries;
+}
+
 interface Model {
   widget: Widget;
   panel: Panel;
   series: WindowSeries;
   windowMs: number;
+  /** The window the gateway served last (`1h`, with `auto` when it chose it), shown. */
+  resolution: string | null;
+  /** Split widgets: the groups by key, in the gateway's ranking (then `other`). */
+  groups: Map<string, GroupState> | null;
   /** Local time of the last snapshot or update for this widget. */
   lastDataAt: number | null;
   updates: number;
@@ -128,10 +139,13 @@ export class DashboardView {
   }
 
   setRange(range: TimeRange): void {
+    // A custom range may be served at another resolution than the live one: start afresh
+    // when entering or leaving it.
+    const resolutionMayChange = range.kind === 'custom' || this.range.kind === 'custom';
     this.range = range;
     for (const m of this.models.values()) {
       m.historyMs = 0;
-      if (range.kind === 'custom') {
+      if (resolutionMayChange) {
         m.series.clear();
         m.coveredFrom = null;
       }
@@ -194,6 +208,8 @@ export class DashboardView {
       panel: new Panel(w, this.cb),
       series: new WindowSeries(),
       windowMs,
+      resolution: null,
+      groups: w.group_by?.length ? new Map() : null,
       lastDataAt: null,
       updates: 0,
       delayMs: null,
@@ -232,6 +248,8 @@ export class DashboardView {
             if (!m) return;
             const now = Date.now();
             m.error = s.error ? s.error.message : null;
+            this.served(m, s.window, s.windowAuto);
+            if (m.groups && s.groups) this.setGroups(m, s.groups);
             m.series.merge(s.windows);
             const span = parseDuration(m.widget.time_window) ?? 3_600_000;
             const from = Math.floor((now - span) / m.windowMs) * m.windowMs;
@@ -249,7 +267,8 @@ export class DashboardView {
               m.error = null;
               this.markDirty(m);
             }
-            if (m.series.upsert(u.point)) {
+            const series = m.groups && u.group ? this.groupOf(m, u.group) : m.series;
+            if (series.upsert(u.point)) {
               m.updates++;
               this.markDirty(m);
             }
@@ -293,13 +312,15 @@ export class DashboardView {
       if (this.live()) {
         const own = parseDuration(m.widget.time_window) ?? 3_600_000;
         const span = to - from;
-        if (span <= own || m.historyMs >= span) continue;
+        // Split widgets show their own range's snapshot (its ranking is the gateway's).
+        if (span <= own || m.historyMs >= span || m.groups) continue;
         m.historyMs = span;
         qTo = to - own + m.windowMs;
       }
       m.loading = true;
       m.dirty = true;
       const range = this.range;
+      const own = m.widget.window && m.widget.window !== 'auto' ? m.widget.window : null;
       queryMetric(
         this.tenant,
         m.widget.metric_name,
@@ -307,15 +328,21 @@ export class DashboardView {
           dimensions: m.widget.dimensions,
           from,
           to: qTo,
-          window: m.widget.window,
+          // A custom range picks its resolution (unless the widget fixes one); the history
+          // of a live preset extends the snapshot at the snapshot's window.
+          window: own ?? (this.live() ? formatWindowLength(m.windowMs) : 'auto'),
           stat: m.widget.stat,
+          groupBy: m.widget.group_by ?? [],
+          limit: m.widget.limit ?? null,
         },
         this.abort.signal,
       )
-        .then((points) => {
+        .then((answer) => {
           if (this.disposed || range !== this.range || this.models.get(m.widget.widget_id) !== m)
             return;
-          m.series.merge(points);
+          if (!this.live()) this.served(m, answer.window, answer.windowAuto);
+          if (m.groups && answer.series) this.setGroups(m, toGroups(answer.series));
+          m.series.merge(answer.points);
           m.coveredFrom = m.coveredFrom === null ? from : Math.min(m.coveredFrom, from);
           if (!this.live()) m.lastDataAt = Date.now();
           m.error = null;
@@ -330,6 +357,33 @@ export class DashboardView {
           this.markDirty(m);
         });
     }
+  }
+
+  /** Replaces a split widget's groups with a snapshot's or a query's. */
+  private setGroups(m: Model, groups: Group[]): void {
+    m.groups = new Map();
+    for (const g of groups) {
+      const series = new WindowSeries();
+      series.merge(g.points);
+      m.groups.set(g.key, { label: g.label, other: g.other, total: g.total, series });
+    }
+  }
+
+  /** The series of a split widget's group (a new one, unranked, last). */
+  private groupOf(m: Model, g: { key: string; label: string; other: boolean }): WindowSeries {
+    let state = m.groups!.get(g.key);
+    if (!state) {
+      state = { label: g.label, other: g.other, total: null, series: new WindowSeries() };
+      m.groups!.set(g.key, state);
+    }
+    return state.series;
+  }
+
+  /** Notes the window the gateway served for `m`. */
+  private served(m: Model, window: string | null, auto: boolean): void {
+    if (!window) return;
+    m.windowMs = parseDuration(window) ?? m.windowMs;
+    m.resolution = auto ? `${window} · auto` : window;
   }
 
   private markDirty(m: Model): void {
@@ -359,7 +413,10 @@ export class DashboardView {
   private context(m: Model, now: number, pal = palette()): VizContext {
     const { from, to } = this.rangeOf(m, now);
     // Drop what can no longer be shown (long-open pages stay small).
-    if (this.live()) m.series.prune(from - m.windowMs);
+    if (this.live()) {
+      m.series.prune(from - m.windowMs);
+      for (const g of m.groups?.values() ?? []) g.series.prune(from - m.windowMs);
+    }
     const info = this.metrics.find((x) => x.name === m.widget.metric_name);
     const rules: RuleView[] = rulesForWidget(m.widget, this.rules).map((rule) => ({
       rule,
@@ -384,6 +441,15 @@ export class DashboardView {
       unit: unitFor(info, m.widget.stat),
       rules,
       palette: pal,
+      groups: m.groups
+        ? [...m.groups].map(([key, g]) => ({
+            key,
+            label: g.label,
+            other: g.other,
+            total: g.total,
+            points: g.series.all(),
+          }))
+        : undefined,
     };
   }
 
@@ -403,12 +469,15 @@ export class DashboardView {
         refreshMs: REFRESH_MS,
       }),
       historical: !this.live(),
+      resolution: m.resolution,
       loading: m.loading,
       error: m.error,
       lastDataAt: m.lastDataAt,
       delayMs: m.delayMs,
       now,
-      version: m.series.version,
+      version:
+        m.series.version +
+        [...(m.groups?.values() ?? [])].reduce((n, g) => n + g.series.version, 0),
       updates: m.updates,
     };
   }

@@ -1,10 +1,12 @@
 /**
  * The widget editor dialog: metric (from the tenant's metrics), stat (the ones the metric has),
- * dimension filter (with the values seen recently), time window, aggregation window and
- * visualisation. The gateway validates the widget on save; its message is shown as is.
+ * dimension filter (with the values seen recently), time window, aggregation window (`auto`, or
+ * the windows the gateway's planner accepts for that time window, from
+ * `GET /v1/metrics/{name}/capabilities`) and visualisation. The gateway validates the widget
+ * on save; its message is shown as is.
  */
 
-import { listDimensionValues } from '../api';
+import { listDimensionValues, metricCapabilities } from '../api';
 import { field, h, openDialog } from '../dom';
 import { parseDuration } from '../format';
 import { STATS, TIME_WINDOWS, VIZ_TYPES } from '../types';
@@ -56,6 +58,15 @@ export function openWidgetEditor(opts: {
       for (const t of windows)
         timeWindow.append(h('option', { value: t.value, selected: t.value === tw }, t.label));
       const aggWindow = h('select', { name: 'window', 'data-testid': 'widget-window' });
+      const splitBy = h('select', { name: 'group_by', 'data-testid': 'widget-split' });
+      const limit = h('input', {
+        type: 'number',
+        name: 'limit',
+        min: '1',
+        max: '100',
+        value: String(widget?.limit ?? 10),
+        'data-testid': 'widget-limit',
+      });
       const viz = h('select', { name: 'viz', 'data-testid': 'widget-viz' });
       const vz = widget?.viz_type === 'gauge' ? 'counter' : (widget?.viz_type ?? 'line_chart');
       for (const v of VIZ_TYPES)
@@ -73,20 +84,14 @@ export function openWidgetEditor(opts: {
         );
         if (!available.includes(wantStat as Stat)) stat.value = available[0] ?? 'count';
 
-        const native = info ? info.window_secs * 1000 : 60_000;
-        const wantWindow = aggWindow.value || widget?.window || '';
-        aggWindow.replaceChildren(
-          h(
-            'option',
-            { value: '' },
-            `metric's window (${info ? `${info.window_secs}s` : 'default'})`,
+        fillWindows();
+        const wantSplit = splitBy.value || widget?.group_by?.[0] || '';
+        splitBy.replaceChildren(
+          h('option', { value: '' }, 'none (one series)'),
+          ...(info?.dimensions ?? []).map((d) =>
+            h('option', { value: d, selected: d === wantSplit }, d),
           ),
         );
-        for (const w of AGG_WINDOWS) {
-          const ms = parseDuration(w)!;
-          if (ms > native && ms % native === 0)
-            aggWindow.append(h('option', { value: w, selected: w === wantWindow }, w));
-        }
 
         const keep: Dimensions = {};
         for (const [k, input] of dimInputs) if (input.value) keep[k] = input.value;
@@ -114,16 +119,14 @@ export function openWidgetEditor(opts: {
           dimInputs.set(d, input);
           dimsBox.append(field(d, input), h('datalist', { id: listId }));
         }
-        if (info?.dimension_sets.length) {
-          const sets = info.dimension_sets.map((s) => `{${s.join(', ')}}`).join(' ');
+        if (dimNames.length > 0)
           dimsBox.append(
             h(
               'small',
               { class: 'hint' },
-              `Exact for every stat when the filter's keys are one of: ${sets}. Other filters work for count, sum, min, max and avg.`,
+              'Any filter serves every stat: percentiles and distinct counts merge the stored sketches.',
             ),
           );
-        }
         // Suggest values seen in the last 24 hours.
         const token = ++loadToken;
         if (info) {
@@ -144,7 +147,62 @@ export function openWidgetEditor(opts: {
             });
         }
       };
+      // The aggregation windows: `auto`, then every window the metric can be served at, those
+      // the planner refuses for the chosen time window disabled with its reason.
+      let windowToken = 0;
+      let chosenWindow = widget?.window ?? '';
+      aggWindow.addEventListener('change', () => {
+        chosenWindow = aggWindow.value;
+      });
+      function fillWindows(): void {
+        const info = metrics.find((m) => m.name === metric.value);
+        const native = info ? info.window_secs * 1000 : 60_000;
+        const want = chosenWindow === 'auto' ? '' : chosenWindow;
+        const auto = h('option', { value: '' }, 'auto (chosen for the range)');
+        const fallback = AGG_WINDOWS.filter((w) => {
+          const ms = parseDuration(w)!;
+          return ms >= native && ms % native === 0;
+        }).map((w) => ({ window: w, allowed: true, reason: null as string | null }));
+        const paint = (options: { window: string; allowed: boolean; reason: string | null }[]) => {
+          if (want && !options.some((o) => o.window === want))
+            options.push({ window: want, allowed: true, reason: null });
+          aggWindow.replaceChildren(
+            auto,
+            ...options.map((o) =>
+              h(
+                'option',
+                {
+                  value: o.window,
+                  selected: o.window === want,
+                  disabled: !o.allowed,
+                  title: o.reason ?? '',
+                },
+                o.allowed ? o.window : `${o.window} (not for this range)`,
+              ),
+            ),
+          );
+        };
+        paint(fallback);
+        if (!info) return;
+        const token = ++windowToken;
+        metricCapabilities(tenant, info.name, timeWindow.value)
+          .then((caps) => {
+            if (token !== windowToken) return;
+            if (caps.auto) auto.textContent = `auto (${caps.auto.window} for this range)`;
+            paint(
+              caps.windows.map((w) => ({
+                window: w.window,
+                allowed: w.allowed ?? true,
+                reason: w.reason ?? null,
+              })),
+            );
+          })
+          .catch(() => {
+            /* the static list stays; the gateway validates on save */
+          });
+      }
       metric.addEventListener('change', fillForMetric);
+      timeWindow.addEventListener('change', fillWindows);
       fillForMetric();
 
       form.append(
@@ -156,6 +214,12 @@ export function openWidgetEditor(opts: {
           { class: 'field-row' },
           field('Time window', timeWindow),
           field('Aggregation', aggWindow),
+        ),
+        h(
+          'div',
+          { class: 'field-row' },
+          field('Split by', splitBy),
+          field('Top N (plus other)', limit),
         ),
         field('Visualisation', viz),
         field('Title', title),
@@ -172,6 +236,11 @@ export function openWidgetEditor(opts: {
           viz_type: viz.value as VizType,
         };
         if (aggWindow.value) draft.window = aggWindow.value;
+        if (splitBy.value) {
+          draft.group_by = [splitBy.value];
+          const n = Number(limit.value);
+          if (Number.isInteger(n) && n >= 1) draft.limit = n;
+        }
         if (title.value.trim()) draft.title = title.value.trim();
         await opts.save(draft);
         return true;

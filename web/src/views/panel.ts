@@ -9,6 +9,7 @@ import { formatClock, formatDuration, formatLatency, formatValue } from '../form
 import type { Staleness } from '../staleness';
 import type { Widget } from '../types';
 import { CounterViz } from '../viz/counter';
+import { GroupChart, GroupList } from '../viz/groups';
 import { TableViz } from '../viz/table';
 import { TimeSeriesChart } from '../viz/timeseries';
 import type { Viz, VizContext } from '../viz/viz';
@@ -17,6 +18,8 @@ export interface PanelInfo {
   staleness: Staleness;
   /** Historical (custom) range: no live updates. */
   historical: boolean;
+  /** The window the gateway served (`1h · auto`), once known. */
+  resolution: string | null;
   loading: boolean;
   error: string | null;
   lastDataAt: number | null;
@@ -34,7 +37,8 @@ export interface PanelActions {
 
 function describe(w: Widget): string {
   const dims = Object.entries(w.dimensions).map(([k, v]) => `${k}=${v}`);
-  return [w.metric_name, w.stat, ...dims].join(' · ');
+  const split = w.group_by?.length ? [`by ${w.group_by.join(', ')}`] : [];
+  return [w.metric_name, w.stat, ...dims, ...split].join(' · ');
 }
 
 export class Panel {
@@ -45,6 +49,11 @@ export class Panel {
   private readonly vizHost = h('div', { class: 'viz-host' });
   private readonly message = h('div', { class: 'panel-message', hidden: true });
   private readonly footer = h('div', { class: 'panel-footer' });
+  private readonly resolution = h('span', {
+    class: 'panel-resolution',
+    title: 'Aggregation window served (auto: chosen for the range)',
+    'data-testid': 'widget-resolution',
+  });
   private readonly legend: HTMLElement | null;
   private viz: Viz;
   private badgeKey = '';
@@ -55,10 +64,12 @@ export class Panel {
     actions: PanelActions,
   ) {
     const titleId = `w-${widget.widget_id}-title`;
+    const grouped = (widget.group_by?.length ?? 0) > 0;
     const chart =
-      widget.viz_type === 'line_chart' ||
-      widget.viz_type === 'area_chart' ||
-      widget.viz_type === 'bar_chart';
+      !grouped &&
+      (widget.viz_type === 'line_chart' ||
+        widget.viz_type === 'area_chart' ||
+        widget.viz_type === 'bar_chart');
     this.legend = chart
       ? h(
           'div',
@@ -84,7 +95,7 @@ export class Panel {
           'div',
           { class: 'panel-titles' },
           h('h3', { class: 'panel-title', id: titleId }, widget.title || widget.metric_name),
-          h('div', { class: 'panel-sub' }, describe(widget)),
+          h('div', { class: 'panel-sub' }, describe(widget), ' · ', this.resolution),
         ),
         this.hover,
         h(
@@ -125,7 +136,21 @@ export class Panel {
     const onHover = (text: string | null) => {
       this.hover.textContent = text ?? '';
     };
-    switch (widget.viz_type) {
+    switch (grouped ? `split_${widget.viz_type}` : widget.viz_type) {
+      case 'split_line_chart':
+        this.viz = new GroupChart(this.vizHost, false);
+        break;
+      case 'split_area_chart':
+        this.viz = new GroupChart(this.vizHost, true);
+        break;
+      case 'split_bar_chart':
+        this.viz = new GroupList(this.vizHost, true);
+        break;
+      case 'split_table':
+      case 'split_counter':
+      case 'split_gauge':
+        this.viz = new GroupList(this.vizHost, false);
+        break;
       case 'bar_chart':
         this.viz = new TimeSeriesChart(this.vizHost, 'bar', onHover);
         break;
@@ -151,7 +176,8 @@ export class Panel {
 
   render(ctx: VizContext | null, info: PanelInfo): void {
     this.renderChrome(ctx, info);
-    const latest = ctx?.points[ctx.points.length - 1];
+    const shown = ctx?.groups ? (ctx.groups[0]?.points ?? []) : ctx?.points;
+    const latest = shown?.[shown.length - 1];
     this.root.dataset.version = String(info.version);
     this.root.dataset.updates = String(info.updates);
     this.root.dataset.loaded = info.lastDataAt !== null ? '1' : '';
@@ -257,6 +283,8 @@ export class Panel {
       this.badgeKey = key;
       replace(this.badges, ...badges);
     }
+    const resolution = info.resolution ?? '';
+    if (this.resolution.textContent !== resolution) this.resolution.textContent = resolution;
     const parts: string[] = [];
     if (info.lastDataAt !== null)
       parts.push(

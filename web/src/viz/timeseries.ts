@@ -6,7 +6,7 @@
 
 import uPlot from 'uplot';
 import { CONDITION_SYMBOL } from '../alerts';
-import { formatClock, formatValue } from '../format';
+import { formatClock, formatTick, formatValue } from '../format';
 import type { Unit } from '../format';
 import { toColumns } from '../series';
 import type { Palette } from '../theme';
@@ -166,7 +166,10 @@ export class TimeSeriesChart implements Viz {
         axis({
           space: 60,
           size: 26,
-          values: (_u, splits) => splits.map((s) => formatClock(s * 1000)),
+          values: (u, splits) => {
+            const span = ((u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0)) * 1000;
+            return splits.map((s) => formatTick(s * 1000, span));
+          },
         }),
         axis({
           space: 28,
@@ -194,7 +197,10 @@ export class TimeSeriesChart implements Viz {
                   ? 'revised'
                   : 'final'
                 : 'provisional';
-            this.onHover(`${formatClock(x * 1000)} · ${fmt(v)} · ${state}`);
+            // The clock on short ranges; past two days, the date and the clock.
+            const span = ((u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0)) * 1000;
+            const at = span < 2 * 86_400_000 ? formatClock(x * 1000) : formatTick(x * 1000, span);
+            this.onHover(`${at} · ${fmt(v)} · ${state}`);
           },
         ],
       },

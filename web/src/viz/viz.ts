@@ -10,6 +10,17 @@ export interface RuleView {
   state: AlertState;
 }
 
+/** One group of a split widget, as drawn. */
+export interface GroupView {
+  key: string;
+  /** The group's dimension values (`eu · pro`), or `other`. */
+  label: string;
+  other: boolean;
+  /** The stat over the whole range (the gateway's ranking). */
+  total: number | null;
+  points: readonly WindowPoint[];
+}
+
 export interface VizContext {
   /** The widget's windows, oldest first (may extend beyond the range). */
   points: readonly WindowPoint[];
@@ -24,6 +35,8 @@ export interface VizContext {
   unit: Unit;
   rules: readonly RuleView[];
   palette: Palette;
+  /** Split widgets: the groups, ranked (then `other`); `points` is then empty. */
+  groups?: readonly GroupView[];
 }
 
 export interface Viz {

@@ -2,7 +2,9 @@
 // Browser test of the rtdash web UI against a running stack (gateway serving web/dist, edge
 // agent): creates a dashboard with a line-chart and a single-value widget through the page,
 // sends events to the edge agent, and checks both widgets change within 5 s, with no console
-// errors. Screenshots (dark and light) go to test-artifacts/.
+// errors, and that a widget split by source shows the events' source live; then adds a 7-day
+// widget (the editor offers only the windows the gateway accepts,
+// `auto` picks 1h, shown on the widget). Screenshots (dark and light) go to test-artifacts/.
 //
 // Env: RTDASH_GATEWAY_URL (default http://127.0.0.1:8080), RTDASH_AGENT_URL (default
 // http://127.0.0.1:8081), RTDASH_CHROMIUM (default /usr/bin/chromium), RTDASH_TEST_ARTIFACTS
@@ -143,13 +145,14 @@ try {
   const dashboardId = new URL(page.url()).searchParams.get('dashboard');
   log(`dashboard ${dashboardId} created`);
 
-  async function addWidget(title, viz) {
+  async function addWidget(title, viz, timeWindow = 'last_15m', inEditor = async () => {}) {
     await page.getByTestId('add-widget').click();
     const dlg = page.getByTestId('widget-editor');
     await dlg.getByTestId('widget-metric').selectOption('events');
     await dlg.getByTestId('widget-stat').selectOption('count');
-    await dlg.getByTestId('widget-time-window').selectOption('last_15m');
+    await dlg.getByTestId('widget-time-window').selectOption(timeWindow);
     await dlg.getByTestId('widget-viz').selectOption(viz);
+    await inEditor(dlg);
     await dlg.getByTestId('widget-title').fill(title);
     await dlg.getByTestId('dialog-submit').click();
     await dlg.waitFor({ state: 'detached' });
@@ -159,11 +162,16 @@ try {
   }
   const line = await addWidget('Events (line)', 'line_chart');
   const counter = await addWidget('Events now', 'counter');
+  // A split widget: a row per source, fed live by the same stream.
+  const split = await addWidget('Events by source', 'table', 'last_15m', async (dlg) => {
+    await dlg.getByTestId('widget-split').selectOption('source');
+    await dlg.getByTestId('widget-limit').fill('5');
+  });
   log('widgets added');
 
   // Live: the stream is open and both widgets got their snapshot.
   await page.locator('[data-testid="connection"][data-state="open"]').waitFor();
-  await page.locator('[data-testid="widget"][data-loaded="1"]').nth(1).waitFor();
+  await page.locator('[data-testid="widget"][data-loaded="1"]').nth(2).waitFor();
   await line.locator('canvas').first().waitFor();
   const before = {
     line: await line.getAttribute('data-latest'),
@@ -233,6 +241,36 @@ try {
     `both widgets changed after ${elapsed} ms: line latest=${changed.latest}, counter=${changed.text}`,
   );
 
+  // The split widget has a row for the events' source, its newest window holding all 7.
+  await split
+    .locator('[data-testid="group-row"][data-group="web-test"] td:nth-child(3)', {
+      hasText: /^7$/,
+    })
+    .waitFor({ timeout: CHANGE_WITHIN_MS });
+  log('split widget shows the source web-test with 7 events');
+
+  // Resolution: widgets without a window are served at the one `auto` picks for their range,
+  // shown on the widget (15 minutes of a 1-minute metric: 1m).
+  const lineResolution = await line.getByTestId('widget-resolution').textContent();
+  if (lineResolution !== '1m · auto') fail(`line widget resolution: ${lineResolution}`);
+  // A 7-day widget: the editor offers only the windows the gateway accepts for 7 days (1m
+  // windows would be 10,080: disabled) and says what auto picks; the widget is served hourly.
+  const week = await addWidget('Events this week', 'area_chart', 'last_7d', async (dlg) => {
+    const select = dlg.getByTestId('widget-window');
+    await select.locator('option', { hasText: 'auto (1h for this range)' }).waitFor({
+      state: 'attached',
+    });
+    if (!(await select.locator('option[value="1m"]').isDisabled()))
+      fail('the editor offers 1m windows for 7 days');
+    if (await select.locator('option[value="1h"]').isDisabled())
+      fail('the editor refuses 1h windows for 7 days');
+  });
+  await page.locator('[data-testid="widget"][data-loaded="1"]').nth(3).waitFor();
+  await week.getByTestId('widget-resolution').filter({ hasText: '1h · auto' }).waitFor();
+  if (await week.locator('.panel-message').isVisible())
+    fail(`7-day widget: ${await week.locator('.panel-message').textContent()}`);
+  log('7-day widget served at 1h (auto)');
+
   // Screenshots in both themes.
   const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
   const first = await theme();
@@ -249,9 +287,9 @@ try {
   await page.goto(
     `${gateway}/?tenant=${encodeURIComponent(tenant)}&dashboard=${encodeURIComponent(dashboardId)}`,
   );
-  await page.locator('[data-testid="widget"]').nth(1).waitFor();
-  if ((await page.locator('[data-testid="widget"]').count()) !== 2)
-    fail('deep link did not show the two widgets');
+  await page.locator('[data-testid="widget"]').nth(3).waitFor();
+  if ((await page.locator('[data-testid="widget"]').count()) !== 4)
+    fail('deep link did not show the four widgets');
 
   // Delete it through the page.
   await page.getByTestId('delete-dashboard').click();

@@ -3,8 +3,9 @@
 //! event ids that let a viewer resume (`Last-Event-ID`).
 
 use super::super::status::StatusView;
-use crate::api::metrics::WindowOut;
+use crate::api::metric_answer::{SeriesOut, WindowOut};
 use crate::error::ErrorDetail;
+use crate::query::Dims;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -60,12 +61,29 @@ pub(super) struct SnapshotData<'a> {
     pub(super) widget_id: &'a str,
     pub(super) metric_name: &'a str,
     pub(super) stat: &'static str,
+    /// The window served (the one `auto` chose).
     pub(super) window: Option<String>,
+    pub(super) window_auto: bool,
+    /// The stored resolution read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) source_window: Option<String>,
     pub(super) dimensions: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub(super) group_by: &'a [String],
     pub(super) time_window: &'a str,
-    /// The same shape as a metric query's windows.
+    /// The same shape as a metric query's windows (empty when grouped).
     pub(super) windows: Vec<WindowOut>,
+    /// Grouped widgets: the same shape as a grouped metric query's series.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) series: Option<Vec<SeriesOut>>,
     pub(super) error: Option<&'a ErrorDetail>,
+}
+
+/// Which series of a grouped widget an update is for.
+#[derive(Serialize)]
+pub(super) struct SeriesRef<'a> {
+    pub(super) dimensions: &'a Dims,
+    pub(super) other: bool,
 }
 
 /// An update event's data.
@@ -74,6 +92,9 @@ pub(super) struct UpdateData<'a> {
     pub(super) widget_id: &'a str,
     pub(super) metric_name: &'a str,
     pub(super) stat: &'static str,
+    /// Grouped widgets: the series the value is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) series: Option<SeriesRef<'a>>,
     pub(super) value: Option<f64>,
     pub(super) window_start: String,
     pub(super) window_end: String,

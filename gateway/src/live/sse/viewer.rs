@@ -9,19 +9,19 @@
 //! ring) the values in memory.
 
 use super::frame::{
-    event_id, frame, parse_event_id, status_frame, SnapshotData, UpdateData, KEEP_ALIVE,
+    event_id, frame, parse_event_id, status_frame, SeriesRef, SnapshotData, UpdateData, KEEP_ALIVE,
 };
 use super::wake::{change_wait, watch_wait, ChangeResult, ChangeWait, Pass, WakeSet, WatchWait};
 use crate::api::definitions::effective_definition;
-use crate::api::metrics::WindowOut;
+use crate::api::metric_answer::{Derived, SeriesOut, WindowOut};
 use crate::error::{ApiError, ErrorDetail};
 use crate::live::link::Link;
-use crate::live::ring::RingEntry;
-use crate::live::snapshot::snapshot_windows;
+use crate::live::ring::{LiveValue, RingEntry};
+use crate::live::snapshot::snapshot_answer;
 use crate::live::status::StatusView;
 use crate::live::topic::{PlanHandle, Topic};
-use crate::model::{parse_time_window, Dashboard, Widget};
-use crate::query::{self, format_duration, DerivedWindow};
+use crate::model::{Dashboard, Widget};
+use crate::query::{format_duration, WindowAsk};
 use crate::state::AppState;
 use bytes::Bytes;
 use rtdash_runtime::error_chain::ErrorChain;
@@ -135,18 +135,14 @@ impl Viewer {
         let changes = state.store.subscribe();
         // Plans first, so the topics they need are known.
         let mut planned = Vec::with_capacity(dashboard.widgets.len());
+        let now = now_millis();
         for widget in &dashboard.widgets {
-            let range_ms = parse_time_window(&widget.time_window).unwrap_or(3_600_000);
+            let range_ms = widget.range_ms();
             let plan = match effective_definition(&state.store, &tenant, &widget.metric_name) {
                 None => Err(ApiError::not_found("metric", &widget.metric_name)),
-                Some(found) => query::plan(
-                    &found.definition,
-                    &tenant,
-                    &widget.dimensions,
-                    widget.stat,
-                    widget.window_ms(),
-                )
-                .map_err(ApiError::from),
+                Some(found) => widget
+                    .plan(&found.definition, &tenant, state.db.tiers(), now)
+                    .map_err(ApiError::from),
             };
             planned.push((widget.clone(), plan, range_ms));
         }
@@ -447,23 +443,23 @@ impl Viewer {
                 return None;
             }
             let Some(handle) = &view.handle else {
-                return Some((Vec::new(), view.error.clone()));
+                return Some((None, view.error.clone()));
             };
-            match snapshots.rows(handle, view.range_ms).await {
+            match snapshots.rows(handle, view.range_ms, closed_through).await {
                 Ok(rows) => Some((
-                    snapshot_windows(
-                        &handle.reg.plan,
+                    Some(snapshot_answer(
+                        &handle.reg,
                         &rows.rows,
                         handle.topic.memory_values(&handle.reg),
                         now_millis(),
                         view.range_ms,
                         closed_through,
                         max,
-                    ),
+                    )),
                     None,
                 )),
                 Err(err) => Some((
-                    Vec::new(),
+                    None,
                     Some(ErrorDetail {
                         code: "unavailable",
                         message: format!("snapshot unavailable: {}", ErrorChain(&err)),
@@ -474,21 +470,33 @@ impl Viewer {
         let results = futures::future::join_all(futures).await;
         let id = self.event_id();
         for (view, result) in self.widgets.iter().zip(results) {
-            let Some((windows, error)) = result else {
+            let Some((derived, error)) = result else {
                 continue;
             };
             let widget = &view.widget;
+            let plan = view.handle.as_ref().map(|h| &h.reg.plan);
+            let (windows, series) = match &derived {
+                Some(Derived::Windows(windows)) => {
+                    (windows.iter().map(WindowOut::from).collect(), None)
+                }
+                Some(Derived::Series(series)) => (
+                    Vec::new(),
+                    Some(series.iter().map(SeriesOut::from).collect()),
+                ),
+                None => (Vec::new(), None),
+            };
             let data = SnapshotData {
                 widget_id: &widget.widget_id,
                 metric_name: &widget.metric_name,
                 stat: widget.stat.as_str(),
-                window: view
-                    .handle
-                    .as_ref()
-                    .map(|h| format_duration(h.reg.plan.window_ms)),
+                window: plan.map(|p| format_duration(p.window_ms)),
+                window_auto: widget.window_ask() == WindowAsk::Auto,
+                source_window: plan.map(|p| format_duration(p.source_window_ms)),
                 dimensions: &widget.dimensions,
+                group_by: &widget.group_by,
                 time_window: &widget.time_window,
-                windows: windows.iter().map(WindowOut::from).collect(),
+                windows,
+                series,
                 error: error.as_ref(),
             };
             if let Ok(json) = serde_json::to_string(&data) {
@@ -511,25 +519,31 @@ impl Viewer {
             let topic = self.topics[index].clone();
             match topic.entries_after(self.cursors[index]) {
                 Some((entries, latest)) => {
-                    // Coalesce: the latest value per (widget, window), in id order.
-                    let mut latest_per: BTreeMap<(usize, i64), Arc<RingEntry>> = BTreeMap::new();
+                    // Coalesce: the latest value per (widget, window, series), in id order.
+                    let mut latest_per: BTreeMap<(usize, i64, usize), Arc<RingEntry>> =
+                        BTreeMap::new();
                     for entry in entries {
                         for (widget_index, view) in self.widgets.iter().enumerate() {
                             let Some(handle) = &view.handle else { continue };
                             if view.topic == index && Arc::ptr_eq(&handle.reg, &entry.plan) {
+                                let series = entry.series.as_ref().map_or(0, |tag| tag.index);
                                 latest_per.insert(
-                                    (widget_index, entry.window.window_start),
+                                    (widget_index, entry.window.window_start, series),
                                     entry.clone(),
                                 );
                             }
                         }
                     }
-                    let mut ordered: Vec<((usize, i64), Arc<RingEntry>)> =
+                    let mut ordered: Vec<((usize, i64, usize), Arc<RingEntry>)> =
                         latest_per.into_iter().collect();
                     ordered.sort_by_key(|(_, entry)| entry.id);
-                    for ((widget_index, _), entry) in ordered {
+                    for ((widget_index, _, _), entry) in ordered {
                         self.emitted[index] = entry.id;
-                        self.queue_update(widget_index, &entry.window, Some(&entry));
+                        let value = LiveValue {
+                            series: entry.series.clone(),
+                            window: entry.window.clone(),
+                        };
+                        self.queue_update(widget_index, &value, Some(&entry));
                     }
                     self.cursors[index] = latest;
                 }
@@ -546,8 +560,8 @@ impl Viewer {
                         let Some(handle) = view.handle.clone() else {
                             continue;
                         };
-                        for window in topic.memory_values(&handle.reg) {
-                            self.queue_update(widget_index, &window, None);
+                        for value in topic.memory_values(&handle.reg) {
+                            self.queue_update(widget_index, &value, None);
                         }
                     }
                     self.cursors[index] = cursor;
@@ -557,19 +571,19 @@ impl Viewer {
         self.pending.len() > before
     }
 
-    fn queue_update(
-        &mut self,
-        widget_index: usize,
-        window: &DerivedWindow,
-        entry: Option<&RingEntry>,
-    ) {
+    fn queue_update(&mut self, widget_index: usize, value: &LiveValue, entry: Option<&RingEntry>) {
         let widget = &self.widgets[widget_index].widget;
         let stale = self.stale;
+        let window = &value.window;
         let render = |received_at: i64| {
             let data = UpdateData {
                 widget_id: &widget.widget_id,
                 metric_name: &widget.metric_name,
                 stat: widget.stat.as_str(),
+                series: value.series.as_deref().map(|tag| SeriesRef {
+                    dimensions: &tag.dimensions,
+                    other: tag.other,
+                }),
                 value: window.value,
                 window_start: format_rfc3339(window.window_start),
                 window_end: format_rfc3339(window.window_end),
