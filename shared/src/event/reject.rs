@@ -50,11 +50,13 @@ pub enum RejectCode {
     TimestampInFuture,
     /// `occurred_at` lay too far in the past.
     TimestampTooOld,
+    /// `weight` was not an integer from 1 to [`MAX_WEIGHT`](super::MAX_WEIGHT).
+    InvalidWeight,
 }
 
 impl RejectCode {
     /// Every code, for metrics registration and exhaustive tests.
-    pub const ALL: [RejectCode; 21] = [
+    pub const ALL: [RejectCode; 22] = [
         Self::EmptyBody,
         Self::BodyTooLarge,
         Self::BatchTooLarge,
@@ -76,6 +78,7 @@ impl RejectCode {
         Self::InvalidTimestamp,
         Self::TimestampInFuture,
         Self::TimestampTooOld,
+        Self::InvalidWeight,
     ];
 
     /// The snake_case code as it appears on the wire.
@@ -102,6 +105,7 @@ impl RejectCode {
             Self::InvalidTimestamp => "invalid_timestamp",
             Self::TimestampInFuture => "timestamp_in_future",
             Self::TimestampTooOld => "timestamp_too_old",
+            Self::InvalidWeight => "invalid_weight",
         }
     }
 }
