@@ -339,6 +339,7 @@ fn main() {
         metrics,
         shutdown: CancellationToken::new(),
         max_raw_bytes: 4096,
+        idempotency: None,
     };
     let mut i = 0;
     let mut since_drain = 0;

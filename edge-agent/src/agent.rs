@@ -21,6 +21,8 @@ use crate::error::AgentError;
 use crate::ingest::{self, Ingest};
 use crate::memory::{AllocatorStats, MemoryBudget};
 use crate::metrics::{self, AgentMetrics};
+use crate::protocols::idempotency::{self, Idempotency};
+use crate::protocols::{self, statsd};
 use crate::publish::archive::Archive;
 use crate::publish::deadletter::{DeadLetters, DlqSettings};
 use crate::publish::pipeline::{self, Outbox, PipelineConfig};
@@ -193,6 +195,8 @@ pub(crate) struct Agent {
     definitions: Definitions,
     app: axum::Router,
     tokens: Tokens,
+    idempotency: Arc<Idempotency>,
+    statsd: Option<statsd::Listener>,
 }
 
 impl Agent {
@@ -252,6 +256,16 @@ impl Agent {
                 "memory budget counts per-component estimates (jemalloc is not the global allocator)"
             ),
         }
+        let idempotency = Arc::new(
+            Idempotency::open(
+                &state_dir,
+                config.idempotency.horizon_secs,
+                config.idempotency.max_ids,
+                rtdash_shared::time::now_millis(),
+                metrics.clone(),
+            )
+            .map_err(AgentError::Idempotency)?,
+        );
         let ingest = Arc::new(Ingest {
             limits: config.limits.clone(),
             config: config.ingest.clone(),
@@ -272,7 +286,15 @@ impl Agent {
             metrics: metrics.clone(),
             shutdown: tokens.intake.clone(),
             max_raw_bytes: config.dlq.max_raw_bytes,
+            idempotency: Some(Arc::clone(&idempotency)),
         });
+        let statsd = match &config.statsd.tenant {
+            Some(tenant) => Some(
+                statsd::Listener::bind(&config.statsd, tenant, Arc::clone(&ingest))
+                    .map_err(AgentError::Statsd)?,
+            ),
+            None => None,
+        };
         metrics.memory_budget.set(config.memory_budget_bytes as f64);
 
         let flusher = Flusher::new(
@@ -294,7 +316,9 @@ impl Agent {
         );
 
         let readiness = readiness(&client, definitions.ready_flag(), tokens.intake.clone());
-        let app = ingest::router(Arc::clone(&ingest)).merge(admin::routes(readiness, prometheus));
+        let app = ingest::router(Arc::clone(&ingest))
+            .merge(protocols::router(&ingest, &config))
+            .merge(admin::routes(readiness, prometheus));
 
         stop_on_error.disarm();
         Ok(Self {
@@ -310,6 +334,8 @@ impl Agent {
             definitions,
             app,
             tokens,
+            idempotency,
+            statsd,
         })
     }
 
@@ -344,6 +370,14 @@ impl Agent {
             self.definitions
                 .watch(self.js, self.tokens.background.clone()),
         );
+        if let Some(listener) = self.statsd {
+            tasks.spawn(listener.run(self.tokens.intake.clone()));
+        }
+        tasks.spawn(idempotency::persist_loop(
+            self.idempotency,
+            Duration::from_millis(self.config.idempotency.persist_interval_ms),
+            self.tokens.background.clone(),
+        ));
         tasks.spawn(housekeeping(
             self.ingest,
             Duration::from_millis(self.config.flush_interval_ms),

@@ -10,11 +10,14 @@
 //! `ingest.max_batch_items` items (`413`), `ingest.max_concurrent_requests` at once (`429`),
 //! and `503` while the memory budget or the spool is exhausted, both with `Retry-After`.
 
+pub mod admit;
 pub mod body;
 pub mod handler;
+pub mod origin;
 pub mod response;
 
 pub use handler::Ingest;
+pub use origin::Origin;
 
 use axum::routing::post;
 use axum::Router;
@@ -102,6 +105,7 @@ mod tests {
             metrics,
             shutdown: CancellationToken::new(),
             max_raw_bytes: 64,
+            idempotency: None,
         });
         Fixture { _dir: dir, ingest }
     }
@@ -400,6 +404,7 @@ mod tests {
             metrics: f.ingest.metrics.clone(),
             shutdown: CancellationToken::new(),
             max_raw_bytes: 64,
+            idempotency: None,
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
