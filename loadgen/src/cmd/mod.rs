@@ -5,4 +5,5 @@ pub mod fanout;
 pub mod latency;
 pub mod load;
 pub mod peer;
+pub mod protocols;
 pub mod query;
