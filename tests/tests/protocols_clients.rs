@@ -40,7 +40,8 @@ type Counts = BTreeMap<(String, String), u64>;
 fn start_stack(statsd_port: u16) -> anyhow::Result<Stack> {
     Stack::start(
         StackOptions::default()
-            .agent("SEGMENT__TENANT", TENANT)
+            // Segment's tenant by its write key (a key not in the table is refused).
+            .agent("SEGMENT__WRITE_KEYS__WK_TEST", TENANT)
             .agent("OTLP__TENANT", TENANT)
             .agent("STATSD__TENANT", TENANT)
             .agent("STATSD__LISTEN", format!("127.0.0.1:{statsd_port}"))
@@ -180,15 +181,28 @@ fn segment_messages() -> (Vec<Value>, Counts) {
     (messages, want)
 }
 
-fn send_segment(stack: &Stack, messages: &[Value]) -> anyhow::Result<()> {
+/// Sends `messages` with `write_key`; answers what the client's `on_error` reported.
+fn send_segment_with(
+    stack: &Stack,
+    write_key: &str,
+    messages: &[Value],
+) -> anyhow::Result<Vec<Value>> {
     let spec = json!({
-        "host": stack.agent_url(), "write_key": "wk_test", "gzip": true, "upload_size": 25,
+        "host": stack.agent_url(), "write_key": write_key, "gzip": true, "upload_size": 25,
         "messages": messages,
     });
     let result = pyclients::run("segment_send.py", &spec, CLIENT_TIMEOUT)?;
+    result["errors"]
+        .as_array()
+        .cloned()
+        .with_context(|| format!("errors in {result}"))
+}
+
+fn send_segment(stack: &Stack, messages: &[Value]) -> anyhow::Result<()> {
+    let errors = send_segment_with(stack, "wk_test", messages)?;
     ensure!(
-        result["errors"].as_array().is_some_and(Vec::is_empty),
-        "the Segment client reported errors: {result}"
+        errors.is_empty(),
+        "the Segment client reported errors: {errors:?}"
     );
     Ok(())
 }
@@ -221,6 +235,19 @@ async fn segment_sdk_calls_count_exactly_and_a_retried_batch_counts_once() -> an
         Ok((n == messages.len() as f64).then_some(n))
     })?;
     ensure!(duplicates == messages.len() as f64);
+
+    // A write key that maps to no tenant is refused (401), and nothing is counted.
+    let stranger = vec![json!({
+        "type": "track", "user_id": "u1", "event": "Order Completed", "message_id": "msg-x",
+    })];
+    let (stack, errors) = blocking(move || {
+        send_segment_with(&stack, "wk_unknown", &stranger).map(|errors| (stack, errors))
+    })
+    .await?;
+    ensure!(
+        errors.len() == 1 && errors[0]["messages"] == 1,
+        "the client reports the refused batch: {errors:?}"
+    );
     // Let the duplicates' flush go by (nothing must move), then check again.
     tokio::time::sleep(Duration::from_secs(2)).await;
     expect_counts(&stack, &want).await?;
