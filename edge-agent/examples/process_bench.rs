@@ -345,6 +345,7 @@ fn main() {
             tenant: "bench".into(),
         },
         durable: None,
+        idempotency: None,
     };
     let scope = IngestScope { tenant: None };
     let mut i = 0;

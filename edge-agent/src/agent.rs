@@ -21,6 +21,8 @@ use crate::error::AgentError;
 use crate::ingest::{self, Ingest};
 use crate::memory::{AllocatorStats, MemoryBudget};
 use crate::metrics::{self, AgentMetrics};
+use crate::protocols::idempotency::{self, Idempotency};
+use crate::protocols::{self, statsd};
 use crate::publish::archive::Archive;
 use crate::publish::deadletter::{DeadLetters, DlqSettings};
 use crate::publish::pipeline::{self, Outbox, PipelineConfig};
@@ -202,6 +204,8 @@ pub(crate) struct Agent {
     /// The key store's watch and last-used writer (keys mode).
     key_store: Option<rtdash_runtime::keys::KeyStoreTask>,
     tokens: Tokens,
+    idempotency: Arc<Idempotency>,
+    statsd: Option<statsd::Listener>,
 }
 
 impl Agent {
@@ -266,6 +270,16 @@ impl Agent {
                 "memory budget counts per-component estimates (jemalloc is not the global allocator)"
             ),
         }
+        let idempotency = Arc::new(
+            Idempotency::open(
+                &state_dir,
+                config.idempotency.horizon_secs,
+                config.idempotency.max_ids,
+                rtdash_shared::time::now_millis(),
+                metrics.clone(),
+            )
+            .map_err(AgentError::Idempotency)?,
+        );
         let ingest = Arc::new(Ingest {
             limits: config.limits.clone(),
             config: config.ingest.clone(),
@@ -288,7 +302,15 @@ impl Agent {
             max_raw_bytes: config.dlq.max_raw_bytes,
             auth: auth.ingest,
             durable: durable.clone(),
+            idempotency: Some(Arc::clone(&idempotency)),
         });
+        let statsd = match &config.statsd.tenant {
+            Some(tenant) => Some(
+                statsd::Listener::bind(&config.statsd, tenant, Arc::clone(&ingest))
+                    .map_err(AgentError::Statsd)?,
+            ),
+            None => None,
+        };
         metrics.memory_budget.set(config.memory_budget_bytes as f64);
 
         let flusher = Flusher::new(
@@ -320,6 +342,7 @@ impl Agent {
             false => Err("keys bucket not loaded yet".to_owned()),
         });
         let app = ingest::router(Arc::clone(&ingest))
+            .merge(protocols::router(&ingest, &config))
             .merge(admin::health_routes(readiness))
             .merge(ingest::auth::metrics_routes(prometheus, auth.metrics));
 
@@ -338,6 +361,8 @@ impl Agent {
             app,
             key_store: auth.task,
             tokens,
+            idempotency,
+            statsd,
         })
     }
 
@@ -375,6 +400,14 @@ impl Agent {
         if let Some(key_store) = self.key_store {
             tasks.spawn(key_store.run(self.tokens.background.clone()));
         }
+        if let Some(listener) = self.statsd {
+            tasks.spawn(listener.run(self.tokens.intake.clone()));
+        }
+        tasks.spawn(idempotency::persist_loop(
+            self.idempotency,
+            Duration::from_millis(self.config.idempotency.persist_interval_ms),
+            self.tokens.background.clone(),
+        ));
         tasks.spawn(housekeeping(
             self.ingest,
             Duration::from_millis(self.config.flush_interval_ms),

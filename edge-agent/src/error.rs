@@ -40,6 +40,12 @@ pub enum AgentError {
     /// The archive's zstd context could not be created.
     #[error("archive compressor: {0}")]
     Compressor(#[source] std::io::Error),
+    /// The StatsD socket could not be bound.
+    #[error(transparent)]
+    Statsd(#[from] crate::protocols::statsd::BindError),
+    /// The event id store under the state directory could not be read.
+    #[error(transparent)]
+    Idempotency(#[from] crate::protocols::idempotency::StoreError),
     /// The agent's task panicked or was aborted.
     #[error("agent task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

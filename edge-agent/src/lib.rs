@@ -11,6 +11,7 @@
 //! ```
 //!
 //! Modules, in the order data flows: [`ingest`] (HTTP, bodies, validation, answers),
+//! [`protocols`] (Segment, OTLP logs, StatsD beside `POST /v1/events`; idempotent retries),
 //! [`aggregate`] (shards and the flusher), [`publish`] (the outboxes: partials spool, dead
 //! letters, archive; sequence numbers; the pipelined publisher), [`definitions`] (metric
 //! definitions from a file and the config bucket), [`site`] (subjects and streams: direct or
@@ -101,6 +102,7 @@ mod fs;
 pub mod ingest;
 pub mod memory;
 pub mod metrics;
+pub mod protocols;
 pub mod publish;
 pub mod selfmetrics;
 pub mod site;

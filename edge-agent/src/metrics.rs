@@ -29,6 +29,15 @@
 //! | `rtdash_agent_definitions_active` | gauge | metric definitions in force (built-in included) |
 //! | `rtdash_agent_accept_errors_total` | counter | failed `accept` calls other than connections reset before they were accepted |
 //! | `rtdash_agent_http_client_timeouts_total{phase}` | counter | requests cut because the client was too slow: `header` (connection closed), `body` (answered `408`) |
+//! | `rtdash_agent_protocol_events_total{protocol,outcome}` | counter | events by entry point (`events`, `segment`, `otlp`, `statsd`) and outcome (`accepted`, `rejected`, `duplicate`) |
+//! | `rtdash_agent_protocol_requests_total{protocol}` | counter | HTTP requests (UDP packets for `statsd`) by entry point |
+//! | `rtdash_agent_statsd_lines_dropped_total{reason}` | counter | StatsD lines not turned into events, by reason ([`STATSD_DROP_REASONS`]) |
+//! | `rtdash_agent_statsd_kernel_drops_total` | counter | datagrams the kernel dropped on the StatsD socket (receive buffer full), from `/proc/net/udp` |
+//! | `rtdash_agent_statsd_receive_buffer_bytes` | gauge | the StatsD socket's receive buffer as granted by the kernel |
+//! | `rtdash_agent_idempotency_duplicates_total` | counter | events not counted again: their id was seen within the horizon |
+//! | `rtdash_agent_idempotency_early_rotations_total` | counter | id tables started before their quarter of the horizon because the last one was full (the horizon shrank) |
+//! | `rtdash_agent_idempotency_horizon_seconds` | gauge | how far back ids are remembered now |
+//! | `rtdash_agent_idempotency_bytes` | gauge | memory of the id tables |
 //!
 //! Every label's values are bounded: `code` by [`RejectCode`] and [`AGENT_CODES`] (anything
 //! else counts as `other`), `reason` by [`THROTTLE_REASONS`], `outbox` by [`OUTBOXES`],
@@ -90,6 +99,45 @@ pub const ACCEPT_ERRORS: &str = "rtdash_agent_accept_errors_total";
 /// Requests cut for a slow client, label `phase` (`header`, `body`).
 pub const HTTP_CLIENT_TIMEOUTS: &str = "rtdash_agent_http_client_timeouts_total";
 
+/// Events by entry point and outcome.
+pub const PROTOCOL_EVENTS: &str = "rtdash_agent_protocol_events_total";
+/// Requests (packets) by entry point.
+pub const PROTOCOL_REQUESTS: &str = "rtdash_agent_protocol_requests_total";
+/// StatsD lines dropped, label `reason`.
+pub const STATSD_LINES_DROPPED: &str = "rtdash_agent_statsd_lines_dropped_total";
+/// Datagrams dropped by the kernel on the StatsD socket.
+pub const STATSD_KERNEL_DROPS: &str = "rtdash_agent_statsd_kernel_drops_total";
+/// The StatsD socket's receive buffer.
+pub const STATSD_RECEIVE_BUFFER: &str = "rtdash_agent_statsd_receive_buffer_bytes";
+/// Events not counted again.
+pub const IDEMPOTENCY_DUPLICATES: &str = "rtdash_agent_idempotency_duplicates_total";
+/// Early starts of an id table.
+pub const IDEMPOTENCY_EARLY_ROTATIONS: &str = "rtdash_agent_idempotency_early_rotations_total";
+/// How far back ids are remembered.
+pub const IDEMPOTENCY_HORIZON: &str = "rtdash_agent_idempotency_horizon_seconds";
+/// Memory of the id tables.
+pub const IDEMPOTENCY_BYTES: &str = "rtdash_agent_idempotency_bytes";
+
+/// Values of the `protocol` label of [`PROTOCOL_EVENTS`] and [`PROTOCOL_REQUESTS`].
+pub const PROTOCOLS: [&str; 4] = ["events", "segment", "otlp", "statsd"];
+/// Values of the `outcome` label of [`PROTOCOL_EVENTS`].
+pub const OUTCOMES: [&str; 3] = ["accepted", "rejected", "duplicate"];
+/// Values of the `reason` label of [`STATSD_LINES_DROPPED`]: a line that does not parse
+/// (`malformed`), an unknown type, a relative gauge, a sample rate outside (0, 1], a
+/// DogStatsD event or service check (not mapped), a line rejected by event validation
+/// (`rejected`: dead-lettered like any rejected event), and whole packets dropped while the
+/// agent refuses input (`overload`: memory, spool, shutdown).
+pub const STATSD_DROP_REASONS: [&str; 8] = [
+    "malformed",
+    "unknown_type",
+    "relative_gauge",
+    "invalid_sample_rate",
+    "event",
+    "service_check",
+    "rejected",
+    "overload",
+];
+
 /// Values of the `component` label of [`MEMORY_ESTIMATE`].
 pub const MEMORY_COMPONENTS: [&str; 5] = ["aggregation", "spool", "dlq", "archive", "bodies"];
 /// Values of the `outbox` label of [`PUBLISH_FAILURES`]: the publishers' names.
@@ -98,11 +146,17 @@ pub const OUTBOXES: [&str; 3] = ["partials", "dlq", "archive"];
 pub const THROTTLE_REASONS: [&str; 4] = ["concurrency", "memory", "spool", "shutting_down"];
 
 /// Reason codes of whole-body problems that [`RejectCode`] does not have.
-pub const AGENT_CODES: [&str; 4] = [
+pub const AGENT_CODES: [&str; 9] = [
     "unsupported_encoding",
     "invalid_encoding",
     "body_read_error",
     "body_timeout",
+    // The protocols' own (see `crate::protocols`).
+    "unsupported_message",
+    "message_too_large",
+    "missing_event_name",
+    "statsd_malformed",
+    "invalid_message",
 ];
 
 /// Metric handles, created once at startup (the names above are registered with help text).
@@ -148,6 +202,22 @@ pub struct AgentMetrics {
     pub definitions_invalid: Counter,
     /// `rtdash_agent_definitions_active`.
     pub definitions_active: Gauge,
+    /// `(protocol, [accepted, rejected, duplicate])`.
+    protocol_events: Vec<(&'static str, [Counter; 3])>,
+    protocol_requests: Vec<(&'static str, Counter)>,
+    statsd_dropped: Vec<(&'static str, Counter)>,
+    /// `rtdash_agent_statsd_kernel_drops_total`.
+    pub statsd_kernel_drops: Counter,
+    /// `rtdash_agent_statsd_receive_buffer_bytes`.
+    pub statsd_receive_buffer: Gauge,
+    /// `rtdash_agent_idempotency_duplicates_total`.
+    pub idempotency_duplicates: Counter,
+    /// `rtdash_agent_idempotency_early_rotations_total`.
+    pub idempotency_early_rotations: Counter,
+    /// `rtdash_agent_idempotency_horizon_seconds`.
+    pub idempotency_horizon: Gauge,
+    /// `rtdash_agent_idempotency_bytes`.
+    pub idempotency_bytes: Gauge,
 }
 
 impl std::fmt::Debug for AgentMetrics {
@@ -208,6 +278,57 @@ impl AgentMetrics {
             archive_dropped: counter!(ARCHIVE_DROPPED),
             definitions_invalid: counter!(DEFINITIONS_INVALID),
             definitions_active: gauge!(DEFINITIONS_ACTIVE),
+            protocol_events: PROTOCOLS
+                .iter()
+                .map(|p| {
+                    let [a, r, d] = OUTCOMES;
+                    (
+                        *p,
+                        [
+                            counter!(PROTOCOL_EVENTS, "protocol" => *p, "outcome" => a),
+                            counter!(PROTOCOL_EVENTS, "protocol" => *p, "outcome" => r),
+                            counter!(PROTOCOL_EVENTS, "protocol" => *p, "outcome" => d),
+                        ],
+                    )
+                })
+                .collect(),
+            protocol_requests: PROTOCOLS
+                .iter()
+                .map(|p| (*p, counter!(PROTOCOL_REQUESTS, "protocol" => *p)))
+                .collect(),
+            statsd_dropped: STATSD_DROP_REASONS
+                .iter()
+                .map(|r| (*r, counter!(STATSD_LINES_DROPPED, "reason" => *r)))
+                .collect(),
+            statsd_kernel_drops: counter!(STATSD_KERNEL_DROPS),
+            statsd_receive_buffer: gauge!(STATSD_RECEIVE_BUFFER),
+            idempotency_duplicates: counter!(IDEMPOTENCY_DUPLICATES),
+            idempotency_early_rotations: counter!(IDEMPOTENCY_EARLY_ROTATIONS),
+            idempotency_horizon: gauge!(IDEMPOTENCY_HORIZON),
+            idempotency_bytes: gauge!(IDEMPOTENCY_BYTES),
+        }
+    }
+
+    /// Counts the events of one request of `protocol` (one of [`PROTOCOLS`]) by outcome.
+    pub fn protocol_events(&self, protocol: &str, accepted: u64, rejected: u64, duplicate: u64) {
+        if let Some((_, [a, r, d])) = self.protocol_events.iter().find(|(p, _)| *p == protocol) {
+            a.increment(accepted);
+            r.increment(rejected);
+            d.increment(duplicate);
+        }
+    }
+
+    /// Counts one request (or StatsD packet) of `protocol`.
+    pub fn protocol_request(&self, protocol: &str) {
+        if let Some((_, counter)) = self.protocol_requests.iter().find(|(p, _)| *p == protocol) {
+            counter.increment(1);
+        }
+    }
+
+    /// Counts `n` StatsD lines dropped for `reason` (one of [`STATSD_DROP_REASONS`]).
+    pub fn statsd_dropped(&self, reason: &str, n: u64) {
+        if let Some((_, counter)) = self.statsd_dropped.iter().find(|(r, _)| *r == reason) {
+            counter.increment(n);
         }
     }
 
@@ -365,6 +486,51 @@ pub fn describe() {
     describe_gauge!(
         DEFINITIONS_ACTIVE,
         "Metric definitions in force (the built-in one included)"
+    );
+    describe_counter!(
+        PROTOCOL_EVENTS,
+        Unit::Count,
+        "Events by entry point (events, segment, otlp, statsd) and outcome (accepted, rejected, duplicate)"
+    );
+    describe_counter!(
+        PROTOCOL_REQUESTS,
+        Unit::Count,
+        "HTTP requests (StatsD: UDP packets) by entry point"
+    );
+    describe_counter!(
+        STATSD_LINES_DROPPED,
+        Unit::Count,
+        "StatsD lines not turned into events, by reason"
+    );
+    describe_counter!(
+        STATSD_KERNEL_DROPS,
+        Unit::Count,
+        "Datagrams the kernel dropped on the StatsD socket because its receive buffer was full"
+    );
+    describe_gauge!(
+        STATSD_RECEIVE_BUFFER,
+        Unit::Bytes,
+        "The StatsD socket's receive buffer as granted by the kernel"
+    );
+    describe_counter!(
+        IDEMPOTENCY_DUPLICATES,
+        Unit::Count,
+        "Events not counted again because their id was seen within the idempotency horizon"
+    );
+    describe_counter!(
+        IDEMPOTENCY_EARLY_ROTATIONS,
+        Unit::Count,
+        "Id tables started early because the newest was full (the horizon shrank)"
+    );
+    describe_gauge!(
+        IDEMPOTENCY_HORIZON,
+        Unit::Seconds,
+        "How far back event ids are remembered now"
+    );
+    describe_gauge!(
+        IDEMPOTENCY_BYTES,
+        Unit::Bytes,
+        "Memory of the event id tables"
     );
     describe_counter!(ACCEPT_ERRORS, Unit::Count, "Failed accept calls");
     describe_counter!(

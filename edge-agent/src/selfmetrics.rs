@@ -239,6 +239,7 @@ mod tests {
             event_type: Cow::Borrowed("e"),
             properties: Vec::new(),
             occurred_at,
+            weight: 1,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod jsonw;
 pub mod openloop;
 pub mod peer;
 pub mod probe;
+pub mod protocols;
 pub mod sse;
 pub mod stats;
 pub mod synth;
@@ -51,6 +52,8 @@ pub enum Command {
     Peer(cmd::peer::PeerArgs),
     /// Latency of the gateway's metric query endpoint.
     Query(cmd::query::QueryArgs),
+    /// Events/s through the agent per entry point: /v1/events, Segment, OTLP logs, StatsD.
+    Protocols(cmd::protocols::ProtocolsArgs),
 }
 
 /// Installs the log subscriber (stderr; `RUST_LOG` overrides the `info` default).
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fanout(args) => runtime()?.block_on(cmd::fanout::run(args)),
         Command::Peer(args) => cmd::peer::run(args),
         Command::Query(args) => runtime()?.block_on(cmd::query::run(args)),
+        Command::Protocols(args) => runtime()?.block_on(cmd::protocols::run(args)),
     }
 }
 

@@ -63,6 +63,7 @@ fn events() -> Vec<Event<'static>> {
                 } else {
                     now
                 },
+                weight: 1,
             }
         })
         .collect()

@@ -62,6 +62,7 @@ pub mod nats;
 pub mod ports;
 pub mod process;
 pub mod prometheus;
+pub mod pyclients;
 pub mod questdb;
 pub mod rng;
 pub mod service;

@@ -27,10 +27,12 @@
 //! `sections.rs` holds the `[section]` tables, `validate.rs` the checks run at start.
 
 mod auth;
+mod protocols;
 mod sections;
 mod validate;
 
 pub use auth::{AuthConfig, AuthMode};
+pub use protocols::{IdempotencyConfig, OtlpConfig, SegmentConfig, StatsdConfig};
 pub use sections::{
     ArchiveCompression, ArchiveConfig, ArchiveFullPolicy, DlqConfig, IngestConfig, PublishConfig,
     SpoolConfig,
@@ -103,6 +105,14 @@ pub struct AgentConfig {
     pub dlq: DlqConfig,
     /// Raw-event archive (only used with `archive_events = true`).
     pub archive: ArchiveConfig,
+    /// The Segment-compatible tracking API.
+    pub segment: SegmentConfig,
+    /// OTLP/HTTP logs.
+    pub otlp: OtlpConfig,
+    /// DogStatsD/StatsD over UDP.
+    pub statsd: StatsdConfig,
+    /// Retried events counted once.
+    pub idempotency: IdempotencyConfig,
     /// How to reach NATS.
     pub nats: NatsConfig,
     /// Stream settings; the agent creates missing streams with them and routes with
@@ -136,6 +146,10 @@ impl Default for AgentConfig {
             spool: SpoolConfig::default(),
             dlq: DlqConfig::default(),
             archive: ArchiveConfig::default(),
+            segment: SegmentConfig::default(),
+            otlp: OtlpConfig::default(),
+            statsd: StatsdConfig::default(),
+            idempotency: IdempotencyConfig::default(),
             nats: NatsConfig::default(),
             streams: StreamsConfig::default(),
             auth: AuthConfig::default(),

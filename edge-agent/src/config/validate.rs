@@ -176,7 +176,87 @@ impl Validate for AgentConfig {
             ));
         }
         self.nats.validate()?;
+        self.validate_protocols()?;
         self.streams.validate()
+    }
+}
+
+impl AgentConfig {
+    /// `[segment]`, `[otlp]`, `[statsd]`, `[idempotency]`.
+    fn validate_protocols(&self) -> Result<(), ConfigError> {
+        let max = self.limits.max_identifier_len;
+        let tenants = [
+            ("segment.tenant", &self.segment.tenant),
+            ("otlp.tenant", &self.otlp.tenant),
+            ("statsd.tenant", &self.statsd.tenant),
+            ("segment.source", &self.segment.source),
+            ("otlp.default_event_type", &self.otlp.default_event_type),
+        ];
+        for (key, value) in tenants {
+            if value.as_deref().is_some_and(|v| !is_identifier(v, max)) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be 1 to 128 of [A-Za-z0-9_-]",
+                ));
+            }
+        }
+        if let Some(tenant) = self
+            .segment
+            .write_keys
+            .values()
+            .find(|tenant| !is_identifier(tenant, max))
+        {
+            return Err(ConfigError::invalid(
+                "segment.write_keys",
+                format!("tenant `{tenant}` must be 1 to 128 of [A-Za-z0-9_-]"),
+            ));
+        }
+        for (key, value) in [
+            ("otlp.default_source", &self.otlp.default_source),
+            ("statsd.source", &self.statsd.source),
+        ] {
+            if !is_identifier(value, max) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be 1 to 128 of [A-Za-z0-9_-]",
+                ));
+            }
+        }
+        if self.segment.max_message_bytes < 32 * KIB
+            || self.segment.max_batch_bytes < 500 * KIB
+            || self.segment.max_batch_bytes > self.ingest.max_decompressed_bytes
+        {
+            return Err(ConfigError::invalid(
+                "segment.max_batch_bytes",
+                "segment.max_message_bytes must be at least 32 KiB and segment.max_batch_bytes \
+                 500 KiB to ingest.max_decompressed_bytes (what Segment SDKs send)",
+            ));
+        }
+        if self.statsd.tenant.is_some()
+            && self.statsd.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::invalid(
+                "statsd.listen",
+                "must be an IP address and port, such as 127.0.0.1:8125",
+            ));
+        }
+        positive("statsd.batch_lines", self.statsd.batch_lines as u64)?;
+        if self.idempotency.horizon_secs < 60 {
+            return Err(ConfigError::invalid(
+                "idempotency.horizon_secs",
+                "must be at least 60",
+            ));
+        }
+        if !(1024..=1 << 32).contains(&self.idempotency.max_ids) {
+            return Err(ConfigError::invalid(
+                "idempotency.max_ids",
+                "must be 1024 to 4294967296",
+            ));
+        }
+        positive(
+            "idempotency.persist_interval_ms",
+            self.idempotency.persist_interval_ms,
+        )
     }
 }
 

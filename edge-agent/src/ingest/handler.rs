@@ -1,13 +1,15 @@
 //! `POST /v1/events`: admission (shutdown, memory budget, spool, concurrency), body reading,
 //! validation, dead letters, aggregation and the archive.
 
+use super::admit::{admit, run_sized, Processed};
 use super::auth::{IngestAuth, IngestScope};
-use super::body::{self, BodyError, BodyKind, Encoding, GunzipError};
+use super::origin::Origin;
 use super::response::{ItemError, Reply};
 use crate::aggregate::{DurableAcks, InFlightRequests, Shards};
 use crate::config::IngestConfig;
 use crate::memory::MemoryBudget;
 use crate::metrics::AgentMetrics;
+use crate::protocols::idempotency::{event_id_hash, request_key_hash, Idempotency};
 use crate::publish::archive::Archive;
 use crate::publish::deadletter::{DeadLetters, Rejected};
 use crate::publish::spool::Spool;
@@ -15,8 +17,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use rtdash_shared::event::{parse_batch_as, EventLimits, RejectCode, Rejection};
+use rtdash_shared::event::{parse_batch_as, Event, EventLimits, RejectCode, Rejection};
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -57,11 +58,13 @@ pub struct Ingest {
     pub auth: IngestAuth,
     /// With `ingest.durable_ack`: answers wait until their events are durable.
     pub durable: Option<Arc<DurableAcks>>,
+    /// Event ids seen within the idempotency horizon; `None`: no deduplication.
+    pub idempotency: Option<Arc<Idempotency>>,
 }
 
 impl Ingest {
     /// Refuses the request when the agent is shutting down or out of memory or spool.
-    fn admission(&self) -> Option<Reply> {
+    pub(crate) fn admission(&self) -> Option<Reply> {
         if self.shutdown.is_cancelled() {
             return Some(self.refuse(
                 "shutting_down",
@@ -102,7 +105,7 @@ impl Ingest {
 
     /// Counts a request refused for `reason` (a label of `requests_throttled_total`) and
     /// builds its answer, with `Retry-After`.
-    fn refuse(
+    pub(crate) fn refuse(
         &self,
         reason: &'static str,
         status: StatusCode,
@@ -114,7 +117,7 @@ impl Ingest {
     }
 
     /// The refusal of a request whose body no longer fits the memory budget.
-    fn over_budget(&self) -> Reply {
+    pub(crate) fn over_budget(&self) -> Reply {
         self.refuse(
             "memory",
             StatusCode::SERVICE_UNAVAILABLE,
@@ -124,7 +127,7 @@ impl Ingest {
     }
 
     /// Records a whole-body rejection (dead letter and metric) and builds its reply.
-    fn reject_body(
+    pub(crate) fn reject_body(
         &self,
         status: StatusCode,
         code: &'static str,
@@ -145,10 +148,8 @@ impl Ingest {
         Reply::error(status, code, message)
     }
 
-    /// Validates, dead-letters, aggregates and archives the events of a decoded body sent
-    /// with `scope`: events without `tenant_id` take the scope's tenant, events naming another
-    /// are rejected (`tenant_mismatch`), and no rejection is filed under a tenant other than
-    /// the scope's.
+    /// Validates, dead-letters, aggregates and archives the events of a decoded body of
+    /// `POST /v1/events` sent with `scope`, without an idempotency key.
     pub fn process(
         &self,
         body: &[u8],
@@ -156,19 +157,71 @@ impl Ingest {
         received_at: UnixMillis,
         scope: &IngestScope,
     ) -> Reply {
-        self.process_for_flush(body, ndjson, received_at, scope).0
+        let origin = Origin {
+            tenant: scope.tenant.as_deref(),
+            ..Origin::EVENTS
+        };
+        self.process_as(body, ndjson, received_at, &origin)
     }
 
-    /// [`Ingest::process`], and the flush that takes the accepted events out (`None` when
-    /// nothing was accepted).
+    /// For each item, whether it is an accepted event seen before (its id, or the request's
+    /// idempotency key and its position, within the horizon); remembers the new ones.
+    fn seen_before(
+        &self,
+        items: &[(&[u8], Result<Event<'_>, Rejection>)],
+        origin: &Origin<'_>,
+        received_at: UnixMillis,
+    ) -> Vec<bool> {
+        let mut seen = vec![false; items.len()];
+        let Some(idempotency) = &self.idempotency else {
+            return seen;
+        };
+        let mut positions = Vec::new();
+        let mut hashes = Vec::new();
+        for (index, (_, outcome)) in items.iter().enumerate() {
+            let Ok(event) = outcome else { continue };
+            let hash = match (&event.id, origin.idempotency_key) {
+                (Some(id), _) => event_id_hash(&event.tenant_id, id),
+                (None, Some(key)) => request_key_hash(&event.tenant_id, key, index),
+                (None, None) => continue,
+            };
+            positions.push(index);
+            hashes.push(hash);
+        }
+        for (index, was) in positions
+            .into_iter()
+            .zip(idempotency.seen_before(&hashes, received_at))
+        {
+            seen[index] = was;
+        }
+        seen
+    }
+
+    /// Validates, dead-letters, deduplicates, aggregates and archives the events of a decoded
+    /// body (one object, an array or NDJSON of events in the seed's shape) received through
+    /// `origin`: events without `tenant_id` take the origin's tenant, events naming another
+    /// are rejected (`tenant_mismatch`), and no rejection is filed under a tenant other than
+    /// the origin's.
+    pub fn process_as(
+        &self,
+        body: &[u8],
+        ndjson: bool,
+        received_at: UnixMillis,
+        origin: &Origin<'_>,
+    ) -> Reply {
+        self.process_for_flush(body, ndjson, received_at, origin).0
+    }
+
+    /// [`Ingest::process_as`], and the flush that takes the accepted events out (`None` when
+    /// nothing was accepted): with `ingest.durable_ack` the answer waits for it.
     pub fn process_for_flush(
         &self,
         body: &[u8],
         ndjson: bool,
         received_at: UnixMillis,
-        scope: &IngestScope,
+        origin: &Origin<'_>,
     ) -> (Reply, Option<u64>) {
-        let own = scope.tenant.as_deref();
+        let own = origin.tenant;
         let batch = match parse_batch_as(
             body,
             ndjson,
@@ -232,10 +285,21 @@ impl Ingest {
                 }
             }
         }
+        let duplicate = self.seen_before(&items, origin, received_at);
+        let duplicates = duplicate.iter().filter(|d| **d).count();
+        accepted_count -= duplicates;
+        self.metrics.protocol_events(
+            origin.protocol,
+            accepted_count as u64,
+            rejected.len() as u64,
+            duplicates as u64,
+        );
         let accepted = || {
             items
                 .iter()
-                .filter_map(|(raw, outcome)| outcome.as_ref().ok().map(|event| (*raw, event)))
+                .zip(&duplicate)
+                .filter(|(_, duplicate)| !**duplicate)
+                .filter_map(|((raw, outcome), _)| outcome.as_ref().ok().map(|event| (*raw, event)))
         };
         if !rejected.is_empty() {
             self.dlq
@@ -276,6 +340,7 @@ impl Ingest {
                         .id
                         .map(|id| id.into_owned())
                         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+                    duplicate: duplicates > 0,
                 },
                 (_, Some((_, _, rejection))) => Reply::error(
                     StatusCode::BAD_REQUEST,
@@ -292,6 +357,7 @@ impl Ingest {
         }
         let reply = Reply::Batch {
             accepted: accepted_count,
+            duplicates,
             errors: rejected
                 .into_iter()
                 .map(|(index, _, rejection)| ItemError {
@@ -383,134 +449,61 @@ async fn receive(
         Ok(scope) => scope,
         Err(refusal) => return refusal,
     };
-    if let Some(refusal) = ingest.admission() {
-        return refusal;
-    }
-    let Ok(permit) = Arc::clone(&ingest.concurrency).try_acquire_owned() else {
-        return ingest.refuse(
-            "concurrency",
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            format!(
-                "more than {} requests in progress; retry later",
-                ingest.config.max_concurrent_requests
-            ),
-        );
-    };
-    let in_flight = ingest.in_flight.enter(received_at);
-    let kind = BodyKind::from_headers(headers);
-    let mut charge = ingest.budget.charge();
-    let read = body::read_limited(
+    let admitted = match admit(
+        ingest,
+        headers,
         body,
-        &kind,
+        received_at,
         ingest.config.max_body_bytes,
-        // One byte more than a dead letter keeps, so it is marked as cut.
-        ingest.max_raw_bytes + 1,
-        |len| charge.add(len as u64),
     )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    let key = match idempotency_key(headers) {
+        Ok(key) => key,
+        Err(reply) => return reply,
+    };
+    let worker = Arc::clone(ingest);
+    let body = admitted.body.clone();
+    let ndjson = admitted.kind.ndjson;
+    let processed = run_sized(ingest, body.len(), move || {
+        let origin = Origin {
+            protocol: "events",
+            idempotency_key: key.as_deref(),
+            tenant: scope.tenant.as_deref(),
+        };
+        let (reply, flush) = worker.process_for_flush(&body, ndjson, received_at, &origin);
+        Processed { reply, flush }
+    })
     .await;
-    let raw = match read {
-        Ok(raw) => raw,
-        Err(BodyError::TooLarge { limit, prefix }) => {
-            return ingest.reject_body(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                RejectCode::BodyTooLarge.as_str(),
-                format!("the request body exceeds the limit of {limit} bytes"),
-                &prefix,
-                received_at,
-            )
-        }
-        Err(BodyError::OverBudget) => return ingest.over_budget(),
-        Err(BodyError::Read(problem)) if rtdash_runtime::http::is_body_timeout(&problem) => {
-            // A slow client (`http.body_read_timeout_ms`): its slot is freed for others.
-            ingest.metrics.rejected("body_timeout", 1);
-            tracing::debug!(%problem, "request body not sent in time");
-            return Reply::error(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                problem.to_string(),
-            );
-        }
-        Err(BodyError::Read(problem)) => {
-            // The client went away or sent a broken stream: nobody reads this answer and there
-            // is no input to keep; counted and logged.
-            ingest.metrics.rejected("body_read_error", 1);
-            tracing::debug!(%problem, "request body could not be read");
-            return Reply::error(
-                StatusCode::BAD_REQUEST,
-                "body_read_error",
-                problem.to_string(),
-            );
-        }
-    };
-    let decoded = match &kind.encoding {
-        Encoding::Identity => raw,
-        Encoding::Gzip => match body::gunzip(&raw, ingest.config.max_decompressed_bytes) {
-            Ok(bytes) => {
-                if !charge.add(bytes.len() as u64) {
-                    return ingest.over_budget();
-                }
-                Bytes::from(bytes)
-            }
-            Err(GunzipError::TooLarge(limit)) => {
-                return ingest.reject_body(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    RejectCode::BodyTooLarge.as_str(),
-                    format!("the decompressed request body exceeds the limit of {limit} bytes"),
-                    &raw,
-                    received_at,
-                )
-            }
-            Err(GunzipError::Invalid(problem)) => {
-                return ingest.reject_body(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_encoding",
-                    format!("the request body is not valid gzip: {problem}"),
-                    &raw,
-                    received_at,
-                )
-            }
-        },
-        Encoding::Unsupported(name) => {
-            return ingest.reject_body(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_encoding",
-                format!("Content-Encoding `{name}` is not supported; send identity or gzip"),
-                &raw,
-                received_at,
-            )
-        }
-    };
-    let (reply, flush) = if decoded.len() as u64 >= ingest.config.blocking_threshold_bytes {
-        let worker = Arc::clone(ingest);
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _enter = span.enter();
-            worker.process_for_flush(&decoded, kind.ndjson, received_at, &scope)
-        })
-        .await
-        .unwrap_or_else(|err| {
-            tracing::error!(error = %err, "ingest worker failed");
-            let reply = Reply::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the request could not be processed",
-            );
-            (reply, None)
-        })
-    } else {
-        ingest.process_for_flush(&decoded, kind.ndjson, received_at, &scope)
-    };
-    drop(charge);
-    if let (Some(durable), Some(flush)) = (&ingest.durable, flush) {
+    if let (Some(durable), Some(flush)) = (&ingest.durable, processed.flush) {
         // The events are in a shard: neither the concurrency permit nor the watermark
         // hold-back is needed while the answer waits for their flush to be durable.
-        drop(permit);
-        drop(in_flight);
+        drop(admitted);
         durable.wait(flush).await;
     }
-    reply
+    processed.reply
 }
+
+/// The request's `Idempotency-Key` header: 1 to 256 visible ASCII characters, or none.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Reply> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= 256 => Ok(Some(key.to_owned())),
+        _ => Err(Reply::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "`Idempotency-Key` must be 1 to 256 visible ASCII characters",
+        )),
+    }
+}
+
+/// The header naming a request whose retries count once.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 #[cfg(test)]
 mod tests {

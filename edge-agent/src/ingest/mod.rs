@@ -12,12 +12,15 @@
 //! and `503` while the memory budget or the spool is exhausted, both with `Retry-After`.
 
 pub mod auth;
+pub mod admit;
 pub mod body;
 pub mod handler;
+pub mod origin;
 pub mod response;
 
 pub use auth::{IngestAuth, IngestScope};
 pub use handler::Ingest;
+pub use origin::Origin;
 
 use axum::routing::post;
 use axum::Router;
@@ -109,6 +112,7 @@ mod tests {
                 tenant: "acme".into(),
             },
             durable: None,
+            idempotency: None,
         });
         Fixture { _dir: dir, ingest }
     }
@@ -154,6 +158,78 @@ mod tests {
             ));
         }
         out
+    }
+
+    /// The fixture with remembered ids.
+    fn idempotent_fixture() -> Fixture {
+        let f = fixture(IngestConfig::default());
+        let ids = crate::protocols::idempotency::Idempotency::open(
+            f._dir.path(),
+            600,
+            100_000,
+            now_millis(),
+            f.ingest.metrics.clone(),
+        )
+        .expect("ids");
+        let mut ingest = Arc::try_unwrap(f.ingest)
+            .map_err(|_| "shared")
+            .expect("unique");
+        ingest.idempotency = Some(Arc::new(ids));
+        Fixture {
+            _dir: f._dir,
+            ingest: Arc::new(ingest),
+        }
+    }
+
+    fn counted(ingest: &Ingest) -> u64 {
+        ingest
+            .shards
+            .drain_all(0)
+            .iter()
+            .filter(|e| e.series.metric == "events" && e.series.dims.is_empty())
+            .map(|e| e.sketch.count())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn a_retried_request_counts_once_by_event_id_or_idempotency_key() {
+        let f = idempotent_fixture();
+        // By the events' own ids.
+        let batch = format!("[{},{}]", event(r#","id":"e-1""#), event(r#","id":"e-2""#));
+        let (status, _, json) = post(&f.ingest, batch.clone(), &[]).await;
+        assert_eq!(
+            (status, json["accepted"].as_u64()),
+            (StatusCode::ACCEPTED, Some(2))
+        );
+        let (status, _, json) = post(&f.ingest, batch, &[]).await;
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "a retry is acknowledged: {json}"
+        );
+        assert_eq!(
+            (json["accepted"].as_u64(), json["duplicates"].as_u64()),
+            (Some(0), Some(2))
+        );
+        let (_, _, json) = post(&f.ingest, event(r#","id":"e-1""#), &[]).await;
+        assert_eq!(json["status"], "duplicate");
+        assert_eq!(counted(&f.ingest), 2);
+
+        // By the request's Idempotency-Key: the same key counts once, another key again.
+        let plain = format!("[{},{},{}]", event(""), event(""), event(""));
+        for (key, accepted, duplicates) in [("k-1", 3, 0), ("k-1", 0, 3), ("k-2", 3, 0)] {
+            let (status, _, json) =
+                post(&f.ingest, plain.clone(), &[("idempotency-key", key)]).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{key}: {json}");
+            assert_eq!(
+                (json["accepted"].as_u64(), json["duplicates"].as_u64()),
+                (Some(accepted), Some(duplicates)),
+                "{key}"
+            );
+        }
+        assert_eq!(counted(&f.ingest), 6);
+        let (status, _, _) = post(&f.ingest, plain, &[("idempotency-key", "")]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "an empty key is refused");
     }
 
     #[tokio::test]
@@ -411,6 +487,7 @@ mod tests {
                 tenant: "acme".into(),
             },
             durable: None,
+            idempotency: None,
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -2,9 +2,9 @@
 //!
 //! | case | status | body |
 //! |---|---|---|
-//! | one valid event | `202` | `{"event_id": "...", "status": "accepted"}` |
+//! | one valid event | `202` | `{"event_id": "...", "status": "accepted"}` (`"duplicate"` when its id was seen within the idempotency horizon: not counted again) |
 //! | one invalid event | `400` | `{"error": {"code", "message"}}` |
-//! | batch (array or NDJSON), some accepted | `202` | `{"accepted": n, "rejected": m, "errors": [{"index", "code", "message"}]}` |
+//! | batch (array or NDJSON), some accepted | `202` | `{"accepted": n, "duplicates": d, "rejected": m, "errors": [{"index", "code", "message"}]}` (`duplicates`: events seen within the idempotency horizon, not counted again) |
 //! | batch, every item rejected | `400` | the same per-item body, plus `"error": {"code": "all_rejected", ...}` |
 //! | empty, malformed array, not UTF-8 | `400` | `{"error": {...}}` |
 //! | body or batch too large | `413` | `{"error": {...}}` (`body_too_large`, `batch_too_large`) |
@@ -48,6 +48,7 @@ struct ErrorEnvelope<'a> {
 #[derive(Serialize)]
 struct BatchBody<'a> {
     accepted: usize,
+    duplicates: usize,
     rejected: usize,
     errors: &'a [ItemError],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,11 +68,15 @@ pub enum Reply {
     Accepted {
         /// The producer's id or a generated UUIDv7.
         event_id: String,
+        /// Seen within the idempotency horizon: acknowledged, not counted again.
+        duplicate: bool,
     },
     /// A batch processed.
     Batch {
-        /// Items accepted.
+        /// Items accepted (duplicates not included).
         accepted: usize,
+        /// Items seen within the idempotency horizon: acknowledged, not counted again.
+        duplicates: usize,
         /// Items rejected, in order.
         errors: Vec<ItemError>,
     },
@@ -118,7 +123,11 @@ impl Reply {
     pub fn status(&self) -> StatusCode {
         match self {
             Reply::Accepted { .. } => StatusCode::ACCEPTED,
-            Reply::Batch { accepted: 0, .. } => StatusCode::BAD_REQUEST,
+            Reply::Batch {
+                accepted: 0,
+                duplicates: 0,
+                ..
+            } => StatusCode::BAD_REQUEST,
             Reply::Batch { .. } => StatusCode::ACCEPTED,
             Reply::Error { status, .. } => *status,
         }
@@ -129,16 +138,23 @@ impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let status = self.status();
         match self {
-            Reply::Accepted { event_id } => (
+            Reply::Accepted {
+                event_id,
+                duplicate,
+            } => (
                 status,
                 Json(AcceptedBody {
                     event_id: &event_id,
-                    status: "accepted",
+                    status: if duplicate { "duplicate" } else { "accepted" },
                 }),
             )
                 .into_response(),
-            Reply::Batch { accepted, errors } => {
-                let error = (accepted == 0).then_some(ErrorBody {
+            Reply::Batch {
+                accepted,
+                duplicates,
+                errors,
+            } => {
+                let error = (accepted == 0 && duplicates == 0).then_some(ErrorBody {
                     code: "all_rejected",
                     message: "every item of the batch was rejected; see `errors`",
                 });
@@ -146,6 +162,7 @@ impl IntoResponse for Reply {
                     status,
                     Json(BatchBody {
                         accepted,
+                        duplicates,
                         rejected: errors.len(),
                         errors: &errors,
                         error,

@@ -6,4 +6,5 @@ pub mod fanout_centrifugo;
 pub mod latency;
 pub mod load;
 pub mod peer;
+pub mod protocols;
 pub mod query;

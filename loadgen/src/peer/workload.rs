@@ -180,6 +180,7 @@ impl EventSlot {
                 event_type: Cow::Borrowed(EVENT_TYPES[0]),
                 properties,
                 occurred_at: 0,
+                weight: 1,
             },
         }
     }

@@ -280,6 +280,7 @@ fn random_events_give_what_the_direct_implementation_gives() {
                 event_type: Cow::Borrowed(["pay", "login"][rng.random_range(0..2)]),
                 properties,
                 occurred_at: NOW + rng.random_range(-3..3) * 40_000 + round * 30_000,
+                weight: 1,
             };
             agg.add(&event);
             reference.add(&metrics, &event);
@@ -350,5 +351,35 @@ fn missing_dimensions_are_null() {
             window_start(NOW, 60_000)
         )],
         1
+    );
+}
+
+#[test]
+fn a_weighted_event_counts_its_weight() {
+    let metrics = Arc::new(MetricSet::new([amount_metric(100)]));
+    let mut aggregator = Aggregator::new(metrics);
+    let mut sampled = event("acme", "pay", r#"{"region":"eu","usd":2.5,"user":"u1"}"#, 0);
+    sampled.weight = 10;
+    aggregator.add(&sampled);
+    aggregator.add(&event(
+        "acme",
+        "pay",
+        r#"{"region":"eu","usd":1,"user":"u2"}"#,
+        0,
+    ));
+    let entries = aggregator.drain();
+    let total = |metric: &str| -> (u64, Option<f64>) {
+        entries
+            .iter()
+            .filter(|e| e.series.metric == metric && e.series.dims.is_empty())
+            .map(|e| (e.sketch.count(), e.sketch.stats().sum))
+            .next()
+            .unwrap_or((0, None))
+    };
+    assert_eq!(total("amount"), (11, Some(26.0)));
+    assert_eq!(
+        total("events").0,
+        11,
+        "the built-in metric counts the weight too"
     );
 }

@@ -49,10 +49,11 @@ impl Work {
         }
         log.clear();
         for update in sorted_log.iter() {
-            sketches[update.series as usize].record(
-                update.has_value.then_some(update.value),
-                update.has_unique.then_some(update.unique),
-            );
+            let sketch = &mut sketches[update.series as usize];
+            match update.weight() {
+                1 => sketch.record(update.value(), update.unique()),
+                weight => sketch.record_weighted(update.value(), update.unique(), weight),
+            }
         }
     }
 
@@ -206,14 +207,14 @@ impl Work {
             };
             if value.is_some() || unique.is_some() {
                 for &one in series {
-                    log.push(Update::new(one, value, unique));
+                    log.push(Update::new(one, value, unique, event.weight));
                 }
                 if log.len() >= LOG_CAPACITY {
                     self.apply_log();
                 }
             } else {
                 for &one in series {
-                    sketches[one as usize].record(None, None);
+                    sketches[one as usize].record_weighted(None, None, event.weight);
                 }
             }
             outcome.series_updated += sets;
@@ -276,9 +277,9 @@ impl Work {
             };
             if value.is_some() || unique.is_some() {
                 // Logged like every other update of the series, so that its order holds.
-                self.log.push(Update::new(one, value, unique));
+                self.log.push(Update::new(one, value, unique, event.weight));
             } else {
-                self.sketches[one as usize].record(None, None);
+                self.sketches[one as usize].record_weighted(None, None, event.weight);
             }
             self.combo_series.push(one);
             outcome.series_updated += 1;

@@ -39,19 +39,20 @@ fn scalar_kind(scalar: &Scalar<'_>) -> &'static str {
 }
 
 /// The top-level field names: the index of a name is its slot in [`TopFields::slots`].
-pub(super) const FIELDS: [&str; 6] = [
+pub(super) const FIELDS: [&str; 7] = [
     "id",
     "tenant_id",
     "source",
     "event_type",
     "properties",
     "occurred_at",
+    "weight",
 ];
 
 /// The top-level fields, filed into slots in [`FIELDS`] order as they are parsed.
 #[derive(Default)]
 pub(super) struct TopFields<'a> {
-    pub(super) slots: [Option<Any<'a>>; 6],
+    pub(super) slots: [Option<Any<'a>>; 7],
     /// The first unknown or repeated field, reported after the whole object was read (so the
     /// tenant is known for dead-letter routing).
     pub(super) structural: Option<Rejection>,

@@ -18,7 +18,10 @@
 //! - `occurred_at`: required RFC 3339 timestamp with an offset; not further in the future than
 //!   [`EventLimits::max_future_skew_ms`] (a producer with a fast clock must not close windows
 //!   early) and not older than [`EventLimits::max_age_ms`].
-//! - `id`: optional producer-chosen event id (string), echoed back as `event_id`.
+//! - `id`: optional producer-chosen event id (string), echoed back as `event_id`; the edge
+//!   agent counts an id it has seen within its idempotency horizon once.
+//! - `weight`: optional integer from 1 to [`MAX_WEIGHT`] (default 1): how many events this
+//!   one stands for when the producer sampled (see [`Event::weight`]).
 //! - Unknown top-level fields are rejected (`unknown_field`): a typo such as `occured_at` must
 //!   not pass unnoticed.
 
@@ -35,7 +38,7 @@ mod visit;
 
 pub use batch::{parse_batch, parse_batch_as, split_batch, BatchItems, ParsedBatch};
 pub use limits::EventLimits;
-pub use model::{is_identifier, Event, BUILTIN_DIMENSIONS};
+pub use model::{is_identifier, Event, BUILTIN_DIMENSIONS, MAX_WEIGHT};
 pub use parse::{parse_event, parse_event_as};
 pub use reject::{RejectCode, Rejection};
 pub use scalar::Scalar;

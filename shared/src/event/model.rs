@@ -21,7 +21,15 @@ pub struct Event<'a> {
     pub properties: Vec<(Cow<'a, str>, Scalar<'a>)>,
     /// Event time.
     pub occurred_at: UnixMillis,
+    /// How many events this one stands for (1 to [`MAX_WEIGHT`]; 1 unless the producer
+    /// sampled, e.g. a StatsD counter sent at `@0.1` has weight 10): it adds `weight` to the
+    /// count and `weight × value` to the sum, and enters percentiles `weight` times.
+    pub weight: u32,
 }
+
+/// Largest event weight: a sample rate of one in a million. Kept below 2^31 so the
+/// aggregator can keep a flag beside it, and small enough that `weight × value` stays finite.
+pub const MAX_WEIGHT: u32 = 1_000_000;
 
 /// Names that resolve to the event's top-level fields when used as a dimension.
 pub const BUILTIN_DIMENSIONS: [&str; 3] = ["tenant_id", "source", "event_type"];
@@ -62,6 +70,7 @@ impl<'a> Event<'a> {
                 .map(|(key, value)| (Cow::Owned(key.into_owned()), value.into_owned()))
                 .collect(),
             occurred_at: self.occurred_at,
+            weight: self.weight,
         }
     }
 
@@ -85,7 +94,7 @@ impl Serialize for PropertiesRef<'_, '_> {
 
 impl Serialize for Event<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = if self.id.is_some() { 6 } else { 5 };
+        let fields = 5 + usize::from(self.id.is_some()) + usize::from(self.weight != 1);
         let mut out = serializer.serialize_struct("Event", fields)?;
         if let Some(id) = &self.id {
             out.serialize_field("id", id.as_ref())?;
@@ -95,6 +104,9 @@ impl Serialize for Event<'_> {
         out.serialize_field("event_type", self.event_type.as_ref())?;
         out.serialize_field("properties", &PropertiesRef(&self.properties))?;
         out.serialize_field("occurred_at", &format_rfc3339(self.occurred_at))?;
+        if self.weight != 1 {
+            out.serialize_field("weight", &self.weight)?;
+        }
         out.end()
     }
 }

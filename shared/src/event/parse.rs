@@ -347,4 +347,37 @@ mod tests {
         let unbalanced = format!(r#"{{"properties":{}"#, "[".repeat(10_000));
         assert_eq!(code(&unbalanced), RejectCode::MalformedJson);
     }
+
+    #[test]
+    fn a_weight_is_an_integer_from_1_to_the_maximum() {
+        let with = |weight: &str| {
+            let json = format!(
+                r#"{{"tenant_id":"acme","source":"s","event_type":"e","occurred_at":"2024-01-15T14:05:30Z","weight":{weight}}}"#
+            );
+            parse(&json).map(Event::into_owned)
+        };
+        assert_eq!(with("10").expect("valid").weight, 10);
+        assert_eq!(with("null").expect("valid").weight, 1);
+        for bad in ["0", "-1", "1.5", "1000001", "1e3"] {
+            assert_eq!(
+                with(bad).expect_err(bad).code,
+                RejectCode::InvalidWeight,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            with(r#""2""#).expect_err("string").code,
+            RejectCode::WrongType
+        );
+        let event = with("7").expect("valid");
+        let json: serde_json::Value = serde_json::from_slice(&event.to_json()).expect("json");
+        assert_eq!(json["weight"], 7, "the archive keeps the weight");
+        let plain = parse(r#"{"tenant_id":"acme","source":"s","event_type":"e","occurred_at":"2024-01-15T14:05:30Z"}"#).expect("valid");
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&plain.to_json())
+                .expect("json")
+                .get("weight")
+                .is_none()
+        );
+    }
 }

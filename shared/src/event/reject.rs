@@ -53,11 +53,13 @@ pub enum RejectCode {
     /// The event names a tenant other than the one of the producer's key (or of a sidecar
     /// agent's configured tenant).
     TenantMismatch,
+    /// `weight` was not an integer from 1 to [`MAX_WEIGHT`](super::MAX_WEIGHT).
+    InvalidWeight,
 }
 
 impl RejectCode {
     /// Every code, for metrics registration and exhaustive tests.
-    pub const ALL: [RejectCode; 22] = [
+    pub const ALL: [RejectCode; 23] = [
         Self::EmptyBody,
         Self::BodyTooLarge,
         Self::BatchTooLarge,
@@ -80,6 +82,7 @@ impl RejectCode {
         Self::TimestampInFuture,
         Self::TimestampTooOld,
         Self::TenantMismatch,
+        Self::InvalidWeight,
     ];
 
     /// The snake_case code as it appears on the wire.
@@ -107,6 +110,7 @@ impl RejectCode {
             Self::TimestampInFuture => "timestamp_in_future",
             Self::TimestampTooOld => "timestamp_too_old",
             Self::TenantMismatch => "tenant_mismatch",
+            Self::InvalidWeight => "invalid_weight",
         }
     }
 }

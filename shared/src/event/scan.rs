@@ -62,6 +62,7 @@ fn field_index(key: &str) -> Option<usize> {
         "event_type" => Some(3),
         "properties" => Some(4),
         "occurred_at" => Some(5),
+        "weight" => Some(6),
         _ => None,
     }
 }

@@ -3,7 +3,7 @@
 
 use super::fields::{Any, TopFields};
 use super::limits::EventLimits;
-use super::model::{is_identifier, Event};
+use super::model::{is_identifier, Event, MAX_WEIGHT};
 use super::reject::{RejectCode, Rejection};
 use super::scalar::Scalar;
 use crate::time::{parse_rfc3339, UnixMillis};
@@ -33,7 +33,7 @@ pub(super) fn validate<'a>(
     if let Some(rejection) = structural {
         return Err(fail(rejection));
     }
-    let [id, tenant_id, source, event_type, properties, occurred_at] = slots;
+    let [id, tenant_id, source, event_type, properties, occurred_at, weight] = slots;
 
     let id = match id {
         None | Some(Any::Scalar(Scalar::Null)) => None,
@@ -54,6 +54,7 @@ pub(super) fn validate<'a>(
     let event_type = identifier("event_type", event_type, limits).map_err(fail)?;
     let properties = properties_of(properties, limits).map_err(fail)?;
     let occurred_at = timestamp(occurred_at, limits, now).map_err(fail)?;
+    let weight = weight_of(weight).map_err(fail)?;
     Ok(Event {
         id,
         tenant_id,
@@ -61,6 +62,7 @@ pub(super) fn validate<'a>(
         event_type,
         properties,
         occurred_at,
+        weight,
     })
 }
 
@@ -185,6 +187,25 @@ fn properties_of<'a>(
         }
     }
     Ok(entries)
+}
+
+/// `weight`: absent or null is 1; else an integer from 1 to [`MAX_WEIGHT`].
+fn weight_of(value: Option<Any<'_>>) -> Result<u32, Rejection> {
+    let invalid = || {
+        Rejection::new(
+            RejectCode::InvalidWeight,
+            format!("`weight` must be an integer from 1 to {MAX_WEIGHT}"),
+        )
+    };
+    match value {
+        None | Some(Any::Scalar(Scalar::Null)) => Ok(1),
+        Some(Any::Scalar(Scalar::Int(w))) => u32::try_from(w)
+            .ok()
+            .filter(|w| (1..=MAX_WEIGHT).contains(w))
+            .ok_or_else(invalid),
+        Some(Any::Scalar(Scalar::UInt(_) | Scalar::Float(_))) => Err(invalid()),
+        Some(other) => Err(wrong_type("weight", "an integer", &other)),
+    }
 }
 
 fn timestamp(

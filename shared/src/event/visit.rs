@@ -153,7 +153,7 @@ impl<'de> Deserialize<'de> for Top<'de> {
                             fields.structural.get_or_insert_with(|| Rejection::new(
                                 RejectCode::UnknownField,
                                 format!(
-                                    "unknown field `{}`; an event has id, tenant_id, source, event_type, properties, occurred_at",
+                                    "unknown field `{}`; an event has id, tenant_id, source, event_type, properties, occurred_at, weight",
                                     truncate(&key.0, 64)
                                 ),
                             ));

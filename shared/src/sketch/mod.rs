@@ -140,6 +140,19 @@ impl Values {
         }
     }
 
+    /// Records `value` as `weight` values (see [`Sketch::record_weighted`]).
+    fn record_weighted(&mut self, value: f64, weight: u32) {
+        self.n = self.n.saturating_add(u64::from(weight));
+        if value < self.min {
+            self.min = value;
+        }
+        if value > self.max {
+            self.max = value;
+        }
+        self.sum.add_product(value, weight);
+        self.digest.push_weighted(value, weight);
+    }
+
     #[inline]
     fn record(&mut self, value: f64) {
         self.n = self.n.saturating_add(1);
@@ -193,6 +206,38 @@ impl Sketch {
                 match &mut self.values {
                     Some(values) => values.record(v),
                     None => self.values = Some(Box::new(Values::first(v))),
+                }
+            }
+        }
+        if let Some(hash) = unique {
+            if self.spec.unique {
+                self.hll
+                    .get_or_insert_with(|| Box::new(Hll::new()))
+                    .insert(hash);
+            }
+        }
+    }
+
+    /// Records one event standing for `weight` events (a producer's sample, e.g. a StatsD
+    /// counter sent at `@0.1` has weight 10): count += `weight`; `value` counts `weight` times
+    /// (the sum grows by `value × weight`, exactly; percentiles see it `weight` times); the
+    /// unique hash once. The same as `weight` calls of [`Sketch::record`], up to the digest's
+    /// grouping of equal values.
+    pub fn record_weighted(&mut self, value: Option<f64>, unique: Option<u64>, weight: u32) {
+        if weight <= 1 {
+            self.record(value, unique);
+            return;
+        }
+        self.count = self.count.saturating_add(u64::from(weight));
+        if let Some(v) = value {
+            if self.spec.values && v.is_finite() && v.abs() <= MAX_ABS_VALUE {
+                match &mut self.values {
+                    Some(values) => values.record_weighted(v, weight),
+                    None => {
+                        let mut values = Values::first(v);
+                        values.record_weighted(v, weight - 1);
+                        self.values = Some(Box::new(values));
+                    }
                 }
             }
         }

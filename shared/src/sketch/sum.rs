@@ -122,6 +122,18 @@ impl ExactSum {
         }
     }
 
+    /// Adds `x × weight` exactly: the rounded product and its rounding error (an FMA gives
+    /// the error exactly: `x × weight` is `p + e` with both representable).
+    pub(crate) fn add_product(&mut self, x: f64, weight: u32) {
+        let w = f64::from(weight);
+        let p = x * w;
+        let e = x.mul_add(w, -p);
+        self.add(p);
+        if e != 0.0 {
+            self.add(e);
+        }
+    }
+
     /// Adds another exact sum exactly.
     pub(crate) fn merge(&mut self, other: &ExactSum) {
         self.combine(other.parts());

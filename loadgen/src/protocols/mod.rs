@@ -1,0 +1,3 @@
+//! The producers' protocols for `rtdash-loadgen protocols` ([`crate::cmd::protocols`]).
+
+pub mod bodies;
