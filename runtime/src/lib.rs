@@ -20,6 +20,7 @@ mod allocator;
 pub mod bootstrap;
 pub mod config;
 pub mod error_chain;
+pub mod kv;
 pub mod nats;
 pub mod net;
 pub mod prometheus;
