@@ -19,7 +19,7 @@ use utoipa_axum::routes;
     ),
     tags(
         (name = "dashboards", description = "Dashboards and their widgets"),
-        (name = "alerts", description = "Alert rules and their transitions and deliveries"),
+        (name = "alerts", description = "Alert rules, their state, transitions and deliveries, and silences"),
         (name = "metric-definitions", description = "Metric definitions"),
         (name = "metrics", description = "Metric queries"),
         (name = "live", description = "Server-Sent Events"),
@@ -30,7 +30,7 @@ pub struct ApiDoc;
 
 /// Every REST route (without the stream), with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    use crate::api::{alerts, dashboards, definitions, metrics, status};
+    use crate::api::{alert_state, alerts, dashboards, definitions, metrics, silences, status};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(dashboards::create, dashboards::list))
         .routes(routes!(
@@ -43,6 +43,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::create, alerts::list))
         .routes(routes!(alerts::get, alerts::put, alerts::delete))
         .routes(routes!(alerts::events))
+        .routes(routes!(alert_state::rule_state))
+        .routes(routes!(alert_state::rule_states))
+        .routes(routes!(silences::create, silences::list))
+        .routes(routes!(silences::get, silences::expire))
         .routes(routes!(definitions::create, definitions::list))
         .routes(routes!(
             definitions::get,

@@ -238,6 +238,8 @@ mod tests {
         AlertRule {
             id: id.into(),
             tenant_id: tenant.into(),
+            name: String::new(),
+            description: String::new(),
             metric_name: metric.into(),
             dimensions: BTreeMap::new(),
             stat: Stat::Count,

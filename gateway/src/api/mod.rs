@@ -1,9 +1,11 @@
 //! The REST API: one module per resource, plus the extractors and helpers they share.
 
+pub mod alert_state;
 pub mod alerts;
 pub mod dashboards;
 pub mod definitions;
 pub mod metrics;
+pub mod silences;
 pub mod status;
 
 use crate::error::ApiError;
