@@ -26,7 +26,7 @@ use utoipa_axum::routes;
         (name = "keys", description = "API keys of a tenant (admin keys and the operator)"),
         (name = "session", description = "Browser sign-in with a key (session cookie)"),
         (name = "dashboards", description = "Dashboards and their widgets"),
-        (name = "alerts", description = "Alert rules and their transitions and deliveries"),
+        (name = "alerts", description = "Alert rules, their state, transitions and deliveries, and silences"),
         (name = "metric-definitions", description = "Metric definitions"),
         (name = "metrics", description = "Metric queries"),
         (name = "live", description = "Server-Sent Events"),
@@ -65,7 +65,8 @@ impl utoipa::Modify for Security {
 /// Every REST route (without the stream), with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
     use crate::api::{
-        alerts, capabilities, dashboards, definitions, keys, links, metrics, session, status,
+        alert_state, alerts, capabilities, dashboards, definitions, keys, links, metrics, session,
+        silences, status,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(keys::create, keys::list))
@@ -84,6 +85,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::create, alerts::list))
         .routes(routes!(alerts::get, alerts::put, alerts::delete))
         .routes(routes!(alerts::events))
+        .routes(routes!(alert_state::rule_state))
+        .routes(routes!(alert_state::rule_states))
+        .routes(routes!(silences::create, silences::list))
+        .routes(routes!(silences::get, silences::expire))
         .routes(routes!(definitions::create, definitions::list))
         .routes(routes!(
             definitions::get,

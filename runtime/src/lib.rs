@@ -29,6 +29,7 @@ pub mod egress;
 pub mod error_chain;
 pub mod http;
 pub mod keys;
+pub mod kv;
 pub mod kv_watch;
 pub mod nats;
 pub mod nats_access;

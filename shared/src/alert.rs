@@ -61,6 +61,13 @@ pub struct AlertRule {
     pub id: String,
     /// Tenant.
     pub tenant_id: String,
+    /// Name shown in the UI and in notifications (`[FIRING] <name>`); the id when empty.
+    #[serde(default)]
+    pub name: String,
+    /// What the rule is for, shown beside it and sent as the `description` annotation when the
+    /// rule has none.
+    #[serde(default)]
+    pub description: String,
     /// Metric the rule watches.
     pub metric_name: String,
     /// Which series the rule watches: the series of the metric whose dimension set is exactly
@@ -140,6 +147,10 @@ pub struct AlertTransition {
     pub rule_id: String,
     /// Tenant.
     pub tenant_id: String,
+    /// The rule's name at the time (empty: the rule has none, or the transition predates
+    /// names).
+    #[serde(default)]
+    pub rule_name: String,
     /// Metric.
     pub metric_name: String,
     /// The series' dimensions.
@@ -258,6 +269,10 @@ pub const MAX_FOR_WINDOWS: u32 = 1000;
 pub const MAX_LABELS: usize = 64;
 /// Longest `notify_channel`.
 pub const MAX_URL_LEN: usize = 2048;
+/// Longest rule name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest rule description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 
 impl AlertRule {
     /// Checks what can be checked without the metric definition: identifiers, a finite
@@ -274,6 +289,16 @@ impl AlertRule {
         }
         if !is_identifier(&self.metric_name, 128) {
             return Err("`metric_name` must be 1 to 128 characters from [A-Za-z0-9_-]".into());
+        }
+        if self.name.chars().count() > MAX_NAME_CHARS || self.name.chars().any(char::is_control) {
+            return Err(format!(
+                "`name` must be at most {MAX_NAME_CHARS} characters without control characters"
+            ));
+        }
+        if self.description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(format!(
+                "`description` must be at most {MAX_DESCRIPTION_CHARS} characters"
+            ));
         }
         if !self.threshold.is_finite() {
             return Err("`threshold` must be a finite number".into());
@@ -335,6 +360,8 @@ pub enum DeliveryOutcome {
     /// Not sent: delivered before (a redelivery), superseded by a newer transition of the
     /// same alert, or no notify channel.
     Skipped,
+    /// Not sent: a silence matched it (the transition is recorded and the state kept).
+    Silenced,
 }
 
 impl DeliveryOutcome {
@@ -346,6 +373,7 @@ impl DeliveryOutcome {
             DeliveryOutcome::Failed => "failed",
             DeliveryOutcome::GaveUp => "gave_up",
             DeliveryOutcome::Skipped => "skipped",
+            DeliveryOutcome::Silenced => "silenced",
         }
     }
 }
@@ -435,6 +463,8 @@ mod tests {
         AlertRule {
             id: "r".into(),
             tenant_id: "t".into(),
+            name: String::new(),
+            description: String::new(),
             metric_name: "m".into(),
             dimensions: dimensions
                 .iter()
@@ -484,6 +514,7 @@ mod tests {
         AlertTransition {
             rule_id: "r".into(),
             tenant_id: "t".into(),
+            rule_name: String::new(),
             metric_name: "m".into(),
             dimensions: series(&[("region", Some("eu"))]),
             window_start: 60_000,

@@ -31,6 +31,7 @@ pub mod metric;
 pub mod names;
 pub mod schema;
 pub mod series;
+pub mod silence;
 pub mod sketch;
 pub mod stat;
 pub mod time;

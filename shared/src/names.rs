@@ -12,7 +12,7 @@
 //! | [`ALERT_DELIVERY_BUCKET`] | KV | the newest transition delivered per alert (notifier deduplication) |
 //! | `rtdash.live.<tenant>.<metric>` | core NATS | window updates for gateways |
 //! | [`EDGE_PARTIALS_STREAM`], [`EDGE_DLQ_STREAM`], [`EDGE_EVENTS_STREAM`] / `rtdash.edge.<site>.<kind>.*` | stream (edge site's domain) | an edge site's partials, dead letters, raw events; sourced by the hub's streams |
-//! | [`CONFIG_BUCKET`] | KV | dashboards, widgets, alert rules, metric definitions |
+//! | [`CONFIG_BUCKET`] | KV | dashboards, widgets, alert rules, silences, metric definitions |
 //! | [`LEASES_BUCKET`] | KV | partition ownership |
 //! | [`CHECKPOINTS_BUCKET`] | KV | aggregator checkpoints |
 //! | [`KEYS_BUCKET`] | KV | API keys (hashes), last use, dashboard links, the session secret, tenant quotas |
@@ -203,6 +203,11 @@ pub fn metric_config_key(tenant: Option<&str>, name: &str) -> String {
 /// Config-bucket key of an alert rule.
 pub fn alert_config_key(tenant: &str, id: &str) -> String {
     format!("alert.{tenant}.{id}")
+}
+
+/// Config-bucket key of a silence ([`crate::silence::Silence`]).
+pub fn silence_config_key(tenant: &str, id: &str) -> String {
+    format!("silence.{tenant}.{id}")
 }
 
 /// Config-bucket key of a dashboard (its widgets are stored inside it).

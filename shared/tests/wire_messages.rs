@@ -198,6 +198,7 @@ fn every_kind_round_trips_in_both_formats() {
     round_trip(AlertTransition {
         rule_id: "r1".into(),
         tenant_id: "acme".into(),
+        rule_name: String::new(),
         metric_name: "m".into(),
         dimensions: BTreeMap::new(),
         window_start: 0,

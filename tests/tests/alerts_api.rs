@@ -252,3 +252,175 @@ async fn a_4xx_is_recorded_as_failed_and_listed_in_the_events() -> anyhow::Resul
     assert!(aggregator.stop());
     Ok(())
 }
+
+/// Polls `path` until `done` holds for its answer (at most `within`).
+async fn poll(
+    gateway: &Gateway,
+    path: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let (status, body) = gateway.call("GET", path, None).await;
+        anyhow::ensure!(status == 200, "GET {path}: {status} {body}");
+        if done(&body) {
+            return Ok(body);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "GET {path} never got there: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A silence mutes a firing rule's notification (recorded `silenced` in its history) while its
+/// state, served from the aggregators, says firing and which silence mutes it; once the
+/// silence is expired the resolved notification goes out, titled with the rule's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silence_mutes_delivery_but_keeps_state_and_history() -> anyhow::Result<()> {
+    let env = AggregatorEnv::start().await?;
+    let db = QuestDb::shared()?;
+    let receiver = Receiver::start().await;
+    let mut aggregator = env
+        .aggregator(alert_options(env.options("agg-api-3", db)))
+        .await?;
+    let gateway = Gateway::start(&env, db).await?;
+    let mut rule = api_rule(10.0, &receiver.url("hook"));
+    rule["name"] = json!("Busy source s1");
+    rule["description"] = json!("More than 10 events a second from s1.");
+    let (status, created) = gateway.call("POST", "/v1/alerts", Some(rule)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], "Busy source s1");
+    let id = created["alert_id"].as_str().unwrap().to_owned();
+
+    // Silences are checked: an end is needed, the rule must exist, tenants are apart.
+    let (status, body) = gateway
+        .call(
+            "POST",
+            "/v1/silences",
+            Some(json!({"tenant_id": TENANT, "alert_id": id})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ends_at"));
+    let (status, body) = gateway
+        .call(
+            "POST",
+            "/v1/silences",
+            Some(json!({"tenant_id": TENANT, "alert_id": "nope", "duration_secs": 60})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, silence) = gateway
+        .call(
+            "POST",
+            "/v1/silences",
+            Some(json!({
+                "tenant_id": TENANT, "alert_id": id, "matchers": {"source": "s1"},
+                "duration_secs": 600, "comment": "maintenance",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{silence}");
+    assert_eq!(silence["status"], "active");
+    let silence_id = silence["silence_id"].as_str().unwrap().to_owned();
+    let silence_path = format!("/v1/silences/{silence_id}?tenant_id={TENANT}");
+    let (status, _) = gateway
+        .call(
+            "GET",
+            &format!("/v1/silences/{silence_id}?tenant_id=other"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "another tenant's silence");
+
+    let state_path = format!("/v1/alerts/{id}/state?tenant_id={TENANT}");
+    let (status, quiet) = gateway.call("GET", &state_path, None).await;
+    assert_eq!(status, 200, "{quiet}");
+    assert_eq!(quiet["state"], "ok");
+
+    let driver = Driver::start(env.js.clone(), 4, "drv-api-3", events_series(), 50);
+    let firing = poll(&gateway, &state_path, Duration::from_secs(20), |b| {
+        b["state"] == "firing"
+    })
+    .await?;
+    assert_eq!(firing["firing"], 1, "{firing}");
+    let series = &firing["series"][0];
+    assert_eq!(series["dimensions"]["source"], "s1");
+    assert_eq!(series["value"], 50.0);
+    assert_eq!(series["silenced_by"], silence_id.as_str());
+    let states = poll(
+        &gateway,
+        &format!("/v1/alert-states?tenant_id={TENANT}"),
+        Duration::from_secs(5),
+        |b| b["alerts"][0]["state"] == "firing",
+    )
+    .await?;
+    assert_eq!(states["alerts"][0]["alert_id"], id.as_str());
+
+    let events_path = format!("/v1/alerts/{id}/events?tenant_id={TENANT}");
+    let events = poll(&gateway, &events_path, Duration::from_secs(10), |b| {
+        b["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["outcome"] == "silenced"))
+    })
+    .await?;
+    let silenced = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["outcome"] == "silenced")
+        .unwrap();
+    assert_eq!(silenced["to"], "firing");
+    assert!(
+        silenced["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&silence_id)),
+        "{silenced}"
+    );
+    assert!(
+        receiver.requests().is_empty(),
+        "muted: {:#?}",
+        receiver.requests()
+    );
+
+    // Expired: the silence stays listed, no longer in force; the recovery is notified.
+    let (status, _) = gateway.call("DELETE", &silence_path, None).await;
+    assert_eq!(status, 204);
+    let (status, expired) = gateway.call("GET", &silence_path, None).await;
+    assert_eq!((status, &expired["status"]), (200, &json!("expired")));
+    let (_, listed) = gateway
+        .call("GET", &format!("/v1/silences?tenant_id={TENANT}"), None)
+        .await;
+    assert_eq!(listed["silences"].as_array().map(Vec::len), Some(1));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    driver.set_rate(5);
+    let resolved = receiver
+        .wait_for("hook", "resolved", 1, Duration::from_secs(15))
+        .await?;
+    assert_eq!(resolved[0].label("alertname"), "Busy source s1");
+    assert_eq!(
+        resolved[0].annotation("description"),
+        "More than 10 events a second from s1."
+    );
+    assert!(
+        resolved[0].body["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("[RESOLVED] Busy source s1")),
+        "{}",
+        resolved[0].body
+    );
+    assert_eq!(
+        receiver.with_status("hook", "firing").len(),
+        0,
+        "never sent"
+    );
+    driver.stop().await;
+    assert!(aggregator.stop());
+    Ok(())
+}

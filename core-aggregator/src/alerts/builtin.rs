@@ -82,6 +82,8 @@ pub fn rules(config: &AlertsConfig) -> Vec<AlertRule> {
             |(id, metric, dimension, stat, threshold, summary)| AlertRule {
                 id: id.to_owned(),
                 tenant_id: ANY_TENANT.to_owned(),
+                name: String::new(),
+                description: String::new(),
                 metric_name: metric.to_owned(),
                 dimensions: BTreeMap::from([(dimension.to_owned(), "*".to_owned())]),
                 stat,

@@ -2,13 +2,11 @@
 //! watched, so a new, changed or deleted rule applies from the next window without a
 //! restart) plus the built-in pipeline self-alert rules ([`super::builtin`]).
 
-use crate::error::BoxError;
 use async_nats::jetstream::kv;
-use futures::StreamExt;
+use rtdash_runtime::kv::{follow, Change};
 use rtdash_shared::alert::{AlertRule, EvaluateOn, ANY_VALUE};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -148,66 +146,36 @@ impl RuleBook {
         loaded: tokio::sync::oneshot::Sender<()>,
         stop: CancellationToken,
     ) {
-        let mut loaded = Some(loaded);
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            let snapshot = tokio::select! {
-                () = stop.cancelled() => return,
-                s = super::store::last_values(&js, rtdash_shared::names::CONFIG_BUCKET, "alert.>") => s,
-            };
-            let mut stored: HashMap<String, AlertRule> = HashMap::new();
-            let watch = match snapshot {
-                Ok((entries, next)) => {
+        let mut stored: HashMap<String, AlertRule> = HashMap::new();
+        let apply_change = |change: Change<'_>| {
+            match change {
+                Change::Snapshot(entries) => {
+                    stored.clear();
                     for entry in entries {
-                        apply(
-                            &mut stored,
-                            &entry.key,
-                            (!entry.deleted).then_some(&entry.value[..]),
-                        );
-                    }
-                    self.replace(&stored);
-                    if let Some(tx) = loaded.take() {
-                        let _ = tx.send(());
-                    }
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        w = kv.watch_from_revision("alert.>", next) => w.map_err(BoxError::from),
+                        apply(&mut stored, &entry.key, Some(&entry.value[..]));
                     }
                 }
-                Err(err) => Err(BoxError::from(err)),
-            };
-            match watch {
-                Ok(mut entries) => {
-                    backoff = Duration::from_millis(200);
-                    loop {
-                        let next = tokio::select! {
-                            () = stop.cancelled() => return,
-                            next = entries.next() => next,
-                        };
-                        match next {
-                            Some(Ok(entry)) => {
-                                let value = (entry.operation == kv::Operation::Put)
-                                    .then_some(&entry.value[..]);
-                                apply(&mut stored, &entry.key, value);
-                                tracing::debug!(key = %entry.key, rules = stored.len(), "alert rules changed");
-                                self.replace(&stored);
-                            }
-                            Some(Err(err)) => {
-                                tracing::warn!(%err, "alert rule watch failed; reloading");
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
+                Change::Put { key, value } => {
+                    apply(&mut stored, key, Some(value));
+                    tracing::debug!(%key, rules = stored.len(), "alert rules changed");
                 }
-                Err(err) => tracing::warn!(%err, "cannot read alert rules; retrying"),
+                Change::Delete { key } => {
+                    apply(&mut stored, key, None);
+                    tracing::debug!(%key, rules = stored.len(), "alert rules changed");
+                }
             }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+            self.replace(&stored);
+        };
+        follow(
+            js,
+            kv,
+            "alert.>",
+            "alert rules",
+            apply_change,
+            Some(loaded),
+            stop,
+        )
+        .await;
     }
 }
 
@@ -270,6 +238,8 @@ mod tests {
         AlertRule {
             id: id.into(),
             tenant_id: tenant.into(),
+            name: String::new(),
+            description: String::new(),
             metric_name: metric.into(),
             dimensions: BTreeMap::new(),
             stat: Stat::Count,

@@ -231,6 +231,7 @@ impl SeriesAlert {
         let transition = AlertTransition {
             rule_id: rule.id.clone(),
             tenant_id: self.tenant_id.clone(),
+            rule_name: rule.name.clone(),
             metric_name: self.metric.clone(),
             dimensions: self.dimensions.clone(),
             window_start: obs.start,
@@ -243,7 +244,7 @@ impl SeriesAlert {
             condition: rule.condition,
             notify_channel: rule.notify_channel.clone(),
             labels: rule.labels.clone(),
-            annotations: rule.annotations.clone(),
+            annotations: notification_annotations(rule),
             starts_at,
             ends_at,
             evaluated_at: now,
@@ -280,6 +281,7 @@ impl SeriesAlert {
         let mut transition = AlertTransition {
             rule_id: self.rule_id.clone(),
             tenant_id: self.tenant_id.clone(),
+            rule_name: previous.map(|t| t.rule_name.clone()).unwrap_or_default(),
             metric_name: self.metric.clone(),
             dimensions: self.dimensions.clone(),
             window_start: start,
@@ -307,8 +309,9 @@ impl SeriesAlert {
             transition.stat = rule.stat;
             transition.condition = rule.condition;
             transition.notify_channel = rule.notify_channel.clone();
+            transition.rule_name = rule.name.clone();
             transition.labels = rule.labels.clone();
-            transition.annotations = rule.annotations.clone();
+            transition.annotations = notification_annotations(rule);
         }
         transition
             .annotations
@@ -367,3 +370,15 @@ fn truncate_bits(words: &mut Vec<u64>, n: usize) {
 
 #[cfg(test)]
 mod tests;
+
+/// The annotations a rule's notifications carry: its own, plus its description as
+/// `description` when it has none of that name.
+fn notification_annotations(rule: &AlertRule) -> BTreeMap<String, String> {
+    let mut annotations = rule.annotations.clone();
+    if !rule.description.is_empty() {
+        annotations
+            .entry("description".to_owned())
+            .or_insert_with(|| rule.description.clone());
+    }
+    annotations
+}

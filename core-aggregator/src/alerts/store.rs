@@ -7,10 +7,9 @@
 
 use super::state::SeriesAlert;
 use crate::error::{BoxError, Error};
-use async_nats::jetstream::{self, consumer, kv};
-use futures::StreamExt;
+use async_nats::jetstream::{self, kv};
+use rtdash_runtime::kv::last_values;
 use rtdash_shared::names;
-use std::time::Duration;
 
 /// How a compare-and-set write ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +36,9 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
-    /// Reading a bucket's values stalled.
-    #[error("timed out reading bucket {0}")]
-    Timeout(String),
+    /// Reading a bucket's current values failed.
+    #[error(transparent)]
+    Read(#[from] rtdash_runtime::kv::KvReadError),
 }
 
 impl StoreError {
@@ -166,83 +165,4 @@ impl StateStore {
         }
         Ok(loaded)
     }
-}
-
-/// The newest value of a key of a KV bucket.
-#[derive(Clone, Debug)]
-pub struct RawEntry {
-    /// Key.
-    pub key: String,
-    /// Revision (stream sequence).
-    pub revision: u64,
-    /// Value (empty for a deletion).
-    pub value: bytes::Bytes,
-    /// Whether the newest operation deleted or purged it.
-    pub deleted: bool,
-}
-
-/// The newest value of every key of `bucket` matching `filter` (a key pattern with `*`/`>`),
-/// read with an ordered consumer; also returns a revision from which a watch continues without
-/// missing or repeating a change (see [`kv::Store::watch_from_revision`]).
-pub async fn last_values(
-    js: &jetstream::Context,
-    bucket: &str,
-    filter: &str,
-) -> Result<(Vec<RawEntry>, u64), StoreError> {
-    let prefix = format!("$KV.{bucket}.");
-    let mut stream = js
-        .get_stream(format!("KV_{bucket}"))
-        .await
-        .map_err(|e| StoreError::bucket(bucket, e))?;
-    let before = stream
-        .info()
-        .await
-        .map_err(|e| StoreError::bucket(bucket, e))?
-        .state
-        .last_sequence;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: format!("{prefix}{filter}"),
-            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| StoreError::bucket(bucket, e))?;
-    let mut remaining = consumer.cached_info().num_pending;
-    let mut entries = Vec::new();
-    let mut newest = before;
-    if remaining == 0 {
-        return Ok((entries, newest + 1));
-    }
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| StoreError::bucket(bucket, e))?;
-    while remaining > 0 {
-        let next = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .map_err(|_| StoreError::Timeout(bucket.to_owned()))?;
-        let Some(message) = next else { break };
-        let message = message.map_err(|e| StoreError::bucket(bucket, e))?;
-        let info = message.info().map_err(|e| StoreError::Bucket {
-            bucket: bucket.to_owned(),
-            source: e,
-        })?;
-        remaining = info.pending;
-        newest = newest.max(info.stream_sequence);
-        let deleted = message.headers.as_ref().is_some_and(|h| {
-            h.get("KV-Operation")
-                .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE")
-        });
-        let Some(key) = message.subject.as_str().strip_prefix(&prefix) else {
-            continue;
-        };
-        entries.push(RawEntry {
-            key: key.to_owned(),
-            revision: info.stream_sequence,
-            deleted: deleted || message.payload.is_empty(),
-            value: message.payload.clone(),
-        });
-    }
-    Ok((entries, newest + 1))
 }

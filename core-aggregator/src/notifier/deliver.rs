@@ -32,6 +32,7 @@ use super::http::{PostError, WebhookClient};
 use super::log::{AlertLog, AttemptReport};
 use super::payload;
 use super::retry::{retry_delay, verdict, Verdict};
+use super::silences::Silences;
 use crate::config::Config;
 use crate::error::{BoxError, Error};
 use crate::metrics as m;
@@ -71,6 +72,7 @@ struct Shared {
     log: AlertLog,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     retrying: AtomicI64,
+    silences: Silences,
     stop: CancellationToken,
 }
 
@@ -142,6 +144,7 @@ impl Shared {
 pub struct Notifier {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    silences: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -176,6 +179,16 @@ impl Notifier {
             .get_key_value(names::ALERT_DELIVERY_BUCKET)
             .await
             .map_err(|e| Error::js(format!("bucket {}", names::ALERT_DELIVERY_BUCKET), e))?;
+        let config_bucket = js
+            .get_key_value(names::CONFIG_BUCKET)
+            .await
+            .map_err(|e| Error::js(format!("bucket {}", names::CONFIG_BUCKET), e))?;
+        let silences = Silences::default();
+        let following = tokio::spawn(silences.clone().follow(
+            js.clone(),
+            config_bucket,
+            stop.clone(),
+        ));
         let shared = Arc::new(Shared {
             config: notifier,
             external_url: config.alerts.external_url.clone(),
@@ -184,16 +197,22 @@ impl Notifier {
             log: AlertLog::new(js.clone()),
             locks: Mutex::new(HashMap::new()),
             retrying: AtomicI64::new(0),
+            silences,
             stop: stop.clone(),
         });
         let task = tokio::spawn(consume(shared, js));
-        Ok(Self { stop, task })
+        Ok(Self {
+            stop,
+            task,
+            silences: following,
+        })
     }
 
     /// Stops pulling; deliveries waiting for a retry hand their message back; requests in
     /// progress finish (at most `grace`).
     pub async fn finish(self, grace: Duration) {
         self.stop.cancel();
+        let _ = self.silences.await;
         if tokio::time::timeout(grace, self.task).await.is_err() {
             tracing::warn!(
                 "notifier did not stop in time; unacknowledged transitions are redelivered"
@@ -318,6 +337,16 @@ async fn deliver(shared: &Shared, message: jetstream::Message) {
         let _ = message.ack().await;
         return;
     }
+    if let Some(silence) = shared.silences.muting(&transition, now_millis()) {
+        let reason = format!(
+            "silenced by {} until {}",
+            silence.id,
+            rtdash_shared::time::format_rfc3339(silence.ends_at)
+        );
+        record_not_sent(shared, &transition, 1, DeliveryOutcome::Silenced, &reason).await;
+        let _ = message.ack().await;
+        return;
+    }
     let body: bytes::Bytes = serde_json::to_vec(&payload::body(&transition, &shared.external_url))
         .unwrap_or_default()
         .into();
@@ -413,15 +442,32 @@ async fn deliver(shared: &Shared, message: jetstream::Message) {
 }
 
 async fn skip(shared: &Shared, transition: &AlertTransition, attempt: u32, reason: &str) {
-    metrics::counter!(m::ALERT_DELIVERIES, "outcome" => DeliveryOutcome::Skipped.as_str())
-        .increment(1);
-    tracing::info!(id = %transition.id(), reason, "alert delivery skipped");
+    record_not_sent(
+        shared,
+        transition,
+        attempt,
+        DeliveryOutcome::Skipped,
+        reason,
+    )
+    .await;
+}
+
+/// Records a transition that was not posted: `skipped` or `silenced`, with why.
+async fn record_not_sent(
+    shared: &Shared,
+    transition: &AlertTransition,
+    attempt: u32,
+    outcome: DeliveryOutcome,
+    reason: &str,
+) {
+    metrics::counter!(m::ALERT_DELIVERIES, "outcome" => outcome.as_str()).increment(1);
+    tracing::info!(id = %transition.id(), reason, outcome = outcome.as_str(), "alert not sent");
     shared
         .log
         .attempt(
             transition,
             attempt,
-            DeliveryOutcome::Skipped,
+            outcome,
             AttemptReport {
                 error: Some(reason.to_owned()),
                 ..AttemptReport::default()

@@ -6,8 +6,8 @@
 //! Modules: [`config`] (`[alerts.notifier]`), [`deliver`] (consume, dedupe, post, retry,
 //! acknowledge), [`retry`] (what an answer means, how long to wait), [`payload`] (the
 //! Alertmanager-compatible body), [`http`] (the webhook client), [`guard`] (where webhooks may
-//! go), [`log`] (the alert log read
-//! by `GET /v1/alerts/{id}/events`).
+//! go), [`log`] (the alert log read by `GET /v1/alerts/{id}/events`), [`silences`] (the
+//! silences in force).
 
 pub mod config;
 pub mod deliver;
@@ -16,5 +16,6 @@ pub mod http;
 pub mod log;
 pub mod payload;
 pub mod retry;
+pub mod silences;
 
 pub use deliver::Notifier;

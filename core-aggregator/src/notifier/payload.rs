@@ -11,7 +11,7 @@
 //!  "text": "[FIRING] ..."}
 //! ```
 //!
-//! Labels: `alertname` (the rule's `alertname` label, else its id), `tenant`, `metric`,
+//! Labels: `alertname` (the rule's `alertname` label, else its name, else its id), `tenant`, `metric`,
 //! `rule_id`, one per series dimension (absent values are empty; a dimension named like one of
 //! those four gets a `dim_` prefix), then the rule's labels. Annotations: the rule's (with
 //! `{{label}}` replaced by the label's value), plus `summary` when the rule has none, and
@@ -32,10 +32,13 @@ pub fn labels(t: &AlertTransition) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     labels.insert(
         "alertname".to_owned(),
-        t.labels
-            .get("alertname")
-            .cloned()
-            .unwrap_or_else(|| t.rule_id.clone()),
+        t.labels.get("alertname").cloned().unwrap_or_else(|| {
+            if t.rule_name.is_empty() {
+                t.rule_id.clone()
+            } else {
+                t.rule_name.clone()
+            }
+        }),
     );
     labels.insert("tenant".to_owned(), t.tenant_id.clone());
     labels.insert("metric".to_owned(), t.metric_name.clone());
@@ -194,6 +197,7 @@ mod tests {
         AlertTransition {
             rule_id: "r1".into(),
             tenant_id: "acme".into(),
+            rule_name: String::new(),
             metric_name: "latency".into(),
             dimensions: BTreeMap::from([
                 ("region".to_owned(), Some("eu".to_owned())),
@@ -256,5 +260,19 @@ mod tests {
         assert_eq!(body["alerts"][0]["endsAt"], "1970-01-01T00:03:00.000Z");
         assert_eq!(body["alerts"][0]["generatorURL"], "");
         assert!(body["text"].as_str().unwrap().starts_with("[RESOLVED]"));
+    }
+
+    #[test]
+    fn the_rule_name_titles_the_notification() {
+        let mut t = transition(AlertState::Firing);
+        t.rule_name = "Checkout latency".into();
+        let body = body(&t, "");
+        assert_eq!(body["alerts"][0]["labels"]["alertname"], "Checkout latency");
+        assert_eq!(body["alerts"][0]["labels"]["rule_id"], "r1");
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with("[FIRING] Checkout latency: p99 of"),
+            "{text}"
+        );
     }
 }

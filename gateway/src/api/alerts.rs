@@ -37,6 +37,13 @@ pub struct AlertInput {
     /// Tenant (required on create; on update may be the query parameter).
     #[serde(default)]
     pub tenant_id: Option<String>,
+    /// Name shown in the UI and in notifications (at most 200 characters; default: none, the
+    /// id is shown).
+    #[serde(default)]
+    pub name: String,
+    /// What the rule is for (at most 4000 characters).
+    #[serde(default)]
+    pub description: String,
     /// Metric watched.
     pub metric_name: String,
     /// Dimension filter.
@@ -92,6 +99,10 @@ pub struct AlertOut {
     pub alert_id: String,
     /// Tenant.
     pub tenant_id: String,
+    /// Name (empty: none).
+    pub name: String,
+    /// Description.
+    pub description: String,
     /// Metric watched.
     pub metric_name: String,
     /// Dimension filter.
@@ -125,6 +136,8 @@ impl AlertOut {
         Self {
             alert_id: rule.id,
             tenant_id: rule.tenant_id,
+            name: rule.name,
+            description: rule.description,
             metric_name: rule.metric_name,
             dimensions: rule.dimensions,
             stat: rule.stat,
@@ -184,6 +197,8 @@ fn rule_from(input: AlertInput, id: String, tenant: String, created_at: i64) -> 
     AlertRule {
         id,
         tenant_id: tenant,
+        name: input.name.trim().to_owned(),
+        description: input.description,
         metric_name: input.metric_name,
         dimensions: input.dimensions,
         stat: input.stat,

@@ -1,5 +1,6 @@
 //! The REST API: one module per resource, plus the extractors and helpers they share.
 
+pub mod alert_state;
 pub mod alerts;
 pub mod capabilities;
 pub mod dashboards;
@@ -9,6 +10,7 @@ pub mod links;
 pub mod metric_answer;
 pub mod metrics;
 pub mod session;
+pub mod silences;
 pub mod status;
 pub mod webhook;
 

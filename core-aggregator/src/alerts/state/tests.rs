@@ -11,6 +11,8 @@ fn rule(for_windows: u32, evaluate_on: EvaluateOn) -> AlertRule {
     AlertRule {
         id: "r".into(),
         tenant_id: "t".into(),
+        name: String::new(),
+        description: String::new(),
         metric_name: "m".into(),
         dimensions: BTreeMap::new(),
         stat: Stat::Count,
