@@ -17,6 +17,7 @@
 //! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets;
 //! - [`keys`]: API keys, dashboard links and sessions verified from memory (issue #16);
 //! - [`nats_access`]: a service's NATS credentials, TLS and reply prefix;
+//! - [`kv`]: the current values of a bucket's keys under a pattern, and following them;
 //! - [`kv_watch`]: watching one key prefix of a bucket in a way subject permissions can limit;
 //! - [`secret`]: passwords and tokens in configs, never printed.
 #![forbid(unsafe_code)]
