@@ -69,6 +69,12 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("PUT", "/v1/alerts/{id}", Needs::Editor),
     ("DELETE", "/v1/alerts/{id}", Needs::Editor),
     ("GET", "/v1/alerts/{id}/events", Needs::Viewer),
+    ("GET", "/v1/alerts/{id}/state", Needs::Viewer),
+    ("GET", "/v1/alert-states", Needs::Viewer),
+    ("GET", "/v1/silences", Needs::Viewer),
+    ("POST", "/v1/silences", Needs::Editor),
+    ("GET", "/v1/silences/{id}", Needs::Viewer),
+    ("DELETE", "/v1/silences/{id}", Needs::Editor),
     ("GET", "/v1/metric-definitions", Needs::Viewer),
     ("POST", "/v1/metric-definitions", Needs::Editor),
     ("GET", "/v1/metric-definitions/{name}", Needs::Viewer),
@@ -77,6 +83,7 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("GET", "/v1/metrics", Needs::Viewer),
     ("GET", "/v1/metrics/{name}", Needs::Viewer),
     ("GET", "/v1/metrics/{name}/series", Needs::Viewer),
+    ("GET", "/v1/metrics/{name}/capabilities", Needs::Viewer),
     ("GET", "/v1/status", Needs::Viewer),
     ("GET", "/v1/keys", Needs::Admin),
     ("POST", "/v1/keys", Needs::Admin),
@@ -92,6 +99,7 @@ struct Objects {
     dashboard: String,
     widget: String,
     rule: String,
+    silence: String,
     metric: String,
     link: String,
     key_id: String,
@@ -103,6 +111,8 @@ impl Objects {
         let rest = template.strip_prefix("/v1/").unwrap_or(template);
         let id = if rest.starts_with("alerts") {
             &self.rule
+        } else if rest.starts_with("silences") {
+            &self.silence
         } else {
             &self.dashboard
         };
@@ -123,6 +133,9 @@ impl Objects {
             | ("PUT", "/v1/dashboards/{id}/widgets/{widget_id}") => widget(),
             ("POST", "/v1/dashboards/{id}/links") => json!({"tenant_id": t}),
             ("POST", "/v1/alerts") | ("PUT", "/v1/alerts/{id}") => rule(t),
+            ("POST", "/v1/silences") => {
+                json!({"tenant_id": t, "alert_id": self.rule, "duration_secs": 600})
+            }
             ("POST", "/v1/metric-definitions") => {
                 json!({"tenant_id": t, "name": "sec_other", "event_type": "pay"})
             }
@@ -237,6 +250,15 @@ async fn objects(gateway: &str, tenant: &str, admin: &reqwest::Client) -> anyhow
         .or_else(|| alert["id"].as_str())
         .context("rule id")?
         .to_owned();
+    let (status, silence, _) = call(
+        admin,
+        "POST",
+        &format!("{gateway}/v1/silences"),
+        Some(&json!({"tenant_id": tenant, "alert_id": rule_id, "duration_secs": 600})),
+        &[],
+    )
+    .await?;
+    ensure!(status == 201, "silence: {status} {silence}");
     let (status, link, _) = call(
         admin,
         "POST",
@@ -252,6 +274,10 @@ async fn objects(gateway: &str, tenant: &str, admin: &reqwest::Client) -> anyhow
         dashboard,
         widget,
         rule: rule_id,
+        silence: silence["silence_id"]
+            .as_str()
+            .context("silence id")?
+            .to_owned(),
         metric: "sec_amount".to_owned(),
         link: link["link_id"].as_str().context("link id")?.to_owned(),
         key_id: key["key_id"].as_str().context("key id")?.to_owned(),

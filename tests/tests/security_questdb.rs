@@ -111,14 +111,14 @@ async fn postgres_wants_the_password_and_the_gateway_user_only_reads() -> anyhow
             ..Default::default()
         };
         let tasks = gateway::tasks::Tasks::new(tokio_util::sync::CancellationToken::new());
-        gateway::query::pool::QuestDb::new(config, tasks)
+        gateway::query::pool::QuestDb::new(config, &Default::default(), &Default::default(), tasks)
     };
     // Out of the box QuestDB lets in admin/quest: not here.
     assert!(!pool("admin", "quest").ping().await);
     assert!(!pool(&locked.readonly.0, "wrong").ping().await);
     let admin = pool(&locked.admin.0, &locked.admin.1);
     assert!(admin.ping().await);
-    admin.ensure_table().await?;
+    admin.ensure_tables().await?;
     // The read-only user (the gateway's) connects and queries, but cannot create a table.
     let readonly = pool(&locked.readonly.0, &locked.readonly.1);
     assert!(readonly.ping().await);
@@ -131,8 +131,13 @@ async fn postgres_wants_the_password_and_the_gateway_user_only_reads() -> anyhow
         ..Default::default()
     };
     let tasks = gateway::tasks::Tasks::new(tokio_util::sync::CancellationToken::new());
-    let readonly_create = gateway::query::pool::QuestDb::new(ro_table, tasks);
-    assert!(readonly_create.ensure_table().await.is_err());
+    let readonly_create = gateway::query::pool::QuestDb::new(
+        ro_table,
+        &Default::default(),
+        &Default::default(),
+        tasks,
+    );
+    assert!(readonly_create.ensure_tables().await.is_err());
     let body = tables(&locked).await?;
     assert!(body.contains("sec_windows"), "{body}");
     assert!(!body.contains("sec_readonly_cannot_create"), "{body}");

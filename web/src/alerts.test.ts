@@ -5,6 +5,8 @@ import type { AlertRule, Widget, WindowPoint } from './types';
 const rule = (over: Partial<AlertRule> = {}): AlertRule => ({
   alert_id: 'r1',
   tenant_id: 't',
+  name: '',
+  description: '',
   metric_name: 'latency',
   dimensions: { region: 'eu' },
   stat: 'p99',

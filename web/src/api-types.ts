@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/v1/alert-states": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The state of every rule of a tenant (summaries, no series). */
+        get: operations["list_alert_states"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alerts": {
         parameters: {
             query?: never;
@@ -58,6 +75,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts/{id}/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The state of a rule per series, from the aggregators. */
+        get: operations["get_alert_state"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/dashboards": {
         parameters: {
             query?: never;
@@ -90,6 +124,41 @@ export interface paths {
         post?: never;
         /** Deletes a dashboard. */
         delete: operations["delete_dashboard"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboards/{id}/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists a dashboard's links (without their tokens). */
+        get: operations["list_dashboard_links"];
+        put?: never;
+        /** Creates a link to a dashboard. */
+        post: operations["create_dashboard_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/dashboards/{id}/links/{link_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revokes a link. */
+        delete: operations["delete_dashboard_link"];
         options?: never;
         head?: never;
         patch?: never;
@@ -142,6 +211,41 @@ export interface paths {
         post?: never;
         /** Removes a widget. */
         delete: operations["delete_widget"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists keys: a tenant's (the operator without `tenant_id`: every tenant's). */
+        get: operations["list_keys"];
+        put?: never;
+        /** Creates a key. */
+        post: operations["create_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revokes a key. */
+        delete: operations["delete_key"];
         options?: never;
         head?: never;
         patch?: never;
@@ -252,6 +356,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who the request's credential is (key, session or link): `401` when none. */
+        get: operations["get_session"];
+        put?: never;
+        /** Signs in: `204` with the session cookie. */
+        post: operations["create_session"];
+        /**
+         * Signs out: clears the cookie (`204`). The token itself stays valid until it expires or its
+         *     key is revoked: revoke the key to end every session of it at once.
+         */
+        delete: operations["delete_session"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/silences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists a tenant's silences. */
+        get: operations["list_silences"];
+        put?: never;
+        /** Creates a silence. */
+        post: operations["create_silence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/silences/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Reads a silence. */
+        get: operations["get_silence"];
+        put?: never;
+        post?: never;
+        /** Expires a silence: it ends now (a pending one never starts); it stays listed for a week. */
+        delete: operations["expire_silence"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/status": {
         parameters: {
             query?: never;
@@ -305,7 +467,10 @@ export interface components {
             /** @description A transition or a delivery attempt. */
             kind: components["schemas"]["AlertLogKind"];
             outcome?: null | components["schemas"]["DeliveryOutcome"];
-            /** @description Delivery: the start of the webhook's answer (failures). */
+            /**
+             * @description Never present: the receiver's answer is not shown (a webhook pointed at an internal
+             *     service would otherwise read it back); `http_status` and `error` say how it went.
+             */
             response?: string | null;
             /**
              * Format: double
@@ -345,6 +510,8 @@ export interface components {
             condition: components["schemas"]["Condition"];
             /** @description Ignored. */
             created_at?: string | null;
+            /** @description What the rule is for (at most 4000 characters). */
+            description?: string;
             /** @description Dimension filter. */
             dimensions?: {
                 [key: string]: string;
@@ -364,8 +531,17 @@ export interface components {
             };
             /** @description Metric watched. */
             metric_name: string;
-            /** @description Webhook URL (`http://` or `https://`). */
-            notify_channel: string;
+            /**
+             * @description Name shown in the UI and in notifications (at most 200 characters; default: none, the
+             *     id is shown).
+             */
+            name?: string;
+            /**
+             * @description Webhook URL (`http://` or `https://`; not to loopback, private or link-local
+             *     addresses unless the operator allows them). Required on create; write-only (answers
+             *     show it masked); an update without it keeps the stored one.
+             */
+            notify_channel?: string;
             /**
              * Format: int64
              * @description Expected revision (update only; like `If-Match`).
@@ -405,6 +581,8 @@ export interface components {
             condition: components["schemas"]["Condition"];
             /** @description Created (RFC 3339). */
             created_at: string;
+            /** @description Description. */
+            description: string;
             /** @description Dimension filter. */
             dimensions: {
                 [key: string]: string;
@@ -422,7 +600,9 @@ export interface components {
             };
             /** @description Metric watched. */
             metric_name: string;
-            /** @description Webhook URL. */
+            /** @description Name (empty: none). */
+            name: string;
+            /** @description Webhook URL, masked: scheme, host and port only (`https://hooks.slack.com/***`). */
             notify_channel: string;
             /**
              * Format: int64
@@ -533,7 +713,7 @@ export interface components {
          * @description How a delivery attempt ended.
          * @enum {string}
          */
-        DeliveryOutcome: "delivered" | "retrying" | "failed" | "gave_up" | "skipped";
+        DeliveryOutcome: "delivered" | "retrying" | "failed" | "gave_up" | "skipped" | "silenced";
         /** @description The JSON body of an error. */
         ErrorBody: {
             /** @description The error. */
@@ -542,8 +722,9 @@ export interface components {
         /** @description Code and human-readable message. */
         ErrorDetail: {
             /**
-             * @description Stable machine-readable code (`invalid_request`, `not_found`, `conflict`,
-             *     `payload_too_large`, `method_not_allowed`, `unavailable`, `timeout`, `internal`).
+             * @description Stable machine-readable code (`invalid_request`, `unauthorized`, `forbidden`,
+             *     `not_found`, `conflict`, `payload_too_large`, `method_not_allowed`,
+             *     `too_many_requests`, `unavailable`, `timeout`, `internal`).
              */
             code: string;
             /** @description What went wrong, for people. */
@@ -559,6 +740,97 @@ export interface components {
          * @enum {string}
          */
         FreshnessState: "ok" | "behind" | "stale" | "unknown" | "disconnected";
+        /** @description A new key: the only answer that carries the secret. */
+        KeyCreated: {
+            /** @description Created (RFC 3339). */
+            created_at: string;
+            /** @description The key (`rtd_<key_id>_<secret>`): shown this once; store it now. */
+            key: string;
+            /** @description Public id (also in the key). */
+            key_id: string;
+            /** @description Name. */
+            name: string;
+            /** @description Role. */
+            role: components["schemas"]["Role"];
+            /** @description Tenant. */
+            tenant_id: string;
+        };
+        /** @description Body of `POST /v1/keys`. */
+        KeyInput: {
+            /** @description A name for people (1 to 200 characters): who or what uses the key. */
+            name: string;
+            /** @description What the key may do. */
+            role: components["schemas"]["Role"];
+            /** @description Tenant (the caller's own for an admin key; required for the operator). */
+            tenant_id?: string | null;
+        };
+        /** @description `{"keys": [...]}`. */
+        KeyList: {
+            /** @description By creation time. */
+            keys: components["schemas"]["KeyOut"][];
+        };
+        /** @description A key as listed (never its secret). */
+        KeyOut: {
+            /** @description Created (RFC 3339). */
+            created_at: string;
+            /** @description `operator` or the id of the key that created it. */
+            created_by: string;
+            /** @description Public id. */
+            key_id: string;
+            /**
+             * @description Last use seen by a gateway or agent (RFC 3339; recorded at most once a minute per
+             *     service), absent when never used.
+             */
+            last_used_at?: string | null;
+            /** @description Name. */
+            name: string;
+            /** @description Role. */
+            role: components["schemas"]["Role"];
+            /** @description Tenant. */
+            tenant_id: string;
+        };
+        /** @description Body of `POST /v1/dashboards/{id}/links`. */
+        LinkInput: {
+            /** @description Filters merged into every widget's query (they override the widget's own). */
+            dimensions?: {
+                [key: string]: string;
+            };
+            /** @description The link stops working at this time (RFC 3339); never, when absent. */
+            expires_at?: string | null;
+            /** @description Tenant (or as the query parameter). */
+            tenant_id?: string | null;
+        };
+        /** @description `{"links": [...]}`. */
+        LinkList: {
+            /** @description By creation time. */
+            links: components["schemas"]["LinkOut"][];
+        };
+        /** @description A link as answered (the token only when created). */
+        LinkOut: {
+            /** @description Created (RFC 3339). */
+            created_at: string;
+            /** @description `operator` or the creating key's id. */
+            created_by: string;
+            /** @description The dashboard. */
+            dashboard_id: string;
+            /** @description Fixed filters. */
+            dimensions: {
+                [key: string]: string;
+            };
+            /** @description Expiry (RFC 3339), if any. */
+            expires_at?: string | null;
+            /** @description Public id. */
+            link_id: string;
+            /** @description Tenant. */
+            tenant_id: string;
+            /** @description The token (`rtl_<link_id>_<secret>`): in the creating answer only. */
+            token?: string | null;
+            /**
+             * @description The page showing the dashboard (`/embed/<token>`, relative to the gateway): in the
+             *     creating answer only.
+             */
+            url?: string | null;
+        };
         /** @description What a metric can answer. */
         MetricCapabilities: {
             auto?: null | components["schemas"]["AutoChoice"];
@@ -705,6 +977,34 @@ export interface components {
             watermark?: string | null;
         };
         /**
+         * @description A key's role.
+         * @enum {string}
+         */
+        Role: "ingest" | "viewer" | "editor" | "admin";
+        /** @description `GET /v1/alerts/{id}/state`. */
+        RuleState: {
+            /** @description The rule. */
+            alert_id: string;
+            /** @description Series firing. */
+            firing: number;
+            /** @description Series pending. */
+            pending: number;
+            /** @description The series, worst first (at most 1000). */
+            series: components["schemas"]["SeriesState"][];
+            /**
+             * @description The worst state of its series (`firing` > `pending` > `resolved` > `ok`); `ok` when it
+             *     watches no series yet.
+             */
+            state: components["schemas"]["AlertState"];
+            /** @description Series with a state. */
+            total_series: number;
+        };
+        /** @description `GET /v1/alert-states`. */
+        RuleStates: {
+            /** @description Every rule of the tenant with its summary (series left out). */
+            alerts: components["schemas"]["RuleState"][];
+        };
+        /**
          * @description Where a definition comes from.
          * @enum {string}
          */
@@ -743,6 +1043,115 @@ export interface components {
             /** @description Its windows, by start. */
             windows: components["schemas"]["WindowOut"][];
         };
+        /** @description One series of a rule. */
+        SeriesState: {
+            /** @description When the last transition was evaluated, RFC 3339. */
+            changed_at?: string | null;
+            /** @description The series' dimensions (`null`: the event had no value). */
+            dimensions: {
+                [key: string]: string | null;
+            };
+            /** @description Start of the newest window evaluated, RFC 3339. */
+            last_window_start?: string | null;
+            /** @description The silence muting its notifications now, if any. */
+            silenced_by?: string | null;
+            /** @description When the breaching streak started (pending, firing, resolved), RFC 3339. */
+            since?: string | null;
+            /** @description Its state. */
+            state: components["schemas"]["AlertState"];
+            /**
+             * Format: double
+             * @description The stat's value at the last transition.
+             */
+            value?: number | null;
+        };
+        /** @description Who the credential of the request is. */
+        SessionOut: {
+            /** @description The one dashboard (links). */
+            dashboard_id?: string | null;
+            /** @description Fixed filters (links). */
+            dimensions?: {
+                [key: string]: string;
+            } | null;
+            /** @description Key id (keys). */
+            key_id?: string | null;
+            /** @description `operator`, `key` or `link`. */
+            kind: string;
+            /** @description Key name (keys). */
+            name?: string | null;
+            role?: null | components["schemas"]["Role"];
+            /** @description Tenant (absent for the operator). */
+            tenant_id?: string | null;
+        };
+        /** @description Body of `POST /v1/session`. */
+        SignIn: {
+            /** @description A key of role `viewer` or higher, or the operator key. */
+            key: string;
+        };
+        /** @description Body of `POST /v1/silences`. */
+        SilenceInput: {
+            /** @description The rule muted (must exist); absent: every rule of the tenant. */
+            alert_id?: string | null;
+            /** @description Why. */
+            comment?: string;
+            /** @description Who (default: the name of the key, or `operator`). */
+            created_by?: string | null;
+            /**
+             * Format: int64
+             * @description Length from `starts_at`, in seconds. Give this or `ends_at`.
+             */
+            duration_secs?: number | null;
+            /** @description End (RFC 3339). Give this or `duration_secs`. */
+            ends_at?: string | null;
+            /** @description Series muted: dimension -> value (`*`: any value); empty: every series. */
+            matchers?: {
+                [key: string]: string;
+            };
+            /** @description Start (RFC 3339; default now). */
+            starts_at?: string | null;
+            /** @description Tenant. */
+            tenant_id?: string | null;
+        };
+        /** @description `{"silences": [...]}`. */
+        SilenceList: {
+            /** @description In force first, then pending, then expired; newest end first within each. */
+            silences: components["schemas"]["SilenceOut"][];
+        };
+        /** @description A silence as answered. */
+        SilenceOut: {
+            /** @description The rule muted (absent: every rule). */
+            alert_id?: string | null;
+            /** @description Why. */
+            comment: string;
+            /** @description Created (RFC 3339). */
+            created_at: string;
+            /** @description Who. */
+            created_by: string;
+            /** @description End (RFC 3339). */
+            ends_at: string;
+            /** @description Series muted. */
+            matchers: {
+                [key: string]: string;
+            };
+            /**
+             * Format: int64
+             * @description Store revision.
+             */
+            revision: number;
+            /** @description Id. */
+            silence_id: string;
+            /** @description Start (RFC 3339). */
+            starts_at: string;
+            /** @description `pending`, `active` or `expired`, now. */
+            status: components["schemas"]["SilenceStatus"];
+            /** @description Tenant. */
+            tenant_id: string;
+        };
+        /**
+         * @description Where a silence stands at a given time.
+         * @enum {string}
+         */
+        SilenceStatus: "pending" | "active" | "expired";
         /** @description A stored resolution of the metric. */
         SourceOut: {
             /**
@@ -913,10 +1322,54 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_alert_states: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleStates"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_alerts: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -985,7 +1438,10 @@ export interface operations {
     get_alert: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1018,7 +1474,10 @@ export interface operations {
     put_alert: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -1074,7 +1533,10 @@ export interface operations {
     delete_alert: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -1164,10 +1626,57 @@ export interface operations {
             };
         };
     };
+    get_alert_state: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Alert id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleState"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_dashboards: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1244,7 +1753,10 @@ export interface operations {
     get_dashboard: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1277,7 +1789,10 @@ export interface operations {
     put_dashboard: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -1333,7 +1848,10 @@ export interface operations {
     delete_dashboard: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -1372,10 +1890,157 @@ export interface operations {
             };
         };
     };
+    list_dashboard_links: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_dashboard_link: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_dashboard_link: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Dashboard id */
+                id: string;
+                /** @description Link id */
+                link_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     stream: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: {
@@ -1422,7 +2087,10 @@ export interface operations {
     add_widget: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1475,7 +2143,10 @@ export interface operations {
     put_widget: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1530,7 +2201,10 @@ export interface operations {
     delete_widget: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1568,10 +2242,145 @@ export interface operations {
             };
         };
     };
+    list_keys: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyList"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KeyInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyCreated"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Key id */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_metric_definitions: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1649,7 +2458,10 @@ export interface operations {
     get_metric_definition: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1682,7 +2494,10 @@ export interface operations {
     put_metric_definition: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1736,7 +2551,10 @@ export interface operations {
     delete_metric_definition: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1775,7 +2593,10 @@ export interface operations {
     list_metrics: {
         parameters: {
             query?: {
-                /** @description Tenant (`[A-Za-z0-9_-]`, 1 to 128). */
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
                 tenant_id?: string;
             };
             header?: never;
@@ -1961,6 +2782,244 @@ export interface operations {
             };
         };
     };
+    get_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionOut"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignIn"];
+            };
+        };
+        responses: {
+            /** @description Signed in; `Set-Cookie: rtdash_session=...` */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out; the cookie is cleared */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_silences: {
+        parameters: {
+            query?: {
+                /** @description Tenant. */
+                tenant_id?: string;
+                /** @description Only the silences of this rule (and those muting every rule). */
+                alert_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_silence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SilenceInput"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_silence: {
+        parameters: {
+            query?: {
+                /** @description Tenant. */
+                tenant_id?: string;
+                /** @description Only the silences of this rule (and those muting every rule). */
+                alert_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Silence id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SilenceOut"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    expire_silence: {
+        parameters: {
+            query?: {
+                /** @description Tenant. */
+                tenant_id?: string;
+                /** @description Only the silences of this rule (and those muting every rule). */
+                alert_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Silence id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_status: {
         parameters: {
             query?: never;
@@ -1978,6 +3037,22 @@ export interface operations {
                     "application/json": components["schemas"]["StatusView"];
                 };
             };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
 }
@@ -1992,9 +3067,11 @@ type ReadonlyArray<T> = [
 export const alertLogKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AlertLogKind"]> = ["transition", "delivery"];
 export const alertStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AlertState"]> = ["ok", "pending", "firing", "resolved"];
 export const conditionValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Condition"]> = ["gt", "lt", "gte", "lte", "eq"];
-export const deliveryOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryOutcome"]> = ["delivered", "retrying", "failed", "gave_up", "skipped"];
+export const deliveryOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryOutcome"]> = ["delivered", "retrying", "failed", "gave_up", "skipped", "silenced"];
 export const evaluateOnValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluateOn"]> = ["final", "provisional"];
 export const freshnessStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["FreshnessState"]> = ["ok", "behind", "stale", "unknown", "disconnected"];
+export const roleValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Role"]> = ["ingest", "viewer", "editor", "admin"];
 export const scopeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Scope"]> = ["tenant", "global", "builtin"];
+export const silenceStatusValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SilenceStatus"]> = ["pending", "active", "expired"];
 export const statValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Stat"]> = ["count", "sum", "min", "max", "avg", "p50", "p90", "p95", "p99", "unique"];
 export const vizTypeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["VizType"]> = ["line_chart", "area_chart", "bar_chart", "counter", "gauge", "table"];

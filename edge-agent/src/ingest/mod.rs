@@ -11,8 +11,8 @@
 //! `ingest.max_batch_items` items (`413`), `ingest.max_concurrent_requests` at once (`429`),
 //! and `503` while the memory budget or the spool is exhausted, both with `Retry-After`.
 
-pub mod auth;
 pub mod admit;
+pub mod auth;
 pub mod body;
 pub mod handler;
 pub mod origin;

@@ -6,13 +6,15 @@
 use super::silences::active_silences;
 use super::ApiQuery;
 use crate::api::TenantQuery;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::model::{is_valid_id, resolve_tenant};
+use crate::model::is_valid_id;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
 use rtdash_runtime::kv::last_values;
 use rtdash_shared::alert::AlertState;
+use rtdash_shared::auth::Role;
 use rtdash_shared::names::{self, alert_config_key};
 use rtdash_shared::silence::Silence;
 use rtdash_shared::time::{format_rfc3339, now_millis, UnixMillis};
@@ -182,10 +184,11 @@ fn summarize(
               (status = 503, body = ErrorBody)))]
 pub async fn rule_state(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Json<RuleState>, ApiError> {
-    let tenant = resolve_tenant(query.tenant_id.as_deref(), None)?;
+    let tenant = caller.tenant(query.requested(), Role::Viewer)?;
     if !is_valid_id(&id) || state.store.get(&alert_config_key(&tenant, &id)).is_none() {
         return Err(ApiError::not_found("alert", &id));
     }
@@ -203,9 +206,10 @@ pub async fn rule_state(
               (status = 503, body = ErrorBody)))]
 pub async fn rule_states(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<TenantQuery>,
 ) -> Result<Json<RuleStates>, ApiError> {
-    let tenant = resolve_tenant(query.tenant_id.as_deref(), None)?;
+    let tenant = caller.tenant(query.requested(), Role::Viewer)?;
     let mut by_rule = read_states(&state, &tenant, None).await?;
     let now = now_millis();
     let mut alerts: Vec<RuleState> = state

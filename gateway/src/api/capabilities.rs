@@ -118,10 +118,14 @@ pub struct MetricCapabilities {
               (status = 404, body = ErrorBody)))]
 pub async fn capabilities(
     State(state): State<AppState>,
+    caller: crate::auth::Caller,
     Path(name): Path<String>,
     ApiQuery(params): ApiQuery<CapabilitiesQuery>,
 ) -> Result<Json<MetricCapabilities>, ApiError> {
-    let tenant = crate::model::resolve_tenant(params.tenant_id.as_deref(), None)?;
+    let tenant = caller.tenant(
+        params.tenant_id.as_deref(),
+        rtdash_shared::auth::Role::Viewer,
+    )?;
     let found = effective_definition(&state.store, &tenant, &name)
         .ok_or_else(|| ApiError::not_found("metric", &name))?;
     let def = &found.definition;

@@ -4,13 +4,15 @@
 //! until it is purged a week after its end, as Alertmanager does.
 
 use super::{decode_stored, encode, versioned, ApiJson, ApiQuery};
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::model::{is_valid_id, new_id, resolve_tenant};
+use crate::model::{is_valid_id, new_id};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use rtdash_shared::auth::Role;
 use rtdash_shared::names::{alert_config_key, silence_config_key};
 use rtdash_shared::silence::{Silence, SilenceStatus};
 use rtdash_shared::time::{format_rfc3339, now_millis, parse_rfc3339, UnixMillis};
@@ -48,7 +50,7 @@ pub struct SilenceInput {
     /// Why.
     #[serde(default)]
     pub comment: String,
-    /// Who (default: `api`).
+    /// Who (default: the name of the key, or `operator`).
     #[serde(default)]
     pub created_by: Option<String>,
 }
@@ -158,7 +160,7 @@ fn silence_from(
         starts_at,
         ends_at,
         comment: input.comment,
-        created_by: input.created_by.unwrap_or_else(|| "api".to_owned()),
+        created_by: input.created_by.unwrap_or_default(),
         created_at: now,
     };
     silence.validate().map_err(ApiError::bad_request)?;
@@ -205,9 +207,11 @@ async fn purge_expired(state: &AppState, tenant: &str, now: UnixMillis) -> Resul
               (status = 409, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    ApiJson(input): ApiJson<SilenceInput>,
+    caller: Caller,
+    ApiJson(mut input): ApiJson<SilenceInput>,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(None, input.tenant_id.as_deref())?;
+    let tenant = caller.tenant(input.tenant_id.as_deref(), Role::Editor)?;
+    input.created_by.get_or_insert_with(|| caller.actor());
     let now = now_millis();
     if let Some(rule) = &input.alert_id {
         if !is_valid_id(rule) || state.store.get(&alert_config_key(&tenant, rule)).is_none() {
@@ -240,9 +244,10 @@ pub async fn create(
     responses((status = 200, body = SilenceList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<SilenceQuery>,
 ) -> Result<Json<SilenceList>, ApiError> {
-    let tenant = resolve_tenant(query.tenant_id.as_deref(), None)?;
+    let tenant = caller.tenant(query.tenant_id.as_deref(), Role::Viewer)?;
     let now = now_millis();
     let rank = |status: SilenceStatus| match status {
         SilenceStatus::Active => 0,
@@ -271,10 +276,11 @@ pub async fn list(
     responses((status = 200, body = SilenceOut), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<SilenceQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(query.tenant_id.as_deref(), None)?;
+    let tenant = caller.tenant(query.tenant_id.as_deref(), Role::Viewer)?;
     let (silence, revision) = fetch(&state, &tenant, &id).await?;
     Ok(versioned(
         StatusCode::OK,
@@ -289,10 +295,11 @@ pub async fn get(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn expire(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<SilenceQuery>,
 ) -> Result<Response, ApiError> {
-    let tenant = resolve_tenant(query.tenant_id.as_deref(), None)?;
+    let tenant = caller.tenant(query.tenant_id.as_deref(), Role::Editor)?;
     let (mut silence, revision) = fetch(&state, &tenant, &id).await?;
     let now = now_millis();
     if silence.status(now) != SilenceStatus::Expired {
