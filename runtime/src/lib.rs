@@ -12,7 +12,8 @@
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, and a bounded grace period;
 //! - [`net`]: binding listeners with errors that name the address;
 //! - [`error_chain`]: an error and its causes on one line, for exit lines and logs;
-//! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets.
+//! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets;
+//! - [`rollups`]: the `[rollups]` section (tiers and retention) aggregators and gateways share.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -23,6 +24,7 @@ pub mod error_chain;
 pub mod nats;
 pub mod net;
 pub mod prometheus;
+pub mod rollups;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace_context;
