@@ -131,6 +131,7 @@ impl Row {
             is_final: self.is_final,
             late_count: 0,
             updated_at,
+            state: None,
         }
     }
 }
