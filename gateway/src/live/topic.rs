@@ -271,11 +271,26 @@ impl Topic {
     }
 
     /// Applies a batch of live updates and appends the derived values to the ring; updates
-    /// of another (tenant, metric) are ignored.
+    /// of another (tenant, metric) are ignored, and so are windows of another length than the
+    /// registered plans' base window: the aggregators publish their rollup tier windows (an
+    /// hour, a day) on the same subject, and memory, keyed by window start and series, holds
+    /// base windows only (a tier window would replace the base window it starts with).
     pub(super) fn apply(&self, updates: Vec<WindowUpdate>) {
+        let bases: Vec<i64> = {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            let mut bases: Vec<i64> = state
+                .plans
+                .values()
+                .filter_map(Weak::upgrade)
+                .map(|reg| reg.plan.base_window_ms)
+                .collect();
+            bases.dedup();
+            bases
+        };
         let entries = updates
             .into_iter()
             .filter(|update| update.tenant_id == self.tenant && update.metric == self.metric)
+            .filter(|update| bases.contains(&(update.window_end - update.window_start)))
             .map(MemEntry::from_update);
         self.merge(entries);
     }
@@ -497,6 +512,14 @@ mod tests {
         foreign.tenant_id = "x".into();
         topic.apply(vec![foreign]);
         assert!(topic.entries_after(cursor).unwrap().0.is_empty());
+        // So is a rollup tier window (an hour) starting with the base window: it neither
+        // replaces the base window in memory nor produces a value.
+        let hour = now / 3_600_000 * 3_600_000;
+        let mut tier = update(hour, &[("plan", "pro"), ("region", "us")], 500, now + 6);
+        tier.window_end = hour + 3_600_000;
+        topic.apply(vec![tier]);
+        assert!(topic.entries_after(cursor).unwrap().0.is_empty());
+        assert_eq!(topic.memory_values(&combined.reg)[0].value, Some(7.0));
     }
 
     #[test]
