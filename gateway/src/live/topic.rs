@@ -290,7 +290,10 @@ impl Topic {
         let entries = updates
             .into_iter()
             .filter(|update| update.tenant_id == self.tenant && update.metric == self.metric)
-            .filter(|update| bases.contains(&(update.window_end - update.window_start)))
+            // With no plan registered the base is not known here: everything is kept, as before.
+            .filter(|update| {
+                bases.is_empty() || bases.contains(&(update.window_end - update.window_start))
+            })
             .map(MemEntry::from_update);
         self.merge(entries);
     }
