@@ -340,7 +340,7 @@ async fn tables_are_upgraded_in_place_and_questdb_drops_what_is_past_retention(
         "{ddl}"
     );
     let columns = db.exec(&format!(
-        "select column from table_columns('{}')",
+        "select \"column\" from table_columns('{}')",
         env.table
     ))?;
     assert!(columns.to_string().contains("\"state\""), "{columns}");
