@@ -1,7 +1,8 @@
 //! Configuration of the core aggregator: built-in defaults, then `--config <file>` (TOML), then
 //! environment variables `RTDASH_CORE_AGGREGATOR__<KEY>` (nested keys joined by `__`, e.g.
 //! `RTDASH_CORE_AGGREGATOR__WINDOWS__ALLOWED_LATENESS_MS=30000`) and the shared sections
-//! `RTDASH_NATS__*`, `RTDASH_QUESTDB__*`, `RTDASH_STREAMS__*`, `RTDASH_TELEMETRY__*`.
+//! `RTDASH_NATS__*`, `RTDASH_QUESTDB__*`, `RTDASH_STREAMS__*`, `RTDASH_TELEMETRY__*`,
+//! `RTDASH_ROLLUPS__*`.
 //!
 //! Every field below is documented with its default; an unknown key is an error naming it.
 
@@ -9,6 +10,7 @@ use rtdash_runtime::config::{ConfigError, Validate};
 use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
 use rtdash_runtime::secret::Secret;
+use rtdash_runtime::rollups::RollupsConfig;
 use rtdash_runtime::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub struct Config {
     pub streams: StreamsConfig,
     /// `[questdb]`: where windows are written.
     pub questdb: QuestDbConfig,
+    /// `[rollups]` (shared with the gateway): the rollup tiers kept beside each metric's
+    /// window, and the retention of every windows table.
+    pub rollups: RollupsConfig,
     /// `[telemetry]`: logs.
     pub telemetry: TelemetryConfig,
     /// `[windows]`: lateness, correction horizon and watermark idle timeout.
@@ -61,6 +66,7 @@ impl Default for Config {
             nats: NatsConfig::default(),
             streams: StreamsConfig::default(),
             questdb: QuestDbConfig::default(),
+            rollups: RollupsConfig::default(),
             telemetry: TelemetryConfig::default(),
             windows: WindowsConfig::default(),
             lease: LeaseConfig::default(),
@@ -244,6 +250,10 @@ pub struct WriterConfig {
     pub channel_rows: usize,
     /// Rows per ILP request at most. Default 100 000.
     pub batch_rows: usize,
+    /// Bytes per ILP request at most, about (rows are counted at their state's length plus
+    /// 320): a request is built whole in memory, and rows with a digest or a dense
+    /// HyperLogLog in their state weigh 2 to 17 KB. 1 to 64 MiB. Default 32 MiB.
+    pub batch_bytes: usize,
     /// A batch is sent at the latest this long after its first row. Default 1 000 ms: every
     /// request is one QuestDB transaction, and with `DEDUP UPSERT` each one that rewrites rows
     /// of the current windows costs QuestDB an out-of-order merge of the partition's tail, so
@@ -262,6 +272,10 @@ pub struct WriterConfig {
     pub max_backoff_ms: u64,
     /// Timeout of one ILP request. Default 10 000 ms.
     pub request_timeout_ms: u64,
+    /// Whether rows carry the window's mergeable sketch in the `state` column. Default true;
+    /// false leaves the column null (the gateway then cannot merge percentiles or unique counts
+    /// across windows or series): for measuring what the state costs.
+    pub write_state: bool,
 }
 
 impl Default for WriterConfig {
@@ -269,11 +283,13 @@ impl Default for WriterConfig {
         Self {
             channel_rows: 100_000,
             batch_rows: 100_000,
+            batch_bytes: 32 * 1024 * 1024,
             flush_ms: 1_000,
             provisional_interval_ms: 1_000,
             provisional_rows_per_s: 20_000,
             max_backoff_ms: 5_000,
             request_timeout_ms: 10_000,
+            write_state: true,
         }
     }
 }
@@ -313,6 +329,13 @@ impl Validate for Config {
         self.nats.validate()?;
         self.telemetry.validate()?;
         self.http.validate("http")?;
+        self.rollups.validate()?;
+        if self.rollups.tiers().len() > crate::state::MAX_TIERS {
+            return Err(ConfigError::invalid(
+                "rollups.tiers",
+                format!("at most {} tiers", crate::state::MAX_TIERS),
+            ));
+        }
         if self.admin_listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::invalid(
                 "admin_listen",
@@ -421,6 +444,12 @@ impl Validate for Config {
             return Err(ConfigError::invalid(
                 "writer.channel_rows",
                 "writer.channel_rows and writer.batch_rows must be positive",
+            ));
+        }
+        if !(1024 * 1024..=64 * 1024 * 1024).contains(&self.writer.batch_bytes) {
+            return Err(ConfigError::invalid(
+                "writer.batch_bytes",
+                "must be 1 MiB to 64 MiB (1048576 to 67108864)",
             ));
         }
         if self.writer.provisional_interval_ms < 0 || self.live.throttle_ms < 0 {

@@ -124,6 +124,7 @@ pub async fn run_partition(
     ctx.ownership.clear(partition, epoch);
     ctx.confirmations.unregister(partition, epoch);
     metrics.windows_in_memory.set(0.0);
+    metrics.tier_windows_in_memory.set(0.0);
     result
 }
 

@@ -16,7 +16,12 @@
 //! | `rtdash_core_windows_evicted_total` | counter | windows evicted from memory |
 //! | `rtdash_core_provisional_deferred_total` | counter | provisional rows put off while the writer was behind |
 //! | `rtdash_core_agent_clock_ahead_total` | counter | batches whose agent clock ran ahead and was clamped |
-//! | `rtdash_core_windows_in_memory{partition}` | gauge | windows held in memory |
+//! | `rtdash_core_tier_windows_closed_total` | counter | rollup tier windows closed |
+//! | `rtdash_core_tier_corrections_total` | counter | closed tier windows corrected (revision + 1) |
+//! | `rtdash_core_tier_overflow_total` | counter | base windows folded into a tier window's overflow series (`rollups.max_tier_series` reached) |
+//! | `rtdash_core_tier_windows_evicted_total` | counter | tier windows evicted from memory |
+//! | `rtdash_core_windows_in_memory{partition}` | gauge | base windows held in memory |
+//! | `rtdash_core_tier_windows_in_memory{partition}` | gauge | tier windows held in memory |
 //! | `rtdash_core_consumer_lag_messages{partition}` | gauge | messages not yet processed |
 //! | `rtdash_core_watermark_timestamp_seconds{partition}` | gauge | partition watermark, seconds since the epoch |
 //! | `rtdash_core_consumer_resets_total` | counter | consumer re-positionings |
@@ -72,8 +77,19 @@ pub const WINDOWS_EVICTED: &str = "rtdash_core_windows_evicted_total";
 pub const PROVISIONAL_DEFERRED: &str = "rtdash_core_provisional_deferred_total";
 /// Batches whose agent clock or watermark ran ahead of this aggregator's clock and were clamped.
 pub const AGENT_CLOCK_AHEAD: &str = "rtdash_core_agent_clock_ahead_total";
-/// Windows in memory, per partition.
+/// Rollup tier windows closed.
+pub const TIER_WINDOWS_CLOSED: &str = "rtdash_core_tier_windows_closed_total";
+/// Closed tier windows corrected by a correction of one of their base windows.
+pub const TIER_CORRECTIONS: &str = "rtdash_core_tier_corrections_total";
+/// Base windows folded into their tier window's overflow series because it held
+/// `rollups.max_tier_series` series of their group.
+pub const TIER_OVERFLOW: &str = "rtdash_core_tier_overflow_total";
+/// Tier windows evicted from memory.
+pub const TIER_WINDOWS_EVICTED: &str = "rtdash_core_tier_windows_evicted_total";
+/// Base windows in memory, per partition.
 pub const WINDOWS_IN_MEMORY: &str = "rtdash_core_windows_in_memory";
+/// Tier windows in memory, per partition.
+pub const TIER_WINDOWS_IN_MEMORY: &str = "rtdash_core_tier_windows_in_memory";
 /// Messages in the stream not yet processed, per partition.
 pub const CONSUMER_LAG: &str = "rtdash_core_consumer_lag_messages";
 /// Partition watermark, seconds since the Unix epoch, per partition.
@@ -166,7 +182,21 @@ pub fn describe() {
         AGENT_CLOCK_AHEAD,
         "Batches whose agent clock ran ahead and was clamped"
     );
-    describe_gauge!(WINDOWS_IN_MEMORY, "Windows held in memory");
+    describe_counter!(TIER_WINDOWS_CLOSED, "Rollup tier windows closed");
+    describe_counter!(
+        TIER_CORRECTIONS,
+        "Closed rollup tier windows corrected (revision + 1)"
+    );
+    describe_counter!(
+        TIER_OVERFLOW,
+        "Base windows folded into a tier window's overflow series (max_tier_series reached)"
+    );
+    describe_counter!(
+        TIER_WINDOWS_EVICTED,
+        "Rollup tier windows evicted from memory"
+    );
+    describe_gauge!(WINDOWS_IN_MEMORY, "Base windows held in memory");
+    describe_gauge!(TIER_WINDOWS_IN_MEMORY, "Rollup tier windows held in memory");
     describe_gauge!(CONSUMER_LAG, "Messages not yet processed");
     describe_gauge!(
         WATERMARK,
@@ -265,6 +295,10 @@ pub struct PartitionMetrics {
     pub dead_letters: Counter,
     windows_evicted: Counter,
     provisional_deferred: Counter,
+    tier_windows_closed: Counter,
+    tier_corrections: Counter,
+    tier_overflow: Counter,
+    tier_windows_evicted: Counter,
     /// [`AGENT_CLOCK_AHEAD`].
     pub agent_clock_ahead: Counter,
     /// [`CONSUMER_RESETS`].
@@ -277,6 +311,8 @@ pub struct PartitionMetrics {
     pub checkpoint_errors: Counter,
     /// [`WINDOWS_IN_MEMORY`] of this partition.
     pub windows_in_memory: Gauge,
+    /// [`TIER_WINDOWS_IN_MEMORY`] of this partition.
+    pub tier_windows_in_memory: Gauge,
     /// [`CONSUMER_LAG`] of this partition.
     pub consumer_lag: Gauge,
     watermark: Gauge,
@@ -296,12 +332,20 @@ impl PartitionMetrics {
             dead_letters: metrics::counter!(DEAD_LETTERS),
             windows_evicted: metrics::counter!(WINDOWS_EVICTED),
             provisional_deferred: metrics::counter!(PROVISIONAL_DEFERRED),
+            tier_windows_closed: metrics::counter!(TIER_WINDOWS_CLOSED),
+            tier_corrections: metrics::counter!(TIER_CORRECTIONS),
+            tier_overflow: metrics::counter!(TIER_OVERFLOW),
+            tier_windows_evicted: metrics::counter!(TIER_WINDOWS_EVICTED),
             agent_clock_ahead: metrics::counter!(AGENT_CLOCK_AHEAD),
             consumer_resets: metrics::counter!(CONSUMER_RESETS),
             checkpoint_seconds: metrics::histogram!(CHECKPOINT_SECONDS),
             checkpoint_bytes: metrics::histogram!(CHECKPOINT_BYTES),
             checkpoint_errors: metrics::counter!(CHECKPOINT_ERRORS),
             windows_in_memory: metrics::gauge!(WINDOWS_IN_MEMORY, "partition" => label.clone()),
+            tier_windows_in_memory: metrics::gauge!(
+                TIER_WINDOWS_IN_MEMORY,
+                "partition" => label.clone()
+            ),
             consumer_lag: metrics::gauge!(CONSUMER_LAG, "partition" => label.clone()),
             watermark: metrics::gauge!(WATERMARK, "partition" => label),
         }
@@ -327,6 +371,22 @@ impl PartitionMetrics {
             (
                 &self.provisional_deferred,
                 after.provisional_deferred - before.provisional_deferred,
+            ),
+            (
+                &self.tier_windows_closed,
+                after.tier_closed - before.tier_closed,
+            ),
+            (
+                &self.tier_corrections,
+                after.tier_corrections - before.tier_corrections,
+            ),
+            (
+                &self.tier_overflow,
+                after.tier_overflowed - before.tier_overflowed,
+            ),
+            (
+                &self.tier_windows_evicted,
+                after.tier_evicted - before.tier_evicted,
             ),
         ];
         for (counter, delta) in pairs {

@@ -1,5 +1,7 @@
-//! The hook alert evaluation plugs into: every window version published live (throttled
+//! The hook alert evaluation plugs into: every base window version published live (throttled
 //! provisional values; every close and every correction) is handed to a [`WindowObserver`].
+//! Rollup tier versions (an hour, a day of a metric) are not: rules are about a metric's own
+//! windows.
 
 use rtdash_shared::messages::WindowUpdate;
 

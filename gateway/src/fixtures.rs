@@ -46,5 +46,6 @@ pub fn update(start: i64, dims: &[(&str, &str)], count: u64, updated_at: i64) ->
         is_final: false,
         late_count: 0,
         updated_at,
+        state: None,
     }
 }

@@ -21,7 +21,7 @@ use std::path::Path;
 mod env;
 
 /// Top-level sections that may be set for every component at once.
-pub const SHARED_SECTIONS: [&str; 4] = ["nats", "questdb", "telemetry", "streams"];
+pub const SHARED_SECTIONS: [&str; 5] = ["nats", "questdb", "telemetry", "streams", "rollups"];
 
 /// A configuration problem. Printed as one line naming the key and where its value came from
 /// (the environment variable or the file); the process exits with [`crate::EXIT_CONFIG`].

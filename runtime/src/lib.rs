@@ -19,7 +19,8 @@
 //! - [`nats_access`]: a service's NATS credentials, TLS and reply prefix;
 //! - [`kv`]: the current values of a bucket's keys under a pattern, and following them;
 //! - [`kv_watch`]: watching one key prefix of a bucket in a way subject permissions can limit;
-//! - [`secret`]: passwords and tokens in configs, never printed.
+//! - [`secret`]: passwords and tokens in configs, never printed;
+//! - [`rollups`]: the `[rollups]` section (tiers and retention) aggregators and gateways share.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -36,6 +37,7 @@ pub mod nats;
 pub mod nats_access;
 pub mod net;
 pub mod prometheus;
+pub mod rollups;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

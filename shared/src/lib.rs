@@ -13,7 +13,8 @@
 //! - [`messages`] and [`wire`]: what travels over NATS, in a versioned envelope;
 //! - [`archive`]: the raw-event archive's chunks (NDJSON, optionally zstd-compressed);
 //! - [`names`]: every subject, stream, bucket and config key name;
-//! - [`schema`]: the QuestDB table metric windows live in;
+//! - [`schema`]: the QuestDB tables metric windows live in, and [`rollup`] the coarser tiers
+//!   kept beside each metric's own window;
 //! - [`stat`] and [`alert`]: served statistics, alert rules and transitions;
 //! - [`auth`]: API keys, roles, principals, session tokens (no I/O).
 //!
@@ -29,6 +30,7 @@ pub mod event;
 pub mod messages;
 pub mod metric;
 pub mod names;
+pub mod rollup;
 pub mod schema;
 pub mod series;
 pub mod silence;

@@ -1,9 +1,10 @@
 //! Messages that travel between rtdash processes. Encode and decode them with [`crate::wire`].
 
 use crate::series::SeriesKey;
-use crate::sketch::{Sketch, Stats};
+use crate::sketch::{Sketch, StateDecodeError, Stats};
 use crate::time::UnixMillis;
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 
 /// What an edge agent publishes to `rtdash.partials.<partition>` every flush: the deltas of
@@ -46,7 +47,10 @@ pub struct PartialEntry {
 
 /// A metric window as stored and served: the core aggregator's output to QuestDB and to
 /// `rtdash.live.<tenant>.<metric>`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// The window's length (`window_end - window_start`) tells a metric's base windows from its
+/// rollup tiers' (an hour, a day...): both travel on the same subject.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct WindowUpdate {
     /// Tenant.
     pub tenant_id: String,
@@ -69,6 +73,12 @@ pub struct WindowUpdate {
     pub late_count: u64,
     /// When this version was produced.
     pub updated_at: UnixMillis,
+    /// The window's mergeable sketch ([`Sketch::to_state`]), present when the metric has
+    /// values or a unique key, so that percentiles and unique counts can be merged across
+    /// series and windows; absent for count-only metrics (their stats merge exactly). JSON
+    /// leaves the field out when absent; the binary form always carries the option.
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 impl WindowUpdate {
@@ -80,13 +90,39 @@ impl WindowUpdate {
             self.dimensions.clone(),
         )
     }
+
+    /// The sketch carried in [`WindowUpdate::state`], if any.
+    pub fn sketch(&self) -> Option<Result<Sketch, StateDecodeError>> {
+        self.state.as_deref().map(Sketch::from_state)
+    }
+
+    fn parts(&self) -> UpdateParts<'_> {
+        UpdateParts {
+            tenant_id: &self.tenant_id,
+            metric: &self.metric,
+            window_start: self.window_start,
+            window_end: self.window_end,
+            stats: &self.stats,
+            revision: self.revision,
+            is_final: self.is_final,
+            late_count: self.late_count,
+            updated_at: self.updated_at,
+            state: self.state.as_deref(),
+        }
+    }
+}
+
+impl Serialize for WindowUpdate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_update(serializer, &self.dimensions, self.parts())
+    }
 }
 
 /// A borrowed [`WindowUpdate`]: serializes exactly like one (same fields, names and order),
 /// for publishers that hold the parts elsewhere and need not copy every string of a version
 /// just to encode it. Encode it with [`crate::wire::encode_view`] as a [`WindowUpdate`] or,
 /// in a slice, as a [`WindowUpdates`] batch.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug)]
 pub struct WindowUpdateView<'a> {
     /// Tenant.
     pub tenant_id: &'a str,
@@ -94,7 +130,6 @@ pub struct WindowUpdateView<'a> {
     pub metric: &'a str,
     /// Dimension values sorted by name, as in [`SeriesKey::dims`]; written as a JSON object
     /// like [`WindowUpdate::dimensions`].
-    #[serde(serialize_with = "dimensions_as_map")]
     pub dimensions: &'a [(String, Option<String>)],
     /// Window start.
     pub window_start: UnixMillis,
@@ -105,19 +140,85 @@ pub struct WindowUpdateView<'a> {
     /// 0 until the window closes; each correction after that adds one.
     pub revision: u32,
     /// Whether the window has closed.
-    #[serde(rename = "final")]
     pub is_final: bool,
     /// Events merged after the window closed.
     pub late_count: u64,
     /// When this version was produced.
     pub updated_at: UnixMillis,
+    /// See [`WindowUpdate::state`].
+    pub state: Option<&'a str>,
 }
 
-fn dimensions_as_map<S: serde::Serializer>(
-    dimensions: &&[(String, Option<String>)],
+impl Serialize for WindowUpdateView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_update(
+            serializer,
+            DimensionsAsMap(self.dimensions),
+            UpdateParts {
+                tenant_id: self.tenant_id,
+                metric: self.metric,
+                window_start: self.window_start,
+                window_end: self.window_end,
+                stats: self.stats,
+                revision: self.revision,
+                is_final: self.is_final,
+                late_count: self.late_count,
+                updated_at: self.updated_at,
+                state: self.state,
+            },
+        )
+    }
+}
+
+/// The fields of a window update but its dimensions.
+struct UpdateParts<'a> {
+    tenant_id: &'a str,
+    metric: &'a str,
+    window_start: UnixMillis,
+    window_end: UnixMillis,
+    stats: &'a Stats,
+    revision: u32,
+    is_final: bool,
+    late_count: u64,
+    updated_at: UnixMillis,
+    state: Option<&'a str>,
+}
+
+/// One serialisation for [`WindowUpdate`] and [`WindowUpdateView`], in the field order the
+/// derived `Deserialize` reads. A human-readable format (JSON) leaves `state` out when it is
+/// absent; a binary one (postcard, which has no field names to miss) always writes the option.
+fn serialize_update<S: Serializer, D: Serialize>(
     serializer: S,
+    dimensions: D,
+    parts: UpdateParts<'_>,
 ) -> Result<S::Ok, S::Error> {
-    serializer.collect_map(dimensions.iter().map(|(name, value)| (name, value)))
+    let with_state = parts.state.is_some() || !serializer.is_human_readable();
+    let mut out = serializer.serialize_struct("WindowUpdate", 10 + usize::from(with_state))?;
+    out.serialize_field("tenant_id", parts.tenant_id)?;
+    out.serialize_field("metric", parts.metric)?;
+    out.serialize_field("dimensions", &dimensions)?;
+    out.serialize_field("window_start", &parts.window_start)?;
+    out.serialize_field("window_end", &parts.window_end)?;
+    out.serialize_field("stats", parts.stats)?;
+    out.serialize_field("revision", &parts.revision)?;
+    out.serialize_field("final", &parts.is_final)?;
+    out.serialize_field("late_count", &parts.late_count)?;
+    out.serialize_field("updated_at", &parts.updated_at)?;
+    if with_state {
+        out.serialize_field("state", &parts.state)?;
+    } else {
+        out.skip_field("state")?;
+    }
+    out.end()
+}
+
+/// Dimensions sorted by name, serialized as a map (a JSON object).
+struct DimensionsAsMap<'a>(&'a [(String, Option<String>)]);
+
+impl Serialize for DimensionsAsMap<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| (name, value)))
+    }
 }
 
 /// Several window versions of one `(tenant, metric)` in one live message: what the core

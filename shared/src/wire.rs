@@ -277,6 +277,7 @@ mod tests {
             is_final: false,
             late_count: 0,
             updated_at: start + 10,
+            state: None,
         }
     }
 
@@ -304,6 +305,7 @@ mod tests {
             is_final: owned.is_final,
             late_count: owned.late_count,
             updated_at: owned.updated_at,
+            state: owned.state.as_deref(),
         };
         for format in [Format::Json, Format::Binary] {
             let bytes = encode_view::<WindowUpdate, _>(&view, format).unwrap();
@@ -314,6 +316,29 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(decode_live_updates(&batch, &mut out).unwrap(), 2);
         assert_eq!(out, vec![owned.clone(), owned]);
+    }
+
+    #[test]
+    fn the_state_travels_when_present_and_json_leaves_it_out_when_absent() {
+        let mut sketch = crate::sketch::Sketch::new(crate::sketch::SketchSpec::VALUES);
+        sketch.record(Some(2.5), None);
+        let mut with_state = update(0, 1);
+        with_state.state = Some(sketch.to_state());
+        for format in [Format::Json, Format::Binary] {
+            for message in [update(0, 1), with_state.clone()] {
+                let bytes = encode(&message, format).unwrap();
+                assert_eq!(
+                    decode::<WindowUpdate>(&bytes).unwrap(),
+                    message,
+                    "{format:?}"
+                );
+            }
+        }
+        let json = |m: &WindowUpdate| String::from_utf8(encode(m, Format::Json).unwrap()).unwrap();
+        assert!(!json(&update(0, 1)).contains("state"));
+        assert!(json(&with_state).contains(&format!(r#""state":"{}""#, sketch.to_state())));
+        assert_eq!(with_state.sketch().unwrap().unwrap(), sketch);
+        assert!(update(0, 1).sketch().is_none());
     }
 
     #[test]

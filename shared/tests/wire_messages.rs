@@ -79,6 +79,7 @@ fn update() -> WindowUpdate {
         is_final: true,
         late_count: 7,
         updated_at: 1_705_327_600_000,
+        state: None,
     }
 }
 

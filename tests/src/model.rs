@@ -87,6 +87,19 @@ pub fn unique_within(got: f64, exact: f64, relative: f64, at_least: f64) -> bool
 /// Expected windows of one tenant and metric, by (series JSON, window start).
 pub type Expected = BTreeMap<(String, i64), Acc>;
 
+/// `expected` at a coarser window (a rollup tier): every window merged into the one of
+/// `window_ms` holding it.
+pub fn coarsen(expected: &Expected, window_ms: i64) -> Expected {
+    let mut coarse = Expected::new();
+    for ((series, start), acc) in expected {
+        coarse
+            .entry((series.clone(), start.div_euclid(window_ms) * window_ms))
+            .or_default()
+            .merge(acc);
+    }
+    coarse
+}
+
 /// Why `rows` do not (yet) match `expected` exactly, or `None` when they do: the same windows,
 /// every one final, count/sum/min/max exact, avg to rounding, unique within HLL error (3 %,
 /// at least 2), percentiles within t-digest rank error, late counts as expected, each window

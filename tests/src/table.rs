@@ -5,5 +5,5 @@
 mod read;
 mod write;
 
-pub use read::{fetch_rows, fetch_rows_where, stored_rows, StoredRow};
+pub use read::{fetch_rows, fetch_rows_where, fetch_states, stored_rows, StoredRow};
 pub use write::{insert_rows, tier_table, Row};

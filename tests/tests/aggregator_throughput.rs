@@ -1,13 +1,20 @@
 //! A quick local throughput measurement of the core aggregator (ignored by default):
 //! pre-loads RTDASH_PARTIALS with partial batches, starts the aggregator, and times how fast it
-//! merges them (series deltas per second), with checkpoint and QuestDB figures from its
-//! `/metrics`.
+//! merges them (series deltas per second) and writes them (rows per second of ILP request time),
+//! with checkpoint and QuestDB figures from its `/metrics` and the tables' size on disk.
+//!
+//! Each run measures the aggregator twice, alternately, on the same backlog: as before stored
+//! state (`writer.write_state = false`, no rollup tiers) and as deployed (every row with its
+//! sketch state, tiers `1h` and `1d`), so the two figures compare under the same load.
 //!
 //! ```text
 //! cargo build --release -p core-aggregator
 //! RTDASH_CORE_AGGREGATOR_BIN=target/release/core-aggregator \
 //!   cargo test -p rtdash-tests --test aggregator_throughput -- --ignored --nocapture
 //! ```
+//!
+//! `RTDASH_BENCH_BATCHES` (2 000) sets the backlog, `RTDASH_BENCH_RUNS` (1) the number of
+//! run pairs.
 
 use std::time::{Duration, Instant};
 
@@ -21,18 +28,32 @@ use rtdash_tests::{env_or, QuestDb};
 const PARTITIONS: u32 = 4;
 const BATCHES: usize = 2_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a test: run with --ignored --nocapture"]
-async fn merge_throughput() -> anyhow::Result<()> {
-    let batches = env_or("RTDASH_BENCH_BATCHES", BATCHES);
-    let db = QuestDb::shared()?;
+/// What one aggregator run did.
+#[derive(Debug)]
+struct Figures {
+    merged_per_s: f64,
+    rows: f64,
+    rows_per_write_s: f64,
+    bytes_per_row: f64,
+}
+
+/// Pre-loads `batches` batches, starts an aggregator with `settings`, and measures.
+async fn measure(
+    db: &QuestDb,
+    batches: usize,
+    label: &str,
+    settings: &[(&str, &str)],
+) -> anyhow::Result<Figures> {
     let env = AggregatorEnv::start().await?;
     // Production timings (the test defaults checkpoint and write provisional rows faster).
-    let options = env
+    let mut options = env
         .options("agg-bench", db)
         .set("CHECKPOINT__INTERVAL_MS", 2_000)
         .set("WRITER__PROVISIONAL_INTERVAL_MS", 1_000)
         .set("CONSUMER__ACK_WAIT_MS", 60_000);
+    for (key, value) in settings {
+        options = options.set(key, value);
+    }
     tokio::task::block_in_place(|| run_command(&options, &["setup"]))?;
 
     // One-minute windows, a new one every 1 000 batches (as live: the deltas of a flush go to
@@ -50,7 +71,7 @@ async fn merge_throughput() -> anyhow::Result<()> {
         agent.send(partition, window, entries).await?;
     }
     eprintln!(
-        "pre-loaded {batches} batches, {entries_total} series deltas in {:.1} s",
+        "[{label}] pre-loaded {batches} batches, {entries_total} series deltas in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
@@ -71,28 +92,81 @@ async fn merge_throughput() -> anyhow::Result<()> {
     let per = |name: &str| {
         let sum = metric_sum(&text, &format!("{name}_sum"));
         let count = metric_sum(&text, &format!("{name}_count"));
-        (sum / count.max(1.0), count)
+        (sum / count.max(1.0), count, sum)
     };
-    let (ckpt_seconds, checkpoints) = per("rtdash_core_checkpoint_seconds");
-    let (ckpt_bytes, _) = per("rtdash_core_checkpoint_bytes");
-    let (write_seconds, writes) = per("rtdash_core_questdb_write_seconds");
+    let (ckpt_seconds, checkpoints, _) = per("rtdash_core_checkpoint_seconds");
+    let (ckpt_bytes, _, _) = per("rtdash_core_checkpoint_bytes");
+    let (write_seconds, writes, write_total) = per("rtdash_core_questdb_write_seconds");
+    let rows = metric_sum(&text, "rtdash_core_questdb_rows_written_total");
+    // What the rows take on disk, every table of the run (the base table, and the tiers').
+    let mut disk = (0.0, 0.0);
+    for table in [
+        env.table.clone(),
+        format!("{}_1h", env.table),
+        format!("{}_1d", env.table),
+    ] {
+        if let Ok(answer) = db.exec(&format!(
+            "select sum(numRows), sum(diskSize) from table_partitions('{table}')"
+        )) {
+            disk.0 += answer["dataset"][0][0].as_f64().unwrap_or(0.0);
+            disk.1 += answer["dataset"][0][1].as_f64().unwrap_or(0.0);
+        }
+    }
+    let figures = Figures {
+        merged_per_s: entries_total as f64 / elapsed.as_secs_f64(),
+        rows,
+        rows_per_write_s: rows / write_total.max(1e-9),
+        bytes_per_row: disk.1 / disk.0.max(1.0),
+    };
     eprintln!(
-        "merged {entries_total} series deltas in {:.2} s (since process start): {:.0}/s",
+        "[{label}] merged {entries_total} series deltas in {:.2} s (since process start): {:.0}/s",
         elapsed.as_secs_f64(),
-        entries_total as f64 / elapsed.as_secs_f64()
+        figures.merged_per_s
     );
     eprintln!(
-        "checkpoints: {checkpoints} taken, mean {:.1} ms, mean {:.0} bytes",
+        "[{label}] checkpoints: {checkpoints} taken, mean {:.1} ms, mean {:.0} bytes",
         ckpt_seconds * 1e3,
         ckpt_bytes
     );
     eprintln!(
-        "questdb: {} rows in {writes} requests, mean request {:.1} ms",
-        metric_sum(&text, "rtdash_core_questdb_rows_written_total"),
-        write_seconds * 1e3
+        "[{label}] questdb: {rows} rows in {writes} requests, mean request {:.1} ms, \
+         {:.0} rows per second of request time; {:.0} rows on disk, {:.0} bytes each",
+        write_seconds * 1e3,
+        figures.rows_per_write_s,
+        disk.0,
+        figures.bytes_per_row
     );
     if std::env::var_os("RTDASH_TEST_LOGS").is_some() {
         eprintln!("aggregator log:\n{}", aggregator.log_tail(80));
+    }
+    Ok(figures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run with --ignored --nocapture"]
+async fn merge_throughput() -> anyhow::Result<()> {
+    let batches = env_or("RTDASH_BENCH_BATCHES", BATCHES);
+    let runs = env_or("RTDASH_BENCH_RUNS", 1usize);
+    let db = QuestDb::shared()?;
+    let without: &[(&str, &str)] = &[("WRITER__WRITE_STATE", "false"), ("ROLLUPS__TIERS", "[]")];
+    let with: &[(&str, &str)] = &[];
+    for run in 1..=runs {
+        let before = measure(db, batches, "without state", without).await?;
+        let after = measure(db, batches, "with state and tiers", with).await?;
+        eprintln!(
+            "run {run}: merged/s {:.0} -> {:.0} ({:.2}x); rows written {:.0} -> {:.0}; rows per \
+             second of request time {:.0} -> {:.0} ({:.2}x); bytes per row on disk {:.0} -> {:.0}",
+            before.merged_per_s,
+            after.merged_per_s,
+            after.merged_per_s / before.merged_per_s,
+            before.rows,
+            after.rows,
+            before.rows_per_write_s,
+            after.rows_per_write_s,
+            after.rows_per_write_s / before.rows_per_write_s.max(1e-9),
+            before.bytes_per_row,
+            after.bytes_per_row
+        );
     }
     Ok(())
 }

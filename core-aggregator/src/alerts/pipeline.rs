@@ -147,6 +147,7 @@ fn updates(partition: u32, acc: &Acc, window_ms: i64, now: UnixMillis) -> Vec<(u
                 is_final: true,
                 late_count: 0,
                 updated_at: now,
+                state: None,
             },
         )
     })

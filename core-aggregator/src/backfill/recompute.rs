@@ -13,6 +13,9 @@
 //!   duplicate window is counted once (chunks are deduplicated by message id here).
 //! - Every archived event counts, including those the live path routed to `rtdash.late` (that
 //!   is what recomputation is for). Rows are written `final`, `revision` 0, `late_count` 0.
+//! - Rollup tiers: the tier windows lying wholly in the range are rebuilt from the recomputed
+//!   base windows, folded as the partitions fold them ([`fold_windows`]); a tier window only
+//!   partly in the range is left as it is.
 //! - Idempotent: the same archive and definitions give the same rows.
 //!
 //! Caveats: the per-window series cap is applied by this one process, so which series fold into
@@ -23,7 +26,8 @@
 use super::{check_range, Connection, Progress, RangeReader, RowWriter};
 use crate::config::Config;
 use crate::error::{BoxError, Error};
-use crate::state::{WindowId, WindowKey, WindowOutput};
+use crate::state::tiers::fold_windows;
+use crate::state::{TierSet, WindowId, WindowKey, WindowOutput};
 use futures::StreamExt;
 use rtdash_shared::aggregate::Aggregator;
 use rtdash_shared::archive;
@@ -286,7 +290,18 @@ pub async fn recompute(
     }
     fold(&mut windows, &mut aggregator);
     let now = now_millis();
-    for (key, sketch) in windows {
+    let tiers = fold_windows(
+        &windows,
+        TierSet::from_config(&config.rollups),
+        config.rollups.max_tier_series,
+        config.streams.partitions,
+        (args.from, args.to),
+    );
+    let base = windows.into_iter().map(|(key, sketch)| (key, None, sketch));
+    let tiers = tiers
+        .into_iter()
+        .map(|(key, tier, sketch)| (key, Some(tier), sketch));
+    for (key, tier, sketch) in base.chain(tiers) {
         let output = WindowOutput {
             id: WindowId { slot: 0, uid: 0 },
             version: 1,
@@ -296,6 +311,9 @@ pub async fn recompute(
             is_final: true,
             late_count: 0,
             updated_at: now,
+            state: config.writer.write_state.then(|| sketch.to_state()),
+            live_state: false,
+            tier,
             store: true,
             live: false,
         };

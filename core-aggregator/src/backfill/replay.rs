@@ -7,7 +7,10 @@
 //! the range can arrive), or to the end of the stream. The messages run through the same
 //! [`PartitionState`] as the live path, in the same order, so duplicates are skipped, windows
 //! close and late corrections apply as they did live; the windows whose start lies in the
-//! range are then written (same revision, `final` flag and late count; a new `updated_at`).
+//! range are then written (same revision, `final` flag and late count; a new `updated_at`),
+//! and so are the rollup tier windows lying wholly in the range (an hour when the range
+//! covers it; a tier window only partly in the range is left as it is, since rebuilding it
+//! from part of its base windows would lose the rest).
 //! Running it twice writes the same rows: it is idempotent. It neither touches the live
 //! consumers nor checkpoints, and does not republish late data.
 //!
@@ -125,8 +128,15 @@ pub async fn replay(
                 state.tick((now_millis() - clock).max(0));
             }
         }
-        let outputs =
-            state.outputs_in_range(args.from, args.to, args.tenant.as_deref(), now_millis());
+        state.link_open_windows();
+        let now = now_millis();
+        let mut outputs = state.outputs_in_range(args.from, args.to, args.tenant.as_deref(), now);
+        outputs.extend(state.tier_outputs_in_range(
+            args.from,
+            args.to,
+            args.tenant.as_deref(),
+            now,
+        ));
         let windows = outputs.len() as u64;
         for output in outputs {
             writer.write(partition, output).await?;

@@ -108,6 +108,9 @@ impl Worker {
         self.metrics
             .windows_in_memory
             .set(self.state.window_count() as f64);
+        self.metrics
+            .tier_windows_in_memory
+            .set(self.state.tier_window_count() as f64);
         if let Some(watermark) = self.state.watermark() {
             self.metrics.set_watermark(watermark);
         }

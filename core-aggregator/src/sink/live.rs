@@ -68,7 +68,8 @@ impl LiveSink {
     }
 
     /// Publishes the window versions of one emit, grouped by subject (see the module docs);
-    /// every version is handed to the observer first, in order. `span` (the emit's producer
+    /// every base window version (not a tier window's) is handed to the observer first, in
+    /// order. `span` (the emit's producer
     /// span, or `Span::none()`) gets the subject when there is only one, and the message
     /// count.
     pub async fn publish_all<'a>(
@@ -88,7 +89,8 @@ impl LiveSink {
                 output.key.series.tenant.as_str(),
                 output.key.series.metric.as_str(),
             );
-            if self.observer.wants(tenant, metric, output.is_final) {
+            // Alert rules are about a metric's own windows, not its rollup tiers'.
+            if output.tier.is_none() && self.observer.wants(tenant, metric, output.is_final) {
                 self.observer.window_changed(partition, &output.to_update());
             }
             let group = *by_subject.entry((tenant, metric)).or_insert_with(|| {

@@ -18,16 +18,22 @@
 //! so replaying the same messages makes the same decisions. The wall clock enters only through
 //! `tick(silent_for_ms)` and the output throttle.
 //!
+//! Rollup tiers: each base window also feeds the tier windows holding it (an hour, a day):
+//! `tiers.rs` keeps them, off the hot path (see its docs).
+//!
 //! This file holds the state and `apply`; `close.rs` the watermark, `tick` and eviction,
-//! `outputs.rs` `poll_outputs`, `capture.rs` the checkpoint forms.
+//! `outputs.rs` `poll_outputs`, `capture.rs` the checkpoint forms, `tiers.rs` the tier windows.
 
 mod capture;
 mod close;
 mod outputs;
+mod tiers;
 
 use super::borrowed::{EntryParts, PartialBatchRef, SeriesParts};
 use super::dedup::SeqTracker;
+use super::settings::{Settings, StoreRoom};
 use super::snapshot::{KeyRecord, PartitionMeta};
+use super::tiers::TierCap;
 use super::window::{Lookup, WindowId, WindowKey, WindowState};
 use rtdash_shared::event::is_identifier;
 use rtdash_shared::messages::{LateRecord, PartialBatch, PartialEntry};
@@ -45,68 +51,6 @@ pub const SILENCE_THRESHOLD_MS: i64 = 1_000;
 pub const MAX_WINDOW_MS: i64 = 7 * 24 * 3_600_000;
 /// Longest tenant or metric name accepted (they become NATS subject tokens).
 pub const MAX_NAME_LEN: usize = 128;
-
-/// How many store outputs one [`PartitionState::poll_outputs_within`] may make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StoreRoom {
-    /// Store outputs in all.
-    pub rows: usize,
-    /// Of which outputs of open windows (provisional versions).
-    pub provisional: usize,
-}
-
-impl StoreRoom {
-    /// No limit.
-    pub const UNLIMITED: Self = Self {
-        rows: usize::MAX,
-        provisional: usize::MAX,
-    };
-}
-
-/// Timing settings of the state machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Settings {
-    /// See [`crate::config::WindowsConfig::allowed_lateness_ms`].
-    pub allowed_lateness_ms: i64,
-    /// See [`crate::config::WindowsConfig::correction_horizon_ms`].
-    pub correction_horizon_ms: i64,
-    /// See [`crate::config::WindowsConfig::idle_timeout_ms`].
-    pub idle_timeout_ms: i64,
-    /// See [`crate::config::WindowsConfig::forget_agents_after_ms`].
-    pub forget_agents_after_ms: i64,
-    /// Minimum time between two store outputs of an open window.
-    pub provisional_interval_ms: i64,
-    /// Minimum time between two live outputs of a window.
-    pub live_throttle_ms: i64,
-    /// Provisional store outputs per second this partition makes at most (0 = no limit):
-    /// with more open windows than this, each is stored every `open / this` seconds instead
-    /// of every `provisional_interval_ms`.
-    pub provisional_rows_per_s: i64,
-}
-
-impl Settings {
-    /// Settings from the configuration.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            allowed_lateness_ms: config.windows.allowed_lateness_ms,
-            correction_horizon_ms: config.windows.correction_horizon_ms,
-            idle_timeout_ms: config.windows.idle_timeout_ms,
-            forget_agents_after_ms: config.windows.forget_agents_after_ms,
-            provisional_interval_ms: config.writer.provisional_interval_ms,
-            live_throttle_ms: config.live.throttle_ms,
-            provisional_rows_per_s: match config.writer.provisional_rows_per_s {
-                0 => 0,
-                total => (total / u64::from(config.streams.partitions.max(1))).max(1) as i64,
-            },
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self::from_config(&crate::config::Config::default())
-    }
-}
 
 /// Something notable [`PartitionState::apply`] or [`PartitionState::tick`] did.
 #[derive(Clone, Debug, PartialEq)]
@@ -165,6 +109,15 @@ pub struct Counters {
     pub evicted: u64,
     /// Provisional store outputs put off because the store was backlogged.
     pub provisional_deferred: u64,
+    /// Tier windows closed.
+    pub tier_closed: u64,
+    /// Tier windows corrected after their close (by corrections of their base windows).
+    pub tier_corrections: u64,
+    /// Base windows folded into a tier window's overflow series (the tier window held
+    /// [`Settings::max_tier_series`] series of their group).
+    pub tier_overflowed: u64,
+    /// Tier windows evicted from memory.
+    pub tier_evicted: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -189,6 +142,8 @@ pub struct Capture {
     entries: Vec<(usize, u64, u64)>,
     /// Tombstones in the segment (restored on failure).
     tombstones: Vec<KeyRecord>,
+    /// Tier tombstones in the segment (restored on failure).
+    tier_tombstones: Vec<KeyRecord>,
 }
 
 /// The batch fields `apply` needs besides the entries.
@@ -205,12 +160,22 @@ struct Header<'a> {
 pub struct PartitionState {
     partition: u32,
     settings: Settings,
+    /// Base and tier windows.
     windows: Slab<WindowState>,
+    /// Base windows by key.
     index: hashbrown::HashMap<Arc<WindowKey>, usize>,
-    /// Open windows by (end, uid, slot).
+    /// Open base windows by (end, uid, slot).
     open: BTreeSet<(i64, u64, usize)>,
-    /// Closed, not yet evicted windows by (end, uid, slot).
+    /// Closed, not yet evicted base windows by (end, uid, slot).
     closed: BTreeSet<(i64, u64, usize)>,
+    /// Tier windows by key (apart from base windows: a tier may have a base window's length).
+    tier_index: hashbrown::HashMap<Arc<WindowKey>, usize>,
+    /// Open tier windows by (end, uid, slot).
+    tier_open: BTreeSet<(i64, u64, usize)>,
+    /// Closed, not yet evicted tier windows by (end, uid, slot).
+    tier_closed: BTreeSet<(i64, u64, usize)>,
+    /// Series per tier window and group.
+    tier_cap: TierCap,
     next_uid: u64,
     tracker: WatermarkTracker,
     /// Mirror of the tracker's sources, for checkpoints: agent -> (watermark, last_seen).
@@ -225,11 +190,16 @@ pub struct PartitionState {
     /// Windows changed since the last `poll_outputs`.
     changes: Vec<(usize, u64)>,
     store_queue: BinaryHeap<QueueEntry>,
+    /// Store outputs of tier windows: served after the base windows' (see
+    /// [`PartitionState::poll_outputs_within`]).
+    tier_store_queue: BinaryHeap<QueueEntry>,
     live_queue: BinaryHeap<QueueEntry>,
     /// Windows changed since the last capture.
     checkpoint_dirty: Vec<(usize, u64)>,
-    /// Windows evicted since the last capture.
+    /// Base windows evicted since the last capture.
     tombstones: Vec<KeyRecord>,
+    /// Tier windows evicted since the last capture.
+    tier_tombstones: Vec<KeyRecord>,
     counters: Counters,
     /// Due store outputs left queued by the last poll for want of room (see
     /// [`PartitionState::poll_outputs_within`]).
@@ -246,6 +216,10 @@ impl PartitionState {
             index: hashbrown::HashMap::new(),
             open: BTreeSet::new(),
             closed: BTreeSet::new(),
+            tier_index: hashbrown::HashMap::new(),
+            tier_open: BTreeSet::new(),
+            tier_closed: BTreeSet::new(),
+            tier_cap: TierCap::new(settings.max_tier_series),
             next_uid: 1,
             tracker: WatermarkTracker::new(settings.idle_timeout_ms),
             sources: HashMap::new(),
@@ -257,9 +231,11 @@ impl PartitionState {
             captured_seq: 0,
             changes: Vec::new(),
             store_queue: BinaryHeap::new(),
+            tier_store_queue: BinaryHeap::new(),
             live_queue: BinaryHeap::new(),
             checkpoint_dirty: Vec::new(),
             tombstones: Vec::new(),
+            tier_tombstones: Vec::new(),
             counters: Counters::default(),
             store_backlog: 0,
         }
@@ -290,9 +266,14 @@ impl PartitionState {
         self.stream_seq
     }
 
-    /// Windows in memory.
+    /// Base windows in memory.
     pub fn window_count(&self) -> usize {
-        self.windows.len()
+        self.windows.len() - self.tier_window_count()
+    }
+
+    /// Tier windows in memory.
+    pub fn tier_window_count(&self) -> usize {
+        self.tier_open.len() + self.tier_closed.len()
     }
 
     /// Open windows in memory.
@@ -458,6 +439,9 @@ impl PartitionState {
         let slot = match self.index.get(&lookup) {
             Some(&slot) => {
                 self.windows[slot].sketch.merge(&entry.sketch);
+                if closed {
+                    self.fold_correction(slot, &entry.sketch, events);
+                }
                 slot
             }
             None => {
@@ -472,7 +456,12 @@ impl PartitionState {
                     start: window_start,
                     size_ms: window_ms,
                 });
-                self.insert_window(key, sketch, closed)
+                let delta = closed.then(|| sketch.clone());
+                let slot = self.insert_window(key, sketch, closed);
+                if let Some(delta) = delta {
+                    self.fold_correction(slot, &delta, events);
+                }
+                slot
             }
         };
         self.counters.merged_entries += 1;
@@ -508,7 +497,8 @@ impl PartitionState {
 
     fn mark_changed(&mut self, slot: usize, urgent: bool) {
         let window = &mut self.windows[slot];
-        if window.version == window.captured_version {
+        if !window.checkpoint_listed {
+            window.checkpoint_listed = true;
             self.checkpoint_dirty.push((slot, window.uid));
         }
         window.version += 1;

@@ -2,11 +2,14 @@
 //!
 //! - [`PartitionMeta`]: everything but the windows (stream position, clocks, watermark
 //!   sources, applied sequence numbers); small, stored in the checkpoint manifest.
-//! - A *segment*: window records plus tombstones of evicted windows. A full snapshot is a
-//!   segment of every window; a delta is a segment of the windows changed (and evicted) since
-//!   the previous checkpoint. Restoring applies the snapshot, then each delta in order.
+//! - A *segment*: window records plus tombstones of evicted windows, for base windows and for
+//!   rollup tier windows (a tier window's record holds its folded sketch: the merge of its
+//!   closed base windows). A full snapshot is a segment of every window; a delta is a segment
+//!   of the windows changed (and evicted) since the previous checkpoint. Restoring applies the
+//!   snapshot, then each delta in order.
 //!
-//! Segment bytes: a format byte ([`SEGMENT_FORMAT`]) then postcard.
+//! Segment bytes: a format byte ([`SEGMENT_FORMAT`]) then postcard. Format 1 (before tiers)
+//! has no tier lists and still decodes.
 
 use rtdash_shared::series::SeriesKey;
 use rtdash_shared::sketch::Sketch;
@@ -14,7 +17,9 @@ use rtdash_shared::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
 /// Format byte of segments written by this release.
-pub const SEGMENT_FORMAT: u8 = 1;
+pub const SEGMENT_FORMAT: u8 = 2;
+/// Format of segments written before rollup tiers (no tier lists).
+const SEGMENT_FORMAT_V1: u8 = 1;
 
 /// A window as checkpointed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,10 +67,21 @@ pub struct KeyRecord {
 /// A decoded segment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
-    /// Windows (new versions replace older ones).
+    /// Base windows (new versions replace older ones).
     pub windows: Vec<WindowRecord>,
-    /// Windows evicted since the previous segment.
+    /// Base windows evicted since the previous segment.
     pub tombstones: Vec<KeyRecord>,
+    /// Tier windows, their sketch the folded one (new versions replace older ones).
+    pub tiers: Vec<WindowRecord>,
+    /// Tier windows evicted since the previous segment.
+    pub tier_tombstones: Vec<KeyRecord>,
+}
+
+/// A format 1 segment.
+#[derive(Deserialize)]
+struct SegmentV1 {
+    windows: Vec<WindowRecord>,
+    tombstones: Vec<KeyRecord>,
 }
 
 /// Why segment bytes do not decode.
@@ -89,16 +105,27 @@ pub enum SegmentError {
 pub(crate) struct SegmentRef<'a> {
     pub windows: Vec<WindowRecordRef<'a>>,
     pub tombstones: Vec<&'a KeyRecord>,
+    pub tiers: Vec<WindowRecordRef<'a>>,
+    pub tier_tombstones: Vec<&'a KeyRecord>,
 }
 
 impl Segment {
     /// Decodes segment bytes.
     pub fn decode(bytes: &[u8]) -> Result<Segment, SegmentError> {
         let (&format, body) = bytes.split_first().ok_or(SegmentError::Empty)?;
-        if format != SEGMENT_FORMAT {
-            return Err(SegmentError::Format(format));
-        }
-        let (segment, rest) = postcard::take_from_bytes::<Segment>(body)?;
+        let (segment, rest) = match format {
+            SEGMENT_FORMAT => postcard::take_from_bytes::<Segment>(body)?,
+            SEGMENT_FORMAT_V1 => {
+                let (old, rest) = postcard::take_from_bytes::<SegmentV1>(body)?;
+                let segment = Segment {
+                    windows: old.windows,
+                    tombstones: old.tombstones,
+                    ..Segment::default()
+                };
+                (segment, rest)
+            }
+            other => return Err(SegmentError::Format(other)),
+        };
         if !rest.is_empty() {
             return Err(SegmentError::Trailing(rest.len()));
         }

@@ -1,4 +1,5 @@
-//! One metric window of one series, as the partition state keeps it.
+//! One metric window of one series (a base window or a rollup tier window), as the partition
+//! state keeps it.
 
 use super::borrowed::SeriesParts;
 use hashbrown::Equivalent;
@@ -87,23 +88,44 @@ impl<S: SeriesParts> Equivalent<Arc<WindowKey>> for Lookup<'_, S> {
 
 /// Handle on a window in a [`super::PartitionState`]: its slot plus a unique id, so a handle
 /// outliving its window (an evicted window's slot is reused) is recognised as stale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WindowId {
     pub(crate) slot: usize,
     pub(crate) uid: u64,
 }
 
-/// A window's state.
+/// What a tier window has besides a base window's state. Its [`WindowState::sketch`] is
+/// `folded`: the merge of its base windows that have closed; the ones still open are merged in
+/// at output time.
+#[derive(Debug)]
+pub(crate) struct TierParts {
+    /// The tier (index in [`super::TierSet`]).
+    pub index: u8,
+    /// Length of the base windows that feed it.
+    pub base_ms: i64,
+    /// Its base windows still open (linked at output time).
+    pub open_parts: Vec<WindowId>,
+}
+
+/// A window's state: a base window (a metric's own window) or a tier window.
 #[derive(Debug)]
 pub(crate) struct WindowState {
     pub key: Arc<WindowKey>,
     pub uid: u64,
+    /// A base window's merged deltas; a tier window's folded base windows.
     pub sketch: Sketch,
+    /// `Some` for a tier window.
+    pub tier: Option<Box<TierParts>>,
+    /// For a base window: the tier windows it feeds, once linked (`None` until then).
+    pub links: Option<Box<[WindowId]>>,
     pub revision: u32,
     pub is_final: bool,
     pub late_count: u64,
-    /// Bumped by every change.
+    /// Bumped by every change (for a tier window, also by a change of an open base window of
+    /// it, which its checkpointed form does not hold).
     pub version: u64,
+    /// Whether the checkpoint's dirty list holds this window (changed since the last capture).
+    pub checkpoint_listed: bool,
     /// Version saved by the last durable checkpoint (0: never).
     pub checkpointed_version: u64,
     /// Version included in the last capture (possibly still being written).
@@ -132,10 +154,13 @@ impl WindowState {
             key,
             uid,
             sketch,
+            tier: None,
+            links: None,
             revision: 0,
             is_final: false,
             late_count: 0,
             version: 0,
+            checkpoint_listed: false,
             checkpointed_version: 0,
             captured_version: 0,
             stored_version: 0,
@@ -170,6 +195,15 @@ pub struct WindowOutput {
     pub late_count: u64,
     /// When this version was produced (wall clock).
     pub updated_at: UnixMillis,
+    /// The window's sketch as text ([`rtdash_shared::sketch::Sketch::to_state`]), stored in
+    /// the same row as the numbers; `None` when nothing needs it (see
+    /// [`crate::state::Settings::write_state`] and [`WindowOutput::live_state`]).
+    pub state: Option<String>,
+    /// Whether live updates carry [`WindowOutput::state`]: the metric has values or a unique
+    /// key (count-only stats merge exactly without it).
+    pub live_state: bool,
+    /// The tier (index in [`super::TierSet`]) of a tier window; `None` for a base window.
+    pub tier: Option<u8>,
     /// Write it to the store.
     pub store: bool,
     /// Publish it live.
@@ -190,7 +224,13 @@ impl WindowOutput {
             is_final: self.is_final,
             late_count: self.late_count,
             updated_at: self.updated_at,
+            state: self.live_state().map(str::to_owned),
         }
+    }
+
+    /// The state live updates carry, if any.
+    pub fn live_state(&self) -> Option<&str> {
+        self.state.as_deref().filter(|_| self.live_state)
     }
 
     /// The same message borrowed from this version (what live subscribers are sent).
@@ -206,6 +246,7 @@ impl WindowOutput {
             is_final: self.is_final,
             late_count: self.late_count,
             updated_at: self.updated_at,
+            state: self.live_state(),
         }
     }
 }

@@ -422,6 +422,7 @@ impl Publisher {
                     is_final: false,
                     late_count: 0,
                     updated_at: at,
+                    state: None,
                 };
                 let payload = wire::encode(&update, Format::Json)?;
                 nats.publish(

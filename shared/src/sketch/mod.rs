@@ -20,8 +20,9 @@
 //!
 //! Wire: [`Sketch`] implements serde through its own versioned-by-the-envelope representation
 //! (see [`codec`]), so it embeds in postcard and JSON messages; [`Sketch::encode`] /
-//! [`Sketch::decode`] add a leading [`SKETCH_FORMAT_VERSION`] byte for standalone use. Decoding
-//! validates everything and returns [`SketchDecodeError`], never panics, and allocates no more
+//! [`Sketch::decode`] add a leading [`SKETCH_FORMAT_VERSION`] byte for standalone use, and
+//! [`Sketch::to_state`] / [`Sketch::from_state`] carry that as base64 text (the `state` stored
+//! with every window and sent with live updates, see [`state`]). Decoding validates everything and returns [`SketchDecodeError`], never panics, and allocates no more
 //! than the largest valid sketch needs.
 //!
 //! Library choices: percentiles use `tdigest` 1.x (see [`digest`] for how its buffering is
@@ -32,6 +33,7 @@
 pub mod codec;
 pub mod digest;
 pub mod hll;
+pub mod state;
 mod stats;
 pub mod sum;
 
@@ -42,6 +44,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use codec::SketchDecodeError;
 pub use digest::{DIGEST_BUFFER, DIGEST_COMPRESSION};
 pub use hll::HLL_PRECISION;
+pub use state::{StateDecodeError, MAX_STATE_LEN};
 pub use stats::Stats;
 
 use codec::SketchWire;

@@ -97,3 +97,27 @@ pub fn fetch_rows_where(
     }
     Ok(rows)
 }
+
+/// The `state` column of every row of `table` (one tenant and metric), by (series JSON,
+/// window start ms): the window's mergeable sketch as text, `None` where it is null.
+pub fn fetch_states(
+    db: &QuestDb,
+    table: &str,
+) -> anyhow::Result<BTreeMap<(String, i64), Option<String>>> {
+    let answer = db.exec(&format!(
+        "select series, cast(ts as long), state from '{table}'"
+    ))?;
+    let Some(dataset) = answer["dataset"].as_array() else {
+        bail!("no dataset in {answer}");
+    };
+    Ok(dataset
+        .iter()
+        .map(|row| {
+            let key = (
+                row[0].as_str().unwrap_or_default().to_owned(),
+                row[1].as_i64().unwrap_or_default() / 1000,
+            );
+            (key, row[2].as_str().map(str::to_owned))
+        })
+        .collect())
+}

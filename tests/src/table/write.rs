@@ -186,6 +186,7 @@ impl Row {
             is_final: self.is_final,
             late_count: self.late_count,
             updated_at,
+            state: None,
         }
     }
 

@@ -17,7 +17,7 @@
 //!   partition worker (closed windows are evicted only once their final row is confirmed).
 //!
 //! Files: `rows.rs` (the row channel, ownership epochs, confirmations), `writer.rs` (the
-//! writer thread), `ilp.rs` (a window as an ILP row), `table.rs` (the table, `/exec`, the
+//! writer thread), `ilp.rs` (a window as an ILP row), `table.rs` (the tables, `/exec`, the
 //! readiness probe).
 
 mod ilp;
@@ -27,5 +27,5 @@ mod writer;
 
 pub use ilp::append_row;
 pub use rows::{ConfirmRouter, Confirmation, Ownership, Reserved, Row, RowSender, UNFENCED};
-pub use table::{create_table_statement, ensure_table, exec, probe};
+pub use table::{create_table_statement, ensure_table, exec, probe, table_names, table_statements};
 pub use writer::QuestDbWriter;

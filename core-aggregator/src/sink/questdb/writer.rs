@@ -66,8 +66,13 @@ struct WriterSettings {
     /// QuestDB's HTTP user and password, given to the sender builder.
     credentials: Option<(String, Secret)>,
     addr: String,
+    /// The base table: what spans name.
     table: String,
+    /// Every table by tier: the base table, then one per tier (see
+    /// [`super::table_names`]).
+    tables: Vec<String>,
     batch_rows: usize,
+    batch_bytes: usize,
     flush: Duration,
     max_backoff: Duration,
 }
@@ -102,7 +107,9 @@ impl QuestDbWriter {
                 .map(|(user, password)| (user.to_owned(), Secret::new(password))),
             addr: config.questdb.http.clone(),
             table: config.questdb.table.clone(),
+            tables: super::table_names(&config.questdb.table, &config.rollups),
             batch_rows: config.writer.batch_rows,
+            batch_bytes: config.writer.batch_bytes,
             flush: Duration::from_millis(config.writer.flush_ms),
             max_backoff: Duration::from_millis(config.writer.max_backoff_ms.max(100)),
         };
@@ -199,11 +206,15 @@ impl WriterLoop {
     fn run(mut self) {
         let mut batch: Vec<Row> = Vec::with_capacity(self.settings.batch_rows);
         while let Some(first) = self.rx.blocking_recv() {
+            let mut bytes = first.estimated_bytes();
             batch.push(first);
             let deadline = Instant::now() + self.settings.flush;
-            while batch.len() < self.settings.batch_rows {
+            while batch.len() < self.settings.batch_rows && bytes < self.settings.batch_bytes {
                 match self.rx.try_recv() {
-                    Ok(row) => batch.push(row),
+                    Ok(row) => {
+                        bytes += row.estimated_bytes();
+                        batch.push(row);
+                    }
                     Err(mpsc::error::TryRecvError::Empty) => {
                         let now = Instant::now();
                         if now >= deadline {
@@ -334,7 +345,18 @@ impl WriterLoop {
         let mut buffer = sender.new_buffer();
         let mut rejected = None;
         for row in batch {
-            if let Err(err) = append_row(&mut buffer, &self.settings.table, &row.output) {
+            let table = match row.output.tier {
+                None => &self.settings.table,
+                Some(tier) => match self.settings.tables.get(usize::from(tier) + 1) {
+                    Some(table) => table,
+                    None => {
+                        // Never the base table: a tier row there would replace a base row.
+                        rejected = Some(format!("no table for tier {tier}"));
+                        break;
+                    }
+                },
+            };
+            if let Err(err) = append_row(&mut buffer, table, &row.output) {
                 rejected = Some(err.to_string());
                 break;
             }

@@ -19,47 +19,61 @@ impl PartitionState {
 
     /// Captures what a checkpoint must save: a segment of every window (`full`) or of those
     /// changed since the previous capture with tombstones of the evicted ones, and the
-    /// [`meta`](Self::meta). The state goes on changing while the capture is written; report
-    /// the outcome with [`capture_saved`](Self::capture_saved) or
-    /// [`capture_failed`](Self::capture_failed).
+    /// [`meta`](Self::meta). Tier windows are saved with their folded sketch (a change of an
+    /// open base window changes the tier's output, not what it saves). The state goes on
+    /// changing while the capture is written; report the outcome with
+    /// [`capture_saved`](Self::capture_saved) or [`capture_failed`](Self::capture_failed).
     pub fn capture(&mut self, full: bool) -> Capture {
         let dirty = std::mem::take(&mut self.checkpoint_dirty);
         let tombstones = std::mem::take(&mut self.tombstones);
+        let tier_tombstones = std::mem::take(&mut self.tier_tombstones);
+        for &(slot, uid) in &dirty {
+            if let Some(window) = self.windows.get_mut(slot).filter(|w| w.uid == uid) {
+                window.checkpoint_listed = false;
+            }
+        }
         let mut entries = Vec::new();
-        let data = if full {
-            let records: Vec<WindowRecordRef<'_>> =
-                self.windows.iter().map(|(_, w)| record_ref(w)).collect();
-            let count = records.len();
-            entries.extend(
-                self.windows
-                    .iter()
-                    .map(|(slot, w)| (slot, w.uid, w.version)),
-            );
+        let mut windows = Vec::new();
+        let mut tiers = Vec::new();
+        let chosen: Vec<(usize, &WindowState)> = if full {
+            self.windows.iter().collect()
+        } else {
+            dirty
+                .iter()
+                .filter_map(|&(slot, uid)| {
+                    self.windows
+                        .get(slot)
+                        .filter(|w| w.uid == uid && w.version > w.captured_version)
+                        .map(|w| (slot, w))
+                })
+                .collect()
+        };
+        for (slot, window) in chosen {
+            entries.push((slot, window.uid, window.version));
+            match window.tier {
+                None => windows.push(record_ref(window)),
+                Some(_) => tiers.push(record_ref(window)),
+            }
+        }
+        let count = windows.len() + tiers.len();
+        let data = if full || count > 0 || !tombstones.is_empty() || !tier_tombstones.is_empty() {
             let segment = SegmentRef {
-                windows: records,
-                tombstones: Vec::new(),
+                windows,
+                tombstones: if full {
+                    Vec::new()
+                } else {
+                    tombstones.iter().collect()
+                },
+                tiers,
+                tier_tombstones: if full {
+                    Vec::new()
+                } else {
+                    tier_tombstones.iter().collect()
+                },
             };
             Some((encode_segment(&segment), count))
         } else {
-            let mut records = Vec::new();
-            for &(slot, uid) in &dirty {
-                if let Some(window) = self.windows.get(slot).filter(|w| w.uid == uid) {
-                    if window.version > window.captured_version {
-                        records.push(record_ref(window));
-                        entries.push((slot, uid, window.version));
-                    }
-                }
-            }
-            if records.is_empty() && tombstones.is_empty() {
-                None
-            } else {
-                let count = records.len();
-                let segment = SegmentRef {
-                    windows: records,
-                    tombstones: tombstones.iter().collect(),
-                };
-                Some((encode_segment(&segment), count))
-            }
+            None
         };
         for &(slot, _, version) in &entries {
             self.windows[slot].captured_version = version;
@@ -71,6 +85,7 @@ impl PartitionState {
             meta: self.meta(),
             entries,
             tombstones,
+            tier_tombstones,
         }
     }
 
@@ -87,11 +102,12 @@ impl PartitionState {
 
     /// `capture` could not be saved: what it held is captured again next time.
     pub fn capture_failed(&mut self, capture: Capture) {
-        for (slot, uid, version) in capture.entries {
+        for (slot, uid, _) in capture.entries {
             if let Some(window) = self.windows.get_mut(slot).filter(|w| w.uid == uid) {
-                if window.captured_version == version {
-                    // Unchanged since: list it again (a later change listed it already).
-                    window.captured_version = window.checkpointed_version;
+                // Recorded again by the next capture, changed since or not.
+                window.captured_version = window.checkpointed_version;
+                if !window.checkpoint_listed {
+                    window.checkpoint_listed = true;
                     self.checkpoint_dirty.push((slot, uid));
                 }
             }
@@ -99,6 +115,9 @@ impl PartitionState {
         let mut tombstones = capture.tombstones;
         tombstones.append(&mut self.tombstones);
         self.tombstones = tombstones;
+        let mut tier_tombstones = capture.tier_tombstones;
+        tier_tombstones.append(&mut self.tier_tombstones);
+        self.tier_tombstones = tier_tombstones;
         self.captured_seq = self
             .captured_seq
             .min(capture.meta.stream_seq.saturating_sub(1));
@@ -139,7 +158,9 @@ impl PartitionState {
 
     /// Rebuilds a partition from a checkpoint: `meta`, then the segments in order (a full
     /// snapshot, then deltas). Every window is marked for output (see
-    /// [`reemit_all`](Self::reemit_all)).
+    /// [`reemit_all`](Self::reemit_all)); open base windows are linked to their restored tier
+    /// windows again by the first poll. Tier windows of a tier no longer configured are
+    /// dropped.
     pub fn restore(
         partition: u32,
         settings: Settings,
@@ -163,12 +184,7 @@ impl PartitionState {
                     size_ms: record.size_ms,
                 });
                 let slot = state.insert_window(key, record.sketch, record.is_final);
-                let window = &mut state.windows[slot];
-                window.revision = record.revision;
-                window.late_count = record.late_count;
-                window.version = 1;
-                window.checkpointed_version = 1;
-                window.captured_version = 1;
+                restored(&mut state.windows[slot], record.revision, record.late_count);
             }
             for tombstone in segment.tombstones {
                 let lookup = Lookup {
@@ -177,6 +193,37 @@ impl PartitionState {
                     size_ms: tombstone.size_ms,
                 };
                 if let Some(slot) = state.index.get(&lookup).copied() {
+                    state.remove_slot(slot);
+                }
+            }
+            for record in segment.tiers {
+                let lookup = Lookup {
+                    series: &record.series,
+                    start: record.start,
+                    size_ms: record.size_ms,
+                };
+                if let Some(slot) = state.tier_index.get(&lookup).copied() {
+                    state.remove_slot(slot);
+                }
+                let Some(tier) = state.settings.tiers.index_of(record.size_ms) else {
+                    continue;
+                };
+                state.tier_cap.count(tier, record.start, &record.series);
+                let key = Arc::new(WindowKey {
+                    series: record.series,
+                    start: record.start,
+                    size_ms: record.size_ms,
+                });
+                let slot = state.insert_tier_window(key, tier, 0, record.sketch, record.is_final);
+                restored(&mut state.windows[slot], record.revision, record.late_count);
+            }
+            for tombstone in segment.tier_tombstones {
+                let lookup = Lookup {
+                    series: &tombstone.series,
+                    start: tombstone.start,
+                    size_ms: tombstone.size_ms,
+                };
+                if let Some(slot) = state.tier_index.get(&lookup).copied() {
                     state.remove_slot(slot);
                 }
             }
@@ -211,10 +258,25 @@ impl PartitionState {
     fn remove_slot(&mut self, slot: usize) {
         let window = self.windows.remove(slot);
         let entry = (window.key.end(), window.uid, slot);
-        self.open.remove(&entry);
-        self.closed.remove(&entry);
-        self.index.remove(&window.key);
+        if window.tier.is_some() {
+            self.tier_open.remove(&entry);
+            self.tier_closed.remove(&entry);
+            self.forget_tier(&window);
+        } else {
+            self.open.remove(&entry);
+            self.closed.remove(&entry);
+            self.index.remove(&window.key);
+        }
     }
+}
+
+/// A window restored from a checkpoint: as saved, and saved.
+fn restored(window: &mut WindowState, revision: u32, late_count: u64) {
+    window.revision = revision;
+    window.late_count = late_count;
+    window.version = 1;
+    window.checkpointed_version = 1;
+    window.captured_version = 1;
 }
 
 fn record_ref(window: &WindowState) -> WindowRecordRef<'_> {

@@ -1,5 +1,6 @@
 //! Closing windows: the watermark advancing (on a batch, or on the wall clock while the
-//! partition is silent), and evicting closed windows once past the correction horizon.
+//! partition is silent), and evicting closed windows once past the correction horizon. A base
+//! window closing is folded into its tier windows, which close after it.
 
 use super::{Effect, PartitionState, SILENCE_THRESHOLD_MS};
 use crate::state::snapshot::KeyRecord;
@@ -26,13 +27,16 @@ impl PartitionState {
             self.counters.closed += 1;
             effects.push(Effect::Closed(WindowId { slot, uid }));
             self.mark_changed(slot, true);
+            self.fold_closed(slot);
         }
+        self.close_tiers(watermark);
     }
 
     /// Periodic work: when the partition has been silent for `silent_for_ms` (wall clock) the
     /// clock advances by that much (so idle agents drop out and windows close); agents not
     /// heard from for `forget_agents_after_ms` are forgotten; closed windows past the
-    /// correction horizon whose final version is stored and checkpointed are evicted.
+    /// correction horizon whose final version is stored and checkpointed are evicted (base and
+    /// tier windows alike).
     pub fn tick(&mut self, silent_for_ms: i64) -> Vec<Effect> {
         let mut effects = Vec::new();
         if silent_for_ms >= SILENCE_THRESHOLD_MS {
@@ -83,5 +87,6 @@ impl PartitionState {
             });
             self.counters.evicted += 1;
         }
+        self.evict_tiers(watermark);
     }
 }

@@ -1,10 +1,12 @@
 //! Unit tests of the partition state machine: the batches and helpers they share here, the
 //! tests by concern in `apply.rs` (merging, lateness, watermarks), `outputs.rs` (throttling
-//! and store room) and `capture.rs` (checkpoints, restore, eviction).
+//! and store room), `capture.rs` (checkpoints, restore, eviction) and `tiers.rs` (rollup tier
+//! windows).
 
 mod apply;
 mod capture;
 mod outputs;
+mod tiers;
 
 use super::*;
 use rtdash_shared::messages::{PartialBatch, PartialEntry};
@@ -24,6 +26,9 @@ fn settings() -> Settings {
         provisional_interval_ms: 1_000,
         live_throttle_ms: 250,
         provisional_rows_per_s: 0,
+        write_state: true,
+        tiers: TierSet::NONE,
+        max_tier_series: 1_000,
     }
 }
 
