@@ -9,8 +9,8 @@
 use rtdash_runtime::config::{ConfigError, Validate};
 use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
-use rtdash_runtime::secret::Secret;
 use rtdash_runtime::rollups::RollupsConfig;
+use rtdash_runtime::secret::Secret;
 use rtdash_runtime::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
