@@ -1,5 +1,5 @@
-//! The key store (issue #16): every API key, dashboard link and the session secret of the
-//! `rtdash_keys` bucket, held in memory and kept current by a watcher, so that verifying a
+//! The key store (issue #16): every API key, dashboard link, tenant quota setting and the
+//! session secret of the `rtdash_keys` bucket, held in memory and kept current by a watcher, so that verifying a
 //! presented credential is a hash and a map lookup, and a revoked key stops verifying as soon
 //! as the watch delivers its delete (milliseconds; well within the 5 s the docs promise).
 //!
@@ -218,6 +218,23 @@ impl KeyStore {
     /// The link `link_id`, if it exists.
     pub fn link(&self, link_id: &str) -> Option<LinkRecord> {
         self.inner.table.link(link_id)
+    }
+
+    /// The operator's quota settings of `tenant` (`quota.<tenant>`, JSON), if any.
+    pub fn quota(&self, tenant: &str) -> Option<Vec<u8>> {
+        self.inner.table.quota(tenant)
+    }
+
+    /// Replaces the quota settings of `tenant` (`quota.<tenant>`) with `value` (JSON).
+    pub async fn put_quota(&self, tenant: &str, value: Vec<u8>) -> Result<(), KeyStoreError> {
+        let key = names::quota_key(tenant);
+        self.inner
+            .kv
+            .put(&key, Bytes::from(value.clone()))
+            .await
+            .map_err(|err| KeyStoreError::Unavailable(err.into()))?;
+        self.apply(&key, Some(&value));
+        Ok(())
     }
 
     /// Stores a new key record (`key.<key_id>`).

@@ -29,6 +29,9 @@ struct Records {
     links: HashMap<String, LinkRecord>,
     /// `used.<key_id>` values: RFC 3339 last use per key.
     used: HashMap<String, String>,
+    /// `quota.<tenant>` values: the operator's quota settings per tenant (JSON, decoded by
+    /// the gateway).
+    quotas: HashMap<String, Vec<u8>>,
     session_secret: Option<Vec<u8>>,
 }
 
@@ -165,9 +168,14 @@ impl KeyTable {
         self.records.read().ok()?.links.get(link_id).cloned()
     }
 
+    /// The stored quota settings of `tenant` (`quota.<tenant>`), undecoded.
+    pub(super) fn quota(&self, tenant: &str) -> Option<Vec<u8>> {
+        self.records.read().ok()?.quotas.get(tenant).cloned()
+    }
+
     /// Applies one bucket entry (`None`: deleted); returns whether a key or link was removed.
-    /// Unknown keys (`quota.`...) are ignored; a record that does not decode is logged and
-    /// verifies nothing.
+    /// Unknown keys are ignored; a record that does not decode is logged and verifies
+    /// nothing.
     pub(super) fn apply(&self, key: &str, value: Option<&[u8]>) -> bool {
         let Ok(mut records) = self.records.write() else {
             return false;
@@ -200,6 +208,12 @@ impl KeyTable {
             match value.map(serde_json::from_slice::<UsedRecord>) {
                 Some(Ok(used)) => records.used.insert(id.to_owned(), used.last_used_at),
                 _ => records.used.remove(id),
+            };
+            false
+        } else if let Some(tenant) = key.strip_prefix("quota.") {
+            match value {
+                Some(value) => records.quotas.insert(tenant.to_owned(), value.to_vec()),
+                None => records.quotas.remove(tenant),
             };
             false
         } else if key == names::SESSION_SECRET_KEY {
