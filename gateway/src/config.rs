@@ -50,6 +50,9 @@ pub struct GatewayConfig {
     pub live: LiveConfig,
     /// Keys, sessions, links (`[auth]`).
     pub auth: crate::auth::AuthConfig,
+    /// Tenant quotas: the defaults of every tenant (`[quotas]`; the operator sets a tenant's
+    /// own with `PUT /v1/tenants/{tenant}/quotas`).
+    pub quotas: crate::quota::QuotaConfig,
     /// Rollup tiers and the retention of each table (the aggregators' setting).
     pub rollups: RollupsConfig,
     /// Metric queries: the row cache.
@@ -76,6 +79,7 @@ impl Default for GatewayConfig {
             questdb: QuestDbConfig::default(),
             live: LiveConfig::default(),
             auth: crate::auth::AuthConfig::default(),
+            quotas: crate::quota::QuotaConfig::default(),
             rollups: RollupsConfig::default(),
             query: QueryConfig::default(),
             telemetry: TelemetryConfig::default(),
@@ -293,6 +297,9 @@ impl Validate for GatewayConfig {
                 "auth.session_ttl_secs",
                 "and `auth.max_keys_per_tenant` must be at least 1",
             ));
+        }
+        if let Some((key, why)) = self.quotas.invalid() {
+            return Err(ConfigError::invalid(format!("quotas.{key}"), why));
         }
         self.nats.validate()?;
         self.rollups.validate()?;

@@ -44,6 +44,9 @@ pub enum ApiError {
         /// `Retry-After`, seconds.
         retry_after_secs: u64,
     },
+    /// A tenant quota would be exceeded: the message is `<limit name> is <limit>`.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A bug or an unexpected failure; the message is logged, not answered.
     #[error("internal error: {0}")]
     Internal(String),
@@ -61,7 +64,7 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine-readable code (`invalid_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `conflict`, `payload_too_large`, `method_not_allowed`,
-    /// `too_many_requests`, `unavailable`, `timeout`, `internal`).
+    /// `too_many_requests`, `quota_exceeded`, `unavailable`, `timeout`, `internal`).
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
@@ -98,6 +101,11 @@ impl ApiError {
         Self::Unavailable(message.into())
     }
 
+    /// `429 quota_exceeded`: the tenant's limit `name` is `limit`.
+    pub fn quota_exceeded(name: &str, limit: u64) -> Self {
+        Self::QuotaExceeded(format!("{name} is {limit}"))
+    }
+
     /// `500`; `message` goes to the log only.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::Internal(message.into())
@@ -115,7 +123,9 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::QuotaExceeded(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,6 +143,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
             ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::Internal(_) => "internal",
         }
     }

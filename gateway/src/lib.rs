@@ -10,6 +10,8 @@
 //!   snapshot cache, pipeline freshness;
 //! - [`auth`]: credentials (API keys, browser sessions, dashboard links), tenants and roles on
 //!   every route;
+//! - [`quota`]: tenant quotas (defaults from `[quotas]`, the operator's settings in the keys
+//!   bucket), checked where things are created and streams opened;
 //! - [`openapi`]: the OpenAPI document generated from the handlers.
 //!
 //! [`AppState`] ([`state`]) connects and starts the background tasks; [`app`] ([`router`])
@@ -31,6 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod query;
+pub mod quota;
 pub mod router;
 pub mod state;
 pub mod store;

@@ -14,8 +14,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-/// Most widgets on one dashboard.
-pub const MAX_WIDGETS: usize = 50;
 /// Longest name, title or description, in characters.
 pub const MAX_TEXT: usize = 200;
 /// Longest description, in characters.
@@ -345,11 +343,6 @@ impl DashboardInput {
         {
             return Err(ApiError::bad_request(format!(
                 "`description` is longer than {MAX_DESCRIPTION} characters"
-            )));
-        }
-        if self.widgets.as_ref().is_some_and(|w| w.len() > MAX_WIDGETS) {
-            return Err(ApiError::bad_request(format!(
-                "a dashboard holds at most {MAX_WIDGETS} widgets"
             )));
         }
         Ok(())

@@ -24,6 +24,7 @@ use utoipa_axum::routes;
     security(("bearer" = []), ("session" = [])),
     tags(
         (name = "keys", description = "API keys of a tenant (admin keys and the operator)"),
+        (name = "quotas", description = "Tenant quotas (set by the operator)"),
         (name = "session", description = "Browser sign-in with a key (session cookie)"),
         (name = "dashboards", description = "Dashboards and their widgets"),
         (name = "alerts", description = "Alert rules, their state, transitions and deliveries, and silences"),
@@ -65,12 +66,13 @@ impl utoipa::Modify for Security {
 /// Every REST route (without the stream), with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
     use crate::api::{
-        alert_state, alerts, capabilities, dashboards, definitions, keys, links, metrics, session,
-        silences, status,
+        alert_state, alerts, capabilities, dashboards, definitions, keys, links, metrics, quotas,
+        session, silences, status,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(keys::create, keys::list))
         .routes(routes!(keys::delete))
+        .routes(routes!(quotas::get, quotas::put))
         .routes(routes!(session::create, session::get, session::delete))
         .routes(routes!(links::create, links::list))
         .routes(routes!(links::delete))

@@ -8,6 +8,7 @@ use crate::live::snapshot::SnapshotCache;
 use crate::live::status::StatusTracker;
 use crate::metrics;
 use crate::query::QuestDb;
+use crate::quota::streams::TenantStreams;
 use crate::store::ConfigStore;
 use crate::tasks::Tasks;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub status: StatusTracker,
     /// Stream permits (`live.max_streams`).
     pub streams: Arc<Semaphore>,
+    /// Open streams per tenant (the `open_streams` quota).
+    pub tenant_streams: Arc<TenantStreams>,
     /// Cancelled on shutdown; ends every stream.
     pub shutdown: CancellationToken,
     /// Readiness checks for `/readyz`.
@@ -175,6 +178,7 @@ impl AppState {
         Ok(Self {
             js,
             streams: Arc::new(Semaphore::new(config.live.max_streams)),
+            tenant_streams: Arc::new(TenantStreams::default()),
             config: Arc::new(config),
             store,
             db,

@@ -235,7 +235,7 @@ async fn fetch(state: &AppState, tenant: &str, id: &str) -> Result<(AlertRule, u
 #[utoipa::path(post, path = "/v1/alerts", operation_id = "create_alert",
     tag = "alerts", request_body = AlertInput,
     responses((status = 201, body = AlertOut), (status = 400, body = ErrorBody),
-              (status = 413, body = ErrorBody)))]
+              (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -243,6 +243,13 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant(input.tenant_id.as_deref(), Role::Editor)?;
     validate(&state, &tenant, &input)?;
+    let limits = crate::quota::limits(&state.auth.keys, &state.config.quotas, &tenant);
+    crate::quota::check(
+        "alert_rules",
+        crate::quota::alert_rules(&state.store, &tenant),
+        1,
+        limits.alert_rules,
+    )?;
     if input.notify_channel.trim().is_empty() {
         return Err(ApiError::bad_request("`notify_channel` is required"));
     }

@@ -10,8 +10,9 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::model::{
     is_valid_id, new_id, requested_tenant, Dashboard, DashboardInput, DashboardOut, Widget,
-    WidgetInput, MAX_WIDGETS,
+    WidgetInput,
 };
+use crate::quota;
 use crate::state::AppState;
 use crate::store::StoreError;
 use axum::extract::{Path, State};
@@ -146,7 +147,8 @@ fn build_widgets(
 #[utoipa::path(post, path = "/v1/dashboards", operation_id = "create_dashboard",
     tag = "dashboards", request_body = DashboardInput,
     responses((status = 201, body = DashboardOut), (status = 400, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,7 +156,21 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant(input.tenant_id.as_deref(), Role::Editor)?;
     input.check_shape()?;
-    let widgets = build_widgets(&state, &tenant, input.widgets.unwrap_or_default(), false)?;
+    let limits = quota::limits(&state.auth.keys, &state.config.quotas, &tenant);
+    quota::check(
+        "dashboards",
+        quota::dashboards(&state.store, &tenant),
+        1,
+        limits.dashboards,
+    )?;
+    let inputs = input.widgets.unwrap_or_default();
+    quota::check(
+        "widgets_per_dashboard",
+        inputs.len(),
+        0,
+        limits.widgets_per_dashboard,
+    )?;
+    let widgets = build_widgets(&state, &tenant, inputs, false)?;
     let now = format_rfc3339(now_millis());
     let dashboard = Dashboard {
         dashboard_id: new_id(),
@@ -251,6 +267,13 @@ pub async fn put(
     let (mut dashboard, current) = fetch(&state, &tenant, &id).await?;
     check_revision(expected, current)?;
     if let Some(widgets) = input.widgets {
+        let limits = quota::limits(&state.auth.keys, &state.config.quotas, &tenant);
+        quota::check(
+            "widgets_per_dashboard",
+            widgets.len(),
+            0,
+            limits.widgets_per_dashboard,
+        )?;
         dashboard.widgets = build_widgets(&state, &tenant, widgets, true)?;
     }
     dashboard.name = input.name.trim().to_owned();
@@ -326,7 +349,8 @@ async fn change_widgets<T>(
     tag = "dashboards", request_body = WidgetInput,
     params(("id" = String, Path, description = "Dashboard id"), TenantQuery),
     responses((status = 201, body = Widget), (status = 400, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
 pub async fn add_widget(
     State(state): State<AppState>,
     caller: Caller,
@@ -342,12 +366,10 @@ pub async fn add_widget(
     load(&state, &tenant, &id)?;
     validate_widget(&state, &tenant, &widget)?;
     let expected = super::if_match(&headers)?;
+    let limit =
+        quota::limits(&state.auth.keys, &state.config.quotas, &tenant).widgets_per_dashboard;
     let (widget, revision) = change_widgets(&state, &tenant, &id, expected, |dashboard| {
-        if dashboard.widgets.len() >= MAX_WIDGETS {
-            return Err(ApiError::bad_request(format!(
-                "a dashboard holds at most {MAX_WIDGETS} widgets"
-            )));
-        }
+        quota::check("widgets_per_dashboard", dashboard.widgets.len(), 1, limit)?;
         dashboard.widgets.push(widget.clone());
         Ok(widget.clone())
     })

@@ -173,6 +173,37 @@ fn body_tenant(
     caller.tenant_or_global(requested, Role::Editor)
 }
 
+/// The tenant's limits on definitions: `max_series_per_window` at most its ceiling (`400`
+/// naming it), and, for a new definition, one more within `metric_definitions` (`429`).
+/// Global definitions (`_all`, the operator's) are not any tenant's.
+fn check_quota(
+    state: &AppState,
+    tenant: &str,
+    definition: &MetricDefinition,
+    new: bool,
+) -> Result<(), ApiError> {
+    if tenant == rtdash_shared::names::ALL_TENANTS {
+        return Ok(());
+    }
+    let limits = crate::quota::limits(&state.auth.keys, &state.config.quotas, tenant);
+    if u64::from(definition.max_series_per_window) > limits.max_series_per_window {
+        return Err(ApiError::bad_request(format!(
+            "`max_series_per_window` is {}, above tenant `{tenant}`'s ceiling of {} \
+             (quota `max_series_per_window`)",
+            definition.max_series_per_window, limits.max_series_per_window
+        )));
+    }
+    if new {
+        crate::quota::check(
+            "metric_definitions",
+            crate::quota::metric_definitions(&state.store, tenant),
+            1,
+            limits.metric_definitions,
+        )?;
+    }
+    Ok(())
+}
+
 /// Creates a definition.
 #[utoipa::path(post, path = "/v1/metric-definitions", operation_id = "create_metric_definition",
     tag = "metric-definitions",
@@ -180,7 +211,8 @@ fn body_tenant(
         May also carry `revision` (ignored on create) and the answer-only fields \
         (`scope`, `read_only`, `dimension_sets`, ignored), so an answer can be sent back."),
     responses((status = 201, body = DefinitionOut), (status = 400, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -195,6 +227,8 @@ pub async fn create(
         ));
     }
     let key = metric_config_key(Some(&tenant), &definition.name);
+    let exists = state.store.get(&key).is_some();
+    check_quota(&state, &tenant, &definition, !exists)?;
     let revision = state
         .store
         .create(&key, encode(&definition)?)
@@ -262,7 +296,8 @@ pub async fn get(
         instead be the query parameter. May also carry `revision` (the expected one, like \
         `If-Match`) and the answer-only fields (`scope`, `read_only`, `dimension_sets`, ignored)."),
     responses((status = 200, body = DefinitionOut), (status = 201, body = DefinitionOut),
-              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 429, body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -288,7 +323,9 @@ pub async fn put(
     let expected = expected_revision(&headers, body_revision)?;
     let key = metric_config_key(Some(&tenant), &name);
     let value = encode(&definition)?;
-    let (status, revision) = match state.store.fetch(&key).await? {
+    let current = state.store.fetch(&key).await?;
+    check_quota(&state, &tenant, &definition, current.is_none())?;
+    let (status, revision) = match current {
         None => {
             if expected.is_some_and(|rev| rev != 0) {
                 return Err(ApiError::not_found("metric", &name));

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod links;
 pub mod metric_answer;
 pub mod metrics;
+pub mod quotas;
 pub mod session;
 pub mod silences;
 pub mod status;

@@ -20,8 +20,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 
-/// Most silences a tenant keeps (in force, pending or expired).
-pub const MAX_SILENCES_PER_TENANT: usize = 1000;
 /// How long an ended silence stays listed before it is purged.
 pub const KEEP_EXPIRED_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -204,7 +202,7 @@ async fn purge_expired(state: &AppState, tenant: &str, now: UnixMillis) -> Resul
 #[utoipa::path(post, path = "/v1/silences", operation_id = "create_silence",
     tag = "alerts", request_body = SilenceInput,
     responses((status = 201, body = SilenceOut), (status = 400, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -222,12 +220,10 @@ pub async fn create(
     }
     let silence = silence_from(input, new_id(), tenant.clone(), now)?;
     purge_expired(&state, &tenant, now).await?;
-    if stored(&state, &tenant).len() >= MAX_SILENCES_PER_TENANT {
-        return Err(ApiError::conflict(format!(
-            "tenant `{tenant}` has {MAX_SILENCES_PER_TENANT} silences, the limit: expire some \
-             (they are purged a week after their end)"
-        )));
-    }
+    // The `silences` quota counts every silence not purged yet (expired ones are purged a
+    // week after their end).
+    let limit = crate::quota::limits(&state.auth.keys, &state.config.quotas, &tenant).silences;
+    crate::quota::check("silences", stored(&state, &tenant).len(), 1, limit)?;
     let key = silence_config_key(&tenant, &silence.id);
     let revision = state.store.create(&key, encode(&silence)?).await?;
     tracing::info!(%tenant, silence = %silence.id, rule = ?silence.rule_id, "silence created");

@@ -39,6 +39,7 @@ use viewer::Viewer;
     responses(
         (status = 200, description = "text/event-stream of snapshot, update, status and reload events", content_type = "text/event-stream", body = String),
         (status = 404, description = "No such dashboard", body = crate::error::ErrorBody),
+        (status = 429, description = "The tenant's `open_streams` quota is reached", body = crate::error::ErrorBody),
         (status = 503, description = "Too many streams or NATS unavailable", body = crate::error::ErrorBody),
     )
 )]
@@ -51,6 +52,12 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let (dashboard, revision) =
         crate::api::dashboards::load_for(&state, &caller, query.requested(), &id)?;
+    let limit = crate::quota::limits(&state.auth.keys, &state.config.quotas, &dashboard.tenant_id)
+        .open_streams;
+    let tenant_stream = state
+        .tenant_streams
+        .open(&dashboard.tenant_id, limit)
+        .map_err(|_| ApiError::quota_exceeded("open_streams", limit))?;
     let permit = state
         .streams
         .clone()
@@ -61,12 +68,14 @@ pub async fn stream(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let viewer = Viewer::open(state.clone(), dashboard, revision, last_event_id, permit).await?;
-    let frames = futures::stream::unfold(viewer, |mut viewer| async move {
-        let frame = viewer.next_frame().await?;
-        Some((Ok::<Bytes, Infallible>(frame), viewer))
-    })
-    // A revoked key or link ends its open streams too.
-    .take_until(Box::pin(revoked(state.auth.keys.clone(), caller.principal)));
+    // The tenant's stream stays counted while the body is held (dropped with it).
+    let frames =
+        futures::stream::unfold((viewer, tenant_stream), |(mut viewer, open)| async move {
+            let frame = viewer.next_frame().await?;
+            Some((Ok::<Bytes, Infallible>(frame), (viewer, open)))
+        })
+        // A revoked key or link ends its open streams too.
+        .take_until(Box::pin(revoked(state.auth.keys.clone(), caller.principal)));
     let mut response = Response::new(Body::from_stream(frames));
     let headers = response.headers_mut();
     headers.insert(
