@@ -33,6 +33,8 @@ enum Needs {
     Viewer,
     Editor,
     Admin,
+    /// The operator key only (a tenant's admin is below it).
+    Operator,
     Any,
 }
 
@@ -88,6 +90,8 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("GET", "/v1/keys", Needs::Admin),
     ("POST", "/v1/keys", Needs::Admin),
     ("DELETE", "/v1/keys/{key_id}", Needs::Admin),
+    ("GET", "/v1/tenants/{tenant}/quotas", Needs::Admin),
+    ("PUT", "/v1/tenants/{tenant}/quotas", Needs::Operator),
     ("GET", "/v1/session", Needs::Any),
     ("POST", "/v1/session", Needs::Any),
     ("DELETE", "/v1/session", Needs::Any),
@@ -120,6 +124,7 @@ impl Objects {
         path = path.replace("{link_id}", &self.link);
         path = path.replace("{key_id}", &self.key_id);
         path = path.replace("{name}", &self.metric);
+        path = path.replace("{tenant}", &self.tenant);
         path.replace("{id}", id)
     }
 
@@ -143,6 +148,7 @@ impl Objects {
                 json!({"tenant_id": t, "name": self.metric, "event_type": "pay"})
             }
             ("POST", "/v1/keys") => json!({"tenant_id": t, "role": "viewer", "name": "more"}),
+            ("PUT", "/v1/tenants/{tenant}/quotas") => json!({"dashboards": 1000}),
             _ => return None,
         };
         Some(body)
@@ -295,6 +301,7 @@ async fn every_gateway_endpoint_checks_key_tenant_and_role() -> anyhow::Result<(
     let a_editor = client(&create_key(&gw, &a, "editor", "editor").await?);
     let a_admin = client(&create_key(&gw, &a, "admin", "admin").await?);
     let b_admin = client(&create_key(&gw, &b, "admin", "admin").await?);
+    let operator = client(operator_key());
     let anonymous = anonymous_client(Some(TIMEOUT));
     let objects = objects(&gw, &a, &a_admin).await?;
 
@@ -376,6 +383,7 @@ async fn every_gateway_endpoint_checks_key_tenant_and_role() -> anyhow::Result<(
             Needs::Viewer => None,
             Needs::Editor => Some(("a viewer key", &a_viewer)),
             Needs::Admin => Some(("an editor key", &a_editor)),
+            Needs::Operator => Some(("an admin key", &a_admin)),
             Needs::Any => unreachable!(),
         };
         if let Some((who, below)) = below {
@@ -388,6 +396,7 @@ async fn every_gateway_endpoint_checks_key_tenant_and_role() -> anyhow::Result<(
             let enough = match needs {
                 Needs::Viewer => &a_viewer,
                 Needs::Editor => &a_editor,
+                Needs::Operator => &operator,
                 _ => &a_admin,
             };
             let (status, answer, _) = call(enough, method, &named, body.as_ref(), &[]).await?;

@@ -1,0 +1,190 @@
+//! Tenant quotas on real services (issue #16): the operator sets a tenant's limits with
+//! `PUT /v1/tenants/{tenant}/quotas`; creating over a count limit answers `429
+//! quota_exceeded` naming the limit while another tenant is unaffected; a definition above the
+//! series ceiling is refused with `400` naming it; opening a live stream over `open_streams`
+//! answers `429`; `GET` shows the limits and the use against them.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context};
+use rtdash_tests::auth::{create_key, key_client, operator_key};
+use rtdash_tests::client::decode;
+use rtdash_tests::stack::{Stack, StackOptions};
+use rtdash_tests::{blocking, unique_name};
+use serde_json::{json, Value};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn call(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut request = client.request(reqwest::Method::from_bytes(method.as_bytes())?, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
+    decode(response).await
+}
+
+async fn create_dashboard(
+    gw: &str,
+    client: &reqwest::Client,
+    name: &str,
+) -> anyhow::Result<(u16, Value)> {
+    call(
+        client,
+        "POST",
+        &format!("{gw}/v1/dashboards"),
+        Some(json!({"name": name})),
+    )
+    .await
+}
+
+/// Opens the stream of `dashboard`: its status, and the response (kept open while held).
+async fn open_stream(
+    gw: &str,
+    client: &reqwest::Client,
+    dashboard: &str,
+) -> anyhow::Result<(u16, reqwest::Response)> {
+    let response = client
+        .get(format!("{gw}/v1/dashboards/{dashboard}/stream"))
+        .send()
+        .await
+        .context("open a stream")?;
+    Ok((response.status().as_u16(), response))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_set_by_the_operator_are_enforced_per_tenant() -> anyhow::Result<()> {
+    let stack = blocking(|| Stack::start(StackOptions::default())).await?;
+    let gw = stack.gateway_url();
+    let (a, b) = (unique_name("quota-a"), unique_name("quota-b"));
+    let a_admin = key_client(&create_key(&gw, &a, "admin", "admin").await?, Some(TIMEOUT));
+    let b_admin = key_client(&create_key(&gw, &b, "admin", "admin").await?, Some(TIMEOUT));
+    let streams = key_client(&create_key(&gw, &a, "viewer", "streams").await?, None);
+    let b_streams = key_client(&create_key(&gw, &b, "viewer", "streams").await?, None);
+    let operator = key_client(operator_key(), Some(TIMEOUT));
+    let a_quotas = format!("{gw}/v1/tenants/{a}/quotas");
+    let b_quotas = format!("{gw}/v1/tenants/{b}/quotas");
+    let settings = json!({"dashboards": 2, "max_series_per_window": 20000, "open_streams": 1});
+
+    // Only the operator sets quotas; settings are checked.
+    let (status, body) = call(&a_admin, "PUT", &a_quotas, Some(settings.clone())).await?;
+    ensure!(
+        status == 403,
+        "a tenant admin set its quotas: {status} {body}"
+    );
+    for bad in [json!({"max_series_per_window": 0}), json!({"dashbords": 1})] {
+        let (status, body) = call(&operator, "PUT", &a_quotas, Some(bad.clone())).await?;
+        ensure!(status == 400, "PUT {bad}: {status} {body}");
+    }
+    let (status, body) = call(&operator, "PUT", &a_quotas, Some(settings.clone())).await?;
+    ensure!(status == 200, "PUT quotas: {status} {body}");
+    ensure!(body["settings"] == settings, "{body}");
+    ensure!(body["limits"]["dashboards"] == 2, "{body}");
+    ensure!(body["limits"]["alert_rules"] == 200, "default kept: {body}");
+    ensure!(body["limits"]["max_series_per_window"] == 20000, "{body}");
+
+    // Dashboards: the third of tenant A is refused; tenant B is unaffected.
+    let mut dashboards = Vec::new();
+    for n in 0..2 {
+        let (status, body) = create_dashboard(&gw, &a_admin, &format!("d{n}")).await?;
+        ensure!(status == 201, "dashboard {n}: {status} {body}");
+        dashboards.push(body["dashboard_id"].as_str().context("id")?.to_owned());
+    }
+    let (status, body) = create_dashboard(&gw, &a_admin, "d2").await?;
+    ensure!(status == 429, "third dashboard: {status} {body}");
+    ensure!(
+        body == json!({"error": {"code": "quota_exceeded", "message": "dashboards is 2"}}),
+        "{body}"
+    );
+    let mut b_dashboard = String::new();
+    for n in 0..3 {
+        let (status, body) = create_dashboard(&gw, &b_admin, &format!("d{n}")).await?;
+        ensure!(status == 201, "tenant B's dashboard {n}: {status} {body}");
+        b_dashboard = body["dashboard_id"].as_str().context("id")?.to_owned();
+    }
+
+    // The series ceiling: one above is refused naming it, the ceiling itself is accepted.
+    let definition = |cap: u64| {
+        json!({"name": "quota_amount", "event_type": "pay", "field": "amount",
+               "max_series_per_window": cap})
+    };
+    let url = format!("{gw}/v1/metric-definitions");
+    let (status, body) = call(&a_admin, "POST", &url, Some(definition(20_001))).await?;
+    ensure!(status == 400, "above the ceiling: {status} {body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    ensure!(
+        message.contains("max_series_per_window") && message.contains("20000"),
+        "{body}"
+    );
+    let put = format!("{url}/quota_amount");
+    let (status, body) = call(&a_admin, "PUT", &put, Some(definition(20_001))).await?;
+    ensure!(status == 400, "PUT above the ceiling: {status} {body}");
+    let (status, body) = call(&a_admin, "POST", &url, Some(definition(20_000))).await?;
+    ensure!(status == 201, "at the ceiling: {status} {body}");
+    let (status, body) = call(&b_admin, "POST", &url, Some(definition(50_000))).await?;
+    ensure!(
+        status == 201,
+        "tenant B under the default ceiling: {status} {body}"
+    );
+
+    // Open streams: the second of tenant A is refused while the first is open.
+    let (status, first) = open_stream(&gw, &streams, &dashboards[0]).await?;
+    ensure!(status == 200, "first stream: {status}");
+    let (status, second) = open_stream(&gw, &streams, &dashboards[1]).await?;
+    let (_, body) = decode(second).await?;
+    ensure!(status == 429, "second stream: {status} {body}");
+    ensure!(
+        body["error"] == json!({"code": "quota_exceeded", "message": "open_streams is 1"}),
+        "{body}"
+    );
+    let (status, b_stream) = open_stream(&gw, &b_streams, &b_dashboard).await?;
+    ensure!(status == 200, "tenant B's stream: {status}");
+
+    // Use against limits: the tenant's admin reads its own, not another tenant's.
+    let (status, body) = call(&a_admin, "GET", &a_quotas, None).await?;
+    ensure!(status == 200, "GET quotas: {status} {body}");
+    let used = &body["used"];
+    ensure!(
+        used["dashboards"] == 2
+            && used["metric_definitions"] == 1
+            && used["max_series_per_window"] == 20000
+            && used["open_streams"] == 1
+            && used["alert_rules"] == 0
+            && used["widgets_per_dashboard"] == 0,
+        "{body}"
+    );
+    ensure!(body["limits"]["dashboards"] == 2, "{body}");
+    let (status, body) = call(&b_admin, "GET", &a_quotas, None).await?;
+    ensure!(status == 403, "another tenant's quotas: {status} {body}");
+    let (status, body) = call(&b_admin, "GET", &b_quotas, None).await?;
+    ensure!(status == 200, "own quotas: {status} {body}");
+    ensure!(
+        body["limits"]["dashboards"] == 100
+            && body["used"]["dashboards"] == 3
+            && body["used"]["open_streams"] == 1
+            && body["settings"] == json!({}),
+        "{body}"
+    );
+    drop((first, b_stream));
+
+    // Back to the defaults: the third dashboard is created.
+    let (status, body) = call(&operator, "PUT", &a_quotas, Some(json!({}))).await?;
+    ensure!(
+        status == 200 && body["limits"]["dashboards"] == 100,
+        "{status} {body}"
+    );
+    let (status, body) = create_dashboard(&gw, &a_admin, "d2").await?;
+    ensure!(
+        status == 201,
+        "third dashboard after the reset: {status} {body}"
+    );
+    Ok(())
+}
