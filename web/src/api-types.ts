@@ -431,6 +431,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/tenants/{tenant}/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A tenant's limits and use. */
+        get: operations["get_quotas"];
+        /**
+         * Sets a tenant's limits (the operator only): the body replaces the tenant's settings; a
+         *     limit left out is the default.
+         */
+        put: operations["put_quotas"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -724,7 +745,7 @@ export interface components {
             /**
              * @description Stable machine-readable code (`invalid_request`, `unauthorized`, `forbidden`,
              *     `not_found`, `conflict`, `payload_too_large`, `method_not_allowed`,
-             *     `too_many_requests`, `unavailable`, `timeout`, `internal`).
+             *     `too_many_requests`, `quota_exceeded`, `unavailable`, `timeout`, `internal`).
              */
             code: string;
             /** @description What went wrong, for people. */
@@ -788,6 +809,47 @@ export interface components {
             role: components["schemas"]["Role"];
             /** @description Tenant. */
             tenant_id: string;
+        };
+        /**
+         * @description A tenant's limits (or its use against them: counts now, the largest dashboard's widgets,
+         *     the highest `max_series_per_window` of its definitions).
+         */
+        Limits: {
+            /**
+             * Format: int64
+             * @description Alert rules.
+             */
+            alert_rules: number;
+            /**
+             * Format: int64
+             * @description Dashboards.
+             */
+            dashboards: number;
+            /**
+             * Format: int64
+             * @description The ceiling of a definition's `max_series_per_window`.
+             */
+            max_series_per_window: number;
+            /**
+             * Format: int64
+             * @description The tenant's own metric definitions.
+             */
+            metric_definitions: number;
+            /**
+             * Format: int64
+             * @description Live streams open at once (per gateway).
+             */
+            open_streams: number;
+            /**
+             * Format: int64
+             * @description Silences (not yet purged).
+             */
+            silences: number;
+            /**
+             * Format: int64
+             * @description Widgets on one dashboard.
+             */
+            widgets_per_dashboard: number;
         };
         /** @description Body of `POST /v1/dashboards/{id}/links`. */
         LinkInput: {
@@ -975,6 +1037,62 @@ export interface components {
             stale: boolean;
             /** @description Watermark (RFC 3339), if known. */
             watermark?: string | null;
+        };
+        /**
+         * @description What the operator set for one tenant (`quota.<tenant>` in the keys bucket, and the body of
+         *     `PUT /v1/tenants/{tenant}/quotas`): a limit left out (or `null`) is the default of
+         *     `[quotas]`.
+         */
+        QuotaSettings: {
+            /**
+             * Format: int64
+             * @description Alert rules.
+             */
+            alert_rules?: number | null;
+            /**
+             * Format: int64
+             * @description Dashboards.
+             */
+            dashboards?: number | null;
+            /**
+             * Format: int64
+             * @description The ceiling of a definition's `max_series_per_window` (at least 1).
+             */
+            max_series_per_window?: number | null;
+            /**
+             * Format: int64
+             * @description The tenant's own metric definitions.
+             */
+            metric_definitions?: number | null;
+            /**
+             * Format: int64
+             * @description Live streams open at once (per gateway).
+             */
+            open_streams?: number | null;
+            /**
+             * Format: int64
+             * @description Silences.
+             */
+            silences?: number | null;
+            /**
+             * Format: int64
+             * @description Widgets on one dashboard.
+             */
+            widgets_per_dashboard?: number | null;
+        };
+        /** @description A tenant's quotas. */
+        QuotasOut: {
+            /** @description The limits in force: the operator's settings over the gateway's `[quotas]` defaults. */
+            limits: components["schemas"]["Limits"];
+            /** @description What the operator set (the rest are defaults). */
+            settings: components["schemas"]["QuotaSettings"];
+            /** @description Tenant. */
+            tenant_id: string;
+            /**
+             * @description Use now: counts, the most widgets on one dashboard, streams open on this gateway, the
+             *     highest `max_series_per_window` of the tenant's definitions.
+             */
+            used: components["schemas"]["Limits"];
         };
         /**
          * @description A key's role.
@@ -1433,6 +1551,14 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_alert: {
@@ -1733,6 +1859,14 @@ export interface operations {
                 };
             };
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2073,6 +2207,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The tenant's `open_streams` quota is reached */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Too many streams or NATS unavailable */
             503: {
                 headers: {
@@ -2131,6 +2274,14 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2453,6 +2604,14 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_metric_definition: {
@@ -2539,6 +2698,14 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2942,6 +3109,14 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     get_silence: {
@@ -3035,6 +3210,102 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["StatusView"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_quotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotasOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_quotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Tenant */
+                tenant: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaSettings"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotasOut"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             401: {
