@@ -101,7 +101,9 @@ async fn slow_clients_cannot_hold_the_agents_ingest_slots() -> anyhow::Result<()
     );
     // And a normal request gets through again.
     assert_eq!(post().await?, 202);
-    let metrics = reqwest::get(agent.api.url("/metrics"))
+    let metrics = http_client(Some(Duration::from_secs(10)))
+        .get(agent.api.url("/metrics"))
+        .send()
         .await?
         .text()
         .await?;
