@@ -69,6 +69,10 @@ fn post_round(agent_url: &str) -> anyhow::Result<u64> {
         let mut response = http
             .post(&format!("{agent_url}/v1/events"))
             .header("content-type", "application/json")
+            .header(
+                "authorization",
+                format!("Bearer {}", rtdash_tests::auth::operator_key()),
+            )
             .send(format!("[{}]", items.join(",")).as_bytes())?;
         let status = response.status().as_u16();
         let body: Value = serde_json::from_str(&response.body_mut().read_to_string()?)?;

@@ -676,7 +676,8 @@ async fn check_rest(gateway: &Api, model: &Model, range: (i64, i64)) -> anyhow::
     let mut calls = 0;
     for tenant in TENANTS {
         calls += rest_serves_every_kept_and_combined_set(gateway, model, tenant, range).await?;
-        calls += rest_refuses_what_it_cannot_derive(gateway, tenant, range).await?;
+        calls += rest_merges_state_and_refuses_what_it_cannot_derive(gateway, model, tenant, range)
+            .await?;
         calls += rest_combines_windows_into_a_coarser_one(gateway, model, tenant, range).await?;
         calls +=
             rest_counts_every_event_in_the_builtin_metric(gateway, model, tenant, range).await?;
@@ -752,20 +753,41 @@ async fn rest_serves_every_kept_and_combined_set(
     Ok(calls)
 }
 
-/// Not derivable: distinct users for a plan (only plan x region and region are kept): 400.
-async fn rest_refuses_what_it_cannot_derive(
+/// Distinct users for a plan (kept only as plan x region): derived by merging the stored
+/// sketch states of every region's series, within the HyperLogLog bound of the exact answer;
+/// a dimension the metric does not keep is refused with `400` naming it.
+async fn rest_merges_state_and_refuses_what_it_cannot_derive(
     gateway: &Api,
+    model: &Model,
     tenant: &str,
     range: (i64, i64),
 ) -> anyhow::Result<usize> {
     let filter = dims(&[("plan", "pro")]);
     let (status, body) =
         metric_query(gateway, tenant, "checkout", &filter, "unique", None, range).await?;
+    ensure!(status == 200, "unique by plan: {status} {body}");
+    let windows = body["windows"].as_array().cloned().unwrap_or_default();
+    for window in &windows {
+        let start =
+            parse_rfc3339(window["window_start"].as_str().unwrap_or("")).unwrap_or_default();
+        let value = window["value"].as_f64().unwrap_or(f64::NAN);
+        let want = model
+            .derived(tenant, &CHECKOUT, &filter, start, WINDOW_MS)
+            .map(|acc| acc.stat("unique"))
+            .unwrap_or(0.0);
+        ensure!(
+            stat_matches("unique", value, want),
+            "unique by plan @{start}: {value}, expected {want}: {body}"
+        );
+    }
+    let unkept = dims(&[("country", "fr")]);
+    let (status, body) =
+        metric_query(gateway, tenant, "checkout", &unkept, "unique", None, range).await?;
     ensure!(
-        status == 400,
-        "unique by plan must be refused, got {status} {body}"
+        status == 400 && body.to_string().contains("country"),
+        "a dimension the metric does not keep must be refused naming it, got {status} {body}"
     );
-    Ok(1)
+    Ok(2)
 }
 
 /// A coarser window combines the metric's windows. It is final once it is known to be

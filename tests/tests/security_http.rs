@@ -46,11 +46,13 @@ async fn slow_clients_cannot_hold_the_agents_ingest_slots() -> anyhow::Result<()
     let mut slow = Vec::new();
     for _ in 0..2 {
         let mut socket = TcpStream::connect(&addr).await?;
-        socket
-            .write_all(
-                b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{\"tenant",
-            )
-            .await?;
+        // With a valid key: a request is authenticated before it takes a slot.
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{{\"tenant",
+            rtdash_tests::auth::operator_key()
+        );
+        socket.write_all(head.as_bytes()).await?;
         slow.push((socket, true));
     }
     for _ in 0..2 {
@@ -99,7 +101,9 @@ async fn slow_clients_cannot_hold_the_agents_ingest_slots() -> anyhow::Result<()
     );
     // And a normal request gets through again.
     assert_eq!(post().await?, 202);
-    let metrics = reqwest::get(agent.api.url("/metrics"))
+    let metrics = http_client(Some(Duration::from_secs(10)))
+        .get(agent.api.url("/metrics"))
+        .send()
         .await?
         .text()
         .await?;

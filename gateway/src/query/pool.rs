@@ -251,15 +251,13 @@ impl QuestDb {
         result
     }
 
-    /// Creates the base table and every tier's table when missing, and adds the `state`
-    /// column to a base table created before it existed. Retention (TTL) is the
-    /// aggregators' to set.
+    /// Creates the base table and every tier's table when missing. Upgrading a table of an
+    /// older release (the `state` column) and retention (TTL) are the aggregators' to do.
     pub async fn ensure_tables(&self) -> Result<(), QueryError> {
         let base = &self.config.table;
+        // The shared schema has the `state` column; a table of an older release gets it
+        // from the aggregators, which upgrade tables in place.
         let mut sql = rtdash_shared::schema::create_table_sql_for(base);
-        sql.push_str(&format!(
-            ";\nALTER TABLE {base} ADD COLUMN IF NOT EXISTS state VARCHAR"
-        ));
         for tier in self.tiers.list() {
             sql.push_str(";\n");
             sql.push_str(&tier_table_sql(

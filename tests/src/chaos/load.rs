@@ -307,6 +307,10 @@ fn post(http: &ureq::Agent, url: &str, body: &str) -> Attempt {
         .post(url)
         .header("content-type", "application/json")
         .header("connection", "close")
+        .header(
+            "authorization",
+            format!("Bearer {}", crate::auth::operator_key()),
+        )
         .send(body.as_bytes());
     match answer {
         Ok(mut response) => {

@@ -329,6 +329,10 @@ impl ChaosStack {
         let url = format!("{}{path}", self.proxy.url());
         let mut response = http::client(Duration::from_secs(30))
             .post(&url)
+            .header(
+                "authorization",
+                format!("Bearer {}", crate::auth::operator_key()),
+            )
             .send_json(body)
             .with_context(|| format!("POST {url}"))?;
         let status = response.status().as_u16();
