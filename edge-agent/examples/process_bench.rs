@@ -346,6 +346,7 @@ fn main() {
         },
         durable: None,
         idempotency: None,
+        definitions_loaded: Arc::new(std::sync::atomic::AtomicBool::new(true)),
     };
     let scope = IngestScope { tenant: None };
     let mut i = 0;

@@ -303,6 +303,7 @@ impl Agent {
             auth: auth.ingest,
             durable: durable.clone(),
             idempotency: Some(Arc::clone(&idempotency)),
+            definitions_loaded: definitions.ready_flag(),
         });
         let statsd = match &config.statsd.tenant {
             Some(tenant) => Some(

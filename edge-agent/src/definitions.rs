@@ -12,8 +12,13 @@
 //! error: the agent refuses to start (exit 64), naming the file.
 //!
 //! The watch delivers the current value of every key first; the agent reports ready
-//! (`/readyz` check `definitions`) once it has caught up. If the watch fails (NATS gone), it
-//! is re-established with a backoff, rebuilding the bucket's definitions from scratch.
+//! (`/readyz` check `definitions`) and ingest admits events once it has caught up (until
+//! then ingest answers `503 definitions_not_loaded`: events aggregated earlier would miss
+//! every bucket-defined metric). An empty bucket is caught up at once; an absent one (no
+//! `KV_rtdash_config` stream in the agent's domain) counts as read and empty, and is looked
+//! for again with the backoff. If the watch fails (NATS gone), it is re-established with a
+//! backoff, rebuilding the bucket's definitions from scratch; the set read before stays in
+//! force meanwhile and the agent stays ready.
 
 use crate::aggregate::Shards;
 use crate::metrics::AgentMetrics;
@@ -147,6 +152,15 @@ impl Definitions {
             };
             match result {
                 Ok(()) => return,
+                Err(WatchError::Bucket { source }) if bucket_absent(&source) => {
+                    if !self.ready.load(Ordering::Acquire) || !self.bucket.is_empty() {
+                        tracing::info!(
+                            bucket = names::CONFIG_BUCKET,
+                            "no config bucket: only the built-in and file metric definitions apply"
+                        );
+                        self.catch_up(BTreeMap::new());
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "metric definition watch interrupted");
                 }
@@ -220,6 +234,19 @@ impl Definitions {
         self.apply();
         self.ready.store(true, Ordering::Release);
     }
+}
+
+/// Whether opening the bucket failed because its stream does not exist (as opposed to NATS
+/// being unreachable or refusing).
+fn bucket_absent(err: &async_nats::jetstream::context::KeyValueError) -> bool {
+    use async_nats::jetstream::context::{GetStreamError, GetStreamErrorKind};
+    use async_nats::jetstream::ErrorCode;
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<GetStreamError>())
+        .is_some_and(|source| {
+            matches!(source.kind(), GetStreamErrorKind::JetStream(js)
+                if js.error_code() == ErrorCode::STREAM_NOT_FOUND)
+        })
 }
 
 /// Why the watch of the config bucket stopped (it is re-established with a backoff).

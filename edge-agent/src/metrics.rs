@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `rtdash_agent_events_accepted_total` | counter | events accepted |
 //! | `rtdash_agent_events_rejected_total{code}` | counter | rejected events and whole bodies, by reason code |
-//! | `rtdash_agent_requests_throttled_total{reason}` | counter | requests answered 429/503 (`concurrency`, `memory`, `spool`, `shutting_down`) |
+//! | `rtdash_agent_requests_throttled_total{reason}` | counter | requests answered 429/503 (`concurrency`, `memory`, `spool`, `shutting_down`, `definitions_not_loaded`) |
 //! | `rtdash_agent_series_active` | gauge | series with a delta in the last flush |
 //! | `rtdash_agent_series_overflowed_total` | counter | series updates folded into overflow series |
 //! | `rtdash_agent_partials_published_total` | counter | partial batches acknowledged by JetStream |
@@ -126,8 +126,9 @@ pub const OUTCOMES: [&str; 3] = ["accepted", "rejected", "duplicate"];
 /// (`malformed`), an unknown type, a relative gauge, a sample rate outside (0, 1], a
 /// DogStatsD event or service check (not mapped), a line rejected by event validation
 /// (`rejected`: dead-lettered like any rejected event), and whole packets dropped while the
-/// agent refuses input (`overload`: memory, spool, shutdown).
-pub const STATSD_DROP_REASONS: [&str; 8] = [
+/// agent refuses input (`overload`: memory, spool, shutdown; `definitions_not_loaded`: the
+/// metric definitions of the config bucket not read yet, moments after a start).
+pub const STATSD_DROP_REASONS: [&str; 9] = [
     "malformed",
     "unknown_type",
     "relative_gauge",
@@ -136,6 +137,7 @@ pub const STATSD_DROP_REASONS: [&str; 8] = [
     "service_check",
     "rejected",
     "overload",
+    "definitions_not_loaded",
 ];
 
 /// Values of the `component` label of [`MEMORY_ESTIMATE`].
@@ -143,7 +145,13 @@ pub const MEMORY_COMPONENTS: [&str; 5] = ["aggregation", "spool", "dlq", "archiv
 /// Values of the `outbox` label of [`PUBLISH_FAILURES`]: the publishers' names.
 pub const OUTBOXES: [&str; 3] = ["partials", "dlq", "archive"];
 /// Values of the `reason` label of [`REQUESTS_THROTTLED`].
-pub const THROTTLE_REASONS: [&str; 4] = ["concurrency", "memory", "spool", "shutting_down"];
+pub const THROTTLE_REASONS: [&str; 5] = [
+    "concurrency",
+    "memory",
+    "spool",
+    "shutting_down",
+    "definitions_not_loaded",
+];
 
 /// Reason codes of whole-body problems that [`RejectCode`] does not have.
 pub const AGENT_CODES: [&str; 9] = [

@@ -176,6 +176,17 @@ impl Service {
         self.server.restart()
     }
 
+    /// Starts it again on the same port with the same environment without waiting until it
+    /// is ready (see [`Supervised::respawn`]); [`wait_ready`](Self::wait_ready) next.
+    pub fn respawn(&mut self) -> anyhow::Result<()> {
+        self.server.respawn()
+    }
+
+    /// Waits until its `/readyz` answers 2xx (the launch's timeout).
+    pub fn wait_ready(&mut self) -> anyhow::Result<()> {
+        self.server.wait_ready(None)
+    }
+
     /// The running process's id (also its process group's), `None` while stopped.
     pub fn pid(&self) -> Option<u32> {
         self.server.process().map(|p| p.id())

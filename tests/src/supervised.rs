@@ -232,13 +232,21 @@ impl Supervised {
         Ok(())
     }
 
-    /// Starts it again with the same command, log and readiness check (stopping it
-    /// gracefully first if it runs) and waits until it is ready; killed again if it is not.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
+    /// Starts it again with the same command and log (stopping it gracefully first if it
+    /// runs) without waiting until it is ready, as a client that sends as soon as the port
+    /// accepts sees it: [`wait_ready`](Self::wait_ready) next.
+    pub fn respawn(&mut self) -> anyhow::Result<()> {
         self.stop();
         let launch = &self.launch;
         let process = ServiceProcess::spawn(&launch.name, launch.program.command(), &launch.log)?;
         self.process = Some(process);
+        Ok(())
+    }
+
+    /// Starts it again with the same command, log and readiness check (stopping it
+    /// gracefully first if it runs) and waits until it is ready; killed again if it is not.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.respawn()?;
         let ready = self.wait_ready(None);
         if ready.is_err() {
             self.kill();

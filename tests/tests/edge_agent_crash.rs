@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use rtdash_shared::messages::PartialBatch;
 use rtdash_shared::names;
+use rtdash_tests::auth::operator_authorization;
 use rtdash_tests::jetstream::{connect, jetstream, read_stream, stream_messages};
 use rtdash_tests::stack::{Stack, StackOptions};
 use rtdash_tests::time::{format_rfc3339, now_millis};
@@ -56,6 +57,8 @@ fn post_round(agent_url: &str) -> anyhow::Result<u64> {
         .http_status_as_error(false)
         .build()
         .new_agent();
+    // The operator key sends for any tenant (the events name theirs).
+    let (auth_name, auth_value) = operator_authorization();
     let mut accepted = 0;
     for _ in 0..20 {
         let at = format_rfc3339(now_millis());
@@ -69,10 +72,7 @@ fn post_round(agent_url: &str) -> anyhow::Result<u64> {
         let mut response = http
             .post(&format!("{agent_url}/v1/events"))
             .header("content-type", "application/json")
-            .header(
-                "authorization",
-                format!("Bearer {}", rtdash_tests::auth::operator_key()),
-            )
+            .header(auth_name, &auth_value)
             .send(format!("[{}]", items.join(",")).as_bytes())?;
         let status = response.status().as_u16();
         let body: Value = serde_json::from_str(&response.body_mut().read_to_string()?)?;

@@ -5,7 +5,8 @@
 //! The agent runs with `site = "s1"`: it publishes to `rtdash.edge.s1.{partials,dlq,events}.*`,
 //! creates no stream in the site's domain, routes with the partition count recorded on
 //! `RTDASH_EDGE_PARTIALS` and reads metric definitions from the site's mirror of
-//! `rtdash_config`. Events are ingested before, during and after a cut of the leaf link; at the
+//! `rtdash_config`. Events are ingested before, during and after a cut of the leaf link (the
+//! agent restarted in the middle of the cut, and ready without the hub); at the
 //! end the hub's `RTDASH_PARTIALS` holds every partial batch exactly once (the same message ids
 //! as the edge stream, each once) and their counts add up to the accepted events; every dead
 //! letter reaches the hub's `RTDASH_DLQ` and every archived event the hub's `RTDASH_EVENTS`.
@@ -144,7 +145,7 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let agent = InProcessAgent::start(
+    let mut agent = InProcessAgent::start(
         agent_config(&site, state.path()),
         http_client(Some(HTTP_TIMEOUT)),
     )
@@ -193,10 +194,25 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
     let hub_partials_at_cut = stream_messages(&hub, names::PARTIALS_STREAM).await?;
     let edge_partials_at_cut = stream_messages(&edge, names::EDGE_PARTIALS_STREAM).await?;
     let cut = Instant::now();
+    let mut restarted = false;
     while cut.elapsed() < cut_for {
+        if !restarted && cut.elapsed() >= cut_for / 2 {
+            // Restarted while cut: it reads its metric definitions (and keys) from the site's
+            // mirrors, so it becomes ready and accepts without the hub (ingest answers `503
+            // definitions_not_loaded` until the definitions are read).
+            agent.stop().await?;
+            agent = InProcessAgent::start(
+                agent_config(&site, state.path()),
+                http_client(Some(HTTP_TIMEOUT)),
+            )
+            .await?;
+            agent.api.wait_ready(Duration::from_secs(20)).await?;
+            restarted = true;
+        }
         post_batch(&agent.api, 100, &mut sent).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    ensure!(restarted, "the agent was not restarted during the cut");
     let during = sent.accepted - before;
     // Let the last flushes of the cut reach the edge stream.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rtdash_shared::event::{parse_batch_as, Event, EventLimits, RejectCode, Rejection};
 use rtdash_shared::time::{now_millis, UnixMillis};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,9 @@ use tracing::Instrument;
 
 /// The route of the ingest API.
 pub const ROUTE: &str = "/v1/events";
+
+/// `Retry-After` of a request refused because the metric definitions are not loaded yet.
+pub const DEFINITIONS_RETRY_AFTER_SECS: u64 = 1;
 
 /// Everything the ingest handler needs.
 #[derive(Debug)]
@@ -60,10 +64,21 @@ pub struct Ingest {
     pub durable: Option<Arc<DurableAcks>>,
     /// Event ids seen within the idempotency horizon; `None`: no deduplication.
     pub idempotency: Option<Arc<Idempotency>>,
+    /// Set once the metric definitions of the config bucket were read (the flag of
+    /// [`crate::definitions::Definitions::ready_flag`]); until then ingest answers `503`.
+    pub definitions_loaded: Arc<AtomicBool>,
 }
 
 impl Ingest {
-    /// Refuses the request when the agent is shutting down or out of memory or spool.
+    /// Whether the metric definitions of the config bucket were read (an empty or absent
+    /// bucket counts as read). Events aggregated before would miss every bucket-defined
+    /// metric.
+    pub fn definitions_loaded(&self) -> bool {
+        self.definitions_loaded.load(Ordering::Acquire)
+    }
+
+    /// Refuses the request when the agent is shutting down, has not read its metric
+    /// definitions yet, or is out of memory or spool.
     pub(crate) fn admission(&self) -> Option<Reply> {
         if self.shutdown.is_cancelled() {
             return Some(self.refuse(
@@ -71,6 +86,17 @@ impl Ingest {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "the agent is shutting down",
+            ));
+        }
+        if !self.definitions_loaded() {
+            // Moments after a start: the watch of the config bucket reads it within a
+            // round trip or two, so a short, fixed `Retry-After`.
+            self.metrics.throttled("definitions_not_loaded");
+            return Some(Reply::overloaded(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "definitions_not_loaded",
+                "the agent has not read its metric definitions yet; retry in a moment",
+                DEFINITIONS_RETRY_AFTER_SECS,
             ));
         }
         if self.budget.exhausted() {

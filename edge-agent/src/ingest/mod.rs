@@ -51,6 +51,7 @@ mod tests {
     use rtdash_shared::wire;
     use serde_json::Value;
     use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::sync::Semaphore;
     use tokio_util::sync::CancellationToken;
     use tower::ServiceExt;
@@ -113,6 +114,7 @@ mod tests {
             },
             durable: None,
             idempotency: None,
+            definitions_loaded: Arc::new(AtomicBool::new(true)),
         });
         Fixture { _dir: dir, ingest }
     }
@@ -488,11 +490,35 @@ mod tests {
             },
             durable: None,
             idempotency: None,
+            definitions_loaded: Arc::new(AtomicBool::new(true)),
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry.as_deref(), Some("1"));
         assert_eq!(json["error"]["code"], "memory_budget_exceeded");
+    }
+
+    #[tokio::test]
+    async fn until_the_definitions_are_loaded_ingest_answers_503_and_counts_nothing() {
+        let f = fixture(IngestConfig::default());
+        f.ingest.definitions_loaded.store(false, Ordering::Release);
+        for body in [event(""), format!("[{},{}]", event(""), event(""))] {
+            let (status, retry, json) = post(&f.ingest, body, &[]).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+            assert_eq!(retry.as_deref(), Some("1"));
+            assert_eq!(json["error"]["code"], "definitions_not_loaded");
+        }
+        // Nothing of the refused requests reached a shard.
+        assert!(f.ingest.shards.drain_all(0).is_empty());
+        let admission = f.ingest.admission().expect("refused");
+        assert_eq!(admission.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        f.ingest.definitions_loaded.store(true, Ordering::Release);
+        assert!(f.ingest.admission().is_none());
+        let (status, retry, json) = post(&f.ingest, event(""), &[]).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+        assert_eq!(retry, None);
+        assert!(!f.ingest.shards.drain_all(0).is_empty());
     }
 
     #[tokio::test]

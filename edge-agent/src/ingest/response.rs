@@ -12,6 +12,7 @@
 //! | body not sent within `http.body_read_timeout_ms` | `408`, connection closed | `{"error": {"code": "body_timeout"}}` |
 //! | too many requests at once | `429` + `Retry-After` | `{"error": {"code": "too_many_requests"}}` |
 //! | memory budget or spool full, shutting down | `503` + `Retry-After` | `{"error": {"code": "memory_budget_exceeded" \| "spool_full" \| "archive_full" \| "shutting_down"}}` |
+//! | metric definitions of the config bucket not read yet (moments after a start) | `503` + `Retry-After: 1` | `{"error": {"code": "definitions_not_loaded"}}` |
 //!
 //! An all-rejected batch answers `400` because nothing of it was taken: a client that only
 //! looks at the status must not believe its data arrived, and must not retry it unchanged;

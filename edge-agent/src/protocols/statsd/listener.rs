@@ -204,7 +204,11 @@ impl Listener {
             metrics.protocol_events("statsd", 0, batch.bad.len() as u64, 0);
         }
         if batch.events > 0 {
-            if ingest.admission().is_some() {
+            if !ingest.definitions_loaded() {
+                // Dropped and counted, not buffered: StatsD over UDP is fire-and-forget, and
+                // these lines would miss every bucket-defined metric.
+                metrics.statsd_dropped("definitions_not_loaded", batch.events as u64);
+            } else if ingest.admission().is_some() {
                 metrics.statsd_dropped("overload", batch.events as u64);
             } else {
                 let reply = ingest.process_as(&batch.ndjson, true, batch.received_at, &STATSD);
