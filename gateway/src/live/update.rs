@@ -4,8 +4,8 @@
 //! percentiles and distinct counts can be merged across series and windows). Base windows
 //! and tier windows travel on the same subject; the window's length tells them apart.
 //!
-//! Merge note: once `WindowUpdate` has its `state` field in the shared crate, this mirror
-//! can give way to it (the JSON is the same).
+//! `WindowUpdate` in the shared crate now has the same `state` field; this mirror is to give
+//! way to it (the JSON is the same).
 
 use rtdash_shared::messages::WindowUpdate;
 use rtdash_shared::sketch::Stats;

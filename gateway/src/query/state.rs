@@ -1,8 +1,8 @@
 //! The `state` column and the `state` field of live updates: a window's mergeable sketch as
 //! `base64(Sketch::encode())`, standard alphabet. The writer may pad or not; both decode.
 //!
-//! Merge note: the aggregator side adds the same helper to `rtdash_shared`; these are the
-//! gateway's copies until then (see the report of issue #15).
+//! The shared crate has the same encoding (`Sketch::to_state`); this copy is to be folded
+//! into it.
 
 use base64::engine::general_purpose::GeneralPurpose;
 use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};

@@ -7,9 +7,9 @@
 //! merge of the base windows inside it. QuestDB drops whole partitions past each table's TTL,
 //! so a table serves a range only while the range is younger than its retention.
 //!
-//! Merge note: the aggregator side adds the same section to `rtdash-runtime`'s shared sections
-//! and the tier-table naming to `rtdash_shared::schema`; [`RollupsConfig`] and
-//! [`tier_table`] are the gateway's copies until then (see the report of issue #15).
+//! `rtdash_runtime::rollups` holds the same section and `rtdash_shared::schema` the same
+//! tier-table naming, as the aggregators read them; [`RollupsConfig`] and [`tier_table`] are
+//! the gateway's copies, with the same defaults, to be folded into those.
 
 use rtdash_runtime::config::ConfigError;
 use serde::{Deserialize, Serialize};
