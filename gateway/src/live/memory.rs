@@ -8,7 +8,6 @@
 use super::update::LiveWindow;
 use crate::metrics as names;
 use crate::query::group::{group_key, GroupKey};
-use crate::query::state::decode_state;
 use crate::query::{self, DerivedWindow, QueryPlan, WindowRow};
 use rtdash_runtime::error_chain::ErrorChain;
 use rtdash_shared::sketch::Sketch;
@@ -42,14 +41,16 @@ impl MemEntry {
             .join(",");
         let window_ms = update.window_end - update.window_start;
         let state = match &update.state {
-            Some(text) if keep_state(window_ms, &dim_set) => match decode_state(text) {
-                Ok(sketch) => Some(Arc::new(sketch)),
-                Err(err) => {
-                    metrics::counter!(names::STATE_DECODE_ERRORS).increment(1);
-                    tracing::debug!(error = %ErrorChain(&err), "live state ignored");
-                    None
+            Some(text) if keep_state(window_ms, &dim_set) => {
+                match rtdash_shared::sketch::Sketch::from_state(text) {
+                    Ok(sketch) => Some(Arc::new(sketch)),
+                    Err(err) => {
+                        metrics::counter!(names::STATE_DECODE_ERRORS).increment(1);
+                        tracing::debug!(error = %ErrorChain(&err), "live state ignored");
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let series = serde_json::to_string(&update.dimensions).unwrap_or_else(|_| "{}".into());

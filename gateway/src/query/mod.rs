@@ -4,7 +4,7 @@
 //!   pure: a query names a metric, a dimension filter, a stat, a window (or `auto`) and
 //!   optionally dimensions to group by. Any stat is served for any window that is a multiple
 //!   of the metric's and any filter on its dimensions, by merging the stored rows (and their
-//!   sketches, [`state`]) of the smallest kept dimension set that holds the filtered and
+//!   sketches, `Sketch::from_state`) of the smallest kept dimension set that holds the filtered and
 //!   grouped dimensions, read from the coarsest stored resolution (base windows or a rollup
 //!   tier) that divides the window and still retains the range. What cannot be answered
 //!   (a dimension the metric does not have, a window that is not a multiple, a range older
@@ -31,7 +31,6 @@ pub mod resolution;
 pub mod rows;
 pub mod single_flight;
 mod sql;
-pub mod state;
 pub mod tiers;
 
 pub use derive::{derive, derive_bucket, DerivedWindow, Dims, WindowRow};

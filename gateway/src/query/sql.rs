@@ -2,11 +2,10 @@
 
 use super::derive::WindowRow;
 use super::plan::QueryPlan;
-use super::state::decode_state;
 use super::QueryError;
 use crate::metrics as names;
 use rtdash_runtime::error_chain::ErrorChain;
-use rtdash_shared::sketch::Stats;
+use rtdash_shared::sketch::{Sketch, Stats};
 use rtdash_shared::time::UnixMillis;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -246,7 +245,7 @@ pub(super) fn row_from_pg(row: &tokio_postgres::Row) -> Result<WindowRow, QueryE
             .try_get::<_, Option<&str>>(STATE_INDEX)
             .map_err(decode)?
         {
-            Some(text) if !text.is_empty() => match decode_state(text) {
+            Some(text) if !text.is_empty() => match Sketch::from_state(text) {
                 Ok(sketch) => Some(Arc::new(sketch)),
                 Err(err) => {
                     metrics::counter!(names::STATE_DECODE_ERRORS).increment(1);

@@ -108,7 +108,7 @@ impl Row {
         row.max = stats.max;
         row.p99 = stats.p99;
         row.uniq = stats.unique;
-        row.state = Some(gateway::query::state::encode_state(sketch));
+        row.state = Some(sketch.to_state());
         row.stats = Some(stats);
         row
     }

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::fixtures::{self, update};
-use crate::query::state::encode_state;
 use crate::query::tiers::Tiers;
 use crate::query::{self, Ask, WindowAsk};
 use rtdash_shared::messages::WindowUpdate;
@@ -234,7 +233,7 @@ fn live(start: i64, window_ms: i64, dims: &[(&str, &str)], values: &[f64]) -> Li
     update.metric = "m".into();
     update.window_end = start + window_ms;
     update.stats = sketch.stats();
-    update.state = Some(encode_state(&sketch));
+    update.state = Some(sketch.to_state());
     update
 }
 
