@@ -59,8 +59,9 @@ const NODE_CONF_TEMPLATE: &str = include_str!("../../deploy/cluster/node.conf");
 /// The hub cluster's JetStream domain (set in `deploy/cluster/node.conf`).
 pub const HUB_DOMAIN: &str = "hub";
 
-/// How long a (re)start may take before it counts as failed.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a (re)start may take before it counts as failed: the meta leader election of a
+/// fresh cluster may take tens of seconds on a loaded two-core machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful stop waits after `SIGTERM` before `SIGKILL`.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -349,11 +350,38 @@ fn launch_nodes(dir: &Path, options: &ClusterOptions) -> anyhow::Result<Vec<Clus
         });
     }
     let deadline = Instant::now() + READY_TIMEOUT;
-    for node in &mut nodes {
+    for i in 0..nodes.len() {
         let left = deadline.saturating_duration_since(Instant::now());
-        node.server.wait_ready(Some(left))?;
+        if let Err(err) = nodes[i].server.wait_ready(Some(left)) {
+            return Err(with_siblings_state(err, &mut nodes, i));
+        }
     }
     Ok(nodes)
+}
+
+/// A node waits for its siblings to elect a meta leader, so it is never ready when one of them
+/// died (a route or leaf port taken between choosing it and binding it): the error names every
+/// node that is not running with the end of its log, so a port conflict is retried.
+fn with_siblings_state(
+    err: anyhow::Error,
+    nodes: &mut [ClusterNode],
+    waited: usize,
+) -> anyhow::Error {
+    let mut context = String::new();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if i != waited && !node.server.is_running() {
+            context.push_str(&format!(
+                "\nnats-server {} exited; log:\n{}",
+                node.name,
+                node.server.log_tail(20)
+            ));
+        }
+    }
+    if context.is_empty() {
+        err
+    } else {
+        err.context(context)
+    }
 }
 
 #[cfg(test)]
