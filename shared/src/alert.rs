@@ -171,7 +171,9 @@ pub struct AlertTransition {
     pub stat: Stat,
     /// Condition.
     pub condition: Condition,
-    /// Webhook URL.
+    /// Always empty in what rtdash publishes: the notifier looks the rule's webhook up, so
+    /// its URL (which may hold a token) is never copied into the stream. Older transitions
+    /// carried it; the notifier still delivers to it when present.
     pub notify_channel: String,
     /// Labels copied from the rule.
     pub labels: BTreeMap<String, String>,

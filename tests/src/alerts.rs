@@ -182,3 +182,38 @@ pub async fn alert_log(
 pub fn window_end(received: &Received) -> i64 {
     rtdash_shared::time::parse_rfc3339(received.annotation("window_end")).unwrap_or_default()
 }
+
+/// How many messages of `stream` (every subject, the deleted ones skipped) contain `needle`
+/// in their payload: to prove a secret is not copied into a stream.
+pub async fn messages_containing(
+    js: &jetstream::Context,
+    stream: &str,
+    needle: &str,
+) -> anyhow::Result<usize> {
+    let name = stream;
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .with_context(|| format!("stream {name}"))?;
+    let state = stream.info().await?.state.clone();
+    anyhow::ensure!(
+        state.messages > 0,
+        "the stream is empty: nothing was checked"
+    );
+    let (mut found, mut read) = (0, 0);
+    for sequence in state.first_sequence..=state.last_sequence {
+        let Ok(message) = stream.get_raw_message(sequence).await else {
+            continue;
+        };
+        read += 1;
+        if message
+            .payload
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
+            found += 1;
+        }
+    }
+    anyhow::ensure!(read > 0, "no message of {name} could be read");
+    Ok(found)
+}

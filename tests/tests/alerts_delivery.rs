@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use rtdash_tests::aggregator_env::AggregatorEnv;
 use rtdash_tests::alerts::{
-    alert_log, alert_options, put_rule, rule, series, window_end, Driver, LATENESS_MS, METRIC,
-    TENANT,
+    alert_log, alert_options, messages_containing, put_rule, rule, series, window_end, Driver,
+    LATENESS_MS, METRIC, TENANT,
 };
 use rtdash_tests::webhook::Receiver;
 use rtdash_tests::QuestDb;
@@ -112,6 +112,18 @@ async fn a_breach_fires_once_and_the_recovery_resolves_once() -> anyhow::Result<
         .filter(|r| r["kind"] == "delivery" && r["outcome"] == "delivered")
         .count();
     assert_eq!(delivered, 2);
+
+    // The webhook URL (often a secret) stays in the config bucket: not in the transitions,
+    // the alert log or the alert state.
+    let url = receiver.url("hook");
+    for stream in [
+        rtdash_shared::names::ALERTS_STREAM.to_owned(),
+        rtdash_shared::names::ALERT_EVENTS_STREAM.to_owned(),
+        format!("KV_{}", rtdash_shared::names::ALERT_STATE_BUCKET),
+    ] {
+        let copies = messages_containing(&env.js, &stream, &url).await?;
+        assert_eq!(copies, 0, "{stream} holds the webhook URL {copies} times");
+    }
 
     let metrics = aggregator.metrics_text()?;
     assert!(

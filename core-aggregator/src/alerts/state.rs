@@ -242,7 +242,8 @@ impl SeriesAlert {
             threshold: rule.threshold,
             stat: rule.stat,
             condition: rule.condition,
-            notify_channel: rule.notify_channel.clone(),
+            // The notifier looks the webhook up (its URL may hold a token).
+            notify_channel: String::new(),
             labels: rule.labels.clone(),
             annotations: notification_annotations(rule),
             starts_at,
@@ -260,7 +261,7 @@ impl SeriesAlert {
     /// Ends the alert without a window: the rule was deleted or no longer watches the series,
     /// or the series stopped reporting while firing. Firing becomes resolved, pending becomes
     /// ok; `reason` is added as the annotation `resolved_reason`. `rule` is the rule's last
-    /// version if known, else the details (webhook, labels...) of the last transition are used.
+    /// version if known, else the details (labels, threshold...) of the last transition are used.
     pub fn retire(
         &mut self,
         rule: Option<&AlertRule>,
@@ -292,9 +293,7 @@ impl SeriesAlert {
             threshold: previous.map_or(0.0, |t| t.threshold),
             stat: previous.map(|t| t.stat).unwrap_or_default(),
             condition: previous.map_or(rtdash_shared::alert::Condition::Gt, |t| t.condition),
-            notify_channel: previous
-                .map(|t| t.notify_channel.clone())
-                .unwrap_or_default(),
+            notify_channel: String::new(),
             labels: previous.map(|t| t.labels.clone()).unwrap_or_default(),
             annotations: previous.map(|t| t.annotations.clone()).unwrap_or_default(),
             starts_at: self.starts_at.take().unwrap_or(start),
@@ -308,7 +307,6 @@ impl SeriesAlert {
             transition.threshold = rule.threshold;
             transition.stat = rule.stat;
             transition.condition = rule.condition;
-            transition.notify_channel = rule.notify_channel.clone();
             transition.rule_name = rule.name.clone();
             transition.labels = rule.labels.clone();
             transition.annotations = notification_annotations(rule);

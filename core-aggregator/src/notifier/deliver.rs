@@ -28,6 +28,7 @@
 //!   a request in progress finishes first.
 
 use super::config::NotifierConfig;
+use super::destinations::Destinations;
 use super::http::{PostError, WebhookClient};
 use super::log::{AlertLog, AttemptReport};
 use super::payload;
@@ -73,6 +74,7 @@ struct Shared {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     retrying: AtomicI64,
     silences: Silences,
+    destinations: Destinations,
     stop: CancellationToken,
 }
 
@@ -145,6 +147,7 @@ pub struct Notifier {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     silences: tokio::task::JoinHandle<()>,
+    destinations: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -186,7 +189,15 @@ impl Notifier {
         let silences = Silences::default();
         let following = tokio::spawn(silences.clone().follow(
             js.clone(),
+            config_bucket.clone(),
+            stop.clone(),
+        ));
+        let destinations = Destinations::new(&config.alerts);
+        let (loaded_tx, loaded) = tokio::sync::oneshot::channel();
+        let following_destinations = tokio::spawn(destinations.clone().follow(
+            js.clone(),
             config_bucket,
+            loaded_tx,
             stop.clone(),
         ));
         let shared = Arc::new(Shared {
@@ -198,13 +209,15 @@ impl Notifier {
             locks: Mutex::new(HashMap::new()),
             retrying: AtomicI64::new(0),
             silences,
+            destinations,
             stop: stop.clone(),
         });
-        let task = tokio::spawn(consume(shared, js));
+        let task = tokio::spawn(consume(shared, js, loaded));
         Ok(Self {
             stop,
             task,
             silences: following,
+            destinations: following_destinations,
         })
     }
 
@@ -213,6 +226,7 @@ impl Notifier {
     pub async fn finish(self, grace: Duration) {
         self.stop.cancel();
         let _ = self.silences.await;
+        let _ = self.destinations.await;
         if tokio::time::timeout(grace, self.task).await.is_err() {
             tracing::warn!(
                 "notifier did not stop in time; unacknowledged transitions are redelivered"
@@ -258,7 +272,17 @@ async fn open(
         .map_err(|e| Error::js(format!("consumer {}", names::NOTIFIER_CONSUMER), e))
 }
 
-async fn consume(shared: Arc<Shared>, js: jetstream::Context) {
+/// Delivers once the rules' destinations are known (a transition is not taken before its
+/// webhook can be looked up).
+async fn consume(
+    shared: Arc<Shared>,
+    js: jetstream::Context,
+    destinations_loaded: tokio::sync::oneshot::Receiver<()>,
+) {
+    tokio::select! {
+        () = shared.stop.cancelled() => return,
+        _ = destinations_loaded => {}
+    }
     let permits = Arc::new(Semaphore::new(shared.config.max_in_flight));
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::from_millis(200);
@@ -332,11 +356,17 @@ async fn deliver(shared: &Shared, message: jetstream::Message) {
     }
     let id = transition.id();
     let fingerprint = transition.fingerprint();
-    if transition.notify_channel.is_empty() {
-        skip(shared, &transition, 1, "no notify channel").await;
+    let Some(webhook) = shared.destinations.webhook(&transition) else {
+        skip(
+            shared,
+            &transition,
+            1,
+            "no notify channel (the rule was deleted)",
+        )
+        .await;
         let _ = message.ack().await;
         return;
-    }
+    };
     if let Some(silence) = shared.silences.muting(&transition, now_millis()) {
         let reason = format!(
             "silenced by {} until {}",
@@ -378,11 +408,7 @@ async fn deliver(shared: &Shared, message: jetstream::Message) {
         let started = Instant::now();
         let result = shared
             .client
-            .post(
-                &transition.notify_channel,
-                &[("Idempotency-Key", id.as_str())],
-                body.clone(),
-            )
+            .post(&webhook, &[("Idempotency-Key", id.as_str())], body.clone())
             .await;
         let elapsed = started.elapsed();
         metrics::histogram!(m::ALERT_REQUEST_SECONDS).record(elapsed.as_secs_f64());

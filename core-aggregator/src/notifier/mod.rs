@@ -7,10 +7,11 @@
 //! acknowledge), [`retry`] (what an answer means, how long to wait), [`payload`] (the
 //! Alertmanager-compatible body), [`http`] (the webhook client), [`guard`] (where webhooks may
 //! go), [`log`] (the alert log read by `GET /v1/alerts/{id}/events`), [`silences`] (the
-//! silences in force).
+//! silences in force), [`destinations`] (the rules' webhooks, which transitions do not carry).
 
 pub mod config;
 pub mod deliver;
+pub mod destinations;
 pub mod guard;
 pub mod http;
 pub mod log;
