@@ -347,6 +347,7 @@ fn main() {
         durable: None,
         idempotency: None,
         definitions_loaded: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        tenant_rates: edge_agent::ingest::tenant_rate::TenantRates::new(0, None),
     };
     let scope = IngestScope { tenant: None };
     let mut i = 0;

@@ -18,6 +18,7 @@ use crate::aggregate::{DurableAcks, FlushConfig, Flusher, InFlightRequests, Shar
 use crate::config::{AgentConfig, PublishConfig};
 use crate::definitions::{self, Definitions};
 use crate::error::AgentError;
+use crate::ingest::tenant_rate::TenantRates;
 use crate::ingest::{self, Ingest};
 use crate::memory::{AllocatorStats, MemoryBudget};
 use crate::metrics::{self, AgentMetrics};
@@ -300,6 +301,10 @@ impl Agent {
             metrics: metrics.clone(),
             shutdown: tokens.intake.clone(),
             max_raw_bytes: config.dlq.max_raw_bytes,
+            tenant_rates: TenantRates::new(
+                config.ingest.tenant_events_per_second,
+                auth.ingest.key_store(),
+            ),
             auth: auth.ingest,
             durable: durable.clone(),
             idempotency: Some(Arc::clone(&idempotency)),

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
+use rtdash_shared::time::{format_rfc3339, now_millis};
 use rtdash_tests::auth::{create_key, key_client, operator_key};
 use rtdash_tests::client::decode;
 use rtdash_tests::stack::{Stack, StackOptions};
@@ -186,5 +187,88 @@ async fn quotas_set_by_the_operator_are_enforced_per_tenant() -> anyhow::Result<
         status == 201,
         "third dashboard after the reset: {status} {body}"
     );
+    Ok(())
+}
+
+/// `events_per_second`, set by the operator through the gateway, is enforced by the edge
+/// agent per tenant: a tenant over it is answered `429 quota_exceeded` with `Retry-After`
+/// while another tenant sends on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_enforces_a_tenant_s_events_per_second() -> anyhow::Result<()> {
+    let stack = blocking(|| Stack::start(StackOptions::default())).await?;
+    let (gw, agent) = (stack.gateway_url(), stack.agent_url());
+    let (slow, other) = (unique_name("rate-a"), unique_name("rate-b"));
+    let operator = key_client(operator_key(), Some(TIMEOUT));
+    let (status, body) = call(
+        &operator,
+        "PUT",
+        &format!("{gw}/v1/tenants/{slow}/quotas"),
+        Some(json!({"events_per_second": 1})),
+    )
+    .await?;
+    ensure!(status == 200, "PUT quotas: {status} {body}");
+    let slow_ingest = key_client(
+        &create_key(&gw, &slow, "ingest", "rate").await?,
+        Some(TIMEOUT),
+    );
+    let other_ingest = key_client(
+        &create_key(&gw, &other, "ingest", "rate").await?,
+        Some(TIMEOUT),
+    );
+    let batch = |tenant: &str, n: usize| {
+        json!((0..n)
+            .map(
+                |i| json!({"tenant_id": tenant, "source": "rate", "event_type": "e",
+                            "properties": {"i": i}, "occurred_at": format_rfc3339(now_millis())})
+            )
+            .collect::<Vec<_>>())
+    };
+    let ingest = format!("{agent}/v1/events");
+
+    // The agent sees the setting within moments of the PUT: until it does, the default
+    // (no limit) holds and the batches are accepted.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let refused = loop {
+        let response = slow_ingest
+            .post(&ingest)
+            .json(&batch(&slow, 100))
+            .send()
+            .await?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let (status, body) = decode(response).await?;
+        if status == 429 {
+            break (body, retry_after);
+        }
+        ensure!(status == 202, "before the limit: {status} {body}");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never applied events_per_second: 1"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (body, retry_after) = refused;
+    ensure!(body["error"]["code"] == "quota_exceeded", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    ensure!(message.contains("events_per_second is 1"), "{body}");
+    // 100 events at 1 per second: the debt takes more than a minute to pay back.
+    ensure!(
+        retry_after.is_some_and(|secs| secs > 60),
+        "Retry-After {retry_after:?}"
+    );
+
+    // Another tenant is not limited.
+    let (status, body) = decode(
+        other_ingest
+            .post(&ingest)
+            .json(&batch(&other, 100))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure!(status == 202, "another tenant: {status} {body}");
     Ok(())
 }

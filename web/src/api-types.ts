@@ -1056,6 +1056,12 @@ export interface components {
             dashboards?: number | null;
             /**
              * Format: int64
+             * @description Events per second the tenant may send through each edge agent (enforced by the
+             *     agents; 0: no limit; unset: the agent's `ingest.tenant_events_per_second`).
+             */
+            events_per_second?: number | null;
+            /**
+             * Format: int64
              * @description The ceiling of a definition's `max_series_per_window` (at least 1).
              */
             max_series_per_window?: number | null;

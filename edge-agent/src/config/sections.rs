@@ -30,6 +30,10 @@ pub struct IngestConfig {
     /// its answers wait for JetStream's acknowledgement instead. Off: events accepted since
     /// the last flush, and batches held in memory, are lost with the process.
     pub durable_ack: bool,
+    /// Events per second one tenant may send through this agent when the operator has not
+    /// set its `events_per_second` quota; 0: no limit. Over it, requests authenticated as the
+    /// tenant answer `429 quota_exceeded` (see `ingest::tenant_rate`).
+    pub tenant_events_per_second: u64,
 }
 
 impl Default for IngestConfig {
@@ -42,6 +46,7 @@ impl Default for IngestConfig {
             retry_after_secs: 1,
             blocking_threshold_bytes: MIB,
             durable_ack: false,
+            tenant_events_per_second: 0,
         }
     }
 }

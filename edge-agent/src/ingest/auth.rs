@@ -72,6 +72,14 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl IngestAuth {
+    /// The key store, when keys authenticate producers.
+    pub fn key_store(&self) -> Option<KeyStore> {
+        match self {
+            IngestAuth::Keys { keys, .. } => Some(keys.clone()),
+            IngestAuth::Sidecar { .. } => None,
+        }
+    }
+
     /// The scope of a request from `ip` with `headers`, or the reply refusing it.
     pub fn authorize(&self, headers: &HeaderMap, ip: IpAddr) -> Result<IngestScope, Reply> {
         let (keys, limiter) = match self {

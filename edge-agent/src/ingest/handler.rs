@@ -5,6 +5,7 @@ use super::admit::{admit, run_sized, Processed};
 use super::auth::{IngestAuth, IngestScope};
 use super::origin::Origin;
 use super::response::{ItemError, Reply};
+use super::tenant_rate::TenantRates;
 use crate::aggregate::{DurableAcks, InFlightRequests, Shards};
 use crate::config::IngestConfig;
 use crate::memory::MemoryBudget;
@@ -67,6 +68,8 @@ pub struct Ingest {
     /// Set once the metric definitions of the config bucket were read (the flag of
     /// [`crate::definitions::Definitions::ready_flag`]); until then ingest answers `503`.
     pub definitions_loaded: Arc<AtomicBool>,
+    /// Events per second per tenant (the `events_per_second` quota).
+    pub tenant_rates: TenantRates,
 }
 
 impl Ingest {
@@ -248,6 +251,21 @@ impl Ingest {
         origin: &Origin<'_>,
     ) -> (Reply, Option<u64>) {
         let own = origin.tenant;
+        if let Some(tenant) = own {
+            if let Err(over) = self.tenant_rates.check(tenant) {
+                self.metrics.throttled("tenant_rate");
+                let reply = Reply::overloaded(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    format!(
+                        "events_per_second is {} for tenant `{tenant}` at this agent",
+                        over.limit
+                    ),
+                    over.retry_after_secs,
+                );
+                return (reply, None);
+            }
+        }
         let batch = match parse_batch_as(
             body,
             ndjson,
@@ -346,6 +364,9 @@ impl Ingest {
                 .map(|(_, raw, r)| (r.tenant.as_deref(), *raw)),
             received_at,
         );
+        if let Some(tenant) = own {
+            self.tenant_rates.charge(tenant, accepted_count as u64);
+        }
         if accepted_count > 0 {
             let totals = self.shards.add_all(accepted().map(|(_, event)| event));
             flush = Some(totals.flush);

@@ -17,6 +17,7 @@ pub mod body;
 pub mod handler;
 pub mod origin;
 pub mod response;
+pub mod tenant_rate;
 
 pub use auth::{IngestAuth, IngestScope};
 pub use handler::Ingest;
@@ -115,6 +116,7 @@ mod tests {
             durable: None,
             idempotency: None,
             definitions_loaded: Arc::new(AtomicBool::new(true)),
+            tenant_rates: tenant_rate::TenantRates::new(0, None),
         });
         Fixture { _dir: dir, ingest }
     }
@@ -491,6 +493,7 @@ mod tests {
             durable: None,
             idempotency: None,
             definitions_loaded: Arc::new(AtomicBool::new(true)),
+            tenant_rates: tenant_rate::TenantRates::new(0, None),
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -153,6 +153,10 @@ pub struct QuotaSettings {
     /// The ceiling of a definition's `max_series_per_window` (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_series_per_window: Option<u64>,
+    /// Events per second the tenant may send through each edge agent (enforced by the
+    /// agents; 0: no limit; unset: the agent's `ingest.tenant_events_per_second`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_per_second: Option<u64>,
 }
 
 impl QuotaSettings {
