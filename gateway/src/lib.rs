@@ -136,6 +136,10 @@ pub async fn start(
             return Err(err.into());
         }
     };
+    tasks.spawn(
+        "quota report",
+        quota::report::run(state.clone(), tasks.shutdown().clone()),
+    );
     let router = app(state.clone());
     let server = tokio::spawn({
         let shutdown = tasks.shutdown().clone();

@@ -29,6 +29,8 @@
 //! | `rtdash_gateway_live_repaired_total` | counter | series-windows those reads made final (or newer) |
 //! | `rtdash_gateway_auth_failures_total{reason}` | counter | requests refused for their credential: `invalid` (a key or token that does not verify), `rate_limited` (too many failures from the address), `csrf` (a cookie-authenticated change from another site) |
 //! | `rtdash_gateway_live_state_evictions_total` | counter | windows dropped from a topic's memory because its states reached `live.max_state_bytes` |
+//! | `rtdash_gateway_quota_used{tenant,quota}` | gauge | a tenant's use of each quota (`dashboards`, `widgets_per_dashboard`, `alert_rules`, `metric_definitions`, `silences`, `open_streams` on this gateway, `max_series_per_window`), every 15 s |
+//! | `rtdash_gateway_quota_limit{tenant,quota}` | gauge | the limit in force for each (the operator's setting or the `[quotas]` default) |
 //! | `rtdash_gateway_heap_allocated_bytes` | gauge | bytes the program holds (jemalloc `stats.allocated`) |
 //! | `rtdash_gateway_heap_resident_bytes` | gauge | pages the allocator keeps (jemalloc `stats.resident`) |
 
@@ -43,6 +45,10 @@ pub const HTTP_SHED: &str = "rtdash_gateway_http_shed_total";
 pub const ACCEPT_ERRORS: &str = "rtdash_gateway_accept_errors_total";
 /// Requests cut for a slow client, label `phase` (`header`, `body`).
 pub const HTTP_CLIENT_TIMEOUTS: &str = "rtdash_gateway_http_client_timeouts_total";
+/// A tenant's use of a quota; labels `tenant`, `quota`.
+pub const QUOTA_USED: &str = "rtdash_gateway_quota_used";
+/// The limit in force of a tenant's quota; labels `tenant`, `quota`.
+pub const QUOTA_LIMIT: &str = "rtdash_gateway_quota_limit";
 /// Row queries sent to QuestDB.
 pub const QUESTDB_ROW_QUERIES: &str = "rtdash_gateway_questdb_row_queries_total";
 /// Widget snapshot queries sent to QuestDB.
@@ -93,6 +99,11 @@ pub const HEAP_RESIDENT: &str = "rtdash_gateway_heap_resident_bytes";
 /// Registers every metric's description and unit with the installed recorder (once at
 /// start; repeating it is harmless).
 pub fn describe() {
+    describe_gauge!(
+        QUOTA_USED,
+        "a tenant's use of a quota (recomputed every 15 s)"
+    );
+    describe_gauge!(QUOTA_LIMIT, "the limit in force of a tenant's quota");
     describe_histogram!(
         HTTP_REQUEST_DURATION,
         Unit::Seconds,

@@ -174,6 +174,44 @@ async fn quotas_set_by_the_operator_are_enforced_per_tenant() -> anyhow::Result<
             && body["settings"] == json!({}),
         "{body}"
     );
+
+    // The same use on the gateway's /metrics (the operator's), recomputed every 15 s.
+    let line = |quota: &str, tenant: &str, kind: &str| {
+        format!("rtdash_gateway_quota_{kind}{{tenant=\"{tenant}\",quota=\"{quota}\"}}")
+    };
+    let expected = [
+        format!("{} 2", line("dashboards", &a, "used")),
+        format!("{} 2", line("dashboards", &a, "limit")),
+        format!("{} 1", line("open_streams", &a, "used")),
+        format!("{} 20000", line("max_series_per_window", &a, "limit")),
+        format!("{} 3", line("dashboards", &b, "used")),
+        format!("{} 100", line("dashboards", &b, "limit")),
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let text = operator
+            .get(format!("{gw}/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|want| !text.lines().any(|l| l == want.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "/metrics lacks {missing:?}; it has {:?}",
+            text.lines()
+                .filter(|l| l.starts_with("rtdash_gateway_quota"))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     drop((first, b_stream));
 
     // Back to the defaults: the third dashboard is created.

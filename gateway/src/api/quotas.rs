@@ -34,7 +34,7 @@ fn to_u64(n: usize) -> u64 {
 }
 
 /// The quotas of `tenant` with its use, from this gateway's memory.
-fn answer(state: &AppState, tenant: &str) -> QuotasOut {
+pub(crate) fn answer(state: &AppState, tenant: &str) -> QuotasOut {
     let settings = quota::settings(&state.auth.keys, tenant);
     let limits = settings.over(state.config.quotas.limits());
     let widgets = state

@@ -5,13 +5,15 @@
 //! - [`QuotaConfig`]: the `[quotas]` section, the defaults of every tenant;
 //! - [`Limits`]: a tenant's effective limits (settings over defaults), also used for the use
 //!   against them;
-//! - [`streams`]: open live streams per tenant, held by a guard while a stream is open.
+//! - [`streams`]: open live streams per tenant, held by a guard while a stream is open;
+//! - [`report`]: every tenant's use against its limits on `/metrics`.
 //!
 //! Counts are read from this gateway's copy of the config bucket at the time of a create, so
 //! creates racing on several gateways can exceed a count limit by the number of such
 //! concurrent creates; the limits exist to stop a tenant growing without bound, not to be
 //! exact to the unit.
 
+pub mod report;
 pub mod streams;
 
 use crate::error::ApiError;
@@ -113,7 +115,8 @@ impl Limits {
             .map(|(name, _)| (name, format!("must be at most {MAX_LIMIT}")))
     }
 
-    fn named(&self) -> [(&'static str, u64); 7] {
+    /// Every limit with its name.
+    pub fn named(&self) -> [(&'static str, u64); 7] {
         [
             ("dashboards", self.dashboards),
             ("widgets_per_dashboard", self.widgets_per_dashboard),

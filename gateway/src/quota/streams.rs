@@ -37,6 +37,15 @@ impl TenantStreams {
         })
     }
 
+    /// The tenants with a stream open now.
+    pub fn tenants(&self) -> Vec<String> {
+        let open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        open.keys().cloned().collect()
+    }
+
     /// Streams of `tenant` open now.
     pub fn count(&self, tenant: &str) -> u64 {
         let open = self
