@@ -225,6 +225,29 @@ async fn quotas_set_by_the_operator_are_enforced_per_tenant() -> anyhow::Result<
         status == 201,
         "third dashboard after the reset: {status} {body}"
     );
+
+    // Bytes in the config bucket: what the tenant holds is shown; a limit below it refuses
+    // the next create, and an edit that does not grow within it still passes.
+    let (_, body) = call(&a_admin, "GET", &a_quotas, None).await?;
+    let held = body["used"]["config_bytes"].as_u64().unwrap_or(0);
+    ensure!(held > 500, "config bytes held: {body}");
+    let (status, body) = call(
+        &operator,
+        "PUT",
+        &a_quotas,
+        Some(json!({"config_bytes": held + 10})),
+    )
+    .await?;
+    ensure!(status == 200, "{status} {body}");
+    let (status, body) = create_dashboard(&gw, &a_admin, "one more").await?;
+    ensure!(status == 429, "over config_bytes: {status} {body}");
+    ensure!(
+        body["error"]
+            == json!({"code": "quota_exceeded", "message": format!("config_bytes is {}", held + 10)}),
+        "{body}"
+    );
+    let (status, body) = create_dashboard(&gw, &b_admin, "tenant B is not limited").await?;
+    ensure!(status == 201, "{status} {body}");
     Ok(())
 }
 

@@ -822,6 +822,11 @@ export interface components {
             alert_rules: number;
             /**
              * Format: int64
+             * @description Bytes in the config bucket.
+             */
+            config_bytes: number;
+            /**
+             * Format: int64
              * @description Dashboards.
              */
             dashboards: number;
@@ -1049,6 +1054,11 @@ export interface components {
              * @description Alert rules.
              */
             alert_rules?: number | null;
+            /**
+             * Format: int64
+             * @description Bytes in the config bucket.
+             */
+            config_bytes?: number | null;
             /**
              * Format: int64
              * @description Dashboards.

@@ -261,7 +261,8 @@ pub async fn create(
     )
     .await?;
     let key = alert_config_key(&tenant, &rule.id);
-    let revision = state.store.create(&key, encode(&rule)?).await?;
+    let value = crate::quota::within_config_bytes(&state, &tenant, &key, encode(&rule)?)?;
+    let revision = state.store.create(&key, value).await?;
     tracing::info!(tenant = %tenant, alert = %rule.id, "alert rule created");
     Ok(versioned(
         StatusCode::CREATED,
@@ -363,10 +364,9 @@ pub async fn put(
         )
         .await?;
     }
-    let revision = state
-        .store
-        .update(&alert_config_key(&tenant, &id), encode(&rule)?, current)
-        .await?;
+    let key = alert_config_key(&tenant, &id);
+    let value = crate::quota::within_config_bytes(&state, &tenant, &key, encode(&rule)?)?;
+    let revision = state.store.update(&key, value, current).await?;
     Ok(versioned(
         StatusCode::OK,
         revision,

@@ -182,7 +182,8 @@ pub async fn create(
         updated_at: now,
     };
     let key = dashboard_config_key(&tenant, &dashboard.dashboard_id);
-    let revision = state.store.create(&key, encode(&dashboard)?).await?;
+    let value = crate::quota::within_config_bytes(&state, &tenant, &key, encode(&dashboard)?)?;
+    let revision = state.store.create(&key, value).await?;
     tracing::info!(tenant = %tenant, dashboard = %dashboard.dashboard_id, "dashboard created");
     Ok(versioned(
         StatusCode::CREATED,
@@ -280,10 +281,8 @@ pub async fn put(
     dashboard.description = input.description;
     dashboard.updated_at = format_rfc3339(now_millis());
     let key = dashboard_config_key(&tenant, &id);
-    let revision = state
-        .store
-        .update(&key, encode(&dashboard)?, current)
-        .await?;
+    let value = crate::quota::within_config_bytes(&state, &tenant, &key, encode(&dashboard)?)?;
+    let revision = state.store.update(&key, value, current).await?;
     Ok(versioned(
         StatusCode::OK,
         revision,
@@ -333,7 +332,8 @@ async fn change_widgets<T>(
         check_revision(expected, current)?;
         let out = change(&mut dashboard)?;
         dashboard.updated_at = format_rfc3339(now_millis());
-        match state.store.update(&key, encode(&dashboard)?, current).await {
+        let value = crate::quota::within_config_bytes(state, tenant, &key, encode(&dashboard)?)?;
+        match state.store.update(&key, value, current).await {
             Ok(revision) => return Ok((out, revision)),
             Err(StoreError::Conflict(_)) if expected.is_none() => continue,
             Err(err) => return Err(err.into()),

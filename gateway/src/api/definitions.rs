@@ -231,7 +231,10 @@ pub async fn create(
     check_quota(&state, &tenant, &definition, !exists)?;
     let revision = state
         .store
-        .create(&key, encode(&definition)?)
+        .create(
+            &key,
+            crate::quota::within_config_bytes(&state, &tenant, &key, encode(&definition)?)?,
+        )
         .await
         .map_err(|err| match err {
             crate::store::StoreError::Conflict(_) => ApiError::conflict(format!(
@@ -322,7 +325,7 @@ pub async fn put(
     }
     let expected = expected_revision(&headers, body_revision)?;
     let key = metric_config_key(Some(&tenant), &name);
-    let value = encode(&definition)?;
+    let value = crate::quota::within_config_bytes(&state, &tenant, &key, encode(&definition)?)?;
     let current = state.store.fetch(&key).await?;
     check_quota(&state, &tenant, &definition, current.is_none())?;
     let (status, revision) = match current {

@@ -61,6 +61,7 @@ pub(crate) fn answer(state: &AppState, tenant: &str) -> QuotasOut {
         silences: to_u64(quota::silences(&state.store, tenant)),
         open_streams: state.tenant_streams.count(tenant),
         max_series_per_window: series,
+        config_bytes: to_u64(quota::config_bytes(&state.store, tenant)),
     };
     QuotasOut {
         tenant_id: tenant.to_owned(),

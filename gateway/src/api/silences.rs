@@ -225,7 +225,8 @@ pub async fn create(
     let limit = crate::quota::limits(&state.auth.keys, &state.config.quotas, &tenant).silences;
     crate::quota::check("silences", stored(&state, &tenant).len(), 1, limit)?;
     let key = silence_config_key(&tenant, &silence.id);
-    let revision = state.store.create(&key, encode(&silence)?).await?;
+    let value = crate::quota::within_config_bytes(&state, &tenant, &key, encode(&silence)?)?;
+    let revision = state.store.create(&key, value).await?;
     tracing::info!(%tenant, silence = %silence.id, rule = ?silence.rule_id, "silence created");
     Ok(versioned(
         StatusCode::CREATED,

@@ -17,6 +17,7 @@ pub mod report;
 pub mod streams;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::ConfigStore;
 use rtdash_runtime::keys::KeyStore;
 use rtdash_shared::names::{
@@ -43,6 +44,9 @@ pub struct QuotaConfig {
     pub open_streams: u64,
     /// The highest `max_series_per_window` a definition of the tenant may set.
     pub max_series_per_window: u64,
+    /// Bytes the tenant's dashboards, rules, definitions and silences may take in the config
+    /// bucket (keys and values).
+    pub config_bytes: u64,
 }
 
 impl Default for QuotaConfig {
@@ -55,6 +59,7 @@ impl Default for QuotaConfig {
             silences: 1000,
             open_streams: 2000,
             max_series_per_window: 100_000,
+            config_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -70,6 +75,7 @@ impl QuotaConfig {
             silences: self.silences,
             open_streams: self.open_streams,
             max_series_per_window: self.max_series_per_window,
+            config_bytes: self.config_bytes,
         }
     }
 
@@ -97,6 +103,8 @@ pub struct Limits {
     pub open_streams: u64,
     /// The ceiling of a definition's `max_series_per_window`.
     pub max_series_per_window: u64,
+    /// Bytes in the config bucket.
+    pub config_bytes: u64,
 }
 
 /// Largest value a limit may be set to.
@@ -116,7 +124,7 @@ impl Limits {
     }
 
     /// Every limit with its name.
-    pub fn named(&self) -> [(&'static str, u64); 7] {
+    pub fn named(&self) -> [(&'static str, u64); 8] {
         [
             ("dashboards", self.dashboards),
             ("widgets_per_dashboard", self.widgets_per_dashboard),
@@ -125,6 +133,7 @@ impl Limits {
             ("silences", self.silences),
             ("open_streams", self.open_streams),
             ("max_series_per_window", self.max_series_per_window),
+            ("config_bytes", self.config_bytes),
         ]
     }
 }
@@ -156,6 +165,9 @@ pub struct QuotaSettings {
     /// The ceiling of a definition's `max_series_per_window` (at least 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_series_per_window: Option<u64>,
+    /// Bytes in the config bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_bytes: Option<u64>,
     /// Events per second the tenant may send through each edge agent (enforced by the
     /// agents; 0: no limit; unset: the agent's `ingest.tenant_events_per_second`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +191,7 @@ impl QuotaSettings {
             max_series_per_window: self
                 .max_series_per_window
                 .unwrap_or(defaults.max_series_per_window),
+            config_bytes: self.config_bytes.unwrap_or(defaults.config_bytes),
         }
     }
 }
@@ -228,6 +241,36 @@ pub fn alert_rules(store: &ConfigStore, tenant: &str) -> usize {
 /// The tenant's own metric definitions.
 pub fn metric_definitions(store: &ConfigStore, tenant: &str) -> usize {
     count(store, &metric_config_key(Some(tenant), ""))
+}
+
+/// Config-bucket key prefixes that name a tenant as their second part.
+pub const TENANT_PREFIXES: [&str; 4] = ["dashboard.", "alert.", "metric.", "silence."];
+
+/// Bytes (keys and values) the tenant's entries take in the config bucket.
+pub fn config_bytes(store: &ConfigStore, tenant: &str) -> usize {
+    TENANT_PREFIXES
+        .iter()
+        .flat_map(|prefix| store.list(&format!("{prefix}{tenant}.")))
+        .map(|(key, stored)| key.len() + stored.value.len())
+        .sum()
+}
+
+/// `value`, to be stored under `key` of `tenant`, unless the tenant's entries would then take
+/// more than its `config_bytes` (`429 quota_exceeded`).
+pub fn within_config_bytes(
+    state: &AppState,
+    tenant: &str,
+    key: &str,
+    value: bytes::Bytes,
+) -> Result<bytes::Bytes, ApiError> {
+    let limit = limits(&state.auth.keys, &state.config.quotas, tenant).config_bytes;
+    let replaced = state
+        .store
+        .get(key)
+        .map_or(0, |stored| key.len() + stored.value.len());
+    let used = config_bytes(&state.store, tenant).saturating_sub(replaced);
+    check("config_bytes", used, key.len() + value.len(), limit)?;
+    Ok(value)
 }
 
 /// The tenant's silences (not yet purged).

@@ -14,12 +14,9 @@ use tokio_util::sync::CancellationToken;
 /// How often the gauges are recomputed.
 pub const REPORT_EVERY: Duration = Duration::from_secs(15);
 
-/// Config-bucket key prefixes that name a tenant as their second part.
-const TENANT_PREFIXES: [&str; 4] = ["dashboard.", "alert.", "metric.", "silence."];
-
 /// The tenants with something in the config bucket (global definitions left out).
 fn tenants(state: &AppState) -> BTreeSet<String> {
-    TENANT_PREFIXES
+    super::TENANT_PREFIXES
         .iter()
         .flat_map(|prefix| state.store.list(prefix))
         .filter_map(|(key, _)| key.split('.').nth(1).map(str::to_owned))
