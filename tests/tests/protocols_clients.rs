@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{ensure, Context};
+use rtdash_tests::auth::create_key;
 use rtdash_tests::client::{http_client, Api};
 use rtdash_tests::pyclients;
 use rtdash_tests::stack::{Stack, StackOptions};
@@ -251,6 +252,19 @@ async fn segment_sdk_calls_count_exactly_and_a_retried_batch_counts_once() -> an
     // Let the duplicates' flush go by (nothing must move), then check again.
     tokio::time::sleep(Duration::from_secs(2)).await;
     expect_counts(&stack, &want).await?;
+
+    // An ingest key of the tenant is a write key too (no configuration needed).
+    let key = create_key(&stack.gateway_url(), TENANT, "ingest", "segment").await?;
+    let by_key = vec![json!({
+        "type": "track", "user_id": "u1", "event": "Order Completed", "message_id": "msg-key",
+    })];
+    let (stack, errors) =
+        blocking(move || send_segment_with(&stack, &key, &by_key).map(|errors| (stack, errors)))
+            .await?;
+    ensure!(errors.is_empty(), "sent with an ingest key: {errors:?}");
+    let mut want = want;
+    add(&mut want, "Order_Completed", "analytics-python", 1);
+    expect_counts(&stack, &want).await?;
     Ok(())
 }
 
@@ -301,14 +315,39 @@ async fn otlp_log_records_with_an_event_name_count_exactly() -> anyhow::Result<(
     for i in 0..7 {
         records.push(json!({"body": format!("plain log line {i}"), "severity_text": "WARN"}));
     }
+    // The exporter authenticates with an ingest key in its headers; without one (or with
+    // a key of another role) the agent refuses the export and counts nothing.
+    let gateway = stack.gateway_url();
+    let key = create_key(&gateway, TENANT, "ingest", "otlp exporter").await?;
+    let viewer = create_key(&gateway, TENANT, "viewer", "not for ingest").await?;
+    for headers in [
+        json!({}),
+        json!({"authorization": format!("Bearer {viewer}")}),
+    ] {
+        let spec = json!({
+            "endpoint": format!("{}/v1/logs", stack.agent_url()),
+            "service_name": "checkout-svc", "compression": "gzip", "records": records,
+            "headers": headers,
+        });
+        let result =
+            blocking(move || pyclients::run("otlp_logs.py", &spec, CLIENT_TIMEOUT)).await?;
+        ensure!(
+            result["exports"] == json!(["FAILURE"]),
+            "refused export: {result}"
+        );
+    }
     for compression in ["gzip", "none"] {
         let spec = json!({
             "endpoint": format!("{}/v1/logs", stack.agent_url()),
             "service_name": "checkout-svc", "compression": compression, "records": records,
+            "headers": {"authorization": format!("Bearer {key}")},
         });
         let result =
             blocking(move || pyclients::run("otlp_logs.py", &spec, CLIENT_TIMEOUT)).await?;
-        ensure!(result["result"] == "SUCCESS", "exporter: {result}");
+        ensure!(
+            result["result"] == "SUCCESS" && result["exports"] == json!(["SUCCESS"]),
+            "exporter: {result}"
+        );
     }
     for count in want.values_mut() {
         *count *= 2;

@@ -51,7 +51,7 @@ fn refuse(reason: &'static str, status: StatusCode, code: &'static str, message:
 }
 
 /// The key a request presents: `Authorization: Bearer`, else `X-Api-Key`.
-fn presented(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn presented(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

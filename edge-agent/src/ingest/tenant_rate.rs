@@ -3,8 +3,8 @@
 //! it had accepted after it was processed (so a batch is never split), which may leave the
 //! bucket in debt; while it is, the tenant's next requests are answered `429 quota_exceeded`
 //! with `Retry-After` until the debt is paid back. Only requests whose credentials name a
-//! tenant are limited (an operator key or an open sidecar sends for the tenants its events
-//! name, and is trusted).
+//! tenant are limited (an ingest key, a sidecar's tenant, a protocol's resolved tenant); the
+//! operator's key sends for the tenants its events name, and is trusted.
 //!
 //! The limit: the operator's `events_per_second` in `quota.<tenant>` of the keys bucket (the
 //! gateway's `PUT /v1/tenants/{tenant}/quotas`), else `[quotas] events_per_second` of the

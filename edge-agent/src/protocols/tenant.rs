@@ -1,18 +1,20 @@
 //! The one place an entry point learns whose events it receives.
 //!
-//! Today a tenant comes from configuration: Segment write keys map to tenants in
-//! `segment.write_keys` (else `segment.tenant` serves every key), and `otlp.tenant`,
-//! `statsd.tenant` name the tenant of their entry point (`POST /v1/events` names the tenant in
-//! each event, as before). When access control lands (issue #16), the agent verifies ingest
-//! keys (`rtd_...`, role `ingest`) and [`TenantResolver::resolve`] (the one function to
-//! change: [`TenantResolver::by_key`]) returns the tenant of the verified key instead: the
-//! entry points already hand it their credential (Segment's write key, the HTTP Basic user)
-//! and need no change.
+//! When the agent authenticates producers with keys (`auth` on, the default), every HTTP
+//! entry point needs a credential: an ingest key (`rtd_...`, role `ingest`: the tenant is the
+//! key's), sent as Segment's write key (the HTTP Basic user or `writeKey`) or, for OTLP, as
+//! `Authorization: Bearer` / `X-Api-Key` (the exporter's `headers`); or a Segment write key
+//! the operator mapped to a tenant in `segment.write_keys`. The operator's key sends for the
+//! tenant configured in `<section>.tenant`. An agent configured as a trusted loopback sidecar
+//! of one tenant takes `<section>.tenant`, else its own tenant, without a credential.
+//! StatsD (UDP, no credentials) serves `statsd.tenant` on a loopback listener.
 
 use std::collections::BTreeMap;
 
+use crate::ingest::auth::IngestAuth;
 use axum::http::{header, HeaderMap};
 use base64::Engine as _;
+use rtdash_shared::auth::{Principal, Role};
 
 /// What a request presented to identify its producer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +23,8 @@ pub enum Credential<'a> {
     None,
     /// A Segment write key: the HTTP Basic user, or `writeKey` in the body.
     WriteKey(&'a str),
+    /// An API key: `Authorization: Bearer` or `X-Api-Key`.
+    ApiKey(&'a str),
 }
 
 /// Why no tenant could be resolved; each maps to a `401`/`403` answer.
@@ -29,9 +33,12 @@ pub enum TenantError {
     /// The entry point needs a credential and the request had none.
     #[error("missing credentials: send the write key as the HTTP Basic user")]
     MissingCredential,
-    /// The write key is not one of the configured keys.
-    #[error("unknown write key")]
+    /// The key is neither a valid ingest key nor a configured write key.
+    #[error("the key is not valid (unknown, revoked or mistyped)")]
     UnknownKey,
+    /// The key is valid but may not send events.
+    #[error("{0}")]
+    Forbidden(String),
     /// No tenant is configured for this entry point.
     #[error("no tenant is configured for this entry point (set `{0}.tenant` in the agent's configuration)")]
     NotConfigured(&'static str),
@@ -72,25 +79,51 @@ impl TenantResolver {
         self
     }
 
-    /// The tenant of a request that presented `credential`.
-    pub fn resolve(&self, credential: Credential<'_>) -> Result<&str, TenantError> {
-        match credential {
-            Credential::None if self.credential_required => Err(TenantError::MissingCredential),
-            Credential::WriteKey(key) if !self.keys.is_empty() => self.by_key(key),
-            _ => self
-                .tenant
-                .as_deref()
-                .ok_or(TenantError::NotConfigured(self.section)),
+    /// The tenant of a request that presented `credential`, authenticated by `auth`.
+    pub fn resolve(
+        &self,
+        credential: Credential<'_>,
+        auth: &IngestAuth,
+    ) -> Result<String, TenantError> {
+        let keys = match auth {
+            IngestAuth::Sidecar { tenant } => {
+                return match credential {
+                    Credential::None if self.credential_required => {
+                        Err(TenantError::MissingCredential)
+                    }
+                    Credential::WriteKey(key) if !self.keys.is_empty() => {
+                        self.keys.get(key).cloned().ok_or(TenantError::UnknownKey)
+                    }
+                    _ => Ok(self.tenant.clone().unwrap_or_else(|| tenant.clone())),
+                };
+            }
+            IngestAuth::Keys { keys, .. } => keys,
+        };
+        let key = match credential {
+            Credential::None => return Err(TenantError::MissingCredential),
+            Credential::WriteKey(key) | Credential::ApiKey(key) => key,
+        };
+        if let Some(tenant) = self.keys.get(key) {
+            return Ok(tenant.clone());
         }
-    }
-
-    /// The tenant of a write key. Today a configuration lookup; the hook the key store of
-    /// access control (issue #16) replaces.
-    fn by_key(&self, key: &str) -> Result<&str, TenantError> {
-        self.keys
-            .get(key)
-            .map(String::as_str)
-            .ok_or(TenantError::UnknownKey)
+        match keys.verify(key) {
+            None => Err(TenantError::UnknownKey),
+            Some(Principal::Tenant {
+                tenant,
+                role: Role::Ingest,
+                ..
+            }) => Ok(tenant),
+            Some(Principal::Operator) => self
+                .tenant
+                .clone()
+                .ok_or(TenantError::NotConfigured(self.section)),
+            Some(Principal::Tenant { role, .. }) => Err(TenantError::Forbidden(format!(
+                "sending events needs an `ingest` key (this key is `{role}`)"
+            ))),
+            Some(_) => Err(TenantError::Forbidden(
+                "this credential cannot send events".to_owned(),
+            )),
+        }
     }
 }
 
@@ -130,30 +163,38 @@ mod tests {
     }
 
     #[test]
-    fn a_configured_tenant_needs_the_credential_it_requires() {
-        let segment = TenantResolver::configured("segment", Some("acme".into()), true);
-        assert_eq!(segment.resolve(Credential::WriteKey("k")), Ok("acme"));
+    fn a_sidecar_serves_the_configured_tenant_without_a_credential() {
+        let sidecar = IngestAuth::Sidecar {
+            tenant: "acme".into(),
+        };
+        let segment = TenantResolver::configured("segment", None, true);
         assert_eq!(
-            segment.resolve(Credential::None),
-            Err(TenantError::MissingCredential)
+            segment.resolve(Credential::None, &sidecar),
+            Err(TenantError::MissingCredential),
+            "Segment SDKs always send their write key"
         );
-        let keyed = TenantResolver::configured("segment", None, true).with_keys(
-            [
-                ("wk_a".to_owned(), "acme".to_owned()),
-                ("wk_b".to_owned(), "globex".to_owned()),
-            ]
-            .into(),
-        );
-        assert_eq!(keyed.resolve(Credential::WriteKey("wk_b")), Ok("globex"));
-        assert_eq!(keyed.resolve(Credential::WriteKey("wk_a")), Ok("acme"));
         assert_eq!(
-            keyed.resolve(Credential::WriteKey("wk_c")),
+            segment
+                .resolve(Credential::WriteKey("any"), &sidecar)
+                .as_deref(),
+            Ok("acme")
+        );
+        let keyed = TenantResolver::configured("segment", None, true)
+            .with_keys([("wk_b".to_owned(), "globex".to_owned())].into());
+        assert_eq!(
+            keyed
+                .resolve(Credential::WriteKey("wk_b"), &sidecar)
+                .as_deref(),
+            Ok("globex")
+        );
+        assert_eq!(
+            keyed.resolve(Credential::WriteKey("wk_c"), &sidecar),
             Err(TenantError::UnknownKey)
         );
-        let otlp = TenantResolver::configured("otlp", None, false);
+        let otlp = TenantResolver::configured("otlp", Some("globex".into()), false);
         assert_eq!(
-            otlp.resolve(Credential::None),
-            Err(TenantError::NotConfigured("otlp"))
+            otlp.resolve(Credential::None, &sidecar).as_deref(),
+            Ok("globex")
         );
     }
 }

@@ -22,7 +22,7 @@ use crate::ingest::admit::{admit, run_sized};
 use crate::ingest::handler::idempotency_key;
 use crate::ingest::response::Reply;
 use crate::ingest::Origin;
-use crate::protocols::tenant::Credential;
+use crate::protocols::tenant::{Credential, TenantError};
 use crate::publish::deadletter::Rejected;
 use axum::body::Body;
 use axum::extract::State;
@@ -141,6 +141,7 @@ pub async fn post_logs(State(otlp): State<Arc<Otlp>>, headers: HeaderMap, body: 
         Ok(key) => key,
         Err(reply) => return failure(encoding, reply),
     };
+    let credential = crate::ingest::auth::presented(&headers).map(str::to_owned);
     let admitted = match admit(
         ingest,
         &headers,
@@ -156,7 +157,13 @@ pub async fn post_logs(State(otlp): State<Arc<Otlp>>, headers: HeaderMap, body: 
     let body = admitted.body.clone();
     let worker = Arc::clone(&otlp);
     let reply = run_sized(ingest, body.len(), move || {
-        worker.process(&body, encoding, key.as_deref(), received_at)
+        worker.process(
+            &body,
+            encoding,
+            key.as_deref(),
+            credential.as_deref(),
+            received_at,
+        )
     })
     .await;
     drop(admitted);
@@ -200,6 +207,7 @@ impl Otlp {
         body: &[u8],
         encoding: Encoding,
         key: Option<&str>,
+        credential: Option<&str>,
         received_at: UnixMillis,
     ) -> Reply {
         let ingest = &self.ingest;
@@ -222,10 +230,20 @@ impl Otlp {
                 )
             }
         };
-        let tenant = match self.tenants.resolve(Credential::None) {
+        let credential = credential.map_or(Credential::None, Credential::ApiKey);
+        let tenant = match self.tenants.resolve(credential, &ingest.auth) {
             Ok(tenant) => tenant,
-            Err(err) => return Reply::error(StatusCode::FORBIDDEN, "no_tenant", err.to_string()),
+            Err(err) => {
+                let (status, code) = match err {
+                    TenantError::MissingCredential => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                    TenantError::UnknownKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                    TenantError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+                    TenantError::NotConfigured(_) => (StatusCode::FORBIDDEN, "no_tenant"),
+                };
+                return Reply::error(status, code, err.to_string());
+            }
         };
+        let tenant = tenant.as_str();
         let mut ndjson = Vec::with_capacity(body.len() * 2);
         let mut lines: Vec<usize> = Vec::new();
         let mut errors = Vec::new();

@@ -220,7 +220,7 @@ impl Segment {
         };
         let key = header_key.or(body_key.as_deref()).filter(|k| !k.is_empty());
         let credential = key.map_or(Credential::None, Credential::WriteKey);
-        let tenant = match self.tenants.resolve(credential) {
+        let tenant = match self.tenants.resolve(credential, &ingest.auth) {
             Ok(tenant) => tenant,
             Err(err) => {
                 let (status, code) = match err {
@@ -228,11 +228,13 @@ impl Segment {
                         (StatusCode::UNAUTHORIZED, "missing_credentials")
                     }
                     TenantError::UnknownKey => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+                    TenantError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
                     TenantError::NotConfigured(_) => (StatusCode::FORBIDDEN, "no_tenant"),
                 };
                 return Err(Reply::error(status, code, err.to_string()));
             }
         };
+        let tenant = tenant.as_str();
         let call = Call {
             tenant,
             source: self.config.source.as_deref(),
