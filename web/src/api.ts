@@ -33,6 +33,34 @@ export class ApiError extends Error {
 /** Dispatched on `window` when the gateway answers 401 (no valid session). */
 export const SIGNED_OUT_EVENT = 'rtdash:signed-out';
 
+/**
+ * The dashboard-link token of an embedded dashboard (`/embed/<token>`), sent with every call
+ * instead of a session cookie (`Authorization: Bearer`, and `access_token` on the live stream,
+ * which EventSource cannot send headers for); null when signed in.
+ */
+let linkToken: string | null = null;
+
+/** The dashboard-link token in the address (`/embed/rtl_...`), if this page is an embed. */
+export function embedToken(): string | null {
+  const m = /^\/embed\/(rtl_[A-Za-z0-9_-]+)$/.exec(location.pathname);
+  return m?.[1] ?? null;
+}
+
+/** Sends `token` with every later call (embed mode). */
+export function useLinkToken(token: string): void {
+  linkToken = token;
+}
+
+/** The headers that authenticate a call: the link token's in embed mode, else none (the cookie). */
+export function authHeaders(): Record<string, string> {
+  return linkToken ? { authorization: `Bearer ${linkToken}` } : {};
+}
+
+/** The link token for a URL (the live stream), in embed mode. */
+export function linkAccessToken(): string | undefined {
+  return linkToken ?? undefined;
+}
+
 type Query = Record<string, string | number | undefined>;
 /** The query parameters of an operation of the document. */
 type QueryOf<Op extends keyof operations> = NonNullable<operations[Op]['parameters']['query']>;
@@ -71,8 +99,8 @@ async function request<T>(
       method,
       headers:
         body === undefined
-          ? { accept: 'application/json' }
-          : { accept: 'application/json', 'content-type': 'application/json' },
+          ? { accept: 'application/json', ...authHeaders() }
+          : { accept: 'application/json', 'content-type': 'application/json', ...authHeaders() },
       body: body === undefined ? null : JSON.stringify(body),
       signal: signal ?? null,
     });
@@ -191,6 +219,8 @@ export async function deleteWidget(
 
 /** `GET /v1/metrics`: the tenant's metrics with their stats and kept dimension sets. */
 export async function listMetrics(tenant: string, signal?: AbortSignal): Promise<MetricInfo[]> {
+  // A dashboard link reads its dashboard and its widgets' metrics, not the tenant's lists.
+  if (linkToken) return [];
   const list = await request<Schemas['MetricList']>(
     'GET',
     '/v1/metrics',
@@ -226,6 +256,7 @@ export async function listDimensionValues(
 }
 
 export async function listAlertRules(tenant: string, signal?: AbortSignal): Promise<AlertRule[]> {
+  if (linkToken) return [];
   const list = await request<Schemas['AlertList']>(
     'GET',
     '/v1/alerts',

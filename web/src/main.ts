@@ -7,7 +7,14 @@
 
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
-import { addWidget, deleteWidget, SIGNED_OUT_EVENT, updateWidget } from './api';
+import {
+  addWidget,
+  deleteWidget,
+  embedToken,
+  SIGNED_OUT_EVENT,
+  updateWidget,
+  useLinkToken,
+} from './api';
 import { field, h, openDialog, replace, toast } from './dom';
 import { formatWindow, fromLocalInput, toLocalInput } from './format';
 import { applyTheme, currentTheme, safeGet, safeSet, saveTheme, storedTheme } from './theme';
@@ -141,11 +148,17 @@ class App {
     'TV',
   );
 
+  /** An embedded dashboard (a dashboard link): that dashboard only, read-only, no navigation. */
+  private get embedded(): boolean {
+    return this.session.kind === 'link';
+  }
+
   start(): void {
     applyTheme(storedTheme());
     // A tenant's key sees its own tenant only; a viewer key changes nothing.
     if (this.session.tenant_id) this.route.tenant = this.session.tenant_id;
     document.body.classList.toggle('readonly', !canEdit(this.session));
+    document.body.classList.toggle('embed', this.embedded);
     const who =
       this.session.kind === 'operator'
         ? 'operator'
@@ -167,6 +180,22 @@ class App {
       this.view?.dispose();
       this.view = null;
       replace(this.crumbs);
+      if (this.embedded) {
+        replace(
+          this.main,
+          h(
+            'section',
+            { class: 'welcome', 'data-testid': 'link-ended' },
+            h('h1', {}, 'This dashboard link no longer works'),
+            h(
+              'p',
+              { class: 'muted' },
+              'It was revoked or it expired. Ask whoever shared it for a new one.',
+            ),
+          ),
+        );
+        return;
+      }
       replace(
         this.main,
         signInPage(
@@ -210,7 +239,7 @@ class App {
       h('div', { class: 'edit-only' }, tenantForm),
       this.themeBtn,
       this.tvBtn,
-      signOutBtn,
+      ...(this.embedded ? [] : [signOutBtn]),
     );
     document.body.append(header, this.main);
     window.addEventListener('popstate', () => {
@@ -277,6 +306,8 @@ class App {
     delete this.pill.dataset.state;
     this.syncChrome();
     if (this.session.tenant_id) this.route.tenant = this.session.tenant_id;
+    if (this.embedded && this.session.dashboard_id)
+      this.route.dashboard = this.session.dashboard_id;
     const { tenant } = this.route;
     this.tenantInput.value = tenant ?? '';
     replace(this.tenantList, ...recentTenants().map((t) => h('option', { value: t })));
@@ -608,8 +639,11 @@ async function boot(): Promise<void> {
         (err: unknown) => toast(err instanceof Error ? err.message : String(err), 'error'),
       );
   });
+  // An embedded dashboard authenticates with the link token in its address, never a session.
+  const token = embedToken();
+  if (token) useLinkToken(token);
   let notice: string | undefined;
-  const key = takeFragmentKey();
+  const key = token ? null : takeFragmentKey();
   if (key) {
     try {
       await signIn(key);

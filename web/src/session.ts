@@ -6,6 +6,8 @@
  * never reaches the server, and it is removed from the address bar at once.
  */
 
+import { authHeaders } from './api';
+
 /** Who is signed in (`GET /v1/session`). */
 export interface SessionInfo {
   /** `key` (a tenant's key), `operator`, or `link` (an embedded dashboard). */
@@ -13,6 +15,8 @@ export interface SessionInfo {
   tenant_id?: string;
   role?: string;
   name?: string;
+  /** The one dashboard of a link. */
+  dashboard_id?: string;
 }
 
 /** Roles in order; a role can do what those before it can. */
@@ -20,6 +24,7 @@ const ROLES = ['ingest', 'viewer', 'editor', 'admin'];
 
 /** Whether `session` may change dashboards (an editor or higher, or the operator). */
 export function canEdit(session: SessionInfo): boolean {
+  if (session.kind === 'link') return false;
   if (session.kind === 'operator') return true;
   return ROLES.indexOf(session.role ?? '') >= ROLES.indexOf('editor');
 }
@@ -60,7 +65,9 @@ export async function signIn(key: string): Promise<void> {
 
 /** Who is signed in, or null (no session, or it ended). */
 export async function currentSession(): Promise<SessionInfo | null> {
-  const res = await fetch('/v1/session', { headers: { accept: 'application/json' } });
+  const res = await fetch('/v1/session', {
+    headers: { accept: 'application/json', ...authHeaders() },
+  });
   if (!res.ok) return null;
   return (await res.json()) as SessionInfo;
 }

@@ -8,7 +8,7 @@
  * with fresh snapshots.
  */
 
-import { toPoint, url } from './api';
+import { linkAccessToken, toPoint, url } from './api';
 import type { ErrorDetail, Stat, StatusView, WindowOut, WindowPoint } from './types';
 import type { components } from './api-types';
 
@@ -202,6 +202,7 @@ export class DashboardStream {
     const es = new EventSource(
       url(`/v1/dashboards/${encodeURIComponent(this.dashboardId)}/stream`, {
         tenant_id: this.tenant,
+        access_token: linkAccessToken(),
       }),
     );
     this.source = es;

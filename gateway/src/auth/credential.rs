@@ -23,8 +23,10 @@ pub struct Presented {
     pub via: Via,
 }
 
-/// The credential of a request: the bearer token, else the session cookie, else (on `GET`
-/// only) an `access_token` query parameter. `Err` when an `Authorization` header is there but
+/// The credential of a request: the bearer token, else (on `GET` only) an `access_token`
+/// query parameter, else the session cookie. A link token in the URL outranks the cookie: an
+/// embedded dashboard's live stream (EventSource cannot send headers) must read as the link
+/// even in a browser that is also signed in to another tenant. `Err` when an `Authorization` header is there but
 /// is not `Bearer <token>`.
 pub fn presented(
     method: &Method,
@@ -44,12 +46,6 @@ pub fn presented(
             via: Via::Bearer,
         }));
     }
-    if let Some(token) = cookie(headers, SESSION_COOKIE) {
-        return Ok(Some(Presented {
-            token,
-            via: Via::Cookie,
-        }));
-    }
     if method == Method::GET {
         if let Some(token) = query_param(uri, "access_token") {
             return Ok(Some(Presented {
@@ -57,6 +53,12 @@ pub fn presented(
                 via: Via::QueryToken,
             }));
         }
+    }
+    if let Some(token) = cookie(headers, SESSION_COOKIE) {
+        return Ok(Some(Presented {
+            token,
+            via: Via::Cookie,
+        }));
     }
     Ok(None)
 }
@@ -120,7 +122,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bearer_wins_then_the_cookie_then_a_get_token() {
+    fn the_bearer_wins_then_a_get_token_then_the_cookie() {
         let uri: Uri = "/v1/dashboards/d/stream?access_token=rtl_x&tenant_id=t"
             .parse()
             .unwrap();
@@ -132,6 +134,15 @@ mod tests {
         assert_eq!((got.token.as_str(), got.via), ("rtd_a", Via::Bearer));
         let cookie_only = headers(&[("cookie", "x=1; rtdash_session=s.1.m")]);
         let got = presented(&Method::GET, &uri, &cookie_only)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (got.token.as_str(), got.via),
+            ("rtl_x", Via::QueryToken),
+            "a link token in the URL outranks the session cookie"
+        );
+        let plain: Uri = "/v1/dashboards/d/stream?tenant_id=t".parse().unwrap();
+        let got = presented(&Method::GET, &plain, &cookie_only)
             .unwrap()
             .unwrap();
         assert_eq!((got.token.as_str(), got.via), ("s.1.m", Via::Cookie));

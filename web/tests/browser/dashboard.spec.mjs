@@ -90,6 +90,7 @@ async function createKey(role, name) {
   return (await res.json()).key;
 }
 const editorKey = await createKey('editor', 'browser test');
+const adminKey = await createKey('admin', 'browser test links');
 const ingestKey = await createKey('ingest', 'browser test producer');
 const userDataDir = mkdtempSync(path.join(tmpdir(), 'rtdash-chromium-'));
 mkdirSync(artifacts, { recursive: true });
@@ -290,6 +291,43 @@ try {
   await page.locator('[data-testid="widget"]').nth(3).waitFor();
   if ((await page.locator('[data-testid="widget"]').count()) !== 4)
     fail('deep link did not show the four widgets');
+
+  // A dashboard link opens the same dashboard embedded: read-only, no navigation, no sign-out,
+  // live; revoked, the page says so.
+  const linkRes = await fetch(`${gateway}/v1/dashboards/${dashboardId}/links`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  if (linkRes.status !== 201)
+    fail(`POST links answered ${linkRes.status}: ${await linkRes.text()}`);
+  const link = await linkRes.json();
+  const embed = await context.newPage();
+  let linkRevoked = false; // after the revocation, the page's refused calls are expected
+  embed.on('console', (msg) => {
+    if (linkRevoked) return;
+    if (msg.type() === 'error') consoleErrors.push(`embed: ${msg.text()} ${msg.location().url}`);
+  });
+  await embed.goto(`${gateway}${link.url}`);
+  await embed.locator('[data-testid="widget"]').nth(3).waitFor();
+  if (!(await embed.evaluate(() => document.body.classList.contains('embed'))))
+    fail('the link page is not in embed mode');
+  if ((await embed.getByTestId('sign-out').count()) !== 0) fail('the embed shows sign-out');
+  if (await embed.getByTestId('delete-dashboard').isVisible())
+    fail('the embed offers to delete the dashboard');
+  await embed.locator('[data-testid="connection"][data-state="open"]').waitFor();
+  await embed.screenshot({ path: path.join(artifacts, 'embed.png'), fullPage: true });
+  linkRevoked = true;
+  const revoked = await fetch(`${gateway}/v1/dashboards/${dashboardId}/links/${link.link_id}`, {
+    method: 'DELETE',
+    headers: { authorization: `Bearer ${adminKey}` },
+  });
+  if (revoked.status !== 204) fail(`DELETE link answered ${revoked.status}`);
+  await embed.waitForTimeout(6000); // revocation reaches every gateway within 5 s
+  await embed.reload();
+  await embed.getByText('This dashboard link does not work').waitFor();
+  await embed.close();
+  log('embedded through a dashboard link, then revoked');
 
   // Delete it through the page.
   await page.getByTestId('delete-dashboard').click();
