@@ -5,14 +5,16 @@
 //!
 //! Modules: [`config`] (`[alerts.notifier]`), [`deliver`] (consume, dedupe, post, retry,
 //! acknowledge), [`retry`] (what an answer means, how long to wait), [`payload`] (the
-//! Alertmanager-compatible body), [`http`] (the webhook client), [`guard`] (where webhooks may
-//! go), [`log`] (the alert log read by `GET /v1/alerts/{id}/events`), [`silences`] (the
+//! Alertmanager-compatible body), [`http`] (the webhook client) and [`guard`] (where webhooks may
+//! go), both `rtdash_runtime::egress`, [`log`] (the alert log read by `GET /v1/alerts/{id}/events`), [`silences`] (the
 //! silences in force).
 
 pub mod config;
 pub mod deliver;
-pub mod guard;
-pub mod http;
+/// Where webhooks may go (shared with the gateway's test notifications).
+pub use rtdash_runtime::egress::guard;
+/// The webhook client (shared with the gateway's test notifications).
+pub use rtdash_runtime::egress::webhook as http;
 pub mod log;
 pub mod payload;
 pub mod retry;

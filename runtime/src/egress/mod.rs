@@ -3,7 +3,10 @@
 //!
 //! - [`ip`]: the address ranges refused, by class;
 //! - [`allowlist`]: the operator's exceptions (`host[:port]`, `ip[:port]`, `cidr`);
-//! - [`check`]: one URL's form, then its literal address or its name's addresses.
+//! - [`check`]: one URL's form, then its literal address or its name's addresses;
+//! - [`guard`]: the policy a webhook client enforces at connection time (its DNS resolver);
+//! - [`webhook`]: the webhook client (the notifier's deliveries, the gateway's test
+//!   notifications).
 //!
 //! The gateway checks a webhook URL when a rule is written (best effort: DNS may answer
 //! differently later); the notifier checks it again before every delivery and its HTTP
@@ -12,7 +15,9 @@
 
 pub mod allowlist;
 pub mod check;
+pub mod guard;
 pub mod ip;
+pub mod webhook;
 
 pub use allowlist::{Allowlist, AllowlistError};
 pub use check::{
