@@ -37,7 +37,7 @@ const SUBJECTS: [(&str, &[&str]); 7] = [
     ("rtdash.live.t1.m", &["core-aggregator"]),
     ("rtdash.status.0", &["core-aggregator"]),
     ("rtdash.alerts.t1", &["core-aggregator"]),
-    ("rtdash.alertlog.t1.r", &["core-aggregator"]),
+    ("rtdash.alertlog.t1.r", &["core-aggregator", "gateway"]),
     ("rtdash.partials.0", &["edge-agent"]),
     ("rtdash.events.t1", &["edge-agent"]),
     ("rtdash.dlq.t1", &["edge-agent"]),
