@@ -142,7 +142,7 @@ export class AlertsView {
         h('td', {}, stateBadge(state)),
         h('td', {}, link, r.description ? h('div', { class: 'muted' }, r.description) : null),
         h('td', {}, r.metric_name),
-        h('td', { class: 'num' }, conditionText(r)),
+        h('td', {}, conditionText(r)),
         h('td', { class: 'muted', 'data-testid': 'rule-counts' }, counts),
       );
     });
