@@ -10,7 +10,7 @@
 //!
 //! The gateway checks a webhook URL when a rule is written (best effort: DNS may answer
 //! differently later); the notifier checks it again before every delivery and its HTTP
-//! client connects only to addresses that pass (`core-aggregator/src/notifier/guard.rs`), so
+//! client connects only to addresses that pass ([`guard`]), so
 //! a name rebound between the check and the connection is caught. See `docs/security.md`.
 
 pub mod allowlist;
