@@ -5,7 +5,7 @@
  * is shown next to the field it names.
  */
 
-import { ApiError, listMetrics } from '../api';
+import { ApiError, listDimensionValues, listMetrics } from '../api';
 import { type AlertInput, createAlert, updateAlert } from '../alerts-api';
 import { h, openDialog, replace } from '../dom';
 import type { AlertRule, Condition, MetricInfo, Stat } from '../types';
@@ -192,19 +192,51 @@ export function openRuleEditor(
                 'This metric has no dimensions: the rule watches its total.',
               )
             : (info?.dimensions ?? []).map((d) => {
+                const list = h(
+                  'datalist',
+                  { id: `rule-dim-values-${d}` },
+                  h('option', { value: '*' }),
+                );
                 const input = h('input', {
                   type: 'text',
                   value: current[d] ?? '',
-                  placeholder: 'any',
+                  placeholder: 'all (summed)',
+                  list: list.id,
                   'data-testid': `rule-dim-${d}`,
                   'aria-label': `Filter ${d}`,
                 });
                 dimInputs.set(d, input);
-                return h('label', { class: 'rule-dim' }, h('span', {}, d), input);
+                return h('label', { class: 'rule-dim' }, h('span', {}, d), input, list);
               }),
         );
       };
-      metric.addEventListener('change', fillMetric);
+      /** Suggests the values seen in the last hour for each dimension (and `*`). */
+      const suggest = () => {
+        const name = metric.value;
+        if (!name || dimInputs.size === 0) return;
+        const now = Date.now();
+        listDimensionValues(tenant, name, now - 3_600_000, now).then(
+          (values) => {
+            if (metric.value !== name) return;
+            for (const [d, input] of dimInputs) {
+              const list = input.list;
+              if (!list) continue;
+              replace(
+                list,
+                h('option', { value: '*' }),
+                (values[d] ?? []).slice(0, 200).map((v) => h('option', { value: v })),
+              );
+            }
+          },
+          () => {
+            /* suggestions only */
+          },
+        );
+      };
+      metric.addEventListener('change', () => {
+        fillMetric();
+        suggest();
+      });
       metric.append(h('option', { value: '' }, 'loading…'));
       void listMetrics(tenant).then(
         (list) => {
@@ -224,6 +256,7 @@ export function openRuleEditor(
               h('option', { value: rule.metric_name, selected: true }, rule.metric_name),
             );
           fillMetric();
+          suggest();
         },
         (err: unknown) => {
           replace(metric, h('option', { value: '' }, 'metrics unavailable'));
@@ -246,7 +279,12 @@ export function openRuleEditor(
           row('metric', 'Metric', metric),
           row('stat', 'Stat', stat),
         ),
-        row('dimensions', 'Series filter', dims, 'Empty: every series is watched on its own.'),
+        row(
+          'dimensions',
+          'Series filter',
+          dims,
+          'A value watches that series; * watches each value as its own series; empty sums over the dimension.',
+        ),
         h(
           'div',
           { class: 'field-row' },

@@ -3,9 +3,9 @@
 // agent, aggregator), with a webhook receiver the test runs on loopback (the stack must allow
 // 127.0.0.1 as a webhook destination: deploy/test.sh starts it so). Through the page only: a
 // refused webhook shows its error next to the field; a rule is created and listed with state
-// `ok`; a test notification arrives at the receiver; events make the rule fire (`firing` in
-// the UI, the notification at the receiver); a silence is created, mutes the series, and is
-// expired; the dashboard shows the rule's served state on a widget of its metric. Screenshots
+// `ok`; it is edited (the write-only webhook left empty is kept); a test notification arrives
+// at the receiver; events make the rule fire (`firing` in the UI, the notification at the
+// receiver); a silence is created, mutes the series, and is expired; the dashboard shows the rule's served state on a widget of its metric. Screenshots
 // of the alerts page and the rule page (dark and light) go to test-artifacts/; any console
 // error fails the test.
 //
@@ -198,9 +198,27 @@ try {
     fail(`rule row: ${rowText}`);
   log('listed with state ok');
 
-  // Rule page: a test notification reaches the receiver.
+  // Rule page: edit the threshold, leaving the write-only webhook empty (kept, as the test
+  // notification below proves).
   await row.getByTestId('rule-link').click();
   await page.getByTestId('alert-detail').waitFor();
+  await page.getByTestId('edit-rule').click();
+  const edit = page.getByTestId('rule-editor');
+  await edit.getByTestId('rule-stat').locator('option[value="count"]').waitFor({
+    state: 'attached',
+  });
+  if ((await edit.getByTestId('rule-webhook').inputValue()) !== '')
+    fail('the webhook was read back into the editor');
+  await edit.getByTestId('rule-threshold').fill('6');
+  await edit.getByTestId('dialog-submit').click();
+  await edit.waitFor({ state: 'detached' });
+  await page
+    .getByTestId('rule-condition-text')
+    .filter({ hasText: 'count {source=alert-test} > 6' })
+    .waitFor();
+  log('rule edited (threshold 6), webhook kept');
+
+  // A test notification reaches the receiver.
   await page.getByTestId('send-test').click();
   await page.locator('[data-testid="test-result"][data-outcome="delivered"]').waitFor();
   const test = await waitReceived(
