@@ -11,7 +11,8 @@
 #                        variables, exported only into that service's process
 #   operator.env         the `operator` NATS user (every subject) for the nats CLI
 #   questdb.env          QuestDB's admin (HTTP basic auth, PostgreSQL) and read-only passwords
-# Later starts reuse them. Passwords are 32 characters from the OS RNG.
+# Later starts reuse them (nats-users.conf is rendered again when deploy/nats/users.conf is
+# newer). Passwords are 32 characters from the OS RNG.
 
 RTDASH_LOCKDOWN_SERVICES=(core-aggregator gateway edge-agent)
 
@@ -55,10 +56,17 @@ rtdash_lockdown_nats_users() {
 	)
 }
 
-# rtdash_lockdown_init: generates the secrets at first start (see above); no-op afterwards.
+# rtdash_lockdown_init: generates the secrets at first start (see above); afterwards only
+# renders the NATS users again when their template changed.
 rtdash_lockdown_init() {
 	local dir="$RTDASH_STATE/secrets" admin readonly name
 	if [ -f "$dir/nats-users.conf" ] && [ -f "$dir/questdb.env" ]; then
+		# Permissions change with the code (deploy/nats/users.conf newer than the rendered
+		# file, as after an update): render them again, with the same passwords.
+		if [ "$RTDASH_ROOT/deploy/nats/users.conf" -nt "$dir/nats-users.conf" ]; then
+			rtdash_log "deploy/nats/users.conf changed: rendering the NATS users again (same passwords)"
+			rtdash_lockdown_nats_users
+		fi
 		return 0
 	fi
 	rtdash_log "first start: generating NATS and QuestDB passwords into $dir (mode 0600)"

@@ -127,7 +127,11 @@ stack_start() {
 	# up.sh gets SIGTERM (and so stops its services) if this script dies without cleaning up.
 	local pdeath=()
 	command -v setpriv >/dev/null 2>&1 && pdeath=(setpriv --pdeathsig TERM --)
-	"${pdeath[@]}" ./deploy/up.sh --profile debug --no-demo --port-offset "$offset" \
+	# The alerts browser test's webhook receiver listens on loopback, which webhooks may reach
+	# only where the operator allows it.
+	RTDASH_GATEWAY__WEBHOOK_ALLOW_DESTINATIONS='["127.0.0.1"]' \
+		RTDASH_CORE_AGGREGATOR__ALERTS__NOTIFIER__ALLOW_DESTINATIONS='["127.0.0.1"]' \
+		"${pdeath[@]}" ./deploy/up.sh --profile debug --no-demo --port-offset "$offset" \
 		--state "$stack_state" >"$stack_dir/up.log" 2>&1 </dev/null &
 	stack_pid=$!
 	deadline=$((SECONDS + 600)) # includes QuestDB's first start and the web build

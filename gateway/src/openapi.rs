@@ -66,8 +66,8 @@ impl utoipa::Modify for Security {
 /// Every REST route (without the stream), with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
     use crate::api::{
-        alert_state, alerts, capabilities, dashboards, definitions, keys, links, metrics, quotas,
-        session, silences, status,
+        alert_state, alert_test, alerts, capabilities, dashboards, definitions, keys, links,
+        metrics, quotas, session, silences, status,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(keys::create, keys::list))
@@ -87,6 +87,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::create, alerts::list))
         .routes(routes!(alerts::get, alerts::put, alerts::delete))
         .routes(routes!(alerts::events))
+        .routes(routes!(alert_test::send))
         .routes(routes!(alert_state::rule_state))
         .routes(routes!(alert_state::rule_states))
         .routes(routes!(silences::create, silences::list))

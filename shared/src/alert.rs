@@ -344,6 +344,9 @@ pub enum AlertLogKind {
     Transition,
     /// One delivery attempt of a transition to the rule's webhook.
     Delivery,
+    /// A test notification sent on request (`POST /v1/alerts/{id}/test`): no transition,
+    /// no state change.
+    Test,
 }
 
 /// How a delivery attempt ended.

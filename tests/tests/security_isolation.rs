@@ -71,6 +71,7 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("PUT", "/v1/alerts/{id}", Needs::Editor),
     ("DELETE", "/v1/alerts/{id}", Needs::Editor),
     ("GET", "/v1/alerts/{id}/events", Needs::Viewer),
+    ("POST", "/v1/alerts/{id}/test", Needs::Editor),
     ("GET", "/v1/alerts/{id}/state", Needs::Viewer),
     ("GET", "/v1/alert-states", Needs::Viewer),
     ("GET", "/v1/silences", Needs::Viewer),

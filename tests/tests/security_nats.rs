@@ -37,7 +37,7 @@ const SUBJECTS: [(&str, &[&str]); 7] = [
     ("rtdash.live.t1.m", &["core-aggregator"]),
     ("rtdash.status.0", &["core-aggregator"]),
     ("rtdash.alerts.t1", &["core-aggregator"]),
-    ("rtdash.alertlog.t1.r", &["core-aggregator"]),
+    ("rtdash.alertlog.t1.r", &["core-aggregator", "gateway"]),
     ("rtdash.partials.0", &["edge-agent"]),
     ("rtdash.events.t1", &["edge-agent"]),
     ("rtdash.dlq.t1", &["edge-agent"]),
@@ -172,5 +172,76 @@ async fn the_agent_reads_metric_definitions_only_and_the_gateway_cannot_publish_
     assert!(refused, "the gateway published a partial");
     let mut partials = aggregator.get_stream(names::PARTIALS_STREAM).await?;
     assert_eq!(partials.info().await?.state.messages, 1);
+    Ok(())
+}
+
+/// What the alert pages need from the gateway's user: reading the aggregators' alert state
+/// (`GET /v1/alerts/{id}/state`: an ordered consumer on the state bucket) and the alert log,
+/// and recording its test notifications in the log; the agent can do neither.
+#[tokio::test]
+async fn the_gateway_reads_alert_state_and_records_test_notifications() -> anyhow::Result<()> {
+    use async_nats::jetstream::{kv, stream};
+    let nats = LockedNats::start()?;
+    // The aggregator creates the state bucket and the log stream, as `alerts::setup` does.
+    let aggregator = jetstream(
+        nats.connect("core-aggregator").await?,
+        &nats.config("core-aggregator"),
+    );
+    let state = aggregator
+        .create_key_value(kv::Config {
+            bucket: names::ALERT_STATE_BUCKET.to_owned(),
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await?;
+    state
+        .put("p0.t1.r1.s1", "{\"state\":\"firing\"}".into())
+        .await?;
+    state
+        .put("p1.t1.r1.s2", "{\"state\":\"ok\"}".into())
+        .await?;
+    let mut log = aggregator
+        .create_stream(stream::Config {
+            name: names::ALERT_EVENTS_STREAM.to_owned(),
+            subjects: vec![format!("{}.>", names::ALERTLOG_PREFIX)],
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await?;
+    let gateway = jetstream(nats.connect("gateway").await?, &nats.config("gateway"));
+    let agent = jetstream(
+        nats.connect("edge-agent").await?,
+        &nats.config("edge-agent"),
+    );
+
+    let read = |js| async move {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            rtdash_runtime::kv::last_values(js, names::ALERT_STATE_BUCKET, "*.t1.r1.>"),
+        )
+        .await
+    };
+    let (entries, _) = read(&gateway)
+        .await?
+        .expect("the gateway reads alert state");
+    let keys: BTreeSet<String> = entries.into_iter().map(|e| e.key).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["p0.t1.r1.s1".to_owned(), "p1.t1.r1.s2".to_owned()])
+    );
+    assert!(
+        !matches!(read(&agent).await, Ok(Ok(_))),
+        "the agent read alert state"
+    );
+
+    // The log: the gateway's record is stored, the agent's refused.
+    let subject = names::alertlog_subject("t1", "r1");
+    gateway.publish(subject.clone(), "g".into()).await?.await?;
+    let refused = match agent.publish(subject.clone(), "a".into()).await {
+        Ok(ack) => ack.await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "the agent wrote the alert log");
+    assert_eq!(log.info().await?.state.messages, 1);
     Ok(())
 }

@@ -1,6 +1,13 @@
-/** Matching alert rules to widgets, and their state. Pure. */
+/**
+ * Matching alert rules to widgets, with the state the gateway serves for each rule
+ * (`GET /v1/alert-states`: the aggregators' own state, never guessed from the windows on
+ * screen). Pure.
+ */
 
-import type { AlertRule, AlertState, Condition, Dimensions, WindowPoint, Widget } from './types';
+import type { AlertRule, AlertState, Condition, Dimensions, Widget } from './types';
+
+/** A rule's served state; `unknown` while the states could not be read. */
+export type ServedState = AlertState | 'unknown';
 
 /** Same keys and values (order-insensitive); empty values count as absent. */
 export function sameDimensions(a: Dimensions, b: Dimensions): boolean {
@@ -11,29 +18,35 @@ export function sameDimensions(a: Dimensions, b: Dimensions): boolean {
   return ea.every(([k, v]) => b[k] === v);
 }
 
-/** The rules watching exactly what the widget shows: metric, dimensions and stat. */
-export function rulesForWidget(widget: Widget, rules: readonly AlertRule[]): AlertRule[] {
-  return rules.filter(
-    (r) =>
-      r.metric_name === widget.metric_name &&
-      r.stat === widget.stat &&
-      sameDimensions(r.dimensions, widget.dimensions),
-  );
+/** A rule on a widget: its state, and whether its threshold can be drawn on the widget's
+ * values (the rule compares the same stat of the same series). */
+export interface WidgetRule {
+  rule: AlertRule;
+  state: ServedState;
+  sameQuery: boolean;
 }
 
-export function breached(condition: Condition, value: number, threshold: number): boolean {
-  switch (condition) {
-    case 'gt':
-      return value > threshold;
-    case 'lt':
-      return value < threshold;
-    case 'gte':
-      return value >= threshold;
-    case 'lte':
-      return value <= threshold;
-    case 'eq':
-      return value === threshold;
-  }
+/** The rules watching the widget's metric, with their served states (worst first). */
+export function rulesForWidget(
+  widget: Widget,
+  rules: readonly AlertRule[],
+  states: ReadonlyMap<string, AlertState>,
+): WidgetRule[] {
+  const rank: Record<ServedState, number> = {
+    firing: 0,
+    pending: 1,
+    unknown: 2,
+    resolved: 3,
+    ok: 4,
+  };
+  return rules
+    .filter((r) => r.metric_name === widget.metric_name)
+    .map((rule) => ({
+      rule,
+      state: states.get(rule.alert_id) ?? ('unknown' as const),
+      sameQuery: rule.stat === widget.stat && sameDimensions(rule.dimensions, widget.dimensions),
+    }))
+    .sort((a, b) => rank[a.state] - rank[b.state]);
 }
 
 export const CONDITION_SYMBOL: Record<Condition, string> = {
@@ -43,25 +56,3 @@ export const CONDITION_SYMBOL: Record<Condition, string> = {
   lte: '≤',
   eq: '=',
 };
-
-/**
- * A rule's state, evaluated on the windows shown like the aggregator does (the API does not
- * report rule state): the last `for_windows` windows it looks at (final ones, or provisional
- * too when `evaluate_on` is provisional) all breach -> firing; the newest breaches but fewer
- * than that -> pending.
- */
-export function ruleState(rule: AlertRule, points: readonly WindowPoint[]): AlertState {
-  const considered = points.filter(
-    (p) => p.value !== null && (p.final || rule.evaluate_on === 'provisional'),
-  );
-  const need = Math.max(1, rule.for_windows);
-  let run = 0;
-  for (let i = considered.length - 1; i >= 0; i--) {
-    const p = considered[i]!;
-    if (p.value !== null && breached(rule.condition, p.value, rule.threshold)) run++;
-    else break;
-  }
-  if (run >= need) return 'firing';
-  if (run > 0) return 'pending';
-  return 'ok';
-}

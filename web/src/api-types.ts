@@ -92,6 +92,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sends a test notification to the rule's webhook. */
+        post: operations["test_alert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/dashboards": {
         parameters: {
             query?: never;
@@ -589,7 +606,7 @@ export interface components {
          * @description What a record of the alert log (`rtdash.alertlog.<tenant>.<rule>`) describes.
          * @enum {string}
          */
-        AlertLogKind: "transition" | "delivery";
+        AlertLogKind: "transition" | "delivery" | "test";
         /** @description A rule as answered: the stored rule's fields, `alert_id`, RFC 3339 times and `revision`. */
         AlertOut: {
             /** @description Id. */
@@ -1328,6 +1345,36 @@ export interface components {
              */
             watermark_delay_ms?: number | null;
         };
+        /** @description How a test notification went. */
+        TestOutcome: {
+            /** @description The rule. */
+            alert_id: string;
+            /** @description When it was sent (RFC 3339). */
+            at: string;
+            /**
+             * Format: int64
+             * @description Duration of the request.
+             */
+            duration_ms: number;
+            /** @description The error, without the receiver's body or the webhook's path. */
+            error: string | null;
+            /**
+             * @description Why there was no answer: `refused` (the destination policy), `timeout`, `connect`,
+             *     `request`, `bad_url`; `http_status` for a non-2xx answer; null when delivered.
+             */
+            error_class: string | null;
+            /**
+             * Format: int32
+             * @description The webhook's HTTP status, when it answered.
+             */
+            http_status: number | null;
+            /** @description `delivered` (a 2xx answer) or `failed`. */
+            outcome: components["schemas"]["DeliveryOutcome"];
+            /** @description Whether the attempt was written to the rule's history. */
+            recorded: boolean;
+            /** @description The test's id (the request's `Idempotency-Key`). */
+            test_id: string;
+        };
         /**
          * @description How a widget draws.
          * @enum {string}
@@ -1803,6 +1850,51 @@ export interface operations {
                 };
             };
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    test_alert: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Alert id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Sent (or refused by the destination policy): `outcome` says how it went */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestOutcome"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3351,7 +3443,7 @@ type ReadonlyArray<T> = [
 ] extends [
     unknown[]
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
-export const alertLogKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AlertLogKind"]> = ["transition", "delivery"];
+export const alertLogKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AlertLogKind"]> = ["transition", "delivery", "test"];
 export const alertStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AlertState"]> = ["ok", "pending", "firing", "resolved"];
 export const conditionValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Condition"]> = ["gt", "lt", "gte", "lte", "eq"];
 export const deliveryOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryOutcome"]> = ["delivered", "retrying", "failed", "gave_up", "skipped", "silenced"];

@@ -2,7 +2,8 @@
  * rtdash web: pick a tenant, manage dashboards, watch them live.
  *
  * URL: `?tenant=<id>` (remembered in localStorage), `&dashboard=<id>` (deep link),
- * `&range=15m|1h|6h|24h` or `&from=<RFC 3339>&to=<RFC 3339>` (historical), `&tv=1` (wall screen).
+ * `&range=15m|1h|6h|24h` or `&from=<RFC 3339>&to=<RFC 3339>` (historical), `&tv=1` (wall screen),
+ * `&page=alerts` (the alert rules), `&alert=<id>` (one rule).
  */
 
 import 'uplot/dist/uPlot.min.css';
@@ -31,6 +32,8 @@ import {
   takeFragmentKey,
 } from './session';
 import { signInPage } from './views/signin';
+import { AlertsView } from './views/alerts';
+import { AlertDetailView } from './views/alert-detail';
 
 const TENANT_KEY = 'rtdash.tenant';
 const LAST_DASHBOARD_KEY = 'rtdash.lastDashboard.';
@@ -51,6 +54,10 @@ interface Route {
   dashboard: string | null;
   range: TimeRange;
   tv: boolean;
+  /** `alerts`: the alert rules page. */
+  page: 'alerts' | null;
+  /** One alert rule's page. */
+  alert: string | null;
 }
 
 function readRoute(): Route {
@@ -68,7 +75,14 @@ function readRoute(): Route {
   const to = Date.parse(q.get('to') ?? '');
   if (Number.isFinite(from) && Number.isFinite(to) && to > from)
     range = { kind: 'custom', from, to };
-  return { tenant, dashboard: q.get('dashboard'), range, tv: q.get('tv') === '1' };
+  return {
+    tenant,
+    dashboard: q.get('dashboard'),
+    range,
+    tv: q.get('tv') === '1',
+    page: q.get('page') === 'alerts' ? 'alerts' : null,
+    alert: q.get('alert'),
+  };
 }
 
 function routeUrl(r: Route): string {
@@ -81,6 +95,8 @@ function routeUrl(r: Route): string {
     q.set('to', new Date(r.range.to).toISOString());
   }
   if (r.tv) q.set('tv', '1');
+  if (r.alert) q.set('alert', r.alert);
+  else if (r.page) q.set('page', r.page);
   const s = q.toString();
   return s ? `?${s}` : location.pathname;
 }
@@ -107,7 +123,7 @@ class App {
   private route = readRoute();
   /** The first render may open the tenant's home dashboard; later navigation never does. */
   private firstRender = true;
-  private view: DashboardView | ListView | null = null;
+  private view: DashboardView | ListView | AlertsView | AlertDetailView | null = null;
   private readonly main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   private readonly crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' });
   private readonly pill = h('span', {
@@ -234,6 +250,30 @@ class App {
         'rtdash',
       ),
       this.crumbs,
+      h(
+        'nav',
+        { class: 'nav-links', 'aria-label': 'Pages' },
+        h(
+          'a',
+          {
+            class: 'nav-link',
+            href: '?',
+            'data-testid': 'nav-dashboards',
+            onclick: (e: MouseEvent) => this.go(e, { dashboard: null }),
+          },
+          'Dashboards',
+        ),
+        h(
+          'a',
+          {
+            class: 'nav-link',
+            href: '?page=alerts',
+            'data-testid': 'nav-alerts',
+            onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: 'alerts' }),
+          },
+          'Alerts',
+        ),
+      ),
       h('div', { class: 'spacer' }),
       this.pill,
       h('div', { class: 'edit-only' }, tenantForm),
@@ -260,7 +300,8 @@ class App {
   }
 
   private navigate(change: Partial<Route>, replaceState = false): void {
-    this.route = { ...this.route, ...change };
+    // Pages other than dashboards are left unless the change names them.
+    this.route = { ...this.route, page: null, alert: null, ...change };
     if (change.dashboard !== undefined && change.range === undefined && change.dashboard === null)
       this.route.range = { kind: 'widget' };
     const u = routeUrl(this.route);
@@ -321,7 +362,9 @@ class App {
     replace(this.tenantList, ...recentTenants().map((t) => h('option', { value: t })));
     const home = this.firstRender && !this.route.dashboard;
     this.firstRender = false;
-    if (this.route.dashboard) {
+    if (this.route.alert) this.showAlert(tenant, this.route.alert);
+    else if (this.route.page === 'alerts') this.showAlerts(tenant);
+    else if (this.route.dashboard) {
       safeSet(LAST_DASHBOARD_KEY + tenant, this.route.dashboard);
       this.showDashboard(tenant, this.route.dashboard);
     } else this.showList(tenant, home);
@@ -379,6 +422,52 @@ class App {
         return true;
       },
     );
+    this.view = view;
+    replace(this.main, view.root);
+    void view.load();
+  }
+
+  private alertsCrumbs(tenant: string, current?: string): void {
+    const link = h(
+      'a',
+      {
+        class: 'crumb',
+        href: `?tenant=${encodeURIComponent(tenant)}&page=alerts`,
+        onclick: (e: MouseEvent) => this.go(e, { page: 'alerts' }),
+      },
+      'Alerts',
+    );
+    replace(
+      this.crumbs,
+      h('span', { class: 'crumb' }, tenant),
+      h('span', { class: 'crumb-sep', 'aria-hidden': 'true' }, '/'),
+      current ? link : h('span', { class: 'crumb', 'aria-current': 'page' }, 'Alerts'),
+      current ? h('span', { class: 'crumb-sep', 'aria-hidden': 'true' }, '/') : null,
+      current ? h('span', { class: 'crumb', 'aria-current': 'page' }, current) : null,
+    );
+  }
+
+  /** The tenant's alert rules. */
+  private showAlerts(tenant: string): void {
+    document.title = `Alerts · ${tenant} · rtdash`;
+    this.alertsCrumbs(tenant);
+    const view = new AlertsView(tenant, (id) => this.navigate({ alert: id }));
+    this.view = view;
+    replace(this.main, view.root);
+    void view.load();
+  }
+
+  /** One alert rule: state per series, history, test notification, silences. */
+  private showAlert(tenant: string, id: string): void {
+    this.alertsCrumbs(tenant, '…');
+    const view = new AlertDetailView(tenant, id, {
+      back: () => this.navigate({ page: 'alerts' }),
+      loaded: (r) => {
+        const name = r.name || r.alert_id;
+        document.title = `${name} · Alerts · rtdash`;
+        this.alertsCrumbs(tenant, name);
+      },
+    });
     this.view = view;
     replace(this.main, view.root);
     void view.load();

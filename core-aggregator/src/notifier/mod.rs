@@ -5,15 +5,18 @@
 //!
 //! Modules: [`config`] (`[alerts.notifier]`), [`deliver`] (consume, dedupe, post, retry,
 //! acknowledge), [`retry`] (what an answer means, how long to wait), [`payload`] (the
-//! Alertmanager-compatible body), [`http`] (the webhook client), [`guard`] (where webhooks may
-//! go), [`log`] (the alert log read by `GET /v1/alerts/{id}/events`), [`silences`] (the
-//! silences in force), [`destinations`] (the rules' webhooks, which transitions do not carry).
+//! Alertmanager-compatible body), [`http`] (the webhook client) and [`guard`] (where webhooks
+//! may go), both `rtdash_runtime::egress`, [`log`] (the alert log read by
+//! `GET /v1/alerts/{id}/events`), [`silences`] (the silences in force), [`destinations`] (the
+//! rules' webhooks, which transitions do not carry).
 
 pub mod config;
 pub mod deliver;
 pub mod destinations;
-pub mod guard;
-pub mod http;
+/// Where webhooks may go (shared with the gateway's test notifications).
+pub use rtdash_runtime::egress::guard;
+/// The webhook client (shared with the gateway's test notifications).
+pub use rtdash_runtime::egress::webhook as http;
 pub mod log;
 pub mod payload;
 pub mod retry;

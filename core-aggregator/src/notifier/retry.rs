@@ -105,6 +105,18 @@ mod tests {
         );
     }
 
+    /// A destination the policy refuses is not retried (the rule or the policy must change).
+    #[tokio::test]
+    async fn a_refused_destination_is_failed_not_retried() {
+        let guard = super::super::guard::Guard::new(rtdash_runtime::egress::Allowlist::default());
+        let client = WebhookClient::new(Duration::from_secs(5), 64, guard).unwrap();
+        let result = client
+            .post("http://127.0.0.1:9/hook", &[], bytes::Bytes::new())
+            .await;
+        assert!(matches!(result, Err(PostError::Refused(_))), "{result:?}");
+        assert_eq!(verdict(&result), Verdict::Failed);
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_retried() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -214,7 +214,11 @@ fn rule_from(input: AlertInput, id: String, tenant: String, created_at: i64) -> 
     }
 }
 
-async fn fetch(state: &AppState, tenant: &str, id: &str) -> Result<(AlertRule, u64), ApiError> {
+pub(crate) async fn fetch(
+    state: &AppState,
+    tenant: &str,
+    id: &str,
+) -> Result<(AlertRule, u64), ApiError> {
     if !is_valid_id(id) {
         return Err(ApiError::not_found("alert", id));
     }

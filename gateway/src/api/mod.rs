@@ -1,6 +1,7 @@
 //! The REST API: one module per resource, plus the extractors and helpers they share.
 
 pub mod alert_state;
+pub mod alert_test;
 pub mod alerts;
 pub mod capabilities;
 pub mod dashboards;

@@ -4,7 +4,7 @@
 //! and masked when read (`https://hooks.slack.com/***`: the path and query often hold a
 //! token). The check here is best effort (a name may resolve differently later, or not at
 //! all from the gateway); the notifier checks again at every delivery, and that is the
-//! guarantee (`core-aggregator/src/notifier/guard.rs`).
+//! guarantee (`rtdash_runtime::egress::guard`).
 
 use crate::error::ApiError;
 use rtdash_runtime::egress::{system_lookup, Allowlist, CheckError, Destination};

@@ -5,7 +5,8 @@
  */
 
 import { ApiError, getDashboard, listAlertRules, listMetrics, queryMetric } from '../api';
-import { ruleState, rulesForWidget } from '../alerts';
+import { rulesForWidget } from '../alerts';
+import { listAlertStates } from '../alerts-api';
 import { h, replace, toast } from '../dom';
 import { formatWindowLength, parseDuration, unitFor } from '../format';
 import { WindowSeries, zeroWhenEmpty } from '../series';
@@ -13,7 +14,15 @@ import { staleness } from '../staleness';
 import { DashboardStream, toGroups } from '../stream';
 import type { ConnectionState, Group } from '../stream';
 import { palette } from '../theme';
-import type { AlertRule, Dashboard, MetricInfo, StatusView, TimeRange, Widget } from '../types';
+import type {
+  AlertRule,
+  AlertState,
+  Dashboard,
+  MetricInfo,
+  StatusView,
+  TimeRange,
+  Widget,
+} from '../types';
 import type { RuleView, VizContext } from '../viz/viz';
 import { Panel } from './panel';
 import type { PanelActions } from './panel';
@@ -59,12 +68,19 @@ export interface DashboardCallbacks extends PanelActions {
   loaded(d: Dashboard): void;
 }
 
+/** How often the rules' states are read again. */
+const ALERT_STATES_EVERY_MS = 5000;
+
 export class DashboardView {
   readonly grid = h('div', { class: 'grid', 'data-testid': 'widget-grid' });
   private dashboard: Dashboard | null = null;
   private models = new Map<string, Model>();
   private metrics: MetricInfo[] = [];
   private rules: AlertRule[] = [];
+  /** The rules' states as the gateway serves them (`GET /v1/alert-states`). */
+  private ruleStates = new Map<string, AlertState>();
+  private statesReadAt = 0;
+  private statesReading = false;
   private stream: DashboardStream | null = null;
   private pipeline: StatusView | null = null;
   private lastStatusOkAt: number | null = null;
@@ -102,6 +118,7 @@ export class DashboardView {
     this.metrics = metrics;
     this.rules = rules;
     this.setDashboard(dashboard);
+    void this.readStates();
     this.tickTimer = window.setInterval(() => this.tick(), 1000);
   }
 
@@ -418,10 +435,7 @@ export class DashboardView {
       for (const g of m.groups?.values() ?? []) g.series.prune(from - m.windowMs);
     }
     const info = this.metrics.find((x) => x.name === m.widget.metric_name);
-    const rules: RuleView[] = rulesForWidget(m.widget, this.rules).map((rule) => ({
-      rule,
-      state: ruleState(rule, m.series.all()),
-    }));
+    const rules: RuleView[] = rulesForWidget(m.widget, this.rules, this.ruleStates);
     let fill: { from: number; to: number } | null = null;
     if (zeroWhenEmpty(m.widget.stat) && m.coveredFrom !== null && !m.error) {
       const upTo = this.live()
@@ -482,10 +496,27 @@ export class DashboardView {
     };
   }
 
+  /** Reads the rules' served states (at most one read at a time); a failed read leaves
+   * every state unknown rather than stale. */
+  private async readStates(): Promise<void> {
+    if (this.rules.length === 0 || this.statesReading) return;
+    this.statesReading = true;
+    this.statesReadAt = Date.now();
+    try {
+      const states = await listAlertStates(this.tenant, this.abort.signal);
+      this.ruleStates = new Map(states.map((s) => [s.alert_id, s.state]));
+    } catch {
+      this.ruleStates = new Map();
+    } finally {
+      this.statesReading = false;
+    }
+  }
+
   /** Once a second: staleness badges, ages, connection pill; slides live charts every 5 s. */
   private tick(): void {
     if (this.disposed) return;
     const now = Date.now();
+    if (now - this.statesReadAt >= ALERT_STATES_EVERY_MS) void this.readStates();
     const slide = this.live() && now - this.lastSlide >= 5000;
     if (slide) this.lastSlide = now;
     for (const m of this.models.values()) {

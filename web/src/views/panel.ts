@@ -262,17 +262,26 @@ export class Panel {
         const st = r.state;
         if (st === 'firing') this.root.classList.add('is-firing');
         if (st === 'pending') this.root.classList.add('is-pending');
+        const name = r.rule.name || r.rule.alert_id;
+        const what = `${r.rule.stat} ${CONDITION_SYMBOL[r.rule.condition]} ${r.sameQuery ? formatValue(r.rule.threshold, ctx.unit) : r.rule.threshold}`;
         badges.push(
           h(
             'span',
             {
               class: `badge badge-alert badge-alert-${st}`,
-              title: `Alert rule: ${this.widget.stat} ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)} for ${r.rule.for_windows} window(s), on ${r.rule.evaluate_on} windows; state evaluated on the windows shown`,
+              title:
+                st === 'unknown'
+                  ? `Alert rule ${name} (${what}): its state could not be read`
+                  : `Alert rule ${name} (${what}): ${st}, as the aggregators evaluate it`,
               'data-testid': 'badge-alert',
+              'data-state': st,
+              'data-alert': r.rule.alert_id,
             },
             st === 'firing'
-              ? `FIRING ${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)}`
-              : `alert ${st}`,
+              ? `FIRING ${r.rule.name || `${CONDITION_SYMBOL[r.rule.condition]} ${formatValue(r.rule.threshold, ctx.unit)}`}`
+              : st === 'unknown'
+                ? 'alert ?'
+                : `alert ${st}`,
           ),
         );
       }

@@ -64,7 +64,7 @@ export class CounterViz implements Viz {
       );
     if (latest && latest.revision > 0 && !provisional)
       meta.push(h('span', { class: 'badge badge-revised' }, `revised r${latest.revision}`));
-    for (const r of ctx.rules)
+    for (const r of ctx.rules.filter((x) => x.sameQuery))
       meta.push(
         h(
           'span',

@@ -53,10 +53,11 @@ export class TimeSeriesChart implements Viz {
     cols.final.forEach((v, i) => {
       if (v === null && cols.provisional[i] !== null) this.provisionalIdx.push(i);
     });
-    const thresholds = ctx.rules.map((r) => xs.map(() => r.rule.threshold));
+    const drawn = ctx.rules.filter((r) => r.sameQuery);
+    const thresholds = drawn.map((r) => xs.map(() => r.rule.threshold));
     const data: uPlot.AlignedData = [xs, cols.final, cols.provisional, cols.revised, ...thresholds];
     // Rebuild when the set of series or the theme changes; otherwise just swap data.
-    const shape = `${ctx.rules.map((r) => `${r.rule.alert_id}:${r.state}:${r.rule.threshold}`).join(',')}|${ctx.palette.series}|${ctx.palette.text}`;
+    const shape = `${drawn.map((r) => `${r.rule.alert_id}:${r.state}:${r.rule.threshold}`).join(',')}|${ctx.palette.series}|${ctx.palette.text}`;
     if (!this.plot || shape !== this.shape) {
       this.plot?.destroy();
       this.shape = shape;
@@ -138,13 +139,15 @@ export class TimeSeriesChart implements Viz {
         paths: () => null,
         points: { show: true, size: 8, width: 2, stroke: p.revised, fill: p.revised },
       },
-      ...ctx.rules.map((r: RuleView): uPlot.Series => ({
-        label: `threshold ${CONDITION_SYMBOL[r.rule.condition]} ${fmt(r.rule.threshold)}`,
-        stroke: r.state === 'firing' ? p.danger : p.warn,
-        width: 1.5,
-        dash: [8, 5],
-        points: { show: false },
-      })),
+      ...ctx.rules
+        .filter((r) => r.sameQuery)
+        .map((r: RuleView): uPlot.Series => ({
+          label: `threshold ${CONDITION_SYMBOL[r.rule.condition]} ${fmt(r.rule.threshold)}`,
+          stroke: r.state === 'firing' ? p.danger : p.warn,
+          width: 1.5,
+          dash: [8, 5],
+          points: { show: false },
+        })),
     ];
     return {
       width: this.width,

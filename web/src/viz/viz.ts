@@ -2,13 +2,11 @@
 
 import type { Unit } from '../format';
 import type { Palette } from '../theme';
-import type { AlertRule, AlertState, Stat, WindowPoint } from '../types';
+import type { WidgetRule } from '../alerts';
+import type { Stat, WindowPoint } from '../types';
 
-export interface RuleView {
-  rule: AlertRule;
-  /** Evaluated on the widget's windows (see `ruleState`). */
-  state: AlertState;
-}
+/** A rule on the widget's metric with its served state (see `rulesForWidget`). */
+export type RuleView = WidgetRule;
 
 /** One group of a split widget, as drawn. */
 export interface GroupView {

@@ -1,11 +1,11 @@
-//! The webhook client: one pooled `reqwest` client for every delivery of the process
+//! The webhook client (the alert notifier's, and the gateway's test notifications): one pooled `reqwest` client for every delivery of the process
 //! (connections to a receiver are reused), HTTP/1.1 over TCP or TLS (rustls, certificates
 //! checked against the system's trust store), the proxies of the environment (`HTTPS_PROXY`,
 //! `HTTP_PROXY`, `NO_PROXY`), redirects not followed, one timeout for the whole exchange and a
 //! bounded read of the answer.
 
 use super::guard::{refusal_in, Guard};
-use crate::error::chain;
+use crate::error_chain::ErrorChain;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use std::time::{Duration, SystemTime};
@@ -37,15 +37,15 @@ pub enum PostError {
     /// The destination is inside (loopback, private, link-local, ...) and not allowlisted,
     /// or the URL carries user-info.
     #[error("destination refused: {0}")]
-    Refused(#[source] rtdash_runtime::egress::Refusal),
+    Refused(#[source] crate::egress::Refusal),
     /// No answer within the timeout.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// The connection could not be made (refused, unreachable, DNS, TLS, proxy).
-    #[error("connection failed: {}", chain(.0))]
+    #[error("connection failed: {}", ErrorChain(.0))]
     Connect(#[source] reqwest::Error),
     /// The exchange broke off.
-    #[error("request failed: {}", chain(.0))]
+    #[error("request failed: {}", ErrorChain(.0))]
     Request(#[source] reqwest::Error),
 }
 
@@ -65,7 +65,7 @@ pub enum BadUrl {
 
 /// The webhook client could not be built (its TLS backend did not start).
 #[derive(Debug, thiserror::Error)]
-#[error("HTTP client: {}", chain(.0))]
+#[error("HTTP client: {}", ErrorChain(.0))]
 pub struct ClientError(#[from] reqwest::Error);
 
 /// Posts JSON bodies to webhooks. Cloning shares the connection pool.
@@ -197,7 +197,7 @@ mod tests {
 
     /// The policy of these tests: the receivers are on loopback.
     fn loopback() -> Guard {
-        Guard::new(rtdash_runtime::egress::Allowlist::parse(&["127.0.0.1"]).unwrap())
+        Guard::new(crate::egress::Allowlist::parse(&["127.0.0.1"]).unwrap())
     }
 
     #[tokio::test]
@@ -206,7 +206,7 @@ mod tests {
         let client = WebhookClient::new(
             Duration::from_secs(5),
             64,
-            Guard::new(rtdash_runtime::egress::Allowlist::default()),
+            Guard::new(crate::egress::Allowlist::default()),
         )
         .unwrap();
         let err = client
@@ -226,10 +226,6 @@ mod tests {
             "{err}"
         );
         assert_eq!(connections.load(Ordering::SeqCst), 0, "never connected");
-        assert_eq!(
-            super::super::retry::verdict(&Err(err)),
-            super::super::retry::Verdict::Failed
-        );
     }
 
     #[test]

@@ -14,9 +14,9 @@
 //! A refused delivery is recorded as `failed` with the reason (not retried: the rule must be
 //! changed, or the operator must allow the destination).
 
+use super::allowlist::normalise_name;
+use super::{screen, system_lookup, Allowlist, Destination, Lookup, Refusal};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use rtdash_runtime::egress::allowlist::normalise_name;
-use rtdash_runtime::egress::{screen, system_lookup, Allowlist, Destination, Lookup, Refusal};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
