@@ -145,12 +145,13 @@ pub const MEMORY_COMPONENTS: [&str; 5] = ["aggregation", "spool", "dlq", "archiv
 /// Values of the `outbox` label of [`PUBLISH_FAILURES`]: the publishers' names.
 pub const OUTBOXES: [&str; 3] = ["partials", "dlq", "archive"];
 /// Values of the `reason` label of [`REQUESTS_THROTTLED`].
-pub const THROTTLE_REASONS: [&str; 5] = [
+pub const THROTTLE_REASONS: [&str; 6] = [
     "concurrency",
     "memory",
     "spool",
     "shutting_down",
     "definitions_not_loaded",
+    "keys_not_loaded",
 ];
 
 /// Reason codes of whole-body problems that [`RejectCode`] does not have.
