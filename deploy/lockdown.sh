@@ -10,11 +10,18 @@
 #                        NATS user and password and its QuestDB credentials, as RTDASH_*
 #                        variables, exported only into that service's process
 #   operator.env         the `operator` NATS user (every subject) for the nats CLI
+#   leaf.env             the `leaf` NATS user: what an edge site's leaf node authenticates
+#                        with on the hub's leafnode port (deploy/cluster, deploy/edge)
 #   questdb.env          QuestDB's admin (HTTP basic auth, PostgreSQL) and read-only passwords
 # Later starts reuse them (nats-users.conf is rendered again when deploy/nats/users.conf is
 # newer). Passwords are 32 characters from the OS RNG.
+# The distributed configurations (deploy/cluster, deploy/edge) also call rtdash_lockdown_tls:
+# a CA and a server certificate made with openssl at first start.
 
 RTDASH_LOCKDOWN_SERVICES=(core-aggregator gateway edge-agent)
+# Every NATS user of deploy/nats/users.conf, in the order of RTDASH_LOCKDOWN_HASHES.
+RTDASH_LOCKDOWN_NATS_USERS=("${RTDASH_LOCKDOWN_SERVICES[@]}" operator leaf)
+RTDASH_LOCKDOWN_HASHES=(AGGREGATOR_HASH GATEWAY_HASH AGENT_HASH OPERATOR_HASH LEAF_HASH)
 
 # rtdash_lockdown_secret: 32 random characters [A-Za-z0-9].
 rtdash_lockdown_secret() {
@@ -40,20 +47,31 @@ rtdash_lockdown_bcrypt() {
 # rtdash_lockdown_nats_users TEMPLATE OUT: renders deploy/nats/users.conf with the hashes of
 # the passwords in the services' env files.
 rtdash_lockdown_nats_users() {
-	local dir="$RTDASH_STATE/secrets" hashes
+	local dir="$RTDASH_STATE/secrets" hashes name i values=()
+	for name in "${RTDASH_LOCKDOWN_NATS_USERS[@]}"; do
+		# A state made before the leaf user existed: give it one.
+		[ -f "$dir/$name.env" ] || (umask 077 && rtdash_lockdown_user_env "$name" >"$dir/$name.env")
+	done
 	mapfile -t hashes < <(
-		for name in "${RTDASH_LOCKDOWN_SERVICES[@]}" operator; do
+		for name in "${RTDASH_LOCKDOWN_NATS_USERS[@]}"; do
 			# shellcheck disable=SC1090
 			(. "$dir/$name.env" && printf '%s\n' "$RTDASH_NATS__PASSWORD")
 		done | rtdash_lockdown_bcrypt
 	)
-	[ ${#hashes[@]} -eq 4 ] || rtdash_die "could not hash the NATS passwords"
+	[ ${#hashes[@]} -eq ${#RTDASH_LOCKDOWN_HASHES[@]} ] || rtdash_die "could not hash the NATS passwords"
+	for i in "${!RTDASH_LOCKDOWN_HASHES[@]}"; do
+		values+=("${RTDASH_LOCKDOWN_HASHES[$i]}=${hashes[$i]}")
+	done
 	(
 		umask 077
-		rtdash_render "$RTDASH_ROOT/deploy/nats/users.conf" "$dir/nats-users.conf" \
-			"AGGREGATOR_HASH=${hashes[0]}" "GATEWAY_HASH=${hashes[1]}" \
-			"AGENT_HASH=${hashes[2]}" "OPERATOR_HASH=${hashes[3]}"
+		rtdash_render "$RTDASH_ROOT/deploy/nats/users.conf" "$dir/nats-users.conf" "${values[@]}"
 	)
+}
+
+# rtdash_lockdown_user_env NAME: prints the RTDASH_NATS__USER/PASSWORD lines of NATS user NAME
+# with a new password.
+rtdash_lockdown_user_env() {
+	printf 'RTDASH_NATS__USER=%s\nRTDASH_NATS__PASSWORD=%s\n' "$1" "$(rtdash_lockdown_secret)"
 }
 
 # rtdash_lockdown_init: generates the secrets at first start (see above); afterwards only
@@ -78,9 +96,9 @@ rtdash_lockdown_init() {
 		readonly=$(rtdash_lockdown_secret)
 		printf 'QDB_ADMIN_USER=admin\nQDB_ADMIN_PASSWORD=%s\nQDB_READONLY_USER=rtdash_ro\nQDB_READONLY_PASSWORD=%s\n' \
 			"$admin" "$readonly" >"$dir/questdb.env"
-		for name in "${RTDASH_LOCKDOWN_SERVICES[@]}" operator; do
+		for name in "${RTDASH_LOCKDOWN_NATS_USERS[@]}"; do
 			{
-				printf 'RTDASH_NATS__USER=%s\nRTDASH_NATS__PASSWORD=%s\n' "$name" "$(rtdash_lockdown_secret)"
+				rtdash_lockdown_user_env "$name"
 				case $name in
 				core-aggregator)
 					# ILP over HTTP and /exec, with QuestDB's HTTP basic auth.
@@ -152,3 +170,68 @@ rtdash_lockdown_spawn() {
 	rtdash_spawn "$@"
 	unset "${vars[@]}"
 }
+
+# rtdash_lockdown_tls DIR: at first start, a CA and a server certificate it signs, made with
+# openssl (EC P-256), into DIR (mode 0700): ca.pem (the CA clients and servers verify
+# against), ca-key.pem (the CA's key: only needed to sign new certificates; keep it offline in
+# a real deployment), server.pem and server-key.pem (every NATS server of this machine:
+# client, route and leafnode ports; extended key usage serverAuth and clientAuth, because
+# routes present it as a client too). Subject alternative names: 127.0.0.1 and localhost,
+# plus RTDASH_TLS_SANS (space-separated, e.g. "DNS:nats.example.com IP:10.0.0.5"). Keys are
+# 0600. A no-op when server.pem exists; delete server.pem to make a new server certificate
+# with the same CA (rotation: docs/security.md).
+rtdash_lockdown_tls() {
+	local dir=$1 sans="IP:127.0.0.1,DNS:localhost" san
+	[ -f "$dir/server.pem" ] && [ -f "$dir/ca.pem" ] && return 0
+	command -v openssl >/dev/null ||
+		rtdash_die "openssl not found: it makes the NATS TLS certificates at first start (apt-get install -y openssl)"
+	for san in ${RTDASH_TLS_SANS:-}; do sans+=",$san"; done
+	(
+		umask 077
+		mkdir -p "$dir"
+		chmod 700 "$dir"
+		if [ ! -f "$dir/ca.pem" ]; then
+			openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+				-days 3650 -subj "/CN=rtdash NATS CA" -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" \
+				-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+		fi
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-subj "/CN=rtdash NATS server" -keyout "$dir/server-key.pem" -out "$dir/server.csr"
+		printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+			"extendedKeyUsage=serverAuth,clientAuth" "subjectAltName=$sans" >"$dir/server.ext"
+		openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+			-set_serial "0x$(openssl rand -hex 16)" -days 825 -sha256 -extfile "$dir/server.ext" \
+			-out "$dir/server.pem"
+		rm -f "$dir/server.csr" "$dir/server.ext"
+	) >"$dir.log" 2>&1 || {
+		cat "$dir.log" >&2
+		rtdash_die "openssl could not make the TLS certificates in $dir"
+	}
+	rm -f "$dir.log"
+	chmod 644 "$dir/ca.pem" "$dir/server.pem"
+}
+
+# rtdash_lockdown_route_secret: at first start, the password of the `route` user the cluster's
+# nodes authenticate to each other with, into $RTDASH_STATE/secrets/route.env (0600).
+rtdash_lockdown_route_secret() {
+	local file="$RTDASH_STATE/secrets/route.env"
+	[ -f "$file" ] && return 0
+	(umask 077 && printf 'ROUTE_PASSWORD=%s\n' "$(rtdash_lockdown_secret)" >"$file")
+}
+
+# rtdash_lockdown_distributed_init: what the cluster and its edge sites need, at first start:
+# the users and passwords of rtdash_lockdown_init, the route password, the certificates
+# ($RTDASH_STATE/secrets/tls), and RTDASH_NATS__TLS_CA in every NATS user's env file.
+rtdash_lockdown_distributed_init() {
+	local dir="$RTDASH_STATE/secrets" name
+	rtdash_lockdown_init
+	rtdash_lockdown_route_secret
+	rtdash_lockdown_tls "$dir/tls"
+	for name in "${RTDASH_LOCKDOWN_NATS_USERS[@]}"; do
+		grep -q '^RTDASH_NATS__TLS_CA=' "$dir/$name.env" ||
+			printf 'RTDASH_NATS__TLS_CA=%s\n' "$dir/tls/ca.pem" >>"$dir/$name.env"
+	done
+}
+
+# rtdash_lockdown_env_value FILE KEY: prints KEY's value in env file FILE.
+rtdash_lockdown_env_value() { sed -n "s/^$2=//p" "$1" | head -n 1; }

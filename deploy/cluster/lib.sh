@@ -16,9 +16,17 @@
 #                          (default "4222 6222 8222 7422": n1 4222/6222/8222/7422, n2 4223...)
 #   RTDASH_NATS_SYNC_INTERVAL  JetStream fsync cadence, see deploy/lib.sh (default 2m)
 #   RTDASH_NATS_CLI        nats CLI binary (default: the pinned one, built on first use)
+#   RTDASH_JS_ENV          env file with the user, password and CA the nats CLI connects with
+#                          (RTDASH_NATS__USER, RTDASH_NATS__PASSWORD, RTDASH_NATS__TLS_CA);
+#                          the edge scripts set it to the site's copy of operator.env
+#
+# Locked down (deploy/lockdown.sh, docs/security.md "NATS"): up.sh makes the users, passwords
+# and TLS certificates at first start into $RTDASH_CLUSTER_STATE/secrets.
 
 # shellcheck source=deploy/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# shellcheck source=deploy/lockdown.sh
+. "$RTDASH_ROOT/deploy/lockdown.sh"
 
 RTDASH_CLUSTER_STATE=${RTDASH_CLUSTER_STATE:-$RTDASH_ROOT/.rtdash-cluster}
 RTDASH_CLUSTER_PORTS=${RTDASH_CLUSTER_PORTS:-4222 6222 8222 7422}
@@ -99,22 +107,30 @@ rtdash_check_state_dir() {
 # rtdash_start_cluster_node NODE: render NODE's config from deploy/cluster/node.conf and start
 # it in the background, unless it already runs. Uses RTDASH_STATE=$RTDASH_CLUSTER_STATE.
 rtdash_start_cluster_node() {
-	local node=$1 client route monitor leaf routes=() r dir
+	local node=$1 client route monitor leaf routes=() r dir secrets="$RTDASH_STATE/secrets" route_password
 	read -r client route monitor leaf <<<"$(rtdash_cluster_ports "$node")"
 	if rtdash_service_pid "$node" >/dev/null; then
 		rtdash_log "$node already runs (client port $client)"
 		return 0
 	fi
 	rtdash_require_free_ports "$node-client=$client" "$node-route=$route" "$node-monitor=$monitor" "$node-leafnode=$leaf"
+	[ -f "$secrets/route.env" ] || rtdash_die "$secrets/route.env missing: ./deploy/cluster/up.sh makes the credentials"
+	route_password=$(rtdash_lockdown_env_value "$secrets/route.env" ROUTE_PASSWORD)
 	for r in "${RTDASH_CLUSTER_NODES[@]}"; do
-		routes+=("\"nats-route://127.0.0.1:$(rtdash_cluster_ports "$r" | cut -d' ' -f2)\"")
+		routes+=("\"nats-route://route:$route_password@127.0.0.1:$(rtdash_cluster_ports "$r" | cut -d' ' -f2)\"")
 	done
 	dir="$RTDASH_STATE/$node"
 	mkdir -p "$dir/store"
-	rtdash_render "$RTDASH_ROOT/deploy/cluster/node.conf" "$dir/nats.conf" \
-		"NAME=$node" "PORT=$client" "CLUSTER_PORT=$route" "MONITOR_PORT=$monitor" \
-		"LEAF_PORT=$leaf" "ROUTES=$(rtdash_join ', ' "${routes[@]}")" "STORE_DIR=$dir/store" \
-		"SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL"
+	# The rendered config holds the route password: 0600.
+	(
+		umask 077
+		rtdash_render "$RTDASH_ROOT/deploy/cluster/node.conf" "$dir/nats.conf" \
+			"NAME=$node" "PORT=$client" "CLUSTER_PORT=$route" "MONITOR_PORT=$monitor" \
+			"LEAF_PORT=$leaf" "ROUTES=$(rtdash_join ', ' "${routes[@]}")" "STORE_DIR=$dir/store" \
+			"SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL" "ROUTE_PASSWORD=$route_password" \
+			"TLS_CERT=$secrets/tls/server.pem" "TLS_KEY=$secrets/tls/server-key.pem" \
+			"TLS_CA=$secrets/tls/ca.pem" "USERS_INCLUDE=../secrets/nats-users.conf"
+	)
 	rtdash_spawn_detached "$node" "$RTDASH_NATS_SERVER" -c "$dir/nats.conf"
 	rtdash_log "$node started (client 127.0.0.1:$client, route $route, monitor $monitor, leafnode $leaf)"
 }
@@ -159,7 +175,17 @@ rtdash_install_natscli() {
 rtdash_js_api() {
 	local cli
 	cli=$(rtdash_install_natscli) || exit 1
-	"$cli" --no-context --server "$1" --timeout 10s request --raw --no-templates "$2" "${3:-}" 2>/dev/null
+	(
+		# The user, password and CA from RTDASH_JS_ENV, through the CLI's environment (never
+		# its command line, which other users of the machine can read).
+		if [ -n "${RTDASH_JS_ENV:-}" ]; then
+			NATS_USER=$(rtdash_lockdown_env_value "$RTDASH_JS_ENV" RTDASH_NATS__USER)
+			NATS_PASSWORD=$(rtdash_lockdown_env_value "$RTDASH_JS_ENV" RTDASH_NATS__PASSWORD)
+			NATS_CA=$(rtdash_lockdown_env_value "$RTDASH_JS_ENV" RTDASH_NATS__TLS_CA)
+			export NATS_USER NATS_PASSWORD NATS_CA
+		fi
+		"$cli" --no-context --server "$1" --timeout 10s request --raw --no-templates "$2" "${3:-}" 2>/dev/null
+	)
 }
 
 # rtdash_js_ok WHAT JSON: exit 1 with one line naming WHAT when JSON is an API error.

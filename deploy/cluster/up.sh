@@ -11,12 +11,16 @@
 # routes 6222-6224, monitoring 8222-8224, edge leaf nodes 7422-7424. JetStream domain: hub.
 # fsync cadence: RTDASH_NATS_SYNC_INTERVAL (default 2m, the nats-server default; `always`).
 #
+# Locked down: TLS on client, route and leafnode ports, users and passwords made at first
+# start into <state>/secrets (deploy/lockdown.sh; docs/security.md, "NATS").
+#
 # The rtdash services then run against it with (deploy/README.md, "Cluster"):
 #   RTDASH_NATS__URL=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
 #   RTDASH_STREAMS__REPLICAS=3
+#   and their own <state>/secrets/<service>.env (user, password, RTDASH_NATS__TLS_CA)
 set -euo pipefail
 
-usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
 reset=0
 for arg in "$@"; do
 	case $arg in
@@ -45,6 +49,9 @@ if [ "$reset" = 1 ] && [ -d "$RTDASH_STATE" ]; then
 fi
 mkdir -p "$RTDASH_STATE"
 touch "$RTDASH_STATE/.rtdash-state"
+# First start: NATS users and passwords, the route password, the TLS CA and certificate
+# (deploy/lockdown.sh) into $RTDASH_STATE/secrets; later starts reuse them.
+rtdash_lockdown_distributed_init
 
 # All nodes first: a node's JetStream becomes healthy only once a majority is up.
 for node in "${RTDASH_CLUSTER_NODES[@]}"; do
@@ -63,9 +70,13 @@ cat <<EOF
   Monitoring:  $(rtdash_cluster_urls monitor)   (/healthz /jsz /routez /leafz)
   Logs:        $RTDASH_STATE/logs/
 
+  TLS and users: CA $RTDASH_STATE/secrets/tls/ca.pem; each service's user, password and CA
+  in $RTDASH_STATE/secrets/<service>.env (0600), the nats CLI's in operator.env.
+
   Run the rtdash services against it with:
     export RTDASH_NATS__URL=$(rtdash_cluster_urls client)
     export RTDASH_STREAMS__REPLICAS=3
+    (set -a; . $RTDASH_STATE/secrets/core-aggregator.env; exec target/release/core-aggregator run)
   Status: ./deploy/cluster/status.sh   Stop: ./deploy/cluster/down.sh
 
 EOF

@@ -49,6 +49,7 @@ else
 	rtdash_log "edge-$site stopped"
 fi
 if [ "$wipe" = 1 ]; then
+	RTDASH_JS_ENV="$dir/secrets/operator.env"
 	if ! (rtdash_hub_sources "$site" remove); then
 		rtdash_log "warning: could not remove site $site's sources from the hub; rerun with the hub up, or the hub keeps retrying them"
 	fi

@@ -18,6 +18,14 @@
 #   RTDASH_HUB_URL            the hub's client URLs for JetStream API requests
 #                             (default: the cluster's, deploy/cluster/lib.sh)
 #   RTDASH_HUB_LEAF_URLS      the hub's leafnode URLs (default: the cluster's)
+#   RTDASH_HUB_SECRETS        the hub's secrets (default: the cluster's,
+#                             $RTDASH_CLUSTER_STATE/secrets): a site copies the users file,
+#                             the TLS CA and certificate, and the leaf, operator and edge-agent
+#                             credentials from there at its first start
+#
+# Locked down like the hub (docs/security.md, "NATS"): the site's server takes TLS and the
+# users of deploy/nats/users.conf on its client port (the site's agent connects as
+# edge-agent), and authenticates to the hub's leafnode ports as the `leaf` user over TLS.
 
 # shellcheck source=deploy/cluster/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster/lib.sh"
@@ -27,7 +35,34 @@ RTDASH_EDGE_BUFFER_BYTES=${RTDASH_EDGE_BUFFER_BYTES:-1073741824}
 RTDASH_EDGE_MAX_AGE=${RTDASH_EDGE_MAX_AGE:-86400}
 RTDASH_HUB_URL=${RTDASH_HUB_URL:-$(rtdash_cluster_urls client)}
 RTDASH_HUB_LEAF_URLS=${RTDASH_HUB_LEAF_URLS:-$(rtdash_cluster_urls leaf)}
+RTDASH_HUB_SECRETS=${RTDASH_HUB_SECRETS:-$RTDASH_CLUSTER_STATE/secrets}
 RTDASH_EDGE_KINDS=(partials dlq events)
+
+# rtdash_edge_secrets SITE: at the site's first start, copy what it needs from the hub's
+# secrets into <site>/secrets (0700, files 0600): the users file, the CA and the server
+# certificate, and the env files of the leaf user (its link), the operator (these scripts'
+# nats CLI) and the edge-agent (the site's agent; RTDASH_NATS__TLS_CA pointing at the copy).
+# Then set RTDASH_JS_ENV to the site's operator.env. A real site gets these files copied
+# from the hub's machine (and a certificate with its own name: RTDASH_TLS_SANS).
+rtdash_edge_secrets() {
+	local dir="$RTDASH_EDGE_STATE/$1/secrets" hub=$RTDASH_HUB_SECRETS file
+	if [ ! -f "$dir/nats-users.conf" ]; then
+		for file in nats-users.conf leaf.env operator.env edge-agent.env tls/ca.pem tls/server.pem tls/server-key.pem; do
+			[ -f "$hub/$file" ] || rtdash_die "$hub/$file missing: start the hub first (./deploy/cluster/up.sh makes the credentials), or set RTDASH_HUB_SECRETS"
+		done
+		(
+			umask 077
+			mkdir -p "$dir/tls"
+			chmod 700 "$dir"
+			cp "$hub/nats-users.conf" "$hub/leaf.env" "$hub/operator.env" "$hub/edge-agent.env" "$dir/"
+			cp "$hub/tls/ca.pem" "$hub/tls/server.pem" "$hub/tls/server-key.pem" "$dir/tls/"
+			sed -i "s|^RTDASH_NATS__TLS_CA=.*|RTDASH_NATS__TLS_CA=$dir/tls/ca.pem|" "$dir/operator.env" "$dir/edge-agent.env"
+		)
+		chmod 644 "$dir/tls/ca.pem" "$dir/tls/server.pem"
+		rtdash_log "edge site $1: credentials and certificates copied from $hub into $dir"
+	fi
+	RTDASH_JS_ENV="$dir/operator.env"
+}
 
 # rtdash_check_site SITE: one line and exit 1 unless SITE is 1-32 of [a-z0-9-], not starting
 # or ending with '-' (it becomes a subject token and part of the domain edge-<site>).
@@ -45,15 +80,24 @@ rtdash_hub_stream() { printf 'RTDASH_%s' "${1^^}"; }
 # deploy/edge/leaf.conf, its link disabled when DISABLED is true. Needs PORT and MONITOR_PORT
 # from the site's site.env (rtdash_edge_load).
 rtdash_edge_render_conf() {
-	local dir="$RTDASH_EDGE_STATE/$1" hub_urls=() url
+	local dir="$RTDASH_EDGE_STATE/$1" hub_urls=() url password
+	rtdash_edge_secrets "$1"
+	password=$(rtdash_lockdown_env_value "$dir/secrets/leaf.env" RTDASH_NATS__PASSWORD)
 	IFS=, read -ra urls <<<"$RTDASH_HUB_LEAF_URLS"
-	for url in "${urls[@]}"; do hub_urls+=("\"$url\""); done
+	# nats-leaf://127.0.0.1:7422 -> nats-leaf://leaf:<password>@127.0.0.1:7422
+	for url in "${urls[@]}"; do hub_urls+=("\"${url/:\/\//://leaf:$password@}\""); done
 	mkdir -p "$dir/store"
-	rtdash_render "$RTDASH_ROOT/deploy/edge/leaf.conf" "$dir/nats.conf" \
-		"NAME=edge-$1" "DOMAIN=edge-$1" "PORT=$PORT" "MONITOR_PORT=$MONITOR_PORT" \
-		"STORE_DIR=$dir/store" "MAX_FILE_STORE=$((3 * RTDASH_EDGE_BUFFER_BYTES + 268435456))" \
-		"SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL" "HUB_URLS=$(rtdash_join ', ' "${hub_urls[@]}")" \
-		"LINK_DISABLED=$2"
+	# The rendered config holds the leaf password: 0600.
+	(
+		umask 077
+		rtdash_render "$RTDASH_ROOT/deploy/edge/leaf.conf" "$dir/nats.conf" \
+			"NAME=edge-$1" "DOMAIN=edge-$1" "PORT=$PORT" "MONITOR_PORT=$MONITOR_PORT" \
+			"STORE_DIR=$dir/store" "MAX_FILE_STORE=$((3 * RTDASH_EDGE_BUFFER_BYTES + 268435456))" \
+			"SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL" "HUB_URLS=$(rtdash_join ', ' "${hub_urls[@]}")" \
+			"LINK_DISABLED=$2" "TLS_CERT=$dir/secrets/tls/server.pem" \
+			"TLS_KEY=$dir/secrets/tls/server-key.pem" "TLS_CA=$dir/secrets/tls/ca.pem" \
+			"USERS_INCLUDE=secrets/nats-users.conf"
+	)
 }
 
 # rtdash_edge_load SITE: read the site's site.env (PORT, MONITOR_PORT, LINK) into variables;

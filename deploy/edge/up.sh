@@ -14,9 +14,10 @@
 #
 # Needs the nats CLI for JetStream API requests (built once into the cache with Go, pinned in
 # deploy/versions.env) and jq. Buffer size: RTDASH_EDGE_BUFFER_BYTES, RTDASH_EDGE_MAX_AGE.
+# Needs the hub's credentials (./deploy/cluster/up.sh makes them; RTDASH_HUB_SECRETS).
 set -euo pipefail
 
-usage() { sed -n '2,17s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
 site='' port='' sources=1
 while [ "$#" -gt 0 ]; do
 	case $1 in
@@ -76,6 +77,8 @@ else
 fi
 rtdash_edge_save "$site"
 leaf_url="nats://127.0.0.1:$PORT"
+# First start: the site's credentials and certificates, copied from the hub's secrets.
+rtdash_edge_secrets "$site"
 
 # 1. The site's server.
 name="edge-$site"
@@ -134,9 +137,10 @@ cat <<EOF
   Client URL:  $leaf_url    Monitoring: http://127.0.0.1:$MONITOR_PORT (/healthz /jsz /leafz)
   Logs:        $dir/logs/
 
-  The site's edge-agent connects to $leaf_url and publishes partials to
-  rtdash.edge.$site.partials.<p> (see deploy/README.md, "Edge sites"):
+  The site's edge-agent connects to $leaf_url over TLS as user edge-agent and publishes
+  partials to rtdash.edge.$site.partials.<p> (see deploy/README.md, "Edge sites"):
     export RTDASH_NATS__URL=$leaf_url
+    set -a; . $dir/secrets/edge-agent.env; set +a   # user, password, RTDASH_NATS__TLS_CA
     export RTDASH_EDGE_AGENT__SITE=$site              # edge subjects, no hub streams here
     export RTDASH_EDGE_AGENT__AGENT_ID=$site-<host>   # optional: else $site-<random>, kept
   Cut / restore the link: ./deploy/edge/link.sh $site cut|restore   Stop: ./deploy/edge/down.sh $site

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `rtdash_agent_events_accepted_total` | counter | events accepted |
 //! | `rtdash_agent_events_rejected_total{code}` | counter | rejected events and whole bodies, by reason code |
-//! | `rtdash_agent_requests_throttled_total{reason}` | counter | requests answered 429/503 (`concurrency`, `memory`, `spool`, `shutting_down`, `definitions_not_loaded`, `tenant_rate`: a tenant over its `events_per_second`) |
+//! | `rtdash_agent_requests_throttled_total{reason}` | counter | requests answered 429/503 (`concurrency`, `memory`, `spool`, `shutting_down`, `definitions_not_loaded`, `keys_not_loaded`, `tenant_rate`: a tenant over its `events_per_second`) |
 //! | `rtdash_agent_series_active` | gauge | series with a delta in the last flush |
 //! | `rtdash_agent_series_overflowed_total` | counter | series updates folded into overflow series |
 //! | `rtdash_agent_partials_published_total` | counter | partial batches acknowledged by JetStream |
@@ -145,13 +145,14 @@ pub const MEMORY_COMPONENTS: [&str; 5] = ["aggregation", "spool", "dlq", "archiv
 /// Values of the `outbox` label of [`PUBLISH_FAILURES`]: the publishers' names.
 pub const OUTBOXES: [&str; 3] = ["partials", "dlq", "archive"];
 /// Values of the `reason` label of [`REQUESTS_THROTTLED`].
-pub const THROTTLE_REASONS: [&str; 6] = [
+pub const THROTTLE_REASONS: [&str; 7] = [
     "concurrency",
     "memory",
     "spool",
     "shutting_down",
     "definitions_not_loaded",
     "tenant_rate",
+    "keys_not_loaded",
 ];
 
 /// Reason codes of whole-body problems that [`RejectCode`] does not have.

@@ -99,6 +99,7 @@ pub async fn apply(
                 source,
             })
     };
+    install_tls_provider();
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         options = options.user_and_password(user.clone(), password.expose().to_owned());
     }
@@ -134,6 +135,20 @@ pub async fn apply(
                 tracing::warn!(error = %err, "NATS server refused an operation");
             }
         }))
+}
+
+/// Makes ring, the provider async-nats is built with, rustls's process-wide default, once.
+/// async-nats builds its TLS configuration from that default; a binary that also links
+/// rustls with aws-lc-rs (through other clients) has two providers compiled in and no
+/// default, and its first TLS connection to NATS would panic. A provider installed earlier
+/// (by anyone) is kept.
+fn install_tls_provider() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+    });
 }
 
 #[cfg(test)]

@@ -17,12 +17,18 @@
 //!   [`config_mirror_config`] (plain JSON: the harness does not depend on async-nats; the
 //!   tests deserialize them into `async_nats::jetstream::stream::Config` / `Source`).
 //!
+//! Locked down as deployed ([`secrets`]): TLS on client, route and leafnode ports, the users
+//! and permissions of `deploy/nats/users.conf` (no anonymous client), routes authenticated as
+//! `route`, edge sites as `leaf`. Clients connect with [`NatsCluster::credentials`] /
+//! [`EdgeSite::credentials`] (user, password, CA).
+//!
 //! Cleanup guarantees are those of [`crate::NatsServer`]: every server is a
 //! [`Supervised`] process (own process group, `SIGKILL` on drop and when the test process
 //! dies), and the directories are removed on drop.
 //!
 //! Files: this one holds the hub cluster; `cluster/edge_site.rs` the leaf node and its link;
-//! `cluster/edge_objects.rs` the site's names and JetStream object templates.
+//! `cluster/edge_objects.rs` the site's names and JetStream object templates;
+//! `cluster/secrets.rs` the users, passwords and certificates.
 //!
 //! Subject scheme of an edge site `<site>` (`[a-z0-9-]`, see [`validate_site`]):
 //!
@@ -34,12 +40,14 @@
 
 mod edge_objects;
 mod edge_site;
+mod secrets;
 
 pub use edge_objects::{
     config_mirror_config, edge_domain, edge_stream_config, edge_stream_name, edge_subject,
     hub_source_config, hub_stream_name, keys_mirror_config, validate_site, EdgeBuffer, EDGE_KINDS,
 };
 pub use edge_site::{EdgeOptions, EdgeSite};
+pub use secrets::{make_tls, ClusterSecrets, Credentials};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -110,6 +118,8 @@ struct ClusterNode {
 pub struct NatsCluster {
     /// Declared first: dropped (killed) before the directory is removed.
     nodes: Vec<ClusterNode>,
+    /// Users, passwords, certificates (under `<dir>/secrets`).
+    secrets: ClusterSecrets,
     /// Holds every node's directory.
     dir: TempDir,
 }
@@ -133,14 +143,42 @@ impl NatsCluster {
             let dir = tempfile::Builder::new()
                 .prefix("rtdash-cluster-")
                 .tempdir()?;
-            let nodes = launch_nodes(dir.path(), &options)?;
-            Ok(Self { nodes, dir })
+            let secrets = ClusterSecrets::generate(dir.path())?;
+            let nodes = launch_nodes(dir.path(), &options, &secrets)?;
+            Ok(Self {
+                nodes,
+                secrets,
+                dir,
+            })
         })
     }
 
     /// The directory holding every node's `nats.conf`, `nats.log` and `store/` (`<dir>/n1`...).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The users, passwords and certificates.
+    pub fn secrets(&self) -> &ClusterSecrets {
+        &self.secrets
+    }
+
+    /// The credentials of NATS user `user` (`core-aggregator`, `gateway`, `edge-agent`,
+    /// `operator`, `leaf`).
+    pub fn credentials(&self, user: &str) -> Credentials {
+        self.secrets.credentials(user)
+    }
+
+    /// The `operator` user's: every subject (tests, tools).
+    pub fn operator(&self) -> Credentials {
+        self.credentials("operator")
+    }
+
+    /// `RTDASH_NATS__URL` (every node) and `user`'s credentials, for a service's environment.
+    pub fn service_env(&self, user: &str) -> Vec<(String, String)> {
+        let mut env = vec![("RTDASH_NATS__URL".to_owned(), self.url())];
+        env.extend(self.credentials(user).env());
+        env
     }
 
     /// Number of nodes.
@@ -300,7 +338,11 @@ fn streams_in(jsz: &serde_json::Value) -> impl Iterator<Item = &serde_json::Valu
 
 /// Picks ports, writes every node's `nats.conf` under `dir`, starts every node (they need
 /// each other for a meta leader), then waits until all are healthy.
-fn launch_nodes(dir: &Path, options: &ClusterOptions) -> anyhow::Result<Vec<ClusterNode>> {
+fn launch_nodes(
+    dir: &Path,
+    options: &ClusterOptions,
+    secrets: &ClusterSecrets,
+) -> anyhow::Result<Vec<ClusterNode>> {
     let ports: Vec<NodePorts> = free_port_list(options.nodes * 4)?
         .chunks(4)
         .map(|p| NodePorts {
@@ -312,7 +354,13 @@ fn launch_nodes(dir: &Path, options: &ClusterOptions) -> anyhow::Result<Vec<Clus
         .collect();
     let routes = ports
         .iter()
-        .map(|p| format!("\"nats-route://127.0.0.1:{}\"", p.cluster))
+        .map(|p| {
+            format!(
+                "\"nats-route://route:{}@127.0.0.1:{}\"",
+                secrets.route_password(),
+                p.cluster
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let mut nodes = Vec::with_capacity(ports.len());
@@ -320,19 +368,20 @@ fn launch_nodes(dir: &Path, options: &ClusterOptions) -> anyhow::Result<Vec<Clus
         let name = format!("n{}", i + 1);
         let node_dir = dir.join(&name);
         std::fs::create_dir_all(node_dir.join("store"))?;
-        let conf = deploy::render(
-            NODE_CONF_TEMPLATE,
-            &[
-                ("NAME", &name),
-                ("PORT", &ports.client.to_string()),
-                ("CLUSTER_PORT", &ports.cluster.to_string()),
-                ("MONITOR_PORT", &ports.monitor.to_string()),
-                ("LEAF_PORT", &ports.leaf.to_string()),
-                ("ROUTES", &routes),
-                ("STORE_DIR", &node_dir.join("store").display().to_string()),
-                ("SYNC_INTERVAL", &options.sync_interval),
-            ],
-        )?;
+        let mut values = vec![
+            ("NAME", name.clone()),
+            ("PORT", ports.client.to_string()),
+            ("CLUSTER_PORT", ports.cluster.to_string()),
+            ("MONITOR_PORT", ports.monitor.to_string()),
+            ("LEAF_PORT", ports.leaf.to_string()),
+            ("ROUTES", routes.clone()),
+            ("STORE_DIR", node_dir.join("store").display().to_string()),
+            ("SYNC_INTERVAL", options.sync_interval.clone()),
+            ("ROUTE_PASSWORD", secrets.route_password().to_owned()),
+        ];
+        values.extend(secrets.template_values("../secrets/nats-users.conf"));
+        let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let conf = deploy::render(NODE_CONF_TEMPLATE, &values)?;
         std::fs::write(node_dir.join("nats.conf"), conf)?;
         let health = format!("{}/healthz", monitor_url(ports.monitor));
         let launch = nats_launch(
@@ -424,9 +473,18 @@ mod tests {
                 ("ROUTES", "\"nats-route://127.0.0.1:2\""),
                 ("STORE_DIR", "/s"),
                 ("SYNC_INTERVAL", "2m"),
+                ("ROUTE_PASSWORD", "p"),
+                ("TLS_CERT", "/c"),
+                ("TLS_KEY", "/k"),
+                ("TLS_CA", "/ca"),
+                ("USERS_INCLUDE", "../secrets/nats-users.conf"),
             ],
         )
         .unwrap();
+        assert!(
+            node.contains("include \"../secrets/nats-users.conf\""),
+            "{node}"
+        );
         // Quoted: unquoted, nats-server reads `2m` as the number 2,000,000 (seconds).
         assert!(node.contains("sync_interval: \"2m\""), "{node}");
         assert!(node.contains("domain: hub"), "{node}");
@@ -442,6 +500,10 @@ mod tests {
                 ("SYNC_INTERVAL", "always"),
                 ("HUB_URLS", "\"nats-leaf://127.0.0.1:3\""),
                 ("LINK_DISABLED", "false"),
+                ("TLS_CERT", "/c"),
+                ("TLS_KEY", "/k"),
+                ("TLS_CA", "/ca"),
+                ("USERS_INCLUDE", "secrets/nats-users.conf"),
             ],
         )
         .unwrap();

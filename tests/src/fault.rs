@@ -165,9 +165,19 @@ impl FaultStack {
         }
     }
 
+    /// The `RTDASH_NATS__USER`, `__PASSWORD` and `__TLS_CA` of NATS user `user` on the
+    /// locked-down cluster (none on the single server, which is open).
+    pub fn nats_credentials(&self, user: &str) -> Vec<(String, String)> {
+        match &self.cluster {
+            Some(cluster) => cluster.credentials(user).env(),
+            None => Vec::new(),
+        }
+    }
+
     /// The options of aggregator number `n` (1-based).
     pub fn aggregator_options(&self, n: usize) -> AggregatorOptions {
-        self.options
+        let mut options = self
+            .options
             .stack
             .aggregator_options(
                 &format!("{}-agg-{n}", self.table),
@@ -175,7 +185,9 @@ impl FaultStack {
                 self.db,
                 &self.table,
             )
-            .set("STREAMS__REPLICAS", self.options.replicas)
+            .set("STREAMS__REPLICAS", self.options.replicas);
+        options.env.extend(self.nats_credentials("core-aggregator"));
+        options
     }
 
     /// Starts aggregator number `n` (1-based) and adds it to [`FaultStack::aggregators`].
@@ -187,9 +199,15 @@ impl FaultStack {
     }
 
     /// The variables every service gets: `nats_url` (the hub's, or an edge site's for the
-    /// agent there), partitions, replicas, then [`StackOptions::env`].
-    fn base_env(&self, nats_url: String) -> Vec<(String, String)> {
-        let mut env = vec![
+    /// agent there) and its `credentials` ([`Self::nats_credentials`]), partitions, replicas,
+    /// then [`StackOptions::env`].
+    fn base_env(
+        &self,
+        nats_url: String,
+        credentials: Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
+        let mut env = credentials;
+        env.extend([
             ("RTDASH_NATS__URL".to_owned(), nats_url),
             (
                 "RTDASH_STREAMS__PARTITIONS".to_owned(),
@@ -199,7 +217,7 @@ impl FaultStack {
                 "RTDASH_STREAMS__REPLICAS".to_owned(),
                 self.options.replicas.to_string(),
             ),
-        ];
+        ]);
         env.extend(self.options.stack.env.iter().cloned());
         env
     }
@@ -209,7 +227,7 @@ impl FaultStack {
         let gateway = start_gateway(
             &format!("gateway-{n}"),
             self.dir.path(),
-            &self.base_env(self.nats_url()),
+            &self.base_env(self.nats_url(), self.gateway_credentials()),
             self.db,
             &self.table,
             &self.options.stack.gateway,
@@ -219,10 +237,24 @@ impl FaultStack {
         Ok(())
     }
 
+    /// The gateway's NATS credentials; on the cluster it does not create the topology (its
+    /// user may not: the aggregators do), as deployed.
+    fn gateway_credentials(&self) -> Vec<(String, String)> {
+        let mut env = self.nats_credentials("gateway");
+        if self.cluster.is_some() {
+            env.push((
+                "RTDASH_GATEWAY__ENSURE_TOPOLOGY".to_owned(),
+                "false".to_owned(),
+            ));
+        }
+        env
+    }
+
     /// Starts the edge agent connected to the hub.
     pub fn start_agent(&mut self) -> anyhow::Result<()> {
         let url = self.nats_url();
-        self.launch_agent(url, None)
+        let credentials = self.nats_credentials("edge-agent");
+        self.launch_agent(url, credentials, None)
     }
 
     /// Starts the edge agent at edge site `site` (its leaf node as NATS URL, `site` set):
@@ -231,18 +263,24 @@ impl FaultStack {
     pub fn start_agent_at(&mut self, site: EdgeSite) -> anyhow::Result<()> {
         let url = site.url();
         let name = site.site().to_owned();
+        let credentials = site.credentials("edge-agent").env();
         self.edge = Some(site);
-        self.launch_agent(url, Some(name))
+        self.launch_agent(url, credentials, Some(name))
     }
 
-    fn launch_agent(&mut self, nats_url: String, site: Option<String>) -> anyhow::Result<()> {
+    fn launch_agent(
+        &mut self,
+        nats_url: String,
+        credentials: Vec<(String, String)>,
+        site: Option<String>,
+    ) -> anyhow::Result<()> {
         let agent_id = match &site {
             Some(site) => format!("{site}-fault-agent"),
             None => "fault-agent".to_owned(),
         };
         let agent = start_edge_agent(
             self.dir.path(),
-            &self.base_env(nats_url),
+            &self.base_env(nats_url, credentials),
             &agent_id,
             site.as_deref(),
             &self.options.stack.agent,

@@ -21,6 +21,24 @@ pub async fn connect(urls: &[String], name: &str) -> anyhow::Result<async_nats::
     Ok(client)
 }
 
+/// [`connect`] as `credentials` (user, password, TLS with its CA): a locked-down hub or
+/// edge site ([`crate::cluster`]).
+pub async fn connect_as(
+    urls: &[String],
+    name: &str,
+    credentials: &crate::cluster::Credentials,
+) -> anyhow::Result<async_nats::Client> {
+    let client = credentials
+        .connect_options()
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None::<usize>)
+        .connect(urls)
+        .await
+        .with_context(|| format!("connect to {urls:?} as {}", credentials.user))?;
+    Ok(client)
+}
+
 /// A JetStream context with a short API / ack timeout, so a publish to a dead stream leader
 /// fails fast and is retried.
 pub fn jetstream(client: async_nats::Client, timeout: Duration) -> jetstream::Context {

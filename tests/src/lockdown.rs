@@ -10,20 +10,22 @@ use crate::nats::{NatsOptions, NatsServer};
 use crate::questdb::QuestDb;
 
 /// `deploy/nats/users.conf`: users and subject permissions.
-const NATS_USERS_TEMPLATE: &str = include_str!("../../deploy/nats/users.conf");
+pub(crate) const NATS_USERS_TEMPLATE: &str = include_str!("../../deploy/nats/users.conf");
 /// `deploy/questdb/auth.conf`: HTTP basic auth, PG users, ILP/TCP off.
 const QUESTDB_AUTH_TEMPLATE: &str = include_str!("../../deploy/questdb/auth.conf");
 
-/// The NATS users of a deployment, and the placeholder of each one's password hash.
-pub const NATS_USERS: [(&str, &str); 4] = [
+/// The NATS users of a deployment, and the placeholder of each one's password hash (`leaf`:
+/// an edge site's leaf node on the hub's leafnode port).
+pub const NATS_USERS: [(&str, &str); 5] = [
     ("core-aggregator", "AGGREGATOR_HASH"),
     ("gateway", "GATEWAY_HASH"),
     ("edge-agent", "AGENT_HASH"),
     ("operator", "OPERATOR_HASH"),
+    ("leaf", "LEAF_HASH"),
 ];
 
 /// A random password of 32 hex characters.
-fn password() -> String {
+pub(crate) fn password() -> String {
     use rand::Rng;
     let bytes: [u8; 16] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()

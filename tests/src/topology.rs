@@ -9,7 +9,7 @@ use async_nats::jetstream::{self, stream};
 use rtdash_runtime::nats::{Ensure, StreamsConfig};
 
 use crate::cluster::{self, EdgeBuffer, NatsCluster, EDGE_KINDS};
-use crate::jetstream::{connect, jetstream};
+use crate::jetstream::{connect_as, jetstream};
 
 /// Partition count of the topology the tests create.
 pub const PARTITIONS: u32 = 8;
@@ -28,7 +28,7 @@ pub fn streams_config(replicas: usize) -> StreamsConfig {
 pub async fn start_hub(name: &str) -> anyhow::Result<(NatsCluster, jetstream::Context)> {
     let cluster = tokio::task::block_in_place(NatsCluster::start)?;
     let js = jetstream(
-        connect(&cluster.urls(), name).await?,
+        connect_as(&cluster.urls(), name, &cluster.operator()).await?,
         Duration::from_secs(5),
     );
     ensure_hub_topology(&js, 3).await?;

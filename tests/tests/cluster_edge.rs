@@ -11,7 +11,7 @@ use rtdash_shared::names;
 use rtdash_tests::cluster::{self, EdgeBuffer, EdgeSite, HUB_DOMAIN};
 use rtdash_tests::env_or;
 use rtdash_tests::jetstream::{
-    connect, jetstream, kv_put, publish_until_acked, read_stream, stream_messages, wait_messages,
+    connect_as, jetstream, kv_put, publish_until_acked, read_stream, stream_messages, wait_messages,
 };
 use rtdash_tests::topology::{ensure_edge_site, ensure_hub_topology, start_hub, PARTITIONS};
 
@@ -82,9 +82,9 @@ async fn edge_site_buffers_while_cut_and_the_hub_sources_each_batch_once() -> an
     let cut_for = Duration::from_secs(env_or("RTDASH_TEST_EDGE_CUT_SECS", 5));
     let started = Instant::now();
     let (cluster, hub) = start_hub("hub").await?;
-    let mut site = EdgeSite::start("s1", &cluster.leaf_urls())?;
+    let mut site = EdgeSite::start("s1", &cluster)?;
     let edge = jetstream(
-        connect(&[site.url()], "edge-agent").await?,
+        connect_as(&[site.url()], "edge-agent", &site.operator()).await?,
         Duration::from_secs(5),
     );
     ensure_edge_site(&hub, &edge, site.site(), EdgeBuffer::small()).await?;
@@ -191,8 +191,8 @@ async fn edge_config_mirror_serves_definitions_while_cut() -> anyhow::Result<()>
     let hub_kv = hub.get_key_value(names::CONFIG_BUCKET).await?;
     kv_put(&hub_kv, "metric.t1.m1", "v1").await?;
 
-    let mut site = EdgeSite::start("s2", &cluster.leaf_urls())?;
-    let edge_client = connect(&[site.url()], "edge-agent").await?;
+    let mut site = EdgeSite::start("s2", &cluster)?;
+    let edge_client = connect_as(&[site.url()], "edge-agent", &site.operator()).await?;
     let edge = jetstream(edge_client.clone(), Duration::from_secs(5));
     ensure_edge_site(&hub, &edge, site.site(), EdgeBuffer::small()).await?;
     // The agent opens the bucket in its own (edge) domain: that is the mirror.
@@ -268,9 +268,9 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_sources_survive_the_aggregators_topology_update() -> anyhow::Result<()> {
     let (cluster, hub) = start_hub("hub").await?;
-    let site = EdgeSite::start("s3", &cluster.leaf_urls())?;
+    let site = EdgeSite::start("s3", &cluster)?;
     let edge = jetstream(
-        connect(&[site.url()], "edge").await?,
+        connect_as(&[site.url()], "edge", &site.operator()).await?,
         Duration::from_secs(5),
     );
     ensure_edge_site(&hub, &edge, site.site(), EdgeBuffer::small()).await?;

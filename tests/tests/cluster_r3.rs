@@ -11,7 +11,7 @@ use anyhow::{ensure, Context};
 use futures::{stream, StreamExt, TryStreamExt};
 use rtdash_shared::names;
 use rtdash_tests::jetstream::{
-    connect, jetstream, kv_put, publish_until_acked, read_stream, wait_messages,
+    connect_as, jetstream, kv_put, publish_until_acked, read_stream, wait_messages,
 };
 use rtdash_tests::topology::{start_hub, PARTITIONS};
 
@@ -68,7 +68,7 @@ async fn r3_topology_is_replicated_on_every_node() -> anyhow::Result<()> {
     kv_put(&kv, "probe", "1").await?;
     for url in cluster.urls() {
         let js = jetstream(
-            connect(std::slice::from_ref(&url), "probe").await?,
+            connect_as(std::slice::from_ref(&url), "probe", &cluster.operator()).await?,
             Duration::from_secs(5),
         );
         let kv = js.get_key_value(names::CONFIG_BUCKET).await?;
@@ -126,7 +126,9 @@ async fn node_killed_under_load(victim: Victim) -> anyhow::Result<()> {
     // The publisher knows every node; for PublishersNode it connects to the victim first.
     let mut urls = cluster.urls();
     urls.rotate_left(target);
-    let client = async_nats::ConnectOptions::new()
+    let client = cluster
+        .operator()
+        .connect_options()
         .name("publisher")
         .max_reconnects(None::<usize>)
         .retain_servers_order()
@@ -217,7 +219,7 @@ async fn node_killed_under_load(victim: Victim) -> anyhow::Result<()> {
     // Restart the killed node: it rejoins and its replica catches up.
     tokio::task::block_in_place(|| cluster.restart(target))?;
     let reader = jetstream(
-        connect(&cluster.urls(), "reader").await?,
+        connect_as(&cluster.urls(), "reader", &cluster.operator()).await?,
         Duration::from_secs(5),
     );
     wait_messages(

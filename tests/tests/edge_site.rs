@@ -26,7 +26,8 @@ use rtdash_tests::env_or;
 use rtdash_tests::events::event_json;
 use rtdash_tests::in_process::InProcessAgent;
 use rtdash_tests::jetstream::{
-    connect, jetstream, kv_put, read_stream, stream_messages, wait_messages, wait_messages_at_least,
+    connect_as, jetstream, kv_put, read_stream, stream_messages, wait_messages,
+    wait_messages_at_least,
 };
 use rtdash_tests::time::now_millis;
 use rtdash_tests::topology::{ensure_edge_site, start_hub, PARTITIONS};
@@ -37,8 +38,11 @@ const SITE: &str = "s1";
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn agent_config(site: &EdgeSite, state_dir: &Path) -> AgentConfig {
-    let mut config = AgentConfig::default();
-    config.nats.url = site.url();
+    let mut config = AgentConfig {
+        // The site's agent connects as its own user over TLS, as deployed.
+        nats: site.credentials("edge-agent").nats_config(&site.url()),
+        ..AgentConfig::default()
+    };
     config.site = Some(site.site().to_owned());
     config.state_dir = state_dir.to_owned();
     config.flush_interval_ms = 100;
@@ -116,9 +120,9 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
     )
     .await?;
 
-    let mut site = EdgeSite::start(SITE, &cluster.leaf_urls())?;
+    let mut site = EdgeSite::start(SITE, &cluster)?;
     let edge = jetstream(
-        connect(&[site.url()], "edge-test").await?,
+        connect_as(&[site.url()], "edge-test", &site.operator()).await?,
         Duration::from_secs(5),
     );
     let state = tempfile::tempdir()?;

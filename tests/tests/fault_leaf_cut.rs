@@ -22,7 +22,7 @@ use anyhow::{ensure, Context};
 use rtdash_tests::cluster::{EdgeBuffer, EdgeSite};
 use rtdash_tests::env_or;
 use rtdash_tests::fault::{report, FaultOptions, FaultStack, Load, LoadOptions};
-use rtdash_tests::jetstream::{connect, jetstream};
+use rtdash_tests::jetstream::{connect_as, jetstream};
 use rtdash_tests::topology::{self, ensure_edge_site};
 
 const SITE: &str = "s1";
@@ -37,14 +37,14 @@ async fn edge_leaf_cut_for_two_minutes_under_load_counts_every_event_once() -> a
     options.stack.partitions = topology::PARTITIONS;
     let mut stack = tokio::task::block_in_place(|| FaultStack::start(options))?;
     let cluster = stack.cluster.as_ref().context("a cluster")?;
-    let site = tokio::task::block_in_place(|| EdgeSite::start(SITE, &cluster.leaf_urls()))?;
+    let site = tokio::task::block_in_place(|| EdgeSite::start(SITE, cluster))?;
     {
         let hub = jetstream(
-            connect(&cluster.urls(), "hub").await?,
+            connect_as(&cluster.urls(), "hub", &cluster.operator()).await?,
             Duration::from_secs(5),
         );
         let edge = jetstream(
-            connect(&[site.url()], "edge").await?,
+            connect_as(&[site.url()], "edge", &site.operator()).await?,
             Duration::from_secs(5),
         );
         let buffer = EdgeBuffer {

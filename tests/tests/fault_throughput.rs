@@ -114,7 +114,12 @@ async fn run_once(replicas: usize, aggregators: usize, batches: usize) -> anyhow
     let mut stack = tokio::task::block_in_place(|| FaultStack::start(options))?;
     let setup = stack.aggregator_options(1);
     tokio::task::block_in_place(|| run_command(&setup, &["setup"]))?;
-    let client = async_nats::ConnectOptions::new()
+    let client = stack
+        .cluster
+        .as_ref()
+        .map_or_else(async_nats::ConnectOptions::new, |c| {
+            c.operator().connect_options()
+        })
         .connect(stack.nats_url().split(',').collect::<Vec<_>>().as_slice())
         .await?;
     let mut js = jetstream::new(client);

@@ -5,8 +5,11 @@
 //!
 //! - `auth.mode = "keys"`: a key in `Authorization: Bearer <key>` or `X-Api-Key: <key>`;
 //!   none: `401` with `WWW-Authenticate`; one that does not verify: `401` (counted per client
-//!   address; past `auth.max_failed_per_minute`, `429`); a key of another role: `403`
-//!   (reading keys cannot send); an `ingest` key: its tenant; the operator key: any tenant
+//!   address; past `auth.max_failed_per_minute`, `429`), except while the key store has not
+//!   read the bucket yet (moments after a start, or while NATS is unreachable at start):
+//!   then `503 keys_not_loaded` with `Retry-After`, since the key may well be valid; a key of
+//!   another role: `403` (reading keys cannot send); an `ingest` key: its tenant; the
+//!   operator key (verified from its file, also before the store is loaded): any tenant
 //!   (events must name it).
 //! - `auth.mode = "sidecar"`: no key; the configured tenant.
 
@@ -19,6 +22,9 @@ use std::net::IpAddr;
 /// Requests refused for their credential; label `reason`: `missing`, `invalid`, `forbidden`,
 /// `rate_limited`.
 pub const AUTH_FAILURES: &str = "rtdash_agent_auth_failures_total";
+
+/// `Retry-After` of a request refused because the key store is not loaded yet.
+pub const KEYS_RETRY_AFTER_SECS: u64 = 1;
 
 /// The tenant a request's events must be of.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +114,17 @@ impl IngestAuth {
             ));
         }
         match keys.verify(key) {
+            None if !keys.is_loaded() => {
+                // Not a failed attempt: the key may be one the store has not read yet.
+                metrics::counter!(crate::metrics::REQUESTS_THROTTLED, "reason" => "keys_not_loaded")
+                    .increment(1);
+                Err(Reply::overloaded(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "keys_not_loaded",
+                    "the agent has not read its API keys yet; retry in a moment",
+                    KEYS_RETRY_AFTER_SECS,
+                ))
+            }
             None => {
                 limiter.failed(ip);
                 Err(refuse(

@@ -13,6 +13,7 @@
 //! | too many requests at once | `429` + `Retry-After` | `{"error": {"code": "too_many_requests"}}` |
 //! | memory budget or spool full, shutting down | `503` + `Retry-After` | `{"error": {"code": "memory_budget_exceeded" \| "spool_full" \| "archive_full" \| "shutting_down"}}` |
 //! | metric definitions of the config bucket not read yet (moments after a start) | `503` + `Retry-After: 1` | `{"error": {"code": "definitions_not_loaded"}}` |
+//! | a key presented before the key store has read the keys bucket (moments after a start) | `503` + `Retry-After: 1` | `{"error": {"code": "keys_not_loaded"}}` |
 //!
 //! An all-rejected batch answers `400` because nothing of it was taken: a client that only
 //! looks at the status must not believe its data arrived, and must not retry it unchanged;

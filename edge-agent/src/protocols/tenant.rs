@@ -12,7 +12,8 @@
 use std::collections::BTreeMap;
 
 use crate::ingest::auth::IngestAuth;
-use axum::http::{header, HeaderMap};
+use crate::ingest::response::Reply;
+use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine as _;
 use rtdash_shared::auth::{Principal, Role};
 
@@ -36,6 +37,9 @@ pub enum TenantError {
     /// The key is neither a valid ingest key nor a configured write key.
     #[error("the key is not valid (unknown, revoked or mistyped)")]
     UnknownKey,
+    /// The agent has not read its keys yet: the key may be valid (`503` with `Retry-After`).
+    #[error("the agent has not read its API keys yet; retry in a moment")]
+    KeysNotLoaded,
     /// The key is valid but may not send events.
     #[error("{0}")]
     Forbidden(String),
@@ -107,6 +111,7 @@ impl TenantResolver {
             return Ok(tenant.clone());
         }
         match keys.verify(key) {
+            None if !keys.is_loaded() => Err(TenantError::KeysNotLoaded),
             None => Err(TenantError::UnknownKey),
             Some(Principal::Tenant {
                 tenant,
@@ -124,6 +129,29 @@ impl TenantResolver {
                 "this credential cannot send events".to_owned(),
             )),
         }
+    }
+}
+
+impl TenantError {
+    /// The answer refusing a request for this reason (`code` names it for `401`/`403`).
+    pub fn reply(&self, unauthorized_code: &'static str) -> Reply {
+        let (status, code) = match self {
+            TenantError::KeysNotLoaded => {
+                metrics::counter!(crate::metrics::REQUESTS_THROTTLED, "reason" => "keys_not_loaded")
+                    .increment(1);
+                return Reply::overloaded(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "keys_not_loaded",
+                    self.to_string(),
+                    crate::ingest::auth::KEYS_RETRY_AFTER_SECS,
+                );
+            }
+            TenantError::MissingCredential => (StatusCode::UNAUTHORIZED, "missing_credentials"),
+            TenantError::UnknownKey => (StatusCode::UNAUTHORIZED, unauthorized_code),
+            TenantError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            TenantError::NotConfigured(_) => (StatusCode::FORBIDDEN, "no_tenant"),
+        };
+        Reply::error(status, code, self.to_string())
     }
 }
 

@@ -16,7 +16,8 @@ use anyhow::Context;
 use rtdash_shared::alert::AlertTransition;
 use rtdash_shared::names;
 
-use crate::jetstream::{connect, jetstream, read_stream, stream_messages};
+use crate::cluster::Credentials;
+use crate::jetstream::{connect_as, jetstream, read_stream, stream_messages};
 use crate::webhook::Received;
 
 /// The outcome of [`check_deliveries`].
@@ -61,9 +62,12 @@ impl AlertCheck {
     }
 }
 
-/// Every transition in `RTDASH_ALERTS` on the cluster at `urls`.
-pub async fn published_transitions(urls: &[String]) -> anyhow::Result<Vec<AlertTransition>> {
-    let client = connect(urls, "chaos-alerts").await?;
+/// Every transition in `RTDASH_ALERTS` on the cluster at `urls`, read as `credentials`.
+pub async fn published_transitions(
+    urls: &[String],
+    credentials: &Credentials,
+) -> anyhow::Result<Vec<AlertTransition>> {
+    let client = connect_as(urls, "chaos-alerts", credentials).await?;
     let js = jetstream(client, Duration::from_secs(10));
     let count = stream_messages(&js, names::ALERTS_STREAM).await?;
     let stored = read_stream(

@@ -446,6 +446,7 @@ pub fn run_soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     stack.define_metric()?;
     stack.define_alert(options.alert_threshold, &receiver.url("hook"))?;
     let urls = stack.cluster.urls();
+    let operator = stack.cluster.operator();
     let load_started_ms = now_millis();
     let load = ChaosLoad::start(&stack.agent_urls(), &options.load);
     let mut run = Run {
@@ -494,7 +495,7 @@ pub fn run_soak(options: &SoakOptions) -> anyhow::Result<SoakReport> {
     let mut alerts = AlertCheck::default();
     while alerts_from.elapsed() < Duration::from_secs(120) {
         run.tick();
-        if let Ok(transitions) = runtime.block_on(published_transitions(&urls)) {
+        if let Ok(transitions) = runtime.block_on(published_transitions(&urls, &operator)) {
             alerts = check_deliveries(&transitions, &run.receiver.requests());
             if alerts.missing == 0 && alerts.notifying > 0 {
                 break;

@@ -112,11 +112,27 @@ impl ChaosStack {
         let db = QuestDb::start().context("start QuestDB")?;
         let table = unique_name("chaos");
         let base_env = base_env(&cluster, &options);
+        // Each service connects as its own NATS user over TLS, as deployed; the gateway does
+        // not create the topology (its user may not: the aggregators do).
+        let with_user = |user: &str| {
+            let mut env = base_env.clone();
+            env.extend(cluster.credentials(user).env());
+            env
+        };
+        let mut gateway_env = with_user("gateway");
+        gateway_env.push((
+            "RTDASH_GATEWAY__ENSURE_TOPOLOGY".to_owned(),
+            "false".to_owned(),
+        ));
+        let agent_env = with_user("edge-agent");
         let mut started = Vec::new();
         for n in 1..=aggregators {
-            let aggregator_options = options
+            let mut aggregator_options = options
                 .aggregator_options(&format!("{table}-agg-{n}"), &cluster.url(), &db, &table)
                 .set("STREAMS__REPLICAS", 3);
+            aggregator_options
+                .env
+                .extend(cluster.credentials("core-aggregator").env());
             started.push(
                 Aggregator::start(aggregator_options)
                     .with_context(|| format!("start core-aggregator {n}"))?,
@@ -128,7 +144,7 @@ impl ChaosStack {
                 start_gateway(
                     &format!("gateway-{n}"),
                     dir.path(),
-                    &base_env,
+                    &gateway_env,
                     &db,
                     &table,
                     &options.gateway,
@@ -149,7 +165,7 @@ impl ChaosStack {
             agent_services.push(
                 start_edge_agent(
                     &agent_dir,
-                    &base_env,
+                    &agent_env,
                     &format!("chaos-agent-{n}"),
                     None,
                     &options.agent,

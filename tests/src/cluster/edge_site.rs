@@ -8,6 +8,8 @@ use anyhow::{bail, Context};
 use tempfile::TempDir;
 
 use super::edge_objects::{edge_domain, edge_subject, validate_site};
+use super::secrets::{ClusterSecrets, Credentials};
+use super::NatsCluster;
 use crate::deploy;
 use crate::http::get_json;
 use crate::nats::{monitor_url, nats_launch};
@@ -33,6 +35,10 @@ pub struct EdgeOptions {
     /// reserves each edge stream's `max_bytes` against it, so it must exceed their sum
     /// (three [`super::EdgeBuffer`]s and the config mirror). Default `4G`.
     pub max_file_store: String,
+    /// Whether the leaf node authenticates to the hub as the `leaf` user (default). `false`:
+    /// it dials without credentials, and the start does not wait for the link (the hub
+    /// refuses it; `security_cluster.rs` shows it).
+    pub link_credentials: bool,
 }
 
 impl Default for EdgeOptions {
@@ -40,12 +46,15 @@ impl Default for EdgeOptions {
         Self {
             sync_interval: "2m".to_owned(),
             max_file_store: "4G".to_owned(),
+            link_credentials: true,
         }
     }
 }
 
 /// An edge site: a leaf-node `nats-server` with JetStream domain `edge-<site>`, connected to
-/// the hub's leafnode URLs. Killed on drop; directory removed.
+/// the hub's leafnode URLs as the `leaf` user over TLS, its own client port locked down with
+/// the hub's users and certificates (copied into its directory, as `deploy/edge/up.sh` does).
+/// Killed on drop; directory removed.
 #[derive(Debug)]
 pub struct EdgeSite {
     /// Declared first: killed before the directory is removed.
@@ -57,38 +66,44 @@ pub struct EdgeSite {
     monitor_port: u16,
     /// The template values except `LINK_DISABLED`, to re-render the config.
     values: Vec<(&'static str, String)>,
+    /// The site's copy of the hub's users and certificates.
+    secrets: ClusterSecrets,
     /// True while the link is cut.
     cut: bool,
 }
 
 impl EdgeSite {
-    /// Starts site `site` connected to `hub_leaf_urls` ([`super::NatsCluster::leaf_urls`])
-    /// and waits until JetStream is ready and the link to the hub is up.
-    pub fn start(site: &str, hub_leaf_urls: &[String]) -> anyhow::Result<Self> {
-        Self::start_with(site, hub_leaf_urls, EdgeOptions::default())
+    /// Starts site `site` connected to `hub`'s leafnode ports and waits until JetStream is
+    /// ready and the link to the hub is up.
+    pub fn start(site: &str, hub: &NatsCluster) -> anyhow::Result<Self> {
+        Self::start_with(site, hub, EdgeOptions::default())
     }
 
     /// [`start`](Self::start) with `options`.
-    pub fn start_with(
-        site: &str,
-        hub_leaf_urls: &[String],
-        options: EdgeOptions,
-    ) -> anyhow::Result<Self> {
+    pub fn start_with(site: &str, hub: &NatsCluster, options: EdgeOptions) -> anyhow::Result<Self> {
         validate_site(site)?;
+        let hub_leaf_urls = hub.leaf_urls();
         if hub_leaf_urls.is_empty() {
             bail!("edge site {site}: no hub leafnode URL given");
         }
+        let leaf = hub.credentials("leaf");
+        // nats-leaf://127.0.0.1:7422 -> nats-leaf://leaf:<password>@127.0.0.1:7422
         let hub_urls = hub_leaf_urls
             .iter()
+            .map(|url| match options.link_credentials {
+                true => url.replacen("://", &format!("://{}:{}@", leaf.user, leaf.password), 1),
+                false => url.clone(),
+            })
             .map(|url| format!("\"{url}\""))
             .collect::<Vec<_>>()
             .join(", ");
         let dir = tempfile::Builder::new()
             .prefix(&format!("rtdash-edge-{site}-"))
             .tempdir()?;
+        let secrets = hub.secrets().copy_to(dir.path())?;
         let (port, monitor_port, values, server) = retry_port_conflicts(|| {
             let [port, monitor_port] = free_ports()?;
-            let values = vec![
+            let mut values = vec![
                 ("NAME", edge_domain(site)),
                 ("DOMAIN", edge_domain(site)),
                 ("PORT", port.to_string()),
@@ -98,6 +113,7 @@ impl EdgeSite {
                 ("SYNC_INTERVAL", options.sync_interval.clone()),
                 ("HUB_URLS", hub_urls.clone()),
             ];
+            values.extend(secrets.template_values("secrets/nats-users.conf"));
             write_config(dir.path(), &values, false)?;
             let health = format!("{}/healthz?js-enabled-only=true", monitor_url(monitor_port));
             let launch = nats_launch(
@@ -116,9 +132,12 @@ impl EdgeSite {
             port,
             monitor_port,
             values,
+            secrets,
             cut: false,
         };
-        edge.wait_link(true, READY_TIMEOUT)?;
+        if options.link_credentials {
+            edge.wait_link(true, READY_TIMEOUT)?;
+        }
         Ok(edge)
     }
 
@@ -135,6 +154,17 @@ impl EdgeSite {
     /// `nats://127.0.0.1:<port>`: where the site's edge-agent connects.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The credentials of NATS user `user` at this site (the hub's users; the site's copy of
+    /// the CA).
+    pub fn credentials(&self, user: &str) -> Credentials {
+        self.secrets.credentials(user)
+    }
+
+    /// The `operator` user's.
+    pub fn operator(&self) -> Credentials {
+        self.credentials("operator")
     }
 
     /// `http://127.0.0.1:<monitor port>`: `/healthz`, `/jsz`, `/leafz`.

@@ -22,7 +22,7 @@ use crate::ingest::admit::{admit, run_sized};
 use crate::ingest::handler::idempotency_key;
 use crate::ingest::response::Reply;
 use crate::ingest::Origin;
-use crate::protocols::tenant::{Credential, TenantError};
+use crate::protocols::tenant::Credential;
 use crate::publish::deadletter::Rejected;
 use axum::body::Body;
 use axum::extract::State;
@@ -233,15 +233,7 @@ impl Otlp {
         let credential = credential.map_or(Credential::None, Credential::ApiKey);
         let tenant = match self.tenants.resolve(credential, &ingest.auth) {
             Ok(tenant) => tenant,
-            Err(err) => {
-                let (status, code) = match err {
-                    TenantError::MissingCredential => (StatusCode::UNAUTHORIZED, "unauthorized"),
-                    TenantError::UnknownKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
-                    TenantError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-                    TenantError::NotConfigured(_) => (StatusCode::FORBIDDEN, "no_tenant"),
-                };
-                return Reply::error(status, code, err.to_string());
-            }
+            Err(err) => return err.reply("unauthorized"),
         };
         let tenant = tenant.as_str();
         let mut ndjson = Vec::with_capacity(body.len() * 2);

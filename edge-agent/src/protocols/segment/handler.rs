@@ -20,7 +20,7 @@ use super::Segment;
 use crate::ingest::admit::{admit, run_sized};
 use crate::ingest::response::{ItemError, Reply};
 use crate::ingest::Origin;
-use crate::protocols::tenant::{basic_user, Credential, TenantError};
+use crate::protocols::tenant::{basic_user, Credential};
 use crate::publish::deadletter::Rejected;
 use axum::body::Body;
 use axum::extract::State;
@@ -222,17 +222,7 @@ impl Segment {
         let credential = key.map_or(Credential::None, Credential::WriteKey);
         let tenant = match self.tenants.resolve(credential, &ingest.auth) {
             Ok(tenant) => tenant,
-            Err(err) => {
-                let (status, code) = match err {
-                    TenantError::MissingCredential => {
-                        (StatusCode::UNAUTHORIZED, "missing_credentials")
-                    }
-                    TenantError::UnknownKey => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-                    TenantError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-                    TenantError::NotConfigured(_) => (StatusCode::FORBIDDEN, "no_tenant"),
-                };
-                return Err(Reply::error(status, code, err.to_string()));
-            }
+            Err(err) => return Err(err.reply("invalid_credentials")),
         };
         let tenant = tenant.as_str();
         let call = Call {

@@ -1,0 +1,209 @@
+//! The hub cluster and its edge sites locked down as deployed (`deploy/cluster/node.conf`,
+//! `deploy/edge/leaf.conf`, `deploy/nats/users.conf`; docs/security.md, "NATS"): TLS on the
+//! client and leafnode ports, users with their subject permissions, the leaf link
+//! authenticated. Every refusal stands beside the same operation done right and accepted, so
+//! no check passes because nothing works.
+//!
+//! Real nats-servers (3-node cluster, leaf nodes) from the harness, which renders the same
+//! templates with throwaway passwords and a CA made by `deploy/lockdown.sh`
+//! (`rtdash_lockdown_tls`). About 15 s.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context};
+use futures::StreamExt;
+use rtdash_tests::cluster::{make_tls, Credentials, EdgeOptions, EdgeSite, NatsCluster};
+use rtdash_tests::jetstream::connect_as;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The port of a `nats://127.0.0.1:<port>` URL.
+fn port_of(url: &str) -> anyhow::Result<u16> {
+    url.rsplit(':')
+        .next()
+        .context("no port")?
+        .parse()
+        .with_context(|| format!("port of {url}"))
+}
+
+/// Connects once (no retries) with `options` to `url`.
+async fn try_connect(
+    options: async_nats::ConnectOptions,
+    url: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    options
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+}
+
+fn start_cluster() -> anyhow::Result<NatsCluster> {
+    tokio::task::block_in_place(NatsCluster::start)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_anonymous_and_wrong_ca_clients_are_refused() -> anyhow::Result<()> {
+    let cluster = start_cluster()?;
+    let url = cluster.node_url(0);
+    let operator = cluster.operator();
+
+    // Plaintext, even with the operator's password: the server announces TLS and never
+    // answers the PING (the bytes are not a TLS handshake; it closes the connection).
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port_of(&url)?)).await?;
+    let mut info = vec![0u8; 8192];
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut info)).await??;
+    let info = String::from_utf8_lossy(&info[..n]).to_string();
+    ensure!(
+        info.starts_with("INFO ") && info.contains("\"tls_required\":true"),
+        "{info}"
+    );
+    let connect = format!(
+        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"user\":\"{}\",\"pass\":\"{}\"}}\r\nPING\r\n",
+        operator.user, operator.password
+    );
+    socket.write_all(connect.as_bytes()).await?;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    ensure!(
+        read.is_ok() && !answer.contains("PONG"),
+        "a plaintext client got {answer:?} (closed: {})",
+        read.is_ok()
+    );
+
+    // TLS without a user.
+    let anonymous = try_connect(
+        async_nats::ConnectOptions::new()
+            .add_root_certificates(operator.ca.clone())
+            .require_tls(true),
+        &url,
+    )
+    .await;
+    let err = anonymous
+        .err()
+        .context("an anonymous TLS client was accepted")?;
+    ensure!(
+        err.to_string().to_lowercase().contains("authorization"),
+        "anonymous: {err}"
+    );
+
+    // The right password, but a CA the servers' certificate does not chain to.
+    let other = tempfile::tempdir()?;
+    make_tls(&other.path().join("tls"))?;
+    let wrong_ca = Credentials {
+        ca: other.path().join("tls/ca.pem"),
+        ..operator.clone()
+    };
+    let err = try_connect(wrong_ca.connect_options(), &url)
+        .await
+        .err()
+        .context("a client trusting another CA connected")?;
+    ensure!(
+        !err.to_string().to_lowercase().contains("authorization"),
+        "wrong CA should fail the TLS handshake, not authentication: {err}"
+    );
+
+    // The control: the same password with the right CA, on every node.
+    for url in cluster.urls() {
+        let client = try_connect(operator.connect_options(), &url).await?;
+        client.flush().await?;
+        ensure!(
+            client.server_info().tls_required,
+            "{url} did not require TLS"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_cluster_only_the_aggregator_publishes_live_updates() -> anyhow::Result<()> {
+    let cluster = start_cluster()?;
+    let urls = cluster.urls();
+    // The subscriber on one node, the publishers on others: the refusal holds across routes.
+    let operator = connect_as(&urls[..1], "viewer", &cluster.operator()).await?;
+    let mut live = operator.subscribe("rtdash.live.>").await?;
+    operator.flush().await?;
+    // In rounds (at most 3): an allowed publish delayed past a round on a loaded machine
+    // still counts; a refused one never appears.
+    let mut from_aggregator = false;
+    for round in 0..3 {
+        for (i, user) in ["edge-agent", "gateway", "core-aggregator"]
+            .iter()
+            .enumerate()
+        {
+            let node = &urls[1 + i % 2..2 + i % 2];
+            let client = connect_as(node, user, &cluster.credentials(user)).await?;
+            client
+                .publish(
+                    format!("rtdash.live.t1.m.{round}"),
+                    user.as_bytes().to_vec().into(),
+                )
+                .await?;
+            client.flush().await?;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(Some(message)) = tokio::time::timeout_at(deadline, live.next()).await {
+            let from = String::from_utf8(message.payload.to_vec())?;
+            ensure!(
+                from == "core-aggregator",
+                "{from} published a live update ({})",
+                message.subject
+            );
+            from_aggregator = true;
+        }
+        if from_aggregator {
+            break;
+        }
+    }
+    ensure!(
+        from_aggregator,
+        "the aggregator's live update never arrived"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_node_without_credentials_is_refused() -> anyhow::Result<()> {
+    let cluster = start_cluster()?;
+    let anonymous = tokio::task::block_in_place(|| {
+        EdgeSite::start_with(
+            "nocreds",
+            &cluster,
+            EdgeOptions {
+                link_credentials: false,
+                ..EdgeOptions::default()
+            },
+        )
+    })?;
+    // The hub refuses it: the leaf node logs the authorization error...
+    rtdash_tests::eventually(
+        Duration::from_secs(30),
+        "the leaf node's link refused",
+        || {
+            let log = std::fs::read_to_string(anonymous.log_path())?;
+            Ok(log.to_lowercase().contains("authorization").then_some(()))
+        },
+    )?;
+    // ...and no node of the hub ever holds its link.
+    for _ in 0..10 {
+        ensure!(
+            !anonymous.is_linked(),
+            "a leaf node without credentials linked"
+        );
+        for i in 0..cluster.len() {
+            let leafz: serde_json::Value =
+                reqwest::get(format!("{}/leafz", cluster.monitor_url(i)))
+                    .await?
+                    .json()
+                    .await?;
+            ensure!(
+                leafz["leafnodes"].as_u64() == Some(0),
+                "node {i} holds a leaf connection: {leafz}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The control: a site with the leaf user's credentials links (over TLS).
+    let linked = tokio::task::block_in_place(|| EdgeSite::start("withcreds", &cluster))?;
+    ensure!(linked.is_linked(), "the site with credentials did not link");
+    Ok(())
+}
