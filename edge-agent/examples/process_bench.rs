@@ -347,6 +347,7 @@ fn main() {
         durable: None,
         idempotency: None,
         definitions_loaded: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        schema: None,
     };
     let scope = IngestScope { tenant: None };
     let mut i = 0;

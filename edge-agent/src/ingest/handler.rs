@@ -67,6 +67,8 @@ pub struct Ingest {
     /// Set once the metric definitions of the config bucket were read (the flag of
     /// [`crate::definitions::Definitions::ready_flag`]); until then ingest answers `503`.
     pub definitions_loaded: Arc<AtomicBool>,
+    /// Schema discovery's record of accepted events; `None`: off.
+    pub schema: Option<Arc<crate::schema::Catalog>>,
 }
 
 impl Ingest {
@@ -354,6 +356,9 @@ impl Ingest {
             }
             if let Some(archive) = &self.archive {
                 archive.add_all(accepted());
+            }
+            if let Some(schema) = &self.schema {
+                schema.observe(accepted().map(|(_, event)| event), received_at);
             }
             self.metrics
                 .events_accepted

@@ -115,6 +115,7 @@ mod tests {
             durable: None,
             idempotency: None,
             definitions_loaded: Arc::new(AtomicBool::new(true)),
+            schema: None,
         });
         Fixture { _dir: dir, ingest }
     }
@@ -491,6 +492,7 @@ mod tests {
             durable: None,
             idempotency: None,
             definitions_loaded: Arc::new(AtomicBool::new(true)),
+            schema: None,
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
