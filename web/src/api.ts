@@ -58,7 +58,7 @@ function isErrorBody(json: unknown): json is Schemas['ErrorBody'] {
 }
 
 /** One call; the answer's JSON as `T` (`undefined` for an empty answer such as a `204`). */
-async function request<T>(
+export async function request<T>(
   method: string,
   path: string,
   query: Query = {},

@@ -2,7 +2,8 @@
  * rtdash web: pick a tenant, manage dashboards, watch them live.
  *
  * URL: `?tenant=<id>` (remembered in localStorage), `&dashboard=<id>` (deep link),
- * `&range=15m|1h|6h|24h` or `&from=<RFC 3339>&to=<RFC 3339>` (historical), `&tv=1` (wall screen).
+ * `&range=15m|1h|6h|24h` or `&from=<RFC 3339>&to=<RFC 3339>` (historical), `&tv=1` (wall screen),
+ * `&page=metrics` (metric definitions and the event types seen).
  */
 
 import 'uplot/dist/uPlot.min.css';
@@ -15,6 +16,7 @@ import type { Dashboard, TimeRange, Widget } from './types';
 import { DashboardView } from './views/dashboard';
 import { openWidgetEditor } from './views/editor';
 import { ListView, openDeleteDialog, openRenameDialog } from './views/list';
+import { MetricsView } from './views/metrics';
 import {
   canEdit,
   currentSession,
@@ -42,6 +44,8 @@ const PRESETS: { key: string; label: string; ms: number }[] = [
 interface Route {
   tenant: string | null;
   dashboard: string | null;
+  /** A page other than dashboards. */
+  page: 'metrics' | null;
   range: TimeRange;
   tv: boolean;
 }
@@ -61,13 +65,15 @@ function readRoute(): Route {
   const to = Date.parse(q.get('to') ?? '');
   if (Number.isFinite(from) && Number.isFinite(to) && to > from)
     range = { kind: 'custom', from, to };
-  return { tenant, dashboard: q.get('dashboard'), range, tv: q.get('tv') === '1' };
+  const page = q.get('page') === 'metrics' ? 'metrics' : null;
+  return { tenant, dashboard: q.get('dashboard'), page, range, tv: q.get('tv') === '1' };
 }
 
 function routeUrl(r: Route): string {
   const q = new URLSearchParams();
   if (r.tenant) q.set('tenant', r.tenant);
   if (r.dashboard) q.set('dashboard', r.dashboard);
+  if (r.page && !r.dashboard) q.set('page', r.page);
   if (r.dashboard && r.range.kind === 'preset') q.set('range', r.range.label);
   if (r.dashboard && r.range.kind === 'custom') {
     q.set('from', new Date(r.range.from).toISOString());
@@ -100,7 +106,7 @@ class App {
   private route = readRoute();
   /** The first render may open the tenant's home dashboard; later navigation never does. */
   private firstRender = true;
-  private view: DashboardView | ListView | null = null;
+  private view: DashboardView | ListView | MetricsView | null = null;
   private readonly main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   private readonly crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' });
   private readonly pill = h('span', {
@@ -200,11 +206,25 @@ class App {
       h('a', { class: 'skip', href: '#main' }, 'Skip to content'),
       h(
         'a',
-        { class: 'brand', href: '?', onclick: (e: MouseEvent) => this.go(e, { dashboard: null }) },
+        {
+          class: 'brand',
+          href: '?',
+          onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: null }),
+        },
         h('span', { class: 'brand-dot', 'aria-hidden': 'true' }),
         'rtdash',
       ),
       this.crumbs,
+      h(
+        'a',
+        {
+          class: 'btn btn-small nav-link',
+          href: '?page=metrics',
+          'data-testid': 'nav-metrics',
+          onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: 'metrics' }),
+        },
+        'Metrics',
+      ),
       h('div', { class: 'spacer' }),
       this.pill,
       h('div', { class: 'edit-only' }, tenantForm),
@@ -232,6 +252,7 @@ class App {
 
   private navigate(change: Partial<Route>, replaceState = false): void {
     this.route = { ...this.route, ...change };
+    if (change.dashboard && change.page === undefined) this.route.page = null;
     if (change.dashboard !== undefined && change.range === undefined && change.dashboard === null)
       this.route.range = { kind: 'widget' };
     const u = routeUrl(this.route);
@@ -290,6 +311,10 @@ class App {
     replace(this.tenantList, ...recentTenants().map((t) => h('option', { value: t })));
     const home = this.firstRender && !this.route.dashboard;
     this.firstRender = false;
+    if (this.route.page === 'metrics' && !this.route.dashboard) {
+      this.showMetrics(tenant);
+      return;
+    }
     if (this.route.dashboard) {
       safeSet(LAST_DASHBOARD_KEY + tenant, this.route.dashboard);
       this.showDashboard(tenant, this.route.dashboard);
@@ -348,6 +373,28 @@ class App {
         return true;
       },
     );
+    this.view = view;
+    replace(this.main, view.root);
+    void view.load();
+  }
+
+  private showMetrics(tenant: string): void {
+    document.title = `Metrics · ${tenant} · rtdash`;
+    replace(
+      this.crumbs,
+      h(
+        'a',
+        {
+          class: 'crumb',
+          href: `?tenant=${encodeURIComponent(tenant)}`,
+          onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: null }),
+        },
+        tenant,
+      ),
+      h('span', { class: 'crumb-sep', 'aria-hidden': 'true' }, '/'),
+      h('span', { class: 'crumb', 'aria-current': 'page' }, 'Metrics'),
+    );
+    const view = new MetricsView(tenant, canEdit(this.session));
     this.view = view;
     replace(this.main, view.root);
     void view.load();
