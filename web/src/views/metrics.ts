@@ -148,7 +148,11 @@ export class MetricsView {
       section.append(
         h(
           'details',
-          { class: 'schema-type', 'data-event-type': t.event_type },
+          {
+            class: 'schema-type',
+            'data-event-type': t.event_type,
+            open: schema.event_types.length <= 3,
+          },
           h(
             'summary',
             {},
