@@ -3,10 +3,11 @@
 // agent), the newcomer's path with no API call from the page's side: sign in, make a
 // dashboard whose Add-widget dialog (only `events` exists) links to the metrics page; send
 // events of a new type from the test; see the type and its properties offered (schema
-// discovery); a 4xx shown next to the field it names; define a metric through the form; see
-// it listed and offered in the Add-widget dialog; see a counter of it count exactly the events
-// sent after it exists. Screenshots (dark and light) go to test-artifacts/; any console
-// error fails the test.
+// discovery), a property with 1,200 distinct values flagged as a dimension; a 4xx shown next
+// to the field it names; define a metric through the form; see it listed and offered in the
+// Add-widget dialog; see a counter of it count exactly the events sent after it exists (the
+// 1,200 before it are not counted: no backfill). Screenshots (dark and light) go to
+// test-artifacts/; any console error fails the test.
 //
 // Env: as dashboard.spec.mjs (RTDASH_GATEWAY_URL, RTDASH_AGENT_URL, RTDASH_CHROMIUM,
 // RTDASH_TEST_ARTIFACTS, RTDASH_OPERATOR_KEY_FILE, RTDASH_BROWSER_TEST_REQUIRED).
@@ -166,8 +167,9 @@ try {
     properties: { amount: 10 + i, plan: i % 2 ? 'pro' : 'free', user: `u${i}` },
     occurred_at: new Date().toISOString(),
   });
-  await send(Array.from({ length: 30 }, (_, i) => purchase(i)));
-  log('sent 30 purchase events');
+  // 1,200 users: more distinct values than a dimension should have (the editor warns).
+  await send(Array.from({ length: 1200 }, (_, i) => purchase(i)));
+  log('sent 1,200 purchase events');
 
   // Schema discovery publishes every 10 s: reload until the type is listed.
   const deadline = Date.now() + 40_000;
@@ -200,6 +202,10 @@ try {
     .locator('option[value="user"]')
     .waitFor({ state: 'attached' });
   await dlg.getByTestId('metric-dim-plan').waitFor();
+  await dlg.getByTestId('cardinality-warning-user').waitFor();
+  if (await dlg.getByTestId('cardinality-warning-plan').count())
+    fail('a dimension with 2 values is flagged as high cardinality');
+  log('user (1,200 distinct values) is flagged as a high-cardinality dimension, plan is not');
   // A name the gateway refuses: its message next to the name field.
   await dlg.getByTestId('metric-name').fill('not a name!');
   refusalPending = true;
@@ -254,7 +260,7 @@ try {
   await page.locator('[data-testid="connection"][data-state="open"]').waitFor();
   await page.locator('[data-testid="widget"][data-loaded="1"]').waitFor();
 
-  // Events sent after the metric exists are counted (the 30 before it are not). Start in a
+  // Events sent after the metric exists are counted (the 1,200 before it are not). Start in a
   // fresh minute so that all of them fall into the window the counter shows.
   const left = 60_000 - (Date.now() % 60_000);
   if (left < 8000) await page.waitForTimeout(left + 200);
