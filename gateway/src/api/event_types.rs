@@ -47,11 +47,13 @@ async fn read(state: &AppState, tenant: &str) -> Result<EventTypes, ApiError> {
         tracing::warn!(error = %ErrorChain(err), "schema discovery: {what}");
         ApiError::unavailable("schema discovery is unavailable; retry shortly")
     };
-    let bucket = match state.js.get_key_value(names::SCHEMA_BUCKET).await {
-        Ok(bucket) => bucket,
-        // No bucket yet: nothing was ever recorded.
-        Err(_) => return Ok(discovery::merge(tenant, [], [], 0, MAX_EVENT_TYPES)),
-    };
+    // The bucket is made with the topology (every service's start), so its absence is an
+    // outage like any other.
+    let bucket = state
+        .js
+        .get_key_value(names::SCHEMA_BUCKET)
+        .await
+        .map_err(|e| unavailable("bucket", &e))?;
     let stream_name = format!("KV_{}", names::SCHEMA_BUCKET);
     let stream = state
         .js
