@@ -6,7 +6,7 @@
 // discovery), a property with 1,200 distinct values flagged as a dimension; a 4xx shown next
 // to the field it names; define a metric through the form; see it listed and offered in the
 // Add-widget dialog; see a counter of it count exactly the events sent after it exists (the
-// 1,200 before it are not counted: no backfill). Screenshots (dark and light) go to
+// 1,200 before it are not counted: no backfill); edit and delete it. Screenshots (dark and light) go to
 // test-artifacts/; any console error fails the test.
 //
 // Env: as dashboard.spec.mjs (RTDASH_GATEWAY_URL, RTDASH_AGENT_URL, RTDASH_CHROMIUM,
@@ -288,6 +288,22 @@ try {
     fail(`the purchases counter shows ${value}, not ${SENT}`);
   }
   log(`the purchases counter shows exactly ${SENT}`);
+
+  // Edit (a description) and delete through the page.
+  await page.getByTestId('nav-metrics').click();
+  await page.getByTestId('edit-metric-purchases').click();
+  const edit = page.getByTestId('metric-dialog');
+  await edit.getByTestId('metric-description').fill('Shop purchases');
+  await edit.getByTestId('dialog-submit').click();
+  await edit.waitFor({ state: 'detached' });
+  await page.getByTestId('metric-purchases').filter({ hasText: 'Shop purchases' }).waitFor();
+  if (!(await page.getByTestId('metric-purchases').textContent()).includes('amount'))
+    fail('editing the description lost the value field');
+  await page.getByTestId('delete-metric-purchases').click();
+  await page.getByTestId('delete-metric-dialog').getByTestId('dialog-submit').click();
+  await page.getByTestId('metric-purchases').waitFor({ state: 'detached' });
+  await page.getByTestId('metric-events').waitFor();
+  log('metric edited and deleted through the page');
 
   if (consoleErrors.length) fail(`console errors:\n  ${consoleErrors.join('\n  ')}`);
   log(`PASSED in ${((Date.now() - started) / 1000).toFixed(1)}s`);
