@@ -6,8 +6,8 @@
 // discovery), a property with 1,200 distinct values flagged as a dimension; a 4xx shown next
 // to the field it names; define a metric through the form; see it listed and offered in the
 // Add-widget dialog; see a counter of it count exactly the events sent after it exists (the
-// 1,200 before it are not counted: no backfill); edit and delete it. Screenshots (dark and light) go to
-// test-artifacts/; any console error fails the test.
+// 1,200 before it are not counted: no backfill); edit and delete it. Screenshots (dark and
+// light) go to test-artifacts/; any console error fails the test.
 //
 // Env: as dashboard.spec.mjs (RTDASH_GATEWAY_URL, RTDASH_AGENT_URL, RTDASH_CHROMIUM,
 // RTDASH_TEST_ARTIFACTS, RTDASH_OPERATOR_KEY_FILE, RTDASH_BROWSER_TEST_REQUIRED).
