@@ -9,7 +9,11 @@ use rtdash_shared::discovery::{OverflowRecord, PropertyRecord, TypeRecord, MAX_E
 use rtdash_shared::event::{Event, Scalar};
 use rtdash_shared::sketch::distinct::DistinctSketch;
 use rtdash_shared::time::UnixMillis;
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+/// A fast, seeded hasher: keys are producer-chosen, but a map is capped, so flooding it costs
+/// a bounded number of entries whatever their hashes.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Mutex;
 
 /// The schema of every tenant seen, bounded.
@@ -125,9 +129,16 @@ impl Catalog {
             kind.last_seen = kind.last_seen.max(now);
             kind.changed = true;
             let mut total_cap_hit = false;
-            for (name, value) in &event.properties {
-                let slot = match kind.index.get(name.as_ref()) {
-                    Some(&i) => &mut kind.properties[i],
+            for (position, (name, value)) in event.properties.iter().enumerate() {
+                // Events of a type mostly carry the same properties in the same order: the
+                // property at the same position is tried before the hash lookup.
+                let hint = kind
+                    .properties
+                    .get(position)
+                    .is_some_and(|p| p.name == name.as_ref())
+                    .then_some(position);
+                let slot = match hint.or_else(|| kind.index.get(name.as_ref()).copied()) {
+                    Some(i) => &mut kind.properties[i],
                     None if kind.properties.len() >= limits.max_properties => {
                         kind.properties_dropped += 1;
                         dropped[2] += 1;
@@ -146,16 +157,28 @@ impl Catalog {
                         &mut kind.properties[last]
                     }
                 };
-                text.clear();
                 match value {
                     Scalar::Null => continue,
-                    Scalar::Bool(_) => slot.bools += 1,
-                    Scalar::Str(_) => slot.strings += 1,
-                    Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_) => slot.numbers += 1,
+                    Scalar::Bool(v) => {
+                        slot.bools += 1;
+                        slot.distinct.insert(&[u8::from(*v)]);
+                    }
+                    Scalar::Str(v) => {
+                        slot.strings += 1;
+                        slot.distinct.insert(v.as_bytes());
+                    }
+                    Scalar::Int(_) | Scalar::UInt(_) | Scalar::Float(_) => {
+                        slot.numbers += 1;
+                        // The value's bits, not its text: text is made only while examples are
+                        // missing (formatting every value cost about 5 % of ingest throughput
+                        // in process_bench).
+                        let bits = value.as_f64().unwrap_or_default().to_bits();
+                        slot.distinct.insert(&bits.to_le_bytes());
+                    }
                 }
-                value.write_canonical(&mut text);
-                slot.distinct.insert(text.as_bytes());
                 if slot.examples.len() < MAX_EXAMPLES {
+                    text.clear();
+                    value.write_canonical(&mut text);
                     let example = cut(&text, limits.max_example_chars);
                     if !slot.examples.iter().any(|e| e == example) {
                         slot.examples.push(example.to_owned());
@@ -234,7 +257,7 @@ impl TypeState {
             first_seen: now,
             last_seen: now,
             properties: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             properties_dropped: 0,
             changed: true,
         }
