@@ -6,6 +6,8 @@
 //! ```text
 //! cargo run --release -p edge-agent --example process_bench -- --seconds 2 --rounds 5
 //! ```
+//!
+//! `--schema` adds schema discovery's per-batch recording to `Ingest::process`.
 
 use clap::Parser;
 use edge_agent::aggregate::{InFlightRequests, Shards};
@@ -39,6 +41,9 @@ struct Args {
     /// Rounds per measurement (each `--seconds` of CPU); the best one is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Record schema discovery in `Ingest::process` (on in the agent by default).
+    #[arg(long)]
+    schema: bool,
 }
 
 /// The agent binary's allocator (feature `jemalloc`), so allocation costs are the binary's.
@@ -348,6 +353,11 @@ fn main() {
         idempotency: None,
         definitions_loaded: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         tenant_rates: edge_agent::ingest::tenant_rate::TenantRates::new(0, None),
+        schema: args.schema.then(|| {
+            Arc::new(edge_agent::schema::Catalog::new(
+                edge_agent::config::SchemaConfig::default(),
+            ))
+        }),
     };
     let scope = IngestScope { tenant: None };
     let mut i = 0;

@@ -309,6 +309,8 @@ impl Agent {
             durable: durable.clone(),
             idempotency: Some(Arc::clone(&idempotency)),
             definitions_loaded: definitions.ready_flag(),
+            schema: (config.schema.enabled && config.site.is_none())
+                .then(|| Arc::new(crate::schema::Catalog::new(config.schema.clone()))),
         });
         let statsd = match &config.statsd.tenant {
             Some(tenant) => Some(
@@ -401,7 +403,7 @@ impl Agent {
         }
         tasks.spawn(
             self.definitions
-                .watch(self.js, self.tokens.background.clone()),
+                .watch(self.js.clone(), self.tokens.background.clone()),
         );
         if let Some(key_store) = self.key_store {
             tasks.spawn(key_store.run(self.tokens.background.clone()));
@@ -414,6 +416,15 @@ impl Agent {
             Duration::from_millis(self.config.idempotency.persist_interval_ms),
             self.tokens.background.clone(),
         ));
+        if let Some(catalog) = &self.ingest.schema {
+            tasks.spawn(crate::schema::publisher::run(
+                Arc::clone(catalog),
+                self.js.clone(),
+                self.agent_id.clone(),
+                Duration::from_millis(self.config.schema.publish_interval_ms),
+                self.tokens.background.clone(),
+            ));
+        }
         tasks.spawn(housekeeping(
             self.ingest,
             Duration::from_millis(self.config.flush_interval_ms),

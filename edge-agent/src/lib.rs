@@ -14,7 +14,7 @@
 //! [`protocols`] (Segment, OTLP logs, StatsD beside `POST /v1/events`; idempotent retries),
 //! [`aggregate`] (shards and the flusher), [`publish`] (the outboxes: partials spool, dead
 //! letters, archive; sequence numbers; the pipelined publisher), [`definitions`] (metric
-//! definitions from a file and the config bucket), [`site`] (subjects and streams: direct or
+//! definitions from a file and the config bucket), [`schema`] (schema discovery: event types and properties seen per tenant), [`site`] (subjects and streams: direct or
 //! at an edge site), [`memory`] (what the memory budget counts), [`metrics`] (what `/metrics`
 //! shows), [`selfmetrics`] (the pipeline's own metrics, published as partials), [`config`],
 //! [`state`] (the agent id).
@@ -104,6 +104,7 @@ pub mod memory;
 pub mod metrics;
 pub mod protocols;
 pub mod publish;
+pub mod schema;
 pub mod selfmetrics;
 pub mod site;
 pub mod state;

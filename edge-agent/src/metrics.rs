@@ -9,6 +9,8 @@
 //! | `rtdash_agent_requests_throttled_total{reason}` | counter | requests answered 429/503 (`concurrency`, `memory`, `spool`, `shutting_down`, `definitions_not_loaded`, `keys_not_loaded`, `tenant_rate`: a tenant over its `events_per_second`) |
 //! | `rtdash_agent_series_active` | gauge | series with a delta in the last flush |
 //! | `rtdash_agent_series_overflowed_total` | counter | series updates folded into overflow series |
+//! | `rtdash_agent_schema_dropped_total{what}` | counter | schema discovery: events whose `event_type`, `property` or `tenant` was not recorded (a cap was reached) |
+//! | `rtdash_agent_schema_properties` | gauge | schema discovery: properties recorded (all tenants and types) |
 //! | `rtdash_agent_partials_published_total` | counter | partial batches acknowledged by JetStream |
 //! | `rtdash_agent_partials_duplicate_total` | counter | of those, acknowledged as duplicates (a retry of a stored batch) |
 //! | `rtdash_agent_publish_failures_total{outbox}` | counter | failed publishes (retried), by outbox: `partials`, `dlq`, `archive` |
@@ -58,6 +60,12 @@ pub const REQUESTS_THROTTLED: &str = "rtdash_agent_requests_throttled_total";
 pub const SERIES_ACTIVE: &str = "rtdash_agent_series_active";
 /// Series updates folded into overflow series.
 pub const SERIES_OVERFLOWED: &str = "rtdash_agent_series_overflowed_total";
+/// Schema discovery: events not recorded, label `what` ([`SCHEMA_DROPPED_WHAT`]).
+pub const SCHEMA_DROPPED: &str = "rtdash_agent_schema_dropped_total";
+/// Values of the `what` label of [`SCHEMA_DROPPED`].
+pub const SCHEMA_DROPPED_WHAT: [&str; 3] = ["tenant", "event_type", "property"];
+/// Schema discovery: properties recorded.
+pub const SCHEMA_PROPERTIES: &str = "rtdash_agent_schema_properties";
 /// Partial batches acknowledged.
 pub const PARTIALS_PUBLISHED: &str = "rtdash_agent_partials_published_total";
 /// Partial batches acknowledged as duplicates.
@@ -415,6 +423,15 @@ pub fn describe() {
         SERIES_OVERFLOWED,
         Unit::Count,
         "Series updates folded into overflow series (series cap)"
+    );
+    describe_counter!(
+        SCHEMA_DROPPED,
+        Unit::Count,
+        "Schema discovery: events whose tenant, event type or property was not recorded (a cap was reached)"
+    );
+    describe_gauge!(
+        SCHEMA_PROPERTIES,
+        "Schema discovery: properties recorded, all tenants and event types"
     );
     describe_counter!(
         PARTIALS_PUBLISHED,

@@ -28,7 +28,7 @@ use utoipa_axum::routes;
         (name = "session", description = "Browser sign-in with a key (session cookie)"),
         (name = "dashboards", description = "Dashboards and their widgets"),
         (name = "alerts", description = "Alert rules, their state, transitions and deliveries, and silences"),
-        (name = "metric-definitions", description = "Metric definitions"),
+        (name = "metric-definitions", description = "Metric definitions, and the event types seen (schema discovery) to define them from"),
         (name = "metrics", description = "Metric queries"),
         (name = "live", description = "Server-Sent Events"),
         (name = "status", description = "Pipeline freshness"),
@@ -66,8 +66,8 @@ impl utoipa::Modify for Security {
 /// Every REST route (without the stream), with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
     use crate::api::{
-        alert_state, alert_test, alerts, capabilities, dashboards, definitions, keys, links,
-        metrics, quotas, session, silences, status,
+        alert_state, alert_test, alerts, capabilities, dashboards, definitions, event_types, keys,
+        links, metrics, quotas, session, silences, status,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(keys::create, keys::list))
@@ -98,6 +98,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             definitions::put,
             definitions::delete
         ))
+        .routes(routes!(event_types::list))
         .routes(routes!(metrics::list))
         .routes(routes!(metrics::query))
         .routes(routes!(metrics::series))

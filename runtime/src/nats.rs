@@ -93,6 +93,12 @@ pub struct StreamsConfig {
     pub events_max_bytes: i64,
     /// How long dead letters, late data and alert transitions are kept, in seconds.
     pub side_streams_max_age_secs: u64,
+    /// How long a schema discovery record is kept after its last write, in seconds (the
+    /// `rtdash_schema` bucket's entry TTL; agents rewrite an active event type's record
+    /// every `schema.publish_interval_ms`).
+    pub schema_max_age_secs: u64,
+    /// Cap on the `rtdash_schema` bucket, in bytes (oldest records go first).
+    pub schema_max_bytes: i64,
 }
 
 impl Default for StreamsConfig {
@@ -107,6 +113,8 @@ impl Default for StreamsConfig {
             events_max_age_secs: 24 * 3600,
             events_max_bytes: -1,
             side_streams_max_age_secs: 7 * 24 * 3600,
+            schema_max_age_secs: 24 * 3600,
+            schema_max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -387,6 +395,23 @@ pub async fn ensure_topology(
         })
         .await
         .map_err(|err| js_error(format!("bucket {bucket}"), err))?;
+    }
+    if js.get_key_value(names::SCHEMA_BUCKET).await.is_err() {
+        js.create_key_value(kv::Config {
+            bucket: names::SCHEMA_BUCKET.to_owned(),
+            description: "rtdash schema discovery: event types and properties per tenant and agent"
+                .to_owned(),
+            history: 1,
+            max_age: Duration::from_secs(config.schema_max_age_secs),
+            max_bytes: config.schema_max_bytes,
+            // A record holds at most 100 properties of 1.5 KiB by default.
+            max_value_size: 1024 * 1024,
+            storage: config.storage_type(),
+            num_replicas: config.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| js_error(format!("bucket {}", names::SCHEMA_BUCKET), err))?;
     }
     Ok(())
 }

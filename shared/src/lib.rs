@@ -16,7 +16,8 @@
 //! - [`schema`]: the QuestDB tables metric windows live in, and [`rollup`] the coarser tiers
 //!   kept beside each metric's own window;
 //! - [`stat`] and [`alert`]: served statistics, alert rules and transitions;
-//! - [`auth`]: API keys, roles, principals, session tokens (no I/O).
+//! - [`auth`]: API keys, roles, principals, session tokens (no I/O);
+//! - [`discovery`]: the event types, properties and example values seen per tenant.
 //!
 //! This crate knows nothing of HTTP servers or NATS clients.
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ pub mod alert;
 pub mod archive;
 pub mod auth;
 mod codec;
+pub mod discovery;
 pub mod event;
 pub mod messages;
 pub mod metric;

@@ -15,6 +15,7 @@
 //! | [`CONFIG_BUCKET`] | KV | dashboards, widgets, alert rules, silences, metric definitions |
 //! | [`LEASES_BUCKET`] | KV | partition ownership |
 //! | [`CHECKPOINTS_BUCKET`] | KV | aggregator checkpoints |
+//! | [`SCHEMA_BUCKET`] | KV | event types and properties seen per tenant and agent (schema discovery) |
 //! | [`KEYS_BUCKET`] | KV | API keys (hashes), last use, dashboard links, the session secret, tenant quotas |
 
 /// Stream of edge partial deltas.
@@ -47,6 +48,20 @@ pub const LEASES_BUCKET: &str = "rtdash_leases";
 pub const CHECKPOINT_DATA_BUCKET: &str = "rtdash_checkpoint_data";
 /// Key-value bucket for aggregator checkpoints.
 pub const CHECKPOINTS_BUCKET: &str = "rtdash_checkpoints";
+
+/// Key-value bucket of schema discovery ([`crate::discovery`]): `<tenant>.<agent>.t.<event
+/// type>` -> a type record, `<tenant>.<agent>.overflow` -> what the agent did not keep.
+pub const SCHEMA_BUCKET: &str = "rtdash_schema";
+
+/// Key of an agent's record of one event type of a tenant in [`SCHEMA_BUCKET`].
+pub fn schema_type_key(tenant: &str, agent: &str, event_type: &str) -> String {
+    format!("{tenant}.{agent}.t.{event_type}")
+}
+
+/// Key of an agent's overflow record of a tenant in [`SCHEMA_BUCKET`].
+pub fn schema_overflow_key(tenant: &str, agent: &str) -> String {
+    format!("{tenant}.{agent}.overflow")
+}
 
 /// Key-value bucket of credentials ([`crate::auth::record`]): `key.<key_id>`,
 /// `used.<key_id>`, `link.<link_id>`, `secret.session`, `quota.<tenant>`.

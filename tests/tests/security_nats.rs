@@ -245,3 +245,53 @@ async fn the_gateway_reads_alert_state_and_records_test_notifications() -> anyho
     assert_eq!(log.info().await?.state.messages, 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_agent_writes_schema_records_and_the_gateway_only_reads_them() -> anyhow::Result<()> {
+    let nats = LockedNats::start()?;
+    let aggregator = jetstream(
+        nats.connect("core-aggregator").await?,
+        &nats.config("core-aggregator"),
+    );
+    ensure_topology(
+        &aggregator,
+        &StreamsConfig::default(),
+        Ensure::CreateOrUpdate,
+    )
+    .await?;
+    let gateway = jetstream(nats.connect("gateway").await?, &nats.config("gateway"));
+    let agent = jetstream(
+        nats.connect("edge-agent").await?,
+        &nats.config("edge-agent"),
+    );
+    let key = names::schema_type_key("t1", "edge-1", "click");
+    let agent_schema = agent.get_key_value(names::SCHEMA_BUCKET).await?;
+    agent_schema.put(&key, "record".into()).await?;
+    let gateway_schema = gateway.get_key_value(names::SCHEMA_BUCKET).await?;
+    assert!(
+        gateway_schema.put(&key, "forged".into()).await.is_err(),
+        "the gateway wrote a schema record"
+    );
+    assert_eq!(
+        gateway_schema.get(&key).await?.as_deref(),
+        Some(&b"record"[..])
+    );
+    // The gateway lists a tenant's keys through a stream-info call with a subject filter.
+    let stream = gateway
+        .get_stream(format!("KV_{}", names::SCHEMA_BUCKET))
+        .await?;
+    let subjects: Vec<(String, usize)> = stream
+        .info_with_subjects(format!("$KV.{}.t1.>", names::SCHEMA_BUCKET))
+        .await?
+        .map(|s| s.expect("subject"))
+        .collect()
+        .await;
+    assert_eq!(
+        subjects,
+        [(format!("$KV.{}.{key}", names::SCHEMA_BUCKET), 1)]
+    );
+    // Nobody else writes the bucket's subjects.
+    let aggregator_schema = aggregator.get_key_value(names::SCHEMA_BUCKET).await?;
+    assert!(aggregator_schema.put(&key, "x".into()).await.is_err());
+    Ok(())
+}

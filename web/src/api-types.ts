@@ -233,6 +233,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/event-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The event types seen of a tenant over the recent horizon (24 h by default), merged over
+         *     every edge agent.
+         */
+        get: operations["list_event_types"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -773,6 +793,46 @@ export interface components {
          * @enum {string}
          */
         EvaluateOn: "final" | "provisional";
+        /** @description One event type. */
+        EventTypeInfo: {
+            /** @description The event type. */
+            event_type: string;
+            /**
+             * Format: int64
+             * @description Events accepted.
+             */
+            events: number;
+            /** @description First seen (RFC 3339). */
+            first_seen: string;
+            /** @description Last seen (RFC 3339). */
+            last_seen: string;
+            /** @description Properties, by name. */
+            properties: components["schemas"]["PropertyInfo"][];
+            /**
+             * Format: int64
+             * @description Property occurrences not kept (names beyond the per-type cap).
+             */
+            properties_dropped: number;
+        };
+        /** @description The event types of a tenant, as `GET /v1/event-types` serves them. */
+        EventTypes: {
+            /** @description Agents whose records were merged. */
+            agents: number;
+            /** @description Event types seen within the horizon, by name. */
+            event_types: components["schemas"]["EventTypeInfo"][];
+            /**
+             * Format: int64
+             * @description Events of event types not kept (beyond the per-tenant cap of an agent).
+             */
+            event_types_dropped: number;
+            /**
+             * Format: int64
+             * @description Events whose properties were not kept (beyond an agent's total property cap).
+             */
+            properties_dropped: number;
+            /** @description Tenant. */
+            tenant_id: string;
+        };
         /**
          * @description Overall freshness.
          * @enum {string}
@@ -826,6 +886,24 @@ export interface components {
             role: components["schemas"]["Role"];
             /** @description Tenant. */
             tenant_id: string;
+        };
+        /** @description Events per observed kind. */
+        KindCounts: {
+            /**
+             * Format: int64
+             * @description As a JSON boolean.
+             */
+            bool: number;
+            /**
+             * Format: int64
+             * @description As a JSON number.
+             */
+            number: number;
+            /**
+             * Format: int64
+             * @description As a JSON string.
+             */
+            string: number;
         };
         /**
          * @description A tenant's limits (or its use against them: counts now, the largest dashboard's widgets,
@@ -1059,6 +1137,25 @@ export interface components {
             stale: boolean;
             /** @description Watermark (RFC 3339), if known. */
             watermark?: string | null;
+        };
+        /** @description One property of an event type. */
+        PropertyInfo: {
+            /**
+             * Format: int64
+             * @description Approximate number of distinct values (HyperLogLog, standard error about 3 %).
+             */
+            distinct_estimate: number;
+            /**
+             * @description Up to five distinct example values (canonical text, cut to the agents' example
+             *     length).
+             */
+            examples: string[];
+            /** @description Events per kind. */
+            kind_counts: components["schemas"]["KindCounts"];
+            /** @description Kinds observed (`number`, `string`, `bool`), most frequent first. */
+            kinds: string[];
+            /** @description The property name. */
+            name: string;
         };
         /**
          * @description What the operator set for one tenant (`quota.<tenant>` in the keys bucket, and the body of
@@ -2492,6 +2589,63 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_event_types: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventTypes"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

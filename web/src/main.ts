@@ -3,7 +3,8 @@
  *
  * URL: `?tenant=<id>` (remembered in localStorage), `&dashboard=<id>` (deep link),
  * `&range=15m|1h|6h|24h` or `&from=<RFC 3339>&to=<RFC 3339>` (historical), `&tv=1` (wall screen),
- * `&page=alerts` (the alert rules), `&alert=<id>` (one rule).
+ * `&page=alerts` (the alert rules), `&alert=<id>` (one rule), `&page=metrics` (metric
+ * definitions and the event types seen).
  */
 
 import 'uplot/dist/uPlot.min.css';
@@ -23,6 +24,7 @@ import type { Dashboard, TimeRange, Widget } from './types';
 import { DashboardView } from './views/dashboard';
 import { openWidgetEditor } from './views/editor';
 import { ListView, openDeleteDialog, openRenameDialog } from './views/list';
+import { MetricsView } from './views/metrics';
 import {
   canEdit,
   currentSession,
@@ -54,8 +56,8 @@ interface Route {
   dashboard: string | null;
   range: TimeRange;
   tv: boolean;
-  /** `alerts`: the alert rules page. */
-  page: 'alerts' | null;
+  /** A page other than dashboards: `alerts` (the alert rules), `metrics` (definitions). */
+  page: 'alerts' | 'metrics' | null;
   /** One alert rule's page. */
   alert: string | null;
 }
@@ -75,12 +77,14 @@ function readRoute(): Route {
   const to = Date.parse(q.get('to') ?? '');
   if (Number.isFinite(from) && Number.isFinite(to) && to > from)
     range = { kind: 'custom', from, to };
+  const pageParam = q.get('page');
+  const page = pageParam === 'alerts' || pageParam === 'metrics' ? pageParam : null;
   return {
     tenant,
     dashboard: q.get('dashboard'),
     range,
     tv: q.get('tv') === '1',
-    page: q.get('page') === 'alerts' ? 'alerts' : null,
+    page,
     alert: q.get('alert'),
   };
 }
@@ -123,7 +127,7 @@ class App {
   private route = readRoute();
   /** The first render may open the tenant's home dashboard; later navigation never does. */
   private firstRender = true;
-  private view: DashboardView | ListView | AlertsView | AlertDetailView | null = null;
+  private view: DashboardView | ListView | AlertsView | AlertDetailView | MetricsView | null = null;
   private readonly main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   private readonly crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' });
   private readonly pill = h('span', {
@@ -245,7 +249,11 @@ class App {
       h('a', { class: 'skip', href: '#main' }, 'Skip to content'),
       h(
         'a',
-        { class: 'brand', href: '?', onclick: (e: MouseEvent) => this.go(e, { dashboard: null }) },
+        {
+          class: 'brand',
+          href: '?',
+          onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: null }),
+        },
         h('span', { class: 'brand-dot', 'aria-hidden': 'true' }),
         'rtdash',
       ),
@@ -272,6 +280,16 @@ class App {
             onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: 'alerts' }),
           },
           'Alerts',
+        ),
+        h(
+          'a',
+          {
+            class: 'nav-link',
+            href: '?page=metrics',
+            'data-testid': 'nav-metrics',
+            onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: 'metrics' }),
+          },
+          'Metrics',
         ),
       ),
       h('div', { class: 'spacer' }),
@@ -364,6 +382,7 @@ class App {
     this.firstRender = false;
     if (this.route.alert) this.showAlert(tenant, this.route.alert);
     else if (this.route.page === 'alerts') this.showAlerts(tenant);
+    else if (this.route.page === 'metrics' && !this.route.dashboard) this.showMetrics(tenant);
     else if (this.route.dashboard) {
       safeSet(LAST_DASHBOARD_KEY + tenant, this.route.dashboard);
       this.showDashboard(tenant, this.route.dashboard);
@@ -468,6 +487,28 @@ class App {
         this.alertsCrumbs(tenant, name);
       },
     });
+    this.view = view;
+    replace(this.main, view.root);
+    void view.load();
+  }
+
+  private showMetrics(tenant: string): void {
+    document.title = `Metrics · ${tenant} · rtdash`;
+    replace(
+      this.crumbs,
+      h(
+        'a',
+        {
+          class: 'crumb',
+          href: `?tenant=${encodeURIComponent(tenant)}`,
+          onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: null }),
+        },
+        tenant,
+      ),
+      h('span', { class: 'crumb-sep', 'aria-hidden': 'true' }, '/'),
+      h('span', { class: 'crumb', 'aria-current': 'page' }, 'Metrics'),
+    );
+    const view = new MetricsView(tenant, canEdit(this.session));
     this.view = view;
     replace(this.main, view.root);
     void view.load();

@@ -28,11 +28,13 @@
 
 mod auth;
 mod protocols;
+mod schema;
 mod sections;
 mod validate;
 
 pub use auth::{AuthConfig, AuthMode};
 pub use protocols::{IdempotencyConfig, OtlpConfig, SegmentConfig, StatsdConfig};
+pub use schema::SchemaConfig;
 pub use sections::{
     ArchiveCompression, ArchiveConfig, ArchiveFullPolicy, DlqConfig, IngestConfig, PublishConfig,
     SpoolConfig,
@@ -113,6 +115,8 @@ pub struct AgentConfig {
     pub statsd: StatsdConfig,
     /// Retried events counted once.
     pub idempotency: IdempotencyConfig,
+    /// Schema discovery (`[schema]`).
+    pub schema: SchemaConfig,
     /// How to reach NATS.
     pub nats: NatsConfig,
     /// Stream settings; the agent creates missing streams with them and routes with
@@ -150,6 +154,7 @@ impl Default for AgentConfig {
             otlp: OtlpConfig::default(),
             statsd: StatsdConfig::default(),
             idempotency: IdempotencyConfig::default(),
+            schema: SchemaConfig::default(),
             nats: NatsConfig::default(),
             streams: StreamsConfig::default(),
             auth: AuthConfig::default(),

@@ -256,7 +256,31 @@ impl AgentConfig {
         positive(
             "idempotency.persist_interval_ms",
             self.idempotency.persist_interval_ms,
-        )
+        )?;
+        let schema = &self.schema;
+        positive("schema.horizon_secs", schema.horizon_secs)?;
+        if schema.publish_interval_ms < 100 {
+            return Err(ConfigError::invalid(
+                "schema.publish_interval_ms",
+                "must be at least 100",
+            ));
+        }
+        for (key, value, max) in [
+            ("schema.max_tenants", schema.max_tenants, 100_000),
+            ("schema.max_event_types", schema.max_event_types, 10_000),
+            ("schema.max_properties", schema.max_properties, 1_000),
+            (
+                "schema.max_total_properties",
+                schema.max_total_properties,
+                10_000_000,
+            ),
+            ("schema.max_example_chars", schema.max_example_chars, 1_024),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError::invalid(key, format!("must be 1 to {max}")));
+            }
+        }
+        Ok(())
     }
 }
 

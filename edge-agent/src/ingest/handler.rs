@@ -70,6 +70,8 @@ pub struct Ingest {
     pub definitions_loaded: Arc<AtomicBool>,
     /// Events per second per tenant (the `events_per_second` quota).
     pub tenant_rates: TenantRates,
+    /// Schema discovery's record of accepted events; `None`: off.
+    pub schema: Option<Arc<crate::schema::Catalog>>,
 }
 
 impl Ingest {
@@ -375,6 +377,9 @@ impl Ingest {
             }
             if let Some(archive) = &self.archive {
                 archive.add_all(accepted());
+            }
+            if let Some(schema) = &self.schema {
+                schema.observe(accepted().map(|(_, event)| event), received_at);
             }
             self.metrics
                 .events_accepted

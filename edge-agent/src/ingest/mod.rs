@@ -117,6 +117,7 @@ mod tests {
             idempotency: None,
             definitions_loaded: Arc::new(AtomicBool::new(true)),
             tenant_rates: tenant_rate::TenantRates::new(0, None),
+            schema: None,
         });
         Fixture { _dir: dir, ingest }
     }
@@ -494,6 +495,7 @@ mod tests {
             idempotency: None,
             definitions_loaded: Arc::new(AtomicBool::new(true)),
             tenant_rates: tenant_rate::TenantRates::new(0, None),
+            schema: None,
         });
         let (status, retry, json) = post(&ingest, event(""), &[]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod capabilities;
 pub mod dashboards;
 pub mod definitions;
+pub mod event_types;
 pub mod keys;
 pub mod links;
 pub mod metric_answer;

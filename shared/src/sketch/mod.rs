@@ -32,6 +32,7 @@
 
 pub mod codec;
 pub mod digest;
+pub mod distinct;
 pub mod hll;
 pub mod state;
 mod stats;

@@ -205,6 +205,23 @@ export function openWidgetEditor(opts: {
       timeWindow.addEventListener('change', fillWindows);
       fillForMetric();
 
+      if (metrics.length <= 1)
+        form.append(
+          h(
+            'p',
+            { class: 'hint', 'data-testid': 'widget-more-metrics' },
+            'Only the built-in events metric exists. To chart a value, a distinct count or other dimensions, ',
+            h(
+              'a',
+              {
+                href: `?tenant=${encodeURIComponent(tenant)}&page=metrics`,
+                'data-testid': 'widget-metrics-link',
+              },
+              'define a metric',
+            ),
+            ' from the event types seen.',
+          ),
+        );
       form.append(
         field('Metric', metric),
         field('Statistic', stat),

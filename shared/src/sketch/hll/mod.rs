@@ -99,6 +99,17 @@ impl Hll {
         }
     }
 
+    /// An empty sparse sketch of precision `p` (in `MIN_PRECISION..=MAX_PRECISION`).
+    pub(crate) fn with_precision(p: u8) -> Hll {
+        Hll {
+            precision: p.clamp(MIN_PRECISION, MAX_PRECISION),
+            repr: Repr::Sparse {
+                entries: Vec::new(),
+                sorted: 0,
+            },
+        }
+    }
+
     /// A sparse sketch from validated, strictly increasing entries (at most `sparse_limit(p)`).
     pub(crate) fn from_sparse(precision: u8, entries: Vec<u32>) -> Hll {
         let sorted = entries.len() as u32;

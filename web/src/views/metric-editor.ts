@@ -1,0 +1,310 @@
+/**
+ * The metric definition editor: pickers fed by schema discovery (event type, numeric value
+ * field, distinct-count property, dimensions with their distinct counts, rollups, window).
+ * The gateway validates on save; a `4xx` naming a field is shown next to that field.
+ */
+
+import { ApiError } from '../api';
+import { append, h, openDialog } from '../dom';
+import {
+  createDefinition,
+  fieldOfError,
+  updateDefinition,
+  type DefinitionOut,
+  type EventTypes,
+  type MetricDefinition,
+  type PropertyInfo,
+} from '../metrics-api';
+const WINDOWS = [10, 30, 60, 300, 900, 3600];
+
+/** Distinct values above which a dimension is flagged: one series per value per window. */
+export const HIGH_CARDINALITY = 1000;
+
+const WINDOW_LABELS: Record<number, string> = { 60: '1m', 300: '5m', 900: '15m', 3600: '1h' };
+
+/** A window in seconds as the page shows it (`1m`, `30s`). */
+export function windowLabel(secs: number | undefined): string {
+  const s = secs ?? 60;
+  return WINDOW_LABELS[s] ?? `${s}s`;
+}
+
+/** A labelled control with a place for the error that names it. */
+function fieldWithError(
+  label: string,
+  control: HTMLElement,
+  key: string,
+  errors: Map<string, HTMLElement>,
+  hint?: string,
+): HTMLElement {
+  const id = `mf-${key}`;
+  control.id = id;
+  const error = h('p', {
+    class: 'form-error field-error',
+    role: 'alert',
+    hidden: true,
+    'data-testid': `metric-error-${key}`,
+  });
+  errors.set(key, error);
+  return h(
+    'div',
+    { class: 'field' },
+    h('label', { for: id }, label),
+    control,
+    hint ? h('small', { class: 'hint' }, hint) : null,
+    error,
+  );
+}
+
+export function openMetricEditor(opts: {
+  tenant: string;
+  schema: EventTypes | null;
+  definition?: DefinitionOut;
+  saved: (name: string) => void;
+}): void {
+  const { tenant, schema, definition: d } = opts;
+  const types = schema?.event_types ?? [];
+  openDialog(
+    d ? `Edit metric ${d.name}` : 'New metric',
+    (form) => {
+      const errors = new Map<string, HTMLElement>();
+      const name = h('input', {
+        type: 'text',
+        required: true,
+        maxlength: '64',
+        placeholder: 'e.g. checkout_amount',
+        value: d?.name ?? '',
+        disabled: Boolean(d),
+        autocomplete: 'off',
+        'data-testid': 'metric-name',
+      });
+      const eventType = h('select', { 'data-testid': 'metric-event-type' });
+      const typeNames = types.map((t) => t.event_type);
+      if (d && d.event_type !== '*' && !typeNames.includes(d.event_type))
+        typeNames.push(d.event_type);
+      const wantType = d?.event_type ?? types[0]?.event_type ?? '*';
+      for (const t of typeNames) {
+        const info = types.find((x) => x.event_type === t);
+        eventType.append(
+          h(
+            'option',
+            { value: t, selected: t === wantType },
+            info ? `${t} (${info.events.toLocaleString()} events)` : `${t} (not seen recently)`,
+          ),
+        );
+      }
+      eventType.append(h('option', { value: '*', selected: wantType === '*' }, '* every type'));
+      const valueField = h('select', { 'data-testid': 'metric-field' });
+      const unique = h('select', { 'data-testid': 'metric-unique' });
+      const dims = h('div', { class: 'checks', 'data-testid': 'metric-dimensions' });
+      const rollups = h('div', { class: 'checks', 'data-testid': 'metric-rollups' });
+      const window = h('select', { 'data-testid': 'metric-window' });
+      for (const w of WINDOWS)
+        window.append(
+          h('option', { value: String(w), selected: w === (d?.window_secs ?? 60) }, windowLabel(w)),
+        );
+      const description = h('input', {
+        type: 'text',
+        maxlength: '500',
+        placeholder: 'optional',
+        value: d?.description ?? '',
+        'data-testid': 'metric-description',
+      });
+      const selectedDims = new Set<string>(d?.dimensions ?? []);
+      const singleRollups = new Set<string>(
+        (d?.rollups ?? []).filter((r) => r.length === 1).map((r) => r[0] ?? ''),
+      );
+      let keepTotal = d?.rollups ? d.rollups.some((r) => r.length === 0) : true;
+
+      const properties = (): PropertyInfo[] =>
+        types.find((t) => t.event_type === eventType.value)?.properties ?? [];
+
+      const paintRollups = () => {
+        const total = h('input', {
+          type: 'checkbox',
+          checked: keepTotal,
+          'data-testid': 'metric-rollup-total',
+          onchange: (e: Event) => {
+            keepTotal = (e.target as HTMLInputElement).checked;
+          },
+        });
+        rollups.replaceChildren(
+          h('label', { class: 'check' }, total, ' total over every dimension'),
+          ...[...selectedDims].map((dim) =>
+            h(
+              'label',
+              { class: 'check' },
+              h('input', {
+                type: 'checkbox',
+                checked: singleRollups.has(dim),
+                'data-testid': `metric-rollup-${dim}`,
+                onchange: (e: Event) => {
+                  if ((e.target as HTMLInputElement).checked) singleRollups.add(dim);
+                  else singleRollups.delete(dim);
+                },
+              }),
+              ` by ${dim} alone`,
+            ),
+          ),
+        );
+      };
+
+      const paintDims = () => {
+        const props = properties();
+        const names = [...new Set(['source', ...props.map((p) => p.name), ...selectedDims])];
+        dims.replaceChildren(
+          ...names.map((dim) => {
+            const info = props.find((p) => p.name === dim);
+            const high = info && info.distinct_estimate > HIGH_CARDINALITY;
+            return h(
+              'label',
+              { class: 'check' },
+              h('input', {
+                type: 'checkbox',
+                value: dim,
+                checked: selectedDims.has(dim),
+                'data-testid': `metric-dim-${dim}`,
+                onchange: (e: Event) => {
+                  if ((e.target as HTMLInputElement).checked) selectedDims.add(dim);
+                  else {
+                    selectedDims.delete(dim);
+                    singleRollups.delete(dim);
+                  }
+                  paintRollups();
+                },
+              }),
+              ` ${dim}`,
+              info
+                ? h(
+                    'span',
+                    { class: 'muted' },
+                    ` · ~${info.distinct_estimate.toLocaleString()} distinct`,
+                  )
+                : null,
+              high
+                ? h(
+                    'span',
+                    {
+                      class: 'warn',
+                      role: 'note',
+                      'data-testid': `cardinality-warning-${dim}`,
+                    },
+                    ` ⚠ high cardinality: about ${info.distinct_estimate.toLocaleString()} series per window`,
+                  )
+                : null,
+            );
+          }),
+        );
+        paintRollups();
+      };
+
+      const paintPickers = () => {
+        const props = properties();
+        const wantField = valueField.value || d?.field || '';
+        const wantUnique = unique.value || d?.unique || '';
+        const numeric = props.filter((p) => p.kinds.includes('number')).map((p) => p.name);
+        if (wantField && !numeric.includes(wantField)) numeric.push(wantField);
+        valueField.replaceChildren(
+          h('option', { value: '' }, '(none: count only)'),
+          ...numeric.map((n) => h('option', { value: n, selected: n === wantField }, n)),
+        );
+        const all = props.map((p) => p.name);
+        if (wantUnique && !all.includes(wantUnique)) all.push(wantUnique);
+        unique.replaceChildren(
+          h('option', { value: '' }, '(none)'),
+          ...all.map((n) => {
+            const info = props.find((p) => p.name === n);
+            const label = info ? `${n} (~${info.distinct_estimate.toLocaleString()} distinct)` : n;
+            return h('option', { value: n, selected: n === wantUnique }, label);
+          }),
+        );
+        paintDims();
+      };
+      eventType.addEventListener('change', () => {
+        valueField.value = '';
+        unique.value = '';
+        paintPickers();
+      });
+      paintPickers();
+
+      append(form, [
+        types.length === 0
+          ? h(
+              'p',
+              { class: 'hint' },
+              'No events seen recently: send some first and their properties will be offered here.',
+            )
+          : null,
+        fieldWithError('Name', name, 'name', errors, 'Letters, digits, _ and -'),
+        fieldWithError('Event type', eventType, 'event_type', errors),
+        h(
+          'div',
+          { class: 'field-row' },
+          fieldWithError('Value field (numeric)', valueField, 'field', errors),
+          fieldWithError('Distinct count of', unique, 'unique', errors),
+        ),
+        fieldWithError('Dimensions', dims, 'dimensions', errors, 'Series are kept per value.'),
+        fieldWithError('Also keep', rollups, 'rollups', errors),
+        h(
+          'div',
+          { class: 'field-row' },
+          fieldWithError('Window', window, 'window_secs', errors),
+          fieldWithError('Description', description, 'description', errors),
+        ),
+      ]);
+      return async () => {
+        for (const e of errors.values()) e.hidden = true;
+        const dimensions = [...selectedDims];
+        const body: MetricDefinition = {
+          name: d?.name ?? name.value.trim(),
+          event_type: eventType.value,
+          dimensions,
+          window_secs: Number(window.value),
+          ...(valueField.value ? { field: valueField.value } : {}),
+          ...(unique.value ? { unique: unique.value } : {}),
+          ...(description.value.trim() ? { description: description.value.trim() } : {}),
+        };
+        const singles = dimensions.filter((x) => singleRollups.has(x)).map((x) => [x]);
+        if (singles.length > 0 || !keepTotal)
+          body.rollups = [...(keepTotal ? [[]] : []), ...singles];
+        try {
+          const out = d
+            ? await updateDefinition(tenant, body, d.revision)
+            : await createDefinition(tenant, body);
+          opts.saved(out.name);
+          return true;
+        } catch (err) {
+          if (!(err instanceof ApiError) || err.status < 400 || err.status >= 500) throw err;
+          const key = err.status === 409 && !d ? 'name' : fieldOfError(err.message);
+          const slot = key ? errors.get(key) : undefined;
+          if (!slot) throw err;
+          slot.textContent = err.message;
+          slot.hidden = false;
+          return false;
+        }
+      };
+    },
+    { submitLabel: d ? 'Save' : 'Create', testId: 'metric-dialog' },
+  );
+}
+
+export function openDeleteMetricDialog(name: string, remove: () => Promise<void>): void {
+  openDialog(
+    'Delete metric',
+    (form) => {
+      form.append(
+        h(
+          'p',
+          {},
+          'Delete the definition of ',
+          h('strong', {}, name),
+          '? Events stop being counted into it.',
+        ),
+      );
+      return async () => {
+        await remove();
+        return true;
+      };
+    },
+    { submitLabel: 'Delete', danger: true, testId: 'delete-metric-dialog' },
+  );
+}

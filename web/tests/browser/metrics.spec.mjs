@@ -1,0 +1,324 @@
+#!/usr/bin/env node
+// Browser test of the metrics page against a running stack (gateway serving web/dist, edge
+// agent), the newcomer's path with no API call from the page's side: sign in, make a
+// dashboard whose Add-widget dialog (only `events` exists) links to the metrics page; send
+// events of a new type from the test; see the type and its properties offered (schema
+// discovery), a property with 1,200 distinct values flagged as a dimension; a 4xx shown next
+// to the field it names; define a metric through the form; see it listed and offered in the
+// Add-widget dialog; see a counter of it count exactly the events sent after it exists (the
+// 1,200 before it are not counted: no backfill); edit and delete it. Screenshots (dark and
+// light) go to test-artifacts/; any console error fails the test.
+//
+// Env: as dashboard.spec.mjs (RTDASH_GATEWAY_URL, RTDASH_AGENT_URL, RTDASH_CHROMIUM,
+// RTDASH_TEST_ARTIFACTS, RTDASH_OPERATOR_KEY_FILE, RTDASH_BROWSER_TEST_REQUIRED).
+
+import { chromium } from 'playwright-core';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const gateway = (process.env.RTDASH_GATEWAY_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
+const agent = (process.env.RTDASH_AGENT_URL || 'http://127.0.0.1:8081').replace(/\/$/, '');
+const required = Boolean(process.env.RTDASH_BROWSER_TEST_REQUIRED);
+const chromiumPath = process.env.RTDASH_CHROMIUM || '/usr/bin/chromium';
+const artifacts =
+  process.env.RTDASH_TEST_ARTIFACTS || path.resolve(here, '../../../test-artifacts');
+const started = Date.now();
+
+const log = (msg) =>
+  console.log(`[browser-test +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+function fail(msg) {
+  console.error(`[browser-test] FAILED: ${msg}`);
+  process.exitCode = 1;
+  throw new Error(msg);
+}
+
+/** Before the browser starts: report and exit. */
+function abort(msg) {
+  console.error(`[browser-test] FAILED: ${msg}`);
+  process.exit(1);
+}
+
+async function reachable(base) {
+  try {
+    await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const [gatewayUp, agentUp] = await Promise.all([reachable(gateway), reachable(agent)]);
+if (!gatewayUp && !agentUp && !required) {
+  console.log(
+    `[browser-test] SKIPPED: no stack at RTDASH_GATEWAY_URL=${gateway} or RTDASH_AGENT_URL=${agent}. Start one (./deploy/up.sh) or set RTDASH_BROWSER_TEST_REQUIRED=1 to make this a failure.`,
+  );
+  process.exit(0);
+}
+if (!gatewayUp) abort(`gateway not reachable at ${gateway} (RTDASH_GATEWAY_URL)`);
+if (!agentUp) abort(`edge agent not reachable at ${agent} (RTDASH_AGENT_URL)`);
+if (!existsSync(chromiumPath))
+  abort(
+    `chromium not found at ${chromiumPath} (apt-get install -y chromium, or set RTDASH_CHROMIUM)`,
+  );
+
+// The gateway must serve the built app, not its "not built" page.
+const index = await (await fetch(`${gateway}/`)).text();
+if (!/<script[^>]+type="module"/.test(index))
+  abort(
+    `${gateway}/ does not serve the built web app: build it (\`npm ci && npm run build\` in web/) before starting the gateway, which picks web/dist up at startup`,
+  );
+
+const tenant = `metrics-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+
+// Keys: the test creates its own with the stack's operator key (RTDASH_OPERATOR_KEY_FILE,
+// default ../.rtdash/operator.key, where ./deploy/up.sh writes it).
+const operatorKeyFile =
+  process.env.RTDASH_OPERATOR_KEY_FILE || path.resolve(here, '../../../.rtdash/operator.key');
+if (!existsSync(operatorKeyFile))
+  abort(`no operator key at ${operatorKeyFile} (set RTDASH_OPERATOR_KEY_FILE)`);
+const operatorKey = readFileSync(operatorKeyFile, 'utf8').trim();
+async function createKey(role, name) {
+  const res = await fetch(`${gateway}/v1/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ tenant_id: tenant, role, name }),
+  });
+  if (res.status !== 201) fail(`POST /v1/keys answered ${res.status}: ${await res.text()}`);
+  return (await res.json()).key;
+}
+const editorKey = await createKey('editor', 'browser test');
+const ingestKey = await createKey('ingest', 'browser test producer');
+const userDataDir = mkdtempSync(path.join(tmpdir(), 'rtdash-chromium-'));
+mkdirSync(artifacts, { recursive: true });
+log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}`);
+
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: chromiumPath,
+  headless: true,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+  viewport: { width: 1440, height: 900 },
+  colorScheme: 'dark',
+});
+
+const consoleErrors = [];
+let refusalPending = false;
+let page;
+try {
+  page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(15_000);
+  page.on('console', (msg) => {
+    // Signed out, the page's `GET /v1/session` and the wrong key's sign-in answer 401 on
+    // purpose; Chromium logs those as errors.
+    // The refused metric name below answers 400 on purpose (counted, exactly once).
+    if (msg.type() === 'error' && msg.text().includes('status of 400') && refusalPending) {
+      refusalPending = false;
+      return;
+    }
+    if (msg.type() === 'error' && !msg.text().includes('status of 401'))
+      consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
+  });
+  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+
+  const failShot = path.join(artifacts, 'metrics-failure.png');
+  await page.goto(`${gateway}/#key=${editorKey}`);
+  await page.getByTestId('sign-out').waitFor();
+  log('signed in');
+
+  // A new tenant's dashboard: the Add-widget dialog says how to get another metric.
+  await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}`);
+  await page.getByTestId('new-dashboard').click();
+  await page.getByTestId('create-dialog').getByTestId('dashboard-name').fill('Purchases');
+  await page.getByTestId('create-dialog').getByTestId('dialog-submit').click();
+  await page.waitForURL(/[?&]dashboard=/);
+  const dashboardUrl = page.url();
+  await page.getByTestId('add-widget').click();
+  const hint = page.getByTestId('widget-editor').getByTestId('widget-more-metrics');
+  await hint.waitFor();
+  await hint.getByTestId('widget-metrics-link').click();
+  await page.waitForURL(/[?&]page=metrics/);
+  await page.getByTestId('metric-events').waitFor();
+  log('the Add-widget dialog links to the metrics page; the built-in events metric is listed');
+
+  // Events of a new type, sent by the test as a producer would.
+  async function send(events) {
+    const res = await fetch(`${agent}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
+      body: JSON.stringify(events),
+    });
+    if (!res.ok) fail(`edge agent answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+  }
+  const purchase = (i) => ({
+    tenant_id: tenant,
+    source: 'shop',
+    event_type: 'purchase',
+    properties: { amount: 10 + i, plan: i % 2 ? 'pro' : 'free', user: `u${i}` },
+    occurred_at: new Date().toISOString(),
+  });
+  // 1,200 users: more distinct values than a dimension should have (the editor warns).
+  await send(Array.from({ length: 1200 }, (_, i) => purchase(i)));
+  log('sent 1,200 purchase events');
+
+  // Schema discovery publishes every 10 s: reload until the type is listed.
+  const deadline = Date.now() + 40_000;
+  const typeRow = page.locator('[data-testid="event-types"] [data-event-type="purchase"]');
+  for (;;) {
+    await page.reload();
+    await page.getByTestId('metric-list').waitFor();
+    if (await typeRow.count()) break;
+    if (Date.now() > deadline) fail('the event type purchase never appeared on the metrics page');
+    await page.waitForTimeout(1000);
+  }
+  for (const p of ['amount', 'plan', 'user'])
+    await typeRow.locator(`tr[data-property="${p}"]`).waitFor();
+  const amountKind = await typeRow.locator('tr[data-property="amount"] td').nth(1).textContent();
+  if (amountKind !== 'number') fail(`amount shown as ${amountKind}`);
+  log('the event type and its properties are shown');
+
+  // The form: pickers fed by the event types seen.
+  await page.getByTestId('new-metric').click();
+  const dlg = page.getByTestId('metric-dialog');
+  await dlg.getByTestId('metric-event-type').selectOption('purchase');
+  await dlg
+    .getByTestId('metric-field')
+    .locator('option[value="amount"]')
+    .waitFor({ state: 'attached' });
+  if (await dlg.getByTestId('metric-field').locator('option[value="plan"]').count())
+    fail('a string property is offered as the numeric value field');
+  await dlg
+    .getByTestId('metric-unique')
+    .locator('option[value="user"]')
+    .waitFor({ state: 'attached' });
+  await dlg.getByTestId('metric-dim-plan').waitFor();
+  await dlg.getByTestId('cardinality-warning-user').waitFor();
+  if (await dlg.getByTestId('cardinality-warning-plan').count())
+    fail('a dimension with 2 values is flagged as high cardinality');
+  log('user (1,200 distinct values) is flagged as a high-cardinality dimension, plan is not');
+  // A name the gateway refuses: its message next to the name field.
+  await dlg.getByTestId('metric-name').fill('not a name!');
+  refusalPending = true;
+  await dlg.getByTestId('dialog-submit').click();
+  const nameError = dlg.getByTestId('metric-error-name');
+  await nameError.waitFor();
+  log(`refused name shown at its field: ${await nameError.textContent()}`);
+  await dlg.getByTestId('metric-name').fill('purchases');
+  await dlg.getByTestId('metric-field').selectOption('amount');
+  await dlg.getByTestId('metric-unique').selectOption('user');
+  await dlg.getByTestId('metric-dim-plan').check();
+  await dlg.getByTestId('metric-rollup-plan').waitFor();
+  const editorTheme = await page.evaluate(() => document.documentElement.dataset.theme);
+  await page.screenshot({ path: path.join(artifacts, `metrics-editor-${editorTheme}.png`) });
+  await dlg.getByTestId('dialog-submit').click();
+  await dlg.waitFor({ state: 'detached' });
+  const card = page.getByTestId('metric-purchases');
+  await card.waitFor();
+  const shown = await card.textContent();
+  for (const part of ['purchase', 'amount', 'user', 'plan', '1m'])
+    if (!shown.includes(part)) fail(`the new metric's card lacks ${part}: ${shown}`);
+  log('metric purchases defined through the form and listed');
+
+  // Screenshots in both themes.
+  const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+  const first = await theme();
+  await page.screenshot({ path: path.join(artifacts, `metrics-${first}.png`), fullPage: true });
+  await page.getByTestId('theme-toggle').click();
+  await page.waitForFunction((t) => document.documentElement.dataset.theme !== t, first);
+  const second = await theme();
+  await page.screenshot({ path: path.join(artifacts, `metrics-${second}.png`), fullPage: true });
+  log(`screenshots: ${artifacts}/metrics-${first}.png, metrics-${second}.png`);
+
+  // The metric in the Add-widget dialog, as a counter.
+  await page.goto(dashboardUrl);
+  await page.getByTestId('add-widget').click();
+  const editor = page.getByTestId('widget-editor');
+  await editor.getByTestId('widget-metric').locator('option[value="purchases"]').waitFor({
+    state: 'attached',
+  });
+  if (await editor.getByTestId('widget-more-metrics').count())
+    fail('the Add-widget dialog still says only events exists');
+  await editor.getByTestId('widget-metric').selectOption('purchases');
+  await editor.getByTestId('widget-stat').selectOption('count');
+  await editor.getByTestId('widget-time-window').selectOption('last_15m');
+  await editor.getByTestId('widget-viz').selectOption('counter');
+  await editor.getByTestId('widget-title').fill('Purchases now');
+  await editor.getByTestId('dialog-submit').click();
+  await editor.waitFor({ state: 'detached' });
+  const counter = page.locator('[data-testid="widget"][data-viz="counter"]');
+  await counter.waitFor();
+  await page.locator('[data-testid="connection"][data-state="open"]').waitFor();
+  await page.locator('[data-testid="widget"][data-loaded="1"]').waitFor();
+
+  // Events sent after the metric exists are counted (the 1,200 before it are not). Start in a
+  // fresh minute so that all of them fall into the window the counter shows.
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < 8000) await page.waitForTimeout(left + 200);
+  const before = await counter.getByTestId('counter-value').getAttribute('data-value');
+  if (Number(before ?? 0) !== 0) fail(`the purchases counter shows ${before} before any event`);
+  const SENT = 5;
+  await send(Array.from({ length: SENT }, (_, i) => purchase(100 + i)));
+  log(`sent ${SENT} purchase events after the metric exists`);
+  const counted = await page
+    .waitForFunction(
+      (want) => {
+        const el = document.querySelector(
+          '[data-testid="widget"][data-viz="counter"] [data-testid="counter-value"]',
+        );
+        return Number(el?.getAttribute('data-value') ?? 0) === want;
+      },
+      SENT,
+      { timeout: 15_000, polling: 100 },
+    )
+    .then(() => true)
+    .catch(() => false);
+  if (!counted) {
+    const value = await counter.getByTestId('counter-value').getAttribute('data-value');
+    await page.screenshot({ path: failShot, fullPage: true });
+    fail(`the purchases counter shows ${value}, not ${SENT}`);
+  }
+  log(`the purchases counter shows exactly ${SENT}`);
+
+  // Edit (a description) and delete through the page.
+  await page.getByTestId('nav-metrics').click();
+  await page.getByTestId('edit-metric-purchases').click();
+  const edit = page.getByTestId('metric-dialog');
+  await edit.getByTestId('metric-description').fill('Shop purchases');
+  await edit.getByTestId('dialog-submit').click();
+  await edit.waitFor({ state: 'detached' });
+  await page.getByTestId('metric-purchases').filter({ hasText: 'Shop purchases' }).waitFor();
+  if (!(await page.getByTestId('metric-purchases').textContent()).includes('amount'))
+    fail('editing the description lost the value field');
+  await page.getByTestId('delete-metric-purchases').click();
+  await page.getByTestId('delete-metric-dialog').getByTestId('dialog-submit').click();
+  await page.getByTestId('metric-purchases').waitFor({ state: 'detached' });
+  await page.getByTestId('metric-events').waitFor();
+  log('metric edited and deleted through the page');
+
+  if (consoleErrors.length) fail(`console errors:\n  ${consoleErrors.join('\n  ')}`);
+  log(`PASSED in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+} catch (err) {
+  if (!process.exitCode) {
+    process.exitCode = 1;
+    console.error(`[browser-test] FAILED: ${err instanceof Error ? err.message : err}`);
+    if (consoleErrors.length) console.error(`console errors:\n  ${consoleErrors.join('\n  ')}`);
+    try {
+      await page?.screenshot({ path: path.join(artifacts, 'metrics-failure.png'), fullPage: true });
+    } catch {
+      /* page gone */
+    }
+  }
+} finally {
+  await context.close().catch(() => {});
+  rmSync(userDataDir, { recursive: true, force: true });
+}
