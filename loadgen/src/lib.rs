@@ -54,6 +54,8 @@ pub enum Command {
     Query(cmd::query::QueryArgs),
     /// Events/s through the agent per entry point: /v1/events, Segment, OTLP logs, StatsD.
     Protocols(cmd::protocols::ProtocolsArgs),
+    /// History for the query benchmark: rollup-tier rows of a metric with 100 series.
+    SeedTiers(cmd::seed_tiers::SeedTiersArgs),
 }
 
 /// Installs the log subscriber (stderr; `RUST_LOG` overrides the `info` default).
@@ -77,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Peer(args) => cmd::peer::run(args),
         Command::Query(args) => runtime()?.block_on(cmd::query::run(args)),
         Command::Protocols(args) => runtime()?.block_on(cmd::protocols::run(args)),
+        Command::SeedTiers(args) => runtime()?.block_on(cmd::seed_tiers::run(args)),
     }
 }
 

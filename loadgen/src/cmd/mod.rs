@@ -8,3 +8,4 @@ pub mod load;
 pub mod peer;
 pub mod protocols;
 pub mod query;
+pub mod seed_tiers;

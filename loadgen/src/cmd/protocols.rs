@@ -5,6 +5,9 @@
 //! sent open-loop at `--statsd-rate` datagrams/s and the lines the agent took are compared
 //! with the lines sent (loss = sent − accepted; the kernel's drops are reported too).
 //!
+//! With `--statsd-peer` and `statsd-peer` in `--only`, the same datagrams at the same rate go
+//! to a peer StatsD server, whose own counter says what it took.
+//!
 //! Rates are what the agent counted (`rtdash_agent_protocol_events_total{outcome="accepted"}`
 //! before and after), not what the client sent.
 //!
@@ -12,8 +15,8 @@
 //! rtdash-loadgen protocols --agent http://127.0.0.1:8081 --statsd 127.0.0.1:8125 --duration 10
 //! ```
 
-use crate::protocols::bodies;
-use anyhow::{bail, Context};
+use crate::protocols::{bodies, udp};
+use anyhow::bail;
 use clap::Args;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,7 +49,17 @@ pub struct ProtocolsArgs {
     /// StatsD lines per datagram.
     #[arg(long, default_value_t = 10)]
     pub statsd_lines: u64,
-    /// Which protocols, comma-separated.
+    /// A peer StatsD server to send the same datagrams to (`statsd-peer` in `--only`), e.g.
+    /// Prometheus statsd_exporter (`bench/peers/statsd_exporter.sh`) at `127.0.0.1:9125`.
+    #[arg(long)]
+    pub statsd_peer: Option<String>,
+    /// The peer's Prometheus `/metrics` URL, read before and after its run.
+    #[arg(long)]
+    pub statsd_peer_metrics: Option<String>,
+    /// The peer's counter of lines taken (summed over its labels).
+    #[arg(long, default_value = "statsd_exporter_events_total")]
+    pub statsd_peer_counter: String,
+    /// Which protocols, comma-separated: `events`, `segment`, `otlp`, `statsd`, `statsd-peer`.
     #[arg(long, default_value = "events,segment,otlp,statsd")]
     pub only: String,
 }
@@ -64,38 +77,35 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// `rtdash_agent_protocol_events_total{protocol, outcome="accepted"}` and the kernel drops.
-async fn counters(
-    http: &reqwest::Client,
-    agent: &str,
-    protocol: &str,
-) -> anyhow::Result<(f64, f64)> {
-    let text = http
+/// The agent's `/metrics` page (sent with the agent key: access control guards it).
+async fn agent_metrics(http: &reqwest::Client, agent: &str) -> anyhow::Result<String> {
+    let response = http
         .get(format!("{agent}/metrics"))
+        .headers(crate::credentials::agent_headers())
         .send()
-        .await?
-        .text()
         .await?;
-    let value = |prefix: &str, labels: &[&str]| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with(prefix) && labels.iter().all(|x| l.contains(x)))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    let status = response.status();
+    if !status.is_success() {
+        bail!("GET {agent}/metrics answered {status} (pass the operator key with --key)");
+    }
+    Ok(response.text().await?)
+}
+
+/// `rtdash_agent_protocol_events_total{protocol, outcome="accepted"}`.
+async fn accepted(http: &reqwest::Client, agent: &str, protocol: &str) -> anyhow::Result<f64> {
+    let text = agent_metrics(http, agent).await?;
     let protocol_label = format!("protocol=\"{protocol}\"");
-    Ok((
-        value(
-            "rtdash_agent_protocol_events_total{",
-            &[&protocol_label, "outcome=\"accepted\""],
-        ),
-        value("rtdash_agent_statsd_kernel_drops_total", &[]),
+    Ok(udp::counter_sum(
+        &text,
+        "rtdash_agent_protocol_events_total",
+        &[&protocol_label, "outcome=\"accepted\""],
     ))
 }
 
 /// One HTTP protocol, closed loop; returns (events accepted, seconds, non-2xx answers).
 async fn http_run(args: &ProtocolsArgs, protocol: &str) -> anyhow::Result<(f64, f64, u64)> {
     let http = crate::agent::http_client(args.connections, Duration::from_secs(30))?;
-    let (before, _) = counters(&http, &args.agent, protocol).await?;
+    let before = accepted(&http, &args.agent, protocol).await?;
     let next = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
@@ -135,8 +145,11 @@ async fn http_run(args: &ProtocolsArgs, protocol: &str) -> anyhow::Result<(f64, 
                     .post(format!("{agent}{path}"))
                     .header("content-type", content_type)
                     .body(body);
-                if protocol == "segment" {
-                    request = request.basic_auth("bench-key", Some(""));
+                match protocol.as_str() {
+                    // Segment SDKs send their write key as the HTTP Basic user.
+                    "segment" => request = request.basic_auth("bench-key", Some("")),
+                    "events" => request = request.headers(crate::credentials::agent_headers()),
+                    _ => {}
                 }
                 match request.send().await {
                     Ok(response) if response.status().is_success() => {
@@ -155,47 +168,107 @@ async fn http_run(args: &ProtocolsArgs, protocol: &str) -> anyhow::Result<(f64, 
     }
     let seconds = started.elapsed().as_secs_f64();
     // The counters are bumped before the answer is sent.
-    let (after, _) = counters(&http, &args.agent, protocol).await?;
+    let after = accepted(&http, &args.agent, protocol).await?;
     Ok((after - before, seconds, failures.load(Ordering::Relaxed)))
 }
 
-/// StatsD, open loop: (lines sent, lines accepted, kernel drops, seconds).
-async fn statsd_run(args: &ProtocolsArgs) -> anyhow::Result<(f64, f64, f64, f64)> {
+/// Where a StatsD run sends its datagrams and how it learns what was taken.
+enum StatsdTarget<'a> {
+    /// The edge agent: `rtdash_agent_protocol_events_total{protocol="statsd",outcome="accepted"}`.
+    Agent,
+    /// A peer StatsD server: the sum of `counter` on the Prometheus page at `metrics`.
+    Peer {
+        /// Its `/metrics` URL.
+        metrics: &'a str,
+        /// The counter of lines it took (`statsd_exporter_events_total`).
+        counter: &'a str,
+    },
+}
+
+/// What one StatsD run measured.
+struct StatsdRun {
+    sent: udp::Sent,
+    accepted: f64,
+    kernel_drops: Option<u64>,
+}
+
+/// StatsD, open loop at `--statsd-rate` to `addr`; waits up to 5 s for the receiver to drain.
+async fn statsd_run(
+    args: &ProtocolsArgs,
+    addr: &str,
+    target: StatsdTarget<'_>,
+) -> anyhow::Result<StatsdRun> {
     let http = crate::agent::http_client(1, Duration::from_secs(30))?;
-    let (before, drops_before) = counters(&http, &args.agent, "statsd").await?;
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
-    socket
-        .connect(&args.statsd)
-        .context("connect to the StatsD address")?;
-    let interval = Duration::from_secs_f64(1.0 / args.statsd_rate);
-    let total = (args.statsd_rate * args.duration) as u64;
-    let started = Instant::now();
-    let mut sent_lines = 0u64;
-    for n in 0..total {
-        let due = started + interval.mul_f64(n as f64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+    let read = |http: reqwest::Client| {
+        let agent = args.agent.clone();
+        let peer = match &target {
+            StatsdTarget::Agent => None,
+            StatsdTarget::Peer { metrics, counter } => {
+                Some(((*metrics).to_owned(), (*counter).to_owned()))
+            }
+        };
+        async move {
+            match peer {
+                None => accepted(&http, &agent, "statsd").await,
+                Some((metrics, counter)) => {
+                    let response = http.get(&metrics).send().await?;
+                    let status = response.status();
+                    if !status.is_success() {
+                        bail!("GET {metrics} answered {status}");
+                    }
+                    Ok(udp::counter_sum(&response.text().await?, &counter, &[]))
+                }
+            }
         }
-        let datagram = bodies::statsd_datagram(n * args.statsd_lines, args.statsd_lines);
-        if socket.send(&datagram).is_ok() {
-            sent_lines += args.statsd_lines;
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    // Let the listener drain its queue.
-    let mut accepted = 0.0;
-    let mut drops = 0.0;
+    };
+    let before = read(http.clone()).await?;
+    let drops_before = udp::kernel_drops(addr);
+    let (addr_owned, rate, duration, lines) = (
+        addr.to_owned(),
+        args.statsd_rate,
+        args.duration,
+        args.statsd_lines,
+    );
+    let sent = tokio::task::spawn_blocking(move || {
+        udp::send_open_loop(&addr_owned, rate, duration, lines)
+    })
+    .await??;
+    let mut taken = 0.0;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (after, drops_after) = counters(&http, &args.agent, "statsd").await?;
-        accepted = after - before;
-        drops = drops_after - drops_before;
-        if accepted >= sent_lines as f64 {
+        taken = read(http.clone()).await? - before;
+        if taken >= sent.lines as f64 {
             break;
         }
     }
-    Ok((sent_lines as f64, accepted, drops, seconds))
+    let kernel_drops = match (drops_before, udp::kernel_drops(addr)) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
+    Ok(StatsdRun {
+        sent,
+        accepted: taken,
+        kernel_drops,
+    })
+}
+
+/// Prints one StatsD line.
+fn print_statsd(name: &str, args: &ProtocolsArgs, run: &StatsdRun) {
+    let sent = run.sent;
+    let drops = run
+        .kernel_drops
+        .map_or_else(|| "unknown".to_owned(), |d| d.to_string());
+    println!(
+        "{name:8} {:>10.0} events/s  ({:.0} datagrams/s of {} lines offered, {:.0} sent/s; {} lines sent, {:.0} accepted, loss {:.0}, kernel drops {drops}, sender max lag {:.0} ms)",
+        run.accepted / sent.seconds,
+        args.statsd_rate,
+        args.statsd_lines,
+        sent.datagrams as f64 / sent.seconds,
+        sent.lines,
+        run.accepted,
+        (sent.lines as f64 - run.accepted).max(0.0),
+        sent.max_lag_ms,
+    );
 }
 
 /// Runs the protocols in turn and prints one line each.
@@ -217,14 +290,19 @@ pub async fn run(args: ProtocolsArgs) -> anyhow::Result<()> {
         );
     }
     if wanted.contains(&"statsd") && !args.statsd.is_empty() {
-        let (sent, accepted, drops, seconds) = statsd_run(&args).await?;
-        println!(
-            "statsd   {:>10.0} events/s  ({:.0} datagrams/s of {} lines offered; {sent:.0} lines sent, {accepted:.0} accepted, loss {:.0}, kernel drops {drops:.0})",
-            accepted / seconds,
-            args.statsd_rate,
-            args.statsd_lines,
-            (sent - accepted).max(0.0)
-        );
+        let run = statsd_run(&args, &args.statsd, StatsdTarget::Agent).await?;
+        print_statsd("statsd", &args, &run);
+    }
+    if wanted.contains(&"statsd-peer") {
+        let (Some(addr), Some(metrics)) = (&args.statsd_peer, &args.statsd_peer_metrics) else {
+            bail!("statsd-peer needs --statsd-peer and --statsd-peer-metrics");
+        };
+        let target = StatsdTarget::Peer {
+            metrics,
+            counter: &args.statsd_peer_counter,
+        };
+        let run = statsd_run(&args, addr, target).await?;
+        print_statsd("peer", &args, &run);
     }
     Ok(())
 }

@@ -33,6 +33,18 @@ pub struct QueryArgs {
     /// Range: the last this many minutes.
     #[arg(long, default_value_t = 60)]
     pub minutes: i64,
+    /// Range: the last this long (`7d`, `30d`, `12h`); overrides --minutes.
+    #[arg(long)]
+    pub range: Option<String>,
+    /// Served window (`window=`: `1h`, `1d`, `auto`); absent: the metric's own.
+    #[arg(long)]
+    pub window: Option<String>,
+    /// One series per value of these dimensions (`group_by=`, e.g. `region`).
+    #[arg(long)]
+    pub group_by: Option<String>,
+    /// Send one query alone first and report its latency apart (the first, cold, read).
+    #[arg(long)]
+    pub cold: bool,
     /// Requests to send.
     #[arg(long, default_value_t = 2000)]
     pub requests: u64,
@@ -53,6 +65,10 @@ pub struct QueryArgs {
 /// What the run measured.
 #[derive(Debug, Serialize)]
 pub struct QueryReport {
+    /// With --cold: latency of the first query, in milliseconds.
+    pub cold_ms: Option<f64>,
+    /// With --cold: series and windows with data in the first answer.
+    pub cold_answer: Option<AnswerShape>,
     /// Requests answered 2xx.
     pub ok: u64,
     /// Requests answered otherwise or failed.
@@ -69,6 +85,70 @@ pub struct QueryReport {
     pub max_lag_ms: f64,
 }
 
+/// How much a metric answer holds.
+#[derive(Debug, Default, Serialize)]
+pub struct AnswerShape {
+    /// Series (1 without `group_by`).
+    pub series: usize,
+    /// Windows over all series.
+    pub windows: usize,
+    /// Windows with a value of the stat.
+    pub with_value: usize,
+}
+
+impl AnswerShape {
+    /// The shape of a `GET /v1/metrics/{name}` answer: `{windows: [...]}` or
+    /// `{series: [{windows: [...]}]}`.
+    fn of(answer: &serde_json::Value) -> Self {
+        let count = |windows: &serde_json::Value| {
+            let windows = windows.as_array().map(Vec::as_slice).unwrap_or_default();
+            let with_value = windows
+                .iter()
+                .filter(|w| w.get("value").is_some_and(|v| !v.is_null()))
+                .count();
+            (windows.len(), with_value)
+        };
+        match answer.get("series").and_then(|s| s.as_array()) {
+            Some(series) => {
+                let mut shape = AnswerShape {
+                    series: series.len(),
+                    ..Default::default()
+                };
+                for one in series {
+                    let (windows, with_value) = count(&one["windows"]);
+                    shape.windows += windows;
+                    shape.with_value += with_value;
+                }
+                shape
+            }
+            None => {
+                let (windows, with_value) = count(&answer["windows"]);
+                AnswerShape {
+                    series: 1,
+                    windows,
+                    with_value,
+                }
+            }
+        }
+    }
+}
+
+/// Parses `--range`: `<n>m`, `<n>h` or `<n>d` into milliseconds.
+fn parse_range(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--range {text:?} must look like 90m, 12h or 7d"))?;
+    let unit_ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => anyhow::bail!("--range {text:?} must look like 90m, 12h or 7d"),
+    };
+    Ok(n * unit_ms)
+}
+
 /// Runs `query`.
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let client = http_client(args.concurrency, Duration::from_secs(30))?;
@@ -78,8 +158,43 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         args.metric
     );
     let now = rtdash_shared::time::now_millis();
-    let from = rtdash_shared::time::format_rfc3339(now - args.minutes * 60_000);
+    let range_ms = match &args.range {
+        Some(range) => parse_range(range)?,
+        None => args.minutes * 60_000,
+    };
+    let from = rtdash_shared::time::format_rfc3339(now - range_ms);
     let to = rtdash_shared::time::format_rfc3339(now);
+    let mut query = vec![
+        ("tenant_id", args.tenant.clone()),
+        ("stat", args.stat.clone()),
+        ("from", from),
+        ("to", to),
+    ];
+    if let Some(window) = &args.window {
+        query.push(("window", window.clone()));
+    }
+    if let Some(group_by) = &args.group_by {
+        query.push(("group_by", group_by.clone()));
+    }
+    let (cold_ms, cold_answer) = if args.cold {
+        let sent = Instant::now();
+        let response = client
+            .get(&url)
+            .headers(crate::credentials::gateway_headers())
+            .query(&query)
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.text().await?;
+        let cold_ms = sent.elapsed().as_secs_f64() * 1000.0;
+        if !status.is_success() {
+            anyhow::bail!("the first query answered {status}: {body}");
+        }
+        let answer: serde_json::Value = serde_json::from_str(&body)?;
+        (Some(cold_ms), Some(AnswerShape::of(&answer)))
+    } else {
+        (None, None)
+    };
     let next = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let max_lag_us = Arc::new(AtomicU64::new(0));
@@ -95,12 +210,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
             Arc::clone(&failed),
             Arc::clone(&max_lag_us),
         );
-        let query = [
-            ("tenant_id", args.tenant.clone()),
-            ("stat", args.stat.clone()),
-            ("from", from.clone()),
-            ("to", to.clone()),
-        ];
+        let query = query.clone();
         let total = args.requests;
         tasks.push(tokio::spawn(async move {
             let mut samples = Samples::new();
@@ -154,6 +264,8 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
     let report = QueryReport {
+        cold_ms,
+        cold_answer,
         ok: samples.len() as u64,
         failed: failed.load(Ordering::Relaxed),
         requests_per_sec: samples.len() as f64 / elapsed,
@@ -176,6 +288,12 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
             );
         } else {
             println!("metric query GET {url} ({} in flight)", args.concurrency);
+        }
+        if let (Some(ms), Some(shape)) = (report.cold_ms, &report.cold_answer) {
+            println!(
+                "  first (cold)      {ms:.1} ms: {} series, {} windows, {} with a value",
+                shape.series, shape.windows, shape.with_value
+            );
         }
         println!(
             "  answered          {} ok, {} failed, {:.0} requests/s",

@@ -1,3 +1,4 @@
 //! The producers' protocols for `rtdash-loadgen protocols` ([`crate::cmd::protocols`]).
 
 pub mod bodies;
+pub mod udp;
