@@ -8,7 +8,7 @@
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use std::sync::OnceLock;
 
-static KEYS: OnceLock<(HeaderMap, HeaderMap)> = OnceLock::new();
+static KEYS: OnceLock<(HeaderMap, HeaderMap, Option<String>)> = OnceLock::new();
 
 fn bearer(key: Option<String>) -> anyhow::Result<HeaderMap> {
     let mut headers = HeaderMap::new();
@@ -27,13 +27,20 @@ pub fn set(key: Option<String>, gateway_key: Option<String>) -> anyhow::Result<(
     let gateway_key = gateway_key
         .or_else(|| std::env::var("RTDASH_GATEWAY_KEY").ok())
         .or_else(|| key.clone());
-    let _ = KEYS.set((bearer(key)?, bearer(gateway_key)?));
+    let agent = bearer(key.clone())?;
+    let raw = key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty());
+    let _ = KEYS.set((agent, bearer(gateway_key)?, raw));
     Ok(())
 }
 
 /// The headers sent to the edge agent (empty without a key).
 pub fn agent_headers() -> HeaderMap {
     KEYS.get().map(|k| k.0.clone()).unwrap_or_default()
+}
+
+/// The agent key itself (for Segment, whose SDKs send it as the HTTP Basic user).
+pub fn agent_key() -> Option<String> {
+    KEYS.get().and_then(|k| k.2.clone())
 }
 
 /// The headers sent to the gateway (empty without a key).

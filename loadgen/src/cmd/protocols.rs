@@ -146,10 +146,13 @@ async fn http_run(args: &ProtocolsArgs, protocol: &str) -> anyhow::Result<(f64, 
                     .header("content-type", content_type)
                     .body(body);
                 match protocol.as_str() {
-                    // Segment SDKs send their write key as the HTTP Basic user.
-                    "segment" => request = request.basic_auth("bench-key", Some("")),
-                    "events" => request = request.headers(crate::credentials::agent_headers()),
-                    _ => {}
+                    // Segment SDKs send their write key (here the agent key) as the HTTP
+                    // Basic user; OTLP exporters send it in their headers.
+                    "segment" => {
+                        let key = crate::credentials::agent_key().unwrap_or_default();
+                        request = request.basic_auth(key, Some(""));
+                    }
+                    _ => request = request.headers(crate::credentials::agent_headers()),
                 }
                 match request.send().await {
                     Ok(response) if response.status().is_success() => {
