@@ -142,7 +142,7 @@ pub async fn apply(
 /// rustls with aws-lc-rs (through other clients) has two providers compiled in and no
 /// default, and its first TLS connection to NATS would panic. A provider installed earlier
 /// (by anyone) is kept.
-fn install_tls_provider() {
+pub fn install_tls_provider() {
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
         if rustls::crypto::CryptoProvider::get_default().is_none() {

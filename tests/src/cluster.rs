@@ -47,7 +47,7 @@ pub use edge_objects::{
     hub_source_config, hub_stream_name, keys_mirror_config, validate_site, EdgeBuffer, EDGE_KINDS,
 };
 pub use edge_site::{EdgeOptions, EdgeSite};
-pub use secrets::{make_tls, ClusterSecrets, Credentials};
+pub use secrets::{make_tls, tls_options, ClusterSecrets, Credentials};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -72,7 +72,7 @@ async fn plaintext_anonymous_and_wrong_ca_clients_are_refused() -> anyhow::Resul
 
     // TLS without a user.
     let anonymous = try_connect(
-        async_nats::ConnectOptions::new()
+        rtdash_tests::cluster::tls_options()
             .add_root_certificates(operator.ca.clone())
             .require_tls(true),
         &url,

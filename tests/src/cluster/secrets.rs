@@ -33,10 +33,17 @@ pub struct Credentials {
     pub ca: PathBuf,
 }
 
+/// Connect options for a TLS connection: rustls's process-wide crypto provider is set first
+/// (the test binaries link two; the services do the same in `rtdash_runtime::nats_access`).
+pub fn tls_options() -> async_nats::ConnectOptions {
+    rtdash_runtime::nats_access::install_tls_provider();
+    async_nats::ConnectOptions::new()
+}
+
 impl Credentials {
     /// async-nats options: user and password, TLS required, verified against [`Self::ca`].
     pub fn connect_options(&self) -> async_nats::ConnectOptions {
-        async_nats::ConnectOptions::new()
+        tls_options()
             .user_and_password(self.user.clone(), self.password.clone())
             .add_root_certificates(self.ca.clone())
             .require_tls(true)
