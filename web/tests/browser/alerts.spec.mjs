@@ -9,77 +9,20 @@
 // of the alerts page and the rule page (dark and light) go to test-artifacts/; any console
 // error fails the test.
 //
-// Env: as dashboard.spec.mjs (RTDASH_GATEWAY_URL, RTDASH_AGENT_URL, RTDASH_CHROMIUM,
-// RTDASH_TEST_ARTIFACTS, RTDASH_OPERATOR_KEY_FILE, RTDASH_BROWSER_TEST_REQUIRED).
+// Env: see harness.mjs.
 
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { setUp } from './harness.mjs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const gateway = (process.env.RTDASH_GATEWAY_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
-const agent = (process.env.RTDASH_AGENT_URL || 'http://127.0.0.1:8081').replace(/\/$/, '');
-const required = Boolean(process.env.RTDASH_BROWSER_TEST_REQUIRED);
-const chromiumPath = process.env.RTDASH_CHROMIUM || '/usr/bin/chromium';
-const artifacts =
-  process.env.RTDASH_TEST_ARTIFACTS || path.resolve(here, '../../../test-artifacts');
 /** How long the pipeline may take to fire a rule on provisional windows. */
 const FIRE_WITHIN_MS = 60_000;
-const started = Date.now();
-
-const log = (msg) =>
-  console.log(`[alerts-test +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
-function fail(msg) {
-  console.error(`[alerts-test] FAILED: ${msg}`);
-  process.exitCode = 1;
-  throw new Error(msg);
-}
-function abort(msg) {
-  console.error(`[alerts-test] FAILED: ${msg}`);
-  process.exit(1);
-}
-
-async function reachable(base) {
-  try {
-    await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const [gatewayUp, agentUp] = await Promise.all([reachable(gateway), reachable(agent)]);
-if (!gatewayUp && !agentUp && !required) {
-  console.log(
-    `[alerts-test] SKIPPED: no stack at RTDASH_GATEWAY_URL=${gateway} or RTDASH_AGENT_URL=${agent}.`,
-  );
-  process.exit(0);
-}
-if (!gatewayUp) abort(`gateway not reachable at ${gateway} (RTDASH_GATEWAY_URL)`);
-if (!agentUp) abort(`edge agent not reachable at ${agent} (RTDASH_AGENT_URL)`);
-if (!existsSync(chromiumPath)) abort(`chromium not found at ${chromiumPath} (RTDASH_CHROMIUM)`);
-
-const tenant = `alerttest-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
-const operatorKeyFile =
-  process.env.RTDASH_OPERATOR_KEY_FILE || path.resolve(here, '../../../.rtdash/operator.key');
-if (!existsSync(operatorKeyFile))
-  abort(`no operator key at ${operatorKeyFile} (set RTDASH_OPERATOR_KEY_FILE)`);
-const operatorKey = readFileSync(operatorKeyFile, 'utf8').trim();
-async function createKey(role, name) {
-  const res = await fetch(`${gateway}/v1/keys`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ tenant_id: tenant, role, name }),
-  });
-  if (res.status !== 201) abort(`POST /v1/keys answered ${res.status}: ${await res.text()}`);
-  return (await res.json()).key;
-}
+const { gateway, agent, artifacts, tenant, log, fail, createKey, run } = await setUp(
+  'alerts-test',
+  'alerttest',
+);
 const editorKey = await createKey('editor', 'alerts browser test');
 const ingestKey = await createKey('ingest', 'alerts browser test producer');
-
 // The webhook receiver: records every request (path, Idempotency-Key, JSON body), answers 200.
 const received = [];
 const receiver = createServer((req, res) => {
@@ -110,248 +53,211 @@ async function waitReceived(predicate, what, within) {
   );
 }
 
-const userDataDir = mkdtempSync(path.join(tmpdir(), 'rtdash-chromium-'));
-mkdirSync(artifacts, { recursive: true });
 log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}, receiver ${hook}`);
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: chromiumPath,
-  headless: true,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-  viewport: { width: 1440, height: 900 },
-  colorScheme: 'dark',
-});
 
-const consoleErrors = [];
-let page;
-try {
-  page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
-  page.on('console', (msg) => {
-    // The refused webhook's 400 is on purpose; Chromium logs failed requests as errors.
-    if (
-      msg.type() === 'error' &&
-      !msg.text().includes('status of 401') &&
-      !msg.text().includes('status of 400')
-    )
-      consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
-  });
-  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
-
-  await page.goto(`${gateway}/#key=${editorKey}`);
-  await page.getByTestId('sign-out').waitFor();
-  await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}`);
-  await page.getByTestId('nav-alerts').click();
-  await page.getByTestId('alerts-page').waitFor();
-  await page.getByTestId('no-rules').waitFor();
-  log('signed in; alerts page empty');
-
-  // The editor: the metric picker offers the tenant's metrics, the stat picker its stats.
-  await page.getByTestId('new-rule').click();
-  const dlg = page.getByTestId('rule-editor');
-  await dlg.getByTestId('rule-metric').locator('option[value="events"]').waitFor({
-    state: 'attached',
-  });
-  await dlg.getByTestId('rule-metric').selectOption('events');
-  await dlg.getByTestId('rule-stat').selectOption('count');
-  await dlg.getByTestId('rule-name').fill('Alert test: busy source');
-  await dlg.getByTestId('rule-description').fill('More than 5 events a minute from alert-test.');
-  await dlg.getByTestId('rule-labels').fill('severity=page, team=web');
-  await dlg.getByTestId('rule-dim-source').fill('alert-test');
-  await dlg.getByTestId('rule-condition').selectOption('gt');
-  await dlg.getByTestId('rule-threshold').fill('5');
-  await dlg.getByTestId('rule-for').fill('1');
-  await dlg.getByTestId('rule-evaluate-on').selectOption('provisional');
-  // A webhook to the cloud metadata address: refused, the message next to the field.
-  await dlg.getByTestId('rule-webhook').fill('http://169.254.169.254/latest/meta-data/');
-  await dlg.getByTestId('dialog-submit').click();
-  const webhookError = dlg.getByTestId('rule-error-notify_channel');
-  await webhookError.waitFor();
-  const refused = await webhookError.textContent();
-  if (!refused?.includes('link-local')) fail(`webhook error: ${refused}`);
-  log(`refused webhook shown at its field: ${refused}`);
-  await dlg.getByTestId('rule-webhook').fill(hook);
-  await dlg.getByTestId('dialog-submit').click();
-  await dlg.waitFor({ state: 'detached' });
-  await page.getByTestId('alert-detail').waitFor();
-  const alertId = new URL(page.url()).searchParams.get('alert');
-  if (!alertId) fail(`no rule in the address: ${page.url()}`);
-  log(`rule ${alertId} created`);
-
-  // Listed with its served state `ok`.
-  await page.getByTestId('nav-alerts').click();
-  const row = page.locator(`[data-testid="rule-row"][data-alert="${alertId}"]`);
-  await row.locator('[data-testid="alert-state"][data-state="ok"]').waitFor();
-  const rowText = await row.textContent();
-  if (
-    !rowText?.includes('Alert test: busy source') ||
-    !rowText.includes('count {source=alert-test} > 5')
-  )
-    fail(`rule row: ${rowText}`);
-  log('listed with state ok');
-
-  // Rule page: edit the threshold, leaving the write-only webhook empty (kept, as the test
-  // notification below proves).
-  await row.getByTestId('rule-link').click();
-  await page.getByTestId('alert-detail').waitFor();
-  await page.getByTestId('edit-rule').click();
-  const edit = page.getByTestId('rule-editor');
-  await edit.getByTestId('rule-stat').locator('option[value="count"]').waitFor({
-    state: 'attached',
-  });
-  if ((await edit.getByTestId('rule-webhook').inputValue()) !== '')
-    fail('the webhook was read back into the editor');
-  await edit.getByTestId('rule-threshold').fill('6');
-  await edit.getByTestId('dialog-submit').click();
-  await edit.waitFor({ state: 'detached' });
-  await page
-    .getByTestId('rule-condition-text')
-    .filter({ hasText: 'count {source=alert-test} > 6' })
-    .waitFor();
-  log('rule edited (threshold 6), webhook kept');
-
-  // A test notification reaches the receiver.
-  await page.getByTestId('send-test').click();
-  await page.locator('[data-testid="test-result"][data-outcome="delivered"]').waitFor();
-  const test = await waitReceived(
-    (r) => r.body?.commonLabels?.test === 'true',
-    'the test notification',
-    5000,
-  );
-  if (test.body.commonLabels.alertname !== 'Alert test: busy source')
-    fail(`test notification labels: ${JSON.stringify(test.body.commonLabels)}`);
-  await page.locator('[data-testid="history-row"][data-kind="test"]').first().waitFor();
-  log(`test notification delivered (${test.key}) and listed in the history`);
-
-  // Events that breach: 10 from the watched source.
-  const now = new Date().toISOString();
-  const events = Array.from({ length: 10 }, () => ({
-    tenant_id: tenant,
-    source: 'alert-test',
-    event_type: 'page_view',
-    properties: {},
-    occurred_at: now,
-  }));
-  const res = await fetch(`${agent}/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
-    body: JSON.stringify(events),
-  });
-  if (!res.ok) fail(`edge agent answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
-  log(`sent ${events.length} events`);
-  await page
-    .locator('[data-testid="rule-state-slot"] [data-testid="alert-state"][data-state="firing"]')
-    .waitFor({ timeout: FIRE_WITHIN_MS });
-  await page
-    .locator('[data-testid="series-row"][data-state="firing"]')
-    .filter({ hasText: 'source=alert-test' })
-    .waitFor();
-  const firing = await waitReceived(
-    (r) => r.body?.status === 'firing' && r.body?.commonLabels?.test === undefined,
-    'the firing notification',
-    FIRE_WITHIN_MS,
-  );
-  if (firing.body.commonLabels.source !== 'alert-test')
-    fail(`firing notification labels: ${JSON.stringify(firing.body.commonLabels)}`);
-  log(`firing in the UI and at the receiver: ${firing.body.text.split('\n')[0]}`);
-
-  // A silence of the series for 1 hour: listed active, the series shows it mutes it.
-  await page.getByTestId('new-silence').click();
-  const sdlg = page.getByTestId('silence-dialog');
-  await sdlg.getByTestId('silence-preset-1h').click();
-  await sdlg.getByTestId('silence-matchers').fill('source=alert-test');
-  await sdlg.getByTestId('silence-comment').fill('browser test');
-  await sdlg.getByTestId('dialog-submit').click();
-  await sdlg.waitFor({ state: 'detached' });
-  const silence = page.locator('[data-testid="silence-row"][data-status="active"]');
-  await silence.waitFor();
-  await page
-    .locator('[data-testid="series-row"] [data-testid="silenced-by"] .badge')
-    .first()
-    .waitFor();
-  log('silence active and shown on the series');
-
-  // Screenshots of both pages in both themes (the rule page shows state, silence, history).
-  const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
-  const shoot = async (name) => {
-    await page.waitForTimeout(100);
-    await page.screenshot({
-      path: path.join(artifacts, `${name}-${await theme()}.png`),
-      fullPage: true,
+await run(
+  'alerts-failure.png',
+  async ({ page, consoleErrors }) => {
+    page.on('console', (msg) => {
+      // The refused webhook's 400 is on purpose; Chromium logs failed requests as errors.
+      if (
+        msg.type() === 'error' &&
+        !msg.text().includes('status of 401') &&
+        !msg.text().includes('status of 400')
+      )
+        consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
     });
-  };
-  await shoot('alert-detail');
-  await page.getByTestId('theme-toggle').click();
-  await shoot('alert-detail');
-  await page.getByTestId('nav-alerts').click();
-  await row.locator('[data-testid="alert-state"][data-state="firing"]').waitFor();
-  await shoot('alerts');
-  await page.getByTestId('theme-toggle').click();
-  await shoot('alerts');
-  log(`screenshots in ${artifacts}: alerts-*.png, alert-detail-*.png`);
+    page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
 
-  // Expire the silence.
-  await row.getByTestId('rule-link').click();
-  await page.locator('[data-testid="silence-row"][data-status="active"]').waitFor();
-  await page.getByTestId('expire-silence').click();
-  await page.getByTestId('expire-dialog').getByTestId('dialog-submit').click();
-  await page.locator('[data-testid="silence-row"][data-status="expired"]').waitFor();
-  log('silence expired');
+    await page.goto(`${gateway}/#key=${editorKey}`);
+    await page.getByTestId('sign-out').waitFor();
+    await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}`);
+    await page.getByTestId('nav-alerts').click();
+    await page.getByTestId('alerts-page').waitFor();
+    await page.getByTestId('no-rules').waitFor();
+    log('signed in; alerts page empty');
 
-  // The dashboard shows the rule's served state on a widget of its metric.
-  await page.getByTestId('nav-dashboards').click();
-  await page.getByTestId('new-dashboard').click();
-  await page.getByTestId('create-dialog').getByTestId('dashboard-name').fill('Alerts test');
-  await page.getByTestId('create-dialog').getByTestId('dialog-submit').click();
-  await page.waitForURL(/[?&]dashboard=/);
-  await page.getByTestId('add-widget').click();
-  const wdlg = page.getByTestId('widget-editor');
-  await wdlg.getByTestId('widget-metric').selectOption('events');
-  await wdlg.getByTestId('widget-stat').selectOption('count');
-  await wdlg.getByTestId('widget-viz').selectOption('counter');
-  await wdlg.getByTestId('widget-title').fill('Events');
-  await wdlg.getByTestId('dialog-submit').click();
-  await wdlg.waitFor({ state: 'detached' });
-  await page
-    .locator(`[data-testid="badge-alert"][data-alert="${alertId}"][data-state="firing"]`)
-    .waitFor();
-  log('dashboard widget shows the rule firing');
-  await page.getByTestId('delete-dashboard').click();
-  await page.getByTestId('delete-dialog').getByTestId('dialog-submit').click();
-  await page.waitForURL((u) => !u.searchParams.has('dashboard'));
+    // The editor: the metric picker offers the tenant's metrics, the stat picker its stats.
+    await page.getByTestId('new-rule').click();
+    const dlg = page.getByTestId('rule-editor');
+    await dlg.getByTestId('rule-metric').locator('option[value="events"]').waitFor({
+      state: 'attached',
+    });
+    await dlg.getByTestId('rule-metric').selectOption('events');
+    await dlg.getByTestId('rule-stat').selectOption('count');
+    await dlg.getByTestId('rule-name').fill('Alert test: busy source');
+    await dlg.getByTestId('rule-description').fill('More than 5 events a minute from alert-test.');
+    await dlg.getByTestId('rule-labels').fill('severity=page, team=web');
+    await dlg.getByTestId('rule-dim-source').fill('alert-test');
+    await dlg.getByTestId('rule-condition').selectOption('gt');
+    await dlg.getByTestId('rule-threshold').fill('5');
+    await dlg.getByTestId('rule-for').fill('1');
+    await dlg.getByTestId('rule-evaluate-on').selectOption('provisional');
+    // A webhook to the cloud metadata address: refused, the message next to the field.
+    await dlg.getByTestId('rule-webhook').fill('http://169.254.169.254/latest/meta-data/');
+    await dlg.getByTestId('dialog-submit').click();
+    const webhookError = dlg.getByTestId('rule-error-notify_channel');
+    await webhookError.waitFor();
+    const refused = await webhookError.textContent();
+    if (!refused?.includes('link-local')) fail(`webhook error: ${refused}`);
+    log(`refused webhook shown at its field: ${refused}`);
+    await dlg.getByTestId('rule-webhook').fill(hook);
+    await dlg.getByTestId('dialog-submit').click();
+    await dlg.waitFor({ state: 'detached' });
+    await page.getByTestId('alert-detail').waitFor();
+    const alertId = new URL(page.url()).searchParams.get('alert');
+    if (!alertId) fail(`no rule in the address: ${page.url()}`);
+    log(`rule ${alertId} created`);
 
-  // Delete the rule, with confirmation.
-  await page.getByTestId('nav-alerts').click();
-  await row.getByTestId('rule-link').click();
-  await page.getByTestId('delete-rule').click();
-  await page.getByTestId('delete-rule-dialog').getByTestId('dialog-submit').click();
-  await page.getByTestId('no-rules').waitFor();
-  log('rule deleted');
+    // Listed with its served state `ok`.
+    await page.getByTestId('nav-alerts').click();
+    const row = page.locator(`[data-testid="rule-row"][data-alert="${alertId}"]`);
+    await row.locator('[data-testid="alert-state"][data-state="ok"]').waitFor();
+    const rowText = await row.textContent();
+    if (
+      !rowText?.includes('Alert test: busy source') ||
+      !rowText.includes('count {source=alert-test} > 5')
+    )
+      fail(`rule row: ${rowText}`);
+    log('listed with state ok');
 
-  if (consoleErrors.length) fail(`console errors:\n  ${consoleErrors.join('\n  ')}`);
-  log(`PASSED in ${((Date.now() - started) / 1000).toFixed(1)}s`);
-} catch (err) {
-  if (!process.exitCode) {
-    process.exitCode = 1;
-    console.error(`[alerts-test] FAILED: ${err instanceof Error ? err.message : err}`);
-    if (consoleErrors.length) console.error(`console errors:\n  ${consoleErrors.join('\n  ')}`);
-  }
-  try {
-    await page?.screenshot({ path: path.join(artifacts, 'alerts-failure.png'), fullPage: true });
-    console.error(`[alerts-test] screenshot: ${path.join(artifacts, 'alerts-failure.png')}`);
-  } catch {
-    /* page gone */
-  }
-} finally {
-  await context.close().catch(() => {});
-  receiver.close();
-  rmSync(userDataDir, { recursive: true, force: true });
-}
+    // Rule page: edit the threshold, leaving the write-only webhook empty (kept, as the test
+    // notification below proves).
+    await row.getByTestId('rule-link').click();
+    await page.getByTestId('alert-detail').waitFor();
+    await page.getByTestId('edit-rule').click();
+    const edit = page.getByTestId('rule-editor');
+    await edit.getByTestId('rule-stat').locator('option[value="count"]').waitFor({
+      state: 'attached',
+    });
+    if ((await edit.getByTestId('rule-webhook').inputValue()) !== '')
+      fail('the webhook was read back into the editor');
+    await edit.getByTestId('rule-threshold').fill('6');
+    await edit.getByTestId('dialog-submit').click();
+    await edit.waitFor({ state: 'detached' });
+    await page
+      .getByTestId('rule-condition-text')
+      .filter({ hasText: 'count {source=alert-test} > 6' })
+      .waitFor();
+    log('rule edited (threshold 6), webhook kept');
+
+    // A test notification reaches the receiver.
+    await page.getByTestId('send-test').click();
+    await page.locator('[data-testid="test-result"][data-outcome="delivered"]').waitFor();
+    const test = await waitReceived(
+      (r) => r.body?.commonLabels?.test === 'true',
+      'the test notification',
+      5000,
+    );
+    if (test.body.commonLabels.alertname !== 'Alert test: busy source')
+      fail(`test notification labels: ${JSON.stringify(test.body.commonLabels)}`);
+    await page.locator('[data-testid="history-row"][data-kind="test"]').first().waitFor();
+    log(`test notification delivered (${test.key}) and listed in the history`);
+
+    // Events that breach: 10 from the watched source.
+    const now = new Date().toISOString();
+    const events = Array.from({ length: 10 }, () => ({
+      tenant_id: tenant,
+      source: 'alert-test',
+      event_type: 'page_view',
+      properties: {},
+      occurred_at: now,
+    }));
+    const res = await fetch(`${agent}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
+      body: JSON.stringify(events),
+    });
+    if (!res.ok) fail(`edge agent answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    log(`sent ${events.length} events`);
+    await page
+      .locator('[data-testid="rule-state-slot"] [data-testid="alert-state"][data-state="firing"]')
+      .waitFor({ timeout: FIRE_WITHIN_MS });
+    await page
+      .locator('[data-testid="series-row"][data-state="firing"]')
+      .filter({ hasText: 'source=alert-test' })
+      .waitFor();
+    const firing = await waitReceived(
+      (r) => r.body?.status === 'firing' && r.body?.commonLabels?.test === undefined,
+      'the firing notification',
+      FIRE_WITHIN_MS,
+    );
+    if (firing.body.commonLabels.source !== 'alert-test')
+      fail(`firing notification labels: ${JSON.stringify(firing.body.commonLabels)}`);
+    log(`firing in the UI and at the receiver: ${firing.body.text.split('\n')[0]}`);
+
+    // A silence of the series for 1 hour: listed active, the series shows it mutes it.
+    await page.getByTestId('new-silence').click();
+    const sdlg = page.getByTestId('silence-dialog');
+    await sdlg.getByTestId('silence-preset-1h').click();
+    await sdlg.getByTestId('silence-matchers').fill('source=alert-test');
+    await sdlg.getByTestId('silence-comment').fill('browser test');
+    await sdlg.getByTestId('dialog-submit').click();
+    await sdlg.waitFor({ state: 'detached' });
+    const silence = page.locator('[data-testid="silence-row"][data-status="active"]');
+    await silence.waitFor();
+    await page
+      .locator('[data-testid="series-row"] [data-testid="silenced-by"] .badge')
+      .first()
+      .waitFor();
+    log('silence active and shown on the series');
+
+    // Screenshots of both pages in both themes (the rule page shows state, silence, history).
+    const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+    const shoot = async (name) => {
+      await page.waitForTimeout(100);
+      await page.screenshot({
+        path: path.join(artifacts, `${name}-${await theme()}.png`),
+        fullPage: true,
+      });
+    };
+    await shoot('alert-detail');
+    await page.getByTestId('theme-toggle').click();
+    await shoot('alert-detail');
+    await page.getByTestId('nav-alerts').click();
+    await row.locator('[data-testid="alert-state"][data-state="firing"]').waitFor();
+    await shoot('alerts');
+    await page.getByTestId('theme-toggle').click();
+    await shoot('alerts');
+    log(`screenshots in ${artifacts}: alerts-*.png, alert-detail-*.png`);
+
+    // Expire the silence.
+    await row.getByTestId('rule-link').click();
+    await page.locator('[data-testid="silence-row"][data-status="active"]').waitFor();
+    await page.getByTestId('expire-silence').click();
+    await page.getByTestId('expire-dialog').getByTestId('dialog-submit').click();
+    await page.locator('[data-testid="silence-row"][data-status="expired"]').waitFor();
+    log('silence expired');
+
+    // The dashboard shows the rule's served state on a widget of its metric.
+    await page.getByTestId('nav-dashboards').click();
+    await page.getByTestId('new-dashboard').click();
+    await page.getByTestId('create-dialog').getByTestId('dashboard-name').fill('Alerts test');
+    await page.getByTestId('create-dialog').getByTestId('dialog-submit').click();
+    await page.waitForURL(/[?&]dashboard=/);
+    await page.getByTestId('add-widget').click();
+    const wdlg = page.getByTestId('widget-editor');
+    await wdlg.getByTestId('widget-metric').selectOption('events');
+    await wdlg.getByTestId('widget-stat').selectOption('count');
+    await wdlg.getByTestId('widget-viz').selectOption('counter');
+    await wdlg.getByTestId('widget-title').fill('Events');
+    await wdlg.getByTestId('dialog-submit').click();
+    await wdlg.waitFor({ state: 'detached' });
+    await page
+      .locator(`[data-testid="badge-alert"][data-alert="${alertId}"][data-state="firing"]`)
+      .waitFor();
+    log('dashboard widget shows the rule firing');
+    await page.getByTestId('delete-dashboard').click();
+    await page.getByTestId('delete-dialog').getByTestId('dialog-submit').click();
+    await page.waitForURL((u) => !u.searchParams.has('dashboard'));
+
+    // Delete the rule, with confirmation.
+    await page.getByTestId('nav-alerts').click();
+    await row.getByTestId('rule-link').click();
+    await page.getByTestId('delete-rule').click();
+    await page.getByTestId('delete-rule-dialog').getByTestId('dialog-submit').click();
+    await page.getByTestId('no-rules').waitFor();
+    log('rule deleted');
+  },
+  () => receiver.close(),
+);

@@ -9,115 +9,21 @@
 // 1,200 before it are not counted: no backfill); edit and delete it. Screenshots (dark and
 // light) go to test-artifacts/; any console error fails the test.
 //
-// Env: as dashboard.spec.mjs (RTDASH_GATEWAY_URL, RTDASH_AGENT_URL, RTDASH_CHROMIUM,
-// RTDASH_TEST_ARTIFACTS, RTDASH_OPERATOR_KEY_FILE, RTDASH_BROWSER_TEST_REQUIRED).
+// Env: see harness.mjs.
 
-import { chromium } from 'playwright-core';
-import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { setUp } from './harness.mjs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const gateway = (process.env.RTDASH_GATEWAY_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
-const agent = (process.env.RTDASH_AGENT_URL || 'http://127.0.0.1:8081').replace(/\/$/, '');
-const required = Boolean(process.env.RTDASH_BROWSER_TEST_REQUIRED);
-const chromiumPath = process.env.RTDASH_CHROMIUM || '/usr/bin/chromium';
-const artifacts =
-  process.env.RTDASH_TEST_ARTIFACTS || path.resolve(here, '../../../test-artifacts');
-const started = Date.now();
-
-const log = (msg) =>
-  console.log(`[browser-test +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
-function fail(msg) {
-  console.error(`[browser-test] FAILED: ${msg}`);
-  process.exitCode = 1;
-  throw new Error(msg);
-}
-
-/** Before the browser starts: report and exit. */
-function abort(msg) {
-  console.error(`[browser-test] FAILED: ${msg}`);
-  process.exit(1);
-}
-
-async function reachable(base) {
-  try {
-    await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const [gatewayUp, agentUp] = await Promise.all([reachable(gateway), reachable(agent)]);
-if (!gatewayUp && !agentUp && !required) {
-  console.log(
-    `[browser-test] SKIPPED: no stack at RTDASH_GATEWAY_URL=${gateway} or RTDASH_AGENT_URL=${agent}. Start one (./deploy/up.sh) or set RTDASH_BROWSER_TEST_REQUIRED=1 to make this a failure.`,
-  );
-  process.exit(0);
-}
-if (!gatewayUp) abort(`gateway not reachable at ${gateway} (RTDASH_GATEWAY_URL)`);
-if (!agentUp) abort(`edge agent not reachable at ${agent} (RTDASH_AGENT_URL)`);
-if (!existsSync(chromiumPath))
-  abort(
-    `chromium not found at ${chromiumPath} (apt-get install -y chromium, or set RTDASH_CHROMIUM)`,
-  );
-
-// The gateway must serve the built app, not its "not built" page.
-const index = await (await fetch(`${gateway}/`)).text();
-if (!/<script[^>]+type="module"/.test(index))
-  abort(
-    `${gateway}/ does not serve the built web app: build it (\`npm ci && npm run build\` in web/) before starting the gateway, which picks web/dist up at startup`,
-  );
-
-const tenant = `metrics-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
-
-// Keys: the test creates its own with the stack's operator key (RTDASH_OPERATOR_KEY_FILE,
-// default ../.rtdash/operator.key, where ./deploy/up.sh writes it).
-const operatorKeyFile =
-  process.env.RTDASH_OPERATOR_KEY_FILE || path.resolve(here, '../../../.rtdash/operator.key');
-if (!existsSync(operatorKeyFile))
-  abort(`no operator key at ${operatorKeyFile} (set RTDASH_OPERATOR_KEY_FILE)`);
-const operatorKey = readFileSync(operatorKeyFile, 'utf8').trim();
-async function createKey(role, name) {
-  const res = await fetch(`${gateway}/v1/keys`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${operatorKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ tenant_id: tenant, role, name }),
-  });
-  if (res.status !== 201) fail(`POST /v1/keys answered ${res.status}: ${await res.text()}`);
-  return (await res.json()).key;
-}
+const { gateway, agent, artifacts, tenant, log, fail, createKey, run } = await setUp(
+  'browser-test',
+  'metrics',
+);
 const editorKey = await createKey('editor', 'browser test');
 const ingestKey = await createKey('ingest', 'browser test producer');
-const userDataDir = mkdtempSync(path.join(tmpdir(), 'rtdash-chromium-'));
-mkdirSync(artifacts, { recursive: true });
 log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}`);
-
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: chromiumPath,
-  headless: true,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-  viewport: { width: 1440, height: 900 },
-  colorScheme: 'dark',
-});
-
-const consoleErrors = [];
 let refusalPending = false;
-let page;
-try {
-  page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(15_000);
+
+await run('metrics-failure.png', async ({ page, consoleErrors }) => {
   page.on('console', (msg) => {
     // Signed out, the page's `GET /v1/session` and the wrong key's sign-in answer 401 on
     // purpose; Chromium logs those as errors.
@@ -304,21 +210,4 @@ try {
   await page.getByTestId('metric-purchases').waitFor({ state: 'detached' });
   await page.getByTestId('metric-events').waitFor();
   log('metric edited and deleted through the page');
-
-  if (consoleErrors.length) fail(`console errors:\n  ${consoleErrors.join('\n  ')}`);
-  log(`PASSED in ${((Date.now() - started) / 1000).toFixed(1)}s`);
-} catch (err) {
-  if (!process.exitCode) {
-    process.exitCode = 1;
-    console.error(`[browser-test] FAILED: ${err instanceof Error ? err.message : err}`);
-    if (consoleErrors.length) console.error(`console errors:\n  ${consoleErrors.join('\n  ')}`);
-    try {
-      await page?.screenshot({ path: path.join(artifacts, 'metrics-failure.png'), fullPage: true });
-    } catch {
-      /* page gone */
-    }
-  }
-} finally {
-  await context.close().catch(() => {});
-  rmSync(userDataDir, { recursive: true, force: true });
-}
+});
