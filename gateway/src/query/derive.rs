@@ -10,7 +10,7 @@
 //! counts of a merge that includes one are `null`.
 
 use super::plan::QueryPlan;
-use rtdash_shared::sketch::{Sketch, Stats};
+use rtdash_shared::sketch::{Sketch, SketchSpec, Stats};
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::UnixMillis;
 use std::collections::BTreeMap;
@@ -133,8 +133,9 @@ pub(crate) struct Acc {
 }
 
 impl Acc {
-    /// Adds a row; `with_state` merges its sketch too.
-    pub(crate) fn add(&mut self, row: &WindowRow, with_state: bool) {
+    /// Adds a row; with `parts` (the plan's [`QueryPlan::state_parts`]) it merges those parts
+    /// of its sketch too.
+    pub(crate) fn add(&mut self, row: &WindowRow, parts: Option<SketchSpec>) {
         if self.rows == 0 {
             self.first = Some(row.stats.clone());
             self.all_final = true;
@@ -145,11 +146,11 @@ impl Acc {
         self.sum = add_opt(self.sum, stats.sum, |a, b| a + b);
         self.min = add_opt(self.min, stats.min, f64::min);
         self.max = add_opt(self.max, stats.max, f64::max);
-        if with_state {
+        if let Some(parts) = parts {
             match &row.state {
                 Some(state) => match &mut self.sketch {
                     Some(sketch) => sketch.merge(state),
-                    None => self.sketch = Some((**state).clone()),
+                    None => self.sketch = Some(state.restricted(parts)),
                 },
                 None => self.state_missing = true,
             }
@@ -240,13 +241,13 @@ pub(crate) fn derive_selected<'r>(
     now: UnixMillis,
     closed_through: Option<UnixMillis>,
 ) -> Vec<DerivedWindow> {
-    let with_state = plan.needs_state();
+    let parts = plan.state_parts();
     let mut buckets: BTreeMap<UnixMillis, Acc> = BTreeMap::new();
     for row in rows {
         buckets
             .entry(plan.bucket_of(row.window_start))
             .or_default()
-            .add(row, with_state);
+            .add(row, parts);
     }
     buckets
         .into_iter()
@@ -290,10 +291,10 @@ pub fn derive_bucket<'r>(
     rows: impl IntoIterator<Item = &'r WindowRow>,
     now: UnixMillis,
 ) -> Option<DerivedWindow> {
-    let with_state = plan.needs_state();
+    let parts = plan.state_parts();
     let mut acc = Acc::default();
     for row in rows {
-        acc.add(row, with_state);
+        acc.add(row, parts);
     }
     (acc.rows > 0).then(|| derive_one(plan, bucket, &acc, now, None))
 }

@@ -59,14 +59,14 @@ pub fn ranked_groups<'r>(
     plan: &QueryPlan,
     rows: impl IntoIterator<Item = &'r WindowRow>,
 ) -> Vec<(GroupKey, Option<f64>, Vec<&'r WindowRow>)> {
-    let with_state = plan.needs_state();
+    let parts = plan.state_parts();
     let mut groups: HashMap<GroupKey, (Acc, Vec<&'r WindowRow>)> = HashMap::new();
     for row in rows {
         if !filter_matches(plan, row) {
             continue;
         }
         let (acc, members) = groups.entry(group_key(plan, row)).or_default();
-        acc.add(row, with_state);
+        acc.add(row, parts);
         members.push(row);
     }
     let mut ranked: Vec<(GroupKey, Option<f64>, Vec<&WindowRow>)> = groups
@@ -117,7 +117,7 @@ pub fn derive_groups_fixed<'r>(
     now: UnixMillis,
     closed_through: Option<UnixMillis>,
 ) -> Vec<DerivedSeries> {
-    let with_state = plan.needs_state();
+    let parts = plan.state_parts();
     let mut members: Vec<(Acc, Vec<&WindowRow>)> = vec![Default::default(); top.len()];
     let mut rest: Vec<&WindowRow> = Vec::new();
     for row in rows {
@@ -127,7 +127,7 @@ pub fn derive_groups_fixed<'r>(
         let key = group_key(plan, row);
         match top.iter().position(|k| *k == key) {
             Some(index) => {
-                members[index].0.add(row, with_state);
+                members[index].0.add(row, parts);
                 members[index].1.push(row);
             }
             None => rest.push(row),
@@ -161,15 +161,15 @@ fn other_series(
     if rows.is_empty() {
         return None;
     }
-    let with_state = plan.needs_state();
+    let parts = plan.state_parts();
     let mut whole = Acc::default();
     let mut buckets: BTreeMap<UnixMillis, Acc> = BTreeMap::new();
     for row in rows {
-        whole.add(row, with_state);
+        whole.add(row, parts);
         buckets
             .entry(plan.bucket_of(row.window_start))
             .or_default()
-            .add(row, with_state);
+            .add(row, parts);
     }
     Some(DerivedSeries {
         dimensions: BTreeMap::new(),

@@ -11,6 +11,7 @@ use super::resolution::{self, align, check_window, format_duration};
 use super::tiers::Tiers;
 use super::QueryError;
 use rtdash_shared::metric::MetricDefinition;
+use rtdash_shared::sketch::SketchSpec;
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::UnixMillis;
 use std::collections::BTreeMap;
@@ -158,6 +159,17 @@ impl QueryPlan {
     /// whenever a served value merges several rows.
     pub fn needs_state(&self) -> bool {
         !matches!(self.stat, Stat::Count | Stat::Min | Stat::Max) && !self.is_one_row_per_window()
+    }
+
+    /// The parts of the rows' states a merge for this stat needs (the HyperLogLog for
+    /// `unique`, the values for sums, averages and percentiles), or `None` when it needs no
+    /// state ([`needs_state`](Self::needs_state)): the rest is neither copied nor merged.
+    pub fn state_parts(&self) -> Option<SketchSpec> {
+        self.needs_state().then_some(if self.stat == Stat::Unique {
+            SketchSpec::UNIQUE
+        } else {
+            SketchSpec::VALUES
+        })
     }
 }
 

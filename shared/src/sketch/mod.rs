@@ -302,6 +302,26 @@ impl Sketch {
         }
     }
 
+    /// A copy keeping only the structures of `parts` (of those this sketch carries): what a
+    /// reader that serves some statistics merges, without copying or merging the others (a
+    /// dense HyperLogLog is 16 KiB). Merging into it keeps the restriction.
+    pub fn restricted(&self, parts: SketchSpec) -> Sketch {
+        let spec = SketchSpec {
+            values: self.spec.values && parts.values,
+            unique: self.spec.unique && parts.unique,
+        };
+        Sketch {
+            count: self.count,
+            spec,
+            values: if spec.values {
+                self.values.clone()
+            } else {
+                None
+            },
+            hll: if spec.unique { self.hll.clone() } else { None },
+        }
+    }
+
     /// Number of events recorded.
     pub fn count(&self) -> u64 {
         self.count
