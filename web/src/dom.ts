@@ -136,3 +136,35 @@ export function field(label: string, control: HTMLElement, hint?: string): HTMLE
     hint ? h('small', { class: 'hint' }, hint) : null,
   );
 }
+
+/**
+ * A labelled control with a place for the error that names it (hidden until shown): the
+ * control's id is `<prefix>-<key>`, the error's test id `<prefix>-error-<key>`, and the error
+ * is registered in `errors` under `key`.
+ */
+export function fieldWithError<K extends string>(
+  prefix: string,
+  key: K,
+  label: string,
+  control: HTMLElement,
+  errors: Map<K, HTMLElement>,
+  hint?: string,
+): HTMLElement {
+  const id = `${prefix}-${key}`;
+  control.id = id;
+  const error = h('p', {
+    class: 'form-error field-error',
+    role: 'alert',
+    hidden: true,
+    'data-testid': `${prefix}-error-${key}`,
+  });
+  errors.set(key, error);
+  return h(
+    'div',
+    { class: 'field' },
+    h('label', { for: id }, label),
+    control,
+    hint ? h('small', { class: 'hint' }, hint) : null,
+    error,
+  );
+}

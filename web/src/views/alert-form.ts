@@ -7,7 +7,7 @@
 
 import { ApiError, listDimensionValues, listMetrics } from '../api';
 import { type AlertInput, createAlert, updateAlert } from '../alerts-api';
-import { h, openDialog, replace } from '../dom';
+import { fieldWithError, h, openDialog, replace } from '../dom';
 import type { AlertRule, Condition, MetricInfo, Stat } from '../types';
 
 const CONDITIONS: [Condition, string][] = [
@@ -84,25 +84,8 @@ export function openRuleEditor(
     rule ? 'Edit alert rule' : 'New alert rule',
     (form) => {
       const errors = new Map<FieldKey, HTMLElement>();
-      const row = (key: FieldKey, label: string, control: HTMLElement, hint?: string) => {
-        const id = `rule-${key}`;
-        control.id = id;
-        const err = h('p', {
-          class: 'form-error field-error',
-          role: 'alert',
-          hidden: true,
-          'data-testid': `rule-error-${key}`,
-        });
-        errors.set(key, err);
-        return h(
-          'div',
-          { class: 'field' },
-          h('label', { for: id }, label),
-          control,
-          hint ? h('small', { class: 'hint' }, hint) : null,
-          err,
-        );
-      };
+      const row = (key: FieldKey, label: string, control: HTMLElement, hint?: string) =>
+        fieldWithError('rule', key, label, control, errors, hint);
       const name = h('input', {
         type: 'text',
         maxlength: '200',

@@ -5,7 +5,7 @@
  */
 
 import { ApiError } from '../api';
-import { append, h, openDialog } from '../dom';
+import { append, fieldWithError, h, openDialog } from '../dom';
 import {
   createDefinition,
   fieldOfError,
@@ -26,33 +26,6 @@ const WINDOW_LABELS: Record<number, string> = { 60: '1m', 300: '5m', 900: '15m',
 export function windowLabel(secs: number | undefined): string {
   const s = secs ?? 60;
   return WINDOW_LABELS[s] ?? `${s}s`;
-}
-
-/** A labelled control with a place for the error that names it. */
-function fieldWithError(
-  label: string,
-  control: HTMLElement,
-  key: string,
-  errors: Map<string, HTMLElement>,
-  hint?: string,
-): HTMLElement {
-  const id = `mf-${key}`;
-  control.id = id;
-  const error = h('p', {
-    class: 'form-error field-error',
-    role: 'alert',
-    hidden: true,
-    'data-testid': `metric-error-${key}`,
-  });
-  errors.set(key, error);
-  return h(
-    'div',
-    { class: 'field' },
-    h('label', { for: id }, label),
-    control,
-    hint ? h('small', { class: 'hint' }, hint) : null,
-    error,
-  );
 }
 
 export function openMetricEditor(opts: {
@@ -234,21 +207,28 @@ export function openMetricEditor(opts: {
               'No events seen recently: send some first and their properties will be offered here.',
             )
           : null,
-        fieldWithError('Name', name, 'name', errors, 'Letters, digits, _ and -'),
-        fieldWithError('Event type', eventType, 'event_type', errors),
+        fieldWithError('metric', 'name', 'Name', name, errors, 'Letters, digits, _ and -'),
+        fieldWithError('metric', 'event_type', 'Event type', eventType, errors),
         h(
           'div',
           { class: 'field-row' },
-          fieldWithError('Value field (numeric)', valueField, 'field', errors),
-          fieldWithError('Distinct count of', unique, 'unique', errors),
+          fieldWithError('metric', 'field', 'Value field (numeric)', valueField, errors),
+          fieldWithError('metric', 'unique', 'Distinct count of', unique, errors),
         ),
-        fieldWithError('Dimensions', dims, 'dimensions', errors, 'Series are kept per value.'),
-        fieldWithError('Also keep', rollups, 'rollups', errors),
+        fieldWithError(
+          'metric',
+          'dimensions',
+          'Dimensions',
+          dims,
+          errors,
+          'Series are kept per value.',
+        ),
+        fieldWithError('metric', 'rollups', 'Also keep', rollups, errors),
         h(
           'div',
           { class: 'field-row' },
-          fieldWithError('Window', window, 'window_secs', errors),
-          fieldWithError('Description', description, 'description', errors),
+          fieldWithError('metric', 'window_secs', 'Window', window, errors),
+          fieldWithError('metric', 'description', 'Description', description, errors),
         ),
       ]);
       return async () => {
