@@ -195,5 +195,24 @@ fn an_agent_without_its_keys_answers_503_keys_not_loaded() -> anyhow::Result<()>
     );
     ensure!(retry_after.is_none(), "{retry_after:?}");
     ensure!(authenticate.is_some(), "no WWW-Authenticate on 401");
+
+    // The producer protocols count failed keys against the address too: the second failure
+    // (Segment's write key, here in the body) is 401, the third (OTLP's bearer) is past the limit of 2: 429.
+    let mut segment = http
+        .post(&format!("{control_url}/v1/batch"))
+        .header("content-type", "application/json")
+        .send(format!(r#"{{"batch": [], "writeKey": "{UNKNOWN_KEY}"}}"#).as_bytes())?;
+    let text = segment.body_mut().read_to_string()?;
+    ensure!(segment.status().as_u16() == 401, "Segment: {text}");
+    let otlp = http
+        .post(&format!("{control_url}/v1/logs"))
+        .header("content-type", "application/json")
+        .header("Authorization", &unknown)
+        .send(&b"{}"[..])?;
+    ensure!(
+        otlp.status().as_u16() == 429 && otlp.headers().get("retry-after").is_some(),
+        "OTLP after two failures: {}",
+        otlp.status()
+    );
     Ok(())
 }

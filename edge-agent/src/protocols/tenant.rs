@@ -10,6 +10,7 @@
 //! StatsD (UDP, no credentials) serves `statsd.tenant` on a loopback listener.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use crate::ingest::auth::IngestAuth;
 use crate::ingest::response::Reply;
@@ -37,6 +38,9 @@ pub enum TenantError {
     /// The key is neither a valid ingest key nor a configured write key.
     #[error("the key is not valid (unknown, revoked or mistyped)")]
     UnknownKey,
+    /// Too many failed keys from this address (`429` with `Retry-After`, in seconds).
+    #[error("too many failed authentications from this address; retry later")]
+    RateLimited(u64),
     /// The agent has not read its keys yet: the key may be valid (`503` with `Retry-After`).
     #[error("the agent has not read its API keys yet; retry in a moment")]
     KeysNotLoaded,
@@ -83,13 +87,15 @@ impl TenantResolver {
         self
     }
 
-    /// The tenant of a request that presented `credential`, authenticated by `auth`.
+    /// The tenant of a request from `ip` that presented `credential`, authenticated by `auth`
+    /// (a key that fails counts against the address, as on `POST /v1/events`).
     pub fn resolve(
         &self,
         credential: Credential<'_>,
         auth: &IngestAuth,
+        ip: IpAddr,
     ) -> Result<String, TenantError> {
-        let keys = match auth {
+        let (keys, limiter) = match auth {
             IngestAuth::Sidecar { tenant } => {
                 return match credential {
                     Credential::None if self.credential_required => {
@@ -101,7 +107,7 @@ impl TenantResolver {
                     _ => Ok(self.tenant.clone().unwrap_or_else(|| tenant.clone())),
                 };
             }
-            IngestAuth::Keys { keys, .. } => keys,
+            IngestAuth::Keys { keys, limiter } => (keys, limiter),
         };
         let key = match credential {
             Credential::None => return Err(TenantError::MissingCredential),
@@ -110,9 +116,15 @@ impl TenantResolver {
         if let Some(tenant) = self.keys.get(key) {
             return Ok(tenant.clone());
         }
+        if let Err(retry) = limiter.check(ip) {
+            return Err(TenantError::RateLimited(retry.as_secs().max(1)));
+        }
         match keys.verify(key) {
             None if !keys.is_loaded() => Err(TenantError::KeysNotLoaded),
-            None => Err(TenantError::UnknownKey),
+            None => {
+                limiter.failed(ip);
+                Err(TenantError::UnknownKey)
+            }
             Some(Principal::Tenant {
                 tenant,
                 role: Role::Ingest,
@@ -136,6 +148,16 @@ impl TenantError {
     /// The answer refusing a request for this reason (`code` names it for `401`/`403`).
     pub fn reply(&self, unauthorized_code: &'static str) -> Reply {
         let (status, code) = match self {
+            TenantError::RateLimited(retry_after) => {
+                metrics::counter!(crate::ingest::auth::AUTH_FAILURES, "reason" => "rate_limited")
+                    .increment(1);
+                return Reply::overloaded(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    self.to_string(),
+                    *retry_after,
+                );
+            }
             TenantError::KeysNotLoaded => {
                 metrics::counter!(crate::metrics::REQUESTS_THROTTLED, "reason" => "keys_not_loaded")
                     .increment(1);
@@ -153,6 +175,15 @@ impl TenantError {
         };
         Reply::error(status, code, self.to_string())
     }
+}
+
+/// The client's address (axum's connect info; unspecified without a socket, in tests).
+pub fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |info| {
+            info.0.ip()
+        })
 }
 
 /// The user of an `Authorization: Basic` header (what Segment SDKs send: the write key, no
@@ -190,6 +221,8 @@ mod tests {
         assert_eq!(basic_user(&headers), None);
     }
 
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[test]
     fn a_sidecar_serves_the_configured_tenant_without_a_credential() {
         let sidecar = IngestAuth::Sidecar {
@@ -197,13 +230,13 @@ mod tests {
         };
         let segment = TenantResolver::configured("segment", None, true);
         assert_eq!(
-            segment.resolve(Credential::None, &sidecar),
+            segment.resolve(Credential::None, &sidecar, LOOPBACK),
             Err(TenantError::MissingCredential),
             "Segment SDKs always send their write key"
         );
         assert_eq!(
             segment
-                .resolve(Credential::WriteKey("any"), &sidecar)
+                .resolve(Credential::WriteKey("any"), &sidecar, LOOPBACK)
                 .as_deref(),
             Ok("acme")
         );
@@ -211,17 +244,18 @@ mod tests {
             .with_keys([("wk_b".to_owned(), "globex".to_owned())].into());
         assert_eq!(
             keyed
-                .resolve(Credential::WriteKey("wk_b"), &sidecar)
+                .resolve(Credential::WriteKey("wk_b"), &sidecar, LOOPBACK)
                 .as_deref(),
             Ok("globex")
         );
         assert_eq!(
-            keyed.resolve(Credential::WriteKey("wk_c"), &sidecar),
+            keyed.resolve(Credential::WriteKey("wk_c"), &sidecar, LOOPBACK),
             Err(TenantError::UnknownKey)
         );
         let otlp = TenantResolver::configured("otlp", Some("globex".into()), false);
         assert_eq!(
-            otlp.resolve(Credential::None, &sidecar).as_deref(),
+            otlp.resolve(Credential::None, &sidecar, LOOPBACK)
+                .as_deref(),
             Ok("globex")
         );
     }

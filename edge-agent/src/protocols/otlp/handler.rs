@@ -22,7 +22,7 @@ use crate::ingest::admit::{admit, run_sized};
 use crate::ingest::handler::idempotency_key;
 use crate::ingest::response::Reply;
 use crate::ingest::Origin;
-use crate::protocols::tenant::Credential;
+use crate::protocols::tenant::{client_ip, Credential};
 use crate::publish::deadletter::Rejected;
 use axum::body::Body;
 use axum::extract::State;
@@ -34,6 +34,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use prost::Message;
 use rtdash_shared::time::{now_millis, UnixMillis};
 use serde_json::Map;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The encodings OTLP/HTTP defines.
@@ -123,7 +124,13 @@ fn failure(encoding: Encoding, reply: Reply) -> Response {
 }
 
 /// `POST /v1/logs`.
-pub async fn post_logs(State(otlp): State<Arc<Otlp>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn post_logs(
+    State(otlp): State<Arc<Otlp>>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ip = client_ip(&extensions);
     let received_at = now_millis();
     let ingest = &otlp.ingest;
     ingest.metrics.protocol_request("otlp");
@@ -162,6 +169,7 @@ pub async fn post_logs(State(otlp): State<Arc<Otlp>>, headers: HeaderMap, body: 
             encoding,
             key.as_deref(),
             credential.as_deref(),
+            ip,
             received_at,
         )
     })
@@ -208,6 +216,7 @@ impl Otlp {
         encoding: Encoding,
         key: Option<&str>,
         credential: Option<&str>,
+        ip: IpAddr,
         received_at: UnixMillis,
     ) -> Reply {
         let ingest = &self.ingest;
@@ -231,7 +240,7 @@ impl Otlp {
             }
         };
         let credential = credential.map_or(Credential::None, Credential::ApiKey);
-        let tenant = match self.tenants.resolve(credential, &ingest.auth) {
+        let tenant = match self.tenants.resolve(credential, &ingest.auth, ip) {
             Ok(tenant) => tenant,
             Err(err) => return err.reply("unauthorized"),
         };

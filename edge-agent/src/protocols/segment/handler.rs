@@ -20,7 +20,7 @@ use super::Segment;
 use crate::ingest::admit::{admit, run_sized};
 use crate::ingest::response::{ItemError, Reply};
 use crate::ingest::Origin;
-use crate::protocols::tenant::{basic_user, Credential};
+use crate::protocols::tenant::{basic_user, client_ip, Credential};
 use crate::publish::deadletter::Rejected;
 use axum::body::Body;
 use axum::extract::State;
@@ -31,6 +31,7 @@ use rtdash_shared::time::{now_millis, parse_rfc3339, UnixMillis};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// A `/v1/batch` body.
@@ -83,23 +84,26 @@ fn refusal(reply: Reply) -> Response {
 /// `POST /v1/batch`.
 pub async fn post_batch(
     State(segment): State<Arc<Segment>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive(segment, headers, body, None).await
+    receive(segment, client_ip(&extensions), headers, body, None).await
 }
 
 /// `POST /v1/{track,identify,page,screen,group,alias}`: one message of the route's type.
 pub async fn post_single(
     State((segment, kind)): State<(Arc<Segment>, Kind)>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    receive(segment, headers, body, Some(kind)).await
+    receive(segment, client_ip(&extensions), headers, body, Some(kind)).await
 }
 
 async fn receive(
     segment: Arc<Segment>,
+    ip: IpAddr,
     headers: HeaderMap,
     body: Body,
     kind: Option<Kind>,
@@ -126,7 +130,7 @@ async fn receive(
     let header_key = basic_user(&headers);
     let worker = Arc::clone(&segment);
     let reply = run_sized(ingest, body.len(), move || {
-        match worker.process(&body, kind, header_key.as_deref(), received_at) {
+        match worker.process(&body, kind, header_key.as_deref(), ip, received_at) {
             Ok(reply) => reply,
             Err(refused) => refused,
         }
@@ -175,6 +179,7 @@ impl Segment {
         body: &[u8],
         kind: Option<Kind>,
         header_key: Option<&str>,
+        ip: IpAddr,
         received_at: UnixMillis,
     ) -> Result<Reply, Reply> {
         let ingest = &self.ingest;
@@ -220,7 +225,7 @@ impl Segment {
         };
         let key = header_key.or(body_key.as_deref()).filter(|k| !k.is_empty());
         let credential = key.map_or(Credential::None, Credential::WriteKey);
-        let tenant = match self.tenants.resolve(credential, &ingest.auth) {
+        let tenant = match self.tenants.resolve(credential, &ingest.auth, ip) {
             Ok(tenant) => tenant,
             Err(err) => return Err(err.reply("invalid_credentials")),
         };
