@@ -407,8 +407,12 @@ async fn auto_windows_and_refusals() {
     }
     let week = range(day0, end);
     for (params, mention) in [
-        // 15-minute windows are kept 7 days: the first of this range is gone.
-        (format!("window=15m&{week}"), "7 days"),
+        // 15-minute windows are kept 7 days: the first of this range (a day before the
+        // data, so whatever the time of day) is gone.
+        (
+            format!("window=15m&{}", range(day0 - DAY_MS, end)),
+            "7 days",
+        ),
         (format!("window=7m&{week}"), "7m"),
         (format!("window=1h&group_by=colour&{week}"), "colour"),
         (
