@@ -614,8 +614,9 @@ async fn wait_for_hour(
 
 /// The row cache: rows of windows that can no longer change (older than the correction
 /// horizon) are read once and then served from memory, so a rewrite of such an old row
-/// (which the aggregators never make) stays unseen, while a correction of a recent window
-/// (within the horizon) is served at once, never stale.
+/// (which the aggregators never make) stays unseen - a day old, or just past the horizon
+/// (after the last whole cached chunk) - while a correction of a recent window (within the
+/// horizon) is served at once, never stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_rows_are_old_ones_and_recent_corrections_are_not_stale() {
     let env = GatewayEnv::start(|config| config.questdb.query_cache_ms = 0).await;
@@ -625,13 +626,16 @@ async fn cached_rows_are_old_ones_and_recent_corrections_are_not_stale() {
     )
     .await;
     let old = rtdash_tests::time::minute(24 * 60);
+    // Closed 16 minutes ago: past the horizon (10 min) and the 5 min margin without status
+    // reports.
+    let settled = rtdash_tests::time::minute(17);
     let recent = rtdash_tests::time::minute(2);
     let row = |start: i64, count: u64, revision: u32| {
         let mut row = Row::new(TENANT, "amount", start, &[("region", "eu")], count);
         row.revision = revision;
         row
     };
-    env.insert(&[row(old, 5, 0), row(recent, 7, 0)]);
+    env.insert(&[row(old, 5, 0), row(settled, 3, 0), row(recent, 7, 0)]);
     let ask = format!("stat=count&window=1m&{}", range(old, now_millis()));
     let counts = |answer: &Value| -> Vec<f64> {
         windows(&answer["windows"])
@@ -642,12 +646,12 @@ async fn cached_rows_are_old_ones_and_recent_corrections_are_not_stale() {
     let url = |params: &str| format!("/v1/metrics/amount?tenant_id={TENANT}&{params}");
     let (status, answer) = env.get(&url(&ask)).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(counts(&answer), vec![5.0, 7.0], "{answer}");
+    assert_eq!(counts(&answer), vec![5.0, 3.0, 7.0], "{answer}");
     assert!(env.state.db.row_cache().bytes() > 0, "old rows cached");
 
-    env.insert(&[row(old, 50, 1), row(recent, 70, 1)]);
+    env.insert(&[row(old, 50, 1), row(settled, 30, 1), row(recent, 70, 1)]);
     let (_, answer) = env.get(&url(&ask)).await;
-    assert_eq!(counts(&answer), vec![5.0, 70.0], "{answer}");
+    assert_eq!(counts(&answer), vec![5.0, 3.0, 70.0], "{answer}");
     // Another plan (a filter) reads the old window afresh: the rewrite is in QuestDB.
     let (_, answer) = env
         .get(&url(&format!(
@@ -655,7 +659,7 @@ async fn cached_rows_are_old_ones_and_recent_corrections_are_not_stale() {
             enc(r#"{"region":"eu"}"#)
         )))
         .await;
-    assert_eq!(counts(&answer), vec![50.0, 70.0], "{answer}");
+    assert_eq!(counts(&answer), vec![50.0, 30.0, 70.0], "{answer}");
 }
 
 /// A grouped widget (count per hour by region): its snapshot has one series per region from

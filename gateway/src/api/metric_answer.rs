@@ -3,7 +3,7 @@
 //! gateway served it (window chosen, stored resolution read). Rendered from rows by the same
 //! derivation whoever asks ([`derive_answer`]).
 
-use crate::query::{self, format_duration, DerivedSeries, DerivedWindow, QueryPlan, WindowRow};
+use crate::query::{format_duration, DerivedSeries, DerivedWindow, Merged, QueryPlan};
 use rtdash_shared::stat::Stat;
 use rtdash_shared::time::{format_rfc3339, UnixMillis};
 use serde::Serialize;
@@ -105,17 +105,17 @@ pub enum Derived {
     Series(Vec<DerivedSeries>),
 }
 
-/// Derives `plan`'s answer from `rows`.
-pub fn derive_answer<'r>(
+/// Derives `plan`'s answer from its rows, folded and merged.
+pub fn derive_answer(
     plan: &QueryPlan,
-    rows: impl IntoIterator<Item = &'r WindowRow>,
+    merged: Merged,
     now: UnixMillis,
     closed_through: Option<UnixMillis>,
 ) -> Derived {
     if plan.is_grouped() {
-        Derived::Series(query::derive_groups(plan, rows, now, closed_through))
+        Derived::Series(merged.series(plan, now, closed_through))
     } else {
-        Derived::Windows(query::derive(plan, rows, now, closed_through))
+        Derived::Windows(merged.windows(plan, now, closed_through))
     }
 }
 

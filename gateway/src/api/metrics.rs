@@ -225,7 +225,8 @@ pub async fn query(
         .db
         .shared_answer(key, || async {
             let rows = state.db.rows(&plan, from, to, immutable).await?;
-            let derived = derive_answer(&plan, rows.iter(), now, closed_through);
+            let merged = rows.merged(&plan, state.db.row_cache(), from);
+            let derived = derive_answer(&plan, merged, now, closed_through);
             let answer = MetricWindows::new(&plan, dimensions.clone(), auto, &derived);
             Ok(serde_json::to_vec(&answer)
                 .map(Bytes::from)

@@ -10,7 +10,7 @@ use super::ring::{LiveValue, PlanReg};
 use super::topic::PlanHandle;
 use crate::api::metric_answer::Derived;
 use crate::metrics as names;
-use crate::query::group::ranked_groups;
+use crate::query::cache::RowCache;
 use crate::query::single_flight::{Limits, SingleFlight};
 use crate::query::{self, DerivedSeries, DerivedWindow, QueryError, QueryPlan, QuestDb, RowSet};
 use rtdash_shared::time::{now_millis, UnixMillis};
@@ -64,6 +64,11 @@ impl std::fmt::Debug for SnapshotCache {
 }
 
 impl SnapshotCache {
+    /// The row cache the snapshots' rows come from (their folds are kept there too).
+    pub fn row_cache(&self) -> &RowCache {
+        self.db.row_cache()
+    }
+
     /// A cache over `db` keeping results for `ttl`; windows older than the aggregators'
     /// correction horizon (`horizon_ms`) come from the row cache.
     pub fn new(db: Arc<QuestDb>, ttl: Duration, horizon_ms: i64) -> Self {
@@ -150,6 +155,7 @@ impl SnapshotCache {
 pub fn snapshot_answer(
     reg: &PlanReg,
     rows: &RowSet,
+    cache: &RowCache,
     memory: Vec<LiveValue>,
     now: UnixMillis,
     range_ms: i64,
@@ -158,20 +164,21 @@ pub fn snapshot_answer(
 ) -> Derived {
     let plan = &reg.plan;
     let from = plan.bucket_of(now - range_ms);
-    let in_range = || rows.iter().filter(move |row| row.window_start >= from);
+    let merged = rows.merged(plan, cache, from);
     if !plan.is_grouped() {
-        let windows = query::derive(plan, in_range(), now, closed_through);
+        let windows = merged.windows(plan, now, closed_through);
         let memory = memory.into_iter().map(|value| value.window);
         return Derived::Windows(overlay(windows, memory, from, max));
     }
     let groups = reg.groups_or(|| {
-        ranked_groups(plan, in_range())
+        merged
+            .ranked(plan)
             .into_iter()
             .take(plan.limit)
-            .map(|(key, _, _)| key)
+            .map(|(key, _)| key)
             .collect()
     });
-    let mut series = query::derive_groups_fixed(plan, in_range(), &groups.top, now, closed_through);
+    let mut series = merged.series_fixed(plan, &groups.top, now, closed_through);
     let mut by_series: BTreeMap<usize, Vec<DerivedWindow>> = BTreeMap::new();
     for value in memory {
         if let Some(tag) = &value.series {
@@ -224,6 +231,10 @@ mod tests {
     use crate::query::{Ask, WindowAsk, WindowRow};
     use rtdash_shared::stat::Stat;
 
+    fn cache() -> RowCache {
+        RowCache::new(1 << 20, std::time::Duration::from_secs(60))
+    }
+
     fn reg(group_by: &[String], stat: Stat) -> PlanReg {
         let def = crate::fixtures::def(
             r#"{"name":"m","event_type":"e","dimensions":["region"],"rollups":[]}"#,
@@ -273,7 +284,16 @@ mod tests {
         let memory = vec![live(1, 100), live(4, 40), live(5, 50)];
         let now = minute(5) + 1;
         let values = |max| -> Vec<Option<f64>> {
-            match snapshot_answer(&reg, &rows, memory.clone(), now, minute(3), None, max) {
+            match snapshot_answer(
+                &reg,
+                &rows,
+                &cache(),
+                memory.clone(),
+                now,
+                minute(3),
+                None,
+                max,
+            ) {
                 Derived::Windows(windows) => windows.iter().map(|w| w.value).collect(),
                 Derived::Series(_) => panic!("not grouped"),
             }
@@ -297,6 +317,7 @@ mod tests {
         let series = |rows: &RowSet| match snapshot_answer(
             &reg,
             rows,
+            &cache(),
             Vec::new(),
             300_000,
             300_000,

@@ -10,7 +10,10 @@
 //! old windows can stay unseen). Hits, misses, evictions and bytes are metrics.
 
 use super::derive::WindowRow;
+use super::fold::Fold;
+use super::plan::QueryPlan;
 use crate::metrics as names;
+use rtdash_shared::sketch::SketchSpec;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,8 +49,23 @@ pub struct ChunkKey {
 pub struct Chunk {
     /// The rows, in QuestDB's order.
     pub rows: Vec<WindowRow>,
-    /// Approximate bytes held.
+    /// Approximate bytes held by the rows.
     pub bytes: usize,
+    /// Folds of the rows for the plans that read them, most recent last (at most
+    /// [`FOLDS_PER_CHUNK`]).
+    folds: Mutex<Vec<(FoldKey, Arc<Fold>)>>,
+}
+
+/// Folds kept per chunk: plans reading the same rows differ by their grouping and the sketch
+/// parts of their stat (percentiles, distinct counts, neither).
+pub const FOLDS_PER_CHUNK: usize = 4;
+
+/// What a fold of a chunk's rows depends on besides the rows (the chunk's key fixes the
+/// selection).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FoldKey {
+    group_by: Vec<String>,
+    parts: Option<SketchSpec>,
 }
 
 impl Chunk {
@@ -55,7 +73,43 @@ impl Chunk {
     pub fn new(rows: Vec<WindowRow>) -> Self {
         let bytes =
             std::mem::size_of::<Self>() + rows.iter().map(WindowRow::heap_bytes).sum::<usize>();
-        Self { rows, bytes }
+        Self {
+            rows,
+            bytes,
+            folds: Mutex::default(),
+        }
+    }
+
+    /// The fold of the rows for `plan` (whose selection must be the chunk's), kept with the
+    /// chunk; the bytes it added when it was made now (the oldest fold beyond
+    /// [`FOLDS_PER_CHUNK`] is dropped).
+    pub fn fold(&self, plan: &QueryPlan) -> (Arc<Fold>, Option<usize>) {
+        let key = FoldKey {
+            group_by: plan.group_by.clone(),
+            parts: plan.state_parts(),
+        };
+        if let Some((_, fold)) = self
+            .folds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(k, _)| *k == key)
+        {
+            return (fold.clone(), None);
+        }
+        // Folded outside the lock: two requests racing on the same fold both compute it, the
+        // first one's is kept.
+        let fold = Arc::new(Fold::of_rows(plan, &self.rows));
+        let bytes = fold.heap_bytes();
+        let mut folds = self.folds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, kept)) = folds.iter().find(|(k, _)| *k == key) {
+            return (kept.clone(), None);
+        }
+        if folds.len() >= FOLDS_PER_CHUNK {
+            folds.remove(0);
+        }
+        folds.push((key, fold.clone()));
+        (fold, Some(bytes))
     }
 }
 
@@ -63,6 +117,8 @@ struct Entry {
     tick: u64,
     chunk: Arc<Chunk>,
     stored: Instant,
+    /// The chunk's rows and the folds reported by [`RowCache::grow`].
+    bytes: usize,
 }
 
 #[derive(Default)]
@@ -78,7 +134,7 @@ impl Inner {
     fn remove(&mut self, key: &ChunkKey) {
         if let Some(entry) = self.entries.remove(key) {
             self.order.remove(&entry.tick);
-            self.bytes -= entry.chunk.bytes;
+            self.bytes -= entry.bytes;
         }
     }
 }
@@ -170,7 +226,7 @@ impl RowCache {
                 break;
             };
             if let Some(entry) = inner.entries.remove(&oldest) {
-                inner.bytes -= entry.chunk.bytes;
+                inner.bytes -= entry.bytes;
                 self.evictions.increment(1);
             }
         }
@@ -182,10 +238,36 @@ impl RowCache {
             key,
             Entry {
                 tick,
+                bytes: chunk.bytes,
                 chunk,
                 stored: Instant::now(),
             },
         );
+        self.bytes.set(inner.bytes as f64);
+    }
+
+    /// Counts `extra` bytes more for the entry of `key` (a fold kept with its chunk; nothing
+    /// when it is no longer cached), evicting the least recently used others beyond the
+    /// budget.
+    pub fn grow(&self, key: &ChunkKey, extra: usize) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = inner.entries.get_mut(key) else {
+            return;
+        };
+        entry.bytes += extra;
+        let tick = entry.tick;
+        inner.bytes += extra;
+        while inner.bytes > self.budget {
+            let Some(oldest) = inner.order.keys().copied().find(|t| *t != tick) else {
+                break;
+            };
+            if let Some(victim) = inner.order.remove(&oldest) {
+                if let Some(entry) = inner.entries.remove(&victim) {
+                    inner.bytes -= entry.bytes;
+                    self.evictions.increment(1);
+                }
+            }
+        }
         self.bytes.set(inner.bytes as f64);
     }
 }
@@ -209,9 +291,38 @@ mod tests {
 
     fn chunk(bytes: usize) -> Arc<Chunk> {
         Arc::new(Chunk {
-            rows: Vec::new(),
             bytes,
+            ..Chunk::default()
         })
+    }
+
+    /// A fold kept with a chunk counts against the budget: others go, least recently used
+    /// first, never the chunk that grew.
+    #[tokio::test(start_paused = true)]
+    async fn a_growing_chunk_evicts_others() {
+        let cache = RowCache::new(1_000, Duration::from_secs(60));
+        cache.insert(key(1), chunk(200));
+        cache.insert(key(2), chunk(200));
+        cache.insert(key(3), chunk(200));
+        cache.grow(&key(1), 500);
+        assert_eq!(cache.bytes(), 900, "2 went, 1 and 3 stay");
+        assert!(cache.get(&key(2)).is_none());
+        cache.grow(&key(1), 400);
+        assert_eq!(
+            cache.bytes(),
+            1_100,
+            "alone, it may exceed the budget until it goes"
+        );
+        assert!(cache.get(&key(3)).is_none());
+        assert!(cache.get(&key(1)).is_some());
+        cache.grow(&key(9), 100);
+        assert_eq!(
+            cache.bytes(),
+            1_100,
+            "a chunk no longer cached adds nothing"
+        );
+        cache.insert(key(4), chunk(100));
+        assert_eq!(cache.bytes(), 100, "the grown entry leaves as a whole");
     }
 
     #[tokio::test(start_paused = true)]

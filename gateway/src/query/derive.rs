@@ -9,6 +9,7 @@
 //! before states were stored) still add up for sums and averages; percentiles and distinct
 //! counts of a merge that includes one are `null`.
 
+use super::fold::Merged;
 use super::plan::QueryPlan;
 use rtdash_shared::sketch::{Sketch, SketchSpec, Stats};
 use rtdash_shared::stat::Stat;
@@ -164,9 +165,41 @@ impl Acc {
         self.updated_at = self.updated_at.max(row.updated_at);
     }
 
+    /// Merges another accumulator in, as if its rows had been added here.
+    pub(crate) fn merge(&mut self, other: &Acc) {
+        if other.rows == 0 {
+            return;
+        }
+        if self.rows == 0 {
+            *self = other.clone();
+            return;
+        }
+        self.rows += other.rows;
+        self.count += other.count;
+        self.sum = add_opt(self.sum, other.sum, |a, b| a + b);
+        self.min = add_opt(self.min, other.min, f64::min);
+        self.max = add_opt(self.max, other.max, f64::max);
+        match (&mut self.sketch, &other.sketch) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.sketch = Some(theirs.clone()),
+            (_, None) => {}
+        }
+        self.state_missing |= other.state_missing;
+        self.revision = self.revision.max(other.revision);
+        self.all_final &= other.all_final;
+        self.last_final_end = self.last_final_end.max(other.last_final_end);
+        self.late_count += other.late_count;
+        self.updated_at = self.updated_at.max(other.updated_at);
+    }
+
     /// Rows added.
     pub(crate) fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Approximate bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.sketch.as_ref().map_or(0, |sketch| sketch.heap_bytes())
     }
 
     /// The stat's value over every row added: one row is exact as stored (its windows
@@ -220,11 +253,7 @@ pub fn derive<'r>(
     now: UnixMillis,
     closed_through: Option<UnixMillis>,
 ) -> Vec<DerivedWindow> {
-    let wanted = rows.into_iter().filter(|row| match &plan.exact_series {
-        Some(exact) => *exact == row.series,
-        None => filter_matches(plan, row),
-    });
-    derive_selected(plan, wanted, now, closed_through)
+    Merged::of_rows(plan, rows).windows(plan, now, closed_through)
 }
 
 /// Whether `row` passes the plan's filter (on its parsed dimensions).
@@ -232,27 +261,6 @@ pub(crate) fn filter_matches(plan: &QueryPlan, row: &WindowRow) -> bool {
     plan.filter.iter().all(|(name, wanted)| {
         row.dims.get(name).and_then(Option::as_deref) == Some(wanted.as_str())
     })
-}
-
-/// [`derive`] of rows already selected for the plan.
-pub(crate) fn derive_selected<'r>(
-    plan: &QueryPlan,
-    rows: impl IntoIterator<Item = &'r WindowRow>,
-    now: UnixMillis,
-    closed_through: Option<UnixMillis>,
-) -> Vec<DerivedWindow> {
-    let parts = plan.state_parts();
-    let mut buckets: BTreeMap<UnixMillis, Acc> = BTreeMap::new();
-    for row in rows {
-        buckets
-            .entry(plan.bucket_of(row.window_start))
-            .or_default()
-            .add(row, parts);
-    }
-    buckets
-        .into_iter()
-        .map(|(start, acc)| derive_one(plan, start, &acc, now, closed_through))
-        .collect()
 }
 
 /// `closed_through`: every window ending at or before it is closed in every partition (from

@@ -3,11 +3,12 @@
 //! last, ties by their values), the first `limit` kept and the rest merged into one `other`
 //! series. Merged states serve every stat, so `other` has every stat too. Pure: no I/O.
 
-use super::derive::{derive_one, derive_selected, filter_matches, Acc, DerivedWindow, WindowRow};
+use super::derive::{DerivedWindow, WindowRow};
+use super::fold::Merged;
 use super::plan::QueryPlan;
 use rtdash_shared::time::UnixMillis;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The values of the grouped dimensions, in `group_by` order (`None`: absent).
 pub type GroupKey = Vec<Option<String>>;
@@ -43,7 +44,7 @@ pub fn group_dimensions(plan: &QueryPlan, key: &GroupKey) -> BTreeMap<String, Op
 }
 
 /// Descending by value (no value last), then ascending by key.
-fn rank(a: &(GroupKey, Option<f64>), b: &(GroupKey, Option<f64>)) -> Ordering {
+pub(crate) fn rank(a: &(GroupKey, Option<f64>), b: &(GroupKey, Option<f64>)) -> Ordering {
     match (a.1, b.1) {
         (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
         (Some(_), None) => Ordering::Less,
@@ -51,30 +52,6 @@ fn rank(a: &(GroupKey, Option<f64>), b: &(GroupKey, Option<f64>)) -> Ordering {
         (None, None) => Ordering::Equal,
     }
     .then_with(|| a.0.cmp(&b.0))
-}
-
-/// The ranked groups of `rows` (selected by the caller or not: the plan's filter is applied):
-/// every group's key with its whole-range value, best first.
-pub fn ranked_groups<'r>(
-    plan: &QueryPlan,
-    rows: impl IntoIterator<Item = &'r WindowRow>,
-) -> Vec<(GroupKey, Option<f64>, Vec<&'r WindowRow>)> {
-    let parts = plan.state_parts();
-    let mut groups: HashMap<GroupKey, (Acc, Vec<&'r WindowRow>)> = HashMap::new();
-    for row in rows {
-        if !filter_matches(plan, row) {
-            continue;
-        }
-        let (acc, members) = groups.entry(group_key(plan, row)).or_default();
-        acc.add(row, parts);
-        members.push(row);
-    }
-    let mut ranked: Vec<(GroupKey, Option<f64>, Vec<&WindowRow>)> = groups
-        .into_iter()
-        .map(|(key, (acc, members))| (key, acc.value(plan.stat), members))
-        .collect();
-    ranked.sort_by(|a, b| rank(&(a.0.clone(), a.1), &(b.0.clone(), b.1)));
-    ranked
 }
 
 /// The grouped answer of `plan` from rows of its dimension set: the top `limit` groups, then
@@ -85,101 +62,7 @@ pub fn derive_groups<'r>(
     now: UnixMillis,
     closed_through: Option<UnixMillis>,
 ) -> Vec<DerivedSeries> {
-    let mut ranked = ranked_groups(plan, rows);
-    let rest = if ranked.len() > plan.limit {
-        ranked.split_off(plan.limit)
-    } else {
-        Vec::new()
-    };
-    let mut series: Vec<DerivedSeries> = ranked
-        .into_iter()
-        .map(|(key, value, members)| DerivedSeries {
-            dimensions: group_dimensions(plan, &key),
-            other: false,
-            value,
-            windows: derive_selected(plan, members, now, closed_through),
-        })
-        .collect();
-    let rest: Vec<&WindowRow> = rest
-        .into_iter()
-        .flat_map(|(_, _, members)| members)
-        .collect();
-    series.extend(other_series(plan, &rest, now, closed_through));
-    series
-}
-
-/// The grouped answer of `plan` with its series fixed: one per key of `top`, in that order
-/// (empty when a group has no rows), then `other` merging every other group that has rows.
-pub fn derive_groups_fixed<'r>(
-    plan: &QueryPlan,
-    rows: impl IntoIterator<Item = &'r WindowRow>,
-    top: &[GroupKey],
-    now: UnixMillis,
-    closed_through: Option<UnixMillis>,
-) -> Vec<DerivedSeries> {
-    let parts = plan.state_parts();
-    let mut members: Vec<(Acc, Vec<&WindowRow>)> = vec![Default::default(); top.len()];
-    let mut rest: Vec<&WindowRow> = Vec::new();
-    for row in rows {
-        if !filter_matches(plan, row) {
-            continue;
-        }
-        let key = group_key(plan, row);
-        match top.iter().position(|k| *k == key) {
-            Some(index) => {
-                members[index].0.add(row, parts);
-                members[index].1.push(row);
-            }
-            None => rest.push(row),
-        }
-    }
-    let mut series: Vec<DerivedSeries> = top
-        .iter()
-        .zip(members)
-        .map(|(key, (acc, rows))| DerivedSeries {
-            dimensions: group_dimensions(plan, key),
-            other: false,
-            value: if acc.rows() == 0 {
-                None
-            } else {
-                acc.value(plan.stat)
-            },
-            windows: derive_selected(plan, rows, now, closed_through),
-        })
-        .collect();
-    series.extend(other_series(plan, &rest, now, closed_through));
-    series
-}
-
-/// `other`: the merge of `rows` per window and over the range; `None` without rows.
-fn other_series(
-    plan: &QueryPlan,
-    rows: &[&WindowRow],
-    now: UnixMillis,
-    closed_through: Option<UnixMillis>,
-) -> Option<DerivedSeries> {
-    if rows.is_empty() {
-        return None;
-    }
-    let parts = plan.state_parts();
-    let mut whole = Acc::default();
-    let mut buckets: BTreeMap<UnixMillis, Acc> = BTreeMap::new();
-    for row in rows {
-        whole.add(row, parts);
-        buckets
-            .entry(plan.bucket_of(row.window_start))
-            .or_default()
-            .add(row, parts);
-    }
-    Some(DerivedSeries {
-        dimensions: BTreeMap::new(),
-        other: true,
-        value: whole.value(plan.stat),
-        windows: buckets
-            .into_iter()
-            .map(|(start, acc)| derive_one(plan, start, &acc, now, closed_through))
-            .collect(),
-    })
+    Merged::of_rows(plan, rows).series(plan, now, closed_through)
 }
 
 #[cfg(test)]
@@ -274,7 +157,7 @@ mod tests {
             vec![Some("nowhere".to_owned())],
             vec![Some("us".to_owned())],
         ];
-        let series = derive_groups_fixed(&plan, &rows, &top, 10_000_000, None);
+        let series = Merged::of_rows(&plan, &rows).series_fixed(&plan, &top, 10_000_000, None);
         assert_eq!(series.len(), 3);
         assert!(series[0].windows.is_empty() && series[0].value.is_none());
         assert_eq!(series[1].value, Some(3.0));

@@ -24,6 +24,7 @@
 pub mod cache;
 pub mod derive;
 mod error;
+pub mod fold;
 pub mod group;
 pub mod plan;
 pub mod pool;
@@ -35,7 +36,8 @@ pub mod tiers;
 
 pub use derive::{derive, derive_bucket, DerivedWindow, Dims, WindowRow};
 pub use error::QueryError;
-pub use group::{derive_groups, derive_groups_fixed, DerivedSeries};
+pub use fold::{Fold, Merged};
+pub use group::{derive_groups, DerivedSeries};
 pub use plan::{available_stats, plan, series_matches, Ask, QueryPlan, WindowAsk};
 pub use pool::QuestDb;
 pub use resolution::{format_duration, parse_duration};

@@ -1,10 +1,13 @@
 //! The rows a plan reads over a range, assembled from the [`RowCache`] where windows can no
 //! longer change and from QuestDB for the rest: chunks of [`CHUNK_WINDOWS`] stored windows
 //! that end before the immutable point are served from the cache (missing ones are read
-//! in one statement per consecutive run and cached), the recent tail is read every time.
+//! in one statement per consecutive run and cached), then one shorter chunk up to the
+//! immutable point (cached under its length), and the recent tail is read every time.
+//! [`RowSet::merged`] folds them for the plan, keeping the folds of cached chunks with them.
 
 use super::cache::{Chunk, ChunkKey, RowCache, CHUNK_WINDOWS};
 use super::derive::WindowRow;
+use super::fold::{Fold, Merged};
 use super::plan::QueryPlan;
 use super::pool::QuestDb;
 use super::QueryError;
@@ -15,16 +18,32 @@ use std::sync::Arc;
 /// range) and the freshly read rest.
 #[derive(Debug, Default)]
 pub struct RowSet {
-    parts: Vec<Arc<Chunk>>,
+    parts: Vec<Part>,
     from: UnixMillis,
     to: UnixMillis,
+}
+
+/// Rows of a [`RowSet`]: a cached chunk (with its key) or rows read for this set only.
+#[derive(Debug)]
+struct Part {
+    chunk: Arc<Chunk>,
+    cached: Option<ChunkKey>,
+}
+
+impl Part {
+    fn read(rows: Vec<WindowRow>) -> Self {
+        Self {
+            chunk: Arc::new(Chunk::new(rows)),
+            cached: None,
+        }
+    }
 }
 
 impl RowSet {
     /// A row set of `rows` read for `[from, to)`.
     pub fn from_rows(rows: Vec<WindowRow>, from: UnixMillis, to: UnixMillis) -> Self {
         Self {
-            parts: vec![Arc::new(Chunk::new(rows))],
+            parts: vec![Part::read(rows)],
             from,
             to,
         }
@@ -35,8 +54,33 @@ impl RowSet {
         let (from, to) = (self.from, self.to);
         self.parts
             .iter()
-            .flat_map(|part| part.rows.iter())
+            .flat_map(|part| part.chunk.rows.iter())
             .filter(move |row| row.window_start >= from && row.window_start < to)
+    }
+
+    /// The rows of the range from `from` on (the range's start when earlier) folded for
+    /// `plan` (which read them) and merged; the folds of cached chunks are kept with them in
+    /// `cache` (see [`Chunk::fold`]).
+    pub fn merged(&self, plan: &QueryPlan, cache: &RowCache, from: UnixMillis) -> Merged {
+        let from = from.max(self.from);
+        let mut merged = Merged::default();
+        for part in &self.parts {
+            match &part.cached {
+                Some(key) => {
+                    let (fold, added) = part.chunk.fold(plan);
+                    if let Some(bytes) = added {
+                        cache.grow(key, bytes);
+                    }
+                    let inside = key.start >= from && key.start + key.len_ms <= self.to;
+                    merged.absorb(plan, &fold, from, self.to, inside);
+                }
+                None => {
+                    let fold = Fold::of_rows(plan, &part.chunk.rows);
+                    merged.absorb(plan, &fold, from, self.to, false);
+                }
+            }
+        }
+        merged
     }
 
     /// Range start.
@@ -78,7 +122,7 @@ impl QuestDb {
             // No chunk beyond the range.
             to.div_euclid(chunk_ms) * chunk_ms + if to % chunk_ms == 0 { 0 } else { chunk_ms },
         );
-        let key = |start: i64| ChunkKey {
+        let key_of = |start: i64, len_ms: i64| ChunkKey {
             table: table.clone(),
             tenant: plan.tenant.clone(),
             metric: plan.metric.clone(),
@@ -92,14 +136,18 @@ impl QuestDb {
             },
             with_state,
             start,
-            len_ms: chunk_ms,
+            len_ms,
         };
+        let key = |start: i64| key_of(start, chunk_ms);
         let mut parts = Vec::new();
         let mut missing: Vec<i64> = Vec::new();
         let mut start = first;
         while start < cached_end {
             match self.cache().get(&key(start)) {
-                Some(chunk) => parts.push(chunk),
+                Some(chunk) => parts.push(Part {
+                    chunk,
+                    cached: Some(key(start)),
+                }),
                 None => missing.push(start),
             }
             start += chunk_ms;
@@ -119,18 +167,65 @@ impl QuestDb {
                 .await?;
             for (start, chunk) in split(rows, run_start, run_end, chunk_ms) {
                 let chunk = Arc::new(chunk);
-                if chunk.rows.iter().all(|row| row.is_final) {
-                    self.cache().insert(key(start), chunk.clone());
+                let cached = chunk
+                    .rows
+                    .iter()
+                    .all(|row| row.is_final)
+                    .then(|| key(start));
+                if let Some(key) = &cached {
+                    self.cache().insert(key.clone(), chunk.clone());
                 }
-                parts.push(chunk);
+                parts.push(Part { chunk, cached });
             }
         }
-        let tail_from = from.max(cached_end.max(first));
+        // The stored windows after the last whole chunk that no longer change either: one
+        // shorter chunk, cached under its length (once the immutable point passes another
+        // stored window, the next request reads a longer one; this one ages out unused).
+        let source_ms = plan.source_window_ms;
+        let partial_start = cached_end.max(first);
+        let partial_end = (immutable_before.div_euclid(source_ms) * source_ms)
+            .min(
+                to.div_euclid(source_ms) * source_ms
+                    + if to % source_ms == 0 { 0 } else { source_ms },
+            )
+            .min(partial_start + chunk_ms);
+        let mut cached_to = partial_start;
+        if partial_end > partial_start && partial_end > from {
+            let key = key_of(partial_start, partial_end - partial_start);
+            let chunk = match self.cache().get(&key) {
+                Some(chunk) => Some(chunk),
+                None => {
+                    let rows = self
+                        .fetch_from(&table, plan, partial_start, partial_end, with_state)
+                        .await?;
+                    let chunk = Arc::new(Chunk::new(rows));
+                    let final_rows = chunk.rows.iter().all(|row| row.is_final);
+                    if final_rows {
+                        self.cache().insert(key.clone(), chunk.clone());
+                        Some(chunk)
+                    } else {
+                        parts.push(Part {
+                            chunk,
+                            cached: None,
+                        });
+                        None
+                    }
+                }
+            };
+            if let Some(chunk) = chunk {
+                parts.push(Part {
+                    chunk,
+                    cached: Some(key),
+                });
+            }
+            cached_to = partial_end;
+        }
+        let tail_from = from.max(cached_to);
         if tail_from < to {
             let rows = self
                 .fetch_from(&table, plan, tail_from, to, with_state)
                 .await?;
-            parts.push(Arc::new(Chunk::new(rows)));
+            parts.push(Part::read(rows));
         }
         Ok(RowSet { parts, from, to })
     }

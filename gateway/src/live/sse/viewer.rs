@@ -450,6 +450,7 @@ impl Viewer {
                     Some(snapshot_answer(
                         &handle.reg,
                         &rows.rows,
+                        snapshots.row_cache(),
                         handle.topic.memory_values(&handle.reg),
                         now_millis(),
                         view.range_ms,
