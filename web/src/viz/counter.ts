@@ -14,7 +14,7 @@ import type { Viz, VizContext } from './viz';
 
 export class CounterViz implements Viz {
   private readonly valueEl = h('div', { class: 'counter-value', 'data-testid': 'counter-value' });
-  private readonly metaEl = h('div', { class: 'counter-meta' });
+  private readonly metaEl = h('div', { class: 'counter-meta', 'data-testid': 'counter-meta' });
   private readonly trendEl = h('div', { class: 'counter-trend' });
   private readonly sparkHost = h('div', { class: 'counter-spark', 'aria-hidden': 'true' });
   private spark: uPlot | null = null;
@@ -51,6 +51,7 @@ export class CounterViz implements Viz {
     const firing = ctx.rules.some((r) => r.state === 'firing');
     this.valueEl.textContent = formatValue(value, ctx.unit);
     this.valueEl.dataset.value = value === null ? '' : String(value);
+    this.valueEl.dataset.windowStart = start === null ? '' : String(start);
     this.valueEl.classList.toggle('is-provisional', provisional);
     this.valueEl.classList.toggle('is-firing', firing);
     const meta: (string | HTMLElement)[] = [];

@@ -173,7 +173,10 @@ export class TimeSeriesChart implements Viz {
           size: 26,
           values: (u, splits) => {
             const span = ((u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0)) * 1000;
-            return splits.map((s) => formatTick(s * 1000, span));
+            const labels = splits.map((s) => formatTick(s * 1000, span));
+            // The labels drawn on the canvas, readable from the page (assistive tech, tests).
+            this.host.dataset.xTicks = labels.join('|');
+            return labels;
           },
         }),
         axis({
