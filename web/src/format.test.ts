@@ -5,6 +5,7 @@ import {
   formatCompact,
   formatDateTime,
   formatInstant,
+  formatTimestamp,
   formatDuration,
   formatLatency,
   formatTick,
@@ -130,6 +131,15 @@ describe('display zone', () => {
     );
     expect(formatInstant(at, 3_600_000)).toBe('23:45:10');
     expect(formatInstant(at, 2 * 86_400_000)).toBe('Dec 6 23:45:10');
+  });
+
+  it('writes full timestamps in UTC with the zone named', () => {
+    setDisplayZone('utc');
+    const utc = new Date(at).toLocaleString(undefined, { timeZone: 'UTC' });
+    expect(utc).toMatch(/(23|11):45:10/); // the locale's format, but UTC's clock
+    expect(formatTimestamp(at)).toBe(`${utc} UTC`);
+    setDisplayZone('local');
+    expect(formatTimestamp(at)).toBe(new Date(at).toLocaleString());
   });
 
   it('round-trips the range inputs in the display zone', () => {

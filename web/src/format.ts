@@ -152,6 +152,15 @@ export function formatClock(ms: number): string {
   return f.seconds === 0 && f.millis === 0 ? base : `${base}:${two(f.seconds)}`;
 }
 
+/** A full date and time in the display zone, in the browser's locale format; `UTC` follows
+ * when the zone is UTC. */
+export function formatTimestamp(ms: number): string {
+  const d = new Date(ms);
+  return zone === 'utc'
+    ? `${d.toLocaleString(undefined, { timeZone: 'UTC' })} UTC`
+    : d.toLocaleString();
+}
+
 /** `Dec 6` in the display zone. */
 export function formatDate(ms: number): string {
   const f = fields(ms);
