@@ -486,7 +486,7 @@ async fn the_bad_input_matrix() -> anyhow::Result<()> {
         ),
         (
             "missing field",
-            br#"{"tenant_id":"acme","source":"s","event_type":"e"}"#.to_vec(),
+            br#"{"tenant_id":"acme","source":"s"}"#.to_vec(),
             400,
             "missing_field",
             "acme",

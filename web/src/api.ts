@@ -239,6 +239,7 @@ export async function listDimensionValues(
   to: number,
   signal?: AbortSignal,
 ): Promise<Record<string, string[]>> {
+  if (linkToken) return {}; // a dashboard link reads its dashboard only
   const query: QueryOf<'list_metric_series'> = {
     tenant_id: tenant,
     from: new Date(from).toISOString(),

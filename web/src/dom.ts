@@ -168,3 +168,49 @@ export function fieldWithError<K extends string>(
     error,
   );
 }
+
+let tipCount = 0;
+
+/**
+ * A small focusable control with an explanation in a popover that opens on focus (keyboard),
+ * on tap or click, and on hover; Escape, leaving it or a second tap closes it. The popover is
+ * the control's description (`aria-describedby`), so screen readers read it too.
+ */
+export function infoTip(label: Child, text: string, attrs: Attrs = {}): HTMLElement {
+  const id = `tip-${++tipCount}`;
+  const pop = h('span', { class: 'tip-pop', role: 'tooltip', id, hidden: true }, text);
+  let focusedAt = 0;
+  const show = (open: boolean) => {
+    pop.hidden = !open;
+    button.setAttribute('aria-expanded', String(open));
+  };
+  const button = h(
+    'button',
+    {
+      type: 'button',
+      'aria-describedby': id,
+      'aria-expanded': 'false',
+      ...attrs,
+      class: `tip-btn ${typeof attrs.class === 'string' ? attrs.class : ''}`.trim(),
+      onfocus: () => {
+        focusedAt = Date.now();
+        show(true);
+      },
+      onblur: () => show(false),
+      // A tap focuses, then clicks: that click keeps it open; a later one toggles.
+      onclick: () => show(Date.now() - focusedAt < 400 ? true : pop.hidden),
+      onkeydown: (e: KeyboardEvent) => {
+        if (e.key === 'Escape' && !pop.hidden) {
+          e.stopPropagation();
+          show(false);
+        }
+      },
+      onmouseenter: () => show(true),
+      onmouseleave: () => {
+        if (document.activeElement !== button) show(false);
+      },
+    },
+    label,
+  );
+  return h('span', { class: 'tip' }, button, pop);
+}

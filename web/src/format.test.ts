@@ -1,13 +1,21 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   formatChange,
+  formatClock,
   formatCompact,
+  formatDateTime,
+  formatInstant,
+  formatTimestamp,
   formatDuration,
   formatLatency,
   formatTick,
   formatValue,
+  formatWindow,
   formatWindowLength,
+  fromLocalInput,
   parseDuration,
+  setDisplayZone,
+  toLocalInput,
   unitFor,
 } from './format';
 import type { MetricInfo } from './types';
@@ -98,11 +106,49 @@ describe('formatWindowLength', () => {
 });
 
 describe('formatTick', () => {
-  it('shows the clock within two days and the date beyond', () => {
+  it('shows the clock within a day and the date on multi-day ranges', () => {
     const noon = new Date(2026, 11, 7, 12, 30).getTime();
     const midnight = new Date(2026, 11, 7).getTime();
     expect(formatTick(noon, 3_600_000)).toBe('12:30');
-    expect(formatTick(midnight, 7 * 86_400_000)).toBe('7 Dec');
-    expect(formatTick(noon, 7 * 86_400_000)).toBe('7 Dec 12:30');
+    expect(formatTick(noon, 23 * 3_600_000)).toBe('12:30');
+    expect(formatTick(noon, 86_400_000)).toBe('Dec 7 12:30');
+    expect(formatTick(midnight, 7 * 86_400_000)).toBe('Dec 7');
+    expect(formatTick(noon, 7 * 86_400_000)).toBe('Dec 7 12:30');
+  });
+});
+
+describe('display zone', () => {
+  afterEach(() => setDisplayZone('local'));
+  const at = Date.UTC(2026, 11, 6, 23, 45, 10); // Dec 6 23:45:10 UTC
+
+  it('formats clocks, dates, windows and ticks in UTC when chosen', () => {
+    setDisplayZone('utc');
+    expect(formatClock(at)).toBe('23:45:10');
+    expect(formatDateTime(Date.UTC(2026, 11, 6, 14))).toBe('Dec 6 14:00');
+    expect(formatTick(Date.UTC(2026, 11, 7), 3 * 86_400_000)).toBe('Dec 7');
+    expect(formatWindow(Date.UTC(2026, 11, 6, 14), Date.UTC(2026, 11, 6, 15), true)).toBe(
+      'Dec 6 14:00–15:00',
+    );
+    expect(formatInstant(at, 3_600_000)).toBe('23:45:10');
+    expect(formatInstant(at, 2 * 86_400_000)).toBe('Dec 6 23:45:10');
+  });
+
+  it('writes full timestamps in UTC with the zone named', () => {
+    setDisplayZone('utc');
+    const utc = new Date(at).toLocaleString(undefined, { timeZone: 'UTC' });
+    expect(utc).toMatch(/(23|11):45:10/); // the locale's format, but UTC's clock
+    expect(formatTimestamp(at)).toBe(`${utc} UTC`);
+    setDisplayZone('local');
+    expect(formatTimestamp(at)).toBe(new Date(at).toLocaleString());
+  });
+
+  it('round-trips the range inputs in the display zone', () => {
+    setDisplayZone('utc');
+    expect(toLocalInput(Date.UTC(2026, 0, 2, 3, 4))).toBe('2026-01-02T03:04');
+    expect(fromLocalInput('2026-01-02T03:04')).toBe(Date.UTC(2026, 0, 2, 3, 4));
+    setDisplayZone('local');
+    const local = new Date(2026, 0, 2, 3, 4).getTime();
+    expect(toLocalInput(local)).toBe('2026-01-02T03:04');
+    expect(fromLocalInput('2026-01-02T03:04')).toBe(local);
   });
 });

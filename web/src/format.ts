@@ -103,33 +103,97 @@ export function formatLatency(ms: number): string {
   return formatDuration(ms);
 }
 
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
 const two = (n: number) => String(n).padStart(2, '0');
 
-/** Local `HH:MM` (with `:SS` when the time is not on a minute). */
+/** The time zone times are shown in: UTC, or the browser's own. */
+export type DisplayZone = 'utc' | 'local';
+
+let zone: DisplayZone = 'local';
+
+/** Shows every later formatted time (clocks, dates, axis ticks) in `z`. */
+export function setDisplayZone(z: DisplayZone): void {
+  zone = z;
+}
+
+export function displayZone(): DisplayZone {
+  return zone;
+}
+
+/** The calendar and clock fields of `ms` in the display zone. */
+function fields(ms: number) {
+  const d = new Date(ms);
+  return zone === 'utc'
+    ? {
+        year: d.getUTCFullYear(),
+        month: d.getUTCMonth(),
+        day: d.getUTCDate(),
+        hours: d.getUTCHours(),
+        minutes: d.getUTCMinutes(),
+        seconds: d.getUTCSeconds(),
+        millis: d.getUTCMilliseconds(),
+      }
+    : {
+        year: d.getFullYear(),
+        month: d.getMonth(),
+        day: d.getDate(),
+        hours: d.getHours(),
+        minutes: d.getMinutes(),
+        seconds: d.getSeconds(),
+        millis: d.getMilliseconds(),
+      };
+}
+
+/** `HH:MM` in the display zone (with `:SS` when the time is not on a minute). */
 export function formatClock(ms: number): string {
-  const d = new Date(ms);
-  const base = `${two(d.getHours())}:${two(d.getMinutes())}`;
-  return d.getSeconds() === 0 && d.getMilliseconds() === 0
-    ? base
-    : `${base}:${two(d.getSeconds())}`;
+  const f = fields(ms);
+  const base = `${two(f.hours)}:${two(f.minutes)}`;
+  return f.seconds === 0 && f.millis === 0 ? base : `${base}:${two(f.seconds)}`;
 }
 
-/** Local `YYYY-MM-DDTHH:MM`, the value format of `<input type="datetime-local">`. */
+/** A full date and time in the display zone, in the browser's locale format; `UTC` follows
+ * when the zone is UTC. */
+export function formatTimestamp(ms: number): string {
+  const d = new Date(ms);
+  return zone === 'utc'
+    ? `${d.toLocaleString(undefined, { timeZone: 'UTC' })} UTC`
+    : d.toLocaleString();
+}
+
+/** `Dec 6` in the display zone. */
+export function formatDate(ms: number): string {
+  const f = fields(ms);
+  return `${MONTHS[f.month]} ${f.day}`;
+}
+
+/** `Dec 6 14:00`: the date and clock in the display zone. */
+export function formatDateTime(ms: number): string {
+  return `${formatDate(ms)} ${formatClock(ms)}`;
+}
+
+/** `YYYY-MM-DDTHH:MM` in the display zone, the value format of `<input type="datetime-local">`. */
 export function toLocalInput(ms: number): string {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}`;
+  const f = fields(ms);
+  return `${f.year}-${two(f.month + 1)}-${two(f.day)}T${two(f.hours)}:${two(f.minutes)}`;
 }
 
-/** Parses `<input type="datetime-local">` values (local time); null when empty or invalid. */
+/** Parses `<input type="datetime-local">` values (in the display zone); null when empty or
+ * invalid. */
 export function fromLocalInput(text: string): number | null {
   if (!text) return null;
-  const ms = new Date(text).getTime();
+  const ms = new Date(zone === 'utc' ? `${text}Z` : text).getTime();
   return Number.isFinite(ms) ? ms : null;
 }
 
-/** `14:05–14:06` for a window. */
-export function formatWindow(start: number, end: number): string {
-  return `${formatClock(start)}–${formatClock(end)}`;
+/** `14:05–14:06` for a window; with `dated`, `Dec 6 14:05–14:06` (for multi-day ranges). */
+export function formatWindow(start: number, end: number, dated = false): string {
+  return `${dated ? `${formatDate(start)} ` : ''}${formatClock(start)}–${formatClock(end)}`;
+}
+
+/** Whether times over `spanMs` need their date: ranges of a day or more. */
+export function spansDays(spanMs: number): boolean {
+  return spanMs >= 86_400_000;
 }
 
 /** Parses a duration like `15m`, `1h`, `last_6h`, `90s`, `1d` into milliseconds. */
@@ -157,13 +221,15 @@ export function formatWindowLength(ms: number): string {
   return `${ms}ms`;
 }
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-
-/** A time-axis label for a chart spanning `spanMs`: the clock within two days, else the local
- * date (`7 Dec`), with the clock when not at midnight (`7 Dec 06:00`). */
+/** A time-axis label for a chart spanning `spanMs`, in the display zone: the clock within a
+ * day, else the date (`Dec 6`), with the clock when not at midnight (`Dec 6 14:00`). */
 export function formatTick(ms: number, spanMs: number): string {
-  if (spanMs < 2 * 86_400_000) return formatClock(ms);
-  const d = new Date(ms);
-  const date = `${d.getDate()} ${MONTHS[d.getMonth()]}`;
-  return d.getHours() === 0 && d.getMinutes() === 0 ? date : `${date} ${formatClock(ms)}`;
+  if (!spansDays(spanMs)) return formatClock(ms);
+  const f = fields(ms);
+  return f.hours === 0 && f.minutes === 0 ? formatDate(ms) : formatDateTime(ms);
+}
+
+/** A point in time for a tooltip over `spanMs`: the clock within a day, else date and clock. */
+export function formatInstant(ms: number, spanMs: number): string {
+  return spansDays(spanMs) ? formatDateTime(ms) : formatClock(ms);
 }

@@ -11,6 +11,7 @@ import 'uplot/dist/uPlot.min.css';
 import './styles.css';
 import {
   addWidget,
+  ApiError,
   deleteWidget,
   embedToken,
   SIGNED_OUT_EVENT,
@@ -18,7 +19,10 @@ import {
   useLinkToken,
 } from './api';
 import { field, h, openDialog, replace, toast } from './dom';
-import { formatWindow, fromLocalInput, toLocalInput } from './format';
+import { formatDateTime, fromLocalInput, toLocalInput } from './format';
+import { applyStoredZone, zoneName } from './timezone';
+import { zoneControl } from './views/zone-control';
+import { TENANT_RE, tenantNotice, tenantRefusal, unknownTenant } from './views/tenant-check';
 import { applyTheme, currentTheme, safeGet, safeSet, saveTheme, storedTheme } from './theme';
 import type { Dashboard, TimeRange, Widget } from './types';
 import { DashboardView } from './views/dashboard';
@@ -28,6 +32,7 @@ import { MetricsView } from './views/metrics';
 import {
   canEdit,
   currentSession,
+  endedSessionNotice,
   type SessionInfo,
   signIn,
   signOut,
@@ -42,7 +47,6 @@ const LAST_DASHBOARD_KEY = 'rtdash.lastDashboard.';
 /** The tenant shown when none was chosen: the demo stack's (`./deploy/up.sh`). */
 const DEFAULT_TENANT = 'demo';
 const RECENT_KEY = 'rtdash.recentTenants';
-const TENANT_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
 const PRESETS: { key: string; label: string; ms: number }[] = [
   { key: '15m', label: '15m', ms: 15 * 60_000 },
@@ -53,6 +57,8 @@ const PRESETS: { key: string; label: string; ms: number }[] = [
 
 interface Route {
   tenant: string | null;
+  /** The tenant the address or the tenant field asked for, as given (checked in `render`). */
+  requested: string | null;
   dashboard: string | null;
   range: TimeRange;
   tv: boolean;
@@ -81,6 +87,7 @@ function readRoute(): Route {
   const page = pageParam === 'alerts' || pageParam === 'metrics' ? pageParam : null;
   return {
     tenant,
+    requested: q.get('tenant'),
     dashboard: q.get('dashboard'),
     range,
     tv: q.get('tv') === '1',
@@ -125,6 +132,8 @@ class App {
   constructor(private readonly session: SessionInfo) {}
 
   private route = readRoute();
+  /** Repaints the custom range's label (after a time-zone change). */
+  private paintRange: (() => void) | null = null;
   /** The first render may open the tenant's home dashboard; later navigation never does. */
   private firstRender = true;
   private view: DashboardView | ListView | AlertsView | AlertDetailView | MetricsView | null = null;
@@ -234,7 +243,7 @@ class App {
           const t = this.tenantInput.value.trim();
           if (!TENANT_RE.test(t))
             return toast('A tenant id is 1–128 characters from A–Z, a–z, 0–9, _ and -', 'error');
-          this.navigate({ tenant: t, dashboard: null });
+          this.navigate({ tenant: t, requested: t, dashboard: null });
         },
       },
       h('label', { class: 'tenant-label', for: 'tenant-input' }, 'Tenant'),
@@ -294,6 +303,7 @@ class App {
       ),
       h('div', { class: 'spacer' }),
       this.pill,
+      zoneControl(() => this.repaintTimes()),
       h('div', { class: 'edit-only' }, tenantForm),
       this.themeBtn,
       this.tvBtn,
@@ -319,7 +329,7 @@ class App {
 
   private navigate(change: Partial<Route>, replaceState = false): void {
     // Pages other than dashboards are left unless the change names them.
-    this.route = { ...this.route, page: null, alert: null, ...change };
+    this.route = { ...this.route, page: null, alert: null, requested: null, ...change };
     if (change.dashboard !== undefined && change.range === undefined && change.dashboard === null)
       this.route.range = { kind: 'widget' };
     const u = routeUrl(this.route);
@@ -334,6 +344,14 @@ class App {
     saveTheme(next);
     this.syncChrome();
     if (this.view instanceof DashboardView) this.view.repaint();
+  }
+
+  /** The time zone changed: times on the page are drawn again in it. */
+  private repaintTimes(): void {
+    if (this.view instanceof DashboardView) {
+      this.view.repaint();
+      this.paintRange?.();
+    } else this.render();
   }
 
   private toggleTv(): void {
@@ -369,6 +387,8 @@ class App {
       this.route.dashboard = this.session.dashboard_id;
     const { tenant } = this.route;
     this.tenantInput.value = tenant ?? '';
+    const refusal = tenantRefusal(this.session, this.route.requested);
+    if (refusal) return this.showTenantProblem(refusal);
     replace(this.tenantList, ...recentTenants().map((t) => h('option', { value: t })));
     if (!tenant) {
       replace(this.crumbs);
@@ -387,6 +407,24 @@ class App {
       safeSet(LAST_DASHBOARD_KEY + tenant, this.route.dashboard);
       this.showDashboard(tenant, this.route.dashboard);
     } else this.showList(tenant, home);
+  }
+
+  /** Says why the tenant cannot be shown, with a way on. */
+  private showTenantProblem(message: string): void {
+    replace(this.crumbs);
+    document.title = 'Tenant not available · rtdash';
+    const open = (t: string) => this.navigate({ tenant: t, requested: t, dashboard: null });
+    replace(
+      this.main,
+      tenantNotice(message, this.session, open, () => this.tenantPicker()),
+    );
+  }
+
+  /** The operator may name any tenant: one that does not exist is said so, not shown empty. */
+  private checkTenant(tenant: string, view: NonNullable<App['view']>): void {
+    void unknownTenant(this.session, tenant).then((problem) => {
+      if (problem && this.view === view) this.showTenantProblem(problem);
+    });
   }
 
   private tenantPicker(): HTMLElement {
@@ -411,7 +449,7 @@ class App {
           onsubmit: (e: Event) => {
             e.preventDefault();
             const t = input.value.trim();
-            if (TENANT_RE.test(t)) this.navigate({ tenant: t, dashboard: null });
+            if (TENANT_RE.test(t)) this.navigate({ tenant: t, requested: t, dashboard: null });
           },
         },
         field('Tenant id', input, 'Letters, digits, _ and -'),
@@ -444,6 +482,7 @@ class App {
     this.view = view;
     replace(this.main, view.root);
     void view.load();
+    this.checkTenant(tenant, view);
   }
 
   private alertsCrumbs(tenant: string, current?: string): void {
@@ -643,9 +682,15 @@ class App {
       ),
     );
     replace(this.main, h('section', { class: 'dash-view' }, toolbar, view.grid));
+    this.checkTenant(tenant, view);
     view.load().catch((err: unknown) => {
       if (err instanceof DOMException && err.name === 'AbortError') return;
-      const msg = err instanceof Error ? err.message : String(err);
+      const msg =
+        err instanceof ApiError && err.status === 404
+          ? `tenant “${tenant}” has no dashboard “${id}” (deleted, or a link of another tenant)`
+          : err instanceof Error
+            ? err.message
+            : String(err);
       replace(
         this.main,
         h(
@@ -710,9 +755,10 @@ class App {
       const r = this.route.range;
       custom.textContent =
         r.kind === 'custom'
-          ? `${new Date(r.from).toLocaleDateString()} ${formatWindow(r.from, r.to)}`
+          ? `${formatDateTime(r.from)} – ${formatDateTime(r.to)} (${zoneName()})`
           : '';
     };
+    this.paintRange = paint;
     paint();
     return h('div', { class: 'range' }, custom, group);
   }
@@ -786,10 +832,12 @@ async function boot(): Promise<void> {
     new App(session).start();
     return;
   }
+  if (!token) notice ??= endedSessionNotice() ?? undefined;
   applyTheme(storedTheme());
   const main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   main.append(signInPage(() => location.reload(), notice));
   document.body.append(main);
 }
 
+applyStoredZone();
 void boot();

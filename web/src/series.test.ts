@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WindowSeries, supersedes, toColumns } from './series';
+import { WindowSeries, isRevised, supersedes, toColumns } from './series';
 import type { WindowPoint } from './types';
 
 const W = 60_000;
@@ -80,6 +80,19 @@ describe('toColumns', () => {
     expect(c.final).toEqual([1, 2, null]);
     expect(c.provisional).toEqual([null, 2, 3]);
     expect(c.revised).toEqual([null, 2, null]);
+  });
+  it('marks as revised only windows corrected after they were final', () => {
+    // A window still open is not marked, whatever its revision: it was never final.
+    const c = toColumns([pt(0, 1, { revision: 2 }), pt(1, 2, { revision: 1, final: false })], {
+      from: 0,
+      to: 2 * W,
+      windowMs: W,
+      fill: null,
+    });
+    expect(c.revised).toEqual([1, null]);
+    expect(isRevised(pt(0, 1, { revision: 1 }))).toBe(true);
+    expect(isRevised(pt(0, 1, { revision: 1, final: false }))).toBe(false);
+    expect(isRevised(pt(0, 1))).toBe(false);
   });
   it('fills missing windows with zero only where data is known', () => {
     const c = toColumns([pt(2, 5)], {

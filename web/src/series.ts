@@ -99,6 +99,17 @@ export class WindowSeries {
   }
 }
 
+/** A window corrected after it was final (late data): `revision` counts those corrections, so
+ * a window still open is never revised. */
+export function isRevised(p: WindowPoint): boolean {
+  return p.final && p.revision > 0;
+}
+
+/** Whether a window has a value to show (a row of the range). */
+export function hasValue(p: WindowPoint): boolean {
+  return p.value !== null && Number.isFinite(p.value);
+}
+
 /** Stats whose missing windows mean zero (no events), not "no data". */
 export function zeroWhenEmpty(stat: Stat): boolean {
   return stat === 'count' || stat === 'sum' || stat === 'unique';
@@ -139,7 +150,7 @@ export function toColumns(
         start: p.start,
         value: p.value,
         final: p.final,
-        revised: p.revision > 0,
+        revised: isRevised(p),
       });
   }
   const step = opts.windowMs > 0 ? opts.windowMs : 60_000;

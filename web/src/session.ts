@@ -7,6 +7,11 @@
  */
 
 import { authHeaders } from './api';
+import { safeGet, safeSet } from './theme';
+
+/** Set in this browser while it holds a session (never the key): a later start without one
+ * then knows the session ended rather than never began. */
+const SIGNED_IN_KEY = 'rtdash.signedIn';
 
 /** Who is signed in (`GET /v1/session`). */
 export interface SessionInfo {
@@ -58,7 +63,10 @@ export async function signIn(key: string): Promise<void> {
     headers: { 'content-type': 'application/json', accept: 'application/json' },
     body: JSON.stringify({ key: key.trim() }),
   });
-  if (res.ok) return;
+  if (res.ok) {
+    safeSet(SIGNED_IN_KEY, '1');
+    return;
+  }
   if (res.status === 401) throw new Error('This key is not valid (unknown, revoked or mistyped).');
   throw new Error(await message(res, `Sign-in refused (${res.status})`));
 }
@@ -69,10 +77,21 @@ export async function currentSession(): Promise<SessionInfo | null> {
     headers: { accept: 'application/json', ...authHeaders() },
   });
   if (!res.ok) return null;
-  return (await res.json()) as SessionInfo;
+  const session = (await res.json()) as SessionInfo;
+  if (session.kind !== 'link') safeSet(SIGNED_IN_KEY, '1');
+  return session;
 }
 
 /** Signs out (the cookie is cleared). */
 export async function signOut(): Promise<void> {
+  safeSet(SIGNED_IN_KEY, '');
   await fetch('/v1/session', { method: 'DELETE' }).catch(() => undefined);
+}
+
+/** When this browser had a session that is gone (its key revoked, or it expired): what to tell
+ * the user, once. Null when it never had one or signed out itself. */
+export function endedSessionNotice(): string | null {
+  if (safeGet(SIGNED_IN_KEY) !== '1') return null;
+  safeSet(SIGNED_IN_KEY, '');
+  return 'Your session ended: the key it was opened with no longer works (revoked or expired), or the session expired. Sign in again with a valid key.';
 }

@@ -49,7 +49,7 @@ export function palette(): Palette {
     series: v('--series', '#5aa9ff'),
     seriesFill: v('--series-fill', 'rgba(90,169,255,0.18)'),
     provisional: v('--series', '#5aa9ff'),
-    revised: v('--revised', '#f0b429'),
+    revised: v('--revised', '#a391d6'),
     danger: v('--danger', '#f2545b'),
     warn: v('--warn', '#f0b429'),
     font: `11px ${v('--font-ui', 'system-ui, sans-serif')}`,

@@ -48,7 +48,7 @@ mod tests {
     use axum::http::{header, Request, StatusCode};
     use rtdash_shared::messages::DeadLetter;
     use rtdash_shared::metric::MetricSet;
-    use rtdash_shared::time::{format_rfc3339, now_millis};
+    use rtdash_shared::time::{format_rfc3339, now_millis, UnixMillis};
     use rtdash_shared::wire;
     use serde_json::Value;
     use std::io::Write;
@@ -262,20 +262,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_single_invalid_event_is_400_with_a_code_and_a_dead_letter() {
+    async fn an_event_without_occurred_at_counts_in_the_window_of_its_receipt() {
         let f = fixture(IngestConfig::default());
+        let before = now_millis();
         let (status, _, json) = post(
             &f.ingest,
             r#"{"tenant_id":"acme","source":"svc","event_type":"click"}"#,
             &[],
         )
         .await;
+        let after = now_millis();
+        assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+        let entries: Vec<_> = f
+            .ingest
+            .shards
+            .drain_all(0)
+            .into_iter()
+            .filter(|e| e.series.dims.is_empty())
+            .collect();
+        assert_eq!(entries.len(), 1);
+        let entry = &entries[0];
+        assert_eq!(entry.sketch.count(), 1);
+        let window = |at: UnixMillis| at - at.rem_euclid(entry.window_ms);
+        assert!(
+            (window(before)..=window(after)).contains(&entry.window_start),
+            "window {} is not the one of {before}..{after}",
+            entry.window_start
+        );
+        // A present but invalid value is still refused.
+        let (status, _, json) = post(&f.ingest, event(r#","occurred_at":"soon""#), &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_single_invalid_event_is_400_with_a_code_and_a_dead_letter() {
+        let f = fixture(IngestConfig::default());
+        let (status, _, json) =
+            post(&f.ingest, r#"{"tenant_id":"acme","source":"svc"}"#, &[]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(json["error"]["code"], "missing_field");
         assert!(json["error"]["message"]
             .as_str()
             .expect("message")
-            .contains("occurred_at"));
+            .contains("event_type"));
         let letters = dead_letters(&f.ingest);
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].0, "rtdash.dlq.acme");

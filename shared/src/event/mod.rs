@@ -15,7 +15,8 @@
 //!   objects and arrays are rejected (`property_not_scalar`) rather than flattened or dropped:
 //!   dimensions and numeric fields must be scalars, and a silently ignored value would be lost
 //!   data. Bounded key count, key length and string-value length.
-//! - `occurred_at`: required RFC 3339 timestamp with an offset; not further in the future than
+//! - `occurred_at`: optional RFC 3339 timestamp with an offset (absent or `null`: the time the
+//!   event was received); when given, not further in the future than
 //!   [`EventLimits::max_future_skew_ms`] (a producer with a fast clock must not close windows
 //!   early) and not older than [`EventLimits::max_age_ms`].
 //! - `id`: optional producer-chosen event id (string), echoed back as `event_id`; the edge

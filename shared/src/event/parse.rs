@@ -184,10 +184,6 @@ mod tests {
             RejectCode::MissingField
         );
         assert_eq!(
-            code(r#"{"tenant_id":"acme","source":"s","event_type":"e"}"#),
-            RejectCode::MissingField
-        );
-        assert_eq!(
             code(
                 r#"{"tenant_id":7,"source":"s","event_type":"e","occurred_at":"2024-01-15T14:05:30Z"}"#
             ),
@@ -282,6 +278,41 @@ mod tests {
             parse_event(GOOD.as_bytes(), &limits, NOW).unwrap_err().code,
             RejectCode::EventTooLarge
         );
+    }
+
+    #[test]
+    fn a_missing_or_null_occurred_at_is_the_time_of_receipt() {
+        for json in [
+            r#"{"tenant_id":"acme","source":"s","event_type":"e"}"#,
+            r#"{"tenant_id":"acme","source":"s","event_type":"e","occurred_at":null}"#,
+        ] {
+            let event = parse(json).expect("valid without occurred_at");
+            assert_eq!(event.occurred_at, NOW, "{json}");
+            let slow = parse_event_serde(json.as_bytes(), &EventLimits::default(), NOW, None)
+                .expect("valid through serde");
+            assert_eq!(slow.occurred_at, NOW, "{json}");
+        }
+        // A present value is still checked: wrong type, format, skew and age.
+        for (json, expected) in [
+            (
+                r#"{"tenant_id":"acme","source":"s","event_type":"e","occurred_at":""}"#,
+                RejectCode::InvalidTimestamp,
+            ),
+            (
+                r#"{"tenant_id":"acme","source":"s","event_type":"e","occurred_at":0}"#,
+                RejectCode::WrongType,
+            ),
+            (
+                r#"{"tenant_id":"acme","source":"s","event_type":"e","occurred_at":"2024-01-15T15:05:30Z"}"#,
+                RejectCode::TimestampInFuture,
+            ),
+            (
+                r#"{"tenant_id":"acme","source":"s","event_type":"e","occurred_at":"2023-01-15T15:05:30Z"}"#,
+                RejectCode::TimestampTooOld,
+            ),
+        ] {
+            assert_eq!(code(json), expected, "{json}");
+        }
     }
 
     #[test]

@@ -208,13 +208,15 @@ fn weight_of(value: Option<Any<'_>>) -> Result<u32, Rejection> {
     }
 }
 
+/// `occurred_at`, or `now` (the time of receipt) when it is absent or `null`; a present value
+/// must be a valid timestamp within the accepted skew and age.
 fn timestamp(
     value: Option<Any<'_>>,
     limits: &EventLimits,
     now: UnixMillis,
 ) -> Result<UnixMillis, Rejection> {
     let text = match value {
-        None => return Err(missing("occurred_at")),
+        None | Some(Any::Scalar(Scalar::Null)) => return Ok(now),
         Some(Any::Scalar(Scalar::Str(text))) => text,
         Some(other) => {
             return Err(wrong_type(

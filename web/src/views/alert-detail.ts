@@ -18,13 +18,14 @@ import {
   type Silence,
 } from '../alerts-api';
 import { h, openDialog, replace, toast } from '../dom';
+import { formatTimestamp } from '../format';
 import type { AlertRule } from '../types';
 import { openRuleEditor } from './alert-form';
 import { conditionText, STATE_REFRESH_MS, stateBadge } from './alerts';
 import { confirmExpire, openSilenceDialog } from './silences';
 
 const time = (rfc3339: string | null | undefined) =>
-  rfc3339 ? new Date(rfc3339).toLocaleString() : '—';
+  rfc3339 ? formatTimestamp(Date.parse(rfc3339)) : '—';
 
 const dimsText = (d: Record<string, string | null>) =>
   Object.entries(d)

@@ -4,7 +4,14 @@
  * at most once per animation frame; badges and ages are refreshed once a second.
  */
 
-import { ApiError, getDashboard, listAlertRules, listMetrics, queryMetric } from '../api';
+import {
+  ApiError,
+  getDashboard,
+  listAlertRules,
+  listDimensionValues,
+  listMetrics,
+  queryMetric,
+} from '../api';
 import { rulesForWidget } from '../alerts';
 import { listAlertStates } from '../alerts-api';
 import { h, replace, toast } from '../dom';
@@ -14,6 +21,7 @@ import { staleness } from '../staleness';
 import { DashboardStream, toGroups } from '../stream';
 import type { ConnectionState, Group } from '../stream';
 import { palette } from '../theme';
+import { WindowProgress } from '../trend';
 import type {
   AlertRule,
   AlertState,
@@ -42,6 +50,8 @@ interface Model {
   widget: Widget;
   panel: Panel;
   series: WindowSeries;
+  /** The open windows' values as they filled (single-value widgets compare with them). */
+  progress: WindowProgress | null;
   windowMs: number;
   /** The window the gateway served last (`1h`, with `auto` when it chose it), shown. */
   resolution: string | null;
@@ -222,8 +232,11 @@ export class DashboardView {
       (w.window ? parseDuration(w.window) : null) ?? (info ? info.window_secs * 1000 : 60_000);
     return {
       widget: w,
-      panel: new Panel(w, this.cb),
+      panel: new Panel(w, this.cb, (widget, from, to) =>
+        listDimensionValues(this.tenant, widget.metric_name, from, to, this.abort.signal),
+      ),
       series: new WindowSeries(),
+      progress: null,
       windowMs,
       resolution: null,
       groups: w.group_by?.length ? new Map() : null,
@@ -270,6 +283,11 @@ export class DashboardView {
             m.series.merge(s.windows);
             const span = parseDuration(m.widget.time_window) ?? 3_600_000;
             const from = Math.floor((now - span) / m.windowMs) * m.windowMs;
+            if (!m.groups && !m.error) {
+              // A snapshot follows a gap (a new or resumed connection): trace afresh from it.
+              m.progress = new WindowProgress(from + m.windowMs);
+              for (const p of s.windows) m.progress.record(p, true);
+            }
             m.coveredFrom = m.coveredFrom === null ? from : Math.min(m.coveredFrom, from);
             m.lastDataAt = now;
             this.markDirty(m);
@@ -285,6 +303,7 @@ export class DashboardView {
               this.markDirty(m);
             }
             const series = m.groups && u.group ? this.groupOf(m, u.group) : m.series;
+            if (!m.groups) m.progress?.record(u.point);
             if (series.upsert(u.point)) {
               m.updates++;
               this.markDirty(m);
@@ -453,6 +472,7 @@ export class DashboardView {
       fill,
       stat: m.widget.stat,
       unit: unitFor(info, m.widget.stat),
+      progress: this.live() ? (m.progress ?? undefined) : undefined,
       rules,
       palette: pal,
       groups: m.groups

@@ -2,6 +2,7 @@
 
 import { createDashboard, deleteDashboard, listDashboards, renameDashboard } from '../api';
 import { field, h, openDialog, replace, toast } from '../dom';
+import { formatTimestamp } from '../format';
 import type { Dashboard } from '../types';
 
 export function openRenameDialog(tenant: string, d: Dashboard, done: (name: string) => void): void {
@@ -136,7 +137,7 @@ export class ListView {
           ),
         ),
         h('td', { class: 'num' }, String(d.widgets.length)),
-        h('td', { class: 'muted' }, d.updated_at ? new Date(d.updated_at).toLocaleString() : ''),
+        h('td', { class: 'muted' }, d.updated_at ? formatTimestamp(Date.parse(d.updated_at)) : ''),
         h(
           'td',
           { class: 'row-actions' },

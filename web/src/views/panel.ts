@@ -4,8 +4,9 @@
  */
 
 import { CONDITION_SYMBOL } from '../alerts';
-import { h, replace } from '../dom';
-import { formatClock, formatDuration, formatLatency, formatValue } from '../format';
+import { h, infoTip, replace } from '../dom';
+import { formatDuration, formatInstant, formatLatency, formatValue } from '../format';
+import { hasValue, isRevised } from '../series';
 import type { Staleness } from '../staleness';
 import type { Widget } from '../types';
 import { CounterViz } from '../viz/counter';
@@ -13,6 +14,8 @@ import { GroupChart, GroupList } from '../viz/groups';
 import { TableViz } from '../viz/table';
 import { TimeSeriesChart } from '../viz/timeseries';
 import type { Viz, VizContext } from '../viz/viz';
+import { EmptyState } from './empty-state';
+import type { DimensionValues } from './empty-state';
 
 export interface PanelInfo {
   staleness: Staleness;
@@ -41,6 +44,13 @@ function describe(w: Widget): string {
   return [w.metric_name, w.stat, ...dims, ...split].join(' · ');
 }
 
+/** Whether the range has a window with a value (a split widget: any group has). */
+function hasRows(ctx: VizContext): boolean {
+  const inRange = (p: { start: number; end: number }) => p.end > ctx.from && p.start < ctx.to;
+  if (ctx.groups) return ctx.groups.some((g) => g.points.some((p) => inRange(p) && hasValue(p)));
+  return ctx.points.some((p) => inRange(p) && hasValue(p));
+}
+
 export class Panel {
   readonly root: HTMLElement;
   private readonly badges = h('div', { class: 'panel-badges' });
@@ -48,6 +58,7 @@ export class Panel {
   private readonly body = h('div', { class: 'panel-body' });
   private readonly vizHost = h('div', { class: 'viz-host' });
   private readonly message = h('div', { class: 'panel-message', hidden: true });
+  private readonly empty: EmptyState;
   private readonly footer = h('div', { class: 'panel-footer' });
   private readonly resolution = h('span', {
     class: 'panel-resolution',
@@ -62,7 +73,9 @@ export class Panel {
   constructor(
     readonly widget: Widget,
     actions: PanelActions,
+    dimensionValues: DimensionValues | null = null,
   ) {
+    this.empty = new EmptyState(widget, dimensionValues);
     const titleId = `w-${widget.widget_id}-title`;
     const grouped = (widget.group_by?.length ?? 0) > 0;
     const chart =
@@ -132,7 +145,7 @@ export class Panel {
       this.legend,
       this.footer,
     );
-    this.body.append(this.vizHost, this.message);
+    this.body.append(this.vizHost, this.message, this.empty.root);
     const onHover = (text: string | null) => {
       this.hover.textContent = text ?? '';
     };
@@ -187,10 +200,16 @@ export class Panel {
       this.message.textContent = info.error;
       this.message.hidden = false;
       this.vizHost.hidden = true;
+      this.empty.show(false, 0, 0);
       return;
     }
     this.message.hidden = true;
-    this.vizHost.hidden = false;
+    // Once the data is loaded, a range without rows says "No data" rather than drawing an
+    // empty or zero-filled chart.
+    const empty = ctx !== null && info.lastDataAt !== null && !info.loading && !hasRows(ctx);
+    this.root.dataset.empty = empty ? '1' : '';
+    this.vizHost.hidden = empty;
+    this.empty.show(empty, ctx?.from ?? 0, ctx?.to ?? 0);
     if (ctx) this.viz.render(ctx);
   }
 
@@ -223,24 +242,25 @@ export class Panel {
     if (info.loading) badges.push(h('span', { class: 'badge badge-loading' }, 'loading…'));
     if (ctx) {
       const inRange = ctx.points.filter((p) => p.end > ctx.from && p.start < ctx.to);
-      const revised = inRange.filter((p) => p.revision > 0);
+      const revised = inRange.filter(isRevised);
       if (revised.length > 0) {
+        const span = ctx.to - ctx.from;
         const detail = revised
           .slice(-8)
           .map(
             (p) =>
-              `${formatClock(p.start)} r${p.revision}${p.lateCount ? ` (+${p.lateCount} late)` : ''}`,
+              `${formatInstant(p.start, span)} r${p.revision}${p.lateCount ? ` (+${p.lateCount} late)` : ''}`,
           )
           .join(', ');
         badges.push(
-          h(
-            'span',
+          infoTip(
+            `revised ×${revised.length}`,
+            `Windows corrected by late data after they were final (their values changed): ${detail}. Normal when events arrive late; the chart marks them.`,
             {
-              class: 'badge badge-revised',
-              title: `Closed windows corrected by late data: ${detail}`,
+              class: 'revised-mark',
+              'aria-label': `${revised.length} revised window${revised.length === 1 ? '' : 's'}`,
               'data-testid': 'badge-revised',
             },
-            `revised ×${revised.length}`,
           ),
         );
       }

@@ -1,18 +1,20 @@
 /**
  * Single value with trend: the newest window's value (marked provisional while its window is
- * open), the change between the last two closed windows, and a sparkline (uPlot).
+ * open), its change against a like window (`compareLatest`: the previous window at the same
+ * point, or the last two closed windows, saying which), and a sparkline (uPlot).
  */
 
 import uPlot from 'uplot';
 import { CONDITION_SYMBOL } from '../alerts';
-import { formatChange, formatValue, formatWindow } from '../format';
-import { toColumns } from '../series';
-import { h, replace } from '../dom';
+import { formatChange, formatValue, formatWindow, spansDays } from '../format';
+import { isRevised, toColumns, zeroWhenEmpty } from '../series';
+import { compareLatest } from '../trend';
+import { h, infoTip, replace } from '../dom';
 import type { Viz, VizContext } from './viz';
 
 export class CounterViz implements Viz {
   private readonly valueEl = h('div', { class: 'counter-value', 'data-testid': 'counter-value' });
-  private readonly metaEl = h('div', { class: 'counter-meta' });
+  private readonly metaEl = h('div', { class: 'counter-meta', 'data-testid': 'counter-meta' });
   private readonly trendEl = h('div', { class: 'counter-trend' });
   private readonly sparkHost = h('div', { class: 'counter-spark', 'aria-hidden': 'true' });
   private spark: uPlot | null = null;
@@ -42,11 +44,14 @@ export class CounterViz implements Viz {
     const provisional = i >= 0 && cols.final[i] === null && cols.provisional[i] !== null;
     const point = start === null ? undefined : ctx.points.find((p) => p.start === start);
     const windowText =
-      start === null ? '' : formatWindow(start, point?.end ?? start + ctx.windowMs);
+      start === null
+        ? ''
+        : formatWindow(start, point?.end ?? start + ctx.windowMs, spansDays(ctx.to - ctx.from));
     const latest = point;
     const firing = ctx.rules.some((r) => r.state === 'firing');
     this.valueEl.textContent = formatValue(value, ctx.unit);
     this.valueEl.dataset.value = value === null ? '' : String(value);
+    this.valueEl.dataset.windowStart = start === null ? '' : String(start);
     this.valueEl.classList.toggle('is-provisional', provisional);
     this.valueEl.classList.toggle('is-firing', firing);
     const meta: (string | HTMLElement)[] = [];
@@ -62,8 +67,14 @@ export class CounterViz implements Viz {
           'provisional',
         ),
       );
-    if (latest && latest.revision > 0 && !provisional)
-      meta.push(h('span', { class: 'badge badge-revised' }, `revised r${latest.revision}`));
+    if (latest && isRevised(latest))
+      meta.push(
+        infoTip(
+          `revised r${latest.revision}`,
+          `This window was corrected ${latest.revision} time(s) by late data after it was final (${latest.lateCount} late event(s)).`,
+          { class: 'revised-mark' },
+        ),
+      );
     for (const r of ctx.rules.filter((x) => x.sameQuery))
       meta.push(
         h(
@@ -74,34 +85,38 @@ export class CounterViz implements Viz {
       );
     replace(this.metaEl, ...meta);
 
-    // Trend: the last two closed windows (comparing a partial window would mislead).
-    const closed = cols.xs
-      .map((x, i) => ({ x, v: cols.final[i] ?? null }))
-      .filter((p) => p.v !== null);
-    const cur = closed[closed.length - 1]?.v ?? null;
-    const prev = closed[closed.length - 2]?.v ?? null;
-    const change = formatChange(cur, prev);
-    if (change) {
-      const up = change.startsWith('+');
-      const down = change.startsWith('-');
+    // Trend: like with like (see compareLatest), saying which comparison it is.
+    const c = compareLatest(cols, ctx.points, ctx.windowMs, ctx.progress, zeroWhenEmpty(ctx.stat));
+    if (c) {
+      const diff = c.current - c.previous;
+      // From 0, a percentage means nothing: the difference itself.
+      const change =
+        formatChange(c.current, c.previous) ??
+        `${diff > 0 ? '+' : ''}${formatValue(diff, ctx.unit)}`;
+      const dir = diff > 0 ? 'up' : diff < 0 ? 'down' : 'flat';
       replace(
         this.trendEl,
         h(
           'span',
-          { class: `trend ${up ? 'trend-up' : down ? 'trend-down' : 'trend-flat'}` },
-          `${up ? '▲' : down ? '▼' : '■'} ${change}`,
+          { class: `trend trend-${dir}`, 'data-testid': 'counter-change' },
+          `${dir === 'up' ? '▲' : dir === 'down' ? '▼' : '■'} ${change}`,
         ),
         h(
           'span',
-          { class: 'muted', title: 'The last closed window against the one before it' },
-          ` vs previous window (${formatValue(prev, ctx.unit)} → ${formatValue(cur, ctx.unit)})`,
+          {
+            class: 'muted',
+            'data-testid': 'counter-comparison',
+            'data-kind': c.kind,
+            title:
+              c.kind === 'same-point'
+                ? 'The open window so far against the previous window as it stood at the same point'
+                : 'The last closed window against the one before it',
+          },
+          ` ${c.label} (${formatValue(c.previous, ctx.unit)} → ${formatValue(c.current, ctx.unit)})`,
         ),
       );
     } else {
-      replace(
-        this.trendEl,
-        h('span', { class: 'muted' }, closed.length < 2 ? 'trend after two closed windows' : ''),
-      );
+      replace(this.trendEl, h('span', { class: 'muted' }, 'trend after two closed windows'));
     }
     this.renderSpark(ctx, cols.xs, cols.final, cols.provisional);
   }

@@ -6,7 +6,8 @@
 
 import uPlot from 'uplot';
 import { h, replace } from '../dom';
-import { formatClock, formatTick, formatValue } from '../format';
+import { displayZone, formatInstant, formatTick, formatValue } from '../format';
+import { chartDate } from '../timezone';
 import type { GroupView, Viz, VizContext } from './viz';
 
 /** Series colours, cycled; `other` is grey. */
@@ -67,7 +68,7 @@ export class GroupChart implements Viz {
     const groups = ctx.groups ?? [];
     const { xs, ys } = groupColumns(groups, ctx.from, ctx.to);
     const data: uPlot.AlignedData = [xs, ...ys];
-    const shape = `${groups.map((g) => g.key).join('|')}|${ctx.palette.text}`;
+    const shape = `${groups.map((g) => g.key).join('|')}|${ctx.palette.text}|${displayZone()}`;
     if (!this.plot || shape !== this.shape) {
       this.shape = shape;
       this.plot?.destroy();
@@ -91,6 +92,7 @@ export class GroupChart implements Viz {
       width: this.width,
       height: this.height,
       legend: { show: true, live: true },
+      tzDate: chartDate,
       padding: [8, 16, 0, 0],
       cursor: { drag: { x: false, y: false }, points: { size: 7 } },
       scales: {
@@ -120,7 +122,12 @@ export class GroupChart implements Viz {
         }),
       ],
       series: [
-        { value: (_u, v) => (v === null || v === undefined ? '' : formatClock(v * 1000)) },
+        {
+          value: (u, v) =>
+            v === null || v === undefined
+              ? ''
+              : formatInstant(v * 1000, ((u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0)) * 1000),
+        },
         ...groups.map((g, i): uPlot.Series => {
           const colour = groupColour(g, i);
           return {
@@ -221,7 +228,10 @@ export class GroupList implements Viz {
           h('td', { class: 'num' }, formatValue(g.total, ctx.unit)),
           h(
             'td',
-            { class: 'num', title: latest ? `${formatClock(latest.start)}` : '' },
+            {
+              class: 'num',
+              title: latest ? formatInstant(latest.start, ctx.to - ctx.from) : '',
+            },
             latest ? formatValue(latest.value, ctx.unit) : '–',
           ),
         );

@@ -1,7 +1,8 @@
 /** The widget's windows as a table, newest first, with each window's state. */
 
-import { formatClock, formatValue } from '../format';
-import { h, replace } from '../dom';
+import { formatValue, formatWindow, spansDays } from '../format';
+import { h, infoTip, replace } from '../dom';
+import { isRevised } from '../series';
 import type { Viz, VizContext } from './viz';
 
 const MAX_ROWS = 60;
@@ -50,26 +51,24 @@ export class TableViz implements Viz {
       );
       return;
     }
+    const dated = spansDays(ctx.to - ctx.from);
     replace(
       this.body,
       rows.map((p) => {
         const state = !p.final
           ? h('span', { class: 'badge badge-provisional' }, 'provisional')
-          : p.revision > 0
-            ? h(
-                'span',
-                {
-                  class: 'badge badge-revised',
-                  title: `${p.lateCount} late event(s) merged after the window closed`,
-                },
+          : isRevised(p)
+            ? infoTip(
                 `revised r${p.revision}`,
+                `Corrected ${p.revision} time(s) after it was final: ${p.lateCount} late event(s) merged.`,
+                { class: 'revised-mark' },
               )
             : h('span', { class: 'muted' }, 'final');
         const breach = ctx.rules.some((r) => r.state === 'firing') && p === rows[0];
         return h(
           'tr',
           { class: p.final ? '' : 'row-provisional' },
-          h('td', {}, `${formatClock(p.start)}–${formatClock(p.end)}`),
+          h('td', {}, formatWindow(p.start, p.end, dated)),
           h('td', { class: `num${breach ? ' is-firing' : ''}` }, formatValue(p.value, ctx.unit)),
           h('td', {}, state),
         );

@@ -6,10 +6,11 @@
 
 import uPlot from 'uplot';
 import { CONDITION_SYMBOL } from '../alerts';
-import { formatClock, formatTick, formatValue } from '../format';
+import { displayZone, formatInstant, formatTick, formatValue } from '../format';
 import type { Unit } from '../format';
 import { toColumns } from '../series';
 import type { Palette } from '../theme';
+import { chartDate } from '../timezone';
 import type { RuleView, Viz, VizContext } from './viz';
 
 export type ChartKind = 'line' | 'area' | 'bar';
@@ -57,7 +58,7 @@ export class TimeSeriesChart implements Viz {
     const thresholds = drawn.map((r) => xs.map(() => r.rule.threshold));
     const data: uPlot.AlignedData = [xs, cols.final, cols.provisional, cols.revised, ...thresholds];
     // Rebuild when the set of series or the theme changes; otherwise just swap data.
-    const shape = `${drawn.map((r) => `${r.rule.alert_id}:${r.state}:${r.rule.threshold}`).join(',')}|${ctx.palette.series}|${ctx.palette.text}`;
+    const shape = `${drawn.map((r) => `${r.rule.alert_id}:${r.state}:${r.rule.threshold}`).join(',')}|${ctx.palette.series}|${ctx.palette.text}|${displayZone()}`;
     if (!this.plot || shape !== this.shape) {
       this.plot?.destroy();
       this.shape = shape;
@@ -153,6 +154,7 @@ export class TimeSeriesChart implements Viz {
       width: this.width,
       height: this.height,
       legend: { show: false },
+      tzDate: chartDate,
       padding: [8, 16, 0, 0],
       cursor: { drag: { x: false, y: false }, points: { size: 7 } },
       scales: {
@@ -171,7 +173,10 @@ export class TimeSeriesChart implements Viz {
           size: 26,
           values: (u, splits) => {
             const span = ((u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0)) * 1000;
-            return splits.map((s) => formatTick(s * 1000, span));
+            const labels = splits.map((s) => formatTick(s * 1000, span));
+            // The labels drawn on the canvas, readable from the page (assistive tech, tests).
+            this.host.dataset.xTicks = labels.join('|');
+            return labels;
           },
         }),
         axis({
@@ -200,9 +205,9 @@ export class TimeSeriesChart implements Viz {
                   ? 'revised'
                   : 'final'
                 : 'provisional';
-            // The clock on short ranges; past two days, the date and the clock.
+            // The clock within a day; on multi-day ranges, the date and the clock.
             const span = ((u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0)) * 1000;
-            const at = span < 2 * 86_400_000 ? formatClock(x * 1000) : formatTick(x * 1000, span);
+            const at = formatInstant(x * 1000, span);
             this.onHover(`${at} · ${fmt(v)} · ${state}`);
           },
         ],

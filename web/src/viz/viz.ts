@@ -3,6 +3,7 @@
 import type { Unit } from '../format';
 import type { Palette } from '../theme';
 import type { WidgetRule } from '../alerts';
+import type { WindowProgress } from '../trend';
 import type { Stat, WindowPoint } from '../types';
 
 /** A rule on the widget's metric with its served state (see `rulesForWidget`). */
@@ -33,6 +34,8 @@ export interface VizContext {
   unit: Unit;
   rules: readonly RuleView[];
   palette: Palette;
+  /** Live ranges: how the open windows filled, as this page saw them (see `compareLatest`). */
+  progress?: WindowProgress;
   /** Split widgets: the groups, ranked (then `other`); `points` is then empty. */
   groups?: readonly GroupView[];
 }

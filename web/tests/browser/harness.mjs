@@ -30,7 +30,7 @@ async function reachable(base) {
  * Checks the stack, creates the spec's tenant (`<tenantPrefix>-<random>`) and starts chromium.
  * `name` prefixes every line the spec prints. Returns what the spec uses: `gateway`, `agent`,
  * `artifacts`, `tenant`, `context`, `log(msg)`, `fail(msg)` (throws), `createKey(role, name)`,
- * and `run(failureShot, body, cleanup?)`.
+ * `operatorKey` (the stack's), and `run(failureShot, body, cleanup?)`.
  */
 export async function setUp(name, tenantPrefix) {
   const gateway = (process.env.RTDASH_GATEWAY_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
@@ -142,5 +142,5 @@ export async function setUp(name, tenantPrefix) {
     }
   };
 
-  return { gateway, agent, artifacts, tenant, context, log, fail, createKey, run };
+  return { gateway, agent, artifacts, tenant, context, log, fail, createKey, operatorKey, run };
 }
