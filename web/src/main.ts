@@ -24,7 +24,7 @@ import type { Dashboard, TimeRange, Widget } from './types';
 import { DashboardView } from './views/dashboard';
 import { openWidgetEditor } from './views/editor';
 import { ListView, openDeleteDialog, openRenameDialog } from './views/list';
-import { MetricsView } from './views/metrics';
+import { PAGES, pageOf, type PageKey, type PageView } from './pages';
 import {
   canEdit,
   currentSession,
@@ -56,8 +56,8 @@ interface Route {
   dashboard: string | null;
   range: TimeRange;
   tv: boolean;
-  /** A page other than dashboards: `alerts` (the alert rules), `metrics` (definitions). */
-  page: 'alerts' | 'metrics' | null;
+  /** A page other than dashboards: `alerts` (the alert rules) or one of `PAGES`. */
+  page: 'alerts' | PageKey | null;
   /** One alert rule's page. */
   alert: string | null;
 }
@@ -78,7 +78,7 @@ function readRoute(): Route {
   if (Number.isFinite(from) && Number.isFinite(to) && to > from)
     range = { kind: 'custom', from, to };
   const pageParam = q.get('page');
-  const page = pageParam === 'alerts' || pageParam === 'metrics' ? pageParam : null;
+  const page = pageParam === 'alerts' ? pageParam : (pageOf(pageParam)?.key ?? null);
   return {
     tenant,
     dashboard: q.get('dashboard'),
@@ -127,7 +127,7 @@ class App {
   private route = readRoute();
   /** The first render may open the tenant's home dashboard; later navigation never does. */
   private firstRender = true;
-  private view: DashboardView | ListView | AlertsView | AlertDetailView | MetricsView | null = null;
+  private view: DashboardView | ListView | AlertsView | AlertDetailView | PageView | null = null;
   private readonly main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   private readonly crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' });
   private readonly pill = h('span', {
@@ -281,15 +281,17 @@ class App {
           },
           'Alerts',
         ),
-        h(
-          'a',
-          {
-            class: 'nav-link',
-            href: '?page=metrics',
-            'data-testid': 'nav-metrics',
-            onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: 'metrics' }),
-          },
-          'Metrics',
+        PAGES.map((p) =>
+          h(
+            'a',
+            {
+              class: 'nav-link',
+              href: `?page=${p.key}`,
+              'data-testid': `nav-${p.key}`,
+              onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: p.key }),
+            },
+            p.label,
+          ),
         ),
       ),
       h('div', { class: 'spacer' }),
@@ -382,7 +384,7 @@ class App {
     this.firstRender = false;
     if (this.route.alert) this.showAlert(tenant, this.route.alert);
     else if (this.route.page === 'alerts') this.showAlerts(tenant);
-    else if (this.route.page === 'metrics' && !this.route.dashboard) this.showMetrics(tenant);
+    else if (this.route.page && !this.route.dashboard) this.showPage(tenant, this.route.page);
     else if (this.route.dashboard) {
       safeSet(LAST_DASHBOARD_KEY + tenant, this.route.dashboard);
       this.showDashboard(tenant, this.route.dashboard);
@@ -492,8 +494,11 @@ class App {
     void view.load();
   }
 
-  private showMetrics(tenant: string): void {
-    document.title = `Metrics · ${tenant} · rtdash`;
+  /** One of `PAGES`. */
+  private showPage(tenant: string, key: PageKey): void {
+    const page = pageOf(key);
+    if (!page) return;
+    document.title = `${page.label} · ${tenant} · rtdash`;
     replace(
       this.crumbs,
       h(
@@ -506,9 +511,9 @@ class App {
         tenant,
       ),
       h('span', { class: 'crumb-sep', 'aria-hidden': 'true' }, '/'),
-      h('span', { class: 'crumb', 'aria-current': 'page' }, 'Metrics'),
+      h('span', { class: 'crumb', 'aria-current': 'page' }, page.label),
     );
-    const view = new MetricsView(tenant, canEdit(this.session));
+    const view = page.make(tenant, canEdit(this.session));
     this.view = view;
     replace(this.main, view.root);
     void view.load();
