@@ -6,7 +6,8 @@
 //! only create consumers on these streams with a filter of one tenant's subject), deleted
 //! after use and left to expire after a few seconds if the delete is lost. When the range
 //! holds more messages than the limit, the start is moved forward by a binary search on the
-//! start time (each probe a consumer's pending count) so the newest ones are read.
+//! stream sequence (each probe a consumer's pending count: exact, where times of messages
+//! stored in the same millisecond are not) so the newest ones are read.
 
 use async_nats::jetstream::{self, consumer, context::GetStreamErrorKind, stream::Stream};
 use bytes::Bytes;
@@ -15,8 +16,8 @@ use rtdash_shared::time::UnixMillis;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Probes of the binary search for the start time.
-const MAX_PROBES: u32 = 12;
+/// Most probes of the binary search for the start sequence (2^48 sequences).
+const MAX_PROBES: u32 = 48;
 /// Most messages asked for in one pull.
 const MAX_BATCH: usize = 200;
 /// How long an abandoned consumer lives on the server.
@@ -87,42 +88,50 @@ pub async fn newest_in_range(
         }
         Err(err) => return Err(fail("stream info")(err.into())),
     };
-    let pending_from = pending_since(&stream, subject, from)
+    let at_from = probe(&stream, subject, start_time(from))
         .await
         .map_err(fail("consumer"))?;
-    if pending_from == 0 {
+    if at_from.pending == 0 {
         return Ok(RangeRead {
             messages: Vec::new(),
             complete: true,
         });
     }
-    let mut start = from;
+    let max = limits.max_messages as u64;
+    let mut start = consumer::DeliverPolicy::ByStartTime {
+        start_time: start_time(from),
+    };
     let mut complete = true;
-    if pending_from > limits.max_messages as u64 {
-        let pending_to = pending_since(&stream, subject, to)
+    if at_from.pending > max {
+        let after = probe(&stream, subject, start_time(to))
             .await
-            .map_err(fail("consumer"))?;
-        if pending_from - pending_to > limits.max_messages as u64 {
+            .map_err(fail("consumer"))?
+            .pending;
+        if at_from.pending - after > max {
             complete = false;
-            // The latest start whose range still holds more than the limit is `low`; the
-            // earliest found that holds at most the limit is `high`.
-            let (mut low, mut high) = (from, to);
+            // Invariant: from `low` the range holds more than `max` messages of the subject,
+            // from `high` at most `max`.
+            let last = stream.cached_info().state.last_sequence;
+            let (mut low, mut high) = (at_from.start_seq, last + 1);
             for _ in 0..MAX_PROBES {
                 if high - low <= 1 || Instant::now() >= deadline {
                     break;
                 }
                 let mid = low + (high - low) / 2;
-                let in_range = pending_since(&stream, subject, mid)
+                let in_range = probe(&stream, subject, mid)
                     .await
                     .map_err(fail("consumer"))?
-                    .saturating_sub(pending_to);
-                if in_range > limits.max_messages as u64 {
+                    .pending
+                    .saturating_sub(after);
+                if in_range > max {
                     low = mid;
                 } else {
                     high = mid;
                 }
             }
-            start = high;
+            start = consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: high,
+            };
         }
     }
     let (messages, read_all) = read_from(&stream, subject, start, to, limits, deadline)
@@ -143,29 +152,60 @@ fn start_time(at: UnixMillis) -> time::OffsetDateTime {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
-/// Messages of `subject` stored at or after `at`.
-async fn pending_since(
+/// Where a consumer would start.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    /// Messages of the subject from the start on.
+    pending: u64,
+    /// The stream sequence it starts at (a lower bound of the first message of the subject).
+    start_seq: u64,
+}
+
+/// Where a consumer would start: at a time or a stream sequence.
+trait Start {
+    fn policy(self) -> consumer::DeliverPolicy;
+}
+
+impl Start for time::OffsetDateTime {
+    fn policy(self) -> consumer::DeliverPolicy {
+        consumer::DeliverPolicy::ByStartTime { start_time: self }
+    }
+}
+
+impl Start for u64 {
+    fn policy(self) -> consumer::DeliverPolicy {
+        consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: self,
+        }
+    }
+}
+
+/// The messages of `subject` from `at` on, and the stream sequence `at` is.
+async fn probe(
     stream: &Stream,
     subject: &str,
-    at: UnixMillis,
-) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    at: impl Start,
+) -> Result<Probe, Box<dyn std::error::Error + Send + Sync>> {
     let name = consumer_name();
     let probe = stream
         .create_consumer(consumer::pull::Config {
             name: Some(name.clone()),
             filter_subject: subject.to_owned(),
-            deliver_policy: consumer::DeliverPolicy::ByStartTime {
-                start_time: start_time(at),
-            },
+            deliver_policy: at.policy(),
             ack_policy: consumer::AckPolicy::None,
             inactive_threshold: INACTIVE_THRESHOLD,
             memory_storage: true,
             ..Default::default()
         })
         .await?;
-    let pending = probe.cached_info().num_pending;
+    let info = probe.cached_info();
+    let found = Probe {
+        pending: info.num_pending,
+        // A new consumer reports the sequence before its start as delivered.
+        start_seq: info.delivered.stream_sequence + 1,
+    };
     delete_quietly(stream, &name).await;
-    Ok(pending)
+    Ok(found)
 }
 
 async fn delete_quietly(stream: &Stream, name: &str) {
@@ -179,7 +219,7 @@ async fn delete_quietly(stream: &Stream, name: &str) {
 async fn read_from(
     stream: &Stream,
     subject: &str,
-    start: UnixMillis,
+    start: consumer::DeliverPolicy,
     to: UnixMillis,
     limits: ReadLimits,
     deadline: Instant,
@@ -189,9 +229,7 @@ async fn read_from(
         .create_consumer(consumer::pull::Config {
             name: Some(name.clone()),
             filter_subject: subject.to_owned(),
-            deliver_policy: consumer::DeliverPolicy::ByStartTime {
-                start_time: start_time(start),
-            },
+            deliver_policy: start,
             ack_policy: consumer::AckPolicy::None,
             inactive_threshold: INACTIVE_THRESHOLD,
             memory_storage: true,
