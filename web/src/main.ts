@@ -4,7 +4,7 @@
  * URL: `?tenant=<id>` (remembered in localStorage), `&dashboard=<id>` (deep link),
  * `&range=15m|1h|6h|24h` or `&from=<RFC 3339>&to=<RFC 3339>` (historical), `&tv=1` (wall screen),
  * `&page=alerts` (the alert rules), `&alert=<id>` (one rule), `&page=metrics` (metric
- * definitions and the event types seen).
+ * definitions and the event types seen), `&page=quality` (accepted, rejected and late events).
  */
 
 import 'uplot/dist/uPlot.min.css';

@@ -4,6 +4,7 @@
  */
 
 import { MetricsView } from './views/metrics';
+import { QualityView } from './views/quality';
 
 /** A page's view: its root element, loaded once shown, disposed when left. */
 export interface PageView {
@@ -24,6 +25,11 @@ export const PAGES = [
     key: 'metrics',
     label: 'Metrics',
     make: (tenant: string, editable: boolean) => new MetricsView(tenant, editable),
+  },
+  {
+    key: 'quality',
+    label: 'Data quality',
+    make: (tenant: string) => new QualityView(tenant),
   },
 ] as const satisfies readonly Page[];
 
