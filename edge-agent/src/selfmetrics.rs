@@ -9,6 +9,12 @@
 //!   request: 1 when it was rejected (dead-lettered), else 0. `avg` is the dead-letter rate.
 //!   A rejected item's tenant and source are read leniently from its JSON (`_unknown` when
 //!   absent); whole bodies rejected before they were split into items are not counted.
+//! - `pipeline_quality`: per tenant, `source`, `event_type`, `outcome` and window of receive
+//!   time, one value 1 per late event (outcome `late`) and per rejected item (outcome its
+//!   reason code), for the data-quality page; a rejected item's `source` and `event_type` are
+//!   read leniently like its tenant. Bounded: at most [`MAX_QUALITY_SERIES`] (tenant, source,
+//!   event type, outcome) per flush; further ones are folded into source and event type
+//!   `__overflow__`.
 //!
 //! Windows are [`rtdash_shared::metric::PIPELINE_WINDOW_SECS`] long, by receive time, so these
 //! series are never late themselves. The counts are kept per (tenant, source, window) and
@@ -16,11 +22,11 @@
 //! exactly-once path). Bounded: at most [`MAX_SOURCES`] (tenant, source) pairs per flush;
 //! further ones are folded into the source `__overflow__`.
 
-use rtdash_shared::event::{is_identifier, Event};
+use rtdash_shared::event::{Event, ItemHints, RejectCode};
 use rtdash_shared::messages::PartialEntry;
 use rtdash_shared::metric::{
     OVERFLOW_VALUE, PIPELINE_DLQ_METRIC, PIPELINE_LATE_AFTER_MS, PIPELINE_LATE_METRIC,
-    PIPELINE_WINDOW_SECS,
+    PIPELINE_QUALITY_LATE, PIPELINE_QUALITY_METRIC, PIPELINE_WINDOW_SECS,
 };
 use rtdash_shared::names::UNKNOWN_TENANT;
 use rtdash_shared::series::SeriesKey;
@@ -32,6 +38,9 @@ use std::sync::Mutex;
 
 /// Most (tenant, source) pairs counted between two flushes.
 pub const MAX_SOURCES: usize = 10_000;
+/// Most (tenant, source, event type, outcome) series of `pipeline_quality` between two
+/// flushes.
+pub const MAX_QUALITY_SERIES: usize = 10_000;
 /// Distinct (tenant, source) pairs of one request counted locally before the shared map.
 const LOCAL_PAIRS: usize = 16;
 const WINDOW_MS: i64 = PIPELINE_WINDOW_SECS as i64 * 1000;
@@ -47,23 +56,29 @@ struct Counts {
 }
 
 type Key = (Box<str>, Box<str>, UnixMillis);
+/// Tenant, source, event type, outcome, window.
+type QualityKey = (Box<str>, Box<str>, Box<str>, &'static str, UnixMillis);
 
 /// Counts of the pipeline metrics since the last flush.
 #[derive(Debug, Default)]
 pub struct PipelineMetrics {
     counts: Mutex<HashMap<Key, Counts>>,
+    quality: Mutex<HashMap<QualityKey, u64>>,
 }
 
 impl PipelineMetrics {
     /// Counts one request's outcome: its accepted events and its rejected items (their tenant,
-    /// if known, and raw bytes), received at `received_at`.
+    /// if known, reason and raw bytes), received at `received_at`.
     pub fn observe<'e, 'a: 'e, 'r>(
         &self,
         accepted: impl IntoIterator<Item = &'e Event<'a>>,
-        rejected: impl IntoIterator<Item = (Option<&'r str>, &'r [u8])>,
+        rejected: impl IntoIterator<Item = (Option<&'r str>, RejectCode, &'r [u8])>,
         received_at: UnixMillis,
     ) {
         let window = window_start(received_at, WINDOW_MS);
+        // (tenant, source, event type, outcome) of the late events and rejected items, counted
+        // in the quality map after the main one.
+        let mut quality: Vec<(String, String, String, &'static str)> = Vec::new();
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         // A request has few distinct (tenant, source) pairs: count them here first, in order of
         // first appearance, so the shared map is looked up (and its keys allocated) once per
@@ -102,16 +117,53 @@ impl PipelineMetrics {
             };
             entry.accepted += 1;
             entry.late += u64::from(late);
+            if late {
+                quality.push((
+                    tenant.to_owned(),
+                    source.to_owned(),
+                    event.event_type.to_string(),
+                    PIPELINE_QUALITY_LATE,
+                ));
+            }
         }
         merge(&mut counts, local.drain(..), window);
-        for (tenant, raw) in rejected {
-            let (hint_tenant, source) = hints(raw);
+        for (tenant, code, raw) in rejected {
+            let hints = ItemHints::read(raw, ItemHints::DEFAULT_MAX_LEN);
+            let unknown = || UNKNOWN_TENANT.to_owned();
             let tenant = tenant
                 .map(str::to_owned)
-                .or(hint_tenant)
-                .unwrap_or_else(|| UNKNOWN_TENANT.to_owned());
-            let source = source.unwrap_or_else(|| UNKNOWN_TENANT.to_owned());
+                .or(hints.tenant_id)
+                .unwrap_or_else(unknown);
+            let source = hints.source.unwrap_or_else(unknown);
             slot(&mut counts, &tenant, &source, window).rejected += 1;
+            let event_type = hints.event_type.unwrap_or_else(unknown);
+            quality.push((tenant, source, event_type, code.as_str()));
+        }
+        drop(counts);
+        if quality.is_empty() {
+            return;
+        }
+        let mut map = self.quality.lock().unwrap_or_else(|p| p.into_inner());
+        for (tenant, source, event_type, outcome) in quality {
+            let key: QualityKey = (
+                tenant.into(),
+                source.into(),
+                event_type.into(),
+                outcome,
+                window,
+            );
+            if map.len() >= MAX_QUALITY_SERIES && !map.contains_key(&key) {
+                let overflow: QualityKey = (
+                    key.0,
+                    OVERFLOW_VALUE.into(),
+                    OVERFLOW_VALUE.into(),
+                    outcome,
+                    window,
+                );
+                *map.entry(overflow).or_default() += 1;
+            } else {
+                *map.entry(key).or_default() += 1;
+            }
         }
     }
 
@@ -141,6 +193,19 @@ impl PipelineMetrics {
                 c.rejected,
                 c.accepted,
             ));
+        }
+        let quality = std::mem::take(&mut *self.quality.lock().unwrap_or_else(|p| p.into_inner()));
+        for ((tenant, source, event_type, outcome, window), n) in quality {
+            let series = SeriesKey::new(
+                tenant.as_ref(),
+                PIPELINE_QUALITY_METRIC,
+                [
+                    ("source".to_owned(), Some(source.into())),
+                    ("event_type".to_owned(), Some(event_type.into())),
+                    ("outcome".to_owned(), Some(outcome.to_owned())),
+                ],
+            );
+            entries.push(entry(series, window, n, 0));
         }
         entries
     }
@@ -207,25 +272,6 @@ fn repeated(value: f64, n: u64) -> Sketch {
     result
 }
 
-/// `tenant_id` and `source` of a rejected item, when its JSON has them as identifiers.
-fn hints(raw: &[u8]) -> (Option<String>, Option<String>) {
-    #[derive(serde::Deserialize)]
-    struct Hints {
-        #[serde(default)]
-        tenant_id: Option<serde_json::Value>,
-        #[serde(default)]
-        source: Option<serde_json::Value>,
-    }
-    let Ok(parsed) = serde_json::from_slice::<Hints>(raw) else {
-        return (None, None);
-    };
-    let ident = |v: Option<serde_json::Value>| {
-        v.and_then(|v| v.as_str().map(str::to_owned))
-            .filter(|s| is_identifier(s, 128))
-    };
-    (ident(parsed.tenant_id), ident(parsed.source))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,7 +299,10 @@ mod tests {
         let bad = br#"{"tenant_id":"t","source":"s1","occured_at":1}"#;
         metrics.observe(
             &events,
-            [(Some("t"), &bad[..]), (None, &b"not json"[..])],
+            [
+                (Some("t"), RejectCode::UnknownField, &bad[..]),
+                (None, RejectCode::MalformedJson, &b"not json"[..]),
+            ],
             now,
         );
         let entries = metrics.drain();
@@ -280,6 +329,52 @@ mod tests {
         );
         let dlq = find(PIPELINE_DLQ_METRIC, "s1");
         assert_eq!((dlq.count, dlq.sum), (21, Some(1.0)));
+        let quality = |tenant: &str, source: &str, event_type: &str, outcome: &str| {
+            let wanted = [
+                ("event_type", event_type),
+                ("outcome", outcome),
+                ("source", source),
+            ];
+            entries
+                .iter()
+                .filter(|e| e.series.metric == PIPELINE_QUALITY_METRIC && e.series.tenant == tenant)
+                .filter(|e| {
+                    e.series
+                        .dims
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.as_deref().unwrap_or("")))
+                        .eq(wanted)
+                })
+                .map(|e| e.sketch.stats().count)
+                .sum::<u64>()
+        };
+        assert_eq!(quality("t", "s1", "e", "late"), 1, "the 90 s late event");
+        assert_eq!(
+            quality("t", "s2", "e", "late"),
+            0,
+            "exactly 60 s is not late"
+        );
+        assert_eq!(
+            quality("t", "s1", UNKNOWN_TENANT, "unknown_field"),
+            1,
+            "no event_type in the rejected item"
+        );
+        assert_eq!(
+            quality(
+                UNKNOWN_TENANT,
+                UNKNOWN_TENANT,
+                UNKNOWN_TENANT,
+                "malformed_json"
+            ),
+            1
+        );
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|e| e.series.metric == PIPELINE_QUALITY_METRIC)
+                .count(),
+            3
+        );
         let unknown = entries
             .iter()
             .find(|e| e.series.tenant == UNKNOWN_TENANT)
@@ -304,10 +399,18 @@ mod tests {
                 })
                 .collect();
             let at_once = PipelineMetrics::default();
-            at_once.observe(&events, std::iter::empty::<(Option<&str>, &[u8])>(), now);
+            at_once.observe(
+                &events,
+                std::iter::empty::<(Option<&str>, RejectCode, &[u8])>(),
+                now,
+            );
             let one_by_one = PipelineMetrics::default();
             for event in &events {
-                one_by_one.observe([event], std::iter::empty::<(Option<&str>, &[u8])>(), now);
+                one_by_one.observe(
+                    [event],
+                    std::iter::empty::<(Option<&str>, RejectCode, &[u8])>(),
+                    now,
+                );
             }
             let counts = |m: PipelineMetrics| {
                 let mut counts: Vec<_> = m.counts.into_inner().expect("lock").into_iter().collect();
@@ -362,7 +465,11 @@ mod tests {
                 ..event("t", "x", 0)
             })
             .collect();
-        metrics.observe(&events, std::iter::empty::<(Option<&str>, &[u8])>(), 0);
+        metrics.observe(
+            &events,
+            std::iter::empty::<(Option<&str>, RejectCode, &[u8])>(),
+            0,
+        );
         let entries = metrics.drain();
         let overflow = entries
             .iter()

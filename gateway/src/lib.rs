@@ -6,6 +6,8 @@
 //!   memory by a watcher, written with optimistic concurrency;
 //! - [`query`]: metric windows from QuestDB (PostgreSQL wire), and how served values are
 //!   derived from them (exact rollups, combining, or a `400` that says why not);
+//! - [`side_stream`]: bounded reads of a tenant's dead letters and late records (the
+//!   data-quality page's samples);
 //! - [`live`]: Server-Sent Events: shared upstream subscriptions per (tenant, metric), the
 //!   snapshot cache, pipeline freshness;
 //! - [`auth`]: credentials (API keys, browser sessions, dashboard links), tenants and roles on
@@ -35,6 +37,7 @@ pub mod openapi;
 pub mod query;
 pub mod quota;
 pub mod router;
+pub mod side_stream;
 pub mod state;
 pub mod store;
 pub mod tasks;

@@ -67,7 +67,7 @@ impl utoipa::Modify for Security {
 pub fn api_router() -> OpenApiRouter<AppState> {
     use crate::api::{
         alert_state, alert_test, alerts, capabilities, dashboards, definitions, event_types, keys,
-        links, metrics, quotas, session, silences, status,
+        links, metrics, quality, quotas, session, silences, status,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(keys::create, keys::list))
@@ -102,6 +102,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics::list))
         .routes(routes!(metrics::query))
         .routes(routes!(metrics::series))
+        .routes(routes!(quality::get))
         .routes(routes!(capabilities::capabilities))
         .routes(routes!(status::status))
 }

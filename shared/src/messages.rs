@@ -269,6 +269,12 @@ pub struct DeadLetter {
     pub rejected_by: String,
     /// When it was received.
     pub received_at: UnixMillis,
+    /// The item's `source`, when it names one (see [`crate::event::ItemHints`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The item's `event_type`, when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
 }
 
 impl DeadLetter {
@@ -294,7 +300,16 @@ impl DeadLetter {
             index,
             rejected_by: rejected_by.to_owned(),
             received_at,
+            source: None,
+            event_type: None,
         }
+    }
+
+    /// The same dead letter naming the item's `source` and `event_type`.
+    pub fn with_origin(mut self, source: Option<String>, event_type: Option<String>) -> Self {
+        self.source = source;
+        self.event_type = event_type;
+        self
     }
 }
 

@@ -295,3 +295,121 @@ async fn the_agent_writes_schema_records_and_the_gateway_only_reads_them() -> an
     assert!(aggregator_schema.put(&key, "x".into()).await.is_err());
     Ok(())
 }
+
+/// What the data-quality page needs from the gateway's user: the newest dead letters and late
+/// records of one tenant (consumers filtered on that tenant's subject, read and deleted by
+/// `gateway::side_stream`); a consumer without a filter is refused, and the gateway cannot
+/// publish dead letters.
+#[tokio::test]
+async fn the_gateway_reads_one_tenants_dead_letters_and_late_records() -> anyhow::Result<()> {
+    use async_nats::jetstream::consumer;
+    use gateway::side_stream::{newest_in_range, ReadLimits};
+    let nats = LockedNats::start()?;
+    let aggregator = jetstream(
+        nats.connect("core-aggregator").await?,
+        &nats.config("core-aggregator"),
+    );
+    ensure_topology(
+        &aggregator,
+        &StreamsConfig::default(),
+        Ensure::CreateOrUpdate,
+    )
+    .await?;
+    let agent = jetstream(
+        nats.connect("edge-agent").await?,
+        &nats.config("edge-agent"),
+    );
+    for (tenant, n) in [("t1", 3), ("t2", 2)] {
+        for i in 0..n {
+            agent
+                .publish(names::dlq_subject(tenant), format!("{tenant}-{i}").into())
+                .await?
+                .await?;
+        }
+    }
+    aggregator
+        .publish(names::late_subject("t1"), "late".into())
+        .await?
+        .await?;
+    let gateway = jetstream(nats.connect("gateway").await?, &nats.config("gateway"));
+    let limits = ReadLimits {
+        max_messages: 2,
+        max_bytes: 1 << 20,
+        timeout: Duration::from_secs(5),
+    };
+    let now = rtdash_shared::time::now_millis();
+    let (from, to) = (now - 60_000, now + 60_000);
+    let read = newest_in_range(
+        &gateway,
+        names::DLQ_STREAM,
+        &names::dlq_subject("t1"),
+        from,
+        to,
+        limits,
+    )
+    .await?;
+    let payloads: Vec<&[u8]> = read.messages.iter().map(|(_, p)| &p[..]).collect();
+    assert_eq!(
+        payloads,
+        [&b"t1-1"[..], b"t1-2"],
+        "the newest two of t1's three"
+    );
+    assert!(!read.complete, "one was left out");
+    let late = newest_in_range(
+        &gateway,
+        names::LATE_STREAM,
+        &names::late_subject("t1"),
+        from,
+        to,
+        limits,
+    )
+    .await?;
+    assert_eq!(late.messages.len(), 1);
+    assert!(late.complete);
+    let consumers: Vec<_> = aggregator
+        .get_stream(names::DLQ_STREAM)
+        .await?
+        .consumer_names()
+        .collect()
+        .await;
+    assert!(
+        consumers.is_empty(),
+        "the reader's consumers are deleted: {consumers:?}"
+    );
+    let stream = gateway.get_stream(names::DLQ_STREAM).await?;
+
+    // A consumer without a subject filter, named or not, is refused. (A filter with a
+    // wildcard in the tenant's place cannot be told apart by subject permissions: the gateway
+    // serves every tenant, and takes the tenant from the caller's key.)
+    for name in [None, Some("probe".to_owned())] {
+        let created = stream
+            .create_consumer(consumer::pull::Config {
+                name: name.clone(),
+                ack_policy: consumer::AckPolicy::None,
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            created.is_err(),
+            "the gateway made an unfiltered consumer (name {name:?})"
+        );
+    }
+    let filtered = stream
+        .create_consumer(consumer::pull::Config {
+            name: Some("probe".to_owned()),
+            filter_subject: names::dlq_subject("t2"),
+            ack_policy: consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        filtered.is_ok(),
+        "the same with a tenant's filter: {filtered:?}"
+    );
+    let refused = match gateway.publish(names::dlq_subject("t1"), "g".into()).await {
+        Ok(ack) => ack.await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "the gateway published a dead letter");
+    Ok(())
+}

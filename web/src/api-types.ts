@@ -233,6 +233,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/data-quality": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Accepted, rejected and late events per source and event type, with samples of the
+         *     rejected items.
+         */
+        get: operations["get_data_quality"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/event-types": {
         parameters: {
             query?: never;
@@ -748,6 +768,36 @@ export interface components {
              */
             revision: number;
         };
+        /** @description A tenant's data quality over a range. */
+        DataQuality: {
+            /**
+             * @description Whether `beyond_horizon` counts every late record of the range (else the newest ones
+             *     only: at least this many).
+             */
+            beyond_horizon_complete: boolean;
+            /** @description Start of the range (RFC 3339). */
+            from: string;
+            /**
+             * Format: int64
+             * @description An event is late when it arrived more than this after its `occurred_at`.
+             */
+            late_after_ms: number;
+            /** @description Per source and event type, by source then event type. */
+            rows: components["schemas"]["QualityRow"][];
+            /**
+             * @description Whether the samples come from every dead letter of the range (else from the newest
+             *     ones only).
+             */
+            samples_complete: boolean;
+            /** @description Dead letters read for the samples. */
+            samples_scanned: number;
+            /** @description Tenant. */
+            tenant_id: string;
+            /** @description End of the range (RFC 3339, exclusive). */
+            to: string;
+            /** @description Whether a metric had more series than were read (some rows are missing). */
+            truncated: boolean;
+        };
         /** @description `{"definitions": [...]}`. */
         DefinitionList: {
             /** @description The definitions. */
@@ -1157,6 +1207,36 @@ export interface components {
             /** @description The property name. */
             name: string;
         };
+        /** @description One source and event type. */
+        QualityRow: {
+            /**
+             * Format: int64
+             * @description Accepted events.
+             */
+            accepted: number;
+            /**
+             * Format: int64
+             * @description Events that reached the aggregators after their window's correction horizon (kept on
+             *     the late stream, not in the windows).
+             */
+            beyond_horizon: number;
+            /** @description Event type (`_unknown` for rejected items that named none). */
+            event_type: string;
+            /**
+             * Format: int64
+             * @description Accepted events that arrived more than `late_after_ms` after their `occurred_at`.
+             */
+            late: number;
+            /**
+             * Format: int64
+             * @description Rejected items (the sum of `rejections`' counts).
+             */
+            rejected: number;
+            /** @description Per reason, by reason. */
+            rejections: components["schemas"]["RejectionReason"][];
+            /** @description Source (`_unknown` for rejected items that named none). */
+            source: string;
+        };
         /**
          * @description What the operator set for one tenant (`quota.<tenant>` in the keys bucket, and the body of
          *     `PUT /v1/tenants/{tenant}/quotas`): a limit left out (or `null`) is the default of
@@ -1223,6 +1303,33 @@ export interface components {
              *     highest `max_series_per_window` of the tenant's definitions.
              */
             used: components["schemas"]["Limits"];
+        };
+        /** @description A rejected item as it was received. */
+        RejectSample: {
+            /** @description What was wrong, naming the field. */
+            detail: string;
+            /** @description The raw item as text (lossy when it was not UTF-8), cut to 4 KiB. */
+            raw: string;
+            /** @description Reason code. */
+            reason: string;
+            /** @description When it was received (RFC 3339). */
+            received_at: string;
+            /** @description Which component rejected it. */
+            rejected_by: string;
+            /** @description Whether `raw` was cut (by the agent or here). */
+            truncated: boolean;
+        };
+        /** @description Rejections of one reason. */
+        RejectionReason: {
+            /**
+             * Format: int64
+             * @description Rejected items counted by the edge agents.
+             */
+            count: number;
+            /** @description Reason code (`missing_field`, `invalid_timestamp`...). */
+            reason: string;
+            /** @description The newest rejected items of this reason, newest first (at most 5). */
+            samples: components["schemas"]["RejectSample"][];
         };
         /**
          * @description A key's role.
@@ -2589,6 +2696,67 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_data_quality: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+                /** @description RFC 3339, inclusive (default: `to` - 1 h). */
+                from?: string;
+                /** @description RFC 3339, exclusive (default: now). At most 7 days after `from`. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DataQuality"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -4,7 +4,7 @@
  * URL: `?tenant=<id>` (remembered in localStorage), `&dashboard=<id>` (deep link),
  * `&range=15m|1h|6h|24h` or `&from=<RFC 3339>&to=<RFC 3339>` (historical), `&tv=1` (wall screen),
  * `&page=alerts` (the alert rules), `&alert=<id>` (one rule), `&page=metrics` (metric
- * definitions and the event types seen).
+ * definitions and the event types seen), `&page=quality` (accepted, rejected and late events).
  */
 
 import 'uplot/dist/uPlot.min.css';
@@ -28,7 +28,7 @@ import type { Dashboard, TimeRange, Widget } from './types';
 import { DashboardView } from './views/dashboard';
 import { openWidgetEditor } from './views/editor';
 import { ListView, openDeleteDialog, openRenameDialog } from './views/list';
-import { MetricsView } from './views/metrics';
+import { PAGES, pageOf, type PageKey, type PageView } from './pages';
 import {
   canEdit,
   currentSession,
@@ -62,8 +62,8 @@ interface Route {
   dashboard: string | null;
   range: TimeRange;
   tv: boolean;
-  /** A page other than dashboards: `alerts` (the alert rules), `metrics` (definitions). */
-  page: 'alerts' | 'metrics' | null;
+  /** A page other than dashboards: `alerts` (the alert rules) or one of `PAGES`. */
+  page: 'alerts' | PageKey | null;
   /** One alert rule's page. */
   alert: string | null;
 }
@@ -84,7 +84,7 @@ function readRoute(): Route {
   if (Number.isFinite(from) && Number.isFinite(to) && to > from)
     range = { kind: 'custom', from, to };
   const pageParam = q.get('page');
-  const page = pageParam === 'alerts' || pageParam === 'metrics' ? pageParam : null;
+  const page = pageParam === 'alerts' ? pageParam : (pageOf(pageParam)?.key ?? null);
   return {
     tenant,
     requested: q.get('tenant'),
@@ -136,7 +136,7 @@ class App {
   private paintRange: (() => void) | null = null;
   /** The first render may open the tenant's home dashboard; later navigation never does. */
   private firstRender = true;
-  private view: DashboardView | ListView | AlertsView | AlertDetailView | MetricsView | null = null;
+  private view: DashboardView | ListView | AlertsView | AlertDetailView | PageView | null = null;
   private readonly main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   private readonly crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' });
   private readonly pill = h('span', {
@@ -290,15 +290,17 @@ class App {
           },
           'Alerts',
         ),
-        h(
-          'a',
-          {
-            class: 'nav-link',
-            href: '?page=metrics',
-            'data-testid': 'nav-metrics',
-            onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: 'metrics' }),
-          },
-          'Metrics',
+        PAGES.map((p) =>
+          h(
+            'a',
+            {
+              class: 'nav-link',
+              href: `?page=${p.key}`,
+              'data-testid': `nav-${p.key}`,
+              onclick: (e: MouseEvent) => this.go(e, { dashboard: null, page: p.key }),
+            },
+            p.label,
+          ),
         ),
       ),
       h('div', { class: 'spacer' }),
@@ -402,7 +404,7 @@ class App {
     this.firstRender = false;
     if (this.route.alert) this.showAlert(tenant, this.route.alert);
     else if (this.route.page === 'alerts') this.showAlerts(tenant);
-    else if (this.route.page === 'metrics' && !this.route.dashboard) this.showMetrics(tenant);
+    else if (this.route.page && !this.route.dashboard) this.showPage(tenant, this.route.page);
     else if (this.route.dashboard) {
       safeSet(LAST_DASHBOARD_KEY + tenant, this.route.dashboard);
       this.showDashboard(tenant, this.route.dashboard);
@@ -531,8 +533,11 @@ class App {
     void view.load();
   }
 
-  private showMetrics(tenant: string): void {
-    document.title = `Metrics · ${tenant} · rtdash`;
+  /** One of `PAGES`. */
+  private showPage(tenant: string, key: PageKey): void {
+    const page = pageOf(key);
+    if (!page) return;
+    document.title = `${page.label} · ${tenant} · rtdash`;
     replace(
       this.crumbs,
       h(
@@ -545,9 +550,9 @@ class App {
         tenant,
       ),
       h('span', { class: 'crumb-sep', 'aria-hidden': 'true' }, '/'),
-      h('span', { class: 'crumb', 'aria-current': 'page' }, 'Metrics'),
+      h('span', { class: 'crumb', 'aria-current': 'page' }, page.label),
     );
-    const view = new MetricsView(tenant, canEdit(this.session));
+    const view = page.make(tenant, canEdit(this.session));
     this.view = view;
     replace(this.main, view.root);
     void view.load();

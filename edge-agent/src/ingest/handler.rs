@@ -363,7 +363,7 @@ impl Ingest {
             accepted().map(|(_, event)| event),
             rejected
                 .iter()
-                .map(|(_, raw, r)| (r.tenant.as_deref(), *raw)),
+                .map(|(_, raw, r)| (r.tenant.as_deref(), r.code, *raw)),
             received_at,
         );
         if let Some(tenant) = own {

@@ -1,7 +1,8 @@
 //! The dead-letter queue: every rejected event and every rejected request body goes to
 //! `rtdash.dlq.<tenant>` (stream `RTDASH_DLQ`; tenant `_unknown` when none could be read) as a
 //! [`DeadLetter`] in the JSON envelope: reason code and message, the raw input cut to
-//! `dlq.max_raw_bytes`, the item's index in its batch, and the receive time.
+//! `dlq.max_raw_bytes`, the item's index in its batch, the receive time, and the `source` and
+//! `event_type` the item names (read from the whole input, before the cut).
 //!
 //! Full policy: dead letters wait in memory up to `dlq.queue_bytes` (counted in the memory
 //! budget); past that they are appended to a disk spool under `<state_dir>/dlq`, up to
@@ -17,6 +18,7 @@ use super::segment::{RecordRef, SegmentLog};
 use crate::metrics::AgentMetrics;
 use async_nats::jetstream::publish::PublishAck;
 use bytes::Bytes;
+use rtdash_shared::event::ItemHints;
 use rtdash_shared::messages::DeadLetter;
 use rtdash_shared::names;
 use rtdash_shared::time::UnixMillis;
@@ -157,6 +159,8 @@ impl DeadLetters {
                 &self.rejected_by,
                 rejected.received_at,
             );
+            let hints = ItemHints::read(rejected.input, ItemHints::DEFAULT_MAX_LEN);
+            let letter = letter.with_origin(hints.source, hints.event_type);
             let tenant = rejected.tenant.unwrap_or(names::UNKNOWN_TENANT);
             match wire::encode(&letter, Format::Json) {
                 Ok(payload) => items.push(Item {

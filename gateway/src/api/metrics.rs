@@ -140,7 +140,8 @@ pub fn parse_group_by(text: Option<&str>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-fn parse_time(name: &str, text: Option<&str>) -> Result<Option<UnixMillis>, ApiError> {
+/// Parses an optional RFC 3339 time parameter named `name`.
+pub(crate) fn parse_time(name: &str, text: Option<&str>) -> Result<Option<UnixMillis>, ApiError> {
     text.map(|t| {
         parse_rfc3339(t).ok_or_else(|| {
             ApiError::bad_request(format!(

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod links;
 pub mod metric_answer;
 pub mod metrics;
+pub mod quality;
 pub mod quotas;
 pub mod session;
 pub mod silences;

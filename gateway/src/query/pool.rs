@@ -373,4 +373,51 @@ impl QuestDb {
             })
             .collect()
     }
+
+    /// Per series (canonical JSON) of `dim_set` of the base table, the sum of `count` and of
+    /// `sum` (0 when absent) over the windows starting in `[from, to)`; at most `limit`
+    /// series.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn series_totals(
+        &self,
+        tenant: &str,
+        metric: &str,
+        dim_set: &str,
+        from: UnixMillis,
+        to: UnixMillis,
+        limit: usize,
+    ) -> Result<Vec<SeriesTotal>, QueryError> {
+        let query =
+            RowQuery::series_totals(&self.config.table, tenant, metric, dim_set, from, to, limit);
+        let rows = self.query(&query.sql, &query.params()).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SeriesTotal {
+                    series: row
+                        .try_get::<_, Option<String>>(0)
+                        .map_err(QueryError::decode)?
+                        .unwrap_or_default(),
+                    count: row
+                        .try_get::<_, Option<i64>>(1)
+                        .map_err(QueryError::decode)?
+                        .unwrap_or(0),
+                    sum: row
+                        .try_get::<_, Option<f64>>(2)
+                        .map_err(QueryError::decode)?
+                        .unwrap_or(0.0),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A series' totals over a range (see [`QuestDb::series_totals`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesTotal {
+    /// The series' dimensions, canonical JSON.
+    pub series: String,
+    /// Sum of the windows' `count`.
+    pub count: i64,
+    /// Sum of the windows' `sum`.
+    pub sum: f64,
 }

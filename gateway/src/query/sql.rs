@@ -182,6 +182,29 @@ impl RowQuery {
         query
     }
 
+    /// Per series of `dim_set` with windows starting in `[from, to)`: the sums of `count` and
+    /// of `sum`, at most `limit` series.
+    pub(super) fn series_totals(
+        table: &str,
+        tenant: &str,
+        metric: &str,
+        dim_set: &str,
+        from: UnixMillis,
+        to: UnixMillis,
+        limit: usize,
+    ) -> Self {
+        let mut query = RowQuery {
+            sql: String::new(),
+            params: Vec::new(),
+        };
+        let scope = query.scope(tenant, metric, dim_set, from, to);
+        query.sql = format!(
+            "SELECT series, sum(count) total_count, sum(sum) total_sum FROM {table} \
+             WHERE {scope} GROUP BY series LIMIT {limit}"
+        );
+        query
+    }
+
     /// The bind parameters, in order.
     pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params.iter().map(Param::as_sql).collect()

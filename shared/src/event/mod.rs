@@ -28,6 +28,7 @@
 
 mod batch;
 mod fields;
+mod hints;
 mod limits;
 mod model;
 mod parse;
@@ -38,6 +39,7 @@ mod validate;
 mod visit;
 
 pub use batch::{parse_batch, parse_batch_as, split_batch, BatchItems, ParsedBatch};
+pub use hints::ItemHints;
 pub use limits::EventLimits;
 pub use model::{is_identifier, Event, BUILTIN_DIMENSIONS, MAX_WEIGHT};
 pub use parse::{parse_event, parse_event_as};

@@ -16,6 +16,15 @@ pub const PIPELINE_LATE_METRIC: &str = "pipeline_late";
 /// receive time, one value per item, 1 when it was rejected (dead-lettered), else 0; its
 /// `avg` is the dead-letter rate.
 pub const PIPELINE_DLQ_METRIC: &str = "pipeline_dlq";
+/// Built-in pipeline metric computed by every edge agent, for the data-quality page: per
+/// tenant, `source`, `event_type` and `outcome`, and window of receive time, one value 1 per
+/// late event (outcome [`PIPELINE_QUALITY_LATE`], late as for [`PIPELINE_LATE_METRIC`]) and
+/// per rejected item (outcome its reason code, [`crate::event::RejectCode`]); its `count` is
+/// their number. A rejected item's `source` and `event_type` are read leniently from it
+/// (`_unknown` when absent). Bounded: outcomes are a fixed set of codes.
+pub const PIPELINE_QUALITY_METRIC: &str = "pipeline_quality";
+/// The `outcome` of [`PIPELINE_QUALITY_METRIC`] for a late event.
+pub const PIPELINE_QUALITY_LATE: &str = "late";
 /// Built-in pipeline series of each aggregator partition (tenant
 /// [`crate::names::PIPELINE_TENANT`], dimension `partition`): messages not yet processed, as
 /// reported every status interval. Evaluated by alert rules, not stored.

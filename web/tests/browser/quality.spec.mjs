@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+// Browser test of the data-quality page against a running stack (gateway serving web/dist,
+// edge agent): a new tenant's page says nothing arrived; the test sends good events and a
+// rejected one whose raw text holds markup; reached from the top bar, the page shows the
+// source and event type with their exact counts, the rejection with its reason and count,
+// and its sample, expanded, as text (the markup is not rendered); the range presets reload
+// it. Screenshots (dark and light) go to test-artifacts/; any console error fails the test.
+//
+// Env: see harness.mjs.
+
+import { setUp } from './harness.mjs';
+import path from 'node:path';
+
+const { gateway, agent, artifacts, tenant, log, fail, createKey, run } = await setUp(
+  'quality-test',
+  'quality',
+);
+const viewerKey = await createKey('viewer', 'browser test');
+const ingestKey = await createKey('ingest', 'browser test producer');
+log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}`);
+
+await run('quality-failure.png', async ({ page, consoleErrors }) => {
+  page.on('console', (msg) => {
+    // Signed out, the page's `GET /v1/session` answers 401 on purpose.
+    if (msg.type() === 'error' && !msg.text().includes('status of 401'))
+      consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
+  });
+  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+
+  await page.goto(`${gateway}/#key=${viewerKey}`);
+  await page.getByTestId('sign-out').waitFor();
+  log('signed in');
+
+  // A new tenant: the page says nothing arrived.
+  await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}`);
+  await page.getByTestId('nav-quality').click();
+  await page.waitForURL(/[?&]page=quality/);
+  await page.getByTestId('quality-empty').waitFor();
+  const empty = await page.getByTestId('quality-empty').textContent();
+  if (!empty.includes('No events arrived')) fail(`empty state: ${empty}`);
+  log('empty state shown');
+
+  // 3 good events and a rejected one (no occurred_at) whose text holds markup.
+  const markup = '<img src=x onerror="window.__injected=1"><b>bold</b>';
+  const good = () => ({
+    tenant_id: tenant,
+    source: 'shop',
+    event_type: 'purchase',
+    properties: { amount: 5 },
+    occurred_at: new Date().toISOString(),
+  });
+  const bad = {
+    tenant_id: tenant,
+    source: 'shop',
+    event_type: 'purchase',
+    properties: { note: markup },
+  };
+  const res = await fetch(`${agent}/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
+    body: JSON.stringify([good(), good(), good(), bad]),
+  });
+  const reply = await res.json();
+  if (res.status !== 202 || reply.accepted !== 3 || reply.errors?.[0]?.code !== 'missing_field')
+    fail(`edge agent answered ${res.status}: ${JSON.stringify(reply)}`);
+  log('sent 3 good events and 1 rejected (missing_field)');
+
+  // Windows reach storage within seconds: refresh until the row has its exact counts.
+  const row = page.locator('[data-testid="quality-row"][data-source="shop"][data-type="purchase"]');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await page.getByTestId('quality-refresh').click();
+    await page.getByTestId('quality-body').locator('.muted, .empty, table').first().waitFor();
+    if ((await row.count()) === 1) {
+      const accepted = await row.getByTestId('accepted').textContent();
+      const rejected = await row.getByTestId('rejected').textContent();
+      if (accepted === '3' && rejected === '1') break;
+    }
+    if (Date.now() > deadline)
+      fail(
+        `the row never showed 3 accepted and 1 rejected: ${await page.getByTestId('quality-body').textContent()}`,
+      );
+    await page.waitForTimeout(1000);
+  }
+  const late = await row.getByTestId('late').textContent();
+  if (late !== '0') fail(`late: ${late}`);
+  log('row shop / purchase: 3 accepted, 1 rejected, 0 late');
+
+  const rejection = page.locator(
+    '[data-testid="rejection"][data-reason="missing_field"][data-source="shop"]',
+  );
+  await rejection.waitFor();
+  const count = await rejection.getByTestId('rejection-count').textContent();
+  if (count !== '1') fail(`missing_field count: ${count}`);
+  const sample = rejection.getByTestId('sample').first();
+  await sample.locator('summary').click();
+  const raw = sample.getByTestId('sample-raw');
+  await raw.waitFor();
+  const rawText = await raw.textContent();
+  if (!rawText.includes('<img src=x') || JSON.parse(rawText).properties.note !== markup)
+    fail(`the sample is not the raw item as text: ${rawText}`);
+  if ((await rejection.locator('img, b').count()) !== 0) fail('the sample was rendered as HTML');
+  if (await page.evaluate(() => window.__injected)) fail('the sample ran script');
+  const detail = await sample.getByTestId('sample-detail').textContent();
+  if (!detail.includes('occurred_at')) fail(`sample detail: ${detail}`);
+  log('rejection missing_field with its sample, shown as text');
+
+  // A preset reloads the page for that range.
+  await page.locator('[data-range="7d"]').click();
+  await page.locator('[data-range="7d"][aria-pressed="true"]').waitFor();
+  await row.waitFor();
+  log('7d preset reloads');
+
+  // Screenshots in both themes, the sample expanded.
+  await page.locator('[data-range="1h"]').click();
+  await rejection.getByTestId('sample').first().locator('summary').click();
+  await rejection.getByTestId('sample-raw').first().waitFor();
+  const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+  const first = await theme();
+  await page.screenshot({ path: path.join(artifacts, `quality-${first}.png`), fullPage: true });
+  await page.getByTestId('theme-toggle').click();
+  await page.waitForFunction((t) => document.documentElement.dataset.theme !== t, first);
+  const second = await theme();
+  await page.screenshot({ path: path.join(artifacts, `quality-${second}.png`), fullPage: true });
+  log(`screenshots: ${artifacts}/quality-${first}.png, quality-${second}.png`);
+});
