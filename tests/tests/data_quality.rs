@@ -117,10 +117,10 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
     items.extend((0..3).map(|_| good("web", "page_view", started)));
     // 4 imports 5 minutes old: late, and beyond the correction horizon.
     items.extend((0..4).map(|_| good("batch", "import", started - 300_000)));
-    // 3 orders without `occurred_at`: missing_field.
+    // 3 orders whose `occurred_at` is a number: wrong_type.
     items.extend((0..3).map(|i| {
         json!({"tenant_id": a, "source": "checkout", "event_type": "order",
-               "properties": {"attempt": i}})
+               "properties": {"attempt": i}, "occurred_at": 12})
     }));
     let mut body = serde_json::to_string(&items)?;
     body.pop(); // the closing `]`: two invalid timestamps follow, written by hand.
@@ -146,11 +146,11 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
         .post_json(
             "/v1/events",
             &json!([{"tenant_id": b, "source": "checkout", "event_type": "order",
-                     "properties": {"secret": "b-only"}}]),
+                     "properties": {"secret": "b-only"}, "occurred_at": 12}]),
         )
         .await?;
     ensure!(
-        status == 400 && reply["errors"][0]["code"] == "missing_field",
+        status == 400 && reply["errors"][0]["code"] == "wrong_type",
         "{status} {reply}"
     );
 
@@ -158,7 +158,7 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
         (("batch", "import"), (0, 0, 4, 4, vec![])),
         (
             ("checkout", "order"),
-            (7, 3, 2, 0, vec![reason(3, 3, "missing_field")]),
+            (7, 3, 2, 0, vec![reason(3, 3, "wrong_type")]),
         ),
         (
             ("web", "page_view"),
@@ -249,7 +249,7 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
     let query_b = [("tenant_id", b.clone())];
     let theirs = quality_until(&viewer_b, &query_b, |answer| {
         summary(answer, "checkout", "order")
-            == Some((0, 1, 0, 0, vec![reason(1, 1, "missing_field")]))
+            == Some((0, 1, 0, 0, vec![reason(1, 1, "wrong_type")]))
     })
     .await?;
     ensure!(

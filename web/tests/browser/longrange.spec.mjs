@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
-const REGIONS = ['region-0', 'region-1', 'region-2', 'region-3'];
+const REGIONS = ['region-00', 'region-01', 'region-02', 'region-03'];
 const OPENS = 3;
 
 const { gateway, artifacts, tenant, log, fail, createKey, run } = await setUp(
@@ -157,7 +157,11 @@ await run('longrange-failure.png', async ({ page, consoleErrors }) => {
   const sorted = [...opens].sort((a, b) => a - b);
   writeFileSync(
     path.join(artifacts, 'longrange-open.json'),
-    JSON.stringify({ widgets: widgets.length, days: 30, opens_ms: opens, median_ms: sorted[1] }, null, 2),
+    JSON.stringify(
+      { widgets: widgets.length, days: 30, opens_ms: opens, median_ms: sorted[1] },
+      null,
+      2,
+    ),
   );
   log(`opens (ms): ${opens.join(', ')}; median ${sorted[1]} ms`);
 });

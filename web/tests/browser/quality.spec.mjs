@@ -40,7 +40,7 @@ await run('quality-failure.png', async ({ page, consoleErrors }) => {
   if (!empty.includes('No events arrived')) fail(`empty state: ${empty}`);
   log('empty state shown');
 
-  // 3 good events and a rejected one (no occurred_at) whose text holds markup.
+  // 3 good events and a rejected one (a number as occurred_at) whose text holds markup.
   const markup = '<img src=x onerror="window.__injected=1"><b>bold</b>';
   const good = () => ({
     tenant_id: tenant,
@@ -54,6 +54,7 @@ await run('quality-failure.png', async ({ page, consoleErrors }) => {
     source: 'shop',
     event_type: 'purchase',
     properties: { note: markup },
+    occurred_at: 12,
   };
   const res = await fetch(`${agent}/v1/events`, {
     method: 'POST',
@@ -61,9 +62,9 @@ await run('quality-failure.png', async ({ page, consoleErrors }) => {
     body: JSON.stringify([good(), good(), good(), bad]),
   });
   const reply = await res.json();
-  if (res.status !== 202 || reply.accepted !== 3 || reply.errors?.[0]?.code !== 'missing_field')
+  if (res.status !== 202 || reply.accepted !== 3 || reply.errors?.[0]?.code !== 'wrong_type')
     fail(`edge agent answered ${res.status}: ${JSON.stringify(reply)}`);
-  log('sent 3 good events and 1 rejected (missing_field)');
+  log('sent 3 good events and 1 rejected (wrong_type)');
 
   // Windows reach storage within seconds: refresh until the row has its exact counts.
   const row = page.locator('[data-testid="quality-row"][data-source="shop"][data-type="purchase"]');
@@ -87,11 +88,11 @@ await run('quality-failure.png', async ({ page, consoleErrors }) => {
   log('row shop / purchase: 3 accepted, 1 rejected, 0 late');
 
   const rejection = page.locator(
-    '[data-testid="rejection"][data-reason="missing_field"][data-source="shop"]',
+    '[data-testid="rejection"][data-reason="wrong_type"][data-source="shop"]',
   );
   await rejection.waitFor();
   const count = await rejection.getByTestId('rejection-count').textContent();
-  if (count !== '1') fail(`missing_field count: ${count}`);
+  if (count !== '1') fail(`wrong_type count: ${count}`);
   const sample = rejection.getByTestId('sample').first();
   await sample.locator('summary').click();
   const raw = sample.getByTestId('sample-raw');
@@ -103,7 +104,7 @@ await run('quality-failure.png', async ({ page, consoleErrors }) => {
   if (await page.evaluate(() => window.__injected)) fail('the sample ran script');
   const detail = await sample.getByTestId('sample-detail').textContent();
   if (!detail.includes('occurred_at')) fail(`sample detail: ${detail}`);
-  log('rejection missing_field with its sample, shown as text');
+  log('rejection wrong_type with its sample, shown as text');
 
   // A preset reloads the page for that range.
   await page.locator('[data-range="7d"]').click();
