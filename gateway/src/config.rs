@@ -199,6 +199,12 @@ pub struct LiveConfig {
     /// How often windows held as not final although closed everywhere are read back from
     /// QuestDB (their final live update was missed), in milliseconds; 0 disables it.
     pub repair_interval_ms: u64,
+    /// How long a (tenant, metric) keeps its upstream subscription and memory after its last
+    /// stream closed, in milliseconds, so a reloaded dashboard gets the open windows' latest
+    /// values at once (their provisional rows may not be in QuestDB yet); 0: dropped at once.
+    pub topic_linger_ms: u64,
+    /// Most (tenant, metric)s lingering at once; beyond, the oldest go first.
+    pub max_lingering_topics: usize,
 }
 
 impl Default for LiveConfig {
@@ -218,6 +224,8 @@ impl Default for LiveConfig {
             max_snapshot_windows: 2_000,
             resync_settle_ms: 3_000,
             repair_interval_ms: 1_000,
+            topic_linger_ms: 30_000,
+            max_lingering_topics: 1_000,
         }
     }
 }

@@ -135,6 +135,7 @@ impl AppState {
             tasks.clone(),
         ));
         hub.spawn_link_monitor();
+        hub.spawn_linger_sweep();
         status.follow_link(hub.link(), tasks);
         crate::live::repair::spawn(
             hub.clone(),

@@ -248,8 +248,7 @@ async fn run(stack: &Stack) -> anyhow::Result<()> {
     // Tenant b sees its own rejection only, and cannot read a's.
     let query_b = [("tenant_id", b.clone())];
     let theirs = quality_until(&viewer_b, &query_b, |answer| {
-        summary(answer, "checkout", "order")
-            == Some((0, 1, 0, 0, vec![reason(1, 1, "wrong_type")]))
+        summary(answer, "checkout", "order") == Some((0, 1, 0, 0, vec![reason(1, 1, "wrong_type")]))
     })
     .await?;
     ensure!(

@@ -141,17 +141,13 @@ async fn snapshot_then_live_updates_and_revisions() {
     assert_eq!(reload.data["reason"], "updated");
     assert!(sse.next(T).await.is_none(), "stream ends after reload");
     drop(sse);
-    for _ in 0..100 {
-        if env.state.hub.subscriptions() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        env.state.hub.subscriptions(),
-        0,
-        "dropped when the last viewer leaves"
+    // The last viewer gone, the subscription lingers (until `live.topic_linger_ms`: see
+    // a_reopened_dashboard_keeps_the_open_windows_live_value), one for the metric.
+    assert!(
+        eventually(T, || env.state.hub.sweep_lingering() == 1).await,
+        "the topic lingers once the last viewer left"
     );
+    assert_eq!(env.state.hub.subscriptions(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,5 +455,77 @@ async fn a_missed_final_update_is_read_back_from_questdb() {
         env.state.db.row_queries(),
         quiet_from,
         "nothing left to read back"
+    );
+}
+
+/// Waits until `done` holds (checked every 50 ms), at most `within`.
+async fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done()
+}
+
+/// A dashboard reopened soon after its last stream closed (a reload) gets the open window's
+/// latest live value in its snapshot although QuestDB has no row of it: the (tenant, metric)
+/// lingers with its memory for `live.topic_linger_ms`, and is let go after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_dashboard_keeps_the_open_windows_live_value() {
+    let env = GatewayEnv::start(|config| config.live.topic_linger_ms = 4_000).await;
+    let base = minute(0);
+    amount::define(&env).await;
+    env.insert(&[us(at(base, 1), 30)]);
+    let (dashboard, _) = env
+        .dashboard(
+            "acme",
+            vec![
+                json!({"metric_name": "amount", "dimensions": {"region": "us"},
+                                       "stat": "count", "time_window": "last_15m"}),
+            ],
+        )
+        .await;
+    let counts = |snapshot: &Value| -> Vec<f64> {
+        snapshot["windows"]
+            .as_array()
+            .expect("windows")
+            .iter()
+            .map(|w| w["value"].as_f64().expect("a count"))
+            .collect()
+    };
+    let mut first = env.stream("acme", &dashboard, None).await;
+    let snapshot = first.next_named("snapshot", T).await.expect("snapshot");
+    assert_eq!(counts(&snapshot.data), vec![30.0]);
+    // The open minute, live only (its provisional row never reaches QuestDB here).
+    env.publish(&provisional(us(at(base, 0), 5)).update(now_millis()))
+        .await;
+    let update = first.next_named("update", T).await.expect("update");
+    assert_eq!(update.data["value"], 5.0);
+    drop(first);
+    assert!(
+        eventually(T, || env.state.hub.sweep_lingering() == 1).await,
+        "the closed stream's topic lingers"
+    );
+    assert_eq!(env.state.hub.subscriptions(), 1);
+
+    let mut reopened = env.stream("acme", &dashboard, None).await;
+    let snapshot = reopened.next_named("snapshot", T).await.expect("snapshot");
+    assert_eq!(
+        counts(&snapshot.data),
+        vec![30.0, 5.0],
+        "the open minute from the lingering memory: {}",
+        snapshot.data
+    );
+    drop(reopened);
+    // Past the linger time with no stream, the upstream subscription goes.
+    assert!(
+        eventually(Duration::from_secs(15), || env.state.hub.subscriptions()
+            == 0)
+        .await,
+        "still {} subscriptions",
+        env.state.hub.subscriptions()
     );
 }

@@ -10,14 +10,18 @@ use crate::config::LiveConfig;
 use crate::metrics::{self as names, FanoutMetrics};
 use crate::tasks::Tasks;
 use rtdash_shared::time::now_millis;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// How long opening an upstream subscription may take.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often lingering topics past their time are let go.
+const LINGER_SWEEP: Duration = Duration::from_secs(1);
 
 /// (tenant, metric).
 pub type TopicKey = (String, String);
@@ -57,6 +61,9 @@ pub struct Hub {
     client: async_nats::Client,
     shared: Arc<HubShared>,
     topics: Mutex<HashMap<TopicKey, Weak<Topic>>>,
+    /// Topics kept alive after their last stream closed, until the instant beside them
+    /// (`live.topic_linger_ms`), oldest first.
+    lingering: Mutex<VecDeque<(Instant, Arc<Topic>)>>,
     /// Serializes topic creation, so a burst of viewers opens one subscription.
     creating: tokio::sync::Mutex<()>,
     /// Runs the subscriptions and the link monitor until shutdown.
@@ -79,6 +86,7 @@ impl Hub {
             client,
             shared: Arc::new(HubShared::new(config, seed, metrics)),
             topics: Mutex::new(HashMap::new()),
+            lingering: Mutex::new(VecDeque::new()),
             creating: tokio::sync::Mutex::new(()),
             tasks,
             instance: format!("{:08x}", rand_u32()),
@@ -121,6 +129,55 @@ impl Hub {
             },
         );
         self.tasks.spawn("nats link monitor", monitor);
+    }
+
+    /// Keeps `topics` (of a stream that closed) alive for `live.topic_linger_ms`, so a
+    /// stream opened meanwhile finds their subscription and memory; at most
+    /// `live.max_lingering_topics`, the oldest let go first.
+    pub fn linger(&self, topics: Vec<Arc<Topic>>) {
+        let config = &self.shared.config;
+        if config.topic_linger_ms == 0 || topics.is_empty() {
+            return;
+        }
+        let until = Instant::now() + Duration::from_millis(config.topic_linger_ms);
+        let mut lingering = self.lingering.lock().unwrap_or_else(|e| e.into_inner());
+        for topic in topics {
+            lingering.retain(|(_, held)| !Arc::ptr_eq(held, &topic));
+            lingering.push_back((until, topic));
+        }
+        while lingering.len() > config.max_lingering_topics {
+            lingering.pop_front();
+        }
+    }
+
+    /// Lets go of the lingering topics whose time is up; returns how many linger still.
+    pub fn sweep_lingering(&self) -> usize {
+        let now = Instant::now();
+        let mut lingering = self.lingering.lock().unwrap_or_else(|e| e.into_inner());
+        lingering.retain(|(until, _)| *until > now);
+        lingering.len()
+    }
+
+    /// Sweeps the lingering topics every second until shutdown.
+    pub fn spawn_linger_sweep(self: &Arc<Self>) {
+        let hub = self.clone();
+        let cancel = self.tasks.child_token();
+        self.tasks.spawn("lingering topics sweep", async move {
+            let mut tick = tokio::time::interval(LINGER_SWEEP);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {
+                        hub.sweep_lingering();
+                    }
+                }
+            }
+            // Let the subscriptions' tasks end with the shutdown.
+            hub.lingering
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+        });
     }
 
     /// Drops every topic's memory and moves the link to a new epoch: streams send fresh

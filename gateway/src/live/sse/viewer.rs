@@ -121,6 +121,14 @@ pub(super) struct Viewer {
     _gauge: ClientGauge,
 }
 
+impl Drop for Viewer {
+    /// The stream's topics linger a while (`live.topic_linger_ms`): a reload finds their
+    /// memory.
+    fn drop(&mut self) {
+        self.state.hub.linger(std::mem::take(&mut self.topics));
+    }
+}
+
 impl Viewer {
     /// Plans the widgets and registers them on their topics (subscribing upstream where
     /// nobody watches yet); `permit` (a `live.max_streams` slot) is held while it lives.
