@@ -147,15 +147,14 @@ impl SnapshotCache {
 }
 
 /// What a widget's snapshot shows: `reg`'s windows of the last `range_ms` derived from the
-/// stored `rows`, where `memory` (the topic's values, see
-/// [`super::topic::Topic::memory_values`]) has a value for the same window (and series)
-/// that one wins (it includes live updates since the query); the newest `max` windows at
-/// most per series, oldest first. A grouped plan's series are fixed by its first snapshot
-/// (the live values of later viewers must name the same series).
+/// stored `rows` (their folds kept in `cache`, the row cache they came from); where
+/// `memory` (the topic's values, see [`super::topic::Topic::memory_values`]) has a value for
+/// the same window (and series) that one wins (it includes live updates since the query);
+/// the newest `max` windows at most per series, oldest first. A grouped plan's series are
+/// fixed by its first snapshot (the live values of later viewers must name the same series).
 pub fn snapshot_answer(
     reg: &PlanReg,
-    rows: &RowSet,
-    cache: &RowCache,
+    (rows, cache): (&RowSet, &RowCache),
     memory: Vec<LiveValue>,
     now: UnixMillis,
     range_ms: i64,
@@ -286,8 +285,7 @@ mod tests {
         let values = |max| -> Vec<Option<f64>> {
             match snapshot_answer(
                 &reg,
-                &rows,
-                &cache(),
+                (&rows, &cache()),
                 memory.clone(),
                 now,
                 minute(3),
@@ -316,8 +314,7 @@ mod tests {
         );
         let series = |rows: &RowSet| match snapshot_answer(
             &reg,
-            rows,
-            &cache(),
+            (rows, &cache()),
             Vec::new(),
             300_000,
             300_000,

@@ -457,8 +457,7 @@ impl Viewer {
                 Ok(rows) => Some((
                     Some(snapshot_answer(
                         &handle.reg,
-                        &rows.rows,
-                        snapshots.row_cache(),
+                        (&rows.rows, snapshots.row_cache()),
                         handle.topic.memory_values(&handle.reg),
                         now_millis(),
                         view.range_ms,
