@@ -56,7 +56,7 @@ pub async fn stream(
         .open_streams;
     let tenant_stream = state
         .tenant_streams
-        .open(&dashboard.tenant_id, limit)
+        .open(dashboard.tenant_id.clone(), limit)
         .map_err(|_| ApiError::quota_exceeded("open_streams", limit))?;
     let permit = state
         .streams
