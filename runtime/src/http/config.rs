@@ -83,3 +83,23 @@ impl HttpServerConfig {
         Duration::from_millis(self.body_read_timeout_ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trusted_proxy_that_is_not_an_address_is_named() {
+        let mut config = HttpServerConfig {
+            trusted_proxies: vec!["10.0.0.0/8".to_owned(), "::1".to_owned()],
+            ..HttpServerConfig::default()
+        };
+        assert!(config.validate("http").is_ok());
+        config.trusted_proxies.push("proxy.internal".to_owned());
+        let err = config.validate("http").unwrap_err().to_string();
+        assert!(
+            err.contains("http.trusted_proxies") && err.contains("`proxy.internal`"),
+            "{err}"
+        );
+    }
+}
