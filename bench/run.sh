@@ -15,7 +15,8 @@
 #                  RTDASH_BENCH_AGENT / RTDASH_BENCH_GATEWAY / RTDASH_BENCH_AGGREGATOR (admin) /
 #                  RTDASH_BENCH_NATS (default the up.sh ports), the gateway's pid from
 #                  RTDASH_BENCH_GATEWAY_PID (optional), the operator key from RTDASH_KEY (else
-#                  $RTDASH_STATE/operator.key)
+#                  $RTDASH_STATE/operator.key); its gateway must not limit streams per client
+#                  (live.max_streams_per_client = 0): the fan-out viewers share one address
 #     --peers      only the peers side by side: rtdash in-process, Flink and Spark (alternated,
 #                  nothing else running), then the stack and rtdash over HTTP; rewrites only the
 #                  peer tables
@@ -42,7 +43,7 @@
 # load average before each run (loadavg.tsv) and logs stay in the results directory.
 set -euo pipefail
 
-usage() { sed -n '2,41s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,43s/^# \{0,1\}//p' "$0"; }
 RUNS=3 QUICK=0 LONG=0 STACK=1 RUNNING=0 REPORT=1 OUT= ONLY= PEERS=1
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -266,8 +267,11 @@ stop_stack() {
 if [ "$RUNNING" = 1 ]; then
 	GATEWAY_PID=${RTDASH_BENCH_GATEWAY_PID:-}
 	log "using the running stack: agent $AGENT, gateway $GATEWAY"
+	log "note: the fan-out runs open up to 10,000 streams from this one address: the running gateway needs live.max_streams_per_client = 0 (RTDASH_GATEWAY__LIVE__MAX_STREAMS_PER_CLIENT=0)"
 else
 	export RTDASH_STATE="$OUT/stack"
+	# Every viewer of the fan-out runs comes from this one address: no per-client stream limit.
+	export RTDASH_GATEWAY__LIVE__MAX_STREAMS_PER_CLIENT=0
 	log "starting the stack (./deploy/up.sh --no-demo --reset --profile $PROFILE; log: $OUT/up.log)"
 	setsid ./deploy/up.sh --no-demo --reset --profile "$PROFILE" >"$OUT/up.log" 2>&1 &
 	UP_PID=$!

@@ -408,6 +408,13 @@ impl Agent {
         if let Some(key_store) = self.key_store {
             tasks.spawn(key_store.run(self.tokens.background.clone()));
         }
+        if let Some(keys) = self.ingest.auth.key_store() {
+            tasks.spawn(crate::aggregate::ceilings::follow(
+                keys,
+                Arc::clone(&self.ingest.shards),
+                self.tokens.background.clone(),
+            ));
+        }
         if let Some(listener) = self.statsd {
             tasks.spawn(listener.run(self.tokens.intake.clone()));
         }

@@ -108,6 +108,7 @@ pub mod schema;
 pub mod selfmetrics;
 pub mod site;
 pub mod state;
+pub mod tenant_quota;
 
 pub use agent::AgentHandle;
 pub use config::AgentConfig;

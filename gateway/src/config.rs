@@ -166,6 +166,10 @@ impl Default for QueryConfig {
 pub struct LiveConfig {
     /// Streams open at once; more answer `503`.
     pub max_streams: usize,
+    /// Streams open at once from one client address (behind `http.trusted_proxies`, the
+    /// address the proxy forwarded for); more answer `429`. 0: no limit. Bounds what one
+    /// client takes of `max_streams`.
+    pub max_streams_per_client: u64,
     /// How long a widget snapshot is reused, in milliseconds: QuestDB sees at most one
     /// snapshot query per widget query per interval.
     pub snapshot_ttl_ms: u64,
@@ -211,6 +215,7 @@ impl Default for LiveConfig {
     fn default() -> Self {
         Self {
             max_streams: 20_000,
+            max_streams_per_client: 64,
             snapshot_ttl_ms: 5_000,
             ring_capacity: 4_096,
             memory_horizon_secs: 15 * 60,

@@ -47,6 +47,9 @@ pub enum ApiError {
     /// A tenant quota would be exceeded: the message is `<limit name> is <limit>`.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// This client address has `live.max_streams_per_client` live streams open.
+    #[error("{0}")]
+    TooManyStreams(String),
     /// A bug or an unexpected failure; the message is logged, not answered.
     #[error("internal error: {0}")]
     Internal(String),
@@ -64,7 +67,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine-readable code (`invalid_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `conflict`, `payload_too_large`, `method_not_allowed`,
-    /// `too_many_requests`, `quota_exceeded`, `unavailable`, `timeout`, `internal`).
+    /// `too_many_requests`, `quota_exceeded`, `too_many_streams`, `unavailable`, `timeout`,
+    /// `internal`).
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
@@ -123,9 +127,9 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::TooManyRequests { .. } | ApiError::QuotaExceeded(_) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::TooManyRequests { .. }
+            | ApiError::QuotaExceeded(_)
+            | ApiError::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -144,6 +148,7 @@ impl ApiError {
             ApiError::Timeout(_) => "timeout",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::QuotaExceeded(_) => "quota_exceeded",
+            ApiError::TooManyStreams(_) => "too_many_streams",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -8,7 +8,7 @@ use crate::live::snapshot::SnapshotCache;
 use crate::live::status::StatusTracker;
 use crate::metrics;
 use crate::query::QuestDb;
-use crate::quota::streams::TenantStreams;
+use crate::quota::streams::{ClientStreams, TenantStreams};
 use crate::store::ConfigStore;
 use crate::tasks::Tasks;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -41,6 +41,8 @@ pub struct AppState {
     pub streams: Arc<Semaphore>,
     /// Open streams per tenant (the `open_streams` quota).
     pub tenant_streams: Arc<TenantStreams>,
+    /// Open streams per client address (`live.max_streams_per_client`).
+    pub client_streams: Arc<ClientStreams>,
     /// Cancelled on shutdown; ends every stream.
     pub shutdown: CancellationToken,
     /// Readiness checks for `/readyz`.
@@ -180,6 +182,7 @@ impl AppState {
             js,
             streams: Arc::new(Semaphore::new(config.live.max_streams)),
             tenant_streams: Arc::new(TenantStreams::default()),
+            client_streams: Arc::new(ClientStreams::default()),
             config: Arc::new(config),
             store,
             db,

@@ -12,6 +12,7 @@
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, and a bounded grace period;
 //! - [`net`]: binding listeners with errors that name the address;
 //! - [`http`]: the HTTP server loop of every listener, with slow-client limits (`[http]`);
+//! - [`ipnet`]: IP address ranges (CIDR) in operators' lists;
 //! - [`egress`]: where tenant-chosen outbound requests (webhooks) may go;
 //! - [`error_chain`]: an error and its causes on one line, for exit lines and logs;
 //! - [`nats`]: connecting to NATS and creating rtdash's streams and buckets;
@@ -30,6 +31,7 @@ pub mod config;
 pub mod egress;
 pub mod error_chain;
 pub mod http;
+pub mod ipnet;
 pub mod keys;
 pub mod kv;
 pub mod kv_watch;

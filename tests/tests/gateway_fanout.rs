@@ -16,6 +16,8 @@ async fn a_thousand_viewers_get_each_update_within_a_second() {
     let env = GatewayEnv::start(|config| {
         config.live.snapshot_ttl_ms = 120_000;
         config.max_concurrent_requests = 4096;
+        // Every viewer connects from this one address.
+        config.live.max_streams_per_client = 0;
     })
     .await;
     let base = minute(0);

@@ -2,7 +2,8 @@
 //! `PUT /v1/tenants/{tenant}/quotas`; creating over a count limit answers `429
 //! quota_exceeded` naming the limit while another tenant is unaffected; a definition above the
 //! series ceiling is refused with `400` naming it; opening a live stream over `open_streams`
-//! answers `429`; `GET` shows the limits and the use against them.
+//! answers `429`; `GET` shows the limits and the use against them; the edge agent enforces
+//! `events_per_second` and caps series at a lowered `max_series_per_window`.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use anyhow::{ensure, Context};
 use rtdash_shared::time::{format_rfc3339, now_millis};
 use rtdash_tests::auth::{create_key, key_client, operator_key};
 use rtdash_tests::client::decode;
+use rtdash_tests::prometheus::{metric_sum, metrics_text};
 use rtdash_tests::stack::{Stack, StackOptions};
 use rtdash_tests::{blocking, unique_name};
 use serde_json::{json, Value};
@@ -332,4 +334,153 @@ async fn the_agent_enforces_a_tenant_s_events_per_second() -> anyhow::Result<()>
     .await?;
     ensure!(status == 202, "another tenant: {status} {body}");
     Ok(())
+}
+
+/// The series ceiling (`max_series_per_window`), lowered by the operator below a definition
+/// the tenant stored before, caps what the edge agent aggregates for that tenant: of eight
+/// regions in one window three are kept and five fold into the overflow series (counted in
+/// `rtdash_agent_series_overflowed_total` and stored so), while another tenant with the same
+/// definition keeps all eight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_caps_series_at_a_lowered_tenant_ceiling() -> anyhow::Result<()> {
+    // One aggregation shard, so that the cap is counted once per agent.
+    let options = StackOptions::default().agent("SHARDS", 1);
+    let stack = blocking(move || Stack::start(options)).await?;
+    let (gw, agent) = (stack.gateway_url(), stack.agent_url());
+    let (low, other) = (unique_name("ceiling-a"), unique_name("ceiling-b"));
+    let operator = key_client(operator_key(), Some(TIMEOUT));
+    let low_admin = key_client(
+        &create_key(&gw, &low, "admin", "admin").await?,
+        Some(TIMEOUT),
+    );
+    let other_admin = key_client(
+        &create_key(&gw, &other, "admin", "admin").await?,
+        Some(TIMEOUT),
+    );
+    let low_ingest = key_client(
+        &create_key(&gw, &low, "ingest", "ingest").await?,
+        Some(TIMEOUT),
+    );
+    let other_ingest = key_client(
+        &create_key(&gw, &other, "ingest", "ingest").await?,
+        Some(TIMEOUT),
+    );
+    let definitions = format!("{gw}/v1/metric-definitions");
+    let definition = |name: &str, event_type: &str, cap: u32| {
+        json!({"name": name, "event_type": event_type, "field": "amount",
+               "dimensions": ["region"], "max_series_per_window": cap})
+    };
+    for admin in [&low_admin, &other_admin] {
+        let body = definition("ceiling_amount", "pay", 10);
+        let (status, body) = call(admin, "POST", &definitions, Some(body)).await?;
+        ensure!(status == 201, "definition: {status} {body}");
+    }
+    // Stored after `ceiling_amount`, so the agent has that one once it has this one.
+    let body = definition("ceiling_probe", "probe", 1000);
+    let (status, body) = call(&low_admin, "POST", &definitions, Some(body)).await?;
+    ensure!(status == 201, "probe definition: {status} {body}");
+
+    // The operator lowers the tenant's ceiling below its definitions' caps.
+    let (status, body) = call(
+        &operator,
+        "PUT",
+        &format!("{gw}/v1/tenants/{low}/quotas"),
+        Some(json!({"max_series_per_window": 3})),
+    )
+    .await?;
+    ensure!(status == 200, "PUT quotas: {status} {body}");
+
+    let ingest = format!("{agent}/v1/events");
+    let batch = |tenant: &str, event_type: &str, regions: &[String]| {
+        let at = format_rfc3339(now_millis());
+        json!(regions
+            .iter()
+            .map(|region| json!({"tenant_id": tenant, "source": "ceiling",
+                                  "event_type": event_type,
+                                  "properties": {"region": region, "amount": 1},
+                                  "occurred_at": at}))
+            .collect::<Vec<_>>())
+    };
+    let overflowed = || async {
+        let text = blocking({
+            let agent = agent.clone();
+            move || metrics_text(&agent)
+        })
+        .await?;
+        anyhow::Ok(metric_sum(&text, "rtdash_agent_series_overflowed_total") as u64)
+    };
+    let send = |client: &reqwest::Client, body: Value| {
+        let request = client.post(&ingest).json(&body);
+        async move {
+            let (status, body) = decode(request.send().await?).await?;
+            ensure!(status == 202, "ingest: {status} {body}");
+            anyhow::Ok(())
+        }
+    };
+
+    // Until the agent has the probe definition and the ceiling, four new regions of the probe
+    // are all admitted; once it has both, at most three are.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    for attempt in 0.. {
+        let before = overflowed().await?;
+        let regions: Vec<String> = (0..4).map(|i| format!("p{attempt}-{i}")).collect();
+        send(&low_ingest, batch(&low, "probe", &regions)).await?;
+        if overflowed().await? > before {
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never applied the ceiling"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let regions: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    let before = overflowed().await?;
+    send(&low_ingest, batch(&low, "pay", &regions)).await?;
+    send(&other_ingest, batch(&other, "pay", &regions)).await?;
+    let after = overflowed().await?;
+    ensure!(
+        after - before == 5,
+        "series updates overflowed: {}, expected 5 (eight regions, ceiling three)",
+        after - before
+    );
+
+    // What is stored: per tenant, region -> count of the `region` dimension set.
+    let mut want: std::collections::BTreeMap<(String, String), u64> = (0..3)
+        .map(|i| ((low.clone(), format!("r{i}")), 1))
+        .chain(std::iter::once((
+            (low.clone(), "__overflow__".to_owned()),
+            5,
+        )))
+        .collect();
+    want.extend(regions.iter().map(|r| ((other.clone(), r.clone()), 1)));
+    let sql = format!(
+        "select tenant, series, sum(count) from {} where metric = 'ceiling_amount' \
+         and dim_set = 'region' and tenant in ('{low}', '{other}') group by tenant, series",
+        stack.table
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let answer = blocking({
+            let (db, sql) = (stack.db, sql.clone());
+            move || db.exec(&sql)
+        })
+        .await?;
+        let mut stored = std::collections::BTreeMap::new();
+        for row in answer["dataset"].as_array().into_iter().flatten() {
+            let series: Value = serde_json::from_str(row[1].as_str().unwrap_or("{}"))?;
+            let region = series["region"].as_str().unwrap_or_default().to_owned();
+            let tenant = row[0].as_str().unwrap_or_default().to_owned();
+            stored.insert((tenant, region), row[2].as_u64().unwrap_or(0));
+        }
+        if stored == want {
+            return Ok(());
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "stored series {stored:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

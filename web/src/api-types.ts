@@ -832,7 +832,8 @@ export interface components {
             /**
              * @description Stable machine-readable code (`invalid_request`, `unauthorized`, `forbidden`,
              *     `not_found`, `conflict`, `payload_too_large`, `method_not_allowed`,
-             *     `too_many_requests`, `quota_exceeded`, `unavailable`, `timeout`, `internal`).
+             *     `too_many_requests`, `quota_exceeded`, `too_many_streams`, `unavailable`, `timeout`,
+             *     `internal`).
              */
             code: string;
             /** @description What went wrong, for people. */
@@ -2519,7 +2520,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description The tenant's `open_streams` quota is reached */
+            /** @description The tenant's `open_streams` quota is reached (`quota_exceeded`), or this client address has `live.max_streams_per_client` streams open (`too_many_streams`) */
             429: {
                 headers: {
                     [name: string]: unknown;

@@ -22,10 +22,14 @@
 //! **Durable acknowledgements** (`ingest.durable_ack`): a request answers `202` once the
 //! flush carrying its events has written them to the disk spool (`durable.rs`).
 //!
+//! **Series ceilings.** A tenant's `max_series_per_window` quota lowers the series cap of
+//! every metric of the tenant (`ceilings.rs`).
+//!
 //! `shards.rs` holds the shards, `in_flight.rs` the requests in progress that hold the
 //! watermark back, `flusher.rs` the flusher, `durable.rs` the durable flush for waiting
 //! requests.
 
+pub mod ceilings;
 mod durable;
 mod flusher;
 mod in_flight;

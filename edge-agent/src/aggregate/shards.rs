@@ -1,7 +1,7 @@
 //! `N` aggregators behind their own locks (see [the module docs](super)).
 
 use crate::selfmetrics::PipelineMetrics;
-use rtdash_shared::aggregate::Aggregator;
+use rtdash_shared::aggregate::{Aggregator, SeriesCeilings};
 use rtdash_shared::event::Event;
 use rtdash_shared::messages::PartialEntry;
 use rtdash_shared::metric::MetricSet;
@@ -122,6 +122,15 @@ impl Shards {
             Self::lock(shard)
                 .aggregator
                 .set_metrics(Arc::clone(&metrics));
+        }
+    }
+
+    /// Replaces the tenants' series ceilings of every shard.
+    pub fn set_series_ceilings(&self, ceilings: Arc<SeriesCeilings>) {
+        for shard in &self.shards {
+            Self::lock(shard)
+                .aggregator
+                .set_series_ceilings(Arc::clone(&ceilings));
         }
     }
 

@@ -458,13 +458,7 @@ pub async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // The client's address (axum's connect info; unspecified without a socket, in tests).
-    let ip = extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(
-            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            |info| info.0.ip(),
-        );
+    let ip = crate::protocols::tenant::client_ip(&extensions);
     let received_at = now_millis();
     let span = tracing::debug_span!(
         "ingest",

@@ -177,13 +177,11 @@ impl TenantError {
     }
 }
 
-/// The client's address (axum's connect info; unspecified without a socket, in tests).
+/// The client's address (the HTTP server's [`ClientAddr`]: the peer, or behind a proxy of
+/// `http.trusted_proxies` the client it forwarded for; unspecified without a socket, in
+/// tests).
 pub fn client_ip(extensions: &axum::http::Extensions) -> IpAddr {
-    extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |info| {
-            info.0.ip()
-        })
+    rtdash_runtime::http::ClientAddr::of(extensions)
 }
 
 /// The user of an `Authorization: Basic` header (what Segment SDKs send: the write key, no

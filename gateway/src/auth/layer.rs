@@ -6,11 +6,12 @@ use super::credential::{self, Via};
 use crate::error::ApiError;
 use crate::metrics as names;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use rtdash_runtime::http::ClientAddr;
 use rtdash_shared::auth::Principal;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 
 /// A verified credential, as a request extension.
 #[derive(Clone, Debug)]
@@ -21,14 +22,11 @@ pub struct Authenticated {
     pub via: Via,
 }
 
-/// The client's address (set by [`crate::serve`]; unspecified for requests that did not
-/// come over a socket, such as tests' `oneshot`). Behind a reverse proxy every client has the
-/// proxy's address, so the failed-attempt limit is then per proxy.
+/// The client's address ([`ClientAddr`], set by the HTTP server: the TCP peer, or behind a
+/// proxy of `http.trusted_proxies` the client it forwarded for; unspecified for requests that
+/// did not come over a socket, such as tests' `oneshot`).
 pub fn client_ip(request: &Request) -> IpAddr {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+    ClientAddr::of(request.extensions())
 }
 
 /// The client's address as an extractor ([`client_ip`]).
@@ -42,12 +40,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip()),
-        ))
+        Ok(Self(ClientAddr::of(&parts.extensions)))
     }
 }
 

@@ -15,8 +15,10 @@ mod wake;
 
 use crate::api::ApiQuery;
 use crate::api::TenantQuery;
+use crate::auth::layer::ClientIp;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::quota::streams::StreamGuard;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -27,6 +29,7 @@ use futures::StreamExt;
 use rtdash_runtime::keys::KeyStore;
 use rtdash_shared::auth::Principal;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use viewer::Viewer;
 
 /// Opens the stream.
@@ -39,13 +42,14 @@ use viewer::Viewer;
     responses(
         (status = 200, description = "text/event-stream of snapshot, update, status and reload events", content_type = "text/event-stream", body = String),
         (status = 404, description = "No such dashboard", body = crate::error::ErrorBody),
-        (status = 429, description = "The tenant's `open_streams` quota is reached", body = crate::error::ErrorBody),
+        (status = 429, description = "The tenant's `open_streams` quota is reached (`quota_exceeded`), or this client address has `live.max_streams_per_client` streams open (`too_many_streams`)", body = crate::error::ErrorBody),
         (status = 503, description = "Too many streams or NATS unavailable", body = crate::error::ErrorBody),
     )
 )]
 pub async fn stream(
     State(state): State<AppState>,
     caller: Caller,
+    ClientIp(client): ClientIp,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<TenantQuery>,
     headers: HeaderMap,
@@ -56,8 +60,9 @@ pub async fn stream(
         .open_streams;
     let tenant_stream = state
         .tenant_streams
-        .open(&dashboard.tenant_id, limit)
+        .open(dashboard.tenant_id.clone(), limit)
         .map_err(|_| ApiError::quota_exceeded("open_streams", limit))?;
+    let client_stream = open_client_stream(&state, client)?;
     let permit = state
         .streams
         .clone()
@@ -68,14 +73,15 @@ pub async fn stream(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let viewer = Viewer::open(state.clone(), dashboard, revision, last_event_id, permit).await?;
-    // The tenant's stream stays counted while the body is held (dropped with it).
-    let frames =
-        futures::stream::unfold((viewer, tenant_stream), |(mut viewer, open)| async move {
-            let frame = viewer.next_frame().await?;
-            Some((Ok::<Bytes, Infallible>(frame), (viewer, open)))
-        })
-        // A revoked key or link ends its open streams too.
-        .take_until(Box::pin(revoked(state.auth.keys.clone(), caller.principal)));
+    // The stream stays counted for its tenant and client while the body is held (dropped
+    // with it).
+    let open = (tenant_stream, client_stream);
+    let frames = futures::stream::unfold((viewer, open), |(mut viewer, open)| async move {
+        let frame = viewer.next_frame().await?;
+        Some((Ok::<Bytes, Infallible>(frame), (viewer, open)))
+    })
+    // A revoked key or link ends its open streams too.
+    .take_until(Box::pin(revoked(state.auth.keys.clone(), caller.principal)));
     let mut response = Response::new(Body::from_stream(frames));
     let headers = response.headers_mut();
     headers.insert(
@@ -86,6 +92,27 @@ pub async fn stream(
     // Ask reverse proxies (nginx) not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// Counts a stream of `client` against `live.max_streams_per_client` (`None`: no limit).
+fn open_client_stream(
+    state: &AppState,
+    client: IpAddr,
+) -> Result<Option<StreamGuard<IpAddr>>, ApiError> {
+    let limit = state.config.live.max_streams_per_client;
+    if limit == 0 {
+        return Ok(None);
+    }
+    state
+        .client_streams
+        .open(client, limit)
+        .map(Some)
+        .map_err(|_| {
+            ApiError::TooManyStreams(format!(
+                "live.max_streams_per_client is {limit}: this client address has {limit} live \
+                 streams open on this gateway; close one first"
+            ))
+        })
 }
 
 /// Resolves once `principal`'s key or link no longer exists (never for the operator).

@@ -47,7 +47,7 @@ pub async fn run(state: AppState, stop: CancellationToken) {
             continue;
         }
         let mut now = tenants(&state);
-        now.extend(state.tenant_streams.tenants());
+        now.extend(state.tenant_streams.keys());
         for tenant in reported.difference(&now) {
             report(&state, tenant, false);
         }

@@ -7,6 +7,8 @@
 //! live subject `rtdash.live.<tenant>.probe` as a `WindowUpdate` (the gateway alone). Every
 //! viewer timestamps every value it receives; a marker's delay at a viewer is from just before
 //! its publication until that viewer first saw a value of its window including it.
+//! Every viewer connects from this host's address: the gateway must run with
+//! `live.max_streams_per_client = 0` (or at least `--viewers`), as `bench/run.sh` starts it.
 //! With `--gateway-pid` it reads the gateway's resident memory from `/proc/<pid>/status`
 //! before, with all viewers connected, and at the end.
 
@@ -165,6 +167,19 @@ async fn viewer(
                     .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
                     .unwrap_or(1);
                 tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            Ok(r) if r.status().as_u16() == 429 => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| {
+                    tracing::warn!(
+                        "viewers refused with 429: the gateway limits open streams per client \
+                         address, and every viewer comes from this one; run the gateway with \
+                         live.max_streams_per_client = 0 \
+                         (RTDASH_GATEWAY__LIVE__MAX_STREAMS_PER_CLIENT=0)"
+                    );
+                });
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                return log;
             }
             Ok(r) => {
                 tracing::debug!(status = %r.status(), "viewer refused");

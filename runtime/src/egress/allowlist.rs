@@ -7,6 +7,7 @@
 //! name. An address or range allows exactly those addresses, reached by a literal URL or by
 //! any name that resolves to them.
 
+use crate::ipnet::{unmap, IpNet};
 use std::net::{IpAddr, SocketAddr};
 
 /// An entry of the allowlist that does not parse.
@@ -19,42 +20,6 @@ pub struct AllowlistError {
     pub reason: &'static str,
 }
 
-/// A CIDR range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Net {
-    base: IpAddr,
-    prefix: u8,
-}
-
-impl Net {
-    fn contains(&self, ip: IpAddr) -> bool {
-        match (self.base, unmap(ip)) {
-            (IpAddr::V4(base), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(base) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(base), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(base) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-/// An IPv4-mapped IPv6 address as the IPv4 address it is, so `127.0.0.1` allows
-/// `[::ffff:127.0.0.1]` too.
-fn unmap(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// The parsed allowlist. Empty by default: nothing outside the public internet is reached.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Allowlist {
@@ -63,7 +28,7 @@ pub struct Allowlist {
     /// Addresses with one port.
     sockets: Vec<SocketAddr>,
     /// Ranges (a single address is a /32 or /128), every port.
-    nets: Vec<Net>,
+    nets: Vec<IpNet>,
 }
 
 impl Allowlist {
@@ -86,38 +51,12 @@ impl Allowlist {
         if text.is_empty() {
             return Err(fail("empty"));
         }
-        if let Some((base, prefix)) = text.split_once('/') {
-            let base: IpAddr = base
-                .parse()
-                .map_err(|_| fail("not an IP address before `/`"))?;
-            let prefix: u8 = prefix.parse().map_err(|_| fail("bad prefix length"))?;
-            let max = if base.is_ipv4() { 32 } else { 128 };
-            if prefix > max {
-                return Err(fail("prefix length too long"));
-            }
-            let net = match base {
-                IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
-                    Some(v4) => Net {
-                        base: IpAddr::V4(v4),
-                        prefix: prefix - 96,
-                    },
-                    None => Net { base, prefix },
-                },
-                _ => Net { base, prefix },
-            };
-            self.nets.push(net);
+        if text.contains('/') {
+            self.nets.push(IpNet::parse_reason(text).map_err(fail)?);
             return Ok(());
         }
-        if let Ok(ip) = text
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-        {
-            let ip = unmap(ip);
-            self.nets.push(Net {
-                base: ip,
-                prefix: if ip.is_ipv4() { 32 } else { 128 },
-            });
+        if let Ok(net) = IpNet::parse_reason(text) {
+            self.nets.push(net);
             return Ok(());
         }
         if let Ok(socket) = text.parse::<SocketAddr>() {

@@ -6,7 +6,8 @@
 //! - **Slow clients** ([`HttpServerConfig`]): hyper closes a connection whose request head
 //!   does not arrive within the header read timeout; a body gets a deadline
 //!   ([`DeadlineBody`]).
-//! - **Client address**: every request carries `ConnectInfo<SocketAddr>` (axum's extractor).
+//! - **Client address**: every request carries `ConnectInfo<SocketAddr>` (axum's extractor,
+//!   the TCP peer) and [`ClientAddr`] (the client, behind `http.trusted_proxies` too).
 //!
 //! Why not `axum::serve`: it turns the router into a fresh route table for every accepted
 //! connection (`Router::with_state(())` per connection, so every route's boxed service is
@@ -16,6 +17,7 @@
 //! holds an `Arc` of it.
 
 use super::body_timeout::DeadlineBody;
+use super::client_addr::ClientAddr;
 use super::config::HttpServerConfig;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -26,6 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use metrics::Counter;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -70,6 +73,8 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout());
     let body_timeout = config.body_read_timeout();
+    // Validated with the config; an entry that does not parse here trusts nobody.
+    let proxies = Arc::new(config.proxies().unwrap_or_default());
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {
@@ -88,6 +93,7 @@ pub async fn serve(
         // Live updates are small writes that must not wait for an ACK (Nagle).
         let _ = stream.set_nodelay(true);
         let expired = metrics.body_timeouts.clone();
+        let proxies = Arc::clone(&proxies);
         let service = router
             .clone()
             .map_request(move |request: axum::http::Request<Incoming>| {
@@ -98,7 +104,10 @@ pub async fn serve(
                         Body::new(DeadlineBody::new(body, body_timeout, Some(expired.clone())))
                     }
                 });
-                request.extensions_mut().insert(ConnectInfo(remote));
+                let client = proxies.client_addr(remote.ip(), request.headers());
+                let extensions = request.extensions_mut();
+                extensions.insert(ConnectInfo(remote));
+                extensions.insert(ClientAddr(client));
                 request
             });
         let connection =
@@ -186,6 +195,7 @@ mod tests {
         let (addr, stop) = start(HttpServerConfig {
             header_read_timeout_ms: 300,
             body_read_timeout_ms: 300,
+            ..HttpServerConfig::default()
         })
         .await;
         // Nothing sent at all.

@@ -225,6 +225,18 @@ impl KeyStore {
         self.inner.table.quota(tenant)
     }
 
+    /// Every tenant's quota settings (`quota.<tenant>`, JSON), with the
+    /// [`KeyStore::quota_generation`] they are of.
+    pub fn quotas(&self) -> (u64, Vec<(String, Vec<u8>)>) {
+        self.inner.table.quotas()
+    }
+
+    /// A number that changes whenever a tenant's quota settings change (cheap: poll it, and
+    /// read [`KeyStore::quotas`] when it moved).
+    pub fn quota_generation(&self) -> u64 {
+        self.inner.table.quota_generation()
+    }
+
     /// Replaces the quota settings of `tenant` (`quota.<tenant>`) with `value` (JSON).
     pub async fn put_quota(&self, tenant: &str, value: Vec<u8>) -> Result<(), KeyStoreError> {
         let key = names::quota_key(tenant);

@@ -32,6 +32,8 @@ struct Records {
     /// `quota.<tenant>` values: the operator's quota settings per tenant (JSON, decoded by
     /// the gateway).
     quotas: HashMap<String, Vec<u8>>,
+    /// Bumped on every change of a `quota.<tenant>` value.
+    quota_generation: u64,
     session_secret: Option<Vec<u8>>,
 }
 
@@ -173,6 +175,26 @@ impl KeyTable {
         self.records.read().ok()?.quotas.get(tenant).cloned()
     }
 
+    /// Every tenant's stored quota settings, undecoded, and the generation they are of.
+    pub(super) fn quotas(&self) -> (u64, Vec<(String, Vec<u8>)>) {
+        let Ok(records) = self.records.read() else {
+            return (0, Vec::new());
+        };
+        let all = records
+            .quotas
+            .iter()
+            .map(|(tenant, value)| (tenant.clone(), value.clone()))
+            .collect();
+        (records.quota_generation, all)
+    }
+
+    /// A number that changes whenever a tenant's quota settings change.
+    pub(super) fn quota_generation(&self) -> u64 {
+        self.records
+            .read()
+            .map_or(0, |records| records.quota_generation)
+    }
+
     /// Applies one bucket entry (`None`: deleted); returns whether a key or link was removed.
     /// Unknown keys are ignored; a record that does not decode is logged and verifies
     /// nothing.
@@ -215,6 +237,7 @@ impl KeyTable {
                 Some(value) => records.quotas.insert(tenant.to_owned(), value.to_vec()),
                 None => records.quotas.remove(tenant),
             };
+            records.quota_generation += 1;
             false
         } else if key == names::SESSION_SECRET_KEY {
             records.session_secret = value

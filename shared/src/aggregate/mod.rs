@@ -5,7 +5,8 @@
 //! [`Aggregator::add`] folds an event into the delta sketch of every (metric, dimension set)
 //! series it feeds; [`Aggregator::drain`] takes the deltas accumulated since the previous
 //! drain. Bounded memory: per tenant, metric, dimension set and window at most
-//! `max_series_per_window` distinct series are admitted; events of further series fold into
+//! `max_series_per_window` distinct series are admitted, or fewer when the tenant's series
+//! ceiling ([`Aggregator::set_series_ceilings`]) is lower; events of further series fold into
 //! one overflow series (every dimension value `__overflow__`) and are counted.
 //!
 //! This file is the API. Behind it: `state.rs` (what is kept between drains and why it is laid
@@ -23,8 +24,8 @@ use crate::event::Event;
 use crate::messages::PartialEntry;
 use crate::metric::MetricSet;
 use crate::time::UnixMillis;
-pub use state::AddOutcome;
 use state::Work;
+pub use state::{AddOutcome, SeriesCeilings};
 use std::sync::Arc;
 
 /// Folds events into per-window delta sketches.
@@ -49,6 +50,13 @@ impl Aggregator {
     /// Replaces the metric definitions (applies to events added from now on).
     pub fn set_metrics(&mut self, metrics: Arc<MetricSet>) {
         self.metrics = metrics;
+    }
+
+    /// Replaces the tenants' series ceilings (applies to series admitted from now on): a
+    /// tenant's metrics admit at most the lower of their `max_series_per_window` and its
+    /// ceiling. Series already admitted in a window stay admitted.
+    pub fn set_series_ceilings(&mut self, ceilings: Arc<SeriesCeilings>) {
+        self.work.ceilings = ceilings;
     }
 
     /// The definitions in force.

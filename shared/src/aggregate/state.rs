@@ -19,6 +19,10 @@ pub struct AddOutcome {
     pub overflowed: usize,
 }
 
+/// Series ceilings by tenant: the most series per (metric, dimension set, window) any of the
+/// tenant's metrics admits, whatever its definition says. Tenants not listed have none.
+pub type SeriesCeilings = HashMap<String, u32>;
+
 // Kept beside `Work`, whose per-event methods count into it, so that this module depends on no
 // other module of the aggregator.
 
@@ -64,6 +68,8 @@ pub(super) struct Work {
     /// The groups of the latest lookups, most recent first: an event feeds several metrics,
     /// each its own group, and the events of a request mostly share tenant and window.
     pub(super) recent_groups: [usize; RECENT_GROUPS],
+    /// The tenants' series ceilings (read when a series is new, not per event).
+    pub(super) ceilings: Arc<SeriesCeilings>,
     /// Series admitted per (tenant, metric, dimension set, window), for the series cap.
     pub(super) admitted: Vec<(CapKey, HashSet<u64, RandomState>)>,
     /// Indices into `admitted` by a hash of their key (collisions are compared), so that a
@@ -272,6 +278,7 @@ impl Work {
             group_index: HashMap::default(),
             hasher: RandomState::default(),
             recent_groups: [usize::MAX; RECENT_GROUPS],
+            ceilings: Arc::default(),
             admitted: Vec::new(),
             admitted_index: HashMap::default(),
             scratch: Vec::with_capacity(128),

@@ -131,6 +131,51 @@ fn series_beyond_the_cap_fold_into_overflow() {
 }
 
 #[test]
+fn a_tenant_ceiling_below_the_definition_caps_that_tenant_only() {
+    let mut agg = Aggregator::new(Arc::new(MetricSet::new([amount_metric(3)])));
+    let w = window_start(NOW, 60_000);
+    agg.add(&event("low", "pay", r#"{"region":"a","usd":1}"#, 0));
+    agg.set_series_ceilings(Arc::new(HashMap::from([
+        ("low".to_owned(), 1),
+        ("high".to_owned(), 50),
+    ])));
+    for tenant in ["low", "high", "free"] {
+        for region in ["a", "b", "c", "d"] {
+            agg.add(&event(
+                tenant,
+                "pay",
+                &format!(r#"{{"region":"{region}","usd":1}}"#),
+                0,
+            ));
+        }
+    }
+    // `low`: `a` was admitted before and stays; b, c, d overflow (ceiling 1). `high`: the
+    // definition's 3 is lower than its ceiling, so d overflows; `free` has no ceiling: 3 too.
+    // (The built-in metric has one series per dimension set here: never over a ceiling.)
+    assert_eq!(agg.overflowed_total(), 3 + 1 + 1);
+    let entries = agg.drain();
+    let regions = |tenant: &str| -> BTreeMap<String, u64> {
+        entries
+            .iter()
+            .filter(|e| e.series.tenant == tenant && e.series.metric == "amount")
+            .filter(|e| e.window_start == w)
+            .filter(|e| e.series.dims_json() != "{}")
+            .map(|e| (e.series.dims_json(), e.sketch.count()))
+            .collect()
+    };
+    assert_eq!(
+        regions("low"),
+        BTreeMap::from([
+            (r#"{"region":"__overflow__"}"#.to_owned(), 3),
+            (r#"{"region":"a"}"#.to_owned(), 2),
+        ])
+    );
+    assert_eq!(regions("high").len(), 4, "{:?}", regions("high"));
+    assert_eq!(regions("high")[r#"{"region":"__overflow__"}"#], 1);
+    assert_eq!(regions("free"), regions("high"));
+}
+
+#[test]
 fn replaced_definitions_still_give_one_entry_per_series() {
     let mut agg = Aggregator::new(Arc::new(MetricSet::new([amount_metric(10)])));
     agg.add(&event("t", "pay", r#"{"region":"eu","usd":1}"#, 0));

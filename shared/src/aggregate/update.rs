@@ -122,6 +122,17 @@ impl Work {
 
     /// The index in `admitted` of the series-cap set of (tenant, metric, dimension set,
     /// window), created when missing.
+    /// The series cap of a metric of `tenant` whose definition admits `defined`: the lower of
+    /// that and the tenant's ceiling.
+    fn series_cap(&self, defined: u32, tenant: &str) -> usize {
+        let ceiling = if self.ceilings.is_empty() {
+            None
+        } else {
+            self.ceilings.get(tenant).copied()
+        };
+        ceiling.map_or(defined, |ceiling| ceiling.min(defined)) as usize
+    }
+
     fn cap_set(
         &mut self,
         tenant: &str,
@@ -242,6 +253,7 @@ impl Work {
         outcome: &mut AddOutcome,
     ) {
         let def = &metric.def;
+        let cap_series = self.series_cap(def.max_series_per_window, &event.tenant_id);
         let group = self.group(metrics, metric, start, window_ms, &event.tenant_id);
         let first = self.combo_series.len();
         let mut remember = true;
@@ -259,8 +271,7 @@ impl Work {
                         self.groups[group].admitted[set_index] = cap;
                     }
                     let admitted = &mut self.admitted[cap].1;
-                    let fits = admitted.contains(&id)
-                        || admitted.len() < def.max_series_per_window as usize;
+                    let fits = admitted.contains(&id) || admitted.len() < cap_series;
                     if fits {
                         admitted.insert(id);
                         self.new_series(group, metric)
