@@ -84,6 +84,7 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("PUT", "/v1/metric-definitions/{name}", Needs::Editor),
     ("DELETE", "/v1/metric-definitions/{name}", Needs::Editor),
     ("GET", "/v1/event-types", Needs::Viewer),
+    ("GET", "/v1/data-quality", Needs::Viewer),
     ("GET", "/v1/metrics", Needs::Viewer),
     ("GET", "/v1/metrics/{name}", Needs::Viewer),
     ("GET", "/v1/metrics/{name}/series", Needs::Viewer),
