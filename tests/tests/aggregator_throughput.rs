@@ -3,9 +3,10 @@
 //! merges them (series deltas per second) and writes them (rows per second of ILP request time),
 //! with checkpoint and QuestDB figures from its `/metrics` and the tables' size on disk.
 //!
-//! Each run measures the aggregator twice, alternately, on the same backlog: as before stored
-//! state (`writer.write_state = false`, no rollup tiers) and as deployed (every row with its
-//! sketch state, tiers `1h` and `1d`), so the two figures compare under the same load.
+//! Each run measures the aggregator three times, in turn, on the same backlog: as before stored
+//! state (`writer.write_state = false`, no rollup tiers), with every row's sketch state but no
+//! tiers, and as deployed (state, tiers `1h` and `1d`), so the figures compare under the same
+//! load.
 //!
 //! ```text
 //! cargo build --release -p core-aggregator
@@ -149,24 +150,29 @@ async fn merge_throughput() -> anyhow::Result<()> {
     let runs = env_or("RTDASH_BENCH_RUNS", 1usize);
     let db = QuestDb::shared()?;
     let without: &[(&str, &str)] = &[("WRITER__WRITE_STATE", "false"), ("ROLLUPS__TIERS", "[]")];
+    let state_only: &[(&str, &str)] = &[("ROLLUPS__TIERS", "[]")];
     let with: &[(&str, &str)] = &[];
     for run in 1..=runs {
         let before = measure(db, batches, "without state", without).await?;
+        let stored = measure(db, batches, "with state", state_only).await?;
         let after = measure(db, batches, "with state and tiers", with).await?;
-        eprintln!(
-            "run {run}: merged/s {:.0} -> {:.0} ({:.2}x); rows written {:.0} -> {:.0}; rows per \
-             second of request time {:.0} -> {:.0} ({:.2}x); bytes per row on disk {:.0} -> {:.0}",
-            before.merged_per_s,
-            after.merged_per_s,
-            after.merged_per_s / before.merged_per_s,
-            before.rows,
-            after.rows,
-            before.rows_per_write_s,
-            after.rows_per_write_s,
-            after.rows_per_write_s / before.rows_per_write_s.max(1e-9),
-            before.bytes_per_row,
-            after.bytes_per_row
-        );
+        for (label, figures) in [("state", &stored), ("state and tiers", &after)] {
+            eprintln!(
+                "run {run}, with {label}: merged/s {:.0} -> {:.0} ({:.2}x); rows written {:.0} -> \
+                 {:.0}; rows per second of request time {:.0} -> {:.0} ({:.2}x); bytes per row \
+                 on disk {:.0} -> {:.0}",
+                before.merged_per_s,
+                figures.merged_per_s,
+                figures.merged_per_s / before.merged_per_s,
+                before.rows,
+                figures.rows,
+                before.rows_per_write_s,
+                figures.rows_per_write_s,
+                figures.rows_per_write_s / before.rows_per_write_s.max(1e-9),
+                before.bytes_per_row,
+                figures.bytes_per_row
+            );
+        }
     }
     Ok(())
 }
