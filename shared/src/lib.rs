@@ -16,7 +16,8 @@
 //! - [`schema`]: the QuestDB tables metric windows live in, and [`rollup`] the coarser tiers
 //!   kept beside each metric's own window;
 //! - [`stat`] and [`alert`]: served statistics, alert rules and transitions;
-//! - [`auth`]: API keys, roles, principals, session tokens (no I/O);
+//! - [`auth`]: API keys, roles, principals, session tokens (no I/O); [`quota`] the limits a
+//!   tenant is held to;
 //! - [`discovery`]: the event types, properties and example values seen per tenant.
 //!
 //! This crate knows nothing of HTTP servers or NATS clients.
@@ -32,6 +33,7 @@ pub mod event;
 pub mod messages;
 pub mod metric;
 pub mod names;
+pub mod quota;
 pub mod rollup;
 pub mod schema;
 pub mod series;

@@ -12,7 +12,7 @@
 //! after, refuse while in debt) is the point, and it is a few lines.
 
 use rtdash_runtime::keys::KeyStore;
-use serde::Deserialize;
+use rtdash_shared::quota::QuotaSettings;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,13 +21,6 @@ use std::time::{Duration, Instant};
 const MAX_TENANTS: usize = 10_000;
 /// How often a tenant's limit is read again from the keys bucket's copy.
 const LIMIT_REFRESH: Duration = Duration::from_secs(1);
-
-/// The part of `quota.<tenant>` the agent enforces (the rest is the gateway's).
-#[derive(Debug, Default, Deserialize)]
-struct AgentQuota {
-    #[serde(default)]
-    events_per_second: Option<u64>,
-}
 
 #[derive(Debug)]
 struct Bucket {
@@ -79,7 +72,7 @@ impl TenantRates {
         self.keys
             .as_ref()
             .and_then(|keys| keys.quota(tenant))
-            .and_then(|bytes| serde_json::from_slice::<AgentQuota>(&bytes).ok())
+            .and_then(|bytes| QuotaSettings::from_json(&bytes).ok())
             .and_then(|quota| quota.events_per_second)
             .unwrap_or(self.default_limit)
     }
