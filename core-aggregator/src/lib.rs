@@ -229,7 +229,8 @@ pub async fn run_with_observer(
         (observer, None)
     };
     let notifier = if config.alerts.notifier.enabled {
-        Some(notifier::Notifier::start(&config, js.clone(), root.child_token()).await?)
+        let rules = alerting.as_ref().map(alerts::Alerts::rules);
+        Some(notifier::Notifier::start(&config, js.clone(), rules, root.child_token()).await?)
     } else {
         None
     };

@@ -52,7 +52,7 @@ pub struct GatewayConfig {
     pub auth: crate::auth::AuthConfig,
     /// Tenant quotas: the defaults of every tenant (`[quotas]`; the operator sets a tenant's
     /// own with `PUT /v1/tenants/{tenant}/quotas`).
-    pub quotas: crate::quota::QuotaConfig,
+    pub quotas: crate::quota::Limits,
     /// Rollup tiers and the retention of each table (the aggregators' setting).
     pub rollups: RollupsConfig,
     /// Metric queries: the row cache.
@@ -79,7 +79,7 @@ impl Default for GatewayConfig {
             questdb: QuestDbConfig::default(),
             live: LiveConfig::default(),
             auth: crate::auth::AuthConfig::default(),
-            quotas: crate::quota::QuotaConfig::default(),
+            quotas: crate::quota::Limits::default(),
             rollups: RollupsConfig::default(),
             query: QueryConfig::default(),
             telemetry: TelemetryConfig::default(),

@@ -14,9 +14,10 @@
 //! - [`archive`]: the raw-event archive's chunks (NDJSON, optionally zstd-compressed);
 //! - [`names`]: every subject, stream, bucket and config key name;
 //! - [`schema`]: the QuestDB tables metric windows live in, and [`rollup`] the coarser tiers
-//!   kept beside each metric's own window;
+//!   kept beside each metric's own window; `ilp` (feature `ilp`) a window as a row of them;
 //! - [`stat`] and [`alert`]: served statistics, alert rules and transitions;
-//! - [`auth`]: API keys, roles, principals, session tokens (no I/O);
+//! - [`auth`]: API keys, roles, principals, session tokens (no I/O); [`quota`] the limits a
+//!   tenant is held to;
 //! - [`discovery`]: the event types, properties and example values seen per tenant.
 //!
 //! This crate knows nothing of HTTP servers or NATS clients.
@@ -29,9 +30,12 @@ pub mod auth;
 mod codec;
 pub mod discovery;
 pub mod event;
+#[cfg(feature = "ilp")]
+pub mod ilp;
 pub mod messages;
 pub mod metric;
 pub mod names;
+pub mod quota;
 pub mod rollup;
 pub mod schema;
 pub mod series;

@@ -957,48 +957,58 @@ export interface components {
             string: number;
         };
         /**
-         * @description A tenant's limits (or its use against them: counts now, the largest dashboard's widgets,
-         *     the highest `max_series_per_window` of its definitions).
+         * @description A tenant's limits: `[quotas]` of the gateway (the limits of a tenant the operator
+         *     has not set otherwise; a key left out keeps its default), a tenant's limits in
+         *     force, or its use against them (counts now, the largest dashboard's widgets, the
+         *     highest `max_series_per_window` of its definitions).
          */
         Limits: {
             /**
              * Format: int64
              * @description Alert rules.
+             * @default 200
              */
             alert_rules: number;
             /**
              * Format: int64
              * @description Bytes in the config bucket.
+             * @default 16777216
              */
             config_bytes: number;
             /**
              * Format: int64
              * @description Dashboards.
+             * @default 100
              */
             dashboards: number;
             /**
              * Format: int64
-             * @description The ceiling of a definition's `max_series_per_window`.
+             * @description The ceiling of a definition's `max_series_per_window` (at least 1).
+             * @default 100000
              */
             max_series_per_window: number;
             /**
              * Format: int64
              * @description The tenant's own metric definitions.
+             * @default 100
              */
             metric_definitions: number;
             /**
              * Format: int64
              * @description Live streams open at once (per gateway).
+             * @default 2000
              */
             open_streams: number;
             /**
              * Format: int64
              * @description Silences (not yet purged).
+             * @default 1000
              */
             silences: number;
             /**
              * Format: int64
              * @description Widgets on one dashboard.
+             * @default 50
              */
             widgets_per_dashboard: number;
         };
@@ -1239,9 +1249,9 @@ export interface components {
             source: string;
         };
         /**
-         * @description What the operator set for one tenant (`quota.<tenant>` in the keys bucket, and the body of
-         *     `PUT /v1/tenants/{tenant}/quotas`): a limit left out (or `null`) is the default of
-         *     `[quotas]`.
+         * @description What the operator set for one tenant (`quota.<tenant>` in the keys bucket, and the
+         *     body of `PUT /v1/tenants/{tenant}/quotas`): a limit left out (or `null`) is the
+         *     default of `[quotas]`.
          */
         QuotaSettings: {
             /**
@@ -1282,7 +1292,7 @@ export interface components {
             open_streams?: number | null;
             /**
              * Format: int64
-             * @description Silences.
+             * @description Silences (not yet purged).
              */
             silences?: number | null;
             /**

@@ -101,6 +101,8 @@ pub async fn setup(js: &jetstream::Context, config: &Config) -> Result<(), Error
 /// The running evaluator.
 pub struct Alerts {
     observer: Arc<dyn WindowObserver>,
+    /// The rules in force (the notifier looks its webhooks up from the same watch).
+    rules: Arc<rules::RuleBook>,
     stop: CancellationToken,
     /// The rule watcher and the evaluator.
     tasks: TaskTracker,
@@ -130,9 +132,8 @@ impl Alerts {
             .get_key_value(names::CONFIG_BUCKET)
             .await
             .map_err(|e| Error::js(format!("bucket {}", names::CONFIG_BUCKET), e))?;
-        let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel();
-        tasks.spawn(Arc::clone(&book).watch(js.clone(), config_kv, loaded_tx, stop.clone()));
-        if tokio::time::timeout(Duration::from_secs(10), loaded_rx)
+        tasks.spawn(Arc::clone(&book).watch(js.clone(), config_kv, stop.clone()));
+        if tokio::time::timeout(Duration::from_secs(10), book.loaded())
             .await
             .is_err()
         {
@@ -155,7 +156,7 @@ impl Alerts {
             instance.to_owned(),
             rx,
             backlog,
-            book,
+            Arc::clone(&book),
             store,
             js,
             client,
@@ -166,9 +167,15 @@ impl Alerts {
         tasks.close();
         Ok(Self {
             observer,
+            rules: book,
             stop,
             tasks,
         })
+    }
+
+    /// The rules in force, kept current by the evaluator's watch of the config bucket.
+    pub fn rules(&self) -> Arc<rules::RuleBook> {
+        Arc::clone(&self.rules)
     }
 
     /// The observer to install in the partition workers.

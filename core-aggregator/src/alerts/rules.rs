@@ -1,12 +1,14 @@
 //! The alert rules in force: the tenants' rules from the config bucket (`alert.<tenant>.<id>`,
 //! watched, so a new, changed or deleted rule applies from the next window without a
-//! restart) plus the built-in pipeline self-alert rules ([`super::builtin`]).
+//! restart) plus the built-in pipeline self-alert rules ([`super::builtin`]). One watch of
+//! `alert.>` per process: the evaluator reads the [`RuleBook`], and the notifier's
+//! [`Destinations`](crate::notifier::destinations::Destinations) follow it.
 
 use async_nats::jetstream::kv;
 use rtdash_runtime::kv::{follow, Change};
 use rtdash_shared::alert::{AlertRule, EvaluateOn, ANY_VALUE};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -88,6 +90,11 @@ impl RuleIndex {
             .or_else(|| self.by_id.get(&(ANY_TENANT.to_owned(), id.to_owned())))
     }
 
+    /// Every rule, built-ins included (in no particular order).
+    pub fn rules(&self) -> impl Iterator<Item = &Arc<AlertRule>> + '_ {
+        self.by_id.values()
+    }
+
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.by_id.len()
@@ -99,12 +106,25 @@ impl RuleIndex {
     }
 }
 
-/// The rules in force, shared by the observer (filtering) and the evaluator.
-#[derive(Debug)]
+/// Told every new [`RuleIndex`], synchronously, before the book's readers see it.
+type Listener = Box<dyn Fn(&RuleIndex) + Send + Sync>;
+
+/// The rules in force, shared by the observer (filtering), the evaluator and the notifier.
 pub struct RuleBook {
     current: RwLock<Arc<RuleIndex>>,
     builtin: Vec<AlertRule>,
+    /// Counts the changes; 0 until the stored rules were first loaded.
     changed: watch::Sender<u64>,
+    listeners: Mutex<Vec<Listener>>,
+}
+
+impl std::fmt::Debug for RuleBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleBook")
+            .field("rules", &self.current().len())
+            .field("changes", &*self.changed.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RuleBook {
@@ -116,7 +136,23 @@ impl RuleBook {
             current: RwLock::new(Arc::new(RuleIndex::new(builtin.clone()))),
             builtin,
             changed,
+            listeners: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Calls `listener` with the rules in force now, then with every new index as it is put
+    /// in force (under the book's listener lock, before [`current`](Self::current) returns
+    /// it: a reader that sees a change finds its listeners already told).
+    pub fn on_change(&self, listener: impl Fn(&RuleIndex) + Send + Sync + 'static) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        listener(&self.current());
+        listeners.push(Box::new(listener));
+    }
+
+    /// Returns once the bucket's stored rules have been loaded (at once if they have).
+    pub async fn loaded(&self) {
+        let mut changes = self.changed.subscribe();
+        let _ = changes.wait_for(|n| *n > 0).await;
     }
 
     /// The rules in force now.
@@ -129,21 +165,29 @@ impl RuleBook {
         self.changed.subscribe()
     }
 
-    fn replace(&self, stored: &HashMap<String, AlertRule>) {
-        let index = RuleIndex::new(self.builtin.iter().cloned().chain(stored.values().cloned()));
+    /// Puts the built-ins and `stored` (the tenants' rules by config key) in force.
+    pub(crate) fn replace(&self, stored: &HashMap<String, AlertRule>) {
+        let index = Arc::new(RuleIndex::new(
+            self.builtin.iter().cloned().chain(stored.values().cloned()),
+        ));
         metrics::gauge!(crate::metrics::ALERT_RULES).set(index.len() as f64);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(index);
+        {
+            let listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+            for listener in listeners.iter() {
+                listener(&index);
+            }
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = index;
+        }
         self.changed.send_modify(|n| *n += 1);
     }
 
-    /// Watches `alert.>` in the config bucket until `stop`; `loaded` is sent once the bucket's
-    /// current rules are in force. Reads the current rules, then follows the changes from the
-    /// next revision; a broken watch starts over (after a backoff).
+    /// Watches `alert.>` in the config bucket until `stop` ([`loaded`](Self::loaded) returns
+    /// once the bucket's current rules are in force). Reads the current rules, then follows
+    /// the changes from the next revision; a broken watch starts over (after a backoff).
     pub async fn watch(
         self: Arc<Self>,
         js: async_nats::jetstream::Context,
         kv: kv::Store,
-        loaded: tokio::sync::oneshot::Sender<()>,
         stop: CancellationToken,
     ) {
         let mut stored: HashMap<String, AlertRule> = HashMap::new();
@@ -166,16 +210,7 @@ impl RuleBook {
             }
             self.replace(&stored);
         };
-        follow(
-            js,
-            kv,
-            "alert.>",
-            "alert rules",
-            apply_change,
-            Some(loaded),
-            stop,
-        )
-        .await;
+        follow(js, kv, "alert.>", "alert rules", apply_change, None, stop).await;
     }
 }
 

@@ -34,6 +34,8 @@ use super::log::{AlertLog, AttemptReport};
 use super::payload;
 use super::retry::{retry_delay, verdict, Verdict};
 use super::silences::Silences;
+use crate::alerts::builtin;
+use crate::alerts::rules::RuleBook;
 use crate::config::Config;
 use crate::error::{BoxError, Error};
 use crate::metrics as m;
@@ -147,7 +149,8 @@ pub struct Notifier {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     silences: tokio::task::JoinHandle<()>,
-    destinations: tokio::task::JoinHandle<()>,
+    /// The watch of the rules, when the notifier has its own (alert evaluation is off here).
+    rules: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -158,10 +161,13 @@ impl std::fmt::Debug for Notifier {
 
 impl Notifier {
     /// Starts delivering until `stop` (see [`Notifier::finish`]); the topology must exist, see
-    /// [`crate::alerts::setup`].
+    /// [`crate::alerts::setup`]. `rules`: the evaluator's rules when alert evaluation runs in
+    /// this process (the webhooks are looked up from them), else the notifier watches the
+    /// rules itself.
     pub async fn start(
         config: &Config,
         js: jetstream::Context,
+        rules: Option<Arc<RuleBook>>,
         stop: CancellationToken,
     ) -> Result<Self, Error> {
         let notifier = config.alerts.notifier.clone();
@@ -192,14 +198,16 @@ impl Notifier {
             config_bucket.clone(),
             stop.clone(),
         ));
-        let destinations = Destinations::new(&config.alerts);
-        let (loaded_tx, loaded) = tokio::sync::oneshot::channel();
-        let following_destinations = tokio::spawn(destinations.clone().follow(
-            js.clone(),
-            config_bucket,
-            loaded_tx,
-            stop.clone(),
-        ));
+        // The evaluator's rules when it runs in this process, else a watch of our own.
+        let (rules, following_rules) = match rules {
+            Some(rules) => (rules, None),
+            None => {
+                let rules = RuleBook::new(builtin::rules(&config.alerts));
+                let watch = Arc::clone(&rules).watch(js.clone(), config_bucket, stop.clone());
+                (rules, Some(tokio::spawn(watch)))
+            }
+        };
+        let destinations = Destinations::new(&rules);
         let shared = Arc::new(Shared {
             config: notifier,
             external_url: config.alerts.external_url.clone(),
@@ -212,12 +220,12 @@ impl Notifier {
             destinations,
             stop: stop.clone(),
         });
-        let task = tokio::spawn(consume(shared, js, loaded));
+        let task = tokio::spawn(consume(shared, js, rules));
         Ok(Self {
             stop,
             task,
             silences: following,
-            destinations: following_destinations,
+            rules: following_rules,
         })
     }
 
@@ -226,7 +234,9 @@ impl Notifier {
     pub async fn finish(self, grace: Duration) {
         self.stop.cancel();
         let _ = self.silences.await;
-        let _ = self.destinations.await;
+        if let Some(rules) = self.rules {
+            let _ = rules.await;
+        }
         if tokio::time::timeout(grace, self.task).await.is_err() {
             tracing::warn!(
                 "notifier did not stop in time; unacknowledged transitions are redelivered"
@@ -274,14 +284,10 @@ async fn open(
 
 /// Delivers once the rules' destinations are known (a transition is not taken before its
 /// webhook can be looked up).
-async fn consume(
-    shared: Arc<Shared>,
-    js: jetstream::Context,
-    destinations_loaded: tokio::sync::oneshot::Receiver<()>,
-) {
+async fn consume(shared: Arc<Shared>, js: jetstream::Context, rules: Arc<RuleBook>) {
     tokio::select! {
         () = shared.stop.cancelled() => return,
-        _ = destinations_loaded => {}
+        () = rules.loaded() => {}
     }
     let permits = Arc::new(Semaphore::new(shared.config.max_in_flight));
     let mut tasks = JoinSet::new();

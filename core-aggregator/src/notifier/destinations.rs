@@ -1,20 +1,17 @@
 //! Where each rule's notifications go. Transitions on `RTDASH_ALERTS` do not carry the rule's
 //! webhook (its URL may hold a token, and the stream is read by more than the notifier): the
-//! notifier mirrors the rules' `notify_channel` from the config bucket (`alert.<tenant>.<id>`)
-//! and the built-in rules' webhook from its config, and looks the destination up at delivery.
-//! A deleted rule's destination is kept for [`DELETED_KEPT`], so the `resolved` notification
-//! that its deletion causes still reaches it.
+//! notifier follows the rules in force ([`RuleBook`], the process's one watch of
+//! `alert.<tenant>.<id>` in the config bucket, with the built-in rules' webhook from the
+//! config) and looks the destination up at delivery, so an edited URL applies to the next
+//! delivery. A deleted rule's destination is kept for [`DELETED_KEPT`], so the `resolved`
+//! notification that its deletion causes still reaches it.
 
-use crate::alerts::builtin;
-use crate::alerts::config::AlertsConfig;
-use crate::alerts::rules::parse_rule;
-use async_nats::jetstream::{self, kv};
-use rtdash_runtime::kv::{follow, Change};
+use crate::alerts::rules::{RuleBook, RuleIndex, ANY_TENANT};
 use rtdash_shared::alert::AlertTransition;
+use rtdash_shared::names::alert_config_key;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// How long a deleted rule's webhook still receives the transitions its deletion caused.
 pub const DELETED_KEPT: Duration = Duration::from_secs(3600);
@@ -38,18 +35,14 @@ struct Inner {
 }
 
 impl Destinations {
-    /// Knows only the built-in rules until [`follow`](Self::follow) loads the stored ones.
-    pub fn new(alerts: &AlertsConfig) -> Self {
-        let builtin = builtin::rules(alerts)
-            .into_iter()
-            .map(|rule| (rule.id, rule.notify_channel))
-            .collect();
-        Self {
-            inner: Arc::new(RwLock::new(Inner {
-                builtin,
-                ..Inner::default()
-            })),
-        }
+    /// Follows `rules` from now on (it tells every change before its readers see it).
+    pub fn new(rules: &RuleBook) -> Self {
+        let destinations = Self {
+            inner: Arc::new(RwLock::new(Inner::default())),
+        };
+        let following = destinations.clone();
+        rules.on_change(move |index| following.sync(index));
+        destinations
     }
 
     /// The webhook `transition` goes to: the one it carries (transitions published before
@@ -62,8 +55,7 @@ impl Destinations {
         if let Some(url) = inner.builtin.get(&transition.rule_id) {
             return Some(url.clone());
         }
-        let key =
-            rtdash_shared::names::alert_config_key(&transition.tenant_id, &transition.rule_id);
+        let key = alert_config_key(&transition.tenant_id, &transition.rule_id);
         inner.current.get(&key).cloned().or_else(|| {
             inner
                 .deleted
@@ -73,61 +65,33 @@ impl Destinations {
         })
     }
 
-    fn apply(&self, change: Change<'_>) {
-        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        match change {
-            Change::Snapshot(entries) => {
-                let before = std::mem::take(&mut inner.current);
-                for entry in entries {
-                    if let Ok(rule) = parse_rule(&entry.key, &entry.value) {
-                        inner.current.insert(entry.key, rule.notify_channel);
-                    }
-                }
-                // Rules deleted while the watch was broken.
-                for (key, url) in before {
-                    if !inner.current.contains_key(&key) {
-                        inner.forget(key, url);
-                    }
-                }
-            }
-            Change::Put { key, value } => match parse_rule(key, value) {
-                Ok(rule) => {
-                    inner.deleted.remove(key);
-                    inner.current.insert(key.to_owned(), rule.notify_channel);
-                }
-                Err(_) => {
-                    if let Some(url) = inner.current.remove(key) {
-                        inner.forget(key.to_owned(), url);
-                    }
-                }
-            },
-            Change::Delete { key } => {
-                if let Some(url) = inner.current.remove(key) {
-                    inner.forget(key.to_owned(), url);
-                }
+    /// Takes the webhooks of the rules in `index`; the rules no longer in it are deleted.
+    fn sync(&self, index: &RuleIndex) {
+        let mut current = HashMap::with_capacity(index.len());
+        let mut builtin = HashMap::new();
+        for rule in index.rules() {
+            if rule.tenant_id == ANY_TENANT {
+                builtin.insert(rule.id.clone(), rule.notify_channel.clone());
+            } else {
+                current.insert(
+                    alert_config_key(&rule.tenant_id, &rule.id),
+                    rule.notify_channel.clone(),
+                );
             }
         }
-    }
-
-    /// Follows `alert.>` in the config bucket until `stop`; `loaded` is sent once the current
-    /// rules are known.
-    pub async fn follow(
-        self,
-        js: jetstream::Context,
-        config: kv::Store,
-        loaded: tokio::sync::oneshot::Sender<()>,
-        stop: CancellationToken,
-    ) {
-        follow(
-            js,
-            config,
-            "alert.>",
-            "alert destinations",
-            |change| self.apply(change),
-            Some(loaded),
-            stop,
-        )
-        .await;
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        inner.builtin = builtin;
+        let before = std::mem::replace(&mut inner.current, current);
+        for (key, url) in before {
+            if !inner.current.contains_key(&key) {
+                inner.forget(key, url);
+            }
+        }
+        // A rule stored again under a deleted one's key is current, not deleted.
+        let Inner {
+            current, deleted, ..
+        } = &mut *inner;
+        deleted.retain(|key, _| !current.contains_key(key));
     }
 }
 
@@ -153,13 +117,12 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtdash_runtime::kv::RawEntry;
     use rtdash_shared::alert::{AlertRule, AlertState, Condition, EvaluateOn};
     use rtdash_shared::stat::Stat;
     use std::collections::BTreeMap;
 
-    fn rule(tenant: &str, id: &str, url: &str) -> (String, Vec<u8>) {
-        let rule = AlertRule {
+    fn rule(tenant: &str, id: &str, url: &str) -> AlertRule {
+        AlertRule {
             id: id.into(),
             tenant_id: tenant.into(),
             name: String::new(),
@@ -176,11 +139,15 @@ mod tests {
             annotations: BTreeMap::new(),
             created_at: 0,
             updated_at: 0,
-        };
-        (
-            rtdash_shared::names::alert_config_key(tenant, id),
-            serde_json::to_vec(&rule).unwrap(),
-        )
+        }
+    }
+
+    /// The tenants' `rules` by config key, as the book's watch holds them.
+    fn stored(rules: &[AlertRule]) -> HashMap<String, AlertRule> {
+        rules
+            .iter()
+            .map(|rule| (alert_config_key(&rule.tenant_id, &rule.id), rule.clone()))
+            .collect()
     }
 
     fn transition(tenant: &str, rule: &str) -> AlertTransition {
@@ -212,23 +179,19 @@ mod tests {
 
     #[test]
     fn a_rule_s_webhook_is_looked_up_and_outlives_its_deletion() {
-        let destinations = Destinations::new(&AlertsConfig::default());
-        let (key_a, a) = rule("t1", "a", "http://hooks.example/a");
-        let (key_b, b) = rule("t1", "b", "http://hooks.example/b");
-        destinations.apply(Change::Snapshot(vec![
-            RawEntry {
-                key: key_a.clone(),
-                revision: 1,
-                value: a.into(),
-                deleted: false,
-            },
-            RawEntry {
-                key: key_b.clone(),
-                revision: 2,
-                value: b.into(),
-                deleted: false,
-            },
-        ]));
+        let builtin = rule(ANY_TENANT, "pipeline_late", "http://hooks.example/self");
+        let book = RuleBook::new(vec![builtin]);
+        let destinations = Destinations::new(&book);
+        assert_eq!(
+            destinations
+                .webhook(&transition("t1", "pipeline_late"))
+                .as_deref(),
+            Some("http://hooks.example/self"),
+            "a built-in rule's webhook is known before the stored rules are loaded"
+        );
+        let a = rule("t1", "a", "http://hooks.example/a");
+        let b = rule("t1", "b", "http://hooks.example/b");
+        book.replace(&stored(&[a.clone(), b.clone()]));
         assert_eq!(
             destinations.webhook(&transition("t1", "a")).as_deref(),
             Some("http://hooks.example/a")
@@ -238,21 +201,30 @@ mod tests {
             None,
             "another tenant"
         );
-        destinations.apply(Change::Delete { key: &key_a });
+        book.replace(&stored(&[b.clone()]));
         assert_eq!(
             destinations.webhook(&transition("t1", "a")).as_deref(),
             Some("http://hooks.example/a"),
             "the resolved notification of a deleted rule still goes out"
         );
-        let (_, b2) = rule("t1", "b", "http://hooks.example/b2");
-        destinations.apply(Change::Put {
-            key: &key_b,
-            value: &b2,
-        });
+        let b2 = rule("t1", "b", "http://hooks.example/b2");
+        book.replace(&stored(&[b2]));
         assert_eq!(
             destinations.webhook(&transition("t1", "b")).as_deref(),
             Some("http://hooks.example/b2"),
             "an edited webhook applies to what is delivered next"
+        );
+        let a2 = rule("t1", "a", "http://hooks.example/a2");
+        book.replace(&stored(&[a2]));
+        assert_eq!(
+            destinations.webhook(&transition("t1", "a")).as_deref(),
+            Some("http://hooks.example/a2"),
+            "a rule created again under a deleted one's id has its own webhook"
+        );
+        assert_eq!(
+            destinations.webhook(&transition("t1", "b")).as_deref(),
+            Some("http://hooks.example/b2"),
+            "b was deleted in that change: its last webhook is kept"
         );
         let mut legacy = transition("t1", "zzz");
         assert_eq!(destinations.webhook(&legacy), None);
@@ -260,6 +232,17 @@ mod tests {
         assert_eq!(
             destinations.webhook(&legacy).as_deref(),
             Some("http://hooks.example/old")
+        );
+    }
+
+    #[test]
+    fn a_destination_following_a_loaded_book_knows_its_rules_at_once() {
+        let book = RuleBook::new(Vec::new());
+        book.replace(&stored(&[rule("t1", "a", "http://hooks.example/a")]));
+        let destinations = Destinations::new(&book);
+        assert_eq!(
+            destinations.webhook(&transition("t1", "a")).as_deref(),
+            Some("http://hooks.example/a")
         );
     }
 }

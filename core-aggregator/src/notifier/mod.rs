@@ -8,7 +8,8 @@
 //! Alertmanager-compatible body), [`http`] (the webhook client) and [`guard`] (where webhooks
 //! may go), both `rtdash_runtime::egress`, [`log`] (the alert log read by
 //! `GET /v1/alerts/{id}/events`), [`silences`] (the silences in force), [`destinations`] (the
-//! rules' webhooks, which transitions do not carry).
+//! rules' webhooks, which transitions do not carry, looked up from the evaluator's rule book
+//! when evaluation runs in the same process).
 
 pub mod config;
 pub mod deliver;

@@ -36,7 +36,7 @@ fn to_u64(n: usize) -> u64 {
 /// The quotas of `tenant` with its use, from this gateway's memory.
 pub(crate) fn answer(state: &AppState, tenant: &str) -> QuotasOut {
     let settings = quota::settings(&state.auth.keys, tenant);
-    let limits = settings.over(state.config.quotas.limits());
+    let limits = settings.over(state.config.quotas);
     let widgets = state
         .store
         .list(&dashboard_config_key(tenant, ""))
@@ -102,7 +102,7 @@ pub async fn put(
         return Err(ApiError::forbidden("tenant quotas are set by the operator"));
     }
     let tenant = caller.tenant(Some(&tenant), Role::Admin)?;
-    if let Some((name, why)) = settings.over(state.config.quotas.limits()).invalid() {
+    if let Some((name, why)) = settings.over(state.config.quotas).invalid() {
         return Err(ApiError::bad_request(format!("`{name}` {why}")));
     }
     let value = serde_json::to_vec(&settings)

@@ -1,8 +1,8 @@
 //! `rtdash-loadgen seed-tiers`: history for the query-latency benchmark (BENCHMARKS.md,
 //! "Queries over long ranges"): a metric with `--regions` x `--hosts` series and `--days` days
 //! of rows in the rollup tiers `1h` and `1d`, written to QuestDB the way the core aggregator
-//! writes them (ILP over HTTP, the numbers and the mergeable `state` in one row, see
-//! `core-aggregator/src/sink/questdb/ilp.rs`), with the total series (the empty dimension set)
+//! writes them (ILP over HTTP, the numbers and the mergeable `state` in one row: the
+//! aggregator's own row layout, `rtdash_shared::ilp`), with the total series (the empty dimension set)
 //! beside the full one, as the aggregator keeps by default.
 //!
 //! Each hour of each series is a sketch of `--events-per-hour` synthetic requests (latency
@@ -19,10 +19,11 @@
 use crate::gateway::GatewayClient;
 use anyhow::{bail, Context};
 use clap::Args;
-use questdb::ingress::{Buffer, Sender, TimestampMicros};
+use questdb::ingress::{Buffer, Sender};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
+use rtdash_shared::ilp::WindowRow;
 use rtdash_shared::metric::MetricDefinition;
 use rtdash_shared::rollup::Tier;
 use rtdash_shared::schema::{create_table_sql_with, tier_table, METRICS_TABLE};
@@ -161,7 +162,8 @@ fn windows(args: &SeedTiersArgs, from: i64, to: i64) -> anyhow::Result<(Vec<Wind
     Ok((hours, days))
 }
 
-/// Appends `window` as the aggregator's ILP row (see `core-aggregator/src/sink/questdb/ilp.rs`).
+/// Appends `window` as the aggregator's row ([`WindowRow`], the layout the aggregator
+/// writes).
 fn append(
     buffer: &mut Buffer,
     table: &str,
@@ -171,35 +173,19 @@ fn append(
     now: i64,
 ) -> questdb::Result<()> {
     let series = SeriesKey::new(tenant, metric, window.dims.clone());
-    let dim_set = series.dim_set();
-    let stats = window.sketch.stats();
-    let micros = |ms: i64| TimestampMicros::new(ms.saturating_mul(1000));
-    buffer
-        .table(table)?
-        .symbol("tenant", tenant)?
-        .symbol("metric", metric)?
-        .symbol_opt("dim_set", (!dim_set.is_empty()).then_some(dim_set.as_str()))?
-        .column_str("series", series.dims_json().as_str())?
-        .column_ts("window_end", micros(window.start + window.window_ms))?
-        .column_i64("count", i64::try_from(stats.count).unwrap_or(i64::MAX))?
-        .column_f64_opt("sum", stats.sum)?
-        .column_f64_opt("min", stats.min)?
-        .column_f64_opt("max", stats.max)?
-        .column_f64_opt("avg", stats.avg)?
-        .column_f64_opt("p50", stats.p50)?
-        .column_f64_opt("p90", stats.p90)?
-        .column_f64_opt("p95", stats.p95)?
-        .column_f64_opt("p99", stats.p99)?
-        .column_i64_opt(
-            "uniq",
-            stats.unique.map(|u| i64::try_from(u).unwrap_or(i64::MAX)),
-        )?
-        .column_i64("revision", 0)?
-        .column_bool("final", true)?
-        .column_i64("late_count", 0)?
-        .column_ts("updated_at", micros(now))?
-        .column_str("state", window.sketch.to_state().as_str())?
-        .at(micros(window.start))
+    let state = window.sketch.to_state();
+    WindowRow {
+        series: &series,
+        start: window.start,
+        end: window.start + window.window_ms,
+        stats: &window.sketch.stats(),
+        revision: 0,
+        is_final: true,
+        late_count: 0,
+        updated_at: now,
+        state: Some(&state),
+    }
+    .append(buffer, table)
 }
 
 /// QuestDB's `/exec`: runs `sql`, returns the JSON answer.

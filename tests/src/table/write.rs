@@ -1,6 +1,6 @@
-//! Writing window rows the way the core aggregator does (ILP over HTTP, see `append_row` in
-//! `core-aggregator/src/sink/questdb.rs`: the empty dimension set is an absent `dim_set`
-//! symbol, which QuestDB stores as NULL), for tests of what reads them (the gateway).
+//! Writing window rows the way the core aggregator does (ILP over HTTP with the aggregator's
+//! own row builder, `rtdash_shared::ilp::WindowRow`: the empty dimension set is an absent
+//! `dim_set` symbol, which QuestDB stores as NULL), for tests of what reads them (the gateway).
 //!
 //! Rows built from a sketch ([`Row::from_sketch`]) carry what issue #15's contract adds: the
 //! `state` column, `base64(Sketch::encode())` in the same ILP row as the numbers, and rows of
@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use questdb::ingress::{Buffer, Sender, TimestampMicros};
+use questdb::ingress::{Buffer, Sender};
+use rtdash_shared::ilp::WindowRow;
 use rtdash_shared::messages::WindowUpdate;
 use rtdash_shared::series::SeriesKey;
 use rtdash_shared::sketch::{Sketch, Stats};
@@ -139,38 +140,23 @@ impl Row {
         self
     }
 
-    /// Appends the row in the aggregator's ILP layout (same columns, same symbol handling;
-    /// `state` in the same row when the row has one).
+    /// Appends the row in the aggregator's ILP layout ([`WindowRow`]: the row builder the
+    /// aggregator writes with; `state` in the same row when the row has one).
     pub fn append(&self, buffer: &mut Buffer, table: &str) -> questdb::Result<()> {
         let series = SeriesKey::new(self.tenant.clone(), self.metric.clone(), self.dims.clone());
-        let dim_set = series.dim_set();
-        let stats = self.served();
-        let micros = |ms: i64| TimestampMicros::new(ms * 1000);
-        buffer
-            .table(table)?
-            .symbol("tenant", series.tenant.as_str())?
-            .symbol("metric", series.metric.as_str())?
-            .symbol_opt("dim_set", (!dim_set.is_empty()).then_some(dim_set.as_str()))?
-            .column_str("series", series.dims_json().as_str())?
-            .column_ts("window_end", micros(self.start + self.window_ms))?
-            .column_i64("count", stats.count as i64)?
-            .column_f64_opt("sum", stats.sum)?
-            .column_f64_opt("min", stats.min)?
-            .column_f64_opt("max", stats.max)?
-            .column_f64_opt("avg", stats.avg)?
-            .column_f64_opt("p50", stats.p50)?
-            .column_f64_opt("p90", stats.p90)?
-            .column_f64_opt("p95", stats.p95)?
-            .column_f64_opt("p99", stats.p99)?
-            .column_i64_opt("uniq", stats.unique.map(|u| u as i64))?
-            .column_i64("revision", i64::from(self.revision))?
-            .column_bool("final", self.is_final)?
-            .column_i64("late_count", self.late_count as i64)?
-            .column_ts("updated_at", micros(self.start + self.window_ms + 1_000))?;
-        if let Some(state) = &self.state {
-            buffer.column_str("state", state.as_str())?;
+        let end = self.start + self.window_ms;
+        WindowRow {
+            series: &series,
+            start: self.start,
+            end,
+            stats: &self.served(),
+            revision: self.revision,
+            is_final: self.is_final,
+            late_count: self.late_count,
+            updated_at: end + 1_000,
+            state: self.state.as_deref(),
         }
-        buffer.at(micros(self.start))
+        .append(buffer, table)
     }
 
     /// The same window as a live update.

@@ -1,51 +1,25 @@
-//! A window version as one ILP row of the windows table.
+//! A window version as one ILP row of the windows table (the layout is
+//! [`rtdash_shared::ilp::WindowRow`]'s, shared with the tools and tests that write windows).
 
 use crate::state::WindowOutput;
-use questdb::ingress::{Buffer, TimestampMicros};
+use questdb::ingress::Buffer;
+use rtdash_shared::ilp::WindowRow;
 
 /// Appends one window row in the table's column layout (see [`rtdash_shared::schema`]): the
 /// numbers and the state in one row, so the dedup upsert replaces them together.
 pub fn append_row(buffer: &mut Buffer, table: &str, output: &WindowOutput) -> questdb::Result<()> {
-    let series = &output.key.series;
-    let stats = &output.stats;
-    let dim_set = series.dim_set();
-    buffer
-        .table(table)?
-        .symbol("tenant", series.tenant.as_str())?
-        .symbol("metric", series.metric.as_str())?
-        .symbol_opt("dim_set", (!dim_set.is_empty()).then_some(dim_set.as_str()))?
-        .column_str("series", series.dims_json().as_str())?
-        .column_ts(
-            "window_end",
-            TimestampMicros::new(output.key.end().saturating_mul(1000)),
-        )?
-        .column_i64("count", i64::try_from(stats.count).unwrap_or(i64::MAX))?
-        .column_f64_opt("sum", stats.sum)?
-        .column_f64_opt("min", stats.min)?
-        .column_f64_opt("max", stats.max)?
-        .column_f64_opt("avg", stats.avg)?
-        .column_f64_opt("p50", stats.p50)?
-        .column_f64_opt("p90", stats.p90)?
-        .column_f64_opt("p95", stats.p95)?
-        .column_f64_opt("p99", stats.p99)?
-        .column_i64_opt(
-            "uniq",
-            stats.unique.map(|u| i64::try_from(u).unwrap_or(i64::MAX)),
-        )?
-        .column_i64("revision", i64::from(output.revision))?
-        .column_bool("final", output.is_final)?
-        .column_i64(
-            "late_count",
-            i64::try_from(output.late_count).unwrap_or(i64::MAX),
-        )?
-        .column_ts(
-            "updated_at",
-            TimestampMicros::new(output.updated_at.saturating_mul(1000)),
-        )?;
-    if let Some(state) = &output.state {
-        buffer.column_str("state", state.as_str())?;
+    WindowRow {
+        series: &output.key.series,
+        start: output.key.start,
+        end: output.key.end(),
+        stats: &output.stats,
+        revision: output.revision,
+        is_final: output.is_final,
+        late_count: output.late_count,
+        updated_at: output.updated_at,
+        state: output.state.as_deref(),
     }
-    buffer.at(TimestampMicros::new(output.key.start.saturating_mul(1000)))
+    .append(buffer, table)
 }
 
 #[cfg(test)]
