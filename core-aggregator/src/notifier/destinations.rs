@@ -191,7 +191,7 @@ mod tests {
         );
         let a = rule("t1", "a", "http://hooks.example/a");
         let b = rule("t1", "b", "http://hooks.example/b");
-        book.replace(&stored(&[a.clone(), b.clone()]));
+        book.replace(&stored(&[a, b.clone()]));
         assert_eq!(
             destinations.webhook(&transition("t1", "a")).as_deref(),
             Some("http://hooks.example/a")
@@ -201,7 +201,7 @@ mod tests {
             None,
             "another tenant"
         );
-        book.replace(&stored(&[b.clone()]));
+        book.replace(&stored(&[b]));
         assert_eq!(
             destinations.webhook(&transition("t1", "a")).as_deref(),
             Some("http://hooks.example/a"),
