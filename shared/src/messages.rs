@@ -270,10 +270,10 @@ pub struct DeadLetter {
     /// When it was received.
     pub received_at: UnixMillis,
     /// The item's `source`, when it names one (see [`crate::event::ItemHints`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub source: Option<String>,
     /// The item's `event_type`, when it names one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub event_type: Option<String>,
 }
 
