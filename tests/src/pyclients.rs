@@ -64,10 +64,16 @@ pub fn venv() -> anyhow::Result<PathBuf> {
         std::thread::sleep(Duration::from_millis(500));
         waited += Duration::from_millis(500);
     }
-    let result = install(&dir, &requirements);
+    // Installed by whoever held the lock just before: nothing to do (re-installing would
+    // remove the environment under that one's running scripts).
+    if done.exists() {
+        let _ = std::fs::remove_dir(&lock);
+        return Ok(dir);
+    }
+    // Marked complete before the lock goes, so a waiter taking the lock next sees it.
+    let result = install(&dir, &requirements).and_then(|()| Ok(std::fs::write(&done, b"")?));
     let _ = std::fs::remove_dir(&lock);
     result?;
-    std::fs::write(&done, b"")?;
     Ok(dir)
 }
 
