@@ -7,7 +7,7 @@ use crate::api::definitions::{effective_definition, tenant_definitions, Scope};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::plan::DEFAULT_GROUP_LIMIT;
-use crate::query::{self, format_duration, parse_duration, Ask, WindowAsk};
+use crate::query::{self, format_duration, parse_duration, Ask, SeriesScope, WindowAsk};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
@@ -306,7 +306,16 @@ pub async fn series(
         .join(",");
     let mut rows = state
         .db
-        .distinct_series(&tenant, &name, &full_set, from, to, limit + 1)
+        .distinct_series(
+            &SeriesScope {
+                tenant: &tenant,
+                metric: &name,
+                dim_set: &full_set,
+                from,
+                to,
+            },
+            limit + 1,
+        )
         .await?;
     let truncated = rows.len() > limit;
     rows.truncate(limit);

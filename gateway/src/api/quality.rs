@@ -17,6 +17,7 @@ use super::metrics::parse_time;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::query::pool::SeriesTotal;
+use crate::query::SeriesScope;
 use crate::side_stream::{self, RangeRead, ReadLimits};
 use crate::state::AppState;
 use axum::extract::State;
@@ -185,23 +186,21 @@ async fn read(
 ) -> Result<DataQuality, ApiError> {
     let dlq_subject = names::dlq_subject(tenant);
     let late_subject = names::late_subject(tenant);
+    let accepted_scope = SeriesScope {
+        tenant,
+        metric: BUILTIN_EVENTS_METRIC,
+        dim_set: "event_type,source",
+        from,
+        to,
+    };
+    let quality_scope = SeriesScope {
+        metric: PIPELINE_QUALITY_METRIC,
+        dim_set: "event_type,outcome,source",
+        ..accepted_scope
+    };
     let (accepted, quality, dead, late) = tokio::join!(
-        state.db.series_totals(
-            tenant,
-            BUILTIN_EVENTS_METRIC,
-            "event_type,source",
-            from,
-            to,
-            MAX_SERIES + 1
-        ),
-        state.db.series_totals(
-            tenant,
-            PIPELINE_QUALITY_METRIC,
-            "event_type,outcome,source",
-            from,
-            to,
-            MAX_SERIES + 1
-        ),
+        state.db.series_totals(&accepted_scope, MAX_SERIES + 1),
+        state.db.series_totals(&quality_scope, MAX_SERIES + 1),
         side_stream::newest_in_range(
             &state.js,
             names::DLQ_STREAM,

@@ -42,3 +42,4 @@ pub use plan::{available_stats, plan, series_matches, Ask, QueryPlan, WindowAsk}
 pub use pool::QuestDb;
 pub use resolution::{format_duration, parse_duration};
 pub use rows::{immutable_before, RowSet};
+pub use sql::SeriesScope;

@@ -7,7 +7,7 @@ use super::cache::RowCache;
 use super::derive::WindowRow;
 use super::plan::QueryPlan;
 use super::single_flight::{Limits, SingleFlight};
-use super::sql::{row_from_pg, tier_table_sql, RowQuery};
+use super::sql::{row_from_pg, tier_table_sql, RowQuery, SeriesScope};
 use super::tiers::{tier_table, RollupsConfig, Tiers};
 use super::QueryError;
 use crate::config::{QueryConfig, QuestDbConfig};
@@ -352,18 +352,13 @@ impl QuestDb {
             .collect()
     }
 
-    /// Distinct series (canonical JSON) of `dim_set` in `[from, to)`, at most `limit`.
+    /// Distinct series (canonical JSON) of `scope`, at most `limit`.
     pub async fn distinct_series(
         &self,
-        tenant: &str,
-        metric: &str,
-        dim_set: &str,
-        from: UnixMillis,
-        to: UnixMillis,
+        scope: &SeriesScope<'_>,
         limit: usize,
     ) -> Result<Vec<String>, QueryError> {
-        let query =
-            RowQuery::distinct_series(&self.config.table, tenant, metric, dim_set, from, to, limit);
+        let query = RowQuery::distinct_series(&self.config.table, scope, limit);
         let rows = self.query(&query.sql, &query.params()).await?;
         rows.iter()
             .map(|row| {
@@ -374,21 +369,14 @@ impl QuestDb {
             .collect()
     }
 
-    /// Per series (canonical JSON) of `dim_set` of the base table, the sum of `count` and of
-    /// `sum` (0 when absent) over the windows starting in `[from, to)`; at most `limit`
-    /// series.
-    #[allow(clippy::too_many_arguments)]
+    /// Per series (canonical JSON) of `scope` in the base table, the sum of `count` and of
+    /// `sum` (0 when absent); at most `limit` series.
     pub async fn series_totals(
         &self,
-        tenant: &str,
-        metric: &str,
-        dim_set: &str,
-        from: UnixMillis,
-        to: UnixMillis,
+        scope: &SeriesScope<'_>,
         limit: usize,
     ) -> Result<Vec<SeriesTotal>, QueryError> {
-        let query =
-            RowQuery::series_totals(&self.config.table, tenant, metric, dim_set, from, to, limit);
+        let query = RowQuery::series_totals(&self.config.table, scope, limit);
         let rows = self.query(&query.sql, &query.params()).await?;
         rows.iter()
             .map(|row| {

@@ -28,6 +28,21 @@ fn micros_param(ms: UnixMillis) -> time::PrimitiveDateTime {
     time::PrimitiveDateTime::new(at.date(), at.time())
 }
 
+/// The rows of one dimension set of a tenant's metric whose windows start in `[from, to)`.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesScope<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// The metric's name.
+    pub metric: &'a str,
+    /// The dimension set (names joined by `,`, empty for the total).
+    pub dim_set: &'a str,
+    /// Start of the range (inclusive).
+    pub from: UnixMillis,
+    /// End of the range (exclusive).
+    pub to: UnixMillis,
+}
+
 /// A bind parameter of a [`RowQuery`].
 #[derive(Debug)]
 enum Param {
@@ -87,21 +102,25 @@ impl RowQuery {
         }
     }
 
-    /// `WHERE` conditions selecting (tenant, metric, dim_set) rows in `[from, to)`.
-    fn scope(
-        &mut self,
-        tenant: &str,
-        metric: &str,
-        dim_set: &str,
-        from: UnixMillis,
-        to: UnixMillis,
-    ) -> String {
-        let tenant = self.symbol_eq("tenant", tenant);
-        let metric = self.symbol_eq("metric", metric);
-        let dim_set = self.symbol_eq("dim_set", dim_set);
-        let from = self.bind(Param::Time(micros_param(from)));
-        let to = self.bind(Param::Time(micros_param(to)));
+    /// `WHERE` conditions selecting the rows of `scope`.
+    fn scope(&mut self, scope: &SeriesScope<'_>) -> String {
+        let tenant = self.symbol_eq("tenant", scope.tenant);
+        let metric = self.symbol_eq("metric", scope.metric);
+        let dim_set = self.symbol_eq("dim_set", scope.dim_set);
+        let from = self.bind(Param::Time(micros_param(scope.from)));
+        let to = self.bind(Param::Time(micros_param(scope.to)));
         format!("{tenant} AND {metric} AND {dim_set} AND ts >= {from} AND ts < {to}")
+    }
+
+    /// The statement `sql` makes of the `WHERE` conditions selecting `scope`.
+    fn scoped(scope: &SeriesScope<'_>, sql: impl FnOnce(&str) -> String) -> Self {
+        let mut query = RowQuery {
+            sql: String::new(),
+            params: Vec::new(),
+        };
+        let conditions = query.scope(scope);
+        query.sql = sql(&conditions);
+        query
     }
 
     /// The rows `plan` reads in `[from, to)` from `table` (its source's), with their
@@ -117,7 +136,13 @@ impl RowQuery {
             sql: String::new(),
             params: Vec::new(),
         };
-        let scope = query.scope(&plan.tenant, &plan.metric, &plan.dim_set, from, to);
+        let scope = query.scope(&SeriesScope {
+            tenant: &plan.tenant,
+            metric: &plan.metric,
+            dim_set: &plan.dim_set,
+            from,
+            to,
+        });
         let (columns, outer) = if with_state {
             (
                 format!("{ROW_COLUMNS}, state"),
@@ -163,46 +188,21 @@ impl RowQuery {
         query
     }
 
-    /// Distinct series of `dim_set` in `[from, to)`, at most `limit`.
-    pub(super) fn distinct_series(
-        table: &str,
-        tenant: &str,
-        metric: &str,
-        dim_set: &str,
-        from: UnixMillis,
-        to: UnixMillis,
-        limit: usize,
-    ) -> Self {
-        let mut query = RowQuery {
-            sql: String::new(),
-            params: Vec::new(),
-        };
-        let scope = query.scope(tenant, metric, dim_set, from, to);
-        query.sql = format!("SELECT DISTINCT series FROM {table} WHERE {scope} LIMIT {limit}");
-        query
+    /// Distinct series of `scope`, at most `limit`.
+    pub(super) fn distinct_series(table: &str, scope: &SeriesScope<'_>, limit: usize) -> Self {
+        Self::scoped(scope, |conditions| {
+            format!("SELECT DISTINCT series FROM {table} WHERE {conditions} LIMIT {limit}")
+        })
     }
 
-    /// Per series of `dim_set` with windows starting in `[from, to)`: the sums of `count` and
-    /// of `sum`, at most `limit` series.
-    pub(super) fn series_totals(
-        table: &str,
-        tenant: &str,
-        metric: &str,
-        dim_set: &str,
-        from: UnixMillis,
-        to: UnixMillis,
-        limit: usize,
-    ) -> Self {
-        let mut query = RowQuery {
-            sql: String::new(),
-            params: Vec::new(),
-        };
-        let scope = query.scope(tenant, metric, dim_set, from, to);
-        query.sql = format!(
-            "SELECT series, sum(count) total_count, sum(sum) total_sum FROM {table} \
-             WHERE {scope} GROUP BY series LIMIT {limit}"
-        );
-        query
+    /// Per series of `scope`: the sums of `count` and of `sum`, at most `limit` series.
+    pub(super) fn series_totals(table: &str, scope: &SeriesScope<'_>, limit: usize) -> Self {
+        Self::scoped(scope, |conditions| {
+            format!(
+                "SELECT series, sum(count) total_count, sum(sum) total_sum FROM {table} \
+                 WHERE {conditions} GROUP BY series LIMIT {limit}"
+            )
+        })
     }
 
     /// The bind parameters, in order.
