@@ -1,9 +1,11 @@
-//! Metric definitions, filters and live updates shared by the crate's unit tests.
+//! Metric definitions, filters, live updates and stored rows shared by the crate's unit tests.
 
+use crate::query::WindowRow;
 use rtdash_shared::messages::WindowUpdate;
 use rtdash_shared::metric::MetricDefinition;
-use rtdash_shared::sketch::Stats;
+use rtdash_shared::sketch::{unique_hash, Sketch, SketchSpec, Stats};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A definition from its JSON.
 pub fn def(json: &str) -> MetricDefinition {
@@ -47,5 +49,34 @@ pub fn update(start: i64, dims: &[(&str, &str)], count: u64, updated_at: i64) ->
         late_count: 0,
         updated_at,
         state: None,
+    }
+}
+
+/// A sketch of one event per value (user = value).
+pub fn sketch_of(values: &[f64]) -> Sketch {
+    let mut sketch = Sketch::new(SketchSpec::ALL);
+    for v in values {
+        sketch.record(Some(*v), Some(unique_hash(&v.to_le_bytes())));
+    }
+    sketch
+}
+
+/// A final stored 1-minute row of the series `dims`, its numbers and state from
+/// [`sketch_of`]`(values)`.
+pub fn sketched(start: i64, dims: &[(&str, &str)], values: &[f64]) -> WindowRow {
+    let sketch = sketch_of(values);
+    let series = serde_json::to_string(&dims.iter().copied().collect::<BTreeMap<_, _>>())
+        .expect("dimensions encode");
+    WindowRow {
+        window_start: start,
+        window_end: start + 60_000,
+        dims: WindowRow::parse_dims(&series),
+        series,
+        stats: sketch.stats(),
+        state: Some(Arc::new(sketch)),
+        revision: 0,
+        is_final: true,
+        late_count: 0,
+        updated_at: start + 61_000,
     }
 }

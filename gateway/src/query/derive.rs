@@ -310,10 +310,10 @@ pub fn derive_bucket<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{amount, filter};
+    use crate::fixtures::{amount, filter, sketched};
     use crate::query::plan::{plan, Ask, WindowAsk};
     use crate::query::tiers::Tiers;
-    use rtdash_shared::sketch::{unique_hash, SketchSpec};
+    use rtdash_shared::sketch::SketchSpec;
 
     fn row(start: i64, series: &str, count: u64, sum: f64, min: f64, max: f64) -> WindowRow {
         WindowRow {
@@ -349,18 +349,6 @@ mod tests {
             &Ask::simple(filter, stat, window, 10_000_000),
         )
         .unwrap()
-    }
-
-    /// A row whose numbers and state come from `values` (one event each, user = value).
-    fn sketched(start: i64, series: &str, values: &[f64]) -> WindowRow {
-        let mut sketch = Sketch::new(SketchSpec::ALL);
-        for v in values {
-            sketch.record(Some(*v), Some(unique_hash(&v.to_le_bytes())));
-        }
-        let mut row = row(start, series, 0, 0.0, 0.0, 0.0);
-        row.stats = sketch.stats();
-        row.state = Some(Arc::new(sketch));
-        row
     }
 
     #[test]
@@ -401,12 +389,12 @@ mod tests {
 
     #[test]
     fn states_merge_into_exact_percentiles_and_uniques() {
-        let eu = r#"{"plan":"pro","region":"eu"}"#;
-        let us = r#"{"plan":"pro","region":"us"}"#;
+        let eu = [("plan", "pro"), ("region", "eu")];
+        let us = [("plan", "pro"), ("region", "us")];
         let rows = vec![
-            sketched(0, eu, &[1.0, 2.0, 3.0]),
-            sketched(0, us, &[4.0, 5.0]),
-            sketched(60_000, us, &[3.0, 100.0]),
+            sketched(0, &eu, &[1.0, 2.0, 3.0]),
+            sketched(0, &us, &[4.0, 5.0]),
+            sketched(60_000, &us, &[3.0, 100.0]),
         ];
         let mut all = Sketch::new(SketchSpec::ALL);
         for row in &rows {

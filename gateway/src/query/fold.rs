@@ -263,32 +263,10 @@ fn served(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::amount;
+    use crate::fixtures::{amount, sketched};
     use crate::query::plan::{plan, Ask, WindowAsk};
     use crate::query::tiers::Tiers;
-    use rtdash_shared::sketch::{unique_hash, Sketch, SketchSpec};
     use rtdash_shared::stat::Stat;
-    use std::sync::Arc;
-
-    fn sketched(start: i64, region: &str, host: &str, values: &[f64]) -> WindowRow {
-        let mut sketch = Sketch::new(SketchSpec::ALL);
-        for v in values {
-            sketch.record(Some(*v), Some(unique_hash(&v.to_le_bytes())));
-        }
-        let series = format!(r#"{{"host":"{host}","region":"{region}"}}"#);
-        WindowRow {
-            window_start: start,
-            window_end: start + 60_000,
-            dims: WindowRow::parse_dims(&series),
-            series,
-            stats: sketch.stats(),
-            state: Some(Arc::new(sketch)),
-            revision: 0,
-            is_final: true,
-            late_count: 0,
-            updated_at: start + 60_000,
-        }
-    }
 
     /// 12 windows x 3 regions x 4 hosts of distinct values.
     fn rows() -> Vec<WindowRow> {
@@ -299,10 +277,10 @@ mod tests {
                     let base = (window * 100 + r as i64 * 1_000 + host * 10) as f64;
                     let values: Vec<f64> =
                         (0..=(host + r as i64)).map(|i| base + i as f64).collect();
+                    let host = format!("h{host}");
                     rows.push(sketched(
                         window * 60_000,
-                        region,
-                        &format!("h{host}"),
+                        &[("host", &host), ("region", region)],
                         &values,
                     ));
                 }

@@ -68,32 +68,10 @@ pub fn derive_groups<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::amount;
+    use crate::fixtures::{amount, sketched};
     use crate::query::plan::{plan, Ask, WindowAsk};
     use crate::query::tiers::Tiers;
-    use rtdash_shared::sketch::{unique_hash, Sketch, SketchSpec};
     use rtdash_shared::stat::Stat;
-    use std::sync::Arc;
-
-    fn sketched(start: i64, region: &str, plan: &str, values: &[f64]) -> WindowRow {
-        let mut sketch = Sketch::new(SketchSpec::ALL);
-        for v in values {
-            sketch.record(Some(*v), Some(unique_hash(&v.to_le_bytes())));
-        }
-        let series = format!(r#"{{"plan":"{plan}","region":"{region}"}}"#);
-        WindowRow {
-            window_start: start,
-            window_end: start + 60_000,
-            dims: WindowRow::parse_dims(&series),
-            series,
-            stats: sketch.stats(),
-            state: Some(Arc::new(sketch)),
-            revision: 0,
-            is_final: true,
-            late_count: 0,
-            updated_at: start + 61_000,
-        }
-    }
 
     fn grouped(stat: Stat, limit: usize) -> QueryPlan {
         let none = BTreeMap::new();
@@ -110,12 +88,12 @@ mod tests {
     #[test]
     fn groups_rank_by_the_stat_over_the_range_and_the_rest_is_other() {
         let rows = vec![
-            sketched(0, "eu", "pro", &[1.0, 2.0]),
-            sketched(0, "eu", "free", &[3.0]),
-            sketched(60_000, "eu", "pro", &[4.0]),
-            sketched(0, "us", "pro", &[10.0, 20.0, 30.0]),
-            sketched(0, "ap", "pro", &[5.0]),
-            sketched(60_000, "sa", "pro", &[7.0]),
+            sketched(0, &[("plan", "pro"), ("region", "eu")], &[1.0, 2.0]),
+            sketched(0, &[("plan", "free"), ("region", "eu")], &[3.0]),
+            sketched(60_000, &[("plan", "pro"), ("region", "eu")], &[4.0]),
+            sketched(0, &[("plan", "pro"), ("region", "us")], &[10.0, 20.0, 30.0]),
+            sketched(0, &[("plan", "pro"), ("region", "ap")], &[5.0]),
+            sketched(60_000, &[("plan", "pro"), ("region", "sa")], &[7.0]),
         ];
         let plan = grouped(Stat::Count, 2);
         let series = derive_groups(&plan, &rows, 10_000_000, None);

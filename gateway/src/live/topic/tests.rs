@@ -6,7 +6,7 @@ use crate::query::tiers::Tiers;
 use crate::query::{self, Ask, WindowAsk};
 use rtdash_shared::messages::WindowUpdate;
 use rtdash_shared::metric::MetricDefinition;
-use rtdash_shared::sketch::{unique_hash, Sketch, SketchSpec};
+use rtdash_shared::sketch::Sketch;
 use rtdash_shared::stat::Stat;
 
 fn apply(topic: &Topic, updates: Vec<WindowUpdate>) {
@@ -224,10 +224,7 @@ fn amount_plan(
 
 /// A live version of `amount` with its state: one event per value (user = value).
 fn live(start: i64, window_ms: i64, dims: &[(&str, &str)], values: &[f64]) -> LiveWindow {
-    let mut sketch = Sketch::new(SketchSpec::ALL);
-    for v in values {
-        sketch.record(Some(*v), Some(unique_hash(&v.to_le_bytes())));
-    }
+    let sketch = fixtures::sketch_of(values);
     let mut update: LiveWindow = update(start, dims, 0, now_millis()).into();
     update.tenant_id = "t".into();
     update.metric = "m".into();
@@ -238,13 +235,7 @@ fn live(start: i64, window_ms: i64, dims: &[(&str, &str)], values: &[f64]) -> Li
 }
 
 fn merged(values: &[&[f64]]) -> Sketch {
-    let mut sketch = Sketch::new(SketchSpec::ALL);
-    for list in values {
-        for v in *list {
-            sketch.record(Some(*v), Some(unique_hash(&v.to_le_bytes())));
-        }
-    }
-    sketch
+    fixtures::sketch_of(&values.concat())
 }
 
 fn values_after(topic: &Topic, cursor: u64) -> Vec<(Option<usize>, i64, Option<f64>)> {
