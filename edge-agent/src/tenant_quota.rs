@@ -3,22 +3,10 @@
 //! gateway's): `events_per_second` ([`crate::ingest::tenant_rate`]) and
 //! `max_series_per_window` ([`crate::aggregate::ceilings`]).
 
-use serde::Deserialize;
+use rtdash_shared::quota::QuotaSettings;
 
-/// What the agent reads of `quota.<tenant>`; the keys only the gateway enforces are ignored.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct AgentQuota {
-    /// Events per second accepted for the tenant at each agent.
-    #[serde(default)]
-    pub events_per_second: Option<u64>,
-    /// The most series per (metric, dimension set, window) of the tenant.
-    #[serde(default)]
-    pub max_series_per_window: Option<u32>,
-}
-
-impl AgentQuota {
-    /// Decodes a stored value; `None` (enforce nothing) when it does not decode.
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        serde_json::from_slice(bytes).ok()
-    }
+/// Decodes a stored `quota.<tenant>` value; keys this agent does not know (a newer gateway's)
+/// are ignored, and a value that does not decode is `None` (enforce nothing).
+pub fn decode(bytes: &[u8]) -> Option<QuotaSettings> {
+    QuotaSettings::from_json_lenient(bytes).ok()
 }

@@ -66,6 +66,10 @@ macro_rules! quota_limits {
         }
 
         impl QuotaSettings {
+            /// Every setting's JSON key.
+            const KEYS: [&'static str; LIMIT_COUNT + 1] =
+                [$(stringify!($name),)+ "events_per_second"];
+
             /// These settings over `defaults`.
             pub fn over(&self, defaults: Limits) -> Limits {
                 Limits { $($name: self.$name.unwrap_or(defaults.$name),)+ }
@@ -108,9 +112,19 @@ impl Limits {
 }
 
 impl QuotaSettings {
-    /// Decodes a stored `quota.<tenant>` value.
+    /// Decodes a stored `quota.<tenant>` value (strict: the gateway, which writes it,
+    /// refuses a key it does not know).
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+
+    /// Decodes a stored `quota.<tenant>` value as a reader that may be older than its writer
+    /// (an edge agent during an upgrade): keys it does not know are ignored, a known key of
+    /// the wrong type is still an error.
+    pub fn from_json_lenient(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)?;
+        object.retain(|key, _| Self::KEYS.contains(&key.as_str()));
+        serde_json::from_value(serde_json::Value::Object(object))
     }
 }
 
@@ -159,6 +173,39 @@ mod tests {
             "unset limits are left out"
         );
         assert!(QuotaSettings::from_json(br#"{"dashbords": 3}"#).is_err());
+    }
+
+    #[test]
+    fn a_lenient_reader_ignores_keys_it_does_not_know_but_not_wrong_types() {
+        let newer = br#"{"events_per_second": 7, "max_series_per_window": 3, "future": {"a": 1}}"#;
+        assert!(QuotaSettings::from_json(newer).is_err());
+        assert_eq!(
+            QuotaSettings::from_json_lenient(newer).unwrap(),
+            QuotaSettings {
+                events_per_second: Some(7),
+                max_series_per_window: Some(3),
+                ..QuotaSettings::default()
+            }
+        );
+        assert!(QuotaSettings::from_json_lenient(br#"{"events_per_second": "7"}"#).is_err());
+        assert!(QuotaSettings::from_json_lenient(b"[1]").is_err());
+        let every_key = serde_json::to_vec(&QuotaSettings {
+            dashboards: Some(1),
+            widgets_per_dashboard: Some(1),
+            alert_rules: Some(1),
+            metric_definitions: Some(1),
+            silences: Some(1),
+            open_streams: Some(1),
+            max_series_per_window: Some(1),
+            config_bytes: Some(1),
+            events_per_second: Some(1),
+        })
+        .unwrap();
+        assert_eq!(
+            QuotaSettings::from_json_lenient(&every_key).unwrap(),
+            QuotaSettings::from_json(&every_key).unwrap(),
+            "every key it writes is one it knows"
+        );
     }
 
     #[test]

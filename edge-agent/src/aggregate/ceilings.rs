@@ -10,7 +10,7 @@
 //! read); the ceilings are rebuilt and handed to every shard only when a quota changed.
 
 use super::Shards;
-use crate::tenant_quota::AgentQuota;
+use crate::tenant_quota;
 use rtdash_runtime::keys::KeyStore;
 use rtdash_shared::aggregate::SeriesCeilings;
 use std::sync::Arc;
@@ -46,8 +46,8 @@ fn ceilings_of(stored: Vec<(String, Vec<u8>)>) -> SeriesCeilings {
     stored
         .into_iter()
         .filter_map(|(tenant, value)| {
-            let ceiling = AgentQuota::decode(&value)?.max_series_per_window?;
-            Some((tenant, ceiling))
+            let ceiling = tenant_quota::decode(&value)?.max_series_per_window?;
+            Some((tenant, u32::try_from(ceiling).unwrap_or(u32::MAX)))
         })
         .collect()
 }
@@ -61,7 +61,7 @@ mod tests {
         let stored = vec![
             (
                 "a".to_owned(),
-                br#"{"max_series_per_window": 3, "dashboards": 2}"#.to_vec(),
+                br#"{"max_series_per_window": 3, "dashboards": 2, "a_newer_limit": 1}"#.to_vec(),
             ),
             ("b".to_owned(), br#"{"events_per_second": 10}"#.to_vec()),
             ("c".to_owned(), b"not json".to_vec()),

@@ -11,7 +11,7 @@
 //! agent; 0 means no limit. Hand-written rather than a rate-limiting crate: the debt rule (charge
 //! after, refuse while in debt) is the point, and it is a few lines.
 
-use crate::tenant_quota::AgentQuota;
+use crate::tenant_quota;
 use rtdash_runtime::keys::KeyStore;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -72,7 +72,7 @@ impl TenantRates {
         self.keys
             .as_ref()
             .and_then(|keys| keys.quota(tenant))
-            .and_then(|bytes| AgentQuota::decode(&bytes))
+            .and_then(|bytes| tenant_quota::decode(&bytes))
             .and_then(|quota| quota.events_per_second)
             .unwrap_or(self.default_limit)
     }
