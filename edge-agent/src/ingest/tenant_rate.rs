@@ -8,25 +8,53 @@
 //!
 //! The limit: the operator's `events_per_second` in `quota.<tenant>` of the keys bucket (the
 //! gateway's `PUT /v1/tenants/{tenant}/quotas`), else `[quotas] events_per_second` of the
-//! agent; 0 means no limit. Hand-written rather than a rate-limiting crate: the debt rule (charge
+//! agent; 0 means no limit. The stored settings are decoded when the key store's quotas
+//! changed (its generation moved), not per request, and outside the buckets' lock; a bucket
+//! takes the new limit on its next request. Hand-written rather than a rate-limiting crate: the debt rule (charge
 //! after, refuse while in debt) is the point, and it is a few lines.
 
 use crate::tenant_quota;
 use rtdash_runtime::keys::KeyStore;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// At most this many tenants are tracked; idle ones are dropped first.
 const MAX_TENANTS: usize = 10_000;
-/// How often a tenant's limit is read again from the keys bucket's copy.
-const LIMIT_REFRESH: Duration = Duration::from_secs(1);
+/// A bucket not refilled for this long is idle (dropped first when the tenants are too many).
+const IDLE: Duration = Duration::from_secs(60);
+
+/// The operator's `events_per_second` per tenant, decoded from the key store's quotas of one
+/// generation.
+#[derive(Debug, Default)]
+struct StoredLimits {
+    /// The key store's quota generation decoded; `None`: nothing read yet.
+    generation: Option<u64>,
+    by_tenant: HashMap<String, u64>,
+}
+
+impl StoredLimits {
+    /// The limits set in `stored` (tenant, `quota.<tenant>` value) pairs of `generation`.
+    fn decode(generation: u64, stored: Vec<(String, Vec<u8>)>) -> Self {
+        let by_tenant = stored
+            .into_iter()
+            .filter_map(|(tenant, value)| {
+                Some((tenant, tenant_quota::decode(&value)?.events_per_second?))
+            })
+            .collect();
+        Self {
+            generation: Some(generation),
+            by_tenant,
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Bucket {
     /// Events per second; 0: unlimited.
     limit: u64,
-    limit_read: Instant,
+    /// The [`StoredLimits::generation`] `limit` was taken from.
+    limit_generation: Option<u64>,
     tokens: f64,
     refilled: Instant,
 }
@@ -54,7 +82,12 @@ pub struct OverQuota {
 pub struct TenantRates {
     default_limit: u64,
     keys: Option<KeyStore>,
+    stored: Mutex<Arc<StoredLimits>>,
     buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl TenantRates {
@@ -64,26 +97,41 @@ impl TenantRates {
         Self {
             default_limit,
             keys,
+            stored: Mutex::default(),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    fn limit_of(&self, tenant: &str) -> u64 {
-        self.keys
-            .as_ref()
-            .and_then(|keys| keys.quota(tenant))
-            .and_then(|bytes| tenant_quota::decode(&bytes))
-            .and_then(|quota| quota.events_per_second)
+    /// The stored limits, decoded again only when the key store's quotas changed.
+    fn stored_limits(&self) -> Arc<StoredLimits> {
+        let held = Arc::clone(&lock(&self.stored));
+        let Some(keys) = &self.keys else {
+            return held;
+        };
+        if held.generation == Some(keys.quota_generation()) {
+            return held;
+        }
+        let (generation, stored) = keys.quotas();
+        let fresh = Arc::new(StoredLimits::decode(generation, stored));
+        *lock(&self.stored) = Arc::clone(&fresh);
+        fresh
+    }
+
+    fn limit_of(&self, stored: &StoredLimits, tenant: &str) -> u64 {
+        stored
+            .by_tenant
+            .get(tenant)
+            .copied()
             .unwrap_or(self.default_limit)
     }
 
     fn with_bucket<T>(&self, tenant: &str, now: Instant, f: impl FnOnce(&mut Bucket) -> T) -> T {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let stored = self.stored_limits();
+        let mut buckets = lock(&self.buckets);
         if !buckets.contains_key(tenant) && buckets.len() >= MAX_TENANTS {
             // Full buckets of idle tenants hold no information.
-            buckets.retain(|_, b| {
-                b.limit > 0 && b.tokens < b.limit as f64 && now - b.refilled < LIMIT_REFRESH * 60
-            });
+            buckets
+                .retain(|_, b| b.limit > 0 && b.tokens < b.limit as f64 && now - b.refilled < IDLE);
             if buckets.len() >= MAX_TENANTS {
                 if let Some(oldest) = buckets
                     .iter()
@@ -95,17 +143,17 @@ impl TenantRates {
             }
         }
         let bucket = buckets.entry(tenant.to_owned()).or_insert_with(|| {
-            let limit = self.limit_of(tenant);
+            let limit = self.limit_of(&stored, tenant);
             Bucket {
                 limit,
-                limit_read: now,
+                limit_generation: stored.generation,
                 tokens: limit as f64,
                 refilled: now,
             }
         });
-        if now.saturating_duration_since(bucket.limit_read) >= LIMIT_REFRESH {
-            bucket.limit = self.limit_of(tenant);
-            bucket.limit_read = now;
+        if bucket.limit_generation != stored.generation {
+            bucket.limit = self.limit_of(&stored, tenant);
+            bucket.limit_generation = stored.generation;
         }
         bucket.refill(now);
         f(bucket)
@@ -200,5 +248,41 @@ mod tests {
         }
         let tracked = rates.buckets.lock().unwrap().len();
         assert!(tracked <= MAX_TENANTS, "{tracked}");
+    }
+
+    #[test]
+    fn stored_limits_apply_from_their_generation_on() {
+        let stored = |generation, a: &[u8]| {
+            StoredLimits::decode(
+                generation,
+                vec![
+                    ("a".to_owned(), a.to_vec()),
+                    ("b".to_owned(), br#"{"dashboards": 2}"#.to_vec()),
+                    ("c".to_owned(), b"not json".to_vec()),
+                ],
+            )
+        };
+        let first = stored(1, br#"{"events_per_second": 10, "a_newer_limit": 1}"#);
+        assert_eq!(first.by_tenant, HashMap::from([("a".to_owned(), 10)]));
+        let rates = TenantRates::new(100, None);
+        *rates.stored.lock().unwrap() = Arc::new(first);
+        let t0 = Instant::now();
+        rates.charge_at("a", 11, t0);
+        let refusal = rates.check_at("a", t0).unwrap_err();
+        assert_eq!((refusal.limit, refusal.retry_after_secs), (10, 1));
+        rates.charge_at("b", 100, t0);
+        assert!(rates.check_at("b", t0).is_ok(), "b has the default");
+        rates.charge_at("c", 101, t0);
+        assert!(
+            rates.check_at("c", t0).is_err(),
+            "c's value does not decode: the default"
+        );
+        *rates.stored.lock().unwrap() = Arc::new(stored(2, br#"{"events_per_second": 1000}"#));
+        assert_eq!(
+            rates.check_at("a", t0).map_err(|over| over.limit),
+            Err(1000),
+            "the new limit, the debt kept"
+        );
+        assert!(rates.check_at("a", t0 + Duration::from_millis(2)).is_ok());
     }
 }
