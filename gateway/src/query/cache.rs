@@ -81,9 +81,10 @@ impl Chunk {
     }
 
     /// The fold of the rows for `plan` (whose selection must be the chunk's), kept with the
-    /// chunk; the bytes it added when it was made now (the oldest fold beyond
-    /// [`FOLDS_PER_CHUNK`] is dropped).
-    pub fn fold(&self, plan: &QueryPlan) -> (Arc<Fold>, Option<usize>) {
+    /// chunk, and by how many bytes that changed what the chunk holds (for
+    /// [`RowCache::grow`]): 0 when the fold was kept already, else its bytes less those of
+    /// the oldest fold, dropped beyond [`FOLDS_PER_CHUNK`].
+    pub fn fold(&self, plan: &QueryPlan) -> (Arc<Fold>, isize) {
         let key = FoldKey {
             group_by: plan.group_by.clone(),
             parts: plan.state_parts(),
@@ -95,7 +96,7 @@ impl Chunk {
             .iter()
             .find(|(k, _)| *k == key)
         {
-            return (fold.clone(), None);
+            return (fold.clone(), 0);
         }
         // Folded outside the lock: two requests racing on the same fold both compute it, the
         // first one's is kept.
@@ -103,21 +104,28 @@ impl Chunk {
         let bytes = fold.heap_bytes();
         let mut folds = self.folds.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, kept)) = folds.iter().find(|(k, _)| *k == key) {
-            return (kept.clone(), None);
+            return (kept.clone(), 0);
         }
-        if folds.len() >= FOLDS_PER_CHUNK {
-            folds.remove(0);
-        }
+        let dropped = if folds.len() >= FOLDS_PER_CHUNK {
+            folds.remove(0).1.heap_bytes()
+        } else {
+            0
+        };
         folds.push((key, fold.clone()));
-        (fold, Some(bytes))
+        (fold, signed(bytes) - signed(dropped))
     }
+}
+
+/// `bytes` as a change of a byte count.
+fn signed(bytes: usize) -> isize {
+    isize::try_from(bytes).unwrap_or(isize::MAX)
 }
 
 struct Entry {
     tick: u64,
     chunk: Arc<Chunk>,
     stored: Instant,
-    /// The chunk's rows and the folds reported by [`RowCache::grow`].
+    /// The chunk's rows and its folds, as reported by [`RowCache::grow`].
     bytes: usize,
 }
 
@@ -246,17 +254,23 @@ impl RowCache {
         self.bytes.set(inner.bytes as f64);
     }
 
-    /// Counts `extra` bytes more for the entry of `key` (a fold kept with its chunk; nothing
-    /// when it is no longer cached), evicting the least recently used others beyond the
-    /// budget.
-    pub fn grow(&self, key: &ChunkKey, extra: usize) {
+    /// Counts `delta` bytes more (or fewer) for the entry of `key` holding `chunk` (a fold
+    /// kept with the chunk, less one it dropped, see [`Chunk::fold`]; nothing when the chunk
+    /// is no longer cached there), evicting the least recently used others beyond the budget.
+    pub fn grow(&self, key: &ChunkKey, chunk: &Chunk, delta: isize) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(entry) = inner.entries.get_mut(key) else {
+        let Some(entry) = inner
+            .entries
+            .get_mut(key)
+            .filter(|entry| std::ptr::eq(Arc::as_ptr(&entry.chunk), chunk))
+        else {
             return;
         };
-        entry.bytes += extra;
+        let before = entry.bytes;
+        entry.bytes = entry.bytes.saturating_add_signed(delta);
+        let after = entry.bytes;
         let tick = entry.tick;
-        inner.bytes += extra;
+        inner.bytes = inner.bytes - before + after;
         while inner.bytes > self.budget {
             let Some(oldest) = inner.order.keys().copied().find(|t| *t != tick) else {
                 break;
@@ -275,6 +289,10 @@ impl RowCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{amount, filter, sketched};
+    use crate::query::plan::{plan, Ask, WindowAsk};
+    use crate::query::tiers::Tiers;
+    use rtdash_shared::stat::Stat;
 
     fn key(start: i64) -> ChunkKey {
         ChunkKey {
@@ -301,13 +319,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_growing_chunk_evicts_others() {
         let cache = RowCache::new(1_000, Duration::from_secs(60));
-        cache.insert(key(1), chunk(200));
+        let grown = chunk(200);
+        cache.insert(key(1), grown.clone());
         cache.insert(key(2), chunk(200));
         cache.insert(key(3), chunk(200));
-        cache.grow(&key(1), 500);
+        cache.grow(&key(1), &grown, 500);
         assert_eq!(cache.bytes(), 900, "2 went, 1 and 3 stay");
         assert!(cache.get(&key(2)).is_none());
-        cache.grow(&key(1), 400);
+        cache.grow(&key(1), &grown, 400);
         assert_eq!(
             cache.bytes(),
             1_100,
@@ -315,14 +334,87 @@ mod tests {
         );
         assert!(cache.get(&key(3)).is_none());
         assert!(cache.get(&key(1)).is_some());
-        cache.grow(&key(9), 100);
+        cache.grow(&key(9), &grown, 100);
         assert_eq!(
             cache.bytes(),
             1_100,
             "a chunk no longer cached adds nothing"
         );
+        cache.grow(&key(1), &grown, -300);
+        assert_eq!(cache.bytes(), 800, "a dropped fold is counted out");
+        let replaced = chunk(100);
+        cache.insert(key(1), replaced.clone());
+        cache.grow(&key(1), &grown, -700);
+        assert_eq!(
+            cache.bytes(),
+            100,
+            "the replaced chunk's drops count no more"
+        );
+        cache.grow(&key(1), &replaced, -1_000);
+        assert_eq!(cache.bytes(), 0, "never below nothing");
         cache.insert(key(4), chunk(100));
         assert_eq!(cache.bytes(), 100, "the grown entry leaves as a whole");
+    }
+
+    /// The bytes counted for a chunk are its rows' and its kept folds': a fold dropped
+    /// beyond [`FOLDS_PER_CHUNK`] is no longer counted.
+    #[tokio::test(start_paused = true)]
+    async fn the_folds_a_chunk_drops_are_counted_out() {
+        let rows: Vec<WindowRow> = (0..8_i64)
+            .flat_map(|window| {
+                ["eu", "us", "ap"].into_iter().map(move |region| {
+                    let values: Vec<f64> = (0..20).map(|i| (window * 100 + i) as f64).collect();
+                    sketched(
+                        window * 60_000,
+                        &[("plan", "pro"), ("region", region)],
+                        &values,
+                    )
+                })
+            })
+            .collect();
+        let cache = RowCache::new(10_000_000, Duration::from_secs(60));
+        let chunk = Arc::new(Chunk::new(rows));
+        cache.insert(key(0), chunk.clone());
+        let plan_of = |stat: Stat, by_region: bool| {
+            let pro = filter(&[("plan", "pro")]);
+            let region = ["region".to_owned()];
+            let mut ask = Ask::simple(&pro, stat, WindowAsk::Base, 10_000_000);
+            if by_region {
+                ask.group_by = &region;
+                ask.limit = 10;
+            }
+            let plan = plan(&amount(), "t", &Tiers::none(), &ask).expect("plan");
+            assert_eq!(plan.dim_set, "plan,region");
+            plan
+        };
+        // The largest first (percentiles' sketches per region), the smallest last.
+        let plans = [
+            plan_of(Stat::P99, true),
+            plan_of(Stat::Count, true),
+            plan_of(Stat::P99, false),
+            plan_of(Stat::Unique, false),
+            plan_of(Stat::Count, false),
+        ];
+        let mut kept = Vec::new();
+        let mut counted = Vec::new();
+        for plan in &plans {
+            let (fold, delta) = chunk.fold(plan);
+            assert!(delta != 0, "a new fold");
+            cache.grow(&key(0), &chunk, delta);
+            kept.push(fold.heap_bytes());
+            if kept.len() > FOLDS_PER_CHUNK {
+                kept.remove(0);
+            }
+            assert_eq!(cache.bytes(), chunk.bytes + kept.iter().sum::<usize>());
+            counted.push(cache.bytes());
+        }
+        assert!(
+            counted[4] < counted[3],
+            "the percentiles by region went: {counted:?}"
+        );
+        let (_, again) = chunk.fold(&plans[4]);
+        assert_eq!(again, 0, "kept: nothing changes");
+        assert_eq!(cache.bytes(), counted[4]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -67,9 +67,9 @@ impl RowSet {
         for part in &self.parts {
             match &part.cached {
                 Some(key) => {
-                    let (fold, added) = part.chunk.fold(plan);
-                    if let Some(bytes) = added {
-                        cache.grow(key, bytes);
+                    let (fold, delta) = part.chunk.fold(plan);
+                    if delta != 0 {
+                        cache.grow(key, &part.chunk, delta);
                     }
                     let inside = key.start >= from && key.start + key.len_ms <= self.to;
                     merged.absorb(plan, &fold, from, self.to, inside);
