@@ -10,7 +10,7 @@ use rtdash_runtime::config::{ConfigError, Validate};
 use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
 use rtdash_runtime::rollups::RollupsConfig;
-use rtdash_runtime::secret::Secret;
+use rtdash_runtime::secret::{self, Secret};
 use rtdash_runtime::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -97,6 +97,9 @@ pub struct QuestDbConfig {
     pub user: Option<String>,
     /// Its password (`http.password`; never logged).
     pub password: Option<Secret>,
+    /// A file holding the password instead (read at start, one trailing newline removed):
+    /// keeps it out of the process environment (docs/security.md, "Secrets").
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 impl Default for QuestDbConfig {
@@ -106,6 +109,7 @@ impl Default for QuestDbConfig {
             table: rtdash_shared::schema::METRICS_TABLE.to_owned(),
             user: None,
             password: None,
+            password_file: None,
         }
     }
 }
@@ -324,6 +328,16 @@ pub fn is_table_name(name: &str) -> bool {
 }
 
 impl Validate for Config {
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        self.nats.read_secret_files()?;
+        let set = self.questdb.password.is_some();
+        let file = self.questdb.password_file.as_deref();
+        if let Some(password) = secret::from_file_setting("questdb.password", set, file)? {
+            self.questdb.password = Some(password);
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.streams.validate()?;
         self.nats.validate()?;
@@ -561,6 +575,56 @@ mod tests {
             assert!(text.contains(needle), "{text}");
             assert!(!text.contains("hunter22"), "{text}");
         }
+    }
+
+    #[test]
+    fn passwords_are_read_from_the_files_their_settings_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("rtdash-agg-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            path.display().to_string()
+        };
+        let nats = file("nats", "n4ts-pass\n");
+        let questdb = file("questdb", "qdb-pass\n");
+        let env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+            [
+                ("RTDASH_NATS__USER", "core-aggregator"),
+                ("RTDASH_NATS__PASSWORD_FILE", nats.as_str()),
+                ("RTDASH_QUESTDB__USER", "admin"),
+                (
+                    "RTDASH_CORE_AGGREGATOR__QUESTDB__PASSWORD_FILE",
+                    questdb.as_str(),
+                ),
+            ]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+        };
+        let config: Config = load_from("core-aggregator", None, env(&[])).unwrap();
+        assert_eq!(
+            config.nats.password.as_ref().map(Secret::expose),
+            Some("n4ts-pass")
+        );
+        assert_eq!(config.questdb.credentials(), Some(("admin", "qdb-pass")));
+        let both = load_from::<Config>(
+            "core-aggregator",
+            None,
+            env(&[("RTDASH_NATS__PASSWORD", "n4ts-pass")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            both.contains("`nats.password_file`")
+                && both.contains("RTDASH_NATS__PASSWORD_FILE")
+                && !both.contains("n4ts-pass"),
+            "{both}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub use crate::query::tiers::RollupsConfig;
 use rtdash_runtime::config::{ConfigError, Validate};
 use rtdash_runtime::http::HttpServerConfig;
 use rtdash_runtime::nats::{NatsConfig, StreamsConfig};
+use rtdash_runtime::secret;
 use rtdash_runtime::telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -102,6 +103,9 @@ pub struct QuestDbConfig {
     pub user: String,
     /// Password (never logged).
     pub password: rtdash_runtime::secret::Secret,
+    /// A file holding the password instead (read at start, one trailing newline removed):
+    /// keeps it out of the process environment (docs/security.md, "Secrets").
+    pub password_file: Option<std::path::PathBuf>,
     /// Database name.
     pub database: String,
     /// The metric windows table (tests use their own).
@@ -125,6 +129,7 @@ impl Default for QuestDbConfig {
             pg_addr: "127.0.0.1:8812".to_owned(),
             user: "admin".to_owned(),
             password: "quest".into(),
+            password_file: None,
             database: "qdb".to_owned(),
             table: rtdash_shared::schema::METRICS_TABLE.to_owned(),
             pool_size: 4,
@@ -236,6 +241,16 @@ impl Default for LiveConfig {
 }
 
 impl Validate for GatewayConfig {
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        self.nats.read_secret_files()?;
+        let set = self.questdb.password != QuestDbConfig::default().password;
+        let file = self.questdb.password_file.as_deref();
+        if let Some(password) = secret::from_file_setting("questdb.password", set, file)? {
+            self.questdb.password = password;
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.telemetry.validate()?;
         self.http.validate("http")?;

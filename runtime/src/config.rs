@@ -51,6 +51,17 @@ pub enum ConfigError {
         /// gateway.toml`), filled in by [`load`] when it can tell.
         origin: Option<String>,
     },
+    /// The file a setting names (a secret's `<key>_file`) cannot be read.
+    #[error("invalid config: `{key}`: cannot read {}", .path.display())]
+    FileSetting {
+        /// Dotted key path.
+        key: String,
+        /// The file named.
+        path: std::path::PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: std::io::Error,
+    },
     /// A setting reads well but what it configures cannot be set up (the trace exporter).
     #[error("invalid config: `{key}`: cannot set up {what}")]
     Setup {
@@ -97,14 +108,21 @@ impl ConfigError {
     }
 }
 
-/// A configuration struct that can check itself after loading.
+/// A configuration struct that can complete and check itself after loading.
 pub trait Validate {
+    /// Reads the secrets given as files (`nats.password_file`, ...) into their settings
+    /// (see [`crate::secret::from_file_setting`]); nothing by default.
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
     /// Checks values that parse but make no sense (zero sizes, unknown modes).
     fn validate(&self) -> Result<(), ConfigError>;
 }
 
 /// Loads `T` for `component` (e.g. `gateway`, `edge-agent`): defaults from `T::default()`,
-/// then `file`, then environment variables; then [`Validate::validate`].
+/// then `file`, then environment variables; then [`Validate::read_secret_files`] and
+/// [`Validate::validate`].
 pub fn load<T>(component: &str, file: Option<&Path>) -> Result<T, ConfigError>
 where
     T: DeserializeOwned + Serialize + Default + Validate,
@@ -146,9 +164,12 @@ where
         .merge(env::EnvLayer::shared(&shared_sections, &env))
         .merge(env::EnvLayer::own(component, &env));
     // Lossy: the environment has only strings, and the field's type decides how one reads.
-    let config: T = figment
+    let mut config: T = figment
         .extract_lossy()
         .map_err(|err| ConfigError::Parse(Box::new(err)))?;
+    config
+        .read_secret_files()
+        .map_err(|err| err.located(&figment))?;
     config.validate().map_err(|err| err.located(&figment))?;
     Ok(config)
 }

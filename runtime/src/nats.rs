@@ -10,6 +10,7 @@ use async_nats::jetstream::{self, kv, stream};
 use rtdash_shared::names;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `[nats]`: how to reach the NATS server.
@@ -31,8 +32,13 @@ pub struct NatsConfig {
     pub user: Option<String>,
     /// The user's password (never logged).
     pub password: Option<Secret>,
+    /// A file holding the password instead (read at start, one trailing newline removed;
+    /// see [`crate::secret::read_file`]): keeps it out of the process environment.
+    pub password_file: Option<PathBuf>,
     /// A token instead of a user and password (never logged).
     pub token: Option<Secret>,
+    /// A file holding the token instead, as `password_file`.
+    pub token_file: Option<PathBuf>,
     /// PEM file of the CA the server's certificate must chain to. Setting it requires TLS
     /// (so does a `tls://` URL). The deployed configurations' CA is generated at first start.
     pub tls_ca: Option<String>,
@@ -55,7 +61,9 @@ impl Default for NatsConfig {
             credentials: None,
             user: None,
             password: None,
+            password_file: None,
             token: None,
+            token_file: None,
             tls_ca: None,
             tls_cert: None,
             tls_key: None,
@@ -65,6 +73,23 @@ impl Default for NatsConfig {
 }
 
 impl NatsConfig {
+    /// Reads `password_file` and `token_file` into `password` and `token`.
+    pub fn read_secret_files(&mut self) -> Result<(), crate::config::ConfigError> {
+        let password = self.password_file.as_deref();
+        if let Some(secret) =
+            crate::secret::from_file_setting("nats.password", self.password.is_some(), password)?
+        {
+            self.password = Some(secret);
+        }
+        let token = self.token_file.as_deref();
+        if let Some(secret) =
+            crate::secret::from_file_setting("nats.token", self.token.is_some(), token)?
+        {
+            self.token = Some(secret);
+        }
+        Ok(())
+    }
+
     /// Checks that credentials and TLS settings go together; the error names the key.
     pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         crate::nats_access::validate(self)

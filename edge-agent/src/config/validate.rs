@@ -31,6 +31,10 @@ fn is_subject_prefix(prefix: &str) -> bool {
 }
 
 impl Validate for AgentConfig {
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        self.nats.read_secret_files()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.telemetry.validate()?;
         self.auth.validate(&self.listen)?;
