@@ -6,15 +6,20 @@
 # At first start rtdash_lockdown_init generates, under $RTDASH_STATE/secrets (mode 0700):
 #   nats-users.conf      the NATS users with bcrypt hashes of their passwords and their subject
 #                        permissions (included by the server config; no clear text)
-#   <service>.env        per service (core-aggregator, gateway, edge-agent), mode 0600: its
-#                        NATS user and password and its QuestDB credentials, as RTDASH_*
-#                        variables, exported only into that service's process
+#   <service>/nats-password, <service>/questdb-password
+#                        per service (core-aggregator, gateway, edge-agent; directory 0700,
+#                        files 0600): its passwords, which it reads from the files
+#                        (`nats.password_file`, `questdb.password_file`), so they are never in
+#                        a process environment
+#   <service>.env        its NATS user, its QuestDB user and the paths of those files, as
+#                        RTDASH_* variables exported only into that service's process
 #   operator.env         the `operator` NATS user (every subject) for the nats CLI
 #   leaf.env             the `leaf` NATS user: what an edge site's leaf node authenticates
 #                        with on the hub's leafnode port (deploy/cluster, deploy/edge)
 #   questdb.env          QuestDB's admin (HTTP basic auth, PostgreSQL) and read-only passwords
 # Later starts reuse them (nats-users.conf is rendered again when deploy/nats/users.conf is
-# newer). Passwords are 32 characters from the OS RNG.
+# newer; a service env file of an older state that still holds a password has it moved into
+# the service's password file). Passwords are 32 characters from the OS RNG.
 # The distributed configurations (deploy/cluster, deploy/edge) also call rtdash_lockdown_tls:
 # a CA and a server certificate made with openssl at first start.
 
@@ -54,8 +59,7 @@ rtdash_lockdown_nats_users() {
 	done
 	mapfile -t hashes < <(
 		for name in "${RTDASH_LOCKDOWN_NATS_USERS[@]}"; do
-			# shellcheck disable=SC1090
-			(. "$dir/$name.env" && printf '%s\n' "$RTDASH_NATS__PASSWORD")
+			rtdash_lockdown_password "$dir" "$name" nats
 		done | rtdash_lockdown_bcrypt
 	)
 	[ ${#hashes[@]} -eq ${#RTDASH_LOCKDOWN_HASHES[@]} ] || rtdash_die "could not hash the NATS passwords"
@@ -74,10 +78,48 @@ rtdash_lockdown_user_env() {
 	printf 'RTDASH_NATS__USER=%s\nRTDASH_NATS__PASSWORD=%s\n' "$1" "$(rtdash_lockdown_secret)"
 }
 
+# rtdash_lockdown_password DIR NAME KIND: prints NATS user (or service) NAME's password of
+# KIND (nats, questdb) from DIR: its password file, else its env file (operator, leaf, and the
+# services of a state made before the password files).
+rtdash_lockdown_password() {
+	local file="$1/$2/$3-password" key=RTDASH_NATS__PASSWORD
+	[ "$3" = questdb ] && key=RTDASH_QUESTDB__PASSWORD
+	if [ -f "$file" ]; then
+		printf '%s\n' "$(cat "$file")"
+	else
+		printf '%s\n' "$(rtdash_lockdown_env_value "$1/$2.env" "$key")"
+	fi
+}
+
+# rtdash_lockdown_password_files DIR NAME...: moves the passwords out of the env files of
+# services NAME in DIR: RTDASH_NATS__PASSWORD=<p> becomes <p> in DIR/NAME/nats-password (0600)
+# and RTDASH_NATS__PASSWORD_FILE=<that path> in the env file; the same for
+# RTDASH_QUESTDB__PASSWORD (questdb-password). Files already moved are left alone.
+rtdash_lockdown_password_files() {
+	local dir=$1 name kind key value
+	shift
+	for name in "$@"; do
+		for kind in nats questdb; do
+			key=RTDASH_NATS__PASSWORD
+			[ "$kind" = questdb ] && key=RTDASH_QUESTDB__PASSWORD
+			grep -q "^$key=" "$dir/$name.env" || continue
+			value=$(rtdash_lockdown_env_value "$dir/$name.env" "$key")
+			(
+				umask 077
+				mkdir -p "$dir/$name"
+				chmod 700 "$dir/$name"
+				printf '%s\n' "$value" >"$dir/$name/$kind-password"
+				sed -i "s|^$key=.*|${key}_FILE=$dir/$name/$kind-password|" "$dir/$name.env"
+			)
+		done
+	done
+}
+
 # rtdash_lockdown_init: generates the secrets at first start (see above); afterwards only
-# renders the NATS users again when their template changed.
+# renders the NATS users again when their template changed. Every time: the services'
+# passwords are in their password files, not in their env files.
 rtdash_lockdown_init() {
-	local dir="$RTDASH_STATE/secrets" admin readonly name
+	local dir="$RTDASH_STATE/secrets"
 	if [ -f "$dir/nats-users.conf" ] && [ -f "$dir/questdb.env" ]; then
 		# Permissions change with the code (deploy/nats/users.conf newer than the rendered
 		# file, as after an update): render them again, with the same passwords.
@@ -85,8 +127,17 @@ rtdash_lockdown_init() {
 			rtdash_log "deploy/nats/users.conf changed: rendering the NATS users again (same passwords)"
 			rtdash_lockdown_nats_users
 		fi
-		return 0
+	else
+		rtdash_lockdown_generate
 	fi
+	rtdash_lockdown_password_files "$dir" "${RTDASH_LOCKDOWN_SERVICES[@]}"
+}
+
+# rtdash_lockdown_generate: the first start's secrets (see above); the services' passwords
+# are written into their env files, then moved into their password files by
+# rtdash_lockdown_password_files, as those of an older state are.
+rtdash_lockdown_generate() {
+	local dir="$RTDASH_STATE/secrets" admin readonly name
 	rtdash_log "first start: generating NATS and QuestDB passwords into $dir (mode 0600)"
 	(
 		umask 077
@@ -158,8 +209,9 @@ rtdash_lockdown_wait_questdb() {
 	done
 }
 
-# rtdash_lockdown_spawn NAME COMMAND...: rtdash_spawn with NAME's secrets file exported into
-# that one process (the variables are unset again in this shell afterwards).
+# rtdash_lockdown_spawn NAME COMMAND...: rtdash_spawn with NAME's env file (its users and the
+# paths of its password files) exported into that one process (the variables are unset again
+# in this shell afterwards).
 rtdash_lockdown_spawn() {
 	local name=$1 file="$RTDASH_STATE/secrets/$1.env" line vars=()
 	while IFS= read -r line; do

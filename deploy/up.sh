@@ -14,7 +14,8 @@
 #
 # Ports: gateway 8080 (dashboard, API), edge-agent 8081, core-aggregator 8082 (admin),
 # NATS 4222 (monitor 8222), QuestDB HTTP 9000, ILP/TCP 9009 (off: no password in QuestDB OSS),
-# PostgreSQL wire 8812, min-HTTP 9003. NATS and QuestDB need the passwords in <state>/secrets.
+# PostgreSQL wire 8812, min-HTTP 9003. NATS and QuestDB need the passwords in <state>/secrets
+# (each service reads its own from files there; no password is in a process environment).
 # Binaries come from ${CARGO_TARGET_DIR:-<repo>/target}/<profile>/. Stop a stack from another
 # terminal with ./deploy/down.sh (with the same --state).
 set -euo pipefail
@@ -122,7 +123,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- lockdown (issue #16): NATS users and QuestDB passwords, generated at first start into
-# $RTDASH_STATE/secrets (deploy/lockdown.sh); each service gets only its own.
+# $RTDASH_STATE/secrets (deploy/lockdown.sh); each service gets only its own, as files
+# (<service>/nats-password, questdb-password) whose paths its env file names.
 # shellcheck source=deploy/lockdown.sh
 . "$RTDASH_ROOT/deploy/lockdown.sh"
 rtdash_lockdown_init
@@ -216,8 +218,8 @@ cat <<EOF
   Operator key (every tenant, keys; keep it secret): $operator_key_file
   Demo keys: $RTDASH_STATE/demo-editor.key, $RTDASH_STATE/demo-ingest.key
   Logs: $RTDASH_STATE/logs/   Ctrl-C stops everything.
-  NATS and QuestDB passwords: $RTDASH_STATE/secrets/ (operator.env: NATS user \`operator\`;
-  questdb.env: QuestDB console user admin).
+  NATS and QuestDB passwords: $RTDASH_STATE/secrets/ (<service>/: each service's files;
+  operator.env: NATS user \`operator\`; questdb.env: QuestDB console user admin).
 
 EOF
 

@@ -17,7 +17,7 @@
 # The rtdash services then run against it with (deploy/README.md, "Cluster"):
 #   RTDASH_NATS__URL=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
 #   RTDASH_STREAMS__REPLICAS=3
-#   and their own <state>/secrets/<service>.env (user, password, RTDASH_NATS__TLS_CA)
+#   and their own <state>/secrets/<service>.env (user, password file, RTDASH_NATS__TLS_CA)
 set -euo pipefail
 
 usage() { sed -n '2,22s/^# \{0,1\}//p' "$0"; }
@@ -70,8 +70,9 @@ cat <<EOF
   Monitoring:  $(rtdash_cluster_urls monitor)   (/healthz /jsz /routez /leafz)
   Logs:        $RTDASH_STATE/logs/
 
-  TLS and users: CA $RTDASH_STATE/secrets/tls/ca.pem; each service's user, password and CA
-  in $RTDASH_STATE/secrets/<service>.env (0600), the nats CLI's in operator.env.
+  TLS and users: CA $RTDASH_STATE/secrets/tls/ca.pem; each service's user, CA and password
+  file in $RTDASH_STATE/secrets/<service>.env, its passwords in
+  $RTDASH_STATE/secrets/<service>/ (0600); the nats CLI's in operator.env.
 
   Run the rtdash services against it with:
     export RTDASH_NATS__URL=$(rtdash_cluster_urls client)

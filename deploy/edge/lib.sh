@@ -41,9 +41,10 @@ RTDASH_EDGE_KINDS=(partials dlq events)
 # rtdash_edge_secrets SITE: at the site's first start, copy what it needs from the hub's
 # secrets into <site>/secrets (0700, files 0600): the users file, the CA and the server
 # certificate, and the env files of the leaf user (its link), the operator (these scripts'
-# nats CLI) and the edge-agent (the site's agent; RTDASH_NATS__TLS_CA pointing at the copy).
-# Then set RTDASH_JS_ENV to the site's operator.env. A real site gets these files copied
-# from the hub's machine (and a certificate with its own name: RTDASH_TLS_SANS).
+# nats CLI) and the edge-agent (the site's agent, with its password file;
+# RTDASH_NATS__TLS_CA and RTDASH_NATS__PASSWORD_FILE pointing at the copies). Then set
+# RTDASH_JS_ENV to the site's operator.env. A real site gets these files copied from the
+# hub's machine (and a certificate with its own name: RTDASH_TLS_SANS).
 rtdash_edge_secrets() {
 	local dir="$RTDASH_EDGE_STATE/$1/secrets" hub=$RTDASH_HUB_SECRETS file
 	if [ ! -f "$dir/nats-users.conf" ]; then
@@ -57,10 +58,17 @@ rtdash_edge_secrets() {
 			cp "$hub/nats-users.conf" "$hub/leaf.env" "$hub/operator.env" "$hub/edge-agent.env" "$dir/"
 			cp "$hub/tls/ca.pem" "$hub/tls/server.pem" "$hub/tls/server-key.pem" "$dir/tls/"
 			sed -i "s|^RTDASH_NATS__TLS_CA=.*|RTDASH_NATS__TLS_CA=$dir/tls/ca.pem|" "$dir/operator.env" "$dir/edge-agent.env"
+			if [ -f "$hub/edge-agent/nats-password" ]; then
+				mkdir -p "$dir/edge-agent"
+				cp "$hub/edge-agent/nats-password" "$dir/edge-agent/"
+				sed -i "s|^RTDASH_NATS__PASSWORD_FILE=.*|RTDASH_NATS__PASSWORD_FILE=$dir/edge-agent/nats-password|" "$dir/edge-agent.env"
+			fi
 		)
 		chmod 644 "$dir/tls/ca.pem" "$dir/tls/server.pem"
 		rtdash_log "edge site $1: credentials and certificates copied from $hub into $dir"
 	fi
+	# A site copied from an older hub: its agent's password goes into a password file too.
+	rtdash_lockdown_password_files "$dir" edge-agent
 	RTDASH_JS_ENV="$dir/operator.env"
 }
 

@@ -140,7 +140,7 @@ cat <<EOF
   The site's edge-agent connects to $leaf_url over TLS as user edge-agent and publishes
   partials to rtdash.edge.$site.partials.<p> (see deploy/README.md, "Edge sites"):
     export RTDASH_NATS__URL=$leaf_url
-    set -a; . $dir/secrets/edge-agent.env; set +a   # user, password, RTDASH_NATS__TLS_CA
+    set -a; . $dir/secrets/edge-agent.env; set +a   # user, password file, RTDASH_NATS__TLS_CA
     export RTDASH_EDGE_AGENT__SITE=$site              # edge subjects, no hub streams here
     export RTDASH_EDGE_AGENT__AGENT_ID=$site-<host>   # optional: else $site-<random>, kept
   Cut / restore the link: ./deploy/edge/link.sh $site cut|restore   Stop: ./deploy/edge/down.sh $site
