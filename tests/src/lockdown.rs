@@ -4,6 +4,7 @@
 //! passwords made up per test. The harness's other servers stay open.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::deploy;
 use crate::nats::{NatsOptions, NatsServer};
@@ -110,5 +111,29 @@ impl LockedQuestDb {
             admin,
             readonly,
         })
+    }
+
+    /// [`start`](Self::start)s it and waits (up to 90 s) until `/exec` answers `select 1`
+    /// with the admin password. On a multi-threaded runtime (the start blocks).
+    pub async fn start_ready() -> anyhow::Result<Self> {
+        let locked = tokio::task::block_in_place(Self::start)?;
+        let url = format!("http://{}/exec?query=select%201", locked.db.http_addr());
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let answer = client
+                .get(&url)
+                .basic_auth(&locked.admin.0, Some(&locked.admin.1))
+                .send()
+                .await;
+            if answer.is_ok_and(|answer| answer.status().is_success()) {
+                return Ok(locked);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "QuestDB not ready with its password"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }

@@ -3,8 +3,6 @@
 //! `admin`/`quest`, the gateway's read-only user reads but cannot write, ILP over TCP is off.
 //! Each refusal sits beside the same operation with the right credentials.
 
-use std::time::{Duration, Instant};
-
 use questdb::ingress::{Sender, SenderBuilder, TimestampNanos};
 use rtdash_tests::lockdown::LockedQuestDb;
 
@@ -31,27 +29,6 @@ async fn tables(locked: &LockedQuestDb) -> anyhow::Result<String> {
         .await?)
 }
 
-/// Starts a locked QuestDB and waits until `/exec` answers `select 1` with its password.
-async fn start() -> anyhow::Result<LockedQuestDb> {
-    let locked = tokio::task::block_in_place(LockedQuestDb::start)?;
-    let url = format!("http://{}/exec?query=select%201", locked.db.http_addr());
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let admin = (locked.admin.0.as_str(), locked.admin.1.as_str());
-    loop {
-        if get(&url, Some(admin))
-            .await
-            .is_ok_and(|status| status.is_success())
-        {
-            return Ok(locked);
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "QuestDB not ready with its password"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Sends one row to `table` through `sender`.
 fn send_row(sender: &mut Sender, table: &str) -> questdb::Result<()> {
     let mut buffer = sender.new_buffer();
@@ -64,7 +41,7 @@ fn send_row(sender: &mut Sender, table: &str) -> questdb::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rest_console_and_ilp_over_http_want_the_password() -> anyhow::Result<()> {
-    let locked = start().await?;
+    let locked = LockedQuestDb::start_ready().await?;
     let http = locked.db.http_addr();
     let admin = (locked.admin.0.as_str(), locked.admin.1.as_str());
     let exec = format!("http://{http}/exec?query=select%201");
@@ -100,7 +77,7 @@ async fn rest_console_and_ilp_over_http_want_the_password() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_wants_the_password_and_the_gateway_user_only_reads() -> anyhow::Result<()> {
-    let locked = start().await?;
+    let locked = LockedQuestDb::start_ready().await?;
     let pool = |user: &str, password: &str| {
         let config = gateway::config::QuestDbConfig {
             pg_addr: locked.db.pg_addr().to_string(),

@@ -35,7 +35,7 @@ pub async fn exec(
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED {
         return Err(QuestDbError::Refused(format!(
-            "{status}: QuestDB wants credentials, check `questdb.user` and `questdb.password`"
+            "{status}: QuestDB wants credentials, check `questdb.user` and `questdb.password` (or `questdb.password_file`)"
         )));
     }
     let body: serde_json::Value = response
