@@ -1,0 +1,3 @@
+module rtdash/deploy/tools/natsreq
+
+go 1.26.0
