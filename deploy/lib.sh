@@ -206,13 +206,17 @@ rtdash_wait_http() {
 }
 
 # rtdash_go_tool NAME: path of the small Go program in deploy/tools/NAME, built once into
-# $RTDASH_CACHE/bin/rtdash-NAME (again when its main.go is newer).
+# $RTDASH_CACHE/bin/rtdash-NAME-<key>, the key a hash of its sources, go.mod and go.sum: a
+# cache shared by several checkouts holds each version once and never runs a stale one.
 rtdash_go_tool() {
-	local bin="$RTDASH_CACHE/bin/rtdash-$1"
-	if [ ! -x "$bin" ] || [ "$RTDASH_ROOT/deploy/tools/$1/main.go" -nt "$bin" ]; then
+	local dir="$RTDASH_ROOT/deploy/tools/$1" key bin
+	key=$(cd "$dir" && cat -- *.go go.mod go.sum 2>/dev/null | sha256sum | cut -c1-16)
+	bin="$RTDASH_CACHE/bin/rtdash-$1-$key"
+	if [ ! -x "$bin" ]; then
 		command -v go >/dev/null || rtdash_die "go not found, needed once to build deploy/tools/$1 (see deploy/README.md)"
 		mkdir -p "$RTDASH_CACHE/bin"
-		(cd "$RTDASH_ROOT/deploy/tools/$1" && go build -o "$bin" .) >&2 ||
+		# Built aside and renamed: scripts running side by side never run a half-written file.
+		(cd "$dir" && go build -o "$bin.$BASHPID" . && mv -f "$bin.$BASHPID" "$bin") >&2 ||
 			rtdash_die "building deploy/tools/$1 failed (needs Go, see deploy/README.md)"
 	fi
 	printf '%s\n' "$bin"

@@ -1,57 +1,32 @@
 // Command natsreq sends one request to a NATS server over an authenticated client connection
 // and prints the answer's payload: the deploy scripts' health and link checks (e.g.
-// "$JS.API.INFO"), so the servers need no HTTP monitoring port. Standard library only; it
-// speaks the plain NATS client protocol, with TLS when the server requires it.
+// "$JS.API.INFO"), so the servers need no HTTP monitoring port. It uses the official Go client
+// (github.com/nats-io/nats.go), with TLS when the server requires it.
 //
 //	natsreq [-timeout 2s] [-inbox PREFIX] URL SUBJECT
 //
 // The user, password and CA come from the environment (never the command line, which other
 // users of the machine can read): NATS_USER, NATS_PASSWORD, NATS_CA (the CA file the server's
-// certificate must chain to; needed for TLS). Replies arrive under PREFIX.<random> (default
-// _INBOX.<user>, the prefix each user's permissions allow). Exit status 0 with the payload on
-// stdout when an answer came; 1 with the reason on stderr when none did (refused, no
-// responders, timeout).
+// certificate must chain to; needed for TLS, and with it set the connection must be TLS).
+// Only the first server of a comma-separated URL list is asked, without reconnects. Replies
+// arrive under PREFIX.<random> (default _INBOX.<user>, the prefix each user's permissions
+// allow). Exit status 0 with the payload on stdout when an answer came; 1 with the reason on
+// stderr when none did (refused, no responders, timeout).
 package main
 
 import (
-	"bufio"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
-
-// serverInfo is the part of the server's INFO this tool reads.
-type serverInfo struct {
-	TLSRequired bool `json:"tls_required"`
-	Headers     bool `json:"headers"`
-}
-
-// connectOptions is the CONNECT the tool sends.
-type connectOptions struct {
-	Verbose      bool   `json:"verbose"`
-	Pedantic     bool   `json:"pedantic"`
-	TLSRequired  bool   `json:"tls_required"`
-	User         string `json:"user,omitempty"`
-	Pass         string `json:"pass,omitempty"`
-	Name         string `json:"name"`
-	Lang         string `json:"lang"`
-	Version      string `json:"version"`
-	Protocol     int    `json:"protocol"`
-	Headers      bool   `json:"headers"`
-	NoResponders bool   `json:"no_responders"`
-}
 
 func main() {
 	timeout := flag.Duration("timeout", 2*time.Second, "how long to wait for the connection and the answer")
@@ -74,12 +49,12 @@ func main() {
 }
 
 // request connects to the first server of serverURL (nats://host:port[,...]), sends an
-// empty request on subject and returns the answer's payload.
+// empty request on subject and returns the answer's payload; connecting and answering share
+// one deadline, timeout from now.
 func request(serverURL, subject, inbox string, timeout time.Duration) ([]byte, error) {
-	address, host, err := firstAddress(serverURL)
-	if err != nil {
-		return nil, err
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+
 	user := os.Getenv("NATS_USER")
 	if inbox == "" {
 		inbox = "_INBOX"
@@ -87,140 +62,99 @@ func request(serverURL, subject, inbox string, timeout time.Duration) ([]byte, e
 			inbox += "." + user
 		}
 	}
-	deadline := time.Now().Add(timeout)
-	raw, err := net.DialTimeout("tcp", address, timeout)
-	if err != nil {
-		return nil, err
-	}
-	defer raw.Close()
-	raw.SetDeadline(deadline)
-
-	reader := bufio.NewReader(raw)
-	line, err := readLine(reader)
-	if err != nil {
-		return nil, fmt.Errorf("reading INFO: %w", err)
-	}
-	infoJSON, ok := strings.CutPrefix(line, "INFO ")
-	if !ok {
-		return nil, fmt.Errorf("not a NATS server: %.80q", line)
-	}
-	var info serverInfo
-	if err := json.Unmarshal([]byte(infoJSON), &info); err != nil {
-		return nil, fmt.Errorf("server INFO: %w", err)
-	}
-	var conn net.Conn = raw
-	if info.TLSRequired {
-		config, err := tlsConfig(host)
-		if err != nil {
-			return nil, err
-		}
-		secure := tls.Client(raw, config)
-		secure.SetDeadline(deadline)
-		if err := secure.Handshake(); err != nil {
-			return nil, fmt.Errorf("TLS handshake: %w", err)
-		}
-		conn = secure
-		reader = bufio.NewReader(secure)
-	}
-
-	connect, _ := json.Marshal(connectOptions{
-		TLSRequired: info.TLSRequired, User: user, Pass: os.Getenv("NATS_PASSWORD"),
-		Name: "rtdash-natsreq", Lang: "go", Version: "1", Protocol: 1,
-		Headers: info.Headers, NoResponders: info.Headers,
-	})
-	reply := inbox + "." + randomToken()
-	commands := fmt.Sprintf("CONNECT %s\r\nPING\r\nSUB %s 1\r\nPUB %s %s 0\r\n\r\nPING\r\n", connect, reply, subject, reply)
-	if _, err := io.WriteString(conn, commands); err != nil {
-		return nil, err
-	}
-	for {
-		line, err := readLine(reader)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, fmt.Errorf("no answer within %v", timeout)
+	dialer := &recordingDialer{dialer: net.Dialer{Timeout: timeout}}
+	// An -ERR the server sends after connecting (a permissions violation) ends the wait.
+	serverErrors := make(chan error, 1)
+	options := []nats.Option{
+		nats.Name("rtdash-natsreq"),
+		nats.Timeout(timeout),
+		nats.NoReconnect(),
+		nats.DontRandomize(),
+		nats.SetCustomDialer(dialer),
+		nats.CustomInboxPrefix(inbox),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case serverErrors <- err:
+			default:
 			}
-			return nil, err
-		}
-		switch {
-		case strings.HasPrefix(line, "-ERR"):
-			return nil, fmt.Errorf("server: %s", strings.TrimSpace(strings.TrimPrefix(line, "-ERR")))
-		case line == "PING":
-			io.WriteString(conn, "PONG\r\n")
-		case strings.HasPrefix(line, "MSG "), strings.HasPrefix(line, "HMSG "):
-			return readMessage(reader, line)
-		}
+			cancel()
+		}),
 	}
-}
+	if user != "" || os.Getenv("NATS_PASSWORD") != "" {
+		options = append(options, nats.UserInfo(user, os.Getenv("NATS_PASSWORD")))
+	}
+	if ca := os.Getenv("NATS_CA"); ca != "" {
+		options = append(options, nats.RootCAs(ca))
+	}
 
-// readMessage reads the payload announced by a MSG or HMSG line; a header-only answer with a
-// status (503: no responders) is an error.
-func readMessage(reader *bufio.Reader, line string) ([]byte, error) {
-	fields := strings.Fields(line)
-	total, err := strconv.Atoi(fields[len(fields)-1])
-	if err != nil {
-		return nil, fmt.Errorf("bad message line %q", line)
-	}
-	headerSize := 0
-	if fields[0] == "HMSG" {
-		if headerSize, err = strconv.Atoi(fields[len(fields)-2]); err != nil {
-			return nil, fmt.Errorf("bad message line %q", line)
-		}
-	}
-	body := make([]byte, total+2)
-	if _, err := io.ReadFull(reader, body); err != nil {
-		return nil, err
-	}
-	header, payload := body[:headerSize], body[headerSize:total]
-	if status, found := strings.CutPrefix(string(header), "NATS/1.0 "); found && len(payload) == 0 {
-		status, _, _ = strings.Cut(status, "\r\n")
-		if strings.HasPrefix(status, "503") {
-			return nil, errors.New("no responders")
-		}
-		return nil, fmt.Errorf("status %s", status)
-	}
-	return payload, nil
-}
-
-// firstAddress returns host:port and the host of the first URL of a comma-separated list.
-func firstAddress(serverURL string) (string, string, error) {
 	first, _, _ := strings.Cut(serverURL, ",")
-	if !strings.Contains(first, "://") {
-		first = "nats://" + first
-	}
-	parsed, err := url.Parse(strings.TrimSpace(first))
+	conn, err := nats.Connect(strings.TrimSpace(first), options...)
 	if err != nil {
-		return "", "", fmt.Errorf("server URL: %w", err)
-	}
-	port := parsed.Port()
-	if port == "" {
-		port = "4222"
-	}
-	return net.JoinHostPort(parsed.Hostname(), port), parsed.Hostname(), nil
-}
-
-// tlsConfig trusts the CA in NATS_CA (else the system's roots) for host.
-func tlsConfig(host string) (*tls.Config, error) {
-	config := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if path := os.Getenv("NATS_CA"); path != "" {
-		pem, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("NATS_CA: %w", err)
+		if errors.Is(err, nats.ErrNoServers) && dialer.err() != nil {
+			return nil, dialer.err() // the cause, e.g. "connection refused"
 		}
-		config.RootCAs = x509.NewCertPool()
-		if !config.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("NATS_CA %s: no certificate", path)
+		return nil, describe(err, timeout)
+	}
+	defer conn.Close()
+
+	answer, err := conn.RequestWithContext(ctx, subject, nil)
+	if err != nil {
+		select {
+		case serverError := <-serverErrors:
+			return nil, describe(serverError, timeout)
+		default:
+			return nil, describe(err, timeout)
 		}
 	}
-	return config, nil
+	// A header-only answer with a status (the client turns 503 into ErrNoResponders) is an error.
+	if status := answer.Header.Get("Status"); status != "" && len(answer.Data) == 0 {
+		return nil, fmt.Errorf("status %s", strings.TrimSpace(status+" "+answer.Header.Get("Description")))
+	}
+	return answer.Data, nil
 }
 
-func readLine(reader *bufio.Reader) (string, error) {
-	line, err := reader.ReadString('\n')
-	return strings.TrimRight(line, "\r\n"), err
+// describe words the client's errors as this tool always has: "no answer within ...",
+// "no responders", "server: '<the server's -ERR>'", "TLS handshake: <cause>".
+func describe(err error, timeout time.Duration) error {
+	switch {
+	case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("no answer within %v", timeout)
+	case errors.Is(err, nats.ErrNoResponders):
+		return errors.New("no responders")
+	case errors.Is(err, nats.ErrPermissionViolation):
+		_, text, _ := strings.Cut(err.Error(), nats.ErrPermissionViolation.Error()+": ")
+		return fmt.Errorf("server: '%s'", text)
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
+		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
+		// The server's -ERR, as the client quotes it: "nats: <text>".
+		return fmt.Errorf("server: '%s'", strings.TrimPrefix(err.Error(), "nats: "))
+	case errors.Is(err, nats.ErrTLS):
+		if joined, ok := err.(interface{ Unwrap() []error }); ok && len(joined.Unwrap()) == 2 {
+			return fmt.Errorf("TLS handshake: %w", joined.Unwrap()[1])
+		}
+	}
+	return err
 }
 
-func randomToken() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+// recordingDialer dials TCP and keeps the last dial error: the client reports a refused
+// connection only as "no servers available", and this tool names the cause.
+type recordingDialer struct {
+	dialer  net.Dialer
+	mu      sync.Mutex
+	lastErr error
+}
+
+// Dial implements nats.CustomDialer.
+func (d *recordingDialer) Dial(network, address string) (net.Conn, error) {
+	conn, err := d.dialer.Dial(network, address)
+	d.mu.Lock()
+	d.lastErr = err
+	d.mu.Unlock()
+	return conn, err
+}
+
+func (d *recordingDialer) err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastErr
 }
