@@ -14,6 +14,13 @@
 #   RTDASH_QUESTDB_HEAP        QuestDB JVM max heap (default 1g)
 #   RTDASH_STOP_TIMEOUT        seconds a service gets to stop after SIGTERM before SIGKILL
 #                              (default 15)
+#   RTDASH_NATS_MONITOR        1: give every nats-server (single node, cluster nodes, edge
+#                              sites) its HTTP monitoring port on loopback, e.g. for a
+#                              Prometheus exporter. Default 0: none, because nats-server
+#                              answers it with `Access-Control-Allow-Origin: *`, so any web
+#                              page in a browser on the machine could read it
+#                              (docs/security.md, "NATS"); the scripts' health checks use the
+#                              client port instead (deploy/tools/natsreq)
 
 RTDASH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=deploy/versions.env
@@ -30,6 +37,7 @@ RTDASH_JAVA=${RTDASH_JAVA:-$(command -v java || echo java)}
 RTDASH_NATS_SYNC_INTERVAL=${RTDASH_NATS_SYNC_INTERVAL:-2m}
 RTDASH_QUESTDB_HEAP=${RTDASH_QUESTDB_HEAP:-1g}
 RTDASH_STOP_TIMEOUT=${RTDASH_STOP_TIMEOUT:-15}
+RTDASH_NATS_MONITOR=${RTDASH_NATS_MONITOR:-0}
 
 # Order in which rtdash_stop_all stops services: producers first, stores last.
 RTDASH_STOP_ORDER=(loadgen edge-agent gateway core-aggregator questdb nats)
@@ -197,21 +205,110 @@ rtdash_wait_http() {
 	done
 }
 
-# rtdash_start_nats CLIENT_PORT MONITOR_PORT: nats-server with JetStream under $RTDASH_STATE/nats.
+# rtdash_go_tool NAME: path of the small Go program in deploy/tools/NAME, built once into
+# $RTDASH_CACHE/bin/rtdash-NAME-<key>, the key a hash of its sources, go.mod and go.sum: a
+# cache shared by several checkouts holds each version once and never runs a stale one.
+rtdash_go_tool() {
+	local dir="$RTDASH_ROOT/deploy/tools/$1" key bin
+	key=$(cd "$dir" && cat -- *.go go.mod go.sum 2>/dev/null | sha256sum | cut -c1-16)
+	bin="$RTDASH_CACHE/bin/rtdash-$1-$key"
+	if [ ! -x "$bin" ]; then
+		command -v go >/dev/null || rtdash_die "go not found, needed once to build deploy/tools/$1 (see deploy/README.md)"
+		mkdir -p "$RTDASH_CACHE/bin"
+		# Built aside and renamed: scripts running side by side never run a half-written file.
+		(cd "$dir" && go build -o "$bin.$BASHPID" . && mv -f "$bin.$BASHPID" "$bin") >&2 ||
+			rtdash_die "building deploy/tools/$1 failed (needs Go, see deploy/README.md)"
+	fi
+	printf '%s\n' "$bin"
+}
+
+# rtdash_nats_request URL SUBJECT ENV_FILE [INBOX]: one request over an authenticated client
+# connection (deploy/tools/natsreq) as the user of ENV_FILE (RTDASH_NATS__USER, __PASSWORD and
+# __TLS_CA, passed through the environment, never the command line); prints the answer, fails
+# without one within 2 s. Replies under INBOX.<random> (default _INBOX.<user>). Needs
+# deploy/lockdown.sh sourced.
+rtdash_nats_request() {
+	local tool
+	tool=$(rtdash_go_tool natsreq) || return 1
+	(
+		NATS_USER=$(rtdash_lockdown_env_value "$3" RTDASH_NATS__USER)
+		NATS_PASSWORD=$(rtdash_lockdown_env_value "$3" RTDASH_NATS__PASSWORD)
+		NATS_CA=$(rtdash_lockdown_env_value "$3" RTDASH_NATS__TLS_CA)
+		export NATS_USER NATS_PASSWORD NATS_CA
+		"$tool" ${4:+-inbox "$4"} "$1" "$2" 2>/dev/null
+	)
+}
+
+# rtdash_nats_js_ready URL ENV_FILE: true when JetStream answers account info ($JS.API.INFO)
+# without an error through URL, as the user of ENV_FILE.
+rtdash_nats_js_ready() {
+	local answer
+	answer=$(rtdash_nats_request "$1" '$JS.API.INFO' "$2") && [[ $answer != *'"error"'* ]]
+}
+
+# rtdash_wait_nats_js NAME URL ENV_FILE TIMEOUT_SECONDS: wait until rtdash_nats_js_ready while
+# service NAME still runs: the health check of every nats-server the scripts start.
+rtdash_wait_nats_js() {
+	local name=$1 url=$2 env=$3 timeout=$4 deadline log
+	log="$RTDASH_STATE/logs/$name.log"
+	rtdash_go_tool natsreq >/dev/null # built before the clock starts
+	deadline=$((SECONDS + timeout))
+	until rtdash_nats_js_ready "$url" "$env"; do
+		if ! rtdash_service_pid "$name" >/dev/null; then
+			rtdash_log "$name exited before it was ready; last lines of $log:"
+			tail -n 20 "$log" >&2
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			rtdash_log "$name: JetStream did not answer on $url within ${timeout}s; last lines of $log:"
+			tail -n 20 "$log" >&2
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# rtdash_nats_monitoring PORT: the `http:` line of a rendered nats-server config: monitoring on
+# 127.0.0.1:PORT when RTDASH_NATS_MONITOR=1, else a comment saying how to turn it on.
+rtdash_nats_monitoring() {
+	if [ "$RTDASH_NATS_MONITOR" = 1 ]; then
+		printf 'http: "127.0.0.1:%s"' "$1"
+	else
+		printf '# No HTTP monitoring port (RTDASH_NATS_MONITOR=1 opens one on 127.0.0.1:%s).' "$1"
+	fi
+}
+
+# rtdash_nats_monitor_note URLS PATHS: for the scripts' summaries: "URLS (PATHS)" when
+# monitoring is on, else how to turn it on.
+rtdash_nats_monitor_note() {
+	if [ "$RTDASH_NATS_MONITOR" = 1 ]; then
+		printf '%s (%s)' "$1" "$2"
+	else
+		printf 'off (RTDASH_NATS_MONITOR=1 turns it on)'
+	fi
+}
+
+# rtdash_nats_monitor_ports NAME=PORT: NAME=PORT when monitoring is on, else nothing (for
+# rtdash_require_free_ports).
+rtdash_nats_monitor_ports() { [ "$RTDASH_NATS_MONITOR" != 1 ] || printf '%s\n' "$1"; }
+
+# rtdash_start_nats CLIENT_PORT MONITOR_PORT: nats-server with JetStream under $RTDASH_STATE/nats
+# (monitoring on MONITOR_PORT only with RTDASH_NATS_MONITOR=1).
 rtdash_start_nats() {
 	local dir="$RTDASH_STATE/nats"
 	mkdir -p "$dir/store"
 	rtdash_render "$RTDASH_ROOT/deploy/nats/local.conf" "$dir/nats.conf" \
-		"NATS_PORT=$1" "NATS_MONITOR_PORT=$2" "NATS_STORE_DIR=$dir/store" \
+		"NATS_PORT=$1" "NATS_MONITORING=$(rtdash_nats_monitoring "$2")" "NATS_STORE_DIR=$dir/store" \
 		"NATS_SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL"
 	# Lockdown (deploy/lockdown.sh): users and permissions added to the rendered config.
 	[ -z "${RTDASH_NATS_CONF_HOOK:-}" ] || "$RTDASH_NATS_CONF_HOOK" "$dir/nats.conf"
 	rtdash_spawn nats "$RTDASH_NATS_SERVER" -c "$dir/nats.conf"
 }
 
-# rtdash_wait_nats MONITOR_PORT [TIMEOUT]: wait until JetStream is up.
+# rtdash_wait_nats CLIENT_PORT [TIMEOUT]: wait until JetStream answers the operator
+# ($RTDASH_STATE/secrets/operator.env) on the client port.
 rtdash_wait_nats() {
-	rtdash_wait_http nats "http://127.0.0.1:$1/healthz?js-enabled-only=true" "${2:-30}"
+	rtdash_wait_nats_js nats "nats://127.0.0.1:$1" "$RTDASH_STATE/secrets/operator.env" "${2:-30}"
 }
 
 # rtdash_start_questdb HTTP_PORT ILP_PORT PG_PORT MIN_HTTP_PORT: QuestDB rooted at

@@ -40,12 +40,8 @@ rtdash_lockdown_secret() {
 # rtdash_lockdown_bcrypt: bcrypt hashes of the passwords on stdin (one a line), one a line,
 # with the small Go program in deploy/tools/bcrypt (built once into $RTDASH_CACHE/bin).
 rtdash_lockdown_bcrypt() {
-	local bin="$RTDASH_CACHE/bin/rtdash-bcrypt"
-	if [ ! -x "$bin" ] || [ "$RTDASH_ROOT/deploy/tools/bcrypt/main.go" -nt "$bin" ]; then
-		mkdir -p "$RTDASH_CACHE/bin"
-		(cd "$RTDASH_ROOT/deploy/tools/bcrypt" && go build -o "$bin" .) >&2 ||
-			rtdash_die "building deploy/tools/bcrypt failed (needs Go, see deploy/README.md)"
-	fi
+	local bin
+	bin=$(rtdash_go_tool bcrypt) || exit 1
 	"$bin"
 }
 

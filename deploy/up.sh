@@ -13,9 +13,10 @@
 #     --state DIR      state dir (default $RTDASH_STATE, else <repo>/.rtdash)
 #
 # Ports: gateway 8080 (dashboard, API), edge-agent 8081, core-aggregator 8082 (admin),
-# NATS 4222 (monitor 8222), QuestDB HTTP 9000, ILP/TCP 9009 (off: no password in QuestDB OSS),
-# PostgreSQL wire 8812, min-HTTP 9003. NATS and QuestDB need the passwords in <state>/secrets
-# (each service reads its own from files there; no password is in a process environment).
+# NATS 4222 (HTTP monitoring 8222 only with RTDASH_NATS_MONITOR=1), QuestDB HTTP 9000,
+# ILP/TCP 9009 (off: no password in QuestDB OSS), PostgreSQL wire 8812, min-HTTP 9003.
+# NATS and QuestDB need the passwords in <state>/secrets (each service reads its own from
+# files there; no password is in a process environment).
 # Binaries come from ${CARGO_TARGET_DIR:-<repo>/target}/<profile>/. Stop a stack from another
 # terminal with ./deploy/down.sh (with the same --state).
 set -euo pipefail
@@ -83,7 +84,8 @@ bin_dir=${CARGO_TARGET_DIR:-$RTDASH_ROOT/target}/$profile
 if up=$(rtdash_read_pidfile "$RTDASH_STATE/up.pid"); then
 	rtdash_die "a stack is already running from $RTDASH_STATE (up.sh pid $up); stop it with ./deploy/down.sh"
 fi
-rtdash_require_free_ports nats=$NATS_PORT nats-monitor=$NATS_MONITOR_PORT \
+# shellcheck disable=SC2046 # no word or one
+rtdash_require_free_ports nats=$NATS_PORT $(rtdash_nats_monitor_ports nats-monitor=$NATS_MONITOR_PORT) \
 	questdb-http=$QDB_HTTP_PORT questdb-ilp=$QDB_ILP_PORT questdb-pg=$QDB_PG_PORT questdb-min-http=$QDB_MIN_HTTP_PORT \
 	gateway=$GATEWAY_PORT edge-agent=$AGENT_PORT core-aggregator=$AGGREGATOR_PORT
 
@@ -134,7 +136,7 @@ RTDASH_QUESTDB_CONF_HOOK=rtdash_lockdown_questdb_conf
 
 rtdash_start_nats $NATS_PORT $NATS_MONITOR_PORT
 rtdash_start_questdb $QDB_HTTP_PORT $QDB_ILP_PORT $QDB_PG_PORT $QDB_MIN_HTTP_PORT
-rtdash_wait_nats $NATS_MONITOR_PORT
+rtdash_wait_nats $NATS_PORT
 rtdash_lockdown_wait_questdb $QDB_HTTP_PORT
 rtdash_log "NATS ready on nats://127.0.0.1:$NATS_PORT, QuestDB ready on http://127.0.0.1:$QDB_HTTP_PORT"
 

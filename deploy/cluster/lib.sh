@@ -113,7 +113,9 @@ rtdash_start_cluster_node() {
 		rtdash_log "$node already runs (client port $client)"
 		return 0
 	fi
-	rtdash_require_free_ports "$node-client=$client" "$node-route=$route" "$node-monitor=$monitor" "$node-leafnode=$leaf"
+	# shellcheck disable=SC2046 # no word or one
+	rtdash_require_free_ports "$node-client=$client" "$node-route=$route" "$node-leafnode=$leaf" \
+		$(rtdash_nats_monitor_ports "$node-monitor=$monitor")
 	[ -f "$secrets/route.env" ] || rtdash_die "$secrets/route.env missing: ./deploy/cluster/up.sh makes the credentials"
 	route_password=$(rtdash_lockdown_env_value "$secrets/route.env" ROUTE_PASSWORD)
 	for r in "${RTDASH_CLUSTER_NODES[@]}"; do
@@ -125,22 +127,22 @@ rtdash_start_cluster_node() {
 	(
 		umask 077
 		rtdash_render "$RTDASH_ROOT/deploy/cluster/node.conf" "$dir/nats.conf" \
-			"NAME=$node" "PORT=$client" "CLUSTER_PORT=$route" "MONITOR_PORT=$monitor" \
+			"NAME=$node" "PORT=$client" "CLUSTER_PORT=$route" "MONITORING=$(rtdash_nats_monitoring "$monitor")" \
 			"LEAF_PORT=$leaf" "ROUTES=$(rtdash_join ', ' "${routes[@]}")" "STORE_DIR=$dir/store" \
 			"SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL" "ROUTE_PASSWORD=$route_password" \
 			"TLS_CERT=$secrets/tls/server.pem" "TLS_KEY=$secrets/tls/server-key.pem" \
 			"TLS_CA=$secrets/tls/ca.pem" "USERS_INCLUDE=../secrets/nats-users.conf"
 	)
 	rtdash_spawn_detached "$node" "$RTDASH_NATS_SERVER" -c "$dir/nats.conf"
-	rtdash_log "$node started (client 127.0.0.1:$client, route $route, monitor $monitor, leafnode $leaf)"
+	rtdash_log "$node started (client 127.0.0.1:$client, route $route, leafnode $leaf$([ "$RTDASH_NATS_MONITOR" != 1 ] || echo ", monitor $monitor"))"
 }
 
-# rtdash_wait_cluster_node NODE [TIMEOUT]: wait until NODE's /healthz answers ok: JetStream
-# meta leader known, its streams and consumers current.
+# rtdash_wait_cluster_node NODE [TIMEOUT]: wait until NODE takes the operator's connection
+# and the cluster's JetStream (its meta leader) answers account info through it.
 rtdash_wait_cluster_node() {
-	local monitor
-	monitor=$(rtdash_cluster_ports "$1" | cut -d' ' -f3)
-	rtdash_wait_http "$1" "http://127.0.0.1:$monitor/healthz" "${2:-60}"
+	local client
+	client=$(rtdash_cluster_ports "$1" | cut -d' ' -f1)
+	rtdash_wait_nats_js "$1" "nats://127.0.0.1:$client" "$RTDASH_STATE/secrets/operator.env" "${2:-60}"
 }
 
 # rtdash_install_natscli: build the pinned nats CLI into the cache on first use (about two

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints the state of the cluster started by ./deploy/cluster/up.sh: per node whether it runs
-# and is healthy, the JetStream meta leader, and per stream its leader, replicas and messages.
+# and the cluster's JetStream answers through it (as the operator, over its client port: no
+# monitoring port needed), and per stream its leader, messages and replicas.
 # Exits 1 when a node is down or unhealthy.
 #
 #   ./deploy/cluster/status.sh
@@ -22,39 +23,31 @@ esac
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RTDASH_STATE=$RTDASH_CLUSTER_STATE
 
-status=0 monitors=()
+status=0 answering=
+operator_env="$RTDASH_STATE/secrets/operator.env"
 for node in "${RTDASH_CLUSTER_NODES[@]}"; do
-	read -r client _ monitor leaf <<<"$(rtdash_cluster_ports "$node")"
+	read -r client _ _ leaf <<<"$(rtdash_cluster_ports "$node")"
 	if pid=$(rtdash_service_pid "$node"); then
-		health=$(curl -sS --max-time 2 "http://127.0.0.1:$monitor/healthz" 2>&1 | jq -r '.status + (if .error then ": " + .error else "" end)' 2>/dev/null || echo "no answer")
+		health="no answer"
+		if rtdash_nats_js_ready "nats://127.0.0.1:$client" "$operator_env"; then
+			health=ok
+			answering=${answering:-nats://127.0.0.1:$client}
+		fi
 		[ "$health" = ok ] || status=1
-		printf '%s  pid %-8s client %s  leafnode %s  health: %s\n' "$node" "$pid" "$client" "$leaf" "$health"
-		monitors+=("$node=$monitor")
+		printf '%s  pid %-8s client %s  leafnode %s  JetStream: %s\n' "$node" "$pid" "$client" "$leaf" "$health"
 	else
 		printf '%s  down\n' "$node"
 		status=1
 	fi
 done
-# Per stream: its leader, and the messages in each running node's own replica.
-declare -A leader=() counts=() seen=()
-names=()
-for spec in "${monitors[@]}"; do
-	node=${spec%%=*}
-	jsz=$(curl -fsS --max-time 2 "http://127.0.0.1:${spec#*=}/jsz?accounts=true&streams=true" || echo '{}')
-	[ -n "${meta:-}" ] || meta=$(jq -r '.meta_cluster.leader // "none"' <<<"$jsz")
-	while read -r name lead messages; do
-		[ -n "$name" ] || continue
-		[ -n "${seen[$name]:-}" ] || names+=("$name")
-		seen[$name]=1
-		[ "$lead" = - ] || leader[$name]=$lead
-		counts[$name]+=" $node=$messages"
-	done < <(jq -r '.account_details[]?.stream_detail[]? | "\(.name) \(.cluster.leader // "-") \(.state.messages)"' <<<"$jsz")
-done
-if [ "${#monitors[@]}" -gt 0 ]; then
-	printf '\nJetStream meta leader: %s\n' "$meta"
-	[ "${#names[@]}" -gt 0 ] || echo "no streams yet"
-	for name in "${names[@]}"; do
-		printf 'stream %s: leader %s; messages per replica:%s\n' "$name" "${leader[$name]:-none}" "${counts[$name]}"
-	done
+# Per stream: its leader, messages, and each other replica's state (current or lagging).
+if [ -n "$answering" ]; then
+	echo
+	list=$(rtdash_nats_request "$answering" '$JS.API.STREAM.LIST' "$operator_env") || list='{}'
+	jq -r '
+		if (.streams // []) == [] then "no streams yet" else
+		.streams[] | "stream \(.config.name): leader \(.cluster.leader // "none"), \(.state.messages) messages; replicas:" +
+			([.cluster.replicas[]? | " \(.name) " + (if .current then "current" else "lag \(.lag // "?")" end)] | join(","))
+		end' <<<"$list"
 fi
 exit "$status"

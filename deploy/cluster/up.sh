@@ -8,7 +8,8 @@
 #     --reset  stop the cluster and wipe its state first (empty stores)
 #
 # Ports (RTDASH_CLUSTER_PORTS="4222 6222 8222 7422" moves them): clients 4222-4224,
-# routes 6222-6224, monitoring 8222-8224, edge leaf nodes 7422-7424. JetStream domain: hub.
+# routes 6222-6224, edge leaf nodes 7422-7424, monitoring 8222-8224 (only with
+# RTDASH_NATS_MONITOR=1). JetStream domain: hub.
 # fsync cadence: RTDASH_NATS_SYNC_INTERVAL (default 2m, the nats-server default; `always`).
 #
 # Locked down: TLS on client, route and leafnode ports, users and passwords made at first
@@ -61,13 +62,12 @@ for node in "${RTDASH_CLUSTER_NODES[@]}"; do
 	rtdash_wait_cluster_node "$node" 60
 done
 
-leader=$(curl -fsS --max-time 2 "$(rtdash_cluster_urls monitor | cut -d, -f1)/jsz" | jq -r '.meta_cluster.leader // "?"')
 cat <<EOF
 
-  NATS JetStream cluster "rtdash" (domain hub) is up: ${RTDASH_CLUSTER_NODES[*]}, meta leader $leader.
+  NATS JetStream cluster "rtdash" (domain hub) is up: ${RTDASH_CLUSTER_NODES[*]}.
   Clients:     $(rtdash_cluster_urls client)
   Leaf nodes:  $(rtdash_cluster_urls leaf)
-  Monitoring:  $(rtdash_cluster_urls monitor)   (/healthz /jsz /routez /leafz)
+  Monitoring:  $(rtdash_nats_monitor_note "$(rtdash_cluster_urls monitor)" "/healthz /jsz /routez /leafz")
   Logs:        $RTDASH_STATE/logs/
 
   TLS and users: CA $RTDASH_STATE/secrets/tls/ca.pem; each service's user, CA and password

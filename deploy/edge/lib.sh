@@ -99,7 +99,7 @@ rtdash_edge_render_conf() {
 	(
 		umask 077
 		rtdash_render "$RTDASH_ROOT/deploy/edge/leaf.conf" "$dir/nats.conf" \
-			"NAME=edge-$1" "DOMAIN=edge-$1" "PORT=$PORT" "MONITOR_PORT=$MONITOR_PORT" \
+			"NAME=edge-$1" "DOMAIN=edge-$1" "PORT=$PORT" "MONITORING=$(rtdash_nats_monitoring "$MONITOR_PORT")" \
 			"STORE_DIR=$dir/store" "MAX_FILE_STORE=$((3 * RTDASH_EDGE_BUFFER_BYTES + 268435456))" \
 			"SYNC_INTERVAL=$RTDASH_NATS_SYNC_INTERVAL" "HUB_URLS=$(rtdash_join ', ' "${hub_urls[@]}")" \
 			"LINK_DISABLED=$2" "TLS_CERT=$dir/secrets/tls/server.pem" \
@@ -122,20 +122,28 @@ rtdash_edge_save() {
 	printf 'PORT=%s\nMONITOR_PORT=%s\nLINK=%s\n' "$PORT" "$MONITOR_PORT" "$LINK" >"$RTDASH_EDGE_STATE/$1/site.env"
 }
 
-# rtdash_edge_links MONITOR_PORT: number of the leaf node's connections to the hub.
+# rtdash_edge_links SITE: 1 while the site's link to the hub carries requests (the hub's
+# JetStream answers account info, $JS.hub.API.INFO, asked at the site as its operator with
+# replies under _INBOX.edge.SITE, which the `leaf` user's permissions let through), else 0.
+# No monitoring port needed.
 rtdash_edge_links() {
-	curl -fsS --max-time 2 "http://127.0.0.1:$1/leafz" | jq -r '.leafnodes // 0'
+	if rtdash_nats_request "nats://127.0.0.1:$PORT" '$JS.hub.API.INFO' \
+		"$RTDASH_EDGE_STATE/$1/secrets/operator.env" "_INBOX.edge.$1" >/dev/null; then
+		echo 1
+	else
+		echo 0
+	fi
 }
 
 # rtdash_edge_wait_link SITE up|down [TIMEOUT]: wait until the leaf node's link is up / down.
 rtdash_edge_wait_link() {
 	local deadline=$((SECONDS + ${3:-20})) n
 	while :; do
-		n=$(rtdash_edge_links "$MONITOR_PORT" 2>/dev/null || echo error)
+		n=$(rtdash_edge_links "$1")
 		case $2:$n in
 		up:[1-9]* | down:0) return 0 ;;
 		esac
-		((SECONDS < deadline)) || rtdash_die "edge site $1: link not $2 within ${3:-20}s (leafnode connections: $n; log: $RTDASH_EDGE_STATE/$1/logs/edge-$1.log)"
+		((SECONDS < deadline)) || rtdash_die "edge site $1: link not $2 within ${3:-20}s (hub reachable through it: $n; log: $RTDASH_EDGE_STATE/$1/logs/edge-$1.log)"
 		sleep 0.2
 	done
 }

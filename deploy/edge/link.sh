@@ -30,8 +30,9 @@ pid=$(rtdash_service_pid "$name") || rtdash_die "$name is not running; ./deploy/
 
 case $action in
 status)
-	printf '%s: link %s (configured), %s leafnode connection(s) to the hub\n' \
-		"$name" "$LINK" "$(rtdash_edge_links "$MONITOR_PORT")"
+	linked=no
+	[ "$(rtdash_edge_links "$site")" = 0 ] || linked=yes
+	printf '%s: link %s (configured), hub reachable through it: %s\n' "$name" "$LINK" "$linked"
 	exit 0
 	;;
 cut) LINK=down disabled=true ;;

@@ -9,7 +9,7 @@
 #   ./deploy/edge/up.sh SITE [--port N] [--no-sources]
 #     SITE          1-32 of a-z 0-9 -, unique in the deployment (subject token, domain edge-SITE)
 #     --port N      client port for the site's edge-agent (default: first free from 4231;
-#                   kept for the site); monitoring on N+4000
+#                   kept for the site); monitoring (RTDASH_NATS_MONITOR=1) on N+4000
 #     --no-sources  do not touch the hub (only the site's own server and streams)
 #
 # Needs the nats CLI for JetStream API requests (built once into the cache with Go, pinned in
@@ -85,13 +85,14 @@ name="edge-$site"
 if rtdash_service_pid "$name" >/dev/null; then
 	rtdash_log "$name already runs on $leaf_url"
 else
-	rtdash_require_free_ports "$name=$PORT" "$name-monitor=$MONITOR_PORT"
+	# shellcheck disable=SC2046 # no word or one
+	rtdash_require_free_ports "$name=$PORT" $(rtdash_nats_monitor_ports "$name-monitor=$MONITOR_PORT")
 	disabled=false
 	[ "$LINK" = up ] || disabled=true
 	rtdash_edge_render_conf "$site" "$disabled"
 	rtdash_spawn_detached "$name" "$RTDASH_NATS_SERVER" -c "$dir/nats.conf"
-	rtdash_wait_http "$name" "http://127.0.0.1:$MONITOR_PORT/healthz?js-enabled-only=true" 30
-	rtdash_log "$name started on $leaf_url (monitor $MONITOR_PORT, JetStream domain $name)"
+	rtdash_wait_nats_js "$name" "$leaf_url" "$dir/secrets/operator.env" 30
+	rtdash_log "$name started on $leaf_url (JetStream domain $name)"
 fi
 if [ "$LINK" = up ]; then
 	(rtdash_edge_wait_link "$site" up 10) || rtdash_log "warning: $name has no link to the hub yet ($RTDASH_HUB_LEAF_URLS); it buffers until it has"
@@ -134,7 +135,7 @@ fi
 cat <<EOF
 
   Edge site $site is up: nats-server $name, JetStream domain $name, $partitions partitions.
-  Client URL:  $leaf_url    Monitoring: http://127.0.0.1:$MONITOR_PORT (/healthz /jsz /leafz)
+  Client URL:  $leaf_url    Monitoring: $(rtdash_nats_monitor_note "http://127.0.0.1:$MONITOR_PORT" "/healthz /jsz /leafz")
   Logs:        $dir/logs/
 
   The site's edge-agent connects to $leaf_url over TLS as user edge-agent and publishes

@@ -57,7 +57,7 @@ use tempfile::TempDir;
 
 use crate::deploy;
 use crate::http::{self, get_json};
-use crate::nats::{monitor_url, nats_launch};
+use crate::nats::{monitor_url, monitoring_line, nats_launch};
 use crate::ports::{free_port_list, retry_port_conflicts};
 use crate::supervised::Supervised;
 
@@ -372,7 +372,7 @@ fn launch_nodes(
             ("NAME", name.clone()),
             ("PORT", ports.client.to_string()),
             ("CLUSTER_PORT", ports.cluster.to_string()),
-            ("MONITOR_PORT", ports.monitor.to_string()),
+            ("MONITORING", monitoring_line(ports.monitor)),
             ("LEAF_PORT", ports.leaf.to_string()),
             ("ROUTES", routes.clone()),
             ("STORE_DIR", node_dir.join("store").display().to_string()),
@@ -468,7 +468,7 @@ mod tests {
                 ("NAME", "n1"),
                 ("PORT", "1"),
                 ("CLUSTER_PORT", "2"),
-                ("MONITOR_PORT", "3"),
+                ("MONITORING", "http: \"127.0.0.1:3\""),
                 ("LEAF_PORT", "4"),
                 ("ROUTES", "\"nats-route://127.0.0.1:2\""),
                 ("STORE_DIR", "/s"),
@@ -494,7 +494,7 @@ mod tests {
                 ("NAME", "edge-s1"),
                 ("DOMAIN", "edge-s1"),
                 ("PORT", "1"),
-                ("MONITOR_PORT", "2"),
+                ("MONITORING", "# no monitoring"),
                 ("STORE_DIR", "/s"),
                 ("MAX_FILE_STORE", "1G"),
                 ("SYNC_INTERVAL", "always"),

@@ -139,7 +139,7 @@ mod tests {
     fn templates_render_with_the_harness_keys() {
         let nats = [
             ("NATS_PORT", "1"),
-            ("NATS_MONITOR_PORT", "2"),
+            ("NATS_MONITORING", "# no monitoring"),
             ("NATS_STORE_DIR", "/s"),
             ("NATS_SYNC_INTERVAL", "2m"),
         ];

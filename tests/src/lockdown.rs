@@ -4,7 +4,12 @@
 //! passwords made up per test. The harness's other servers stay open.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 use crate::deploy;
 use crate::nats::{NatsOptions, NatsServer};
@@ -24,6 +29,38 @@ pub const NATS_USERS: [(&str, &str); 5] = [
     ("operator", "OPERATOR_HASH"),
     ("leaf", "LEAF_HASH"),
 ];
+
+/// Runs `script` in bash with `deploy/lib.sh` and `deploy/lockdown.sh` sourced, as the deploy
+/// scripts have them (their own functions, not copies), `args` as `$1`, `$2`..., and `env`
+/// added to the environment. Fails only when bash cannot run: the caller reads the status.
+pub fn deploy_functions(
+    script: &str,
+    args: &[&OsStr],
+    env: &[(&str, &OsStr)],
+) -> anyhow::Result<Output> {
+    deploy_functions_command(script, args, env)
+        .output()
+        .with_context(|| format!("run bash with deploy/lib.sh: {script}"))
+}
+
+/// The command [`deploy_functions`] runs, to spawn instead (a service started by
+/// `rtdash_spawn` lives only as long as the shell that started it).
+pub fn deploy_functions_command(script: &str, args: &[&OsStr], env: &[(&str, &OsStr)]) -> Command {
+    let deploy_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut command = Command::new("bash");
+    command
+        .arg("-c")
+        .arg(format!(
+            r#"set -euo pipefail; . "$RTDASH_DEPLOY_DIR/lib.sh"; . "$RTDASH_DEPLOY_DIR/lockdown.sh"; {script}"#
+        ))
+        .arg("rtdash-deploy-functions")
+        .args(args)
+        .env("RTDASH_DEPLOY_DIR", &deploy_dir);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
 
 /// A random password of 32 hex characters.
 pub(crate) fn password() -> String {

@@ -33,6 +33,13 @@ pub(crate) fn nats_launch(
         .stop_grace(stop_grace))
 }
 
+/// The `http:` line the harness renders for the `MONITORING` / `NATS_MONITORING` placeholder
+/// of the server templates: its servers keep a monitoring port on loopback (readiness,
+/// `/jsz`, `/leafz`), which the deploy scripts leave off unless `RTDASH_NATS_MONITOR=1`.
+pub(crate) fn monitoring_line(port: u16) -> String {
+    format!("http: \"127.0.0.1:{port}\"")
+}
+
 /// `http://127.0.0.1:<port>`: a monitoring (HTTP) port's base URL.
 pub(crate) fn monitor_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
@@ -88,7 +95,7 @@ impl NatsServer {
                 deploy::NATS_CONF_TEMPLATE,
                 &[
                     ("NATS_PORT", &port.to_string()),
-                    ("NATS_MONITOR_PORT", &monitor_port.to_string()),
+                    ("NATS_MONITORING", &monitoring_line(monitor_port)),
                     ("NATS_STORE_DIR", &store.display().to_string()),
                     ("NATS_SYNC_INTERVAL", &options.sync_interval),
                 ],

@@ -223,15 +223,20 @@ async fn edge_config_mirror_serves_definitions_while_cut() -> anyhow::Result<()>
     kv_put(&hub_kv, "metric.t1.m1", "v2").await?;
     kv_put(&hub_kv, "metric.t1.m2", "v1").await?;
     ensure!(get("metric.t1.m1").await?.as_deref() == Some(&b"v1"[..]));
-    // The hub's own API is unreachable from the site meanwhile.
-    let hub_from_edge = async_nats::jetstream::with_domain(edge_client.clone(), HUB_DOMAIN);
+    // The hub's own API is unreachable from the site meanwhile (account info: the one hub
+    // API request the `leaf` user forwards besides the mirrors'; its answer comes back
+    // under `_INBOX.edge.>`, the replies the link carries to tools at a site).
+    let tool_at_site = site
+        .operator()
+        .connect_options()
+        .custom_inbox_prefix(format!("_INBOX.edge.{}", site.site()))
+        .connect(site.url())
+        .await?;
+    let hub_from_edge = async_nats::jetstream::with_domain(tool_at_site, HUB_DOMAIN);
     ensure!(
-        tokio::time::timeout(
-            Duration::from_secs(3),
-            hub_from_edge.get_stream(names::PARTIALS_STREAM)
-        )
-        .await
-        .map_or(true, |r| r.is_err()),
+        tokio::time::timeout(Duration::from_secs(3), hub_from_edge.query_account())
+            .await
+            .map_or(true, |r| r.is_err()),
         "the hub's JetStream answered through a cut link"
     );
 
@@ -240,7 +245,7 @@ async fn edge_config_mirror_serves_definitions_while_cut() -> anyhow::Result<()>
     wait_value("metric.t1.m2", "v1").await?;
     // Through the link, the hub domain is reachable from the site again.
     ensure!(
-        with_retry(|| hub_from_edge.get_stream(names::PARTIALS_STREAM)).await,
+        with_retry(|| hub_from_edge.query_account()).await,
         "hub domain unreachable from the site after the link returned"
     );
     Ok(())

@@ -12,8 +12,12 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context};
 use futures::StreamExt;
-use rtdash_tests::cluster::{make_tls, Credentials, EdgeOptions, EdgeSite, NatsCluster};
-use rtdash_tests::jetstream::connect_as;
+use rtdash_shared::names;
+use rtdash_tests::cluster::{
+    make_tls, Credentials, EdgeBuffer, EdgeOptions, EdgeSite, NatsCluster,
+};
+use rtdash_tests::jetstream::{connect_as, jetstream, kv_put, wait_messages};
+use rtdash_tests::topology::{ensure_edge_site, start_hub};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The port of a `nats://127.0.0.1:<port>` URL.
@@ -205,5 +209,130 @@ async fn a_leaf_node_without_credentials_is_refused() -> anyhow::Result<()> {
     // The control: a site with the leaf user's credentials links (over TLS).
     let linked = tokio::task::block_in_place(|| EdgeSite::start("withcreds", &cluster))?;
     ensure!(linked.is_linked(), "the site with credentials did not link");
+    Ok(())
+}
+
+/// Sends one request from `client` and tells whether anything answered within 3 s (an API
+/// error counts as an answer: the request got through).
+async fn answered(client: &async_nats::Client, subject: &str) -> bool {
+    let request = client.request(subject.to_owned(), "".into());
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), request).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The `leaf` user's subject permissions (deploy/nats/users.conf) hold on a linked site: a
+/// client at the site, with the operator's credentials (everything on the site's own server),
+/// gets no answer from the hub's API beyond account info, no hub stream or bucket read, no
+/// live updates or other services' replies, and what it publishes on hub subjects never
+/// reaches the hub; through the same link the hub sources the site's stream and the site
+/// mirrors the config bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_site_gets_only_what_its_link_needs_from_the_hub() -> anyhow::Result<()> {
+    let (cluster, hub) = start_hub("hub").await?;
+    let site = tokio::task::block_in_place(|| EdgeSite::start("s1", &cluster))?;
+    // Replies under `_INBOX.edge.>`, which the link carries: a request that gets no answer is
+    // refused for its subject, not for its reply.
+    let at_site = site
+        .operator()
+        .connect_options()
+        .name("tool-at-site")
+        .custom_inbox_prefix("_INBOX.edge.s1")
+        .connect(site.url())
+        .await?;
+    let edge = jetstream(at_site.clone(), Duration::from_secs(5));
+    ensure_edge_site(&hub, &edge, site.site(), EdgeBuffer::small()).await?;
+    let hub_client = connect_as(&cluster.urls(), "hub-viewer", &cluster.operator()).await?;
+
+    // What the link is for. Sourcing: a partial stored at the site reaches the hub's stream.
+    edge.publish(site.partials_subject(0), "partial".into())
+        .await?
+        .await?;
+    wait_messages(&hub, names::PARTIALS_STREAM, 1, Duration::from_secs(15))
+        .await
+        .context("the hub did not source the site's partial")?;
+    // Mirroring: a metric definition put on the hub appears in the site's mirror.
+    let hub_kv = hub.get_key_value(names::CONFIG_BUCKET).await?;
+    kv_put(&hub_kv, "metric.t1.m1", "v1").await?;
+    let edge_kv = edge.get_key_value(names::CONFIG_BUCKET).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while edge_kv.get("metric.t1.m1").await.ok().flatten().as_deref() != Some(&b"v1"[..]) {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the site's config mirror did not get metric.t1.m1"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Account info, the link check of the deploy scripts, is answered.
+    ensure!(
+        answered(&at_site, "$JS.hub.API.INFO").await,
+        "the hub's account info did not answer through the link"
+    );
+
+    // What it is not for: the hub's streams, buckets and consumers.
+    for subject in [
+        "$JS.hub.API.STREAM.INFO.RTDASH_PARTIALS",
+        "$JS.hub.API.STREAM.NAMES",
+        "$JS.hub.API.STREAM.MSG.GET.RTDASH_PARTIALS",
+        "$JS.hub.API.DIRECT.GET.KV_rtdash_config.$KV.rtdash_config.metric.t1.m1",
+        "$JS.hub.API.DIRECT.GET.KV_rtdash_keys.$KV.rtdash_keys.k",
+        "$JS.hub.API.CONSUMER.CREATE.RTDASH_PARTIALS",
+        "$JS.hub.API.CONSUMER.CREATE.RTDASH_EVENTS",
+        "$JS.hub.API.STREAM.DELETE.RTDASH_PARTIALS",
+    ] {
+        ensure!(
+            !answered(&at_site, subject).await,
+            "{subject} answered through the link"
+        );
+    }
+    // Live updates and other users' replies published on the hub never reach the site, while
+    // a subscriber at the hub gets them.
+    let mut at_site_subs = futures::stream::select_all([
+        at_site.subscribe("rtdash.live.>").await?,
+        at_site.subscribe("rtdash.partials.>").await?,
+        at_site.subscribe("_INBOX.gateway.>").await?,
+    ]);
+    at_site.flush().await?;
+    let mut at_hub = hub_client.subscribe("rtdash.live.>").await?;
+    hub_client.flush().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await; // interest reaches every node
+    for subject in ["rtdash.live.t1.m1", "rtdash.partials.0", "_INBOX.gateway.x"] {
+        hub_client.publish(subject, "from-hub".into()).await?;
+    }
+    hub_client.flush().await?;
+    let got = tokio::time::timeout(Duration::from_secs(5), at_hub.next())
+        .await
+        .context("the hub's own subscriber got no live update")?;
+    ensure!(got.is_some(), "the hub's subscription ended");
+    ensure!(
+        tokio::time::timeout(Duration::from_secs(2), at_site_subs.next())
+            .await
+            .is_err(),
+        "a hub subject reached the site"
+    );
+    // And the site cannot publish into the hub's subjects (a spoofed live update, a partial
+    // around the edge stream).
+    let mut at_hub_all = hub_client.subscribe("rtdash.>").await?;
+    hub_client.flush().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for subject in ["rtdash.live.t1.m1", "rtdash.partials.0", "rtdash.status.x"] {
+        at_site.publish(subject, "from-site".into()).await?;
+    }
+    at_site.flush().await?;
+    if let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(3), at_hub_all.next()).await
+    {
+        anyhow::bail!("{} from the site reached the hub", message.subject);
+    }
+    // The `leaf` user links sites and nothing else: as a client (hub or site) it is refused,
+    // where the operator above connected.
+    for url in [cluster.urls()[0].clone(), site.url()] {
+        ensure!(
+            try_connect(cluster.credentials("leaf").connect_options(), &url)
+                .await
+                .is_err(),
+            "the leaf user connected as a client to {url}"
+        );
+    }
     Ok(())
 }

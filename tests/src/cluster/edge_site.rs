@@ -12,7 +12,7 @@ use super::secrets::{ClusterSecrets, Credentials};
 use super::NatsCluster;
 use crate::deploy;
 use crate::http::get_json;
-use crate::nats::{monitor_url, nats_launch};
+use crate::nats::{monitor_url, monitoring_line, nats_launch};
 use crate::ports::{free_ports, retry_port_conflicts};
 use crate::supervised::Supervised;
 
@@ -107,7 +107,7 @@ impl EdgeSite {
                 ("NAME", edge_domain(site)),
                 ("DOMAIN", edge_domain(site)),
                 ("PORT", port.to_string()),
-                ("MONITOR_PORT", monitor_port.to_string()),
+                ("MONITORING", monitoring_line(monitor_port)),
                 ("STORE_DIR", dir.path().join("store").display().to_string()),
                 ("MAX_FILE_STORE", options.max_file_store.clone()),
                 ("SYNC_INTERVAL", options.sync_interval.clone()),

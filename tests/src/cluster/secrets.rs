@@ -15,9 +15,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use crate::deploy;
 use crate::lockdown::{password, NATS_USERS, NATS_USERS_TEMPLATE};
@@ -180,16 +179,11 @@ impl ClusterSecrets {
 /// Makes a CA and a server certificate into `dir` with `rtdash_lockdown_tls` of
 /// `deploy/lockdown.sh` (openssl): `ca.pem`, `ca-key.pem`, `server.pem`, `server-key.pem`.
 pub fn make_tls(dir: &Path) -> anyhow::Result<()> {
-    let deploy_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
-    let output = Command::new("bash")
-        .arg("-c")
-        .arg(r#". "$1/lib.sh" && . "$1/lockdown.sh" && rtdash_lockdown_tls "$2""#)
-        .arg("rtdash_lockdown_tls")
-        .arg(&deploy_dir)
-        .arg(dir)
-        .env_remove("RTDASH_TLS_SANS")
-        .output()
-        .context("run bash (deploy/lockdown.sh, rtdash_lockdown_tls)")?;
+    let output = crate::lockdown::deploy_functions(
+        r#"unset RTDASH_TLS_SANS; rtdash_lockdown_tls "$1""#,
+        &[dir.as_os_str()],
+        &[],
+    )?;
     if !output.status.success() {
         bail!(
             "rtdash_lockdown_tls {} failed: {}",
