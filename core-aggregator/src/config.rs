@@ -271,6 +271,11 @@ pub struct WriterConfig {
     /// `open windows / share` seconds), so high-cardinality metrics do not flood QuestDB with
     /// upserts. Closes and corrections are never delayed. 0 = no limit. Default 20 000.
     pub provisional_rows_per_s: u64,
+    /// Open rollup-tier windows (an hour, a day) are written and published live at most this
+    /// often per window, and both together. Each output merges the tier window's open base
+    /// windows and encodes the whole state, so this is most of what tiers cost the aggregator.
+    /// Default 10 000.
+    pub tier_interval_ms: i64,
     /// Longest wait between retries of a failed write (backoff doubles from 100 ms). Default
     /// 5 000.
     pub max_backoff_ms: u64,
@@ -291,6 +296,7 @@ impl Default for WriterConfig {
             flush_ms: 1_000,
             provisional_interval_ms: 1_000,
             provisional_rows_per_s: 20_000,
+            tier_interval_ms: 10_000,
             max_backoff_ms: 5_000,
             request_timeout_ms: 10_000,
             write_state: true,
@@ -466,7 +472,10 @@ impl Validate for Config {
                 "must be 1 MiB to 64 MiB (1048576 to 67108864)",
             ));
         }
-        if self.writer.provisional_interval_ms < 0 || self.live.throttle_ms < 0 {
+        if self.writer.provisional_interval_ms < 0
+            || self.writer.tier_interval_ms < 0
+            || self.live.throttle_ms < 0
+        {
             return Err(ConfigError::invalid(
                 "writer.provisional_interval_ms",
                 "throttle intervals must not be negative",

@@ -56,6 +56,7 @@ impl AggregatorOptions {
                 ("LEASE__TTL_MS".into(), "3000".into()),
                 ("CONSUMER__ACK_WAIT_MS".into(), "5000".into()),
                 ("WRITER__PROVISIONAL_INTERVAL_MS".into(), "200".into()),
+                ("WRITER__TIER_INTERVAL_MS".into(), "1000".into()),
                 ("WRITER__FLUSH_MS".into(), "50".into()),
                 // The tests' webhook receivers listen on loopback, which webhooks may not
                 // reach unless the operator allows it.

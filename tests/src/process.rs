@@ -219,6 +219,21 @@ fn spawn_on_spawner_thread(command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("harness spawner thread is gone"))?
 }
 
+/// CPU time (user and system, all threads) process `pid` has used so far, in seconds, from
+/// `/proc/<pid>/stat`; `None` when it cannot be read.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (in parentheses, which may hold spaces): state is the
+    // 3rd field of the line, utime the 14th, stime the 15th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 =
+        fields.get(11)?.parse::<u64>().ok()? as f64 + fields.get(12)?.parse::<u64>().ok()? as f64;
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| ticks / per_second as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +242,20 @@ mod tests {
     fn alive(pid: u32) -> bool {
         // SAFETY: signal 0 only checks existence.
         unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+    }
+
+    #[test]
+    fn cpu_seconds_grow_with_work() {
+        let me = std::process::id();
+        let before = cpu_seconds(me).expect("own stat");
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let after = cpu_seconds(me).expect("own stat");
+        assert!(after - before >= 0.1, "{before} -> {after}");
+        assert_eq!(cpu_seconds(u32::MAX), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rtdash_tests::aggregator::run_command;
 use rtdash_tests::aggregator_env::AggregatorEnv;
 use rtdash_tests::fake_agent::FakeAgent;
+use rtdash_tests::process::cpu_seconds;
 use rtdash_tests::prometheus::metric_sum;
 use rtdash_tests::workload::Backlog;
 use rtdash_tests::{env_or, QuestDb};
@@ -33,6 +34,12 @@ const BATCHES: usize = 2_000;
 #[derive(Debug)]
 struct Figures {
     merged_per_s: f64,
+    /// Series deltas merged per second of the aggregator's own CPU time (from its start until
+    /// its last rows and checkpoints, 3 s after the last merge): a figure a busy machine
+    /// disturbs far less than the wall-clock rate.
+    merged_per_cpu_s: f64,
+    /// CPU seconds of the aggregator and of QuestDB over the same time.
+    cpu_s: (f64, f64),
     rows: f64,
     rows_per_write_s: f64,
     bytes_per_row: f64,
@@ -51,6 +58,7 @@ async fn measure(
         .options("agg-bench", db)
         .set("CHECKPOINT__INTERVAL_MS", 2_000)
         .set("WRITER__PROVISIONAL_INTERVAL_MS", 1_000)
+        .set("WRITER__TIER_INTERVAL_MS", 10_000)
         .set("CONSUMER__ACK_WAIT_MS", 60_000);
     for (key, value) in settings {
         options = options.set(key, value);
@@ -76,6 +84,7 @@ async fn measure(
         started.elapsed().as_secs_f64()
     );
 
+    let questdb_cpu = db.pid().and_then(cpu_seconds).unwrap_or(0.0);
     let aggregator = env.aggregator(options).await?;
     let started = Instant::now();
     let mut last = 0.0;
@@ -89,6 +98,10 @@ async fn measure(
     let elapsed = started.elapsed();
     // Let the last checkpoints and rows happen.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu_s = (
+        aggregator.pid().and_then(cpu_seconds).unwrap_or(f64::NAN),
+        db.pid().and_then(cpu_seconds).unwrap_or(f64::NAN) - questdb_cpu,
+    );
     let text = aggregator.metrics_text()?;
     let per = |name: &str| {
         let sum = metric_sum(&text, &format!("{name}_sum"));
@@ -115,6 +128,8 @@ async fn measure(
     }
     let figures = Figures {
         merged_per_s: entries_total as f64 / elapsed.as_secs_f64(),
+        merged_per_cpu_s: entries_total as f64 / cpu_s.0,
+        cpu_s,
         rows,
         rows_per_write_s: rows / write_total.max(1e-9),
         bytes_per_row: disk.1 / disk.0.max(1.0),
@@ -123,6 +138,10 @@ async fn measure(
         "[{label}] merged {entries_total} series deltas in {:.2} s (since process start): {:.0}/s",
         elapsed.as_secs_f64(),
         figures.merged_per_s
+    );
+    eprintln!(
+        "[{label}] CPU: aggregator {:.2} s ({:.0} merged per CPU second), QuestDB {:.2} s",
+        cpu_s.0, figures.merged_per_cpu_s, cpu_s.1
     );
     eprintln!(
         "[{label}] checkpoints: {checkpoints} taken, mean {:.1} ms, mean {:.0} bytes",
@@ -158,12 +177,19 @@ async fn merge_throughput() -> anyhow::Result<()> {
         let after = measure(db, batches, "with state and tiers", with).await?;
         for (label, figures) in [("state", &stored), ("state and tiers", &after)] {
             eprintln!(
-                "run {run}, with {label}: merged/s {:.0} -> {:.0} ({:.2}x); rows written {:.0} -> \
-                 {:.0}; rows per second of request time {:.0} -> {:.0} ({:.2}x); bytes per row \
-                 on disk {:.0} -> {:.0}",
+                "run {run}, with {label}: merged/s {:.0} -> {:.0} ({:.2}x); merged per \
+                 aggregator CPU second {:.0} -> {:.0} ({:.2}x); aggregator + QuestDB CPU s \
+                 {:.2} -> {:.2} ({:.2}x); rows written {:.0} -> {:.0}; rows per second of \
+                 request time {:.0} -> {:.0} ({:.2}x); bytes per row on disk {:.0} -> {:.0}",
                 before.merged_per_s,
                 figures.merged_per_s,
                 figures.merged_per_s / before.merged_per_s,
+                before.merged_per_cpu_s,
+                figures.merged_per_cpu_s,
+                figures.merged_per_cpu_s / before.merged_per_cpu_s,
+                before.cpu_s.0 + before.cpu_s.1,
+                figures.cpu_s.0 + figures.cpu_s.1,
+                (before.cpu_s.0 + before.cpu_s.1) / (figures.cpu_s.0 + figures.cpu_s.1),
                 before.rows,
                 figures.rows,
                 before.rows_per_write_s,

@@ -34,6 +34,8 @@ pub struct Settings {
     pub forget_agents_after_ms: i64,
     /// Minimum time between two store outputs of an open window.
     pub provisional_interval_ms: i64,
+    /// Minimum time between two outputs (store and live together) of an open tier window.
+    pub tier_interval_ms: i64,
     /// Minimum time between two live outputs of a window.
     pub live_throttle_ms: i64,
     /// Provisional store outputs per second this partition makes at most (0 = no limit):
@@ -58,6 +60,7 @@ impl Settings {
             idle_timeout_ms: config.windows.idle_timeout_ms,
             forget_agents_after_ms: config.windows.forget_agents_after_ms,
             provisional_interval_ms: config.writer.provisional_interval_ms,
+            tier_interval_ms: config.writer.tier_interval_ms,
             live_throttle_ms: config.live.throttle_ms,
             provisional_rows_per_s: match config.writer.provisional_rows_per_s {
                 0 => 0,

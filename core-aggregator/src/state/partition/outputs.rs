@@ -4,14 +4,10 @@
 use super::{PartitionState, QueueEntry, StoreRoom};
 use crate::state::window::{WindowId, WindowOutput, WindowState};
 use rtdash_shared::time::UnixMillis;
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
-
-/// Tier windows are published live and stored provisionally at most once a second each: a
-/// tier window changes whenever any of its base windows does, and nobody watches an hour or a
-/// day closely enough to need more.
-pub const TIER_MIN_INTERVAL_MS: i64 = 1_000;
 
 /// Store and live outputs decided by one poll: (slot, store, live).
 type Due = Vec<(usize, bool, bool)>;
@@ -26,10 +22,14 @@ impl PartitionState {
 
     /// [`PartitionState::provisional_interval_ms`] for open tier windows: stretched by their
     /// own number (they come after the base windows' rows, see
-    /// [`PartitionState::poll_outputs_within`]), and at least [`TIER_MIN_INTERVAL_MS`].
+    /// [`PartitionState::poll_outputs_within`]), and at least
+    /// [`super::Settings::tier_interval_ms`]. They are also published live at this pace, with
+    /// the same outputs: a tier window changes whenever any of its base windows does, each of
+    /// its outputs merges its open base windows and encodes the whole state, and nobody
+    /// watches an hour or a day closely enough to need it more often.
     pub fn tier_provisional_interval_ms(&self) -> i64 {
         self.stretched(self.tier_open.len())
-            .max(TIER_MIN_INTERVAL_MS)
+            .max(self.settings.tier_interval_ms)
     }
 
     fn stretched(&self, open: usize) -> i64 {
@@ -118,8 +118,16 @@ impl PartitionState {
             due[at].2 = true;
         }
         let mut outputs = Vec::with_capacity(due.len());
-        for (slot, store, live) in due {
+        for (slot, store, mut live) in due {
             let window = &mut self.windows[slot];
+            // A tier window stored goes live with the same output when it has news for
+            // subscribers too (its own live turn then finds nothing new).
+            live |= store
+                && window.tier.is_some()
+                && publishes_live(window)
+                && window.live_sent_version < window.version;
+            // Sorted once here rather than by every read of an output (statistics, state).
+            window.sketch.settle();
             if store {
                 window.store_sent_version = window.version;
                 window.last_store_at = now;
@@ -139,21 +147,18 @@ impl PartitionState {
         let base_store = self.provisional_interval_ms();
         let tier_store = self.tier_provisional_interval_ms();
         let base_live = self.settings.live_throttle_ms;
-        let tier_live = base_live.max(TIER_MIN_INTERVAL_MS);
         for (slot, uid) in std::mem::take(&mut self.changes) {
             let Some(window) = self.windows.get_mut(slot).filter(|w| w.uid == uid) else {
                 continue;
             };
             window.change_listed = false;
             let (store_queue, store_every, live_every) = match &window.tier {
-                Some(_) => (&mut self.tier_store_queue, tier_store, tier_live),
+                // Published at the pace they are stored, so that one output (one merge of the
+                // open base windows, one encoding of the state) serves both.
+                Some(_) => (&mut self.tier_store_queue, tier_store, tier_store),
                 None => (&mut self.store_queue, base_store, base_live),
             };
-            // A tier as long as its base windows repeats them: stored, not published again.
-            let live_wanted = window
-                .tier
-                .as_ref()
-                .is_none_or(|parts| parts.base_ms != window.key.size_ms);
+            let live_wanted = publishes_live(window);
             if window.urgent {
                 window.urgent = false;
                 store_queue.push(Reverse((now, uid, slot)));
@@ -164,14 +169,23 @@ impl PartitionState {
                 }
                 continue;
             }
+            // A tier window's two turns count from its last output of either kind, so that
+            // they fall due together.
+            let (last_store, last_live) = match window.tier {
+                Some(_) => {
+                    let last = window.last_store_at.max(window.last_live_at);
+                    (last, last)
+                }
+                None => (window.last_store_at, window.last_live_at),
+            };
             if !window.store_queued {
                 window.store_queued = true;
-                let due = now.max(window.last_store_at.saturating_add(store_every));
+                let due = now.max(last_store.saturating_add(store_every));
                 store_queue.push(Reverse((due, uid, slot)));
             }
             if live_wanted && !window.live_queued {
                 window.live_queued = true;
-                let due = now.max(window.last_live_at.saturating_add(live_every));
+                let due = now.max(last_live.saturating_add(live_every));
                 self.live_queue.push(Reverse((due, uid, slot)));
             }
         }
@@ -271,7 +285,10 @@ impl PartitionState {
         store: bool,
         live: bool,
     ) -> WindowOutput {
-        let sketch = self.served_sketch(window);
+        let mut sketch = self.served_sketch(window);
+        if let Cow::Owned(merged) = &mut sketch {
+            merged.settle();
+        }
         let spec = sketch.spec();
         let live_state = spec.values || spec.unique;
         let state = ((store && self.settings.write_state) || (live && live_state))
@@ -295,4 +312,13 @@ impl PartitionState {
             live,
         }
     }
+}
+
+/// Whether `window`'s versions are published live: every base window, and every tier window
+/// but one as long as its base windows (it repeats them: stored, not published again).
+fn publishes_live(window: &WindowState) -> bool {
+    window
+        .tier
+        .as_ref()
+        .is_none_or(|parts| parts.base_ms != window.key.size_ms)
 }

@@ -24,6 +24,7 @@ fn settings() -> Settings {
         idle_timeout_ms: IDLE,
         forget_agents_after_ms: 60_000,
         provisional_interval_ms: 1_000,
+        tier_interval_ms: 1_000,
         live_throttle_ms: 250,
         provisional_rows_per_s: 0,
         write_state: true,

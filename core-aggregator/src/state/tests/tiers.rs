@@ -289,13 +289,21 @@ fn tier_rows_get_the_room_base_rows_leave_and_live_once_a_second() {
         out.iter().filter(|o| o.store && o.tier.is_some()).count(),
         2
     );
-    // A change: the base window is published at the live throttle, its tier window after a
-    // second.
+    // A change: the base window is published at the live throttle, its tier window a second
+    // after its last output (the store's, at 10 001).
     state.apply(batch("a", 1, 1, 0, 0, vec![entry("eu", 0, &[2.0])]), 2);
     let out = state.poll_outputs(10_250);
     assert!(out.iter().all(|o| o.tier.is_none() && o.live));
     let out = state.poll_outputs(11_000);
+    assert!(out.iter().all(|o| o.tier.is_none()), "the base row only");
+    let out = state.poll_outputs(11_001);
     assert_eq!(tier_rows(&out), [("eu".into(), 0, 2, 3.0, 0, false, 0)]);
+    let tiers: Vec<_> = out.iter().filter(|o| o.tier.is_some()).collect();
+    assert_eq!(tiers.len(), 1, "one output");
+    assert!(
+        tiers[0].store && tiers[0].live,
+        "stored and published together"
+    );
 }
 
 #[test]
