@@ -153,7 +153,7 @@ pub(crate) async fn fold_archive(
     selection: Selection<'_>,
     shutdown: &CancellationToken,
     summary: &mut RecomputeSummary,
-    progress: &mut dyn FnMut(&RecomputeSummary, u64),
+    progress: &mut (dyn FnMut(&RecomputeSummary, u64) + Send),
 ) -> Result<HashMap<WindowKey, Sketch>, Error> {
     let Selection {
         from,
@@ -328,8 +328,14 @@ pub async fn recompute(
         "recompute: windows from {} to {}{}{}, {} metric definitions",
         format_rfc3339(args.from),
         format_rfc3339(args.to),
-        args.tenant.as_deref().map(|t| format!(" of tenant {t}")).unwrap_or_default(),
-        args.metric.as_deref().map(|m| format!(", metric {m}")).unwrap_or_default(),
+        args.tenant
+            .as_deref()
+            .map(|t| format!(" of tenant {t}"))
+            .unwrap_or_default(),
+        args.metric
+            .as_deref()
+            .map(|m| format!(", metric {m}"))
+            .unwrap_or_default(),
         defs.len(),
     );
     let mut summary = RecomputeSummary::default();
