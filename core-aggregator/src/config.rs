@@ -318,9 +318,10 @@ impl Default for LiveConfig {
     }
 }
 
-/// `[backfill]` (see `backfill::jobs`).
+/// `[backfill]` (see `backfill::jobs`). Unknown keys are ignored: the gateways' `[backfill]`
+/// keys may be set for every component.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct BackfillConfig {
     /// Whether this aggregator claims and runs backfill jobs. Default true.
     pub enabled: bool,

@@ -118,7 +118,6 @@ pub async fn setup_topology(js: &jetstream::Context, config: &Config) -> Result<
         .map_err(|e| Error::js(format!("bucket {}", config.checkpoint.data_bucket), e))?;
     }
     alerts::setup(js, config).await?;
-    backfill::jobs::setup(js, config).await?;
     Ok(())
 }
 

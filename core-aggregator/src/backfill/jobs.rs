@@ -47,33 +47,8 @@ use tracing::Instrument;
 const STALE_MS: i64 = 60_000;
 /// Time between two progress writes of a job.
 const HEARTBEAT: Duration = Duration::from_secs(10);
-/// How long jobs are kept in the bucket.
-pub const JOB_MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
 /// How long a job waits for QuestDB to apply what it wrote.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Creates the job bucket if it does not exist.
-pub async fn setup(js: &async_nats::jetstream::Context, config: &Config) -> Result<(), Error> {
-    if js.get_key_value(names::BACKFILL_BUCKET).await.is_ok() {
-        return Ok(());
-    }
-    js.create_key_value(kv::Config {
-        bucket: names::BACKFILL_BUCKET.to_owned(),
-        description: "rtdash backfill jobs and their progress".to_owned(),
-        history: 1,
-        max_age: JOB_MAX_AGE,
-        storage: if config.streams.storage == "memory" {
-            async_nats::jetstream::stream::StorageType::Memory
-        } else {
-            async_nats::jetstream::stream::StorageType::File
-        },
-        num_replicas: config.streams.replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| Error::js(format!("bucket {}", names::BACKFILL_BUCKET), e))?;
-    Ok(())
-}
 
 /// The newest watermark each partition owner reported.
 #[derive(Clone, Default)]
