@@ -36,7 +36,7 @@ use rtdash_shared::names;
 use rtdash_shared::series::SeriesKey;
 use rtdash_shared::sketch::Sketch;
 use rtdash_shared::time::{now_millis, UnixMillis};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -314,10 +314,18 @@ impl Runner {
         }
         record.job.phase = Some(BackfillPhase::Tiers);
         self.save(record).await?;
-        for (tier, start, ms) in tier_windows {
-            self.wait_settled(record, start + ms).await?;
-            self.rebuild_tier(record, tier, (start, start + ms), &recomputed)
+        // Every tier window settled by then in one batch, earliest end first.
+        let mut pending = tier_windows.as_slice();
+        while let Some(&(_, start, ms)) = pending.first() {
+            let settled = self.wait_settled(record, start + ms).await?;
+            let ready = pending
+                .iter()
+                .take_while(|(_, start, ms)| start + ms <= settled)
+                .count()
+                .max(1);
+            self.rebuild_tiers(record, &pending[..ready], &recomputed)
                 .await?;
+            pending = &pending[ready..];
         }
         Ok(())
     }
@@ -336,21 +344,25 @@ impl Runner {
         }
     }
 
-    /// Waits until windows ending at or before `end` are settled, then `settle_ms` more.
-    async fn wait_settled(&self, record: &mut Record, end: UnixMillis) -> Result<(), Error> {
+    /// Waits until windows ending at or before `end` are settled, then `settle_ms` more;
+    /// returns the settled point it saw (at least `end`).
+    async fn wait_settled(
+        &self,
+        record: &mut Record,
+        end: UnixMillis,
+    ) -> Result<UnixMillis, Error> {
         let partitions = self.config.streams.partitions;
         let horizon = self.config.windows.correction_horizon_ms;
         let mut last_beat = tokio::time::Instant::now();
-        while self
-            .marks
-            .settled_through(partitions, horizon)
-            .is_none_or(|settled| settled < end)
-        {
-            self.pause(record, &mut last_beat).await?;
-        }
+        let settled = loop {
+            match self.marks.settled_through(partitions, horizon) {
+                Some(settled) if settled >= end => break settled,
+                _ => self.pause(record, &mut last_beat).await?,
+            }
+        };
         tokio::select! {
             () = self.shutdown.cancelled() => Err(Error::Interrupted { command: "backfill" }),
-            () = tokio::time::sleep(Duration::from_millis(self.config.backfill.settle_ms)) => Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(self.config.backfill.settle_ms)) => Ok(settled),
         }
     }
 
@@ -425,58 +437,68 @@ impl Runner {
         self.save(record).await
     }
 
-    /// Rebuilds one tier window of the job's metric: the recomputed base windows in it and
-    /// the stored ones outside the job's range.
-    async fn rebuild_tier(
+    /// Rebuilds tier windows `(tier, start, length)` of the job's metric: each the merge of
+    /// the recomputed base windows in it and the stored ones outside the job's range.
+    async fn rebuild_tiers(
         &self,
         record: &mut Record,
-        tier: u8,
-        (start, end): (UnixMillis, UnixMillis),
+        batch: &[(u8, UnixMillis, i64)],
         recomputed: &HashMap<WindowKey, Sketch>,
     ) -> Result<(), Error> {
         let config = &self.config;
         let job = &record.job;
+        let start = batch.iter().map(|(_, start, _)| *start).min().unwrap_or(0);
+        let end = batch.iter().map(|(_, s, ms)| s + ms).max().unwrap_or(0);
         let mut base: HashMap<WindowKey, Sketch> = recomputed
             .iter()
             .filter(|(key, _)| key.start >= start && key.end() <= end)
             .map(|(key, sketch)| (key.clone(), sketch.clone()))
             .collect();
-        for part in [(start, job.from.max(start)), (job.boundary.min(end), end)] {
+        for part in [(start, job.from.min(end)), (job.boundary.max(start), end)] {
             if part.0 < part.1 {
                 base.extend(self.stored_windows(job, part).await?);
             }
         }
         let tiers = TierSet::from_config(&config.rollups);
-        let folded = fold_windows(
+        let wanted: HashSet<(u8, UnixMillis)> = batch
+            .iter()
+            .map(|(tier, start, _)| (*tier, *start))
+            .collect();
+        let mut by_tier: BTreeMap<u8, Vec<(WindowKey, Sketch)>> = BTreeMap::new();
+        for (key, tier, sketch) in fold_windows(
             &base,
             tiers,
             config.rollups.max_tier_series,
             config.streams.partitions,
             (start, end),
-        );
-        let table =
-            table_names(&config.questdb.table, &config.rollups).swap_remove(usize::from(tier) + 1);
-        let revision = self.next_revision(&table, job, (start, end)).await?;
-        let writer = RowWriter::start(config, config.streams.partitions).await?;
-        let now = now_millis();
-        let mut rows = 0u64;
-        for (key, folded_tier, sketch) in folded {
-            if folded_tier != tier || key.start != start {
-                continue;
+        ) {
+            if wanted.contains(&(tier, key.start)) {
+                by_tier.entry(tier).or_default().push((key, sketch));
             }
-            let partition = key.series.partition(config.streams.partitions);
-            let output = rebuilt_output(config, key, Some(tier), &sketch, revision, now);
-            writer.write(partition, output).await?;
-            rows += 1;
         }
-        writer.finish().await?;
-        self.wait_applied(&table).await?;
+        let tables = table_names(&config.questdb.table, &config.rollups);
+        let mut rows = 0u64;
+        for (tier, windows) in by_tier {
+            let table = &tables[usize::from(tier) + 1];
+            let revision = self.next_revision(table, job, (start, end)).await?;
+            let writer = RowWriter::start(config, config.streams.partitions).await?;
+            let now = now_millis();
+            for (key, sketch) in windows {
+                let partition = key.series.partition(config.streams.partitions);
+                let output = rebuilt_output(config, key, Some(tier), &sketch, revision, now);
+                writer.write(partition, output).await?;
+                rows += 1;
+            }
+            writer.finish().await?;
+            self.wait_applied(table).await?;
+        }
         record.job.rows += rows;
         tracing::info!(
-            tier = tiers.ms(tier),
             start,
+            end,
+            windows = batch.len(),
             rows,
-            "backfill tier window rebuilt"
+            "backfill tier windows rebuilt"
         );
         self.save(record).await
     }
