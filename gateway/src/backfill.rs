@@ -95,6 +95,12 @@ impl BackfillJobs {
         Ok(self.bucket.get_or_init(|| store).clone())
     }
 
+    /// The newest job of `metric` of `tenant`, as last seen by the watch.
+    pub fn get(&self, tenant: &str, metric: &str) -> Option<BackfillJob> {
+        let jobs = self.jobs.read().unwrap_or_else(|e| e.into_inner());
+        jobs.get(&names::backfill_key(tenant, metric)).cloned()
+    }
+
     /// Jobs of `tenant` queued or running.
     pub fn active(&self, tenant: &str) -> usize {
         let jobs = self.jobs.read().unwrap_or_else(|e| e.into_inner());

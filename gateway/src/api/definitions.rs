@@ -118,7 +118,8 @@ pub struct DefinitionOut {
     pub revision: Option<u64>,
     /// Dimension sets kept (full set first, each sorted).
     pub dimension_sets: Vec<Vec<String>>,
-    /// The backfill job this request started (only in answers to a request with `backfill`).
+    /// The metric's newest backfill job (kept 7 days), with its progress: the one the request
+    /// started in answers to a request with `backfill`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backfill: Option<rtdash_shared::backfill::BackfillJob>,
 }
@@ -134,6 +135,15 @@ impl From<Found> for DefinitionOut {
             backfill: None,
         }
     }
+}
+
+/// A definition as answered, with its newest backfill job if the tenant's own.
+fn with_backfill(state: &AppState, tenant: &str, found: Found) -> DefinitionOut {
+    let mut out = DefinitionOut::from(found);
+    if out.scope == Scope::Tenant {
+        out.backfill = state.backfills.get(tenant, &out.definition.name);
+    }
+    out
 }
 
 /// `{"definitions": [...]}`.
@@ -314,7 +324,7 @@ pub async fn list(
     let tenant = caller.tenant_or_global(query.requested(), Role::Viewer)?;
     let definitions = tenant_definitions(&state.store, &tenant)
         .into_iter()
-        .map(DefinitionOut::from)
+        .map(|found| with_backfill(&state, &tenant, found))
         .collect();
     Ok(Json(DefinitionList { definitions }))
 }
@@ -337,7 +347,7 @@ pub async fn get(
     Ok(versioned(
         StatusCode::OK,
         revision,
-        &DefinitionOut::from(found),
+        &with_backfill(&state, &tenant, found),
     ))
 }
 
