@@ -14,7 +14,9 @@
 //! Once the job is `done`, the stored windows of the metric must be exactly the model of every
 //! order sent (count, sum, min, max, percentiles, final, late count 0): none missing, none
 //! counted twice, whether rewritten by the job or written live; the `10s` and `30s` tier
-//! windows alike. Needs the service binaries (`cargo build --workspace --bins`). About 60 s.
+//! windows alike. The gateway, read for the seconds before the creation once they are past the
+//! horizon (its row cache takes them for immutable) but before the job rewrites them, must
+//! afterwards serve the rewritten windows, not its cached chunk. Needs the service binaries (`cargo build --workspace --bins`). About 60 s.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

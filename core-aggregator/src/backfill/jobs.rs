@@ -37,6 +37,7 @@ use rtdash_shared::series::SeriesKey;
 use rtdash_shared::sketch::Sketch;
 use rtdash_shared::time::{now_millis, UnixMillis};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -394,21 +395,41 @@ impl Runner {
         let (tenant, metric) = (record.job.tenant.clone(), record.job.metric.clone());
         let defs = load_definitions(&self.js, None).await?;
         let mut summary = RecomputeSummary::default();
-        let windows = fold_archive(
-            config,
-            &self.js,
-            &defs,
-            Selection {
-                from,
-                to,
-                tenant: Some(&tenant),
-                metric: Some(&metric),
-            },
-            &self.shutdown,
-            &mut summary,
-            &mut |_, _| {},
-        )
-        .await?;
+        // Events folded so far, for the heartbeats written while the archive is read.
+        let folded = AtomicU64::new(0);
+        let events_before = record.job.events;
+        let mut count = |summary: &RecomputeSummary, _: u64| {
+            folded.store(summary.events, Ordering::Relaxed);
+        };
+        let windows = {
+            let fold = fold_archive(
+                config,
+                &self.js,
+                &defs,
+                Selection {
+                    from,
+                    to,
+                    tenant: Some(&tenant),
+                    metric: Some(&metric),
+                },
+                &self.shutdown,
+                &mut summary,
+                &mut count,
+            );
+            tokio::pin!(fold);
+            let mut beats = tokio::time::interval(HEARTBEAT);
+            beats.tick().await;
+            loop {
+                tokio::select! {
+                    windows = &mut fold => break windows?,
+                    _ = beats.tick() => {
+                        record.job.events = events_before + folded.load(Ordering::Relaxed);
+                        self.save(record).await?;
+                    }
+                }
+            }
+        };
+        record.job.events = events_before;
         let table = &config.questdb.table;
         let revision = self.next_revision(table, &record.job, (from, to)).await?;
         let writer = RowWriter::start(config, config.streams.partitions).await?;
