@@ -51,7 +51,7 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How long a job waits for QuestDB to apply what it wrote.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The newest watermark each partition owner reported.
+/// The watermark each partition owner reported last.
 #[derive(Clone, Default)]
 struct Watermarks(Arc<Mutex<HashMap<u32, UnixMillis>>>);
 
@@ -75,10 +75,11 @@ impl Watermarks {
                 else {
                     continue;
                 };
+                // The latest report, not the highest: a new owner restored from a checkpoint
+                // may be behind the previous one.
                 if let Some(watermark) = status.watermark {
                     let mut marks = shared.0.lock().unwrap_or_else(|e| e.into_inner());
-                    let entry = marks.entry(status.partition).or_insert(watermark);
-                    *entry = (*entry).max(watermark);
+                    marks.insert(status.partition, watermark);
                 }
             }
         });
