@@ -236,8 +236,10 @@ impl Runner {
             .kv
             .update(record.key.as_str(), value.into(), record.revision)
             .await
-            .map_err(|_| {
-                Error::Backfill("its record was replaced or marked failed elsewhere".to_owned())
+            .map_err(|err| {
+                Error::Backfill(format!(
+                    "its record was replaced or marked failed elsewhere: {err}"
+                ))
             })?;
         Ok(())
     }
