@@ -55,6 +55,8 @@ pub struct Config {
     pub live: LiveConfig,
     /// `[alerts]`: alert evaluation, webhook delivery, pipeline self-alerts.
     pub alerts: crate::alerts::config::AlertsConfig,
+    /// `[backfill]`: the backfill jobs this aggregator claims and runs.
+    pub backfill: BackfillConfig,
 }
 
 impl Default for Config {
@@ -73,6 +75,7 @@ impl Default for Config {
             checkpoint: CheckpointConfig::default(),
             consumer: ConsumerConfig::default(),
             writer: WriterConfig::default(),
+            backfill: BackfillConfig::default(),
             live: LiveConfig::default(),
             alerts: crate::alerts::config::AlertsConfig::default(),
         }
@@ -321,6 +324,34 @@ impl Default for LiveConfig {
         Self {
             throttle_ms: 250,
             status_interval_ms: 1_000,
+        }
+    }
+}
+
+/// `[backfill]` (see `backfill::jobs`). Unknown keys are ignored: the gateways' `[backfill]`
+/// keys may be set for every component.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackfillConfig {
+    /// Whether this aggregator claims and runs backfill jobs. Default true.
+    pub enabled: bool,
+    /// Jobs this process runs at once (further queued jobs wait). Default 4.
+    pub max_running: usize,
+    /// How long after every partition's watermark has passed a window's end plus the
+    /// correction horizon the window is rewritten (the live writer's last rows land first).
+    /// Default 5 000 ms.
+    pub settle_ms: u64,
+    /// How often the job bucket is looked at for queued and abandoned jobs. Default 1 000 ms.
+    pub poll_ms: u64,
+}
+
+impl Default for BackfillConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_running: 4,
+            settle_ms: 5_000,
+            poll_ms: 1_000,
         }
     }
 }

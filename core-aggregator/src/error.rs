@@ -30,6 +30,10 @@ pub enum Error {
         #[source]
         source: QuestDbError,
     },
+    /// A backfill job cannot go on (its metric changed or was deleted, its record was
+    /// replaced).
+    #[error("backfill job: {0}")]
+    Backfill(String),
     /// The QuestDB writer thread has stopped: rows can no longer be queued.
     #[error("the QuestDB writer has stopped")]
     WriterStopped,

@@ -228,6 +228,21 @@ pub async fn run_with_observer(
     } else {
         (observer, None)
     };
+    if config.backfill.enabled {
+        let jobs = backfill::jobs::run(
+            Arc::clone(&config),
+            instance.clone(),
+            client.clone(),
+            js.clone(),
+            // Stopped with the admin endpoints, last: a job cut short is failed a minute later.
+            admin_stop.child_token(),
+        );
+        tasks.spawn(async move {
+            if let Err(err) = jobs.await {
+                tracing::error!(%err, "backfill jobs are not run by this aggregator");
+            }
+        });
+    }
     let notifier = if config.alerts.notifier.enabled {
         let rules = alerting.as_ref().map(alerts::Alerts::rules);
         Some(notifier::Notifier::start(&config, js.clone(), rules, root.child_token()).await?)

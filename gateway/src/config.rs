@@ -58,6 +58,8 @@ pub struct GatewayConfig {
     pub rollups: RollupsConfig,
     /// Metric queries: the row cache.
     pub query: QueryConfig,
+    /// Backfill jobs requested with metric definitions.
+    pub backfill: BackfillConfig,
     /// Logs.
     pub telemetry: TelemetryConfig,
 }
@@ -83,6 +85,7 @@ impl Default for GatewayConfig {
             quotas: crate::quota::Limits::default(),
             rollups: RollupsConfig::default(),
             query: QueryConfig::default(),
+            backfill: BackfillConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -161,6 +164,27 @@ impl Default for QueryConfig {
             row_cache_bytes: 256 * 1024 * 1024,
             correction_horizon_ms: 600_000,
             row_cache_max_age_secs: 3_600,
+        }
+    }
+}
+
+/// `[backfill]`: backfill jobs (docs/api.md "Backfill"). Unknown keys are ignored: the
+/// aggregators' `[backfill]` keys may be set for every component.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackfillConfig {
+    /// How long after a definition is stored every edge agent counts it: windows starting
+    /// before the definition's time plus this are recomputed, later ones are counted live.
+    pub activation_margin_ms: i64,
+    /// Jobs a tenant may have queued or running at once; more answer `429`.
+    pub max_active_per_tenant: u64,
+}
+
+impl Default for BackfillConfig {
+    fn default() -> Self {
+        Self {
+            activation_margin_ms: 30_000,
+            max_active_per_tenant: 4,
         }
     }
 }

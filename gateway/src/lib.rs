@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backfill;
 pub mod config;
 pub mod embed;
 pub mod error;

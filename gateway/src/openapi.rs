@@ -66,8 +66,8 @@ impl utoipa::Modify for Security {
 /// Every REST route (without the stream), with its OpenAPI description.
 pub fn api_router() -> OpenApiRouter<AppState> {
     use crate::api::{
-        alert_state, alert_test, alerts, capabilities, dashboards, definitions, event_types, keys,
-        links, metrics, quality, quotas, session, silences, status,
+        alert_state, alert_test, alerts, backfill, capabilities, dashboards, definitions,
+        event_types, keys, links, metrics, quality, quotas, session, silences, status,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(keys::create, keys::list))
@@ -98,6 +98,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             definitions::put,
             definitions::delete
         ))
+        .routes(routes!(backfill::get))
         .routes(routes!(event_types::list))
         .routes(routes!(metrics::list))
         .routes(routes!(metrics::query))

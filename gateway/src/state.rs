@@ -51,6 +51,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// Keys, sessions, links and the failed-attempt limiter.
     pub auth: Arc<Guard>,
+    /// Backfill jobs (the `rtdash_backfill` bucket).
+    pub backfills: crate::backfill::BackfillJobs,
 }
 
 impl std::fmt::Debug for AppState {
@@ -178,7 +180,9 @@ impl AppState {
             }
         });
         spawn_questdb_probe(db.clone(), tasks);
+        let backfills = crate::backfill::BackfillJobs::start(js.clone(), db.clone(), tasks);
         Ok(Self {
+            backfills,
             js,
             streams: Arc::new(Semaphore::new(config.live.max_streams)),
             tenant_streams: Arc::new(TenantStreams::default()),

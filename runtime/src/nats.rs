@@ -438,8 +438,24 @@ pub async fn ensure_topology(
         .await
         .map_err(|err| js_error(format!("bucket {}", names::SCHEMA_BUCKET), err))?;
     }
+    if js.get_key_value(names::BACKFILL_BUCKET).await.is_err() {
+        js.create_key_value(kv::Config {
+            bucket: names::BACKFILL_BUCKET.to_owned(),
+            description: "rtdash backfill jobs and their progress".to_owned(),
+            history: 1,
+            max_age: BACKFILL_JOB_MAX_AGE,
+            storage: config.storage_type(),
+            num_replicas: config.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|err| js_error(format!("bucket {}", names::BACKFILL_BUCKET), err))?;
+    }
     Ok(())
 }
+
+/// How long backfill jobs (and their outcome) are kept in [`names::BACKFILL_BUCKET`].
+pub const BACKFILL_JOB_MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
 
 /// The partition count recorded on the partials stream, if it exists.
 pub async fn partition_count(js: &jetstream::Context) -> Result<Option<u32>, NatsError> {

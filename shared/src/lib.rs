@@ -27,6 +27,7 @@ pub mod aggregate;
 pub mod alert;
 pub mod archive;
 pub mod auth;
+pub mod backfill;
 mod codec;
 pub mod discovery;
 pub mod event;

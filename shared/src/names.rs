@@ -15,6 +15,7 @@
 //! | [`CONFIG_BUCKET`] | KV | dashboards, widgets, alert rules, silences, metric definitions |
 //! | [`LEASES_BUCKET`] | KV | partition ownership |
 //! | [`CHECKPOINTS_BUCKET`] | KV | aggregator checkpoints |
+//! | [`BACKFILL_BUCKET`] | KV | backfill jobs: one per (tenant, metric), with their progress |
 //! | [`SCHEMA_BUCKET`] | KV | event types and properties seen per tenant and agent (schema discovery) |
 //! | [`KEYS_BUCKET`] | KV | API keys (hashes), last use, dashboard links, the session secret, tenant quotas |
 
@@ -48,6 +49,15 @@ pub const LEASES_BUCKET: &str = "rtdash_leases";
 pub const CHECKPOINT_DATA_BUCKET: &str = "rtdash_checkpoint_data";
 /// Key-value bucket for aggregator checkpoints.
 pub const CHECKPOINTS_BUCKET: &str = "rtdash_checkpoints";
+
+/// Key-value bucket of backfill jobs ([`crate::backfill`]): `<tenant>.<metric>` -> the
+/// newest job of that metric, requested by a gateway, run and updated by one aggregator.
+pub const BACKFILL_BUCKET: &str = "rtdash_backfill";
+
+/// Key of the backfill job of `metric` of `tenant` in [`BACKFILL_BUCKET`].
+pub fn backfill_key(tenant: &str, metric: &str) -> String {
+    format!("{tenant}.{metric}")
+}
 
 /// Key-value bucket of schema discovery ([`crate::discovery`]): `<tenant>.<agent>.t.<event
 /// type>` -> a type record, `<tenant>.<agent>.overflow` -> what the agent did not keep.

@@ -83,6 +83,11 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("GET", "/v1/metric-definitions/{name}", Needs::Viewer),
     ("PUT", "/v1/metric-definitions/{name}", Needs::Editor),
     ("DELETE", "/v1/metric-definitions/{name}", Needs::Editor),
+    (
+        "GET",
+        "/v1/metric-definitions/{name}/backfill",
+        Needs::Viewer,
+    ),
     ("GET", "/v1/event-types", Needs::Viewer),
     ("GET", "/v1/data-quality", Needs::Viewer),
     ("GET", "/v1/metrics", Needs::Viewer),
@@ -223,11 +228,13 @@ async fn objects(gateway: &str, tenant: &str, admin: &reqwest::Client) -> anyhow
         admin,
         "POST",
         &format!("{gateway}/v1/metric-definitions"),
-        Some(&json!({"tenant_id": tenant, "name": "sec_amount", "event_type": "pay", "field": "amount"})),
+        Some(&json!({"tenant_id": tenant, "name": "sec_amount", "event_type": "pay", "field": "amount",
+            "backfill": {"hours": 1}})),
         &[],
     )
     .await?;
     ensure!(status == 201, "definition: {status} {def}");
+    ensure!(def["backfill"]["state"] == "queued", "backfill: {def}");
     let (status, dash, _) = call(
         admin,
         "POST",

@@ -345,6 +345,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/metric-definitions/{name}/backfill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The newest backfill job of a metric and its progress. */
+        get: operations["get_metric_backfill"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/metrics": {
         parameters: {
             query?: never;
@@ -711,6 +728,69 @@ export interface components {
             /** @description The window. */
             window: string;
         };
+        /** @description A backfill job and its progress, as stored and as answered by the API. */
+        BackfillJob: {
+            /** @description First window not recomputed: counted completely live by the edge agents. */
+            boundary: components["schemas"]["i64"];
+            /** @description Aggregator running it. */
+            claimed_by?: string | null;
+            /** @description When the definition was stored. */
+            defined_at: components["schemas"]["i64"];
+            /** @description Why it failed. */
+            error?: string | null;
+            /**
+             * Format: int64
+             * @description Archived events folded in so far.
+             */
+            events: number;
+            finished_at?: null | components["schemas"]["i64"];
+            /** @description First window start recomputed. */
+            from: components["schemas"]["i64"];
+            heartbeat_at?: null | components["schemas"]["i64"];
+            /** @description Job id (unique per request). */
+            id: string;
+            /** @description Metric. */
+            metric: string;
+            phase?: null | components["schemas"]["BackfillPhase"];
+            recent_complete_at?: null | components["schemas"]["i64"];
+            /** @description When the job was requested. */
+            requested_at: components["schemas"]["i64"];
+            /**
+             * Format: int64
+             * @description Rows written so far (base and tier).
+             */
+            rows: number;
+            /** @description State. */
+            state: components["schemas"]["BackfillState"];
+            /** @description Tenant. */
+            tenant: string;
+            tiers_complete_at?: null | components["schemas"]["i64"];
+            /**
+             * Format: int64
+             * @description Base window length of the metric, ms.
+             */
+            window_ms: number;
+            /**
+             * Format: int64
+             * @description Base windows of `[from, boundary)` recomputed so far.
+             */
+            windows_done: number;
+            /**
+             * Format: int64
+             * @description Base windows of `[from, boundary)`.
+             */
+            windows_total: number;
+        };
+        /**
+         * @description Which part of the work a running job is in.
+         * @enum {string}
+         */
+        BackfillPhase: "past" | "recent" | "tiers";
+        /**
+         * @description Where a job is.
+         * @enum {string}
+         */
+        BackfillState: "queued" | "running" | "done" | "failed";
         /**
          * @description Comparison of a stat against the threshold.
          * @enum {string}
@@ -805,6 +885,7 @@ export interface components {
         };
         /** @description A definition as answered. */
         DefinitionOut: components["schemas"]["MetricDefinition"] & {
+            backfill?: null | components["schemas"]["BackfillJob"];
             /** @description Dimension sets kept (full set first, each sorted). */
             dimension_sets: string[][];
             /** @description Whether it can be changed through this API by the tenant. */
@@ -1709,6 +1790,8 @@ export interface components {
             /** @description Start (RFC 3339). */
             window_start: string;
         };
+        /** Format: int64 */
+        i64: number;
     };
     responses: never;
     parameters: never;
@@ -3006,7 +3089,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description The definition, with `tenant_id`. May also carry `revision` (ignored on create) and the answer-only fields (`scope`, `read_only`, `dimension_sets`, ignored), so an answer can be sent back. */
+        /** @description The definition, with `tenant_id`. May also carry `revision` (ignored on create), `backfill` (`{"hours": N}`: also compute the metric over the last N hours of the raw-event archive; the answer's `backfill` is the job) and the answer-only fields (`scope`, `read_only`, `dimension_sets`, ignored), so an answer can be sent back. */
         requestBody: {
             content: {
                 "application/json": components["schemas"]["MetricDefinition"];
@@ -3107,7 +3190,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description The definition; `tenant_id` may instead be the query parameter. May also carry `revision` (the expected one, like `If-Match`) and the answer-only fields (`scope`, `read_only`, `dimension_sets`, ignored). */
+        /** @description The definition; `tenant_id` may instead be the query parameter. May also carry `revision` (the expected one, like `If-Match`), `backfill` (`{"hours": N}`, as on create) and the answer-only fields (`scope`, `read_only`, `dimension_sets`, ignored). */
         requestBody: {
             content: {
                 "application/json": components["schemas"]["MetricDefinition"];
@@ -3189,6 +3272,50 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_metric_backfill: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Tenant: the key's own when absent (a different one is `403`); the operator must name
+                 *     it.
+                 */
+                tenant_id?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Metric name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackfillJob"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3778,6 +3905,8 @@ type ReadonlyArray<T> = [
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
 export const alertLogKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AlertLogKind"]> = ["transition", "delivery", "test"];
 export const alertStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AlertState"]> = ["ok", "pending", "firing", "resolved"];
+export const backfillPhaseValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BackfillPhase"]> = ["past", "recent", "tiers"];
+export const backfillStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["BackfillState"]> = ["queued", "running", "done", "failed"];
 export const conditionValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Condition"]> = ["gt", "lt", "gte", "lte", "eq"];
 export const deliveryOutcomeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["DeliveryOutcome"]> = ["delivered", "retrying", "failed", "gave_up", "skipped", "silenced"];
 export const evaluateOnValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["EvaluateOn"]> = ["final", "provisional"];

@@ -3,7 +3,7 @@
  * what the metrics page reads and writes. See docs/api.md.
  */
 
-import { request } from './api';
+import { ApiError, request } from './api';
 import type { components } from './api-types';
 
 type Schemas = components['schemas'];
@@ -16,6 +16,8 @@ export type DefinitionOut = Schemas['DefinitionOut'];
 export type EventTypes = Schemas['EventTypes'];
 export type EventTypeInfo = Schemas['EventTypeInfo'];
 export type PropertyInfo = Schemas['PropertyInfo'];
+/** A backfill job: the metric computed over the archived past, with its progress. */
+export type BackfillJob = Schemas['BackfillJob'];
 
 const path = (id: string) => encodeURIComponent(id);
 
@@ -39,14 +41,41 @@ export function listEventTypes(tenant: string, signal?: AbortSignal): Promise<Ev
   return request<EventTypes>('GET', '/v1/event-types', { tenant_id: tenant }, undefined, signal);
 }
 
-/** `POST /v1/metric-definitions`. */
-export function createDefinition(tenant: string, def: MetricDefinition): Promise<DefinitionOut> {
+/** `backfill` of a definition's body: compute the last `hours` hours from the archive. */
+const backfillOf = (hours: number | undefined) => (hours ? { backfill: { hours } } : {});
+
+/** `POST /v1/metric-definitions`, with a backfill of the last `backfillHours` if given. */
+export function createDefinition(
+  tenant: string,
+  def: MetricDefinition,
+  backfillHours?: number,
+): Promise<DefinitionOut> {
   return request<DefinitionOut>(
     'POST',
     '/v1/metric-definitions',
     { tenant_id: tenant },
-    { ...def, tenant_id: tenant },
+    { ...def, tenant_id: tenant, ...backfillOf(backfillHours) },
   );
+}
+
+/** `GET /v1/metric-definitions/{name}/backfill`: the newest job, `null` if there is none. */
+export async function getBackfill(
+  tenant: string,
+  name: string,
+  signal?: AbortSignal,
+): Promise<BackfillJob | null> {
+  try {
+    return await request<BackfillJob>(
+      'GET',
+      `/v1/metric-definitions/${path(name)}/backfill`,
+      { tenant_id: tenant },
+      undefined,
+      signal,
+    );
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return null;
+    throw err;
+  }
 }
 
 /** `PUT /v1/metric-definitions/{name}` against the revision read. */
@@ -54,12 +83,18 @@ export function updateDefinition(
   tenant: string,
   def: MetricDefinition,
   revision: number | null | undefined,
+  backfillHours?: number,
 ): Promise<DefinitionOut> {
   return request<DefinitionOut>(
     'PUT',
     `/v1/metric-definitions/${path(def.name)}`,
     { tenant_id: tenant },
-    { ...def, tenant_id: tenant, ...(revision != null ? { revision } : {}) },
+    {
+      ...def,
+      tenant_id: tenant,
+      ...(revision != null ? { revision } : {}),
+      ...backfillOf(backfillHours),
+    },
   );
 }
 
@@ -82,6 +117,7 @@ export function fieldOfError(message: string): string | null {
     'window_secs',
     'description',
     'max_series_per_window',
+    'backfill',
   ];
   return named && known.includes(named) ? named : null;
 }

@@ -4,11 +4,14 @@
 //!   live path (same revisions, `final` flags and late counts).
 //! - [`recompute`]: from the raw-event archive (`RTDASH_EVENTS`) with the current metric
 //!   definitions.
+//! - [`jobs`]: backfill jobs requested through the gateway (a new or changed metric computed
+//!   over the archived past), recomputed with [`recompute`]'s code by one aggregator.
 //!
 //! Both read a stream over a range of storage time with an ordered consumer
 //! (`RangeReader`) and upsert what they rebuilt through a QuestDB writer of their own
 //! (`RowWriter`, rows not fenced); progress goes to stderr (`Progress`).
 
+pub mod jobs;
 pub mod recompute;
 pub mod replay;
 

@@ -130,57 +130,66 @@ pub async fn load_definitions(
     Ok(all)
 }
 
-/// Runs a recomputation; progress goes to stderr.
-pub async fn recompute(
-    config: Config,
-    args: RecomputeArgs,
-    shutdown: CancellationToken,
-) -> Result<RecomputeSummary, Error> {
-    check_range(args.from, args.to)?;
-    let nats = Connection::open(&config, "recompute").await?;
-    let defs = load_definitions(&nats.js, args.metrics_file.as_ref()).await?;
-    if let Some(metric) = &args.metric {
-        if !defs.iter().any(|d| &d.name == metric) {
-            return Err(Error::Usage(format!("no metric definition named {metric}")));
-        }
-    }
+/// Which archived events [`fold_archive`] folds, and into which windows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Selection<'a> {
+    /// First window start included.
+    pub from: UnixMillis,
+    /// Windows starting at or after this are excluded.
+    pub to: UnixMillis,
+    /// Only this tenant.
+    pub tenant: Option<&'a str>,
+    /// Only this metric.
+    pub metric: Option<&'a str>,
+}
+
+/// Reads the archive from `from - 5 min` to `to + horizon + lateness + 5 min` (stream time)
+/// and folds the windows of `selection` with `defs`; counts go to `summary`, and `progress`
+/// is called after every chunk with the summary and the chunks left.
+pub(crate) async fn fold_archive(
+    config: &Config,
+    js: &async_nats::jetstream::Context,
+    defs: &[MetricDefinition],
+    selection: Selection<'_>,
+    shutdown: &CancellationToken,
+    summary: &mut RecomputeSummary,
+    progress: &mut (dyn FnMut(&RecomputeSummary, u64) + Send),
+) -> Result<HashMap<WindowKey, Sketch>, Error> {
+    let Selection {
+        from,
+        to,
+        tenant,
+        metric,
+    } = selection;
     let max_window = defs
         .iter()
         .map(MetricDefinition::window_ms)
         .max()
         .unwrap_or(60_000);
-    let mut aggregator = Aggregator::new(Arc::new(MetricSet::new(defs.clone())));
-    let stream = nats
-        .js
-        .get_stream(names::EVENTS_STREAM)
-        .await
-        .map_err(|e| {
-            Error::js(
-                format!("stream {} (the raw-event archive)", names::EVENTS_STREAM),
-                e,
-            )
-        })?;
-    let writer = RowWriter::start(&config, config.streams.partitions).await?;
-
-    let start = args.from - MAX_SKEW_MS;
-    let end = args
-        .to
+    let mut aggregator = Aggregator::new(Arc::new(MetricSet::new(defs.to_vec())));
+    let stream = js.get_stream(names::EVENTS_STREAM).await.map_err(|e| {
+        Error::js(
+            format!("stream {} (the raw-event archive)", names::EVENTS_STREAM),
+            e,
+        )
+    })?;
+    let start = from - MAX_SKEW_MS;
+    let end = to
         .saturating_add(config.windows.correction_horizon_ms)
         .saturating_add(config.windows.allowed_lateness_ms)
         .saturating_add(MAX_SKEW_MS);
-    let subject = match &args.tenant {
+    let subject = match tenant {
         Some(tenant) => names::events_subject(tenant),
         None => format!("{}.*", names::EVENTS_PREFIX),
     };
-    eprintln!(
-        "recompute: windows from {} to {}{}{}, {} metric definitions, reading {subject} stored {} .. {}",
-        format_rfc3339(args.from),
-        format_rfc3339(args.to),
-        args.tenant.as_deref().map(|t| format!(" of tenant {t}")).unwrap_or_default(),
-        args.metric.as_deref().map(|m| format!(", metric {m}")).unwrap_or_default(),
-        defs.len(),
-        format_rfc3339(start),
-        format_rfc3339(end),
+    tracing::info!(
+        %subject,
+        from = %format_rfc3339(from),
+        to = %format_rfc3339(to),
+        stored_from = %format_rfc3339(start),
+        stored_to = %format_rfc3339(end),
+        definitions = defs.len(),
+        "reading the raw-event archive"
     );
     let mut reader = RangeReader::open(
         &stream,
@@ -196,22 +205,15 @@ pub async fn recompute(
         max_future_skew_ms: i64::MAX / 4,
         ..EventLimits::default()
     };
-    let mut summary = RecomputeSummary::default();
     let mut windows: HashMap<WindowKey, Sketch> = HashMap::new();
     let mut seen_chunks: HashSet<String> = HashSet::new();
     let mut since_drain = 0usize;
-    let started = Instant::now();
-    let mut progress = Progress::new();
     let fold = |windows: &mut HashMap<WindowKey, Sketch>, aggregator: &mut Aggregator| {
         for entry in aggregator.drain() {
-            if entry.window_start < args.from || entry.window_start >= args.to {
+            if entry.window_start < from || entry.window_start >= to {
                 continue;
             }
-            if args
-                .metric
-                .as_ref()
-                .is_some_and(|m| *m != entry.series.metric)
-            {
+            if metric.is_some_and(|m| *m != entry.series.metric) {
                 continue;
             }
             let key = WindowKey {
@@ -225,7 +227,7 @@ pub async fn recompute(
                 .merge(&entry.sketch);
         }
     };
-    while let Some(next) = reader.next(&shutdown).await? {
+    while let Some(next) = reader.next(shutdown).await? {
         let message = next.message;
         summary.chunks += 1;
         let id = message
@@ -256,15 +258,11 @@ pub async fn recompute(
             }
             match parse_event(line, &limits, now) {
                 Ok(event) => {
-                    if args
-                        .tenant
-                        .as_ref()
-                        .is_some_and(|t| **t != *event.tenant_id)
-                    {
+                    if tenant.is_some_and(|t| *t != *event.tenant_id) {
                         continue;
                     }
-                    if event.occurred_at < args.from
-                        || event.occurred_at >= args.to.saturating_add(max_window)
+                    if event.occurred_at < from
+                        || event.occurred_at >= to.saturating_add(max_window)
                     {
                         continue;
                     }
@@ -279,16 +277,92 @@ pub async fn recompute(
             fold(&mut windows, &mut aggregator);
             since_drain = 0;
         }
-        progress.tick(|| {
-            format!(
-                "recompute: {} chunks, {} events, {} chunks left",
-                summary.chunks,
-                summary.events,
-                reader.pending()
-            )
-        });
+        progress(summary, reader.pending());
     }
     fold(&mut windows, &mut aggregator);
+    Ok(windows)
+}
+
+/// The row of a rebuilt window: `final`, late count 0, `revision` as given.
+pub(crate) fn rebuilt_output(
+    config: &Config,
+    key: WindowKey,
+    tier: Option<u8>,
+    sketch: &Sketch,
+    revision: u32,
+    now: UnixMillis,
+) -> WindowOutput {
+    WindowOutput {
+        id: WindowId { slot: 0, uid: 0 },
+        version: 1,
+        key: Arc::new(key),
+        stats: sketch.stats(),
+        revision,
+        is_final: true,
+        late_count: 0,
+        updated_at: now,
+        state: config.writer.write_state.then(|| sketch.to_state()),
+        live_state: false,
+        tier,
+        store: true,
+        live: false,
+    }
+}
+
+/// Runs a recomputation; progress goes to stderr.
+pub async fn recompute(
+    config: Config,
+    args: RecomputeArgs,
+    shutdown: CancellationToken,
+) -> Result<RecomputeSummary, Error> {
+    check_range(args.from, args.to)?;
+    let nats = Connection::open(&config, "recompute").await?;
+    let defs = load_definitions(&nats.js, args.metrics_file.as_ref()).await?;
+    if let Some(metric) = &args.metric {
+        if !defs.iter().any(|d| &d.name == metric) {
+            return Err(Error::Usage(format!("no metric definition named {metric}")));
+        }
+    }
+    let writer = RowWriter::start(&config, config.streams.partitions).await?;
+    eprintln!(
+        "recompute: windows from {} to {}{}{}, {} metric definitions",
+        format_rfc3339(args.from),
+        format_rfc3339(args.to),
+        args.tenant
+            .as_deref()
+            .map(|t| format!(" of tenant {t}"))
+            .unwrap_or_default(),
+        args.metric
+            .as_deref()
+            .map(|m| format!(", metric {m}"))
+            .unwrap_or_default(),
+        defs.len(),
+    );
+    let mut summary = RecomputeSummary::default();
+    let started = Instant::now();
+    let mut progress = Progress::new();
+    let windows = fold_archive(
+        &config,
+        &nats.js,
+        &defs,
+        Selection {
+            from: args.from,
+            to: args.to,
+            tenant: args.tenant.as_deref(),
+            metric: args.metric.as_deref(),
+        },
+        &shutdown,
+        &mut summary,
+        &mut |summary, pending| {
+            progress.tick(|| {
+                format!(
+                    "recompute: {} chunks, {} events, {pending} chunks left",
+                    summary.chunks, summary.events,
+                )
+            });
+        },
+    )
+    .await?;
     let now = now_millis();
     let tiers = fold_windows(
         &windows,
@@ -302,21 +376,7 @@ pub async fn recompute(
         .into_iter()
         .map(|(key, tier, sketch)| (key, Some(tier), sketch));
     for (key, tier, sketch) in base.chain(tiers) {
-        let output = WindowOutput {
-            id: WindowId { slot: 0, uid: 0 },
-            version: 1,
-            key: Arc::new(key),
-            stats: sketch.stats(),
-            revision: 0,
-            is_final: true,
-            late_count: 0,
-            updated_at: now,
-            state: config.writer.write_state.then(|| sketch.to_state()),
-            live_state: false,
-            tier,
-            store: true,
-            live: false,
-        };
+        let output = rebuilt_output(&config, key, tier, &sketch, 0, now);
         let partition = output.key.series.partition(config.streams.partitions);
         writer.write(partition, output).await?;
         summary.rows += 1;

@@ -1,6 +1,7 @@
 //! `/v1/metric-definitions`: metric definitions in the config bucket
 //! (`metric.<tenant>.<name>`), which edge agents and aggregators watch.
 
+use super::backfill::BackfillRequest;
 use super::{
     check_revision, decode_stored, encode, expected_revision, versioned, ApiBytes, ApiQuery,
     TenantQuery,
@@ -117,6 +118,10 @@ pub struct DefinitionOut {
     pub revision: Option<u64>,
     /// Dimension sets kept (full set first, each sorted).
     pub dimension_sets: Vec<Vec<String>>,
+    /// The metric's newest backfill job (kept 7 days), with its progress: the one the request
+    /// started in answers to a request with `backfill`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<rtdash_shared::backfill::BackfillJob>,
 }
 
 impl From<Found> for DefinitionOut {
@@ -127,8 +132,18 @@ impl From<Found> for DefinitionOut {
             scope: found.scope,
             revision: found.revision,
             definition: found.definition,
+            backfill: None,
         }
     }
+}
+
+/// A definition as answered, with its newest backfill job if the tenant's own.
+fn with_backfill(state: &AppState, tenant: &str, found: Found) -> DefinitionOut {
+    let mut out = DefinitionOut::from(found);
+    if out.scope == Scope::Tenant {
+        out.backfill = state.backfills.get(tenant, &out.definition.name);
+    }
+    out
 }
 
 /// `{"definitions": [...]}`.
@@ -138,9 +153,18 @@ pub struct DefinitionList {
     pub definitions: Vec<DefinitionOut>,
 }
 
+/// A definition's body, parsed.
+struct Body {
+    definition: MetricDefinition,
+    /// The `revision` it carried.
+    revision: Option<u64>,
+    /// Its `backfill` request.
+    backfill: Option<BackfillRequest>,
+}
+
 /// Parses a body: the shared definition, tolerating the answer-only fields (so a client can
-/// send back what it read); returns it with the `revision` it carried.
-fn parse_body(bytes: &[u8]) -> Result<(MetricDefinition, Option<u64>), ApiError> {
+/// send back what it read), with the `revision` and the `backfill` request it carried.
+fn parse_body(bytes: &[u8]) -> Result<Body, ApiError> {
     let mut value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|err| ApiError::bad_request(format!("body is not valid JSON: {err}")))?;
     let object = value
@@ -154,13 +178,18 @@ fn parse_body(bytes: &[u8]) -> Result<(MetricDefinition, Option<u64>), ApiError>
                 .ok_or_else(|| ApiError::bad_request("`revision` must be a number"))?,
         ),
     };
+    let backfill = super::backfill::take_request(object)?;
     for answer_only in ["scope", "read_only", "dimension_sets"] {
         object.remove(answer_only);
     }
     let bytes = serde_json::to_vec(&value).map_err(|err| ApiError::internal(err.to_string()))?;
     let definition = MetricDefinition::from_json(&bytes)
         .map_err(|err| ApiError::bad_request(err.to_string()))?;
-    Ok((definition, revision))
+    Ok(Body {
+        definition,
+        revision,
+        backfill,
+    })
 }
 
 /// The tenant a definition call acts on (`_all`, the global definitions, for the operator).
@@ -204,11 +233,34 @@ fn check_quota(
     Ok(())
 }
 
+/// Plans the backfill a body asked for (checked before the definition is stored). Global
+/// definitions (`_all`) have no backfill.
+async fn planned_backfill(
+    state: &AppState,
+    tenant: &str,
+    definition: &MetricDefinition,
+    request: Option<BackfillRequest>,
+) -> Result<Option<super::backfill::Planned>, ApiError> {
+    let Some(request) = request else {
+        return Ok(None);
+    };
+    if tenant == rtdash_shared::names::ALL_TENANTS {
+        return Err(ApiError::bad_request(
+            "`backfill` is for a tenant's own definitions, not global ones",
+        ));
+    }
+    super::backfill::plan(state, tenant, definition, request)
+        .await
+        .map(Some)
+}
+
 /// Creates a definition.
 #[utoipa::path(post, path = "/v1/metric-definitions", operation_id = "create_metric_definition",
     tag = "metric-definitions",
     request_body(content = MetricDefinition, description = "The definition, with `tenant_id`. \
-        May also carry `revision` (ignored on create) and the answer-only fields \
+        May also carry `revision` (ignored on create), `backfill` (`{\"hours\": N}`: also \
+        compute the metric over the last N hours of the raw-event archive; the answer's \
+        `backfill` is the job) and the answer-only fields \
         (`scope`, `read_only`, `dimension_sets`, ignored), so an answer can be sent back."),
     responses((status = 201, body = DefinitionOut), (status = 400, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -218,7 +270,11 @@ pub async fn create(
     caller: Caller,
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
-    let (mut definition, _) = parse_body(&body)?;
+    let Body {
+        mut definition,
+        backfill,
+        ..
+    } = parse_body(&body)?;
     let tenant = body_tenant(&caller, &definition, None)?;
     definition.tenant_id = Some(tenant.clone());
     if definition.name == BUILTIN_EVENTS_METRIC {
@@ -229,6 +285,7 @@ pub async fn create(
     let key = metric_config_key(Some(&tenant), &definition.name);
     let exists = state.store.get(&key).is_some();
     check_quota(&state, &tenant, &definition, !exists)?;
+    let backfill = planned_backfill(&state, &tenant, &definition, backfill).await?;
     let revision = state
         .store
         .create(
@@ -244,11 +301,14 @@ pub async fn create(
             other => other.into(),
         })?;
     tracing::info!(tenant = %tenant, metric = %definition.name, "metric definition created");
-    let out = DefinitionOut::from(Found {
+    let mut out = DefinitionOut::from(Found {
         definition,
         scope: Scope::Tenant,
         revision: Some(revision),
     });
+    if let Some(planned) = backfill {
+        out.backfill = Some(super::backfill::submit(&state, planned).await?);
+    }
     Ok(versioned(StatusCode::CREATED, revision, &out))
 }
 
@@ -264,7 +324,7 @@ pub async fn list(
     let tenant = caller.tenant_or_global(query.requested(), Role::Viewer)?;
     let definitions = tenant_definitions(&state.store, &tenant)
         .into_iter()
-        .map(DefinitionOut::from)
+        .map(|found| with_backfill(&state, &tenant, found))
         .collect();
     Ok(Json(DefinitionList { definitions }))
 }
@@ -287,7 +347,7 @@ pub async fn get(
     Ok(versioned(
         StatusCode::OK,
         revision,
-        &DefinitionOut::from(found),
+        &with_backfill(&state, &tenant, found),
     ))
 }
 
@@ -297,7 +357,8 @@ pub async fn get(
     params(("name" = String, Path, description = "Metric name"), TenantQuery),
     request_body(content = MetricDefinition, description = "The definition; `tenant_id` may \
         instead be the query parameter. May also carry `revision` (the expected one, like \
-        `If-Match`) and the answer-only fields (`scope`, `read_only`, `dimension_sets`, ignored)."),
+        `If-Match`), `backfill` (`{\"hours\": N}`, as on create) and the answer-only fields \
+        (`scope`, `read_only`, `dimension_sets`, ignored)."),
     responses((status = 200, body = DefinitionOut), (status = 201, body = DefinitionOut),
               (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 429, body = ErrorBody)))]
@@ -309,7 +370,11 @@ pub async fn put(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
-    let (mut definition, body_revision) = parse_body(&body)?;
+    let Body {
+        mut definition,
+        revision: body_revision,
+        backfill,
+    } = parse_body(&body)?;
     let tenant = body_tenant(&caller, &definition, query.requested())?;
     definition.tenant_id = Some(tenant.clone());
     if definition.name != name {
@@ -328,6 +393,7 @@ pub async fn put(
     let value = crate::quota::within_config_bytes(&state, &tenant, &key, encode(&definition)?)?;
     let current = state.store.fetch(&key).await?;
     check_quota(&state, &tenant, &definition, current.is_none())?;
+    let backfill = planned_backfill(&state, &tenant, &definition, backfill).await?;
     let (status, revision) = match current {
         None => {
             if expected.is_some_and(|rev| rev != 0) {
@@ -343,11 +409,14 @@ pub async fn put(
             )
         }
     };
-    let out = DefinitionOut::from(Found {
+    let mut out = DefinitionOut::from(Found {
         definition,
         scope: Scope::Tenant,
         revision: Some(revision),
     });
+    if let Some(planned) = backfill {
+        out.backfill = Some(super::backfill::submit(&state, planned).await?);
+    }
     Ok(versioned(status, revision, &out))
 }
 

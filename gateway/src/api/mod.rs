@@ -3,6 +3,7 @@
 pub mod alert_state;
 pub mod alert_test;
 pub mod alerts;
+pub mod backfill;
 pub mod capabilities;
 pub mod dashboards;
 pub mod definitions;

@@ -189,6 +189,22 @@ impl RowCache {
             .unwrap_or_default()
     }
 
+    /// Drops every chunk of `metric` of `tenant` (its past windows were rewritten), in
+    /// every table.
+    pub fn forget_metric(&self, tenant: &str, metric: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<ChunkKey> = inner
+            .entries
+            .keys()
+            .filter(|key| key.tenant == tenant && key.metric == metric)
+            .cloned()
+            .collect();
+        for key in &keys {
+            inner.remove(key);
+        }
+        self.bytes.set(inner.bytes as f64);
+    }
+
     /// The chunk of `key`, if cached and not too old (counted as a hit or a miss).
     pub fn get(&self, key: &ChunkKey) -> Option<Arc<Chunk>> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -415,6 +431,21 @@ mod tests {
         let (_, again) = chunk.fold(&plans[4]);
         assert_eq!(again, 0, "kept: nothing changes");
         assert_eq!(cache.bytes(), counted[4]);
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_metric_drops_its_chunks_only() {
+        let cache = RowCache::new(1 << 20, Duration::from_secs(60));
+        let mut other = key(0);
+        other.metric = "other".to_owned();
+        cache.insert(key(0), chunk(100));
+        cache.insert(key(64), chunk(100));
+        cache.insert(other.clone(), chunk(100));
+        cache.forget_metric("a", "m");
+        assert!(cache.get(&key(0)).is_none());
+        assert!(cache.get(&key(64)).is_none());
+        assert!(cache.get(&other).is_some());
+        assert_eq!(cache.bytes(), 100);
     }
 
     #[tokio::test(start_paused = true)]

@@ -105,6 +105,11 @@ impl QuestDb {
         }
     }
 
+    /// The per-query timeout, in milliseconds.
+    pub fn query_timeout_ms(&self) -> u64 {
+        self.config.query_timeout_ms
+    }
+
     /// The base table read.
     pub fn table(&self) -> &str {
         &self.config.table

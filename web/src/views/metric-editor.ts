@@ -16,6 +16,8 @@ import {
   type PropertyInfo,
 } from '../metrics-api';
 const WINDOWS = [10, 30, 60, 300, 900, 3600];
+/** Hours of the archived past a new or changed metric can be computed over. */
+const BACKFILL_HOURS = [1, 6, 24];
 
 /** Distinct values above which a dimension is flagged: one series per value per window. */
 export const HIGH_CARDINALITY = 1000;
@@ -82,6 +84,14 @@ export function openMetricEditor(opts: {
         value: d?.description ?? '',
         'data-testid': 'metric-description',
       });
+      const backfill = h(
+        'select',
+        { 'data-testid': 'metric-backfill' },
+        h('option', { value: '' }, 'No: start counting now'),
+        ...BACKFILL_HOURS.map((n) =>
+          h('option', { value: String(n) }, `Compute the past ${n} hour${n > 1 ? 's' : ''}`),
+        ),
+      );
       const selectedDims = new Set<string>(d?.dimensions ?? []);
       const singleRollups = new Set<string>(
         (d?.rollups ?? []).filter((r) => r.length === 1).map((r) => r[0] ?? ''),
@@ -230,6 +240,14 @@ export function openMetricEditor(opts: {
           fieldWithError('metric', 'window_secs', 'Window', window, errors),
           fieldWithError('metric', 'description', 'Description', description, errors),
         ),
+        fieldWithError(
+          'metric',
+          'backfill',
+          d ? 'Recompute the past' : 'Fill the past',
+          backfill,
+          errors,
+          'From the archived events, so the metric shows its last hours at once.',
+        ),
       ]);
       return async () => {
         for (const e of errors.values()) e.hidden = true;
@@ -247,9 +265,10 @@ export function openMetricEditor(opts: {
         if (singles.length > 0 || !keepTotal)
           body.rollups = [...(keepTotal ? [[]] : []), ...singles];
         try {
+          const hours = backfill.value ? Number(backfill.value) : undefined;
           const out = d
-            ? await updateDefinition(tenant, body, d.revision)
-            : await createDefinition(tenant, body);
+            ? await updateDefinition(tenant, body, d.revision, hours)
+            : await createDefinition(tenant, body, hours);
           opts.saved(out.name);
           return true;
         } catch (err) {

@@ -12,12 +12,17 @@ import {
   type DefinitionOut,
   type EventTypes,
 } from '../metrics-api';
+import { backfillProgress, isActive } from './backfill-progress';
 import { openDeleteMetricDialog, openMetricEditor, windowLabel } from './metric-editor';
+
+/** How often the page reads the definitions again while a backfill runs. */
+const BACKFILL_POLL_MS = 2000;
 
 export class MetricsView {
   readonly root = h('section', { class: 'metrics-view', 'aria-labelledby': 'metrics-title' });
   private readonly abort = new AbortController();
   private schema: EventTypes | null = null;
+  private backfillTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly tenant: string,
@@ -61,6 +66,33 @@ export class MetricsView {
       ),
       this.eventTypes(),
     );
+    this.followBackfills(definitions);
+  }
+
+  /** Reads the definitions again every 2 s while a backfill is queued or running, and
+   * updates the progress shown on the cards. */
+  private followBackfills(definitions: DefinitionOut[]): void {
+    clearTimeout(this.backfillTimer);
+    if (!definitions.some((d) => d.backfill && isActive(d.backfill))) return;
+    this.backfillTimer = setTimeout(() => {
+      listDefinitions(this.tenant, this.abort.signal)
+        .then((defs) => {
+          for (const d of defs) {
+            const card = this.root.querySelector(`[data-metric="${CSS.escape(d.name)}"]`);
+            const shown = card?.querySelector('.backfill');
+            if (card && d.backfill) {
+              const progress = backfillProgress(d.name, d.backfill);
+              if (shown) shown.replaceWith(progress);
+              else card.append(progress);
+            }
+          }
+          this.followBackfills(defs);
+        })
+        .catch((err: unknown) => {
+          if (err instanceof DOMException && err.name === 'AbortError') return;
+          this.followBackfills(definitions);
+        });
+    }, BACKFILL_POLL_MS);
   }
 
   private card(d: DefinitionOut): HTMLElement {
@@ -120,6 +152,7 @@ export class MetricsView {
         row('Kept', sets),
         row('Window', windowLabel(d.window_secs)),
       ),
+      d.backfill ? backfillProgress(d.name, d.backfill) : null,
     );
   }
 
@@ -244,6 +277,7 @@ export class MetricsView {
   }
 
   dispose(): void {
+    clearTimeout(this.backfillTimer);
     this.abort.abort();
   }
 }
