@@ -101,11 +101,11 @@ impl BackfillJobs {
         jobs.get(&names::backfill_key(tenant, metric)).cloned()
     }
 
-    /// Jobs of `tenant` queued or running.
+    /// Jobs of `tenant` still rewriting base windows ([`BackfillJob::is_computing`]).
     pub fn active(&self, tenant: &str) -> usize {
         let jobs = self.jobs.read().unwrap_or_else(|e| e.into_inner());
         jobs.values()
-            .filter(|job| job.tenant == tenant && job.state.is_active())
+            .filter(|job| job.tenant == tenant && job.is_computing())
             .count()
     }
 }

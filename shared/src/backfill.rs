@@ -29,13 +29,6 @@ pub enum BackfillState {
     Failed,
 }
 
-impl BackfillState {
-    /// Whether the job still has work ahead (queued or running).
-    pub fn is_active(self) -> bool {
-        matches!(self, Self::Queued | Self::Running)
-    }
-}
-
 /// Which part of the work a running job is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
@@ -105,6 +98,19 @@ pub struct BackfillJob {
 }
 
 impl BackfillJob {
+    /// Whether the job still has base windows to rewrite (queued, or running before its tier
+    /// phase): what the limits of one job per metric and `max_active_per_tenant` count. A job
+    /// only waiting to rebuild its tier windows (up to a day for the `1d` tier) holds neither
+    /// up: it reads the base windows back from the store when it rebuilds them, whoever wrote
+    /// them last.
+    pub fn is_computing(&self) -> bool {
+        match self.state {
+            BackfillState::Queued => true,
+            BackfillState::Running => self.phase != Some(BackfillPhase::Tiers),
+            BackfillState::Done | BackfillState::Failed => false,
+        }
+    }
+
     /// A queued job over the base windows of `[from, boundary)` (both aligned to `window_ms`).
     pub fn queued(
         id: String,
@@ -176,6 +182,32 @@ mod tests {
         assert!(json.contains(r#""state":"queued""#), "{json}");
         assert!(!json.contains("phase"), "{json}");
         assert_eq!(serde_json::from_str::<BackfillJob>(&json).unwrap(), job);
+    }
+
+    #[test]
+    fn a_job_waiting_for_its_tier_windows_is_no_longer_computing() {
+        let mut job = BackfillJob::queued(
+            "j1".into(),
+            ("acme", "orders"),
+            60_000,
+            (600_000, 900_000),
+            850_000,
+            851_000,
+        );
+        assert!(job.is_computing(), "queued");
+        job.state = BackfillState::Running;
+        for (phase, computing) in [
+            (BackfillPhase::Past, true),
+            (BackfillPhase::Recent, true),
+            (BackfillPhase::Tiers, false),
+        ] {
+            job.phase = Some(phase);
+            assert_eq!(job.is_computing(), computing, "{phase:?}");
+        }
+        for state in [BackfillState::Done, BackfillState::Failed] {
+            job.state = state;
+            assert!(!job.is_computing(), "{state:?}");
+        }
     }
 
     #[test]

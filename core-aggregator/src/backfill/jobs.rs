@@ -14,7 +14,10 @@
 //! - Phase `past`: the windows already settled when the job starts.
 //! - Phase `recent`: the rest up to the boundary, once settled.
 //! - Phase `tiers`: each tier window overlapping `[from, boundary)`, once settled: the merge of
-//!   the recomputed base windows and the stored ones outside the range (counted live).
+//!   its stored base windows, read back from QuestDB (the job's own rows inside the range,
+//!   the live path's outside it), so a job waiting for its tier windows (up to a day for the
+//!   `1d` tier) holds no memory. Only the phases' work takes one of the process's
+//!   `backfill.max_running` slots, not their waits.
 //!
 //! A running job is owned by the process that claimed it; one whose heartbeat is a minute
 //! old (its aggregator stopped) is marked failed by any aggregator.
@@ -40,9 +43,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// A range of base windows a job rewrote, and the revision of its rows there.
+#[derive(Clone, Copy, Debug)]
+struct Rewritten {
+    range: (UnixMillis, UnixMillis),
+    revision: u32,
+}
 
 /// A running job not updated for this long is abandoned (its aggregator stopped).
 const STALE_MS: i64 = 60_000;
@@ -188,7 +198,9 @@ impl Runner {
             };
             match record.job.state {
                 BackfillState::Queued => {
-                    let Ok(permit) = Arc::clone(&self.running).try_acquire_owned() else {
+                    // Claimed with a free slot, kept for its first phase's work; each later
+                    // phase takes one again for its work, not for the waits before it.
+                    let Ok(slot) = Arc::clone(&self.running).try_acquire_owned() else {
                         continue;
                     };
                     record.job.state = BackfillState::Running;
@@ -200,11 +212,7 @@ impl Runner {
                     let span = tracing::info_span!("backfill", tenant = %record.job.tenant,
                         metric = %record.job.metric, job = %record.job.id);
                     tokio::spawn(
-                        async move {
-                            runner.run_job(record).await;
-                            drop(permit);
-                        }
-                        .instrument(span),
+                        async move { runner.run_job(record, slot).await }.instrument(span),
                     );
                 }
                 BackfillState::Running
@@ -245,9 +253,9 @@ impl Runner {
     }
 
     /// Runs a claimed job to its end and records how it ended.
-    async fn run_job(&self, mut record: Record) {
+    async fn run_job(&self, mut record: Record, slot: OwnedSemaphorePermit) {
         tracing::info!("backfill job started");
-        let outcome = self.work(&mut record).await;
+        let outcome = self.work(&mut record, slot).await;
         let now = now_millis();
         match outcome {
             Ok(()) => {
@@ -268,7 +276,7 @@ impl Runner {
     }
 
     /// The phases of a job.
-    async fn work(&self, record: &mut Record) -> Result<(), Error> {
+    async fn work(&self, record: &mut Record, slot: OwnedSemaphorePermit) -> Result<(), Error> {
         let config = &self.config;
         let (tenant, metric) = (record.job.tenant.clone(), record.job.metric.clone());
         let defs = load_definitions(&self.js, None).await?;
@@ -301,20 +309,21 @@ impl Runner {
         record.job.phase = Some(BackfillPhase::Past);
         self.save(record).await?;
 
-        // Every recomputed base window, kept for the tier windows holding it.
-        let mut recomputed: HashMap<WindowKey, Sketch> = HashMap::new();
+        // The ranges this job rewrote and the revision of its rows in each (a stored row of
+        // a lower revision there is one the rewrite did not replace: not the job's).
+        let mut rewritten: Vec<Rewritten> = Vec::new();
         let settled = self.settled_point(record).await?;
         let past_end = (settled.div_euclid(window_ms) * window_ms).clamp(from, boundary);
         if past_end > from {
-            self.recompute(record, (from, past_end), &mut recomputed)
-                .await?;
+            rewritten.push(self.recompute(record, (from, past_end)).await?);
         }
+        drop(slot);
         if past_end < boundary {
             record.job.phase = Some(BackfillPhase::Recent);
             self.save(record).await?;
             self.wait_settled(record, boundary).await?;
-            self.recompute(record, (past_end, boundary), &mut recomputed)
-                .await?;
+            let _slot = self.slot().await?;
+            rewritten.push(self.recompute(record, (past_end, boundary)).await?);
         }
         record.job.phase = Some(BackfillPhase::Tiers);
         self.save(record).await?;
@@ -327,7 +336,8 @@ impl Runner {
                 .take_while(|(_, start, ms)| start + ms <= settled)
                 .count()
                 .max(1);
-            self.rebuild_tiers(record, &pending[..ready], &recomputed)
+            let _slot = self.slot().await?;
+            self.rebuild_tiers(record, &pending[..ready], &rewritten)
                 .await?;
             pending = &pending[ready..];
         }
@@ -392,8 +402,7 @@ impl Runner {
         &self,
         record: &mut Record,
         (from, to): (UnixMillis, UnixMillis),
-        recomputed: &mut HashMap<WindowKey, Sketch>,
-    ) -> Result<(), Error> {
+    ) -> Result<Rewritten, Error> {
         let config = &self.config;
         let (tenant, metric) = (record.job.tenant.clone(), record.job.metric.clone());
         let defs = load_definitions(&self.js, None).await?;
@@ -447,7 +456,10 @@ impl Runner {
         }
         writer.finish().await?;
         self.wait_applied(table).await?;
-        recomputed.extend(windows);
+        let done = Rewritten {
+            range: (from, to),
+            revision,
+        };
         record.job.events += summary.events;
         record.job.rows += rows;
         record.job.windows_done +=
@@ -458,29 +470,44 @@ impl Runner {
             revision,
             "backfill windows rewritten"
         );
-        self.save(record).await
+        self.save(record).await?;
+        Ok(done)
+    }
+
+    /// One of the process's `backfill.max_running` slots, for one phase's work (waits for it,
+    /// writing no heartbeat: the phases that hold slots write theirs).
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, Error> {
+        tokio::select! {
+            () = self.shutdown.cancelled() => Err(Error::Interrupted { command: "backfill" }),
+            slot = Arc::clone(&self.running).acquire_owned() => {
+                slot.map_err(|_| Error::Interrupted { command: "backfill" })
+            }
+        }
     }
 
     /// Rebuilds tier windows `(tier, start, length)` of the job's metric: each the merge of
-    /// the recomputed base windows in it and the stored ones outside the job's range.
+    /// its stored base windows, the job's own rows (`rewritten`) inside the job's range and the
+    /// live path's outside it.
     async fn rebuild_tiers(
         &self,
         record: &mut Record,
         batch: &[(u8, UnixMillis, i64)],
-        recomputed: &HashMap<WindowKey, Sketch>,
+        rewritten: &[Rewritten],
     ) -> Result<(), Error> {
         let config = &self.config;
         let job = &record.job;
         let start = batch.iter().map(|(_, start, _)| *start).min().unwrap_or(0);
         let end = batch.iter().map(|(_, s, ms)| s + ms).max().unwrap_or(0);
-        let mut base: HashMap<WindowKey, Sketch> = recomputed
-            .iter()
-            .filter(|(key, _)| key.start >= start && key.end() <= end)
-            .map(|(key, sketch)| (key.clone(), sketch.clone()))
-            .collect();
+        let mut base: HashMap<WindowKey, Sketch> = HashMap::new();
         for part in [(start, job.from.min(end)), (job.boundary.max(start), end)] {
             if part.0 < part.1 {
-                base.extend(self.stored_windows(job, part).await?);
+                base.extend(self.stored_windows(job, part, 0).await?);
+            }
+        }
+        for done in rewritten {
+            let part = (done.range.0.max(start), done.range.1.min(end));
+            if part.0 < part.1 {
+                base.extend(self.stored_windows(job, part, done.revision).await?);
             }
         }
         let tiers = TierSet::from_config(&config.rollups);
@@ -527,14 +554,16 @@ impl Runner {
         self.save(record).await
     }
 
-    /// The base windows of the job's metric stored in `[from, to)`, with their state.
+    /// The base windows of the job's metric stored in `[from, to)` with a revision of at
+    /// least `min_revision`, with their state.
     async fn stored_windows(
         &self,
         job: &BackfillJob,
         (from, to): (UnixMillis, UnixMillis),
+        min_revision: u32,
     ) -> Result<Vec<(WindowKey, Sketch)>, Error> {
         let sql = format!(
-            "select cast(ts as long), series, state from {} where {}",
+            "select cast(ts as long), series, state from {} where {} and revision >= {min_revision}",
             self.config.questdb.table,
             scope_sql(job, (from, to))
         );

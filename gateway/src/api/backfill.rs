@@ -84,7 +84,7 @@ pub async fn plan(
         .filter(|entry| entry.operation == async_nats::jetstream::kv::Operation::Put);
     if let Some(entry) = &current {
         if let Ok(job) = serde_json::from_slice::<BackfillJob>(&entry.value) {
-            if job.state.is_active() {
+            if job.is_computing() {
                 return Err(ApiError::conflict(format!(
                     "a backfill of metric `{}` is already {} (job {}); wait until it ends",
                     definition.name,

@@ -44,5 +44,7 @@ describe('backfill progress', () => {
     );
     expect(isActive(job({ state: 'queued' }))).toBe(true);
     expect(isActive(job({ state: 'done' }))).toBe(false);
+    expect(isActive(job({ state: 'running', phase: 'recent' }))).toBe(true);
+    expect(isActive(job({ state: 'running', phase: 'tiers' }))).toBe(false);
   });
 });

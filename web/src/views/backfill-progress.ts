@@ -8,9 +8,12 @@ import { h } from '../dom';
 import { formatDateTime } from '../format';
 import type { BackfillJob } from '../metrics-api';
 
-/** Whether the job still has work ahead (the page polls it until it has not). */
+/**
+ * Whether the job still has base windows to compute (the page polls it until it has not): a
+ * job only waiting to rebuild its hourly and daily rollups says when they complete instead.
+ */
 export function isActive(job: BackfillJob): boolean {
-  return job.state === 'queued' || job.state === 'running';
+  return job.state === 'queued' || (job.state === 'running' && job.phase !== 'tiers');
 }
 
 /** What the job's progress line says. */
