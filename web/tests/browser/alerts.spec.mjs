@@ -17,6 +17,7 @@ import {
   createDashboard,
   sendEvents,
   shootBothThemes,
+  silenceForAnHour,
   startReceiver,
   watchConsole,
 } from './steps.mjs';
@@ -159,19 +160,7 @@ await run(
     log(`firing in the UI and at the receiver: ${firing.body.text.split('\n')[0]}`);
 
     // A silence of the series for 1 hour: listed active, the series shows it mutes it.
-    await page.getByTestId('new-silence').click();
-    const sdlg = page.getByTestId('silence-dialog');
-    await sdlg.getByTestId('silence-preset-1h').click();
-    await sdlg.getByTestId('silence-matchers').fill('source=alert-test');
-    await sdlg.getByTestId('silence-comment').fill('browser test');
-    await sdlg.getByTestId('dialog-submit').click();
-    await sdlg.waitFor({ state: 'detached' });
-    const silence = page.locator('[data-testid="silence-row"][data-status="active"]');
-    await silence.waitFor();
-    await page
-      .locator('[data-testid="series-row"] [data-testid="silenced-by"] .badge')
-      .first()
-      .waitFor();
+    await silenceForAnHour(page, 'source=alert-test', 'browser test');
     log('silence active and shown on the series');
 
     // Screenshots of both pages in both themes (the rule page shows state, silence, history).

@@ -10,7 +10,15 @@
 // Env: see harness.mjs.
 
 import { setUp } from './harness.mjs';
-import { addWidget, createDashboard, sendEvents, tableValues, watchConsole } from './steps.mjs';
+import {
+  addWidget,
+  createDashboard,
+  sendEvents,
+  tableValues,
+  themeOf,
+  waitForPastComputed,
+  watchConsole,
+} from './steps.mjs';
 import path from 'node:path';
 
 const { gateway, agent, artifacts, tenant, log, fail, createKey, run } = await setUp(
@@ -55,24 +63,12 @@ await run('backfill-failure.png', async ({ page, consoleErrors }) => {
   const progress = page.getByTestId('backfill-orders');
   await progress.waitFor();
   log(`progress shown: ${await progress.textContent()}`);
-  const computed = await page
-    .waitForFunction(
-      () => {
-        const el = document.querySelector('[data-testid="backfill-orders"]');
-        return Number(el?.getAttribute('data-windows-done') ?? 0) > 0;
-      },
-      undefined,
-      { timeout: 60_000, polling: 250 },
-    )
-    .then(() => true)
-    .catch(() => false);
-  if (!computed) {
-    await page.screenshot({ path: failShot, fullPage: true });
-    fail(`the past windows were not computed: ${await progress.textContent()}`);
-  }
-  const theme = await page.evaluate(() => document.documentElement.dataset.theme);
-  await page.screenshot({ path: path.join(artifacts, `backfill-${theme}.png`), fullPage: true });
-  log(`past windows computed: ${await progress.textContent()}`);
+  const computed = await waitForPastComputed(page, 'orders', fail);
+  await page.screenshot({
+    path: path.join(artifacts, `backfill-${await themeOf(page)}.png`),
+    fullPage: true,
+  });
+  log(`past windows computed: ${computed}`);
 
   // A table of the metric's windows over the last hour: the orders sent before it existed.
   await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}`);

@@ -22,6 +22,7 @@ import {
   createDashboard,
   sendEvents,
   shootBothThemes,
+  waitForFreshWindow,
   watchConsole,
 } from './steps.mjs';
 import path from 'node:path';
@@ -99,11 +100,8 @@ await run('dashboard-failure.png', async ({ page, consoleErrors }) => {
   const windowMs =
     (((await metricsRes.json()).metrics ?? []).find((m) => m.name === 'events')?.window_secs ??
       60) * 1000;
-  const left = windowMs - (Date.now() % windowMs);
-  if (left < 4000) {
-    log(`waiting ${left} ms for the next ${windowMs / 1000}s window`);
-    await new Promise((r) => setTimeout(r, left + 100));
-  }
+  const waited = await waitForFreshWindow(page, windowMs, 4000);
+  if (waited) log(`waited ${waited} ms for the next ${windowMs / 1000}s window`);
   // Without `occurred_at`: the events happened when the agent received them.
   const events = Array.from({ length: 7 }, (_, i) => ({
     tenant_id: tenant,

@@ -18,6 +18,7 @@ import {
   sendEvents,
   shootBothThemes,
   waitForEventType,
+  waitForFreshWindow,
   watchConsole,
 } from './steps.mjs';
 import path from 'node:path';
@@ -144,8 +145,7 @@ await run('metrics-failure.png', async ({ page, consoleErrors }) => {
 
   // Events sent after the metric exists are counted (the 1,200 before it are not). Start in a
   // fresh minute so that all of them fall into the window the counter shows.
-  const left = 60_000 - (Date.now() % 60_000);
-  if (left < 8000) await page.waitForTimeout(left + 200);
+  await waitForFreshWindow(page, 60_000, 8000);
   const before = await counter.getByTestId('counter-value').getAttribute('data-value');
   if (Number(before ?? 0) !== 0) fail(`the purchases counter shows ${before} before any event`);
   const SENT = 5;

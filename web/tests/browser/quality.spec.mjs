@@ -9,7 +9,7 @@
 // Env: see harness.mjs.
 
 import { setUp } from './harness.mjs';
-import { sendEvents, shootBothThemes, watchConsole } from './steps.mjs';
+import { sendEvents, shootBothThemes, waitForQualityRow, watchConsole } from './steps.mjs';
 
 const { gateway, agent, artifacts, tenant, log, fail, createKey, run } = await setUp(
   'quality-test',
@@ -58,24 +58,13 @@ await run('quality-failure.png', async ({ page, consoleErrors }) => {
   log('sent 3 good events and 1 rejected (wrong_type)');
 
   // Windows reach storage within seconds: refresh until the row has its exact counts.
-  const row = page.locator('[data-testid="quality-row"][data-source="shop"][data-type="purchase"]');
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    await page.getByTestId('quality-refresh').click();
-    await page.getByTestId('quality-body').locator('.muted, .empty, table').first().waitFor();
-    if ((await row.count()) === 1) {
-      const accepted = await row.getByTestId('accepted').textContent();
-      const rejected = await row.getByTestId('rejected').textContent();
-      if (accepted === '3' && rejected === '1') break;
-    }
-    if (Date.now() > deadline)
-      fail(
-        `the row never showed 3 accepted and 1 rejected: ${await page.getByTestId('quality-body').textContent()}`,
-      );
-    await page.waitForTimeout(1000);
-  }
-  const late = await row.getByTestId('late').textContent();
-  if (late !== '0') fail(`late: ${late}`);
+  const row = await waitForQualityRow(
+    page,
+    'shop',
+    'purchase',
+    { accepted: '3', rejected: '1', late: '0' },
+    fail,
+  );
   log('row shop / purchase: 3 accepted, 1 rejected, 0 late');
 
   const rejection = page.locator(

@@ -175,3 +175,82 @@ export function tableValues(widget) {
     .locator('tbody tr td.num')
     .evaluateAll((tds) => tds.map((td) => Number(td.textContent?.replace(/[^0-9.-]/g, '') || 0)));
 }
+
+/**
+ * Waits, if fewer than `minLeftMs` are left of the current `windowMs` window, for the next one:
+ * events sent then all fall into the window a single value shows.
+ */
+export async function waitForFreshWindow(page, windowMs, minLeftMs) {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < minLeftMs) await page.waitForTimeout(left + 200);
+  return left < minLeftMs ? left + 200 : 0;
+}
+
+/**
+ * Waits until the metric's card on the metrics page shows its backfill job with past windows
+ * computed (`data-windows-done` > 0), at most `withinMs`. Returns the progress line.
+ */
+export async function waitForPastComputed(page, metric, fail, withinMs = 60_000) {
+  const progress = page.getByTestId(`backfill-${metric}`);
+  await progress.waitFor();
+  const computed = await page
+    .waitForFunction(
+      (testId) =>
+        Number(
+          document.querySelector(`[data-testid="${testId}"]`)?.getAttribute('data-windows-done') ??
+            0,
+        ) > 0,
+      `backfill-${metric}`,
+      { timeout: withinMs, polling: 250 },
+    )
+    .then(() => true)
+    .catch(() => false);
+  if (!computed) fail(`the past windows were not computed: ${await progress.textContent()}`);
+  return progress.textContent();
+}
+
+/**
+ * On a rule's page: silences the series `matchers` select for 1 hour through the silence
+ * dialog, then waits for the silence listed active and shown on a series it mutes.
+ */
+export async function silenceForAnHour(page, matchers, comment) {
+  await page.getByTestId('new-silence').click();
+  const dlg = page.getByTestId('silence-dialog');
+  await dlg.getByTestId('silence-preset-1h').click();
+  await dlg.getByTestId('silence-matchers').fill(matchers);
+  await dlg.getByTestId('silence-comment').fill(comment);
+  await dlg.getByTestId('dialog-submit').click();
+  await dlg.waitFor({ state: 'detached' });
+  await page.locator('[data-testid="silence-row"][data-status="active"]').waitFor();
+  await page
+    .locator('[data-testid="series-row"] [data-testid="silenced-by"] .badge')
+    .first()
+    .waitFor();
+}
+
+/**
+ * On the data-quality page: refreshes until the row of `source` and `eventType` shows `want`
+ * (column test id → text, e.g. `{ accepted: '3', rejected: '1' }`), at most `withinMs` (the
+ * windows reach storage within seconds). Returns the row.
+ */
+export async function waitForQualityRow(page, source, eventType, want, fail, withinMs = 30_000) {
+  const row = page.locator(
+    `[data-testid="quality-row"][data-source="${source}"][data-type="${eventType}"]`,
+  );
+  const loaded = page.locator('[data-testid="quality-table"], [data-testid="quality-empty"]');
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    await loaded.first().waitFor();
+    const shown = {};
+    if ((await row.count()) === 1)
+      for (const column of Object.keys(want))
+        shown[column] = await row.getByTestId(column).textContent();
+    if (JSON.stringify(shown) === JSON.stringify(want)) return row;
+    if (Date.now() > deadline)
+      fail(
+        `the quality page shows ${JSON.stringify(shown)} for ${source} / ${eventType}, not ${JSON.stringify(want)}`,
+      );
+    await page.waitForTimeout(1000);
+    await page.getByTestId('quality-refresh').click();
+  }
+}
