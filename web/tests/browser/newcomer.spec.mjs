@@ -29,8 +29,12 @@ import {
   shootBothThemes,
   signInThroughForm,
   startReceiver,
+  silenceForAnHour,
   tableValues,
   waitForEventType,
+  waitForFreshWindow,
+  waitForPastComputed,
+  waitForQualityRow,
   watchConsole,
 } from './steps.mjs';
 import path from 'node:path';
@@ -113,7 +117,10 @@ await run(
         .textContent();
       if (shown !== kind) fail(`${property} shown as ${shown}, not ${kind}`);
     }
-    log('the metrics page lists checkout with amount (number) and plan (string)');
+    const seen = await typeRow.locator('summary').textContent();
+    if (!seen.includes(` · ${past.length} events`))
+      fail(`the event type says "${seen}", not ${past.length} events`);
+    log(`the metrics page lists "${seen}" with amount (number) and plan (string)`);
     await page.getByTestId('new-metric').click();
     const dlg = page.getByTestId('metric-dialog');
     await dlg.getByTestId('metric-name').fill('checkouts');
@@ -134,19 +141,8 @@ await run(
     const progress = page.getByTestId('backfill-checkouts');
     await progress.waitFor();
     log(`metric checkouts defined; progress shown: ${await progress.textContent()}`);
-    await page
-      .waitForFunction(
-        () =>
-          Number(
-            document
-              .querySelector('[data-testid="backfill-checkouts"]')
-              ?.getAttribute('data-windows-done') ?? 0,
-          ) > 0,
-        undefined,
-        { timeout: 60_000, polling: 250 },
-      )
-      .catch(async () => fail(`the past was not computed: ${await progress.textContent()}`));
-    log(`past windows computed: ${await progress.textContent()}`);
+    const computed = await waitForPastComputed(page, 'checkouts', fail);
+    log(`past windows computed: ${computed}`);
     await shoot('metrics');
 
     // 4. The dashboard: a line chart, a counter and a table of the metric.
@@ -176,8 +172,7 @@ await run(
     log(`the table shows the ${pastCounts.length} past windows: ${past.length} checkouts`);
 
     // Checkouts now, in a fresh minute (so that the counter's window holds all of them).
-    const left = WINDOW_MS - (Date.now() % WINDOW_MS);
-    if (left < 10_000) await page.waitForTimeout(left + 200);
+    await waitForFreshWindow(page, WINDOW_MS, 10_000);
     const before = await counter.getByTestId('counter-value').getAttribute('data-value');
     if (Number(before || 0) !== 0) fail(`the counter shows ${before} before any live checkout`);
     const LIVE = 8;
@@ -260,18 +255,7 @@ await run(
       fail(`firing notification labels: ${JSON.stringify(firing.body.commonLabels)}`);
     log(`firing in the UI and at the receiver: ${firing.body.text.split('\n')[0]}`);
 
-    await page.getByTestId('new-silence').click();
-    const silence = page.getByTestId('silence-dialog');
-    await silence.getByTestId('silence-preset-1h').click();
-    await silence.getByTestId('silence-matchers').fill('plan=pro');
-    await silence.getByTestId('silence-comment').fill('newcomer test');
-    await silence.getByTestId('dialog-submit').click();
-    await silence.waitFor({ state: 'detached' });
-    await page.locator('[data-testid="silence-row"][data-status="active"]').waitFor();
-    await page
-      .locator('[data-testid="series-row"] [data-testid="silenced-by"] .badge')
-      .first()
-      .waitFor();
+    await silenceForAnHour(page, 'plan=pro', 'newcomer test');
     log('silence active and shown on the series');
     await shoot('alert-detail');
     await page.getByTestId('nav-alerts').click();
@@ -293,23 +277,7 @@ await run(
     };
     await page.getByTestId('nav-quality').click();
     await page.waitForURL(/[?&]page=quality/);
-    const row = page.locator(
-      '[data-testid="quality-row"][data-source="shop"][data-type="checkout"]',
-    );
-    const loaded = page.locator('[data-testid="quality-table"], [data-testid="quality-empty"]');
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      await loaded.first().waitFor();
-      const shown = {};
-      if ((await row.count()) === 1)
-        for (const column of Object.keys(want))
-          shown[column] = await row.getByTestId(column).textContent();
-      if (JSON.stringify(shown) === JSON.stringify(want)) break;
-      if (Date.now() > deadline)
-        fail(`the quality page shows ${JSON.stringify(shown)}, not ${JSON.stringify(want)}`);
-      await page.waitForTimeout(1000);
-      await page.getByTestId('quality-refresh').click();
-    }
+    await waitForQualityRow(page, 'shop', 'checkout', want, fail);
     const rejection = page.locator(
       '[data-testid="rejection"][data-reason="wrong_type"][data-source="shop"]',
     );
