@@ -635,6 +635,20 @@ class App {
       },
     });
     this.view = view;
+    // Disabled until the dashboard and the tenant's metrics are loaded: the widget editor
+    // offers those metrics.
+    const addWidgetBtn = h(
+      'button',
+      {
+        class: 'btn btn-primary edit-only',
+        type: 'button',
+        disabled: true,
+        title: 'Loading the dashboard…',
+        'data-testid': 'add-widget',
+        onclick: () => editWidget(),
+      },
+      '+ Add widget',
+    );
     const toolbar = h(
       'div',
       { class: 'toolbar' },
@@ -675,44 +689,41 @@ class App {
       ),
       h('div', { class: 'spacer' }),
       rangeBar,
-      h(
-        'button',
-        {
-          class: 'btn btn-primary edit-only',
-          type: 'button',
-          'data-testid': 'add-widget',
-          onclick: () => editWidget(),
-        },
-        '+ Add widget',
-      ),
+      addWidgetBtn,
     );
     replace(this.main, h('section', { class: 'dash-view' }, toolbar, view.grid));
     this.checkTenant(tenant, view);
-    view.load().catch((err: unknown) => {
-      if (err instanceof DOMException && err.name === 'AbortError') return;
-      const msg =
-        err instanceof ApiError && err.status === 404
-          ? `tenant “${tenant}” has no dashboard “${id}” (deleted, or a link of another tenant)`
-          : err instanceof Error
-            ? err.message
-            : String(err);
-      replace(
-        this.main,
-        h(
-          'div',
-          { class: 'empty' },
-          h('p', { class: 'form-error', role: 'alert' }, `Could not open the dashboard: ${msg}`),
+    view
+      .load()
+      .then(() => {
+        addWidgetBtn.disabled = false;
+        addWidgetBtn.removeAttribute('title');
+      })
+      .catch((err: unknown) => {
+        if (err instanceof DOMException && err.name === 'AbortError') return;
+        const msg =
+          err instanceof ApiError && err.status === 404
+            ? `tenant “${tenant}” has no dashboard “${id}” (deleted, or a link of another tenant)`
+            : err instanceof Error
+              ? err.message
+              : String(err);
+        replace(
+          this.main,
           h(
-            'a',
-            {
-              href: `?tenant=${encodeURIComponent(tenant)}`,
-              onclick: (e: MouseEvent) => this.go(e, { dashboard: null }),
-            },
-            'Back to dashboards',
+            'div',
+            { class: 'empty' },
+            h('p', { class: 'form-error', role: 'alert' }, `Could not open the dashboard: ${msg}`),
+            h(
+              'a',
+              {
+                href: `?tenant=${encodeURIComponent(tenant)}`,
+                onclick: (e: MouseEvent) => this.go(e, { dashboard: null }),
+              },
+              'Back to dashboards',
+            ),
           ),
-        ),
-      );
-    });
+        );
+      });
   }
 
   private rangeControls(): HTMLElement {

@@ -12,8 +12,15 @@
 // Env: see harness.mjs.
 
 import { setUp } from './harness.mjs';
-import { createServer } from 'node:http';
-import path from 'node:path';
+import {
+  addWidget,
+  createDashboard,
+  sendEvents,
+  shootBothThemes,
+  silenceForAnHour,
+  startReceiver,
+  watchConsole,
+} from './steps.mjs';
 
 /** How long the pipeline may take to fire a rule on provisional windows. */
 const FIRE_WITHIN_MS = 60_000;
@@ -24,50 +31,21 @@ const { gateway, agent, artifacts, tenant, log, fail, createKey, run } = await s
 const editorKey = await createKey('editor', 'alerts browser test');
 const ingestKey = await createKey('ingest', 'alerts browser test producer');
 // The webhook receiver: records every request (path, Idempotency-Key, JSON body), answers 200.
-const received = [];
-const receiver = createServer((req, res) => {
-  let body = '';
-  req.on('data', (c) => (body += c));
-  req.on('end', () => {
-    let json = null;
-    try {
-      json = JSON.parse(body);
-    } catch {
-      /* recorded as null */
-    }
-    received.push({ path: req.url, key: req.headers['idempotency-key'] ?? '', body: json });
-    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-  });
-});
-await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-const hook = `http://127.0.0.1:${receiver.address().port}/hook/alerts-test`;
-async function waitReceived(predicate, what, within) {
-  const deadline = Date.now() + within;
-  while (Date.now() < deadline) {
-    const found = received.find(predicate);
-    if (found) return found;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  fail(
-    `${what} not received within ${within} ms; got ${JSON.stringify(received.map((r) => r.body?.text))}`,
-  );
-}
+const receiver = await startReceiver('/hook/alerts-test', fail);
+const hook = receiver.url;
+const waitReceived = receiver.waitReceived;
 
 log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}, receiver ${hook}`);
 
 await run(
   'alerts-failure.png',
   async ({ page, consoleErrors }) => {
-    page.on('console', (msg) => {
-      // The refused webhook's 400 is on purpose; Chromium logs failed requests as errors.
-      if (
-        msg.type() === 'error' &&
-        !msg.text().includes('status of 401') &&
-        !msg.text().includes('status of 400')
-      )
-        consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
-    });
-    page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+    // The refused webhook's 400 is on purpose; Chromium logs failed requests as errors.
+    watchConsole(
+      page,
+      consoleErrors,
+      (text) => text.includes('status of 401') || text.includes('status of 400'),
+    );
 
     await page.goto(`${gateway}/#key=${editorKey}`);
     await page.getByTestId('sign-out').waitFor();
@@ -163,12 +141,7 @@ await run(
       properties: {},
       occurred_at: now,
     }));
-    const res = await fetch(`${agent}/v1/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
-      body: JSON.stringify(events),
-    });
-    if (!res.ok) fail(`edge agent answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
+    await sendEvents(agent, ingestKey, events, fail);
     log(`sent ${events.length} events`);
     await page
       .locator('[data-testid="rule-state-slot"] [data-testid="alert-state"][data-state="firing"]')
@@ -187,38 +160,14 @@ await run(
     log(`firing in the UI and at the receiver: ${firing.body.text.split('\n')[0]}`);
 
     // A silence of the series for 1 hour: listed active, the series shows it mutes it.
-    await page.getByTestId('new-silence').click();
-    const sdlg = page.getByTestId('silence-dialog');
-    await sdlg.getByTestId('silence-preset-1h').click();
-    await sdlg.getByTestId('silence-matchers').fill('source=alert-test');
-    await sdlg.getByTestId('silence-comment').fill('browser test');
-    await sdlg.getByTestId('dialog-submit').click();
-    await sdlg.waitFor({ state: 'detached' });
-    const silence = page.locator('[data-testid="silence-row"][data-status="active"]');
-    await silence.waitFor();
-    await page
-      .locator('[data-testid="series-row"] [data-testid="silenced-by"] .badge')
-      .first()
-      .waitFor();
+    await silenceForAnHour(page, 'source=alert-test', 'browser test');
     log('silence active and shown on the series');
 
     // Screenshots of both pages in both themes (the rule page shows state, silence, history).
-    const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
-    const shoot = async (name) => {
-      await page.waitForTimeout(100);
-      await page.screenshot({
-        path: path.join(artifacts, `${name}-${await theme()}.png`),
-        fullPage: true,
-      });
-    };
-    await shoot('alert-detail');
-    await page.getByTestId('theme-toggle').click();
-    await shoot('alert-detail');
+    await shootBothThemes(page, artifacts, 'alert-detail');
     await page.getByTestId('nav-alerts').click();
     await row.locator('[data-testid="alert-state"][data-state="firing"]').waitFor();
-    await shoot('alerts');
-    await page.getByTestId('theme-toggle').click();
-    await shoot('alerts');
+    await shootBothThemes(page, artifacts, 'alerts');
     log(`screenshots in ${artifacts}: alerts-*.png, alert-detail-*.png`);
 
     // Expire the silence.
@@ -231,18 +180,8 @@ await run(
 
     // The dashboard shows the rule's served state on a widget of its metric.
     await page.getByTestId('nav-dashboards').click();
-    await page.getByTestId('new-dashboard').click();
-    await page.getByTestId('create-dialog').getByTestId('dashboard-name').fill('Alerts test');
-    await page.getByTestId('create-dialog').getByTestId('dialog-submit').click();
-    await page.waitForURL(/[?&]dashboard=/);
-    await page.getByTestId('add-widget').click();
-    const wdlg = page.getByTestId('widget-editor');
-    await wdlg.getByTestId('widget-metric').selectOption('events');
-    await wdlg.getByTestId('widget-stat').selectOption('count');
-    await wdlg.getByTestId('widget-viz').selectOption('counter');
-    await wdlg.getByTestId('widget-title').fill('Events');
-    await wdlg.getByTestId('dialog-submit').click();
-    await wdlg.waitFor({ state: 'detached' });
+    await createDashboard(page, 'Alerts test');
+    await addWidget(page, { viz: 'counter', title: 'Events' });
     await page
       .locator(`[data-testid="badge-alert"][data-alert="${alertId}"][data-state="firing"]`)
       .waitFor();
@@ -259,5 +198,5 @@ await run(
     await page.getByTestId('no-rules').waitFor();
     log('rule deleted');
   },
-  () => receiver.close(),
+  receiver.close,
 );

@@ -10,6 +10,15 @@
 // Env: see harness.mjs.
 
 import { setUp } from './harness.mjs';
+import {
+  addWidget,
+  createDashboard,
+  sendEvents,
+  tableValues,
+  themeOf,
+  waitForPastComputed,
+  watchConsole,
+} from './steps.mjs';
 import path from 'node:path';
 
 const { gateway, agent, artifacts, tenant, log, fail, createKey, run } = await setUp(
@@ -21,12 +30,8 @@ const ingestKey = await createKey('ingest', 'browser test producer');
 log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}`);
 
 await run('backfill-failure.png', async ({ page, consoleErrors }) => {
-  page.on('console', (msg) => {
-    // Signed out, the page's `GET /v1/session` answers 401 on purpose.
-    if (msg.type() === 'error' && !msg.text().includes('status of 401'))
-      consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
-  });
-  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+  // Signed out, the page's `GET /v1/session` answers 401 on purpose.
+  watchConsole(page, consoleErrors);
   const failShot = path.join(artifacts, 'backfill-failure.png');
 
   // The archived past: 36 orders 30 to 32 minutes ago, before any metric counts them.
@@ -39,12 +44,7 @@ await run('backfill-failure.png', async ({ page, consoleErrors }) => {
     properties: { amount: i },
     occurred_at: new Date(now - 32 * 60_000 + i * 3_000).toISOString(),
   }));
-  const res = await fetch(`${agent}/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
-    body: JSON.stringify(orders),
-  });
-  if (res.status !== 202) fail(`edge agent answered ${res.status}: ${await res.text()}`);
+  await sendEvents(agent, ingestKey, orders, fail);
   log(`sent ${SENT} orders 30 to 32 minutes old`);
 
   await page.goto(`${gateway}/#key=${editorKey}`);
@@ -63,52 +63,24 @@ await run('backfill-failure.png', async ({ page, consoleErrors }) => {
   const progress = page.getByTestId('backfill-orders');
   await progress.waitFor();
   log(`progress shown: ${await progress.textContent()}`);
-  const computed = await page
-    .waitForFunction(
-      () => {
-        const el = document.querySelector('[data-testid="backfill-orders"]');
-        return Number(el?.getAttribute('data-windows-done') ?? 0) > 0;
-      },
-      undefined,
-      { timeout: 60_000, polling: 250 },
-    )
-    .then(() => true)
-    .catch(() => false);
-  if (!computed) {
-    await page.screenshot({ path: failShot, fullPage: true });
-    fail(`the past windows were not computed: ${await progress.textContent()}`);
-  }
-  const theme = await page.evaluate(() => document.documentElement.dataset.theme);
-  await page.screenshot({ path: path.join(artifacts, `backfill-${theme}.png`), fullPage: true });
-  log(`past windows computed: ${await progress.textContent()}`);
+  const computed = await waitForPastComputed(page, 'orders', fail);
+  await page.screenshot({
+    path: path.join(artifacts, `backfill-${await themeOf(page)}.png`),
+    fullPage: true,
+  });
+  log(`past windows computed: ${computed}`);
 
   // A table of the metric's windows over the last hour: the orders sent before it existed.
   await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}`);
-  await page.getByTestId('new-dashboard').click();
-  await page.getByTestId('create-dialog').getByTestId('dashboard-name').fill('Orders');
-  await page.getByTestId('create-dialog').getByTestId('dialog-submit').click();
-  await page.waitForURL(/[?&]dashboard=/);
-  await page.getByTestId('add-widget').click();
-  const editor = page.getByTestId('widget-editor');
-  await editor
-    .getByTestId('widget-metric')
-    .locator('option[value="orders"]')
-    .waitFor({ state: 'attached' });
-  await editor.getByTestId('widget-metric').selectOption('orders');
-  await editor.getByTestId('widget-stat').selectOption('count');
-  await editor.getByTestId('widget-time-window').selectOption('last_1h');
-  await editor.getByTestId('widget-viz').selectOption('table');
-  await editor.getByTestId('widget-title').fill('Orders, last hour');
-  await editor.getByTestId('dialog-submit').click();
-  await editor.waitFor({ state: 'detached' });
-  const table = page.locator('[data-testid="widget"][data-viz="table"]');
-  await table.waitFor();
-  const total = () =>
-    page.evaluate(() =>
-      [
-        ...document.querySelectorAll('[data-testid="widget"][data-viz="table"] tbody tr td.num'),
-      ].reduce((sum, td) => sum + Number(td.textContent?.replace(/[^0-9.]/g, '') || 0), 0),
-    );
+  await createDashboard(page, 'Orders');
+  const table = await addWidget(page, {
+    metric: 'orders',
+    stat: 'count',
+    timeWindow: 'last_1h',
+    viz: 'table',
+    title: 'Orders, last hour',
+  });
+  const total = async () => (await tableValues(table)).reduce((sum, v) => sum + v, 0);
   const deadline = Date.now() + 20_000;
   let shown = await total();
   while (shown !== SENT && Date.now() < deadline) {

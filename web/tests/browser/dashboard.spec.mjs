@@ -17,6 +17,14 @@
 // Env: see harness.mjs.
 
 import { setUp } from './harness.mjs';
+import {
+  addWidget as addWidgetThroughPage,
+  createDashboard,
+  sendEvents,
+  shootBothThemes,
+  waitForFreshWindow,
+  watchConsole,
+} from './steps.mjs';
 import path from 'node:path';
 
 const CHANGE_WITHIN_MS = 5000;
@@ -28,13 +36,9 @@ const ingestKey = await createKey('ingest', 'browser test producer');
 log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}`);
 
 await run('dashboard-failure.png', async ({ page, consoleErrors }) => {
-  page.on('console', (msg) => {
-    // Signed out, the page's `GET /v1/session` and the wrong key's sign-in answer 401 on
-    // purpose; Chromium logs those as errors.
-    if (msg.type() === 'error' && !msg.text().includes('status of 401'))
-      consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
-  });
-  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+  // Signed out, the page's `GET /v1/session` and the wrong key's sign-in answer 401 on
+  // purpose; Chromium logs those as errors.
+  watchConsole(page, consoleErrors);
   // A browser zone that is not UTC (and off by half an hour), so that the two choices differ.
   const browserZone = 'Asia/Kolkata';
   const cdp = await context.newCDPSession(page);
@@ -52,29 +56,12 @@ await run('dashboard-failure.png', async ({ page, consoleErrors }) => {
   if (page.url().includes('key=')) fail(`the key stayed in the address bar: ${page.url()}`);
   log('signed in with a key the test created');
   await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}`);
-  await page.getByTestId('new-dashboard').click();
-  await page.getByTestId('create-dialog').getByTestId('dashboard-name').fill('Browser test');
-  await page.getByTestId('create-dialog').getByTestId('dialog-submit').click();
-  await page.waitForURL(/[?&]dashboard=/);
+  const dashboardId = await createDashboard(page, 'Browser test');
   await page.getByTestId('empty-dashboard').waitFor();
-  const dashboardId = new URL(page.url()).searchParams.get('dashboard');
   log(`dashboard ${dashboardId} created`);
 
-  async function addWidget(title, viz, timeWindow = 'last_15m', inEditor = async () => {}) {
-    await page.getByTestId('add-widget').click();
-    const dlg = page.getByTestId('widget-editor');
-    await dlg.getByTestId('widget-metric').selectOption('events');
-    await dlg.getByTestId('widget-stat').selectOption('count');
-    await dlg.getByTestId('widget-time-window').selectOption(timeWindow);
-    await dlg.getByTestId('widget-viz').selectOption(viz);
-    await inEditor(dlg);
-    await dlg.getByTestId('widget-title').fill(title);
-    await dlg.getByTestId('dialog-submit').click();
-    await dlg.waitFor({ state: 'detached' });
-    const w = page.getByRole('article', { name: title, exact: true });
-    await w.waitFor();
-    return w;
-  }
+  const addWidget = (title, viz, timeWindow = 'last_15m', inEditor = async () => {}) =>
+    addWidgetThroughPage(page, { title, viz, timeWindow, inEditor });
   const line = await addWidget('Events (line)', 'line_chart');
   const counter = await addWidget('Events now', 'counter');
   // A split widget: a row per source, fed live by the same stream.
@@ -113,11 +100,8 @@ await run('dashboard-failure.png', async ({ page, consoleErrors }) => {
   const windowMs =
     (((await metricsRes.json()).metrics ?? []).find((m) => m.name === 'events')?.window_secs ??
       60) * 1000;
-  const left = windowMs - (Date.now() % windowMs);
-  if (left < 4000) {
-    log(`waiting ${left} ms for the next ${windowMs / 1000}s window`);
-    await new Promise((r) => setTimeout(r, left + 100));
-  }
+  const waited = await waitForFreshWindow(page, windowMs, 4000);
+  if (waited) log(`waited ${waited} ms for the next ${windowMs / 1000}s window`);
   // Without `occurred_at`: the events happened when the agent received them.
   const events = Array.from({ length: 7 }, (_, i) => ({
     tenant_id: tenant,
@@ -126,13 +110,8 @@ await run('dashboard-failure.png', async ({ page, consoleErrors }) => {
     properties: { region: i % 2 ? 'eu' : 'us' },
   }));
   const sentAt = Date.now();
-  const res = await fetch(`${agent}/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
-    body: JSON.stringify(events),
-  });
-  if (!res.ok) fail(`edge agent answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
-  log(`sent ${events.length} events (${res.status})`);
+  const { status } = await sendEvents(agent, ingestKey, events, fail);
+  log(`sent ${events.length} events (${status})`);
 
   const changed = await page
     .waitForFunction(
@@ -310,17 +289,12 @@ await run('dashboard-failure.png', async ({ page, consoleErrors }) => {
   // A late event revises a closed window: a calm mark on the line chart whose explanation
   // opens by keyboard (focus) and by tap, and closes with Escape.
   const lateAt = new Date(Date.now() - 3 * windowMs - 30_000).toISOString();
-  const lateRes = await fetch(`${agent}/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
-    body: JSON.stringify({
-      tenant_id: tenant,
-      source: 'web-test',
-      event_type: 'page_view',
-      occurred_at: lateAt,
-    }),
-  });
-  if (!lateRes.ok) fail(`late event: edge agent answered ${lateRes.status}`);
+  await sendEvents(
+    agent,
+    ingestKey,
+    { tenant_id: tenant, source: 'web-test', event_type: 'page_view', occurred_at: lateAt },
+    fail,
+  );
   const revisedLine = page.locator('[data-testid="widget"][data-viz="line_chart"]').first();
   const mark = revisedLine.getByTestId('badge-revised');
   await mark.waitFor({ timeout: 20_000 });
@@ -357,16 +331,8 @@ await run('dashboard-failure.png', async ({ page, consoleErrors }) => {
   log(`late event: "${markText}" mark (${colours.mark}), explained on focus and tap`);
 
   // Screenshots in both themes (with the empty, filtered and revised states on the page).
-  const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
-  const first = await theme();
-  await page.screenshot({ path: path.join(artifacts, `dashboard-${first}.png`), fullPage: true });
-  await page.getByTestId('theme-toggle').click();
-  await page.waitForFunction((t) => document.documentElement.dataset.theme !== t, first);
-  await page.locator('[data-testid="widget"][data-viz="line_chart"] canvas').first().waitFor();
-  const second = await theme();
-  await page.waitForTimeout(100); // one frame for the charts to repaint in the new colours
-  await page.screenshot({ path: path.join(artifacts, `dashboard-${second}.png`), fullPage: true });
-  log(`screenshots: ${artifacts}/dashboard-${first}.png, dashboard-${second}.png`);
+  const shots = await shootBothThemes(page, artifacts, 'dashboard');
+  log(`screenshots in ${artifacts}: ${shots.join(', ')}`);
 
   // Deep link opens the same dashboard with both widgets.
   await page.goto(

@@ -14,6 +14,7 @@
 // key file's directory, secrets/questdb.env).
 
 import { setUp } from './harness.mjs';
+import { watchConsole } from './steps.mjs';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -110,11 +111,7 @@ const dashboardId = (await created.json()).dashboard_id;
 log(`dashboard ${dashboardId} with ${widgets.length} widgets over 30 days`);
 
 await run('longrange-failure.png', async ({ page, consoleErrors }) => {
-  page.on('console', (msg) => {
-    if (msg.type() === 'error')
-      consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
-  });
-  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+  watchConsole(page, consoleErrors, () => false);
   await page.goto(`${gateway}/#key=${editorKey}`);
   await page.getByTestId('sign-out').waitFor();
 

@@ -12,6 +12,15 @@
 // Env: see harness.mjs.
 
 import { setUp } from './harness.mjs';
+import {
+  addWidget,
+  createDashboard,
+  sendEvents,
+  shootBothThemes,
+  waitForEventType,
+  waitForFreshWindow,
+  watchConsole,
+} from './steps.mjs';
 import path from 'node:path';
 
 const { gateway, agent, artifacts, tenant, log, fail, createKey, run } = await setUp(
@@ -24,18 +33,15 @@ log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}`);
 let refusalPending = false;
 
 await run('metrics-failure.png', async ({ page, consoleErrors }) => {
-  page.on('console', (msg) => {
-    // Signed out, the page's `GET /v1/session` and the wrong key's sign-in answer 401 on
-    // purpose; Chromium logs those as errors.
-    // The refused metric name below answers 400 on purpose (counted, exactly once).
-    if (msg.type() === 'error' && msg.text().includes('status of 400') && refusalPending) {
+  // Signed out, the page's `GET /v1/session` answers 401 on purpose; the refused metric name
+  // below answers 400 on purpose (allowed exactly once).
+  watchConsole(page, consoleErrors, (text) => {
+    if (text.includes('status of 400') && refusalPending) {
       refusalPending = false;
-      return;
+      return true;
     }
-    if (msg.type() === 'error' && !msg.text().includes('status of 401'))
-      consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
+    return text.includes('status of 401');
   });
-  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
 
   const failShot = path.join(artifacts, 'metrics-failure.png');
   await page.goto(`${gateway}/#key=${editorKey}`);
@@ -44,10 +50,7 @@ await run('metrics-failure.png', async ({ page, consoleErrors }) => {
 
   // A new tenant's dashboard: the Add-widget dialog says how to get another metric.
   await page.goto(`${gateway}/?tenant=${encodeURIComponent(tenant)}`);
-  await page.getByTestId('new-dashboard').click();
-  await page.getByTestId('create-dialog').getByTestId('dashboard-name').fill('Purchases');
-  await page.getByTestId('create-dialog').getByTestId('dialog-submit').click();
-  await page.waitForURL(/[?&]dashboard=/);
+  await createDashboard(page, 'Purchases');
   const dashboardUrl = page.url();
   await page.getByTestId('add-widget').click();
   const hint = page.getByTestId('widget-editor').getByTestId('widget-more-metrics');
@@ -58,14 +61,7 @@ await run('metrics-failure.png', async ({ page, consoleErrors }) => {
   log('the Add-widget dialog links to the metrics page; the built-in events metric is listed');
 
   // Events of a new type, sent by the test as a producer would.
-  async function send(events) {
-    const res = await fetch(`${agent}/v1/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
-      body: JSON.stringify(events),
-    });
-    if (!res.ok) fail(`edge agent answered ${res.status}: ${(await res.text()).slice(0, 300)}`);
-  }
+  const send = (events) => sendEvents(agent, ingestKey, events, fail);
   const purchase = (i) => ({
     tenant_id: tenant,
     source: 'shop',
@@ -78,15 +74,7 @@ await run('metrics-failure.png', async ({ page, consoleErrors }) => {
   log('sent 1,200 purchase events');
 
   // Schema discovery publishes every 10 s: reload until the type is listed.
-  const deadline = Date.now() + 40_000;
-  const typeRow = page.locator('[data-testid="event-types"] [data-event-type="purchase"]');
-  for (;;) {
-    await page.reload();
-    await page.getByTestId('metric-list').waitFor();
-    if (await typeRow.count()) break;
-    if (Date.now() > deadline) fail('the event type purchase never appeared on the metrics page');
-    await page.waitForTimeout(1000);
-  }
+  const typeRow = await waitForEventType(page, 'purchase', fail);
   for (const p of ['amount', 'plan', 'user'])
     await typeRow.locator(`tr[data-property="${p}"]`).waitFor();
   const amountKind = await typeRow.locator('tr[data-property="amount"] td').nth(1).textContent();
@@ -136,40 +124,28 @@ await run('metrics-failure.png', async ({ page, consoleErrors }) => {
   log('metric purchases defined through the form and listed');
 
   // Screenshots in both themes.
-  const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
-  const first = await theme();
-  await page.screenshot({ path: path.join(artifacts, `metrics-${first}.png`), fullPage: true });
-  await page.getByTestId('theme-toggle').click();
-  await page.waitForFunction((t) => document.documentElement.dataset.theme !== t, first);
-  const second = await theme();
-  await page.screenshot({ path: path.join(artifacts, `metrics-${second}.png`), fullPage: true });
-  log(`screenshots: ${artifacts}/metrics-${first}.png, metrics-${second}.png`);
+  const shots = await shootBothThemes(page, artifacts, 'metrics');
+  log(`screenshots in ${artifacts}: ${shots.join(', ')}`);
 
   // The metric in the Add-widget dialog, as a counter.
   await page.goto(dashboardUrl);
-  await page.getByTestId('add-widget').click();
-  const editor = page.getByTestId('widget-editor');
-  await editor.getByTestId('widget-metric').locator('option[value="purchases"]').waitFor({
-    state: 'attached',
+  const counter = await addWidget(page, {
+    metric: 'purchases',
+    stat: 'count',
+    timeWindow: 'last_15m',
+    viz: 'counter',
+    title: 'Purchases now',
+    inEditor: async (editor) => {
+      if (await editor.getByTestId('widget-more-metrics').count())
+        fail('the Add-widget dialog still says only events exists');
+    },
   });
-  if (await editor.getByTestId('widget-more-metrics').count())
-    fail('the Add-widget dialog still says only events exists');
-  await editor.getByTestId('widget-metric').selectOption('purchases');
-  await editor.getByTestId('widget-stat').selectOption('count');
-  await editor.getByTestId('widget-time-window').selectOption('last_15m');
-  await editor.getByTestId('widget-viz').selectOption('counter');
-  await editor.getByTestId('widget-title').fill('Purchases now');
-  await editor.getByTestId('dialog-submit').click();
-  await editor.waitFor({ state: 'detached' });
-  const counter = page.locator('[data-testid="widget"][data-viz="counter"]');
-  await counter.waitFor();
   await page.locator('[data-testid="connection"][data-state="open"]').waitFor();
   await page.locator('[data-testid="widget"][data-loaded="1"]').waitFor();
 
   // Events sent after the metric exists are counted (the 1,200 before it are not). Start in a
   // fresh minute so that all of them fall into the window the counter shows.
-  const left = 60_000 - (Date.now() % 60_000);
-  if (left < 8000) await page.waitForTimeout(left + 200);
+  await waitForFreshWindow(page, 60_000, 8000);
   const before = await counter.getByTestId('counter-value').getAttribute('data-value');
   if (Number(before ?? 0) !== 0) fail(`the purchases counter shows ${before} before any event`);
   const SENT = 5;

@@ -9,7 +9,7 @@
 // Env: see harness.mjs.
 
 import { setUp } from './harness.mjs';
-import path from 'node:path';
+import { sendEvents, shootBothThemes, waitForQualityRow, watchConsole } from './steps.mjs';
 
 const { gateway, agent, artifacts, tenant, log, fail, createKey, run } = await setUp(
   'quality-test',
@@ -20,12 +20,8 @@ const ingestKey = await createKey('ingest', 'browser test producer');
 log(`tenant ${tenant}, gateway ${gateway}, agent ${agent}`);
 
 await run('quality-failure.png', async ({ page, consoleErrors }) => {
-  page.on('console', (msg) => {
-    // Signed out, the page's `GET /v1/session` answers 401 on purpose.
-    if (msg.type() === 'error' && !msg.text().includes('status of 401'))
-      consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url ?? ''})`);
-  });
-  page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message}`));
+  // Signed out, the page's `GET /v1/session` answers 401 on purpose.
+  watchConsole(page, consoleErrors);
 
   await page.goto(`${gateway}/#key=${viewerKey}`);
   await page.getByTestId('sign-out').waitFor();
@@ -56,35 +52,19 @@ await run('quality-failure.png', async ({ page, consoleErrors }) => {
     properties: { note: markup },
     occurred_at: 12,
   };
-  const res = await fetch(`${agent}/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${ingestKey}` },
-    body: JSON.stringify([good(), good(), good(), bad]),
-  });
-  const reply = await res.json();
-  if (res.status !== 202 || reply.accepted !== 3 || reply.errors?.[0]?.code !== 'wrong_type')
-    fail(`edge agent answered ${res.status}: ${JSON.stringify(reply)}`);
+  const { reply } = await sendEvents(agent, ingestKey, [good(), good(), good(), bad], fail);
+  if (reply.accepted !== 3 || reply.errors?.[0]?.code !== 'wrong_type')
+    fail(`edge agent answered ${JSON.stringify(reply)}`);
   log('sent 3 good events and 1 rejected (wrong_type)');
 
   // Windows reach storage within seconds: refresh until the row has its exact counts.
-  const row = page.locator('[data-testid="quality-row"][data-source="shop"][data-type="purchase"]');
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    await page.getByTestId('quality-refresh').click();
-    await page.getByTestId('quality-body').locator('.muted, .empty, table').first().waitFor();
-    if ((await row.count()) === 1) {
-      const accepted = await row.getByTestId('accepted').textContent();
-      const rejected = await row.getByTestId('rejected').textContent();
-      if (accepted === '3' && rejected === '1') break;
-    }
-    if (Date.now() > deadline)
-      fail(
-        `the row never showed 3 accepted and 1 rejected: ${await page.getByTestId('quality-body').textContent()}`,
-      );
-    await page.waitForTimeout(1000);
-  }
-  const late = await row.getByTestId('late').textContent();
-  if (late !== '0') fail(`late: ${late}`);
+  const row = await waitForQualityRow(
+    page,
+    'shop',
+    'purchase',
+    { accepted: '3', rejected: '1', late: '0' },
+    fail,
+  );
   log('row shop / purchase: 3 accepted, 1 rejected, 0 late');
 
   const rejection = page.locator(
@@ -116,12 +96,6 @@ await run('quality-failure.png', async ({ page, consoleErrors }) => {
   await page.locator('[data-range="1h"]').click();
   await rejection.getByTestId('sample').first().locator('summary').click();
   await rejection.getByTestId('sample-raw').first().waitFor();
-  const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
-  const first = await theme();
-  await page.screenshot({ path: path.join(artifacts, `quality-${first}.png`), fullPage: true });
-  await page.getByTestId('theme-toggle').click();
-  await page.waitForFunction((t) => document.documentElement.dataset.theme !== t, first);
-  const second = await theme();
-  await page.screenshot({ path: path.join(artifacts, `quality-${second}.png`), fullPage: true });
-  log(`screenshots: ${artifacts}/quality-${first}.png, quality-${second}.png`);
+  const shots = await shootBothThemes(page, artifacts, 'quality');
+  log(`screenshots in ${artifacts}: ${shots.join(', ')}`);
 });
