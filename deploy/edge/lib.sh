@@ -86,12 +86,15 @@ rtdash_edge_secrets() {
 		rtdash_edge_site_users "$site"
 	fi
 	# The link's user: made on the hub's side at the site's first start, copied (again after
-	# the hub's state was made anew).
-	leaf_env=$(rtdash_edge_hub_leaf_user "$site")
-	if [ "$(rtdash_lockdown_env_value "$leaf_env" RTDASH_NATS__PASSWORD)" != \
-		"$(rtdash_lockdown_env_value "$dir/leaf.env" RTDASH_NATS__PASSWORD 2>/dev/null)" ]; then
-		(umask 077 && sed "s|^RTDASH_NATS__TLS_CA=.*|RTDASH_NATS__TLS_CA=$dir/tls/ca.pem|" "$leaf_env" >"$dir/leaf.env")
-		rtdash_log "edge site $site: links to the hub as leaf-$site (copied from $leaf_env)"
+	# the hub's state was made anew). Without the hub's secrets here (a site on its own
+	# machine) the site's copy serves.
+	if [ -f "$hub/nats-users.conf" ] || [ ! -f "$dir/leaf.env" ]; then
+		leaf_env=$(rtdash_edge_hub_leaf_user "$site")
+		if [ "$(rtdash_lockdown_env_value "$leaf_env" RTDASH_NATS__PASSWORD)" != \
+			"$(rtdash_lockdown_env_value "$dir/leaf.env" RTDASH_NATS__PASSWORD 2>/dev/null)" ]; then
+			(umask 077 && sed "s|^RTDASH_NATS__TLS_CA=.*|RTDASH_NATS__TLS_CA=$dir/tls/ca.pem|" "$leaf_env" >"$dir/leaf.env")
+			rtdash_log "edge site $site: links to the hub as leaf-$site (copied from $leaf_env)"
+		fi
 	fi
 	RTDASH_JS_ENV="$dir/operator.env"
 }
