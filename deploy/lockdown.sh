@@ -278,8 +278,11 @@ rtdash_lockdown_spawn() {
 # plus RTDASH_TLS_SANS (space-separated, e.g. "DNS:nats.example.com IP:10.0.0.5"). Keys are
 # 0600. A no-op when server.pem exists; delete server.pem to make a new server certificate
 # with the same CA (rotation: docs/security.md).
+# rtdash_lockdown_tls DIR CA_DIR: the same with the CA of CA_DIR (its ca.pem and ca-key.pem):
+# DIR gets a copy of ca.pem and a server certificate of its own, not the CA's key (an edge
+# site's, deploy/edge/up.sh).
 rtdash_lockdown_tls() {
-	local dir=$1 sans="IP:127.0.0.1,DNS:localhost" san
+	local dir=$1 ca=${2:-$1} sans="IP:127.0.0.1,DNS:localhost" san
 	[ -f "$dir/server.pem" ] && [ -f "$dir/ca.pem" ] && return 0
 	command -v openssl >/dev/null ||
 		rtdash_die "openssl not found: it makes the NATS TLS certificates at first start (apt-get install -y openssl)"
@@ -288,7 +291,10 @@ rtdash_lockdown_tls() {
 		umask 077
 		mkdir -p "$dir"
 		chmod 700 "$dir"
-		if [ ! -f "$dir/ca.pem" ]; then
+		if [ "$ca" != "$dir" ]; then
+			[ -f "$ca/ca-key.pem" ] || { echo "$ca/ca-key.pem missing: the CA's key signs the certificate" && exit 1; }
+			cp "$ca/ca.pem" "$dir/ca.pem"
+		elif [ ! -f "$dir/ca.pem" ]; then
 			openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 				-days 3650 -subj "/CN=rtdash NATS CA" -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" \
 				-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
@@ -297,7 +303,7 @@ rtdash_lockdown_tls() {
 			-subj "/CN=rtdash NATS server" -keyout "$dir/server-key.pem" -out "$dir/server.csr"
 		printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
 			"extendedKeyUsage=serverAuth,clientAuth" "subjectAltName=$sans" >"$dir/server.ext"
-		openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+		openssl x509 -req -in "$dir/server.csr" -CA "$ca/ca.pem" -CAkey "$ca/ca-key.pem" \
 			-set_serial "0x$(openssl rand -hex 16)" -days 825 -sha256 -extfile "$dir/server.ext" \
 			-out "$dir/server.pem"
 		rm -f "$dir/server.csr" "$dir/server.ext"

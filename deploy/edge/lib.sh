@@ -21,8 +21,8 @@
 #   RTDASH_HUB_SECRETS        the hub's secrets (default: the cluster's,
 #                             $RTDASH_CLUSTER_STATE/secrets): its operator makes the hub-side
 #                             requests (sources, partition count); a site's `leaf-<site>` user
-#                             is added there, and the site copies that user, the TLS CA and
-#                             certificate from there
+#                             is added there, its CA signs the site's certificate, and the
+#                             site copies that user, the CA and its certificate from there
 #
 # Locked down like the hub (docs/security.md, "NATS"): the site's server takes TLS and users
 # of its own on its client port (its agent connects as edge-agent, these scripts as its
@@ -49,24 +49,26 @@ RTDASH_EDGE_KINDS=(partials dlq events)
 #   nats-users.conf  deploy/nats/users.conf with those two, every hub-only user with a
 #                    password nobody keeps (rendered again when the template is newer)
 #   leaf.env         the site's `leaf-<site>` user for its link (rtdash_edge_hub_leaf_user)
-#   tls/             the hub's CA and the server certificate
+#   tls/             the hub's CA (ca.pem) and a server certificate of the site's own, signed by
+#                    it (the CA's key stays with the hub)
 # A site set up before it had users of its own (copies of the hub's operator and edge-agent
-# passwords) gets new ones. Then set RTDASH_JS_ENV to the site's operator.env. A real site
-# gets leaf.env and tls/ from the hub's machine (and a certificate with its own name:
-# RTDASH_TLS_SANS).
+# passwords, the hub's server key) gets new ones. Then set RTDASH_JS_ENV to the site's
+# operator.env. A real site gets leaf.env and tls/ from the hub's machine, where the CA's
+# key signs the site's certificate (with its names in RTDASH_TLS_SANS).
 rtdash_edge_secrets() {
 	local site=$1 dir="$RTDASH_EDGE_STATE/$1/secrets" hub=$RTDASH_HUB_SECRETS file leaf_env
 	if [ ! -f "$dir/own-users" ]; then
-		for file in tls/ca.pem tls/server.pem tls/server-key.pem; do
+		for file in tls/ca.pem tls/ca-key.pem; do
 			[ -f "$hub/$file" ] || rtdash_die "$hub/$file missing: start the hub first (./deploy/cluster/up.sh makes the credentials), or set RTDASH_HUB_SECRETS"
 		done
 		[ ! -f "$dir/nats-users.conf" ] ||
 			rtdash_log "edge site $site: replacing its copies of the hub's passwords with its own (restart its edge-agent)"
 		(
 			umask 077
-			mkdir -p "$dir/tls"
+			mkdir -p "$dir"
 			chmod 700 "$dir"
-			cp "$hub/tls/ca.pem" "$hub/tls/server.pem" "$hub/tls/server-key.pem" "$dir/tls/"
+			# Older sites: a copy of the hub's server certificate and key.
+			rm -f "$dir/tls/server.pem" "$dir/tls/server-key.pem"
 			rm -rf "$dir/edge-agent"
 			for file in operator edge-agent; do
 				{
@@ -77,11 +79,12 @@ rtdash_edge_secrets() {
 			rtdash_lockdown_password_files "$dir" edge-agent
 			# Older sites: the hub's leaf password (the hub no longer has that user).
 			rm -f "$dir/leaf.env"
-			touch "$dir/own-users"
 		)
-		chmod 644 "$dir/tls/ca.pem" "$dir/tls/server.pem"
+		# A certificate of its own, signed by the hub's CA (RTDASH_TLS_SANS: the site's names).
+		rtdash_lockdown_tls "$dir/tls" "$hub/tls"
 		rtdash_edge_site_users "$site"
-		rtdash_log "edge site $site: its own server passwords in $dir, the CA and certificate from $hub"
+		touch "$dir/own-users"
+		rtdash_log "edge site $site: its own server passwords and certificate (the hub's CA) in $dir"
 	elif [ "$RTDASH_ROOT/deploy/nats/users.conf" -nt "$dir/nats-users.conf" ]; then
 		rtdash_edge_site_users "$site"
 	fi

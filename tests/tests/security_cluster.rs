@@ -339,7 +339,7 @@ async fn an_edge_site_gets_only_what_its_link_needs_from_the_hub() -> anyhow::Re
 /// An edge site holds no credential of the hub's: its own users (its operator, which these
 /// scripts' setup at the site uses, and its agent's) and its leaf user are refused on every
 /// client port of the hub, where the hub's operator connects; at the site its own users
-/// connect and the hub's operator is refused. And a leaf user carries its own site's domain
+/// connect and the hub's operator is refused; its server key is its own. And a leaf user carries its own site's domain
 /// only: a site that links as site a's user but runs domain edge-b gets none of the hub's
 /// consumer requests for edge-b, while those for edge-a come through the same link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,6 +376,18 @@ async fn an_edge_site_holds_no_hub_credential_and_its_leaf_user_serves_its_domai
             .await
             .is_err(),
         "the hub's operator connected to site a's server"
+    );
+    // Its server certificate is its own (the TLS connections above verified it against the
+    // hub's CA); neither the hub's server key nor the CA's key is at the site.
+    let site_tls = site.secrets().ca();
+    let site_tls = site_tls.parent().context("site tls dir")?;
+    ensure!(
+        std::fs::read(site.secrets().key())? != std::fs::read(cluster.secrets().key())?,
+        "site a holds the hub's server key"
+    );
+    ensure!(
+        !site_tls.join("ca-key.pem").exists(),
+        "site a holds the CA's key"
     );
 
     // Domain edge-b, linked as leaf-a: the hub takes the link (the password is right)...

@@ -172,6 +172,11 @@ impl EdgeSite {
         self.secrets.credentials(user)
     }
 
+    /// The site's users, passwords and certificates (`<dir>/secrets`).
+    pub fn secrets(&self) -> &ClusterSecrets {
+        &self.secrets
+    }
+
     /// The `operator` user's.
     pub fn operator(&self) -> Credentials {
         self.credentials("operator")

@@ -105,8 +105,8 @@ impl ClusterSecrets {
     }
 
     /// An edge site's secrets in `<dir>/secrets`, as `deploy/edge/up.sh` makes them: users of
-    /// its own with new passwords (none of the hub's, no leaf user) and a copy of the hub's
-    /// CA and server certificate.
+    /// its own with new passwords (none of the hub's, no leaf user), a copy of the hub's CA
+    /// and a server certificate of its own signed by it ([`make_site_tls`]).
     pub(crate) fn for_site(&self, dir: &Path) -> anyhow::Result<Self> {
         let site = Self {
             dir: dir.join("secrets"),
@@ -114,14 +114,9 @@ impl ClusterSecrets {
             leaf_passwords: Arc::default(),
             route_password: password(),
         };
-        std::fs::create_dir_all(site.dir.join("tls"))?;
+        std::fs::create_dir_all(&site.dir)?;
         site.write_users(&BTreeMap::new())?;
-        for file in ["ca.pem", "server.pem", "server-key.pem"] {
-            std::fs::copy(
-                self.dir.join("tls").join(file),
-                site.dir.join("tls").join(file),
-            )?;
-        }
+        make_site_tls(&site.dir.join("tls"), &self.dir.join("tls"))?;
         Ok(site)
     }
 
@@ -209,15 +204,28 @@ impl ClusterSecrets {
 /// Makes a CA and a server certificate into `dir` with `rtdash_lockdown_tls` of
 /// `deploy/lockdown.sh` (openssl): `ca.pem`, `ca-key.pem`, `server.pem`, `server-key.pem`.
 pub fn make_tls(dir: &Path) -> anyhow::Result<()> {
+    lockdown_tls(&[dir])
+}
+
+/// Makes an edge site's certificate into `dir` with `rtdash_lockdown_tls DIR CA_DIR`: a copy
+/// of `ca_dir`'s `ca.pem` and a `server.pem`, `server-key.pem` of its own signed by that CA
+/// (no CA key in `dir`).
+pub(crate) fn make_site_tls(dir: &Path, ca_dir: &Path) -> anyhow::Result<()> {
+    lockdown_tls(&[dir, ca_dir])
+}
+
+/// Runs `rtdash_lockdown_tls` with `args`.
+fn lockdown_tls(args: &[&Path]) -> anyhow::Result<()> {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|dir| dir.as_os_str()).collect();
     let output = crate::lockdown::deploy_functions(
-        r#"unset RTDASH_TLS_SANS; rtdash_lockdown_tls "$1""#,
-        &[dir.as_os_str()],
+        r#"unset RTDASH_TLS_SANS; rtdash_lockdown_tls "$@""#,
+        &args,
         &[],
     )?;
     if !output.status.success() {
         bail!(
-            "rtdash_lockdown_tls {} failed: {}",
-            dir.display(),
+            "rtdash_lockdown_tls {:?} failed: {}",
+            args,
             String::from_utf8_lossy(&output.stderr)
         );
     }
