@@ -57,8 +57,8 @@ impl Default for EdgeOptions {
 
 /// An edge site: a leaf-node `nats-server` with JetStream domain `edge-<site>`, connected to
 /// the hub's leafnode URLs as its `leaf-<site>` user over TLS, its own client port locked down
-/// with users of its own (new passwords, none of the hub's) and the hub's certificates (copied
-/// into its directory), as `deploy/edge/up.sh` does.
+/// with users of its own (new passwords, none of the hub's) and a certificate of its own signed
+/// by the hub's CA, as `deploy/edge/up.sh` does.
 /// Killed on drop; directory removed.
 #[derive(Debug)]
 pub struct EdgeSite {
@@ -71,7 +71,7 @@ pub struct EdgeSite {
     monitor_port: u16,
     /// The template values except `LINK_DISABLED`, to re-render the config.
     values: Vec<(&'static str, String)>,
-    /// The site's own users and its copy of the hub's certificates.
+    /// The site's own users and certificate, and its copy of the hub's CA.
     secrets: ClusterSecrets,
     /// True while the link is cut.
     cut: bool,
