@@ -97,6 +97,9 @@ rtdash_render() {
 	printf '%s\n' "$text" >"$out"
 }
 
+# rtdash_render_text TEMPLATE KEY=VALUE...: print TEMPLATE with each @KEY@ replaced.
+rtdash_render_text() { rtdash_render "$1" /dev/stdout "${@:2}"; }
+
 # Process bookkeeping. A service runs as the leader of its own session and process group, so
 # stopping it signals the whole group. Its pid file holds "<pid> <start time>" so a stale file
 # never leads to signalling an unrelated process that reused the pid.

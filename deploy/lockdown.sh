@@ -14,8 +14,9 @@
 #   <service>.env        its NATS user, its QuestDB user and the paths of those files, as
 #                        RTDASH_* variables exported only into that service's process
 #   operator.env         the `operator` NATS user (every subject) for the nats CLI
-#   leaf.env             the `leaf` NATS user: what an edge site's leaf node authenticates
-#                        with on the hub's leafnode port (deploy/cluster, deploy/edge)
+#   leaf/<site>.env      per edge site, made when the site is added (rtdash_lockdown_leaf_user,
+#                        deploy/edge/up.sh): the `leaf-<site>` NATS user its leaf node
+#                        authenticates with on the hub's leafnode port (deploy/nats/leaf-user.conf)
 #   questdb.env          QuestDB's admin (HTTP basic auth, PostgreSQL) and read-only passwords
 # Later starts reuse them (nats-users.conf is rendered again when deploy/nats/users.conf is
 # newer; a service env file of an older state that still holds a password has it moved into
@@ -25,8 +26,8 @@
 
 RTDASH_LOCKDOWN_SERVICES=(core-aggregator gateway edge-agent)
 # Every NATS user of deploy/nats/users.conf, in the order of RTDASH_LOCKDOWN_HASHES.
-RTDASH_LOCKDOWN_NATS_USERS=("${RTDASH_LOCKDOWN_SERVICES[@]}" operator leaf)
-RTDASH_LOCKDOWN_HASHES=(AGGREGATOR_HASH GATEWAY_HASH AGENT_HASH OPERATOR_HASH LEAF_HASH)
+RTDASH_LOCKDOWN_NATS_USERS=("${RTDASH_LOCKDOWN_SERVICES[@]}" operator)
+RTDASH_LOCKDOWN_HASHES=(AGGREGATOR_HASH GATEWAY_HASH AGENT_HASH OPERATOR_HASH)
 
 # rtdash_lockdown_secret: 32 random characters [A-Za-z0-9].
 rtdash_lockdown_secret() {
@@ -45,27 +46,76 @@ rtdash_lockdown_bcrypt() {
 	"$bin"
 }
 
-# rtdash_lockdown_nats_users TEMPLATE OUT: renders deploy/nats/users.conf with the hashes of
-# the passwords in the services' env files.
+# rtdash_lockdown_nats_users: renders deploy/nats/users.conf with the hashes of the passwords
+# in the users' env files, and a `leaf-<site>` user for each site in secrets/leaf/, into
+# $RTDASH_STATE/secrets/nats-users.conf.
 rtdash_lockdown_nats_users() {
-	local dir="$RTDASH_STATE/secrets" hashes name i values=()
+	local dir="$RTDASH_STATE/secrets" name sites=()
 	for name in "${RTDASH_LOCKDOWN_NATS_USERS[@]}"; do
-		# A state made before the leaf user existed: give it one.
+		# A state made before a user existed: give it one.
 		[ -f "$dir/$name.env" ] || (umask 077 && rtdash_lockdown_user_env "$name" >"$dir/$name.env")
 	done
-	mapfile -t hashes < <(
+	for name in "$dir"/leaf/*.env; do
+		[ -f "$name" ] || continue
+		name=${name##*/}
+		sites+=("${name%.env}")
+	done
+	{
 		for name in "${RTDASH_LOCKDOWN_NATS_USERS[@]}"; do
 			rtdash_lockdown_password "$dir" "$name" nats
-		done | rtdash_lockdown_bcrypt
-	)
-	[ ${#hashes[@]} -eq ${#RTDASH_LOCKDOWN_HASHES[@]} ] || rtdash_die "could not hash the NATS passwords"
+		done
+		for name in "${sites[@]}"; do
+			rtdash_lockdown_password "$dir/leaf" "$name" nats
+		done
+	} | rtdash_lockdown_render_users "$dir/nats-users.conf" "${sites[@]}"
+}
+
+# rtdash_lockdown_render_users OUT [SITE...]: renders deploy/nats/users.conf into OUT (0600)
+# with the bcrypt hashes of the passwords on stdin, one a line: those of
+# RTDASH_LOCKDOWN_NATS_USERS in that order, then those of the leaf users of SITE... (one block
+# of deploy/nats/leaf-user.conf each).
+rtdash_lockdown_render_users() {
+	local out=$1 sites=("${@:2}") hashes i values=() leaf_users='' n=${#RTDASH_LOCKDOWN_HASHES[@]}
+	mapfile -t hashes < <(rtdash_lockdown_bcrypt)
+	[ ${#hashes[@]} -eq $((n + ${#sites[@]})) ] || rtdash_die "could not hash the NATS passwords"
 	for i in "${!RTDASH_LOCKDOWN_HASHES[@]}"; do
 		values+=("${RTDASH_LOCKDOWN_HASHES[$i]}=${hashes[$i]}")
 	done
+	for i in "${!sites[@]}"; do
+		leaf_users+=$(rtdash_render_text "$RTDASH_ROOT/deploy/nats/leaf-user.conf" \
+			"SITE=${sites[$i]}" "LEAF_HASH=${hashes[n + i]}")$'\n'
+	done
 	(
 		umask 077
-		rtdash_render "$RTDASH_ROOT/deploy/nats/users.conf" "$dir/nats-users.conf" "${values[@]}"
+		rtdash_render "$RTDASH_ROOT/deploy/nats/users.conf" "$out" "${values[@]}" "LEAF_USERS=$leaf_users"
 	)
+}
+
+# rtdash_lockdown_leaf_user SITE: the hub's `leaf-SITE` user: at the site's first addition a
+# password into $RTDASH_STATE/secrets/leaf/SITE.env (0600; user, password and the CA), and the
+# users file rendered again with it. Prints that env file's path; a no-op for a known site.
+rtdash_lockdown_leaf_user() {
+	local dir="$RTDASH_STATE/secrets" env="$RTDASH_STATE/secrets/leaf/$1.env"
+	if [ ! -f "$env" ]; then
+		(
+			umask 077
+			mkdir -p "$dir/leaf"
+			rtdash_lockdown_user_env "leaf-$1" >"$env.new"
+			printf 'RTDASH_NATS__TLS_CA=%s\n' "$dir/tls/ca.pem" >>"$env.new"
+			mv "$env.new" "$env"
+		)
+		rtdash_lockdown_nats_users
+	fi
+	printf '%s\n' "$env"
+}
+
+# rtdash_lockdown_remove_leaf_user SITE: delete the hub's `leaf-SITE` user (its env file) and
+# render the users file again without it.
+rtdash_lockdown_remove_leaf_user() {
+	local env="$RTDASH_STATE/secrets/leaf/$1.env"
+	[ -f "$env" ] || return 0
+	rm -f "$env"
+	rtdash_lockdown_nats_users
 }
 
 # rtdash_lockdown_user_env NAME: prints the RTDASH_NATS__USER/PASSWORD lines of NATS user NAME
@@ -228,8 +278,11 @@ rtdash_lockdown_spawn() {
 # plus RTDASH_TLS_SANS (space-separated, e.g. "DNS:nats.example.com IP:10.0.0.5"). Keys are
 # 0600. A no-op when server.pem exists; delete server.pem to make a new server certificate
 # with the same CA (rotation: docs/security.md).
+# rtdash_lockdown_tls DIR CA_DIR: the same with the CA of CA_DIR (its ca.pem and ca-key.pem):
+# DIR gets a copy of ca.pem and a server certificate of its own, not the CA's key (an edge
+# site's, deploy/edge/up.sh).
 rtdash_lockdown_tls() {
-	local dir=$1 sans="IP:127.0.0.1,DNS:localhost" san
+	local dir=$1 ca=${2:-$1} sans="IP:127.0.0.1,DNS:localhost" san
 	[ -f "$dir/server.pem" ] && [ -f "$dir/ca.pem" ] && return 0
 	command -v openssl >/dev/null ||
 		rtdash_die "openssl not found: it makes the NATS TLS certificates at first start (apt-get install -y openssl)"
@@ -238,7 +291,10 @@ rtdash_lockdown_tls() {
 		umask 077
 		mkdir -p "$dir"
 		chmod 700 "$dir"
-		if [ ! -f "$dir/ca.pem" ]; then
+		if [ "$ca" != "$dir" ]; then
+			[ -f "$ca/ca-key.pem" ] || { echo "$ca/ca-key.pem missing: the CA's key signs the certificate" && exit 1; }
+			cp "$ca/ca.pem" "$dir/ca.pem"
+		elif [ ! -f "$dir/ca.pem" ]; then
 			openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 				-days 3650 -subj "/CN=rtdash NATS CA" -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" \
 				-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
@@ -247,7 +303,7 @@ rtdash_lockdown_tls() {
 			-subj "/CN=rtdash NATS server" -keyout "$dir/server-key.pem" -out "$dir/server.csr"
 		printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
 			"extendedKeyUsage=serverAuth,clientAuth" "subjectAltName=$sans" >"$dir/server.ext"
-		openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+		openssl x509 -req -in "$dir/server.csr" -CA "$ca/ca.pem" -CAkey "$ca/ca-key.pem" \
 			-set_serial "0x$(openssl rand -hex 16)" -days 825 -sha256 -extfile "$dir/server.ext" \
 			-out "$dir/server.pem"
 		rm -f "$dir/server.csr" "$dir/server.ext"

@@ -4,8 +4,8 @@
 #
 #   ./deploy/edge/down.sh SITE [--kill] [--wipe]
 #     --kill  SIGKILL (a crash) instead of a graceful stop
-#     --wipe  also delete the site's state and remove its sources from the hub streams
-#             (anything the hub has not sourced yet is lost)
+#     --wipe  also delete the site's state, remove its sources from the hub streams and its
+#             leaf user from the hub's users (anything the hub has not sourced yet is lost)
 set -euo pipefail
 
 usage() { sed -n '2,9s/^# \{0,1\}//p' "$0"; }
@@ -49,10 +49,10 @@ else
 	rtdash_log "edge-$site stopped"
 fi
 if [ "$wipe" = 1 ]; then
-	RTDASH_JS_ENV="$dir/secrets/operator.env"
 	if ! (rtdash_hub_sources "$site" remove); then
 		rtdash_log "warning: could not remove site $site's sources from the hub; rerun with the hub up, or the hub keeps retrying them"
 	fi
+	rtdash_edge_remove_hub_leaf_user "$site"
 	rm -rf "$dir"
 	rtdash_log "$dir wiped"
 else

@@ -14,7 +14,10 @@
 #
 # Needs the nats CLI for JetStream API requests (built once into the cache with Go, pinned in
 # deploy/versions.env) and jq. Buffer size: RTDASH_EDGE_BUFFER_BYTES, RTDASH_EDGE_MAX_AGE.
-# Needs the hub's credentials (./deploy/cluster/up.sh makes them; RTDASH_HUB_SECRETS).
+# Needs the hub's credentials (./deploy/cluster/up.sh makes them; RTDASH_HUB_SECRETS): at the
+# site's first start it adds the site's leaf user `leaf-SITE` to the hub's users and reloads
+# the hub's nodes. The site's own secrets (<state>/SITE/secrets) hold none of the hub's
+# passwords: its server has users of its own (docs/security.md, "NATS").
 set -euo pipefail
 
 usage() { sed -n '2,18s/^# \{0,1\}//p' "$0"; }
@@ -77,18 +80,23 @@ else
 fi
 rtdash_edge_save "$site"
 leaf_url="nats://127.0.0.1:$PORT"
-# First start: the site's credentials and certificates, copied from the hub's secrets.
+# First start: the site's own passwords, its leaf user on the hub, the hub's CA and certificate.
 rtdash_edge_secrets "$site"
 
 # 1. The site's server.
 name="edge-$site"
-if rtdash_service_pid "$name" >/dev/null; then
-	rtdash_log "$name already runs on $leaf_url"
+disabled=false
+[ "$LINK" = up ] || disabled=true
+if pid=$(rtdash_service_pid "$name"); then
+	# Its configuration again, reloaded: its users or its link's user may have changed (an
+	# older site given users of its own).
+	rtdash_edge_render_conf "$site" "$disabled"
+	kill -HUP "$pid"
+	rtdash_wait_nats_js "$name" "$leaf_url" "$dir/secrets/operator.env" 30
+	rtdash_log "$name already runs on $leaf_url (configuration reloaded)"
 else
 	# shellcheck disable=SC2046 # no word or one
 	rtdash_require_free_ports "$name=$PORT" $(rtdash_nats_monitor_ports "$name-monitor=$MONITOR_PORT")
-	disabled=false
-	[ "$LINK" = up ] || disabled=true
 	rtdash_edge_render_conf "$site" "$disabled"
 	rtdash_spawn_detached "$name" "$RTDASH_NATS_SERVER" -c "$dir/nats.conf"
 	rtdash_wait_nats_js "$name" "$leaf_url" "$dir/secrets/operator.env" 30
@@ -102,7 +110,7 @@ fi
 
 # 2. Partition count: the hub's, recorded on the edge streams for the edge-agent.
 partitions=
-if info=$(rtdash_js_api "$RTDASH_HUB_URL" "\$JS.API.STREAM.INFO.RTDASH_PARTIALS"); then
+if info=$(rtdash_hub_js_api "\$JS.API.STREAM.INFO.RTDASH_PARTIALS"); then
 	partitions=$(jq -r '.config.metadata["rtdash.partitions"] // empty' <<<"$info")
 fi
 if [ -z "$partitions" ] && info=$(rtdash_js_api "$leaf_url" "\$JS.API.STREAM.INFO.RTDASH_EDGE_PARTIALS"); then
@@ -138,8 +146,9 @@ cat <<EOF
   Client URL:  $leaf_url    Monitoring: $(rtdash_nats_monitor_note "http://127.0.0.1:$MONITOR_PORT" "/healthz /jsz /leafz")
   Logs:        $dir/logs/
 
-  The site's edge-agent connects to $leaf_url over TLS as user edge-agent and publishes
-  partials to rtdash.edge.$site.partials.<p> (see deploy/README.md, "Edge sites"):
+  The site's edge-agent connects to $leaf_url over TLS as the site's own user
+  edge-agent and publishes partials to rtdash.edge.$site.partials.<p> (see
+  deploy/README.md, "Edge sites"):
     export RTDASH_NATS__URL=$leaf_url
     set -a; . $dir/secrets/edge-agent.env; set +a   # user, password file, RTDASH_NATS__TLS_CA
     export RTDASH_EDGE_AGENT__SITE=$site              # edge subjects, no hub streams here

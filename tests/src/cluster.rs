@@ -19,7 +19,7 @@
 //!
 //! Locked down as deployed ([`secrets`]): TLS on client, route and leafnode ports, the users
 //! and permissions of `deploy/nats/users.conf` (no anonymous client), routes authenticated as
-//! `route`, edge sites as `leaf`. Clients connect with [`NatsCluster::credentials`] /
+//! `route`, each edge site as its `leaf-<site>`. Clients connect with [`NatsCluster::credentials`] /
 //! [`EdgeSite::credentials`] (user, password, CA).
 //!
 //! Cleanup guarantees are those of [`crate::NatsServer`]: every server is a
@@ -164,9 +164,29 @@ impl NatsCluster {
     }
 
     /// The credentials of NATS user `user` (`core-aggregator`, `gateway`, `edge-agent`,
-    /// `operator`, `leaf`).
+    /// `operator`).
     pub fn credentials(&self, user: &str) -> Credentials {
         self.secrets.credentials(user)
+    }
+
+    /// Edge site `site`'s leaf user, `leaf-<site>` (`deploy/nats/leaf-user.conf`): added at
+    /// its first request, as `deploy/edge/up.sh` does, with the running nodes reloading their
+    /// users (`SIGHUP`; a leaf node dialing meanwhile is refused and redials).
+    pub fn leaf_user(&self, site: &str) -> anyhow::Result<Credentials> {
+        if self.secrets.add_leaf_user(site)? {
+            for node in self
+                .nodes
+                .iter()
+                .filter(|node| node.server.process().is_some())
+            {
+                node.server
+                    .signal(libc::SIGHUP)
+                    .with_context(|| format!("reload {}", node.name))?;
+            }
+        }
+        self.secrets
+            .leaf_credentials(site)
+            .with_context(|| format!("no leaf user for site {site}"))
     }
 
     /// The `operator` user's: every subject (tests, tools).

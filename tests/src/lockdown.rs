@@ -3,7 +3,7 @@
 //! (`deploy/nats/users.conf`) and QuestDB settings (`deploy/questdb/auth.conf`), with
 //! passwords made up per test. The harness's other servers stay open.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -16,19 +16,51 @@ use crate::nats::{NatsOptions, NatsServer};
 use crate::questdb::QuestDb;
 
 /// `deploy/nats/users.conf`: users and subject permissions.
-pub(crate) const NATS_USERS_TEMPLATE: &str = include_str!("../../deploy/nats/users.conf");
+const NATS_USERS_TEMPLATE: &str = include_str!("../../deploy/nats/users.conf");
 /// `deploy/questdb/auth.conf`: HTTP basic auth, PG users, ILP/TCP off.
 const QUESTDB_AUTH_TEMPLATE: &str = include_str!("../../deploy/questdb/auth.conf");
 
-/// The NATS users of a deployment, and the placeholder of each one's password hash (`leaf`:
-/// an edge site's leaf node on the hub's leafnode port).
-pub const NATS_USERS: [(&str, &str); 5] = [
+/// `deploy/nats/leaf-user.conf`: the user of one edge site's leaf node, `leaf-<site>`.
+const LEAF_USER_TEMPLATE: &str = include_str!("../../deploy/nats/leaf-user.conf");
+
+/// The NATS users of a deployment, and the placeholder of each one's password hash (edge
+/// sites' leaf users come on top, one per site: [`render_users`]).
+pub const NATS_USERS: [(&str, &str); 4] = [
     ("core-aggregator", "AGGREGATOR_HASH"),
     ("gateway", "GATEWAY_HASH"),
     ("edge-agent", "AGENT_HASH"),
     ("operator", "OPERATOR_HASH"),
-    ("leaf", "LEAF_HASH"),
 ];
+
+/// A new password for each user of [`NATS_USERS`].
+pub(crate) fn new_passwords() -> HashMap<&'static str, String> {
+    NATS_USERS
+        .iter()
+        .map(|(user, _)| (*user, password()))
+        .collect()
+}
+
+/// `deploy/nats/users.conf` with `passwords` (each user of [`NATS_USERS`]) in clear, and a
+/// `leaf-<site>` user (`deploy/nats/leaf-user.conf`) for each site of `leaf_passwords`
+/// (site, password).
+pub(crate) fn render_users(
+    passwords: &HashMap<&'static str, String>,
+    leaf_passwords: &BTreeMap<String, String>,
+) -> anyhow::Result<String> {
+    let mut leaf_users = String::new();
+    for (site, password) in leaf_passwords {
+        leaf_users.push_str(&deploy::render(
+            LEAF_USER_TEMPLATE,
+            &[("SITE", site), ("LEAF_HASH", password)],
+        )?);
+    }
+    let mut values: Vec<(&str, &str)> = NATS_USERS
+        .iter()
+        .map(|(user, key)| (*key, passwords[user].as_str()))
+        .collect();
+    values.push(("LEAF_USERS", &leaf_users));
+    deploy::render(NATS_USERS_TEMPLATE, &values)
+}
 
 /// Runs `script` in bash with `deploy/lib.sh` and `deploy/lockdown.sh` sourced, as the deploy
 /// scripts have them (their own functions, not copies), `args` as `$1`, `$2`..., and `env`
@@ -83,15 +115,8 @@ pub struct LockedNats {
 impl LockedNats {
     /// Starts it and waits until JetStream is ready.
     pub fn start() -> anyhow::Result<Self> {
-        let passwords: HashMap<&'static str, String> = NATS_USERS
-            .iter()
-            .map(|(user, _)| (*user, password()))
-            .collect();
-        let values: Vec<(&str, &str)> = NATS_USERS
-            .iter()
-            .map(|(user, key)| (*key, passwords[user].as_str()))
-            .collect();
-        let users = deploy::render(NATS_USERS_TEMPLATE, &values)?;
+        let passwords = new_passwords();
+        let users = render_users(&passwords, &BTreeMap::new())?;
         let server = NatsServer::start_with(NatsOptions {
             extra_conf: users,
             ..NatsOptions::default()

@@ -206,7 +206,7 @@ async fn a_leaf_node_without_credentials_is_refused() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The control: a site with the leaf user's credentials links (over TLS).
+    // The control: a site with its leaf user's credentials links (over TLS).
     let linked = tokio::task::block_in_place(|| EdgeSite::start("withcreds", &cluster))?;
     ensure!(linked.is_linked(), "the site with credentials did not link");
     Ok(())
@@ -222,8 +222,8 @@ async fn answered(client: &async_nats::Client, subject: &str) -> bool {
     )
 }
 
-/// The `leaf` user's subject permissions (deploy/nats/users.conf) hold on a linked site: a
-/// client at the site, with the operator's credentials (everything on the site's own server),
+/// The leaf user's subject permissions (deploy/nats/leaf-user.conf) hold on a linked site: a
+/// client at the site, with the site's operator credentials (everything on its own server),
 /// gets no answer from the hub's API beyond account info, no hub stream or bucket read, no
 /// live updates or other services' replies, and what it publishes on hub subjects never
 /// reaches the hub; through the same link the hub sources the site's stream and the site
@@ -324,15 +324,130 @@ async fn an_edge_site_gets_only_what_its_link_needs_from_the_hub() -> anyhow::Re
     {
         anyhow::bail!("{} from the site reached the hub", message.subject);
     }
-    // The `leaf` user links sites and nothing else: as a client (hub or site) it is refused,
-    // where the operator above connected.
+    // The site's leaf user links the site and nothing else: as a client (hub or site) it is
+    // refused, where the operator above connected.
+    let leaf = cluster.leaf_user("s1")?;
     for url in [cluster.urls()[0].clone(), site.url()] {
         ensure!(
-            try_connect(cluster.credentials("leaf").connect_options(), &url)
-                .await
-                .is_err(),
+            try_connect(leaf.connect_options(), &url).await.is_err(),
             "the leaf user connected as a client to {url}"
         );
     }
+    Ok(())
+}
+
+/// An edge site holds no credential of the hub's: its own users (its operator, which these
+/// scripts' setup at the site uses, and its agent's) and its leaf user are refused on every
+/// client port of the hub, where the hub's operator connects; at the site its own users
+/// connect and the hub's operator is refused; its server key is its own. And a leaf user carries its own site's domain
+/// only: a site that links as site a's user but runs domain edge-b gets none of the hub's
+/// consumer requests for edge-b, while those for edge-a come through the same link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_site_holds_no_hub_credential_and_its_leaf_user_serves_its_domain_only(
+) -> anyhow::Result<()> {
+    let cluster = start_cluster()?;
+    let site = tokio::task::block_in_place(|| EdgeSite::start("a", &cluster))?;
+    let site_users = [
+        site.operator(),
+        site.credentials("edge-agent"),
+        cluster.leaf_user("a")?,
+    ];
+    for url in cluster.urls() {
+        try_connect(cluster.operator().connect_options(), &url)
+            .await
+            .with_context(|| format!("the hub's operator at {url}"))?;
+        for credentials in &site_users {
+            ensure!(
+                try_connect(credentials.connect_options(), &url)
+                    .await
+                    .is_err(),
+                "site a's {} connected to the hub at {url}",
+                credentials.user
+            );
+        }
+    }
+    for credentials in &site_users[..2] {
+        try_connect(credentials.connect_options(), &site.url())
+            .await
+            .with_context(|| format!("site a's {} at the site", credentials.user))?;
+    }
+    ensure!(
+        try_connect(cluster.operator().connect_options(), &site.url())
+            .await
+            .is_err(),
+        "the hub's operator connected to site a's server"
+    );
+    // Its server certificate is its own (the TLS connections above verified it against the
+    // hub's CA); neither the hub's server key nor the CA's key is at the site.
+    let site_tls = site.secrets().ca();
+    let site_tls = site_tls.parent().context("site tls dir")?;
+    ensure!(
+        std::fs::read(site.secrets().key())? != std::fs::read(cluster.secrets().key())?,
+        "site a holds the hub's server key"
+    );
+    ensure!(
+        !site_tls.join("ca-key.pem").exists(),
+        "site a holds the CA's key"
+    );
+
+    // Domain edge-b, linked as leaf-a: the hub takes the link (the password is right)...
+    let impostor = tokio::task::block_in_place(|| {
+        EdgeSite::start_with(
+            "b",
+            &cluster,
+            EdgeOptions {
+                link_as: Some("a".to_owned()),
+                ..EdgeOptions::default()
+            },
+        )
+    })?;
+    let at_impostor = connect_as(&[impostor.url()], "impostor", &impostor.operator()).await?;
+    // The site's server takes a request for its own domain as one to its JetStream
+    // (`$JS.edge-b.API.>` maps to `$JS.API.>`): both subjects are listened to.
+    let mut for_b = futures::stream::select(
+        at_impostor.subscribe("$JS.edge-b.API.CONSUMER.>").await?,
+        at_impostor.subscribe("$JS.API.CONSUMER.>").await?,
+    );
+    let mut for_a = at_impostor.subscribe("$JS.edge-a.API.CONSUMER.>").await?;
+    at_impostor.flush().await?;
+    let hub_client = connect_as(&cluster.urls(), "hub", &cluster.operator()).await?;
+    // ...and delivers what leaf-a may receive: a consumer request of a hub source for edge-a
+    // (sent until the subscription's interest has reached the hub)...
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        for domain in ["edge-a", "edge-b"] {
+            hub_client
+                .publish(
+                    format!("$JS.{domain}.API.CONSUMER.CREATE.RTDASH_EDGE_PARTIALS"),
+                    "".into(),
+                )
+                .await?;
+        }
+        hub_client.flush().await?;
+        if let Ok(message) = tokio::time::timeout(Duration::from_millis(300), for_a.next()).await {
+            ensure!(message.is_some(), "the subscription for edge-a ended");
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the hub's request for edge-a never reached the site linked as leaf-a"
+        );
+    }
+    // ...but none for the domain it runs, edge-b, sent as often again after that.
+    for _ in 0..3 {
+        hub_client
+            .publish(
+                "$JS.edge-b.API.CONSUMER.CREATE.RTDASH_EDGE_PARTIALS",
+                "".into(),
+            )
+            .await?;
+    }
+    hub_client.flush().await?;
+    ensure!(
+        tokio::time::timeout(Duration::from_secs(2), for_b.next())
+            .await
+            .is_err(),
+        "a hub request for edge-b reached a site linked as leaf-a"
+    );
     Ok(())
 }

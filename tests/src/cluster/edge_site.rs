@@ -35,10 +35,13 @@ pub struct EdgeOptions {
     /// reserves each edge stream's `max_bytes` against it, so it must exceed their sum
     /// (three [`super::EdgeBuffer`]s and the config mirror). Default `4G`.
     pub max_file_store: String,
-    /// Whether the leaf node authenticates to the hub as the `leaf` user (default). `false`:
-    /// it dials without credentials, and the start does not wait for the link (the hub
-    /// refuses it; `security_cluster.rs` shows it).
+    /// Whether the leaf node authenticates to the hub as a leaf user (default). `false`: it
+    /// dials without credentials, and the start does not wait for the link (the hub refuses
+    /// it; `security_cluster.rs` shows it).
     pub link_credentials: bool,
+    /// The site whose leaf user (`leaf-<site>`) the link authenticates as: `None` (default)
+    /// for the site's own; another site's to show what that user does not carry.
+    pub link_as: Option<String>,
 }
 
 impl Default for EdgeOptions {
@@ -47,13 +50,15 @@ impl Default for EdgeOptions {
             sync_interval: "2m".to_owned(),
             max_file_store: "4G".to_owned(),
             link_credentials: true,
+            link_as: None,
         }
     }
 }
 
 /// An edge site: a leaf-node `nats-server` with JetStream domain `edge-<site>`, connected to
-/// the hub's leafnode URLs as the `leaf` user over TLS, its own client port locked down with
-/// the hub's users and certificates (copied into its directory, as `deploy/edge/up.sh` does).
+/// the hub's leafnode URLs as its `leaf-<site>` user over TLS, its own client port locked down
+/// with users of its own (new passwords, none of the hub's) and a certificate of its own signed
+/// by the hub's CA, as `deploy/edge/up.sh` does.
 /// Killed on drop; directory removed.
 #[derive(Debug)]
 pub struct EdgeSite {
@@ -66,7 +71,7 @@ pub struct EdgeSite {
     monitor_port: u16,
     /// The template values except `LINK_DISABLED`, to re-render the config.
     values: Vec<(&'static str, String)>,
-    /// The site's copy of the hub's users and certificates.
+    /// The site's own users and certificate, and its copy of the hub's CA.
     secrets: ClusterSecrets,
     /// True while the link is cut.
     cut: bool,
@@ -86,13 +91,18 @@ impl EdgeSite {
         if hub_leaf_urls.is_empty() {
             bail!("edge site {site}: no hub leafnode URL given");
         }
-        let leaf = hub.credentials("leaf");
-        // nats-leaf://127.0.0.1:7422 -> nats-leaf://leaf:<password>@127.0.0.1:7422
+        let leaf = match options.link_credentials {
+            true => Some(hub.leaf_user(options.link_as.as_deref().unwrap_or(site))?),
+            false => None,
+        };
+        // nats-leaf://127.0.0.1:7422 -> nats-leaf://leaf-<site>:<password>@127.0.0.1:7422
         let hub_urls = hub_leaf_urls
             .iter()
-            .map(|url| match options.link_credentials {
-                true => url.replacen("://", &format!("://{}:{}@", leaf.user, leaf.password), 1),
-                false => url.clone(),
+            .map(|url| match &leaf {
+                Some(leaf) => {
+                    url.replacen("://", &format!("://{}:{}@", leaf.user, leaf.password), 1)
+                }
+                None => url.clone(),
             })
             .map(|url| format!("\"{url}\""))
             .collect::<Vec<_>>()
@@ -100,7 +110,7 @@ impl EdgeSite {
         let dir = tempfile::Builder::new()
             .prefix(&format!("rtdash-edge-{site}-"))
             .tempdir()?;
-        let secrets = hub.secrets().copy_to(dir.path())?;
+        let secrets = hub.secrets().for_site(dir.path())?;
         let (port, monitor_port, values, server) = retry_port_conflicts(|| {
             let [port, monitor_port] = free_ports()?;
             let mut values = vec![
@@ -156,10 +166,15 @@ impl EdgeSite {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// The credentials of NATS user `user` at this site (the hub's users; the site's copy of
-    /// the CA).
+    /// The credentials of NATS user `user` at this site (the site's own passwords; its copy
+    /// of the CA).
     pub fn credentials(&self, user: &str) -> Credentials {
         self.secrets.credentials(user)
+    }
+
+    /// The site's users, passwords and certificates (`<dir>/secrets`).
+    pub fn secrets(&self) -> &ClusterSecrets {
+        &self.secrets
     }
 
     /// The `operator` user's.

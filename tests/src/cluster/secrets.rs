@@ -1,6 +1,8 @@
 //! The credentials and certificates of a locked-down hub cluster and its edge sites, made the
 //! way `deploy/cluster/up.sh` makes them (`deploy/lockdown.sh`): the users and subject
-//! permissions of `deploy/nats/users.conf`, a password per user and one for the routes, and a
+//! permissions of `deploy/nats/users.conf`, a password per user and one for the routes, a
+//! `leaf-<site>` user per edge site (`deploy/nats/leaf-user.conf`), users of its own at each
+//! site (none of the hub's passwords there), and a
 //! CA with a server certificate (`127.0.0.1`, `localhost`) made by the very shell function the
 //! scripts use, `rtdash_lockdown_tls` (openssl). Calling the script rather than generating
 //! certificates in Rust (`rcgen`) keeps one generator: the tests prove the certificates the
@@ -13,18 +15,18 @@
 //! `<dir>/n1/nats.conf` as `../secrets/nats-users.conf`, by an edge site's `<dir>/nats.conf`
 //! as `secrets/nats-users.conf`) and `<dir>/secrets/tls/{ca,server,server-key}.pem`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::bail;
 
-use crate::deploy;
-use crate::lockdown::{password, NATS_USERS, NATS_USERS_TEMPLATE};
+use crate::lockdown::{new_passwords, password, render_users};
 
 /// The user, password and CA a client connects to the hub or an edge site with.
 #[derive(Clone, Debug)]
 pub struct Credentials {
-    /// NATS user (`core-aggregator`, `gateway`, `edge-agent`, `operator`, `leaf`).
+    /// NATS user (`core-aggregator`, `gateway`, `edge-agent`, `operator`, `leaf-<site>`).
     pub user: String,
     /// Its password.
     pub password: String,
@@ -73,57 +75,80 @@ impl Credentials {
     }
 }
 
-/// A hub's (or an edge site's copy of the hub's) users, passwords and certificates.
+/// A hub's (or an edge site's) users, passwords and certificates.
 #[derive(Clone, Debug)]
 pub struct ClusterSecrets {
     /// `<dir>/secrets`.
     dir: PathBuf,
     passwords: HashMap<&'static str, String>,
+    /// The hub's edge sites' leaf users, `leaf-<site>`: site -> password. Shared by the clones
+    /// a cluster hands out, so a user added later is in every one.
+    leaf_passwords: Arc<Mutex<BTreeMap<String, String>>>,
     route_password: String,
 }
 
 impl ClusterSecrets {
-    /// Makes them under `<dir>/secrets`: the users file with new passwords, and the CA and
-    /// server certificate ([`make_tls`]).
+    /// Makes them under `<dir>/secrets`: the users file with new passwords (and no leaf user
+    /// yet: [`add_leaf_user`](Self::add_leaf_user)), and the CA and server certificate
+    /// ([`make_tls`]).
     pub(crate) fn generate(dir: &Path) -> anyhow::Result<Self> {
-        let passwords: HashMap<&'static str, String> = NATS_USERS
-            .iter()
-            .map(|(user, _)| (*user, password()))
-            .collect();
         let secrets = Self {
             dir: dir.join("secrets"),
-            passwords,
+            passwords: new_passwords(),
+            leaf_passwords: Arc::default(),
             route_password: password(),
         };
         std::fs::create_dir_all(&secrets.dir)?;
-        let values: Vec<(&str, &str)> = NATS_USERS
-            .iter()
-            .map(|(user, key)| (*key, secrets.passwords[user].as_str()))
-            .collect();
-        std::fs::write(
-            secrets.users_conf(),
-            deploy::render(NATS_USERS_TEMPLATE, &values)?,
-        )?;
+        secrets.write_users(&BTreeMap::new())?;
         make_tls(&secrets.dir.join("tls"))?;
         Ok(secrets)
     }
 
-    /// Copies the users file and the certificates into `<dir>/secrets` (an edge site's
-    /// directory, as `deploy/edge/up.sh` does); the copy's paths point there.
-    pub(crate) fn copy_to(&self, dir: &Path) -> anyhow::Result<Self> {
-        let copy = Self {
+    /// An edge site's secrets in `<dir>/secrets`, as `deploy/edge/up.sh` makes them: users of
+    /// its own with new passwords (none of the hub's, no leaf user), a copy of the hub's CA
+    /// and a server certificate of its own signed by it ([`make_site_tls`]).
+    pub(crate) fn for_site(&self, dir: &Path) -> anyhow::Result<Self> {
+        let site = Self {
             dir: dir.join("secrets"),
-            ..self.clone()
+            passwords: new_passwords(),
+            leaf_passwords: Arc::default(),
+            route_password: password(),
         };
-        std::fs::create_dir_all(copy.dir.join("tls"))?;
-        std::fs::copy(self.users_conf(), copy.users_conf())?;
-        for file in ["ca.pem", "server.pem", "server-key.pem"] {
-            std::fs::copy(
-                self.dir.join("tls").join(file),
-                copy.dir.join("tls").join(file),
-            )?;
+        std::fs::create_dir_all(&site.dir)?;
+        site.write_users(&BTreeMap::new())?;
+        make_site_tls(&site.dir.join("tls"), &self.dir.join("tls"))?;
+        Ok(site)
+    }
+
+    /// Adds edge site `site`'s leaf user, `leaf-<site>`, with a new password, and writes the
+    /// users file again (the servers take it on a reload). False when it was there already.
+    pub(crate) fn add_leaf_user(&self, site: &str) -> anyhow::Result<bool> {
+        let mut leaf_passwords = self.leaf_passwords.lock().expect("leaf users lock");
+        if leaf_passwords.contains_key(site) {
+            return Ok(false);
         }
-        Ok(copy)
+        leaf_passwords.insert(site.to_owned(), password());
+        self.write_users(&leaf_passwords)?;
+        Ok(true)
+    }
+
+    /// The credentials of edge site `site`'s leaf user, if it has one.
+    pub fn leaf_credentials(&self, site: &str) -> Option<Credentials> {
+        let leaf_passwords = self.leaf_passwords.lock().expect("leaf users lock");
+        leaf_passwords.get(site).map(|password| Credentials {
+            user: format!("leaf-{site}"),
+            password: password.clone(),
+            ca: self.ca(),
+        })
+    }
+
+    /// Writes the users file: the users' passwords and `leaf_passwords`' leaf users.
+    fn write_users(&self, leaf_passwords: &BTreeMap<String, String>) -> anyhow::Result<()> {
+        std::fs::write(
+            self.users_conf(),
+            render_users(&self.passwords, leaf_passwords)?,
+        )?;
+        Ok(())
     }
 
     /// `<dir>/secrets/nats-users.conf`.
@@ -151,7 +176,7 @@ impl ClusterSecrets {
         &self.route_password
     }
 
-    /// The credentials of `user` (one of [`NATS_USERS`]).
+    /// The credentials of `user` (one of [`crate::lockdown::NATS_USERS`]).
     pub fn credentials(&self, user: &str) -> Credentials {
         let (user, password) = self
             .passwords
@@ -179,15 +204,28 @@ impl ClusterSecrets {
 /// Makes a CA and a server certificate into `dir` with `rtdash_lockdown_tls` of
 /// `deploy/lockdown.sh` (openssl): `ca.pem`, `ca-key.pem`, `server.pem`, `server-key.pem`.
 pub fn make_tls(dir: &Path) -> anyhow::Result<()> {
+    lockdown_tls(&[dir])
+}
+
+/// Makes an edge site's certificate into `dir` with `rtdash_lockdown_tls DIR CA_DIR`: a copy
+/// of `ca_dir`'s `ca.pem` and a `server.pem`, `server-key.pem` of its own signed by that CA
+/// (no CA key in `dir`).
+pub(crate) fn make_site_tls(dir: &Path, ca_dir: &Path) -> anyhow::Result<()> {
+    lockdown_tls(&[dir, ca_dir])
+}
+
+/// Runs `rtdash_lockdown_tls` with `args`.
+fn lockdown_tls(args: &[&Path]) -> anyhow::Result<()> {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|dir| dir.as_os_str()).collect();
     let output = crate::lockdown::deploy_functions(
-        r#"unset RTDASH_TLS_SANS; rtdash_lockdown_tls "$1""#,
-        &[dir.as_os_str()],
+        r#"unset RTDASH_TLS_SANS; rtdash_lockdown_tls "$@""#,
+        &args,
         &[],
     )?;
     if !output.status.success() {
         bail!(
-            "rtdash_lockdown_tls {} failed: {}",
-            dir.display(),
+            "rtdash_lockdown_tls {:?} failed: {}",
+            args,
             String::from_utf8_lossy(&output.stderr)
         );
     }
