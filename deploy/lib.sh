@@ -188,24 +188,36 @@ rtdash_stop_all() {
 	done
 }
 
-# rtdash_wait_http NAME URL TIMEOUT_SECONDS: wait for URL to answer 2xx while NAME still runs.
-rtdash_wait_http() {
-	local name=$1 url=$2 timeout=$3 deadline log
+# rtdash_wait_ready NAME TIMEOUT_SECONDS WHAT CHECK...: run CHECK until it succeeds while
+# service NAME still runs; on a timeout or an exit, say "NAME WHAT" and show NAME's last log lines.
+rtdash_wait_ready() {
+	local name=$1 timeout=$2 what=$3 deadline log
+	shift 3
 	log="$RTDASH_STATE/logs/$name.log"
 	deadline=$((SECONDS + timeout))
-	until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+	until "$@"; do
 		if ! rtdash_service_pid "$name" >/dev/null; then
 			rtdash_log "$name exited before it was ready; last lines of $log:"
 			tail -n 20 "$log" >&2
 			return 1
 		fi
 		if ((SECONDS >= deadline)); then
-			rtdash_log "$name was not ready at $url within ${timeout}s; last lines of $log:"
+			rtdash_log "$name $what within ${timeout}s; last lines of $log:"
 			tail -n 20 "$log" >&2
 			return 1
 		fi
 		sleep 0.2
 	done
+}
+
+# rtdash_http_ok URL: true when URL answers 2xx within 2 s.
+rtdash_http_ok() {
+	curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null
+}
+
+# rtdash_wait_http NAME URL TIMEOUT_SECONDS: wait for URL to answer 2xx while NAME still runs.
+rtdash_wait_http() {
+	rtdash_wait_ready "$1" "$3" "was not ready at $2" rtdash_http_ok "$2"
 }
 
 # rtdash_go_tool NAME: path of the small Go program in deploy/tools/NAME, built once into
@@ -252,23 +264,8 @@ rtdash_nats_js_ready() {
 # rtdash_wait_nats_js NAME URL ENV_FILE TIMEOUT_SECONDS: wait until rtdash_nats_js_ready while
 # service NAME still runs: the health check of every nats-server the scripts start.
 rtdash_wait_nats_js() {
-	local name=$1 url=$2 env=$3 timeout=$4 deadline log
-	log="$RTDASH_STATE/logs/$name.log"
 	rtdash_go_tool natsreq >/dev/null # built before the clock starts
-	deadline=$((SECONDS + timeout))
-	until rtdash_nats_js_ready "$url" "$env"; do
-		if ! rtdash_service_pid "$name" >/dev/null; then
-			rtdash_log "$name exited before it was ready; last lines of $log:"
-			tail -n 20 "$log" >&2
-			return 1
-		fi
-		if ((SECONDS >= deadline)); then
-			rtdash_log "$name: JetStream did not answer on $url within ${timeout}s; last lines of $log:"
-			tail -n 20 "$log" >&2
-			return 1
-		fi
-		sleep 0.2
-	done
+	rtdash_wait_ready "$1" "$4" "(JetStream) did not answer on $2" rtdash_nats_js_ready "$2" "$3"
 }
 
 # rtdash_nats_monitoring PORT: the `http:` line of a rendered nats-server config: monitoring on
