@@ -309,7 +309,9 @@ impl Agent {
             durable: durable.clone(),
             idempotency: Some(Arc::clone(&idempotency)),
             definitions_loaded: definitions.ready_flag(),
-            schema: (config.schema.enabled && config.site.is_none())
+            schema: config
+                .schema
+                .enabled
                 .then(|| Arc::new(crate::schema::Catalog::new(config.schema.clone()))),
         });
         let statsd = match &config.statsd.tenant {
@@ -427,6 +429,10 @@ impl Agent {
             tasks.spawn(crate::schema::publisher::run(
                 Arc::clone(catalog),
                 self.js.clone(),
+                match self.config.site {
+                    Some(_) => crate::schema::publisher::Destination::Hub,
+                    None => crate::schema::publisher::Destination::Local,
+                },
                 self.agent_id.clone(),
                 Duration::from_millis(self.config.schema.publish_interval_ms),
                 self.tokens.background.clone(),

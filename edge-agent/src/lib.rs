@@ -30,7 +30,7 @@
 //!   streams (the site's `RTDASH_EDGE_*`, made by `deploy/edge/up.sh`, must exist), routes with
 //!   the partition count recorded on `RTDASH_EDGE_PARTIALS`, and reads metric definitions
 //!   from the site's mirror of `rtdash_config`; the hub sources the site's streams (see
-//!   [`site`]).
+//!   [`site`]) and its schema discovery records go to the hub's bucket.
 //! - **Sequence numbers** are monotonic per (agent, partition) across restarts: a start
 //!   continues from `max(persisted last + 1, highest spooled + 1, clock in µs)` (see
 //!   [`publish::seq`]). `acked_below` in a batch is the oldest unacknowledged seq of its

@@ -9,6 +9,7 @@
 //! | streams | created when missing (`ensure_topology`) | `RTDASH_EDGE_*`, made by `deploy/edge/up.sh`; must exist |
 //! | partition count | `rtdash.partitions` of `RTDASH_PARTIALS` | `rtdash.partitions` of `RTDASH_EDGE_PARTIALS` (copied from the hub) |
 //! | metric definitions | bucket `rtdash_config` | bucket `rtdash_config` in the site's domain: the read-only mirror |
+//! | schema discovery records | bucket `rtdash_schema` | the hub's `rtdash_schema`, through `$JS.hub.API` |
 //!
 //! At a site the agent never creates streams: `RTDASH_PARTIALS` (`rtdash.partials.*`) in the
 //! site's domain would store the hub's subjects on both sides of the leaf connection (every

@@ -73,6 +73,17 @@ pub fn schema_overflow_key(tenant: &str, agent: &str) -> String {
     format!("{tenant}.{agent}.overflow")
 }
 
+/// The hub's JetStream API prefix as seen from an edge site (the hub's JetStream domain is
+/// `hub`; a site's is `edge-<site>`).
+pub const HUB_JS_API: &str = "$JS.hub.API";
+
+/// The subject that writes `key` of the hub's `bucket` from an edge site: the bucket's
+/// `$KV.<bucket>.<key>` under [`HUB_JS_API`] (as a client writes through a mirror whose
+/// external API prefix is the hub's).
+pub fn hub_kv_subject(bucket: &str, key: &str) -> String {
+    format!("{HUB_JS_API}.$KV.{bucket}.{key}")
+}
+
 /// Key-value bucket of credentials ([`crate::auth::record`]): `key.<key_id>`,
 /// `used.<key_id>`, `link.<link_id>`, `secret.session`, `quota.<tenant>`.
 pub const KEYS_BUCKET: &str = "rtdash_keys";

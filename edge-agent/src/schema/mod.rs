@@ -10,8 +10,8 @@
 //!   `GET /v1/event-types` (see [`rtdash_shared::discovery`]).
 //!
 //! What a bound turns away is counted, never stored. A restarted agent starts from an empty
-//! record and overwrites its keys at its first publish; an agent at an edge site does not
-//! record (the bucket lives in the hub's domain).
+//! record and overwrites its keys at its first publish; an agent at an edge site writes to the
+//! hub's bucket through the hub's API prefix (its own domain has no such bucket).
 
 pub mod catalog;
 pub mod publisher;

@@ -2,6 +2,11 @@
 //! `rtdash_schema` bucket. A failed write is retried at the next tick with the newest record
 //! of its key; at most one record per key waits, so the backlog is bounded by the catalog's
 //! bounds.
+//!
+//! An agent at an edge site has no such bucket in its own JetStream domain: it writes to the
+//! hub's through the hub's API prefix ([`Destination::Hub`]), the way a client writes through
+//! a mirror with an external API prefix. While the link is cut the writes fail and the
+//! newest record of each key waits for the next tick.
 
 use super::catalog::Catalog;
 use async_nats::jetstream::{self, kv};
@@ -14,14 +19,28 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// Why a record was not written.
+type PutError = Box<dyn std::error::Error + Send + Sync>;
+
 /// How long the final publish at shutdown may take.
 const FINAL_PUBLISH: Duration = Duration::from_secs(2);
 
-/// Publishes `catalog`'s changes as agent `agent_id` every `every` until `stop`, then once
-/// more (bounded by [`FINAL_PUBLISH`]).
+/// Where the records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The bucket of the agent's own JetStream domain (an agent that talks to the hub).
+    Local,
+    /// The hub's bucket through the hub's JetStream API prefix ([`names::HUB_JS_API`]):
+    /// an agent at an edge site.
+    Hub,
+}
+
+/// Publishes `catalog`'s changes as agent `agent_id` to `destination` every `every` until
+/// `stop`, then once more (bounded by [`FINAL_PUBLISH`]).
 pub async fn run(
     catalog: Arc<Catalog>,
     js: jetstream::Context,
+    destination: Destination,
     agent_id: String,
     every: Duration,
     stop: CancellationToken,
@@ -29,6 +48,7 @@ pub async fn run(
     let mut publisher = Publisher {
         catalog,
         js,
+        destination,
         agent_id,
         bucket: None,
         pending: HashMap::new(),
@@ -48,7 +68,9 @@ pub async fn run(
 struct Publisher {
     catalog: Arc<Catalog>,
     js: jetstream::Context,
+    destination: Destination,
     agent_id: String,
+    /// The local bucket, once opened ([`Destination::Local`]).
     bucket: Option<kv::Store>,
     /// Key -> newest record not yet written.
     pending: HashMap<String, Bytes>,
@@ -75,21 +97,30 @@ impl Publisher {
 
     /// Writes every pending record; stops at the first failure.
     async fn flush(&mut self) {
-        let Some(bucket) = self.bucket().await else {
-            return;
+        let bucket = match self.destination {
+            Destination::Local => match self.bucket().await {
+                Some(bucket) => Some(bucket),
+                None => return,
+            },
+            Destination::Hub => None,
         };
         let keys: Vec<String> = self.pending.keys().cloned().collect();
         for key in keys {
             let Some(value) = self.pending.get(&key).cloned() else {
                 continue;
             };
-            match bucket.put(&key, value).await {
-                Ok(_) => {
+            let written = match &bucket {
+                Some(bucket) => bucket.put(&key, value).await.map(|_| ()).map_err(Box::from),
+                None => self.put_at_hub(&key, value).await,
+            };
+            match written {
+                Ok(()) => {
                     self.pending.remove(&key);
                 }
                 Err(err) => {
                     tracing::warn!(
-                        error = %rtdash_runtime::error_chain::ErrorChain(&err),
+                        error = %rtdash_runtime::error_chain::ErrorChain(err.as_ref()),
+                        destination = ?self.destination,
                         waiting = self.pending.len(),
                         "cannot write schema discovery records; retrying at the next tick"
                     );
@@ -97,6 +128,14 @@ impl Publisher {
                 }
             }
         }
+    }
+
+    /// A KV put into the hub's bucket: a publish to the bucket's subject under the hub's
+    /// API prefix, acknowledged by the hub's stream.
+    async fn put_at_hub(&self, key: &str, value: Bytes) -> Result<(), PutError> {
+        let subject = names::hub_kv_subject(names::SCHEMA_BUCKET, key);
+        self.js.publish(subject, value).await?.await?;
+        Ok(())
     }
 
     async fn bucket(&mut self) -> Option<kv::Store> {
