@@ -10,6 +10,9 @@
 //! end the hub's `RTDASH_PARTIALS` holds every partial batch exactly once (the same message ids
 //! as the edge stream, each once) and their counts add up to the accepted events; every dead
 //! letter reaches the hub's `RTDASH_DLQ` and every archived event the hub's `RTDASH_EVENTS`.
+//! The agent's schema discovery records reach the hub's `rtdash_schema` bucket (the site's
+//! domain has none): written while linked, held while cut and written after the link is
+//! restored, each counting exactly the events its agent instance accepted.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context as _};
 use edge_agent::AgentConfig;
+use rtdash_shared::discovery::TypeRecord;
 use rtdash_shared::messages::{DeadLetter, PartialBatch};
 use rtdash_shared::names;
 use rtdash_shared::wire;
@@ -52,7 +56,37 @@ fn agent_config(site: &EdgeSite, state_dir: &Path) -> AgentConfig {
     config.archive_events = true;
     config.publish.ack_timeout_ms = 2_000;
     config.publish.retry_backoff_max_ms = 500;
+    config.schema.publish_interval_ms = 200;
     config
+}
+
+/// Waits until the hub's schema bucket holds `key` with a record counting `events` events;
+/// the record, or an error naming what the bucket held last.
+async fn wait_hub_schema(
+    bucket: &async_nats::jetstream::kv::Store,
+    key: &str,
+    events: u64,
+    timeout: Duration,
+) -> anyhow::Result<TypeRecord> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match bucket.get(key).await? {
+            Some(value) => {
+                let record = TypeRecord::decode(&value)?;
+                if record.events == events {
+                    return Ok(record);
+                }
+                format!("a record of {} events", record.events)
+            }
+            None => "nothing".to_owned(),
+        };
+        ensure!(
+            Instant::now() < deadline,
+            "the hub's {} holds {last} under {key}, want {events} events",
+            names::SCHEMA_BUCKET
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What the test sent and what the agent said it took.
@@ -191,6 +225,18 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
     }
     let before = sent.accepted;
     wait_messages_at_least(&hub, names::DLQ_STREAM, sent.rejected).await?;
+    // Schema discovery: the site's agent writes its record to the hub's bucket.
+    let hub_schema = hub.get_key_value(names::SCHEMA_BUCKET).await?;
+    let schema_key = names::schema_type_key("acme", &agent_id, "pay");
+    let record = wait_hub_schema(&hub_schema, &schema_key, before, Duration::from_secs(20))
+        .await
+        .context("schema discovery while linked")?;
+    let mut properties: Vec<&str> = record.properties.iter().map(|p| p.name.as_str()).collect();
+    properties.sort_unstable();
+    ensure!(
+        properties == ["region", "usd"],
+        "properties recorded at the hub: {properties:?}"
+    );
 
     // Cut: the site keeps accepting; the hub sees nothing of it.
     tokio::task::block_in_place(|| site.cut_link())?;
@@ -199,6 +245,7 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
     let edge_partials_at_cut = stream_messages(&edge, names::EDGE_PARTIALS_STREAM).await?;
     let cut = Instant::now();
     let mut restarted = false;
+    let mut accepted_at_restart = 0;
     while cut.elapsed() < cut_for {
         if !restarted && cut.elapsed() >= cut_for / 2 {
             // Restarted while cut: it reads its metric definitions (and keys) from the site's
@@ -212,6 +259,7 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
             .await?;
             agent.api.wait_ready(Duration::from_secs(20)).await?;
             restarted = true;
+            accepted_at_restart = sent.accepted;
         }
         post_batch(&agent.api, 100, &mut sent).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -235,6 +283,15 @@ async fn an_agent_at_an_edge_site_buffers_while_cut_and_the_hub_gets_everything_
     for _ in 0..10 {
         post_batch(&agent.api, 50, &mut sent).await?;
     }
+    // The restarted agent's record (from an empty catalog) held while cut reaches the hub.
+    wait_hub_schema(
+        &hub_schema,
+        &schema_key,
+        sent.accepted - accepted_at_restart,
+        Duration::from_secs(30),
+    )
+    .await
+    .context("schema discovery after the link was restored")?;
     agent.stop().await?;
 
     // Everything the edge stream holds reaches the hub, once.
