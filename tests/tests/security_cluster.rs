@@ -224,10 +224,10 @@ async fn answered(client: &async_nats::Client, subject: &str) -> bool {
 
 /// The leaf user's subject permissions (deploy/nats/leaf-user.conf) hold on a linked site: a
 /// client at the site, with the site's operator credentials (everything on its own server),
-/// gets no answer from the hub's API beyond account info, no hub stream or bucket read, no
-/// live updates or other services' replies, and what it publishes on hub subjects never
-/// reaches the hub; through the same link the hub sources the site's stream and the site
-/// mirrors the config bucket.
+/// gets no answer from the hub's API beyond account info and schema discovery writes, no hub
+/// stream or bucket read or other bucket write, no live updates or other services' replies,
+/// and what it publishes on hub subjects never reaches the hub; through the same link the hub
+/// sources the site's stream and the site mirrors the config bucket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_site_gets_only_what_its_link_needs_from_the_hub() -> anyhow::Result<()> {
     let (cluster, hub) = start_hub("hub").await?;
@@ -269,6 +269,22 @@ async fn an_edge_site_gets_only_what_its_link_needs_from_the_hub() -> anyhow::Re
         answered(&at_site, "$JS.hub.API.INFO").await,
         "the hub's account info did not answer through the link"
     );
+    // A schema discovery record written through the hub's API prefix lands in the hub's bucket.
+    let schema_key = names::schema_type_key("t1", "s1-agent", "pay");
+    ensure!(
+        answered(
+            &at_site,
+            &names::hub_kv_subject(names::SCHEMA_BUCKET, &schema_key)
+        )
+        .await,
+        "a schema record written through the link was not acknowledged"
+    );
+    let hub_schema = hub.get_key_value(names::SCHEMA_BUCKET).await?;
+    ensure!(
+        hub_schema.get(&schema_key).await?.is_some(),
+        "the hub's {} does not hold {schema_key}",
+        names::SCHEMA_BUCKET
+    );
 
     // What it is not for: the hub's streams, buckets and consumers.
     for subject in [
@@ -280,6 +296,9 @@ async fn an_edge_site_gets_only_what_its_link_needs_from_the_hub() -> anyhow::Re
         "$JS.hub.API.CONSUMER.CREATE.RTDASH_PARTIALS",
         "$JS.hub.API.CONSUMER.CREATE.RTDASH_EVENTS",
         "$JS.hub.API.STREAM.DELETE.RTDASH_PARTIALS",
+        // Writes through the hub's API prefix reach only the schema bucket and keys' `used.`.
+        "$JS.hub.API.$KV.rtdash_config.metric.t1.m1",
+        "$JS.hub.API.$KV.rtdash_keys.key.k",
     ] {
         ensure!(
             !answered(&at_site, subject).await,
